@@ -1,0 +1,40 @@
+// swift-tools-version: 6.0
+import PackageDescription
+
+let package = Package(
+    name: "toolcfg",
+    platforms: [.macOS(.v13)],
+    products: [
+        .library(name: "ToolConfigKit", targets: ["ToolConfigKit"]),
+        .executable(name: "toolcfg", targets: ["toolcfg"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+    ],
+    targets: [
+        // Thin system-library modules: headers and link flags, nothing else.
+        .systemLibrary(name: "COpenSSL", pkgConfig: "openssl", providers: [.apt(["libssl-dev"])]),
+        .systemLibrary(name: "CArgon2", pkgConfig: "libargon2", providers: [.apt(["libargon2-dev"])]),
+        .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
+        // The PBKDF2 hot loop (2,000 SHA-256 compressions per stored secret) in C over OpenSSL's
+        // block function: see the comment at the top of pbkdf2_sha256.c for why and how it is checked.
+        .target(name: "CFastPBKDF2", dependencies: ["COpenSSL"]),
+        // Reads migrations/*.sql at build time and writes them into the library as Swift source.
+        .executableTarget(name: "MigrationEmbedder"),
+        .plugin(name: "EmbedMigrations", capability: .buildTool(), dependencies: ["MigrationEmbedder"]),
+        .target(
+            name: "ToolConfigKit",
+            dependencies: ["COpenSSL", "CArgon2", "CSQLite", "CFastPBKDF2"],
+            plugins: ["EmbedMigrations"]
+        ),
+        .executableTarget(
+            name: "toolcfg",
+            dependencies: [
+                "ToolConfigKit",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        .testTarget(name: "ToolConfigKitTests", dependencies: ["ToolConfigKit"]),
+    ],
+    swiftLanguageModes: [.v6]
+)

@@ -1,0 +1,55 @@
+/// The state of every version known to the files or the ledger.
+public struct MigrationStatusReport: Sendable, Codable {
+    public enum State: String, Sendable, Codable {
+        /// In the ledger with success and the file's checksum.
+        case applied
+        /// A file not yet in the ledger.
+        case pending
+        /// In the ledger with success = 0: a migration failed part way.
+        case dirty
+        /// In the ledger with a checksum that differs from the file.
+        case drifted
+        /// In the ledger with no file here: typically the application's own earlier migrations.
+        case missingFile = "missing-file"
+    }
+
+    public struct Entry: Sendable, Codable {
+        public var version: Int64
+        public var description: String
+        public var state: State
+        public var file: String?
+        public var reversible: Bool
+        public var installedOn: String?
+        public var executionTimeNanoseconds: Int64?
+        public var checksum: String?
+        /// For drifted entries: why the checksum differs, when it is only line endings and the like.
+        public var drift: String?
+    }
+
+    public var database: String
+    public var migrations: String
+    public var ledgerExists: Bool
+    public var entries: [Entry]
+
+    public func count(_ state: State) -> Int { entries.filter { $0.state == state }.count }
+    public var isUpToDate: Bool { entries.allSatisfy { $0.state == .applied || $0.state == .missingFile } }
+}
+
+/// What one `migrate up` or `migrate down` did.
+public struct MigrationRunReport: Sendable, Codable {
+    public enum Direction: String, Sendable, Codable { case up, down }
+
+    public struct Step: Sendable, Codable {
+        public var version: Int64
+        public var description: String
+        public var file: String
+        public var elapsedNanoseconds: Int64
+    }
+
+    public var database: String
+    public var migrations: String
+    public var direction: Direction
+    public var steps: [Step]
+    /// Versions of the ledger after the run.
+    public var appliedVersions: [Int64]
+}

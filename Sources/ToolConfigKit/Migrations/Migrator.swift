@@ -1,0 +1,168 @@
+import Foundation
+
+/// Applies and reverts migrations the way sqlx does: each in its own transaction together with its
+/// ledger row, refusing dirty and drifted databases unless told otherwise. Every plan is checked in
+/// full before the first migration runs.
+public struct Migrator {
+    public struct Options: Sendable {
+        public var allowDirty: Bool
+        public var allowDrift: Bool
+
+        public init(allowDirty: Bool = false, allowDrift: Bool = false) {
+            self.allowDirty = allowDirty
+            self.allowDrift = allowDrift
+        }
+    }
+
+    let connection: SQLiteConnection
+    let migrations: MigrationSet
+    let options: Options
+    let ledger: MigrationLedger
+
+    public init(connection: SQLiteConnection, migrations: MigrationSet, options: Options = Options()) {
+        self.connection = connection
+        self.migrations = migrations
+        self.options = options
+        self.ledger = MigrationLedger(connection: connection)
+    }
+
+    // MARK: status
+
+    public func status() throws -> MigrationStatusReport {
+        try ledger.checkOwnership()
+        let entries = try ledger.entries()
+        let byVersion = Dictionary(entries.map { ($0.version, $0) }, uniquingKeysWith: { first, _ in first })
+        let versions = Set(entries.map(\.version)).union(migrations.migrations.map(\.version)).sorted()
+        let rows = versions.map { version -> MigrationStatusReport.Entry in
+            let file = migrations.migration(version: version)
+            let row = byVersion[version]
+            var state: MigrationStatusReport.State
+            var drift: String?
+            switch (file, row) {
+            case (_, let row?) where !row.success: state = .dirty
+            case (nil, _?): state = .missingFile
+            case (let file?, let row?) where row.checksum != file.checksum:
+                state = .drifted
+                drift = ChecksumDrift.explain(file: file.up.bytes, recordedChecksum: row.checksum)
+            case (_?, _?): state = .applied
+            case (_?, nil): state = .pending
+            case (nil, nil): preconditionFailure("version from neither files nor ledger")
+            }
+            return .init(version: version,
+                         description: row?.description ?? file?.description ?? "",
+                         state: state,
+                         file: file?.up.fileName,
+                         reversible: file?.down != nil,
+                         installedOn: row?.installedOn,
+                         executionTimeNanoseconds: row?.executionTime,
+                         checksum: (row?.checksum ?? file?.checksum).map { Digest.hex($0) },
+                         drift: drift)
+        }
+        return MigrationStatusReport(database: connection.path, migrations: migrations.origin.description,
+                                     ledgerExists: try ledger.exists, entries: rows)
+    }
+
+    /// Refuses to act on a dirty or drifted database unless the options allow it.
+    private func preflight() throws -> [Int64: LedgerEntry] {
+        try ledger.checkOwnership()
+        let entries = try ledger.entries()
+        let dirty = entries.filter { !$0.success }.map(\.version)
+        if !dirty.isEmpty, !options.allowDirty { throw MigrationError.dirty(versions: dirty) }
+        if !options.allowDrift {
+            for entry in entries {
+                guard let file = migrations.migration(version: entry.version), file.checksum != entry.checksum else { continue }
+                throw MigrationError.drift(version: entry.version, file: file.up.fileName,
+                                           explanation: ChecksumDrift.explain(file: file.up.bytes, recordedChecksum: entry.checksum))
+            }
+        }
+        return Dictionary(entries.map { ($0.version, $0) }, uniquingKeysWith: { first, _ in first })
+    }
+
+    // MARK: up
+
+    /// Applies every pending migration, or those up to and including `target`.
+    public func up(to target: Int64? = nil) throws -> MigrationRunReport {
+        if let target, migrations.migration(version: target) == nil {
+            throw MigrationError.unknownVersion(target, direction: "up")
+        }
+        let applied = try preflight()
+        let pending = migrations.migrations.filter { applied[$0.version] == nil && $0.version <= (target ?? .max) }
+        var steps: [MigrationRunReport.Step] = []
+        for migration in pending {
+            let started = ContinuousClock.now
+            do {
+                if migration.runsWithoutTransaction {
+                    try connection.execute(migration.up.sql, context: migration.up.fileName)
+                    try connection.writeTransaction {
+                        try ledger.createIfMissing()
+                        try ledger.record(migration)
+                    }
+                } else {
+                    try connection.writeTransaction {
+                        try ledger.createIfMissing()
+                        try connection.execute(migration.up.sql, context: migration.up.fileName)
+                        try ledger.record(migration)
+                    }
+                }
+            } catch let error as DatabaseError {
+                throw MigrationError.failed(version: migration.version, file: migration.up.fileName, cause: error)
+            }
+            let elapsed = Self.nanoseconds(ContinuousClock.now - started)
+            try ledger.setExecutionTime(version: migration.version, nanoseconds: elapsed)
+            steps.append(.init(version: migration.version, description: migration.description,
+                               file: migration.up.fileName, elapsedNanoseconds: elapsed))
+        }
+        return try report(.up, steps)
+    }
+
+    // MARK: down
+
+    /// Reverts applied migrations newest first: by default one, or `steps` of them, or all above
+    /// `target` (0 for all). Every one to revert must have a down file, or nothing runs.
+    public func down(to target: Int64? = nil, steps count: Int? = nil) throws -> MigrationRunReport {
+        let applied = try preflight()
+        let newestFirst = applied.keys.sorted(by: >)
+        let toRevert: [Int64]
+        if let target {
+            guard target == 0 || applied[target] != nil || migrations.migration(version: target) != nil else {
+                throw MigrationError.unknownVersion(target, direction: "down")
+            }
+            toRevert = newestFirst.filter { $0 > target }
+        } else {
+            toRevert = Array(newestFirst.prefix(max(count ?? 1, 0)))
+        }
+        let plan = try toRevert.map { version throws -> (Migration, MigrationScript) in
+            guard let migration = migrations.migration(version: version) else {
+                throw MigrationError.fileMissing(version: version, description: applied[version]?.description ?? "")
+            }
+            guard let down = migration.down else {
+                throw MigrationError.noDownMigration(version: version, file: migration.up.fileName)
+            }
+            return (migration, down)
+        }
+        var steps: [MigrationRunReport.Step] = []
+        for (migration, down) in plan {
+            let started = ContinuousClock.now
+            do {
+                try connection.writeTransaction {
+                    try connection.execute(down.sql, context: down.fileName)
+                    try ledger.remove(version: migration.version)
+                }
+            } catch let error as DatabaseError {
+                throw MigrationError.failed(version: migration.version, file: down.fileName, cause: error)
+            }
+            steps.append(.init(version: migration.version, description: migration.description,
+                               file: down.fileName, elapsedNanoseconds: Self.nanoseconds(ContinuousClock.now - started)))
+        }
+        return try report(.down, steps)
+    }
+
+    private func report(_ direction: MigrationRunReport.Direction, _ steps: [MigrationRunReport.Step]) throws -> MigrationRunReport {
+        MigrationRunReport(database: connection.path, migrations: migrations.origin.description,
+                           direction: direction, steps: steps, appliedVersions: try ledger.entries().map(\.version))
+    }
+
+    static func nanoseconds(_ duration: Duration) -> Int64 {
+        duration.components.seconds * 1_000_000_000 + duration.components.attoseconds / 1_000_000_000
+    }
+}

@@ -1,0 +1,55 @@
+/// The application's master key: 32 random bytes, kept as standard base64 text with padding.
+public struct MasterKey: Sendable {
+    public static let byteCount = 32
+    private static let fingerprintLabel = Array("toolcfg master-key fingerprint v1".utf8)
+
+    public let material: SecureBytes
+    public let source: SecretSource
+
+    public init(material: SecureBytes, source: SecretSource) throws(SecretError) {
+        guard material.count == Self.byteCount else {
+            throw .invalidMasterKey(source: source, reason: "it decodes to \(material.count) bytes, not \(Self.byteCount)")
+        }
+        self.material = material
+        self.source = source
+    }
+
+    /// Parses key text as the application stores it; one trailing newline (LF or CRLF) is allowed.
+    /// Errors say what is wrong with the text without repeating any of it.
+    public init(text: String, source: SecretSource) throws(SecretError) {
+        var trimmed = Substring(text)
+        if trimmed.hasSuffix("\r\n") { trimmed = trimmed.dropLast(2) } else if trimmed.hasSuffix("\n") { trimmed = trimmed.dropLast() }
+        guard !trimmed.isEmpty else { throw .invalidMasterKey(source: source, reason: "it is empty") }
+        if trimmed.contains(where: { $0.isWhitespace }) {
+            throw .invalidMasterKey(source: source, reason: "it contains whitespace or more than one line")
+        }
+        let bytes: [UInt8]
+        do {
+            bytes = try Base64.decode(String(trimmed), field: "master key")
+        } catch {
+            throw .invalidMasterKey(source: source, reason: "it is not canonical standard base64 with padding (\(trimmed.count) characters)")
+        }
+        var copy = bytes
+        defer { AESGCM.wipe(&copy) }
+        try self.init(material: SecureBytes(copy), source: source)
+    }
+
+    /// A fresh key from OpenSSL's secure random generator.
+    public static func generate() -> MasterKey {
+        let material = SecureBytes(count: byteCount) { SecureRandom.fill($0) }
+        // The length is right by construction.
+        return try! MasterKey(material: material, source: .generated)
+    }
+
+    /// The key as the application stores it. Only for writing a new key out; never logged.
+    public var base64Text: String {
+        material.withBytes { Base64.encode($0) }
+    }
+
+    /// Identifies the key in reports without revealing it: the first 8 bytes of
+    /// HMAC-SHA256(key, fixed label), as hex. Same key, same fingerprint, on every machine.
+    public var fingerprint: String {
+        let mac = material.withBytes { Digest.hmacSHA256(key: $0, message: Self.fingerprintLabel) }
+        return Digest.hex(mac.prefix(8))
+    }
+}

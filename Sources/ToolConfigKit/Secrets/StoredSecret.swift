@@ -1,0 +1,79 @@
+/// One stored secret as the database keeps it: three columns of standard base64.
+public struct StoredSecret: Sendable, Hashable, Codable {
+    public static let saltLength = 32
+    public static let nonceLength = 12
+    public static let iterations = 1000
+
+    public var encryptedAPIKey: String
+    public var salt: String
+    public var nonce: String
+
+    public init(encryptedAPIKey: String, salt: String, nonce: String) {
+        self.encryptedAPIKey = encryptedAPIKey
+        self.salt = salt
+        self.nonce = nonce
+    }
+
+    /// The decoded bytes, checked for shape: salt 32 bytes, nonce 12, ciphertext at least a tag.
+    public func decoded() throws(SecretError) -> DecodedSecret {
+        let salt = try Base64.decode(salt, field: "salt", length: Self.saltLength)
+        let nonce = try Base64.decode(nonce, field: "nonce", length: Self.nonceLength)
+        let sealed = try Base64.decode(encryptedAPIKey, field: "encrypted_api_key")
+        guard sealed.count >= AESGCM.tagLength else {
+            throw .wrongLength(field: "encrypted_api_key", expected: "at least \(AESGCM.tagLength)", actual: sealed.count)
+        }
+        return DecodedSecret(sealed: sealed, salt: salt, nonce: nonce)
+    }
+}
+
+/// A stored secret's bytes, after base64 and length checks.
+public struct DecodedSecret: Sendable, Hashable {
+    public var sealed: [UInt8]
+    public var salt: [UInt8]
+    public var nonce: [UInt8]
+
+    public var encoded: StoredSecret {
+        StoredSecret(encryptedAPIKey: Base64.encode(sealed), salt: Base64.encode(salt), nonce: Base64.encode(nonce))
+    }
+}
+
+/// The application's encrypt_api_key / decrypt_api_key: PBKDF2-HMAC-SHA256 x1000 over the master
+/// key bytes with the row's salt gives the row key; AES-256-GCM with the row's nonce, no AAD.
+public enum SecretCipher {
+    /// Derives the per-row key from the master key and a salt.
+    public static func rowKey(masterKey: MasterKey, salt: [UInt8]) -> SecureBytes {
+        SecureBytes(count: AESGCM.keyLength) { out in
+            masterKey.material.withBytes { password in
+                salt.withUnsafeBytes { PBKDF2.deriveKey(password: password, salt: $0, iterations: StoredSecret.iterations, into: out) }
+            }
+        }
+    }
+
+    /// Encrypts with a fresh random salt and nonce.
+    public static func encrypt(_ plaintext: String, masterKey: MasterKey) throws(SecretError) -> StoredSecret {
+        try encrypt(plaintext, masterKey: masterKey,
+                    salt: SecureRandom.bytes(StoredSecret.saltLength),
+                    nonce: SecureRandom.bytes(StoredSecret.nonceLength)).encoded
+    }
+
+    /// Encrypts with a given salt and nonce (test vectors; callers otherwise use fresh ones).
+    public static func encrypt(_ plaintext: String, masterKey: MasterKey, salt: [UInt8], nonce: [UInt8]) throws(SecretError) -> DecodedSecret {
+        let key = rowKey(masterKey: masterKey, salt: salt)
+        var bytes = Array(plaintext.utf8)
+        defer { AESGCM.wipe(&bytes) }
+        let sealed = try key.withBytes { k throws(SecretError) in try AESGCM.seal(key: k, nonce: nonce, plaintext: bytes) }
+        return DecodedSecret(sealed: sealed, salt: salt, nonce: nonce)
+    }
+
+    public static func decrypt(_ secret: StoredSecret, masterKey: MasterKey) throws(SecretError) -> String {
+        try decrypt(secret.decoded(), masterKey: masterKey)
+    }
+
+    public static func decrypt(_ secret: DecodedSecret, masterKey: MasterKey) throws(SecretError) -> String {
+        let key = rowKey(masterKey: masterKey, salt: secret.salt)
+        var bytes = try key.withBytes { k throws(SecretError) in try AESGCM.open(key: k, nonce: secret.nonce, sealed: secret.sealed) }
+        defer { AESGCM.wipe(&bytes) }
+        guard let text = String(validating: bytes, as: UTF8.self) else { throw .plaintextNotUTF8 }
+        return text
+    }
+}

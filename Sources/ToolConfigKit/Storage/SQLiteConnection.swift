@@ -1,0 +1,171 @@
+import CSQLite
+import Foundation
+
+/// One SQLite connection, set up the same way for every command: WAL, a busy timeout, foreign keys
+/// on, and writes inside `BEGIN IMMEDIATE` so a writer takes the lock up front and waits for it,
+/// instead of failing with SQLITE_BUSY when a deferred transaction tries to upgrade.
+/// Not Sendable: a connection belongs to the thread that opened it.
+public final class SQLiteConnection {
+    public enum OpenMode: Sendable {
+        case readOnly
+        case readWrite
+        /// Creates the file if it does not exist (migrate up on a new database).
+        case readWriteCreate
+    }
+
+    public struct Options: Sendable {
+        public var busyTimeout: Duration
+        public var journalModeWAL: Bool
+
+        public init(busyTimeout: Duration = .seconds(10), journalModeWAL: Bool = true) {
+            self.busyTimeout = busyTimeout
+            self.journalModeWAL = journalModeWAL
+        }
+    }
+
+    public let path: String
+    public let mode: OpenMode
+    private var handle: OpaquePointer?
+
+    public init(path: String, mode: OpenMode = .readWrite, options: Options = Options()) throws(DatabaseError) {
+        self.path = path
+        self.mode = mode
+        if mode != .readWriteCreate, path != ":memory:", !FileManager.default.fileExists(atPath: path) {
+            throw DatabaseError(code: SQLITE_CANTOPEN, message: "no such database file", path: path)
+        }
+        let flags: Int32 = switch mode {
+        case .readOnly: SQLITE_OPEN_READONLY
+        case .readWrite: SQLITE_OPEN_READWRITE
+        case .readWriteCreate: SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE
+        }
+        var db: OpaquePointer?
+        let status = sqlite3_open_v2(path, &db, flags | SQLITE_OPEN_NOMUTEX, nil)
+        handle = db
+        guard status == SQLITE_OK else {
+            let message = db.map { String(cString: sqlite3_errmsg($0)) } ?? "cannot open"
+            sqlite3_close_v2(db)
+            handle = nil
+            throw DatabaseError(code: status, message: message, path: path, context: "opening")
+        }
+        sqlite3_extended_result_codes(db, 1)
+        let milliseconds = options.busyTimeout.components.seconds * 1000 + options.busyTimeout.components.attoseconds / 1_000_000_000_000_000
+        sqlite3_busy_timeout(db, Int32(clamping: milliseconds))
+        // The first statement reads the header: a file that is not SQLite fails here, clearly.
+        try execute("PRAGMA foreign_keys = ON")
+        _ = try queryInt64("SELECT count(*) FROM sqlite_master")
+        if options.journalModeWAL, mode != .readOnly, path != ":memory:" {
+            // Setting WAL needs no lock when it is already set; asking only when needed keeps
+            // concurrent openers from contending for it.
+            if try queryText("PRAGMA journal_mode")?.lowercased() != "wal" {
+                _ = try queryText("PRAGMA journal_mode = WAL")
+            }
+        }
+    }
+
+    deinit { close() }
+
+    public func close() {
+        if let handle { sqlite3_close_v2(handle) }
+        handle = nil
+    }
+
+    // MARK: errors
+
+    func error(_ status: Int32, context: String?) -> DatabaseError {
+        let message = handle.map { String(cString: sqlite3_errmsg($0)) } ?? String(cString: sqlite3_errstr(status))
+        let extended = handle.map { sqlite3_extended_errcode($0) } ?? status
+        return DatabaseError(code: status, extendedCode: extended, message: message, path: path, context: context)
+    }
+
+    func check(_ status: Int32, context: String?) throws(DatabaseError) {
+        guard status == SQLITE_OK else { throw error(status, context: context) }
+    }
+
+    // MARK: statements
+
+    public func prepare(_ sql: String) throws(DatabaseError) -> SQLiteStatement {
+        var statement: OpaquePointer?
+        let status = sqlite3_prepare_v3(handle, sql, -1, UInt32(SQLITE_PREPARE_PERSISTENT), &statement, nil)
+        guard status == SQLITE_OK, let statement else {
+            throw error(status, context: "preparing \(SQLiteStatement.abbreviate(sql))")
+        }
+        return SQLiteStatement(handle: statement, connection: self, sql: sql)
+    }
+
+    /// Runs every statement of a script in order. A failure names the line where the failing
+    /// statement starts, counted from 1 in `sql`.
+    public func execute(_ sql: String, context: String? = nil) throws(DatabaseError) {
+        let bytes = Array(sql.utf8) + [0]
+        var failure: DatabaseError?
+        bytes.withUnsafeBufferPointer { buffer in
+            let start = UnsafeRawPointer(buffer.baseAddress!).assumingMemoryBound(to: CChar.self)
+            var cursor: UnsafePointer<CChar>? = start
+            while let current = cursor, current.pointee != 0 {
+                var statement: OpaquePointer?
+                var tail: UnsafePointer<CChar>?
+                var status = sqlite3_prepare_v2(handle, current, -1, &statement, &tail)
+                if status == SQLITE_OK, let statement {
+                    repeat { status = sqlite3_step(statement) } while status == SQLITE_ROW
+                    if status == SQLITE_DONE { status = SQLITE_OK }
+                }
+                if status != SQLITE_OK {
+                    // Skip leading whitespace so the line is that of the statement's first token.
+                    var first = current - start
+                    while first < bytes.count - 1, [0x20, 0x09, 0x0a, 0x0d].contains(bytes[first]) { first += 1 }
+                    let line = bytes[..<first].reduce(1) { $1 == 0x0a ? $0 + 1 : $0 }
+                    let where_ = [context, "line \(line)"].compactMap { $0 }.joined(separator: ", ")
+                    failure = self.error(status, context: where_)
+                    sqlite3_finalize(statement)
+                    return
+                }
+                sqlite3_finalize(statement)
+                cursor = tail
+            }
+        }
+        if let failure { throw failure }
+    }
+
+    public func queryInt64(_ sql: String, _ values: [SQLiteStatement.Value] = []) throws(DatabaseError) -> Int64? {
+        let statement = try prepare(sql)
+        try statement.bind(values)
+        return try statement.step() && !statement.isNull(0) ? statement.int64(0) : nil
+    }
+
+    public func queryText(_ sql: String, _ values: [SQLiteStatement.Value] = []) throws(DatabaseError) -> String? {
+        let statement = try prepare(sql)
+        try statement.bind(values)
+        return try statement.step() ? statement.text(0) : nil
+    }
+
+    public var changes: Int { Int(sqlite3_changes64(handle)) }
+    public var lastInsertRowID: Int64 { sqlite3_last_insert_rowid(handle) }
+    public var isInTransaction: Bool { sqlite3_get_autocommit(handle) == 0 }
+
+    // MARK: transactions
+
+    /// Runs `body` inside `BEGIN IMMEDIATE ... COMMIT`; any error rolls everything back.
+    public func writeTransaction<T>(_ body: () throws -> T) throws -> T {
+        try execute("BEGIN IMMEDIATE", context: "taking the write lock")
+        do {
+            let result = try body()
+            try execute("COMMIT", context: "committing")
+            return result
+        } catch {
+            if isInTransaction { try? execute("ROLLBACK") }
+            throw error
+        }
+    }
+
+    /// Table and view names in the main schema.
+    public func tableExists(_ name: String) throws(DatabaseError) -> Bool {
+        try queryInt64("SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?1", [.text(name)]) ?? 0 > 0
+    }
+
+    public func columnNames(of table: String) throws(DatabaseError) -> [String] {
+        let statement = try prepare("SELECT name FROM pragma_table_info(?1) ORDER BY cid")
+        try statement.bind(.text(table), at: 1)
+        var names: [String] = []
+        while try statement.step() { names.append(statement.text(0) ?? "") }
+        return names
+    }
+}

@@ -1,0 +1,113 @@
+import CSQLite
+import Foundation
+
+/// A prepared statement owned by one connection (and so by one thread).
+public final class SQLiteStatement {
+    private let handle: OpaquePointer
+    private unowned let connection: SQLiteConnection
+    public let sql: String
+
+    init(handle: OpaquePointer, connection: SQLiteConnection, sql: String) {
+        self.handle = handle
+        self.connection = connection
+        self.sql = sql
+    }
+
+    deinit { sqlite3_finalize(handle) }
+
+    public enum Value: Sendable, Hashable {
+        case null
+        case integer(Int64)
+        case real(Double)
+        case text(String)
+        case blob([UInt8])
+    }
+
+    // MARK: binding (1-based, as SQLite counts)
+
+    public func bind(_ value: Value, at index: Int32) throws(DatabaseError) {
+        let status: Int32
+        switch value {
+        case .null: status = sqlite3_bind_null(handle, index)
+        case .integer(let v): status = sqlite3_bind_int64(handle, index, v)
+        case .real(let v): status = sqlite3_bind_double(handle, index, v)
+        case .text(let v): status = sqlite3_bind_text(handle, index, v, -1, toolcfg_sqlite_transient())
+        case .blob(let v):
+            status = v.withUnsafeBytes { sqlite3_bind_blob(handle, index, $0.baseAddress ?? UnsafeRawPointer(bitPattern: 1), Int32($0.count), toolcfg_sqlite_transient()) }
+        }
+        try connection.check(status, context: "binding parameter \(index)")
+    }
+
+    public func bind(_ values: [Value]) throws(DatabaseError) {
+        for (offset, value) in values.enumerated() { try bind(value, at: Int32(offset + 1)) }
+    }
+
+    public func bind(_ text: String?, at index: Int32) throws(DatabaseError) {
+        try bind(text.map(Value.text) ?? .null, at: index)
+    }
+
+    public func bind(_ integer: Int64, at index: Int32) throws(DatabaseError) {
+        try bind(.integer(integer), at: index)
+    }
+
+    // MARK: stepping
+
+    /// Advances; true when a row is available.
+    @discardableResult
+    public func step() throws(DatabaseError) -> Bool {
+        let status = sqlite3_step(handle)
+        switch status {
+        case SQLITE_ROW: return true
+        case SQLITE_DONE: return false
+        default: throw connection.error(status, context: "running \(Self.abbreviate(sql))")
+        }
+    }
+
+    public func reset() {
+        sqlite3_reset(handle)
+        sqlite3_clear_bindings(handle)
+    }
+
+    /// Binds, runs to completion and resets: for INSERT/UPDATE/DELETE.
+    public func run(_ values: [Value] = []) throws(DatabaseError) {
+        defer { reset() }
+        try bind(values)
+        while try step() {}
+    }
+
+    // MARK: columns (0-based)
+
+    public var columnCount: Int32 { sqlite3_column_count(handle) }
+    public func columnName(_ index: Int32) -> String { String(cString: sqlite3_column_name(handle, index)) }
+    public func isNull(_ index: Int32) -> Bool { sqlite3_column_type(handle, index) == SQLITE_NULL }
+    public func int64(_ index: Int32) -> Int64 { sqlite3_column_int64(handle, index) }
+    public func double(_ index: Int32) -> Double { sqlite3_column_double(handle, index) }
+
+    public func text(_ index: Int32) -> String? {
+        guard let pointer = sqlite3_column_text(handle, index) else { return nil }
+        let count = Int(sqlite3_column_bytes(handle, index))
+        return String(decoding: UnsafeBufferPointer(start: pointer, count: count), as: UTF8.self)
+    }
+
+    public func blob(_ index: Int32) -> [UInt8]? {
+        if sqlite3_column_type(handle, index) == SQLITE_NULL { return nil }
+        let count = Int(sqlite3_column_bytes(handle, index))
+        guard count > 0, let pointer = sqlite3_column_blob(handle, index) else { return [] }
+        return [UInt8](UnsafeRawBufferPointer(start: pointer, count: count))
+    }
+
+    public func value(_ index: Int32) -> Value {
+        switch sqlite3_column_type(handle, index) {
+        case SQLITE_NULL: .null
+        case SQLITE_INTEGER: .integer(int64(index))
+        case SQLITE_FLOAT: .real(double(index))
+        case SQLITE_TEXT: .text(text(index) ?? "")
+        default: .blob(blob(index) ?? [])
+        }
+    }
+
+    static func abbreviate(_ sql: String) -> String {
+        let flat = sql.split(whereSeparator: \.isWhitespace).joined(separator: " ")
+        return flat.count > 80 ? String(flat.prefix(77)) + "..." : flat
+    }
+}
