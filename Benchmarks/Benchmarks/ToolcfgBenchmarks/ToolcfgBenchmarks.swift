@@ -1,0 +1,64 @@
+// toolcfg benchmark suite (ordo-one/benchmark). Run through `scripts/bench.sh [section]` or, from
+// Benchmarks/, `swift package benchmark --target ToolcfgBenchmarks`.
+//
+// Naming: every benchmark name starts with its section ("PBKDF2 ...", later "CSV ...", "Rotation
+// ...") so that `swift package benchmark --filter '^PBKDF2'` (what scripts/bench.sh does) selects
+// one section. Add a new section as another `register...Benchmarks()` function called below.
+
+import Benchmark
+import ToolConfigKit
+
+let benchmarks: @Sendable () -> Void = {
+    registerPBKDF2Benchmarks()
+    // registerCSVBenchmarks()       // CSV export/import (later issue)
+    // registerRotationBenchmarks()  // key rotation (later issue)
+}
+
+// MARK: - PBKDF2
+
+/// Parameters of the stored-secret row key: PBKDF2-HMAC-SHA256, 1000 iterations, 32-byte password,
+/// 32-byte salt, 32-byte output. scripts/bench_pbkdf2.py measures exactly the same derivation.
+enum PBKDF2Params {
+    static let iterations = 1000
+    static let length = 32
+    static let password: [UInt8] = (0..<32).map { UInt8(truncatingIfNeeded: $0 &* 7 &+ 1) }
+    static let salt: [UInt8] = (0..<32).map { UInt8(truncatingIfNeeded: $0 &* 13 &+ 5) }
+}
+
+func registerPBKDF2Benchmarks() {
+    // One derivation is ~0.1 to 0.4 ms, so one derivation per measured iteration (.one) already has
+    // good timer resolution and gives thousands of samples; the inner loop still goes through
+    // scaledIterations so a larger scaling factor only needs a change here.
+    let configuration = Benchmark.Configuration(
+        metrics: [.wallClock, .cpuTotal, .throughput, .mallocCountTotal],
+        timeUnits: .microseconds,
+        warmupIterations: 50,
+        scalingFactor: .one,
+        maxDuration: .seconds(3),
+        maxIterations: 20_000,
+        setup: {
+            // Both paths must agree before either is worth timing.
+            let fast = PBKDF2.deriveKey(password: PBKDF2Params.password, salt: PBKDF2Params.salt,
+                                        iterations: PBKDF2Params.iterations, length: PBKDF2Params.length)
+            let reference = PBKDF2.deriveKey(password: PBKDF2Params.password, salt: PBKDF2Params.salt,
+                                             iterations: PBKDF2Params.iterations, length: PBKDF2Params.length,
+                                             reference: true)
+            precondition(fast == reference, "fast PBKDF2 and PKCS5_PBKDF2_HMAC disagree")
+        }
+    )
+
+    Benchmark("PBKDF2 fast", configuration: configuration) { benchmark in
+        for _ in benchmark.scaledIterations {
+            blackHole(PBKDF2.deriveKey(password: PBKDF2Params.password, salt: PBKDF2Params.salt,
+                                       iterations: PBKDF2Params.iterations, length: PBKDF2Params.length))
+        }
+    }
+
+    Benchmark("PBKDF2 OpenSSL PKCS5", configuration: configuration) { benchmark in
+        for _ in benchmark.scaledIterations {
+            blackHole(PBKDF2.deriveKey(password: PBKDF2Params.password, salt: PBKDF2Params.salt,
+                                       iterations: PBKDF2Params.iterations, length: PBKDF2Params.length,
+                                       reference: true))
+        }
+    }
+}

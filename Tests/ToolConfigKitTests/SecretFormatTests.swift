@@ -1,0 +1,145 @@
+import Foundation
+import Testing
+@testable import ToolConfigKit
+
+struct Vector: Decodable, Sendable, CustomTestStringConvertible {
+    var master_key: String
+    var plaintext: String
+    var salt: String
+    var nonce: String
+    var encrypted_api_key: String
+    var derived_key_hex: String
+    var why: String?
+
+    var testDescription: String { why ?? "plaintext of \(plaintext.utf8.count) bytes" }
+}
+
+struct VectorFile: Decodable {
+    var vectors: [Vector]
+    var must_fail: [Vector]
+
+    static let shared: VectorFile = {
+        let data = try! Data(contentsOf: Repository.vectors)
+        return try! JSONDecoder().decode(VectorFile.self, from: data)
+    }()
+}
+
+@Suite("Stored-secret format")
+struct SecretFormatTests {
+    @Test("reproduces every vector: row key, ciphertext and plaintext", arguments: VectorFile.shared.vectors)
+    func vector(_ v: Vector) throws {
+        let master = try key(v.master_key)
+        let salt = try Base64.decode(v.salt, field: "salt", length: 32)
+        let nonce = try Base64.decode(v.nonce, field: "nonce", length: 12)
+        let rowKey = SecretCipher.rowKey(masterKey: master, salt: salt)
+        #expect(rowKey.withBytes { Digest.hex($0) } == v.derived_key_hex)
+        let sealed = try SecretCipher.encrypt(v.plaintext, masterKey: master, salt: salt, nonce: nonce)
+        #expect(sealed.encoded == StoredSecret(encryptedAPIKey: v.encrypted_api_key, salt: v.salt, nonce: v.nonce))
+        let stored = StoredSecret(encryptedAPIKey: v.encrypted_api_key, salt: v.salt, nonce: v.nonce)
+        #expect(try SecretCipher.decrypt(stored, masterKey: master) == v.plaintext)
+    }
+
+    @Test("rejects every must_fail vector with authenticationFailed", arguments: VectorFile.shared.must_fail)
+    func mustFail(_ v: Vector) throws {
+        let stored = StoredSecret(encryptedAPIKey: v.encrypted_api_key, salt: v.salt, nonce: v.nonce)
+        #expect(throws: SecretError.authenticationFailed) { try SecretCipher.decrypt(stored, masterKey: try key(v.master_key)) }
+    }
+
+    @Test("any single altered byte of ciphertext, tag, salt or nonce is refused")
+    func tamperEveryByte() throws {
+        let master = MasterKey.generate()
+        let decoded = try SecretCipher.encrypt("sk-tamper-me", masterKey: master, salt: SecureRandom.bytes(32), nonce: SecureRandom.bytes(12))
+        for index in decoded.sealed.indices {
+            var altered = decoded
+            altered.sealed[index] ^= 0x01
+            #expect(throws: SecretError.authenticationFailed) { try SecretCipher.decrypt(altered, masterKey: master) }
+        }
+        for index in [0, 31] {
+            var altered = decoded
+            altered.salt[index] ^= 0x80
+            #expect(throws: SecretError.authenticationFailed) { try SecretCipher.decrypt(altered, masterKey: master) }
+        }
+        var altered = decoded
+        altered.nonce[11] ^= 0x01
+        #expect(throws: SecretError.authenticationFailed) { try SecretCipher.decrypt(altered, masterKey: master) }
+    }
+
+    @Test("fresh salt and nonce on every encryption")
+    func freshRandomness() throws {
+        let master = MasterKey.generate()
+        let secrets = try (0..<50).map { _ in try SecretCipher.encrypt("same", masterKey: master) }
+        #expect(Set(secrets.map(\.salt)).count == 50)
+        #expect(Set(secrets.map(\.nonce)).count == 50)
+        for secret in secrets { #expect(try SecretCipher.decrypt(secret, masterKey: master) == "same") }
+    }
+
+    @Test("shape checks: salt 32, nonce 12, ciphertext at least the tag", arguments: [
+        (StoredSecret(encryptedAPIKey: Base64.encode([UInt8](repeating: 1, count: 16)), salt: Base64.encode([UInt8](repeating: 1, count: 31)), nonce: Base64.encode([UInt8](repeating: 1, count: 12))), "salt"),
+        (StoredSecret(encryptedAPIKey: Base64.encode([UInt8](repeating: 1, count: 16)), salt: Base64.encode([UInt8](repeating: 1, count: 32)), nonce: Base64.encode([UInt8](repeating: 1, count: 16))), "nonce"),
+        (StoredSecret(encryptedAPIKey: Base64.encode([UInt8](repeating: 1, count: 15)), salt: Base64.encode([UInt8](repeating: 1, count: 32)), nonce: Base64.encode([UInt8](repeating: 1, count: 12))), "encrypted_api_key"),
+        (StoredSecret(encryptedAPIKey: "not base64!", salt: Base64.encode([UInt8](repeating: 1, count: 32)), nonce: Base64.encode([UInt8](repeating: 1, count: 12))), "encrypted_api_key"),
+    ])
+    func shapes(_ secret: StoredSecret, field: String) {
+        do {
+            _ = try secret.decoded()
+            Issue.record("accepted a malformed \(field)")
+        } catch {
+            #expect(error.description.hasPrefix(field + ":"))
+        }
+    }
+
+    @Test("base64 is strict: canonical standard alphabet with padding only", arguments: [
+        ("AAAA", true), ("AA==", true), ("", true),
+        ("AA", false), ("AA=", false), ("AB==", false), ("A-_A", false), ("AA AA", false), ("AAAA\n", false), ("====", false),
+    ])
+    func base64Strictness(_ text: String, valid: Bool) {
+        #expect(((try? Base64.decode(text, field: "f")) != nil) == valid)
+    }
+
+    @Test("fast PBKDF2 equals OpenSSL's PKCS5_PBKDF2_HMAC over varied inputs")
+    func fastMatchesReference() {
+        var generator = SystemRandomNumberGenerator()
+        // Lengths straddle the HMAC block (64) and the SHA-256 output (32) boundaries.
+        for _ in 0..<150 {
+            let password = SecureRandom.bytes(Int.random(in: 0...130, using: &generator))
+            let salt = SecureRandom.bytes(Int.random(in: 0...100, using: &generator))
+            let iterations = Int.random(in: 1...40, using: &generator)
+            let length = Int.random(in: 1...100, using: &generator)
+            let fast = PBKDF2.deriveKey(password: password, salt: salt, iterations: iterations, length: length)
+            let reference = PBKDF2.deriveKey(password: password, salt: salt, iterations: iterations, length: length, reference: true)
+            #expect(fast == reference, "password \(password.count) B, salt \(salt.count) B, c=\(iterations), dkLen=\(length)")
+        }
+        let master = SecureRandom.bytes(32), salt = SecureRandom.bytes(32)
+        #expect(PBKDF2.deriveKey(password: master, salt: salt, iterations: 1000, length: 32)
+                == PBKDF2.deriveKey(password: master, salt: salt, iterations: 1000, length: 32, reference: true))
+    }
+
+    @Test("PBKDF2-HMAC-SHA256 published vectors")
+    func publishedPBKDF2() {
+        let cases: [(String, String, Int, Int, String)] = [
+            ("password", "salt", 1, 32, "120fb6cffcf8b32c43e7225256c4f837a86548c92ccc35480805987cb70be17b"),
+            ("password", "salt", 2, 32, "ae4d0c95af6b46d32d0adff928f06dd02a303f8ef3c251dfd6e2d85a95474c43"),
+            ("password", "salt", 4096, 32, "c5e478d59288c841aa530db6845c4c8d962893a001ce4e11a4963873aa98134a"),
+            ("passwordPASSWORDpassword", "saltSALTsaltSALTsaltSALTsaltSALTsalt", 4096, 40,
+             "348c89dbcbd32b2f32d814b8116e84cf2b17347ebc1800181c4e2a1fb8dd53e1c635518c7dac47e9"),
+        ]
+        for (password, salt, iterations, length, expected) in cases {
+            let derived = PBKDF2.deriveKey(password: Array(password.utf8), salt: Array(salt.utf8), iterations: iterations, length: length)
+            #expect(Digest.hex(derived) == expected)
+        }
+    }
+
+    @Test("Argon2id refuses parameters outside the caps")
+    func argon2Caps() {
+        let cases: [Argon2id.Parameters] = [
+            .init(memoryKiB: 2 * 1024 * 1024, iterations: 3, lanes: 4),
+            .init(memoryKiB: 65536, iterations: 1000, lanes: 4),
+            .init(memoryKiB: 65536, iterations: 3, lanes: 0),
+            .init(memoryKiB: 4, iterations: 3, lanes: 4),
+        ]
+        for parameters in cases {
+            #expect(throws: SecretError.self) { try parameters.validated() }
+        }
+        #expect((try? Argon2id.Parameters.recommended.validated()) != nil)
+    }
+}

@@ -1,0 +1,101 @@
+import Foundation
+import Testing
+@testable import ToolConfigKit
+
+/// Paths of the repository, found from this file so tests run from any directory.
+enum Repository {
+    static let root: URL = URL(fileURLWithPath: #filePath)
+        .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    static let migrations = root.appendingPathComponent("migrations")
+    static let scripts = root.appendingPathComponent("scripts")
+    static let vectors = root.deletingLastPathComponent().appendingPathComponent("shared/vectors/bodhi-crypto-vectors.json")
+
+    /// The toolcfg executable built beside the test bundle.
+    static var toolcfg: URL {
+        var folder = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
+        for _ in 0..<4 {
+            let candidate = folder.appendingPathComponent("toolcfg")
+            if FileManager.default.isExecutableFile(atPath: candidate.path) { return candidate }
+            folder.deleteLastPathComponent()
+        }
+        return root.appendingPathComponent(".build/debug/toolcfg")
+    }
+}
+
+/// A fresh folder per test, removed when the value goes away.
+final class TemporaryFolder {
+    let url: URL
+
+    init() throws {
+        url = FileManager.default.temporaryDirectory.appendingPathComponent("toolcfg-test-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
+    }
+
+    func path(_ name: String) -> String { url.appendingPathComponent(name).path }
+
+    deinit { try? FileManager.default.removeItem(at: url) }
+}
+
+struct ProcessResult {
+    var status: Int32
+    var stdout: String
+    var stderr: String
+}
+
+/// Runs a program with the given standard input and environment additions.
+func runProcess(_ executable: URL, _ arguments: [String], stdin: Data = Data(),
+                environment: [String: String] = [:], removing: [String] = []) throws -> ProcessResult {
+    let process = Process()
+    process.executableURL = executable
+    process.arguments = arguments
+    var env = ProcessInfo.processInfo.environment
+    for key in removing { env[key] = nil }
+    env.merge(environment) { _, new in new }
+    process.environment = env
+    let input = Pipe(), output = Pipe(), error = Pipe()
+    process.standardInput = input
+    process.standardOutput = output
+    process.standardError = error
+    try process.run()
+    // Read both pipes concurrently so a large output cannot block the child.
+    nonisolated(unsafe) var errorData = Data()
+    let reader = Thread { errorData = error.fileHandleForReading.readDataToEndOfFile() }
+    reader.start()
+    input.fileHandleForWriting.write(stdin)
+    try input.fileHandleForWriting.close()
+    let outData = output.fileHandleForReading.readDataToEndOfFile()
+    process.waitUntilExit()
+    while !reader.isFinished { usleep(1000) }
+    return ProcessResult(status: process.terminationStatus,
+                         stdout: String(decoding: outData, as: UTF8.self),
+                         stderr: String(decoding: errorData, as: UTF8.self))
+}
+
+func toolcfg(_ arguments: [String], stdin: Data = Data(), environment: [String: String] = [:]) throws -> ProcessResult {
+    try runProcess(Repository.toolcfg, arguments, stdin: stdin, environment: environment,
+                   removing: ["TOOLCFG_DB", "TOOLCFG_MASTER_KEY", "TOOLCFG_NEW_MASTER_KEY", "TOOLCFG_PASSPHRASE"])
+}
+
+/// Runs scripts/crypto_peer.py (Python's `cryptography`) with a JSON request.
+func cryptoPeer(_ mode: String, _ request: [String: Any]) throws -> Any {
+    let python = URL(fileURLWithPath: "/usr/bin/env")
+    let result = try runProcess(python, ["python3", Repository.scripts.appendingPathComponent("crypto_peer.py").path, mode],
+                                stdin: try JSONSerialization.data(withJSONObject: request))
+    guard result.status == 0 else {
+        Issue.record("crypto_peer.py \(mode) failed: \(result.stderr)")
+        throw CancellationError()
+    }
+    return try JSONSerialization.jsonObject(with: Data(result.stdout.utf8), options: [.fragmentsAllowed])
+}
+
+func key(_ base64: String) throws -> MasterKey {
+    try MasterKey(text: base64, source: .generated)
+}
+
+/// A named schema object, for comparing what migrations created.
+func schemaObjects(_ connection: SQLiteConnection) throws -> [String] {
+    let statement = try connection.prepare("SELECT type || ' ' || name FROM sqlite_master WHERE name NOT LIKE 'sqlite_autoindex_%' ORDER BY type, name")
+    var names: [String] = []
+    while try statement.step() { names.append(statement.text(0) ?? "") }
+    return names
+}
