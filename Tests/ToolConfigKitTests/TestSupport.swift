@@ -99,3 +99,13 @@ func schemaObjects(_ connection: SQLiteConnection) throws -> [String] {
     while try statement.step() { names.append(statement.text(0) ?? "") }
     return names
 }
+
+/// The error a body throws, or nil; erases typed throws so tests can inspect any error.
+func thrownError(_ body: () throws -> Void) -> (any Error)? {
+    do {
+        try body()
+        return nil
+    } catch {
+        return error
+    }
+}

@@ -18,7 +18,8 @@ public struct MasterKey: Sendable {
     /// Errors say what is wrong with the text without repeating any of it.
     public init(text: String, source: SecretSource) throws(SecretError) {
         var trimmed = Substring(text)
-        if trimmed.hasSuffix("\r\n") { trimmed = trimmed.dropLast(2) } else if trimmed.hasSuffix("\n") { trimmed = trimmed.dropLast() }
+        // "\r\n" is a single Character in Swift.
+        if trimmed.last == "\n" || trimmed.last == "\r\n" { trimmed = trimmed.dropLast() }
         guard !trimmed.isEmpty else { throw .invalidMasterKey(source: source, reason: "it is empty") }
         if trimmed.contains(where: { $0.isWhitespace }) {
             throw .invalidMasterKey(source: source, reason: "it contains whitespace or more than one line")

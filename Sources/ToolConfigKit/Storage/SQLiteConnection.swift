@@ -109,9 +109,7 @@ public final class SQLiteConnection {
                     if status == SQLITE_DONE { status = SQLITE_OK }
                 }
                 if status != SQLITE_OK {
-                    // Skip leading whitespace so the line is that of the statement's first token.
-                    var first = current - start
-                    while first < bytes.count - 1, [0x20, 0x09, 0x0a, 0x0d].contains(bytes[first]) { first += 1 }
+                    let first = Self.firstToken(in: bytes, from: current - start)
                     let line = bytes[..<first].reduce(1) { $1 == 0x0a ? $0 + 1 : $0 }
                     let where_ = [context, "line \(line)"].compactMap { $0 }.joined(separator: ", ")
                     failure = self.error(status, context: where_)
@@ -123,6 +121,27 @@ public final class SQLiteConnection {
             }
         }
         if let failure { throw failure }
+    }
+
+    /// Skips whitespace and comments, so an error points at the statement, not the gap before it.
+    static func firstToken(in bytes: [UInt8], from offset: Int) -> Int {
+        var i = offset
+        let end = bytes.count
+        while i < end {
+            switch bytes[i] {
+            case 0x20, 0x09, 0x0a, 0x0d:
+                i += 1
+            case 0x2d where i + 1 < end && bytes[i + 1] == 0x2d:  // -- to end of line
+                while i < end, bytes[i] != 0x0a { i += 1 }
+            case 0x2f where i + 1 < end && bytes[i + 1] == 0x2a:  // /* ... */
+                i += 2
+                while i + 1 < end, !(bytes[i] == 0x2a && bytes[i + 1] == 0x2f) { i += 1 }
+                i = min(i + 2, end)
+            default:
+                return i
+            }
+        }
+        return min(offset, end)
     }
 
     public func queryInt64(_ sql: String, _ values: [SQLiteStatement.Value] = []) throws(DatabaseError) -> Int64? {

@@ -1,0 +1,76 @@
+import CSQLite
+import Foundation
+import Testing
+@testable import ToolConfigKit
+
+@Suite("SQLite connection layer")
+struct ConnectionTests {
+    @Test("every connection runs in WAL with foreign keys on")
+    func pragmas() throws {
+        let folder = try TemporaryFolder()
+        let connection = try SQLiteConnection(path: folder.path("a.db"), mode: .readWriteCreate)
+        #expect(try connection.queryText("PRAGMA journal_mode") == "wal")
+        #expect(try connection.queryInt64("PRAGMA foreign_keys") == 1)
+    }
+
+    @Test("a writer waits for the lock, then fails with exit 75 past the busy timeout")
+    func busy() throws {
+        let folder = try TemporaryFolder()
+        let holder = try SQLiteConnection(path: folder.path("a.db"), mode: .readWriteCreate)
+        try holder.execute("CREATE TABLE t (x)")
+        try holder.execute("BEGIN IMMEDIATE")
+        let waiter = try SQLiteConnection(path: folder.path("a.db"), options: .init(busyTimeout: .milliseconds(100)))
+        let error = try #require(thrownError { try waiter.writeTransaction { try waiter.execute("INSERT INTO t VALUES (1)") } } as? DatabaseError)
+        #expect(error.isBusy)
+        #expect(error.exitStatus == .temporaryFailure)
+        try holder.execute("ROLLBACK")
+        try waiter.writeTransaction { try waiter.execute("INSERT INTO t VALUES (1)") }
+        #expect(try holder.queryInt64("SELECT count(*) FROM t") == 1)
+    }
+
+    @Test("a failing transaction leaves nothing behind")
+    func rollback() throws {
+        struct Boom: Error {}
+        let folder = try TemporaryFolder()
+        let connection = try SQLiteConnection(path: folder.path("a.db"), mode: .readWriteCreate)
+        try connection.execute("CREATE TABLE t (x)")
+        #expect(throws: Boom.self) {
+            try connection.writeTransaction {
+                try connection.execute("INSERT INTO t VALUES (1)")
+                throw Boom()
+            }
+        }
+        #expect(try connection.queryInt64("SELECT count(*) FROM t") == 0)
+        #expect(!connection.isInTransaction)
+    }
+
+    @Test("a script error names the line of the failing statement")
+    func scriptLine() throws {
+        let folder = try TemporaryFolder()
+        let connection = try SQLiteConnection(path: folder.path("a.db"), mode: .readWriteCreate)
+        let error = try #require(thrownError {
+            try connection.execute("CREATE TABLE a (x);\n-- comment\n/* block\n comment */\nCREATE TABLE a (y);", context: "f.sql")
+        } as? DatabaseError)
+        #expect(error.context == "f.sql, line 5")
+        #expect(error.message.contains("already exists"))
+    }
+
+    @Test("missing file, non-SQLite file and read-only file map to the contract's exit statuses")
+    func openErrors() throws {
+        let folder = try TemporaryFolder()
+        let missing = try #require(thrownError { _ = try SQLiteConnection(path: folder.path("none.db")) } as? DatabaseError)
+        #expect(missing.exitStatus == .noInput)
+        #expect(!FileManager.default.fileExists(atPath: folder.path("none.db")))
+
+        try Data("this is not a database, just text that is long enough to have a header".utf8).write(to: folder.url.appendingPathComponent("text.db"))
+        let notADatabase = try #require(thrownError { _ = try SQLiteConnection(path: folder.path("text.db")) } as? DatabaseError)
+        #expect(notADatabase.code == SQLITE_NOTADB)
+        #expect(notADatabase.exitStatus == .dataError)
+
+        let path = folder.path("ro.db")
+        try SQLiteConnection(path: path, mode: .readWriteCreate).execute("CREATE TABLE t (x)")
+        let reader = try SQLiteConnection(path: path, mode: .readOnly)
+        let readOnly = try #require(thrownError { try reader.execute("INSERT INTO t VALUES (1)") } as? DatabaseError)
+        #expect(readOnly.exitStatus == .ioError)
+    }
+}
