@@ -1,0 +1,283 @@
+import Foundation
+import Testing
+@testable import ToolConfigKit
+
+/// A database as the application leaves it before 0007: its own tables (api_model_aliases with
+/// encrypted keys) and a sqlx ledger with versions 1 to 6 that have no file in toolcfg's folder.
+func makeApplicationDatabase(at path: String) throws {
+    let connection = try SQLiteConnection(path: path, mode: .readWriteCreate)
+    try connection.execute(MigrationLedger.createSQL)
+    try connection.execute("""
+        CREATE TABLE api_model_aliases (
+            id TEXT PRIMARY KEY,
+            api_format TEXT NOT NULL DEFAULT 'openai',
+            base_url TEXT NOT NULL,
+            models_json TEXT NOT NULL,
+            encrypted_api_key TEXT NOT NULL,
+            salt TEXT NOT NULL,
+            nonce TEXT NOT NULL,
+            created_at INTEGER NOT NULL,
+            updated_at INTEGER NOT NULL
+        );
+        CREATE TABLE app_settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+        CREATE TABLE downloads (id INTEGER PRIMARY KEY AUTOINCREMENT, url TEXT NOT NULL);
+        INSERT INTO downloads (url) VALUES ('https://example.invalid/model.gguf');
+        """)
+    let master = try key(MasterKeyTests.valid)
+    let insert = try connection.prepare("INSERT INTO api_model_aliases VALUES (?1, 'openai', 'https://api.example.invalid/v1', '[]', ?2, ?3, ?4, 1700000000, 1700000000)")
+    for index in 1...3 {
+        let secret = try SecretCipher.encrypt("sk-alias-\(index)", masterKey: master)
+        try insert.run([.text("alias-\(index)"), .text(secret.encryptedAPIKey), .text(secret.salt), .text(secret.nonce)])
+    }
+    let ledger = try connection.prepare("INSERT INTO _sqlx_migrations (version, description, installed_on, success, checksum, execution_time) VALUES (?1, ?2, '2025-01-0' || ?1 || ' 10:00:00', 1, ?3, 1000)")
+    for version in Int64(1)...6 {
+        try ledger.run([.integer(version), .text("app migration \(version)"), .blob(Digest.sha384(Array("app \(version)".utf8)))])
+    }
+}
+
+/// Every table's rows, in a comparable form.
+func contents(_ connection: SQLiteConnection, table: String) throws -> [[SQLiteStatement.Value]] {
+    let statement = try connection.prepare("SELECT * FROM \"\(table)\" ORDER BY 1")
+    var rows: [[SQLiteStatement.Value]] = []
+    while try statement.step() { rows.append((0..<statement.columnCount).map(statement.value)) }
+    return rows
+}
+
+/// Writes a migrations folder for a test.
+func migrationsFolder(_ folder: TemporaryFolder, _ files: [String: String]) throws -> String {
+    let path = folder.path("migrations-\(UUID().uuidString.prefix(8))")
+    try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+    for (name, text) in files { try Data(text.utf8).write(to: URL(fileURLWithPath: path).appendingPathComponent(name)) }
+    return path
+}
+
+@Suite("Migrations and the sqlx ledger")
+struct MigrationTests {
+    static let seedObjects = ["index idx_user_tool_configs_enabled", "index idx_user_tool_configs_tool_id",
+                              "index idx_user_tool_configs_user_id", "table user_tool_configs"]
+
+    @Test("the built-in migrations are byte for byte the files of migrations/")
+    func embeddedEqualsFiles() throws {
+        let embedded = try MigrationSet.embedded()
+        let files = try MigrationSet.load(folder: Repository.migrations.path)
+        let sqlOnDisk = try FileManager.default.contentsOfDirectory(atPath: Repository.migrations.path).filter { $0.hasSuffix(".sql") }.sorted()
+        #expect(embedded.migrations.flatMap { [$0.up.fileName] + ($0.down.map { [$0.fileName] } ?? []) }.sorted() == sqlOnDisk)
+        #expect(embedded.migrations == files.migrations)
+        for migration in embedded.migrations {
+            let onDisk = try Data(contentsOf: Repository.migrations.appendingPathComponent(migration.up.fileName))
+            #expect(migration.checksum == Digest.sha384([UInt8](onDisk)))
+        }
+        #expect(embedded.migrations.map(\.version) == [7])
+        #expect(embedded.migrations.first?.description == "tools config")
+    }
+
+    @Test("file names are read as sqlx reads them", arguments: [
+        ("0007_tools_config.up.sql", 7, "tools config", "up"),
+        ("0007_tools_config.down.sql", 7, "tools config", "down"),
+        ("20240101120000_add_x.sql", 20240101120000, "add x", "simple"),
+        ("3_a_b_c.up.sql", 3, "a b c", "up"),
+    ] as [(String, Int64, String, String)])
+    func fileNames(_ name: String, version: Int64, description: String, kind: String) throws {
+        let parsed = try #require(MigrationFileName(name))
+        #expect(parsed.version == version)
+        #expect(parsed.description == description)
+        #expect("\(parsed.kind)" == kind)
+    }
+
+    @Test("names sqlx ignores are ignored", arguments: ["abc_x.sql", "0_x.sql", "7.sql", "7_x.txt", "README.md", "-1_x.sql"])
+    func ignoredNames(_ name: String) {
+        #expect(MigrationFileName(name) == nil)
+    }
+
+    @Test("up on an empty database creates exactly the seed's table and indexes and records version 7; down removes exactly them")
+    func emptyDatabase() throws {
+        let folder = try TemporaryFolder()
+        let connection = try SQLiteConnection(path: folder.path("a.db"), mode: .readWriteCreate)
+        let migrator = Migrator(connection: connection, migrations: try .embedded())
+        let report = try migrator.up()
+        #expect(report.steps.map(\.version) == [7])
+        let objects = try schemaObjects(connection)
+        #expect(objects == Self.seedObjects.prefix(3) + ["table _sqlx_migrations", "table sqlite_sequence", "table user_tool_configs"])
+        let entry = try #require(try MigrationLedger(connection: connection).entries().first)
+        #expect(entry.version == 7 && entry.description == "tools config" && entry.success)
+        #expect(entry.checksum == Digest.sha384(Array(try Data(contentsOf: Repository.migrations.appendingPathComponent("0007_tools_config.up.sql")))))
+        #expect(entry.executionTime > 0)
+        let columns = try connection.columnNames(of: "user_tool_configs")
+        #expect(columns == ["id", "user_id", "tool_id", "enabled", "encrypted_api_key", "salt", "nonce", "created_at", "updated_at"])
+
+        #expect(try migrator.up().steps.isEmpty)
+        let down = try migrator.down()
+        #expect(down.steps.map(\.version) == [7])
+        // What stays is bookkeeping: the ledger (empty, as sqlx leaves it) and SQLite's sequence table.
+        #expect(try schemaObjects(connection) == ["table _sqlx_migrations", "table sqlite_sequence"])
+        #expect(try MigrationLedger(connection: connection).entries().isEmpty)
+        #expect(try migrator.up().steps.map(\.version) == [7])
+    }
+
+    @Test("on the application's database: 1..6 are left alone, 7 is added and removed, nothing else changes")
+    func applicationDatabase() throws {
+        let folder = try TemporaryFolder()
+        let path = folder.path("app.db")
+        try makeApplicationDatabase(at: path)
+        let connection = try SQLiteConnection(path: path)
+        let tables = ["_sqlx_migrations", "api_model_aliases", "app_settings", "downloads", "sqlite_sequence"]
+        let before = try tables.map { try contents(connection, table: $0) }
+        let objectsBefore = try schemaObjects(connection)
+        let migrator = Migrator(connection: connection, migrations: try .embedded())
+
+        let status = try migrator.status()
+        #expect(status.entries.map(\.state) == Array(repeating: .missingFile, count: 6) + [.pending])
+
+        #expect(try migrator.up().steps.map(\.version) == [7])
+        #expect(Set(try schemaObjects(connection)) == Set(objectsBefore + Self.seedObjects))
+        #expect(try MigrationLedger(connection: connection).entries().map(\.version) == Array(1...7))
+        #expect(try migrator.status().entries.map(\.state) == Array(repeating: .missingFile, count: 6) + [.applied])
+        #expect(try tables.dropFirst().map { try contents(connection, table: $0) } == Array(before.dropFirst()))
+
+        #expect(try migrator.down().steps.map(\.version) == [7])
+        #expect(try schemaObjects(connection) == objectsBefore)
+        #expect(try tables.map { try contents(connection, table: $0) } == before)
+
+        // Reverting the application's own versions is refused before anything runs.
+        _ = try migrator.up()
+        let error = thrownError { _ = try migrator.down(to: 0) }
+        #expect("\(error.map(String.init(describing:)) ?? "")".contains("migration 6"))
+        #expect(try MigrationLedger(connection: connection).entries().map(\.version) == Array(1...7))
+    }
+
+    @Test("a drifted checksum is refused, explained, and allowed with allowDrift")
+    func drift() throws {
+        let folder = try TemporaryFolder()
+        let connection = try SQLiteConnection(path: folder.path("a.db"), mode: .readWriteCreate)
+        _ = try Migrator(connection: connection, migrations: try .embedded()).up()
+        try connection.execute("UPDATE _sqlx_migrations SET checksum = randomblob(48) WHERE version = 7")
+        let migrator = Migrator(connection: connection, migrations: try .embedded())
+        let error = try #require(thrownError { _ = try migrator.down() } as? MigrationError)
+        #expect(error.exitStatus == .dataError)
+        #expect(error.description.contains("checksum mismatch"))
+        let status = try migrator.status()
+        #expect(status.entries.first?.state == .drifted)
+        #expect(status.entries.first?.drift == nil)
+        #expect(try schemaObjects(connection).contains("table user_tool_configs"))
+        let allowed = Migrator(connection: connection, migrations: try .embedded(), options: .init(allowDrift: true))
+        #expect(try allowed.down().steps.map(\.version) == [7])
+    }
+
+    @Test("drift of only line endings, byte order mark or trailing newline is named as such", arguments: [
+        ("CRLF", "line endings"), ("BOM", "byte order mark"), ("trailing", "newline"),
+    ])
+    func falseDrift(_ change: String, expected: String) throws {
+        let folder = try TemporaryFolder()
+        let original = String(decoding: try Data(contentsOf: Repository.migrations.appendingPathComponent("0007_tools_config.up.sql")), as: UTF8.self)
+        let rewritten = switch change {
+        case "CRLF": original.replacingOccurrences(of: "\n", with: "\r\n")
+        case "BOM": "\u{FEFF}" + original
+        default: original + "\n\n"
+        }
+        let migrations = try migrationsFolder(folder, ["0007_tools_config.up.sql": rewritten])
+        let connection = try SQLiteConnection(path: folder.path("a.db"), mode: .readWriteCreate)
+        _ = try Migrator(connection: connection, migrations: try .embedded()).up()
+        let status = try Migrator(connection: connection, migrations: try .load(folder: migrations)).status()
+        #expect(status.entries.first?.state == .drifted)
+        let explanation = try #require(status.entries.first?.drift)
+        #expect(explanation.contains("only the byte order mark, line endings or trailing newlines differ"))
+        #expect(explanation.contains(expected))
+        let error = try #require(thrownError { _ = try Migrator(connection: connection, migrations: try .load(folder: migrations)).up() })
+        #expect("\(error)".contains(expected))
+    }
+
+    @Test("a dirty ledger row is refused for up and down, and allowed with allowDirty")
+    func dirty() throws {
+        let folder = try TemporaryFolder()
+        let connection = try SQLiteConnection(path: folder.path("a.db"), mode: .readWriteCreate)
+        _ = try Migrator(connection: connection, migrations: try .embedded()).up()
+        try connection.execute("UPDATE _sqlx_migrations SET success = 0")
+        let migrator = Migrator(connection: connection, migrations: try .embedded())
+        for run in [{ _ = try migrator.up() }, { _ = try migrator.down() }] as [() throws -> Void] {
+            let error = try #require(thrownError(run) as? MigrationError)
+            #expect(error.description.contains("dirty"))
+        }
+        #expect(try migrator.status().entries.first?.state == .dirty)
+        #expect(try Migrator(connection: connection, migrations: try .embedded(), options: .init(allowDirty: true)).down().steps.count == 1)
+    }
+
+    @Test("another tool's ledger, or a _sqlx_migrations of another shape, is refused and nothing is written", arguments: [
+        "CREATE TABLE seaql_migrations (version TEXT PRIMARY KEY, applied_at BIGINT NOT NULL)",
+        "CREATE TABLE __diesel_schema_migrations (version VARCHAR(50) PRIMARY KEY, run_on TIMESTAMP)",
+        "CREATE TABLE schema_migrations (version BIGINT PRIMARY KEY, dirty BOOLEAN NOT NULL)",
+        "CREATE TABLE _sqlx_migrations (version BIGINT PRIMARY KEY, name TEXT)",
+    ])
+    func foreignLedger(_ sql: String) throws {
+        let folder = try TemporaryFolder()
+        let connection = try SQLiteConnection(path: folder.path("a.db"), mode: .readWriteCreate)
+        try connection.execute(sql)
+        let before = try schemaObjects(connection)
+        let migrator = Migrator(connection: connection, migrations: try .embedded())
+        for run in [{ _ = try migrator.up() }, { _ = try migrator.status() }] as [() throws -> Void] {
+            let error = try #require(thrownError(run) as? MigrationError)
+            #expect(error.exitStatus == .dataError)
+        }
+        #expect(try schemaObjects(connection) == before)
+    }
+
+    @Test("a failing migration rolls back with its ledger row and names file and line")
+    func failingMigration() throws {
+        let folder = try TemporaryFolder()
+        let migrations = try migrationsFolder(folder, [
+            "0001_first.up.sql": "CREATE TABLE first (x);\n",
+            "0001_first.down.sql": "DROP TABLE first;\n",
+            "0002_broken.up.sql": "CREATE TABLE second (x);\n\nINSERT INTO missing VALUES (1);\n",
+            "0002_broken.down.sql": "DROP TABLE second;\n",
+        ])
+        let connection = try SQLiteConnection(path: folder.path("a.db"), mode: .readWriteCreate)
+        let migrator = Migrator(connection: connection, migrations: try .load(folder: migrations))
+        let error = try #require(thrownError { _ = try migrator.up() } as? MigrationError)
+        #expect(error.description.contains("0002_broken.up.sql"))
+        #expect(error.description.contains("line 3"))
+        #expect(error.description.contains("no such table: missing"))
+        // Migration 1 committed on its own; 2 left no table and no ledger row.
+        #expect(try MigrationLedger(connection: connection).entries().map(\.version) == [1])
+        #expect(!(try connection.tableExists("second")))
+    }
+
+    @Test("--to and --steps select versions; a missing down file or unknown version is refused up front")
+    func targets() throws {
+        let folder = try TemporaryFolder()
+        let migrations = try migrationsFolder(folder, [
+            "1_a.up.sql": "CREATE TABLE a (x);", "1_a.down.sql": "DROP TABLE a;",
+            "2_b.up.sql": "CREATE TABLE b (x);", "2_b.down.sql": "DROP TABLE b;",
+            "3_c.up.sql": "CREATE TABLE c (x);", "3_c.down.sql": "DROP TABLE c;",
+            "4_d.sql": "CREATE TABLE d (x);",
+        ])
+        let connection = try SQLiteConnection(path: folder.path("a.db"), mode: .readWriteCreate)
+        let migrator = Migrator(connection: connection, migrations: try .load(folder: migrations))
+        #expect(try migrator.up(to: 2).steps.map(\.version) == [1, 2])
+        #expect(thrownError { _ = try migrator.up(to: 9) } is MigrationError)
+        #expect(try migrator.up().steps.map(\.version) == [3, 4])
+        let noDown = try #require(thrownError { _ = try migrator.down() } as? MigrationError)
+        #expect(noDown.description.contains("no .down.sql"))
+        #expect(try MigrationLedger(connection: connection).entries().count == 4)
+        try connection.execute("DELETE FROM _sqlx_migrations WHERE version = 4; DROP TABLE d;")
+        #expect(try migrator.down(steps: 2).steps.map(\.version) == [3, 2])
+        #expect(try migrator.down(to: 0).steps.map(\.version) == [1])
+        #expect(try schemaObjects(connection) == ["table _sqlx_migrations"])
+    }
+
+    @Test("duplicate versions and a down file without an up are refused when loading")
+    func badFolders() throws {
+        let folder = try TemporaryFolder()
+        let duplicate = try migrationsFolder(folder, ["1_a.sql": "SELECT 1;", "01_b.sql": "SELECT 1;"])
+        #expect(thrownError { _ = try MigrationSet.load(folder: duplicate) } is MigrationError)
+        let orphan = try migrationsFolder(folder, ["1_a.down.sql": "SELECT 1;"])
+        #expect(thrownError { _ = try MigrationSet.load(folder: orphan) } is MigrationError)
+        #expect(thrownError { _ = try MigrationSet.load(folder: folder.path("absent")) } is MigrationError)
+    }
+
+    @Test("a -- no-transaction migration runs outside a transaction, as sqlx runs it")
+    func noTransaction() throws {
+        let folder = try TemporaryFolder()
+        let migrations = try migrationsFolder(folder, ["1_vacuum.sql": "-- no-transaction\nVACUUM;\n"])
+        let connection = try SQLiteConnection(path: folder.path("a.db"), mode: .readWriteCreate)
+        #expect(try Migrator(connection: connection, migrations: try .load(folder: migrations)).up().steps.count == 1)
+    }
+}
