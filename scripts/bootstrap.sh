@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Installs the system packages toolcfg builds and tests against. Idempotent: installs only what
+# is missing, so a second run is quick.
+set -euo pipefail
+
+packages=(libsqlite3-dev libssl-dev libargon2-dev sqlite3 pkg-config python3)
+missing=()
+for package in "${packages[@]}"; do
+  dpkg -s "$package" >/dev/null 2>&1 || missing+=("$package")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "bootstrap: installing ${missing[*]}" >&2
+  sudo_cmd=""
+  [ "$(id -u)" -eq 0 ] || sudo_cmd="sudo"
+  $sudo_cmd apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq "${missing[@]}"
+else
+  echo "bootstrap: system packages present" >&2
+fi
+
+# The tests check the stored-secret format against Python's `cryptography` (Argon2id needs >= 44).
+if ! python3 -c 'import cryptography, sys; sys.exit(0 if int(cryptography.__version__.split(".")[0]) >= 44 else 1)' 2>/dev/null; then
+  echo "bootstrap: installing Python cryptography" >&2
+  python3 -m pip install --quiet 'cryptography>=44'
+fi
