@@ -1,0 +1,193 @@
+import Foundation
+
+/// Exports `user_tool_configs` as a snapshot: one consistent read transaction, rows by id, one
+/// bounded batch in memory at a time; keys as stored, decrypted, sealed, or left out.
+public struct Exporter {
+    public struct Options: Sendable {
+        public var output: String
+        public var format: SnapshotFormat
+        public var keys: KeyMode
+        public var masterKey: MasterKey?
+        public var passphrase: SecureBytes?
+        public var sealingCost: Argon2id.Parameters
+        public var userID: String?
+        public var toolID: String?
+        public var overwrite: Bool
+        public var verify: Bool
+        public var jobs: Int
+
+        public init(output: String, format: SnapshotFormat, keys: KeyMode = .encrypted, masterKey: MasterKey? = nil,
+                    passphrase: SecureBytes? = nil, sealingCost: Argon2id.Parameters = .recommended,
+                    userID: String? = nil, toolID: String? = nil, overwrite: Bool = false, verify: Bool = false,
+                    jobs: Int = ParallelMap.defaultJobs) {
+            self.output = output
+            self.format = format
+            self.keys = keys
+            self.masterKey = masterKey
+            self.passphrase = passphrase
+            self.sealingCost = sealingCost
+            self.userID = userID
+            self.toolID = toolID
+            self.overwrite = overwrite
+            self.verify = verify
+            self.jobs = jobs
+        }
+    }
+
+    public struct Report: Sendable, Codable {
+        public var database: String
+        public var output: String
+        public var format: SnapshotFormat
+        public var keys: KeyMode
+        public var rows: Int
+        public var bytes: Int
+        public var digest: String
+        public var masterKeyFingerprint: String?
+        public var verified: Bool
+    }
+
+    static let batchSize = 1024
+
+    let connection: SQLiteConnection
+    let options: Options
+
+    public init(connection: SQLiteConnection, options: Options) {
+        self.connection = connection
+        self.options = options
+    }
+
+    public func run(progress: (Int) -> Void = { _ in }) throws -> Report {
+        let options = self.options
+        if options.keys == .sealed && options.format == .csv {
+            throw UsageError("--keys sealed needs --format json or jsonl (CSV has no header to carry the sealing parameters)")
+        }
+        if options.verify && options.output == "-" {
+            throw UsageError("--verify reads the written file back, so it needs --out FILE, not standard output")
+        }
+        if options.keys == .plaintext || options.keys == .sealed, options.masterKey == nil {
+            throw SecretError.missing(secret: "master key", flag: SecretKind.masterKey.flag, environmentVariable: SecretKind.masterKey.environmentVariable)
+        }
+        try ToolConfigTable.checkShape(connection)
+        let sealer: SnapshotSealer? = try options.keys == .sealed ? SnapshotSealer(passphrase: requirePassphrase(), cost: options.sealingCost) : nil
+        let sink = try OutputSink(path: options.output, holdsSecrets: options.keys.holdsSecrets, overwrite: options.overwrite)
+        let writer = SnapshotWriters.make(options.format, sink: sink, keys: options.keys)
+        let digest = SnapshotDigest()
+
+        try connection.execute("BEGIN")  // one read transaction: a consistent snapshot under WAL
+        defer { if connection.isInTransaction { try? connection.execute("ROLLBACK") } }
+        try writer.begin(SnapshotHeader(keys: options.keys, sealing: sealer?.parameters))
+        let statement = try connection.prepare(ToolConfigTable.selectSQL(userID: options.userID != nil, toolID: options.toolID != nil))
+        try statement.bind([options.userID, options.toolID].compactMap { $0 }.map { .text($0) })
+        var batch: [SnapshotRecord] = []
+        batch.reserveCapacity(Self.batchSize)
+        var done = false
+        while !done {
+            batch.removeAll(keepingCapacity: true)
+            while batch.count < Self.batchSize {
+                guard try statement.step() else { done = true; break }
+                batch.append(Self.record(statement))
+            }
+            for record in try transformKeys(batch, sealer: sealer) {
+                try writer.write(record)
+                digest.add(record)
+            }
+            progress(digest.count)
+        }
+        try connection.execute("COMMIT")
+        let rows = digest.count
+        let trailer = SnapshotTrailer(rowCount: rows, digest: digest.finish())
+        try writer.finish(trailer)
+        try sink.commit()
+
+        if options.verify {
+            try Self.verify(path: options.output, format: options.format, keys: options.keys, expected: trailer, sealer: sealer)
+        }
+        return Report(database: connection.path, output: options.output, format: options.format, keys: options.keys,
+                      rows: rows, bytes: sink.bytesWritten, digest: trailer.digest,
+                      masterKeyFingerprint: options.masterKey?.fingerprint, verified: options.verify)
+    }
+
+    private func requirePassphrase() throws -> SecureBytes {
+        guard let passphrase = options.passphrase else {
+            throw SecretError.missing(secret: "passphrase", flag: SecretKind.passphrase.flag, environmentVariable: SecretKind.passphrase.environmentVariable)
+        }
+        return passphrase
+    }
+
+    static func record(_ statement: SQLiteStatement) -> SnapshotRecord {
+        SnapshotRecord(id: statement.int64(0), userID: statement.text(1) ?? "", toolID: statement.text(2) ?? "",
+                       enabled: statement.int64(3) != 0, createdAt: statement.int64(7), updatedAt: statement.int64(8),
+                       key: ToolConfigTable.secret(statement, first: 4).map(KeyMaterial.encrypted) ?? .none)
+    }
+
+    /// Decrypts (and seals) a batch's keys on all cores; a key that will not decrypt names its row.
+    private func transformKeys(_ batch: [SnapshotRecord], sealer: SnapshotSealer?) throws -> [SnapshotRecord] {
+        switch options.keys {
+        case .encrypted:
+            return batch
+        case .omit:
+            return batch.map { var record = $0; record.key = .none; return record }
+        case .plaintext, .sealed:
+            let masterKey = options.masterKey!
+            let results = ParallelMap.map(batch, jobs: options.jobs) { record -> Result<SnapshotRecord, RowError> in
+                guard case .encrypted(let secret) = record.key else { return .success(record) }
+                do throws(SecretError) {
+                    var copy = record
+                    let plaintext = try SecretCipher.decrypt(secret, masterKey: masterKey)
+                    if let sealer {
+                        copy.key = .sealed(try sealer.seal(plaintext, userID: record.userID, toolID: record.toolID))
+                    } else {
+                        copy.key = .plaintext(plaintext)
+                    }
+                    return .success(copy)
+                } catch {
+                    return .failure(RowError(table: ToolConfigTable.name, rowID: record.id ?? 0, cause: error))
+                }
+            }
+            return try results.map { try $0.get() }
+        }
+    }
+
+    /// Reads the written file back and proves it holds exactly the rows exported: same count,
+    /// same digest, and (sealed) every key opens under the passphrase for its own row.
+    static func verify(path: String, format: SnapshotFormat, keys: KeyMode, expected: SnapshotTrailer, sealer: SnapshotSealer?) throws {
+        let reader = try SnapshotReaders.open(path: path, format: format)
+        let decoder = RecordDecoder(format: format, declaredKeys: reader.header?.keys ?? (format == .csv ? nil : keys))
+        let digest = SnapshotDigest()
+        while let raw = try reader.next() {
+            let record = try decoder.decode(raw)
+            if case .sealed(let sealed) = record.key, let sealer {
+                _ = try sealer.open(sealed, userID: record.userID, toolID: record.toolID)
+            }
+            digest.add(record)
+        }
+        let actual = SnapshotTrailer(rowCount: digest.count, digest: digest.finish())
+        guard actual == expected, reader.trailer == nil || reader.trailer == expected else {
+            throw VerificationError(path: path, message: "reading the file back gave \(actual.rowCount) rows with digest \(actual.digest), but \(expected.rowCount) rows with digest \(expected.digest) were exported")
+        }
+    }
+}
+
+/// A stored key that failed to decrypt, named by table and row id, never by value.
+public struct RowError: ToolcfgError {
+    public var table: String
+    public var rowID: Int64
+    public var cause: SecretError
+
+    public var exitStatus: ExitStatus { .dataError }
+    public var description: String { "\(table) row id \(rowID): \(cause.description)" }
+}
+
+public struct VerificationError: ToolcfgError {
+    public var path: String
+    public var message: String
+    public var exitStatus: ExitStatus { .dataError }
+    public var description: String { "verification of \(path) failed: \(message)" }
+}
+
+public struct UsageError: ToolcfgError {
+    public var message: String
+    public init(_ message: String) { self.message = message }
+    public var exitStatus: ExitStatus { .usage }
+    public var description: String { message }
+}

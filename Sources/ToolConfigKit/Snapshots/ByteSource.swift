@@ -1,0 +1,104 @@
+import Foundation
+
+/// Buffered bytes from a file or standard input, read in 64 KiB chunks so a reader holds one
+/// chunk and one record however large the file is. Counts lines for error messages.
+final class ByteSource {
+    static let chunkSize = 64 * 1024
+
+    /// The name errors use: the path, or "<stdin>".
+    let name: String
+    private let descriptor: Int32
+    private let ownsDescriptor: Bool
+    private var buffer: [UInt8]
+    private var index = 0
+    private var count = 0
+    private var finished = false
+    /// 1-based line of the next byte.
+    private(set) var line = 1
+    private(set) var bytesRead = 0
+
+    init(path: String) throws {
+        if path == "-" {
+            name = "<stdin>"
+            descriptor = STDIN_FILENO
+            ownsDescriptor = false
+        } else {
+            name = path
+            var info = stat()
+            if stat(path, &info) == 0, (info.st_mode & S_IFMT) == S_IFDIR {
+                throw SnapshotIOError(path: path, reason: "is a directory", missing: false)
+            }
+            descriptor = open(path, O_RDONLY | O_CLOEXEC)
+            guard descriptor >= 0 else {
+                let code = errno
+                throw SnapshotIOError(path: path, reason: String(cString: strerror(code)), missing: code == ENOENT)
+            }
+            ownsDescriptor = true
+        }
+        buffer = [UInt8](repeating: 0, count: Self.chunkSize)
+    }
+
+    /// Reads from bytes in memory (tests, and a line already split off).
+    init(bytes: [UInt8], name: String) {
+        self.name = name
+        descriptor = -1
+        ownsDescriptor = false
+        buffer = bytes
+        count = bytes.count
+        finished = true
+    }
+
+    deinit {
+        if ownsDescriptor { close(descriptor) }
+    }
+
+    private func refill() throws -> Bool {
+        guard !finished else { return false }
+        while true {
+            let n = buffer.withUnsafeMutableBytes { read(descriptor, $0.baseAddress, Self.chunkSize) }
+            if n > 0 {
+                index = 0
+                count = n
+                bytesRead += n
+                return true
+            }
+            if n == 0 {
+                finished = true
+                return false
+            }
+            if errno == EINTR { continue }
+            throw SnapshotIOError(path: name, reason: String(cString: strerror(errno)), missing: false)
+        }
+    }
+
+    @inline(__always)
+    func next() throws -> UInt8? {
+        if index == count, try !refill() { return nil }
+        let byte = buffer[index]
+        index += 1
+        if byte == 0x0A { line += 1 }
+        return byte
+    }
+
+    @inline(__always)
+    func peek() throws -> UInt8? {
+        if index == count, try !refill() { return nil }
+        return buffer[index]
+    }
+
+    /// Skips a UTF-8 byte order mark at the very start.
+    func skipByteOrderMark() throws {
+        guard try peek() == 0xEF else { return }
+        // The three bytes may straddle a chunk boundary only if the chunk were under 3 bytes,
+        // which happens only with a tiny pipe write; handle it byte by byte.
+        let marks: [UInt8] = [0xEF, 0xBB, 0xBF]
+        var taken: [UInt8] = []
+        for mark in marks {
+            guard try peek() == mark else {
+                if !taken.isEmpty { throw SnapshotError(SnapshotLocation(file: name, line: 1), "a broken UTF-8 byte order mark") }
+                return
+            }
+            taken.append(try next()!)
+        }
+    }
+}

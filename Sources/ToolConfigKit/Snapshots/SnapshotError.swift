@@ -1,0 +1,66 @@
+/// Where in an input file something was found: file, line (CSV, JSON Lines, and JSON too), the
+/// record's index (counted from 1) and the field.
+public struct SnapshotLocation: Sendable, Hashable, Codable, CustomStringConvertible {
+    public var file: String
+    public var line: Int?
+    public var record: Int?
+    public var field: String?
+
+    public init(file: String, line: Int? = nil, record: Int? = nil, field: String? = nil) {
+        self.file = file
+        self.line = line
+        self.record = record
+        self.field = field
+    }
+
+    public func with(field: String) -> SnapshotLocation {
+        var copy = self
+        copy.field = field
+        return copy
+    }
+
+    public var description: String {
+        var text = file
+        if let line { text += ":\(line)" }
+        if let record { text += " (record \(record))" }
+        if let field { text += ": field \(field)" }
+        return text
+    }
+}
+
+/// Bad input in a snapshot file. The message never contains a secret field's value.
+public struct SnapshotError: ToolcfgError, Hashable, Codable {
+    public var location: SnapshotLocation
+    public var message: String
+
+    public init(_ location: SnapshotLocation, _ message: String) {
+        self.location = location
+        self.message = message
+    }
+
+    public var exitStatus: ExitStatus { .dataError }
+    public var description: String { "\(location): \(message)" }
+}
+
+/// Several validation errors collected under `--max-errors`.
+public struct SnapshotErrors: ToolcfgError {
+    public var errors: [SnapshotError]
+    public var stoppedEarly: Bool
+
+    public var exitStatus: ExitStatus { .dataError }
+    public var description: String {
+        var lines = errors.map(\.description)
+        lines.append("\(errors.count) error(s)\(stoppedEarly ? " (stopped at --max-errors; there may be more)" : ""); nothing was written")
+        return lines.joined(separator: "\n")
+    }
+}
+
+/// A file that cannot be opened, read or written.
+public struct SnapshotIOError: ToolcfgError {
+    public var path: String
+    public var reason: String
+    public var missing: Bool
+
+    public var exitStatus: ExitStatus { missing ? .noInput : .ioError }
+    public var description: String { "\(path): \(reason)" }
+}

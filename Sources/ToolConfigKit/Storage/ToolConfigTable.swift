@@ -1,0 +1,75 @@
+/// The `user_tool_configs` table of migration 0007, and the statements every operation shares.
+public enum ToolConfigTable {
+    public static let name = "user_tool_configs"
+    static let columns = ["id", "user_id", "tool_id", "enabled", "encrypted_api_key", "salt", "nonce", "created_at", "updated_at"]
+
+    /// A table of another shape (or none) is refused with a clear message rather than half-used.
+    public static func checkShape(_ connection: SQLiteConnection) throws {
+        guard try connection.tableExists(name) else {
+            throw TableShapeError(path: connection.path, message: "has no \(name) table; run `toolcfg migrate up` first")
+        }
+        let present = try connection.columnNames(of: name)
+        let missing = columns.filter { !present.contains($0) }
+        if !missing.isEmpty {
+            throw TableShapeError(path: connection.path, message: "\(name) lacks the column(s) \(missing.joined(separator: ", ")); it is not the table of migration 0007")
+        }
+        let unique = try connection.queryInt64("""
+            SELECT count(*) FROM pragma_index_list(?1) l
+            WHERE l."unique" = 1 AND (SELECT group_concat(name) FROM (SELECT name FROM pragma_index_info(l.name) ORDER BY seqno)) = 'user_id,tool_id'
+            """, [.text(name)]) ?? 0
+        if unique == 0 {
+            throw TableShapeError(path: connection.path, message: "\(name) has no UNIQUE(user_id, tool_id); upserts would duplicate rows")
+        }
+    }
+
+    /// Rows ordered by id, optionally for one user and/or one tool.
+    static func selectSQL(userID: Bool, toolID: Bool) -> String {
+        var sql = "SELECT id, user_id, tool_id, enabled, encrypted_api_key, salt, nonce, created_at, updated_at FROM user_tool_configs"
+        var conditions: [String] = []
+        if userID { conditions.append("user_id = :user") }
+        if toolID { conditions.append("tool_id = :tool") }
+        if !conditions.isEmpty { sql += " WHERE " + conditions.joined(separator: " AND ") }
+        return sql + " ORDER BY id"
+    }
+
+    static let lookupSQL = """
+        SELECT id, enabled, encrypted_api_key, salt, nonce, created_at, updated_at
+        FROM user_tool_configs WHERE user_id = ?1 AND tool_id = ?2
+        """
+
+    /// The upsert: a conflict on (user_id, tool_id) updates the row in place, so it keeps its id
+    /// and created_at (INSERT OR REPLACE would delete it and insert a new id).
+    static let upsertSQL = """
+        INSERT INTO user_tool_configs (user_id, tool_id, enabled, encrypted_api_key, salt, nonce, created_at, updated_at)
+        VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+        ON CONFLICT(user_id, tool_id) DO UPDATE SET
+            enabled = excluded.enabled,
+            encrypted_api_key = excluded.encrypted_api_key,
+            salt = excluded.salt,
+            nonce = excluded.nonce,
+            updated_at = excluded.updated_at
+        RETURNING id
+        """
+
+    /// One row as stored.
+    struct Row {
+        var id: Int64
+        var enabled: Bool
+        var secret: StoredSecret?
+        var createdAt: Int64
+        var updatedAt: Int64
+    }
+
+    /// Reads the triple at columns `first`...`first + 2`; NULL in any column means no key.
+    static func secret(_ statement: SQLiteStatement, first: Int32) -> StoredSecret? {
+        guard let encrypted = statement.text(first), let salt = statement.text(first + 1), let nonce = statement.text(first + 2) else { return nil }
+        return StoredSecret(encryptedAPIKey: encrypted, salt: salt, nonce: nonce)
+    }
+}
+
+public struct TableShapeError: ToolcfgError {
+    public var path: String
+    public var message: String
+    public var exitStatus: ExitStatus { .dataError }
+    public var description: String { "database \(path) \(message)" }
+}
