@@ -37,12 +37,19 @@ add_summary() { SUMMARY+=("$(printf '%-44s %s' "$1" "$2")"); }
 run_suite() {
   local filter="$1"
   echo "== swift package benchmark --target $TARGET --filter '$filter'"
-  # The plugin rebuilds incrementally (already built above) and prints the ordo-one tables.
-  # NO_COLOR keeps escape codes out of the parsed output.
-  local rc=0
-  (cd "$BENCH_PKG" && NO_COLOR=1 swift package benchmark --target "$TARGET" --filter "$filter" \
-    --no-progress) 2>&1 | sed -u -e '/^\[[0-9]*\/[0-9]*\]/d' -e '/^Building for debugging/d' \
-    | tee "$LOG_DIR/suite.out" || rc=$?
+  # The plugin rebuilds the target (incremental: already built above). If a source file is saved
+  # while that build runs, SwiftPM aborts with "was modified during the build": retry that case.
+  local rc attempt
+  for attempt in 1 2 3; do
+    rc=0
+    (cd "$BENCH_PKG" && NO_COLOR=1 swift package benchmark --target "$TARGET" --filter "$filter" \
+      --no-progress) 2>&1 | sed -u -e '/^\[[0-9]*\/[0-9]*\]/d' -e '/^Building for debugging/d' \
+      | tee "$LOG_DIR/suite.out" || rc=$?
+    [ "$rc" -ne 0 ] && [ "$attempt" -lt 3 ] \
+      && grep -aq 'was modified during the build' "$LOG_DIR/suite.out" || break
+    echo "bench: sources changed during the build; retrying in 20 s (attempt $attempt of 3 failed)" >&2
+    sleep 20
+  done
   if [ "$rc" -ne 0 ]; then
     echo "bench: swift package benchmark failed (exit $rc)" >&2
     exit "$rc"
