@@ -56,21 +56,21 @@ run_suite() {
   fi
 }
 
-# p50 (median) wall-clock time in µs of benchmark "$1" from the last run_suite's table.
-# The suite configures timeUnits .microseconds, so the row is "Time (wall clock) (μs)".
+# p50 (median) wall-clock time of benchmark "$1" from the last run_suite's table, in µs.
+# The suite configures timeUnits .nanoseconds, so the row is "Time (wall clock) (ns)".
 p50_us() {
   local name="$1" value
   value=$(awk -v name="$name" '
     $0 == name { inside = 1; next }
     inside && /Time \(wall clock\)/ {
-      if (index($0, "(ns)") || index($0, "(ms)") || index($0, "(s)")) { print "not-us"; exit }
+      if (!index($0, "(ns)")) { print "not-ns"; exit }
       split($0, cell, "│")             # cells: "", Metric, p0, p25, p50, ...
-      v = cell[5]; gsub(/[ ,]/, "", v); print v; exit
+      v = cell[5]; gsub(/[ ,]/, "", v); printf "%.1f\n", v / 1000; exit
     }
     inside && /^$/ { inside = 0 }
   ' "$LOG_DIR/suite.out")
-  if [ -z "$value" ] || [ "$value" = "not-us" ]; then
-    echo "bench: no wall-clock p50 in µs for benchmark '$name' in the suite output" >&2
+  if [ -z "$value" ] || [ "$value" = "not-ns" ]; then
+    echo "bench: no wall-clock p50 in ns for benchmark '$name' in the suite output" >&2
     exit 1
   fi
   echo "$value"
@@ -93,6 +93,7 @@ section_pbkdf2() {
   echo "== scripts/bench_pbkdf2.py (Python cryptography, median of 7 runs x 2000 derivations)"
   python3 "$ROOT/scripts/bench_pbkdf2.py" --runs 7 --n 2000 | tee "$LOG_DIR/py.out"
   py=$(sed -n 's/^RESULT python_cryptography us_per_derivation=\([0-9.]*\) .*/\1/p' "$LOG_DIR/py.out")
+  py=$(awk -v v="$py" 'BEGIN { if (v != "") printf "%.1f", v }')
   [ -n "$py" ] || { echo "bench: no RESULT line from bench_pbkdf2.py" >&2; exit 1; }
 
   add_summary "PBKDF2 toolcfg fast (p50)" "$fast µs per derivation ($(per_s "$fast")/s)"

@@ -41,7 +41,8 @@ public struct Exporter {
         public var keys: KeyMode
         public var rows: Int
         public var bytes: Int
-        public var digest: String
+        /// SHA-256 of the records (JSON and JSON Lines, or CSV with --verify).
+        public var digest: String?
         public var masterKeyFingerprint: String?
         public var verified: Bool
     }
@@ -71,7 +72,9 @@ public struct Exporter {
         let sealer: SnapshotSealer? = try options.keys == .sealed ? SnapshotSealer(passphrase: requirePassphrase(), cost: options.sealingCost) : nil
         let sink = try OutputSink(path: options.output, holdsSecrets: options.keys.holdsSecrets, overwrite: options.overwrite)
         let writer = SnapshotWriters.make(options.format, sink: sink, keys: options.keys)
-        let digest = SnapshotDigest()
+        // A CSV file has no trailer: its digest is needed only to verify it.
+        let digest: SnapshotDigest? = options.format != .csv || options.verify ? SnapshotDigest() : nil
+        var rows = 0
 
         try connection.execute("BEGIN")  // one read transaction: a consistent snapshot under WAL
         defer { if connection.isInTransaction { try? connection.execute("ROLLBACK") } }
@@ -89,13 +92,13 @@ public struct Exporter {
             }
             for record in try transformKeys(batch, sealer: sealer) {
                 try writer.write(record)
-                digest.add(record)
+                digest?.add(record)
             }
-            progress(digest.count)
+            rows += batch.count
+            progress(rows)
         }
         try connection.execute("COMMIT")
-        let rows = digest.count
-        let trailer = SnapshotTrailer(rowCount: rows, digest: digest.finish())
+        let trailer = SnapshotTrailer(rowCount: rows, digest: digest?.finish() ?? "")
         try writer.finish(trailer)
         try sink.commit()
 
@@ -103,7 +106,7 @@ public struct Exporter {
             try Self.verify(path: options.output, format: options.format, keys: options.keys, expected: trailer, sealer: sealer)
         }
         return Report(database: connection.path, output: options.output, format: options.format, keys: options.keys,
-                      rows: rows, bytes: sink.bytesWritten, digest: trailer.digest,
+                      rows: rows, bytes: sink.bytesWritten, digest: digest == nil ? nil : trailer.digest,
                       masterKeyFingerprint: options.masterKey?.fingerprint, verified: options.verify)
     }
 

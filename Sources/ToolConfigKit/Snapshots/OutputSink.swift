@@ -54,13 +54,22 @@ final class OutputSink {
 
     @inline(__always)
     func append(_ text: String) throws {
-        buffer.append(contentsOf: text.utf8)
-        if buffer.count >= Self.flushSize { try flush() }
+        try withBuffer { $0.append(contentsOf: text.utf8) }
     }
 
+    /// Lets a writer append a whole record to the buffer at once (a local array: appending to
+    /// the stored one byte by byte pays an exclusivity check each time), then flushes if full.
     @inline(__always)
-    func append(byte: UInt8) {
-        buffer.append(byte)
+    func withBuffer(_ body: (inout [UInt8]) throws -> Void) throws {
+        var local: [UInt8] = []
+        swap(&local, &buffer)
+        defer { swap(&local, &buffer) }
+        try body(&local)
+        if local.count >= Self.flushSize {
+            swap(&local, &buffer)
+            defer { swap(&local, &buffer) }
+            try flush()
+        }
     }
 
     func flush() throws {

@@ -14,19 +14,24 @@ enum SnapshotWriters {
         }
     }
 
-    /// The record's values in the order of `SnapshotField.exported(keys)`; nil is "no value".
-    static func values(_ record: SnapshotRecord, keys: KeyMode) -> [Value] {
-        var values: [Value] = [record.id.map(Value.integer) ?? .null, .text(record.userID), .text(record.toolID), .bool(record.enabled)]
+    /// Calls `body` with the record's values in the order of `SnapshotField.exported(keys)`
+    /// (a visitor rather than an array: no allocation per row).
+    @inline(__always)
+    static func forEachValue(_ record: SnapshotRecord, keys: KeyMode, _ body: (Value) -> Void) {
+        body(record.id.map(Value.integer) ?? .null)
+        body(.text(record.userID))
+        body(.text(record.toolID))
+        body(.bool(record.enabled))
         switch (keys, record.key) {
-        case (.encrypted, .encrypted(let secret)): values += [.text(secret.encryptedAPIKey), .text(secret.salt), .text(secret.nonce)]
-        case (.encrypted, _): values += [.null, .null, .null]
-        case (.plaintext, .plaintext(let key)): values.append(.text(key))
-        case (.sealed, .sealed(let sealed)): values.append(.text(sealed))
-        case (.plaintext, _), (.sealed, _): values.append(.null)
+        case (.encrypted, .encrypted(let secret)): body(.text(secret.encryptedAPIKey)); body(.text(secret.salt)); body(.text(secret.nonce))
+        case (.encrypted, _): body(.null); body(.null); body(.null)
+        case (.plaintext, .plaintext(let key)): body(.text(key))
+        case (.sealed, .sealed(let sealed)): body(.text(sealed))
+        case (.plaintext, _), (.sealed, _): body(.null)
         case (.omit, _): break
         }
-        values += [record.createdAt.map(Value.integer) ?? .null, record.updatedAt.map(Value.integer) ?? .null]
-        return values
+        body(record.createdAt.map(Value.integer) ?? .null)
+        body(record.updatedAt.map(Value.integer) ?? .null)
     }
 
     enum Value {
@@ -50,22 +55,42 @@ final class CSVSnapshotWriter: SnapshotWriter {
     }
 
     func write(_ record: SnapshotRecord) throws {
-        for (index, value) in SnapshotWriters.values(record, keys: keys).enumerated() {
-            if index > 0 { sink.append(byte: UInt8(ascii: ",")) }
-            switch value {
-            case .null: break
-            case .integer(let i): try sink.append(String(i))
-            case .bool(let b): sink.append(byte: b ? UInt8(ascii: "1") : UInt8(ascii: "0"))
-            case .text(let text): try Self.appendField(text, to: sink)
+        try sink.withBuffer { out in
+            var first = true
+            SnapshotWriters.forEachValue(record, keys: keys) { value in
+                if !first { out.append(UInt8(ascii: ",")) }
+                first = false
+                switch value {
+                case .null: break
+                case .integer(let i): DecimalText.append(i, to: &out)
+                case .bool(let b): out.append(b ? UInt8(ascii: "1") : UInt8(ascii: "0"))
+                case .text(let text): Self.appendField(text, to: &out)
+                }
             }
+            out.append(0x0D)
+            out.append(0x0A)
         }
-        try sink.append("\r\n")
     }
 
-    static func appendField(_ text: String, to sink: OutputSink) throws {
-        let needsQuotes = text.utf8.contains { $0 == UInt8(ascii: ",") || $0 == UInt8(ascii: "\"") || $0 == 0x0A || $0 == 0x0D }
-        guard needsQuotes else { return try sink.append(text) }
-        try sink.append("\"" + text.replacingOccurrences(of: "\"", with: "\"\"") + "\"")
+    static func appendField(_ text: String, to out: inout [UInt8]) {
+        var text = text
+        text.withUTF8 { utf8 in
+            // The four bytes that force quoting (LF, CR, '"', ',') are all below 0x2D: one compare
+            // and one bit test per byte.
+            let special: UInt64 = 1 << 0x0A | 1 << 0x0D | 1 << 0x22 | 1 << 0x2C
+            var needsQuotes = false
+            for byte in utf8 where byte < 0x2D && (special >> UInt64(byte)) & 1 == 1 {
+                needsQuotes = true
+                break
+            }
+            guard needsQuotes else { return out.append(contentsOf: utf8) }
+            out.append(UInt8(ascii: "\""))
+            for byte in utf8 {
+                if byte == UInt8(ascii: "\"") { out.append(byte) }
+                out.append(byte)
+            }
+            out.append(UInt8(ascii: "\""))
+        }
     }
 
     func finish(_ trailer: SnapshotTrailer) throws {}
@@ -79,13 +104,14 @@ final class JSONSnapshotWriter: SnapshotWriter {
     let keys: KeyMode
     let lines: Bool
     private var first = true
-    private let names: [String]
+    /// `"name"` of each exported field, as UTF-8.
+    private let names: [[UInt8]]
 
     init(sink: OutputSink, keys: KeyMode, lines: Bool) {
         self.sink = sink
         self.keys = keys
         self.lines = lines
-        names = SnapshotField.exported(keys).map { JSONText.quote($0) }
+        names = SnapshotField.exported(keys).map { Array(JSONText.quote($0).utf8) }
     }
 
     func begin(_ header: SnapshotHeader) throws {
@@ -99,18 +125,24 @@ final class JSONSnapshotWriter: SnapshotWriter {
     func write(_ record: SnapshotRecord) throws {
         if !lines { try sink.append(first ? "\n" : ",\n") }
         first = false
-        var text = "{"
-        for (index, value) in SnapshotWriters.values(record, keys: keys).enumerated() {
-            if index > 0 { text += "," }
-            text += names[index] + ":"
-            switch value {
-            case .null: text += "null"
-            case .integer(let i): text += String(i)
-            case .bool(let b): text += b ? "true" : "false"
-            case .text(let s): text += JSONText.quote(s)
+        try sink.withBuffer { out in
+            out.append(UInt8(ascii: "{"))
+            var index = 0
+            SnapshotWriters.forEachValue(record, keys: keys) { value in
+                if index > 0 { out.append(UInt8(ascii: ",")) }
+                out.append(contentsOf: names[index])
+                out.append(UInt8(ascii: ":"))
+                index += 1
+                switch value {
+                case .null: out.append(contentsOf: "null".utf8)
+                case .integer(let i): DecimalText.append(i, to: &out)
+                case .bool(let b): out.append(contentsOf: b ? "true".utf8 : "false".utf8)
+                case .text(let s): JSONText.appendQuoted(s, to: &out)
+                }
             }
+            out.append(UInt8(ascii: "}"))
+            if lines { out.append(0x0A) }
         }
-        try sink.append(lines ? text + "}\n" : text + "}")
     }
 
     func finish(_ trailer: SnapshotTrailer) throws {
@@ -125,23 +157,49 @@ final class JSONSnapshotWriter: SnapshotWriter {
 enum JSONText {
     /// A JSON string literal: quotes, backslashes and control characters escaped, the rest as UTF-8.
     static func quote(_ text: String) -> String {
-        var out = "\""
-        out.reserveCapacity(text.utf8.count + 2)
-        for scalar in text.unicodeScalars {
-            switch scalar {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            case _ where scalar.value < 0x20:
-                let hex = String(scalar.value, radix: 16)
-                out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
-            default: out.unicodeScalars.append(scalar)
+        var out: [UInt8] = []
+        appendQuoted(text, to: &out)
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    static func appendQuoted(_ text: String, to out: inout [UInt8]) {
+        var text = text
+        text.withUTF8 { utf8 in
+            out.append(UInt8(ascii: "\""))
+            for byte in utf8 {
+                switch byte {
+                case UInt8(ascii: "\""): out.append(UInt8(ascii: "\\")); out.append(byte)
+                case UInt8(ascii: "\\"): out.append(byte); out.append(byte)
+                case 0x0A: out.append(UInt8(ascii: "\\")); out.append(UInt8(ascii: "n"))
+                case 0x0D: out.append(UInt8(ascii: "\\")); out.append(UInt8(ascii: "r"))
+                case 0x09: out.append(UInt8(ascii: "\\")); out.append(UInt8(ascii: "t"))
+                case 0..<0x20:
+                    let hex = Array("0123456789abcdef".utf8)
+                    out.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "u"), UInt8(ascii: "0"), UInt8(ascii: "0"), hex[Int(byte >> 4)], hex[Int(byte & 15)]])
+                default: out.append(byte)
+                }
             }
+            out.append(UInt8(ascii: "\""))
         }
-        return out + "\""
     }
 }
 
-import Foundation
+/// Decimal digits of an integer appended as ASCII, without an intermediate String.
+enum DecimalText {
+    @inline(__always)
+    static func append(_ value: Int64, to out: inout [UInt8]) {
+        if value < 0 { out.append(UInt8(ascii: "-")) }
+        var magnitude = value.magnitude
+        var digits: (UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8,
+                     UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8) = (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
+        var count = 0
+        withUnsafeMutableBytes(of: &digits) { buffer in
+            repeat {
+                buffer[19 - count] = UInt8(ascii: "0") + UInt8(magnitude % 10)
+                magnitude /= 10
+                count += 1
+            } while magnitude > 0
+            out.append(contentsOf: buffer[(20 - count)...])
+        }
+    }
+}
