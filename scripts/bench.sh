@@ -7,7 +7,9 @@
 #   scripts/bench.sh pbkdf2     # only the named section(s); `scripts/bench.sh --list` lists them
 #
 # Benchmarks/ is its own package so that the root package's `swift build` / `swift test` never
-# resolve or build ordo-one/benchmark.
+# resolve or build ordo-one/benchmark. Time on the 2-core machine: ~25-45 s once built; the first
+# run after a clean checkout also builds the suite (~85-110 s) and the plugin's BenchmarkTool
+# (~60 s), about 3 min in all (longer while other builds share the cores).
 #
 # Adding a section (e.g. csv, rotation):
 #   1. register its benchmarks in Benchmarks/Benchmarks/ToolcfgBenchmarks/ToolcfgBenchmarks.swift

@@ -48,7 +48,6 @@ public enum ToolConfigTable {
             salt = excluded.salt,
             nonce = excluded.nonce,
             updated_at = excluded.updated_at
-        RETURNING id
         """
 
     /// One row as stored.
