@@ -356,10 +356,8 @@ struct SnapshotsTests {
         try Self.write("user_id,tool_id,enabled,api_key,updated_at\nuser,tool,1,caf\u{e9},2000\n", to: path)
         let report = try Self.importFile(db, path, .csv, master: master)
         let stored = try db.plainRows(master).map { Array(($0.key ?? "").utf8) }
-        withKnownIssue("ImportState.resolveKey.sameAsStored compares the decrypted key with == on String (canonical equivalence)") {
-            #expect((report.updated, report.unchanged) == (1, 0))
-            #expect(stored == [Array("caf\u{e9}".utf8)])
-        }
+        #expect((report.updated, report.unchanged) == (1, 0))
+        #expect(stored == [Array("caf\u{e9}".utf8)])
     }
 
     @Test("a stored empty key survives a plaintext export with --verify and its import", arguments: SnapshotFormat.allCases)
@@ -370,15 +368,13 @@ struct SnapshotsTests {
         try db.insert("user", "empty-key", enabled: true, key: "", master: master)
         try db.insert("user", "real-key", enabled: true, key: "sk-real", master: master)
         let out = folder.path("empty.\(format.rawValue)")
-        withKnownIssue("the writers emit api_key \"\" but RecordDecoder.optionalText reads an empty string as no key, so the digest differs") {
-            _ = try Self.export(db, to: out, format, keys: .plaintext, master: master, verify: true)
-            let target = try Database(folder, "target.db")
-            _ = try Self.importFile(target, out, format, master: master)
-            let rows = try target.plainRows(master)
-            #expect(rows.count == 2)
-            // CSV cannot tell an empty cell from an absent one; JSON can.
-            #expect(rows.first?.key == "" || (format == .csv && rows.first?.key == nil))
-        }
+        _ = try Self.export(db, to: out, format, keys: .plaintext, master: master, verify: true)
+        let target = try Database(folder, "target.db")
+        _ = try Self.importFile(target, out, format, master: master)
+        let rows = try target.plainRows(master)
+        #expect(rows.count == 2)
+        // JSON tells "" from null; CSV tells a quoted "" (an empty key) from an empty cell (none).
+        #expect(rows.first?.key == "")
     }
 
     // MARK: - 2. Malformed input
@@ -428,7 +424,6 @@ struct SnapshotsTests {
         var passphrase: String = CaseKit.rightPassphrase
         var withMasterKey = true
         /// The line check fails because of a library bug described in the report.
-        var knownLineIssue: String? = nil
         var build: @Sendable (CaseKit) throws -> [UInt8]
 
         var testDescription: String { name }
@@ -536,8 +531,7 @@ struct SnapshotsTests {
         MalformedCase(name: "JSON trailing garbage", format: .json, line: 6, field: nil, message: "after the end of the JSON document") { kit in
             text(try kit.snapshot(.json, keys: .encrypted) + "garbage\n")
         },
-        MalformedCase(name: "JSON float timestamp (second record)", format: .json, line: 3, field: "created_at", message: "expected an integer",
-                      knownLineIssue: "JSONSnapshotReader.next() takes the record's line before skipping the whitespace after the comma") { _ in
+        MalformedCase(name: "JSON float timestamp (second record)", format: .json, line: 3, field: "created_at", message: "expected an integer") { _ in
             text("[\n{\"user_id\":\"u1\",\"tool_id\":\"t1\",\"api_key\":\"sk-SECRET-alpha-0001\",\"created_at\":1700000000},\n{\"user_id\":\"u2\",\"tool_id\":\"t2\",\"created_at\":1700000000.5}\n]\n")
         },
         MalformedCase(name: "JSON nested object value", format: .json, line: 2, field: "tool_id", message: "an object") { _ in
@@ -634,9 +628,7 @@ struct SnapshotsTests {
             return
         }
         #expect(first.location.file == path)
-        withKnownIssue(Comment(rawValue: c.knownLineIssue ?? "")) {
-            #expect(first.location.line == c.line, "\(first)")
-        } when: { c.knownLineIssue != nil }
+        #expect(first.location.line == c.line, "\(first)")
         #expect(first.location.field == c.field, "\(first)")
         if let message = c.message {
             #expect(first.message.contains(message), "\(first)")
@@ -715,10 +707,8 @@ struct SnapshotsTests {
         let single = thrownError { _ = try Self.importFile(db, path, .csv, master: nil) }
         let several = thrownError { _ = try Self.importFile(db, path, .csv, master: nil, maxErrors: 5) }
         #expect(try db.dump() == before)
-        withKnownIssue("Importer.run appends the reader's syntax error before decoding the records read before it") {
-            #expect(Self.firstSnapshotError(single)?.location.line == 2, "\(String(describing: single))")
-            #expect((several as? SnapshotErrors)?.errors.map(\.location.line) == [2, 4], "\(String(describing: several))")
-        }
+        #expect(Self.firstSnapshotError(single)?.location.line == 2, "\(String(describing: single))")
+        #expect((several as? SnapshotErrors)?.errors.map(\.location.line) == [2, 4], "\(String(describing: several))")
     }
 
     // MARK: - 4. Dry run, re-import, skip
@@ -978,8 +968,6 @@ struct SnapshotsTests {
         let result = try toolcfg(["export", "--db", db.path, "--out", folder.path("no-such-dir/out.json")])
         #expect(result.status != 0)
         #expect(result.stderr.contains("no-such-dir"))
-        withKnownIssue("OutputSink.init marks ENOENT from creating the temporary file as missing input") {
-            #expect(result.status == 74, "\(result.stderr)")
-        }
+        #expect(result.status == 74, "\(result.stderr)")
     }
 }

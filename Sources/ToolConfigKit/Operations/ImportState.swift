@@ -158,7 +158,9 @@ struct ImportState {
     static func resolveKey(_ item: Item, masterKey: MasterKey?, sealer: SnapshotSealer?) -> KeyResolution {
         func sameAsStored(_ plaintext: String) -> Bool {
             guard let existing = item.existing, let masterKey, let stored = try? SecretCipher.decrypt(existing, masterKey: masterKey) else { return false }
-            return stored == plaintext
+            // Bytes, not String ==: Swift's equality is canonical equivalence, and "café" in NFC
+            // and NFD are different keys to the service that receives them.
+            return stored.utf8.elementsEqual(plaintext.utf8)
         }
         func encrypt(_ plaintext: String) -> KeyResolution {
             guard let masterKey else {

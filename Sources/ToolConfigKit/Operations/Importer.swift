@@ -97,18 +97,21 @@ public struct Importer {
         var finished = false
         while !finished && state.errors.count < options.maxErrors {
             raws.removeAll(keepingCapacity: true)
+            var syntaxError: SnapshotError?
             while raws.count < Self.batchSize {
                 do {
                     guard let raw = try reader.next() else { finished = true; break }
                     raws.append(raw)
                 } catch let error as SnapshotError {
-                    // A syntax error ends reading: nothing after it can be trusted.
-                    state.errors.append(error)
+                    // A syntax error ends reading: nothing after it can be trusted. It is reported
+                    // after the errors of the records before it, so errors stay in file order.
+                    syntaxError = error
                     finished = true
                     break
                 }
             }
             try state.process(raws, writer: writer, report: &report)
+            if let syntaxError { state.errors.append(syntaxError) }
             progress(report.records)
         }
         if state.errors.isEmpty {

@@ -66,8 +66,9 @@ final class JSONSnapshotReader: SnapshotReader {
         }
         firstElement = false
         recordIndex += 1
+        let opening = try scanner.peekToken()
         let line = scanner.source.line
-        guard try scanner.peekToken() == UInt8(ascii: "{") else {
+        guard opening == UInt8(ascii: "{") else {
             throw SnapshotError(SnapshotLocation(file: fileName, line: line, record: recordIndex), "a record must be a JSON object")
         }
         let members = try scanner.object(depth: 1)

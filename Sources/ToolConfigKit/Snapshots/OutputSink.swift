@@ -39,8 +39,8 @@ final class OutputSink {
         let temporary = url.deletingLastPathComponent().appendingPathComponent(".\(url.lastPathComponent).toolcfg-\(getpid()).tmp").path
         descriptor = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, holdsSecrets ? 0o600 : 0o644)
         guard descriptor >= 0 else {
-            let code = errno
-            throw SnapshotIOError(path: path, reason: String(cString: strerror(code)), missing: code == ENOENT)
+            // Even "no such file or directory" is an output problem here (74), not missing input.
+            throw SnapshotIOError(path: path, reason: String(cString: strerror(errno)), missing: false)
         }
         temporaryPath = temporary
     }

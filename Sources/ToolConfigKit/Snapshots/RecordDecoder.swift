@@ -27,7 +27,8 @@ struct RecordDecoder {
         record.createdAt = try integer(SnapshotField.createdAt, values, at, minimum: 0, maximum: Self.maximumTimestamp)
         record.updatedAt = try integer(SnapshotField.updatedAt, values, at, minimum: 0, maximum: Self.maximumTimestamp)
 
-        let apiKey = try optionalText(SnapshotField.apiKey, values, at)
+        // An empty api_key ("" in JSON, a quoted "" in CSV) is a key; null or an empty CSV cell is none.
+        let apiKey = try optionalText(SnapshotField.apiKey, values, at, emptyIsAbsent: false)
         let encrypted = try optionalText(SnapshotField.encryptedAPIKey, values, at)
         let salt = try optionalText(SnapshotField.salt, values, at)
         let nonce = try optionalText(SnapshotField.nonce, values, at)
@@ -79,11 +80,12 @@ struct RecordDecoder {
         return text
     }
 
-    /// Text, or nil when absent, null or empty.
-    private func optionalText(_ name: String, _ values: [String: FieldValue], _ at: SnapshotLocation) throws(SnapshotError) -> String? {
+    /// Text, or nil when absent, null or (unless `emptyIsAbsent` is false) empty.
+    private func optionalText(_ name: String, _ values: [String: FieldValue], _ at: SnapshotLocation,
+                              emptyIsAbsent: Bool = true) throws(SnapshotError) -> String? {
         switch values[name] {
         case nil, .null?: return nil
-        case .text(let text)?: return text.isEmpty ? nil : text
+        case .text(let text)?: return text.isEmpty && emptyIsAbsent ? nil : text
         case let other?: throw SnapshotError(at.with(field: name), "expected a string, found \(describe(other))")
         }
     }

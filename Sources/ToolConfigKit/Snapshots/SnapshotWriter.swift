@@ -83,7 +83,8 @@ final class CSVSnapshotWriter: SnapshotWriter {
                 needsQuotes = true
                 break
             }
-            guard needsQuotes else { return out.append(contentsOf: utf8) }
+            // An empty string is written "" so that it reads back as empty, not as no value.
+            guard needsQuotes || utf8.isEmpty else { return out.append(contentsOf: utf8) }
             out.append(UInt8(ascii: "\""))
             for byte in utf8 {
                 if byte == UInt8(ascii: "\"") { out.append(byte) }
