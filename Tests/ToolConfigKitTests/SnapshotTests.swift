@@ -590,7 +590,7 @@ struct SnapshotsTests {
             lines[776] = "bulk-777,tool,maybe"
             return text(lines.joined(separator: "\n") + "\n")
         },
-        MalformedCase(name: "conflicting duplicate pair inside the file", format: .csv, line: 4, field: "user_id", message: "already appeared on line 2") { _ in
+        MalformedCase(name: "conflicting duplicate pair inside the file", format: .csv, line: 4, field: "user_id", message: "already appeared earlier in this file (line 2)") { _ in
             text("user_id,tool_id,enabled,api_key\ndup,tool,1,sk-SECRET-alpha-0001\nother,tool,0,\ndup,tool,0,sk-SECRET-beta-0002\n")
         },
         MalformedCase(name: "--on-conflict fail against an existing different row", format: .csv, line: 3, field: "user_id", message: "on-conflict fail",

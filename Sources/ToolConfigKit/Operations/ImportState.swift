@@ -2,53 +2,64 @@
 final class ImportWriter {
     private let lookup: SQLiteStatement
     private let upsert: SQLiteStatement
-    private let connection: SQLiteConnection
 
     init(connection: SQLiteConnection) throws {
-        self.connection = connection
         lookup = try connection.prepare(ToolConfigTable.lookupSQL)
         upsert = try connection.prepare(ToolConfigTable.upsertSQL)
     }
 
     func existing(userID: String, toolID: String) throws -> ToolConfigTable.Row? {
         defer { lookup.reset() }
-        try lookup.bind([.text(userID), .text(toolID)])
+        try lookup.bind(userID, at: 1)
+        try lookup.bind(toolID, at: 2)
         guard try lookup.step() else { return nil }
         return ToolConfigTable.Row(id: lookup.int64(0), enabled: lookup.int64(1) != 0, secret: ToolConfigTable.secret(lookup, first: 2),
                                    createdAt: lookup.int64(5), updatedAt: lookup.int64(6))
     }
 
-    /// Inserts or updates by (user_id, tool_id); returns the rowid of an insert. No RETURNING
-    /// clause: measured with SQLite 3.40, it made the upsert issue ~14 pwrite calls per row
-    /// (2.9M for 200k rows, against 56k without it), 4x the time of the whole import.
-    func write(_ record: SnapshotRecord, secret: StoredSecret?, now: Int64) throws -> Int64 {
+    /// Inserts or updates by (user_id, tool_id). No RETURNING clause: measured with SQLite 3.40,
+    /// it made the upsert issue ~14 pwrite calls per row (2.9M for 200k rows, against 56k
+    /// without it), 4x the time of the whole import.
+    func write(_ record: SnapshotRecord, secret: StoredSecret?, now: Int64) throws {
         defer { upsert.reset() }
-        try upsert.bind([.text(record.userID), .text(record.toolID), .integer(record.enabled ? 1 : 0),
-                         secret.map { .text($0.encryptedAPIKey) } ?? .null, secret.map { .text($0.salt) } ?? .null,
-                         secret.map { .text($0.nonce) } ?? .null,
-                         .integer(record.createdAt ?? now), .integer(record.updatedAt ?? now)])
+        try upsert.bind(record.userID, at: 1)
+        try upsert.bind(record.toolID, at: 2)
+        try upsert.bind(record.enabled ? 1 : 0, at: 3)
+        try upsert.bind(secret?.encryptedAPIKey, at: 4)
+        try upsert.bind(secret?.salt, at: 5)
+        try upsert.bind(secret?.nonce, at: 6)
+        try upsert.bind(record.createdAt ?? now, at: 7)
+        try upsert.bind(record.updatedAt ?? now, at: 8)
         _ = try upsert.step()
-        return connection.lastInsertRowID
     }
 }
 
-/// What an import carries from batch to batch: errors so far, the digest of the records read,
-/// and which rows this import has already written (to catch a pair repeated in the file).
+/// What an import carries from batch to batch: errors so far, and enough to tell a row this
+/// import already wrote (a pair repeated in the file) from one that was there before.
 struct ImportState {
     let options: Importer.Options
-    let fileName: String
     let sealer: SnapshotSealer?
-    let decoder: RecordDecoder
+    let writer: ImportWriter
     var errors: [SnapshotError] = []
-    let digest = SnapshotDigest()
-    /// Row id -> line (or record index) of the record that wrote or confirmed it.
-    var touched: [Int64: Int32] = [:]
+    /// Into an empty table every record is new unless its pair was seen before in the file, so
+    /// the per-row lookup is skipped for pairs not seen (a 64-bit hash per pair: a collision only
+    /// costs a lookup).
+    let tableWasEmpty: Bool
+    var seenPairs = Set<UInt64>()
+    /// Rows inserted by this import have ids above this; AUTOINCREMENT never reuses one.
+    let maxIDAtStart: Int64
+    /// Rows that existed before the import and that a record has already updated or confirmed.
+    var touchedExisting = Set<Int64>()
+    let earlierLine: @Sendable (SnapshotRecord) -> Int?
 
-    init(options: Importer.Options, fileName: String, sealer: SnapshotSealer?, decoder: RecordDecoder) {
+    init(options: Importer.Options, sealer: SnapshotSealer?, connection: SQLiteConnection,
+         earlierLine: @escaping @Sendable (SnapshotRecord) -> Int?) throws {
         self.options = options
-        self.fileName = fileName
         self.sealer = sealer
-        self.decoder = decoder
+        self.earlierLine = earlierLine
+        writer = try ImportWriter(connection: connection)
+        maxIDAtStart = try connection.queryInt64("SELECT max(id) FROM user_tool_configs") ?? 0
+        tableWasEmpty = maxIDAtStart == 0
     }
 
     struct Item: Sendable {
@@ -65,37 +76,34 @@ struct ImportState {
         case failed(SnapshotError)
     }
 
-    mutating func process(_ raws: [RawRecord], writer: ImportWriter, report: inout Importer.Report) throws {
-        var items: [Item] = []
-        for raw in raws {
-            report.records += 1
-            do {
-                let record = try decoder.decode(raw)
-                digest.add(record)
-                items.append(Item(record: record, location: raw.location))
-            } catch {
-                errors.append(error)
-                if errors.count >= options.maxErrors { return }
-            }
-        }
-        guard errors.isEmpty else { return }
+    static func pairHash(_ record: SnapshotRecord) -> UInt64 {
+        var hasher = Hasher()
+        var user = record.userID, tool = record.toolID
+        user.withUTF8 { hasher.combine($0.count); hasher.combine(bytes: UnsafeRawBufferPointer($0)) }
+        tool.withUTF8 { hasher.combine(bytes: UnsafeRawBufferPointer($0)) }
+        return UInt64(bitPattern: Int64(hasher.finalize()))
+    }
+
+    mutating func apply(_ items: [Item], report: inout Importer.Report) throws {
         // A pair repeated inside one batch is handled in the next round, after the first is written.
         var start = 0
-        while start < items.count {
-            var pairs = Set<[String]>()
+        while start < items.count, errors.isEmpty {
+            var pairs = Set<UInt64>()
             var end = start
-            while end < items.count, pairs.insert([items[end].record.userID, items[end].record.toolID]).inserted { end += 1 }
-            try apply(Array(items[start..<end]), writer: writer, report: &report)
-            if !errors.isEmpty { return }
+            while end < items.count, pairs.insert(Self.pairHash(items[end].record)).inserted { end += 1 }
+            try applyDistinct(items[start..<end], report: &report)
             start = end
         }
     }
 
-    private mutating func apply(_ batch: [Item], writer: ImportWriter, report: inout Importer.Report) throws {
-        var items = batch
+    private mutating func applyDistinct(_ batch: ArraySlice<Item>, report: inout Importer.Report) throws {
+        var items = Array(batch)
         var rows: [ToolConfigTable.Row?] = []
+        rows.reserveCapacity(items.count)
         for index in items.indices {
-            let row = try writer.existing(userID: items[index].record.userID, toolID: items[index].record.toolID)
+            let record = items[index].record
+            let unseen = seenPairs.insert(Self.pairHash(record)).inserted
+            let row = tableWasEmpty && unseen ? nil : try writer.existing(userID: record.userID, toolID: record.toolID)
             items[index].existing = row?.secret
             rows.append(row)
         }
@@ -107,30 +115,29 @@ struct ImportState {
             let resolution = resolutions[index]
             if case .failed(let error) = resolution {
                 errors.append(error)
-                if errors.count >= options.maxErrors { return }
                 continue
             }
             guard errors.isEmpty else { continue }
-            let line = Int32(clamping: item.location.line ?? item.location.record ?? 0)
             let record = item.record
             guard let row = rows[index] else {
                 let secret: StoredSecret? = if case .set(let s) = resolution { s } else { nil }
-                touched[try writer.write(record, secret: secret, now: options.now)] = line
+                try writer.write(record, secret: secret, now: options.now)
                 report.inserted += 1
                 continue
             }
-            let identical = row.enabled == record.enabled && (record.updatedAt == nil || record.updatedAt == row.updatedAt)
-                && { if case .keep = resolution { true } else { false } }()
-            if let earlier = touched[row.id] {
+            let sameKey = if case .keep = resolution { true } else { false }
+            let identical = sameKey && row.enabled == record.enabled && (record.updatedAt == nil || record.updatedAt == row.updatedAt)
+            if row.id > maxIDAtStart || touchedExisting.contains(row.id) {
                 if identical {
                     report.duplicates += 1
                 } else {
+                    let earlier = earlierLine(record).map { " (line \($0))" } ?? ""
                     errors.append(SnapshotError(item.location.with(field: SnapshotField.userID),
-                                                "the pair (user_id, tool_id) already appeared on line \(earlier) of this file with different contents"))
+                                                "the pair (user_id, tool_id) already appeared earlier in this file\(earlier) with different contents"))
                 }
                 continue
             }
-            touched[row.id] = line
+            touchedExisting.insert(row.id)
             if identical {
                 report.unchanged += 1
                 continue
@@ -147,7 +154,7 @@ struct ImportState {
                 case .set(let s): s ?? row.secret
                 case .failed: nil
                 }
-                _ = try writer.write(record, secret: secret, now: options.now)
+                try writer.write(record, secret: secret, now: options.now)
                 report.updated += 1
             }
         }
@@ -203,8 +210,8 @@ struct ImportState {
     }
 
     /// A toolcfg snapshot must end with a trailer whose count and digest match what was read.
-    mutating func checkIntegrity(header: SnapshotHeader?, trailer: SnapshotTrailer?) -> Bool {
-        let location = SnapshotLocation(file: fileName)
+    mutating func checkIntegrity(header: SnapshotHeader?, trailer: SnapshotTrailer?, digest: SnapshotDigest, file: String) -> Bool {
+        let location = SnapshotLocation(file: file)
         guard let trailer else {
             if header != nil {
                 errors.append(SnapshotError(location, "the snapshot has a header but no trailer with row_count and digest: the file is truncated"))

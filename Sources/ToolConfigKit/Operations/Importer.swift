@@ -84,47 +84,67 @@ public struct Importer {
             }
             sealer = try Self.openSealing(sealing, passphrase: passphrase, file: reader.fileName)
         }
-        var state = ImportState(options: options, fileName: reader.fileName, sealer: sealer,
-                                decoder: RecordDecoder(format: options.format, declaredKeys: header?.keys))
         var report = Report(database: connection.path, input: reader.fileName, format: options.format, keys: header?.keys,
                             records: 0, inserted: 0, updated: 0, unchanged: 0, skipped: 0, duplicates: 0,
                             dryRun: options.dryRun, integrityChecked: false, masterKeyFingerprint: options.masterKey?.fingerprint)
 
         try connection.execute("BEGIN IMMEDIATE", context: "taking the write lock")
         defer { if connection.isInTransaction { try? connection.execute("ROLLBACK") } }
-        let writer = try ImportWriter(connection: connection)
-        var raws: [RawRecord] = []
-        var finished = false
-        while !finished && state.errors.count < options.maxErrors {
-            raws.removeAll(keepingCapacity: true)
-            var syntaxError: SnapshotError?
-            while raws.count < Self.batchSize {
-                do {
-                    guard let raw = try reader.next() else { finished = true; break }
-                    raws.append(raw)
-                } catch let error as SnapshotError {
-                    // A syntax error ends reading: nothing after it can be trusted. It is reported
-                    // after the errors of the records before it, so errors stay in file order.
-                    syntaxError = error
-                    finished = true
-                    break
-                }
+        var state = try ImportState(options: options, sealer: sealer, connection: connection,
+                                    earlierLine: { [input = options.input, format = options.format] in
+                                        Self.firstLine(of: $0, in: input, format: format)
+                                    })
+
+        // Reading and validating run on their own thread, a bounded number of batches ahead of
+        // this one, which owns the connection and the transaction.
+        let producer = RecordProducer(reader: reader, decoder: RecordDecoder(format: options.format, declaredKeys: header?.keys))
+        let channel = BatchChannel<RecordProducer.Batch>(capacity: 4)
+        startThread(name: "toolcfg-import-reader") { producer.run(into: channel, batchSize: Self.batchSize) }
+        defer {
+            channel.cancel()
+            channel.waitUntilFinished()
+        }
+        var ended: (any Error)?
+        while let batch = channel.take() {
+            report.records += batch.count
+            state.errors += batch.errors
+            if state.errors.isEmpty { try state.apply(batch.items, report: &report) }
+            if let end = batch.endError {
+                if let error = end as? SnapshotError { state.errors.append(error) } else { ended = end }
             }
-            try state.process(raws, writer: writer, report: &report)
-            if let syntaxError { state.errors.append(syntaxError) }
+            if state.errors.count >= options.maxErrors || ended != nil { break }
             progress(report.records)
         }
+        channel.cancel()
+        channel.waitUntilFinished()
+        if let ended { throw ended }
         if state.errors.isEmpty {
-            report.integrityChecked = state.checkIntegrity(header: header, trailer: reader.trailer)
+            report.integrityChecked = state.checkIntegrity(header: header, trailer: producer.trailer, digest: producer.digest, file: reader.fileName)
         }
         if !state.errors.isEmpty {
-            let errors = Array(state.errors.prefix(options.maxErrors))
-            if errors.count == 1 { throw errors[0] }
-            throw SnapshotErrors(errors: errors, stoppedEarly: state.errors.count >= options.maxErrors)
+            let errors = state.errors.sorted { ($0.location.record ?? .max, $0.location.line ?? 0) < ($1.location.record ?? .max, $1.location.line ?? 0) }
+                .prefix(options.maxErrors)
+            if errors.count == 1 { throw errors[errors.startIndex] }
+            throw SnapshotErrors(errors: Array(errors), stoppedEarly: state.errors.count >= options.maxErrors)
         }
         // A dry run validated and wrote everything, and now forgets it.
         try connection.execute(options.dryRun ? "ROLLBACK" : "COMMIT", context: "committing")
         return report
+    }
+
+    /// The line of the first record for (user_id, tool_id) in a file, found by reading it again:
+    /// only needed for the message of a failing import, so nothing is kept per row meanwhile.
+    static func firstLine(of record: SnapshotRecord, in path: String, format: SnapshotFormat) -> Int? {
+        guard path != "-", let reader = try? SnapshotReaders.open(path: path, format: format) else { return nil }
+        while let raw = try? reader.next() {
+            let user = raw.fields.first { $0.name == SnapshotField.userID }?.value
+            let tool = raw.fields.first { $0.name == SnapshotField.toolID }?.value
+            if case .text(let u)? = user, case .text(let t)? = tool,
+               u.utf8.elementsEqual(record.userID.utf8), t.utf8.elementsEqual(record.toolID.utf8) {
+                return raw.location.line ?? raw.location.record
+            }
+        }
+        return nil
     }
 
     private static func openSealing(_ sealing: SealingParameters, passphrase: SecureBytes, file: String) throws -> SnapshotSealer {

@@ -14,6 +14,23 @@ public struct StoredSecret: Sendable, Hashable, Codable {
         self.nonce = nonce
     }
 
+    /// Checks the shape without decoding: canonical base64, salt 32 bytes, nonce 12, ciphertext
+    /// at least a tag. Same errors as `decoded()`.
+    public func validate() throws(SecretError) {
+        func length(_ text: String, _ field: String) throws(SecretError) -> Int {
+            guard let count = Base64.decodedCount(text) else { throw .invalidBase64(field: field) }
+            return count
+        }
+        let saltLength = try length(salt, "salt")
+        guard saltLength == Self.saltLength else { throw .wrongLength(field: "salt", expected: "\(Self.saltLength)", actual: saltLength) }
+        let nonceLength = try length(nonce, "nonce")
+        guard nonceLength == Self.nonceLength else { throw .wrongLength(field: "nonce", expected: "\(Self.nonceLength)", actual: nonceLength) }
+        let sealedLength = try length(encryptedAPIKey, "encrypted_api_key")
+        guard sealedLength >= AESGCM.tagLength else {
+            throw .wrongLength(field: "encrypted_api_key", expected: "at least \(AESGCM.tagLength)", actual: sealedLength)
+        }
+    }
+
     /// The decoded bytes, checked for shape: salt 32 bytes, nonce 12, ciphertext at least a tag.
     public func decoded() throws(SecretError) -> DecodedSecret {
         let salt = try Base64.decode(salt, field: "salt", length: Self.saltLength)

@@ -31,7 +31,7 @@ public final class SQLiteStatement {
         case .null: status = sqlite3_bind_null(handle, index)
         case .integer(let v): status = sqlite3_bind_int64(handle, index, v)
         case .real(let v): status = sqlite3_bind_double(handle, index, v)
-        case .text(let v): status = sqlite3_bind_text(handle, index, v, -1, toolcfg_sqlite_transient())
+        case .text(let v): return try bind(v, at: index)
         case .blob(let v):
             status = v.withUnsafeBytes { sqlite3_bind_blob(handle, index, $0.baseAddress ?? UnsafeRawPointer(bitPattern: 1), Int32($0.count), toolcfg_sqlite_transient()) }
         }
@@ -43,7 +43,14 @@ public final class SQLiteStatement {
     }
 
     public func bind(_ text: String?, at index: Int32) throws(DatabaseError) {
-        try bind(text.map(Value.text) ?? .null, at: index)
+        guard var text else { return try bind(.null, at: index) }
+        let status: Int32 = text.withUTF8 { utf8 in
+            guard let base = utf8.baseAddress, !utf8.isEmpty else { return sqlite3_bind_text(handle, index, "", 0, nil) }
+            return base.withMemoryRebound(to: CChar.self, capacity: utf8.count) {
+                sqlite3_bind_text(handle, index, $0, Int32(utf8.count), toolcfg_sqlite_transient())
+            }
+        }
+        try connection.check(status, context: "binding parameter \(index)")
     }
 
     public func bind(_ integer: Int64, at index: Int32) throws(DatabaseError) {
