@@ -94,6 +94,23 @@ struct SecretFormatTests {
     ])
     func base64Strictness(_ text: String, valid: Bool) {
         #expect(((try? Base64.decode(text, field: "f")) != nil) == valid)
+        #expect((Base64.decodedCount(text) != nil) == valid)
+    }
+
+    @Test("the non-decoding base64 check agrees with decoding on random and mutated inputs")
+    func base64CountAgrees() {
+        let alphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=-_ ".utf8)
+        for length in 0..<40 {
+            let text = Base64.encode(SecureRandom.bytes(length))
+            #expect(Base64.decodedCount(text) == length)
+            var mutated = Array(text.utf8)
+            guard !mutated.isEmpty else { continue }
+            for _ in 0..<8 {
+                mutated[Int.random(in: 0..<mutated.count)] = alphabet.randomElement()!
+                let candidate = String(decoding: mutated, as: UTF8.self)
+                #expect(Base64.decodedCount(candidate) == (try? Base64.decode(candidate, field: "f"))?.count, "\(candidate)")
+            }
+        }
     }
 
     @Test("fast PBKDF2 equals OpenSSL's PKCS5_PBKDF2_HMAC over varied inputs")

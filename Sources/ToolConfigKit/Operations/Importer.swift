@@ -88,6 +88,9 @@ public struct Importer {
                             records: 0, inserted: 0, updated: 0, unchanged: 0, skipped: 0, duplicates: 0,
                             dryRun: options.dryRun, integrityChecked: false, masterKeyFingerprint: options.masterKey?.fingerprint)
 
+        // A larger page cache for the one big transaction (default 2 MiB): fewer pages of the
+        // table's four indexes spill and are read back.
+        try connection.execute("PRAGMA cache_size = -16384")
         try connection.execute("BEGIN IMMEDIATE", context: "taking the write lock")
         defer { if connection.isInTransaction { try? connection.execute("ROLLBACK") } }
         var state = try ImportState(options: options, sealer: sealer, connection: connection,

@@ -14,11 +14,13 @@ final class RecordProducer: @unchecked Sendable {
 
     private let reader: any SnapshotReader
     private let decoder: RecordDecoder
-    let digest = SnapshotDigest()
+    /// Only a toolcfg snapshot (one with a header) has a trailer to check the digest against.
+    let digest: SnapshotDigest?
 
     init(reader: any SnapshotReader, decoder: RecordDecoder) {
         self.reader = reader
         self.decoder = decoder
+        digest = reader.header == nil ? nil : SnapshotDigest()
     }
 
     var trailer: SnapshotTrailer? { reader.trailer }
@@ -43,7 +45,7 @@ final class RecordProducer: @unchecked Sendable {
                 batch.count += 1
                 do {
                     let record = try decoder.decode(raw)
-                    digest.add(record)
+                    digest?.add(record)
                     batch.items.append(ImportState.Item(record: record, location: raw.location))
                 } catch {
                     batch.errors.append(error)

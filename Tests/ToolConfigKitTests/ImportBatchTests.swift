@@ -1,0 +1,72 @@
+import Foundation
+import Testing
+@testable import ToolConfigKit
+
+/// Imports larger than one batch (512 records), where a repeated pair is found through the
+/// database or the filter of seen pairs rather than inside one batch.
+@Suite("Import across batches")
+struct ImportBatchTests {
+    static func csv(_ rows: Int, repeating: (at: Int, of: Int, enabled: String)? = nil) -> String {
+        var text = "user_id,tool_id,enabled\n"
+        for index in 1...rows {
+            if let repeating, index == repeating.at {
+                text += "user-\(repeating.of),tool-\(repeating.of % 7),\(repeating.enabled)\n"
+            } else {
+                text += "user-\(index),tool-\(index % 7),\(index % 2)\n"
+            }
+        }
+        return text
+    }
+
+    static func database(_ folder: TemporaryFolder, preexisting: Int = 0) throws -> SQLiteConnection {
+        let connection = try SQLiteConnection(path: folder.path("b.db"), mode: .readWriteCreate)
+        _ = try Migrator(connection: connection, migrations: try .embedded()).up()
+        for index in 0..<preexisting {
+            try connection.execute("INSERT INTO user_tool_configs (user_id, tool_id, enabled, created_at, updated_at) VALUES ('old-\(index)', 't', 1, 1, 1)")
+        }
+        return connection
+    }
+
+    static func run(_ connection: SQLiteConnection, _ folder: TemporaryFolder, _ text: String) throws -> Importer.Report {
+        let path = folder.path("in-\(UUID().uuidString.prefix(6)).csv")
+        try Data(text.utf8).write(to: URL(fileURLWithPath: path))
+        return try Importer(connection: connection, options: .init(input: path, format: .csv, now: 5)).run()
+    }
+
+    @Test("a conflicting repeat 1,200 records later is refused with both lines, into an empty or a filled table", arguments: [0, 3])
+    func conflictAcrossBatches(preexisting: Int) throws {
+        let folder = try TemporaryFolder()
+        let connection = try Self.database(folder, preexisting: preexisting)
+        // Record 1,203 repeats record 3 (user-3 has enabled 1) with enabled 0.
+        let error = try #require(thrownError { _ = try Self.run(connection, folder, Self.csv(1500, repeating: (1203, 3, "0"))) } as? SnapshotError)
+        #expect(error.location.line == 1204)
+        #expect(error.message.contains("(line 4)"))
+        #expect(try connection.queryInt64("SELECT count(*) FROM user_tool_configs") == Int64(preexisting))
+    }
+
+    @Test("an identical repeat across batches is counted as a duplicate and written once", arguments: [0, 3])
+    func identicalAcrossBatches(preexisting: Int) throws {
+        let folder = try TemporaryFolder()
+        let connection = try Self.database(folder, preexisting: preexisting)
+        let report = try Self.run(connection, folder, Self.csv(1500, repeating: (1203, 3, "1")))
+        #expect(report.inserted == 1499)
+        #expect(report.duplicates == 1)
+        #expect(try connection.queryInt64("SELECT count(*) FROM user_tool_configs") == Int64(1499 + preexisting))
+        // Importing the same file again changes nothing.
+        let again = try Self.run(connection, folder, Self.csv(1500, repeating: (1203, 3, "1")))
+        #expect(again.unchanged == 1499 && again.inserted == 0 && again.duplicates == 1)
+    }
+
+    @Test("the filter of seen pairs never forgets a pair")
+    func filterHasNoFalseNegatives() {
+        var filter = PairFilter()
+        var hashes: [UInt64] = []
+        var generator = SystemRandomNumberGenerator()
+        for _ in 0..<20_000 {
+            let hash = generator.next() as UInt64
+            hashes.append(hash)
+            _ = filter.insert(hash)
+        }
+        #expect(hashes.allSatisfy { !filter.insert($0) })
+    }
+}
