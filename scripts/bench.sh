@@ -22,7 +22,8 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 BENCH_PKG="$ROOT/Benchmarks"
 TARGET="ToolcfgBenchmarks"
-SECTIONS=(pbkdf2)
+SECTIONS=(pbkdf2 snapshot)
+RUNS="${RUNS:-3}"
 
 usage() {
   echo "usage: scripts/bench.sh [--list] [section ...]   (sections: ${SECTIONS[*]})" >&2
@@ -103,6 +104,66 @@ section_pbkdf2() {
   add_summary "PBKDF2 Python cryptography (median)" "$py µs per derivation ($(per_s "$py")/s)"
   add_summary "PBKDF2 ratio python / toolcfg-fast" "$(ratio "$py" "$fast")x"
   add_summary "PBKDF2 ratio OpenSSL PKCS5 / toolcfg-fast" "$(ratio "$ref" "$fast")x"
+}
+
+# Runs a command $RUNS times (after $2 as set-up each time), and sets MEDIAN_S and MAX_RSS_MIB
+# from /usr/bin/time: the median wall time and the largest peak RSS.
+measure() {
+  local label="$1" setup="$2"; shift 2
+  local times=() rss=() i line
+  for i in $(seq 1 "$RUNS"); do
+    eval "$setup"
+    /usr/bin/time -f 'TIME %e %M' -o "$LOG_DIR/time.out" "$@" >/dev/null 2>"$LOG_DIR/cmd.err" \
+      || { echo "bench: $label failed:" >&2; cat "$LOG_DIR/cmd.err" >&2; exit 1; }
+    line=$(grep '^TIME ' "$LOG_DIR/time.out" | tail -1)
+    times+=("$(echo "$line" | awk '{print $2}')")
+    rss+=("$(echo "$line" | awk '{print $3}')")
+    echo "   $label run $i: ${times[-1]} s, peak RSS $(( ${rss[-1]} / 1024 )) MiB"
+  done
+  MEDIAN_S=$(printf '%s\n' "${times[@]}" | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}')
+  MAX_RSS_MIB=$(printf '%s\n' "${rss[@]}" | sort -g | tail -1 | awk '{printf "%.0f", $1/1024}')
+}
+
+# Export and import of a large table as CSV (keys encrypted), against the sqlite3 shell's CSV
+# export and a Python csv + sqlite3 executemany import, in the same run. BENCH_ROWS (default
+# 1,000,000) rows; RUNS (default 3) runs of each, interleaved.
+section_snapshot() {
+  local rows="${BENCH_ROWS:-1000000}" work="$LOG_DIR/snapshot" toolcfg
+  echo
+  echo "######## snapshot: $rows rows, CSV with encrypted keys"
+  mkdir -p "$work"
+  (cd "$ROOT" && swift build -c release --product toolcfg 2>&1 | sed -u '/^\[[0-9]*\/[0-9]*\]/d')
+  toolcfg="$ROOT/.build/release/toolcfg"
+  "$toolcfg" migrate up --db "$work/empty.db" 2>/dev/null
+  cp "$work/empty.db" "$work/big.db"
+  # Distinct users, ten tools, one valid triple (export does not decrypt it).
+  sqlite3 "$work/big.db" "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < $rows)
+    INSERT INTO user_tool_configs (user_id, tool_id, enabled, encrypted_api_key, salt, nonce, created_at, updated_at)
+    SELECT 'user-' || (i / 10) || '-' || hex(randomblob(4)), 'builtin-tool-' || (i % 10), i % 2,
+           'ZQ3DQwMN2PI0yGwFUAjhWw+LQngup7KfwIZ3aZLQodls7FQ=', '2zijAs+6VQLzqQ1sPQE22JYYMk/3lz4SPJ0aHz4ntWc=',
+           'yevk7N8fzz+97s/1', 1700000000 + i, 1700000000 + i FROM n;"
+  local columns="id,user_id,tool_id,enabled,encrypted_api_key,salt,nonce,created_at,updated_at"
+  local tc_export sq_export tc_rss sq_rss
+  echo "== export: toolcfg export --format csv vs sqlite3 -csv -header of the same columns"
+  measure "toolcfg export" "rm -f '$work/out.csv'" "$toolcfg" export --db "$work/big.db" --out "$work/out.csv"
+  tc_export=$MEDIAN_S; tc_rss=$MAX_RSS_MIB
+  measure "sqlite3 -csv  " ":" sh -c "sqlite3 -csv -header '$work/big.db' 'SELECT $columns FROM user_tool_configs ORDER BY id' > '$work/sqlite.csv'"
+  sq_export=$MEDIAN_S; sq_rss=$MAX_RSS_MIB
+
+  local tc_import py_import tc_irss py_irss
+  echo "== import into an empty migrated database: toolcfg import vs Python csv + sqlite3 executemany"
+  measure "toolcfg import" "cp '$work/empty.db' '$work/t.db'" "$toolcfg" import --db "$work/t.db" --in "$work/out.csv"
+  tc_import=$MEDIAN_S; tc_irss=$MAX_RSS_MIB
+  [ "$(sqlite3 "$work/t.db" 'SELECT count(*) FROM user_tool_configs')" = "$rows" ] || { echo "bench: toolcfg import lost rows" >&2; exit 1; }
+  measure "python import " "cp '$work/empty.db' '$work/p.db'" python3 "$ROOT/scripts/bench_import_peer.py" "$work/p.db" "$work/out.csv"
+  py_import=$MEDIAN_S; py_irss=$MAX_RSS_MIB
+
+  add_summary "CSV export toolcfg (median)" "$tc_export s, $(awk -v r="$rows" -v s="$tc_export" 'BEGIN{printf "%.0f", r/s}') rows/s, peak RSS $tc_rss MiB"
+  add_summary "CSV export sqlite3 -csv (median)" "$sq_export s, peak RSS $sq_rss MiB"
+  add_summary "CSV export ratio sqlite3 / toolcfg" "$(ratio "$sq_export" "$tc_export")x (>= 1 means toolcfg is no slower)"
+  add_summary "CSV import toolcfg (median)" "$tc_import s, $(awk -v r="$rows" -v s="$tc_import" 'BEGIN{printf "%.0f", r/s}') rows/s, peak RSS $tc_irss MiB"
+  add_summary "CSV import Python csv+sqlite3 (median)" "$py_import s, peak RSS $py_irss MiB"
+  add_summary "CSV import ratio python / toolcfg" "$(ratio "$py_import" "$tc_import")x"
 }
 
 # --- main -------------------------------------------------------------------------------------

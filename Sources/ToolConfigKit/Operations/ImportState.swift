@@ -64,7 +64,8 @@ struct ImportState {
     struct Item: Sendable {
         var record: SnapshotRecord
         var location: SnapshotLocation
-        var existing: StoredSecret?
+        var pairHash: UInt64
+        var existing: StoredSecret? = nil
     }
 
     /// The key a record leaves in its row, worked out off the writer's thread.
@@ -83,25 +84,14 @@ struct ImportState {
         return UInt64(bitPattern: Int64(hasher.finalize()))
     }
 
-    mutating func apply(_ items: [Item], report: inout Importer.Report) throws {
-        // A pair repeated inside one batch is handled in the next round, after the first is written.
-        var start = 0
-        while start < items.count, errors.isEmpty {
-            var pairs = Set<UInt64>()
-            var end = start
-            while end < items.count, pairs.insert(Self.pairHash(items[end].record)).inserted { end += 1 }
-            try applyDistinct(items[start..<end], report: &report)
-            start = end
-        }
-    }
-
-    private mutating func applyDistinct(_ batch: ArraySlice<Item>, report: inout Importer.Report) throws {
-        var items = Array(batch)
+    /// Applies one batch; the producer guarantees no pair appears in it twice.
+    mutating func apply(_ batch: [Item], report: inout Importer.Report) throws {
+        var items = batch
         var rows: [ToolConfigTable.Row?] = []
         rows.reserveCapacity(items.count)
         for index in items.indices {
             let record = items[index].record
-            let unseen = seenPairs?.insert(Self.pairHash(record)) ?? false
+            let unseen = seenPairs?.insert(items[index].pairHash) ?? false
             let row = unseen ? nil : try writer.existing(userID: record.userID, toolID: record.toolID)
             items[index].existing = row?.secret
             rows.append(row)

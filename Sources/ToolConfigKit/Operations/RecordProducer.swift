@@ -25,12 +25,23 @@ final class RecordProducer: @unchecked Sendable {
 
     var trailer: SnapshotTrailer? { reader.trailer }
 
+    /// Batches never hold the same (user_id, tool_id) twice: a repeat starts the next batch, so
+    /// the writer always sees an earlier record of a pair already written. Pair hashes are
+    /// computed here, off the writer's thread.
     func run(into channel: BatchChannel<Batch>, batchSize: Int) {
         defer { channel.finish() }
         var done = false
+        var carried: ImportState.Item?
         while !done {
             var batch = Batch()
             batch.items.reserveCapacity(batchSize)
+            var pairs = Set<UInt64>(minimumCapacity: batchSize)
+            if let carried {
+                pairs.insert(carried.pairHash)
+                batch.items.append(carried)
+                batch.count = 1
+            }
+            carried = nil
             while batch.count < batchSize {
                 let raw: RawRecord
                 do {
@@ -46,11 +57,18 @@ final class RecordProducer: @unchecked Sendable {
                 do {
                     let record = try decoder.decode(raw)
                     digest?.add(record)
-                    batch.items.append(ImportState.Item(record: record, location: raw.location))
+                    let item = ImportState.Item(record: record, location: raw.location, pairHash: ImportState.pairHash(record))
+                    guard pairs.insert(item.pairHash).inserted else {
+                        carried = item
+                        break
+                    }
+                    batch.items.append(item)
                 } catch {
                     batch.errors.append(error)
                 }
             }
+            // A carried record is counted in the batch that holds it.
+            if carried != nil { batch.count -= 1 }
             if !channel.put(batch) { return }
         }
     }

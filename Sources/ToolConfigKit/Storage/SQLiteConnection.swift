@@ -77,8 +77,10 @@ public final class SQLiteConnection {
         return DatabaseError(code: status, extendedCode: extended, message: message, path: path, context: context)
     }
 
-    func check(_ status: Int32, context: String?) throws(DatabaseError) {
-        guard status == SQLITE_OK else { throw error(status, context: context) }
+    /// The context is built only on failure: binds run millions of times per import.
+    @inline(__always)
+    func check(_ status: Int32, context: @autoclosure () -> String?) throws(DatabaseError) {
+        guard status == SQLITE_OK else { throw error(status, context: context()) }
     }
 
     // MARK: statements
