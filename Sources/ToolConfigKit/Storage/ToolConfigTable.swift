@@ -1,3 +1,5 @@
+import Foundation
+
 /// The `user_tool_configs` table of migration 0007, and the statements every operation shares.
 public enum ToolConfigTable {
     public static let name = "user_tool_configs"
@@ -20,6 +22,22 @@ public enum ToolConfigTable {
         if unique == 0 {
             throw TableShapeError(path: connection.path, message: "\(name) has no UNIQUE(user_id, tool_id); upserts would duplicate rows")
         }
+    }
+
+    /// Drops the table's non-unique indexes (those created by SQL, not the UNIQUE constraint's)
+    /// and returns the SQL that creates them again. Call inside a transaction.
+    static func dropSecondaryIndexes(_ connection: SQLiteConnection) throws -> [String] {
+        let statement = try connection.prepare("""
+            SELECT m.name, m.sql FROM sqlite_master m JOIN pragma_index_list(?1) l ON l.name = m.name
+            WHERE m.type = 'index' AND m.sql IS NOT NULL AND l."unique" = 0 ORDER BY m.rowid
+            """)
+        try statement.bind([.text(name)])
+        var indexes: [(name: String, sql: String)] = []
+        while try statement.step() { indexes.append((statement.text(0) ?? "", statement.text(1) ?? "")) }
+        for index in indexes {
+            try connection.execute("DROP INDEX \"\(index.name.replacingOccurrences(of: "\"", with: "\"\""))\"")
+        }
+        return indexes.map(\.sql)
     }
 
     /// Rows ordered by id, optionally for one user and/or one tool.
