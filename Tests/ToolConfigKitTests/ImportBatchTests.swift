@@ -69,4 +69,26 @@ struct ImportBatchTests {
         }
         #expect(hashes.allSatisfy { !filter.insert($0) })
     }
+
+    static func indexes(_ connection: SQLiteConnection) throws -> [String] {
+        let statement = try connection.prepare("SELECT name || ': ' || coalesce(sql, '') FROM sqlite_master WHERE type = 'index' ORDER BY name")
+        var rows: [String] = []
+        while try statement.step() { rows.append(statement.text(0) ?? "") }
+        return rows
+    }
+
+    @Test("an import into an empty table leaves exactly the same indexes, whether it succeeds or fails")
+    func indexesSurvive() throws {
+        let folder = try TemporaryFolder()
+        let connection = try Self.database(folder)
+        try connection.execute("CREATE INDEX idx_user_created ON user_tool_configs(user_id, created_at) WHERE enabled = 1")
+        let before = try Self.indexes(connection)
+        #expect(before.count == 6)  // 3 of 0007, one of ours, and the two UNIQUE / PRIMARY KEY autoindexes
+        _ = thrownError { _ = try Self.run(connection, folder, Self.csv(1500, repeating: (1203, 3, "0"))) }
+        #expect(try Self.indexes(connection) == before)
+        _ = try Self.run(connection, folder, Self.csv(1500))
+        #expect(try Self.indexes(connection) == before)
+        #expect(try connection.queryText("PRAGMA integrity_check") == "ok")
+        #expect(try connection.queryInt64("SELECT count(*) FROM user_tool_configs INDEXED BY idx_user_tool_configs_user_id WHERE user_id = 'user-77'") == 1)
+    }
 }
