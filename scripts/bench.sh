@@ -145,8 +145,13 @@ section_snapshot() {
   local columns="id,user_id,tool_id,enabled,encrypted_api_key,salt,nonce,created_at,updated_at"
   local tc_export sq_export tc_rss sq_rss
   echo "== export: toolcfg export --format csv vs sqlite3 -csv -header of the same columns"
-  measure "toolcfg export" "rm -f '$work/out.csv'" "$toolcfg" export --db "$work/big.db" --out "$work/out.csv"
+  # Like for like: both write to standard output redirected to a file. Then toolcfg's own --out,
+  # which also fsyncs the file and renames it into place (what makes a backup durable).
+  measure "toolcfg export" ":" sh -c "'$toolcfg' export --db '$work/big.db' --format csv --out - > '$work/stdout.csv'"
   tc_export=$MEDIAN_S; tc_rss=$MAX_RSS_MIB
+  local tc_file
+  measure "toolcfg --out " "rm -f '$work/out.csv'" "$toolcfg" export --db "$work/big.db" --out "$work/out.csv"
+  tc_file=$MEDIAN_S
   measure "sqlite3 -csv  " ":" sh -c "sqlite3 -csv -header '$work/big.db' 'SELECT $columns FROM user_tool_configs ORDER BY id' > '$work/sqlite.csv'"
   sq_export=$MEDIAN_S; sq_rss=$MAX_RSS_MIB
 
@@ -159,6 +164,7 @@ section_snapshot() {
   py_import=$MEDIAN_S; py_irss=$MAX_RSS_MIB
 
   add_summary "CSV export toolcfg (median)" "$tc_export s, $(awk -v r="$rows" -v s="$tc_export" 'BEGIN{printf "%.0f", r/s}') rows/s, peak RSS $tc_rss MiB"
+  add_summary "CSV export toolcfg --out FILE, fsync (median)" "$tc_file s"
   add_summary "CSV export sqlite3 -csv (median)" "$sq_export s, peak RSS $sq_rss MiB"
   add_summary "CSV export ratio sqlite3 / toolcfg" "$(ratio "$sq_export" "$tc_export")x (>= 1 means toolcfg is no slower)"
   add_summary "CSV import toolcfg (median)" "$tc_import s, $(awk -v r="$rows" -v s="$tc_import" 'BEGIN{printf "%.0f", r/s}') rows/s, peak RSS $tc_irss MiB"

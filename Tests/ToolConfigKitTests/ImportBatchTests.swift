@@ -92,3 +92,20 @@ struct ImportBatchTests {
         #expect(try connection.queryInt64("SELECT count(*) FROM user_tool_configs INDEXED BY idx_user_tool_configs_user_id WHERE user_id = 'user-77'") == 1)
     }
 }
+
+@Suite("CSV quoting")
+struct CSVQuotingTests {
+    @Test("the word-at-a-time quoting check agrees with a byte-by-byte one at every position and length")
+    func swarAgrees() {
+        for length in 0..<40 {
+            for position in -1..<length {
+                for special in [UInt8(0x0A), 0x0D, 0x22, 0x2C, 0x2B, 0x2D, 0x8A, 0xAC] {
+                    var bytes = [UInt8](repeating: UInt8(ascii: "a"), count: length)
+                    if position >= 0 { bytes[position] = special }
+                    let expected = bytes.contains { [0x0A, 0x0D, 0x22, 0x2C].contains($0) }
+                    #expect(bytes.withUnsafeBufferPointer { CSVSnapshotWriter.needsQuoting($0) } == expected)
+                }
+            }
+        }
+    }
+}

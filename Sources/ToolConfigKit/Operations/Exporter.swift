@@ -84,6 +84,17 @@ public struct Exporter {
         var batch: [SnapshotRecord] = []
         batch.reserveCapacity(Self.batchSize)
         var done = false
+        if options.keys == .encrypted || options.keys == .omit {
+            // Stored keys need no crypto: each row goes from SQLite's buffers to the output.
+            let row = StoredRow(statement: statement, omitKeys: options.keys == .omit)
+            while try statement.step() {
+                try writer.write(row)
+                digest?.include(row)
+                rows += 1
+                if rows % Self.batchSize == 0 { progress(rows) }
+            }
+            done = true
+        }
         while !done {
             batch.removeAll(keepingCapacity: true)
             while batch.count < Self.batchSize {
@@ -126,10 +137,8 @@ public struct Exporter {
     /// Decrypts (and seals) a batch's keys on all cores; a key that will not decrypt names its row.
     private func transformKeys(_ batch: [SnapshotRecord], sealer: SnapshotSealer?) throws -> [SnapshotRecord] {
         switch options.keys {
-        case .encrypted:
-            return batch
-        case .omit:
-            return batch.map { var record = $0; record.key = .none; return record }
+        case .encrypted, .omit:
+            preconditionFailure("stored keys are exported row by row")
         case .plaintext, .sealed:
             let masterKey = options.masterKey!
             let results = ParallelMap.map(batch, jobs: options.jobs) { record -> Result<SnapshotRecord, RowError> in
@@ -193,4 +202,58 @@ public struct UsageError: ToolcfgError {
     public init(_ message: String) { self.message = message }
     public var exitStatus: ExitStatus { .usage }
     public var description: String { message }
+}
+
+/// The current row of the export query, read in place (valid until the statement steps again):
+/// columns id, user_id, tool_id, enabled, encrypted_api_key, salt, nonce, created_at, updated_at.
+struct StoredRow: ExportRecord {
+    let statement: SQLiteStatement
+    let omitKeys: Bool
+
+    /// ASCII text goes out as the bytes SQLite holds; anything else through a String, so invalid
+    /// UTF-8 in the database is repaired exactly as the record path repairs it.
+    private func value(_ column: Int32) -> ExportValue {
+        statement.withText(column) { bytes -> ExportValue in
+            for byte in bytes where byte >= 0x80 { return .text(String(decoding: bytes, as: UTF8.self)) }
+            return .bytes(bytes)
+        } ?? .null
+    }
+
+    private func integer(_ column: Int32) -> ExportValue {
+        statement.isNull(column) ? .null : .integer(statement.int64(column))
+    }
+
+    private var hasKey: Bool {
+        !omitKeys && !statement.isNull(4) && !statement.isNull(5) && !statement.isNull(6)
+    }
+
+    func forEachValue(keys: KeyMode, _ body: (ExportValue) -> Void) {
+        body(integer(0))
+        body(value(1))
+        body(value(2))
+        body(.bool(statement.int64(3) != 0))
+        if keys == .encrypted {
+            if hasKey {
+                body(value(4)); body(value(5)); body(value(6))
+            } else {
+                body(.null); body(.null); body(.null)
+            }
+        }
+        body(integer(7))
+        body(integer(8))
+    }
+
+    func forEachDigestField(_ body: (ExportValue) -> Void) {
+        body(integer(0))
+        body(value(1))
+        body(value(2))
+        body(.text(statement.int64(3) != 0 ? "1" : "0"))
+        body(integer(7))
+        body(integer(8))
+        if hasKey {
+            body(.text("encrypted")); body(value(4)); body(value(5)); body(value(6))
+        } else {
+            body(.text("none"))
+        }
+    }
 }

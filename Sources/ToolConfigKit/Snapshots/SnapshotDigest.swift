@@ -19,55 +19,44 @@ public final class SnapshotDigest {
     private var pending: [UInt8] = []
     private static let flushSize = 32 * 1024
 
-    public func add(_ record: SnapshotRecord) {
+    func include(_ record: some ExportRecord) {
         // Work on a local buffer: a stored array mutated field by field pays an exclusivity
         // check on every append.
         var bytes: [UInt8] = []
         swap(&bytes, &pending)
-        Self.field(record.id, &bytes)
-        Self.field(record.userID, &bytes)
-        Self.field(record.toolID, &bytes)
-        Self.field(record.enabled ? "1" : "0", &bytes)
-        Self.field(record.createdAt, &bytes)
-        Self.field(record.updatedAt, &bytes)
-        switch record.key {
-        case .none: Self.field("none", &bytes)
-        case .plaintext(let key): Self.field("plaintext", &bytes); Self.field(key, &bytes)
-        case .encrypted(let secret):
-            Self.field("encrypted", &bytes)
-            Self.field(secret.encryptedAPIKey, &bytes)
-            Self.field(secret.salt, &bytes)
-            Self.field(secret.nonce, &bytes)
-        case .sealed(let sealed): Self.field("sealed", &bytes); Self.field(sealed, &bytes)
+        record.forEachDigestField { value in
+            switch value {
+            case .null: bytes.append(0)
+            case .integer(let number):
+                bytes.append(1)
+                bytes.append(contentsOf: repeatElement(0, count: 4))
+                let start = bytes.count
+                DecimalText.append(number, to: &bytes)
+                bytes[start - 1] = UInt8(bytes.count - start)  // at most 20 digits and a sign
+            case .bool(let flag): Self.field(flag ? [UInt8(ascii: "1")] : [UInt8(ascii: "0")], &bytes)
+            case .text(var text): text.withUTF8 { Self.field($0, &bytes) }
+            case .bytes(let utf8): Self.field(utf8, &bytes)
+            }
         }
         swap(&bytes, &pending)
         count += 1
         if pending.count >= Self.flushSize { flush() }
     }
 
-    /// Present fields are 0x01, a 4-byte big-endian length and the UTF-8 bytes; absent ones 0x00.
-    @inline(__always)
-    private static func field(_ text: String?, _ bytes: inout [UInt8]) {
-        guard var text else { bytes.append(0); return }
-        text.withUTF8 { utf8 in
-            let length = utf8.count
-            bytes.append(1)
-            bytes.append(UInt8(truncatingIfNeeded: length >> 24))
-            bytes.append(UInt8(truncatingIfNeeded: length >> 16))
-            bytes.append(UInt8(truncatingIfNeeded: length >> 8))
-            bytes.append(UInt8(truncatingIfNeeded: length))
-            bytes.append(contentsOf: utf8)
-        }
+    public func add(_ record: SnapshotRecord) {
+        include(record)
     }
 
+    /// Present fields are 0x01, a 4-byte big-endian length and the UTF-8 bytes; absent ones 0x00.
     @inline(__always)
-    private static func field(_ number: Int64?, _ bytes: inout [UInt8]) {
-        guard let number else { bytes.append(0); return }
+    private static func field(_ utf8: some Collection<UInt8>, _ bytes: inout [UInt8]) {
+        let length = utf8.count
         bytes.append(1)
-        bytes.append(contentsOf: repeatElement(0, count: 4))
-        let start = bytes.count
-        DecimalText.append(number, to: &bytes)
-        bytes[start - 1] = UInt8(bytes.count - start)  // at most 20 digits and a sign
+        bytes.append(UInt8(truncatingIfNeeded: length >> 24))
+        bytes.append(UInt8(truncatingIfNeeded: length >> 16))
+        bytes.append(UInt8(truncatingIfNeeded: length >> 8))
+        bytes.append(UInt8(truncatingIfNeeded: length))
+        bytes.append(contentsOf: utf8)
     }
 
     private func flush() {

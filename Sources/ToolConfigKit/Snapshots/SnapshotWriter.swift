@@ -1,7 +1,23 @@
+/// A record as writers and the digest see it: its values in export order and its fields in the
+/// digest's canonical order. `SnapshotRecord` is one; `StoredRow`, a row of the export query read
+/// in place, is the other (exports of stored keys never build Strings per row).
+protocol ExportRecord {
+    /// The values in the order of `SnapshotField.exported(keys)`.
+    func forEachValue(keys: KeyMode, _ body: (ExportValue) -> Void)
+    /// id, user_id, tool_id, enabled ("1"/"0"), created_at, updated_at, then the key: "none", or
+    /// "plaintext" + key, "encrypted" + the triple, "sealed" + the sealed key.
+    func forEachDigestField(_ body: (ExportValue) -> Void)
+}
+
+/// One value to write. `.bytes` is UTF-8 read in place (valid only during the visit).
+enum ExportValue {
+    case null, integer(Int64), text(String), bool(Bool), bytes(UnsafeBufferPointer<UInt8>)
+}
+
 /// Writes records one at a time in one of the snapshot formats.
 protocol SnapshotWriter {
     func begin(_ header: SnapshotHeader) throws
-    func write(_ record: SnapshotRecord) throws
+    func write(_ record: some ExportRecord) throws
     func finish(_ trailer: SnapshotTrailer) throws
 }
 
@@ -13,16 +29,15 @@ enum SnapshotWriters {
         case .jsonl: JSONSnapshotWriter(sink: sink, keys: keys, lines: true)
         }
     }
+}
 
-    /// Calls `body` with the record's values in the order of `SnapshotField.exported(keys)`
-    /// (a visitor rather than an array: no allocation per row).
-    @inline(__always)
-    static func forEachValue(_ record: SnapshotRecord, keys: KeyMode, _ body: (Value) -> Void) {
-        body(record.id.map(Value.integer) ?? .null)
-        body(.text(record.userID))
-        body(.text(record.toolID))
-        body(.bool(record.enabled))
-        switch (keys, record.key) {
+extension SnapshotRecord: ExportRecord {
+    func forEachValue(keys: KeyMode, _ body: (ExportValue) -> Void) {
+        body(id.map(ExportValue.integer) ?? .null)
+        body(.text(userID))
+        body(.text(toolID))
+        body(.bool(enabled))
+        switch (keys, key) {
         case (.encrypted, .encrypted(let secret)): body(.text(secret.encryptedAPIKey)); body(.text(secret.salt)); body(.text(secret.nonce))
         case (.encrypted, _): body(.null); body(.null); body(.null)
         case (.plaintext, .plaintext(let key)): body(.text(key))
@@ -30,12 +45,24 @@ enum SnapshotWriters {
         case (.plaintext, _), (.sealed, _): body(.null)
         case (.omit, _): break
         }
-        body(record.createdAt.map(Value.integer) ?? .null)
-        body(record.updatedAt.map(Value.integer) ?? .null)
+        body(createdAt.map(ExportValue.integer) ?? .null)
+        body(updatedAt.map(ExportValue.integer) ?? .null)
     }
 
-    enum Value {
-        case null, integer(Int64), text(String), bool(Bool)
+    func forEachDigestField(_ body: (ExportValue) -> Void) {
+        body(id.map(ExportValue.integer) ?? .null)
+        body(.text(userID))
+        body(.text(toolID))
+        body(.text(enabled ? "1" : "0"))
+        body(createdAt.map(ExportValue.integer) ?? .null)
+        body(updatedAt.map(ExportValue.integer) ?? .null)
+        switch key {
+        case .none: body(.text("none"))
+        case .plaintext(let key): body(.text("plaintext")); body(.text(key))
+        case .encrypted(let secret):
+            body(.text("encrypted")); body(.text(secret.encryptedAPIKey)); body(.text(secret.salt)); body(.text(secret.nonce))
+        case .sealed(let sealed): body(.text("sealed")); body(.text(sealed))
+        }
     }
 }
 
@@ -54,17 +81,18 @@ final class CSVSnapshotWriter: SnapshotWriter {
         try sink.append(SnapshotField.exported(keys).joined(separator: ",") + "\r\n")
     }
 
-    func write(_ record: SnapshotRecord) throws {
+    func write(_ record: some ExportRecord) throws {
         try sink.withBuffer { out in
             var first = true
-            SnapshotWriters.forEachValue(record, keys: keys) { value in
+            record.forEachValue(keys: keys) { value in
                 if !first { out.append(UInt8(ascii: ",")) }
                 first = false
                 switch value {
                 case .null: break
                 case .integer(let i): DecimalText.append(i, to: &out)
                 case .bool(let b): out.append(b ? UInt8(ascii: "1") : UInt8(ascii: "0"))
-                case .text(let text): Self.appendField(text, to: &out)
+                case .text(var text): text.withUTF8 { Self.appendField($0, to: &out) }
+                case .bytes(let bytes): Self.appendField(bytes, to: &out)
                 }
             }
             out.append(0x0D)
@@ -72,26 +100,40 @@ final class CSVSnapshotWriter: SnapshotWriter {
         }
     }
 
-    static func appendField(_ text: String, to out: inout [UInt8]) {
-        var text = text
-        text.withUTF8 { utf8 in
-            // The four bytes that force quoting (LF, CR, '"', ',') are all below 0x2D: one compare
-            // and one bit test per byte.
-            let special: UInt64 = 1 << 0x0A | 1 << 0x0D | 1 << 0x22 | 1 << 0x2C
-            var needsQuotes = false
-            for byte in utf8 where byte < 0x2D && (special >> UInt64(byte)) & 1 == 1 {
-                needsQuotes = true
-                break
-            }
-            // An empty string is written "" so that it reads back as empty, not as no value.
-            guard needsQuotes || utf8.isEmpty else { return out.append(contentsOf: utf8) }
-            out.append(UInt8(ascii: "\""))
-            for byte in utf8 {
-                if byte == UInt8(ascii: "\"") { out.append(byte) }
-                out.append(byte)
-            }
-            out.append(UInt8(ascii: "\""))
+    static func appendField(_ utf8: UnsafeBufferPointer<UInt8>, to out: inout [UInt8]) {
+        let needsQuotes = needsQuoting(utf8)
+        // An empty string is written "" so that it reads back as empty, not as no value.
+        guard needsQuotes || utf8.isEmpty else { return out.append(contentsOf: utf8) }
+        out.append(UInt8(ascii: "\""))
+        for byte in utf8 {
+            if byte == UInt8(ascii: "\"") { out.append(byte) }
+            out.append(byte)
         }
+        out.append(UInt8(ascii: "\""))
+    }
+
+    /// Whether a field holds LF, CR, '"' or ','. Eight bytes at a time (SWAR: a byte equal to c
+    /// makes (w ^ c*0x01..01) have a zero byte), since this scan runs over every exported byte.
+    static func needsQuoting(_ utf8: UnsafeBufferPointer<UInt8>) -> Bool {
+        let ones: UInt64 = 0x0101_0101_0101_0101, highs: UInt64 = 0x8080_8080_8080_8080
+        @inline(__always) func hasZeroByte(_ v: UInt64) -> Bool { (v &- ones) & ~v & highs != 0 }
+        var index = 0
+        if let base = utf8.baseAddress {
+            let raw = UnsafeRawPointer(base)
+            while index + 8 <= utf8.count {
+                let word = raw.loadUnaligned(fromByteOffset: index, as: UInt64.self)
+                if hasZeroByte(word ^ (ones &* 0x0A)) || hasZeroByte(word ^ (ones &* 0x0D))
+                    || hasZeroByte(word ^ (ones &* 0x22)) || hasZeroByte(word ^ (ones &* 0x2C)) { return true }
+                index += 8
+            }
+        }
+        while index < utf8.count {
+            switch utf8[index] {
+            case 0x0A, 0x0D, 0x22, 0x2C: return true
+            default: index += 1
+            }
+        }
+        return false
     }
 
     func finish(_ trailer: SnapshotTrailer) throws {}
@@ -123,13 +165,13 @@ final class JSONSnapshotWriter: SnapshotWriter {
         try sink.append(lines ? text + "}\n" : text + ",\"rows\":[")
     }
 
-    func write(_ record: SnapshotRecord) throws {
+    func write(_ record: some ExportRecord) throws {
         if !lines { try sink.append(first ? "\n" : ",\n") }
         first = false
         try sink.withBuffer { out in
             out.append(UInt8(ascii: "{"))
             var index = 0
-            SnapshotWriters.forEachValue(record, keys: keys) { value in
+            record.forEachValue(keys: keys) { value in
                 if index > 0 { out.append(UInt8(ascii: ",")) }
                 out.append(contentsOf: names[index])
                 out.append(UInt8(ascii: ":"))
@@ -138,7 +180,8 @@ final class JSONSnapshotWriter: SnapshotWriter {
                 case .null: out.append(contentsOf: "null".utf8)
                 case .integer(let i): DecimalText.append(i, to: &out)
                 case .bool(let b): out.append(contentsOf: b ? "true".utf8 : "false".utf8)
-                case .text(let s): JSONText.appendQuoted(s, to: &out)
+                case .text(var text): text.withUTF8 { JSONText.appendQuoted($0, to: &out) }
+                case .bytes(let bytes): JSONText.appendQuoted(bytes, to: &out)
                 }
             }
             out.append(UInt8(ascii: "}"))
@@ -159,29 +202,27 @@ enum JSONText {
     /// A JSON string literal: quotes, backslashes and control characters escaped, the rest as UTF-8.
     static func quote(_ text: String) -> String {
         var out: [UInt8] = []
-        appendQuoted(text, to: &out)
+        var text = text
+        text.withUTF8 { appendQuoted($0, to: &out) }
         return String(decoding: out, as: UTF8.self)
     }
 
-    static func appendQuoted(_ text: String, to out: inout [UInt8]) {
-        var text = text
-        text.withUTF8 { utf8 in
-            out.append(UInt8(ascii: "\""))
-            for byte in utf8 {
-                switch byte {
-                case UInt8(ascii: "\""): out.append(UInt8(ascii: "\\")); out.append(byte)
-                case UInt8(ascii: "\\"): out.append(byte); out.append(byte)
-                case 0x0A: out.append(UInt8(ascii: "\\")); out.append(UInt8(ascii: "n"))
-                case 0x0D: out.append(UInt8(ascii: "\\")); out.append(UInt8(ascii: "r"))
-                case 0x09: out.append(UInt8(ascii: "\\")); out.append(UInt8(ascii: "t"))
-                case 0..<0x20:
-                    let hex = Array("0123456789abcdef".utf8)
-                    out.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "u"), UInt8(ascii: "0"), UInt8(ascii: "0"), hex[Int(byte >> 4)], hex[Int(byte & 15)]])
-                default: out.append(byte)
-                }
+    static func appendQuoted(_ utf8: UnsafeBufferPointer<UInt8>, to out: inout [UInt8]) {
+        out.append(UInt8(ascii: "\""))
+        for byte in utf8 {
+            switch byte {
+            case UInt8(ascii: "\""): out.append(UInt8(ascii: "\\")); out.append(byte)
+            case UInt8(ascii: "\\"): out.append(byte); out.append(byte)
+            case 0x0A: out.append(UInt8(ascii: "\\")); out.append(UInt8(ascii: "n"))
+            case 0x0D: out.append(UInt8(ascii: "\\")); out.append(UInt8(ascii: "r"))
+            case 0x09: out.append(UInt8(ascii: "\\")); out.append(UInt8(ascii: "t"))
+            case 0..<0x20:
+                let hex = Array("0123456789abcdef".utf8)
+                out.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "u"), UInt8(ascii: "0"), UInt8(ascii: "0"), hex[Int(byte >> 4)], hex[Int(byte & 15)]])
+            default: out.append(byte)
             }
-            out.append(UInt8(ascii: "\""))
         }
+        out.append(UInt8(ascii: "\""))
     }
 }
 

@@ -96,6 +96,12 @@ public final class SQLiteStatement {
         return String(decoding: UnsafeBufferPointer(start: pointer, count: count), as: UTF8.self)
     }
 
+    /// A text column's UTF-8 bytes in place, valid only inside `body`; nil for NULL.
+    func withText<R>(_ index: Int32, _ body: (UnsafeBufferPointer<UInt8>) -> R) -> R? {
+        guard let pointer = sqlite3_column_text(handle, index) else { return nil }
+        return body(UnsafeBufferPointer(start: pointer, count: Int(sqlite3_column_bytes(handle, index))))
+    }
+
     public func blob(_ index: Int32) -> [UInt8]? {
         if sqlite3_column_type(handle, index) == SQLITE_NULL { return nil }
         let count = Int(sqlite3_column_bytes(handle, index))
