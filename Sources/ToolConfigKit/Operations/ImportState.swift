@@ -41,10 +41,9 @@ struct ImportState {
     let sealer: SnapshotSealer?
     let writer: ImportWriter
     var errors: [SnapshotError] = []
-    /// Into an empty table every record is new unless its pair was seen before in the file, so
-    /// the per-row lookup is skipped for pairs the filter has not seen (a false positive only
-    /// costs a lookup). Nil when the table had rows.
-    var seenPairs: PairFilter?
+    /// Into an empty table every record is new unless its pair was seen before in the file: the
+    /// reader thread marks such records `certainlyNew` (see PairFilter) and they skip the lookup.
+    let tableWasEmpty: Bool
     /// Rows inserted by this import have ids above this; AUTOINCREMENT never reuses one.
     let maxIDAtStart: Int64
     /// Rows that existed before the import and that a record has already updated or confirmed.
@@ -58,13 +57,15 @@ struct ImportState {
         self.earlierLine = earlierLine
         writer = try ImportWriter(connection: connection)
         maxIDAtStart = try connection.queryInt64("SELECT max(id) FROM user_tool_configs") ?? 0
-        seenPairs = maxIDAtStart == 0 ? PairFilter() : nil
+        tableWasEmpty = maxIDAtStart == 0
     }
 
     struct Item: Sendable {
         var record: SnapshotRecord
         var location: SnapshotLocation
         var pairHash: UInt64
+        /// Set by the reader when the table was empty and no earlier record had this pair.
+        var certainlyNew = false
         var existing: StoredSecret? = nil
     }
 
@@ -86,32 +87,39 @@ struct ImportState {
 
     /// Applies one batch; the producer guarantees no pair appears in it twice.
     mutating func apply(_ batch: [Item], report: inout Importer.Report) throws {
-        var items = batch
         var rows: [ToolConfigTable.Row?] = []
-        rows.reserveCapacity(items.count)
-        for index in items.indices {
-            let record = items[index].record
-            let unseen = seenPairs?.insert(items[index].pairHash) ?? false
-            let row = unseen ? nil : try writer.existing(userID: record.userID, toolID: record.toolID)
-            items[index].existing = row?.secret
-            rows.append(row)
+        rows.reserveCapacity(batch.count)
+        for item in batch {
+            rows.append(item.certainlyNew ? nil : try writer.existing(userID: item.record.userID, toolID: item.record.toolID))
         }
         let masterKey = options.masterKey
         let sealer = self.sealer
-        // Key derivations go to all cores; a batch without any (stored triples, no master key) is
-        // cheaper resolved here than handed out.
-        let jobs = masterKey == nil && sealer == nil ? 1 : options.jobs
-        let resolutions = ParallelMap.map(items, jobs: jobs) { Self.resolveKey($0, masterKey: masterKey, sealer: sealer) }
+        // Key derivations go to all cores ahead of the writes. Without a master key or sealer
+        // there are none (stored triples are only checked for shape), and each record's key is
+        // resolved inline: no copies of the batch, no arrays of results.
+        var resolutions: [KeyResolution] = []
+        if masterKey != nil || sealer != nil {
+            let work = zip(batch, rows).map { item, row in
+                var item = item
+                item.existing = row?.secret
+                return item
+            }
+            resolutions = ParallelMap.map(work, jobs: options.jobs) { Self.resolveKey($0, masterKey: masterKey, sealer: sealer) }
+        }
 
-        for (index, item) in items.enumerated() {
-            let resolution = resolutions[index]
+        for index in batch.indices {
+            let item = batch[index]
+            let row = rows[index]
+            let resolution = resolutions.isEmpty
+                ? Self.resolveKey(item, existing: row?.secret, masterKey: nil, sealer: nil)
+                : resolutions[index]
             if case .failed(let error) = resolution {
                 errors.append(error)
                 continue
             }
             guard errors.isEmpty else { continue }
             let record = item.record
-            guard let row = rows[index] else {
+            guard let row else {
                 let secret: StoredSecret? = if case .set(let s) = resolution { s } else { nil }
                 try writer.write(record, secret: secret, now: options.now)
                 report.inserted += 1
@@ -155,8 +163,12 @@ struct ImportState {
     /// Encrypts plaintext keys (unless the row already holds the same key), checks imported
     /// triples against the master key when one is given, and opens sealed keys.
     static func resolveKey(_ item: Item, masterKey: MasterKey?, sealer: SnapshotSealer?) -> KeyResolution {
+        resolveKey(item, existing: item.existing, masterKey: masterKey, sealer: sealer)
+    }
+
+    static func resolveKey(_ item: Item, existing: StoredSecret?, masterKey: MasterKey?, sealer: SnapshotSealer?) -> KeyResolution {
         func sameAsStored(_ plaintext: String) -> Bool {
-            guard let existing = item.existing, let masterKey, let stored = try? SecretCipher.decrypt(existing, masterKey: masterKey) else { return false }
+            guard let existing, let masterKey, let stored = try? SecretCipher.decrypt(existing, masterKey: masterKey) else { return false }
             // Bytes, not String ==: Swift's equality is canonical equivalence, and "café" in NFC
             // and NFD are different keys to the service that receives them.
             return stored.utf8.elementsEqual(plaintext.utf8)
@@ -187,7 +199,7 @@ struct ImportState {
                                                  "\(error.description) (master key fingerprint \(masterKey.fingerprint))"))
                 }
             }
-            return secret == item.existing ? .keep : .set(secret)
+            return secret == existing ? .keep : .set(secret)
         case .sealed(let sealed):
             guard let sealer else {
                 return .failed(SnapshotError(item.location.with(field: SnapshotField.sealedAPIKey), "a sealed key but no sealing parameters"))

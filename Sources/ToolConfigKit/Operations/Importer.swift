@@ -102,11 +102,12 @@ public struct Importer {
         // are in, inside the same transaction: sorting once is cheaper than a million random
         // index inserts (4.5 s against 5.7 s of SQLite's time for 1M rows, measured). The unique
         // index that the upsert needs stays. Any failure rolls the indexes back with the rows.
-        let deferredIndexes = state.seenPairs != nil ? try ToolConfigTable.dropSecondaryIndexes(connection) : []
+        let deferredIndexes = state.tableWasEmpty ? try ToolConfigTable.dropSecondaryIndexes(connection) : []
 
         // Reading and validating run on their own thread, a bounded number of batches ahead of
         // this one, which owns the connection and the transaction.
-        let producer = RecordProducer(reader: reader, decoder: RecordDecoder(format: options.format, declaredKeys: header?.keys))
+        let producer = RecordProducer(reader: reader, decoder: RecordDecoder(format: options.format, declaredKeys: header?.keys),
+                                      tracksNewPairs: state.tableWasEmpty)
         let channel = BatchChannel<RecordProducer.Batch>(capacity: 4)
         startThread(name: "toolcfg-import-reader") { producer.run(into: channel, batchSize: Self.batchSize) }
         defer {

@@ -17,10 +17,14 @@ final class RecordProducer: @unchecked Sendable {
     /// Only a toolcfg snapshot (one with a header) has a trailer to check the digest against.
     let digest: SnapshotDigest?
 
-    init(reader: any SnapshotReader, decoder: RecordDecoder) {
+    /// Pairs seen so far, when importing into an empty table (nil otherwise).
+    private var seenPairs: PairFilter?
+
+    init(reader: any SnapshotReader, decoder: RecordDecoder, tracksNewPairs: Bool) {
         self.reader = reader
         self.decoder = decoder
         digest = reader.header == nil ? nil : SnapshotDigest()
+        seenPairs = tracksNewPairs ? PairFilter() : nil
     }
 
     var trailer: SnapshotTrailer? { reader.trailer }
@@ -57,7 +61,8 @@ final class RecordProducer: @unchecked Sendable {
                 do {
                     let record = try decoder.decode(raw)
                     digest?.add(record)
-                    let item = ImportState.Item(record: record, location: raw.location, pairHash: ImportState.pairHash(record))
+                    var item = ImportState.Item(record: record, location: raw.location, pairHash: ImportState.pairHash(record))
+                    item.certainlyNew = seenPairs?.insert(item.pairHash) ?? false
                     guard pairs.insert(item.pairHash).inserted else {
                         carried = item
                         break
