@@ -39,3 +39,27 @@ public enum Digest {
         return String(decoding: out, as: UTF8.self)
     }
 }
+
+/// Incremental SHA-256 (OpenSSL EVP) for data that arrives in pieces.
+final class SHA256Stream {
+    private let context: OpaquePointer
+
+    init() {
+        context = EVP_MD_CTX_new()
+        EVP_DigestInit_ex(context, EVP_sha256(), nil)
+    }
+
+    deinit { EVP_MD_CTX_free(context) }
+
+    func update(_ bytes: UnsafeRawBufferPointer) {
+        EVP_DigestUpdate(context, bytes.baseAddress, bytes.count)
+    }
+
+    /// The digest; the stream can be finished once.
+    func finish() -> [UInt8] {
+        var out = [UInt8](repeating: 0, count: 32)
+        var length: UInt32 = 0
+        EVP_DigestFinal_ex(context, &out, &length)
+        return out
+    }
+}

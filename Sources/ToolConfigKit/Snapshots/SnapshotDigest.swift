@@ -1,18 +1,11 @@
-import COpenSSL
-
 /// SHA-256 over a canonical, length-prefixed encoding of every record, in order: what a JSON or
 /// JSON Lines snapshot carries in its trailer, so a truncated or altered backup is detected on
 /// import, and what `export --verify` compares against the database.
 public final class SnapshotDigest {
-    private let context: OpaquePointer
+    private let stream = SHA256Stream()
     public private(set) var count = 0
 
-    public init() {
-        context = EVP_MD_CTX_new()
-        EVP_DigestInit_ex(context, EVP_sha256(), nil)
-    }
-
-    deinit { EVP_MD_CTX_free(context) }
+    public init() {}
 
     /// Encoded records wait here and go to SHA-256 in large pieces: one EVP call per record
     /// would cost more than the hashing itself.
@@ -60,16 +53,13 @@ public final class SnapshotDigest {
     }
 
     private func flush() {
-        pending.withUnsafeBytes { _ = EVP_DigestUpdate(context, $0.baseAddress, $0.count) }
+        pending.withUnsafeBytes { stream.update($0) }
         pending.removeAll(keepingCapacity: true)
     }
 
     /// "sha256:<hex>"; the digest can be read once.
     public func finish() -> String {
         flush()
-        var out = [UInt8](repeating: 0, count: 32)
-        var length: UInt32 = 0
-        EVP_DigestFinal_ex(context, &out, &length)
-        return "sha256:" + Digest.hex(out)
+        return "sha256:" + Digest.hex(stream.finish())
     }
 }

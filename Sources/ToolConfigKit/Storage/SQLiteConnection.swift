@@ -177,6 +177,32 @@ public final class SQLiteConnection {
         }
     }
 
+    /// Copies the whole database, as this connection sees it now, into a new file at `path`
+    /// (created 0600, never over an existing file) with SQLite's online backup. Inside a write
+    /// transaction that has changed nothing yet, the copy is exactly the state before the changes.
+    public func backup(to path: String) throws {
+        let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
+        guard fd >= 0 else {
+            throw DatabaseError(code: SQLITE_CANTOPEN, message: String(cString: strerror(errno)), path: path, context: "creating the backup")
+        }
+        Glibc.close(fd)
+        var destination: OpaquePointer?
+        var status = sqlite3_open_v2(path, &destination, SQLITE_OPEN_READWRITE, nil)
+        defer { sqlite3_close_v2(destination) }
+        if status == SQLITE_OK, let backup = sqlite3_backup_init(destination, "main", handle, "main") {
+            status = sqlite3_backup_step(backup, -1)
+            let finished = sqlite3_backup_finish(backup)
+            if status == SQLITE_DONE { status = finished }
+        } else if status == SQLITE_OK {
+            status = sqlite3_errcode(destination)
+        }
+        guard status == SQLITE_OK || status == SQLITE_DONE else {
+            let message = destination.map { String(cString: sqlite3_errmsg($0)) } ?? String(cString: sqlite3_errstr(status))
+            unlink(path)
+            throw DatabaseError(code: status, message: message, path: path, context: "writing the backup")
+        }
+    }
+
     /// Table and view names in the main schema.
     public func tableExists(_ name: String) throws(DatabaseError) -> Bool {
         try queryInt64("SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?1", [.text(name)]) ?? 0 > 0

@@ -1,0 +1,128 @@
+/// Checks every stored secret of every table: that it is well formed and decrypts under the
+/// master key (and, when given, counts those under a new key, so a half-rotated database shows
+/// at a glance), and that no salt or nonce repeats across the population, which would mean the
+/// random generator that made them was broken.
+public struct KeyVerifier {
+    public struct TableReport: Sendable, Codable {
+        public var table: String
+        public var rows: Int
+        public var noKey: Int
+        public var underMasterKey: Int
+        public var underNewKey: Int
+        public var underNeither: Int
+        public var malformed: Int
+    }
+
+    public struct Problem: Sendable, Codable {
+        public var table: String
+        public var row: String
+        public var problem: String
+    }
+
+    public struct Report: Sendable, Codable {
+        public var database: String
+        public var masterKeyFingerprint: String
+        public var newKeyFingerprint: String?
+        public var tables: [TableReport]
+        public var reusedSalts: Int
+        public var reusedNonces: Int
+        /// The first problems found (at most 20), by table and row, never with values.
+        public var problems: [Problem]
+        public var ok: Bool
+    }
+
+    let connection: SQLiteConnection
+    let masterKey: MasterKey
+    let newKey: MasterKey?
+    let jobs: Int
+
+    public init(connection: SQLiteConnection, masterKey: MasterKey, newKey: MasterKey? = nil, jobs: Int = ParallelMap.defaultJobs) {
+        self.connection = connection
+        self.masterKey = masterKey
+        self.newKey = newKey
+        self.jobs = max(1, jobs)
+    }
+
+    enum Finding: Sendable {
+        case noKey, master, new, neither, malformed(String)
+    }
+
+    public func run(progress: (Int) -> Void = { _ in }) throws -> Report {
+        let tables = try EncryptedTable.discover(connection)
+        var reports: [TableReport] = []
+        var problems: [Problem] = []
+        // Salts and nonces are random: their first 8 bytes serve as their hash. A repeat of those
+        // is confirmed against the whole value before it is counted.
+        var salts = Set<UInt64>(), nonces = Set<UInt64>()
+        var reusedSalts = 0, reusedNonces = 0
+        var processed = 0
+        try connection.execute("BEGIN")  // one consistent snapshot
+        defer { if connection.isInTransaction { try? connection.execute("ROLLBACK") } }
+        for table in tables {
+            var report = TableReport(table: table.name, rows: 0, noKey: 0, underMasterKey: 0, underNewKey: 0, underNeither: 0, malformed: 0)
+            let saltCount = try connection.prepare("SELECT count(*) FROM \(table.quotedName) WHERE salt = ?1")
+            let nonceCount = try connection.prepare("SELECT count(*) FROM \(table.quotedName) WHERE nonce = ?1")
+            try SecretRow.scan(connection, table, pageSize: KeyRotator.pageSize) { rows in
+                let findings = ParallelMap.map(rows, jobs: jobs) { [masterKey, newKey] row in Self.check(row, masterKey: masterKey, newKey: newKey) }
+                for (row, finding) in zip(rows, findings) {
+                    report.rows += 1
+                    func problem(_ text: String) {
+                        if problems.count < 20 { problems.append(Problem(table: table.name, row: row.label, problem: text)) }
+                    }
+                    switch finding {
+                    case .noKey: report.noKey += 1
+                    case .master: report.underMasterKey += 1
+                    case .new: report.underNewKey += 1
+                    case .neither:
+                        report.underNeither += 1
+                        problem("decrypts under no key given")
+                    case .malformed(let reason):
+                        report.malformed += 1
+                        problem(reason)
+                    }
+                    guard let secret = row.secret, let decoded = try? secret.decoded() else { continue }
+                    if !salts.insert(Self.prefix(decoded.salt)).inserted, try Self.count(saltCount, secret.salt) > 1 {
+                        reusedSalts += 1
+                        problem("its salt is used by another row")
+                    }
+                    if !nonces.insert(Self.prefix(decoded.nonce)).inserted, try Self.count(nonceCount, secret.nonce) > 1 {
+                        reusedNonces += 1
+                        problem("its nonce is used by another row")
+                    }
+                }
+                processed += rows.count
+                progress(processed)
+            }
+            reports.append(report)
+        }
+        try connection.execute("COMMIT")
+        let ok = reports.allSatisfy { $0.underNeither == 0 && $0.malformed == 0 }
+            && reusedSalts == 0 && reusedNonces == 0
+        return Report(database: connection.path, masterKeyFingerprint: masterKey.fingerprint, newKeyFingerprint: newKey?.fingerprint,
+                      tables: reports, reusedSalts: reusedSalts, reusedNonces: reusedNonces, problems: problems, ok: ok)
+    }
+
+    static func check(_ row: SecretRow, masterKey: MasterKey, newKey: MasterKey?) -> Finding {
+        if row.partial { return .malformed("has only part of the encrypted_api_key/salt/nonce triple") }
+        guard let secret = row.secret else { return .noKey }
+        let decoded: DecodedSecret
+        do {
+            decoded = try secret.decoded()
+        } catch {
+            return .malformed(error.description)
+        }
+        if (try? SecretCipher.decrypt(decoded, masterKey: masterKey)) != nil { return .master }
+        if let newKey, (try? SecretCipher.decrypt(decoded, masterKey: newKey)) != nil { return .new }
+        return .neither
+    }
+
+    static func prefix(_ bytes: [UInt8]) -> UInt64 {
+        bytes.prefix(8).reduce(0) { $0 << 8 | UInt64($1) }
+    }
+
+    static func count(_ statement: SQLiteStatement, _ value: String) throws -> Int64 {
+        defer { statement.reset() }
+        try statement.bind(.text(value), at: 1)
+        return try statement.step() ? statement.int64(0) : 0
+    }
+}
