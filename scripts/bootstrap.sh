@@ -3,7 +3,7 @@
 # is missing, so a second run is quick.
 set -euo pipefail
 
-packages=(libsqlite3-dev libssl-dev libargon2-dev sqlite3 pkg-config python3 time)
+packages=(libsqlite3-dev libssl-dev libargon2-dev sqlite3 pkg-config python3 python3-pip time)
 missing=()
 for package in "${packages[@]}"; do
   dpkg -s "$package" >/dev/null 2>&1 || missing+=("$package")
@@ -19,7 +19,14 @@ else
 fi
 
 # The tests check the stored-secret format against Python's `cryptography` (Argon2id needs >= 44).
-if ! python3 -c 'import cryptography, sys; sys.exit(0 if int(cryptography.__version__.split(".")[0]) >= 44 else 1)' 2>/dev/null; then
-  echo "bootstrap: installing Python cryptography" >&2
-  python3 -m pip install --quiet 'cryptography>=44'
+has_cryptography() {
+  python3 -c 'import cryptography, sys; sys.exit(0 if int(cryptography.__version__.split(".")[0]) >= 44 else 1)' 2>/dev/null
+}
+if ! has_cryptography; then
+  echo "bootstrap: installing Python cryptography (>= 44, for Argon2id)" >&2
+  # Debian's own python3 refuses user installs (PEP 668) and ships cryptography 38: install
+  # from PyPI beside it, for this user.
+  python3 -m pip install --quiet --user 'cryptography>=44' 2>/dev/null \
+    || python3 -m pip install --quiet --user --break-system-packages 'cryptography>=44'
+  has_cryptography || { echo "bootstrap: Python cryptography >= 44 is still missing" >&2; exit 1; }
 fi

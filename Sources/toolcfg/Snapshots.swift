@@ -92,7 +92,7 @@ struct Export: ParsableCommand {
             userID: userID, toolID: toolID, overwrite: force, verify: verify, jobs: jobs)
         let report = try reporting { try Exporter(connection: connection, options: options).run(progress: progressReporter("exported")) }
         if output.json && out != "-" { return try Console.json(report) }
-        Console.note("exported \(report.rows) rows (\(report.keys.rawValue) keys) to \(out == "-" ? "standard output" : out)\(report.digest.map { ", \($0)" } ?? "")\(report.verified ? ", verified" : "")")
+        Console.note("exported \(report.rows) row\(report.rows == 1 ? "" : "s") (\(report.keys.rawValue) keys) to \(out == "-" ? "standard output" : out)\(report.digest.map { ", \($0)" } ?? "")\(report.verified ? ", verified" : "")")
     }
 }
 

@@ -18,14 +18,23 @@ struct VectorFile: Decodable {
     var vectors: [Vector]
     var must_fail: [Vector]
 
-    static let shared: VectorFile = {
-        let data = try! Data(contentsOf: Repository.vectors)
-        return try! JSONDecoder().decode(VectorFile.self, from: data)
-    }()
+    static func load() throws -> VectorFile {
+        try JSONDecoder().decode(VectorFile.self, from: Data(contentsOf: Repository.vectors))
+    }
+
+    /// Empty when the file is missing; `vectorsPresent` then fails with the path.
+    static let shared = (try? load()) ?? VectorFile(vectors: [], must_fail: [])
 }
 
 @Suite("Stored-secret format")
 struct SecretFormatTests {
+    @Test("the shared crypto vectors are present and complete")
+    func vectorsPresent() throws {
+        let file = try VectorFile.load()
+        #expect(file.vectors.count >= 6)
+        #expect(file.must_fail.count >= 2)
+    }
+
     @Test("reproduces every vector: row key, ciphertext and plaintext", arguments: VectorFile.shared.vectors)
     func vector(_ v: Vector) throws {
         let master = try key(v.master_key)
