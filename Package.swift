@@ -18,7 +18,13 @@ let package = Package(
         .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
         // The PBKDF2 hot loop (2,000 SHA-256 compressions per stored secret) in C over OpenSSL's
         // block function: see the comment at the top of pbkdf2_sha256.c for why and how it is checked.
-        .target(name: "CFastPBKDF2", dependencies: ["COpenSSL"]),
+        .target(
+            name: "CFastPBKDF2",
+            dependencies: ["COpenSSL"],
+            // Optimised in debug builds too: the tests derive thousands of keys, and the SHA
+            // intrinsics at -O0 run several times slower.
+            cSettings: [.unsafeFlags(["-O2"])]
+        ),
         // Reads migrations/*.sql at build time and writes them into the library as Swift source.
         .executableTarget(name: "MigrationEmbedder"),
         .plugin(name: "EmbedMigrations", capability: .buildTool(), dependencies: ["MigrationEmbedder"]),

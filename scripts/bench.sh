@@ -90,6 +90,8 @@ section_pbkdf2() {
   run_suite 'PBKDF2.*'
   local fast ref py
   fast=$(p50_us "PBKDF2 fast")
+  local pair
+  pair=$(p50_us "PBKDF2 pair interleaved")
   ref=$(p50_us "PBKDF2 OpenSSL PKCS5")
 
   echo
@@ -100,6 +102,7 @@ section_pbkdf2() {
   [ -n "$py" ] || { echo "bench: no RESULT line from bench_pbkdf2.py" >&2; exit 1; }
 
   add_summary "PBKDF2 toolcfg fast (p50)" "$fast µs per derivation ($(per_s "$fast")/s)"
+  add_summary "PBKDF2 toolcfg pair on SHA-NI (p50 / 2)" "$(awk -v p="$pair" 'BEGIN { printf "%.1f", p / 2 }') µs per derivation"
   add_summary "PBKDF2 OpenSSL PKCS5_PBKDF2_HMAC (p50)" "$ref µs per derivation ($(per_s "$ref")/s)"
   add_summary "PBKDF2 Python cryptography (median)" "$py µs per derivation ($(per_s "$py")/s)"
   add_summary "PBKDF2 ratio python / toolcfg-fast" "$(ratio "$py" "$fast")x"

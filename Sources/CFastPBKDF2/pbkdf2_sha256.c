@@ -9,6 +9,10 @@
 #define OPENSSL_SUPPRESS_DEPRECATED 1
 #include "CFastPBKDF2.h"
 #include <openssl/sha.h>
+
+void toolcfg_pbkdf2_ni_loop2(const uint32_t inner_a[8], const uint32_t outer_a[8], const uint32_t u_a[8], uint32_t t_a[8],
+                             const uint32_t inner_b[8], const uint32_t outer_b[8], const uint32_t u_b[8], uint32_t t_b[8],
+                             uint32_t iterations);
 #include <string.h>
 
 static inline void store_be32(uint8_t *p, uint32_t v) {
@@ -93,5 +97,65 @@ int toolcfg_pbkdf2_hmac_sha256(const uint8_t *password, size_t password_len,
     toolcfg_secure_zero(&inner, sizeof inner);
     toolcfg_secure_zero(&outer, sizeof outer);
     toolcfg_secure_zero(&work, sizeof work);
+    return 1;
+}
+
+// HMAC key setup and U1 for one derivation: the inner and outer states after the padded key
+// block, and U1 as native words.
+static void hmac_setup(const uint8_t *password, size_t password_len, const uint8_t *salt, size_t salt_len,
+                       uint32_t inner[8], uint32_t outer[8], uint32_t u1[8]) {
+    uint8_t key[64] = {0}, pad[64], digest[32], be_one[4] = {0, 0, 0, 1};
+    if (password_len > 64) SHA256(password, password_len, key);
+    else if (password_len > 0) memcpy(key, password, password_len);
+    SHA256_CTX ictx, octx, work;
+    for (int i = 0; i < 64; i++) pad[i] = key[i] ^ 0x36;
+    SHA256_Init(&ictx);
+    SHA256_Update(&ictx, pad, 64);
+    for (int i = 0; i < 64; i++) pad[i] = key[i] ^ 0x5c;
+    SHA256_Init(&octx);
+    SHA256_Update(&octx, pad, 64);
+    memcpy(inner, ictx.h, 32);
+    memcpy(outer, octx.h, 32);
+    work = ictx;
+    SHA256_Update(&work, salt, salt_len);
+    SHA256_Update(&work, be_one, 4);
+    SHA256_Final(digest, &work);
+    work = octx;
+    SHA256_Update(&work, digest, 32);
+    SHA256_Final(digest, &work);
+    for (int i = 0; i < 8; i++) {
+        u1[i] = (uint32_t)digest[4 * i] << 24 | (uint32_t)digest[4 * i + 1] << 16 | (uint32_t)digest[4 * i + 2] << 8 | digest[4 * i + 3];
+    }
+    toolcfg_secure_zero(key, sizeof key);
+    toolcfg_secure_zero(pad, sizeof pad);
+    toolcfg_secure_zero(digest, sizeof digest);
+    toolcfg_secure_zero(&ictx, sizeof ictx);
+    toolcfg_secure_zero(&octx, sizeof octx);
+    toolcfg_secure_zero(&work, sizeof work);
+}
+
+int toolcfg_pbkdf2_hmac_sha256_x2(const uint8_t *password_a, size_t password_a_len,
+                                  const uint8_t *salt_a, size_t salt_a_len,
+                                  const uint8_t *password_b, size_t password_b_len,
+                                  const uint8_t *salt_b, size_t salt_b_len,
+                                  uint32_t iterations, uint8_t out_a[32], uint8_t out_b[32]) {
+    if (iterations == 0 || !toolcfg_sha_ni_available()) return 0;
+    uint32_t inner_a[8], outer_a[8], inner_b[8], outer_b[8];
+    uint32_t wa[8], wb[8], ta[8], tb[8];
+    hmac_setup(password_a, password_a_len, salt_a, salt_a_len, inner_a, outer_a, wa);
+    hmac_setup(password_b, password_b_len, salt_b, salt_b_len, inner_b, outer_b, wb);
+    toolcfg_pbkdf2_ni_loop2(inner_a, outer_a, wa, ta, inner_b, outer_b, wb, tb, iterations);
+    for (int i = 0; i < 8; i++) {
+        store_be32(out_a + 4 * i, ta[i]);
+        store_be32(out_b + 4 * i, tb[i]);
+    }
+    toolcfg_secure_zero(inner_a, sizeof inner_a);
+    toolcfg_secure_zero(outer_a, sizeof outer_a);
+    toolcfg_secure_zero(inner_b, sizeof inner_b);
+    toolcfg_secure_zero(outer_b, sizeof outer_b);
+    toolcfg_secure_zero(wa, sizeof wa);
+    toolcfg_secure_zero(wb, sizeof wb);
+    toolcfg_secure_zero(ta, sizeof ta);
+    toolcfg_secure_zero(tb, sizeof tb);
     return 1;
 }

@@ -140,6 +140,24 @@ struct SecretFormatTests {
                 == PBKDF2.deriveKey(password: master, salt: salt, iterations: 1000, length: 32, reference: true))
     }
 
+    @Test("two interleaved derivations equal OpenSSL's, one by one, over varied passwords and salts")
+    func pairMatchesReference() {
+        for round in 0..<40 {
+            let a = (password: SecureRandom.bytes([0, 1, 32, 63, 64, 65, 100][round % 7]), salt: SecureRandom.bytes(round % 5 == 0 ? 0 : 32 + round))
+            let b = (password: SecureRandom.bytes(32), salt: SecureRandom.bytes(round))
+            let iterations = [1, 2, 3, 1000][round % 4]
+            let (x, y) = PBKDF2.deriveKeyPair(a, b, iterations: iterations)
+            #expect(x == PBKDF2.deriveKey(password: a.password, salt: a.salt, iterations: iterations, length: 32, reference: true))
+            #expect(y == PBKDF2.deriveKey(password: b.password, salt: b.salt, iterations: iterations, length: 32, reference: true))
+        }
+        let vector = VectorFile.shared.vectors.first
+        if let vector {
+            let master = try! Base64.decode(vector.master_key, field: "k"), salt = try! Base64.decode(vector.salt, field: "s")
+            let (x, _) = PBKDF2.deriveKeyPair((master, salt), (master, salt), iterations: 1000)
+            #expect(Digest.hex(x) == vector.derived_key_hex)
+        }
+    }
+
     @Test("PBKDF2-HMAC-SHA256 published vectors")
     func publishedPBKDF2() {
         let cases: [(String, String, Int, Int, String)] = [

@@ -13,4 +13,19 @@ int toolcfg_pbkdf2_hmac_sha256(const uint8_t *password, size_t password_len,
 /// Overwrites a buffer in a way the compiler may not remove.
 void toolcfg_secure_zero(void *p, size_t n);
 
+
+/// 1 when the CPU has the x86 SHA extensions (and SSSE3/SSE4.1) that the two-stream path needs.
+int toolcfg_sha_ni_available(void);
+
+/// Two SHA-256 block compressions at once; messages are 16 native-order words.
+void toolcfg_sha256_ni_compress2(uint32_t ha[8], const uint32_t wa[16], uint32_t hb[8], const uint32_t wb[16]);
+
+/// Two PBKDF2-HMAC-SHA256 derivations of 32 bytes with the same iteration count, interleaved on
+/// the SHA extensions. Returns 0 (writing nothing) when they are unavailable or iterations == 0.
+int toolcfg_pbkdf2_hmac_sha256_x2(const uint8_t *password_a, size_t password_a_len,
+                                  const uint8_t *salt_a, size_t salt_a_len,
+                                  const uint8_t *password_b, size_t password_b_len,
+                                  const uint8_t *salt_b, size_t salt_b_len,
+                                  uint32_t iterations, uint8_t out_a[32], uint8_t out_b[32]);
+
 #endif

@@ -66,6 +66,26 @@ public enum SecretCipher {
         }
     }
 
+    /// Two row keys at once (see `PBKDF2.deriveKeyPair`): a rotation's old and new key.
+    public static func rowKeys(_ a: (masterKey: MasterKey, salt: [UInt8]), _ b: (masterKey: MasterKey, salt: [UInt8])) -> (SecureBytes, SecureBytes) {
+        var second: SecureBytes?
+        let first = SecureBytes(count: AESGCM.keyLength) { outA in
+            second = SecureBytes(count: AESGCM.keyLength) { outB in
+                a.masterKey.material.withBytes { pa in
+                    b.masterKey.material.withBytes { pb in
+                        a.salt.withUnsafeBytes { sa in
+                            b.salt.withUnsafeBytes { sb in
+                                PBKDF2.deriveKeyPair(passwordA: pa, saltA: sa, passwordB: pb, saltB: sb,
+                                                     iterations: StoredSecret.iterations, intoA: outA, intoB: outB)
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        return (first, second!)
+    }
+
     /// Encrypts with a fresh random salt and nonce.
     public static func encrypt(_ plaintext: String, masterKey: MasterKey) throws(SecretError) -> StoredSecret {
         try encrypt(plaintext, masterKey: masterKey,
@@ -87,7 +107,11 @@ public enum SecretCipher {
     }
 
     public static func decrypt(_ secret: DecodedSecret, masterKey: MasterKey) throws(SecretError) -> String {
-        let key = rowKey(masterKey: masterKey, salt: secret.salt)
+        try decrypt(secret, rowKey: rowKey(masterKey: masterKey, salt: secret.salt))
+    }
+
+    /// Decrypts with a row key already derived for this secret's salt.
+    public static func decrypt(_ secret: DecodedSecret, rowKey key: SecureBytes) throws(SecretError) -> String {
         var bytes = try key.withBytes { k throws(SecretError) in try AESGCM.open(key: k, nonce: secret.nonce, sealed: secret.sealed) }
         defer { AESGCM.wipe(&bytes) }
         guard let text = String(validating: bytes, as: UTF8.self) else { throw .plaintextNotUTF8 }
