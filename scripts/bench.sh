@@ -22,7 +22,7 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 BENCH_PKG="$ROOT/Benchmarks"
 TARGET="ToolcfgBenchmarks"
-SECTIONS=(pbkdf2 snapshot)
+SECTIONS=(pbkdf2 snapshot rotation)
 RUNS="${RUNS:-3}"
 
 usage() {
@@ -173,6 +173,56 @@ section_snapshot() {
   add_summary "CSV import toolcfg (median)" "$tc_import s, $(awk -v r="$rows" -v s="$tc_import" 'BEGIN{printf "%.0f", r/s}') rows/s, peak RSS $tc_irss MiB"
   add_summary "CSV import Python csv+sqlite3 (median)" "$py_import s, peak RSS $py_irss MiB"
   add_summary "CSV import ratio python / toolcfg" "$(ratio "$py_import" "$tc_import")x"
+}
+
+# Rotation of ROTATION_ROWS (default 5,000) keys written by Python's cryptography, against a
+# Python sqlite3 + cryptography script doing the same rotation in one transaction. Each run starts
+# from the same database; RUNS runs each, interleaved. Peak RSS at 1,000,000 rows with
+# ROTATION_RSS_ROWS=1000000 (that run alone takes a few minutes).
+section_rotation() {
+  local rows="${ROTATION_ROWS:-5000}" work="$LOG_DIR/rotation" toolcfg
+  echo
+  echo "######## rotation: $rows rows"
+  mkdir -p "$work"
+  (cd "$ROOT" && swift build -c release --product toolcfg 2>&1 | sed -u '/^\[[0-9]*\/[0-9]*\]/d')
+  toolcfg="$ROOT/.build/release/toolcfg"
+  "$toolcfg" keygen --out "$work/old.key" 2>/dev/null
+  "$toolcfg" keygen --out "$work/new.key" 2>/dev/null
+  "$toolcfg" migrate up --db "$work/base.db" 2>/dev/null
+  python3 "$ROOT/scripts/bench_rotation_peer.py" make "$work/base.db" "$rows" "$work/old.key"
+  local tc py
+  measure "toolcfg rotate" "cp '$work/base.db' '$work/t.db'" "$toolcfg" rotate --db "$work/t.db" --master-key-file "$work/old.key" --new-master-key-file "$work/new.key"
+  tc=$MEDIAN_S
+  "$toolcfg" verify-keys --db "$work/t.db" --master-key-file "$work/new.key" >/dev/null 2>&1 || { echo "bench: rotated keys do not verify" >&2; exit 1; }
+  measure "python rotate " "cp '$work/base.db' '$work/p.db'" python3 "$ROOT/scripts/bench_rotation_peer.py" rotate "$work/p.db" "$work/old.key" "$work/new.key"
+  py=$MEDIAN_S
+  add_summary "Rotation toolcfg (median, $rows rows)" "$tc s, $(awk -v r="$rows" -v s="$tc" 'BEGIN{printf "%.0f", r/s}') rows/s"
+  add_summary "Rotation Python sqlite3+cryptography" "$py s, $(awk -v r="$rows" -v s="$py" 'BEGIN{printf "%.0f", r/s}') rows/s"
+  add_summary "Rotation ratio python / toolcfg" "$(ratio "$py" "$tc")x"
+  if [ -n "${ROTATION_RSS_ROWS:-}" ]; then
+    "$toolcfg" migrate up --db "$work/big.db" 2>/dev/null
+    # A million distinct valid triples would take minutes of Python; one triple repeated is
+    # the same work for the rotation (each row is decrypted and re-encrypted on its own).
+    local triple
+    triple=$(python3 - "$work/old.key" <<'PY'
+import base64, os, sys
+sys.path.insert(0, os.path.dirname(os.path.abspath("__file__")))
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.pbkdf2 import PBKDF2HMAC
+master = base64.b64decode(open(sys.argv[1]).read().strip())
+salt, nonce = os.urandom(32), os.urandom(12)
+key = PBKDF2HMAC(algorithm=hashes.SHA256(), length=32, salt=salt, iterations=1000).derive(master)
+sealed = AESGCM(key).encrypt(nonce, b"sk-rss-test", None)
+print("'%s','%s','%s'" % tuple(base64.b64encode(x).decode() for x in (sealed, salt, nonce)))
+PY
+)
+    sqlite3 "$work/big.db" "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < $ROTATION_RSS_ROWS)
+      INSERT INTO user_tool_configs (user_id, tool_id, enabled, encrypted_api_key, salt, nonce, created_at, updated_at)
+      SELECT 'user-' || i, 'tool', 1, $triple, 1, 1 FROM n;"
+    RUNS=1 measure "toolcfg rotate $ROTATION_RSS_ROWS rows" ":" "$toolcfg" rotate --db "$work/big.db" --master-key-file "$work/old.key" --new-master-key-file "$work/new.key"
+    add_summary "Rotation of $ROTATION_RSS_ROWS rows" "$MEDIAN_S s, peak RSS $MAX_RSS_MIB MiB"
+  fi
 }
 
 # --- main -------------------------------------------------------------------------------------

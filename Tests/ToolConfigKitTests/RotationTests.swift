@@ -1,0 +1,837 @@
+import Foundation
+import Testing
+@testable import ToolConfigKit
+
+/// A database as the application leaves it (api_model_aliases with NOT NULL triples, its ledger
+/// 1..6) migrated up to 0007, with user_tool_configs rows; every plaintext is remembered by
+/// "table/id" so a test can check that rotation kept them.
+final class RotationDatabase {
+    static let aliases = "api_model_aliases"
+    static let configs = "user_tool_configs"
+
+    let path: String
+    /// "table/id" -> plaintext, for the rows that have a key.
+    private(set) var plaintexts: [String: String] = [:]
+    /// Rows with a key, by table.
+    private(set) var keyed: [String: Int] = [:]
+    /// Rows without a key, by table.
+    private(set) var withoutKey: [String: Int] = [:]
+
+    var keyedTotal: Int { keyed.values.reduce(0, +) }
+
+    /// Encrypts with toolcfg's own cipher, on two threads.
+    static func swiftEncryptor(_ master: MasterKey) -> ([String]) throws -> [StoredSecret] {
+        { plaintexts in
+            try ParallelMap.map(plaintexts, jobs: 2) { plaintext -> Result<StoredSecret, SecretError> in
+                Result { () throws(SecretError) in try SecretCipher.encrypt(plaintext, masterKey: master) }
+            }.map { try $0.get() }
+        }
+    }
+
+    /// Encrypts with the independent implementation (scripts/crypto_peer.py, Python cryptography).
+    static func peerEncryptor(_ master: MasterKey) -> ([String]) throws -> [StoredSecret] {
+        { plaintexts in
+            let result = try cryptoPeer("encrypt", ["master_key": master.base64Text, "plaintexts": plaintexts]) as? [[String: String]]
+            let triples = try #require(result)
+            try #require(triples.count == plaintexts.count)
+            return triples.map { StoredSecret(encryptedAPIKey: $0["encrypted_api_key"]!, salt: $0["salt"]!, nonce: $0["nonce"]!) }
+        }
+    }
+
+    /// `aliases` (at least 3) api_model_aliases rows and `rows` user_tool_configs rows with ids
+    /// 1...rows, all keyed under `master` except the user_tool_configs ids for which `noKey` holds.
+    init(at path: String, master: MasterKey, aliases: Int = 3, rows: Int, noKey: (Int) -> Bool = { _ in false },
+         plaintext: (String, Int) -> String = RotationDatabase.defaultPlaintext,
+         encrypt: (([String]) throws -> [StoredSecret])? = nil) throws {
+        precondition(aliases >= 3)
+        self.path = path
+        try makeApplicationDatabase(at: path)
+        let connection = try SQLiteConnection(path: path)
+        defer { connection.close() }
+        _ = try Migrator(connection: connection, migrations: try .embedded()).up()
+
+        let aliasPlaintexts = (1...aliases).map { plaintext(Self.aliases, $0) }
+        let configIDs = (0..<rows).map { $0 + 1 }
+        let keyedIDs = configIDs.filter { !noKey($0) }
+        let configPlaintexts = keyedIDs.map { plaintext(Self.configs, $0) }
+        let all = aliasPlaintexts + configPlaintexts
+        let secrets = try (encrypt ?? Self.swiftEncryptor(master))(all)
+
+        try connection.writeTransaction {
+            // makeApplicationDatabase's three aliases are re-encrypted under `master`.
+            let updateAlias = try connection.prepare("UPDATE api_model_aliases SET encrypted_api_key = ?2, salt = ?3, nonce = ?4 WHERE id = ?1")
+            let insertAlias = try connection.prepare("INSERT INTO api_model_aliases VALUES (?1, 'openai', 'https://api.example.invalid/v1', '[]', ?2, ?3, ?4, 1700000000, 1700000000)")
+            for index in 1...aliases {
+                let secret = secrets[index - 1]
+                try (index <= 3 ? updateAlias : insertAlias).run([.text("alias-\(index)"), .text(secret.encryptedAPIKey), .text(secret.salt), .text(secret.nonce)])
+                plaintexts["\(Self.aliases)/alias-\(index)"] = aliasPlaintexts[index - 1]
+            }
+            let insert = try connection.prepare("""
+                INSERT INTO user_tool_configs (id, user_id, tool_id, enabled, encrypted_api_key, salt, nonce, created_at, updated_at)
+                VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 1700000000 + ?1, 1700000100 + ?1)
+                """)
+            var next = aliases
+            for id in configIDs {
+                var values: [SQLiteStatement.Value] = [.integer(Int64(id)), .text("user-\(id / 3)"), .text("tool-\(id % 3)"), .integer(Int64(id % 2))]
+                if noKey(id) {
+                    values += [.null, .null, .null]
+                } else {
+                    let secret = secrets[next]
+                    plaintexts["\(Self.configs)/\(id)"] = all[next]
+                    values += [.text(secret.encryptedAPIKey), .text(secret.salt), .text(secret.nonce)]
+                    next += 1
+                }
+                try insert.run(values)
+            }
+        }
+        keyed = [Self.aliases: aliases, Self.configs: keyedIDs.count]
+        withoutKey = [Self.aliases: 0, Self.configs: rows - keyedIDs.count]
+    }
+
+    static func defaultPlaintext(_ table: String, _ index: Int) -> String {
+        "sk-\(table == aliases ? "alias" : "tool")-\(index)-\(Digest.hex(SecureRandom.bytes(12)))"
+    }
+
+    func connection(_ mode: SQLiteConnection.OpenMode = .readWrite) throws -> SQLiteConnection {
+        try SQLiteConnection(path: path, mode: mode)
+    }
+}
+
+/// The stored triples of a table in rowid order, by id (as text).
+func storedTriples(_ connection: SQLiteConnection, _ table: String) throws -> [(id: String, secret: StoredSecret?)] {
+    let statement = try connection.prepare("SELECT CAST(id AS TEXT), encrypted_api_key, salt, nonce FROM \"\(table)\" ORDER BY rowid")
+    var rows: [(id: String, secret: StoredSecret?)] = []
+    while try statement.step() {
+        let parts = [statement.text(1), statement.text(2), statement.text(3)]
+        let secret = parts.allSatisfy { $0 != nil } ? StoredSecret(encryptedAPIKey: parts[0]!, salt: parts[1]!, nonce: parts[2]!) : nil
+        rows.append((statement.text(0) ?? "", secret))
+    }
+    return rows
+}
+
+/// A digest of the schema (`SELECT * FROM sqlite_master`) and of every table's rows in rowid
+/// order, by name: equal states mean a logically unchanged database, and a difference names
+/// the table.
+func logicalState(_ path: String) throws -> [String: String] {
+    let connection = try SQLiteConnection(path: path, mode: .readOnly)
+    defer { connection.close() }
+    func digest(_ sql: String) throws -> String {
+        let statement = try connection.prepare(sql)
+        var text = ""
+        while try statement.step() {
+            for column in 0..<statement.columnCount { text += String(reflecting: statement.value(column)) + "\u{1F}" }
+            text += "\u{1E}"
+        }
+        return Digest.hex(Digest.sha256(Array(text.utf8)))
+    }
+    var state = ["sqlite_master": try digest("SELECT * FROM sqlite_master ORDER BY rowid")]
+    let tables = try connection.prepare("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
+    var names: [String] = []
+    while try tables.step() { names.append(tables.text(0) ?? "") }
+    for name in names { state[name] = try digest("SELECT rowid, * FROM \"\(name)\" ORDER BY rowid") }
+    return state
+}
+
+@Suite("Rotation")
+struct RotationTests {
+    // MARK: helpers
+
+    static func keyFile(_ key: MasterKey, _ folder: TemporaryFolder, _ name: String) throws -> String {
+        let path = folder.path(name)
+        try Data((key.base64Text + "\n").utf8).write(to: URL(fileURLWithPath: path))
+        chmod(path, 0o600)
+        return path
+    }
+
+    static func rotateArguments(_ db: String, old: String, new: String) -> [String] {
+        ["rotate", "--db", db, "--master-key-file", old, "--new-master-key-file", new]
+    }
+
+    static func json(_ text: String) throws -> [String: Any] {
+        try #require(try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any], "not a JSON object: \(text)")
+    }
+
+    /// Table reports of a JSON report by table name.
+    static func tables(_ report: [String: Any]) -> [String: [String: Any]] {
+        let tables = report["tables"] as? [[String: Any]] ?? []
+        return Dictionary(tables.map { ($0["table"] as? String ?? "", $0) }, uniquingKeysWith: { a, _ in a })
+    }
+
+    /// Names of the secrets found in `text`: each key's base64 (with and without padding, and
+    /// its first 16 characters), its hex, each plaintext and the base64 of each plaintext. Never
+    /// the values themselves, so a failure message does not spread them either.
+    static func leaks(in text: String, keys: [(String, MasterKey)], plaintexts: [String: String], rowKeys: [(String, SecureBytes)] = []) -> [String] {
+        var found: [String] = []
+        for (name, key) in keys {
+            let base64 = key.base64Text
+            let hex = key.material.withBytes { Digest.hex($0) }
+            let forms = [("base64", base64), ("unpadded base64", base64.replacingOccurrences(of: "=", with: "")),
+                         ("base64 prefix", String(base64.prefix(16))), ("hex", hex), ("hex prefix", String(hex.prefix(16)))]
+            for (form, value) in forms where text.contains(value) { found.append("\(name) (\(form))") }
+        }
+        for (name, plaintext) in plaintexts where plaintext.count >= 6 {
+            if text.contains(plaintext) { found.append("plaintext of \(name)") }
+            let encoded = Base64.encode(Array(plaintext.utf8)).replacingOccurrences(of: "=", with: "")
+            if encoded.count >= 8, text.contains(String(encoded.dropLast(2))) { found.append("base64 of the plaintext of \(name)") }
+        }
+        for (name, rowKey) in rowKeys {
+            let (hex, base64) = rowKey.withBytes { (Digest.hex($0), Base64.encode($0)) }
+            if text.contains(hex) || text.contains(String(base64.prefix(16))) { found.append("row key of \(name)") }
+        }
+        return found
+    }
+
+    /// Every keyed row decrypts under `key` to the plaintext remembered for it.
+    static func expectPlaintexts(_ database: RotationDatabase, under key: MasterKey, sourceLocation: SourceLocation = #_sourceLocation) throws {
+        let connection = try database.connection(.readOnly)
+        var checked = 0
+        for table in [RotationDatabase.aliases, RotationDatabase.configs] {
+            for row in try storedTriples(connection, table) {
+                guard let secret = row.secret else {
+                    #expect(database.plaintexts["\(table)/\(row.id)"] == nil, "\(table)/\(row.id) lost its key", sourceLocation: sourceLocation)
+                    continue
+                }
+                let plaintext = try? SecretCipher.decrypt(secret, masterKey: key)
+                #expect(plaintext != nil && plaintext == database.plaintexts["\(table)/\(row.id)"], "\(table)/\(row.id)", sourceLocation: sourceLocation)
+                checked += 1
+            }
+        }
+        #expect(checked == database.keyedTotal, sourceLocation: sourceLocation)
+    }
+
+    /// Rewrites one row's triple with a SQL assignment list.
+    static func update(_ path: String, _ table: String, id: String, _ assignments: String, _ values: [SQLiteStatement.Value] = []) throws {
+        let connection = try SQLiteConnection(path: path)
+        defer { connection.close() }
+        let statement = try connection.prepare("UPDATE \"\(table)\" SET \(assignments) WHERE CAST(id AS TEXT) = ?1")
+        try statement.run([.text(id)] + values)
+        #expect(connection.changes == 1)
+    }
+
+    // MARK: 1. against the independent implementation
+
+    @Test("rotates triples written by Python cryptography in both tables; Python opens every key under the new key")
+    func crossImplementation() throws {
+        let folder = try TemporaryFolder()
+        let old = try key(MasterKeyTests.valid), new = MasterKey.generate()
+        let special = CrossImplementationTests.plaintexts
+        let database = try RotationDatabase(
+            at: folder.path("app.db"), master: old, aliases: 12, rows: 40, noKey: { $0 > 8 && $0 % 4 == 0 },
+            plaintext: { table, index in
+                table == RotationDatabase.configs && index <= special.count ? special[index - 1] : RotationDatabase.defaultPlaintext(table, index)
+            },
+            encrypt: RotationDatabase.peerEncryptor(old))
+        let before = try database.connection(.readOnly)
+        let triplesBefore = try [RotationDatabase.aliases, RotationDatabase.configs].map { try storedTriples(before, $0) }
+        before.close()
+        let stateBefore = try logicalState(database.path)
+
+        let connection = try database.connection()
+        let report = try KeyRotator(connection: connection, options: .init(oldKey: old, newKey: new, jobs: 2)).run()
+        connection.close()
+
+        let tables = Dictionary(report.tables.map { ($0.table, $0) }, uniquingKeysWith: { a, _ in a })
+        #expect(Set(tables.keys) == [RotationDatabase.aliases, RotationDatabase.configs])
+        let aliases = try #require(tables[RotationDatabase.aliases]), configs = try #require(tables[RotationDatabase.configs])
+        #expect((aliases.rows, aliases.rotated, aliases.alreadyRotated, aliases.noKey) == (12, 12, 0, 0))
+        #expect((configs.rows, configs.rotated, configs.alreadyRotated, configs.noKey) == (40, 32, 0, 8))
+        #expect(report.verifiedAfterCommit == 44)
+        #expect(report.verifiedAfterCommit == report.tables.reduce(0) { $0 + $1.rotated })
+        #expect(!report.dryRun && report.backup == nil)
+        #expect(report.oldKeyFingerprint == old.fingerprint && report.newKeyFingerprint == new.fingerprint)
+
+        let after = try database.connection(.readOnly)
+        for (table, rowsBefore) in zip([RotationDatabase.aliases, RotationDatabase.configs], triplesBefore) {
+            let rowsAfter = try storedTriples(after, table)
+            #expect(rowsAfter.map(\.id) == rowsBefore.map(\.id))
+            let keyed = rowsAfter.compactMap { row in row.secret.map { (row.id, $0) } }
+            #expect(keyed.count == database.keyed[table])
+            // The independent implementation opens every rotated key under the new master key.
+            let request: [String: Any] = [
+                "master_key": new.base64Text,
+                "secrets": keyed.map { ["encrypted_api_key": $0.1.encryptedAPIKey, "salt": $0.1.salt, "nonce": $0.1.nonce] },
+            ]
+            let decrypted = try #require(try cryptoPeer("decrypt", request) as? [String])
+            #expect(decrypted == keyed.map { database.plaintexts["\(table)/\($0.0)"] ?? "<none>" }, "\(table)")
+            for (was, now) in zip(rowsBefore, rowsAfter) {
+                guard let oldSecret = was.secret else {
+                    #expect(now.secret == nil, "\(table) \(was.id) gained a key")
+                    continue
+                }
+                let newSecret = try #require(now.secret, "\(table) \(was.id) lost its key")
+                #expect(newSecret.salt != oldSecret.salt, "\(table) \(was.id): salt kept")
+                #expect(newSecret.nonce != oldSecret.nonce, "\(table) \(was.id): nonce kept")
+                #expect(newSecret.encryptedAPIKey != oldSecret.encryptedAPIKey, "\(table) \(was.id): ciphertext kept")
+            }
+        }
+        // The old key opens nothing any more.
+        let underOld = try KeyVerifier(connection: after, masterKey: old, jobs: 2).run()
+        #expect(underOld.tables.allSatisfy { $0.underMasterKey == 0 })
+        after.close()
+        // Everything but the triples is as it was.
+        let stateAfter = try logicalState(database.path)
+        for (name, digest) in stateBefore where ![RotationDatabase.aliases, RotationDatabase.configs].contains(name) {
+            #expect(stateAfter[name] == digest, "\(name) changed")
+        }
+        #expect(Set(stateAfter.keys) == Set(stateBefore.keys))
+    }
+
+    @Test("rotation keeps every column but the triple, in both tables")
+    func otherColumnsKept() throws {
+        let folder = try TemporaryFolder()
+        let old = try key(MasterKeyTests.valid), new = MasterKey.generate()
+        let database = try RotationDatabase(at: folder.path("app.db"), master: old, aliases: 4, rows: 20, noKey: { $0 % 4 == 0 })
+        func others() throws -> [[SQLiteStatement.Value]] {
+            let connection = try database.connection(.readOnly)
+            defer { connection.close() }
+            let statement = try connection.prepare("""
+                SELECT rowid, id, api_format, base_url, models_json, created_at, updated_at FROM api_model_aliases
+                UNION ALL SELECT rowid, id, user_id, tool_id, enabled, created_at, updated_at FROM user_tool_configs ORDER BY 1, 2
+                """)
+            var rows: [[SQLiteStatement.Value]] = []
+            while try statement.step() { rows.append((0..<statement.columnCount).map(statement.value)) }
+            return rows
+        }
+        let before = try others()
+        let connection = try database.connection()
+        _ = try KeyRotator(connection: connection, options: .init(oldKey: old, newKey: new, jobs: 2)).run()
+        connection.close()
+        #expect(try others() == before)
+        try Self.expectPlaintexts(database, under: new)
+    }
+
+    // MARK: 2. failures change nothing
+
+    enum Failure: String, CaseIterable, CustomTestStringConvertible {
+        case wrongOldKey = "wrong old key"
+        case corruptedRow = "one corrupted row"
+        case partialTriple = "a partial triple"
+        case malformedSalt = "a 31-byte salt"
+        var testDescription: String { rawValue }
+    }
+
+    @Test("a failing rotate exits 65, names table and row, shows no secret, and changes nothing", arguments: Failure.allCases)
+    func failureChangesNothing(_ failure: Failure) throws {
+        let folder = try TemporaryFolder()
+        let old = try key(MasterKeyTests.valid), new = MasterKey.generate(), other = MasterKey.generate()
+        let database = try RotationDatabase(at: folder.path("app.db"), master: old, rows: 50, noKey: { $0 % 10 == 0 })
+        let oldFile = try Self.keyFile(failure == .wrongOldKey ? other : old, folder, "old.key")
+        let newFile = try Self.keyFile(new, folder, "new.key")
+        var expectedLocation: String
+        var rowTriple: StoredSecret?
+        switch failure {
+        case .wrongOldKey:
+            expectedLocation = "api_model_aliases row id alias-1"
+        case .corruptedRow:
+            let connection = try database.connection(.readOnly)
+            let row = try #require(try storedTriples(connection, RotationDatabase.configs).first { $0.id == "25" }?.secret)
+            connection.close()
+            var characters = Array(row.encryptedAPIKey)
+            let middle = characters.count / 2
+            characters[middle] = characters[middle] == "A" ? "B" : "A"
+            rowTriple = row
+            try Self.update(database.path, RotationDatabase.configs, id: "25", "encrypted_api_key = ?2", [.text(String(characters))])
+            expectedLocation = "user_tool_configs row id 25"
+        case .partialTriple:
+            try Self.update(database.path, RotationDatabase.configs, id: "31", "nonce = NULL")
+            expectedLocation = "user_tool_configs row id 31"
+        case .malformedSalt:
+            try Self.update(database.path, RotationDatabase.configs, id: "44", "salt = ?2", [.text(Base64.encode(SecureRandom.bytes(31)))])
+            expectedLocation = "user_tool_configs row id 44"
+        }
+        let before = try logicalState(database.path)
+
+        for extra in [[], ["--json"]] {
+            let result = try toolcfg(Self.rotateArguments(database.path, old: oldFile, new: newFile) + extra)
+            #expect(result.status == 65, "\(failure.rawValue) \(extra): \(result.stderr)")
+            #expect(result.stderr.contains(expectedLocation), "\(result.stderr)")
+            #expect(result.stderr.contains("nothing was changed"), "\(result.stderr)")
+            #expect(result.stdout.isEmpty, "a failed rotation printed a report: \(result.stdout)")
+            let leaks = Self.leaks(in: result.stdout + result.stderr, keys: [("old key", old), ("new key", new), ("given old key", other)],
+                                   plaintexts: database.plaintexts)
+            #expect(leaks.isEmpty, "\(leaks)")
+            if let rowTriple {
+                #expect(!result.stderr.contains(rowTriple.salt) && !result.stderr.contains(String(rowTriple.encryptedAPIKey.prefix(12))))
+            }
+            #expect(try logicalState(database.path) == before, "\(failure.rawValue): the database changed")
+        }
+        // And the library says the same, with the error's fields.
+        let connection = try database.connection()
+        let error = thrownError {
+            _ = try KeyRotator(connection: connection, options: .init(oldKey: failure == .wrongOldKey ? other : old, newKey: new, jobs: 2)).run()
+        }
+        let rotationError = try #require(error as? RotationError, "\(String(describing: error))")
+        #expect("\(rotationError.table) \(rotationError.row)" == expectedLocation)
+        #expect(rotationError.rolledBack)
+        connection.close()
+        #expect(try logicalState(database.path) == before)
+    }
+
+    /// Whether a plain write to `path` is refused; root ignores the mode bits.
+    static func writeIsRefused(_ path: String) -> Bool {
+        let fd = open(path, O_WRONLY | O_APPEND)
+        if fd >= 0 { close(fd); return false }
+        return true
+    }
+
+    @Test("a read-only database file fails with 74 and stays unchanged")
+    func readOnlyDatabase() throws {
+        let folder = try TemporaryFolder()
+        let old = try key(MasterKeyTests.valid), new = MasterKey.generate()
+        let database = try RotationDatabase(at: folder.path("app.db"), master: old, rows: 20)
+        let oldFile = try Self.keyFile(old, folder, "old.key"), newFile = try Self.keyFile(new, folder, "new.key")
+        let before = try logicalState(database.path)
+        // Without write access to the file or the folder, SQLite can create neither a WAL nor a
+        // shared-memory file, nor write the database.
+        chmod(database.path, 0o444)
+        chmod(folder.url.path, 0o555)
+        defer {
+            chmod(folder.url.path, 0o755)
+            chmod(database.path, 0o644)
+        }
+        var runAs: [String] = []
+        if !Self.writeIsRefused(database.path) {
+            // Root: the mode bits stop nothing. Run the CLI as nobody if this machine allows it,
+            // and only if that really cannot write the file; otherwise there is nothing to test.
+            let setpriv = "/usr/bin/setpriv"
+            guard geteuid() == 0, FileManager.default.isExecutableFile(atPath: setpriv) else {
+                try Test.cancel("writes to a 0444 file succeed here (root?), and there is no setpriv to drop privileges")
+            }
+            let nobody: uid_t = 65534
+            for path in [folder.url.path, database.path, oldFile, newFile] { chown(path, nobody, gid_t(nobody)) }
+            runAs = [setpriv, "--reuid=\(nobody)", "--regid=\(nobody)", "--clear-groups", "--"]
+            let probe = try runProcess(URL(fileURLWithPath: setpriv), Array(runAs.dropFirst()) + ["/bin/sh", "-c", "exec 3>>\"$0\"", database.path])
+            let runs = try runProcess(URL(fileURLWithPath: setpriv), Array(runAs.dropFirst()) + [Repository.toolcfg.path, "--help"])
+            guard probe.status != 0, runs.status == 0 else {
+                try Test.cancel("running as root, and nobody either can write the 0444 file or cannot run toolcfg: chmod cannot make the database read-only here")
+            }
+        }
+        let arguments = Self.rotateArguments(database.path, old: oldFile, new: newFile)
+        let result = runAs.isEmpty
+            ? try toolcfg(arguments)
+            : try runProcess(URL(fileURLWithPath: runAs[0]), Array(runAs.dropFirst()) + [Repository.toolcfg.path] + arguments,
+                             removing: ["TOOLCFG_DB", "TOOLCFG_MASTER_KEY", "TOOLCFG_NEW_MASTER_KEY", "TOOLCFG_PASSPHRASE"])
+        #expect(result.status == 74, "\(result.stderr)")
+        #expect(result.stderr.contains(database.path), "\(result.stderr)")
+        let leaks = Self.leaks(in: result.stdout + result.stderr, keys: [("old key", old), ("new key", new)], plaintexts: database.plaintexts)
+        #expect(leaks.isEmpty, "\(leaks)")
+        #expect(try logicalState(database.path) == before)
+    }
+
+    // MARK: 3. idempotence and resumption
+
+    @Test("a second rotation with the same keys finds every row already rotated and changes nothing")
+    func secondRunChangesNothing() throws {
+        let folder = try TemporaryFolder()
+        let old = try key(MasterKeyTests.valid), new = MasterKey.generate()
+        let database = try RotationDatabase(at: folder.path("app.db"), master: old, rows: 60, noKey: { $0 % 6 == 0 })
+        let options = KeyRotator.Options(oldKey: old, newKey: new, jobs: 2)
+        let first = try KeyRotator(connection: try database.connection(), options: options).run()
+        #expect(first.tables.map(\.rotated) == [3, 50])
+        let state = try logicalState(database.path)
+
+        let second = try KeyRotator(connection: try database.connection(), options: options).run()
+        for table in second.tables {
+            #expect(table.rotated == 0 && table.alreadyRotated == database.keyed[table.table], "\(table)")
+            #expect(table.noKey == database.withoutKey[table.table] && table.rows == table.alreadyRotated + table.noKey)
+        }
+        #expect(second.verifiedAfterCommit == 0)
+        #expect(try logicalState(database.path) == state, "the second run rewrote rows")
+        try Self.expectPlaintexts(database, under: new)
+    }
+
+    /// Rotates, then puts back the pre-rotation triples of some rows (a copy restored in part):
+    /// the result is a database half under the old key and half under the new one.
+    static func halfRotated(_ folder: TemporaryFolder, old: MasterKey, new: MasterKey) throws -> (RotationDatabase, restored: [String: Int]) {
+        let database = try RotationDatabase(at: folder.path("app.db"), master: old, aliases: 6, rows: 60, noKey: { $0 % 6 == 0 })
+        let copy = folder.path("before-rotation.db")
+        try database.connection(.readOnly).backup(to: copy)
+        _ = try KeyRotator(connection: try database.connection(), options: .init(oldKey: old, newKey: new, jobs: 2)).run()
+        let connection = try database.connection()
+        defer { connection.close() }
+        try connection.execute("ATTACH DATABASE '\(copy)' AS pre")
+        try connection.execute("""
+            UPDATE main.user_tool_configs SET (encrypted_api_key, salt, nonce) =
+                (SELECT p.encrypted_api_key, p.salt, p.nonce FROM pre.user_tool_configs p WHERE p.id = user_tool_configs.id)
+            WHERE id % 3 = 0;
+            UPDATE main.api_model_aliases SET (encrypted_api_key, salt, nonce) =
+                (SELECT p.encrypted_api_key, p.salt, p.nonce FROM pre.api_model_aliases p WHERE p.id = api_model_aliases.id)
+            WHERE id IN ('alias-2', 'alias-5');
+            DETACH DATABASE pre;
+            """)
+        // ids 3, 9, ..., 57 have a key (multiples of 6 have none): 10 rows.
+        return (database, [RotationDatabase.aliases: 2, RotationDatabase.configs: 10])
+    }
+
+    @Test("a half-rotated database (rows restored under the old key) rotates to every row under the new key")
+    func halfRotatedResumes() throws {
+        let folder = try TemporaryFolder()
+        let old = try key(MasterKeyTests.valid), new = MasterKey.generate()
+        let (database, restored) = try Self.halfRotated(folder, old: old, new: new)
+
+        let report = try KeyRotator(connection: try database.connection(), options: .init(oldKey: old, newKey: new, jobs: 2)).run()
+        for table in report.tables {
+            #expect(table.rotated == restored[table.table], "\(table)")
+            #expect(table.alreadyRotated == (database.keyed[table.table] ?? 0) - (restored[table.table] ?? 0), "\(table)")
+        }
+        #expect(report.verifiedAfterCommit == 12)
+
+        let verify = try KeyVerifier(connection: try database.connection(.readOnly), masterKey: new, jobs: 2).run()
+        #expect(verify.ok)
+        for table in verify.tables {
+            #expect(table.underMasterKey == database.keyed[table.table] && table.underNeither == 0 && table.malformed == 0, "\(table)")
+        }
+        try Self.expectPlaintexts(database, under: new)
+    }
+
+    @Test("a row under neither key fails the run with RotationError and changes nothing")
+    func rowUnderNeitherKey() throws {
+        let folder = try TemporaryFolder()
+        let old = try key(MasterKeyTests.valid), new = MasterKey.generate(), third = MasterKey.generate()
+        let (database, _) = try Self.halfRotated(folder, old: old, new: new)
+        let stranger = try SecretCipher.encrypt("sk-under-a-third-key", masterKey: third)
+        try Self.update(database.path, RotationDatabase.configs, id: "40", "encrypted_api_key = ?2, salt = ?3, nonce = ?4",
+                        [.text(stranger.encryptedAPIKey), .text(stranger.salt), .text(stranger.nonce)])
+        let before = try logicalState(database.path)
+        let connection = try database.connection()
+        let error = thrownError { _ = try KeyRotator(connection: connection, options: .init(oldKey: old, newKey: new, jobs: 2)).run() }
+        let rotationError = try #require(error as? RotationError, "\(String(describing: error))")
+        #expect(rotationError.table == RotationDatabase.configs && rotationError.row == "row id 40")
+        #expect(rotationError.exitStatus == .dataError)
+        #expect(rotationError.description.contains(old.fingerprint) && rotationError.description.contains(new.fingerprint))
+        #expect(!connection.isInTransaction)
+        connection.close()
+        #expect(try logicalState(database.path) == before)
+    }
+
+    // MARK: 4. dry run, backup, same key
+
+    @Test("--dry-run reports the counts and writes nothing")
+    func dryRun() throws {
+        let folder = try TemporaryFolder()
+        let old = try key(MasterKeyTests.valid), new = MasterKey.generate()
+        let database = try RotationDatabase(at: folder.path("app.db"), master: old, rows: 30, noKey: { $0 % 3 == 0 })
+        let oldFile = try Self.keyFile(old, folder, "old.key"), newFile = try Self.keyFile(new, folder, "new.key")
+        let before = try logicalState(database.path)
+        let bytesBefore = try Data(contentsOf: URL(fileURLWithPath: database.path))
+
+        let result = try toolcfg(Self.rotateArguments(database.path, old: oldFile, new: newFile) + ["--dry-run", "--json"])
+        #expect(result.status == 0, "\(result.stderr)")
+        let report = try Self.json(result.stdout)
+        #expect(report["dry_run"] as? Bool == true)
+        #expect(report["verified_after_commit"] as? Int == 0)
+        let tables = Self.tables(report)
+        #expect(tables[RotationDatabase.aliases]?["rotated"] as? Int == 3)
+        #expect(tables[RotationDatabase.configs]?["rotated"] as? Int == 20)
+        #expect(tables[RotationDatabase.configs]?["no_key"] as? Int == 10)
+        #expect(tables[RotationDatabase.configs]?["rows"] as? Int == 30)
+
+        let human = try toolcfg(Self.rotateArguments(database.path, old: oldFile, new: newFile) + ["--dry-run"])
+        #expect(human.status == 0)
+        #expect(human.stderr.contains("user_tool_configs: 30 rows, 20 to rotate"), "\(human.stderr)")
+
+        #expect(try logicalState(database.path) == before)
+        #expect(try Data(contentsOf: URL(fileURLWithPath: database.path)) == bytesBefore, "the database file's bytes changed")
+        try Self.expectPlaintexts(database, under: old)
+    }
+
+    @Test("--backup writes a 0600 exact copy of the state before rotating, whose keys open under the old key")
+    func backup() throws {
+        let folder = try TemporaryFolder()
+        let old = try key(MasterKeyTests.valid), new = MasterKey.generate()
+        let database = try RotationDatabase(at: folder.path("app.db"), master: old, rows: 30, noKey: { $0 % 7 == 0 })
+        let oldFile = try Self.keyFile(old, folder, "old.key"), newFile = try Self.keyFile(new, folder, "new.key")
+        let before = try logicalState(database.path)
+        let backup = folder.path("backup.db")
+
+        let result = try toolcfg(Self.rotateArguments(database.path, old: oldFile, new: newFile) + ["--backup", backup, "--json"])
+        #expect(result.status == 0, "\(result.stderr)")
+        let report = try Self.json(result.stdout)
+        #expect(report["backup"] as? String == backup)
+        #expect(report["verified_after_commit"] as? Int == database.keyedTotal)
+        #expect((try FileManager.default.attributesOfItem(atPath: backup)[.posixPermissions] as? Int) == 0o600)
+        #expect(try logicalState(backup) == before, "the backup is not the pre-rotation database")
+        let underOld = try KeyVerifier(connection: try SQLiteConnection(path: backup, mode: .readOnly), masterKey: old, newKey: new, jobs: 2).run()
+        #expect(underOld.ok)
+        for table in underOld.tables { #expect(table.underMasterKey == database.keyed[table.table] && table.underNewKey == 0, "\(table)") }
+        try Self.expectPlaintexts(database, under: new)
+    }
+
+    @Test("--backup refuses an existing path: non-zero exit, database and file unchanged")
+    func backupExists() throws {
+        let folder = try TemporaryFolder()
+        let old = try key(MasterKeyTests.valid), new = MasterKey.generate()
+        let database = try RotationDatabase(at: folder.path("app.db"), master: old, rows: 10)
+        let oldFile = try Self.keyFile(old, folder, "old.key"), newFile = try Self.keyFile(new, folder, "new.key")
+        let existing = folder.path("existing.db")
+        try Data("precious\n".utf8).write(to: URL(fileURLWithPath: existing))
+        let before = try logicalState(database.path)
+
+        let result = try toolcfg(Self.rotateArguments(database.path, old: oldFile, new: newFile) + ["--backup", existing])
+        #expect(result.status != 0)
+        #expect(result.stderr.contains(existing), "\(result.stderr)")
+        #expect(try Data(contentsOf: URL(fileURLWithPath: existing)) == Data("precious\n".utf8))
+        #expect(try logicalState(database.path) == before)
+        try Self.expectPlaintexts(database, under: old)
+    }
+
+    @Test("the same key as old and new is refused with 64 and changes nothing")
+    func sameKey() throws {
+        let folder = try TemporaryFolder()
+        let old = try key(MasterKeyTests.valid)
+        let database = try RotationDatabase(at: folder.path("app.db"), master: old, rows: 10)
+        let oldFile = try Self.keyFile(old, folder, "old.key"), sameFile = try Self.keyFile(old, folder, "same.key")
+        let before = try logicalState(database.path)
+        let result = try toolcfg(Self.rotateArguments(database.path, old: oldFile, new: sameFile))
+        #expect(result.status == 64, "\(result.stderr)")
+        #expect(result.stderr.contains(old.fingerprint))
+        #expect(Self.leaks(in: result.stderr, keys: [("key", old)], plaintexts: database.plaintexts).isEmpty)
+        #expect(try logicalState(database.path) == before)
+    }
+
+    // MARK: 5. crash safety
+
+    /// Rows such that an uninterrupted rotation with --jobs 2 takes about 0.3 s in this build
+    /// (two derivations a row): at ~100 µs a derivation that is ~3000 rows; a debug build's
+    /// slower derivations get fewer, so kills between 5 and 250 ms still fall over the whole run,
+    /// commit included, and some runs finish.
+    static func crashRows() -> Int {
+        let master = MasterKey.generate(), salt = SecureRandom.bytes(32)
+        let clock = ContinuousClock()
+        let elapsed = clock.measure { for _ in 0..<200 { _ = SecretCipher.rowKey(masterKey: master, salt: salt) } }
+        let perDerivation = Double(elapsed.components.attoseconds) / 1e18 / 200 + Double(elapsed.components.seconds) / 200
+        return min(3000, max(600, Int(0.3 / perDerivation)))
+    }
+
+    @Test("SIGKILL at a random moment of rotate leaves every row under one key, the same for all", .timeLimit(.minutes(1)))
+    func crashSafety() throws {
+        let folder = try TemporaryFolder()
+        var old = try key(MasterKeyTests.valid), new = MasterKey.generate()
+        let rows = Self.crashRows()
+        let database = try RotationDatabase(at: folder.path("crash.db"), master: old, rows: rows, noKey: { $0 % 100 == 0 })
+        var oldFile = try Self.keyFile(old, folder, "a.key"), newFile = try Self.keyFile(new, folder, "b.key")
+        var environment = ProcessInfo.processInfo.environment
+        for name in ["TOOLCFG_DB", "TOOLCFG_MASTER_KEY", "TOOLCFG_NEW_MASTER_KEY", "TOOLCFG_PASSPHRASE"] { environment[name] = nil }
+
+        var killedRunning = 0, finished = 0, killedAfterCommit = 0
+        var log: [String] = []
+        for iteration in 1...10 {
+            let delay = UInt32.random(in: 5_000...250_000)
+            let stderrPath = folder.path("stderr-\(iteration)")
+            FileManager.default.createFile(atPath: stderrPath, contents: nil)
+            let process = Process()
+            process.executableURL = Repository.toolcfg
+            process.arguments = Self.rotateArguments(database.path, old: oldFile, new: newFile) + ["--jobs", "2"]
+            process.environment = environment
+            process.standardInput = FileHandle.nullDevice
+            process.standardOutput = FileHandle.nullDevice
+            process.standardError = FileHandle(forWritingAtPath: stderrPath)
+            try process.run()
+            usleep(delay)
+            if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+            process.waitUntilExit()
+            let killed = process.terminationReason == .uncaughtSignal && process.terminationStatus == SIGKILL
+            let stderr = (try? String(contentsOfFile: stderrPath, encoding: .utf8)) ?? ""
+            if killed {
+                killedRunning += 1
+            } else {
+                finished += 1
+                #expect(process.terminationStatus == 0, "iteration \(iteration): rotate exited \(process.terminationStatus) on its own: \(stderr)")
+            }
+
+            let connection = try database.connection()  // recovers the WAL, as the next run would
+            #expect(try connection.queryText("PRAGMA integrity_check") == "ok", "iteration \(iteration)")
+            let report = try KeyVerifier(connection: connection, masterKey: old, newKey: new, jobs: 2).run()
+            connection.close()
+            let allOld = report.tables.allSatisfy { $0.underMasterKey == database.keyed[$0.table] && $0.underNewKey == 0 }
+            let allNew = report.tables.allSatisfy { $0.underNewKey == database.keyed[$0.table] && $0.underMasterKey == 0 }
+            let counts = report.tables.map { "\($0.table): \($0.underMasterKey) old, \($0.underNewKey) new, \($0.underNeither) neither, \($0.malformed) malformed" }
+            log.append("\(iteration): \(delay / 1000) ms, \(killed ? "killed" : "exited \(process.terminationStatus)"), \(allNew ? "rotated" : allOld ? "not rotated" : "MIXED")")
+            #expect(allOld || allNew, "iteration \(iteration), killed after \(delay / 1000) ms: rows under a mix of keys: \(counts)")
+            #expect(report.reusedSalts == 0 && report.reusedNonces == 0)
+            #expect(killed || allNew, "iteration \(iteration): rotate succeeded but the rows are not under the new key: \(counts)")
+            guard allOld || allNew else { break }
+            if allNew {
+                if killed { killedAfterCommit += 1 }
+                swap(&old, &new)
+                swap(&oldFile, &newFile)
+            }
+        }
+        print("crash safety: \(rows) rows; 10 iterations: \(killedRunning) killed while running (\(killedAfterCommit) of them after the commit), \(finished) finished; \(log.joined(separator: "; "))")
+        #expect(killedRunning >= 3, "only \(killedRunning) of 10 kills landed while rotate ran: \(log)")
+        try Self.expectPlaintexts(database, under: old)
+    }
+
+    // MARK: 6. verify-keys
+
+    @Test("verify-keys prints ok and exits 0 on a healthy database")
+    func verifyHealthy() throws {
+        let folder = try TemporaryFolder()
+        let old = try key(MasterKeyTests.valid)
+        let database = try RotationDatabase(at: folder.path("app.db"), master: old, rows: 20, noKey: { $0 % 4 == 0 })
+        let keyFile = try Self.keyFile(old, folder, "old.key")
+        let result = try toolcfg(["verify-keys", "--db", database.path, "--master-key-file", keyFile])
+        #expect(result.status == 0, "\(result.stderr)")
+        #expect(result.stderr.split(separator: "\n").last == "ok", "\(result.stderr)")
+        #expect(result.stderr.contains("user_tool_configs: 20 rows, 15 under \(old.fingerprint)"), "\(result.stderr)")
+        let json = try toolcfg(["verify-keys", "--db", database.path, "--master-key-file", keyFile, "--json"])
+        #expect(json.status == 0)
+        let report = try Self.json(json.stdout)
+        #expect(report["ok"] as? Bool == true && report["reused_salts"] as? Int == 0 && report["reused_nonces"] as? Int == 0)
+        #expect(Self.tables(report)[RotationDatabase.configs]?["no_key"] as? Int == 5)
+    }
+
+    enum Reuse: String, CaseIterable, CustomTestStringConvertible {
+        case salt, nonce
+        var testDescription: String { rawValue }
+    }
+
+    /// Re-encrypts row `target` of `table` with the given salt or nonce (and a fresh other one),
+    /// so it still opens under `master`.
+    static func reencrypt(_ database: RotationDatabase, _ table: String, id: String, master: MasterKey,
+                          salt: String? = nil, nonce: String? = nil) throws {
+        let plaintext = try #require(database.plaintexts["\(table)/\(id)"])
+        let secret = try SecretCipher.encrypt(plaintext, masterKey: master,
+                                              salt: try salt.map { try Base64.decode($0, field: "salt") } ?? SecureRandom.bytes(32),
+                                              nonce: try nonce.map { try Base64.decode($0, field: "nonce") } ?? SecureRandom.bytes(12)).encoded
+        try update(database.path, table, id: id, "encrypted_api_key = ?2, salt = ?3, nonce = ?4",
+                   [.text(secret.encryptedAPIKey), .text(secret.salt), .text(secret.nonce)])
+    }
+
+    @Test("verify-keys reports a salt or nonce used by two rows (both still decrypting) and exits 65", arguments: Reuse.allCases)
+    func verifyReuse(_ reuse: Reuse) throws {
+        let folder = try TemporaryFolder()
+        let old = try key(MasterKeyTests.valid)
+        let database = try RotationDatabase(at: folder.path("app.db"), master: old, rows: 30, noKey: { $0 % 10 == 0 })
+        let source = try #require(try storedTriples(try database.connection(.readOnly), RotationDatabase.configs).first { $0.id == "7" }?.secret)
+        try Self.reencrypt(database, RotationDatabase.configs, id: "23", master: old,
+                           salt: reuse == .salt ? source.salt : nil, nonce: reuse == .nonce ? source.nonce : nil)
+
+        let report = try KeyVerifier(connection: try database.connection(.readOnly), masterKey: old, jobs: 2).run()
+        #expect(!report.ok)
+        #expect(report.reusedSalts == (reuse == .salt ? 1 : 0) && report.reusedNonces == (reuse == .nonce ? 1 : 0), "\(report)")
+        for table in report.tables { #expect(table.underMasterKey == database.keyed[table.table] && table.malformed == 0, "\(table)") }
+        #expect(report.problems.contains { $0.table == RotationDatabase.configs && $0.row == "row id 23" && $0.problem.contains(reuse.rawValue) }, "\(report.problems)")
+
+        let keyFile = try Self.keyFile(old, folder, "old.key")
+        let result = try toolcfg(["verify-keys", "--db", database.path, "--master-key-file", keyFile, "--json"])
+        #expect(result.status == 65, "\(result.stderr)")
+        let json = try Self.json(result.stdout)
+        #expect(json["ok"] as? Bool == false)
+        #expect(json[reuse == .salt ? "reused_salts" : "reused_nonces"] as? Int == 1)
+        #expect(!result.stdout.contains(reuse == .salt ? source.salt : source.nonce), "the report repeats the reused value")
+    }
+
+    @Test("verify-keys reports a salt shared by rows of different tables")
+    func verifyReuseAcrossTables() throws {
+        let folder = try TemporaryFolder()
+        let old = try key(MasterKeyTests.valid)
+        let database = try RotationDatabase(at: folder.path("app.db"), master: old, rows: 10)
+        let source = try #require(try storedTriples(try database.connection(.readOnly), RotationDatabase.aliases).first?.secret)
+        try Self.reencrypt(database, RotationDatabase.configs, id: "4", master: old, salt: source.salt)
+        let report = try KeyVerifier(connection: try database.connection(.readOnly), masterKey: old, jobs: 2).run()
+        for table in report.tables { #expect(table.underMasterKey == database.keyed[table.table], "\(table)") }
+        #expect(report.reusedSalts == 1, "\(report)")
+        #expect(!report.ok)
+        let keyFile = try Self.keyFile(old, folder, "old.key")
+        #expect(try toolcfg(["verify-keys", "--db", database.path, "--master-key-file", keyFile]).status == 65)
+    }
+
+    @Test("verify-keys counts a 31-byte salt as malformed and exits 65")
+    func verifyMalformed() throws {
+        let folder = try TemporaryFolder()
+        let old = try key(MasterKeyTests.valid)
+        let database = try RotationDatabase(at: folder.path("app.db"), master: old, rows: 20)
+        try Self.update(database.path, RotationDatabase.configs, id: "12", "salt = ?2", [.text(Base64.encode(SecureRandom.bytes(31)))])
+        let report = try KeyVerifier(connection: try database.connection(.readOnly), masterKey: old, jobs: 2).run()
+        let configs = try #require(report.tables.first { $0.table == RotationDatabase.configs })
+        #expect(configs.malformed == 1 && configs.underMasterKey == 19 && configs.underNeither == 0, "\(configs)")
+        #expect(!report.ok)
+        #expect(report.problems.map { "\($0.table) \($0.row)" } == ["user_tool_configs row id 12"])
+        #expect(report.problems.first?.problem.contains("salt") == true)
+
+        let keyFile = try Self.keyFile(old, folder, "old.key")
+        let result = try toolcfg(["verify-keys", "--db", database.path, "--master-key-file", keyFile])
+        #expect(result.status == 65)
+        #expect(result.stderr.contains("user_tool_configs row id 12"), "\(result.stderr)")
+        #expect(result.stderr.split(separator: "\n").last == "NOT OK")
+    }
+
+    @Test("verify-keys with both keys counts a half-rotated database right")
+    func verifyHalfRotated() throws {
+        let folder = try TemporaryFolder()
+        let old = try key(MasterKeyTests.valid), new = MasterKey.generate()
+        let (database, restored) = try Self.halfRotated(folder, old: old, new: new)
+        let oldFile = try Self.keyFile(old, folder, "old.key"), newFile = try Self.keyFile(new, folder, "new.key")
+
+        // Master key = new, new key = old: most rows under the master key, the restored ones under the other.
+        let report = try KeyVerifier(connection: try database.connection(.readOnly), masterKey: new, newKey: old, jobs: 2).run()
+        #expect(report.ok)
+        for table in report.tables {
+            let keyed = database.keyed[table.table] ?? 0, back = restored[table.table] ?? 0
+            #expect(table.underMasterKey == keyed - back && table.underNewKey == back && table.underNeither == 0, "\(table)")
+        }
+
+        let result = try toolcfg(["verify-keys", "--db", database.path, "--master-key-file", oldFile, "--new-master-key-file", newFile, "--json"])
+        #expect(result.status == 0, "\(result.stderr)")
+        let json = try Self.json(result.stdout)
+        #expect(json["master_key_fingerprint"] as? String == old.fingerprint && json["new_key_fingerprint"] as? String == new.fingerprint)
+        let tables = Self.tables(json)
+        #expect(tables[RotationDatabase.aliases]?["under_master_key"] as? Int == 2)
+        #expect(tables[RotationDatabase.aliases]?["under_new_key"] as? Int == 4)
+        #expect(tables[RotationDatabase.configs]?["under_master_key"] as? Int == 10)
+        #expect(tables[RotationDatabase.configs]?["under_new_key"] as? Int == 40)
+        #expect(tables[RotationDatabase.configs]?["no_key"] as? Int == 10)
+
+        // Under the old key alone, the rotated rows are under no given key.
+        let oldOnly = try toolcfg(["verify-keys", "--db", database.path, "--master-key-file", oldFile, "--json"])
+        #expect(oldOnly.status == 65)
+        #expect(Self.tables(try Self.json(oldOnly.stdout))[RotationDatabase.configs]?["under_neither"] as? Int == 40)
+    }
+
+    // MARK: 7. secret hygiene
+
+    @Test("rotate and verify-keys --json reports carry no plaintext, master key or row key")
+    func reportHygiene() throws {
+        let folder = try TemporaryFolder()
+        let old = try key(MasterKeyTests.valid), new = MasterKey.generate()
+        let database = try RotationDatabase(at: folder.path("app.db"), master: old, rows: 20, noKey: { $0 % 5 == 0 })
+        let third = MasterKey.generate()
+        let oldFile = try Self.keyFile(old, folder, "old.key"), newFile = try Self.keyFile(new, folder, "new.key")
+        let thirdFile = try Self.keyFile(third, folder, "third.key")
+        let keys = [("old master key", old), ("new master key", new), ("third key", third)]
+        func rowKeys(_ master: MasterKey) throws -> [(String, SecureBytes)] {
+            let connection = try database.connection(.readOnly)
+            defer { connection.close() }
+            return try [RotationDatabase.aliases, RotationDatabase.configs].flatMap { table in
+                try storedTriples(connection, table).compactMap { row in
+                    try row.secret.map { ("\(table)/\(row.id)", SecretCipher.rowKey(masterKey: master, salt: try $0.decoded().salt)) }
+                }
+            }
+        }
+        var outputs: [(String, ProcessResult)] = []
+        let rowKeysBefore = try rowKeys(old)
+        outputs.append(("rotate --dry-run", try toolcfg(Self.rotateArguments(database.path, old: oldFile, new: newFile) + ["--dry-run", "--json"])))
+        outputs.append(("verify-keys before", try toolcfg(["verify-keys", "--db", database.path, "--master-key-file", oldFile, "--new-master-key-file", newFile, "--json"])))
+        outputs.append(("rotate", try toolcfg(Self.rotateArguments(database.path, old: oldFile, new: newFile) + ["--json"])))
+        let rowKeysAfter = try rowKeys(new)
+        outputs.append(("rotate again", try toolcfg(Self.rotateArguments(database.path, old: oldFile, new: newFile) + ["--json"])))
+        outputs.append(("verify-keys after", try toolcfg(["verify-keys", "--db", database.path, "--master-key-file", newFile, "--new-master-key-file", oldFile, "--json"])))
+        outputs.append(("verify-keys wrong key", try toolcfg(["verify-keys", "--db", database.path, "--master-key-file", oldFile, "--json"])))
+        outputs.append(("rotate wrong key", try toolcfg(Self.rotateArguments(database.path, old: thirdFile, new: oldFile) + ["--json"])))
+        outputs.append(("rotate, key on stdin", try toolcfg(["rotate", "--db", database.path, "--master-key-file", "-", "--new-master-key-file", oldFile, "--json"],
+                                                        stdin: Data((new.base64Text + "\n").utf8))))
+
+        let expectedStatus = ["rotate --dry-run": 0, "verify-keys before": 0, "rotate": 0, "rotate again": 0, "verify-keys after": 0,
+                              "verify-keys wrong key": 65, "rotate wrong key": 65, "rotate, key on stdin": 0]
+        for (name, result) in outputs {
+            #expect(result.status == expectedStatus[name], "\(name): \(result.stderr)")
+            let leaks = Self.leaks(in: result.stdout + "\n" + result.stderr, keys: keys, plaintexts: database.plaintexts,
+                                   rowKeys: rowKeysBefore + rowKeysAfter)
+            #expect(leaks.isEmpty, "\(name) shows \(leaks)")
+            if result.status == 0 { #expect(!result.stdout.isEmpty && (try? Self.json(result.stdout)) != nil, "\(name)") }
+        }
+        // The last rotation went back to the old key: everything opens under it again.
+        try Self.expectPlaintexts(database, under: old)
+    }
+}
