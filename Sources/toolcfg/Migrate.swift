@@ -5,7 +5,7 @@ import ToolConfigKit
 struct Migrate: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Apply, revert and inspect migrations, with sqlx's _sqlx_migrations table as the ledger.",
-        subcommands: [MigrateUp.self, MigrateDown.self, MigrateStatus.self]
+        subcommands: [MigrateUp.self, MigrateDown.self, MigrateStatus.self, MigrateVerify.self]
     )
 }
 
@@ -86,6 +86,55 @@ struct MigrateStatus: ParsableCommand {
         let report = try reporting { try options.migrator(on: connection).status() }
         if output.json { return try Console.json(report) }
         Console.out(MigrationOutput.render(report))
+    }
+}
+
+struct MigrateVerify: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "verify",
+        abstract: "Prove on copies of databases that every down migration undoes its up, exactly.",
+        discussion: """
+            For each database (--db, or every *.db of --fixtures DIR), on a copy: a pending migration             goes up, down (the database must be as before, ledger included) and up again (as after             the first up); an applied one goes down and up again (as before). An up script run again             where its objects exist, and a down script run again where they are gone, must change             nothing. The databases given are only read. Exit 65 when any check fails.
+            """
+    )
+
+    @Option(name: .long, help: ArgumentHelp("One database to verify on (or set TOOLCFG_DB).", valueName: "PATH")) var db: String?
+    @Option(name: .long, help: ArgumentHelp("A folder of fixture databases (*.db, *.sqlite, *.sqlite3).", valueName: "DIR")) var fixtures: String?
+    @OptionGroup var options: MigrationOptions
+    @OptionGroup var output: OutputOptions
+
+    func validate() throws {
+        if db != nil && fixtures != nil { throw ValidationError("give --db or --fixtures, not both") }
+    }
+
+    func run() throws {
+        let paths: [String] = try reporting {
+            if let fixtures { return try ReversibilityCheck.fixtures(in: fixtures) }
+            if let db = db ?? ProcessInfo.processInfo.environment["TOOLCFG_DB"] {
+                guard FileManager.default.fileExists(atPath: db) else { throw DatabaseError(code: 14, message: "no such database file", path: db) }
+                return [db]
+            }
+            throw UsageError("give --db PATH or --fixtures DIR")
+        }
+        if paths.isEmpty { throw ValidationError("no *.db, *.sqlite or *.sqlite3 files in \(fixtures ?? "")") }
+        let set = try reporting { try options.migrations.map { try MigrationSet.load(folder: $0) } ?? MigrationSet.embedded() }
+        let report = ReversibilityCheck(migrations: set).verify(paths)
+        if output.json {
+            try Console.json(report)
+        } else {
+            for fixture in report.fixtures {
+                Console.out("\(fixture.ok ? "ok  " : "FAIL") \(fixture.fixture)")
+                if let error = fixture.error { Console.out("     \(error)") }
+                for step in fixture.steps {
+                    Console.out("     \(step.ok ? "ok  " : "FAIL") \(step.version) \(step.description) (\(step.cycle))")
+                    for failure in step.failures { Console.out("          \(failure)") }
+                    for note in step.notes { Console.out("          note: \(note)") }
+                }
+            }
+            let failed = report.fixtures.filter { !$0.ok }.count
+            Console.note("\(report.fixtures.count - failed) of \(report.fixtures.count) database(s) passed")
+        }
+        if !report.ok { throw ExitCode(ExitStatus.dataError.rawValue) }
     }
 }
 

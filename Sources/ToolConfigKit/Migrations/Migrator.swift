@@ -63,7 +63,7 @@ public struct Migrator {
     }
 
     /// Refuses to act on a dirty or drifted database unless the options allow it.
-    private func preflight() throws -> [Int64: LedgerEntry] {
+    func preflight() throws -> [Int64: LedgerEntry] {
         try ledger.checkOwnership()
         let entries = try ledger.entries()
         let dirty = entries.filter { !$0.success }.map(\.version)
@@ -87,32 +87,48 @@ public struct Migrator {
         }
         let applied = try preflight()
         let pending = migrations.migrations.filter { applied[$0.version] == nil && $0.version <= (target ?? .max) }
-        var steps: [MigrationRunReport.Step] = []
-        for migration in pending {
-            let started = ContinuousClock.now
-            do {
-                if migration.runsWithoutTransaction {
-                    try connection.execute(migration.up.sql, context: migration.up.fileName)
-                    try connection.writeTransaction {
-                        try ledger.createIfMissing()
-                        try ledger.record(migration)
-                    }
-                } else {
-                    try connection.writeTransaction {
-                        try ledger.createIfMissing()
-                        try connection.execute(migration.up.sql, context: migration.up.fileName)
-                        try ledger.record(migration)
-                    }
-                }
-            } catch let error as DatabaseError {
-                throw MigrationError.failed(version: migration.version, file: migration.up.fileName, cause: error)
-            }
-            let elapsed = Self.nanoseconds(ContinuousClock.now - started)
-            try ledger.setExecutionTime(version: migration.version, nanoseconds: elapsed)
-            steps.append(.init(version: migration.version, description: migration.description,
-                               file: migration.up.fileName, elapsedNanoseconds: elapsed))
-        }
+        let steps = try pending.map { try apply($0) }
         return try report(.up, steps)
+    }
+
+    /// Runs one up migration with its ledger row, as sqlx does.
+    func apply(_ migration: Migration) throws -> MigrationRunReport.Step {
+        let started = ContinuousClock.now
+        do {
+            if migration.runsWithoutTransaction {
+                try connection.execute(migration.up.sql, context: migration.up.fileName)
+                try connection.writeTransaction {
+                    try ledger.createIfMissing()
+                    try ledger.record(migration)
+                }
+            } else {
+                try connection.writeTransaction {
+                    try ledger.createIfMissing()
+                    try connection.execute(migration.up.sql, context: migration.up.fileName)
+                    try ledger.record(migration)
+                }
+            }
+        } catch let error as DatabaseError {
+            throw MigrationError.failed(version: migration.version, file: migration.up.fileName, cause: error)
+        }
+        let elapsed = Self.nanoseconds(ContinuousClock.now - started)
+        try ledger.setExecutionTime(version: migration.version, nanoseconds: elapsed)
+        return .init(version: migration.version, description: migration.description, file: migration.up.fileName, elapsedNanoseconds: elapsed)
+    }
+
+    /// Runs one down migration and removes its ledger row, in one transaction.
+    func revert(_ migration: Migration, down: MigrationScript) throws -> MigrationRunReport.Step {
+        let started = ContinuousClock.now
+        do {
+            try connection.writeTransaction {
+                try connection.execute(down.sql, context: down.fileName)
+                try ledger.remove(version: migration.version)
+            }
+        } catch let error as DatabaseError {
+            throw MigrationError.failed(version: migration.version, file: down.fileName, cause: error)
+        }
+        return .init(version: migration.version, description: migration.description, file: down.fileName,
+                     elapsedNanoseconds: Self.nanoseconds(ContinuousClock.now - started))
     }
 
     // MARK: down
@@ -140,20 +156,7 @@ public struct Migrator {
             }
             return (migration, down)
         }
-        var steps: [MigrationRunReport.Step] = []
-        for (migration, down) in plan {
-            let started = ContinuousClock.now
-            do {
-                try connection.writeTransaction {
-                    try connection.execute(down.sql, context: down.fileName)
-                    try ledger.remove(version: migration.version)
-                }
-            } catch let error as DatabaseError {
-                throw MigrationError.failed(version: migration.version, file: down.fileName, cause: error)
-            }
-            steps.append(.init(version: migration.version, description: migration.description,
-                               file: down.fileName, elapsedNanoseconds: Self.nanoseconds(ContinuousClock.now - started)))
-        }
+        let steps = try plan.map { try revert($0.0, down: $0.1) }
         return try report(.down, steps)
     }
 
