@@ -1,10 +1,10 @@
 #!/usr/bin/env python3
-"""Rebuilds the committed fixture databases of fixtures/databases/ deterministically: fixed SQL, a
+"""Rebuilds the committed fixture databases of fixtures/ deterministically: fixed SQL, a
 fixed seed for every "random" salt and nonce, fixed timestamps. `toolcfg migrate verify --fixtures
-fixtures/databases` runs every migration forwards and back on each of them, and a test checks that
+fixtures` runs every migration forwards and back on each of them, and a test checks that
 the committed files hold exactly what this script builds (schema and rows).
 
-  scripts/build_fixtures.py [OUT_DIR]          # default fixtures/databases
+  scripts/build_fixtures.py [OUT_DIR]          # default fixtures/
   scripts/build_fixtures.py --large N OUT.db   # a large pre-0007 database for timing (not committed)
 
 Each fixture is a state a real installation can be in:
@@ -165,4 +165,4 @@ if __name__ == "__main__":
     if len(sys.argv) > 1 and sys.argv[1] == "--large":
         build_large(int(sys.argv[2]), sys.argv[3])
     else:
-        build(sys.argv[1] if len(sys.argv) > 1 else os.path.join(ROOT, "fixtures", "databases"))
+        build(sys.argv[1] if len(sys.argv) > 1 else os.path.join(ROOT, "fixtures"))
