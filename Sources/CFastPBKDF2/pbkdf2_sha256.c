@@ -28,27 +28,30 @@ void toolcfg_secure_zero(void *p, size_t n) {
     while (n--) *v++ = 0;
 }
 
+// The HMAC-SHA256 contexts after the padded key block (RFC 2104: a key longer than a block is
+// hashed first): every PBKDF2 iteration starts from these two states.
+static void hmac_keys(const uint8_t *password, size_t password_len, SHA256_CTX *inner, SHA256_CTX *outer) {
+    uint8_t key[64] = {0}, pad[64];
+    if (password_len > 64) SHA256(password, password_len, key);
+    else if (password_len > 0) memcpy(key, password, password_len);
+    for (int i = 0; i < 64; i++) pad[i] = key[i] ^ 0x36;
+    SHA256_Init(inner);
+    SHA256_Update(inner, pad, 64);
+    for (int i = 0; i < 64; i++) pad[i] = key[i] ^ 0x5c;
+    SHA256_Init(outer);
+    SHA256_Update(outer, pad, 64);
+    toolcfg_secure_zero(key, sizeof key);
+    toolcfg_secure_zero(pad, sizeof pad);
+}
+
 int toolcfg_pbkdf2_hmac_sha256(const uint8_t *password, size_t password_len,
                                const uint8_t *salt, size_t salt_len,
                                uint32_t iterations,
                                uint8_t *out, size_t out_len) {
     if (iterations == 0 || out_len == 0 || out == NULL) return 0;
 
-    // HMAC key block: keys longer than a block are hashed first (RFC 2104).
-    uint8_t key[64] = {0};
-    if (password_len > 64) {
-        SHA256(password, password_len, key);
-    } else if (password_len > 0) {
-        memcpy(key, password, password_len);
-    }
-    uint8_t pad[64];
     SHA256_CTX inner, outer, work;
-    for (int i = 0; i < 64; i++) pad[i] = key[i] ^ 0x36;
-    SHA256_Init(&inner);
-    SHA256_Update(&inner, pad, 64);
-    for (int i = 0; i < 64; i++) pad[i] = key[i] ^ 0x5c;
-    SHA256_Init(&outer);
-    SHA256_Update(&outer, pad, 64);
+    hmac_keys(password, password_len, &inner, &outer);
 
     // One padded block holding a 32-byte digest after a 64-byte key block: 96 bytes = 768 bits.
     uint8_t block[64] = {0};
@@ -90,8 +93,6 @@ int toolcfg_pbkdf2_hmac_sha256(const uint8_t *password, size_t password_len,
         block_index++;
     }
 
-    toolcfg_secure_zero(key, sizeof key);
-    toolcfg_secure_zero(pad, sizeof pad);
     toolcfg_secure_zero(block, sizeof block);
     toolcfg_secure_zero(t, sizeof t);
     toolcfg_secure_zero(&inner, sizeof inner);
@@ -104,16 +105,9 @@ int toolcfg_pbkdf2_hmac_sha256(const uint8_t *password, size_t password_len,
 // block, and U1 as native words.
 static void hmac_setup(const uint8_t *password, size_t password_len, const uint8_t *salt, size_t salt_len,
                        uint32_t inner[8], uint32_t outer[8], uint32_t u1[8]) {
-    uint8_t key[64] = {0}, pad[64], digest[32], be_one[4] = {0, 0, 0, 1};
-    if (password_len > 64) SHA256(password, password_len, key);
-    else if (password_len > 0) memcpy(key, password, password_len);
+    uint8_t digest[32], be_one[4] = {0, 0, 0, 1};
     SHA256_CTX ictx, octx, work;
-    for (int i = 0; i < 64; i++) pad[i] = key[i] ^ 0x36;
-    SHA256_Init(&ictx);
-    SHA256_Update(&ictx, pad, 64);
-    for (int i = 0; i < 64; i++) pad[i] = key[i] ^ 0x5c;
-    SHA256_Init(&octx);
-    SHA256_Update(&octx, pad, 64);
+    hmac_keys(password, password_len, &ictx, &octx);
     memcpy(inner, ictx.h, 32);
     memcpy(outer, octx.h, 32);
     work = ictx;
@@ -126,8 +120,6 @@ static void hmac_setup(const uint8_t *password, size_t password_len, const uint8
     for (int i = 0; i < 8; i++) {
         u1[i] = (uint32_t)digest[4 * i] << 24 | (uint32_t)digest[4 * i + 1] << 16 | (uint32_t)digest[4 * i + 2] << 8 | digest[4 * i + 3];
     }
-    toolcfg_secure_zero(key, sizeof key);
-    toolcfg_secure_zero(pad, sizeof pad);
     toolcfg_secure_zero(digest, sizeof digest);
     toolcfg_secure_zero(&ictx, sizeof ictx);
     toolcfg_secure_zero(&octx, sizeof octx);
