@@ -104,7 +104,12 @@ struct ImportState {
                 item.existing = row?.secret
                 return item
             }
-            resolutions = ParallelMap.map(work, jobs: options.jobs) { Self.resolveKey($0, masterKey: masterKey, sealer: sealer) }
+            // Two records per task, so two new keys can be derived together (see resolvePair).
+            let pairs = stride(from: 0, to: work.count, by: 2).map { Array(work[$0..<min($0 + 2, work.count)]) }
+            resolutions = ParallelMap.map(pairs, jobs: options.jobs) { pair in
+                pair.count == 2 ? Self.resolvePair(pair[0], pair[1], masterKey: masterKey, sealer: sealer)
+                                : [Self.resolveKey(pair[0], masterKey: masterKey, sealer: sealer)]
+            }.flatMap { $0 }
         }
 
         for index in batch.indices {
@@ -162,6 +167,28 @@ struct ImportState {
 
     /// Encrypts plaintext keys (unless the row already holds the same key), checks imported
     /// triples against the master key when one is given, and opens sealed keys.
+    /// Two records whose plaintext keys go into new rows (the onboarding case) get their row keys
+    /// derived together, interleaved on the SHA extensions: about the cost of one. Anything else
+    /// is resolved one by one.
+    static func resolvePair(_ a: Item, _ b: Item, masterKey: MasterKey?, sealer: SnapshotSealer?) -> [KeyResolution] {
+        func newPlaintext(_ item: Item) -> String? {
+            guard item.existing == nil, case .plaintext(let key) = item.record.key else { return nil }
+            return key
+        }
+        guard let masterKey, let first = newPlaintext(a), let second = newPlaintext(b) else {
+            return [resolveKey(a, masterKey: masterKey, sealer: sealer), resolveKey(b, masterKey: masterKey, sealer: sealer)]
+        }
+        let salts = (SecureRandom.bytes(StoredSecret.saltLength), SecureRandom.bytes(StoredSecret.saltLength))
+        let (keyA, keyB) = SecretCipher.rowKeys((masterKey, salts.0), (masterKey, salts.1))
+        return [(first, keyA, salts.0, a), (second, keyB, salts.1, b)].map { plaintext, rowKey, salt, item -> KeyResolution in
+            do throws(SecretError) {
+                return .set(try SecretCipher.encrypt(plaintext, rowKey: rowKey, salt: salt, nonce: SecureRandom.bytes(StoredSecret.nonceLength)).encoded)
+            } catch {
+                return .failed(SnapshotError(item.location.with(field: SnapshotField.apiKey), error.description))
+            }
+        }
+    }
+
     static func resolveKey(_ item: Item, masterKey: MasterKey?, sealer: SnapshotSealer?) -> KeyResolution {
         resolveKey(item, existing: item.existing, masterKey: masterKey, sealer: sealer)
     }

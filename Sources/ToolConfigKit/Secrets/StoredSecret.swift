@@ -95,7 +95,11 @@ public enum SecretCipher {
 
     /// Encrypts with a given salt and nonce (test vectors; callers otherwise use fresh ones).
     public static func encrypt(_ plaintext: String, masterKey: MasterKey, salt: [UInt8], nonce: [UInt8]) throws(SecretError) -> DecodedSecret {
-        let key = rowKey(masterKey: masterKey, salt: salt)
+        try encrypt(plaintext, rowKey: rowKey(masterKey: masterKey, salt: salt), salt: salt, nonce: nonce)
+    }
+
+    /// Encrypts with a row key already derived for `salt`.
+    public static func encrypt(_ plaintext: String, rowKey key: SecureBytes, salt: [UInt8], nonce: [UInt8]) throws(SecretError) -> DecodedSecret {
         var bytes = Array(plaintext.utf8)
         defer { AESGCM.wipe(&bytes) }
         let sealed = try key.withBytes { k throws(SecretError) in try AESGCM.seal(key: k, nonce: nonce, plaintext: bytes) }
