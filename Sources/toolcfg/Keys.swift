@@ -38,6 +38,11 @@ struct Rotate: ParsableCommand {
     func run() throws {
         let oldKey = try reporting { try SecretInput.requireMasterKey(filePath: secrets.masterKeyFile) }
         let newMasterKey = try reporting { try SecretInput.requireMasterKey(.newMasterKey, filePath: newKey.newMasterKeyFile) }
+        if oldKey.material == newMasterKey.material {
+            // Refused before the database is even opened.
+            Console.error("the new master key is the same as the current one (fingerprint \(oldKey.fingerprint))")
+            throw ExitCode(ExitStatus.usage.rawValue)
+        }
         let connection = try database.open(dryRun ? .readOnly : .readWrite)
         let options = KeyRotator.Options(oldKey: oldKey, newKey: newMasterKey, dryRun: dryRun, backupPath: backup, jobs: jobs)
         let report = try reporting { try KeyRotator(connection: connection, options: options).run(progress: progressReporter("checked")) }

@@ -77,8 +77,14 @@ public struct KeyRotator {
             // Durable when it matters: the commit waits for the disk.
             try connection.execute("PRAGMA synchronous = FULL")
         }
-        defer { if connection.isInTransaction { try? connection.execute("ROLLBACK") } }
-        try begin(lockingWith: tables.first)
+        var committed = false, madeBackup = false
+        defer {
+            if connection.isInTransaction { try? connection.execute("ROLLBACK") }
+            // A rotation that did not commit leaves no copy of the old keys behind (only the copy
+            // it made: an existing file at that path was refused, never touched).
+            if madeBackup, !committed, !options.dryRun, let backupPath = options.backupPath { unlink(backupPath) }
+        }
+        try begin(lockingWith: tables.first, madeBackup: &madeBackup)
         for table in tables {
             var report = TableReport(table: table.name, rows: 0, rotated: 0, alreadyRotated: 0, noKey: 0)
             let update = try connection.prepare(table.updateSQL())
@@ -113,6 +119,7 @@ public struct KeyRotator {
             try connection.execute("ROLLBACK")
         } else {
             try connection.execute("COMMIT", context: "committing the rotation")
+            committed = true
         }
         let verified = options.dryRun ? 0 : try verifyCommitted(tables, rotated: rotatedRowIDs, expected: expected.finish())
         let total = reports.reduce(0) { $0 + $1.rotated + $1.alreadyRotated }
@@ -128,22 +135,29 @@ public struct KeyRotator {
     /// between, taking the lock fails, and the backup is made again: so the backup is exactly the
     /// state the rotation starts from. (SQLite refuses a backup from a connection that holds the
     /// write lock, so the order cannot be the other way round.)
-    private func begin(lockingWith table: EncryptedTable?) throws {
+    private func begin(lockingWith table: EncryptedTable?, madeBackup: inout Bool) throws {
         guard let backupPath = options.backupPath else {
             try connection.execute(options.dryRun ? "BEGIN" : "BEGIN IMMEDIATE", context: "taking the write lock")
             return
         }
-        for attempt in 1...5 {
+        // SQLite does not call the busy handler when a read transaction asks for the write lock,
+        // so this loop waits for it, up to the connection's busy timeout.
+        let deadline = ContinuousClock.now + connection.options.busyTimeout
+        while true {
             try connection.execute("BEGIN")
             _ = try connection.queryInt64("SELECT count(*) FROM sqlite_master")  // starts the snapshot
             try connection.backup(to: backupPath)
+            madeBackup = true
             guard !options.dryRun, let table else { return }
             let locked = Result { () throws(DatabaseError) in
                 try connection.execute("UPDATE \(table.quotedName) SET rowid = rowid WHERE 0", context: "taking the write lock")
             }
-            guard case .failure(let error) = locked, error.isBusy, attempt < 5 else { return try locked.get() }
+            guard case .failure(let error) = locked else { return }
             try connection.execute("ROLLBACK")
             unlink(backupPath)
+            madeBackup = false
+            guard error.isBusy, ContinuousClock.now < deadline else { throw error }
+            Thread.sleep(forTimeInterval: 0.02)
         }
     }
 
@@ -161,7 +175,9 @@ public struct KeyRotator {
         let salt = SecureRandom.bytes(StoredSecret.saltLength), nonce = SecureRandom.bytes(StoredSecret.nonceLength)
         // Both row keys at once: interleaved on the SHA extensions they cost about one.
         let (oldRowKey, rowKey) = SecretCipher.rowKeys((oldKey, decoded.salt), (newKey, salt))
-        guard let plaintext = try? SecretCipher.decrypt(decoded, rowKey: oldRowKey) else {
+        let opened = Result { () throws(SecretError) in try SecretCipher.decrypt(decoded, rowKey: oldRowKey) }
+        guard case .success(let plaintext) = opened else {
+            if case .failure(let error) = opened, error != .authenticationFailed { return .failed(error.description) }
             if (try? SecretCipher.decrypt(decoded, masterKey: newKey)) != nil { return .alreadyRotated }
             return .failed("decrypts under neither the old key (\(oldKey.fingerprint)) nor the new key (\(newKey.fingerprint))")
         }
@@ -181,6 +197,8 @@ public struct KeyRotator {
     /// After the commit, reads every rotated row back and checks it holds exactly the triple that
     /// was written (and proven to open under the new key). Returns the number of rows checked.
     private func verifyCommitted(_ tables: [EncryptedTable], rotated: [String: [Int64]], expected: [UInt8]) throws -> Int {
+        // A new connection: nothing from this one's page cache, only what the file and its WAL hold.
+        let connection = try SQLiteConnection(path: self.connection.path, mode: .readOnly, options: self.connection.options)
         let actual = RowStateDigest()
         for table in tables {
             guard let rowIDs = rotated[table.name], !rowIDs.isEmpty else { continue }
@@ -196,7 +214,7 @@ public struct KeyRotator {
         let count = actual.count
         guard actual.finish() == expected else {
             throw RotationError(table: tables.map(\.name).joined(separator: ", "), row: "(rotated rows)",
-                                reason: "committed, but reading back shows rotated rows that differ from what was written (another writer changed them since, or the disk lost them); run verify-keys",
+                                reason: "committed, but reading back shows rotated rows that differ from what was written (another writer changed them since the commit?); run verify-keys",
                                 rolledBack: false)
         }
         return count

@@ -58,10 +58,13 @@ public struct KeyVerifier {
         var processed = 0
         try connection.execute("BEGIN")  // one consistent snapshot
         defer { if connection.isInTransaction { try? connection.execute("ROLLBACK") } }
+        // A repeat is confirmed across every table: a salt shared by two tables' rows counts too.
+        let saltCount = try connection.prepare(tables.map { "SELECT count(*) AS n FROM \($0.quotedName) WHERE salt = ?1" }
+            .joined(separator: " UNION ALL ").wrappedSum)
+        let nonceCount = try connection.prepare(tables.map { "SELECT count(*) AS n FROM \($0.quotedName) WHERE nonce = ?1" }
+            .joined(separator: " UNION ALL ").wrappedSum)
         for table in tables {
             var report = TableReport(table: table.name, rows: 0, noKey: 0, underMasterKey: 0, underNewKey: 0, underNeither: 0, malformed: 0)
-            let saltCount = try connection.prepare("SELECT count(*) FROM \(table.quotedName) WHERE salt = ?1")
-            let nonceCount = try connection.prepare("SELECT count(*) FROM \(table.quotedName) WHERE nonce = ?1")
             try SecretRow.scan(connection, table, pageSize: KeyRotator.pageSize) { rows in
                 let findings = ParallelMap.map(rows, jobs: jobs) { [masterKey, newKey] row in Self.check(row, masterKey: masterKey, newKey: newKey) }
                 for (row, finding) in zip(rows, findings) {
@@ -125,4 +128,9 @@ public struct KeyVerifier {
         try statement.bind(.text(value), at: 1)
         return try statement.step() ? statement.int64(0) : 0
     }
+}
+
+private extension String {
+    /// `SELECT sum(n) FROM (self)`, or a constant when there is no table.
+    var wrappedSum: String { isEmpty ? "SELECT 0" : "SELECT sum(n) FROM (\(self))" }
 }

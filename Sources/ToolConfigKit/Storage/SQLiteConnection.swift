@@ -25,11 +25,13 @@ public final class SQLiteConnection {
 
     public let path: String
     public let mode: OpenMode
+    public let options: Options
     private var handle: OpaquePointer?
 
     public init(path: String, mode: OpenMode = .readWrite, options: Options = Options()) throws(DatabaseError) {
         self.path = path
         self.mode = mode
+        self.options = options
         if mode != .readWriteCreate, path != ":memory:", !FileManager.default.fileExists(atPath: path) {
             throw DatabaseError(code: SQLITE_CANTOPEN, message: "no such database file", path: path)
         }

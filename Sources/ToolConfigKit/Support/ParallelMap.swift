@@ -21,17 +21,30 @@ public enum ParallelMap {
         return results.collect()
     }
 
-    /// Fixed slots written once each from concurrent iterations.
+    /// Fixed slots written once each from concurrent iterations. Raw memory allocated up front,
+    /// not an Array: `Array.withUnsafeMutableBufferPointer` moves the array out of its variable
+    /// for the duration of the call, so two threads calling it at once race on the array itself.
     private final class Slots<R>: @unchecked Sendable {
-        private var storage: [R?]
+        private let storage: UnsafeMutableBufferPointer<R>
+        private let count: Int
 
-        init(count: Int) { storage = Array(repeating: nil, count: count) }
-
-        func set(_ index: Int, _ value: R) {
-            storage.withUnsafeMutableBufferPointer { $0[index] = value }
+        init(count: Int) {
+            self.count = count
+            storage = .allocate(capacity: count)
         }
 
-        func collect() -> [R] { storage.map { $0! } }
+        /// Each index is initialised exactly once, by one thread.
+        func set(_ index: Int, _ value: R) {
+            (storage.baseAddress! + index).initialize(to: value)
+        }
+
+        /// After every index was set (concurrentPerform has returned).
+        func collect() -> [R] { Array(storage) }
+
+        deinit {
+            storage.baseAddress!.deinitialize(count: count)
+            storage.deallocate()
+        }
     }
 
     public static var defaultJobs: Int { max(1, System.coreCount) }
