@@ -113,6 +113,22 @@ struct ImportState {
         }
 
         for index in batch.indices {
+            // The new rows of an import into an empty table (the bulk case) go straight to the
+            // upsert: no copies of the record, no key resolution beyond its stored triple.
+            if rows[index] == nil, resolutions.isEmpty {
+                switch batch[index].record.key {
+                case .none:
+                    try writer.write(batch[index].record, secret: nil, now: options.now)
+                    report.inserted += 1
+                    continue
+                case .encrypted(let secret):
+                    try writer.write(batch[index].record, secret: secret, now: options.now)
+                    report.inserted += 1
+                    continue
+                default:
+                    break
+                }
+            }
             let item = batch[index]
             let row = rows[index]
             let resolution = resolutions.isEmpty

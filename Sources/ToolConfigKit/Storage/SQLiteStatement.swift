@@ -35,7 +35,9 @@ public final class SQLiteStatement {
         case .blob(let v):
             status = v.withUnsafeBytes { sqlite3_bind_blob(handle, index, $0.baseAddress ?? UnsafeRawPointer(bitPattern: 1), Int32($0.count), toolcfg_sqlite_transient()) }
         }
-        try connection.check(status, context: "binding parameter \(index)")
+        // Checked here: touching the unowned connection costs a reference-count round trip, paid
+        // only on failure.
+        if status != SQLITE_OK { throw connection.error(status, context: "binding parameter \(index)") }
     }
 
     public func bind(_ values: [Value]) throws(DatabaseError) {
@@ -50,7 +52,9 @@ public final class SQLiteStatement {
                 sqlite3_bind_text(handle, index, $0, Int32(utf8.count), toolcfg_sqlite_transient())
             }
         }
-        try connection.check(status, context: "binding parameter \(index)")
+        // Checked here: touching the unowned connection costs a reference-count round trip, paid
+        // only on failure.
+        if status != SQLITE_OK { throw connection.error(status, context: "binding parameter \(index)") }
     }
 
     public func bind(_ integer: Int64, at index: Int32) throws(DatabaseError) {
