@@ -822,7 +822,7 @@ struct RotationTests {
         outputs.append(("rotate, key on stdin", try toolcfg(["rotate", "--db", database.path, "--master-key-file", "-", "--new-master-key-file", oldFile, "--json"],
                                                         stdin: Data((new.base64Text + "\n").utf8))))
 
-        let expectedStatus = ["rotate --dry-run": 0, "verify-keys before": 0, "rotate": 0, "rotate again": 0, "verify-keys after": 0,
+        let expectedStatus: [String: Int32] = ["rotate --dry-run": 0, "verify-keys before": 0, "rotate": 0, "rotate again": 0, "verify-keys after": 0,
                               "verify-keys wrong key": 65, "rotate wrong key": 65, "rotate, key on stdin": 0]
         for (name, result) in outputs {
             #expect(result.status == expectedStatus[name], "\(name): \(result.stderr)")
