@@ -58,10 +58,12 @@ public struct KeyVerifier {
         var processed = 0
         try connection.execute("BEGIN")  // one consistent snapshot
         defer { if connection.isInTransaction { try? connection.execute("ROLLBACK") } }
+        // A repeat is confirmed across every table: a salt or nonce shared by rows of two tables
+        // is as much a sign of a broken generator as one shared within a table.
+        let saltCounts = try tables.map { table in try connection.prepare("SELECT count(*) FROM \(table.quotedName) WHERE salt = ?1") }
+        let nonceCounts = try tables.map { table in try connection.prepare("SELECT count(*) FROM \(table.quotedName) WHERE nonce = ?1") }
         for table in tables {
             var report = TableReport(table: table.name, rows: 0, noKey: 0, underMasterKey: 0, underNewKey: 0, underNeither: 0, malformed: 0)
-            let saltCount = try connection.prepare("SELECT count(*) FROM \(table.quotedName) WHERE salt = ?1")
-            let nonceCount = try connection.prepare("SELECT count(*) FROM \(table.quotedName) WHERE nonce = ?1")
             try SecretRow.scan(connection, table, pageSize: KeyRotator.pageSize) { rows in
                 let findings = ParallelMap.map(rows, jobs: jobs) { [masterKey, newKey] row in Self.check(row, masterKey: masterKey, newKey: newKey) }
                 for (row, finding) in zip(rows, findings) {
@@ -81,11 +83,11 @@ public struct KeyVerifier {
                         problem(reason)
                     }
                     guard let secret = row.secret, let decoded = try? secret.decoded() else { continue }
-                    if !salts.insert(Self.prefix(decoded.salt)).inserted, try Self.count(saltCount, secret.salt) > 1 {
+                    if !salts.insert(Self.prefix(decoded.salt)).inserted, try Self.count(saltCounts, secret.salt) > 1 {
                         reusedSalts += 1
                         problem("its salt is used by another row")
                     }
-                    if !nonces.insert(Self.prefix(decoded.nonce)).inserted, try Self.count(nonceCount, secret.nonce) > 1 {
+                    if !nonces.insert(Self.prefix(decoded.nonce)).inserted, try Self.count(nonceCounts, secret.nonce) > 1 {
                         reusedNonces += 1
                         problem("its nonce is used by another row")
                     }
@@ -120,9 +122,13 @@ public struct KeyVerifier {
         bytes.prefix(8).reduce(0) { $0 << 8 | UInt64($1) }
     }
 
-    static func count(_ statement: SQLiteStatement, _ value: String) throws -> Int64 {
-        defer { statement.reset() }
-        try statement.bind(.text(value), at: 1)
-        return try statement.step() ? statement.int64(0) : 0
+    static func count(_ statements: [SQLiteStatement], _ value: String) throws -> Int64 {
+        var total: Int64 = 0
+        for statement in statements {
+            defer { statement.reset() }
+            try statement.bind(.text(value), at: 1)
+            total += try statement.step() ? statement.int64(0) : 0
+        }
+        return total
     }
 }
