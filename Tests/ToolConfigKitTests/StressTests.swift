@@ -77,6 +77,18 @@ struct StressTests {
         try Self.expectAccounted(report, path)
     }
 
+    @Test("a writer process that cannot start or fails before it is ready fails the run, naming the writer")
+    func workerFailure() throws {
+        let folder = try TemporaryFolder()
+        let path = try Self.migratedDatabase(folder)
+        for executable in [folder.path("no-such-toolcfg"), "/bin/false"] {
+            let error = thrownError { _ = try Self.run(path, writers: 2, operations: 10, launch: .processes(executable: executable)) }
+            let stress = try #require(error as? StressError, "\(String(describing: error))")
+            #expect(stress.exitStatus == .software)
+            #expect(stress.description.contains("stress writer 0 (process)"), "\(stress)")
+        }
+    }
+
     @Test("the checker counts duplicates, id changes, lost updates and integrity failures in a crafted database")
     func checkerFindings() throws {
         let folder = try TemporaryFolder()
