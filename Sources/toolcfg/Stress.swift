@@ -14,7 +14,8 @@ struct Stress: ParsableCommand {
             Every write is logged in _toolcfg_stress_log in the same transaction; at the end the \
             table is checked against the log. The database must be migrated and hold no rows but \
             those of earlier stress runs; the stress rows and the log are kept for inspection and \
-            cleared by the next run. Exit 0 when every invariant count is 0, 65 otherwise. \
+            cleared by the next run. A writer that waits past --busy-timeout is a writer error, \
+            like any other. Exit 0 when every invariant count is 0, 65 otherwise. \
             --upsert wrong-replace|wrong-deferred|wrong-split is a self-test of the checker: it \
             writes the wrong way on purpose, and the run must fail.
             """
@@ -27,7 +28,7 @@ struct Stress: ParsableCommand {
     @Option(name: .long, help: ArgumentHelp("Seed of the writers' operations (default: random, shown in the report).", valueName: "S"))
     var seed: UInt64?
     @Flag(name: .long, help: "Writers as separate toolcfg processes instead of threads.") var processes = false
-    @Option(name: .long, help: "correct, or a deliberately wrong write to self-test the checker: wrong-replace, wrong-deferred, wrong-split.")
+    @Option(name: .long, help: ArgumentHelp("correct, or a deliberately wrong write to self-test the checker: wrong-replace, wrong-deferred, wrong-split.", valueName: "MODE"))
     var upsert: StressWriteMode = .correct
     @OptionGroup var output: OutputOptions
 
