@@ -11,6 +11,6 @@ struct Toolcfg: ParsableCommand {
             standard input) or TOOLCFG_MASTER_KEY. --db also reads TOOLCFG_DB. Exit status follows \
             sysexits.h: 64 usage, 65 bad input data, 66 input missing, 74 I/O error, 75 database busy.
             """,
-        subcommands: [Keygen.self, Migrate.self, Export.self, Import.self, Rotate.self, VerifyKeys.self]
+        subcommands: [Keygen.self, Migrate.self, Export.self, Import.self, Rotate.self, VerifyKeys.self, Stress.self, StressWorkerCommand.self]
     )
 }

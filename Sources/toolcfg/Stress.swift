@@ -1,0 +1,92 @@
+import ArgumentParser
+import Foundation
+import ToolConfigKit
+
+extension StressWriteMode: ExpressibleByArgument {}
+
+struct Stress: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Run concurrent upserts on a scratch database and check that none was duplicated, re-keyed or lost.",
+        discussion: """
+            N writers (threads with their own connections, or with --processes separate toolcfg \
+            processes) each run M operations on a small key space of --pairs (user_id, tool_id) \
+            pairs: 70% upserts (read-modify-write in BEGIN IMMEDIATE), 20% reads, 10% deletes. \
+            Every write is logged in _toolcfg_stress_log in the same transaction; at the end the \
+            table is checked against the log. The database must be migrated and hold no rows but \
+            those of earlier stress runs; the stress rows and the log are kept for inspection and \
+            cleared by the next run. A writer that waits past --busy-timeout is a writer error, \
+            like any other. Exit 0 when every invariant count is 0, 65 otherwise. \
+            --upsert wrong-replace|wrong-deferred|wrong-split is a self-test of the checker: it \
+            writes the wrong way on purpose, and the run must fail.
+            """
+    )
+
+    @OptionGroup var database: DatabaseOptions
+    @Option(name: .long, help: ArgumentHelp("Concurrent writers.", valueName: "N")) var writers: Int = 4
+    @Option(name: .long, help: ArgumentHelp("Operations per writer.", valueName: "N")) var ops: Int = 1000
+    @Option(name: .long, help: ArgumentHelp("(user_id, tool_id) pairs the writers share.", valueName: "K")) var pairs: Int = 8
+    @Option(name: .long, help: ArgumentHelp("Seed of the writers' operations (default: random, shown in the report).", valueName: "S"))
+    var seed: UInt64?
+    @Flag(name: .long, help: "Writers as separate toolcfg processes instead of threads.") var processes = false
+    @Option(name: .long, help: ArgumentHelp("correct, or a deliberately wrong write to self-test the checker: wrong-replace, wrong-deferred, wrong-split.", valueName: "MODE"))
+    var upsert: StressWriteMode = .correct
+    @OptionGroup var output: OutputOptions
+
+    func validate() throws {
+        if writers < 1 || ops < 1 || pairs < 1 { throw ValidationError("--writers, --ops and --pairs must be at least 1") }
+    }
+
+    func run() throws {
+        let path = try database.path()
+        let launch: StressTest.Writers = processes ? .processes(executable: Self.executablePath) : .threads
+        let options = StressTest.Options(writers: writers, operations: ops, pairs: pairs, seed: seed ?? UInt64.random(in: 0...UInt64(UInt32.max)),
+                                         write: upsert, busyTimeout: .milliseconds(Int64(database.busyTimeout * 1000)), launch: launch)
+        let report = try reporting { try StressTest(path: path, options: options).run() }
+        if output.json {
+            try Console.json(report)
+        } else {
+            Self.describe(report)
+        }
+        if !report.ok { throw ExitCode(ExitStatus.dataError.rawValue) }
+    }
+
+    /// This executable, for the writer processes.
+    static var executablePath: String {
+        Bundle.main.executablePath ?? CommandLine.arguments[0]
+    }
+
+    static func describe(_ report: StressTest.Report) {
+        func ms(_ value: Double) -> String { String(format: "%8.3f", value) }
+        Console.note("\(report.writers) writers (\(report.mode)) x \(report.operationsPerWriter) operations on \(report.pairs) pairs, seed \(report.seed), \(report.write.rawValue) upsert")
+        Console.note(String(format: "%d operations in %.2f s: %.0f ops/s; %d upserts, %d reads, %d deletes; %d writes committed, %d rows at the end",
+                            report.operations, report.elapsedSeconds, report.operationsPerSecond, report.upserts, report.reads,
+                            report.deletes, report.committedWrites, report.finalRows))
+        Console.note("latency (ms)           p50      p99      max")
+        for (name, latency) in [("upsert", report.latency.upsert), ("read", report.latency.read), ("delete", report.latency.delete),
+                                ("lock acquisition", report.latency.lockAcquisition)] {
+            Console.note("  \(name.padding(toLength: 16, withPad: " ", startingAt: 0))\(ms(latency.p50Ms)) \(ms(latency.p99Ms)) \(ms(latency.maxMs))")
+        }
+        Console.note("lock waits (BEGIN IMMEDIATE over 1 ms): \(report.lockWaits)")
+        let counts = report.invariants
+        Console.note("duplicate pairs \(counts.duplicatePairs), id changes \(counts.idChanges), lost updates \(counts.lostUpdates), writer errors \(counts.writerErrors) (\(report.busyErrors) busy), integrity failures \(counts.integrityFailures)")
+        for problem in report.problems { Console.note("  \(problem)") }
+        Console.note(report.ok ? "ok" : "NOT OK")
+    }
+}
+
+/// One writer process of `toolcfg stress --processes` (internal).
+struct StressWorkerCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: StressWorker.subcommand,
+        abstract: "One writer of toolcfg stress --processes (internal).",
+        shouldDisplay: false
+    )
+
+    @Option(name: .long, help: "The writer's plan, as JSON.") var plan: String
+
+    func run() throws {
+        try reporting {
+            try StressWorker.serve(plan: plan, send: { Console.out($0) }, waitForStart: { while readLine() != nil {} })
+        }
+    }
+}
