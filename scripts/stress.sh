@@ -13,10 +13,9 @@
 # stress rows and _toolcfg_stress_log, and the reports).
 # Exit status: 0 when both runs pass and the wrong upsert is caught, 1 otherwise.
 #
-# Writers here run back to back for a minute or more, and SQLite's busy handler polls with sleeps
-# of up to 100 ms instead of queueing: a writer can lose the race for the lock for seconds. Writer
-# errors reading "SQLITE_BUSY after ~10000 ms" are that: a writer starved past the busy timeout
-# (see the lock acquisition max), not a broken upsert.
+# Writers here run back to back for a minute or more. Connections retry a busy lock every
+# millisecond (BusyWait), so no writer should starve; writer errors reading "SQLITE_BUSY after
+# ~10000 ms" would mean one did (see the lock acquisition max).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 writers=${WRITERS:-8}

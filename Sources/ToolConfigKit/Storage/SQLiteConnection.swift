@@ -27,11 +27,14 @@ public final class SQLiteConnection {
     public let mode: OpenMode
     public let options: Options
     private var handle: OpaquePointer?
+    /// Kept alive here: SQLite holds an unretained pointer to it.
+    private var busyWait: BusyWait
 
     public init(path: String, mode: OpenMode = .readWrite, options: Options = Options()) throws(DatabaseError) {
         self.path = path
         self.mode = mode
         self.options = options
+        busyWait = BusyWait(timeout: options.busyTimeout)
         if mode != .readWriteCreate, path != ":memory:", !FileManager.default.fileExists(atPath: path) {
             throw DatabaseError(code: SQLITE_CANTOPEN, message: "no such database file", path: path)
         }
@@ -50,8 +53,9 @@ public final class SQLiteConnection {
             throw DatabaseError(code: status, message: message, path: path, context: "opening")
         }
         sqlite3_extended_result_codes(db, 1)
-        let milliseconds = options.busyTimeout.components.seconds * 1000 + options.busyTimeout.components.attoseconds / 1_000_000_000_000_000
-        sqlite3_busy_timeout(db, Int32(clamping: milliseconds))
+        sqlite3_busy_handler(db, { context, attempt in
+            Unmanaged<BusyWait>.fromOpaque(context!).takeUnretainedValue().shouldRetry(attempt: attempt) ? 1 : 0
+        }, Unmanaged.passUnretained(busyWait).toOpaque())
         // The first statement reads the header: a file that is not SQLite fails here, clearly.
         try execute("PRAGMA foreign_keys = ON")
         _ = try queryInt64("SELECT count(*) FROM sqlite_master")
@@ -216,5 +220,27 @@ public final class SQLiteConnection {
         var names: [String] = []
         while try statement.step() { names.append(statement.text(0) ?? "") }
         return names
+    }
+}
+
+/// Waits for a lock another connection holds, up to the busy timeout, trying again every
+/// millisecond. SQLite's own busy timeout sleeps in growing steps up to 100 ms, so under steady
+/// contention one writer keeps the lock in bursts while the others sleep: the stress test saw
+/// single waits of 9 s, and failures past a 10 s timeout. Polling this often keeps the longest
+/// wait near 0.2 s there, at the same throughput.
+final class BusyWait {
+    let timeout: Duration
+    private var started = ContinuousClock.now
+
+    init(timeout: Duration) {
+        self.timeout = timeout
+    }
+
+    /// Called by SQLite with 0 for the first try of each wait.
+    func shouldRetry(attempt: Int32) -> Bool {
+        if attempt == 0 { started = ContinuousClock.now }
+        guard ContinuousClock.now - started < timeout else { return false }
+        usleep(1000)
+        return true
     }
 }
