@@ -57,7 +57,7 @@ struct ImportState {
         self.earlierLine = earlierLine
         writer = try ImportWriter(connection: connection)
         maxIDAtStart = try connection.queryInt64("SELECT max(id) FROM user_tool_configs") ?? 0
-        tableWasEmpty = maxIDAtStart == 0
+        tableWasEmpty = try connection.queryInt64("SELECT EXISTS (SELECT 1 FROM user_tool_configs)") == 0
     }
 
     struct Item: Sendable {
