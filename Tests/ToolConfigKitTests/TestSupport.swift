@@ -57,15 +57,22 @@ func runProcess(_ executable: URL, _ arguments: [String], stdin: Data = Data(),
     process.standardOutput = output
     process.standardError = error
     try process.run()
-    // Read both pipes concurrently so a large output cannot block the child.
-    nonisolated(unsafe) var errorData = Data()
-    let reader = Thread { errorData = error.fileHandleForReading.readDataToEndOfFile() }
-    reader.start()
+    // Read both pipes concurrently so a large output cannot block the child; the semaphore
+    // hands the bytes over (and orders the accesses, for ThreadSanitizer).
+    final class Box: @unchecked Sendable { var data = Data() }
+    let errorBox = Box()
+    let done = DispatchSemaphore(value: 0)
+    let errorHandle = error.fileHandleForReading
+    Thread {
+        errorBox.data = errorHandle.readDataToEndOfFile()
+        done.signal()
+    }.start()
     input.fileHandleForWriting.write(stdin)
     try input.fileHandleForWriting.close()
     let outData = output.fileHandleForReading.readDataToEndOfFile()
     process.waitUntilExit()
-    while !reader.isFinished { usleep(1000) }
+    done.wait()
+    let errorData = errorBox.data
     return ProcessResult(status: process.terminationStatus,
                          stdout: String(decoding: outData, as: UTF8.self),
                          stderr: String(decoding: errorData, as: UTF8.self))
