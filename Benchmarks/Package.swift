@@ -2,7 +2,11 @@
 // Benchmark suite for toolcfg. A separate package on purpose: the root package's `swift build` /
 // `swift test` never resolve or build ordo-one/benchmark. Run it with `scripts/bench.sh` (or
 // `swift package benchmark` from this directory).
+import Foundation
 import PackageDescription
+
+/// SwiftPM names a path dependency after its folder: the checkout's, whatever it is called.
+let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().lastPathComponent
 
 let package = Package(
     name: "ToolcfgBenchmarks",
@@ -21,7 +25,7 @@ package.targets += [
     .executableTarget(
         name: "ToolcfgBenchmarks",
         dependencies: [
-            .product(name: "ToolConfigKit", package: "main"),
+            .product(name: "ToolConfigKit", package: root),
             .product(name: "Benchmark", package: "benchmark"),
         ],
         path: "Benchmarks/ToolcfgBenchmarks",
