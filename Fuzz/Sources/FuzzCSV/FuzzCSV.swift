@@ -1,18 +1,11 @@
-import CFuzzDriver
-import Foundation
+import FuzzSupport
 import ToolConfigKit
 
 /// Any bytes as a .csv snapshot: the reader and validator must end in a result or a thrown
 /// error, never a crash, a hang or unbounded memory.
 @main
 enum Fuzz {
-    static func main() {
-        exit(toolcfg_fuzz_main(CommandLine.argc, CommandLine.unsafeArgv) { data, size in
-            guard let data else { return 0 }
-            testOne(UnsafeBufferPointer(start: data, count: size))
-            return 0
-        })
-    }
+    static func main() { runFuzzer(testOne) }
 }
 
 func testOne(_ input: UnsafeBufferPointer<UInt8>) {

@@ -1,4 +1,4 @@
-import CFuzzDriver
+import FuzzSupport
 import Foundation
 import ToolConfigKit
 
@@ -6,13 +6,7 @@ import ToolConfigKit
 /// never repeats the text.
 @main
 enum Fuzz {
-    static func main() {
-        exit(toolcfg_fuzz_main(CommandLine.argc, CommandLine.unsafeArgv) { data, size in
-            guard let data else { return 0 }
-            testOne(UnsafeBufferPointer(start: data, count: size))
-            return 0
-        })
-    }
+    static func main() { runFuzzer(testOne) }
 }
 
 func testOne(_ input: UnsafeBufferPointer<UInt8>) {

@@ -1,18 +1,11 @@
-import CFuzzDriver
-import Foundation
+import FuzzSupport
 import ToolConfigKit
 
 /// Three newline-separated fields as a stored triple: the base64 and length checks must agree
 /// with each other and never crash.
 @main
 enum Fuzz {
-    static func main() {
-        exit(toolcfg_fuzz_main(CommandLine.argc, CommandLine.unsafeArgv) { data, size in
-            guard let data else { return 0 }
-            testOne(UnsafeBufferPointer(start: data, count: size))
-            return 0
-        })
-    }
+    static func main() { runFuzzer(testOne) }
 }
 
 func testOne(_ input: UnsafeBufferPointer<UInt8>) {
