@@ -115,7 +115,7 @@ struct ImportState {
         for index in batch.indices {
             // The new rows of an import into an empty table (the bulk case) go straight to the
             // upsert: no copies of the record, no key resolution beyond its stored triple.
-            if rows[index] == nil, resolutions.isEmpty {
+            if rows[index] == nil, resolutions.isEmpty, errors.isEmpty {
                 switch batch[index].record.key {
                 case .none:
                     try writer.write(batch[index].record, secret: nil, now: options.now)
