@@ -52,9 +52,17 @@ enum Console {
     }
 
     static func json(_ value: some Encodable) throws {
+        out(try encoded(value))
+    }
+
+    static func jsonToStandardError(_ value: some Encodable) throws {
+        FileHandle.standardError.write(Data((try encoded(value) + "\n").utf8))
+    }
+
+    private static func encoded(_ value: some Encodable) throws -> String {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
         encoder.keyEncodingStrategy = .convertToSnakeCase
-        out(String(decoding: try encoder.encode(value), as: UTF8.self))
+        return String(decoding: try encoder.encode(value), as: UTF8.self)
     }
 }

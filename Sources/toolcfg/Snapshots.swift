@@ -91,7 +91,10 @@ struct Export: ParsableCommand {
             sealingCost: .init(memoryKiB: sealMemory * 1024, iterations: sealIterations, lanes: Argon2id.Parameters.recommended.lanes),
             userID: userID, toolID: toolID, overwrite: force, verify: verify, jobs: jobs)
         let report = try reporting { try Exporter(connection: connection, options: options).run(progress: progressReporter("exported")) }
-        if output.json && out != "-" { return try Console.json(report) }
+        if output.json {
+            // With the data on standard output, the report goes to standard error.
+            return try out == "-" ? Console.jsonToStandardError(report) : Console.json(report)
+        }
         Console.note("exported \(report.rows) row\(report.rows == 1 ? "" : "s") (\(report.keys.rawValue) keys) to \(out == "-" ? "standard output" : out)\(report.digest.map { ", \($0)" } ?? "")\(report.verified ? ", verified" : "")")
     }
 }

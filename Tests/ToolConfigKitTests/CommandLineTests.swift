@@ -135,4 +135,19 @@ struct CommandLineTests {
         #expect(refused.stderr.contains("--allow-drift"))
         #expect(try toolcfg(["migrate", "down", "--db", db, "--allow-drift"]).status == 0)
     }
+
+    @Test("export --out - --json keeps the data on stdout and puts the report on stderr")
+    func exportReportWithDataOnStdout() throws {
+        let folder = try TemporaryFolder()
+        let db = folder.path("r.db")
+        #expect(try toolcfg(["migrate", "up", "--db", db]).status == 0)
+        try SQLiteConnection(path: db).execute("INSERT INTO user_tool_configs (user_id, tool_id, enabled, created_at, updated_at) VALUES ('u', 't', 1, 1, 2)")
+        let result = try toolcfg(["export", "--db", db, "--format", "jsonl", "--out", "-", "--json"])
+        #expect(result.status == 0)
+        let lines = result.stdout.split(separator: "\n")
+        #expect(lines.count == 3)
+        #expect(lines.first?.hasPrefix("{\"format\":\"toolcfg-snapshot\"") == true)
+        let report = try JSONSerialization.jsonObject(with: Data(result.stderr.utf8)) as? [String: Any]
+        #expect(report?["rows"] as? Int == 1)
+    }
 }
