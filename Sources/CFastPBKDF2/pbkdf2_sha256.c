@@ -44,6 +44,22 @@ static void hmac_keys(const uint8_t *password, size_t password_len, SHA256_CTX *
     toolcfg_secure_zero(pad, sizeof pad);
 }
 
+// U1 = HMAC(P, S || INT(i)), from the contexts after the key blocks: the salt has any length, so
+// the buffered interface runs once here, before the iteration loop.
+static void hmac_u1(const SHA256_CTX *inner, const SHA256_CTX *outer, const uint8_t *salt, size_t salt_len,
+                    uint32_t block_index, uint8_t out[32]) {
+    uint8_t be_index[4];
+    store_be32(be_index, block_index);
+    SHA256_CTX work = *inner;
+    SHA256_Update(&work, salt, salt_len);
+    SHA256_Update(&work, be_index, 4);
+    SHA256_Final(out, &work);
+    work = *outer;
+    SHA256_Update(&work, out, 32);
+    SHA256_Final(out, &work);
+    toolcfg_secure_zero(&work, sizeof work);
+}
+
 int toolcfg_pbkdf2_hmac_sha256(const uint8_t *password, size_t password_len,
                                const uint8_t *salt, size_t salt_len,
                                uint32_t iterations,
@@ -63,18 +79,8 @@ int toolcfg_pbkdf2_hmac_sha256(const uint8_t *password, size_t password_len,
     uint32_t block_index = 1;
     size_t written = 0;
     while (written < out_len) {
-        uint8_t be_index[4];
-        store_be32(be_index, block_index);
-
-        // U1 = HMAC(P, S || INT(i)): the salt has any length, so use the buffered interface once.
-        work = inner;
-        SHA256_Update(&work, salt, salt_len);
-        SHA256_Update(&work, be_index, 4);
-        SHA256_Final(block, &work);
-        work = outer;
-        SHA256_Update(&work, block, 32);
-        SHA256_Final(block, &work);
-        // SHA256_Final wrote only the first 32 bytes; the padding after them is untouched.
+        // U1 goes into the first 32 bytes; the padding after them is untouched.
+        hmac_u1(&inner, &outer, salt, salt_len, block_index, block);
         memcpy(t, block, 32);
 
         for (uint32_t j = 1; j < iterations; j++) {
@@ -105,25 +111,18 @@ int toolcfg_pbkdf2_hmac_sha256(const uint8_t *password, size_t password_len,
 // block, and U1 as native words.
 static void hmac_setup(const uint8_t *password, size_t password_len, const uint8_t *salt, size_t salt_len,
                        uint32_t inner[8], uint32_t outer[8], uint32_t u1[8]) {
-    uint8_t digest[32], be_one[4] = {0, 0, 0, 1};
-    SHA256_CTX ictx, octx, work;
+    uint8_t digest[32];
+    SHA256_CTX ictx, octx;
     hmac_keys(password, password_len, &ictx, &octx);
     memcpy(inner, ictx.h, 32);
     memcpy(outer, octx.h, 32);
-    work = ictx;
-    SHA256_Update(&work, salt, salt_len);
-    SHA256_Update(&work, be_one, 4);
-    SHA256_Final(digest, &work);
-    work = octx;
-    SHA256_Update(&work, digest, 32);
-    SHA256_Final(digest, &work);
+    hmac_u1(&ictx, &octx, salt, salt_len, 1, digest);
     for (int i = 0; i < 8; i++) {
         u1[i] = (uint32_t)digest[4 * i] << 24 | (uint32_t)digest[4 * i + 1] << 16 | (uint32_t)digest[4 * i + 2] << 8 | digest[4 * i + 3];
     }
     toolcfg_secure_zero(digest, sizeof digest);
     toolcfg_secure_zero(&ictx, sizeof ictx);
     toolcfg_secure_zero(&octx, sizeof octx);
-    toolcfg_secure_zero(&work, sizeof work);
 }
 
 int toolcfg_pbkdf2_hmac_sha256_x2(const uint8_t *password_a, size_t password_a_len,

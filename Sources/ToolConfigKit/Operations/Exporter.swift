@@ -114,7 +114,7 @@ public struct Exporter {
         try sink.commit()
 
         if options.verify {
-            try Self.verify(path: options.output, format: options.format, keys: options.keys, expected: trailer, sealer: sealer)
+            try Self.verify(path: options.output, format: options.format, expected: trailer, sealer: sealer)
         }
         return Report(database: connection.path, output: options.output, format: options.format, keys: options.keys,
                       rows: rows, bytes: sink.bytesWritten, digest: digest == nil ? nil : trailer.digest,
@@ -162,20 +162,14 @@ public struct Exporter {
 
     /// Reads the written file back and proves it holds exactly the rows exported: same count,
     /// same digest, and (sealed) every key opens under the passphrase for its own row.
-    static func verify(path: String, format: SnapshotFormat, keys: KeyMode, expected: SnapshotTrailer, sealer: SnapshotSealer?) throws {
-        let reader = try SnapshotReaders.open(path: path, format: format)
-        let decoder = RecordDecoder(format: format, declaredKeys: reader.header?.keys ?? (format == .csv ? nil : keys))
-        let digest = SnapshotDigest()
-        while let raw = try reader.next() {
-            let record = try decoder.decode(raw)
+    static func verify(path: String, format: SnapshotFormat, expected: SnapshotTrailer, sealer: SnapshotSealer?) throws {
+        let read = try SnapshotValidator.validate(ByteSource(path: path), format: format) { record in
             if case .sealed(let sealed) = record.key, let sealer {
                 _ = try sealer.open(sealed, userID: record.userID, toolID: record.toolID)
             }
-            digest.add(record)
         }
-        let actual = SnapshotTrailer(rowCount: digest.count, digest: digest.finish())
-        guard actual == expected, reader.trailer == nil || reader.trailer == expected else {
-            throw VerificationError(path: path, message: "reading the file back gave \(actual.rowCount) rows with digest \(actual.digest), but \(expected.rowCount) rows with digest \(expected.digest) were exported")
+        guard read.records == expected.rowCount, read.digest == expected.digest else {
+            throw VerificationError(path: path, message: "reading the file back gave \(read.records) rows with digest \(read.digest), but \(expected.rowCount) rows with digest \(expected.digest) were exported")
         }
     }
 }

@@ -258,23 +258,13 @@ struct ImportState {
 
     /// A toolcfg snapshot must end with a trailer whose count and digest match what was read.
     mutating func checkIntegrity(header: SnapshotHeader?, trailer: SnapshotTrailer?, digest: SnapshotDigest?, file: String) -> Bool {
-        let location = SnapshotLocation(file: file)
-        guard let trailer, let digest else {
-            if header != nil {
-                errors.append(SnapshotError(location, "the snapshot has a header but no trailer with row_count and digest: the file is truncated"))
-            } else if trailer != nil {
-                errors.append(SnapshotError(location, "a trailer without the header that starts a toolcfg snapshot"))
-            }
+        let actual = digest.map { SnapshotTrailer(rowCount: $0.count, digest: $0.finish()) }
+        do {
+            return try SnapshotTrailer.check(trailer, header: header, actual: actual, file: file)
+        } catch {
+            errors.append(error)
             return false
         }
-        let count = digest.count
-        let actual = digest.finish()
-        if trailer.rowCount != count {
-            errors.append(SnapshotError(location.with(field: "row_count"), "the trailer says \(trailer.rowCount) rows but the file holds \(count): truncated or altered"))
-        } else if trailer.digest != actual {
-            errors.append(SnapshotError(location.with(field: "digest"), "the records do not match the trailer's digest: the file was altered"))
-        }
-        return errors.isEmpty
     }
 }
 

@@ -1,28 +1,56 @@
-/// Reads and validates a whole snapshot held in memory, without a database: every record
-/// decoded by the import's rules, and a toolcfg snapshot's row count and digest checked. What the
-/// fuzz targets drive, and a quick check for callers that hold a file's bytes.
+/// Reads and validates a whole snapshot without a database: every record decoded by the
+/// import's rules, and a toolcfg snapshot's row count and digest checked. What `export --verify`
+/// reads its file back with, what the fuzz targets drive, and a quick check for callers that hold
+/// a file's bytes.
 public enum SnapshotValidator {
     public struct Summary: Sendable, Equatable {
         public var records: Int
         public var keys: KeyMode?
         public var integrityChecked: Bool
+        /// The digest of the records read (see `SnapshotDigest`).
+        public var digest: String
     }
 
     public static func validate(_ bytes: [UInt8], format: SnapshotFormat, name: String = "<memory>") throws -> Summary {
-        let reader = try SnapshotReaders.make(ByteSource(bytes: bytes, name: name), format)
+        try validate(ByteSource(bytes: bytes, name: name), format: format)
+    }
+
+    /// `each` sees every record after it is decoded (to open sealed keys, say).
+    static func validate(_ source: ByteSource, format: SnapshotFormat,
+                         each: (SnapshotRecord) throws -> Void = { _ in }) throws -> Summary {
+        let reader = try SnapshotReaders.make(source, format)
         let decoder = RecordDecoder(format: format, declaredKeys: reader.header?.keys)
         let digest = SnapshotDigest()
         while let raw = try reader.next() {
-            digest.add(try decoder.decode(raw))
+            let record = try decoder.decode(raw)
+            try each(record)
+            digest.add(record)
         }
-        guard let trailer = reader.trailer else {
-            if reader.header != nil { throw SnapshotError(SnapshotLocation(file: name), "the snapshot has a header but no trailer: truncated") }
-            return Summary(records: digest.count, keys: nil, integrityChecked: false)
+        let actual = SnapshotTrailer(rowCount: digest.count, digest: digest.finish())
+        let checked = try SnapshotTrailer.check(reader.trailer, header: reader.header, actual: actual, file: reader.fileName)
+        return Summary(records: actual.rowCount, keys: reader.header?.keys, integrityChecked: checked, digest: actual.digest)
+    }
+}
+
+extension SnapshotTrailer {
+    /// A toolcfg snapshot (one with a header) must end with a trailer whose row count and digest
+    /// match what was read (`actual`); a bare file from another system has neither. Returns whether
+    /// a trailer was checked.
+    static func check(_ trailer: SnapshotTrailer?, header: SnapshotHeader?, actual: SnapshotTrailer?, file: String) throws(SnapshotError) -> Bool {
+        let location = SnapshotLocation(file: file)
+        guard header != nil else {
+            if trailer != nil { throw SnapshotError(location, "a trailer without the header that starts a toolcfg snapshot") }
+            return false
         }
-        let count = digest.count
-        guard trailer == SnapshotTrailer(rowCount: count, digest: digest.finish()) else {
-            throw SnapshotError(SnapshotLocation(file: name, field: "digest"), "the records do not match the trailer's row count and digest")
+        guard let trailer, let actual else {
+            throw SnapshotError(location, "the snapshot has a header but no trailer with row_count and digest: the file is truncated")
         }
-        return Summary(records: count, keys: reader.header?.keys, integrityChecked: true)
+        if trailer.rowCount != actual.rowCount {
+            throw SnapshotError(location.with(field: "row_count"), "the trailer says \(trailer.rowCount) rows but the file holds \(actual.rowCount): truncated or altered")
+        }
+        if trailer.digest != actual.digest {
+            throw SnapshotError(location.with(field: "digest"), "the records do not match the trailer's digest: the file was altered")
+        }
+        return true
     }
 }
