@@ -70,6 +70,45 @@ struct ImportBatchTests {
         #expect(hashes.allSatisfy { !filter.insert($0) })
     }
 
+    @Test("into an empty table every column of every row lands in file order, in whole statements of 64 rows and in the rest",
+          arguments: [1, 63, 64, 65, 512 + 129])
+    func bulkRowsInFileOrder(rows: Int) throws {
+        let folder = try TemporaryFolder()
+        let connection = try Self.database(folder)
+        // Valid shapes: a 32-byte salt, a 12-byte nonce, 20 bytes of ciphertext (not decrypted
+        // without a master key); every third row has no key, so NULLs go through the same path.
+        func triple(_ index: Int) -> (String, String, String)? {
+            guard index % 3 != 0 else { return nil }
+            let byte = UInt8(index % 256)
+            return (Base64.encode([UInt8](repeating: byte, count: 20)), Base64.encode([UInt8](repeating: byte &+ 1, count: 32)),
+                    Base64.encode([UInt8](repeating: byte &+ 2, count: 12)))
+        }
+        var text = "user_id,tool_id,enabled,encrypted_api_key,salt,nonce,created_at,updated_at\n"
+        var expected: [String] = []
+        for index in 1...rows {
+            let key = triple(index)
+            // Descending users, so file order is not the unique index's order.
+            text += "\"user-\(rows - index)-x,y\"\"z\",tool-\(index % 5),\(index % 2),\(key?.0 ?? ""),\(key?.1 ?? ""),\(key?.2 ?? ""),\(1000 + index),\(2000 + index)\n"
+            expected.append(["user-\(rows - index)-x,y\"z", "tool-\(index % 5)", "\(index % 2)", key?.0 ?? "-", key?.1 ?? "-", key?.2 ?? "-",
+                             "\(1000 + index)", "\(2000 + index)"].joined(separator: "|"))
+        }
+        let report = try Self.run(connection, folder, text)
+        #expect(report.inserted == rows)
+        let statement = try connection.prepare("""
+            SELECT id, user_id || '|' || tool_id || '|' || enabled || '|' || coalesce(encrypted_api_key, '-') || '|' ||
+                   coalesce(salt, '-') || '|' || coalesce(nonce, '-') || '|' || created_at || '|' || updated_at
+            FROM user_tool_configs ORDER BY id
+            """)
+        var stored: [String] = []
+        var ids: [Int64] = []
+        while try statement.step() {
+            ids.append(statement.int64(0))
+            stored.append(statement.text(1) ?? "")
+        }
+        #expect(ids == (1...Int64(rows)).map { $0 })
+        #expect(stored == expected)
+    }
+
     @Test("plaintext keys imported in pairs and one by one decrypt in Python to what the file held")
     func plaintextKeysDecryptInPython() throws {
         let folder = try TemporaryFolder()
@@ -115,6 +154,63 @@ struct ImportBatchTests {
 
 @Suite("CSV quoting")
 struct CSVQuotingTests {
+    /// Quoted fields with line breaks, quotes and multi-byte text, over several 64 KiB chunks, so
+    /// runs of plain bytes and quoted runs end at every kind of chunk boundary.
+    @Test("the reader takes fields across chunk boundaries whole and counts lines inside quotes", arguments: [0, 1, 7, 4093])
+    func fieldsAcrossChunks(shift: Int) throws {
+        let folder = try TemporaryFolder()
+        var text = "user_id,tool_id,enabled\n" + String(repeating: "\n", count: shift % 3)
+        var expected: [(user: String, tool: String)] = []
+        var line = 2 + shift % 3
+        var firstLines: [Int] = []
+        var index = 0
+        while text.utf8.count < 5 * ByteSource.chunkSize {
+            index += 1
+            let breaks = index % 4
+            let user = "u\(index)-" + String(repeating: "é", count: (index * 37 + shift) % 300) + String(repeating: "\n", count: breaks) + "\"end"
+            let tool = String(repeating: "t", count: (index * 101 + shift) % 700)
+            text += "\"\(user.replacingOccurrences(of: "\"", with: "\"\""))\",\(tool.isEmpty ? "\"\"" : tool),1\r\n"
+            expected.append((user, tool))
+            firstLines.append(line)
+            line += 1 + breaks
+        }
+        text += "u-last,t,maybe\n"
+        let path = folder.path("chunks.csv")
+        try Data(text.utf8).write(to: URL(fileURLWithPath: path))
+        let reader = try CSVSnapshotReader(source: ByteSource(path: path))
+        for (position, want) in expected.enumerated() {
+            let raw = try #require(try reader.next())
+            let values = raw.fields.map { field -> String in if case .text(let t) = field.value { t } else { "<null>" } }
+            #expect(values == [want.user, want.tool, "1"], "record \(position + 1)")
+            #expect(raw.location.line == firstLines[position], "record \(position + 1)")
+        }
+        // The line number of an error after all that is the physical line.
+        let last = try #require(try reader.next())
+        let error = #expect(throws: SnapshotError.self) { _ = try RecordDecoder(format: .csv, declaredKeys: nil).decode(last) }
+        #expect(error?.location.line == line)
+        #expect(error?.location.field == SnapshotField.enabled)
+        #expect(try reader.next() == nil)
+    }
+
+    @Test("integers in CSV: exactly an optional minus and up to 19 digits within Int64, like a strict Int64(text)")
+    func decimalMatchesReference() {
+        func reference(_ text: String) -> Int64? {
+            let digits = text.hasPrefix("-") ? text.dropFirst() : Substring(text)
+            guard !digits.isEmpty, digits.utf8.allSatisfy({ (48...57).contains($0) }) else { return nil }
+            return Int64(text)
+        }
+        let fixed = ["0", "-0", "007", "9223372036854775807", "9223372036854775808", "-9223372036854775808", "-9223372036854775809",
+                     "+1", "", "-", "--1", "1-", "1e3", " 1", "1 ", "12345678901234567890", "00000000000000000001", "000000000000000000009223372036854775807", "-00000000000000000000009223372036854775808", "٣", "1\u{0}"]
+        var generator = SystemRandomNumberGenerator()
+        let alphabet = Array("-+0123456789 a99999")
+        let random = (0..<20_000).map { _ in
+            String((0..<Int.random(in: 0...24, using: &generator)).map { _ in alphabet.randomElement(using: &generator)! })
+        }
+        for text in fixed + random {
+            #expect(RecordDecoder.decimal(text) == reference(text), "\(text.debugDescription)")
+        }
+    }
+
     @Test("the word-at-a-time quoting check agrees with a byte-by-byte one at every position and length")
     func swarAgrees() {
         for length in 0..<40 {

@@ -33,7 +33,10 @@ final class RecordProducer: @unchecked Sendable {
     /// the writer always sees an earlier record of a pair already written. Pair hashes are
     /// computed here, off the writer's thread.
     func run(into channel: BatchChannel<Batch>, batchSize: Int) {
-        defer { channel.finish() }
+        defer {
+            seenPairs = nil  // 8 MiB the index rebuilds after the last row can use instead
+            channel.finish()
+        }
         var done = false
         var carried: ImportState.Item?
         while !done {

@@ -34,9 +34,11 @@ public enum Base64 {
             var padding = 0
             if bytes[bytes.count - 1] == UInt8(ascii: "=") { padding = bytes[bytes.count - 2] == UInt8(ascii: "=") ? 2 : 1 }
             let body = bytes.count - padding
-            for index in 0..<body where alphabetValue[Int(bytes[index])] == 0xFF { return nil }
+            // One read of the table: each access to a static goes through its lazy initialiser.
+            let table = alphabetValue
+            for index in 0..<body where table[Int(bytes[index])] == 0xFF { return nil }
             // Canonical: the bits that padding leaves unused must be zero.
-            let last = alphabetValue[Int(bytes[body - 1])]
+            let last = table[Int(bytes[body - 1])]
             if padding == 1, last & 0x03 != 0 { return nil }
             if padding == 2, last & 0x0F != 0 { return nil }
             return bytes.count / 4 * 3 - padding

@@ -12,6 +12,8 @@
 final class CSVSnapshotReader: SnapshotReader {
     let source: ByteSource
     let columns: [String]
+    private let slots: [FieldSlot]
+    private var rowFields: [String?] = []
     var fileName: String { source.name }
     let header: SnapshotHeader? = nil
     let trailer: SnapshotTrailer? = nil
@@ -22,48 +24,54 @@ final class CSVSnapshotReader: SnapshotReader {
         self.source = source
         try source.skipByteOrderMark()
         var names: [String] = []
+        var slots: [FieldSlot] = []
         // The header row: first non-blank row.
         while true {
-            guard let row = try Self.readRow(source, field: &field, names: nil) else {
+            guard let line = try Self.readRow(source, field: &field, into: &rowFields, names: nil) else {
                 throw SnapshotError(SnapshotLocation(file: source.name, line: 1), "the file is empty: a header row naming the fields is required")
             }
-            if row.fields.count == 1, row.fields[0] == nil { continue }
-            names = row.fields.map { $0 ?? "" }
-            let location = SnapshotLocation(file: source.name, line: row.line)
+            if rowFields.count == 1, rowFields[0] == nil { continue }
+            names = rowFields.map { $0 ?? "" }
+            let location = SnapshotLocation(file: source.name, line: line)
             var seen = Set<String>()
             for name in names {
-                guard SnapshotField.all.contains(name) else {
+                guard let slot = FieldSlot(name: name) else {
                     throw SnapshotError(location.with(field: name.isEmpty ? "(empty)" : String(name.prefix(64))),
                                         "unknown column in the header; the known fields are \(SnapshotField.all.sorted().joined(separator: ", "))")
                 }
                 guard seen.insert(name).inserted else {
                     throw SnapshotError(location.with(field: name), "the column appears twice in the header")
                 }
+                slots.append(slot)
             }
             break
         }
         columns = names
+        self.slots = slots
     }
 
     func next() throws -> RawRecord? {
         while true {
-            guard let row = try Self.readRow(source, field: &field, names: columns) else { return nil }
-            if row.fields.count == 1, row.fields[0] == nil, columns.count > 1 { continue }
+            guard let line = try Self.readRow(source, field: &field, into: &rowFields, names: columns) else { return nil }
+            if rowFields.count == 1, rowFields[0] == nil, columns.count > 1 { continue }
             recordIndex += 1
-            let location = SnapshotLocation(file: source.name, line: row.line, record: recordIndex)
-            guard row.fields.count == columns.count else {
-                throw SnapshotError(location, "\(row.fields.count) field(s), but the header names \(columns.count)")
+            let location = SnapshotLocation(file: source.name, line: line, record: recordIndex)
+            guard rowFields.count == columns.count else {
+                throw SnapshotError(location, "\(rowFields.count) field(s), but the header names \(columns.count)")
             }
-            return RawRecord(location: location, fields: zip(columns, row.fields).map { ($0, $1.map(FieldValue.text) ?? .null) })
+            var fields: [(name: String, value: FieldValue)] = []
+            fields.reserveCapacity(columns.count)
+            for (name, text) in zip(columns, rowFields) { fields.append((name, text.map(FieldValue.text) ?? .null)) }
+            return RawRecord(location: location, fields: fields, slots: slots)
         }
     }
 
-    /// Reads one row; nil at the end of the file. A field is nil when empty and unquoted.
-    /// `names` labels fields in errors when known.
-    static func readRow(_ source: ByteSource, field: inout [UInt8], names: [String]?) throws -> (fields: [String?], line: Int)? {
+    /// Reads one row into `fields` and returns the line it starts on; nil at the end of the file.
+    /// A field is nil when empty and unquoted. `names` labels fields in errors when known.
+    static func readRow(_ source: ByteSource, field: inout [UInt8], into fields: inout [String?], names: [String]?) throws -> Int? {
         let line = source.line
         guard try source.peek() != nil else { return nil }
-        var fields: [String?] = []
+        fields.removeAll(keepingCapacity: true)
         var quoted = false
         func location(_ index: Int) -> SnapshotLocation {
             let name = names.flatMap { index < $0.count ? $0[index] : nil }
@@ -85,7 +93,7 @@ final class CSVSnapshotReader: SnapshotReader {
         while true {
             guard let byte = try source.next() else {
                 try finish()
-                return (fields, line)
+                return line
             }
             switch byte {
             case UInt8(ascii: ","):
@@ -94,17 +102,21 @@ final class CSVSnapshotReader: SnapshotReader {
                 continue
             case UInt8(ascii: "\n"):
                 try finish()
-                return (fields, line)
+                return line
             case UInt8(ascii: "\r"):
                 guard try source.next() == UInt8(ascii: "\n") else {
                     throw SnapshotError(location(fields.count), "a carriage return not followed by a line feed outside quotes")
                 }
                 try finish()
-                return (fields, line)
+                return line
             case UInt8(ascii: "\"") where atFieldStart:
                 quoted = true
                 let quoteLine = source.line
                 while true {
+                    try source.appendRun(to: &field, limit: SnapshotLimits.fieldBytes) { $0 == UInt8(ascii: "\"") || $0 == 0 }
+                    if field.count > SnapshotLimits.fieldBytes {
+                        throw SnapshotError(location(fields.count), "a field longer than \(SnapshotLimits.fieldBytes) bytes")
+                    }
                     guard let inner = try source.next() else {
                         throw SnapshotError(SnapshotLocation(file: source.name, line: quoteLine, field: location(fields.count).field),
                                             "unbalanced quote: the quoted field that starts on line \(quoteLine) never closes")
@@ -117,11 +129,7 @@ final class CSVSnapshotReader: SnapshotReader {
                         }
                         break
                     }
-                    if inner == 0 { throw SnapshotError(location(fields.count), "a NUL byte") }
-                    field.append(inner)
-                    if field.count > SnapshotLimits.fieldBytes {
-                        throw SnapshotError(location(fields.count), "a field longer than \(SnapshotLimits.fieldBytes) bytes")
-                    }
+                    throw SnapshotError(location(fields.count), "a NUL byte")
                 }
                 // After the closing quote only a separator or the end of the row may follow.
                 switch try source.peek() {
@@ -137,6 +145,9 @@ final class CSVSnapshotReader: SnapshotReader {
                 throw SnapshotError(location(fields.count), "a NUL byte")
             default:
                 field.append(byte)
+                try source.appendRun(to: &field, limit: SnapshotLimits.fieldBytes) {
+                    $0 == UInt8(ascii: ",") || $0 == UInt8(ascii: "\n") || $0 == UInt8(ascii: "\r") || $0 == UInt8(ascii: "\"") || $0 == 0
+                }
                 if field.count > SnapshotLimits.fieldBytes {
                     throw SnapshotError(location(fields.count), "a field longer than \(SnapshotLimits.fieldBytes) bytes")
                 }

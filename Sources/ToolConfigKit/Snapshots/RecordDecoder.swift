@@ -12,40 +12,43 @@ struct RecordDecoder {
 
     func decode(_ raw: RawRecord) throws(SnapshotError) -> SnapshotRecord {
         var values = FieldValues()
-        for (name, value) in raw.fields {
-            guard let slot = FieldValues.slot(name) else {
-                throw SnapshotError(raw.location.with(field: String(name.prefix(64))), "unknown field")
+        if let slots = raw.slots {
+            for (slot, field) in zip(slots, raw.fields) { values[slot] = field.value }
+        } else {
+            for (name, value) in raw.fields {
+                guard let slot = FieldSlot(name: name) else {
+                    throw SnapshotError(raw.location.with(field: String(name.prefix(64))), "unknown field")
+                }
+                values[slot] = value
             }
-            values.slots[slot] = value
         }
         let at = raw.location
-        let userID = try requiredText(SnapshotField.userID, values, at)
-        let toolID = try requiredText(SnapshotField.toolID, values, at)
+        let userID = try requiredText(.userID, values, at)
+        let toolID = try requiredText(.toolID, values, at)
         var record = SnapshotRecord(userID: userID, toolID: toolID)
-        record.id = try integer(SnapshotField.id, values, at, minimum: 1)
-        record.enabled = try boolean(SnapshotField.enabled, values, at)
-        record.createdAt = try integer(SnapshotField.createdAt, values, at, minimum: 0, maximum: Self.maximumTimestamp)
-        record.updatedAt = try integer(SnapshotField.updatedAt, values, at, minimum: 0, maximum: Self.maximumTimestamp)
+        record.id = try integer(.id, values, at, minimum: 1)
+        record.enabled = try boolean(.enabled, values, at)
+        record.createdAt = try integer(.createdAt, values, at, minimum: 0, maximum: Self.maximumTimestamp)
+        record.updatedAt = try integer(.updatedAt, values, at, minimum: 0, maximum: Self.maximumTimestamp)
 
         // An empty api_key ("" in JSON, a quoted "" in CSV) is a key; null or an empty CSV cell is none.
-        let apiKey = try optionalText(SnapshotField.apiKey, values, at, emptyIsAbsent: false)
-        let encrypted = try optionalText(SnapshotField.encryptedAPIKey, values, at)
-        let salt = try optionalText(SnapshotField.salt, values, at)
-        let nonce = try optionalText(SnapshotField.nonce, values, at)
-        let sealed = try optionalText(SnapshotField.sealedAPIKey, values, at)
-        let tripleParts = [(SnapshotField.encryptedAPIKey, encrypted), (SnapshotField.salt, salt), (SnapshotField.nonce, nonce)]
-        let hasTriple = tripleParts.contains { $0.1 != nil }
-        let given = [apiKey != nil, hasTriple, sealed != nil].filter { $0 }.count
-        if given > 1 {
+        let apiKey = try optionalText(.apiKey, values, at, emptyIsAbsent: false)
+        let encrypted = try optionalText(.encryptedAPIKey, values, at)
+        let salt = try optionalText(.salt, values, at)
+        let nonce = try optionalText(.nonce, values, at)
+        let sealed = try optionalText(.sealedAPIKey, values, at)
+        let hasTriple = encrypted != nil || salt != nil || nonce != nil
+        if (apiKey != nil ? 1 : 0) + (hasTriple ? 1 : 0) + (sealed != nil ? 1 : 0) > 1 {
             throw SnapshotError(at.with(field: SnapshotField.apiKey), "a record carries either api_key, or encrypted_api_key/salt/nonce, or sealed_api_key, never more than one")
         }
         if let apiKey {
             record.key = .plaintext(apiKey)
         } else if hasTriple {
-            if let missing = tripleParts.first(where: { $0.1 == nil }) {
-                throw SnapshotError(at.with(field: missing.0), "missing: an encrypted key needs encrypted_api_key, salt and nonce together")
+            guard let encrypted, let salt, let nonce else {
+                let missing = encrypted == nil ? SnapshotField.encryptedAPIKey : salt == nil ? SnapshotField.salt : SnapshotField.nonce
+                throw SnapshotError(at.with(field: missing), "missing: an encrypted key needs encrypted_api_key, salt and nonce together")
             }
-            let secret = StoredSecret(encryptedAPIKey: encrypted!, salt: salt!, nonce: nonce!)
+            let secret = StoredSecret(encryptedAPIKey: encrypted, salt: salt, nonce: nonce)
             do {
                 try secret.validate()
             } catch {
@@ -73,58 +76,60 @@ struct RecordDecoder {
         return record
     }
 
-    private func requiredText(_ name: String, _ values: FieldValues, _ at: SnapshotLocation) throws(SnapshotError) -> String {
-        guard let text = try optionalText(name, values, at) else {
-            throw SnapshotError(at.with(field: name), values[name] == nil ? "missing (required)" : "empty (required)")
+    private func requiredText(_ slot: FieldSlot, _ values: FieldValues, _ at: SnapshotLocation) throws(SnapshotError) -> String {
+        guard let text = try optionalText(slot, values, at) else {
+            throw SnapshotError(at.with(field: slot.name), values[slot] == nil ? "missing (required)" : "empty (required)")
         }
         return text
     }
 
     /// Text, or nil when absent, null or (unless `emptyIsAbsent` is false) empty.
-    private func optionalText(_ name: String, _ values: FieldValues, _ at: SnapshotLocation,
+    private func optionalText(_ slot: FieldSlot, _ values: FieldValues, _ at: SnapshotLocation,
                               emptyIsAbsent: Bool = true) throws(SnapshotError) -> String? {
-        switch values[name] {
+        switch values[slot] {
         case nil, .null?: return nil
         case .text(let text)?: return text.isEmpty && emptyIsAbsent ? nil : text
-        case let other?: throw SnapshotError(at.with(field: name), "expected a string, found \(describe(other))")
+        case let other?: throw SnapshotError(at.with(field: slot.name), "expected a string, found \(describe(other))")
         }
     }
 
-    private func boolean(_ name: String, _ values: FieldValues, _ at: SnapshotLocation) throws(SnapshotError) -> Bool {
-        switch values[name] {
+    private func boolean(_ slot: FieldSlot, _ values: FieldValues, _ at: SnapshotLocation) throws(SnapshotError) -> Bool {
+        switch values[slot] {
         case nil, .null?: return false
         case .bool(let b)?: return b
         case .integer(0)?: return false
         case .integer(1)?: return true
+        // "0" and "1" (what exports write) first: they need no lowercased copy.
+        case .text("0")? where format == .csv: return false
+        case .text("1")? where format == .csv: return true
         case .text(let text)? where format == .csv:
             switch text.lowercased() {
             case "", "0", "false": return false
             case "1", "true": return true
-            default: throw SnapshotError(at.with(field: name), "expected 1, 0, true or false, found \(quoted(text))")
+            default: throw SnapshotError(at.with(field: slot.name), "expected 1, 0, true or false, found \(quoted(text))")
             }
         case let other?:
-            throw SnapshotError(at.with(field: name), format == .csv ? "expected 1, 0, true or false" : "expected true or false (or 0/1), found \(describe(other))")
+            throw SnapshotError(at.with(field: slot.name), format == .csv ? "expected 1, 0, true or false" : "expected true or false (or 0/1), found \(describe(other))")
         }
     }
 
-    private func integer(_ name: String, _ values: FieldValues, _ at: SnapshotLocation,
+    private func integer(_ slot: FieldSlot, _ values: FieldValues, _ at: SnapshotLocation,
                          minimum: Int64, maximum: Int64 = .max) throws(SnapshotError) -> Int64? {
         let value: Int64
-        switch values[name] {
+        switch values[slot] {
         case nil, .null?: return nil
         case .integer(let i)?: value = i
         case .text(let text)? where format == .csv:
             if text.isEmpty { return nil }
-            guard text.utf8.allSatisfy({ (UInt8(ascii: "0")...UInt8(ascii: "9")).contains($0) }) || (text.hasPrefix("-") && text.count > 1 && text.dropFirst().utf8.allSatisfy({ (UInt8(ascii: "0")...UInt8(ascii: "9")).contains($0) })),
-                  let parsed = Int64(text) else {
-                throw SnapshotError(at.with(field: name), "expected an integer, found \(quoted(text))")
+            guard let parsed = Self.decimal(text) else {
+                throw SnapshotError(at.with(field: slot.name), "expected an integer, found \(quoted(text))")
             }
             value = parsed
         case let other?:
-            throw SnapshotError(at.with(field: name), "expected an integer, found \(describe(other))")
+            throw SnapshotError(at.with(field: slot.name), "expected an integer, found \(describe(other))")
         }
         guard value >= minimum, value <= maximum else {
-            throw SnapshotError(at.with(field: name), "\(value) is out of range (\(minimum)...\(maximum))")
+            throw SnapshotError(at.with(field: slot.name), "\(value) is out of range (\(minimum)...\(maximum))")
         }
         return value
     }
@@ -144,29 +149,65 @@ struct RecordDecoder {
     }
 }
 
-/// A record's values by field, in a fixed array rather than a dictionary: decoding runs once per
-/// row of million-row imports, and hashing eleven names per row showed in profiles.
-struct FieldValues {
-    var slots = [FieldValue?](repeating: nil, count: 11)
+/// Strict decimal text: an optional "-" and digits, nothing else (Int64(_:) also takes "+").
+/// Parsed by hand because it runs three times per row of million-row imports.
+extension RecordDecoder {
+    static func decimal(_ text: String) -> Int64? {
+        var text = text
+        return text.withUTF8 { bytes -> Int64? in
+            let negative = bytes.first == UInt8(ascii: "-")
+            let digits = negative ? UnsafeBufferPointer(rebasing: bytes.dropFirst()) : bytes
+            guard !digits.isEmpty else { return nil }
+            var magnitude: UInt64 = 0
+            for byte in digits {
+                let digit = byte &- UInt8(ascii: "0")
+                guard digit < 10 else { return nil }
+                let (shifted, overflowed) = magnitude.multipliedReportingOverflow(by: 10)
+                let (sum, carried) = shifted.addingReportingOverflow(UInt64(digit))
+                guard !overflowed, !carried else { return nil }
+                magnitude = sum
+            }
+            // Int64's range is one wider below zero: 9223372036854775808 is valid only negated.
+            if negative { return magnitude <= UInt64(Int64.max) + 1 ? Int64(truncatingIfNeeded: 0 &- magnitude) : nil }
+            return magnitude <= UInt64(Int64.max) ? Int64(magnitude) : nil
+        }
+    }
+}
 
-    static func slot(_ name: String) -> Int? {
-        switch name {
-        case SnapshotField.id: 0
-        case SnapshotField.userID: 1
-        case SnapshotField.toolID: 2
-        case SnapshotField.enabled: 3
-        case SnapshotField.apiKey: 4
-        case SnapshotField.encryptedAPIKey: 5
-        case SnapshotField.salt: 6
-        case SnapshotField.nonce: 7
-        case SnapshotField.sealedAPIKey: 8
-        case SnapshotField.createdAt: 9
-        case SnapshotField.updatedAt: 10
-        default: nil
+/// The snapshot fields, as positions in FieldValues. Readers that know their columns up front
+/// (CSV) map them once per file, so records are decoded without comparing names.
+enum FieldSlot: Int, CaseIterable, Sendable {
+    case id, userID, toolID, enabled, apiKey, encryptedAPIKey, salt, nonce, sealedAPIKey, createdAt, updatedAt
+
+    var name: String {
+        switch self {
+        case .id: SnapshotField.id
+        case .userID: SnapshotField.userID
+        case .toolID: SnapshotField.toolID
+        case .enabled: SnapshotField.enabled
+        case .apiKey: SnapshotField.apiKey
+        case .encryptedAPIKey: SnapshotField.encryptedAPIKey
+        case .salt: SnapshotField.salt
+        case .nonce: SnapshotField.nonce
+        case .sealedAPIKey: SnapshotField.sealedAPIKey
+        case .createdAt: SnapshotField.createdAt
+        case .updatedAt: SnapshotField.updatedAt
         }
     }
 
-    subscript(name: String) -> FieldValue? {
-        slots[Self.slot(name)!]
+    init?(name: String) {
+        guard let slot = Self.allCases.first(where: { $0.name == name }) else { return nil }
+        self = slot
+    }
+}
+
+/// A record's values by field, inline rather than in a dictionary or array: decoding runs once
+/// per row of million-row imports, and hashing names and allocating showed in profiles.
+struct FieldValues {
+    private var values = InlineArray<11, FieldValue?>(repeating: nil)
+
+    subscript(slot: FieldSlot) -> FieldValue? {
+        get { values[slot.rawValue] }
+        set { values[slot.rawValue] = newValue }
     }
 }

@@ -30,6 +30,23 @@ public struct SnapshotRecord: Sendable, Hashable {
     }
 }
 
+extension SnapshotRecord {
+    /// The triple an encrypted record carries, stored as it is.
+    var storedSecret: StoredSecret? {
+        if case .encrypted(let secret) = key { secret } else { nil }
+    }
+}
+
+extension KeyMaterial {
+    /// No key or a stored triple: what goes into a row without any key work.
+    var isStoredAsIs: Bool {
+        switch self {
+        case .none, .encrypted: true
+        case .plaintext, .sealed: false
+        }
+    }
+}
+
 /// The snapshot field names of the command-line contract, in export order.
 public enum SnapshotField {
     public static let id = "id"
@@ -74,4 +91,17 @@ public enum FieldValue: Sendable, Hashable {
 public struct RawRecord: Sendable {
     public var location: SnapshotLocation
     public var fields: [(name: String, value: FieldValue)]
+    /// The slot of each field, when the reader knows them for the whole file (CSV's header).
+    var slots: [FieldSlot]? = nil
+
+    public init(location: SnapshotLocation, fields: [(name: String, value: FieldValue)]) {
+        self.location = location
+        self.fields = fields
+    }
+
+    init(location: SnapshotLocation, fields: [(name: String, value: FieldValue)], slots: [FieldSlot]) {
+        self.location = location
+        self.fields = fields
+        self.slots = slots
+    }
 }

@@ -57,9 +57,14 @@ public enum ToolConfigTable {
 
     /// The upsert: a conflict on (user_id, tool_id) updates the row in place, so it keeps its id
     /// and created_at (INSERT OR REPLACE would delete it and insert a new id).
-    static let upsertSQL = """
+    static let upsertSQL = upsertSQL(rows: 1)
+
+    /// The upsert for `rows` rows at once, parameters 8 per row in column order.
+    static func upsertSQL(rows: Int) -> String {
+        let values = (0..<rows).map { row in "(" + (1...8).map { "?\(row * 8 + $0)" }.joined(separator: ", ") + ")" }
+        return """
         INSERT INTO user_tool_configs (user_id, tool_id, enabled, encrypted_api_key, salt, nonce, created_at, updated_at)
-        VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+        VALUES \(values.joined(separator: ", "))
         ON CONFLICT(user_id, tool_id) DO UPDATE SET
             enabled = excluded.enabled,
             encrypted_api_key = excluded.encrypted_api_key,
@@ -67,6 +72,7 @@ public enum ToolConfigTable {
             nonce = excluded.nonce,
             updated_at = excluded.updated_at
         """
+    }
 
     /// One row as stored.
     struct Row {
