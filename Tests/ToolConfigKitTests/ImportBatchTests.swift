@@ -1,3 +1,4 @@
+import CSQLite
 import Foundation
 import Testing
 @testable import ToolConfigKit
@@ -107,6 +108,28 @@ struct ImportBatchTests {
         }
         #expect(ids == (1...Int64(rows)).map { $0 })
         #expect(stored == expected)
+    }
+
+    @Test("a row that is not new after all fails the many-row insert and rolls back the whole transaction")
+    func bulkInsertConflictRollsBack() throws {
+        let folder = try TemporaryFolder()
+        let connection = try Self.database(folder, preexisting: 1)
+        let writer = try ImportWriter(connection: connection)
+        try connection.execute("BEGIN IMMEDIATE")
+        func items(_ users: [String]) -> [ImportState.Item] {
+            users.enumerated().map { index, user in
+                ImportState.Item(record: SnapshotRecord(userID: user, toolID: "t"), location: SnapshotLocation(file: "f", line: index + 2),
+                                 pairHash: 0, certainlyNew: true)
+            }
+        }
+        try writer.writeNew(items(["a", "b", "c"]), now: 1)  // fewer than a statement's rows: one by one
+        #expect(try connection.queryInt64("SELECT count(*) FROM user_tool_configs") == 4)
+        // The last record of a whole statement repeats the pair that was there before.
+        let users = (1..<ImportWriter.rowsPerStatement).map { "new-\($0)" } + ["old-0"]
+        let error = try #require(thrownError { try writer.writeNew(items(users), now: 1) } as? DatabaseError)
+        #expect(error.code == SQLITE_CONSTRAINT)
+        #expect(!connection.isInTransaction)
+        #expect(try connection.queryInt64("SELECT count(*) FROM user_tool_configs") == 1)
     }
 
     @Test("plaintext keys imported in pairs and one by one decrypt in Python to what the file held")

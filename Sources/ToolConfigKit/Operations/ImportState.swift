@@ -2,13 +2,13 @@
 final class ImportWriter {
     private let lookup: SQLiteStatement
     private let upsert: SQLiteStatement
-    private let upsertMany: SQLiteStatement
+    private let insertMany: SQLiteStatement
     static let rowsPerStatement = 64
 
     init(connection: SQLiteConnection) throws {
         lookup = try connection.prepare(ToolConfigTable.lookupSQL)
         upsert = try connection.prepare(ToolConfigTable.upsertSQL)
-        upsertMany = try connection.prepare(ToolConfigTable.upsertSQL(rows: Self.rowsPerStatement))
+        insertMany = try connection.prepare(ToolConfigTable.insertNewSQL(rows: Self.rowsPerStatement))
     }
 
     /// Writes new rows whose keys go in as they are, `rowsPerStatement` rows per statement:
@@ -17,12 +17,12 @@ final class ImportWriter {
     func writeNew(_ items: [ImportState.Item], now: Int64) throws {
         var start = 0
         while items.count - start >= Self.rowsPerStatement {
-            defer { upsertMany.reset() }
+            defer { insertMany.reset() }
             for offset in 0..<Self.rowsPerStatement {
                 let record = items[start + offset].record
-                try bind(record, secret: record.storedSecret, now: now, to: upsertMany, first: Int32(offset * 8 + 1))
+                try bind(record, secret: record.storedSecret, now: now, to: insertMany, first: Int32(offset * 8 + 1))
             }
-            _ = try upsertMany.step()
+            _ = try insertMany.step()
             start += Self.rowsPerStatement
         }
         for item in items[start...] { try write(item.record, secret: item.record.storedSecret, now: now) }
