@@ -229,6 +229,13 @@ struct SnapshotsTests {
         (error as? SnapshotError) ?? (error as? SnapshotErrors)?.errors.first
     }
 
+    @Test("every contract field has exactly one decoder slot, found again by its name")
+    func fieldSlots() {
+        #expect(Set(FieldSlot.allCases.map(\.name)) == SnapshotField.all)
+        #expect(FieldSlot.allCases.allSatisfy { FieldSlot(name: $0.name) == $0 })
+        #expect(FieldSlot(name: "ID") == nil && FieldSlot(name: "user_id ") == nil)
+    }
+
     // MARK: - 1. Round trips
 
     @Test("round trip: import, export, import into a fresh database gives the same rows",

@@ -196,8 +196,20 @@ enum FieldSlot: Int, CaseIterable, Sendable {
     }
 
     init?(name: String) {
-        guard let slot = Self.allCases.first(where: { $0.name == name }) else { return nil }
-        self = slot
+        switch name {
+        case SnapshotField.id: self = .id
+        case SnapshotField.userID: self = .userID
+        case SnapshotField.toolID: self = .toolID
+        case SnapshotField.enabled: self = .enabled
+        case SnapshotField.apiKey: self = .apiKey
+        case SnapshotField.encryptedAPIKey: self = .encryptedAPIKey
+        case SnapshotField.salt: self = .salt
+        case SnapshotField.nonce: self = .nonce
+        case SnapshotField.sealedAPIKey: self = .sealedAPIKey
+        case SnapshotField.createdAt: self = .createdAt
+        case SnapshotField.updatedAt: self = .updatedAt
+        default: return nil
+        }
     }
 }
 
