@@ -71,4 +71,53 @@ struct SecretHygieneTests {
         #expect(result.status == 64)
         #expect(result.stderr.contains("Unknown option"))
     }
+
+    #if DEBUG
+    /// A 32-byte buffer that held key material and was zeroed before it was freed.
+    static let wipedKey = WipeObserver.Wipe(count: 32, heldNonzero: true, zeroed: true)
+
+    @Test("key material and plaintexts are zeroed before their memory is freed: master key, row keys, Argon2 key, decrypted bytes")
+    func wipedAfterUse() throws {
+        // 25 bytes, a length no key has, so its wipes are told apart from the keys'.
+        let plaintext = "sk-WIPE-0123456789abcdefg"
+        let master = MasterKey.generate(), newKey = MasterKey.generate()
+
+        let parsed = try WipeObserver.observe { _ = try MasterKey(text: MasterKeyTests.valid, source: .generated) }
+        #expect(parsed == [Self.wipedKey], "parsing and releasing a master key")
+
+        var stored: StoredSecret?
+        let encrypted = try WipeObserver.observe { stored = try SecretCipher.encrypt(plaintext, masterKey: master) }
+        let secret = try #require(stored)
+        #expect(encrypted.filter { $0 == Self.wipedKey }.count == 1, "encrypt: the row key: \(encrypted)")
+        #expect(encrypted.contains { $0.count == 25 && $0.heldNonzero }, "encrypt: the plaintext bytes: \(encrypted)")
+
+        var opened: String?
+        let decrypted = try WipeObserver.observe { opened = try SecretCipher.decrypt(secret, masterKey: master) }
+        #expect(opened == plaintext)
+        #expect(decrypted.filter { $0 == Self.wipedKey }.count == 1, "decrypt: the row key: \(decrypted)")
+        #expect(decrypted.contains { $0.count == 25 && $0.heldNonzero }, "decrypt: the opened bytes: \(decrypted)")
+
+        // A rotation derives both row keys at once (the interleaved path) and checks its result.
+        let rotated = WipeObserver.observe {
+            let outcome = KeyRotator.rotate(SecretRow(rowID: 1, id: "1", secret: secret, partial: false), oldKey: master, newKey: newKey)
+            guard case .rotated = outcome else { Issue.record("rotate: \(outcome)"); return }
+        }
+        #expect(rotated.filter { $0 == Self.wipedKey }.count == 2, "rotate: the old and new row keys: \(rotated)")
+        #expect(rotated.filter { $0.count == 25 && $0.heldNonzero }.count >= 2, "rotate: the plaintext and its check: \(rotated)")
+
+        // A sealed export's Argon2id key and passphrase go when the sealer goes.
+        let sealing = try WipeObserver.observe {
+            let sealer = try SnapshotSealer(passphrase: SecureBytes(Array("a passphrase".utf8)), cost: .init(memoryKiB: 64, iterations: 1, lanes: 1))
+            opened = try sealer.open(try sealer.seal(plaintext, userID: "u", toolID: "t"), userID: "u", toolID: "t")
+        }
+        #expect(opened == plaintext)
+        #expect(sealing.filter { $0 == Self.wipedKey }.count == 1, "sealing: the Argon2id key: \(sealing)")
+        #expect(sealing.contains { $0.count == 12 && $0.heldNonzero }, "sealing: the passphrase: \(sealing)")
+        #expect(sealing.filter { $0.count == 25 && $0.heldNonzero }.count >= 2, "sealing: seal's and open's plaintext bytes: \(sealing)")
+
+        for wipes in [parsed, encrypted, decrypted, rotated, sealing] {
+            #expect(wipes.allSatisfy { $0.zeroed }, "a buffer was not all zeros after its wipe: \(wipes)")
+        }
+    }
+    #endif
 }
