@@ -105,6 +105,96 @@ struct HostileInputTests {
         #expect(try SQLiteConnection(path: db).queryInt64("SELECT count(*) FROM user_tool_configs") == 0)
     }
 
+    @Test("a database file that is not SQLite is refused by every command with exit 65 and left exactly as it was", arguments: [
+        "text", "random bytes", "a truncated SQLite file",
+    ])
+    func notSQLite(_ kind: String) throws {
+        let folder = try TemporaryFolder()
+        let db = folder.path("app.db")
+        let bytes: Data
+        switch kind {
+        case "text":
+            bytes = Data(String(repeating: "user_id,tool_id,api_key\nalice,search,sk-not-a-database\n", count: 100).utf8)
+        case "random bytes":
+            bytes = Data(SecureRandom.bytes(8192))
+        default:
+            // The first page of a real database: a valid header over a schema that is cut off.
+            _ = try Self.database(folder)
+            bytes = try Data(contentsOf: URL(fileURLWithPath: folder.path("h.db"))).prefix(4096)
+        }
+        try bytes.write(to: URL(fileURLWithPath: db))
+        let keyFile = folder.path("k"), newKeyFile = folder.path("n")
+        try Data((MasterKey.generate().base64Text + "\n").utf8).write(to: URL(fileURLWithPath: keyFile))
+        try Data((MasterKey.generate().base64Text + "\n").utf8).write(to: URL(fileURLWithPath: newKeyFile))
+        let input = folder.path("in.csv")
+        try Data("user_id,tool_id\nu,t\n".utf8).write(to: URL(fileURLWithPath: input))
+        let commands: [[String]] = [
+            ["migrate", "up"], ["migrate", "status"], ["migrate", "verify"],
+            ["import", "--in", input, "--master-key-file", keyFile],
+            ["export", "--format", "csv", "--out", folder.path("out.csv"), "--keys", "omit"],
+            ["rotate", "--master-key-file", keyFile, "--new-master-key-file", newKeyFile, "--backup", folder.path("backup.db")],
+            ["verify-keys", "--master-key-file", keyFile],
+        ]
+        for command in commands {
+            let result = try toolcfg(command + ["--db", db])
+            #expect(result.status == 65, "\(command): \(result.stderr)")
+            if command.first != "migrate" || command.last != "verify" {
+                let expected = kind == "a truncated SQLite file" ? "malformed" : "not a database"
+                #expect(result.stderr.contains(expected), "\(command): \(result.stderr)")
+            }
+        }
+        #expect(try Data(contentsOf: URL(fileURLWithPath: db)) == bytes, "the file changed")
+        #expect(!FileManager.default.fileExists(atPath: folder.path("out.csv")))
+        #expect(!FileManager.default.fileExists(atPath: folder.path("backup.db")))
+        if kind != "a truncated SQLite file" {
+            // Not recognised at all, so SQLite made no journal or WAL beside it. (A file with a
+            // real WAL-mode header gets an empty -wal and -shm when read, as any reader makes.)
+            let beside = try FileManager.default.contentsOfDirectory(atPath: folder.url.path).filter { $0.hasPrefix("app.db") }
+            #expect(beside == ["app.db"])
+        }
+    }
+
+    @Test("a symbolic link as the output of export --out, keygen --out and rotate --backup is refused, with or without --force, and nothing is written through it",
+          arguments: ["export", "keygen", "rotate --backup"], ["dangling", "to a file"])
+    func symlinkOutputs(_ command: String, _ link: String) throws {
+        let folder = try TemporaryFolder()
+        let connection = try Self.database(folder)
+        let master = MasterKey.generate()
+        try connection.execute("DELETE FROM user_tool_configs")
+        let secret = try SecretCipher.encrypt("sk-symlink-0001", masterKey: master)
+        try connection.prepare("INSERT INTO user_tool_configs (user_id, tool_id, enabled, encrypted_api_key, salt, nonce, created_at, updated_at) VALUES ('u', 't', 1, ?1, ?2, ?3, 1, 1)")
+            .run([.text(secret.encryptedAPIKey), .text(secret.salt), .text(secret.nonce)])
+        let keyFile = folder.path("k"), newKeyFile = folder.path("n")
+        try Data((master.base64Text + "\n").utf8).write(to: URL(fileURLWithPath: keyFile))
+        try Data((MasterKey.generate().base64Text + "\n").utf8).write(to: URL(fileURLWithPath: newKeyFile))
+        let target = folder.path("target"), path = folder.path("link")
+        if link == "to a file" { try Data("precious".utf8).write(to: URL(fileURLWithPath: target)) }
+        try FileManager.default.createSymbolicLink(atPath: path, withDestinationPath: target)
+        let before = try connection.queryText("SELECT encrypted_api_key FROM user_tool_configs")
+
+        let runs: [[String]] = switch command {
+        case "export": [["export", "--db", folder.path("h.db"), "--out", path, "--format", "json"],
+                        ["export", "--db", folder.path("h.db"), "--out", path, "--format", "json", "--force"]]
+        case "keygen": [["keygen", "--out", path], ["keygen", "--out", path, "--force"]]
+        default: [["rotate", "--db", folder.path("h.db"), "--master-key-file", keyFile, "--new-master-key-file", newKeyFile, "--backup", path]]
+        }
+        for arguments in runs {
+            let result = try toolcfg(arguments)
+            #expect(result.status == 74, "\(arguments): \(result.stderr)")
+            #expect(result.stderr.contains("symbolic link"), "\(arguments): \(result.stderr)")
+            #expect(try FileManager.default.destinationOfSymbolicLink(atPath: path) == target, "the link itself was replaced")
+            if link == "to a file" {
+                #expect(try String(contentsOfFile: target, encoding: .utf8) == "precious")
+            } else {
+                #expect(!FileManager.default.fileExists(atPath: target))
+            }
+        }
+        // Nothing else appeared beside it (no temporary file left), and the rotation did not run.
+        let names = Set(try FileManager.default.contentsOfDirectory(atPath: folder.url.path))
+        #expect(names.subtracting(["h.db", "h.db-wal", "h.db-shm", "k", "n", "link", "target"]).isEmpty, "\(names)")
+        #expect(try connection.queryText("SELECT encrypted_api_key FROM user_tool_configs") == before)
+    }
+
     // MARK: unbounded input through a pipe
 
     struct Streamed {
