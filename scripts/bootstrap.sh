@@ -3,7 +3,7 @@
 # is missing, so a second run is quick.
 set -euo pipefail
 
-packages=(libsqlite3-dev libssl-dev libargon2-dev sqlite3 pkg-config python3 python3-pip time)
+packages=(libsqlite3-dev libssl-dev libargon2-dev sqlite3 pkg-config python3 python3-pip time strace)
 missing=()
 for package in "${packages[@]}"; do
   dpkg -s "$package" >/dev/null 2>&1 || missing+=("$package")

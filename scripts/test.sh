@@ -1,7 +1,11 @@
 #!/usr/bin/env bash
 # The test command: builds everything, runs the migration reversibility check on the committed
 # fixtures (as the application's CI would run it), then the whole Swift Testing suite. In CI
-# (CI=true) it also runs each fuzz target for a short bounded time first.
+# (CI=true) it also runs each fuzz target for a short bounded time and the whole suite under
+# AddressSanitizer and ThreadSanitizer (scripts/sanitize.sh, each bounded by SANITIZE_TIMEOUT),
+# before the plain suite so that its summary closes the run.
+# SANITIZE lists the sanitizer runs: "address thread" by default in CI, none elsewhere; set it
+# to choose (SANITIZE=thread scripts/test.sh, or SANITIZE= to skip them in CI).
 # Extra arguments go to `swift test` (e.g. scripts/test.sh --filter Migrations).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -11,5 +15,10 @@ if [ $# -eq 0 ]; then
   if [ "${CI:-}" = true ]; then
     bash scripts/fuzz.sh all "${FUZZ_SECONDS:-10}"
   fi
+  default_sanitizers=""
+  [ "${CI:-}" = true ] && default_sanitizers="address thread"
+  for kind in ${SANITIZE-$default_sanitizers}; do
+    bash scripts/sanitize.sh "$kind"
+  done
 fi
 swift test --skip-build "$@"

@@ -106,18 +106,25 @@ struct SecretFormatTests {
         #expect((Base64.decodedCount(text) != nil) == valid)
     }
 
-    @Test("the non-decoding base64 check agrees with decoding on random and mutated inputs")
+    @Test("the non-decoding base64 check and the secret decoder agree with decoding on random and mutated inputs")
     func base64CountAgrees() {
         let alphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=-_ ".utf8)
+        func secret(_ text: Substring) -> [UInt8]? { Base64.decodeSecret(text)?.withBytes { Array($0) } }
         for length in 0..<40 {
-            let text = Base64.encode(SecureRandom.bytes(length))
+            let bytes = SecureRandom.bytes(length)
+            let text = Base64.encode(bytes)
             #expect(Base64.decodedCount(text) == length)
+            #expect(secret(Substring(text)) == bytes)
+            // A slice of a longer string, as the master-key parser passes it.
+            #expect(secret(Substring(text + "\n").dropLast()) == bytes)
             var mutated = Array(text.utf8)
             guard !mutated.isEmpty else { continue }
             for _ in 0..<8 {
                 mutated[Int.random(in: 0..<mutated.count)] = alphabet.randomElement()!
                 let candidate = String(decoding: mutated, as: UTF8.self)
-                #expect(Base64.decodedCount(candidate) == (try? Base64.decode(candidate, field: "f"))?.count, "\(candidate)")
+                let decoded = try? Base64.decode(candidate, field: "f")
+                #expect(Base64.decodedCount(candidate) == decoded?.count, "\(candidate)")
+                #expect(secret(Substring(candidate)) == decoded, "\(candidate)")
             }
         }
     }

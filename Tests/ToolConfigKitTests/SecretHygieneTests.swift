@@ -71,4 +71,136 @@ struct SecretHygieneTests {
         #expect(result.status == 64)
         #expect(result.stderr.contains("Unknown option"))
     }
+
+    // MARK: files that hold secrets
+
+    /// A database with one row under `master`, and the key, new key and passphrase files beside
+    /// it; outputs go to `out/`, which holds nothing else.
+    static func secretOutputs(_ folder: TemporaryFolder) throws -> (db: String, out: String, commands: [(String, [String])]) {
+        let master = MasterKey.generate()
+        let db = folder.path("app.db"), out = folder.path("out")
+        try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: false)
+        let keyFile = folder.path("master.key"), newKeyFile = folder.path("new.key"), passFile = folder.path("pass")
+        try Data((master.base64Text + "\n").utf8).write(to: URL(fileURLWithPath: keyFile))
+        try Data((MasterKey.generate().base64Text + "\n").utf8).write(to: URL(fileURLWithPath: newKeyFile))
+        try Data("a passphrase for the test".utf8).write(to: URL(fileURLWithPath: passFile))
+        let input = folder.path("in.csv")
+        try Data("user_id,tool_id,api_key\nu1,t1,sk-FILEMODE-0001\n".utf8).write(to: URL(fileURLWithPath: input))
+        #expect(try toolcfg(["migrate", "up", "--db", db]).status == 0)
+        #expect(try toolcfg(["import", "--db", db, "--in", input, "--master-key-file", keyFile]).status == 0)
+        let export = ["export", "--db", db, "--out"]
+        return (db, out, [
+            ("keygen", ["keygen", "--out", out + "/master.key"]),
+            ("keygen --force", ["keygen", "--out", out + "/master.key", "--force"]),
+            ("export encrypted", export + [out + "/e.json", "--verify"]),
+            ("export --force", export + [out + "/e.json", "--force"]),
+            ("export plaintext", export + [out + "/p.csv", "--keys", "plaintext", "--master-key-file", keyFile]),
+            ("export sealed", export + [out + "/s.jsonl", "--keys", "sealed", "--seal-memory", "8", "--seal-iterations", "1",
+                                        "--master-key-file", keyFile, "--passphrase-file", passFile]),
+            ("rotate --backup", ["rotate", "--db", db, "--master-key-file", keyFile, "--new-master-key-file", newKeyFile,
+                                 "--backup", out + "/before.db"]),
+        ])
+    }
+
+    /// Runs toolcfg with the umask cleared, so the mode it asks for at creation is the mode the
+    /// file gets: only 0600 from open(2) itself, or a chmod afterwards, can end in 0600.
+    static func withoutUmask(_ prefix: [String], _ arguments: [String]) throws -> ProcessResult {
+        try runProcess(URL(fileURLWithPath: "/bin/sh"), ["-c", "umask 000; exec \"$@\"", "sh"] + prefix + [Repository.toolcfg.path] + arguments,
+                       removing: ["TOOLCFG_DB", "TOOLCFG_MASTER_KEY", "TOOLCFG_NEW_MASTER_KEY", "TOOLCFG_PASSPHRASE"])
+    }
+
+    @Test("with no umask at all, every file holding secrets ends up 0600: keygen, export (encrypted, plaintext, sealed), rotate --backup")
+    func secretFilesWithoutUmask() throws {
+        let folder = try TemporaryFolder()
+        let (_, out, commands) = try Self.secretOutputs(folder)
+        for (name, arguments) in commands {
+            let result = try Self.withoutUmask([], arguments)
+            #expect(result.status == 0, "\(name): \(result.stderr)")
+        }
+        let files = try FileManager.default.contentsOfDirectory(atPath: out)
+        #expect(Set(files) == ["master.key", "e.json", "p.csv", "s.jsonl", "before.db"], "\(files)")
+        for file in files {
+            let mode = try FileManager.default.attributesOfItem(atPath: out + "/" + file)[.posixPermissions] as? Int
+            #expect(mode == 0o600, "\(file): \(String(mode ?? -1, radix: 8))")
+        }
+    }
+
+    /// Whether strace can trace a child here (scripts/bootstrap.sh installs it; some containers
+    /// forbid ptrace).
+    static let straceWorks: Bool = (try? runProcess(URL(fileURLWithPath: "/usr/bin/env"), ["strace", "-f", "-o", "/dev/null", "true"]).status) == 0
+
+    @Test("every file holding secrets is created 0600 by open(2) itself, never chmod-ed after, journal of the backup included (strace)",
+          .enabled(if: straceWorks, "strace cannot trace children here"))
+    func secretFilesCreatedPrivate() throws {
+        let folder = try TemporaryFolder()
+        let (_, out, commands) = try Self.secretOutputs(folder)
+        for (name, arguments) in commands {
+            let trace = folder.path("trace")
+            let result = try Self.withoutUmask(["strace", "-f", "-y", "-qq", "-o", trace,
+                                                "-e", "trace=open,openat,creat,chmod,fchmod,fchmodat"], arguments)
+            #expect(result.status == 0, "\(name): \(result.stderr)")
+            // Calls on files in out/ (strace -y names a descriptor's file too).
+            let calls = try String(contentsOfFile: trace, encoding: .utf8).split(separator: "\n").filter { $0.contains(out + "/") }
+            let creations = calls.filter { $0.contains("O_CREAT") || $0.contains("creat(") }
+            #expect(!creations.isEmpty, "\(name): no file created in out/ was traced")
+            for call in creations {
+                #expect(call.contains(", 0600)"), "\(name): created with another mode: \(call)")
+            }
+            for call in calls where call.contains("chmod") {
+                Issue.record("\(name): a mode changed after creation: \(call)")
+            }
+            if name == "rotate --backup" {
+                #expect(creations.contains { $0.contains("before.db-journal\"") }, "the backup's journal was not seen: \(creations)")
+            }
+        }
+    }
+
+    #if DEBUG
+    /// A 32-byte buffer that held key material and was zeroed before it was freed.
+    static let wipedKey = WipeObserver.Wipe(count: 32, heldNonzero: true, zeroed: true)
+
+    @Test("key material and plaintexts are zeroed before their memory is freed: master key, row keys, Argon2 key, decrypted bytes")
+    func wipedAfterUse() throws {
+        // 25 bytes, a length no key has, so its wipes are told apart from the keys'.
+        let plaintext = "sk-WIPE-0123456789abcdefg"
+        let master = MasterKey.generate(), newKey = MasterKey.generate()
+
+        let parsed = try WipeObserver.observe { _ = try MasterKey(text: MasterKeyTests.valid, source: .generated) }
+        #expect(parsed == [Self.wipedKey], "parsing and releasing a master key")
+
+        var stored: StoredSecret?
+        let encrypted = try WipeObserver.observe { stored = try SecretCipher.encrypt(plaintext, masterKey: master) }
+        let secret = try #require(stored)
+        #expect(encrypted.filter { $0 == Self.wipedKey }.count == 1, "encrypt: the row key: \(encrypted)")
+        #expect(encrypted.contains { $0.count == 25 && $0.heldNonzero }, "encrypt: the plaintext bytes: \(encrypted)")
+
+        var opened: String?
+        let decrypted = try WipeObserver.observe { opened = try SecretCipher.decrypt(secret, masterKey: master) }
+        #expect(opened == plaintext)
+        #expect(decrypted.filter { $0 == Self.wipedKey }.count == 1, "decrypt: the row key: \(decrypted)")
+        #expect(decrypted.contains { $0.count == 25 && $0.heldNonzero }, "decrypt: the opened bytes: \(decrypted)")
+
+        // A rotation derives both row keys at once (the interleaved path) and checks its result.
+        let rotated = WipeObserver.observe {
+            let outcome = KeyRotator.rotate(SecretRow(rowID: 1, id: "1", secret: secret, partial: false), oldKey: master, newKey: newKey)
+            guard case .rotated = outcome else { Issue.record("rotate: \(outcome)"); return }
+        }
+        #expect(rotated.filter { $0 == Self.wipedKey }.count == 2, "rotate: the old and new row keys: \(rotated)")
+        #expect(rotated.filter { $0.count == 25 && $0.heldNonzero }.count >= 2, "rotate: the plaintext and its check: \(rotated)")
+
+        // A sealed export's Argon2id key and passphrase go when the sealer goes.
+        let sealing = try WipeObserver.observe {
+            let sealer = try SnapshotSealer(passphrase: SecureBytes(Array("a passphrase".utf8)), cost: .init(memoryKiB: 64, iterations: 1, lanes: 1))
+            opened = try sealer.open(try sealer.seal(plaintext, userID: "u", toolID: "t"), userID: "u", toolID: "t")
+        }
+        #expect(opened == plaintext)
+        #expect(sealing.filter { $0 == Self.wipedKey }.count == 1, "sealing: the Argon2id key: \(sealing)")
+        #expect(sealing.contains { $0.count == 12 && $0.heldNonzero }, "sealing: the passphrase: \(sealing)")
+        #expect(sealing.filter { $0.count == 25 && $0.heldNonzero }.count >= 2, "sealing: seal's and open's plaintext bytes: \(sealing)")
+
+        for wipes in [parsed, encrypted, decrypted, rotated, sealing] {
+            #expect(wipes.allSatisfy { $0.zeroed }, "a buffer was not all zeros after its wipe: \(wipes)")
+        }
+    }
+    #endif
 }

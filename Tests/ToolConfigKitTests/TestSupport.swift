@@ -116,3 +116,65 @@ func thrownError(_ body: () throws -> Void) -> (any Error)? {
         return error
     }
 }
+
+/// Feeds a child's standard input from a thread, up to `limit` bytes, stopping when the child
+/// closes its end: `sent` then tells how much got in before the reader gave up.
+final class PipeFeeder: @unchecked Sendable {
+    struct Stop: Error {}
+
+    let pipe = Pipe()
+    private let limit: Int
+    private var buffer: [UInt8] = []
+    private let finished = DispatchSemaphore(value: 0)
+    // Written only by the feeding thread, read after `finished` is signalled.
+    private var written = 0
+
+    init(limit: Int) {
+        self.limit = limit
+        buffer.reserveCapacity(1 << 16)
+    }
+
+    /// Starts the thread; `produce` calls `write` until it has nothing more or `write` throws.
+    func start(_ produce: @escaping @Sendable (PipeFeeder) throws -> Void) {
+        Thread {
+            // A write to a pipe nobody reads raises SIGPIPE, which would end the whole test
+            // process; blocked on this thread only, the write fails with EPIPE instead.
+            var pipeSignal = sigset_t()
+            sigemptyset(&pipeSignal)
+            sigaddset(&pipeSignal, SIGPIPE)
+            pthread_sigmask(SIG_BLOCK, &pipeSignal, nil)
+            if (try? produce(self)) != nil { try? self.flush() }
+            try? self.pipe.fileHandleForWriting.close()
+            self.finished.signal()
+        }.start()
+    }
+
+    func write(_ text: String) throws { try write(Array(text.utf8)) }
+
+    func write(_ bytes: [UInt8]) throws {
+        buffer += bytes
+        if buffer.count >= 1 << 16 { try flush() }
+    }
+
+    private func flush() throws {
+        let fd = pipe.fileHandleForWriting.fileDescriptor
+        var offset = 0
+        defer { buffer.removeAll(keepingCapacity: true) }
+        while offset < buffer.count {
+            guard written < limit else { throw Stop() }
+            let n = buffer.withUnsafeBytes { Glibc.write(fd, $0.baseAddress! + offset, $0.count - offset) }
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw Stop()  // EPIPE: the reader is gone
+            }
+            offset += n
+            written += n
+        }
+    }
+
+    /// Waits for the thread to end; the bytes that went into the pipe.
+    func sent() -> Int {
+        finished.wait()
+        return written
+    }
+}

@@ -14,6 +14,8 @@ func testOne(_ input: UnsafeBufferPointer<UInt8>) {
     do {
         let key = try MasterKey(text: text, source: .standardInput)
         precondition(key.material.count == 32)
+        // The bytes decoded straight into the key's storage encode back to the text given.
+        precondition(text.hasPrefix(key.base64Text), "the key decodes to other bytes than the text holds")
     } catch {
         // Bytes, not Foundation's contains: that one stops at a NUL and finds ")" in anything.
         let core = Array(text.trimmingCharacters(in: .whitespacesAndNewlines).utf8)

@@ -57,7 +57,10 @@ public enum AESGCM {
                     && EVP_CIPHER_CTX_ctrl(context, EVP_CTRL_GCM_SET_TAG, Int32(tagLength), &tag) == 1
             }
         }
-        guard setUp else { throw .cryptoFailure(operation: "AES-256-GCM open") }
+        guard setUp else {
+            wipe(&plaintext)
+            throw .cryptoFailure(operation: "AES-256-GCM open")
+        }
         // GCM's final step writes no bytes; it checks the tag.
         var scratch = [UInt8](repeating: 0, count: tagLength)
         var finalLength: Int32 = 0

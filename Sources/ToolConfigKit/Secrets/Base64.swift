@@ -28,21 +28,46 @@ public enum Base64 {
     /// without decoding or allocating (import validates millions of triples it only stores).
     public static func decodedCount(_ text: String) -> Int? {
         var text = text
-        return text.withUTF8 { bytes -> Int? in
-            guard bytes.count % 4 == 0 else { return nil }
-            if bytes.isEmpty { return 0 }
-            var padding = 0
-            if bytes[bytes.count - 1] == UInt8(ascii: "=") { padding = bytes[bytes.count - 2] == UInt8(ascii: "=") ? 2 : 1 }
-            let body = bytes.count - padding
-            // One read of the table: each access to a static goes through its lazy initialiser.
-            let table = alphabetValue
-            for index in 0..<body where table[Int(bytes[index])] == 0xFF { return nil }
-            // Canonical: the bits that padding leaves unused must be zero.
-            let last = table[Int(bytes[body - 1])]
-            if padding == 1, last & 0x03 != 0 { return nil }
-            if padding == 2, last & 0x0F != 0 { return nil }
-            return bytes.count / 4 * 3 - padding
+        return text.withUTF8 { decodedCount($0) }
+    }
+
+    static func decodedCount(_ bytes: UnsafeBufferPointer<UInt8>) -> Int? {
+        guard bytes.count % 4 == 0 else { return nil }
+        if bytes.isEmpty { return 0 }
+        var padding = 0
+        if bytes[bytes.count - 1] == UInt8(ascii: "=") { padding = bytes[bytes.count - 2] == UInt8(ascii: "=") ? 2 : 1 }
+        let body = bytes.count - padding
+        // One read of the table: each access to a static goes through its lazy initialiser.
+        let table = alphabetValue
+        for index in 0..<body where table[Int(bytes[index])] == 0xFF { return nil }
+        // Canonical: the bits that padding leaves unused must be zero.
+        let last = table[Int(bytes[body - 1])]
+        if padding == 1, last & 0x03 != 0 { return nil }
+        if padding == 2, last & 0x0F != 0 { return nil }
+        return bytes.count / 4 * 3 - padding
+    }
+
+    /// Decodes canonical base64 text of a secret straight into wiped-on-release storage, or nil
+    /// with the same acceptance as `decode`. Foundation's decoder would leave the bytes in a Data
+    /// and an Array that nobody overwrites.
+    static func decodeSecret(_ text: Substring) -> SecureBytes? {
+        func decode(_ bytes: UnsafeBufferPointer<UInt8>) -> SecureBytes? {
+            guard let count = decodedCount(bytes) else { return nil }
+            return SecureBytes(count: count) { out in
+                var o = 0
+                for i in stride(from: 0, to: bytes.count, by: 4) {
+                    // Padding ('=') is only where decodedCount allowed it; its value counts as 0.
+                    var group: UInt32 = 0
+                    for j in 0..<4 { group = group << 6 | UInt32(bytes[i + j] == UInt8(ascii: "=") ? 0 : alphabetValue[Int(bytes[i + j])]) }
+                    for k in 0..<3 where o + k < count { out[o + k] = UInt8(truncatingIfNeeded: group >> (16 - 8 * k)) }
+                    o += 3
+                }
+            }
         }
+        if let result = text.utf8.withContiguousStorageIfAvailable(decode) { return result }
+        var copy = Array(text.utf8)
+        defer { AESGCM.wipe(&copy) }
+        return copy.withUnsafeBufferPointer(decode)
     }
 
     private static let alphabetValue: [UInt8] = {

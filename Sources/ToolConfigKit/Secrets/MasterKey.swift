@@ -24,15 +24,10 @@ public struct MasterKey: Sendable {
         if trimmed.contains(where: { $0.isWhitespace }) {
             throw .invalidMasterKey(source: source, reason: "it contains whitespace or more than one line")
         }
-        let bytes: [UInt8]
-        do {
-            bytes = try Base64.decode(String(trimmed), field: "master key")
-        } catch {
+        guard let material = Base64.decodeSecret(trimmed) else {
             throw .invalidMasterKey(source: source, reason: "it is not canonical standard base64 with padding (\(trimmed.count) characters)")
         }
-        var copy = bytes
-        defer { AESGCM.wipe(&copy) }
-        try self.init(material: SecureBytes(copy), source: source)
+        try self.init(material: material, source: source)
     }
 
     /// A fresh key from OpenSSL's secure random generator.

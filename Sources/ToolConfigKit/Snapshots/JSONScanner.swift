@@ -56,8 +56,11 @@ struct JSONScanner {
     }
 
     func skipWhitespace() throws {
+        var run = 0
         while let byte = try source.peek(), byte == 0x20 || byte == 0x0A || byte == 0x0D || byte == 0x09 {
             _ = try source.next()
+            run += 1
+            if run > SnapshotLimits.whitespaceBytes { throw error("more than \(SnapshotLimits.whitespaceBytes) bytes of whitespace in a row") }
         }
     }
 
@@ -73,18 +76,33 @@ struct JSONScanner {
         guard found == byte else { throw error("expected \(what), found \(Self.describe(found))") }
     }
 
+    /// One value, holding at most `SnapshotLimits.values` values inside it.
     func value(depth: Int = 0) throws -> JSONValue {
+        var budget = SnapshotLimits.values
+        return try value(depth: depth, budget: &budget)
+    }
+
+    /// One object (a record), holding at most `SnapshotLimits.values` values, nested ones included.
+    func object(depth: Int) throws -> [(String, JSONValue)] {
+        var budget = SnapshotLimits.values
+        return try object(depth: depth, budget: &budget)
+    }
+
+    /// `budget` is what the enclosing record may still hold; every value spends one.
+    private func value(depth: Int, budget: inout Int) throws -> JSONValue {
         guard depth < SnapshotLimits.depth else { throw error("JSON nested deeper than \(SnapshotLimits.depth) levels") }
+        budget -= 1
+        guard budget >= 0 else { throw error("more than \(SnapshotLimits.values) JSON values in one record, nested ones included") }
         guard let byte = try peekToken() else { throw error("the JSON ends early: expected a value") }
         switch byte {
         case UInt8(ascii: "\""): return .string(try string())
-        case UInt8(ascii: "{"): return .object(try object(depth: depth))
+        case UInt8(ascii: "{"): return .object(try object(depth: depth, budget: &budget))
         case UInt8(ascii: "["):
             _ = try source.next()
             var items: [JSONValue] = []
             if try peekToken() == UInt8(ascii: "]") { _ = try source.next(); return .array(items) }
             while true {
-                items.append(try value(depth: depth + 1))
+                items.append(try value(depth: depth + 1, budget: &budget))
                 guard items.count <= SnapshotLimits.fields else { throw error("an array of more than \(SnapshotLimits.fields) items inside a record") }
                 guard let separator = try peekToken() else { throw error("the JSON ends early inside an array") }
                 _ = try source.next()
@@ -100,7 +118,7 @@ struct JSONScanner {
     }
 
     /// An object's members in order; duplicate names are an error.
-    func object(depth: Int) throws -> [(String, JSONValue)] {
+    private func object(depth: Int, budget: inout Int) throws -> [(String, JSONValue)] {
         try expect(UInt8(ascii: "{"), "{")
         var members: [(String, JSONValue)] = []
         var names = Set<String>()
@@ -110,7 +128,7 @@ struct JSONScanner {
             let name = try string()
             guard names.insert(name).inserted else { throw error("the member appears twice in one object", field: name) }
             try expect(UInt8(ascii: ":"), ": after a member name")
-            members.append((name, try value(depth: depth + 1)))
+            members.append((name, try value(depth: depth + 1, budget: &budget)))
             guard members.count <= SnapshotLimits.fields else { throw error("an object with more than \(SnapshotLimits.fields) members") }
             guard let separator = try peekToken() else { throw error("the JSON ends early inside an object") }
             _ = try source.next()

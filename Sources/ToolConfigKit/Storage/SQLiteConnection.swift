@@ -187,13 +187,12 @@ public final class SQLiteConnection {
     /// (created 0600, never over an existing file) with SQLite's online backup. Inside a write
     /// transaction that has changed nothing yet, the copy is exactly the state before the changes.
     public func backup(to path: String) throws {
-        let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
-        guard fd >= 0 else {
-            throw DatabaseError(code: SQLITE_CANTOPEN, message: String(cString: strerror(errno)), path: path, context: "creating the backup")
-        }
-        Glibc.close(fd)
+        // An existing file or link is an output problem (74), not missing input.
+        Glibc.close(try PrivateFile.create(path))
+        // SQLite gives its journal beside the copy the copy's own mode (0600); it must not
+        // follow a link put there since.
         var destination: OpaquePointer?
-        var status = sqlite3_open_v2(path, &destination, SQLITE_OPEN_READWRITE, nil)
+        var status = sqlite3_open_v2(path, &destination, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOFOLLOW, nil)
         defer { sqlite3_close_v2(destination) }
         if status == SQLITE_OK, let backup = sqlite3_backup_init(destination, "main", handle, "main") {
             status = sqlite3_backup_step(backup, -1)

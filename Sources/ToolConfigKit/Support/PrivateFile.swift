@@ -12,13 +12,11 @@ public enum PrivateFile {
     }
 
     public static func write(_ data: Data, to path: String, overwrite: Bool = false, mode: mode_t = 0o600) throws(Failure) {
+        // Refused even with --force, as export does: replacing a link would leave whoever
+        // made it pointing at the old file, and nothing is ever written through one.
+        if overwrite { try refuseLinkOrSpecial(path) }
         let target = overwrite ? path + ".tmp-\(getpid())" : path
-        let fd = open(target, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode)
-        guard fd >= 0 else {
-            let code = errno
-            throw Failure(path: path, reason: code == EEXIST ? "the file exists (refusing to overwrite it)" : String(cString: strerror(code)),
-                          exitStatus: .ioError)
-        }
+        let fd = try create(target, reportedAs: path, mode: mode)
         let handle = FileHandle(fileDescriptor: fd, closeOnDealloc: true)
         do {
             try handle.write(contentsOf: data)
@@ -32,6 +30,34 @@ public enum PrivateFile {
             unlink(target)
             if let failure = error as? Failure { throw failure }
             throw Failure(path: path, reason: SecretInput.reason(error), exitStatus: .ioError)
+        }
+    }
+
+    /// Creates a new file with `mode` (the umask can only narrow it) and returns its descriptor:
+    /// never over an existing file or link (O_EXCL), never through a link (O_NOFOLLOW).
+    static func create(_ path: String, reportedAs name: String? = nil, mode: mode_t = 0o600) throws(Failure) -> Int32 {
+        let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode)
+        guard fd >= 0 else {
+            let code = errno
+            var reason = String(cString: strerror(code))
+            if code == EEXIST {
+                var info = stat()
+                let isLink = lstat(path, &info) == 0 && (info.st_mode & S_IFMT) == S_IFLNK
+                reason = isLink ? "is a symbolic link; refusing to write through it" : "the file exists (refusing to overwrite it)"
+            }
+            throw Failure(path: name ?? path, reason: reason, exitStatus: .ioError)
+        }
+        return fd
+    }
+
+    private static func refuseLinkOrSpecial(_ path: String) throws(Failure) {
+        var info = stat()
+        guard lstat(path, &info) == 0 else { return }
+        if (info.st_mode & S_IFMT) == S_IFLNK {
+            throw Failure(path: path, reason: "is a symbolic link; refusing to write through it", exitStatus: .ioError)
+        }
+        if (info.st_mode & S_IFMT) != S_IFREG {
+            throw Failure(path: path, reason: "exists and is not a regular file", exitStatus: .ioError)
         }
     }
 }
