@@ -109,22 +109,48 @@ section_pbkdf2() {
   add_summary "PBKDF2 ratio OpenSSL PKCS5 / toolcfg-fast" "$(ratio "$ref" "$fast")x"
 }
 
-# Runs a command $RUNS times (after $2 as set-up each time), and sets MEDIAN_S and MAX_RSS_MIB
-# from /usr/bin/time: the median wall time and the largest peak RSS.
+# Times one run of a command after running $2 (set-up), prints it, and sets LAST_S (wall
+# seconds) and LAST_RSS_KIB (peak RSS) from /usr/bin/time.
+time_once() {
+  local label="$1" setup="$2" run="$3" line; shift 3
+  eval "$setup"
+  /usr/bin/time -f 'TIME %e %M' -o "$LOG_DIR/time.out" "$@" >/dev/null 2>"$LOG_DIR/cmd.err" \
+    || { echo "bench: $label failed:" >&2; cat "$LOG_DIR/cmd.err" >&2; exit 1; }
+  line=$(grep '^TIME ' "$LOG_DIR/time.out" | tail -1)
+  LAST_S=$(echo "$line" | awk '{print $2}')
+  LAST_RSS_KIB=$(echo "$line" | awk '{print $3}')
+  echo "   $label run $run: $LAST_S s, peak RSS $(( LAST_RSS_KIB / 1024 )) MiB"
+}
+
+median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+max_mib() { printf '%s\n' "$@" | sort -g | tail -1 | awk '{printf "%.0f", $1/1024}'; }
+
+# Runs a command $RUNS times (after $2 as set-up each time), and sets MEDIAN_S and MAX_RSS_MIB:
+# the median wall time and the largest peak RSS.
 measure() {
-  local label="$1" setup="$2"; shift 2
-  local times=() rss=() i line
+  local label="$1" setup="$2" times=() rss=() i; shift 2
   for i in $(seq 1 "$RUNS"); do
-    eval "$setup"
-    /usr/bin/time -f 'TIME %e %M' -o "$LOG_DIR/time.out" "$@" >/dev/null 2>"$LOG_DIR/cmd.err" \
-      || { echo "bench: $label failed:" >&2; cat "$LOG_DIR/cmd.err" >&2; exit 1; }
-    line=$(grep '^TIME ' "$LOG_DIR/time.out" | tail -1)
-    times+=("$(echo "$line" | awk '{print $2}')")
-    rss+=("$(echo "$line" | awk '{print $3}')")
-    echo "   $label run $i: ${times[-1]} s, peak RSS $(( ${rss[-1]} / 1024 )) MiB"
+    time_once "$label" "$setup" "$i" "$@"
+    times+=("$LAST_S"); rss+=("$LAST_RSS_KIB")
   done
-  MEDIAN_S=$(printf '%s\n' "${times[@]}" | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}')
-  MAX_RSS_MIB=$(printf '%s\n' "${rss[@]}" | sort -g | tail -1 | awk '{printf "%.0f", $1/1024}')
+  MEDIAN_S=$(median "${times[@]}")
+  MAX_RSS_MIB=$(max_mib "${rss[@]}")
+}
+
+# A command and its peer, $RUNS runs each, alternating (A, B, A, B, ...), so that a change in the
+# shared machine's speed during the section falls on both. Commands are strings for bash -c.
+# Sets A_MEDIAN_S, A_MAX_RSS_MIB, B_MEDIAN_S, B_MAX_RSS_MIB.
+measure_pair() {
+  local label_a="$1" setup_a="$2" command_a="$3" label_b="$4" setup_b="$5" command_b="$6"
+  local times_a=() rss_a=() times_b=() rss_b=() i
+  for i in $(seq 1 "$RUNS"); do
+    time_once "$label_a" "$setup_a" "$i" bash -c "$command_a"
+    times_a+=("$LAST_S"); rss_a+=("$LAST_RSS_KIB")
+    time_once "$label_b" "$setup_b" "$i" bash -c "$command_b"
+    times_b+=("$LAST_S"); rss_b+=("$LAST_RSS_KIB")
+  done
+  A_MEDIAN_S=$(median "${times_a[@]}"); A_MAX_RSS_MIB=$(max_mib "${rss_a[@]}")
+  B_MEDIAN_S=$(median "${times_b[@]}"); B_MAX_RSS_MIB=$(max_mib "${rss_b[@]}")
 }
 
 # Export and import of a large table as CSV (keys encrypted), against the sqlite3 shell's CSV
@@ -150,21 +176,19 @@ section_snapshot() {
   echo "== export: toolcfg export --format csv vs sqlite3 -csv -header of the same columns"
   # Like for like: both write to standard output redirected to a file. Then toolcfg's own --out,
   # which also fsyncs the file and renames it into place (what makes a backup durable).
-  measure "toolcfg export" ":" sh -c "'$toolcfg' export --db '$work/big.db' --format csv --out - > '$work/stdout.csv'"
-  tc_export=$MEDIAN_S; tc_rss=$MAX_RSS_MIB
+  measure_pair "toolcfg export" ":" "'$toolcfg' export --db '$work/big.db' --format csv --out - > '$work/stdout.csv'" \
+               "sqlite3 -csv  " ":" "sqlite3 -csv -header '$work/big.db' 'SELECT $columns FROM user_tool_configs ORDER BY id' > '$work/sqlite.csv'"
+  tc_export=$A_MEDIAN_S; tc_rss=$A_MAX_RSS_MIB; sq_export=$B_MEDIAN_S; sq_rss=$B_MAX_RSS_MIB
   local tc_file
   measure "toolcfg --out " "rm -f '$work/out.csv'" "$toolcfg" export --db "$work/big.db" --out "$work/out.csv"
   tc_file=$MEDIAN_S
-  measure "sqlite3 -csv  " ":" sh -c "sqlite3 -csv -header '$work/big.db' 'SELECT $columns FROM user_tool_configs ORDER BY id' > '$work/sqlite.csv'"
-  sq_export=$MEDIAN_S; sq_rss=$MAX_RSS_MIB
 
   local tc_import py_import tc_irss py_irss
   echo "== import into an empty migrated database: toolcfg import vs Python csv + sqlite3 executemany"
-  measure "toolcfg import" "cp '$work/empty.db' '$work/t.db'" "$toolcfg" import --db "$work/t.db" --in "$work/out.csv"
-  tc_import=$MEDIAN_S; tc_irss=$MAX_RSS_MIB
+  measure_pair "toolcfg import" "cp '$work/empty.db' '$work/t.db'" "'$toolcfg' import --db '$work/t.db' --in '$work/out.csv'" \
+               "python import " "cp '$work/empty.db' '$work/p.db'" "python3 '$ROOT/scripts/bench_import_peer.py' '$work/p.db' '$work/out.csv'"
+  tc_import=$A_MEDIAN_S; tc_irss=$A_MAX_RSS_MIB; py_import=$B_MEDIAN_S; py_irss=$B_MAX_RSS_MIB
   [ "$(sqlite3 "$work/t.db" 'SELECT count(*) FROM user_tool_configs')" = "$rows" ] || { echo "bench: toolcfg import lost rows" >&2; exit 1; }
-  measure "python import " "cp '$work/empty.db' '$work/p.db'" python3 "$ROOT/scripts/bench_import_peer.py" "$work/p.db" "$work/out.csv"
-  py_import=$MEDIAN_S; py_irss=$MAX_RSS_MIB
 
   add_summary "CSV export toolcfg (median)" "$tc_export s, $(awk -v r="$rows" -v s="$tc_export" 'BEGIN{printf "%.0f", r/s}') rows/s, peak RSS $tc_rss MiB"
   add_summary "CSV export toolcfg --out FILE, fsync (median)" "$tc_file s"
@@ -191,11 +215,10 @@ section_rotation() {
   "$toolcfg" migrate up --db "$work/base.db" 2>/dev/null
   python3 "$ROOT/scripts/bench_rotation_peer.py" make "$work/base.db" "$rows" "$work/old.key"
   local tc py
-  measure "toolcfg rotate" "cp '$work/base.db' '$work/t.db'" "$toolcfg" rotate --db "$work/t.db" --master-key-file "$work/old.key" --new-master-key-file "$work/new.key"
-  tc=$MEDIAN_S
+  measure_pair "toolcfg rotate" "cp '$work/base.db' '$work/t.db'" "'$toolcfg' rotate --db '$work/t.db' --master-key-file '$work/old.key' --new-master-key-file '$work/new.key'" \
+               "python rotate " "cp '$work/base.db' '$work/p.db'" "python3 '$ROOT/scripts/bench_rotation_peer.py' rotate '$work/p.db' '$work/old.key' '$work/new.key'"
+  tc=$A_MEDIAN_S; py=$B_MEDIAN_S
   "$toolcfg" verify-keys --db "$work/t.db" --master-key-file "$work/new.key" >/dev/null 2>&1 || { echo "bench: rotated keys do not verify" >&2; exit 1; }
-  measure "python rotate " "cp '$work/base.db' '$work/p.db'" python3 "$ROOT/scripts/bench_rotation_peer.py" rotate "$work/p.db" "$work/old.key" "$work/new.key"
-  py=$MEDIAN_S
   add_summary "Rotation toolcfg (median, $rows rows)" "$tc s, $(awk -v r="$rows" -v s="$tc" 'BEGIN{printf "%.0f", r/s}') rows/s"
   add_summary "Rotation Python sqlite3+cryptography" "$py s, $(awk -v r="$rows" -v s="$py" 'BEGIN{printf "%.0f", r/s}') rows/s"
   add_summary "Rotation ratio python / toolcfg" "$(ratio "$py" "$tc")x"
