@@ -13,7 +13,7 @@ final class CSVSnapshotReader: SnapshotReader {
     let source: ByteSource
     let columns: [String]
     private let slots: [FieldSlot]
-    private var rowFields: [String?] = []
+    private var rowFields: [FieldValue] = []
     var fileName: String { source.name }
     let header: SnapshotHeader? = nil
     let trailer: SnapshotTrailer? = nil
@@ -30,8 +30,8 @@ final class CSVSnapshotReader: SnapshotReader {
             guard let line = try Self.readRow(source, field: &field, into: &rowFields, names: nil) else {
                 throw SnapshotError(SnapshotLocation(file: source.name, line: 1), "the file is empty: a header row naming the fields is required")
             }
-            if rowFields.count == 1, rowFields[0] == nil { continue }
-            names = rowFields.map { $0 ?? "" }
+            if rowFields.count == 1, rowFields[0] == .null { continue }
+            names = rowFields.map { if case .text(let name) = $0 { name } else { "" } }
             let location = SnapshotLocation(file: source.name, line: line)
             var seen = Set<String>()
             for name in names {
@@ -52,23 +52,23 @@ final class CSVSnapshotReader: SnapshotReader {
 
     func next() throws -> RawRecord? {
         while true {
+            // A fresh array per row: the record keeps it.
+            rowFields = []
+            rowFields.reserveCapacity(columns.count)
             guard let line = try Self.readRow(source, field: &field, into: &rowFields, names: columns) else { return nil }
-            if rowFields.count == 1, rowFields[0] == nil, columns.count > 1 { continue }
+            if rowFields.count == 1, rowFields[0] == .null, columns.count > 1 { continue }
             recordIndex += 1
             let location = SnapshotLocation(file: source.name, line: line, record: recordIndex)
             guard rowFields.count == columns.count else {
                 throw SnapshotError(location, "\(rowFields.count) field(s), but the header names \(columns.count)")
             }
-            var fields: [(name: String, value: FieldValue)] = []
-            fields.reserveCapacity(columns.count)
-            for (name, text) in zip(columns, rowFields) { fields.append((name, text.map(FieldValue.text) ?? .null)) }
-            return RawRecord(location: location, fields: fields, slots: slots)
+            return RawRecord(location: location, names: columns, values: rowFields, slots: slots)
         }
     }
 
     /// Reads one row into `fields` and returns the line it starts on; nil at the end of the file.
-    /// A field is nil when empty and unquoted. `names` labels fields in errors when known.
-    static func readRow(_ source: ByteSource, field: inout [UInt8], into fields: inout [String?], names: [String]?) throws -> Int? {
+    /// A field is null when empty and unquoted. `names` labels fields in errors when known.
+    static func readRow(_ source: ByteSource, field: inout [UInt8], into fields: inout [FieldValue], names: [String]?) throws -> Int? {
         let line = source.line
         guard try source.peek() != nil else { return nil }
         fields.removeAll(keepingCapacity: true)
@@ -84,7 +84,7 @@ final class CSVSnapshotReader: SnapshotReader {
             guard let text = Self.text(field) else {
                 throw SnapshotError(location(fields.count), "invalid UTF-8")
             }
-            fields.append(text.isEmpty && !quoted ? nil : text)
+            fields.append(text.isEmpty && !quoted ? .null : .text(text))
             field.removeAll(keepingCapacity: true)
             quoted = false
         }

@@ -13,9 +13,9 @@ struct RecordDecoder {
     func decode(_ raw: RawRecord) throws(SnapshotError) -> SnapshotRecord {
         var values = FieldValues()
         if let slots = raw.slots {
-            for (slot, field) in zip(slots, raw.fields) { values[slot] = field.value }
+            for (slot, value) in zip(slots, raw.values) { values[slot] = value }
         } else {
-            for (name, value) in raw.fields {
+            for (name, value) in zip(raw.names, raw.values) {
                 guard let slot = FieldSlot(name: name) else {
                     throw SnapshotError(raw.location.with(field: String(name.prefix(64))), "unknown field")
                 }

@@ -90,18 +90,22 @@ public enum FieldValue: Sendable, Hashable {
 /// One record as read, before validation.
 public struct RawRecord: Sendable {
     public var location: SnapshotLocation
-    public var fields: [(name: String, value: FieldValue)]
+    /// Field names in file order: a CSV reader shares its header's array across all records.
+    public let names: [String]
+    public let values: [FieldValue]
     /// The slot of each field, when the reader knows them for the whole file (CSV's header).
-    var slots: [FieldSlot]? = nil
+    let slots: [FieldSlot]?
+
+    public var fields: [(name: String, value: FieldValue)] { Array(zip(names, values)) }
 
     public init(location: SnapshotLocation, fields: [(name: String, value: FieldValue)]) {
-        self.location = location
-        self.fields = fields
+        self.init(location: location, names: fields.map(\.name), values: fields.map(\.value), slots: nil)
     }
 
-    init(location: SnapshotLocation, fields: [(name: String, value: FieldValue)], slots: [FieldSlot]) {
+    init(location: SnapshotLocation, names: [String], values: [FieldValue], slots: [FieldSlot]?) {
         self.location = location
-        self.fields = fields
+        self.names = names
+        self.values = values
         self.slots = slots
     }
 }
