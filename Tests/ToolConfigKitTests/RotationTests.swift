@@ -712,9 +712,8 @@ struct RotationTests {
     // MARK: 5. crash safety
 
     /// Rows such that an uninterrupted `rotate --jobs 2` spends about 0.17 s re-encrypting in
-    /// this build (about 0.2-0.25 s with start-up, read-back and exit), measured on the rotator's
-    /// own per-row work: about 3000 rows on a fast machine, fewer in a slow build, so that kills
-    /// between 5 and 250 ms fall over the whole run, commit included, and some runs finish.
+    /// this build, measured on the rotator's own per-row work: about 3000 rows on a fast machine,
+    /// fewer in a slow build, so that the test stays short wherever it runs.
     static func crashRows() throws -> Int {
         let old = MasterKey.generate(), new = MasterKey.generate()
         let row = SecretRow(rowID: 1, id: "1", secret: try SecretCipher.encrypt("sk-calibration", masterKey: old), partial: false)
@@ -735,10 +734,26 @@ struct RotationTests {
         var environment = ProcessInfo.processInfo.environment
         for name in ["TOOLCFG_DB", "TOOLCFG_MASTER_KEY", "TOOLCFG_NEW_MASTER_KEY", "TOOLCFG_PASSPHRASE"] { environment[name] = nil }
 
+        // Two uninterrupted runs on a twin database (there and back) time the whole command in
+        // this build on this machine now: start-up, rotation, commit, read-back, exit. Odd runs
+        // are killed anywhere in it; even runs in its last sixth and a little beyond, where the
+        // commit is (about 5 % before the end here), so some land after it and some finish. A
+        // fixed window missed the commit in every run where the rotation took longer than it.
+        let twin = try RotationDatabase(at: folder.path("twin.db"), master: old, rows: rows, noKey: { $0 % 100 == 0 })
+        let clock = ContinuousClock()
+        let whole = try [(oldFile, newFile), (newFile, oldFile)].map { from, to in
+            let started = clock.now
+            let run = try toolcfg(Self.rotateArguments(twin.path, old: from, new: to) + ["--jobs", "2"])
+            #expect(run.status == 0, "\(run.stderr)")
+            return clock.now - started
+        }.min()!
+        let wholeMicroseconds = max(20_000, Double(whole.components.seconds) * 1e6 + Double(whole.components.attoseconds) / 1e12)
+
         var killedRunning = 0, finished = 0, killedAfterCommit = 0
         var log: [String] = []
         for iteration in 1...10 {
-            let delay = UInt32.random(in: 5_000...250_000)
+            let delay = UInt32(iteration % 2 == 1 ? Double.random(in: 5_000...wholeMicroseconds)
+                                                  : Double.random(in: wholeMicroseconds * 5 / 6...wholeMicroseconds * 1.1))
             let stderrPath = folder.path("stderr-\(iteration)")
             _ = FileManager.default.createFile(atPath: stderrPath, contents: nil)
             let process = Process()
@@ -783,7 +798,7 @@ struct RotationTests {
                 swap(&oldFile, &newFile)
             }
         }
-        print("crash safety: \(rows) rows; 10 iterations: \(killedRunning) killed while running (\(killedAfterCommit) of them after the commit), \(finished) finished; \(log.joined(separator: "; "))")
+        print("crash safety: \(rows) rows, an uninterrupted run took \(whole); 10 iterations: \(killedRunning) killed while running (\(killedAfterCommit) of them after the commit), \(finished) finished; \(log.joined(separator: "; "))")
         #expect(killedRunning >= 3, "only \(killedRunning) of 10 kills landed while rotate ran: \(log)")
         try Self.expectPlaintexts(database, under: old)
     }
