@@ -33,7 +33,7 @@ struct HostileInputTests {
     }
 
     @Test("a 64 MiB single line, a 10 million column header, deep nesting, a 10,000-digit number", arguments: [
-        "long line", "wide header", "deep JSON", "long number", "long JSON string",
+        "long line", "wide header", "deep JSON", "long number", "long JSON string", "long field of doubled quotes",
     ])
     func boundedErrors(_ kind: String) throws {
         let folder = try TemporaryFolder()
@@ -54,6 +54,10 @@ struct HostileInputTests {
         case "long number":
             try Self.write(path, prefix: "[{\"user_id\":\"u\",\"tool_id\":\"t\",\"created_at\":", chunk: Array("9".utf8), count: 10_000, suffix: "}]")
             (format, expected) = (.json, "number longer")
+        case "long field of doubled quotes":
+            // Each "" is one byte of the field: 2 MiB of them is a 1 MiB field and then some.
+            try Self.write(path, prefix: "user_id,tool_id\nu,\"", chunk: Array("\"\"".utf8), count: SnapshotLimits.fieldBytes + 16, suffix: "\"\n")
+            (format, expected) = (.csv, "a field longer than \(SnapshotLimits.fieldBytes) bytes")
         default:
             try Self.write(path, prefix: "{\"user_id\":\"", chunk: Array("a".utf8), count: 8 << 20, suffix: "\"}\n")
             (format, expected) = (.jsonl, "string longer")
@@ -90,6 +94,12 @@ struct HostileInputTests {
     @Test("a user_tool_configs of the wrong shape is refused by import, export and the CLI, and left alone", arguments: [
         "CREATE TABLE user_tool_configs (id INTEGER PRIMARY KEY, user_id TEXT, tool_id TEXT)",
         "CREATE TABLE user_tool_configs (id INTEGER PRIMARY KEY, user_id TEXT, tool_id TEXT, enabled INTEGER, encrypted_api_key TEXT, salt TEXT, nonce TEXT, created_at INTEGER, updated_at INTEGER)",
+        // 'user-a' and 'USER-A' are one pair to SQLite here, two to the import.
+        "CREATE TABLE user_tool_configs (id INTEGER PRIMARY KEY, user_id TEXT COLLATE NOCASE, tool_id TEXT, enabled INTEGER, encrypted_api_key TEXT, salt TEXT, nonce TEXT, created_at INTEGER, updated_at INTEGER, UNIQUE(user_id, tool_id))",
+        """
+        CREATE TABLE user_tool_configs (id INTEGER PRIMARY KEY, user_id TEXT, tool_id TEXT, enabled INTEGER, encrypted_api_key TEXT, salt TEXT, nonce TEXT, created_at INTEGER, updated_at INTEGER);
+        CREATE UNIQUE INDEX partial_pair ON user_tool_configs(user_id, tool_id) WHERE enabled = 1;
+        """,
     ])
     func wrongShape(_ sql: String) throws {
         let folder = try TemporaryFolder()

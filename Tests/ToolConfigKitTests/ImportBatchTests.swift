@@ -53,6 +53,11 @@ struct ImportBatchTests {
         #expect(report.inserted == 1499)
         #expect(report.duplicates == 1)
         #expect(try connection.queryInt64("SELECT count(*) FROM user_tool_configs") == Int64(1499 + preexisting))
+        // Runs of new rows around the repeat still go in in file order.
+        let users = try connection.prepare("SELECT user_id FROM user_tool_configs WHERE user_id LIKE 'user-%' ORDER BY id")
+        var order: [String] = []
+        while try users.step() { order.append(users.text(0) ?? "") }
+        #expect(order == (1...1500).filter { $0 != 1203 }.map { "user-\($0)" })
         // Importing the same file again changes nothing.
         let again = try Self.run(connection, folder, Self.csv(1500, repeating: (1203, 3, "1")))
         #expect(again.unchanged == 1499 && again.inserted == 0 && again.duplicates == 1)
@@ -122,11 +127,11 @@ struct ImportBatchTests {
                                  pairHash: 0, certainlyNew: true)
             }
         }
-        try writer.writeNew(items(["a", "b", "c"]), now: 1)  // fewer than a statement's rows: one by one
+        try writer.writeNew(items(["a", "b", "c"])[...], now: 1)  // fewer than a statement's rows: one by one
         #expect(try connection.queryInt64("SELECT count(*) FROM user_tool_configs") == 4)
         // The last record of a whole statement repeats the pair that was there before.
         let users = (1..<ImportWriter.rowsPerStatement).map { "new-\($0)" } + ["old-0"]
-        let error = try #require(thrownError { try writer.writeNew(items(users), now: 1) } as? DatabaseError)
+        let error = try #require(thrownError { try writer.writeNew(items(users)[...], now: 1) } as? DatabaseError)
         #expect(error.code == SQLITE_CONSTRAINT)
         #expect(!connection.isInTransaction)
         #expect(try connection.queryInt64("SELECT count(*) FROM user_tool_configs") == 1)

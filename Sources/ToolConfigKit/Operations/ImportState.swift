@@ -3,29 +3,33 @@ final class ImportWriter {
     private let lookup: SQLiteStatement
     private let upsert: SQLiteStatement
     private let insertMany: SQLiteStatement
+    private let insertOne: SQLiteStatement
     static let rowsPerStatement = 64
 
     init(connection: SQLiteConnection) throws {
         lookup = try connection.prepare(ToolConfigTable.lookupSQL)
         upsert = try connection.prepare(ToolConfigTable.upsertSQL)
         insertMany = try connection.prepare(ToolConfigTable.insertNewSQL(rows: Self.rowsPerStatement))
+        insertOne = try connection.prepare(ToolConfigTable.insertNewSQL(rows: 1))
     }
 
-    /// Writes new rows whose keys go in as they are, `rowsPerStatement` rows per statement:
-    /// one statement per row spent about 10 % more of SQLite's time, in opening cursors and
-    /// seeking again to where the last row went (measured with 1M rows).
-    func writeNew(_ items: [ImportState.Item], now: Int64) throws {
-        var start = 0
-        while items.count - start >= Self.rowsPerStatement {
-            defer { insertMany.reset(keepingBindings: true) }
-            for offset in 0..<Self.rowsPerStatement {
+    /// Writes new rows whose keys go in as they are, `rowsPerStatement` rows per statement (the
+    /// rest one by one, alike): one statement per row spent about 10 % more of SQLite's time, in
+    /// opening cursors and seeking again to where the last row went (measured with 1M rows).
+    /// A failure has rolled back the whole transaction (OR ROLLBACK): the import must end.
+    func writeNew(_ items: ArraySlice<ImportState.Item>, now: Int64) throws {
+        var start = items.startIndex
+        while start < items.endIndex {
+            let statement = items.endIndex - start >= Self.rowsPerStatement ? insertMany : insertOne
+            let count = statement === insertMany ? Self.rowsPerStatement : 1
+            defer { statement.reset(keepingBindings: true) }
+            for offset in 0..<count {
                 let record = items[start + offset].record
-                try bind(record, secret: record.storedSecret, now: now, to: insertMany, first: Int32(offset * 8 + 1))
+                try bind(record, secret: record.storedSecret, now: now, to: statement, first: Int32(offset * 8 + 1))
             }
-            _ = try insertMany.step()
-            start += Self.rowsPerStatement
+            _ = try statement.step()
+            start += count
         }
-        for item in items[start...] { try write(item.record, secret: item.record.storedSecret, now: now) }
     }
 
     private func bind(_ record: SnapshotRecord, secret: StoredSecret?, now: Int64, to statement: SQLiteStatement, first: Int32) throws {
@@ -111,13 +115,6 @@ struct ImportState {
 
     /// Applies one batch; the producer guarantees no pair appears in it twice.
     mutating func apply(_ batch: [Item], report: inout Importer.Report) throws {
-        // The bulk case, an import into an empty table with no key to encrypt or check: new rows
-        // whose stored triple (or none) goes in as it is, many rows per statement.
-        if options.masterKey == nil, sealer == nil, errors.isEmpty, batch.allSatisfy({ $0.certainlyNew && $0.record.key.isStoredAsIs }) {
-            try writer.writeNew(batch, now: options.now)
-            report.inserted += batch.count
-            return
-        }
         var rows: [ToolConfigTable.Row?] = []
         rows.reserveCapacity(batch.count)
         for item in batch {
@@ -143,7 +140,21 @@ struct ImportState {
             }.flatMap { $0 }
         }
 
-        for index in batch.indices {
+        // The bulk case, an import into an empty table with no key to encrypt or check: runs of
+        // new rows whose stored triple (or none) goes in as it is, many rows per statement. Run
+        // by run, so a pair the filter cannot vouch for costs its own lookup and nothing more.
+        func goesInAsIs(_ index: Int) -> Bool { resolutions.isEmpty && batch[index].certainlyNew && batch[index].record.key.isStoredAsIs }
+        var runEnd = batch.startIndex
+        for index in batch.indices where index >= runEnd {
+            if goesInAsIs(index) {
+                runEnd = index + 1
+                while runEnd < batch.endIndex, goesInAsIs(runEnd) { runEnd += 1 }
+                if errors.isEmpty {
+                    try writer.writeNew(batch[index..<runEnd], now: options.now)
+                    report.inserted += runEnd - index
+                }
+                continue
+            }
             let item = batch[index]
             let row = rows[index]
             let resolution = resolutions.isEmpty
@@ -283,8 +294,8 @@ struct ImportState {
     }
 }
 
-/// A Bloom filter over 64-bit pair hashes: 8 MiB of bits (touched, and so resident, only as
-/// they are set). Each hash sets four bits in one 64-bit word, so an insert costs one cache miss
+/// A Bloom filter over 64-bit pair hashes: 8 MiB of bits, resident from the start (the array
+/// is written with zeros). Each hash sets four bits in one 64-bit word, so an insert costs one cache miss
 /// where four independent probes cost four (about 0.3 s per million rows, measured). Near 1M
 /// pairs about 1 in 9,000 lookups is needless; near 10M, about 1 in 20 (simulated). A Set of the
 /// hashes would hold 16 MiB at 1M pairs.

@@ -152,8 +152,9 @@ public struct Importer {
     static func firstLine(of record: SnapshotRecord, in path: String, format: SnapshotFormat) -> Int? {
         guard path != "-", let reader = try? SnapshotReaders.open(path: path, format: format) else { return nil }
         while let raw = try? reader.next() {
-            let user = raw.fields.first { $0.name == SnapshotField.userID }?.value
-            let tool = raw.fields.first { $0.name == SnapshotField.toolID }?.value
+            let fields = zip(raw.names, raw.values)
+            let user = fields.first { $0.0 == SnapshotField.userID }?.1
+            let tool = fields.first { $0.0 == SnapshotField.toolID }?.1
             if case .text(let u)? = user, case .text(let t)? = tool,
                u.utf8.elementsEqual(record.userID.utf8), t.utf8.elementsEqual(record.toolID.utf8) {
                 return raw.location.line ?? raw.location.record

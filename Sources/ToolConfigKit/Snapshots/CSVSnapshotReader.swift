@@ -13,7 +13,6 @@ final class CSVSnapshotReader: SnapshotReader {
     let source: ByteSource
     let columns: [String]
     private let slots: [FieldSlot]
-    private var rowFields: [FieldValue] = []
     var fileName: String { source.name }
     let header: SnapshotHeader? = nil
     let trailer: SnapshotTrailer? = nil
@@ -25,6 +24,7 @@ final class CSVSnapshotReader: SnapshotReader {
         try source.skipByteOrderMark()
         var names: [String] = []
         var slots: [FieldSlot] = []
+        var rowFields: [FieldValue] = []
         // The header row: first non-blank row.
         while true {
             guard let line = try Self.readRow(source, field: &field, into: &rowFields, names: nil) else {
@@ -52,8 +52,7 @@ final class CSVSnapshotReader: SnapshotReader {
 
     func next() throws -> RawRecord? {
         while true {
-            // A fresh array per row: the record keeps it.
-            rowFields = []
+            var rowFields: [FieldValue] = []  // the record keeps it
             rowFields.reserveCapacity(columns.count)
             guard let line = try Self.readRow(source, field: &field, into: &rowFields, names: columns) else { return nil }
             if rowFields.count == 1, rowFields[0] == .null, columns.count > 1 { continue }

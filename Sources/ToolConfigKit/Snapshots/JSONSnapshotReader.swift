@@ -73,7 +73,7 @@ final class JSONSnapshotReader: SnapshotReader {
         }
         let members = try scanner.object(depth: 1)
         return RawRecord(location: SnapshotLocation(file: fileName, line: line, record: recordIndex),
-                         fields: members.map { ($0.0, $0.1.asField) })
+                         names: members.map(\.0), values: members.map(\.1.asField), slots: nil)
     }
 
     /// After the records: `row_count` and `digest` for a document, then nothing but whitespace.

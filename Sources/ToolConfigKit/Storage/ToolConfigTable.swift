@@ -15,12 +15,15 @@ public enum ToolConfigTable {
         if !missing.isEmpty {
             throw TableShapeError(path: connection.path, message: "\(name) lacks the column(s) \(missing.joined(separator: ", ")); it is not the table of migration 0007")
         }
+        // Unique over the whole table and comparing bytes: import tells new pairs from known ones
+        // by their bytes, and a NOCASE or partial index would make SQLite disagree.
         let unique = try connection.queryInt64("""
             SELECT count(*) FROM pragma_index_list(?1) l
-            WHERE l."unique" = 1 AND (SELECT group_concat(name) FROM (SELECT name FROM pragma_index_info(l.name) ORDER BY seqno)) = 'user_id,tool_id'
+            WHERE l."unique" = 1 AND l.partial = 0 AND (SELECT group_concat(name || ' ' || coll) FROM
+                (SELECT name, coll FROM pragma_index_xinfo(l.name) WHERE key = 1 ORDER BY seqno)) = 'user_id BINARY,tool_id BINARY'
             """, [.text(name)]) ?? 0
         if unique == 0 {
-            throw TableShapeError(path: connection.path, message: "\(name) has no UNIQUE(user_id, tool_id); upserts would duplicate rows")
+            throw TableShapeError(path: connection.path, message: "\(name) has no UNIQUE(user_id, tool_id) over the whole table with the BINARY collation; upserts would duplicate or merge rows")
         }
     }
 
