@@ -143,7 +143,9 @@ struct ImportState {
         // The bulk case, an import into an empty table with no key to encrypt or check: runs of
         // new rows whose stored triple (or none) goes in as it is, many rows per statement. Run
         // by run, so a pair the filter cannot vouch for costs its own lookup and nothing more.
-        func goesInAsIs(_ index: Int) -> Bool { resolutions.isEmpty && batch[index].certainlyNew && batch[index].record.key.isStoredAsIs }
+        func goesInAsIs(_ index: Int) -> Bool {
+            masterKey == nil && sealer == nil && batch[index].certainlyNew && batch[index].record.key.isStoredAsIs
+        }
         var runEnd = batch.startIndex
         for index in batch.indices where index >= runEnd {
             if goesInAsIs(index) {
@@ -295,10 +297,10 @@ struct ImportState {
 }
 
 /// A Bloom filter over 64-bit pair hashes: 8 MiB of bits, resident from the start (the array
-/// is written with zeros). Each hash sets four bits in one 64-bit word, so an insert costs one cache miss
-/// where four independent probes cost four (about 0.3 s per million rows, measured). Near 1M
-/// pairs about 1 in 9,000 lookups is needless; near 10M, about 1 in 20 (simulated). A Set of the
-/// hashes would hold 16 MiB at 1M pairs.
+/// is written with zeros). Each hash sets four bits in one 64-bit word, so an insert costs one
+/// cache miss where four independent probes cost four (about 0.3 s per million rows, measured).
+/// Near 1M pairs about 1 in 9,000 lookups is needless; near 10M, about 1 in 20 (simulated). A
+/// Set of the hashes would hold 16 MiB at 1M pairs.
 struct PairFilter {
     private var words = [UInt64](repeating: 0, count: 1 << 20)
 
