@@ -1,8 +1,10 @@
-// swift-tools-version: 6.0
+// swift-tools-version: 6.2
 import PackageDescription
 
 let package = Package(
     name: "toolcfg",
+    // Linux is what it is built and tested on (Glibc, OpenSSL, libargon2); the language needs Swift
+    // 6.2 (InlineArray), hence the tools version.
     platforms: [.macOS(.v13)],
     products: [
         .library(name: "ToolConfigKit", targets: ["ToolConfigKit"]),
