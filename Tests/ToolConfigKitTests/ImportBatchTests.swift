@@ -208,7 +208,7 @@ struct CSVQuotingTests {
         let reader = try CSVSnapshotReader(source: ByteSource(path: path))
         for (position, want) in expected.enumerated() {
             let raw = try #require(try reader.next())
-            let values = raw.fields.map { field -> String in if case .text(let t) = field.value { t } else { "<null>" } }
+            let values = raw.values.map { value -> String in if case .text(let t) = value { t } else { "<null>" } }
             #expect(values == [want.user, want.tool, "1"], "record \(position + 1)")
             #expect(raw.location.line == firstLines[position], "record \(position + 1)")
         }

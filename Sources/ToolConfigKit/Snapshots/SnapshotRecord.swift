@@ -95,17 +95,4 @@ public struct RawRecord: Sendable {
     public let values: [FieldValue]
     /// The slot of each field, when the reader knows them for the whole file (CSV's header).
     let slots: [FieldSlot]?
-
-    public var fields: [(name: String, value: FieldValue)] { Array(zip(names, values)) }
-
-    public init(location: SnapshotLocation, fields: [(name: String, value: FieldValue)]) {
-        self.init(location: location, names: fields.map(\.name), values: fields.map(\.value), slots: nil)
-    }
-
-    init(location: SnapshotLocation, names: [String], values: [FieldValue], slots: [FieldSlot]?) {
-        self.location = location
-        self.names = names
-        self.values = values
-        self.slots = slots
-    }
 }
