@@ -20,8 +20,8 @@ final class ImportWriter {
     func writeNew(_ items: ArraySlice<ImportState.Item>, now: Int64) throws {
         var start = items.startIndex
         while start < items.endIndex {
-            let statement = items.endIndex - start >= Self.rowsPerStatement ? insertMany : insertOne
-            let count = statement === insertMany ? Self.rowsPerStatement : 1
+            let count = items.endIndex - start >= Self.rowsPerStatement ? Self.rowsPerStatement : 1
+            let statement = count == 1 ? insertOne : insertMany
             defer { statement.reset(keepingBindings: true) }
             for offset in 0..<count {
                 let record = items[start + offset].record
