@@ -164,13 +164,11 @@ public struct KeyRotator {
     /// Decrypts under the old key and re-encrypts under the new one, proving the result opens
     /// with the derived key at hand; or recognises a row already under the new key.
     static func rotate(_ row: SecretRow, oldKey: MasterKey, newKey: MasterKey) -> Outcome {
-        if row.partial { return .failed("has only part of the encrypted_api_key/salt/nonce triple") }
-        guard let secret = row.secret else { return .noKey }
         let decoded: DecodedSecret
-        do {
-            decoded = try secret.decoded()
-        } catch {
-            return .failed(error.description)
+        switch row.triple {
+        case .none: return .noKey
+        case .malformed(let reason): return .failed(reason)
+        case .decoded(let triple): decoded = triple
         }
         let salt = SecureRandom.bytes(StoredSecret.saltLength), nonce = SecureRandom.bytes(StoredSecret.nonceLength)
         // Both row keys at once: interleaved on the SHA extensions they cost about one.

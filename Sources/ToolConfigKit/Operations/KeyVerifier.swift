@@ -106,13 +106,11 @@ public struct KeyVerifier {
     }
 
     static func check(_ row: SecretRow, masterKey: MasterKey, newKey: MasterKey?) -> Finding {
-        if row.partial { return .malformed("has only part of the encrypted_api_key/salt/nonce triple") }
-        guard let secret = row.secret else { return .noKey }
         let decoded: DecodedSecret
-        do {
-            decoded = try secret.decoded()
-        } catch {
-            return .malformed(error.description)
+        switch row.triple {
+        case .none: return .noKey
+        case .malformed(let reason): return .malformed(reason)
+        case .decoded(let triple): decoded = triple
         }
         if (try? SecretCipher.decrypt(decoded, masterKey: masterKey)) != nil { return .master }
         if let newKey, (try? SecretCipher.decrypt(decoded, masterKey: newKey)) != nil { return .new }

@@ -53,6 +53,24 @@ struct SecretRow: Sendable {
 
     var label: String { id.map { "row id \($0)" } ?? "rowid \(rowID)" }
 
+    /// What the row's triple is: none, decoded bytes, or malformed with the reason why. Rotation
+    /// and verify-keys judge rows by the same rule.
+    enum Triple {
+        case none
+        case decoded(DecodedSecret)
+        case malformed(String)
+    }
+
+    var triple: Triple {
+        if partial { return .malformed("has only part of the encrypted_api_key/salt/nonce triple") }
+        guard let secret else { return .none }
+        do {
+            return .decoded(try secret.decoded())
+        } catch {
+            return .malformed(error.description)
+        }
+    }
+
     static func read(_ statement: SQLiteStatement) -> SecretRow {
         let values = [statement.text(2), statement.text(3), statement.text(4)]
         let present = values.compactMap { $0 }
