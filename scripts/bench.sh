@@ -79,6 +79,12 @@ p50_us() {
   echo "$value"
 }
 
+# Builds the release toolcfg (progress lines to standard error) and prints its path.
+build_toolcfg() {
+  (cd "$ROOT" && swift build -c release --product toolcfg 2>&1 | sed -u '/^\[[0-9]*\/[0-9]*\]/d' >&2) || return
+  echo "$ROOT/.build/release/toolcfg"
+}
+
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
 per_s() { awk -v us="$1" 'BEGIN { printf "%.0f", 1e6 / us }'; }
 
@@ -161,8 +167,7 @@ section_snapshot() {
   echo
   echo "######## snapshot: $rows rows, CSV with encrypted keys"
   mkdir -p "$work"
-  (cd "$ROOT" && swift build -c release --product toolcfg 2>&1 | sed -u '/^\[[0-9]*\/[0-9]*\]/d')
-  toolcfg="$ROOT/.build/release/toolcfg"
+  toolcfg=$(build_toolcfg)
   "$toolcfg" migrate up --db "$work/empty.db" 2>/dev/null
   cp "$work/empty.db" "$work/big.db"
   # Distinct users, ten tools, one valid triple (export does not decrypt it).
@@ -208,8 +213,7 @@ section_rotation() {
   echo
   echo "######## rotation: $rows rows"
   mkdir -p "$work"
-  (cd "$ROOT" && swift build -c release --product toolcfg 2>&1 | sed -u '/^\[[0-9]*\/[0-9]*\]/d')
-  toolcfg="$ROOT/.build/release/toolcfg"
+  toolcfg=$(build_toolcfg)
   "$toolcfg" keygen --out "$work/old.key" 2>/dev/null
   "$toolcfg" keygen --out "$work/new.key" 2>/dev/null
   "$toolcfg" migrate up --db "$work/base.db" 2>/dev/null
