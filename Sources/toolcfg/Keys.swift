@@ -11,16 +11,19 @@ struct Rotate: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Re-encrypt every stored key under a new master key, in one transaction.",
         discussion: """
-            Every table with encrypted_api_key, salt and nonce columns is rotated. A row already \
-            under the new key counts as rotated (a second run changes nothing); a row under \
-            neither key fails the run and nothing is written. The commit is made with \
-            synchronous=FULL and the rotated rows are read back before success is reported.
+            Every table with encrypted_api_key, salt and nonce columns is rotated. The keys are \
+            derived and encrypted from a read snapshot while the application keeps writing; the \
+            write lock is held only to write them (with a compare-and-swap per row) and to redo \
+            the rows the application changed meanwhile. A row already under the new key counts \
+            as rotated (a second run changes nothing); a row under neither key fails the run and \
+            nothing is written. The commit is made with synchronous=FULL and the rotated rows are \
+            read back before success is reported.
             """
     )
 
     @OptionGroup var database: DatabaseOptions
     @Flag(name: .long, help: "Decrypt everything and report; write nothing.") var dryRun = false
-    @Option(name: .long, help: ArgumentHelp("Write a consistent copy of the database (0600) before rotating.", valueName: "PATH"))
+    @Option(name: .long, help: ArgumentHelp("Write a consistent copy (0600) of the database as the rotation read it.", valueName: "PATH"))
     var backup: String?
     @Option(name: .long, help: ArgumentHelp("Threads for the key derivations (default: the core count).", valueName: "N"))
     var jobs: Int = ParallelMap.defaultJobs
@@ -48,10 +51,17 @@ struct Rotate: ParsableCommand {
         let report = try reporting { try KeyRotator(connection: connection, options: options).run(progress: progressReporter("checked")) }
         if output.json { return try Console.json(report) }
         for table in report.tables {
-            Console.note("\(table.table): \(table.rows) rows, \(table.rotated) \(dryRun ? "to rotate" : "rotated"), \(table.alreadyRotated) already under the new key, \(table.noKey) without a key")
+            var line = "\(table.table): \(table.rows) rows, \(table.rotated) \(dryRun ? "to rotate" : "rotated"), \(table.alreadyRotated) already under the new key, \(table.noKey) without a key"
+            if table.changedDuringRotation > 0 { line += ", \(table.changedDuringRotation) written by the application meanwhile and redone" }
+            if table.removedDuringRotation > 0 { line += ", \(table.removedDuringRotation) deleted meanwhile" }
+            Console.note(line)
         }
-        if let backup = report.backup { Console.note("backup of the previous state: \(backup)") }
-        if !dryRun { Console.note("read back after commit: \(report.verifiedAfterCommit) rotated rows as written") }
+        if let backup = report.backup { Console.note("backup of the state the rotation read: \(backup)") }
+        if !dryRun {
+            Console.note(String(format: "write lock held %.3f s of %.1f s", report.writeLockSeconds, report.elapsedSeconds))
+            Console.note("read back after commit: \(report.verifiedAfterCommit) rotated rows as written"
+                + (report.changedAfterCommit > 0 ? ", \(report.changedAfterCommit) written again by the application since" : ""))
+        }
         Console.note("\(report.oldKeyFingerprint) -> \(report.newKeyFingerprint): \(report.nextStep)")
     }
 }

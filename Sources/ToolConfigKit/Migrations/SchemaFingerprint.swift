@@ -67,7 +67,6 @@ public struct SchemaFingerprint: Sendable, Equatable, Codable {
         sql.split(whereSeparator: { $0.isWhitespace }).joined(separator: " ")
     }
 
-    static func quote(_ name: String) -> String { "\"" + name.replacingOccurrences(of: "\"", with: "\"\"") + "\"" }
 
     private static func table(_ name: String, _ connection: SQLiteConnection) throws -> Table {
         let info = try connection.prepare("SELECT name, type, \"notnull\", dflt_value, pk FROM pragma_table_info(?1) ORDER BY cid")
@@ -95,10 +94,10 @@ public struct SchemaFingerprint: Sendable, Equatable, Codable {
         // Rows in rowid order (or by every column for WITHOUT ROWID tables), timing columns of the
         // ledger left out.
         let kept = name == MigrationLedger.tableName ? names.filter { !ledgerVolatileColumns.contains($0) } : names
-        let hasRowID = (try? connection.prepare("SELECT rowid FROM \(quote(name)) LIMIT 0")) != nil
+        let hasRowID = (try? connection.prepare("SELECT rowid FROM \(quotedIdentifier(name)) LIMIT 0")) != nil
         let order = hasRowID ? "rowid" : (1...max(1, kept.count)).map(String.init).joined(separator: ", ")
-        let select = kept.isEmpty ? "SELECT 1" : "SELECT " + kept.map(quote).joined(separator: ", ")
-        let rows = try connection.prepare("\(select) FROM \(quote(name)) ORDER BY \(order)")
+        let select = kept.isEmpty ? "SELECT 1" : "SELECT " + kept.map(quotedIdentifier).joined(separator: ", ")
+        let rows = try connection.prepare("\(select) FROM \(quotedIdentifier(name)) ORDER BY \(order)")
         let digest = SHA256Stream()
         var count = 0
         while try rows.step() {

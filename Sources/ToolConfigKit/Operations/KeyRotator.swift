@@ -1,11 +1,23 @@
 import Foundation
 
-/// Re-encrypts every stored secret of every table that has them under a new master key, in one
-/// `BEGIN IMMEDIATE` transaction committed with `synchronous=FULL`. Each triple is decrypted
-/// under the old key, encrypted under the new one with a fresh salt and nonce, and checked to
-/// open under the new key before it is written. A row that already opens under the new key is
-/// counted as already rotated (so a second run, or a resumed one, ends in the same state); a
-/// row that opens under neither fails the whole run, and nothing is written.
+/// Re-encrypts every stored secret of every table that has them under a new master key, beside
+/// a live application that gives up on the write lock after a few seconds. The expensive work
+/// happens before the lock, and the lock is held only to write:
+///
+/// 1. Snapshot, no write lock: in one read transaction (in WAL mode a reader never blocks the
+///    application's writes) each triple is decrypted under the old key and encrypted under the
+///    new one with a fresh salt and nonce, on all cores, and checked to open under the new key;
+///    the results go to a temporary table (`RotationStage`). `--backup` copies this snapshot.
+/// 2. Write phase, one `BEGIN IMMEDIATE` transaction: the staged triples are written with a
+///    compare-and-swap per row (only where the row still holds the triple that was read); the
+///    rows the application inserted, changed or gave a key since the snapshot are redone; a
+///    scan proves that every keyed row holds a triple known to open under the new key; the
+///    commit is made with `synchronous=FULL`.
+/// 3. The rotated rows are read back through a new connection.
+///
+/// A row that already opens under the new key counts as already rotated (so a second run, or a
+/// resumed one, ends in the same state); a row that opens under neither fails the whole run,
+/// and nothing is written.
 public struct KeyRotator {
     public struct Options: Sendable {
         public var oldKey: MasterKey
@@ -26,10 +38,20 @@ public struct KeyRotator {
 
     public struct TableReport: Sendable, Codable {
         public var table: String
+        /// Rows in the snapshot.
         public var rows: Int
+        /// Rows this run re-encrypted and committed.
         public var rotated: Int
+        /// Rows found under the new key already.
         public var alreadyRotated: Int
+        /// Rows without a key in the snapshot.
         public var noKey: Int
+        /// Rows the application inserted, changed or gave a key between the snapshot and the
+        /// write lock: handled again inside it.
+        public var changedDuringRotation: Int
+        /// Rows read in the snapshot that the application deleted (or cleared the key of) before
+        /// the write lock: nothing to write.
+        public var removedDuringRotation: Int
     }
 
     public struct Report: Sendable, Codable {
@@ -39,15 +61,27 @@ public struct KeyRotator {
         public var dryRun: Bool
         public var tables: [TableReport]
         public var backup: String?
-        /// Rows whose stored triple was read back after the commit and found as written.
+        /// How long the write lock was held: what the application felt (0 for a dry run).
+        public var writeLockSeconds: Double
+        public var elapsedSeconds: Double
+        /// Rotated rows read back after the commit through a new connection and found as written.
         public var verifiedAfterCommit: Int
+        /// Rotated rows whose key the application wrote again after the commit (it still opens
+        /// under the old or the new key): a rotation after the application has switched keys
+        /// picks up the ones it wrote under the old key. Deleted rows are in neither count.
+        public var changedAfterCommit: Int
         public var nextStep: String
     }
 
     static let pageSize = 512
+    /// The write phase's page cache, in KiB: rewriting a million rows' triples touches some 40,000
+    /// table pages, and fewer of them spill to the WAL before the commit with a larger cache.
+    static let writeCacheKiB = 32768
 
     let connection: SQLiteConnection
     let options: Options
+    /// Runs between the snapshot and the write phase: tests write there as the application would.
+    var betweenPhases: () throws -> Void = {}
 
     public init(connection: SQLiteConnection, options: Options) {
         self.connection = connection
@@ -65,49 +99,47 @@ public struct KeyRotator {
         guard options.oldKey.material != options.newKey.material else {
             throw UsageError("the new master key is the same as the current one (fingerprint \(options.oldKey.fingerprint))")
         }
-        let tables = try EncryptedTable.discover(connection)
-        var reports: [TableReport] = []
-        // The rotated rows, digested with their new triples as they are written, and their rowids
-        // (8 bytes a row, in rowid order): after the commit they are read back and compared.
-        let expected = RowStateDigest()
-        var rotatedRowIDs: [String: [Int64]] = [:]
-        var processed = 0
-
-        if !options.dryRun {
-            // Durable when it matters: the commit waits for the disk.
-            try connection.execute("PRAGMA synchronous = FULL")
-        }
+        let clock = ContinuousClock()
+        let started = clock.now
+        var stages: [RotationStage] = []
         var committed = false, madeBackup = false
         defer {
             if connection.isInTransaction { try? connection.execute("ROLLBACK") }
+            for stage in stages { stage.drop() }
             // A rotation that did not commit leaves no copy of the old keys behind (only the copy
             // it made: an existing file at that path was refused, never touched).
             if madeBackup, !committed, !options.dryRun, let backupPath = options.backupPath { unlink(backupPath) }
         }
-        try begin(lockingWith: tables.first, madeBackup: &madeBackup)
-        for table in tables {
-            var report = TableReport(table: table.name, rows: 0, rotated: 0, alreadyRotated: 0, noKey: 0)
-            let update = try connection.prepare(table.updateSQL())
+
+        // 1. The snapshot: read, derive and stage, holding no lock the application waits for.
+        try connection.execute("BEGIN")
+        _ = try connection.queryInt64("SELECT count(*) FROM sqlite_master")  // starts the read snapshot
+        let tables = try EncryptedTable.discover(connection)
+        if let backupPath = options.backupPath {
+            try connection.backup(to: backupPath)
+            madeBackup = true
+        }
+        var reports: [TableReport] = []
+        var processed = 0
+        for (index, table) in tables.enumerated() {
+            let stage = options.dryRun ? nil : try RotationStage(connection, table: table, index: index)
+            if let stage { stages.append(stage) }
+            var report = TableReport(table: table.name, rows: 0, rotated: 0, alreadyRotated: 0, noKey: 0,
+                                     changedDuringRotation: 0, removedDuringRotation: 0)
             try SecretRow.scan(connection, table, pageSize: Self.pageSize) { rows in
-                let outcomes = ParallelMap.map(rows, jobs: options.jobs) { [options] row in
-                    Self.rotate(row, oldKey: options.oldKey, newKey: options.newKey)
-                }
-                for (row, outcome) in zip(rows, outcomes) {
+                for (row, outcome) in zip(rows, rotateAll(rows)) {
                     report.rows += 1
                     switch outcome {
                     case .noKey:
                         report.noKey += 1
                     case .alreadyRotated:
                         report.alreadyRotated += 1
+                        try stage?.stageKept(row.rowID, row.secret!)
                     case .failed(let reason):
                         throw RotationError(table: table.name, row: row.label, reason: reason)
                     case .rotated(let secret):
                         report.rotated += 1
-                        if !options.dryRun {
-                            try update.run([.text(secret.encryptedAPIKey), .text(secret.salt), .text(secret.nonce), .integer(row.rowID)])
-                            expected.add(row.rowID, secret)
-                            rotatedRowIDs[table.name, default: []].append(row.rowID)
-                        }
+                        try stage?.stageRotation(row.rowID, old: row.secret!, new: secret)
                     }
                 }
                 processed += rows.count
@@ -115,50 +147,134 @@ public struct KeyRotator {
             }
             reports.append(report)
         }
-        if options.dryRun {
-            try connection.execute("ROLLBACK")
-        } else {
-            try connection.execute("COMMIT", context: "committing the rotation")
-            committed = true
+        // Ends the read transaction; the staged rows stay in the temporary tables.
+        try connection.execute("COMMIT")
+        guard !options.dryRun else {
+            return report(reports, lock: .zero, elapsed: clock.now - started, verified: 0, changedAfterCommit: 0)
         }
-        let verified = options.dryRun ? 0 : try verifyCommitted(tables, rotated: rotatedRowIDs, expected: expected.finish())
-        let total = reports.reduce(0) { $0 + $1.rotated + $1.alreadyRotated }
-        let next = options.dryRun
-            ? "dry run: nothing was written; every key opens under the current or the new key"
-            : "every stored key (\(total)) is now under the new master key \(options.newKey.fingerprint): switch the application to it; keep the old key \(options.oldKey.fingerprint) until the application runs on the new one\(options.backupPath.map { " (the backup \($0) still needs the old key)" } ?? "")"
-        return Report(database: connection.path, oldKeyFingerprint: options.oldKey.fingerprint, newKeyFingerprint: options.newKey.fingerprint,
-                      dryRun: options.dryRun, tables: reports, backup: options.backupPath, verifiedAfterCommit: verified, nextStep: next)
+
+        try betweenPhases()
+        // 2. The write phase: one transaction, as short as the writes themselves.
+        try connection.execute("PRAGMA synchronous = FULL")  // durable when it matters
+        try connection.execute("PRAGMA cache_size = -\(Self.writeCacheKiB)")
+        try connection.execute("BEGIN IMMEDIATE", context: "taking the write lock")
+        let locked = clock.now
+        for (index, stage) in stages.enumerated() {
+            try write(stage, into: &reports[index])
+        }
+        try connection.execute("COMMIT", context: "committing the rotation")
+        committed = true
+        let lock = clock.now - locked
+        try connection.execute("PRAGMA cache_size = -2000")
+
+        // 3. Read back what was committed.
+        var verified = 0, changedAfterCommit = 0
+        let reader = try SQLiteConnection(path: connection.path, mode: .readOnly, options: connection.options)
+        for stage in stages {
+            let counts = try readBack(stage, through: reader)
+            verified += counts.verified
+            changedAfterCommit += counts.changed
+        }
+        return report(reports, lock: lock, elapsed: clock.now - started, verified: verified, changedAfterCommit: changedAfterCommit)
     }
 
-    /// Opens the transaction; with a backup, first a read snapshot that the backup copies, then
-    /// the write lock taken on that same snapshot (a no-op write). If another writer committed in
-    /// between, taking the lock fails, and the backup is made again: so the backup is exactly the
-    /// state the rotation starts from. (SQLite refuses a backup from a connection that holds the
-    /// write lock, so the order cannot be the other way round.)
-    private func begin(lockingWith table: EncryptedTable?, madeBackup: inout Bool) throws {
-        guard let backupPath = options.backupPath else {
-            try connection.execute(options.dryRun ? "BEGIN" : "BEGIN IMMEDIATE", context: "taking the write lock")
-            return
+    private func rotateAll(_ rows: [SecretRow]) -> [Outcome] {
+        ParallelMap.map(rows, jobs: options.jobs) { [options] row in
+            Self.rotate(row, oldKey: options.oldKey, newKey: options.newKey)
         }
-        // SQLite does not call the busy handler when a read transaction asks for the write lock,
-        // so this loop waits for it, up to the connection's busy timeout.
-        let deadline = ContinuousClock.now + connection.options.busyTimeout
+    }
+
+    /// Inside the write transaction: the staged triples, then the rows changed since the snapshot.
+    private func write(_ stage: RotationStage, into report: inout TableReport) throws {
+        let table = stage.table
+        let applied = try stage.applyUnchanged()
+        let staged = report.rotated
+        report.rotated = applied
+        var leftStaged = 0
+        let update = try connection.prepare(table.updateSQL())
+        var after: Int64 = .min
         while true {
-            try connection.execute("BEGIN")
-            _ = try connection.queryInt64("SELECT count(*) FROM sqlite_master")  // starts the snapshot
-            try connection.backup(to: backupPath)
-            madeBackup = true
-            guard !options.dryRun, let table else { return }
-            let locked = Result { () throws(DatabaseError) in
-                try connection.execute("UPDATE \(table.quotedName) SET rowid = rowid WHERE 0", context: "taking the write lock")
+            let leftovers = try stage.leftovers(after: after, limit: Self.pageSize)
+            guard let last = leftovers.last else { break }
+            for (leftover, outcome) in zip(leftovers, rotateAll(leftovers.map(\.row))) {
+                let row = leftover.row
+                report.changedDuringRotation += 1
+                switch leftover.stagedRotation {
+                case true?: leftStaged += 1
+                case false?: report.alreadyRotated -= 1
+                case nil: break
+                }
+                switch outcome {
+                case .noKey:
+                    break  // leftovers hold a key; kept for completeness
+                case .alreadyRotated:
+                    report.alreadyRotated += 1
+                    try stage.stageKept(row.rowID, row.secret!)
+                case .failed(let reason):
+                    throw RotationError(table: table.name, row: row.label, reason: "\(reason) (written by another connection since the rotation read it)")
+                case .rotated(let secret):
+                    report.rotated += 1
+                    try update.run([.text(secret.encryptedAPIKey), .text(secret.salt), .text(secret.nonce), .integer(row.rowID)])
+                    try stage.stageRotation(row.rowID, old: row.secret!, new: secret)
+                }
             }
-            guard case .failure(let error) = locked else { return }
-            try connection.execute("ROLLBACK")
-            unlink(backupPath)
-            madeBackup = false
-            guard error.isBusy, ContinuousClock.now < deadline else { throw error }
-            Thread.sleep(forTimeInterval: 0.02)
+            after = last.row.rowID
         }
+        report.removedDuringRotation = staged - applied - leftStaged
+    }
+
+    /// After the commit, reads every rotated row back through `reader` (nothing from the writing
+    /// connection's cache) and compares it with what was written. A row whose key the application
+    /// wrote again since the commit is counted, not failed, when it opens under one of the two
+    /// keys; anything else means the commit did not store what was written.
+    private func readBack(_ stage: RotationStage, through reader: SQLiteConnection) throws -> (verified: Int, changed: Int) {
+        let table = stage.table
+        let range = try reader.prepare(table.pageSQL(limit: Self.pageSize, bounded: true))
+        var verified = 0, changed = 0
+        var after: Int64 = .min
+        while true {
+            let written = try stage.rotated(after: after, limit: Self.pageSize)
+            guard let first = written.first, let last = written.last else { break }
+            try range.bind([.integer(first.rowID - 1), .integer(last.rowID)])
+            var stored: [Int64: SecretRow] = [:]
+            while try range.step() {
+                let row = SecretRow.read(range)
+                stored[row.rowID] = row
+            }
+            range.reset()
+            for (rowID, secret) in written {
+                // A row deleted, or whose key was cleared, has nothing left to re-encrypt.
+                guard let row = stored[rowID], let current = row.secret else { continue }
+                if current == secret {
+                    verified += 1
+                    continue
+                }
+                guard [options.oldKey, options.newKey].contains(where: { (try? SecretCipher.decrypt(current, masterKey: $0)) != nil }) else {
+                    throw RotationError(table: table.name, row: row.label,
+                                        reason: "committed, but reading it back shows a triple that opens under neither key; run verify-keys",
+                                        rolledBack: false)
+                }
+                changed += 1
+            }
+            after = last.rowID
+        }
+        return (verified, changed)
+    }
+
+    private func report(_ tables: [TableReport], lock: Duration, elapsed: Duration, verified: Int, changedAfterCommit: Int) -> Report {
+        let total = tables.reduce(0) { $0 + $1.rotated + $1.alreadyRotated }
+        var next: String
+        if options.dryRun {
+            next = "dry run: nothing was written; every key opens under the current or the new key"
+        } else {
+            next = "every stored key (\(total)) is now under the new master key \(options.newKey.fingerprint): switch the application to it; keep the old key \(options.oldKey.fingerprint) until the application runs on the new one\(options.backupPath.map { " (the backup \($0) still needs the old key)" } ?? "")"
+            if changedAfterCommit > 0 {
+                next += "; \(changedAfterCommit) rotated row(s) were written again by the application after the commit: once it runs on the new key, run rotate again to re-encrypt any it wrote under the old key"
+            }
+        }
+        return Report(database: connection.path, oldKeyFingerprint: options.oldKey.fingerprint, newKeyFingerprint: options.newKey.fingerprint,
+                      dryRun: options.dryRun, tables: tables, backup: options.backupPath, writeLockSeconds: lock.inSeconds,
+                      elapsedSeconds: elapsed.inSeconds, verifiedAfterCommit: verified, changedAfterCommit: changedAfterCommit, nextStep: next)
     }
 
     /// Decrypts under the old key and re-encrypts under the new one, proving the result opens
@@ -191,55 +307,6 @@ public struct KeyRotator {
             return .failed(error.description)
         }
     }
-
-    /// After the commit, reads every rotated row back and checks it holds exactly the triple that
-    /// was written (and proven to open under the new key). Returns the number of rows checked.
-    private func verifyCommitted(_ tables: [EncryptedTable], rotated: [String: [Int64]], expected: [UInt8]) throws -> Int {
-        // A new connection: nothing from this one's page cache, only what the file and its WAL hold.
-        let connection = try SQLiteConnection(path: self.connection.path, mode: .readOnly, options: self.connection.options)
-        let actual = RowStateDigest()
-        for table in tables {
-            guard let rowIDs = rotated[table.name], !rowIDs.isEmpty else { continue }
-            var next = 0
-            try SecretRow.scan(connection, table, pageSize: Self.pageSize) { rows in
-                for row in rows where next < rowIDs.count && row.rowID == rowIDs[next] {
-                    actual.add(row.rowID, row.secret)
-                    next += 1
-                }
-            }
-            if next < rowIDs.count { actual.add(-1, nil) }  // a rotated row is gone
-        }
-        let count = actual.count
-        guard actual.finish() == expected else {
-            throw RotationError(table: tables.map(\.name).joined(separator: ", "), row: "(rotated rows)",
-                                reason: "committed, but reading back shows rotated rows that differ from what was written (another writer changed them since the commit?); run verify-keys",
-                                rolledBack: false)
-        }
-        return count
-    }
-}
-
-/// SHA-256 over (rowid, triple or none) of rows in order.
-final class RowStateDigest {
-    private let stream = SHA256Stream()
-    private(set) var count = 0
-
-    func add(_ rowID: Int64, _ secret: StoredSecret?) {
-        var bytes: [UInt8] = []
-        withUnsafeBytes(of: rowID.bigEndian) { bytes.append(contentsOf: $0) }
-        if let secret {
-            for part in [secret.encryptedAPIKey, secret.salt, secret.nonce] {
-                withUnsafeBytes(of: UInt32(part.utf8.count).bigEndian) { bytes.append(contentsOf: $0) }
-                bytes.append(contentsOf: part.utf8)
-            }
-        } else {
-            bytes.append(0)
-        }
-        bytes.withUnsafeBytes { stream.update($0) }
-        count += 1
-    }
-
-    func finish() -> [UInt8] { stream.finish() }
 }
 
 public struct RotationError: ToolcfgError {

@@ -28,13 +28,14 @@ public struct EncryptedTable: Sendable, Hashable, Codable {
         return found
     }
 
-    var quotedName: String { "\"" + name.replacingOccurrences(of: "\"", with: "\"\"") + "\"" }
+    var quotedName: String { quotedIdentifier(name) }
 
-    /// Up to `limit` rows after `rowid`, in rowid order: rowid, the row's id as text, the triple.
-    /// Keyset pages rather than one cursor, so updates made meanwhile cannot disturb the scan.
-    func pageSQL(limit: Int) -> String {
-        let id = idColumn.map { "CAST(\"\($0)\" AS TEXT)" } ?? "NULL"
-        return "SELECT rowid, \(id), encrypted_api_key, salt, nonce FROM \(quotedName) WHERE rowid > ?1 ORDER BY rowid LIMIT \(limit)"
+    /// Up to `limit` rows after `rowid` ?1 (and, when `bounded`, up to rowid ?2), in rowid order:
+    /// rowid, the row's id as text, the triple. Keyset pages rather than one cursor, so updates
+    /// made meanwhile cannot disturb the scan.
+    func pageSQL(limit: Int, bounded: Bool = false) -> String {
+        let id = idColumn.map { "CAST(\(quotedIdentifier($0)) AS TEXT)" } ?? "NULL"
+        return "SELECT rowid, \(id), encrypted_api_key, salt, nonce FROM \(quotedName) WHERE rowid > ?1\(bounded ? " AND rowid <= ?2" : "") ORDER BY rowid LIMIT \(limit)"
     }
 
     func updateSQL() -> String {

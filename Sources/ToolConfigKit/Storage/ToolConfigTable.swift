@@ -38,7 +38,7 @@ public enum ToolConfigTable {
         var indexes: [(name: String, sql: String)] = []
         while try statement.step() { indexes.append((statement.text(0) ?? "", statement.text(1) ?? "")) }
         for index in indexes {
-            try connection.execute("DROP INDEX \"\(index.name.replacingOccurrences(of: "\"", with: "\"\""))\"")
+            try connection.execute("DROP INDEX \(quotedIdentifier(index.name))")
         }
         return indexes.map(\.sql)
     }

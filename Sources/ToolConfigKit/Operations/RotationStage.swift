@@ -1,0 +1,111 @@
+/// A rotation's results for one table, kept in a temporary table on the rotation's own connection
+/// until the write phase. SQLite's temp database is a file of the connection's own (deleted on
+/// open, so a kill leaves nothing behind): writing it takes no lock on the main database, so the
+/// application keeps writing while the keys are derived, and a million rows cost disk, not RAM.
+///
+/// Each staged row is keyed by rowid and holds the triple the write phase must leave in the row:
+/// a re-encrypted triple together with the one it replaces (`rotate`), or the triple that stays
+/// (`keep`: the row was already under the new key).
+final class RotationStage {
+    let table: EncryptedTable
+    private let connection: SQLiteConnection
+    private let name: String
+    private let insert: SQLiteStatement
+
+    init(_ connection: SQLiteConnection, table: EncryptedTable, index: Int) throws {
+        self.connection = connection
+        self.table = table
+        name = "temp.toolcfg_rotation_\(index)"
+        try connection.execute("""
+            DROP TABLE IF EXISTS \(name);
+            CREATE TABLE \(name) (
+                rid INTEGER PRIMARY KEY, rotate INTEGER NOT NULL,
+                old_key TEXT, old_salt TEXT, old_nonce TEXT,
+                new_key TEXT NOT NULL, new_salt TEXT NOT NULL, new_nonce TEXT NOT NULL)
+            """, context: "creating the rotation's staging table")
+        insert = try connection.prepare("INSERT OR REPLACE INTO \(name) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)")
+    }
+
+    /// The row's triple `old`, read from the snapshot, is to become `new`.
+    func stageRotation(_ rowID: Int64, old: StoredSecret, new: StoredSecret) throws {
+        try stage(rowID, rotate: true, old: old, new: new)
+    }
+
+    /// The row's triple stays as it is (already under the new key).
+    func stageKept(_ rowID: Int64, _ current: StoredSecret) throws {
+        try stage(rowID, rotate: false, old: nil, new: current)
+    }
+
+    private func stage(_ rowID: Int64, rotate: Bool, old: StoredSecret?, new: StoredSecret) throws {
+        defer { insert.reset(keepingBindings: true) }
+        try insert.bind(rowID, at: 1)
+        try insert.bind(rotate ? 1 : 0, at: 2)
+        try insert.bind(old?.encryptedAPIKey, at: 3)
+        try insert.bind(old?.salt, at: 4)
+        try insert.bind(old?.nonce, at: 5)
+        try insert.bind(new.encryptedAPIKey, at: 6)
+        try insert.bind(new.salt, at: 7)
+        try insert.bind(new.nonce, at: 8)
+        try insert.step()
+    }
+
+    /// In the write transaction: writes each staged triple whose row still holds the triple the
+    /// snapshot had (a compare-and-swap per row, in one statement), and returns how many.
+    /// Only the three secret columns are written, so the application's own changes to other
+    /// columns stand.
+    func applyUnchanged() throws -> Int {
+        try connection.execute("""
+            UPDATE \(table.quotedName) AS t
+            SET encrypted_api_key = s.new_key, salt = s.new_salt, nonce = s.new_nonce
+            FROM \(name) AS s
+            WHERE s.rotate = 1 AND t.rowid = s.rid
+              AND t.encrypted_api_key = s.old_key AND t.salt = s.old_salt AND t.nonce = s.old_nonce
+            """, context: "writing the rotated keys of \(table.name)")
+        return connection.changes
+    }
+
+    /// A keyed row that does not hold its staged triple, and what had been staged for it: a
+    /// rotation (true), the triple kept (false) or nothing (nil: a row inserted or given a key
+    /// since the snapshot).
+    struct Leftover {
+        var row: SecretRow
+        var stagedRotation: Bool?
+    }
+
+    /// In the write transaction, after `applyUnchanged`: up to `limit` rows after `rowID` that
+    /// hold any part of a triple other than the staged one: rows the application inserted,
+    /// changed or gave a key since the snapshot. None means every keyed row of the table holds
+    /// exactly its staged triple, so this scan is also the check before the commit.
+    func leftovers(after rowID: Int64, limit: Int) throws -> [Leftover] {
+        let id = table.idColumn.map { "CAST(t.\(quotedIdentifier($0)) AS TEXT)" } ?? "NULL"
+        let page = try connection.prepare("""
+            SELECT t.rowid, \(id), t.encrypted_api_key, t.salt, t.nonce, s.rotate
+            FROM \(table.quotedName) AS t LEFT JOIN \(name) AS s ON s.rid = t.rowid
+            WHERE t.rowid > ?1
+              AND (t.encrypted_api_key IS NOT NULL OR t.salt IS NOT NULL OR t.nonce IS NOT NULL)
+              AND (s.rid IS NULL OR t.encrypted_api_key IS NOT s.new_key OR t.salt IS NOT s.new_salt OR t.nonce IS NOT s.new_nonce)
+            ORDER BY t.rowid LIMIT \(limit)
+            """)
+        try page.bind(rowID, at: 1)
+        var rows: [Leftover] = []
+        while try page.step() {
+            rows.append(Leftover(row: SecretRow.read(page), stagedRotation: page.isNull(5) ? nil : page.int64(5) != 0))
+        }
+        return rows
+    }
+
+    /// Staged rows rotated by this run, in rowid order, a page at a time: (rowid, new triple).
+    func rotated(after rowID: Int64, limit: Int) throws -> [(rowID: Int64, secret: StoredSecret)] {
+        let page = try connection.prepare("SELECT rid, new_key, new_salt, new_nonce FROM \(name) WHERE rotate = 1 AND rid > ?1 ORDER BY rid LIMIT \(limit)")
+        try page.bind(rowID, at: 1)
+        var rows: [(Int64, StoredSecret)] = []
+        while try page.step() {
+            rows.append((page.int64(0), StoredSecret(encryptedAPIKey: page.text(1) ?? "", salt: page.text(2) ?? "", nonce: page.text(3) ?? "")))
+        }
+        return rows
+    }
+
+    func drop() {
+        try? connection.execute("DROP TABLE IF EXISTS \(name)")
+    }
+}
