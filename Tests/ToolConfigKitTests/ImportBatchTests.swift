@@ -127,11 +127,11 @@ struct ImportBatchTests {
                                  pairHash: 0, certainlyNew: true)
             }
         }
-        try writer.writeNew(items(["a", "b", "c"])[...], now: 1)  // fewer than a statement's rows: one by one
+        try writer.insertNew(items(["a", "b", "c"])[...], now: 1)  // fewer than a statement's rows: one by one
         #expect(try connection.queryInt64("SELECT count(*) FROM user_tool_configs") == 4)
         // The last record of a whole statement repeats the pair that was there before.
         let users = (1..<ImportWriter.rowsPerStatement).map { "new-\($0)" } + ["old-0"]
-        let error = try #require(thrownError { try writer.writeNew(items(users)[...], now: 1) } as? DatabaseError)
+        let error = try #require(thrownError { try writer.insertNew(items(users)[...], now: 1) } as? DatabaseError)
         #expect(error.code == SQLITE_CONSTRAINT)
         #expect(!connection.isInTransaction)
         #expect(try connection.queryInt64("SELECT count(*) FROM user_tool_configs") == 1)

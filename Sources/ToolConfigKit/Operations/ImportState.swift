@@ -1,90 +1,20 @@
-/// The statements an import runs on its connection.
-final class ImportWriter {
-    private let lookup: SQLiteStatement
-    private let upsert: SQLiteStatement
-    private let insertMany: SQLiteStatement
-    private let insertOne: SQLiteStatement
-    static let rowsPerStatement = 64
-
-    init(connection: SQLiteConnection) throws {
-        lookup = try connection.prepare(ToolConfigTable.lookupSQL)
-        upsert = try connection.prepare(ToolConfigTable.upsertSQL)
-        insertMany = try connection.prepare(ToolConfigTable.insertNewSQL(rows: Self.rowsPerStatement))
-        insertOne = try connection.prepare(ToolConfigTable.insertNewSQL(rows: 1))
-    }
-
-    /// Writes new rows whose keys go in as they are, `rowsPerStatement` rows per statement (the
-    /// rest one by one, alike): one statement per row spent about 10 % more of SQLite's time, in
-    /// opening cursors and seeking again to where the last row went (measured with 1M rows).
-    /// A failure has rolled back the whole transaction (OR ROLLBACK): the import must end.
-    func writeNew(_ items: ArraySlice<ImportState.Item>, now: Int64) throws {
-        var start = items.startIndex
-        while start < items.endIndex {
-            let count = items.endIndex - start >= Self.rowsPerStatement ? Self.rowsPerStatement : 1
-            let statement = count == 1 ? insertOne : insertMany
-            defer { statement.reset(keepingBindings: true) }
-            for offset in 0..<count {
-                let record = items[start + offset].record
-                try bind(record, secret: record.storedSecret, now: now, to: statement, first: Int32(offset * 8 + 1))
-            }
-            _ = try statement.step()
-            start += count
-        }
-    }
-
-    private func bind(_ record: SnapshotRecord, secret: StoredSecret?, now: Int64, to statement: SQLiteStatement, first: Int32) throws {
-        try statement.bind(record.userID, at: first)
-        try statement.bind(record.toolID, at: first + 1)
-        try statement.bind(record.enabled ? 1 : 0, at: first + 2)
-        try statement.bind(secret?.encryptedAPIKey, at: first + 3)
-        try statement.bind(secret?.salt, at: first + 4)
-        try statement.bind(secret?.nonce, at: first + 5)
-        try statement.bind(record.createdAt ?? now, at: first + 6)
-        try statement.bind(record.updatedAt ?? now, at: first + 7)
-    }
-
-    func existing(userID: String, toolID: String) throws -> ToolConfigTable.Row? {
-        defer { lookup.reset() }
-        try lookup.bind(userID, at: 1)
-        try lookup.bind(toolID, at: 2)
-        guard try lookup.step() else { return nil }
-        return ToolConfigTable.Row(id: lookup.int64(0), enabled: lookup.int64(1) != 0, secret: ToolConfigTable.secret(lookup, first: 2),
-                                   createdAt: lookup.int64(5), updatedAt: lookup.int64(6))
-    }
-
-    /// Inserts or updates by (user_id, tool_id). No RETURNING clause: measured with SQLite 3.40,
-    /// it made the upsert issue ~14 pwrite calls per row (2.9M for 200k rows, against 56k
-    /// without it), 4x the time of the whole import.
-    func write(_ record: SnapshotRecord, secret: StoredSecret?, now: Int64) throws {
-        defer { upsert.reset(keepingBindings: true) }
-        try bind(record, secret: secret, now: now, to: upsert, first: 1)
-        _ = try upsert.step()
-    }
-}
-
-/// What an import carries from batch to batch: errors so far, and enough to tell a row this
-/// import already wrote (a pair repeated in the file) from one that was there before.
+/// What an import carries from batch to batch: errors so far, and where its decisions go.
 struct ImportState {
     let options: Importer.Options
     let sealer: SnapshotSealer?
-    let writer: ImportWriter
+    let target: any ImportTarget
     var errors: [SnapshotError] = []
     /// Into an empty table every record is new unless its pair was seen before in the file: the
     /// reader thread marks such records `certainlyNew` (see PairFilter) and they skip the lookup.
     let tableWasEmpty: Bool
-    /// Rows inserted by this import have ids above this; AUTOINCREMENT never reuses one.
-    let maxIDAtStart: Int64
-    /// Rows that existed before the import and that a record has already updated or confirmed.
-    var touchedExisting = Set<Int64>()
     let earlierLine: @Sendable (SnapshotRecord) -> Int?
 
-    init(options: Importer.Options, sealer: SnapshotSealer?, connection: SQLiteConnection,
+    init(options: Importer.Options, sealer: SnapshotSealer?, connection: SQLiteConnection, target: any ImportTarget,
          earlierLine: @escaping @Sendable (SnapshotRecord) -> Int?) throws {
         self.options = options
         self.sealer = sealer
+        self.target = target
         self.earlierLine = earlierLine
-        writer = try ImportWriter(connection: connection)
-        maxIDAtStart = try connection.queryInt64("SELECT max(id) FROM user_tool_configs") ?? 0
         tableWasEmpty = try connection.queryInt64("SELECT EXISTS (SELECT 1 FROM user_tool_configs)") == 0
     }
 
@@ -113,23 +43,24 @@ struct ImportState {
         return UInt64(bitPattern: Int64(hasher.finalize()))
     }
 
-    /// Applies one batch; the producer guarantees no pair appears in it twice.
+    /// Decides every record of one batch and hands the decisions to the target; the producer
+    /// guarantees no pair appears in the batch twice.
     mutating func apply(_ batch: [Item], report: inout Importer.Report) throws {
-        var rows: [ToolConfigTable.Row?] = []
-        rows.reserveCapacity(batch.count)
+        var found: [FoundRow?] = []
+        found.reserveCapacity(batch.count)
         for item in batch {
-            rows.append(item.certainlyNew ? nil : try writer.existing(userID: item.record.userID, toolID: item.record.toolID))
+            found.append(item.certainlyNew ? nil : try target.find(userID: item.record.userID, toolID: item.record.toolID))
         }
         let masterKey = options.masterKey
         let sealer = self.sealer
-        // Key derivations go to all cores ahead of the writes. Without a master key or sealer
+        // Key derivations go to all cores ahead of the decisions. Without a master key or sealer
         // there are none (stored triples are only checked for shape), and each record's key is
         // resolved inline: no copies of the batch, no arrays of results.
         var resolutions: [KeyResolution] = []
         if masterKey != nil || sealer != nil {
-            let work = zip(batch, rows).map { item, row in
+            let work = zip(batch, found).map { item, row in
                 var item = item
-                item.existing = row?.secret
+                item.existing = row?.row.secret
                 return item
             }
             // Two records per task, so two new keys can be derived together (see resolvePair).
@@ -152,15 +83,15 @@ struct ImportState {
                 runEnd = index + 1
                 while runEnd < batch.endIndex, goesInAsIs(runEnd) { runEnd += 1 }
                 if errors.isEmpty {
-                    try writer.writeNew(batch[index..<runEnd], now: options.now)
+                    try target.insertNew(batch[index..<runEnd], now: options.now)
                     report.inserted += runEnd - index
                 }
                 continue
             }
             let item = batch[index]
-            let row = rows[index]
+            let existing = found[index]
             let resolution = resolutions.isEmpty
-                ? Self.resolveKey(item, existing: row?.secret, masterKey: nil, sealer: nil)
+                ? Self.resolveKey(item, existing: existing?.row.secret, masterKey: nil, sealer: nil)
                 : resolutions[index]
             if case .failed(let error) = resolution {
                 errors.append(error)
@@ -168,16 +99,12 @@ struct ImportState {
             }
             guard errors.isEmpty else { continue }
             let record = item.record
-            guard let row else {
-                let secret: StoredSecret? = if case .set(let s) = resolution { s } else { nil }
-                try writer.write(record, secret: secret, now: options.now)
-                report.inserted += 1
-                continue
-            }
+            let intent = Self.intent(of: record, resolution, existing: existing?.row.secret)
             let sameKey = if case .keep = resolution { true } else { false }
-            let identical = sameKey && row.enabled == record.enabled && (record.updatedAt == nil || record.updatedAt == row.updatedAt)
-            if row.id > maxIDAtStart || touchedExisting.contains(row.id) {
-                if identical {
+            let action = ImportAction.decide(enabled: record.enabled, updatedAt: record.updatedAt, sameKey: sameKey,
+                                             existing: existing?.row, policy: options.onConflict)
+            if let existing, existing.fromThisImport {
+                if action == .unchanged {
                     report.duplicates += 1
                 } else {
                     let earlier = earlierLine(record).map { " (line \($0))" } ?? ""
@@ -186,26 +113,40 @@ struct ImportState {
                 }
                 continue
             }
-            touchedExisting.insert(row.id)
-            if identical {
-                report.unchanged += 1
+            switch (action, existing) {
+            case (.insert?, _):
+                try target.insert(item, intent: intent, now: options.now)
+            case (.update?, let existing?):
+                try target.update(item, intent: intent, over: existing.row, now: options.now)
+            case (let kept?, let existing?):
+                try target.keep(item, intent: intent, row: existing.row, as: kept, now: options.now)
+            case (nil, let existing):
+                errors.append(Self.conflict(item.location, rowID: existing?.row.id ?? 0))
                 continue
+            case (_, nil):
+                continue  // only .insert decides without an existing row
             }
-            switch options.onConflict {
-            case .skip:
-                report.skipped += 1
-            case .fail:
-                errors.append(SnapshotError(item.location.with(field: SnapshotField.userID),
-                                            "a row for this (user_id, tool_id) exists with different contents (row id \(row.id); --on-conflict fail)"))
-            case .update:
-                let secret: StoredSecret? = switch resolution {
-                case .keep: row.secret
-                case .set(let s): s ?? row.secret
-                case .failed: nil
-                }
-                try writer.write(record, secret: secret, now: options.now)
-                report.updated += 1
-            }
+            action?.count(in: &report, by: 1)
+        }
+    }
+
+    /// An existing row with other contents under `--on-conflict fail`.
+    static func conflict(_ location: SnapshotLocation, rowID: Int64, meanwhile: Bool = false) -> SnapshotError {
+        SnapshotError(location.with(field: SnapshotField.userID),
+                      "a row for this (user_id, tool_id) exists with different contents (row id \(rowID)\(meanwhile ? ", written by another connection since the import read the table" : ""); --on-conflict fail)")
+    }
+
+    /// The key a record leaves in its row, from its resolution: a plaintext key that the row
+    /// already holds keeps the stored triple, which opens to the same plaintext.
+    static func intent(of record: SnapshotRecord, _ resolution: KeyResolution, existing: StoredSecret?) -> KeyIntent {
+        switch record.key {
+        case .none:
+            return KeyIntent(mode: .keep, secret: nil)
+        case .encrypted(let secret):
+            return KeyIntent(mode: .triple, secret: secret)
+        case .plaintext, .sealed:
+            if case .set(let secret) = resolution { return KeyIntent(mode: .plaintext, secret: secret ?? existing) }
+            return KeyIntent(mode: .plaintext, secret: existing)
         }
     }
 

@@ -4,6 +4,13 @@ import Foundation
 /// are encrypted (or checked) on all cores, and rows are upserted in one `BEGIN IMMEDIATE`
 /// transaction that commits only if the whole file was good (and, for a toolcfg snapshot, its
 /// row count and digest match). Any error rolls everything back.
+///
+/// With key work to do (a master key or a passphrase given), reading, validating, encrypting,
+/// checking and deciding every record happen before the write lock, against a read snapshot, and
+/// the decisions are staged (`ImportStage`); the write lock is then held only to write them, and
+/// to decide again the few pairs the application wrote since. Without key work a row costs no
+/// more to decide than to write, so the rows go straight into the table inside the transaction,
+/// and staging them would only write them twice.
 public struct Importer {
     public enum ConflictPolicy: String, Sendable, Codable, CaseIterable {
         /// Update the existing row (keeping its id and created_at).
@@ -56,6 +63,12 @@ public struct Importer {
         /// True when the file carried a row count and digest and both matched.
         public var integrityChecked: Bool
         public var masterKeyFingerprint: String?
+        /// How long the write lock was held: what the application felt (0 for a dry run).
+        public var writeLockSeconds: Double = 0
+        public var elapsedSeconds: Double = 0
+        /// Pairs the application wrote between the read snapshot and the write lock, decided
+        /// again under the lock.
+        public var changedDuringImport: Int = 0
     }
 
     static let batchSize = 512
@@ -88,12 +101,25 @@ public struct Importer {
                             records: 0, inserted: 0, updated: 0, unchanged: 0, skipped: 0, duplicates: 0,
                             dryRun: options.dryRun, integrityChecked: false, masterKeyFingerprint: options.masterKey?.fingerprint)
 
+        let clock = ContinuousClock()
+        let started = clock.now
         // A larger page cache for the one big transaction (default 2 MiB): fewer pages of the
         // table's four indexes spill and are read back.
         try connection.execute("PRAGMA cache_size = -16384")
-        try connection.execute("BEGIN IMMEDIATE", context: "taking the write lock")
-        defer { if connection.isInTransaction { try? connection.execute("ROLLBACK") } }
-        var state = try ImportState(options: options, sealer: sealer, connection: connection,
+        defer { try? connection.execute("PRAGMA cache_size = -2000") }
+        // Staged: a read snapshot now, the write lock later (a dry run never takes it). Straight:
+        // the write lock now.
+        let staged = options.dryRun || options.masterKey != nil || sealer != nil
+        try connection.execute(staged ? "BEGIN" : "BEGIN IMMEDIATE", context: staged ? "reading the table" : "taking the write lock")
+        let locked = clock.now
+        var stage: ImportStage?
+        defer {
+            if connection.isInTransaction { try? connection.execute("ROLLBACK") }
+            stage?.drop()
+        }
+        if staged { stage = try ImportStage(connection, file: reader.fileName) }
+        let target: any ImportTarget = try stage ?? ImportWriter(connection: connection)
+        var state = try ImportState(options: options, sealer: sealer, connection: connection, target: target,
                                     earlierLine: { [input = options.input, format = options.format] in
                                         Self.firstLine(of: $0, in: input, format: format)
                                     })
@@ -102,7 +128,7 @@ public struct Importer {
         // are in, inside the same transaction: sorting once is cheaper than a million random
         // index inserts (4.5 s against 5.7 s of SQLite's time for 1M rows, measured). The unique
         // index that the upsert needs stays. Any failure rolls the indexes back with the rows.
-        let deferredIndexes = state.tableWasEmpty ? try ToolConfigTable.dropSecondaryIndexes(connection) : []
+        var deferredIndexes = state.tableWasEmpty && !staged ? try ToolConfigTable.dropSecondaryIndexes(connection) : []
 
         // Reading and validating run on their own thread, a bounded number of batches ahead of
         // this one, which owns the connection and the transaction.
@@ -129,22 +155,39 @@ public struct Importer {
         channel.waitUntilFinished()
         if let ended { throw ended }
         if state.errors.isEmpty {
-            if !deferredIndexes.isEmpty {
-                // The index builds sort in memory up to the cache size: keep that small.
-                try connection.execute("PRAGMA cache_size = -2000")
-                for sql in deferredIndexes { try connection.execute(sql, context: "rebuilding an index") }
-            }
             report.integrityChecked = state.checkIntegrity(header: header, trailer: producer.trailer, digest: producer.digest, file: reader.fileName)
         }
-        if !state.errors.isEmpty {
-            let errors = state.errors.sorted { ($0.location.record ?? .max, $0.location.line ?? 0) < ($1.location.record ?? .max, $1.location.line ?? 0) }
-                .prefix(options.maxErrors)
-            if errors.count == 1 { throw errors[errors.startIndex] }
-            throw SnapshotErrors(errors: Array(errors), stoppedEarly: state.errors.count >= options.maxErrors)
+        if !state.errors.isEmpty { throw Self.failure(state.errors, maxErrors: options.maxErrors) }
+
+        var lockedAt = locked
+        if let stage, !options.dryRun {
+            // The snapshot ends (the staged rows stay in the temp table); the write phase begins.
+            try connection.execute("COMMIT")
+            try connection.execute("BEGIN IMMEDIATE", context: "taking the write lock")
+            lockedAt = clock.now
+            if try connection.queryInt64("SELECT EXISTS (SELECT 1 FROM user_tool_configs)") == 0 {
+                deferredIndexes = try ToolConfigTable.dropSecondaryIndexes(connection)
+            }
+            report.changedDuringImport = try stage.write(into: &report, policy: options.onConflict, masterKey: options.masterKey)
         }
-        // A dry run validated and wrote everything, and now forgets it.
+        if !deferredIndexes.isEmpty {
+            // The index builds sort in memory up to the cache size: keep that small.
+            try connection.execute("PRAGMA cache_size = -2000")
+            for sql in deferredIndexes { try connection.execute(sql, context: "rebuilding an index") }
+        }
+        // A dry run validated and staged everything, and now forgets it.
         try connection.execute(options.dryRun ? "ROLLBACK" : "COMMIT", context: "committing")
+        if !options.dryRun { report.writeLockSeconds = (clock.now - lockedAt).inSeconds }
+        report.elapsedSeconds = (clock.now - started).inSeconds
         return report
+    }
+
+    /// The first errors in file order, as one error or several.
+    static func failure(_ all: [SnapshotError], maxErrors: Int) -> any Error {
+        func position(_ error: SnapshotError) -> (Int, Int) { (error.location.record ?? .max, error.location.line ?? 0) }
+        let errors = all.sorted { position($0) < position($1) }.prefix(maxErrors)
+        if errors.count == 1 { return errors[errors.startIndex] }
+        return SnapshotErrors(errors: Array(errors), stoppedEarly: all.count >= maxErrors)
     }
 
     /// The line of the first record for (user_id, tool_id) in a file, found by reading it again:

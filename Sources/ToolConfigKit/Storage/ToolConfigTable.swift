@@ -92,6 +92,12 @@ public enum ToolConfigTable {
         var updatedAt: Int64
     }
 
+    /// A row as `lookupSQL` selects it: id, enabled, the triple, created_at, updated_at.
+    static func row(_ statement: SQLiteStatement) -> Row {
+        Row(id: statement.int64(0), enabled: statement.int64(1) != 0, secret: secret(statement, first: 2),
+            createdAt: statement.int64(5), updatedAt: statement.int64(6))
+    }
+
     /// Reads the triple at columns `first`...`first + 2`; NULL in any column means no key.
     static func secret(_ statement: SQLiteStatement, first: Int32) -> StoredSecret? {
         guard let encrypted = statement.text(first), let salt = statement.text(first + 1), let nonce = statement.text(first + 2) else { return nil }
