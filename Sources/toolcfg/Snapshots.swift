@@ -105,7 +105,9 @@ struct Import: ParsableCommand {
         discussion: """
             Every record is validated; plaintext api_key values are encrypted under the master key; \
             rows are upserted on (user_id, tool_id), keeping their id and created_at. The first error \
-            (or the first --max-errors) fails the import and nothing is written.
+            (or the first --max-errors) fails the import and nothing is written. With a master key or \
+            passphrase, the keys are encrypted or checked before the write lock is taken, and the \
+            lock is held only to write.
             """
     )
 
@@ -138,5 +140,9 @@ struct Import: ParsableCommand {
             + (report.duplicates > 0 ? ", \(report.duplicates) duplicate(s)" : "")
             + (report.integrityChecked ? "; row count and digest verified" : "")
             + (report.masterKeyFingerprint.map { "; master key \($0)" } ?? ""))
+        if report.changedDuringImport > 0 {
+            Console.note("\(report.changedDuringImport) pair(s) written by the application while the file was read were decided again under the lock")
+        }
+        if !report.dryRun { Console.note(String(format: "write lock held %.3f s of %.1f s", report.writeLockSeconds, report.elapsedSeconds)) }
     }
 }

@@ -54,14 +54,15 @@ final class ApplicationWriter: @unchecked Sendable {
         return "sk-app-\(kind)-\(next)-\(Digest.hex(SecureRandom.bytes(6)))"
     }
 
-    func insert(under key: MasterKey? = nil) {
-        let plaintext = uniquePlaintext("insert")
+    func insert(under key: MasterKey? = nil, pair: (String, String)? = nil, plaintext given: String? = nil) {
+        let plaintext = given ?? uniquePlaintext("insert")
+        let (user, tool) = pair ?? ("app-user-\(next)", "app-tool")
         transaction {
             let secret = try SecretCipher.encrypt(plaintext, masterKey: key ?? master)
             try connection.prepare("""
                 INSERT INTO user_tool_configs (user_id, tool_id, enabled, encrypted_api_key, salt, nonce, created_at, updated_at)
-                VALUES (?1, 'app-tool', 1, ?2, ?3, ?4, 1800000000, 1800000000)
-                """).run([.text("app-user-\(next)"), .text(secret.encryptedAPIKey), .text(secret.salt), .text(secret.nonce)])
+                VALUES (?1, ?2, 1, ?3, ?4, ?5, 1800000000, 1800000000)
+                """).run([.text(user), .text(tool), .text(secret.encryptedAPIKey), .text(secret.salt), .text(secret.nonce)])
             rows[connection.lastInsertRowID] = ApplicationRow(plaintext: plaintext, enabled: 1)
         }
     }
@@ -103,11 +104,13 @@ final class ApplicationWriter: @unchecked Sendable {
         }
     }
 
-    /// Every row of the table is the model's, and every key opens under `key` to the model's plaintext.
-    func expectTable(under key: MasterKey, sourceLocation: SourceLocation = #_sourceLocation) throws {
+    /// Every row of the table (but those of users starting with `skipping`) is the model's, and
+    /// every key opens under `key` to the model's plaintext.
+    func expectTable(under key: MasterKey, skipping: String = "\u{0}", sourceLocation: SourceLocation = #_sourceLocation) throws {
         let reader = try SQLiteConnection(path: connection.path, mode: .readOnly)
         defer { reader.close() }
-        let statement = try reader.prepare("SELECT id, enabled, encrypted_api_key, salt, nonce FROM user_tool_configs ORDER BY id")
+        let statement = try reader.prepare("SELECT id, enabled, encrypted_api_key, salt, nonce FROM user_tool_configs WHERE substr(user_id, 1, length(?1)) != ?1 ORDER BY id")
+        try statement.bind(.text(skipping), at: 1)
         var stored: [Int64: ApplicationRow] = [:]
         while try statement.step() {
             let secret = ToolConfigTable.secret(statement, first: 2)
@@ -208,5 +211,126 @@ struct LiveWriterTests {
         let rerun = try KeyRotator(connection: try database.connection(), options: .init(oldKey: old, newKey: new, jobs: 2)).run()
         #expect(rerun.tables.allSatisfy { $0.changedDuringRotation == 0 })
         try application.expectTable(under: new)
+    }
+
+    // MARK: import
+
+    /// user_id, tool_id -> (plaintext, enabled) of every row, keys opened under `key`.
+    static func pairs(_ path: String, under key: MasterKey) throws -> [String: ApplicationRow] {
+        let reader = try SQLiteConnection(path: path, mode: .readOnly)
+        defer { reader.close() }
+        let statement = try reader.prepare("SELECT user_id || '/' || tool_id, enabled, encrypted_api_key, salt, nonce FROM user_tool_configs")
+        var rows: [String: ApplicationRow] = [:]
+        while try statement.step() {
+            let plaintext = ToolConfigTable.secret(statement, first: 2).map { (try? SecretCipher.decrypt($0, masterKey: key)) ?? "<does not open>" }
+            rows[statement.text(0) ?? ""] = ApplicationRow(plaintext: plaintext, enabled: statement.int64(1))
+        }
+        return rows
+    }
+
+    static func write(_ text: String, _ folder: TemporaryFolder, _ name: String = "in.csv") throws -> String {
+        let path = folder.path(name)
+        try Data(text.utf8).write(to: URL(fileURLWithPath: path))
+        return path
+    }
+
+    @Test("pairs the application writes between the snapshot and the write lock are decided again, and the counts stay exact")
+    func importDecidesAgainWhatChangedMeanwhile() throws {
+        let folder = try TemporaryFolder()
+        let master = try key(MasterKeyTests.valid)
+        // Rows 1...12: id -> (user-(id/3), tool-(id%3)), enabled id % 2, keys under master.
+        let database = try RotationDatabase(at: folder.path("app.db"), master: master, rows: 12)
+        let application = try ApplicationWriter(path: database.path, master: master, rows: ApplicationWriter.model(of: database, rows: 12))
+        let same5 = try #require(database.plaintexts["\(RotationDatabase.configs)/5"])
+        let input = try Self.write("""
+            user_id,tool_id,enabled,api_key
+            new-a,t,1,k-a-file
+            user-1,tool-1,0,k-4-file
+            user-1,tool-2,1,\(same5)
+            user-2,tool-0,1,k-6-file
+            new-b,t,0,k-b-file
+            new-c,t,1,k-c
+
+            """, folder)
+        let connection = try database.connection()
+        var importer = Importer(connection: connection, options: .init(input: input, format: .csv, masterKey: master, jobs: 2))
+        importer.betweenPhases = {
+            application.insert(pair: ("new-a", "t"), plaintext: "k-a-app")   // the import's insert becomes an update
+            application.delete(4)                                              // its update becomes an insert
+            application.flip(5)                                                // unchanged becomes an update
+            application.insert(pair: ("new-c", "t"), plaintext: "k-c")         // an insert becomes unchanged
+            application.flip(7)                                                // not in the file: stands
+            application.insert()                                               // not in the file: stands
+        }
+        let report = try importer.run()
+        #expect(application.failures.isEmpty, "\(application.failures)")
+        #expect(report.records == 6)
+        #expect((report.inserted, report.updated, report.unchanged, report.skipped) == (2, 3, 1, 0))
+        #expect(report.changedDuringImport == 4)
+        #expect(report.writeLockSeconds > 0 && report.writeLockSeconds <= report.elapsedSeconds)
+
+        var expected: [String: ApplicationRow] = [:]
+        for (id, row) in application.rows where ![4, 5, 6].contains(id) && id <= 12 {
+            expected["user-\(id / 3)/tool-\(id % 3)"] = row
+        }
+        expected["user-1/tool-1"] = ApplicationRow(plaintext: "k-4-file", enabled: 0)
+        expected["user-1/tool-2"] = ApplicationRow(plaintext: same5, enabled: 1)
+        expected["user-2/tool-0"] = ApplicationRow(plaintext: "k-6-file", enabled: 1)
+        expected["new-a/t"] = ApplicationRow(plaintext: "k-a-file", enabled: 1)
+        expected["new-b/t"] = ApplicationRow(plaintext: "k-b-file", enabled: 0)
+        expected["new-c/t"] = ApplicationRow(plaintext: "k-c", enabled: 1)
+        let appInserted = try #require(application.rows.first { $0.key > 12 && $0.value.plaintext?.hasPrefix("sk-app-insert") == true })
+        expected["app-user-1/app-tool"] = appInserted.value
+        #expect(try Self.pairs(database.path, under: master) == expected)
+    }
+
+    @Test("a row the application changes meanwhile so that it conflicts under --on-conflict fail fails the import, which writes nothing")
+    func importFailPolicySeesChangesMadeMeanwhile() throws {
+        let folder = try TemporaryFolder()
+        let master = try key(MasterKeyTests.valid)
+        let database = try RotationDatabase(at: folder.path("app.db"), master: master, rows: 12)
+        let application = try ApplicationWriter(path: database.path, master: master, rows: ApplicationWriter.model(of: database, rows: 12))
+        let same5 = try #require(database.plaintexts["\(RotationDatabase.configs)/5"])
+        let input = try Self.write("user_id,tool_id,enabled,api_key\nnew-a,t,1,k-a\nuser-1,tool-2,1,\(same5)\n", folder)
+        let connection = try database.connection()
+        var importer = Importer(connection: connection, options: .init(input: input, format: .csv, onConflict: .fail, masterKey: master, jobs: 2))
+        importer.betweenPhases = { application.flip(5) }
+        let error = try #require(thrownError { _ = try importer.run() } as? SnapshotError)
+        #expect(error.location.line == 3 && error.location.field == "user_id")
+        #expect(error.message.contains("since the import read the table"))
+        // Nothing of the import, everything of the application.
+        try application.expectTable(under: master)
+    }
+
+    @Test("an application writing throughout an import of plaintext keys loses nothing, and every imported row is there", .timeLimit(.minutes(2)))
+    func importBesideAWritingApplication() throws {
+        let folder = try TemporaryFolder()
+        let master = try key(MasterKeyTests.valid)
+        let database = try RotationDatabase(at: folder.path("app.db"), master: master, rows: 300)
+        let application = try ApplicationWriter(path: database.path, master: master, rows: ApplicationWriter.model(of: database, rows: 300))
+        let keyFile = try RotationTests.keyFile(master, folder, "master.key")
+        let records = 1500
+        var text = "user_id,tool_id,enabled,api_key\n"
+        for index in 1...records { text += "import-\(index),tool,\(index % 2),sk-import-\(index)\n" }
+        let input = try Self.write(text, folder)
+
+        let stop = DispatchSemaphore(value: 0), stopped = DispatchSemaphore(value: 0)
+        Thread {
+            while stop.wait(timeout: .now() + .milliseconds(3)) == .timedOut { application.randomWrite() }
+            stopped.signal()
+        }.start()
+        let result = try toolcfg(["import", "--db", database.path, "--in", input, "--master-key-file", keyFile, "--jobs", "2", "--json"])
+        stop.signal()
+        stopped.wait()
+        #expect(result.status == 0, "\(result.stderr)")
+        #expect(application.failures.isEmpty, "\(application.failures.prefix(3))")
+        #expect(application.writes > 20, "the application wrote only \(application.writes) times during the import")
+        let report = try RotationTests.json(result.stdout)
+        #expect(report["inserted"] as? Int == records && report["changed_during_import"] as? Int == 0)
+        print("live import: \(application.writes) application writes, longest wait \(application.longestWait), write lock held \(report["write_lock_seconds"] ?? "?") s of \(report["elapsed_seconds"] ?? "?") s")
+        try application.expectTable(under: master, skipping: "import-")
+        let stored = try Self.pairs(database.path, under: master).filter { $0.key.hasPrefix("import-") }
+        #expect(stored.count == records)
+        #expect((1...records).allSatisfy { stored["import-\($0)/tool"] == ApplicationRow(plaintext: "sk-import-\($0)", enabled: Int64($0 % 2)) })
     }
 }

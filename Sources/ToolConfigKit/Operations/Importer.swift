@@ -75,6 +75,9 @@ public struct Importer {
 
     let connection: SQLiteConnection
     let options: Options
+    /// Runs between the read snapshot and the write phase of a staged import: tests write there
+    /// as the application would.
+    var betweenPhases: () throws -> Void = {}
 
     public init(connection: SQLiteConnection, options: Options) {
         self.connection = connection
@@ -163,6 +166,7 @@ public struct Importer {
         if let stage, !options.dryRun {
             // The snapshot ends (the staged rows stay in the temp table); the write phase begins.
             try connection.execute("COMMIT")
+            try betweenPhases()
             try connection.execute("BEGIN IMMEDIATE", context: "taking the write lock")
             lockedAt = clock.now
             if try connection.queryInt64("SELECT EXISTS (SELECT 1 FROM user_tool_configs)") == 0 {
