@@ -22,7 +22,7 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 BENCH_PKG="$ROOT/Benchmarks"
 TARGET="ToolcfgBenchmarks"
-SECTIONS=(pbkdf2 snapshot rotation)
+SECTIONS=(pbkdf2 snapshot rotation live)
 RUNS="${RUNS:-3}"
 
 usage() {
@@ -227,28 +227,120 @@ section_rotation() {
   add_summary "Rotation Python sqlite3+cryptography" "$py s, $(awk -v r="$rows" -v s="$py" 'BEGIN{printf "%.0f", r/s}') rows/s"
   add_summary "Rotation ratio python / toolcfg" "$(ratio "$py" "$tc")x"
   if [ -n "${ROTATION_RSS_ROWS:-}" ]; then
-    "$toolcfg" migrate up --db "$work/big.db" 2>/dev/null
-    # A million distinct valid triples would take minutes of Python; one triple repeated is
-    # the same work for the rotation (each row is decrypted and re-encrypted on its own).
-    local triple
-    triple=$(python3 - "$work/old.key" <<'PY'
+    make_keyed_db "$toolcfg" "$work/big.db" "$ROTATION_RSS_ROWS" "$work/old.key"
+    RUNS=1 measure "toolcfg rotate $ROTATION_RSS_ROWS rows" ":" "$toolcfg" rotate --db "$work/big.db" --master-key-file "$work/old.key" --new-master-key-file "$work/new.key"
+    add_summary "Rotation of $ROTATION_RSS_ROWS rows" "$MEDIAN_S s, peak RSS $MAX_RSS_MIB MiB"
+  fi
+}
+
+# A migrated database at $2 with $3 user_tool_configs rows keyed under the master key in file $4.
+# A million distinct valid triples would take minutes of Python; one triple repeated is the same
+# work for a rotation (each row is decrypted and re-encrypted on its own).
+make_keyed_db() {
+  local toolcfg="$1" db="$2" rows="$3" key="$4" triple
+  "$toolcfg" migrate up --db "$db" 2>/dev/null
+  triple=$(python3 - "$key" <<'PY'
 import base64, os, sys
-sys.path.insert(0, os.path.dirname(os.path.abspath("__file__")))
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.pbkdf2 import PBKDF2HMAC
 master = base64.b64decode(open(sys.argv[1]).read().strip())
 salt, nonce = os.urandom(32), os.urandom(12)
 key = PBKDF2HMAC(algorithm=hashes.SHA256(), length=32, salt=salt, iterations=1000).derive(master)
-sealed = AESGCM(key).encrypt(nonce, b"sk-rss-test", None)
+sealed = AESGCM(key).encrypt(nonce, b"sk-bench-key-0123456789abcdef", None)
 print("'%s','%s','%s'" % tuple(base64.b64encode(x).decode() for x in (sealed, salt, nonce)))
 PY
 )
-    sqlite3 "$work/big.db" "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < $ROTATION_RSS_ROWS)
-      INSERT INTO user_tool_configs (user_id, tool_id, enabled, encrypted_api_key, salt, nonce, created_at, updated_at)
-      SELECT 'user-' || i, 'tool', 1, $triple, 1, 1 FROM n;"
-    RUNS=1 measure "toolcfg rotate $ROTATION_RSS_ROWS rows" ":" "$toolcfg" rotate --db "$work/big.db" --master-key-file "$work/old.key" --new-master-key-file "$work/new.key"
-    add_summary "Rotation of $ROTATION_RSS_ROWS rows" "$MEDIAN_S s, peak RSS $MAX_RSS_MIB MiB"
+  sqlite3 "$db" "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < $rows)
+    INSERT INTO user_tool_configs (user_id, tool_id, enabled, encrypted_api_key, salt, nonce, created_at, updated_at)
+    SELECT 'user-' || i, 'tool-' || (i % 10), i % 2, $triple, 1700000000, 1700000000 FROM n;"
+}
+
+# Runs command $3 (a string for bash -c, printing toolcfg's --json report) on database $2 beside
+# the stand-in application (scripts/bench_live_app.py) started a second before it and stopped a
+# second after, and records what the application felt: writes, failures, longest and p99 wait,
+# with toolcfg's write-lock and total time from its report (when it gives them).
+live_run() {
+  local label="$1" db="$2" command="$3" app_pid report app
+  python3 "$ROOT/scripts/bench_live_app.py" "$db" >"$LOG_DIR/app.json" 2>"$LOG_DIR/app.err" &
+  app_pid=$!
+  for _ in $(seq 1 100); do grep -q ready "$LOG_DIR/app.err" 2>/dev/null && break; sleep 0.1; done
+  sleep 1
+  /usr/bin/time -f 'TIME %e %M' -o "$LOG_DIR/time.out" bash -c "$command" >"$LOG_DIR/live.json" 2>"$LOG_DIR/cmd.err" \
+    || { kill -TERM "$app_pid"; echo "bench: $label failed:" >&2; cat "$LOG_DIR/cmd.err" >&2; exit 1; }
+  sleep 1
+  kill -TERM "$app_pid"
+  wait "$app_pid" || true
+  report=$(python3 - "$LOG_DIR/live.json" "$LOG_DIR/time.out" "$LOG_DIR/app.json" <<'PY'
+import json, sys
+try:
+    tool = json.load(open(sys.argv[1]))
+except ValueError:
+    tool = {}
+seconds, rss = open(sys.argv[2]).read().split("TIME ")[-1].split()
+app = json.loads(open(sys.argv[3]).read().strip().splitlines()[-1])
+lock = tool.get("write_lock_seconds")
+print("%s s, peak RSS %d MiB, write lock %s; application: %d writes, %d failed, longest wait %.3f s, p99 %.3f s"
+      % (seconds, int(rss) // 1024, "%.3f s" % lock if lock is not None else "not reported",
+         app["writes"], app["failures"], app["wait_max_seconds"] or 0, app["wait_p99_seconds"] or 0))
+PY
+)
+  echo "   $label: $report"
+  add_summary "$label" "$report"
+}
+
+# Rotate and import on a live database, beside the stand-in application (sqlx-like: 5 s busy
+# timeout, a short write every 20 ms, 50 % of them to user_tool_configs): LIVE_ROWS (default
+# 200,000) rows rotated and plaintext keys imported, then a rotation of LIVE_BIG_ROWS (default
+# 1,000,000; 0 skips it). With BASELINE_TOOLCFG (another build, e.g. of the commit before a
+# change) the same runs are made with it, and the two rotations are timed without the stand-in,
+# alternating, RUNS times each.
+section_live() {
+  local rows="${LIVE_ROWS:-200000}" big="${LIVE_BIG_ROWS:-1000000}" work="$LOG_DIR/live" toolcfg
+  echo
+  echo "######## live: $rows rows beside a writing application${BASELINE_TOOLCFG:+ (baseline: $BASELINE_TOOLCFG)}"
+  mkdir -p "$work"
+  toolcfg=$(build_toolcfg)
+  "$toolcfg" keygen --out "$work/old.key" 2>/dev/null
+  "$toolcfg" keygen --out "$work/new.key" 2>/dev/null
+  make_keyed_db "$toolcfg" "$work/keyed.db" "$rows" "$work/old.key"
+  "$toolcfg" migrate up --db "$work/empty.db" 2>/dev/null
+  awk -v n="$rows" 'BEGIN { print "user_id,tool_id,enabled,api_key"; for (i = 1; i <= n; i++) printf "user-%d,tool-%d,%d,sk-onboarding-%d-0123456789abcdef\n", i, i % 10, i % 2, i }' >"$work/onboarding.csv"
+  local names=(toolcfg) binaries=("$toolcfg") i
+  if [ -n "${BASELINE_TOOLCFG:-}" ]; then names+=(baseline); binaries+=("$BASELINE_TOOLCFG"); fi
+  for i in "${!binaries[@]}"; do
+    cp "$work/keyed.db" "$work/r.db"
+    live_run "Live rotate $rows rows (${names[$i]})" "$work/r.db" \
+      "'${binaries[$i]}' rotate --db '$work/r.db' --master-key-file '$work/old.key' --new-master-key-file '$work/new.key' --json"
+    cp "$work/empty.db" "$work/i.db"
+    live_run "Live import $rows plaintext keys (${names[$i]})" "$work/i.db" \
+      "'${binaries[$i]}' import --db '$work/i.db' --in '$work/onboarding.csv' --master-key-file '$work/old.key' --json"
+  done
+  if [ "$big" -gt 0 ]; then
+    make_keyed_db "$toolcfg" "$work/big.db" "$big" "$work/old.key"
+    live_run "Live rotate $big rows (toolcfg)" "$work/big.db" \
+      "'$toolcfg' rotate --db '$work/big.db' --master-key-file '$work/old.key' --new-master-key-file '$work/new.key' --json"
+  fi
+  # The write lock's time as a function of rows, without the application: LIVE_CURVE sizes.
+  local n lock
+  for n in ${LIVE_CURVE:-10000 50000}; do
+    make_keyed_db "$toolcfg" "$work/curve-$n.db" "$n" "$work/old.key"
+    lock=$("$toolcfg" rotate --db "$work/curve-$n.db" --master-key-file "$work/old.key" --new-master-key-file "$work/new.key" --json \
+      | python3 -c 'import json, sys; r = json.load(sys.stdin); print("%.3f s of %.2f s" % (r["write_lock_seconds"], r["elapsed_seconds"]))')
+    add_summary "Write lock, rotate $n rows" "$lock"
+    "$toolcfg" migrate up --db "$work/curve-import-$n.db" 2>/dev/null
+    head -n $((n + 1)) "$work/onboarding.csv" >"$work/curve-$n.csv"
+    lock=$("$toolcfg" import --db "$work/curve-import-$n.db" --in "$work/curve-$n.csv" --master-key-file "$work/old.key" --json \
+      | python3 -c 'import json, sys; r = json.load(sys.stdin); print("%.3f s of %.2f s" % (r["write_lock_seconds"], r["elapsed_seconds"]))')
+    add_summary "Write lock, import $n plaintext keys" "$lock"
+  done
+  if [ -n "${BASELINE_TOOLCFG:-}" ]; then
+    echo "== rotation of $rows rows without the application: toolcfg vs baseline"
+    measure_pair "toolcfg rotate " "cp '$work/keyed.db' '$work/a.db'" "'$toolcfg' rotate --db '$work/a.db' --master-key-file '$work/old.key' --new-master-key-file '$work/new.key'" \
+                 "baseline rotate" "cp '$work/keyed.db' '$work/b.db'" "'$BASELINE_TOOLCFG' rotate --db '$work/b.db' --master-key-file '$work/old.key' --new-master-key-file '$work/new.key'"
+    add_summary "Rotate $rows rows, toolcfg (median)" "$A_MEDIAN_S s, peak RSS $A_MAX_RSS_MIB MiB"
+    add_summary "Rotate $rows rows, baseline (median)" "$B_MEDIAN_S s, peak RSS $B_MAX_RSS_MIB MiB"
+    add_summary "Rotate ratio toolcfg / baseline" "$(ratio "$A_MEDIAN_S" "$B_MEDIAN_S")x (at most 1.15 wanted)"
   fi
 }
 

@@ -333,4 +333,39 @@ struct LiveWriterTests {
         #expect(stored.count == records)
         #expect((1...records).allSatisfy { stored["import-\($0)/tool"] == ApplicationRow(plaintext: "sk-import-\($0)", enabled: Int64($0 % 2)) })
     }
+
+    @Test("an import's staged rows hold triples that open to the file's keys, and never a plaintext key")
+    func stagedImportHoldsNoPlaintext() throws {
+        let folder = try TemporaryFolder()
+        let master = try key(MasterKeyTests.valid)
+        let database = try RotationDatabase(at: folder.path("app.db"), master: master, rows: 3)
+        let plaintexts = (1...40).map { "sk-never-staged-\($0)-\(Digest.hex(SecureRandom.bytes(8)))" }
+        let input = try Self.write("user_id,tool_id,api_key\n" + plaintexts.enumerated().map { "u\($0.offset),t,\($0.element)\n" }.joined(), folder)
+        let connection = try database.connection()
+        var importer = Importer(connection: connection, options: .init(input: input, format: .csv, masterKey: master, jobs: 2))
+        var staged: [String] = []
+        importer.betweenPhases = {
+            let rows = try connection.prepare("SELECT * FROM temp.toolcfg_import ORDER BY seq")
+            while try rows.step() {
+                staged.append((0..<rows.columnCount).map { column -> String in
+                    switch rows.value(column) {
+                    case .text(let text): text
+                    case .integer(let value): "\(value)"
+                    default: "NULL"
+                    }
+                }.joined(separator: "|"))
+            }
+            let triples = try connection.prepare("SELECT new_key, new_salt, new_nonce FROM temp.toolcfg_import ORDER BY seq")
+            var opened: [String] = []
+            while try triples.step() {
+                opened.append(try SecretCipher.decrypt(try #require(ToolConfigTable.secret(triples, first: 0)), masterKey: master))
+            }
+            #expect(opened == plaintexts)
+        }
+        let report = try importer.run()
+        #expect(report.inserted == 40 && staged.count == 40)
+        let text = staged.joined(separator: "\n")
+        #expect(!plaintexts.contains { text.contains($0) }, "a plaintext key was staged")
+        #expect(try connection.queryInt64("SELECT count(*) FROM temp.sqlite_master WHERE name = 'toolcfg_import'") == 0, "the stage outlived the import")
+    }
 }
