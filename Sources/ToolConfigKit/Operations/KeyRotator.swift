@@ -34,11 +34,12 @@ public struct KeyRotator {
 
     public struct Report: Sendable, Codable {
         public var database: String
-        public var oldKeyFingerprint: String
-        public var newKeyFingerprint: String
+        /// The current (old) key's, as --master-key-file names it.
+        public var masterKeyFingerprint: String
+        public var newMasterKeyFingerprint: String
         public var dryRun: Bool
         public var tables: [TableReport]
-        public var backup: String?
+        public var backupFile: String?
         /// Rows whose stored triple was read back after the commit and found as written.
         public var verifiedAfterCommit: Int
         public var nextStep: String
@@ -61,7 +62,7 @@ public struct KeyRotator {
         case failed(String)
     }
 
-    public func run(progress: (Int) -> Void = { _ in }) throws -> Report {
+    public func run(progress: ProgressHandler = { _ in }) throws -> Report {
         guard options.oldKey.material != options.newKey.material else {
             throw UsageError("the new master key is the same as the current one (fingerprint \(options.oldKey.fingerprint))")
         }
@@ -84,7 +85,10 @@ public struct KeyRotator {
             // it made: an existing file at that path was refused, never touched).
             if madeBackup, !committed, !options.dryRun, let backupPath = options.backupPath { unlink(backupPath) }
         }
+        if options.backupPath != nil { progress(ProgressEvent(.backup)) }
         try begin(lockingWith: tables.first, madeBackup: &madeBackup)
+        let totalRows = try EncryptedTable.rowCount(connection, tables)
+        progress(ProgressEvent(.derivingKeys, total: totalRows))
         for table in tables {
             var report = TableReport(table: table.name, rows: 0, rotated: 0, alreadyRotated: 0, noKey: 0)
             let update = try connection.prepare(table.updateSQL())
@@ -100,7 +104,7 @@ public struct KeyRotator {
                     case .alreadyRotated:
                         report.alreadyRotated += 1
                     case .failed(let reason):
-                        throw RotationError(table: table.name, row: row.label, reason: reason)
+                        throw RotationError(table: table.name, row: row.label, rowID: row.rowID, reason: reason)
                     case .rotated(let secret):
                         report.rotated += 1
                         if !options.dryRun {
@@ -111,7 +115,7 @@ public struct KeyRotator {
                     }
                 }
                 processed += rows.count
-                progress(processed)
+                progress(ProgressEvent(.derivingKeys, done: processed, total: totalRows))
             }
             reports.append(report)
         }
@@ -121,13 +125,14 @@ public struct KeyRotator {
             try connection.execute("COMMIT", context: "committing the rotation")
             committed = true
         }
+        if !options.dryRun { progress(ProgressEvent(.verifying)) }
         let verified = options.dryRun ? 0 : try verifyCommitted(tables, rotated: rotatedRowIDs, expected: expected.finish())
         let total = reports.reduce(0) { $0 + $1.rotated + $1.alreadyRotated }
         let next = options.dryRun
             ? "dry run: nothing was written; every key opens under the current or the new key"
             : "every stored key (\(total)) is now under the new master key \(options.newKey.fingerprint): switch the application to it; keep the old key \(options.oldKey.fingerprint) until the application runs on the new one\(options.backupPath.map { " (the backup \($0) still needs the old key)" } ?? "")"
-        return Report(database: connection.path, oldKeyFingerprint: options.oldKey.fingerprint, newKeyFingerprint: options.newKey.fingerprint,
-                      dryRun: options.dryRun, tables: reports, backup: options.backupPath, verifiedAfterCommit: verified, nextStep: next)
+        return Report(database: connection.path, masterKeyFingerprint: options.oldKey.fingerprint, newMasterKeyFingerprint: options.newKey.fingerprint,
+                      dryRun: options.dryRun, tables: reports, backupFile: options.backupPath, verifiedAfterCommit: verified, nextStep: next)
     }
 
     /// Opens the transaction; with a backup, first a read snapshot that the backup copies, then
@@ -245,10 +250,13 @@ final class RowStateDigest {
 public struct RotationError: ToolcfgError {
     public var table: String
     public var row: String
+    /// The row's rowid (its id in user_tool_configs); nil when the error is about many rows.
+    public var rowID: Int64? = nil
     public var reason: String
     /// False only for a failure found after the commit.
     public var rolledBack = true
 
     public var exitStatus: ExitStatus { .dataError }
     public var description: String { "\(table) \(row): \(reason)\(rolledBack ? "; nothing was changed" : "")" }
+    public var errorContext: ErrorContext { ErrorContext(table: table, rowID: rowID) }
 }
