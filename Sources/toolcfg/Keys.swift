@@ -87,7 +87,7 @@ struct VerifyKeys: ParsableCommand {
         } else {
             for table in report.tables {
                 var line = "\(table.table): \(table.rows) rows, \(table.underMasterKey) under \(report.masterKeyFingerprint)"
-                if let new = report.newMasterKeyFingerprint { line += ", \(table.underNewKey) under \(new)" }
+                if let new = report.newMasterKeyFingerprint { line += ", \(table.underNewMasterKey) under \(new)" }
                 line += ", \(table.noKey) without a key, \(table.underNeither) under no given key, \(table.malformed) malformed"
                 console.note(line)
             }

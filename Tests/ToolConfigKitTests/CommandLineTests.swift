@@ -21,14 +21,14 @@ struct CommandLineTests {
 
         let second = try toolcfg(["keygen", "--out", path])
         #expect(second.status == 74)
-        #expect(second.stderr.contains("exists"))
+        #expect(second.stderr.contains("exists; use --force"))
         #expect(try String(contentsOfFile: path, encoding: .utf8) == text)
 
         let forced = try toolcfg(["keygen", "--out", path, "--force", "--json"])
         #expect(forced.status == 0)
-        let report = try JSONSerialization.jsonObject(with: Data(forced.stdout.utf8)) as? [String: String]
+        let report = try JSONSerialization.jsonObject(with: Data(forced.stdout.utf8)) as? [String: Any]
         let replaced = try MasterKey(text: try String(contentsOfFile: path, encoding: .utf8), source: .file(path))
-        #expect(report?["fingerprint"] == replaced.fingerprint)
+        #expect(report?["master_key_fingerprint"] as? String == replaced.fingerprint)
         #expect(report?["master_key"] == nil)
         #expect((try FileManager.default.attributesOfItem(atPath: path)[.posixPermissions] as? Int) == 0o600)
     }

@@ -8,7 +8,7 @@ public struct KeyVerifier {
         public var rows: Int
         public var noKey: Int
         public var underMasterKey: Int
-        public var underNewKey: Int
+        public var underNewMasterKey: Int
         public var underNeither: Int
         public var malformed: Int
     }
@@ -69,7 +69,7 @@ public struct KeyVerifier {
         let nonceCount = try connection.prepare(tables.map { "SELECT count(*) AS n FROM \($0.quotedName) WHERE nonce = ?1" }
             .joined(separator: " UNION ALL ").wrappedSum)
         for table in tables {
-            var report = TableReport(table: table.name, rows: 0, noKey: 0, underMasterKey: 0, underNewKey: 0, underNeither: 0, malformed: 0)
+            var report = TableReport(table: table.name, rows: 0, noKey: 0, underMasterKey: 0, underNewMasterKey: 0, underNeither: 0, malformed: 0)
             try SecretRow.scan(connection, table, pageSize: KeyRotator.pageSize) { rows in
                 let findings = ParallelMap.map(rows, jobs: jobs) { [masterKey, newKey] row in Self.check(row, masterKey: masterKey, newKey: newKey) }
                 for (row, finding) in zip(rows, findings) {
@@ -82,7 +82,7 @@ public struct KeyVerifier {
                     switch finding {
                     case .noKey: report.noKey += 1
                     case .master: report.underMasterKey += 1
-                    case .new: report.underNewKey += 1
+                    case .new: report.underNewMasterKey += 1
                     case .neither:
                         report.underNeither += 1
                         problem("decrypts under no key given")
