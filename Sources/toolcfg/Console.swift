@@ -160,7 +160,8 @@ enum FailureExit {
             var text = Toolcfg.fullMessage(for: error)
             if text.hasPrefix("Error: ") { text.removeFirst("Error: ".count) }
             FileHandle.standardError.write(Data((Console.errorPrefix + text + (text.hasSuffix("\n") ? "" : "\n")).utf8))
-            failure = .init(exitStatus: status.rawValue, message: Toolcfg.message(for: error))
+            // ArgumentParser's usage errors are 64; anything else unforeseen is an internal error (70).
+            failure = .init(exitStatus: status == .failure ? ExitStatus.software.rawValue : status.rawValue, message: Toolcfg.message(for: error))
         }
         if json, let text = try? JSONReport<Never>(report: nil, failure: failure).render() {
             FileHandle(fileDescriptor: toStandardError ? STDERR_FILENO : STDOUT_FILENO).write(Data((text + "\n").utf8))
