@@ -67,12 +67,14 @@ enum ProgressLine {
 /// operation returns, so a summary or an error starts on a line of its own.
 final class ProgressRenderer {
     private let columns: Int
+    private let write: (String) -> Void
     private var current: ProgressEvent?
     private var phaseStarted = ContinuousClock.now
     private var lastDrawn: ContinuousClock.Instant?
 
-    init(columns: Int) {
+    init(columns: Int, write: @escaping (String) -> Void = { FileHandle.standardError.write(Data($0.utf8)) }) {
         self.columns = columns
+        self.write = write
     }
 
     func show(_ event: ProgressEvent) {
@@ -103,7 +105,7 @@ final class ProgressRenderer {
     }
 
     private func end() {
-        FileHandle.standardError.write(Data("\n".utf8))
+        write("\n")
         current = nil
     }
 
@@ -112,7 +114,7 @@ final class ProgressRenderer {
         let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
         let line = String(ProgressLine.format(event, elapsed: seconds, finished: finished).prefix(max(1, columns - 1)))
         // Carriage return, the line, then erase what a longer earlier line left.
-        FileHandle.standardError.write(Data("\r\(line)\u{1B}[K".utf8))
+        write("\r\(line)\u{1B}[K")
         lastDrawn = now
     }
 }
