@@ -164,7 +164,7 @@ enum FailureExit {
             failure = .init(exitStatus: status == .failure ? ExitStatus.software.rawValue : status.rawValue, message: Toolcfg.message(for: error))
         }
         if json, let text = try? JSONReport<Never>(report: nil, failure: failure).render() {
-            FileHandle(fileDescriptor: toStandardError ? STDERR_FILENO : STDOUT_FILENO).write(Data((text + "\n").utf8))
+            (toStandardError ? FileHandle.standardError : FileHandle.standardOutput).write(Data((text + "\n").utf8))
         }
         Glibc.exit(failure.exitStatus)
     }
