@@ -43,6 +43,8 @@ let package = Package(
             ]
         ),
         .testTarget(name: "ToolConfigKitTests", dependencies: ["ToolConfigKit"]),
+        // The command line's own pure parts (the progress line's text), through @testable import.
+        .testTarget(name: "toolcfgTests", dependencies: ["toolcfg"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -2,10 +2,11 @@
 # The main job on a demo database: builds toolcfg, creates a master key and a database in a
 # folder (a new temporary one, or the one given), migrates it, imports the onboarding fixture
 # with plaintext keys (encrypted on the way in), shows the migration status, and exports a
-# verified backup with the keys still encrypted.
+# verified backup with the keys still encrypted. Installs what building needs first, if missing.
 #   scripts/demo.sh [FOLDER]
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
+bash "$root/scripts/bootstrap.sh" build
 folder=${1:-$(mktemp -d "${TMPDIR:-/tmp}/toolcfg-demo.XXXXXX")}
 mkdir -p "$folder"
 

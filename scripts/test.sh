@@ -7,8 +7,10 @@
 # SANITIZE lists the sanitizer runs: "address thread" by default in CI, none elsewhere; set it
 # to choose (SANITIZE=thread scripts/test.sh, or SANITIZE= to skip them in CI).
 # Extra arguments go to `swift test` (e.g. scripts/test.sh --filter Migrations).
+# Installs what is missing first (scripts/bootstrap.sh: quick when everything is there).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+bash scripts/bootstrap.sh
 swift build --build-tests
 if [ $# -eq 0 ]; then
   .build/debug/toolcfg migrate verify --fixtures fixtures

@@ -16,53 +16,60 @@ struct DatabaseOptions: ParsableArguments {
     }
 
     func open(_ mode: SQLiteConnection.OpenMode) throws -> SQLiteConnection {
-        let path = try path()
-        return try reporting {
-            try SQLiteConnection(path: path, mode: mode, options: .init(busyTimeout: .milliseconds(Int64(busyTimeout * 1000))))
-        }
+        try SQLiteConnection(path: path(), mode: mode, options: .init(busyTimeout: .milliseconds(Int64(busyTimeout * 1000))))
     }
 }
 
 struct OutputOptions: ParsableArguments {
     @Flag(name: .long, help: "Print a machine-readable JSON report on standard output.")
     var json = false
+
+    @Flag(name: [.short, .long], help: "Print no progress and no messages on standard error (errors still).")
+    var quiet = false
+
+    var console: Console { Console(json: json, quiet: quiet) }
 }
 
-/// Runs library code, turning its typed errors into a message on stderr and the contract's exit status.
-func reporting<T>(_ body: () throws -> T) throws -> T {
-    do {
-        return try body()
-    } catch let error as any ToolcfgError {
-        Console.error(error.description)
-        throw ExitCode(error.exitStatus.rawValue)
+struct MasterKeyOption: ParsableArguments {
+    @Option(name: .long, help: ArgumentHelp("File holding the master key (base64), - for stdin; or set TOOLCFG_MASTER_KEY.", valueName: "PATH"))
+    var masterKeyFile: String?
+
+    func masterKey() throws -> MasterKey? { try SecretInput.masterKey(filePath: masterKeyFile) }
+    func requireMasterKey() throws -> MasterKey { try SecretInput.requireMasterKey(filePath: masterKeyFile) }
+}
+
+struct NewKeyOption: ParsableArguments {
+    @Option(name: .long, help: ArgumentHelp("File holding the new master key, - for stdin; or set TOOLCFG_NEW_MASTER_KEY.", valueName: "PATH"))
+    var newMasterKeyFile: String?
+}
+
+struct PassphraseOption: ParsableArguments {
+    @Option(name: .long, help: ArgumentHelp("File holding the passphrase for sealed snapshots, - for stdin; or set TOOLCFG_PASSPHRASE.", valueName: "PATH"))
+    var passphraseFile: String?
+
+    func passphrase() throws -> SecureBytes? {
+        guard let (text, source) = try SecretInput.readText(.passphrase, filePath: passphraseFile) else { return nil }
+        var line = Substring(text)
+        if line.last == "\n" || line.last == "\r\n" { line = line.dropLast() }
+        guard !line.isEmpty else { throw SecretError.emptyPassphrase(source: source) }
+        return SecureBytes(Array(line.utf8))
     }
 }
 
-enum Console {
-    static func error(_ message: String) {
-        FileHandle.standardError.write(Data("toolcfg: error: \(message)\n".utf8))
-    }
+struct JobsOption: ParsableArguments {
+    @Option(name: .long, help: ArgumentHelp("Threads for the key derivations (default: one per core).", valueName: "N"))
+    var jobs: Int?
 
-    static func note(_ message: String) {
-        FileHandle.standardError.write(Data("\(message)\n".utf8))
-    }
+    var count: Int { jobs ?? ParallelMap.defaultJobs }
 
-    static func out(_ text: String) {
-        FileHandle.standardOutput.write(Data((text.hasSuffix("\n") ? text : text + "\n").utf8))
+    func validate() throws {
+        if let jobs, jobs < 1 { throw ValidationError("--jobs must be at least 1") }
     }
+}
 
-    static func json(_ value: some Encodable) throws {
-        out(try encoded(value))
-    }
-
-    static func jsonToStandardError(_ value: some Encodable) throws {
-        FileHandle.standardError.write(Data((try encoded(value) + "\n").utf8))
-    }
-
-    private static func encoded(_ value: some Encodable) throws -> String {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-        encoder.keyEncodingStrategy = .convertToSnakeCase
-        return String(decoding: try encoder.encode(value), as: UTF8.self)
+/// Only one secret (or the snapshot) can come from standard input.
+func refuseTwoFromStandardInput(_ paths: String?...) throws {
+    if paths.filter({ $0 == "-" }).count > 1 {
+        throw ValidationError("only one of the snapshot and the secrets can come from standard input")
     }
 }

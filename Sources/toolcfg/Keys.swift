@@ -2,15 +2,10 @@ import ArgumentParser
 import Foundation
 import ToolConfigKit
 
-struct NewKeyOption: ParsableArguments {
-    @Option(name: .long, help: ArgumentHelp("File holding the new master key, - for stdin; or set TOOLCFG_NEW_MASTER_KEY.", valueName: "PATH"))
-    var newMasterKeyFile: String?
-}
-
 struct Rotate: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Re-encrypt every stored key under a new master key, in one transaction.",
-        discussion: """
+        discussion: help("""
             Every table with encrypted_api_key, salt and nonce columns is rotated. The keys are \
             derived and encrypted from a read snapshot while the application keeps writing; the \
             write lock is held only to write them (with a compare-and-swap per row) and to redo \
@@ -18,51 +13,49 @@ struct Rotate: ParsableCommand {
             as rotated (a second run changes nothing); a row under neither key fails the run and \
             nothing is written. The commit is made with synchronous=FULL and the rotated rows are \
             read back before success is reported.
-            """
+            """, examples: [
+                "toolcfg rotate --db app.db --master-key-file old.key \\\n      --new-master-key-file new.key --backup before.db",
+                "toolcfg rotate --db app.db --dry-run --json   # keys from the environment",
+            ])
     )
 
     @OptionGroup var database: DatabaseOptions
     @Flag(name: .long, help: "Decrypt everything and report; write nothing.") var dryRun = false
     @Option(name: .long, help: ArgumentHelp("Write a consistent copy (0600) of the database as the rotation read it.", valueName: "PATH"))
     var backup: String?
-    @Option(name: .long, help: ArgumentHelp("Threads for the key derivations (default: the core count).", valueName: "N"))
-    var jobs: Int = ParallelMap.defaultJobs
-    @OptionGroup var secrets: SecretOptions
+    @OptionGroup var jobs: JobsOption
+    @OptionGroup var masterKey: MasterKeyOption
     @OptionGroup var newKey: NewKeyOption
     @OptionGroup var output: OutputOptions
 
     func validate() throws {
-        if jobs < 1 { throw ValidationError("--jobs must be at least 1") }
-        if secrets.masterKeyFile == "-" && newKey.newMasterKeyFile == "-" {
-            throw ValidationError("only one secret can come from standard input")
-        }
+        try refuseTwoFromStandardInput(masterKey.masterKeyFile, newKey.newMasterKeyFile)
     }
 
     func run() throws {
-        let oldKey = try reporting { try SecretInput.requireMasterKey(filePath: secrets.masterKeyFile) }
-        let newMasterKey = try reporting { try SecretInput.requireMasterKey(.newMasterKey, filePath: newKey.newMasterKeyFile) }
-        if oldKey.material == newMasterKey.material {
-            // Refused before the database is even opened.
-            Console.error("the new master key is the same as the current one (fingerprint \(oldKey.fingerprint))")
-            throw ExitCode(ExitStatus.usage.rawValue)
+        let console = output.console
+        let oldKey = try masterKey.requireMasterKey()
+        let newMasterKey = try SecretInput.requireMasterKey(.newMasterKey, filePath: newKey.newMasterKeyFile)
+        if oldKey.material == newMasterKey.material {  // refused before the database is even opened
+            throw UsageError("the new master key is the same as the current one (fingerprint \(oldKey.fingerprint))")
         }
         let connection = try database.open(dryRun ? .readOnly : .readWrite)
-        let options = KeyRotator.Options(oldKey: oldKey, newKey: newMasterKey, dryRun: dryRun, backupPath: backup, jobs: jobs)
-        let report = try reporting { try KeyRotator(connection: connection, options: options).run(progress: progressReporter("checked")) }
-        if output.json { return try Console.json(report) }
+        let options = KeyRotator.Options(oldKey: oldKey, newKey: newMasterKey, dryRun: dryRun, backupPath: backup, jobs: jobs.count)
+        let report = try console.withProgress { try KeyRotator(connection: connection, options: options).run(progress: $0) }
+        if output.json { return try console.report(report) }
         for table in report.tables {
             var line = "\(table.table): \(table.rows) rows, \(table.rotated) \(dryRun ? "to rotate" : "rotated"), \(table.alreadyRotated) already under the new key, \(table.noKey) without a key"
             if table.changedDuringRotation > 0 { line += ", \(table.changedDuringRotation) written by the application meanwhile and redone" }
             if table.removedDuringRotation > 0 { line += ", \(table.removedDuringRotation) deleted meanwhile" }
-            Console.note(line)
+            console.note(line)
         }
-        if let backup = report.backup { Console.note("backup of the state the rotation read: \(backup)") }
+        if let backup = report.backupFile { console.note("backup of the state the rotation read: \(backup)") }
         if !dryRun {
-            Console.note(String(format: "write lock held %.3f s of %.1f s", report.writeLockSeconds, report.elapsedSeconds))
-            Console.note("read back after commit: \(report.verifiedAfterCommit) rotated rows as written"
+            console.note(String(format: "write lock held %.3f s of %.1f s", report.writeLockSeconds, report.elapsedSeconds))
+            console.note("read back after commit: \(report.verifiedAfterCommit) rotated rows as written"
                 + (report.changedAfterCommit > 0 ? ", \(report.changedAfterCommit) written again by the application since" : ""))
         }
-        Console.note("\(report.oldKeyFingerprint) -> \(report.newKeyFingerprint): \(report.nextStep)")
+        console.note("\(report.masterKeyFingerprint) -> \(report.newMasterKeyFingerprint): \(report.nextStep)")
     }
 }
 
@@ -70,33 +63,61 @@ struct VerifyKeys: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "verify-keys",
         abstract: "Check that every stored key decrypts under the master key, and that no salt or nonce repeats.",
-        discussion: "With --new-master-key-file (or TOOLCFG_NEW_MASTER_KEY) it also counts keys under the new key, so a half-rotated database shows at a glance. Exit 65 when any key is malformed, decrypts under no given key, or shares a salt or nonce."
+        discussion: help("""
+            With --new-master-key-file (or TOOLCFG_NEW_MASTER_KEY) it also counts keys under the \
+            new key, so a half-rotated database shows at a glance. Exit 65 when any key is \
+            malformed, decrypts under no given key, or shares a salt or nonce.
+            """, examples: [
+                "toolcfg verify-keys --db app.db --master-key-file master.key",
+                "toolcfg verify-keys --db app.db --master-key-file old.key \\\n      --new-master-key-file new.key --json",
+            ])
     )
 
     @OptionGroup var database: DatabaseOptions
-    @Option(name: .long, help: ArgumentHelp("Threads for the key derivations.", valueName: "N")) var jobs: Int = ParallelMap.defaultJobs
-    @OptionGroup var secrets: SecretOptions
+    @OptionGroup var jobs: JobsOption
+    @OptionGroup var masterKey: MasterKeyOption
     @OptionGroup var newKey: NewKeyOption
     @OptionGroup var output: OutputOptions
 
+    func validate() throws {
+        try refuseTwoFromStandardInput(masterKey.masterKeyFile, newKey.newMasterKeyFile)
+    }
+
     func run() throws {
-        let masterKey = try reporting { try SecretInput.requireMasterKey(filePath: secrets.masterKeyFile) }
-        let newMasterKey = try reporting { try SecretInput.masterKey(.newMasterKey, filePath: newKey.newMasterKeyFile) }
+        let console = output.console
+        let key = try masterKey.requireMasterKey()
+        let newMasterKey = try SecretInput.masterKey(.newMasterKey, filePath: newKey.newMasterKeyFile)
         let connection = try database.open(.readOnly)
-        let report = try reporting { try KeyVerifier(connection: connection, masterKey: masterKey, newKey: newMasterKey, jobs: jobs).run(progress: progressReporter("checked")) }
+        let report = try console.withProgress {
+            try KeyVerifier(connection: connection, masterKey: key, newKey: newMasterKey, jobs: jobs.count).run(progress: $0)
+        }
+        let failure = report.ok ? nil : Self.failure(report)
         if output.json {
-            try Console.json(report)
+            try console.report(report, failure: failure)
         } else {
             for table in report.tables {
                 var line = "\(table.table): \(table.rows) rows, \(table.underMasterKey) under \(report.masterKeyFingerprint)"
-                if let new = report.newKeyFingerprint { line += ", \(table.underNewKey) under \(new)" }
+                if let new = report.newMasterKeyFingerprint { line += ", \(table.underNewMasterKey) under \(new)" }
                 line += ", \(table.noKey) without a key, \(table.underNeither) under no given key, \(table.malformed) malformed"
-                Console.note(line)
+                console.note(line)
             }
-            Console.note("reused salts: \(report.reusedSalts), reused nonces: \(report.reusedNonces)")
-            for problem in report.problems { Console.note("  \(problem.table) \(problem.row): \(problem.problem)") }
-            Console.note(report.ok ? "ok" : "NOT OK")
+            console.note("reused salts: \(report.reusedSalts), reused nonces: \(report.reusedNonces)")
+            for problem in report.problems {
+                console.note("  \(problem.table) row id \(problem.id ?? String(problem.rowID)): \(problem.problem)")
+            }
+            if report.ok { console.note("ok") }
         }
-        if !report.ok { throw ExitCode(ExitStatus.dataError.rawValue) }
+        if let failure { throw ReportedFailure(error: failure) }
+    }
+
+    static func failure(_ report: KeyVerifier.Report) -> CheckFailed {
+        let neither = report.tables.reduce(0) { $0 + $1.underNeither }, malformed = report.tables.reduce(0) { $0 + $1.malformed }
+        var context = ErrorContext(database: report.database)
+        if let first = report.problems.first {
+            context.table = first.table
+            context.rowID = first.rowID
+        }
+        return CheckFailed(message: "keys NOT OK: \(neither) under no given key, \(malformed) malformed, \(report.reusedSalts) reused salt(s), \(report.reusedNonces) reused nonce(s)",
+                           errorContext: context)
     }
 }

@@ -6,55 +6,26 @@ extension SnapshotFormat: ExpressibleByArgument {}
 extension KeyMode: ExpressibleByArgument {}
 extension Importer.ConflictPolicy: ExpressibleByArgument {}
 
-struct SecretOptions: ParsableArguments {
-    @Option(name: .long, help: ArgumentHelp("File holding the master key (base64), - for stdin; or set TOOLCFG_MASTER_KEY.", valueName: "PATH"))
-    var masterKeyFile: String?
-
-    @Option(name: .long, help: ArgumentHelp("File holding the passphrase for sealed snapshots, - for stdin; or set TOOLCFG_PASSPHRASE.", valueName: "PATH"))
-    var passphraseFile: String?
-
-    func masterKey() throws -> MasterKey? {
-        try reporting { try SecretInput.masterKey(filePath: masterKeyFile) }
-    }
-
-    func passphrase() throws -> SecureBytes? {
-        try reporting { () throws -> SecureBytes? in
-            guard let (text, source) = try SecretInput.readText(.passphrase, filePath: passphraseFile) else { return nil }
-            var line = Substring(text)
-            if line.last == "\n" || line.last == "\r\n" { line = line.dropLast() }
-            guard !line.isEmpty else { throw SecretError.emptyPassphrase(source: source) }
-            return SecureBytes(Array(line.utf8))
-        }
-    }
-
-    func validate() throws {
-        if masterKeyFile == "-" && passphraseFile == "-" {
-            throw ValidationError("only one secret can come from standard input")
-        }
-    }
-}
-
 func snapshotFormat(_ explicit: SnapshotFormat?, path: String) throws -> SnapshotFormat {
     if let explicit { return explicit }
     if let inferred = SnapshotFormat(path: path) { return inferred }
     throw ValidationError(path == "-" ? "--format is required with standard input or output" : "cannot tell the format of \(path) from its extension: give --format csv|json|jsonl")
 }
 
-/// Progress on stderr, only when it is a terminal.
-func progressReporter(_ verb: String) -> (Int) -> Void {
-    guard isatty(STDERR_FILENO) == 1 else { return { _ in } }
-    return { count in FileHandle.standardError.write(Data("\r\(verb) \(count) rows".utf8)) }
-}
-
 struct Export: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Export user_tool_configs as CSV, JSON or JSON Lines.",
-        discussion: """
+        discussion: help("""
             --keys encrypted (default) writes the stored triple and needs no master key; plaintext \
             decrypts with the master key and must be asked for; sealed re-seals each key under a \
             passphrase (Argon2id) so the file can be restored into a database with another master \
-            key; omit writes no secret material. Files holding secrets are created 0600.
-            """
+            key; omit writes no secret material. Files holding secrets are created 0600. With \
+            --out - and --json, the report goes to standard error (standard output holds the data).
+            """, examples: [
+                "toolcfg export --db app.db --out backup.json --verify",
+                "toolcfg export --db app.db --out backup.jsonl --keys sealed \\\n      --master-key-file master.key --passphrase-file passphrase",
+                "toolcfg export --db app.db --format csv --out - --keys omit \\\n      --where tool_id=builtin-exa-web-search",
+            ])
     )
 
     @OptionGroup var database: DatabaseOptions
@@ -68,11 +39,17 @@ struct Export: ParsableCommand {
     @Flag(name: .long, help: "Read the file back and prove it holds exactly the exported rows.") var verify = false
     @Option(name: .long, help: ArgumentHelp("Argon2id memory for --keys sealed, in MiB.", valueName: "MIB")) var sealMemory: UInt32 = 64
     @Option(name: .long, help: ArgumentHelp("Argon2id passes for --keys sealed.", valueName: "N")) var sealIterations: UInt32 = 3
-    @Option(name: .long, help: ArgumentHelp("Threads for decrypting keys.", valueName: "N")) var jobs: Int = ParallelMap.defaultJobs
-    @OptionGroup var secrets: SecretOptions
+    @OptionGroup var jobs: JobsOption
+    @OptionGroup var masterKey: MasterKeyOption
+    @OptionGroup var passphrase: PassphraseOption
     @OptionGroup var output: OutputOptions
 
+    func validate() throws {
+        try refuseTwoFromStandardInput(masterKey.masterKeyFile, passphrase.passphraseFile)
+    }
+
     func run() throws {
+        let console = output.console
         let format = try snapshotFormat(format, path: out)
         var userID: String?
         var toolID = tool
@@ -86,29 +63,30 @@ struct Export: ParsableCommand {
         let connection = try database.open(.readOnly)
         let options = Exporter.Options(
             output: out, format: format, keys: keys,
-            masterKey: keys == .plaintext || keys == .sealed ? try secrets.masterKey() : nil,
-            passphrase: keys == .sealed ? try secrets.passphrase() : nil,
+            masterKey: keys == .plaintext || keys == .sealed ? try masterKey.masterKey() : nil,
+            passphrase: keys == .sealed ? try passphrase.passphrase() : nil,
             sealingCost: .init(memoryKiB: sealMemory * 1024, iterations: sealIterations, lanes: Argon2id.Parameters.recommended.lanes),
-            userID: userID, toolID: toolID, overwrite: force, verify: verify, jobs: jobs)
-        let report = try reporting { try Exporter(connection: connection, options: options).run(progress: progressReporter("exported")) }
-        if output.json {
-            // With the data on standard output, the report goes to standard error.
-            return try out == "-" ? Console.jsonToStandardError(report) : Console.json(report)
-        }
-        Console.note("exported \(report.rows) row\(report.rows == 1 ? "" : "s") (\(report.keys.rawValue) keys) to \(out == "-" ? "standard output" : out)\(report.digest.map { ", \($0)" } ?? "")\(report.verified ? ", verified" : "")")
+            userID: userID, toolID: toolID, overwrite: force, verify: verify, jobs: jobs.count)
+        let report = try console.withProgress { try Exporter(connection: connection, options: options).run(progress: $0) }
+        if output.json { return try console.report(report, toStandardError: out == "-") }
+        console.note("exported \(report.rows) row\(report.rows == 1 ? "" : "s") (\(report.keys.rawValue) keys) to \(out == "-" ? "standard output" : out)\(report.digest.map { ", \($0)" } ?? "")\(report.verified ? ", verified" : "")")
     }
 }
 
 struct Import: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Import a CSV, JSON or JSON Lines snapshot into user_tool_configs, all or nothing.",
-        discussion: """
+        discussion: help("""
             Every record is validated; plaintext api_key values are encrypted under the master key; \
             rows are upserted on (user_id, tool_id), keeping their id and created_at. The first error \
             (or the first --max-errors) fails the import and nothing is written. With a master key or \
             passphrase, the keys are encrypted or checked before the write lock is taken, and the \
             lock is held only to write.
-            """
+            """, examples: [
+                "toolcfg import --db app.db --in onboarding.csv --master-key-file master.key",
+                "toolcfg import --db app.db --in backup.json --dry-run --json",
+                "cat rows.jsonl | toolcfg import --db app.db --format jsonl --in - \\\n      --on-conflict skip",
+            ])
     )
 
     @OptionGroup var database: DatabaseOptions
@@ -117,32 +95,32 @@ struct Import: ParsableCommand {
     @Option(name: .long, help: "update, skip or fail when a row exists with other contents.") var onConflict: Importer.ConflictPolicy = .update
     @Flag(name: .long, help: "Validate and report what would change; write nothing.") var dryRun = false
     @Option(name: .long, help: ArgumentHelp("Collect up to N errors before failing.", valueName: "N")) var maxErrors: Int = 1
-    @Option(name: .long, help: ArgumentHelp("Threads for encrypting keys.", valueName: "N")) var jobs: Int = ParallelMap.defaultJobs
-    @OptionGroup var secrets: SecretOptions
+    @OptionGroup var jobs: JobsOption
+    @OptionGroup var masterKey: MasterKeyOption
+    @OptionGroup var passphrase: PassphraseOption
     @OptionGroup var output: OutputOptions
 
     func validate() throws {
         if maxErrors < 1 { throw ValidationError("--max-errors must be at least 1") }
-        if input == "-" && (secrets.masterKeyFile == "-" || secrets.passphraseFile == "-") {
-            throw ValidationError("the snapshot and a secret cannot both come from standard input")
-        }
+        try refuseTwoFromStandardInput(input, masterKey.masterKeyFile, passphrase.passphraseFile)
     }
 
     func run() throws {
+        let console = output.console
         let format = try snapshotFormat(format, path: input)
         let connection = try database.open(.readWrite)
         let options = Importer.Options(input: input, format: format, onConflict: onConflict, dryRun: dryRun, maxErrors: maxErrors,
-                                       masterKey: try secrets.masterKey(), passphrase: try secrets.passphrase(), jobs: jobs)
-        let report = try reporting { try Importer(connection: connection, options: options).run(progress: progressReporter("imported")) }
-        if output.json { return try Console.json(report) }
+                                       masterKey: try masterKey.masterKey(), passphrase: try passphrase.passphrase(), jobs: jobs.count)
+        let report = try console.withProgress { try Importer(connection: connection, options: options).run(progress: $0) }
+        if output.json { return try console.report(report) }
         let prefix = report.dryRun ? "dry run, nothing written: would have " : ""
-        Console.note("\(prefix)read \(report.records) records: \(report.inserted) inserted, \(report.updated) updated, \(report.unchanged) unchanged, \(report.skipped) skipped"
+        console.note("\(prefix)read \(report.records) records: \(report.inserted) inserted, \(report.updated) updated, \(report.unchanged) unchanged, \(report.skipped) skipped"
             + (report.duplicates > 0 ? ", \(report.duplicates) duplicate(s)" : "")
             + (report.integrityChecked ? "; row count and digest verified" : "")
             + (report.masterKeyFingerprint.map { "; master key \($0)" } ?? ""))
         if report.changedDuringImport > 0 {
-            Console.note("\(report.changedDuringImport) pair(s) written by the application while the file was read were decided again under the lock")
+            console.note("\(report.changedDuringImport) pair(s) written by the application while the file was read were decided again under the lock")
         }
-        if !report.dryRun { Console.note(String(format: "write lock held %.3f s of %.1f s", report.writeLockSeconds, report.elapsedSeconds)) }
+        if !report.dryRun { console.note(String(format: "write lock held %.3f s of %.1f s", report.writeLockSeconds, report.elapsedSeconds)) }
     }
 }

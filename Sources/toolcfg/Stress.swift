@@ -7,7 +7,7 @@ extension StressWriteMode: ExpressibleByArgument {}
 struct Stress: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Run concurrent upserts on a scratch database and check that none was duplicated, re-keyed or lost.",
-        discussion: """
+        discussion: help("""
             N writers (threads with their own connections, or with --processes separate toolcfg \
             processes) each run M operations on a small key space of --pairs (user_id, tool_id) \
             pairs: 70% upserts (read-modify-write in BEGIN IMMEDIATE), 20% reads, 10% deletes. \
@@ -18,7 +18,10 @@ struct Stress: ParsableCommand {
             like any other. Exit 0 when every invariant count is 0, 65 otherwise. \
             --upsert wrong-replace|wrong-deferred|wrong-split is a self-test of the checker: it \
             writes the wrong way on purpose, and the run must fail.
-            """
+            """, examples: [
+                "toolcfg stress --db scratch.db --writers 8 --ops 2000",
+                "toolcfg stress --db scratch.db --writers 8 --ops 2000 --processes --json",
+            ])
     )
 
     @OptionGroup var database: DatabaseOptions
@@ -37,17 +40,20 @@ struct Stress: ParsableCommand {
     }
 
     func run() throws {
+        let console = output.console
         let path = try database.path()
         let launch: StressTest.Writers = processes ? .processes(executable: Self.executablePath) : .threads
         let options = StressTest.Options(writers: writers, operations: ops, pairs: pairs, seed: seed ?? UInt64.random(in: 0...UInt64(UInt32.max)),
                                          write: upsert, busyTimeout: .milliseconds(Int64(database.busyTimeout * 1000)), launch: launch)
-        let report = try reporting { try StressTest(path: path, options: options).run() }
+        let report = try StressTest(path: path, options: options).run()
+        let failure = report.ok ? nil : CheckFailed(message: "stress NOT OK: \(report.invariants.total) invariant violation(s)",
+                                                    errorContext: ErrorContext(database: report.database))
         if output.json {
-            try Console.json(report)
+            try console.report(report, failure: failure)
         } else {
-            Self.describe(report)
+            Self.describe(report, console: console)
         }
-        if !report.ok { throw ExitCode(ExitStatus.dataError.rawValue) }
+        if let failure { throw ReportedFailure(error: failure) }
     }
 
     /// This executable, for the writer processes.
@@ -55,22 +61,22 @@ struct Stress: ParsableCommand {
         Bundle.main.executablePath ?? CommandLine.arguments[0]
     }
 
-    static func describe(_ report: StressTest.Report) {
-        func ms(_ value: Double) -> String { String(format: "%8.3f", value) }
-        Console.note("\(report.writers) writers (\(report.mode)) x \(report.operationsPerWriter) operations on \(report.pairs) pairs, seed \(report.seed), \(report.write.rawValue) upsert")
-        Console.note(String(format: "%d operations in %.2f s: %.0f ops/s; %d upserts, %d reads, %d deletes; %d writes committed, %d rows at the end",
+    static func describe(_ report: StressTest.Report, console: Console) {
+        func ms(_ seconds: Double) -> String { String(format: "%8.3f", seconds * 1e3) }
+        console.note("\(report.writers) writers (\(report.mode)) x \(report.operationsPerWriter) operations on \(report.pairs) pairs, seed \(report.seed), \(report.write.rawValue) upsert")
+        console.note(String(format: "%d operations in %.2f s: %.0f ops/s; %d upserts, %d reads, %d deletes; %d writes committed, %d rows at the end",
                             report.operations, report.elapsedSeconds, report.operationsPerSecond, report.upserts, report.reads,
                             report.deletes, report.committedWrites, report.finalRows))
-        Console.note("latency (ms)           p50      p99      max")
+        console.note("latency (ms)           p50      p99      max")
         for (name, latency) in [("upsert", report.latency.upsert), ("read", report.latency.read), ("delete", report.latency.delete),
                                 ("lock acquisition", report.latency.lockAcquisition)] {
-            Console.note("  \(name.padding(toLength: 16, withPad: " ", startingAt: 0))\(ms(latency.p50Ms)) \(ms(latency.p99Ms)) \(ms(latency.maxMs))")
+            console.note("  \(name.padding(toLength: 16, withPad: " ", startingAt: 0))\(ms(latency.p50Seconds)) \(ms(latency.p99Seconds)) \(ms(latency.maxSeconds))")
         }
-        Console.note("lock waits (BEGIN IMMEDIATE over 1 ms): \(report.lockWaits)")
+        console.note("lock waits (BEGIN IMMEDIATE over 1 ms): \(report.lockWaits)")
         let counts = report.invariants
-        Console.note("duplicate pairs \(counts.duplicatePairs), id changes \(counts.idChanges), lost updates \(counts.lostUpdates), writer errors \(counts.writerErrors) (\(report.busyErrors) busy), integrity failures \(counts.integrityFailures)")
-        for problem in report.problems { Console.note("  \(problem)") }
-        Console.note(report.ok ? "ok" : "NOT OK")
+        console.note("duplicate pairs \(counts.duplicatePairs), id changes \(counts.idChanges), lost updates \(counts.lostUpdates), writer errors \(counts.writerErrors) (\(report.busyErrors) busy), integrity failures \(counts.integrityFailures)")
+        for problem in report.problems { console.note("  \(problem)") }
+        if report.ok { console.note("ok") }
     }
 }
 
@@ -85,8 +91,6 @@ struct StressWorkerCommand: ParsableCommand {
     @Option(name: .long, help: "The writer's plan, as JSON.") var plan: String
 
     func run() throws {
-        try reporting {
-            try StressWorker.serve(plan: plan, send: { Console.out($0) }, waitForStart: { while readLine() != nil {} })
-        }
+        try StressWorker.serve(plan: plan, send: { Console.out($0) }, waitForStart: { while readLine() != nil {} })
     }
 }

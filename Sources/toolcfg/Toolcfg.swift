@@ -1,16 +1,46 @@
 import ArgumentParser
+import Foundation
 import ToolConfigKit
 
 @main
 struct Toolcfg: ParsableCommand {
+    static let version = "0.1.0"
+
     static let configuration = CommandConfiguration(
         commandName: "toolcfg",
         abstract: "Operate on the per-user tool settings of an application's SQLite database.",
-        discussion: """
+        discussion: help("""
             Secrets never travel in argv: the master key comes from --master-key-file PATH (- for \
-            standard input) or TOOLCFG_MASTER_KEY. --db also reads TOOLCFG_DB. Exit status follows \
-            sysexits.h: 64 usage, 65 bad input data, 66 input missing, 74 I/O error, 75 database busy.
-            """,
+            standard input) or TOOLCFG_MASTER_KEY. --db also reads TOOLCFG_DB. With --json every \
+            command prints one JSON object on standard output, "ok": false with the exit status \
+            and the error when it fails. Exit status follows sysexits.h: 64 usage, 65 bad input \
+            data, 66 input missing, 74 I/O error, 75 database busy.
+            """, examples: [
+                "toolcfg keygen --out master.key",
+                "toolcfg migrate up --db app.db",
+                "toolcfg import --db app.db --in onboarding.csv --master-key-file master.key",
+                "toolcfg --generate-completion-script bash > /etc/bash_completion.d/toolcfg",
+            ]),
+        version: version,
         subcommands: [Keygen.self, Migrate.self, Export.self, Import.self, Rotate.self, VerifyKeys.self, Stress.self, StressWorkerCommand.self]
     )
+
+    /// ArgumentParser's main, but every failure (its own parse errors included) goes through
+    /// FailureExit: one message prefix, and the --json error object.
+    static func main() {
+        let arguments = Array(CommandLine.arguments.dropFirst())
+        var command: (any ParsableCommand)?
+        do {
+            var parsed = try parseAsRoot(arguments)
+            command = parsed
+            try parsed.run()
+        } catch {
+            FailureExit.exit(error, command: command, arguments: arguments)
+        }
+    }
+}
+
+/// A command's help text: what it does, then examples to copy.
+func help(_ text: String, examples: [String]) -> String {
+    text + "\n\nExamples:\n" + examples.map { "  " + $0 }.joined(separator: "\n")
 }

@@ -21,14 +21,14 @@ struct CommandLineTests {
 
         let second = try toolcfg(["keygen", "--out", path])
         #expect(second.status == 74)
-        #expect(second.stderr.contains("exists"))
+        #expect(second.stderr.contains("exists; use --force"))
         #expect(try String(contentsOfFile: path, encoding: .utf8) == text)
 
         let forced = try toolcfg(["keygen", "--out", path, "--force", "--json"])
         #expect(forced.status == 0)
-        let report = try JSONSerialization.jsonObject(with: Data(forced.stdout.utf8)) as? [String: String]
+        let report = try JSONSerialization.jsonObject(with: Data(forced.stdout.utf8)) as? [String: Any]
         let replaced = try MasterKey(text: try String(contentsOfFile: path, encoding: .utf8), source: .file(path))
-        #expect(report?["fingerprint"] == replaced.fingerprint)
+        #expect(report?["master_key_fingerprint"] as? String == replaced.fingerprint)
         #expect(report?["master_key"] == nil)
         #expect((try FileManager.default.attributesOfItem(atPath: path)[.posixPermissions] as? Int) == 0o600)
     }
@@ -149,5 +149,137 @@ struct CommandLineTests {
         #expect(lines.first?.hasPrefix("{\"format\":\"toolcfg-snapshot\"") == true)
         let report = try JSONSerialization.jsonObject(with: Data(result.stderr.utf8)) as? [String: Any]
         #expect(report?["rows"] as? Int == 1)
+    }
+
+    static let commands: [[String]] = [
+        [], ["keygen"], ["migrate"], ["migrate", "up"], ["migrate", "down"], ["migrate", "status"], ["migrate", "verify"],
+        ["export"], ["import"], ["rotate"], ["verify-keys"], ["stress"],
+    ]
+
+    @Test("--version prints the version; --generate-completion-script writes a script for the shell")
+    func versionAndCompletion() throws {
+        let version = try toolcfg(["--version"])
+        #expect(version.status == 0 && version.stdout.split(separator: ".").count == 3, "\(version.stdout)")
+        for shell in ["bash", "zsh", "fish"] {
+            let script = try toolcfg(["--generate-completion-script", shell])
+            #expect(script.status == 0 && script.stdout.contains("verify-keys"), "\(shell): \(script.stderr)")
+        }
+    }
+
+    @Test("every command's help has examples, one default per option, no runs of spaces, and only the options that act")
+    func help() throws {
+        for command in Self.commands {
+            let result = try toolcfg(command + ["--help"])
+            #expect(result.status == 0, "\(command)")
+            let text = result.stdout
+            if command != ["migrate"] {
+                #expect(text.contains("Examples:\n  toolcfg ") || text.contains("Examples:\n  cat ") || text.contains("Examples:\n  TOOLCFG_DB"), "\(command): no examples")
+            }
+            for line in text.split(separator: "\n") {
+                #expect(line.ranges(of: "(default:").count <= 1, "\(command): \(line)")
+            }
+            // The prose (overview and discussion, before the examples) has no runs of spaces mid-sentence.
+            let prose = text.components(separatedBy: "Examples:")[0].components(separatedBy: "USAGE:")[0]
+            for line in prose.split(separator: "\n") {
+                #expect(!line.drop { $0 == " " }.contains("  "), "\(command): \(line)")
+            }
+        }
+        for command in [["rotate"], ["verify-keys"]] {
+            #expect(try !toolcfg(command + ["--help"]).stdout.contains("--passphrase-file"), "\(command)")
+        }
+        for command in [["migrate", "status"], ["migrate", "verify"]] {
+            let text = try toolcfg(command + ["--help"]).stdout
+            #expect(!text.contains("--allow-dirty") && !text.contains("--allow-drift"), "\(command)")
+        }
+        #expect(try toolcfg(["migrate", "down", "--help"]).stdout.contains("--yes"))
+    }
+
+    @Test("every error, ArgumentParser's or the tool's, starts with one prefix and shows no SQL", arguments: [
+        ["frobnicate"], ["import", "--bogus"], ["migrate", "status"], ["rotate", "--db", "DB", "--jobs", "0"],
+        ["migrate", "status", "--db", "TEXT"], ["export", "--db", "TEXT", "--out", "-", "--format", "csv"],
+    ])
+    func errorPrefix(_ arguments: [String]) throws {
+        let folder = try TemporaryFolder()
+        try Data("plain text, not a database at all; long enough for a header".utf8).write(to: URL(fileURLWithPath: folder.path("text")))
+        let result = try toolcfg(arguments.map { $0 == "TEXT" ? folder.path("text") : $0 == "DB" ? folder.path("db") : $0 })
+        #expect(result.status == 64 || result.status == 65, "\(result.stderr)")
+        #expect(result.stderr.hasPrefix("toolcfg: error: "), "\(result.stderr)")
+        #expect(!result.stderr.contains("Error:"), "\(result.stderr)")
+        for sql in ["SELECT", "sqlite_master", "PRAGMA", "preparing"] { #expect(!result.stderr.contains(sql), "\(result.stderr)") }
+        if arguments.contains("TEXT") { #expect(result.stderr.contains("is not an SQLite database"), "\(result.stderr)") }
+    }
+
+    @Test("--quiet silences messages but not errors")
+    func quiet() throws {
+        let folder = try TemporaryFolder()
+        let db = folder.path("q.db")
+        #expect(try toolcfg(["migrate", "up", "--db", db]).stderr.contains("applied 7"))
+        let quiet = try toolcfg(["migrate", "up", "--db", db, "--quiet"])
+        #expect(quiet.status == 0 && quiet.stderr.isEmpty, "\(quiet.stderr)")
+        let key = try toolcfg(["keygen", "-q"])
+        #expect(key.status == 0 && key.stderr.isEmpty && !key.stdout.isEmpty)
+        let failing = try toolcfg(["migrate", "up", "--db", db, "--to", "99", "--quiet"])
+        #expect(failing.status == 64 && failing.stderr.hasPrefix("toolcfg: error: "))
+    }
+
+    /// Runs toolcfg on a pseudo-terminal (util-linux's script), where its stderr is a TTY.
+    static func onTerminal(_ arguments: [String]) throws -> ProcessResult {
+        let command = ([Repository.toolcfg.path] + arguments).map { "'\($0)'" }.joined(separator: " ")
+        return try runProcess(URL(fileURLWithPath: "/usr/bin/script"), ["-q", "-e", "-c", command, "/dev/null"],
+                              removing: ["TOOLCFG_DB", "TOOLCFG_MASTER_KEY", "TOOLCFG_NEW_MASTER_KEY", "TOOLCFG_PASSPHRASE"])
+    }
+
+    @Test("on a terminal, progress names its phase with total and percent, and is ended before the summary; --quiet draws none")
+    func progressOnTerminal() throws {
+        let folder = try TemporaryFolder()
+        let db = folder.path("t.db")
+        #expect(try toolcfg(["migrate", "up", "--db", db]).status == 0)
+        let connection = try SQLiteConnection(path: db)
+        try connection.execute("WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 3000) INSERT INTO user_tool_configs (user_id, tool_id, enabled, created_at, updated_at) SELECT 'u' || i, 't', 1, 1, 2 FROM n")
+        connection.close()
+
+        let shown = try Self.onTerminal(["export", "--db", db, "--out", folder.path("out.csv"), "--verify"])
+        #expect(shown.status == 0, "\(shown.stdout)")
+        let screen = shown.stdout.replacingOccurrences(of: "\r\n", with: "\n")
+        #expect(screen.contains("writing: 3,000 / 3,000 rows (100%)") || screen.contains("writing: 3,000 rows in"), "\(screen.debugDescription)")
+        #expect(screen.contains("\rverifying: 3,000 rows in "), "\(screen.debugDescription)")
+        let summary = try #require(screen.range(of: "exported 3000 rows"), "\(screen.debugDescription)")
+        #expect(screen[..<summary.lowerBound].hasSuffix("\n"), "the progress line runs into the summary: \(screen.debugDescription)")
+
+        let quiet = try Self.onTerminal(["export", "--db", db, "--out", folder.path("out2.csv"), "--quiet"])
+        #expect(quiet.status == 0 && quiet.stdout.isEmpty, "\(quiet.stdout.debugDescription)")
+    }
+
+    @Test("migrate down refuses with 64 to drop rows, names table and count; --dry-run shows the SQL; --yes goes ahead")
+    func migrateDownGuard() throws {
+        let folder = try TemporaryFolder()
+        let db = folder.path("g.db")
+        #expect(try toolcfg(["migrate", "up", "--db", db]).status == 0)
+        try SQLiteConnection(path: db).execute("INSERT INTO user_tool_configs (user_id, tool_id, created_at, updated_at) VALUES ('u', 't', 1, 1), ('v', 't', 1, 1)")
+        for extra in [[], ["--to", "0"], ["--steps", "1"]] {
+            let refused = try toolcfg(["migrate", "down", "--db", db] + extra)
+            #expect(refused.status == 64, "\(extra): \(refused.stderr)")
+            #expect(refused.stderr.contains("drop user_tool_configs (2 rows)") && refused.stderr.contains("--yes"), "\(refused.stderr)")
+        }
+        let dryRun = try toolcfg(["migrate", "down", "--db", db, "--dry-run"])
+        #expect(dryRun.status == 0)
+        #expect(dryRun.stderr.contains("would revert 7") && dryRun.stderr.contains("    DROP TABLE IF EXISTS user_tool_configs;"), "\(dryRun.stderr)")
+        #expect(dryRun.stderr.contains("would drop user_tool_configs: 2 rows"), "\(dryRun.stderr)")
+        #expect(try toolcfg(["migrate", "status", "--db", db]).stdout.contains("1 applied"))
+        let yes = try toolcfg(["migrate", "down", "--db", db, "--yes"])
+        #expect(yes.status == 0 && yes.stderr.contains("dropped user_tool_configs: 2 rows"), "\(yes.stderr)")
+        #expect(try toolcfg(["migrate", "status", "--db", db]).stdout.contains("0 applied, 1 pending"))
+    }
+
+    @Test("a CSV header without a required column is one error at its line, however many records follow")
+    func missingColumnOnce() throws {
+        let folder = try TemporaryFolder()
+        let db = folder.path("c.db")
+        #expect(try toolcfg(["migrate", "up", "--db", db]).status == 0)
+        let csv = folder.path("no-user.csv")
+        try Data(("tool_id,enabled\n" + String(repeating: "t,1\n", count: 50)).utf8).write(to: URL(fileURLWithPath: csv))
+        let result = try toolcfg(["import", "--db", db, "--in", csv, "--max-errors", "100"])
+        #expect(result.status == 65)
+        #expect(result.stderr == "toolcfg: error: \(csv):1: field user_id: the header has no user_id column, which every record needs\n", "\(result.stderr)")
     }
 }

@@ -149,7 +149,7 @@ struct HostileInputTests {
             let result = try toolcfg(command + ["--db", db])
             #expect(result.status == 65, "\(command): \(result.stderr)")
             if command.first != "migrate" || command.last != "verify" {
-                let expected = kind == "a truncated SQLite file" ? "malformed" : "not a database"
+                let expected = kind == "a truncated SQLite file" ? "malformed" : "not an SQLite database"
                 #expect(result.stderr.contains(expected), "\(command): \(result.stderr)")
             }
         }

@@ -263,6 +263,58 @@ struct MigrationTests {
         #expect(try schemaObjects(connection) == ["table _sqlx_migrations"])
     }
 
+    @Test("a down that would drop or empty tables holding rows is refused, says which and how many, and changes nothing",
+          arguments: [(nil, nil), (0, nil), (nil, 2)] as [(Int64?, Int?)])
+    func downKeepsRows(to target: Int64?, steps: Int?) throws {
+        let folder = try TemporaryFolder()
+        let migrations = try migrationsFolder(folder, [
+            "1_a.up.sql": "CREATE TABLE a (x); INSERT INTO a VALUES (1), (2);", "1_a.down.sql": "DROP TABLE a;",
+            "2_b.up.sql": "CREATE TABLE b (x);", "2_b.down.sql": "DROP TABLE b;",
+            "3_c.up.sql": "CREATE TABLE c (x); INSERT INTO a VALUES (3);", "3_c.down.sql": "DELETE FROM a WHERE x = 3; DROP TABLE c;",
+        ])
+        let connection = try SQLiteConnection(path: folder.path("a.db"), mode: .readWriteCreate)
+        let migrator = Migrator(connection: connection, migrations: try .load(folder: migrations))
+        _ = try migrator.up()
+        try connection.execute("INSERT INTO c VALUES ('kept'), ('kept too'); INSERT INTO b VALUES (1);")
+        // One step reverts c (2 rows dropped, 1 row of a deleted); two add b; to 0 adds a's 2 rows.
+        let expected: [DataLoss] = switch (target, steps) {
+        case (0?, _): [DataLoss(table: "a", rows: 3, dropped: true), DataLoss(table: "b", rows: 1, dropped: true), DataLoss(table: "c", rows: 2, dropped: true)]
+        case (_, 2?): [DataLoss(table: "a", rows: 1, dropped: false), DataLoss(table: "b", rows: 1, dropped: true), DataLoss(table: "c", rows: 2, dropped: true)]
+        default: [DataLoss(table: "a", rows: 1, dropped: false), DataLoss(table: "c", rows: 2, dropped: true)]
+        }
+        let before = try ["a", "b", "c", "_sqlx_migrations"].map { try contents(connection, table: $0) }
+        let objects = try schemaObjects(connection)
+
+        let refused = try #require(thrownError { _ = try migrator.down(to: target, steps: steps) } as? MigrationError)
+        #expect(refused.exitStatus == .usage)
+        guard case .wouldLoseRows(let loss) = refused else { Issue.record("\(refused)"); return }
+        #expect(loss == expected)
+        #expect(refused.description.contains("drop c (2 rows)") && refused.description.contains("--yes"), "\(refused)")
+
+        let dryRun = try migrator.down(to: target, steps: steps, dryRun: true)
+        #expect(dryRun.dryRun && dryRun.dataLoss == expected)
+        #expect(dryRun.steps.first?.sql == "DELETE FROM a WHERE x = 3; DROP TABLE c;" && dryRun.steps.allSatisfy { $0.elapsedSeconds == nil })
+        #expect(dryRun.appliedVersions == [1, 2, 3])
+        #expect(try ["a", "b", "c", "_sqlx_migrations"].map { try contents(connection, table: $0) } == before)
+        #expect(try schemaObjects(connection) == objects)
+        #expect(!connection.isInTransaction)
+
+        let done = try migrator.down(to: target, steps: steps, allowDataLoss: true)
+        #expect(done.dataLoss == expected && !done.dryRun)
+        #expect(done.steps.count == (target == 0 ? 3 : steps ?? 1))
+    }
+
+    @Test("a down that takes no rows needs no --yes")
+    func downWithoutRows() throws {
+        let folder = try TemporaryFolder()
+        let connection = try SQLiteConnection(path: folder.path("a.db"), mode: .readWriteCreate)
+        let migrator = Migrator(connection: connection, migrations: try .embedded())
+        _ = try migrator.up()
+        try connection.execute("INSERT INTO user_tool_configs (user_id, tool_id, created_at, updated_at) VALUES ('u', 't', 1, 1); DELETE FROM user_tool_configs;")
+        let report = try migrator.down()
+        #expect(report.steps.map(\.version) == [7] && report.dataLoss == [])
+    }
+
     @Test("duplicate versions and a down file without an up are refused when loading")
     func badFolders() throws {
         let folder = try TemporaryFolder()

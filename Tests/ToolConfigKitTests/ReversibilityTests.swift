@@ -32,17 +32,17 @@ struct ReversibilityTests {
         let paths = try ReversibilityCheck.fixtures(in: Self.fixtures)
         let before = try paths.map(Self.digest)
         let report = ReversibilityCheck(migrations: try .embedded()).verify(paths)
-        for fixture in report.fixtures {
-            #expect(fixture.ok, "\(fixture.fixture): \(fixture.error ?? "") \(fixture.steps.flatMap(\.failures))")
+        for fixture in report.databases {
+            #expect(fixture.ok, "\(fixture.database): \(fixture.error ?? "") \(fixture.steps.flatMap(\.failures))")
             #expect(fixture.steps.map(\.version) == [7])
         }
         #expect(try paths.map(Self.digest) == before)
         // SQLite's AUTOINCREMENT table and sqlx's ledger are named for what they are, not failed.
-        let empty = try #require(report.fixtures.first { $0.fixture.hasSuffix("empty.db") })
+        let empty = try #require(report.databases.first { $0.database.hasSuffix("empty.db") })
         #expect(empty.steps[0].notes.contains { $0.contains("sqlite_sequence") && $0.contains("AUTOINCREMENT") })
         #expect(empty.steps[0].notes.contains { $0.contains("_sqlx_migrations") })
         // On a database that has 0007 with rows, the cycle is down-up and the lost rows are expected.
-        let after = try #require(report.fixtures.first { $0.fixture.hasSuffix("app-after-0007.db") })
+        let after = try #require(report.databases.first { $0.database.hasSuffix("app-after-0007.db") })
         #expect(after.steps[0].cycle == "down-up")
         #expect(after.steps[0].notes.contains { $0.contains("user_tool_configs rows: 6 before, 0 now") })
     }
@@ -144,7 +144,7 @@ struct ReversibilityTests {
         let good = try toolcfg(["migrate", "verify", "--fixtures", Self.fixtures, "--json"])
         #expect(good.status == 0, "\(good.stderr)")
         let report = try JSONSerialization.jsonObject(with: Data(good.stdout.utf8)) as? [String: Any]
-        #expect((report?["fixtures"] as? [[String: Any]])?.count == 4)
+        #expect((report?["databases"] as? [[String: Any]])?.count == 4)
         let folder = try TemporaryFolder()
         let bad = try toolcfg(["migrate", "verify", "--db", Self.fixtures + "/empty.db", "--migrations", try Self.forgetfulPair(folder)])
         #expect(bad.status == 65)

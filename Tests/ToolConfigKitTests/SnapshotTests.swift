@@ -430,6 +430,7 @@ struct SnapshotsTests {
         var onConflict: Importer.ConflictPolicy = .update
         var passphrase: String = CaseKit.rightPassphrase
         var withMasterKey = true
+        var exitStatus = ExitStatus.dataError
         /// The line check fails because of a library bug described in the report.
         var build: @Sendable (CaseKit) throws -> [UInt8]
 
@@ -465,8 +466,15 @@ struct SnapshotsTests {
         MalformedCase(name: "CSV duplicate column", format: .csv, line: 1, field: "tool_id", message: "twice") { _ in
             text("user_id,tool_id,enabled,tool_id\nu1,t1,1,t2\n")
         },
-        MalformedCase(name: "CSV missing user_id column", format: .csv, line: 2, field: "user_id", message: "missing") { _ in
+        MalformedCase(name: "CSV missing user_id column", format: .csv, line: 1, field: "user_id", message: "no user_id column") { _ in
             text("tool_id,enabled,api_key\nt1,1,sk-SECRET-alpha-0001\n")
+        },
+        MalformedCase(name: "CSV missing tool_id column, header after a blank line", format: .csv, line: 2, field: "tool_id", message: "no tool_id column") { _ in
+            text("\nuser_id,enabled\nu1,1\n")
+        },
+        MalformedCase(name: "CSV header with an encrypted key but no nonce column", format: .csv, line: 1, field: "nonce", message: "no nonce column") { kit in
+            let secret = try kit.triple()
+            return text("user_id,tool_id,encrypted_api_key,salt\nu1,t1,\(secret.encryptedAPIKey),\(secret.salt)\n")
         },
         MalformedCase(name: "CSV empty user_id", format: .csv, line: 3, field: "user_id", message: "empty") { _ in
             text("\(header)\nu1,t1,1,sk-SECRET-alpha-0001\n\"\",t2,0,sk-SECRET-beta-0002\n")
@@ -522,7 +530,8 @@ struct SnapshotsTests {
             let foreign = try kit.triple(master: MasterKey.generate())
             return text("\(tripleHeader)\n\(tripleRow("u1", good))\n\(tripleRow("u2", foreign))\n")
         },
-        MalformedCase(name: "plaintext key without a master key", format: .csv, line: 2, field: "api_key", message: "master key", withMasterKey: false) { _ in
+        MalformedCase(name: "plaintext key without a master key", format: .csv, line: 2, field: "api_key", message: "master key", withMasterKey: false,
+                      exitStatus: .usage) { _ in
             text("\(header)\nu1,t1,1,sk-SECRET-alpha-0001\n")
         },
         // JSON
@@ -629,7 +638,7 @@ struct SnapshotsTests {
             Issue.record("the import of \(c.name) succeeded")
             return
         }
-        #expect((error as? any ToolcfgError)?.exitStatus == .dataError, "\(error)")
+        #expect((error as? any ToolcfgError)?.exitStatus == c.exitStatus, "\(error)")
         guard let first = Self.firstSnapshotError(error) else {
             Issue.record("not a SnapshotError: \(type(of: error)): \(error)")
             return

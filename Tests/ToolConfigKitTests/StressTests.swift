@@ -194,7 +194,7 @@ struct StressTests {
             #expect(invariants == ["duplicate_pairs": 0, "id_changes": 0, "lost_updates": 0, "writer_errors": 0, "integrity_failures": 0])
             let latency = try #require(report["latency"] as? [String: [String: Any]])
             #expect(Set(latency.keys) == ["upsert", "read", "delete", "lock_acquisition"])
-            #expect(latency["upsert"]?["p99_ms"] is Double)
+            #expect(latency["upsert"]?["p99_seconds"] is Double)
         }
 
         let human = try toolcfg(["stress", "--db", db, "--writers", "2", "--ops", "100", "--upsert", "wrong-replace"])

@@ -11,13 +11,27 @@ public enum MigrationError: ToolcfgError {
     case fileMissing(version: Int64, description: String)
     case noDownMigration(version: Int64, file: String)
     case failed(version: Int64, file: String, cause: DatabaseError)
+    /// A down that would drop or empty tables holding rows, without the operator's --yes.
+    case wouldLoseRows([DataLoss])
 
     public var exitStatus: ExitStatus {
         switch self {
         case .unreadableFolder: .noInput
-        case .unknownVersion: .usage
+        case .unknownVersion, .wouldLoseRows: .usage
         case .failed(_, _, let cause): cause.exitStatus == .temporaryFailure ? .temporaryFailure : .dataError
         default: .dataError
+        }
+    }
+
+    public var errorContext: ErrorContext {
+        switch self {
+        case .unreadableFolder(let path, _): ErrorContext(file: path)
+        case .invalidFile(let file, _), .downWithoutUp(_, let file), .drift(_, let file, _), .noDownMigration(_, let file):
+            ErrorContext(file: file)
+        case .failed(_, let file, let cause): ErrorContext(database: cause.path, file: file)
+        case .foreignLedger(let table, _): ErrorContext(table: table)
+        case .wouldLoseRows(let loss) where loss.count == 1: ErrorContext(table: loss[0].table)
+        default: ErrorContext()
         }
     }
 
@@ -51,6 +65,9 @@ public enum MigrationError: ToolcfgError {
             return "migration \(version) (\(file)) has no .down.sql file, so it cannot be reverted"
         case .failed(let version, let file, let cause):
             return "migration \(version) (\(file)) failed and was rolled back: \(cause.context.map { "\($0): " } ?? "")\(cause.message)"
+        case .wouldLoseRows(let loss):
+            let what = loss.map { "\($0.dropped ? "drop" : "delete rows of") \($0.table) (\($0.rows) row\($0.rows == 1 ? "" : "s"))" }
+            return "migrate down would \(what.joined(separator: ", ")); nothing was changed: give --yes to go ahead, or --dry-run to see what would run"
         }
     }
 }

@@ -20,7 +20,8 @@ public struct MigrationStatusReport: Sendable, Codable {
         public var file: String?
         public var reversible: Bool
         public var installedOn: String?
-        public var executionTimeNanoseconds: Int64?
+        /// The ledger's execution_time (nanoseconds there), in seconds.
+        public var executionTimeSeconds: Double?
         public var checksum: String?
         /// For drifted entries: why the checksum differs, when it is only line endings and the like.
         public var drift: String?
@@ -35,7 +36,7 @@ public struct MigrationStatusReport: Sendable, Codable {
     public var isUpToDate: Bool { entries.allSatisfy { $0.state == .applied || $0.state == .missingFile } }
 }
 
-/// What one `migrate up` or `migrate down` did.
+/// What one `migrate up` or `migrate down` did, or with `dryRun` would do.
 public struct MigrationRunReport: Sendable, Codable {
     public enum Direction: String, Sendable, Codable { case up, down }
 
@@ -43,13 +44,33 @@ public struct MigrationRunReport: Sendable, Codable {
         public var version: Int64
         public var description: String
         public var file: String
-        public var elapsedNanoseconds: Int64
+        /// nil in a dry run, where nothing ran.
+        public var elapsedSeconds: Double?
+        /// The script that would run (dry run only).
+        public var sql: String?
     }
 
     public var database: String
     public var migrations: String
     public var direction: Direction
+    public var dryRun: Bool
     public var steps: [Step]
+    /// Rows the steps take with them (down only; nil for up): what `--yes` agrees to.
+    public var dataLoss: [DataLoss]?
     /// Versions of the ledger after the run.
     public var appliedVersions: [Int64]
+}
+
+/// Rows of one table that down migrations would remove.
+public struct DataLoss: Sendable, Codable, Equatable {
+    public var table: String
+    public var rows: Int64
+    /// True when the table itself goes; false when it stays with fewer rows.
+    public var dropped: Bool
+
+    public init(table: String, rows: Int64, dropped: Bool) {
+        self.table = table
+        self.rows = rows
+        self.dropped = dropped
+    }
 }

@@ -54,7 +54,7 @@ public struct Migrator {
                          file: file?.up.fileName,
                          reversible: file?.down != nil,
                          installedOn: row?.installedOn,
-                         executionTimeNanoseconds: row?.executionTime,
+                         executionTimeSeconds: row.map { Double($0.executionTime) / 1e9 },
                          checksum: (row?.checksum ?? file?.checksum).map { Digest.hex($0) },
                          drift: drift)
         }
@@ -88,7 +88,7 @@ public struct Migrator {
         let applied = try preflight()
         let pending = migrations.migrations.filter { applied[$0.version] == nil && $0.version <= (target ?? .max) }
         let steps = try pending.map { try apply($0) }
-        return try report(.up, steps)
+        return try report(.up, steps, dryRun: false, dataLoss: nil)
     }
 
     /// Runs one up migration with its ledger row, as sqlx does.
@@ -113,7 +113,7 @@ public struct Migrator {
         }
         let elapsed = Self.nanoseconds(ContinuousClock.now - started)
         try ledger.setExecutionTime(version: migration.version, nanoseconds: elapsed)
-        return .init(version: migration.version, description: migration.description, file: migration.up.fileName, elapsedNanoseconds: elapsed)
+        return .init(version: migration.version, description: migration.description, file: migration.up.fileName, elapsedSeconds: Double(elapsed) / 1e9)
     }
 
     /// Runs one down migration and removes its ledger row, in one transaction.
@@ -128,14 +128,16 @@ public struct Migrator {
             throw MigrationError.failed(version: migration.version, file: down.fileName, cause: error)
         }
         return .init(version: migration.version, description: migration.description, file: down.fileName,
-                     elapsedNanoseconds: Self.nanoseconds(ContinuousClock.now - started))
+                     elapsedSeconds: Double(Self.nanoseconds(ContinuousClock.now - started)) / 1e9)
     }
 
     // MARK: down
 
     /// Reverts applied migrations newest first: by default one, or `steps` of them, or all above
-    /// `target` (0 for all). Every one to revert must have a down file, or nothing runs.
-    public func down(to target: Int64? = nil, steps count: Int? = nil) throws -> MigrationRunReport {
+    /// `target` (0 for all). Every one to revert must have a down file, or nothing runs. Downs
+    /// that would drop or empty tables holding rows are refused unless `allowDataLoss`; a dry run
+    /// reports the plan and the rows it would take, and changes nothing.
+    public func down(to target: Int64? = nil, steps count: Int? = nil, dryRun: Bool = false, allowDataLoss: Bool = false) throws -> MigrationRunReport {
         let applied = try preflight()
         let newestFirst = applied.keys.sorted(by: >)
         let toRevert: [Int64]
@@ -156,13 +158,56 @@ public struct Migrator {
             }
             return (migration, down)
         }
+        let loss = plan.isEmpty ? [] : try dataLoss(of: plan)
+        if dryRun {
+            let steps = plan.map { MigrationRunReport.Step(version: $0.0.version, description: $0.0.description, file: $0.1.fileName, sql: $0.1.sql) }
+            return try report(.down, steps, dryRun: true, dataLoss: loss)
+        }
+        if !loss.isEmpty, !allowDataLoss { throw MigrationError.wouldLoseRows(loss) }
         let steps = try plan.map { try revert($0.0, down: $0.1) }
-        return try report(.down, steps)
+        return try report(.down, steps, dryRun: false, dataLoss: loss)
     }
 
-    private func report(_ direction: MigrationRunReport.Direction, _ steps: [MigrationRunReport.Step]) throws -> MigrationRunReport {
-        MigrationRunReport(database: connection.path, migrations: migrations.origin.description,
-                           direction: direction, steps: steps, appliedVersions: try ledger.entries().map(\.version))
+    /// The rows the down scripts would take with them, found by running them in a transaction
+    /// that is then rolled back: exact whatever the SQL does (DROP TABLE, DELETE, a rebuild that
+    /// copies only some rows), where reading the scripts would be a guess.
+    func dataLoss(of plan: [(Migration, MigrationScript)]) throws -> [DataLoss] {
+        try connection.execute("BEGIN IMMEDIATE", context: "taking the write lock")
+        defer { if connection.isInTransaction { try? connection.execute("ROLLBACK") } }
+        let before = try rowCounts()
+        for (migration, down) in plan {
+            do throws(DatabaseError) {
+                try connection.execute(down.sql, context: down.fileName)
+            } catch {
+                throw MigrationError.failed(version: migration.version, file: down.fileName, cause: error)
+            }
+        }
+        let after = try rowCounts()
+        try connection.execute("ROLLBACK")
+        return before.compactMap { table, rows in
+            let left = after[table] ?? 0
+            return rows > left ? DataLoss(table: table, rows: rows - left, dropped: after[table] == nil) : nil
+        }.sorted { $0.table < $1.table }
+    }
+
+    /// Rows of every table but SQLite's own and the ledger.
+    private func rowCounts() throws -> [String: Int64] {
+        let tables = try connection.prepare("""
+            SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' AND name <> ?1
+            """)
+        try tables.bind([.text(MigrationLedger.tableName)])
+        var counts: [String: Int64] = [:]
+        while try tables.step() {
+            let name = tables.text(0) ?? ""
+            counts[name] = try connection.queryInt64("SELECT count(*) FROM \"\(name.replacingOccurrences(of: "\"", with: "\"\""))\"") ?? 0
+        }
+        return counts
+    }
+
+    private func report(_ direction: MigrationRunReport.Direction, _ steps: [MigrationRunReport.Step],
+                        dryRun: Bool, dataLoss: [DataLoss]?) throws -> MigrationRunReport {
+        MigrationRunReport(database: connection.path, migrations: migrations.origin.description, direction: direction,
+                           dryRun: dryRun, steps: steps, dataLoss: dataLoss, appliedVersions: try ledger.entries().map(\.version))
     }
 
     static func nanoseconds(_ duration: Duration) -> Int64 {

@@ -19,8 +19,8 @@ public struct ReversibilityCheck {
         public var notes: [String]
     }
 
-    public struct FixtureReport: Sendable, Codable {
-        public var fixture: String
+    public struct DatabaseReport: Sendable, Codable {
+        public var database: String
         public var ok: Bool
         public var error: String?
         public var steps: [Step]
@@ -28,8 +28,8 @@ public struct ReversibilityCheck {
 
     public struct Report: Sendable, Codable {
         public var migrations: String
-        public var fixtures: [FixtureReport]
-        public var ok: Bool { fixtures.allSatisfy(\.ok) }
+        public var databases: [DatabaseReport]
+        public var ok: Bool { databases.allSatisfy(\.ok) }
     }
 
     let migrations: MigrationSet
@@ -51,10 +51,10 @@ public struct ReversibilityCheck {
     }
 
     public func verify(_ paths: [String]) -> Report {
-        Report(migrations: migrations.origin.description, fixtures: paths.map(verify))
+        Report(migrations: migrations.origin.description, databases: paths.map(verify))
     }
 
-    public func verify(_ path: String) -> FixtureReport {
+    public func verify(_ path: String) -> DatabaseReport {
         let scratch = FileManager.default.temporaryDirectory.appendingPathComponent("toolcfg-verify-\(UUID().uuidString)")
         defer { try? FileManager.default.removeItem(at: scratch) }
         do {
@@ -72,9 +72,9 @@ public struct ReversibilityCheck {
             for migration in migrations.migrations where applied[migration.version] == nil {
                 steps.append(try cycle(migration, applied: false, connection, migrator))
             }
-            return FixtureReport(fixture: path, ok: steps.allSatisfy(\.ok), error: nil, steps: steps)
+            return DatabaseReport(database: path, ok: steps.allSatisfy(\.ok), error: nil, steps: steps)
         } catch {
-            return FixtureReport(fixture: path, ok: false, error: "\(error)", steps: [])
+            return DatabaseReport(database: path, ok: false, error: "\(error)", steps: [])
         }
     }
 

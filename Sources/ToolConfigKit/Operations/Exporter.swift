@@ -36,7 +36,8 @@ public struct Exporter {
 
     public struct Report: Sendable, Codable {
         public var database: String
-        public var output: String
+        /// The file written, or "-" for standard output.
+        public var file: String
         public var format: SnapshotFormat
         public var keys: KeyMode
         public var rows: Int
@@ -57,7 +58,7 @@ public struct Exporter {
         self.options = options
     }
 
-    public func run(progress: (Int) -> Void = { _ in }) throws -> Report {
+    public func run(progress: ProgressHandler = { _ in }) throws -> Report {
         let options = self.options
         if options.keys == .sealed && options.format == .csv {
             throw UsageError("--keys sealed needs --format json or jsonl (CSV has no header to carry the sealing parameters)")
@@ -79,8 +80,11 @@ public struct Exporter {
         try connection.execute("BEGIN")  // one read transaction: a consistent snapshot under WAL
         defer { if connection.isInTransaction { try? connection.execute("ROLLBACK") } }
         try writer.begin(SnapshotHeader(keys: options.keys, sealing: sealer?.parameters))
+        let filter: [SQLiteStatement.Value] = [options.userID, options.toolID].compactMap { $0 }.map { .text($0) }
+        let total = Int(try connection.queryInt64(ToolConfigTable.countSQL(userID: options.userID != nil, toolID: options.toolID != nil), filter) ?? 0)
+        progress(ProgressEvent(.writing, total: total))
         let statement = try connection.prepare(ToolConfigTable.selectSQL(userID: options.userID != nil, toolID: options.toolID != nil))
-        try statement.bind([options.userID, options.toolID].compactMap { $0 }.map { .text($0) })
+        try statement.bind(filter)
         var batch: [SnapshotRecord] = []
         batch.reserveCapacity(Self.batchSize)
         var done = false
@@ -91,8 +95,9 @@ public struct Exporter {
                 try writer.write(row)
                 digest?.include(row)
                 rows += 1
-                if rows % Self.batchSize == 0 { progress(rows) }
+                if rows % Self.batchSize == 0 { progress(ProgressEvent(.writing, done: rows, total: total)) }
             }
+            progress(ProgressEvent(.writing, done: rows, total: total))
             done = true
         }
         while !done {
@@ -106,7 +111,7 @@ public struct Exporter {
                 digest?.add(record)
             }
             rows += batch.count
-            progress(rows)
+            progress(ProgressEvent(.writing, done: rows, total: total))
         }
         try connection.execute("COMMIT")
         let trailer = SnapshotTrailer(rowCount: rows, digest: digest?.finish() ?? "")
@@ -114,9 +119,9 @@ public struct Exporter {
         try sink.commit()
 
         if options.verify {
-            try Self.verify(path: options.output, format: options.format, expected: trailer, sealer: sealer)
+            try Self.verify(path: options.output, format: options.format, expected: trailer, sealer: sealer, progress: progress)
         }
-        return Report(database: connection.path, output: options.output, format: options.format, keys: options.keys,
+        return Report(database: connection.path, file: options.output, format: options.format, keys: options.keys,
                       rows: rows, bytes: sink.bytesWritten, digest: digest == nil ? nil : trailer.digest,
                       masterKeyFingerprint: options.masterKey?.fingerprint, verified: options.verify)
     }
@@ -162,12 +167,18 @@ public struct Exporter {
 
     /// Reads the written file back and proves it holds exactly the rows exported: same count,
     /// same digest, and (sealed) every key opens under the passphrase for its own row.
-    static func verify(path: String, format: SnapshotFormat, expected: SnapshotTrailer, sealer: SnapshotSealer?) throws {
+    static func verify(path: String, format: SnapshotFormat, expected: SnapshotTrailer, sealer: SnapshotSealer?,
+                       progress: ProgressHandler = { _ in }) throws {
+        var records = 0
+        progress(ProgressEvent(.verifying, total: expected.rowCount))
         let read = try SnapshotValidator.validate(ByteSource(path: path), format: format) { record in
             if case .sealed(let sealed) = record.key, let sealer {
                 _ = try sealer.open(sealed, userID: record.userID, toolID: record.toolID)
             }
+            records += 1
+            if records % batchSize == 0 { progress(ProgressEvent(.verifying, done: records, total: expected.rowCount)) }
         }
+        progress(ProgressEvent(.verifying, done: records, total: expected.rowCount))
         guard read.records == expected.rowCount, read.digest == expected.digest else {
             throw VerificationError(path: path, message: "reading the file back gave \(read.records) rows with digest \(read.digest), but \(expected.rowCount) rows with digest \(expected.digest) were exported")
         }
@@ -182,6 +193,7 @@ public struct RowError: ToolcfgError {
 
     public var exitStatus: ExitStatus { .dataError }
     public var description: String { "\(table) row id \(rowID): \(cause.description)" }
+    public var errorContext: ErrorContext { ErrorContext(table: table, rowID: rowID) }
 }
 
 public struct VerificationError: ToolcfgError {
@@ -189,6 +201,7 @@ public struct VerificationError: ToolcfgError {
     public var message: String
     public var exitStatus: ExitStatus { .dataError }
     public var description: String { "verification of \(path) failed: \(message)" }
+    public var errorContext: ErrorContext { ErrorContext(file: path) }
 }
 
 public struct UsageError: ToolcfgError {

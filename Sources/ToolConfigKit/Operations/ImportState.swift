@@ -187,7 +187,7 @@ struct ImportState {
         }
         func encrypt(_ plaintext: String) -> KeyResolution {
             guard let masterKey else {
-                return .failed(SnapshotError(item.location.with(field: SnapshotField.apiKey), "a plaintext key needs the master key to be encrypted: give --master-key-file or TOOLCFG_MASTER_KEY"))
+                return .failed(SnapshotError(item.location.with(field: SnapshotField.apiKey), "a plaintext key needs the master key to be encrypted: give --master-key-file or TOOLCFG_MASTER_KEY", exitStatus: .usage))
             }
             if sameAsStored(plaintext) { return .keep }
             do {

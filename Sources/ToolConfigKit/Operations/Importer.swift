@@ -49,7 +49,8 @@ public struct Importer {
 
     public struct Report: Sendable, Codable {
         public var database: String
-        public var input: String
+        /// The file read, or "-" for standard input.
+        public var file: String
         public var format: SnapshotFormat
         public var keys: KeyMode?
         public var records: Int
@@ -84,7 +85,7 @@ public struct Importer {
         self.options = options
     }
 
-    public func run(progress: (Int) -> Void = { _ in }) throws -> Report {
+    public func run(progress: ProgressHandler = { _ in }) throws -> Report {
         try ToolConfigTable.checkShape(connection)
         let reader = try SnapshotReaders.open(path: options.input, format: options.format)
         let header = reader.header
@@ -100,7 +101,7 @@ public struct Importer {
             }
             sealer = try Self.openSealing(sealing, passphrase: passphrase, file: reader.fileName)
         }
-        var report = Report(database: connection.path, input: reader.fileName, format: options.format, keys: header?.keys,
+        var report = Report(database: connection.path, file: options.input, format: options.format, keys: header?.keys,
                             records: 0, inserted: 0, updated: 0, unchanged: 0, skipped: 0, duplicates: 0,
                             dryRun: options.dryRun, integrityChecked: false, masterKeyFingerprint: options.masterKey?.fingerprint)
 
@@ -135,6 +136,8 @@ public struct Importer {
 
         // Reading and validating run on their own thread, a bounded number of batches ahead of
         // this one, which owns the connection and the transaction.
+        let inputSize = reader.source.size
+        progress(ProgressEvent(.reading, total: inputSize, unit: .bytes))
         let producer = RecordProducer(reader: reader, decoder: RecordDecoder(format: options.format, declaredKeys: header?.keys),
                                       tracksNewPairs: state.tableWasEmpty)
         let channel = BatchChannel<RecordProducer.Batch>(capacity: 4)
@@ -152,7 +155,7 @@ public struct Importer {
                 if let error = end as? SnapshotError { state.errors.append(error) } else { ended = end }
             }
             if state.errors.count >= options.maxErrors || ended != nil { break }
-            progress(report.records)
+            progress(ProgressEvent(.reading, done: batch.bytesConsumed, total: inputSize, unit: .bytes))
         }
         channel.cancel()
         channel.waitUntilFinished()
@@ -167,6 +170,7 @@ public struct Importer {
             // The snapshot ends (the staged rows stay in the temp table); the write phase begins.
             try connection.execute("COMMIT")
             try betweenPhases()
+            progress(ProgressEvent(.writing))
             try connection.execute("BEGIN IMMEDIATE", context: "taking the write lock")
             lockedAt = clock.now
             if try connection.queryInt64("SELECT EXISTS (SELECT 1 FROM user_tool_configs)") == 0 {
@@ -177,6 +181,7 @@ public struct Importer {
         if !deferredIndexes.isEmpty {
             // The index builds sort in memory up to the cache size: keep that small.
             try connection.execute("PRAGMA cache_size = -2000")
+            progress(ProgressEvent(.rebuildingIndexes))
             for sql in deferredIndexes { try connection.execute(sql, context: "rebuilding an index") }
         }
         // A dry run validated and staged everything, and now forgets it.

@@ -56,11 +56,12 @@ public struct KeyRotator {
 
     public struct Report: Sendable, Codable {
         public var database: String
-        public var oldKeyFingerprint: String
-        public var newKeyFingerprint: String
+        /// The current (old) key's, as --master-key-file names it.
+        public var masterKeyFingerprint: String
+        public var newMasterKeyFingerprint: String
         public var dryRun: Bool
         public var tables: [TableReport]
-        public var backup: String?
+        public var backupFile: String?
         /// How long the write lock was held: what the application felt (0 for a dry run).
         public var writeLockSeconds: Double
         public var elapsedSeconds: Double
@@ -95,7 +96,7 @@ public struct KeyRotator {
         case failed(String)
     }
 
-    public func run(progress: (Int) -> Void = { _ in }) throws -> Report {
+    public func run(progress: ProgressHandler = { _ in }) throws -> Report {
         guard options.oldKey.material != options.newKey.material else {
             throw UsageError("the new master key is the same as the current one (fingerprint \(options.oldKey.fingerprint))")
         }
@@ -116,9 +117,12 @@ public struct KeyRotator {
         _ = try connection.queryInt64("SELECT count(*) FROM sqlite_master")  // starts the read snapshot
         let tables = try EncryptedTable.discover(connection)
         if let backupPath = options.backupPath {
+            progress(ProgressEvent(.backup))
             try connection.backup(to: backupPath)
             madeBackup = true
         }
+        let totalRows = try EncryptedTable.rowCount(connection, tables)
+        progress(ProgressEvent(.derivingKeys, total: totalRows))
         var reports: [TableReport] = []
         var processed = 0
         for (index, table) in tables.enumerated() {
@@ -136,14 +140,14 @@ public struct KeyRotator {
                         report.alreadyRotated += 1
                         try stage?.stageKept(row.rowID, row.secret!)
                     case .failed(let reason):
-                        throw RotationError(table: table.name, row: row.label, reason: reason)
+                        throw RotationError(table: table.name, row: row.label, rowID: row.rowID, reason: reason)
                     case .rotated(let secret):
                         report.rotated += 1
                         try stage?.stageRotation(row.rowID, old: row.secret!, new: secret)
                     }
                 }
                 processed += rows.count
-                progress(processed)
+                progress(ProgressEvent(.derivingKeys, done: processed, total: totalRows))
             }
             reports.append(report)
         }
@@ -157,6 +161,7 @@ public struct KeyRotator {
         // 2. The write phase: one transaction, as short as the writes themselves.
         try connection.execute("PRAGMA synchronous = FULL")  // durable when it matters
         try connection.execute("PRAGMA cache_size = -\(Self.writeCacheKiB)")
+        progress(ProgressEvent(.writing))
         try connection.execute("BEGIN IMMEDIATE", context: "taking the write lock")
         let locked = clock.now
         for (index, stage) in stages.enumerated() {
@@ -168,6 +173,7 @@ public struct KeyRotator {
         try connection.execute("PRAGMA cache_size = -2000")
 
         // 3. Read back what was committed.
+        progress(ProgressEvent(.verifying))
         var verified = 0, changedAfterCommit = 0
         let reader = try SQLiteConnection(path: connection.path, mode: .readOnly, options: connection.options)
         for stage in stages {
@@ -211,7 +217,7 @@ public struct KeyRotator {
                     report.alreadyRotated += 1
                     try stage.stageKept(row.rowID, row.secret!)
                 case .failed(let reason):
-                    throw RotationError(table: table.name, row: row.label, reason: "\(reason) (written by another connection since the rotation read it)")
+                    throw RotationError(table: table.name, row: row.label, rowID: row.rowID, reason: "\(reason) (written by another connection since the rotation read it)")
                 case .rotated(let secret):
                     report.rotated += 1
                     try update.run([.text(secret.encryptedAPIKey), .text(secret.salt), .text(secret.nonce), .integer(row.rowID)])
@@ -250,7 +256,7 @@ public struct KeyRotator {
                     continue
                 }
                 guard [options.oldKey, options.newKey].contains(where: { (try? SecretCipher.decrypt(current, masterKey: $0)) != nil }) else {
-                    throw RotationError(table: table.name, row: row.label,
+                    throw RotationError(table: table.name, row: row.label, rowID: row.rowID,
                                         reason: "committed, but reading it back shows a triple that opens under neither key; run verify-keys",
                                         rolledBack: false)
                 }
@@ -272,8 +278,8 @@ public struct KeyRotator {
                 next += "; \(changedAfterCommit) rotated row(s) were written again by the application after the commit: once it runs on the new key, run rotate again to re-encrypt any it wrote under the old key"
             }
         }
-        return Report(database: connection.path, oldKeyFingerprint: options.oldKey.fingerprint, newKeyFingerprint: options.newKey.fingerprint,
-                      dryRun: options.dryRun, tables: tables, backup: options.backupPath, writeLockSeconds: lock.inSeconds,
+        return Report(database: connection.path, masterKeyFingerprint: options.oldKey.fingerprint, newMasterKeyFingerprint: options.newKey.fingerprint,
+                      dryRun: options.dryRun, tables: tables, backupFile: options.backupPath, writeLockSeconds: lock.inSeconds,
                       elapsedSeconds: elapsed.inSeconds, verifiedAfterCommit: verified, changedAfterCommit: changedAfterCommit, nextStep: next)
     }
 
@@ -312,10 +318,13 @@ public struct KeyRotator {
 public struct RotationError: ToolcfgError {
     public var table: String
     public var row: String
+    /// The row's rowid (its id in user_tool_configs); nil when the error is about many rows.
+    public var rowID: Int64? = nil
     public var reason: String
     /// False only for a failure found after the commit.
     public var rolledBack = true
 
     public var exitStatus: ExitStatus { .dataError }
     public var description: String { "\(table) \(row): \(reason)\(rolledBack ? "; nothing was changed" : "")" }
+    public var errorContext: ErrorContext { ErrorContext(table: table, rowID: rowID) }
 }

@@ -8,21 +8,24 @@ public struct KeyVerifier {
         public var rows: Int
         public var noKey: Int
         public var underMasterKey: Int
-        public var underNewKey: Int
+        public var underNewMasterKey: Int
         public var underNeither: Int
         public var malformed: Int
     }
 
     public struct Problem: Sendable, Codable {
         public var table: String
-        public var row: String
+        /// The rowid (user_tool_configs' id).
+        public var rowID: Int64
+        /// The table's own id when it is not the rowid (api_model_aliases' text id).
+        public var id: String?
         public var problem: String
     }
 
     public struct Report: Sendable, Codable {
         public var database: String
         public var masterKeyFingerprint: String
-        public var newKeyFingerprint: String?
+        public var newMasterKeyFingerprint: String?
         public var tables: [TableReport]
         public var reusedSalts: Int
         public var reusedNonces: Int
@@ -47,7 +50,7 @@ public struct KeyVerifier {
         case noKey, master, new, neither, malformed(String)
     }
 
-    public func run(progress: (Int) -> Void = { _ in }) throws -> Report {
+    public func run(progress: ProgressHandler = { _ in }) throws -> Report {
         let tables = try EncryptedTable.discover(connection)
         var reports: [TableReport] = []
         var problems: [Problem] = []
@@ -58,24 +61,28 @@ public struct KeyVerifier {
         var processed = 0
         try connection.execute("BEGIN")  // one consistent snapshot
         defer { if connection.isInTransaction { try? connection.execute("ROLLBACK") } }
+        let total = try EncryptedTable.rowCount(connection, tables)
+        progress(ProgressEvent(.checkingKeys, total: total))
         // A repeat is confirmed across every table: a salt shared by two tables' rows counts too.
         let saltCount = try connection.prepare(tables.map { "SELECT count(*) AS n FROM \($0.quotedName) WHERE salt = ?1" }
             .joined(separator: " UNION ALL ").wrappedSum)
         let nonceCount = try connection.prepare(tables.map { "SELECT count(*) AS n FROM \($0.quotedName) WHERE nonce = ?1" }
             .joined(separator: " UNION ALL ").wrappedSum)
         for table in tables {
-            var report = TableReport(table: table.name, rows: 0, noKey: 0, underMasterKey: 0, underNewKey: 0, underNeither: 0, malformed: 0)
+            var report = TableReport(table: table.name, rows: 0, noKey: 0, underMasterKey: 0, underNewMasterKey: 0, underNeither: 0, malformed: 0)
             try SecretRow.scan(connection, table, pageSize: KeyRotator.pageSize) { rows in
                 let findings = ParallelMap.map(rows, jobs: jobs) { [masterKey, newKey] row in Self.check(row, masterKey: masterKey, newKey: newKey) }
                 for (row, finding) in zip(rows, findings) {
                     report.rows += 1
                     func problem(_ text: String) {
-                        if problems.count < 20 { problems.append(Problem(table: table.name, row: row.label, problem: text)) }
+                        if problems.count < 20 {
+                            problems.append(Problem(table: table.name, rowID: row.rowID, id: row.id == String(row.rowID) ? nil : row.id, problem: text))
+                        }
                     }
                     switch finding {
                     case .noKey: report.noKey += 1
                     case .master: report.underMasterKey += 1
-                    case .new: report.underNewKey += 1
+                    case .new: report.underNewMasterKey += 1
                     case .neither:
                         report.underNeither += 1
                         problem("decrypts under no key given")
@@ -94,14 +101,14 @@ public struct KeyVerifier {
                     }
                 }
                 processed += rows.count
-                progress(processed)
+                progress(ProgressEvent(.checkingKeys, done: processed, total: total))
             }
             reports.append(report)
         }
         try connection.execute("COMMIT")
         let ok = reports.allSatisfy { $0.underNeither == 0 && $0.malformed == 0 }
             && reusedSalts == 0 && reusedNonces == 0
-        return Report(database: connection.path, masterKeyFingerprint: masterKey.fingerprint, newKeyFingerprint: newKey?.fingerprint,
+        return Report(database: connection.path, masterKeyFingerprint: masterKey.fingerprint, newMasterKeyFingerprint: newKey?.fingerprint,
                       tables: reports, reusedSalts: reusedSalts, reusedNonces: reusedNonces, problems: problems, ok: ok)
     }
 

@@ -10,6 +10,8 @@ final class RecordProducer: @unchecked Sendable {
         var count = 0
         /// What ended reading early: a syntax error (nothing after it can be trusted) or an I/O error.
         var endError: (any Error & Sendable)?
+        /// How far into the input the reader was after this batch, for progress.
+        var bytesConsumed = 0
     }
 
     private let reader: any SnapshotReader
@@ -77,6 +79,7 @@ final class RecordProducer: @unchecked Sendable {
             }
             // A carried record is counted in the batch that holds it.
             if carried != nil { batch.count -= 1 }
+            batch.bytesConsumed = reader.source.bytesConsumed
             if !channel.put(batch) { return }
         }
     }

@@ -177,24 +177,24 @@ public struct StressTest {
     }
 }
 
-/// p50, p99 and max of a set of durations, in milliseconds (nearest rank over the sorted samples).
+/// p50, p99 and max of a set of durations, in seconds (nearest rank over the sorted samples).
 public struct LatencySummary: Sendable, Codable, Equatable {
     public var count: Int
-    public var p50Ms: Double
-    public var p99Ms: Double
-    public var maxMs: Double
+    public var p50Seconds: Double
+    public var p99Seconds: Double
+    public var maxSeconds: Double
 
     init(_ nanoseconds: [UInt64]) {
         let sorted = nanoseconds.sorted()
         func rank(_ fraction: Double) -> Double {
             guard !sorted.isEmpty else { return 0 }
             let index = min(sorted.count - 1, max(0, Int((fraction * Double(sorted.count)).rounded(.up)) - 1))
-            return Double(sorted[index]) / 1e6
+            return Double(sorted[index]) / 1e9
         }
         count = sorted.count
-        p50Ms = rank(0.50)
-        p99Ms = rank(0.99)
-        maxMs = rank(1.0)
+        p50Seconds = rank(0.50)
+        p99Seconds = rank(0.99)
+        maxSeconds = rank(1.0)
     }
 }
 
@@ -209,6 +209,11 @@ public enum StressError: ToolcfgError {
         case .badOptions, .notScratch: .usage
         case .badPlan, .workerFailed: .software
         }
+    }
+
+    public var errorContext: ErrorContext {
+        if case .notScratch(let path, _) = self { return ErrorContext(database: path, table: ToolConfigTable.name) }
+        return ErrorContext()
     }
 
     public var description: String {

@@ -40,6 +40,17 @@ public enum SecretError: ToolcfgError, Equatable {
         }
     }
 
+    public var errorContext: ErrorContext {
+        switch self {
+        case .unreadable(.file(let path), _), .invalidMasterKey(.file(let path), _), .emptyPassphrase(.file(let path)):
+            ErrorContext(file: path)
+        case .invalidBase64(let field), .wrongLength(let field, _, _):
+            ErrorContext(field: field)
+        default:
+            ErrorContext()
+        }
+    }
+
     public var description: String {
         switch self {
         case .missing(let secret, let flag, let variable):

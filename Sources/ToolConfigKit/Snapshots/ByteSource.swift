@@ -15,13 +15,20 @@ final class ByteSource {
     private var finished = false
     /// 1-based line of the next byte.
     private(set) var line = 1
-    private(set) var bytesRead = 0
+    private var bytesRead = 0
+    /// The input's size when it is a regular file (standard input redirected from one too), for
+    /// progress; nil for a pipe.
+    let size: Int?
+
+    /// Bytes handed out so far: how far into the input its reader is.
+    var bytesConsumed: Int { bytesRead - (count - index) }
 
     init(path: String) throws {
         if path == "-" {
             name = "<stdin>"
             descriptor = STDIN_FILENO
             ownsDescriptor = false
+            size = Self.regularFileSize(STDIN_FILENO)
         } else {
             name = path
             var info = stat()
@@ -34,8 +41,15 @@ final class ByteSource {
                 throw SnapshotIOError(path: path, reason: String(cString: strerror(code)), missing: code == ENOENT)
             }
             ownsDescriptor = true
+            size = Self.regularFileSize(descriptor)
         }
         buffer = [UInt8](repeating: 0, count: Self.chunkSize)
+    }
+
+    private static func regularFileSize(_ descriptor: Int32) -> Int? {
+        var info = stat()
+        guard fstat(descriptor, &info) == 0, (info.st_mode & S_IFMT) == S_IFREG else { return nil }
+        return Int(info.st_size)
     }
 
     /// Reads from bytes in memory (tests, and a line already split off).
@@ -45,6 +59,8 @@ final class ByteSource {
         ownsDescriptor = false
         buffer = bytes
         count = bytes.count
+        bytesRead = bytes.count
+        size = bytes.count
         finished = true
     }
 

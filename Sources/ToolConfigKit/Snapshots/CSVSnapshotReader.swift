@@ -44,10 +44,24 @@ final class CSVSnapshotReader: SnapshotReader {
                 }
                 slots.append(slot)
             }
+            try Self.checkRequiredColumns(slots, at: location)
             break
         }
         columns = names
         self.slots = slots
+    }
+
+    /// A column every record needs is missing from the header: said once, at the header, rather
+    /// than again for every record.
+    static func checkRequiredColumns(_ slots: [FieldSlot], at header: SnapshotLocation) throws(SnapshotError) {
+        for required in [FieldSlot.userID, .toolID] where !slots.contains(required) {
+            throw SnapshotError(header.with(field: required.name), "the header has no \(required.name) column, which every record needs")
+        }
+        let triple: [FieldSlot] = [.encryptedAPIKey, .salt, .nonce]
+        if let present = triple.first(where: slots.contains), let absent = triple.first(where: { !slots.contains($0) }) {
+            throw SnapshotError(header.with(field: absent.name),
+                                "the header has \(present.name) but no \(absent.name) column: an encrypted key needs encrypted_api_key, salt and nonce together")
+        }
     }
 
     func next() throws -> RawRecord? {

@@ -4,6 +4,7 @@
 final class JSONLinesSnapshotReader: SnapshotReader {
     private let scanner: JSONScanner
     var fileName: String { scanner.source.name }
+    var source: ByteSource { scanner.source }
     private(set) var header: SnapshotHeader?
     private(set) var trailer: SnapshotTrailer?
     private var recordIndex = 0

@@ -32,14 +32,20 @@ public struct SnapshotLocation: Sendable, Hashable, Codable, CustomStringConvert
 public struct SnapshotError: ToolcfgError, Hashable, Codable {
     public var location: SnapshotLocation
     public var message: String
+    /// Bad data (65), unless the fault is a missing flag rather than the file (64): a plaintext
+    /// key with no master key given fails as every command fails without one.
+    public var exitStatus: ExitStatus
 
-    public init(_ location: SnapshotLocation, _ message: String) {
+    public init(_ location: SnapshotLocation, _ message: String, exitStatus: ExitStatus = .dataError) {
         self.location = location
         self.message = message
+        self.exitStatus = exitStatus
     }
 
-    public var exitStatus: ExitStatus { .dataError }
     public var description: String { "\(location): \(message)" }
+    public var errorContext: ErrorContext {
+        ErrorContext(file: location.file, line: location.line, record: location.record, field: location.field)
+    }
 }
 
 /// Several validation errors collected under `--max-errors`.
@@ -47,7 +53,9 @@ public struct SnapshotErrors: ToolcfgError {
     public var errors: [SnapshotError]
     public var stoppedEarly: Bool
 
-    public var exitStatus: ExitStatus { .dataError }
+    /// The first error's: the one a run with --max-errors 1 would have stopped at.
+    public var exitStatus: ExitStatus { errors.first?.exitStatus ?? .dataError }
+    public var errorContext: ErrorContext { errors.first?.errorContext ?? ErrorContext() }
     public var description: String {
         var lines = errors.map(\.description)
         lines.append("\(errors.count) error(s)\(stoppedEarly ? " (stopped at --max-errors; there may be more)" : ""); nothing was written")
@@ -63,4 +71,5 @@ public struct SnapshotIOError: ToolcfgError {
 
     public var exitStatus: ExitStatus { missing ? .noInput : .ioError }
     public var description: String { "\(path): \(reason)" }
+    public var errorContext: ErrorContext { ErrorContext(file: path) }
 }

@@ -1,6 +1,8 @@
 /// Yields the records of a snapshot one at a time.
 protocol SnapshotReader: AnyObject {
     var fileName: String { get }
+    /// The bytes it reads from (how far it has come, for progress).
+    var source: ByteSource { get }
     /// The JSON / JSON Lines header, when the file has one (bare files and CSV do not).
     var header: SnapshotHeader? { get }
     /// The count and digest that close a JSON / JSON Lines snapshot, known after the last record.

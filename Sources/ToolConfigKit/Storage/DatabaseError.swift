@@ -29,6 +29,8 @@ public struct DatabaseError: ToolcfgError, Equatable {
         }
     }
 
+    public var errorContext: ErrorContext { ErrorContext(database: path) }
+
     public var description: String {
         var text = "database \(path)"
         if let context { text += ": \(context)" }

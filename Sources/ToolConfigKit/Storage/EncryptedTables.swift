@@ -28,6 +28,11 @@ public struct EncryptedTable: Sendable, Hashable, Codable {
         return found
     }
 
+    /// Rows in all of these tables, counted before a scan so that progress can show a total.
+    static func rowCount(_ connection: SQLiteConnection, _ tables: [EncryptedTable]) throws -> Int {
+        try tables.reduce(0) { sum, table in sum + Int(try connection.queryInt64("SELECT count(*) FROM \(table.quotedName)") ?? 0) }
+    }
+
     var quotedName: String { quotedIdentifier(name) }
 
     /// Up to `limit` rows after `rowid` ?1 (and, when `bounded`, up to rowid ?2), in rowid order:

@@ -57,8 +57,12 @@ public final class SQLiteConnection {
             Unmanaged<BusyWait>.fromOpaque(context!).takeUnretainedValue().shouldRetry(attempt: attempt) ? 1 : 0
         }, Unmanaged.passUnretained(busyWait).toOpaque())
         // The first statement reads the header: a file that is not SQLite fails here, clearly.
-        try execute("PRAGMA foreign_keys = ON")
-        _ = try queryInt64("SELECT count(*) FROM sqlite_master")
+        do throws(DatabaseError) {
+            try execute("PRAGMA foreign_keys = ON")
+            _ = try queryInt64("SELECT count(*) FROM sqlite_master")
+        } catch where error.code == SQLITE_NOTADB {
+            throw DatabaseError(code: error.code, extendedCode: error.extendedCode, message: "the file is not an SQLite database", path: path)
+        }
         if options.journalModeWAL, mode != .readOnly, path != ":memory:" {
             // Setting WAL needs no lock when it is already set; asking only when needed keeps
             // concurrent openers from contending for it.
@@ -95,7 +99,7 @@ public final class SQLiteConnection {
         var statement: OpaquePointer?
         let status = sqlite3_prepare_v3(handle, sql, -1, UInt32(SQLITE_PREPARE_PERSISTENT), &statement, nil)
         guard status == SQLITE_OK, let statement else {
-            throw error(status, context: "preparing \(SQLiteStatement.abbreviate(sql))")
+            throw error(status, context: nil)
         }
         return SQLiteStatement(handle: statement, connection: self, sql: sql)
     }
@@ -119,7 +123,8 @@ public final class SQLiteConnection {
                 if status != SQLITE_OK {
                     let first = Self.firstToken(in: bytes, from: current - start)
                     let line = bytes[..<first].reduce(1) { $1 == 0x0a ? $0 + 1 : $0 }
-                    let where_ = [context, "line \(line)"].compactMap { $0 }.joined(separator: ", ")
+                    // A line number only means something in a script of several lines (a migration).
+                    let where_ = [context, sql.contains("\n") ? "line \(line)" : nil].compactMap { $0 }.joined(separator: ", ")
                     failure = self.error(status, context: where_)
                     sqlite3_finalize(statement)
                     return

@@ -70,7 +70,8 @@ public final class SQLiteStatement {
         switch status {
         case SQLITE_ROW: return true
         case SQLITE_DONE: return false
-        default: throw connection.error(status, context: "running \(Self.abbreviate(sql))")
+        // No SQL in the message: operators read it, and the statement is the tool's business.
+        default: throw connection.error(status, context: nil)
         }
     }
 
@@ -125,10 +126,5 @@ public final class SQLiteStatement {
         case SQLITE_TEXT: .text(text(index) ?? "")
         default: .blob(blob(index) ?? [])
         }
-    }
-
-    static func abbreviate(_ sql: String) -> String {
-        let flat = sql.split(whereSeparator: \.isWhitespace).joined(separator: " ")
-        return flat.count > 80 ? String(flat.prefix(77)) + "..." : flat
     }
 }

@@ -45,12 +45,20 @@ public enum ToolConfigTable {
 
     /// Rows ordered by id, optionally for one user and/or one tool.
     static func selectSQL(userID: Bool, toolID: Bool) -> String {
-        var sql = "SELECT id, user_id, tool_id, enabled, encrypted_api_key, salt, nonce, created_at, updated_at FROM user_tool_configs"
+        "SELECT id, user_id, tool_id, enabled, encrypted_api_key, salt, nonce, created_at, updated_at FROM user_tool_configs"
+            + filter(userID: userID, toolID: toolID) + " ORDER BY id"
+    }
+
+    /// How many rows `selectSQL` yields, with the same parameters.
+    static func countSQL(userID: Bool, toolID: Bool) -> String {
+        "SELECT count(*) FROM user_tool_configs" + filter(userID: userID, toolID: toolID)
+    }
+
+    private static func filter(userID: Bool, toolID: Bool) -> String {
         var conditions: [String] = []
         if userID { conditions.append("user_id = :user") }
         if toolID { conditions.append("tool_id = :tool") }
-        if !conditions.isEmpty { sql += " WHERE " + conditions.joined(separator: " AND ") }
-        return sql + " ORDER BY id"
+        return conditions.isEmpty ? "" : " WHERE " + conditions.joined(separator: " AND ")
     }
 
     static let lookupSQL = """
@@ -110,4 +118,5 @@ public struct TableShapeError: ToolcfgError {
     public var message: String
     public var exitStatus: ExitStatus { .dataError }
     public var description: String { "database \(path) \(message)" }
+    public var errorContext: ErrorContext { ErrorContext(database: path) }
 }

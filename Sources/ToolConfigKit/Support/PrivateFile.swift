@@ -9,6 +9,7 @@ public enum PrivateFile {
         public var reason: String
         public var exitStatus: ExitStatus
         public var description: String { "cannot write \(path): \(reason)" }
+        public var errorContext: ErrorContext { ErrorContext(file: path) }
     }
 
     public static func write(_ data: Data, to path: String, overwrite: Bool = false, mode: mode_t = 0o600) throws(Failure) {
@@ -16,7 +17,12 @@ public enum PrivateFile {
         // made it pointing at the old file, and nothing is ever written through one.
         if overwrite { try refuseLinkOrSpecial(path) }
         let target = overwrite ? path + ".tmp-\(getpid())" : path
-        let fd = try create(target, reportedAs: path, mode: mode)
+        let fd: Int32
+        do throws(Failure) {
+            fd = try create(target, reportedAs: path, mode: mode)
+        } catch where error.reason == existsReason {
+            throw Failure(path: path, reason: "exists; use --force to replace it", exitStatus: .ioError)
+        }
         let handle = FileHandle(fileDescriptor: fd, closeOnDealloc: true)
         do {
             try handle.write(contentsOf: data)
@@ -43,12 +49,14 @@ public enum PrivateFile {
             if code == EEXIST {
                 var info = stat()
                 let isLink = lstat(path, &info) == 0 && (info.st_mode & S_IFMT) == S_IFLNK
-                reason = isLink ? "is a symbolic link; refusing to write through it" : "the file exists (refusing to overwrite it)"
+                reason = isLink ? "is a symbolic link; refusing to write through it" : existsReason
             }
             throw Failure(path: name ?? path, reason: reason, exitStatus: .ioError)
         }
         return fd
     }
+
+    static let existsReason = "the file exists (refusing to overwrite it)"
 
     private static func refuseLinkOrSpecial(_ path: String) throws(Failure) {
         var info = stat()
