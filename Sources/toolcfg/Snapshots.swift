@@ -81,7 +81,9 @@ struct Import: ParsableCommand {
             rows are upserted on (user_id, tool_id), keeping their id and created_at. The first error \
             (or the first --max-errors) fails the import and nothing is written. With a master key or \
             passphrase, the keys are encrypted or checked before the write lock is taken, and the \
-            lock is held only to write.
+            lock is held only to write. A master key that opens none of the keys already stored \
+            (tried on a sample of every table with keys and on the rows the import touches) is \
+            refused unless --allow-other-master-key is given.
             """, examples: [
                 "toolcfg import --db app.db --in onboarding.csv --master-key-file master.key",
                 "toolcfg import --db app.db --in backup.json --dry-run --json",
@@ -95,6 +97,8 @@ struct Import: ParsableCommand {
     @Option(name: .long, help: "update, skip or fail when a row exists with other contents.") var onConflict: Importer.ConflictPolicy = .update
     @Flag(name: .long, help: "Validate and report what would change; write nothing.") var dryRun = false
     @Option(name: .long, help: ArgumentHelp("Collect up to N errors before failing.", valueName: "N")) var maxErrors: Int = 1
+    @Flag(name: .long, help: "Import although the master key opens none of the keys already stored (they are under another key).")
+    var allowOtherMasterKey = false
     @OptionGroup var jobs: JobsOption
     @OptionGroup var masterKey: MasterKeyOption
     @OptionGroup var passphrase: PassphraseOption
@@ -110,8 +114,15 @@ struct Import: ParsableCommand {
         let format = try snapshotFormat(format, path: input)
         let connection = try database.open(.readWrite)
         let options = Importer.Options(input: input, format: format, onConflict: onConflict, dryRun: dryRun, maxErrors: maxErrors,
-                                       masterKey: try masterKey.masterKey(), passphrase: try passphrase.passphrase(), jobs: jobs.count)
+                                       masterKey: try masterKey.masterKey(), passphrase: try passphrase.passphrase(),
+                                       allowOtherMasterKey: allowOtherMasterKey, jobs: jobs.count)
         let report = try console.withProgress { try Importer(connection: connection, options: options).run(progress: $0) }
+        if report.uncheckedKeys > 0 {
+            console.note("\(report.uncheckedKeys) encrypted key(s) were \(report.dryRun ? "to be " : "")imported without being checked: give --master-key-file (or TOOLCFG_MASTER_KEY) to prove they open under the application's master key")
+        }
+        if let tried = report.storedKeysTried, let opened = report.storedKeysOpened, opened < tried {
+            console.note("\(tried - opened) of \(tried) stored key(s) tried did not open under the master key \(report.masterKeyFingerprint ?? ""): run verify-keys")
+        }
         if output.json { return try console.report(report) }
         let prefix = report.dryRun ? "dry run, nothing written: would have " : ""
         console.note("\(prefix)read \(report.records) records: \(report.inserted) inserted, \(report.updated) updated, \(report.unchanged) unchanged, \(report.skipped) skipped"

@@ -4,6 +4,8 @@ struct ImportState {
     let sealer: SnapshotSealer?
     let target: any ImportTarget
     var errors: [SnapshotError] = []
+    /// Whether the master key opens the stored keys (with a master key only).
+    var keyCheck = MasterKeyCheck()
     /// Into an empty table every record is new unless its pair was seen before in the file: the
     /// reader thread marks such records `certainlyNew` (see PairFilter) and they skip the lookup.
     let tableWasEmpty: Bool
@@ -53,6 +55,13 @@ struct ImportState {
         }
         let masterKey = options.masterKey
         let sealer = self.sealer
+        if let masterKey, !keyCheck.settled {
+            let stored = zip(batch, found).compactMap { item, found -> (String, String, StoredSecret)? in
+                guard let found, !found.fromThisImport, let secret = found.row.secret else { return nil }
+                return (ToolConfigTable.name, "row id \(found.row.id) (\(item.location))", secret)
+            }
+            try keyCheck.tryKeys(stored, masterKey: masterKey, jobs: options.jobs)
+        }
         // Key derivations go to all cores ahead of the decisions. Without a master key or sealer
         // there are none (stored triples are only checked for shape), and each record's key is
         // resolved inline: no copies of the batch, no arrays of results.
@@ -85,6 +94,7 @@ struct ImportState {
                 if errors.isEmpty {
                     try target.insertNew(batch[index..<runEnd], now: options.now)
                     report.inserted += runEnd - index
+                    report.uncheckedKeys += batch[index..<runEnd].count { $0.record.storedSecret != nil }
                 }
                 continue
             }
@@ -127,6 +137,7 @@ struct ImportState {
                 continue  // only .insert decides without an existing row
             }
             action?.count(in: &report, by: 1)
+            if masterKey == nil, intent.mode == .triple, action == .insert || action == .update { report.uncheckedKeys += 1 }
         }
     }
 

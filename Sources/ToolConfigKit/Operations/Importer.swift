@@ -29,12 +29,15 @@ public struct Importer {
         public var maxErrors: Int
         public var masterKey: MasterKey?
         public var passphrase: SecureBytes?
+        /// Import although the master key opens none of the stored keys it is tried on.
+        public var allowOtherMasterKey: Bool
         public var now: Int64
         public var jobs: Int
 
         public init(input: String, format: SnapshotFormat, onConflict: ConflictPolicy = .update, dryRun: Bool = false,
-                    maxErrors: Int = 1, masterKey: MasterKey? = nil, passphrase: SecureBytes? = nil,
+                    maxErrors: Int = 1, masterKey: MasterKey? = nil, passphrase: SecureBytes? = nil, allowOtherMasterKey: Bool = false,
                     now: Int64 = Int64(Date().timeIntervalSince1970), jobs: Int = ParallelMap.defaultJobs) {
+            self.allowOtherMasterKey = allowOtherMasterKey
             self.input = input
             self.format = format
             self.onConflict = onConflict
@@ -70,6 +73,13 @@ public struct Importer {
         /// Pairs the application wrote between the read snapshot and the write lock, decided
         /// again under the lock.
         public var changedDuringImport: Int = 0
+        /// Stored keys the master key was tried on before writing, and how many it opened (nil
+        /// without a master key).
+        public var storedKeysTried: Int?
+        public var storedKeysOpened: Int?
+        /// Encrypted triples written as the file gave them without a master key to check that
+        /// they open: the application may not be able to read them.
+        public var uncheckedKeys: Int = 0
     }
 
     static let batchSize = 512
@@ -127,6 +137,7 @@ public struct Importer {
                                     earlierLine: { [input = options.input, format = options.format] in
                                         Self.firstLine(of: $0, in: input, format: format)
                                     })
+        if let masterKey = options.masterKey { try state.keyCheck.sample(connection, masterKey: masterKey, jobs: options.jobs) }
 
         // Into an empty table, the secondary indexes are dropped and built again after the rows
         // are in, inside the same transaction: sorting once is cheaper than a million random
@@ -164,6 +175,11 @@ public struct Importer {
             report.integrityChecked = state.checkIntegrity(header: header, trailer: producer.trailer, digest: producer.digest, file: reader.fileName)
         }
         if !state.errors.isEmpty { throw Self.failure(state.errors, maxErrors: options.maxErrors) }
+        if let masterKey = options.masterKey {
+            report.storedKeysTried = state.keyCheck.checked
+            report.storedKeysOpened = state.keyCheck.opened
+            if !options.allowOtherMasterKey { try state.keyCheck.require(masterKey: masterKey) }
+        }
 
         var lockedAt = locked
         if let stage, !options.dryRun {

@@ -84,6 +84,13 @@ public final class SQLiteStatement {
         if !keepingBindings { sqlite3_clear_bindings(handle) }
     }
 
+    /// Binds, steps once and reads the row with `read`, then resets: nil when there is none.
+    public func firstRow<T>(_ read: (SQLiteStatement) -> T, binding values: [Value] = []) throws(DatabaseError) -> T? {
+        defer { reset() }
+        try bind(values)
+        return try step() ? read(self) : nil
+    }
+
     /// Binds, runs to completion and resets: for INSERT/UPDATE/DELETE.
     public func run(_ values: [Value] = []) throws(DatabaseError) {
         defer { reset() }

@@ -1,0 +1,75 @@
+/// Whether an import's master key is the one the stored keys are under. Encrypting plaintext
+/// keys under the wrong master key (the old one after a rotation, say) would leave the table under
+/// two keys, and the application unable to open the imported ones; so before anything is written
+/// the key is tried on stored keys: a sample spread over every table with the triple, then every
+/// existing row the import decides on, until one opens. A key that opens none of them is refused.
+struct MasterKeyCheck: Sendable, Codable {
+    /// Stored keys tried.
+    var checked = 0
+    /// Of those, how many opened under the master key.
+    var opened = 0
+    /// A few of the keys that did not open, for the message: table and row id.
+    var refusedBy: [String] = []
+
+    static let samplePerTable = 16
+
+    /// Once one stored key opens, the master key is the application's (or one of its keys, in a
+    /// half-rotated database) and nothing more needs trying.
+    var settled: Bool { opened > 0 }
+
+    /// Up to `samplePerTable` keyed rows of each encrypted table, spread evenly over its rowids,
+    /// tried on all cores. Runs in the import's read snapshot.
+    mutating func sample(_ connection: SQLiteConnection, masterKey: MasterKey, jobs: Int) throws {
+        for table in try EncryptedTable.discover(connection) {
+            guard let bounds = try connection.prepare("SELECT min(rowid), max(rowid) FROM \(table.quotedName)").firstRow({ ($0.int64(0), $0.int64(1)) }),
+                  bounds.1 >= bounds.0 else { continue }
+            let next = try connection.prepare(
+                "SELECT * FROM (\(table.pageSQL(limit: 1))) WHERE encrypted_api_key IS NOT NULL AND salt IS NOT NULL AND nonce IS NOT NULL")
+            var rows: [SecretRow] = []
+            let span = bounds.1 - bounds.0
+            for step in 0..<Int64(Self.samplePerTable) {
+                let at = bounds.0 + span / Int64(Self.samplePerTable) * step
+                if let row = try next.firstRow({ SecretRow.read($0) }, binding: [.integer(at - 1)]),
+                   !rows.contains(where: { $0.rowID == row.rowID }) {
+                    rows.append(row)
+                }
+            }
+            try tryKeys(rows.compactMap { row in row.secret.map { (table.name, row.label, $0) } }, masterKey: masterKey, jobs: jobs)
+        }
+    }
+
+    /// Tries the master key on stored keys (table, row label, triple), on all cores, unless it is
+    /// already settled.
+    mutating func tryKeys(_ keys: [(table: String, row: String, secret: StoredSecret)], masterKey: MasterKey, jobs: Int) throws {
+        guard !settled, !keys.isEmpty else { return }
+        let opens = ParallelMap.map(keys.map(\.secret), jobs: jobs) { secret in
+            (try? SecretCipher.decrypt(secret, masterKey: masterKey)) != nil
+        }
+        checked += keys.count
+        opened += opens.count { $0 }
+        for (key, opened) in zip(keys, opens) where !opened && refusedBy.count < 3 {
+            refusedBy.append("\(key.table) \(key.row)")
+        }
+    }
+
+    /// Throws unless the key opened a stored key, or there was none to try.
+    func require(masterKey: MasterKey) throws {
+        guard checked > 0, opened == 0 else { return }
+        throw MasterKeyMismatchError(fingerprint: masterKey.fingerprint, checked: checked, examples: refusedBy)
+    }
+}
+
+/// An import's master key opened none of the stored keys it was tried on.
+public struct MasterKeyMismatchError: ToolcfgError {
+    public var fingerprint: String
+    public var checked: Int
+    public var examples: [String]
+
+    public var exitStatus: ExitStatus { .dataError }
+    public var description: String {
+        "the master key given (fingerprint \(fingerprint)) opens none of the \(checked) stored key(s) it was tried on "
+            + "(\(examples.joined(separator: ", "))\(checked > examples.count ? ", ..." : "")): they are under another master key, "
+            + "and importing would leave the table under two. Give the master key the application runs on (verify-keys tells which "
+            + "opens the stored keys), or --allow-other-master-key to import under this one anyway; nothing was written"
+    }
+}

@@ -1,0 +1,115 @@
+import Foundation
+import Testing
+@testable import ToolConfigKit
+
+/// An import must not leave the table under two master keys: the key it encrypts or checks with
+/// is first tried on the keys already stored.
+@Suite("Import master-key check")
+struct ImportKeyCheckTests {
+    static func importArguments(_ db: String, _ input: String, key: String?) -> [String] {
+        ["import", "--db", db, "--in", input, "--json"] + (key.map { ["--master-key-file", $0] } ?? [])
+    }
+
+    static func write(_ text: String, _ folder: TemporaryFolder, _ name: String) throws -> String {
+        let path = folder.path(name)
+        try Data(text.utf8).write(to: URL(fileURLWithPath: path))
+        return path
+    }
+
+    @Test("after a rotation, an import under the old key is refused with 65, names the key's fingerprint, and writes nothing; --allow-other-master-key overrides")
+    func oldKeyAfterRotationIsRefused() throws {
+        let folder = try TemporaryFolder()
+        let old = try key(MasterKeyTests.valid), new = MasterKey.generate()
+        let database = try RotationDatabase(at: folder.path("app.db"), master: old, rows: 30)
+        _ = try KeyRotator(connection: try database.connection(), options: .init(oldKey: old, newKey: new, jobs: 2)).run()
+        let oldFile = try RotationTests.keyFile(old, folder, "old.key")
+        // Two rows the import updates and one it inserts, all with plaintext keys.
+        let input = try Self.write("user_id,tool_id,api_key\nuser-1,tool-1,sk-one\nuser-2,tool-2,sk-two\nnew-user,t,sk-new\n", folder, "in.csv")
+        let before = try RotationTests.logicalState(database.path)
+
+        let refused = try toolcfg(Self.importArguments(database.path, input, key: oldFile))
+        #expect(refused.status == 65, "\(refused.stderr)")
+        #expect(refused.stderr.contains(old.fingerprint) && refused.stderr.contains("--allow-other-master-key"), "\(refused.stderr)")
+        #expect(refused.stderr.contains("opens none of the"))
+        let error = try RotationTests.json(refused.stdout)
+        #expect(error["ok"] as? Bool == false && error["exit_status"] as? Int == 65)
+        #expect(try RotationTests.logicalState(database.path) == before)
+        let dryRun = try toolcfg(Self.importArguments(database.path, input, key: oldFile) + ["--dry-run"])
+        #expect(dryRun.status == 65, "a dry run must refuse as the import would")
+
+        let forced = try toolcfg(Self.importArguments(database.path, input, key: oldFile) + ["--allow-other-master-key"])
+        #expect(forced.status == 0, "\(forced.stderr)")
+        let report = try RotationTests.json(forced.stdout)
+        #expect(report["stored_keys_opened"] as? Int == 0 && (report["stored_keys_tried"] as? Int ?? 0) > 16)
+        #expect(report["inserted"] as? Int == 1 && report["updated"] as? Int == 2)
+    }
+
+    @Test("the right key goes through, and a sample of every table with keys is what it is tried on")
+    func rightKeyGoesThrough() throws {
+        let folder = try TemporaryFolder()
+        let master = try key(MasterKeyTests.valid)
+        let database = try RotationDatabase(at: folder.path("app.db"), master: master, aliases: 40, rows: 100)
+        let keyFile = try RotationTests.keyFile(master, folder, "master.key")
+        let input = try Self.write("user_id,tool_id,api_key\nnew-user,t,sk-new\n", folder, "in.csv")
+        let result = try toolcfg(Self.importArguments(database.path, input, key: keyFile))
+        #expect(result.status == 0, "\(result.stderr)")
+        let report = try RotationTests.json(result.stdout)
+        // Two tables, up to 16 rows each; once a key has opened, nothing more is tried.
+        let tried = report["stored_keys_tried"] as? Int ?? 0
+        #expect(tried >= 1 && tried <= 2 * MasterKeyCheck.samplePerTable)
+        #expect(report["stored_keys_opened"] as? Int == tried)
+        #expect(report["unchecked_keys"] as? Int == 0)
+    }
+
+    @Test("keys under another master key in api_model_aliases alone are enough to refuse an import into an empty user_tool_configs")
+    func sampleCoversEveryTable() throws {
+        let folder = try TemporaryFolder()
+        let application = MasterKey.generate(), other = MasterKey.generate()
+        let database = try RotationDatabase(at: folder.path("app.db"), master: application, rows: 1)
+        try database.connection().execute("DELETE FROM user_tool_configs")
+        let otherFile = try RotationTests.keyFile(other, folder, "other.key")
+        let input = try Self.write("user_id,tool_id,api_key\nnew-user,t,sk-new\n", folder, "in.csv")
+        let result = try toolcfg(Self.importArguments(database.path, input, key: otherFile))
+        #expect(result.status == 65, "\(result.stderr)")
+        #expect(result.stderr.contains("api_model_aliases"))
+    }
+
+    @Test("into a database without any stored key, any master key is accepted: there is nothing to disagree with")
+    func noStoredKeys() throws {
+        let folder = try TemporaryFolder()
+        let connection = try SQLiteConnection(path: folder.path("empty.db"), mode: .readWriteCreate)
+        _ = try Migrator(connection: connection, migrations: try .embedded()).up()
+        try connection.execute("INSERT INTO user_tool_configs (user_id, tool_id, enabled, created_at, updated_at) VALUES ('a', 'b', 1, 1, 1)")
+        let keyFile = try RotationTests.keyFile(MasterKey.generate(), folder, "master.key")
+        let input = try Self.write("user_id,tool_id,api_key\na,b,sk-a\n", folder, "in.csv")
+        let result = try toolcfg(Self.importArguments(folder.path("empty.db"), input, key: keyFile))
+        #expect(result.status == 0, "\(result.stderr)")
+        let report = try RotationTests.json(result.stdout)
+        #expect(report["stored_keys_tried"] as? Int == 0 && report["updated"] as? Int == 1)
+    }
+
+    @Test("encrypted triples imported without a master key are counted as unchecked, on stderr and in --json", arguments: [false, true])
+    func uncheckedTriplesAreReported(json: Bool) throws {
+        let folder = try TemporaryFolder()
+        let master = try key(MasterKeyTests.valid)
+        let connection = try SQLiteConnection(path: folder.path("t.db"), mode: .readWriteCreate)
+        _ = try Migrator(connection: connection, migrations: try .embedded()).up()
+        let secrets = try (1...3).map { try SecretCipher.encrypt("sk-\($0)", masterKey: master) }
+        let input = try Self.write("user_id,tool_id,encrypted_api_key,salt,nonce\n" + secrets.enumerated().map {
+            "u\($0.offset),t,\($0.element.encryptedAPIKey),\($0.element.salt),\($0.element.nonce)\n"
+        }.joined() + "u9,t,,,\n", folder, "in.csv")
+        var arguments = ["import", "--db", folder.path("t.db"), "--in", input]
+        if json { arguments.append("--json") }
+        let result = try toolcfg(arguments)
+        #expect(result.status == 0, "\(result.stderr)")
+        #expect(result.stderr.contains("3 encrypted key(s) were imported without being checked"), "\(result.stderr)")
+        if json { #expect(try RotationTests.json(result.stdout)["unchecked_keys"] as? Int == 3) }
+        // With the master key the same triples are checked, and none is unchecked.
+        try connection.execute("DELETE FROM user_tool_configs")
+        let keyFile = try RotationTests.keyFile(master, folder, "master.key")
+        let checked = try toolcfg(Self.importArguments(folder.path("t.db"), input, key: keyFile))
+        #expect(checked.status == 0, "\(checked.stderr)")
+        #expect(try RotationTests.json(checked.stdout)["unchecked_keys"] as? Int == 0)
+        #expect(!checked.stderr.contains("without being checked"))
+    }
+}
