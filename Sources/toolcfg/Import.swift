@@ -1,0 +1,66 @@
+import ArgumentParser
+import Foundation
+import ToolConfigKit
+
+struct Import: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Import a CSV, JSON or JSON Lines snapshot into user_tool_configs, all or nothing.",
+        discussion: help("""
+            Every record is validated; plaintext api_key values are encrypted under the master key; \
+            rows are upserted on (user_id, tool_id), keeping their id and created_at. The first error \
+            (or the first --max-errors) fails the import and nothing is written. With a master key or \
+            passphrase, the keys are encrypted or checked before the write lock is taken, and the \
+            lock is held only to write. A master key that opens none of the keys already stored \
+            (tried on a sample of every table with keys and on the rows the import touches) is \
+            refused unless --allow-other-master-key is given.
+            """, examples: [
+                "toolcfg import --db app.db --in onboarding.csv --master-key-file master.key",
+                "toolcfg import --db app.db --in backup.json --dry-run --json",
+                "cat rows.jsonl | toolcfg import --db app.db --format jsonl --in - \\\n      --on-conflict skip",
+            ])
+    )
+
+    @OptionGroup var database: DatabaseOptions
+    @Option(name: .long, help: "csv, json or jsonl (default: from the --in extension).") var format: SnapshotFormat?
+    @Option(name: .customLong("in"), help: ArgumentHelp("Input file, or - for standard input.", valueName: "FILE")) var input: String = "-"
+    @Option(name: .long, help: "update, skip or fail when a row exists with other contents.") var onConflict: Importer.ConflictPolicy = .update
+    @Flag(name: .long, help: "Validate and report what would change; write nothing.") var dryRun = false
+    @Option(name: .long, help: ArgumentHelp("Collect up to N errors before failing.", valueName: "N")) var maxErrors: Int = 1
+    @Flag(name: .long, help: "Import although the master key opens none of the keys already stored (they are under another key).")
+    var allowOtherMasterKey = false
+    @OptionGroup var jobs: JobsOption
+    @OptionGroup var masterKey: MasterKeyOption
+    @OptionGroup var passphrase: PassphraseOption
+    @OptionGroup var output: OutputOptions
+
+    func validate() throws {
+        if maxErrors < 1 { throw ValidationError("--max-errors must be at least 1") }
+        try refuseTwoFromStandardInput(input, masterKey.masterKeyFile, passphrase.passphraseFile)
+    }
+
+    func run() throws {
+        let console = output.console
+        let format = try snapshotFormat(format, path: input)
+        let connection = try database.open(.readWrite)
+        let options = Importer.Options(input: input, format: format, onConflict: onConflict, dryRun: dryRun, maxErrors: maxErrors,
+                                       masterKey: try masterKey.masterKey(), passphrase: try passphrase.passphrase(),
+                                       allowOtherMasterKey: allowOtherMasterKey, jobs: jobs.count)
+        let report = try console.withProgress { try Importer(connection: connection, options: options).run(progress: $0) }
+        if report.uncheckedKeys > 0 {
+            console.note("\(report.uncheckedKeys) encrypted key(s) were \(report.dryRun ? "to be " : "")imported without being checked: give --master-key-file (or TOOLCFG_MASTER_KEY) to prove they open under the application's master key")
+        }
+        if let tried = report.storedKeysTried, let opened = report.storedKeysOpened, opened < tried {
+            console.note("\(tried - opened) of \(tried) stored key(s) tried did not open under the master key \(report.masterKeyFingerprint ?? ""): run verify-keys")
+        }
+        if output.json { return try console.report(report) }
+        let prefix = report.dryRun ? "dry run, nothing written: would have " : ""
+        console.note("\(prefix)read \(report.records) records: \(report.inserted) inserted, \(report.updated) updated, \(report.unchanged) unchanged, \(report.skipped) skipped"
+            + (report.duplicates > 0 ? ", \(report.duplicates) duplicate(s)" : "")
+            + (report.integrityChecked ? "; row count and digest verified" : "")
+            + (report.masterKeyFingerprint.map { "; master key \($0)" } ?? ""))
+        if report.changedDuringImport > 0 {
+            console.note("\(report.changedDuringImport) pair(s) written by the application while the file was read were decided again under the lock")
+        }
+        if !report.dryRun { console.note(String(format: "write lock held %.3f s of %.1f s", report.writeLockSeconds, report.elapsedSeconds)) }
+    }
+}

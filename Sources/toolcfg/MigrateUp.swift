@@ -1,0 +1,27 @@
+import ArgumentParser
+import Foundation
+import ToolConfigKit
+
+struct MigrateUp: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "up",
+        abstract: "Apply pending migrations (all, or up to and including --to). Creates the database file if needed.",
+        discussion: help("Each migration runs in its own transaction with its ledger row, as sqlx runs it.", examples: [
+            "toolcfg migrate up --db app.db",
+            "toolcfg migrate up --db app.db --to 7 --json",
+        ])
+    )
+
+    @OptionGroup var database: DatabaseOptions
+    @OptionGroup var folder: MigrationFolderOption
+    @OptionGroup var safety: MigrationSafetyOptions
+    @Option(name: .long, help: ArgumentHelp("Stop after this version.", valueName: "VERSION"))
+    var to: Int64?
+    @OptionGroup var output: OutputOptions
+
+    func run() throws {
+        let connection = try database.open(.readWriteCreate)
+        let report = try Migrator(connection: connection, migrations: try folder.load(), options: safety.options).up(to: to)
+        try MigrationOutput.run(report, console: output.console)
+    }
+}
