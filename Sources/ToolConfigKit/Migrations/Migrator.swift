@@ -199,7 +199,7 @@ public struct Migrator {
         var counts: [String: Int64] = [:]
         while try tables.step() {
             let name = tables.text(0) ?? ""
-            counts[name] = try connection.queryInt64("SELECT count(*) FROM \"\(name.replacingOccurrences(of: "\"", with: "\"\""))\"") ?? 0
+            counts[name] = try connection.queryInt64("SELECT count(*) FROM \(quotedIdentifier(name))") ?? 0
         }
         return counts
     }
