@@ -104,6 +104,21 @@ final class ApplicationWriter: @unchecked Sendable {
         }
     }
 
+    /// Runs `body` while a thread makes a random write every few milliseconds, as a busy
+    /// application would; the writes stop before this returns.
+    func writing<T>(during body: () throws -> T) rethrows -> T {
+        let stop = DispatchSemaphore(value: 0), stopped = DispatchSemaphore(value: 0)
+        Thread {
+            while stop.wait(timeout: .now() + .milliseconds(3)) == .timedOut { self.randomWrite() }
+            stopped.signal()
+        }.start()
+        defer {
+            stop.signal()
+            stopped.wait()
+        }
+        return try body()
+    }
+
     /// Every row of the table (but those of users starting with `skipping`) is the model's, and
     /// every key opens under `key` to the model's plaintext.
     func expectTable(under key: MasterKey, skipping: String = "\u{0}", sourceLocation: SourceLocation = #_sourceLocation) throws {
@@ -190,15 +205,9 @@ struct LiveWriterTests {
         let application = try ApplicationWriter(path: database.path, master: old, rows: ApplicationWriter.model(of: database, rows: rows))
         let oldFile = try RotationTests.keyFile(old, folder, "old.key"), newFile = try RotationTests.keyFile(new, folder, "new.key")
 
-        let stop = DispatchSemaphore(value: 0), stopped = DispatchSemaphore(value: 0)
-        Thread {
-            // A write every few milliseconds until told to stop.
-            while stop.wait(timeout: .now() + .milliseconds(3)) == .timedOut { application.randomWrite() }
-            stopped.signal()
-        }.start()
-        let rotation = try toolcfg(RotationTests.rotateArguments(database.path, old: oldFile, new: newFile) + ["--jobs", "2", "--json"])
-        stop.signal()
-        stopped.wait()
+        let rotation = try application.writing {
+            try toolcfg(RotationTests.rotateArguments(database.path, old: oldFile, new: newFile) + ["--jobs", "2", "--json"])
+        }
         #expect(rotation.status == 0, "\(rotation.stderr)")
         #expect(application.failures.isEmpty, "\(application.failures.prefix(3))")
         #expect(application.writes > 20, "the application wrote only \(application.writes) times during the rotation")
@@ -314,14 +323,9 @@ struct LiveWriterTests {
         for index in 1...records { text += "import-\(index),tool,\(index % 2),sk-import-\(index)\n" }
         let input = try Self.write(text, folder)
 
-        let stop = DispatchSemaphore(value: 0), stopped = DispatchSemaphore(value: 0)
-        Thread {
-            while stop.wait(timeout: .now() + .milliseconds(3)) == .timedOut { application.randomWrite() }
-            stopped.signal()
-        }.start()
-        let result = try toolcfg(["import", "--db", database.path, "--in", input, "--master-key-file", keyFile, "--jobs", "2", "--json"])
-        stop.signal()
-        stopped.wait()
+        let result = try application.writing {
+            try toolcfg(["import", "--db", database.path, "--in", input, "--master-key-file", keyFile, "--jobs", "2", "--json"])
+        }
         #expect(result.status == 0, "\(result.stderr)")
         #expect(application.failures.isEmpty, "\(application.failures.prefix(3))")
         #expect(application.writes > 20, "the application wrote only \(application.writes) times during the import")
