@@ -172,18 +172,17 @@ public struct Migrator {
     /// that is then rolled back: exact whatever the SQL does (DROP TABLE, DELETE, a rebuild that
     /// copies only some rows), where reading the scripts would be a guess.
     func dataLoss(of plan: [(Migration, MigrationScript)]) throws -> [DataLoss] {
-        try connection.execute("BEGIN IMMEDIATE", context: "taking the write lock")
-        defer { if connection.isInTransaction { try? connection.execute("ROLLBACK") } }
-        let before = try rowCounts()
-        for (migration, down) in plan {
-            do throws(DatabaseError) {
-                try connection.execute(down.sql, context: down.fileName)
-            } catch {
-                throw MigrationError.failed(version: migration.version, file: down.fileName, cause: error)
+        let (before, after) = try connection.transaction(.rolledBackWrite) {
+            let before = try rowCounts()
+            for (migration, down) in plan {
+                do throws(DatabaseError) {
+                    try connection.execute(down.sql, context: down.fileName)
+                } catch {
+                    throw MigrationError.failed(version: migration.version, file: down.fileName, cause: error)
+                }
             }
+            return (before, try rowCounts())
         }
-        let after = try rowCounts()
-        try connection.execute("ROLLBACK")
         return before.compactMap { table, rows in
             let left = after[table] ?? 0
             return rows > left ? DataLoss(table: table, rows: rows - left, dropped: after[table] == nil) : nil

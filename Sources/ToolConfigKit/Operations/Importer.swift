@@ -121,32 +121,54 @@ public struct Importer {
         // table's four indexes spill and are read back.
         try connection.execute("PRAGMA cache_size = -16384")
         defer { try? connection.execute("PRAGMA cache_size = -2000") }
-        // Staged: a read snapshot now, the write lock later (a dry run never takes it). Straight:
-        // the write lock now.
+        // Staged: the file is read in a read snapshot, and the write lock taken afterwards (a dry
+        // run never takes it). Straight: all in one write transaction.
         let staged = options.dryRun || options.masterKey != nil || sealer != nil
-        try connection.execute(staged ? "BEGIN" : "BEGIN IMMEDIATE", context: staged ? "reading the table" : "taking the write lock")
-        let locked = clock.now
         var stage: ImportStage?
-        defer {
-            if connection.isInTransaction { try? connection.execute("ROLLBACK") }
-            stage?.drop()
+        defer { stage?.drop() }
+        var lock = Duration.zero
+        try connection.transaction(staged ? .read : .write, lockHeld: { lock = staged ? .zero : $0 }) {
+            if staged { stage = try ImportStage(connection, file: reader.fileName) }
+            let target: any ImportTarget = try stage ?? ImportWriter(connection: connection)
+            var state = try ImportState(options: options, sealer: sealer, connection: connection, target: target,
+                                        earlierLine: { [input = options.input, format = options.format] in
+                                            Self.firstLine(of: $0, in: input, format: format)
+                                        })
+            // Into an empty table, the secondary indexes are dropped and built again after the
+            // rows are in, inside the same transaction: sorting once is cheaper than a million
+            // random index inserts (4.5 s against 5.7 s of SQLite's time for 1M rows, measured).
+            // The unique index that the upsert needs stays. Any failure rolls the indexes back
+            // with the rows.
+            let deferredIndexes = state.tableWasEmpty && !staged ? try ToolConfigTable.dropSecondaryIndexes(connection) : []
+            try read(reader, header: header, into: &state, report: &report, progress: progress)
+            if let masterKey = options.masterKey {
+                report.storedKeysTried = state.keyCheck.checked
+                report.storedKeysOpened = state.keyCheck.opened
+                if !options.allowOtherMasterKey { try state.keyCheck.require(masterKey: masterKey) }
+            }
+            try rebuild(deferredIndexes, progress: progress)
         }
-        if staged { stage = try ImportStage(connection, file: reader.fileName) }
-        let target: any ImportTarget = try stage ?? ImportWriter(connection: connection)
-        var state = try ImportState(options: options, sealer: sealer, connection: connection, target: target,
-                                    earlierLine: { [input = options.input, format = options.format] in
-                                        Self.firstLine(of: $0, in: input, format: format)
-                                    })
+        if let stage, !options.dryRun {
+            try betweenPhases()
+            progress(ProgressEvent(.writing))
+            try connection.transaction(.write, lockHeld: { lock = $0 }) {
+                let empty = try connection.queryInt64("SELECT EXISTS (SELECT 1 FROM user_tool_configs)") == 0
+                let deferredIndexes = empty ? try ToolConfigTable.dropSecondaryIndexes(connection) : []
+                report.changedDuringImport = try stage.write(into: &report, policy: options.onConflict, masterKey: options.masterKey)
+                try rebuild(deferredIndexes, progress: progress)
+            }
+        }
+        report.writeLockSeconds = lock.inSeconds
+        report.elapsedSeconds = (clock.now - started).inSeconds
+        return report
+    }
+
+    /// Reads, validates and decides every record, handing the decisions to the state's target.
+    /// Reading and validating run on their own thread, a bounded number of batches ahead of this
+    /// one, which owns the connection and the transaction. Throws the first errors in file order.
+    private func read(_ reader: any SnapshotReader, header: SnapshotHeader?, into state: inout ImportState,
+                      report: inout Report, progress: ProgressHandler) throws {
         if let masterKey = options.masterKey { try state.keyCheck.sample(connection, masterKey: masterKey, jobs: options.jobs) }
-
-        // Into an empty table, the secondary indexes are dropped and built again after the rows
-        // are in, inside the same transaction: sorting once is cheaper than a million random
-        // index inserts (4.5 s against 5.7 s of SQLite's time for 1M rows, measured). The unique
-        // index that the upsert needs stays. Any failure rolls the indexes back with the rows.
-        var deferredIndexes = state.tableWasEmpty && !staged ? try ToolConfigTable.dropSecondaryIndexes(connection) : []
-
-        // Reading and validating run on their own thread, a bounded number of batches ahead of
-        // this one, which owns the connection and the transaction.
         let inputSize = reader.source.size
         progress(ProgressEvent(.reading, total: inputSize, unit: .bytes))
         let producer = RecordProducer(reader: reader, decoder: RecordDecoder(format: options.format, declaredKeys: header?.keys),
@@ -175,36 +197,15 @@ public struct Importer {
             report.integrityChecked = state.checkIntegrity(header: header, trailer: producer.trailer, digest: producer.digest, file: reader.fileName)
         }
         if !state.errors.isEmpty { throw Self.failure(state.errors, maxErrors: options.maxErrors) }
-        if let masterKey = options.masterKey {
-            report.storedKeysTried = state.keyCheck.checked
-            report.storedKeysOpened = state.keyCheck.opened
-            if !options.allowOtherMasterKey { try state.keyCheck.require(masterKey: masterKey) }
-        }
+    }
 
-        var lockedAt = locked
-        if let stage, !options.dryRun {
-            // The snapshot ends (the staged rows stay in the temp table); the write phase begins.
-            try connection.execute("COMMIT")
-            try betweenPhases()
-            progress(ProgressEvent(.writing))
-            try connection.execute("BEGIN IMMEDIATE", context: "taking the write lock")
-            lockedAt = clock.now
-            if try connection.queryInt64("SELECT EXISTS (SELECT 1 FROM user_tool_configs)") == 0 {
-                deferredIndexes = try ToolConfigTable.dropSecondaryIndexes(connection)
-            }
-            report.changedDuringImport = try stage.write(into: &report, policy: options.onConflict, masterKey: options.masterKey)
-        }
-        if !deferredIndexes.isEmpty {
-            // The index builds sort in memory up to the cache size: keep that small.
-            try connection.execute("PRAGMA cache_size = -2000")
-            progress(ProgressEvent(.rebuildingIndexes))
-            for sql in deferredIndexes { try connection.execute(sql, context: "rebuilding an index") }
-        }
-        // A dry run validated and staged everything, and now forgets it.
-        try connection.execute(options.dryRun ? "ROLLBACK" : "COMMIT", context: "committing")
-        if !options.dryRun { report.writeLockSeconds = (clock.now - lockedAt).inSeconds }
-        report.elapsedSeconds = (clock.now - started).inSeconds
-        return report
+    /// Creates the indexes dropped for a load into an empty table, inside its transaction.
+    private func rebuild(_ indexes: [String], progress: ProgressHandler) throws {
+        guard !indexes.isEmpty else { return }
+        // The index builds sort in memory up to the cache size: keep that small.
+        try connection.execute("PRAGMA cache_size = -2000")
+        progress(ProgressEvent(.rebuildingIndexes))
+        for sql in indexes { try connection.execute(sql, context: "rebuilding an index") }
     }
 
     /// The first errors in file order, as one error or several.

@@ -105,7 +105,6 @@ public struct KeyRotator {
         var stages: [RotationStage] = []
         var committed = false, madeBackup = false
         defer {
-            if connection.isInTransaction { try? connection.execute("ROLLBACK") }
             for stage in stages { stage.drop() }
             // A rotation that did not commit leaves no copy of the old keys behind (only the copy
             // it made: an existing file at that path was refused, never touched).
@@ -113,64 +112,63 @@ public struct KeyRotator {
         }
 
         // 1. The snapshot: read, derive and stage, holding no lock the application waits for.
-        try connection.execute("BEGIN")
-        _ = try connection.queryInt64("SELECT count(*) FROM sqlite_master")  // starts the read snapshot
-        let tables = try EncryptedTable.discover(connection)
-        if let backupPath = options.backupPath {
-            progress(ProgressEvent(.backup))
-            try connection.backup(to: backupPath)
-            madeBackup = true
-        }
-        let totalRows = try EncryptedTable.rowCount(connection, tables)
-        progress(ProgressEvent(.derivingKeys, total: totalRows))
+        // The staged rows stay in the temporary tables when the read transaction ends.
         var reports: [TableReport] = []
-        var processed = 0
-        for (index, table) in tables.enumerated() {
-            let stage = options.dryRun ? nil : try RotationStage(connection, table: table, index: index)
-            if let stage { stages.append(stage) }
-            var report = TableReport(table: table.name, rows: 0, rotated: 0, alreadyRotated: 0, noKey: 0,
-                                     changedDuringRotation: 0, removedDuringRotation: 0)
-            try SecretRow.scan(connection, table, pageSize: Self.pageSize) { rows in
-                for (row, outcome) in zip(rows, rotateAll(rows)) {
-                    report.rows += 1
-                    switch outcome {
-                    case .noKey:
-                        report.noKey += 1
-                    case .alreadyRotated:
-                        report.alreadyRotated += 1
-                        try stage?.stageKept(row.rowID, row.secret!)
-                    case .failed(let reason):
-                        throw RotationError(table: table.name, row: row.label, rowID: row.rowID, reason: reason)
-                    case .rotated(let secret):
-                        report.rotated += 1
-                        try stage?.stageRotation(row.rowID, old: row.secret!, new: secret)
-                    }
-                }
-                processed += rows.count
-                progress(ProgressEvent(.derivingKeys, done: processed, total: totalRows))
+        try connection.transaction(.read) {
+            let tables = try EncryptedTable.discover(connection)
+            if let backupPath = options.backupPath {
+                progress(ProgressEvent(.backup))
+                try connection.backup(to: backupPath)
+                madeBackup = true
             }
-            reports.append(report)
+            let totalRows = try EncryptedTable.rowCount(connection, tables)
+            progress(ProgressEvent(.derivingKeys, total: totalRows))
+            var processed = 0
+            for (index, table) in tables.enumerated() {
+                let stage = options.dryRun ? nil : try RotationStage(connection, table: table, index: index)
+                if let stage { stages.append(stage) }
+                var report = TableReport(table: table.name, rows: 0, rotated: 0, alreadyRotated: 0, noKey: 0,
+                                         changedDuringRotation: 0, removedDuringRotation: 0)
+                try SecretRow.scan(connection, table, pageSize: Self.pageSize) { rows in
+                    for (row, outcome) in zip(rows, rotateAll(rows)) {
+                        report.rows += 1
+                        switch outcome {
+                        case .noKey:
+                            report.noKey += 1
+                        case .alreadyRotated:
+                            report.alreadyRotated += 1
+                            try stage?.stageKept(row.rowID, row.secret!)
+                        case .failed(let reason):
+                            throw RotationError(table: table.name, row: row.label, rowID: row.rowID, reason: reason)
+                        case .rotated(let secret):
+                            report.rotated += 1
+                            try stage?.stageRotation(row.rowID, old: row.secret!, new: secret)
+                        }
+                    }
+                    processed += rows.count
+                    progress(ProgressEvent(.derivingKeys, done: processed, total: totalRows))
+                }
+                reports.append(report)
+            }
         }
-        // Ends the read transaction; the staged rows stay in the temporary tables.
-        try connection.execute("COMMIT")
         guard !options.dryRun else {
             return report(reports, lock: .zero, elapsed: clock.now - started, verified: 0, changedAfterCommit: 0)
         }
 
         try betweenPhases()
-        // 2. The write phase: one transaction, as short as the writes themselves.
-        try connection.execute("PRAGMA synchronous = FULL")  // durable when it matters
+        // 2. The write phase: one transaction, as short as the writes themselves, committed with
+        // synchronous=FULL (durable when it matters).
+        try connection.execute("PRAGMA synchronous = FULL")
         try connection.execute("PRAGMA cache_size = -\(Self.writeCacheKiB)")
+        defer { try? connection.execute("PRAGMA cache_size = -2000") }
         progress(ProgressEvent(.writing))
-        try connection.execute("BEGIN IMMEDIATE", context: "taking the write lock")
-        let locked = clock.now
-        for (index, stage) in stages.enumerated() {
-            try write(stage, into: &reports[index])
+        var lock = Duration.zero
+        try connection.transaction(.write, lockHeld: { lock = $0 }) {
+            for (index, stage) in stages.enumerated() {
+                try write(stage, into: &reports[index])
+            }
         }
-        try connection.execute("COMMIT", context: "committing the rotation")
         committed = true
-        let lock = clock.now - locked
-        try connection.execute("PRAGMA cache_size = -2000")
 
         // 3. Read back what was committed.
         progress(ProgressEvent(.verifying))

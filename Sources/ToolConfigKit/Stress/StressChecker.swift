@@ -48,68 +48,68 @@ struct StressChecker {
 
     func run() throws -> Findings {
         var findings = Findings()
-        try connection.execute("BEGIN")  // one snapshot for the log and the rows
-        defer { if connection.isInTransaction { try? connection.execute("ROLLBACK") } }
+        // One snapshot for the log and the rows.
+        try connection.transaction(.read) {
 
-        findings.duplicatePairs = Int(try connection.queryInt64(
-            "SELECT count(*) FROM (SELECT 1 FROM user_tool_configs GROUP BY user_id, tool_id HAVING count(*) > 1)") ?? 0)
+            findings.duplicatePairs = Int(try connection.queryInt64(
+                "SELECT count(*) FROM (SELECT 1 FROM user_tool_configs GROUP BY user_id, tool_id HAVING count(*) > 1)") ?? 0)
 
-        var expected: [Pair: Expected] = [:]
-        let log = try connection.prepare(StressLog.selectSQL)
-        while try log.step() {
-            findings.loggedWrites += 1
-            let seq = log.int64(0)
-            let pair = Pair(user: log.text(3) ?? "", tool: log.text(4) ?? "")
-            let entry = "seq \(seq) (writer \(log.int64(1)), operation \(log.int64(2)))"
-            var state = expected[pair] ?? Expected()
-            if log.text(5) == "delete" {
-                state = Expected(lastSeq: seq)
-            } else {
-                let version = log.int64(6)
-                let id: Int64? = log.isNull(7) ? nil : log.int64(7)
-                if version != state.version + 1 {
-                    findings.lostUpdates += 1
-                    findings.problem("\(pair.label): \(entry) wrote version \(version) over version \(state.version) (committed at seq \(state.lastSeq)): it did not see that write")
+            var expected: [Pair: Expected] = [:]
+            let log = try connection.prepare(StressLog.selectSQL)
+            while try log.step() {
+                findings.loggedWrites += 1
+                let seq = log.int64(0)
+                let pair = Pair(user: log.text(3) ?? "", tool: log.text(4) ?? "")
+                let entry = "seq \(seq) (writer \(log.int64(1)), operation \(log.int64(2)))"
+                var state = expected[pair] ?? Expected()
+                if log.text(5) == "delete" {
+                    state = Expected(lastSeq: seq)
+                } else {
+                    let version = log.int64(6)
+                    let id: Int64? = log.isNull(7) ? nil : log.int64(7)
+                    if version != state.version + 1 {
+                        findings.lostUpdates += 1
+                        findings.problem("\(pair.label): \(entry) wrote version \(version) over version \(state.version) (committed at seq \(state.lastSeq)): it did not see that write")
+                    }
+                    if let before = state.id, id != before {
+                        findings.idChanges += 1
+                        findings.problem("\(pair.label): \(entry) changed the row's id from \(before) to \(id.map(String.init) ?? "none")")
+                    }
+                    state = Expected(id: id, version: version, token: log.text(8), lastSeq: seq)
                 }
-                if let before = state.id, id != before {
+                expected[pair] = state
+            }
+
+            var rows: [Pair: [Row]] = [:]
+            let select = try connection.prepare(StressLog.rowsSQL)
+            while try select.step() {
+                findings.finalRows += 1
+                rows[Pair(user: select.text(1) ?? "", tool: select.text(2) ?? ""), default: []]
+                    .append(Row(id: select.int64(0), token: select.text(3), version: select.int64(4)))
+            }
+
+            for pair in Set(expected.keys).union(rows.keys).sorted() {
+                let state = expected[pair] ?? Expected()
+                let present = rows[pair] ?? []
+                guard let token = state.token else {
+                    if !present.isEmpty {
+                        findings.lostUpdates += 1
+                        findings.problem("\(pair.label) has a row (id \(present[0].id)) but its last committed write (seq \(state.lastSeq)) deleted it, or it was never written")
+                    }
+                    continue
+                }
+                guard let row = present.first(where: { $0.token == token && $0.version == state.version }) else {
+                    findings.lostUpdates += 1
+                    let found = present.first.map { "\($0.token ?? "NULL") version \($0.version)" } ?? "no row"
+                    findings.problem("\(pair.label) holds \(found), not its last committed write \(token) version \(state.version) (seq \(state.lastSeq))")
+                    continue
+                }
+                if let id = state.id, row.id != id {
                     findings.idChanges += 1
-                    findings.problem("\(pair.label): \(entry) changed the row's id from \(before) to \(id.map(String.init) ?? "none")")
+                    findings.problem("\(pair.label) ends with id \(row.id), not the id \(id) its last write left")
                 }
-                state = Expected(id: id, version: version, token: log.text(8), lastSeq: seq)
-            }
-            expected[pair] = state
-        }
-
-        var rows: [Pair: [Row]] = [:]
-        let select = try connection.prepare(StressLog.rowsSQL)
-        while try select.step() {
-            findings.finalRows += 1
-            rows[Pair(user: select.text(1) ?? "", tool: select.text(2) ?? ""), default: []]
-                .append(Row(id: select.int64(0), token: select.text(3), version: select.int64(4)))
-        }
-
-        for pair in Set(expected.keys).union(rows.keys).sorted() {
-            let state = expected[pair] ?? Expected()
-            let present = rows[pair] ?? []
-            guard let token = state.token else {
-                if !present.isEmpty {
-                    findings.lostUpdates += 1
-                    findings.problem("\(pair.label) has a row (id \(present[0].id)) but its last committed write (seq \(state.lastSeq)) deleted it, or it was never written")
-                }
-                continue
-            }
-            guard let row = present.first(where: { $0.token == token && $0.version == state.version }) else {
-                findings.lostUpdates += 1
-                let found = present.first.map { "\($0.token ?? "NULL") version \($0.version)" } ?? "no row"
-                findings.problem("\(pair.label) holds \(found), not its last committed write \(token) version \(state.version) (seq \(state.lastSeq))")
-                continue
-            }
-            if let id = state.id, row.id != id {
-                findings.idChanges += 1
-                findings.problem("\(pair.label) ends with id \(row.id), not the id \(id) its last write left")
             }
         }
-        try connection.execute("COMMIT")
 
         do {
             let integrity = try connection.prepare("PRAGMA integrity_check")

@@ -108,7 +108,6 @@ final class StressWriter {
                     try upsertRow(pair, counter: counter)
                 }
             } catch {
-                if connection.isInTransaction { try? connection.execute("ROLLBACK") }
                 result.errors += 1
                 let busy = (error as? DatabaseError).flatMap { $0.isBusy ? $0 : nil }
                 if busy != nil { result.busyErrors += 1 }
@@ -138,25 +137,25 @@ final class StressWriter {
     private func upsertRow(_ pair: (user: String, tool: String), counter: Int) throws {
         var current: Int64?
         if plan.write == .wrongSplit { current = try currentVersion(pair).version }
-        try begin()
-        if plan.write != .wrongSplit { current = try currentVersion(pair).version }
-        let next = (current ?? 0) + 1
-        let token = "w\(plan.writer).\(counter)"
-        try upsert.run([.text(pair.user), .text(pair.tool), .integer(Int64(counter % 2)), .text(token), .null, .null,
-                        .integer(Int64(Date().timeIntervalSince1970)), .integer(next)])
-        let id = try currentVersion(pair).id
-        try log.run([.integer(Int64(plan.writer)), .integer(Int64(counter)), .text(pair.user), .text(pair.tool),
-                     .text("upsert"), .integer(next), id.map { .integer($0) } ?? .null, .text(token)])
-        try commit()
+        try writing {
+            if plan.write != .wrongSplit { current = try currentVersion(pair).version }
+            let next = (current ?? 0) + 1
+            let token = "w\(plan.writer).\(counter)"
+            try upsert.run([.text(pair.user), .text(pair.tool), .integer(Int64(counter % 2)), .text(token), .null, .null,
+                            .integer(Int64(Date().timeIntervalSince1970)), .integer(next)])
+            let id = try currentVersion(pair).id
+            try log.run([.integer(Int64(plan.writer)), .integer(Int64(counter)), .text(pair.user), .text(pair.tool),
+                         .text("upsert"), .integer(next), id.map { .integer($0) } ?? .null, .text(token)])
+        }
     }
 
     private func deleteRow(_ pair: (user: String, tool: String), counter: Int) throws {
-        try begin()
-        let existing = try currentVersion(pair).id
-        try delete.run([.text(pair.user), .text(pair.tool)])
-        try log.run([.integer(Int64(plan.writer)), .integer(Int64(counter)), .text(pair.user), .text(pair.tool),
-                     .text("delete"), .null, existing.map { .integer($0) } ?? .null, .null])
-        try commit()
+        try writing {
+            let existing = try currentVersion(pair).id
+            try delete.run([.text(pair.user), .text(pair.tool)])
+            try log.run([.integer(Int64(plan.writer)), .integer(Int64(counter)), .text(pair.user), .text(pair.tool),
+                         .text("delete"), .null, existing.map { .integer($0) } ?? .null, .null])
+        }
     }
 
     /// The pair's row id and version (updated_at), or nils when it has no row.
@@ -166,17 +165,16 @@ final class StressWriter {
         return try version.step() ? (version.int64(0), version.int64(1)) : (nil, nil)
     }
 
-    /// Takes the write lock up front (BEGIN IMMEDIATE), except in `wrong-deferred`; times it.
-    private func begin() throws {
+    /// Runs `body` in a write transaction that takes the lock up front (BEGIN IMMEDIATE), except
+    /// in `wrong-deferred`; times the wait for the lock.
+    private func writing(_ body: () throws -> Void) throws {
         let started = Monotonic.nanoseconds()
-        try connection.execute(plan.write == .wrongDeferred ? "BEGIN DEFERRED" : "BEGIN IMMEDIATE", context: "taking the write lock")
-        let waited = Monotonic.nanoseconds() - started
-        result.lockLatencies.append(waited)
-        if waited > Self.lockWaitThreshold { result.lockWaits += 1 }
-    }
-
-    private func commit() throws {
-        try connection.execute("COMMIT", context: "committing")
+        try connection.transaction(plan.write == .wrongDeferred ? .deferredWrite : .write) {
+            let waited = Monotonic.nanoseconds() - started
+            result.lockLatencies.append(waited)
+            if waited > Self.lockWaitThreshold { result.lockWaits += 1 }
+            try body()
+        }
         result.committed += 1
     }
 }
