@@ -6,9 +6,17 @@
 # before the plain suite so that its summary closes the run.
 # SANITIZE lists the sanitizer runs: "address thread" by default in CI, none elsewhere; set it
 # to choose (SANITIZE=thread scripts/test.sh, or SANITIZE= to skip them in CI).
+# A throwaway PostgreSQL cluster (scripts/pg.sh, in a folder of this run's own) serves the
+# PostgreSQL tests through TOOLCFG_TEST_POSTGRES_URL and is stopped and removed when the run ends,
+# however it ends. In CI those tests fail, never skip, when the variable is missing.
 # Extra arguments go to `swift test` (e.g. scripts/test.sh --filter Migrations).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+TOOLCFG_PG_DIR=$(mktemp -d "${TMPDIR:-/tmp}/toolcfg-test-pg.XXXXXX")
+export TOOLCFG_PG_DIR
+trap 'bash scripts/pg.sh stop' EXIT
+TOOLCFG_TEST_POSTGRES_URL=$(bash scripts/pg.sh start)
+export TOOLCFG_TEST_POSTGRES_URL
 swift build --build-tests
 if [ $# -eq 0 ]; then
   .build/debug/toolcfg migrate verify --fixtures fixtures
