@@ -127,7 +127,7 @@ public final class PostgresCopyWriter {
             buffer.append(UInt8(ascii: "N"))
             return
         }
-        text.withUTF8 { appendEscaped($0) }
+        text.withUTF8 { Self.escape($0, into: &buffer) }
     }
 
     public func append(_ integer: Int64) {
@@ -157,7 +157,9 @@ public final class PostgresCopyWriter {
         fieldsInRow += 1
     }
 
-    private func appendEscaped(_ bytes: UnsafeBufferPointer<UInt8>) {
+    /// Static, on an inout buffer: one exclusivity check of the class property per field
+    /// instead of one per run of bytes (those checks showed up in profiles of 1M-row copies).
+    private static func escape(_ bytes: UnsafeBufferPointer<UInt8>, into buffer: inout [UInt8]) {
         var runStart = 0
         for (index, byte) in bytes.enumerated() {
             let escaped: UInt8
@@ -254,6 +256,12 @@ public final class PostgresCopyRow {
 
     private func findFields() {
         guard !fieldsFound else { return }
+        Self.split(line, into: &fields)
+        fieldsFound = true
+    }
+
+    /// Static, on an inout array, for the same reason as `PostgresCopyWriter.escape`.
+    private static func split(_ line: [UInt8], into fields: inout [Range<Int>]) {
         fields.removeAll(keepingCapacity: true)
         var start = 0
         for (index, byte) in line.enumerated() where byte == UInt8(ascii: "\t") {
@@ -261,7 +269,6 @@ public final class PostgresCopyRow {
             start = index + 1
         }
         fields.append(start..<line.count)
-        fieldsFound = true
     }
 
     /// Undoes the text format's escapes: \b \f \n \r \t \v, \\ and any other \c as c, and the
