@@ -234,18 +234,11 @@ public final class PostgresCopyRow {
     }
 
     public func int64(_ field: Int) throws(PostgresError) -> Int64? {
-        guard let text = text(field) else { return nil }
-        guard let value = Int64(text) else { throw mismatch(field, "an integer") }
-        return value
+        try PostgresText.read(text(field), { Int64($0) }, "an integer") { mismatch(field, $0) }
     }
 
     public func bool(_ field: Int) throws(PostgresError) -> Bool? {
-        switch text(field) {
-        case nil: return nil
-        case "t": return true
-        case "f": return false
-        default: throw mismatch(field, "a boolean")
-        }
+        try PostgresText.read(text(field), PostgresText.bool, "a boolean") { mismatch(field, $0) }
     }
 
     private func range(_ field: Int) -> Range<Int> {

@@ -46,24 +46,15 @@ public final class PostgresRows {
     }
 
     public func int64(_ row: Int, _ column: Int) throws(PostgresError) -> Int64? {
-        guard let text = text(row, column) else { return nil }
-        guard let value = Int64(text) else { throw mismatch(row, column, "an integer") }
-        return value
+        try PostgresText.read(text(row, column), { Int64($0) }, "an integer") { mismatch(row, column, $0) }
     }
 
     public func bool(_ row: Int, _ column: Int) throws(PostgresError) -> Bool? {
-        switch text(row, column) {
-        case nil: return nil
-        case "t": return true
-        case "f": return false
-        default: throw mismatch(row, column, "a boolean")
-        }
+        try PostgresText.read(text(row, column), PostgresText.bool, "a boolean") { mismatch(row, column, $0) }
     }
 
     public func double(_ row: Int, _ column: Int) throws(PostgresError) -> Double? {
-        guard let text = text(row, column) else { return nil }
-        guard let value = Double(text) else { throw mismatch(row, column, "a number") }
-        return value
+        try PostgresText.read(text(row, column), { Double($0) }, "a number") { mismatch(row, column, $0) }
     }
 
     /// A BYTEA column's bytes (the server sends them as `\x` hex or in the escape format).

@@ -24,6 +24,19 @@ public enum PostgresValue: Sendable, Hashable {
     }
 }
 
+/// Reads a value the server sent in text format, for query results and COPY rows alike: nil for
+/// NULL, `mismatch(expected)` when the text is not of the type asked for.
+enum PostgresText {
+    static func read<T>(_ text: String?, _ parse: (String) -> T?, _ expected: String,
+                        mismatch: (String) -> PostgresError) throws(PostgresError) -> T? {
+        guard let text else { return nil }
+        guard let value = parse(text) else { throw mismatch(expected) }
+        return value
+    }
+
+    static func bool(_ text: String) -> Bool? { text == "t" ? true : text == "f" ? false : nil }
+}
+
 /// Parameters laid out as libpq takes them: one buffer holding every value, each text value
 /// NUL-terminated, with type, length and format arrays beside it.
 struct EncodedParameters {
