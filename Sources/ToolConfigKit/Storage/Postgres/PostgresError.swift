@@ -71,13 +71,13 @@ public struct PostgresError: ToolcfgError, Equatable {
         case "3D000": return .noInput  // invalid_catalog_name: no such database
         case "25006": return .ioError  // read_only_sql_transaction (a standby)
         case "XX001", "XX002": return .dataError  // data_corrupted, index_corrupted
+        case "42501": return .noPermission  // insufficient_privilege
         default: break
         }
         switch state.prefix(2) {
         case "22", "23": return .dataError  // data exception, integrity constraint violation
         case "08", "57", "53", "58": return .ioError  // connection, shutdown, resources (disk full), system
         case "28": return .noPermission  // invalid authorization
-        case "42" where state == "42501": return .noPermission  // insufficient_privilege
         default: return .software
         }
     }
