@@ -18,6 +18,7 @@ let package = Package(
         .systemLibrary(name: "COpenSSL", pkgConfig: "openssl", providers: [.apt(["libssl-dev"])]),
         .systemLibrary(name: "CArgon2", pkgConfig: "libargon2", providers: [.apt(["libargon2-dev"])]),
         .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
+        .systemLibrary(name: "CPostgres", pkgConfig: "libpq", providers: [.apt(["libpq-dev"])]),
         // The PBKDF2 hot loop (2,000 SHA-256 compressions per stored secret) in C over OpenSSL's
         // block function: see the comment at the top of pbkdf2_sha256.c for why and how it is checked.
         .target(
@@ -32,7 +33,7 @@ let package = Package(
         .plugin(name: "EmbedMigrations", capability: .buildTool(), dependencies: ["MigrationEmbedder"]),
         .target(
             name: "ToolConfigKit",
-            dependencies: ["COpenSSL", "CArgon2", "CSQLite", "CFastPBKDF2"],
+            dependencies: ["COpenSSL", "CArgon2", "CSQLite", "CPostgres", "CFastPBKDF2"],
             plugins: ["EmbedMigrations"]
         ),
         .executableTarget(

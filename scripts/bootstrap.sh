@@ -9,10 +9,12 @@ set -euo pipefail
 scope=${1:-all}
 # Building: the C libraries behind the system-library modules, pkg-config to find them; the
 # demo prints its rows with the sqlite3 shell.
-packages=(libsqlite3-dev libssl-dev libargon2-dev pkg-config sqlite3)
+packages=(libsqlite3-dev libssl-dev libargon2-dev libpq-dev pkg-config sqlite3)
 if [ "$scope" = all ]; then
-  # Tests: the Python peers, GNU time (peak RSS) and strace (file modes), script (a terminal).
-  packages+=(python3 python3-pip time strace bsdutils)
+  # Tests: the Python peers, GNU time (peak RSS) and strace (file modes), script (a terminal);
+  # postgresql, the server scripts/pg.sh runs for the PostgreSQL tests, and libpq-dev, its C
+  # client library (which the build needs too, once the CLI speaks PostgreSQL).
+  packages+=(python3 python3-pip time strace bsdutils postgresql)
 elif [ "$scope" != build ]; then
   echo "usage: scripts/bootstrap.sh [build|all]" >&2
   exit 64
@@ -39,14 +41,15 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 [ "$scope" = all ] || exit 0
 
-# The tests check the stored-secret format against Python's `cryptography` (Argon2id needs >= 44)
-# and the --json reports against schemas/report.schema.json with `jsonschema`.
+# The tests check the stored-secret format against Python's `cryptography` (Argon2id needs >= 44),
+# the --json reports against schemas/report.schema.json with `jsonschema`, and what toolcfg wrote to
+# PostgreSQL with an independent client, psycopg 3.
 python_missing() {
   # Versions from the installed metadata: importing the packages would take most of a second.
   python3 - <<'EOF'
 from importlib.metadata import version, PackageNotFoundError
 need = []
-for name, spec, major in (("cryptography", "cryptography>=44", 44), ("jsonschema", "jsonschema>=4", 4)):
+for name, spec, major in (("cryptography", "cryptography>=44", 44), ("jsonschema", "jsonschema>=4", 4), ("psycopg", "psycopg[binary]>=3.2", 3)):
     try:
         if int(version(name).split(".")[0]) < major: need.append(spec)
     except PackageNotFoundError:

@@ -6,11 +6,22 @@
 # before the plain suite so that its summary closes the run.
 # SANITIZE lists the sanitizer runs: "address thread" by default in CI, none elsewhere; set it
 # to choose (SANITIZE=thread scripts/test.sh, or SANITIZE= to skip them in CI).
+# A throwaway PostgreSQL cluster (scripts/pg.sh, in a folder of this run's own) serves the
+# PostgreSQL tests through TOOLCFG_TEST_POSTGRES_URL (Unix socket, trusted), and ..._TCP_URL with
+# ..._PASSFILE (127.0.0.1, password), and is stopped and removed when the run ends, however it
+# ends. In CI those tests fail, never skip, when the variables are missing.
 # Extra arguments go to `swift test` (e.g. scripts/test.sh --filter Migrations).
 # Installs what is missing first (scripts/bootstrap.sh: quick when everything is there).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/bootstrap.sh
+TOOLCFG_PG_DIR=$(mktemp -d "${TMPDIR:-/tmp}/toolcfg-test-pg.XXXXXX")
+export TOOLCFG_PG_DIR
+trap 'bash scripts/pg.sh stop' EXIT
+TOOLCFG_TEST_POSTGRES_URL=$(bash scripts/pg.sh start)
+TOOLCFG_TEST_POSTGRES_TCP_URL=$(bash scripts/pg.sh tcp-url)
+TOOLCFG_TEST_POSTGRES_PASSFILE=$(bash scripts/pg.sh passfile)
+export TOOLCFG_TEST_POSTGRES_URL TOOLCFG_TEST_POSTGRES_TCP_URL TOOLCFG_TEST_POSTGRES_PASSFILE
 swift build --build-tests
 if [ $# -eq 0 ]; then
   .build/debug/toolcfg migrate verify --fixtures fixtures

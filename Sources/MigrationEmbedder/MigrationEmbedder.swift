@@ -1,22 +1,22 @@
 // Build-time tool: embeds the migration SQL files into ToolConfigKit as Swift source, byte for byte
 // (base64), so the installed binary runs exactly the files of migrations/ from any directory.
-// Usage: MigrationEmbedder OUTPUT.swift FILE.sql...
+// Usage: MigrationEmbedder OUTPUT.swift VARIABLE FILE.sql...
 import Foundation
 
 @main
 enum MigrationEmbedder {
     static func main() {
         let arguments = CommandLine.arguments.dropFirst()
-        guard let output = arguments.first else {
-            FileHandle.standardError.write(Data("usage: MigrationEmbedder OUTPUT.swift FILE.sql...\n".utf8))
+        guard arguments.count >= 2, let output = arguments.first, let variable = arguments.dropFirst().first else {
+            FileHandle.standardError.write(Data("usage: MigrationEmbedder OUTPUT.swift VARIABLE FILE.sql...\n".utf8))
             exit(64)
         }
-        let inputs = arguments.dropFirst().sorted { ($0 as NSString).lastPathComponent < ($1 as NSString).lastPathComponent }
+        let inputs = arguments.dropFirst(2).sorted { ($0 as NSString).lastPathComponent < ($1 as NSString).lastPathComponent }
 
         var source = """
-        // Generated at build time by MigrationEmbedder from migrations/*.sql. Do not edit.
+        // Generated at build time by MigrationEmbedder from a migrations folder. Do not edit.
         // Each entry is a file name and its exact bytes in base64.
-        let embeddedMigrationFiles: [(name: String, base64: String)] = [
+        let \(variable): [(name: String, base64: String)] = [
 
         """
         for path in inputs {

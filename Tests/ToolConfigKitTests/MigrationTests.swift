@@ -56,15 +56,17 @@ struct MigrationTests {
     static let seedObjects = ["index idx_user_tool_configs_enabled", "index idx_user_tool_configs_tool_id",
                               "index idx_user_tool_configs_user_id", "table user_tool_configs"]
 
-    @Test("the built-in migrations are byte for byte the files of migrations/")
-    func embeddedEqualsFiles() throws {
-        let embedded = try MigrationSet.embedded()
-        let files = try MigrationSet.load(folder: Repository.migrations.path)
-        let sqlOnDisk = try FileManager.default.contentsOfDirectory(atPath: Repository.migrations.path).filter { $0.hasSuffix(".sql") }.sorted()
+    @Test("the built-in migrations are byte for byte the files of migrations/ (SQLite) and migrations/postgres/",
+          arguments: ["", "postgres"])
+    func embeddedEqualsFiles(_ subfolder: String) throws {
+        let folder = subfolder.isEmpty ? Repository.migrations : Repository.migrations.appendingPathComponent(subfolder)
+        let embedded = try subfolder.isEmpty ? MigrationSet.embedded() : MigrationSet.embeddedPostgres()
+        let files = try MigrationSet.load(folder: folder.path)
+        let sqlOnDisk = try FileManager.default.contentsOfDirectory(atPath: folder.path).filter { $0.hasSuffix(".sql") }.sorted()
         #expect(embedded.migrations.flatMap { [$0.up.fileName] + ($0.down.map { [$0.fileName] } ?? []) }.sorted() == sqlOnDisk)
         #expect(embedded.migrations == files.migrations)
         for migration in embedded.migrations {
-            let onDisk = try Data(contentsOf: Repository.migrations.appendingPathComponent(migration.up.fileName))
+            let onDisk = try Data(contentsOf: folder.appendingPathComponent(migration.up.fileName))
             #expect(migration.checksum == Digest.sha384([UInt8](onDisk)))
         }
         #expect(embedded.migrations.map(\.version) == [7])

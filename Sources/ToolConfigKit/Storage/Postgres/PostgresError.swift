@@ -1,0 +1,140 @@
+import CPostgres
+import Foundation
+
+/// A PostgreSQL failure: the server's SQLSTATE and fields when the server reported it, the
+/// database by its redacted URL, and what toolcfg was doing. It never holds a password, nor the
+/// row values that the server puts in some messages (see `withoutRowValues`).
+public struct PostgresError: ToolcfgError, Equatable {
+    public enum Kind: Sendable, Equatable {
+        /// No session could be opened: no server there, refused, authentication failed, no
+        /// such database.
+        case connect
+        /// The server reported an error (see `sqlState`).
+        case server
+        /// An open session broke (server gone, network down).
+        case connectionLost
+        /// toolcfg misused the session or could not read a value; no SQLSTATE.
+        case client
+    }
+
+    public var kind: Kind
+    /// Five characters, e.g. 23505 (unique violation); nil when the server sent none.
+    public var sqlState: String?
+    public var message: String
+    public var detail: String?
+    public var hint: String?
+    /// The server's CONTEXT (the call stack of a function, the line of a COPY).
+    public var serverContext: String?
+    public var table: String?
+    public var column: String?
+    public var constraint: String?
+    /// The line, counted from 1, of a script where the error points (syntax and name errors).
+    public var line: Int?
+    /// The redacted URL.
+    public var database: String
+    /// What toolcfg was doing.
+    public var context: String?
+
+    public init(kind: Kind, sqlState: String? = nil, message: String, detail: String? = nil, hint: String? = nil,
+                serverContext: String? = nil, table: String? = nil, column: String? = nil, constraint: String? = nil,
+                line: Int? = nil, database: String, context: String? = nil) {
+        self.kind = kind
+        self.sqlState = sqlState
+        self.message = message
+        self.detail = detail.map(Self.withoutRowValues)
+        self.hint = hint
+        self.serverContext = serverContext.map(Self.withoutRowValues)
+        self.table = table
+        self.column = column
+        self.constraint = constraint
+        self.line = line
+        self.database = database
+        self.context = context
+    }
+
+    /// Transient: the same work may succeed later (lock or statement timeout, deadlock,
+    /// serialization failure, server starting or overloaded).
+    public var isTemporary: Bool { exitStatus == .temporaryFailure }
+
+    public var exitStatus: ExitStatus {
+        switch kind {
+        case .connect: return .noInput
+        case .connectionLost: return .ioError
+        case .client: return .software
+        case .server: break
+        }
+        let state = sqlState ?? ""
+        switch state {
+        // serialization_failure, deadlock_detected, lock_not_available (lock_timeout, NOWAIT),
+        // query_canceled (statement_timeout), cannot_connect_now, too_many_connections
+        case "40001", "40P01", "55P03", "57014", "57P03", "53300": return .temporaryFailure
+        case "3D000": return .noInput  // invalid_catalog_name: no such database
+        case "25006": return .ioError  // read_only_sql_transaction (a standby)
+        case "XX001", "XX002": return .dataError  // data_corrupted, index_corrupted
+        case "42501": return .noPermission  // insufficient_privilege
+        default: break
+        }
+        switch state.prefix(2) {
+        case "22", "23": return .dataError  // data exception, integrity constraint violation
+        case "08", "57", "53", "58": return .ioError  // connection, shutdown, resources (disk full), system
+        case "28": return .noPermission  // invalid authorization
+        default: return .software
+        }
+    }
+
+    public var description: String {
+        var text = "database \(database)"
+        if let context { text += ": \(context)" }
+        if let line { text += ", line \(line)" }
+        text += ": \(message)"
+        if let sqlState { text += " (SQLSTATE \(sqlState))" }
+        if let detail { text += "; \(detail)" }
+        if let hint { text += "; hint: \(hint)" }
+        if let serverContext { text += "; context: \(serverContext.replacingOccurrences(of: "\n", with: "; "))" }
+        if isTemporary { text += " (the database was busy or refused for now: try again later)" }
+        return text
+    }
+
+    /// PostgreSQL quotes a whole failing row in "Failing row contains (...)" details and a
+    /// COPY's failing line or field in its context: in this table those can be keys. Both are
+    /// cut off; the table, column and line number stay.
+    static func withoutRowValues(_ text: String) -> String {
+        if text.hasPrefix("Failing row contains") { return "the failing row is not shown" }
+        return text.split(separator: "\n", omittingEmptySubsequences: false).map { line -> Substring in
+            guard line.hasPrefix("COPY "), let quote = line.range(of: ": \"") else { return line }
+            return line[..<quote.lowerBound]
+        }.joined(separator: "\n")
+    }
+}
+
+extension PostgresError {
+    /// The error a failed result carries, or the connection's when there is no result.
+    init(result: OpaquePointer?, connection: OpaquePointer?, database: String, context: String?, script: String? = nil) {
+        func field(_ code: UInt8) -> String? {
+            guard let result, let value = PQresultErrorField(result, Int32(code)) else { return nil }
+            return String(cString: value)
+        }
+        let sqlState = field(UInt8(ascii: "C"))
+        let primary = field(UInt8(ascii: "M"))
+        let fallback = result.flatMap { PQresultErrorMessage($0) }.map { String(cString: $0) } ?? ""
+        var message = primary ?? (fallback.isEmpty ? Self.connectionMessage(connection) : fallback)
+        message = message.trimmingCharacters(in: .whitespacesAndNewlines)
+        let broken = connection.map { PQstatus($0) == CONNECTION_BAD } ?? true
+        let kind: Kind = sqlState != nil ? .server : (broken ? .connectionLost : .client)
+        var line: Int?
+        if let script, let position = field(UInt8(ascii: "P")).flatMap(Int.init), position > 0 {
+            // A position counts characters from 1 in the statement text as sent.
+            line = 1 + script.unicodeScalars.prefix(position - 1).reduce(0) { $1 == "\n" ? $0 + 1 : $0 }
+        }
+        self.init(kind: kind, sqlState: sqlState, message: message, detail: field(UInt8(ascii: "D")),
+                  hint: field(UInt8(ascii: "H")), serverContext: field(UInt8(ascii: "W")),
+                  table: field(UInt8(ascii: "t")), column: field(UInt8(ascii: "c")),
+                  constraint: field(UInt8(ascii: "n")), line: line, database: database, context: context)
+    }
+
+    static func connectionMessage(_ connection: OpaquePointer?) -> String {
+        guard let connection, let message = PQerrorMessage(connection) else { return "out of memory" }
+        let text = String(cString: message).trimmingCharacters(in: .whitespacesAndNewlines)
+        return text.isEmpty ? "unknown error" : text
+    }
+}
