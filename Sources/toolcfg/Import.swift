@@ -45,7 +45,7 @@ struct Import: ParsableCommand {
         let options = Importer.Options(input: input, format: format, onConflict: onConflict, dryRun: dryRun, maxErrors: maxErrors,
                                        masterKey: try masterKey.masterKey(), passphrase: try passphrase.passphrase(),
                                        allowOtherMasterKey: allowOtherMasterKey, jobs: jobs.count)
-        let report = try console.withProgress { try Importer(connection: connection, options: options).run(progress: $0) }
+        let report = try console.withProgress { try Importer(database: connection, options: options).run(progress: $0) }
         if report.uncheckedKeys > 0 {
             console.note("\(report.uncheckedKeys) encrypted key(s) were \(report.dryRun ? "to be " : "")imported without being checked: give --master-key-file (or TOOLCFG_MASTER_KEY) to prove they open under the application's master key")
         }

@@ -41,7 +41,7 @@ struct Rotate: ParsableCommand {
         }
         let connection = try database.open(dryRun ? .readOnly : .readWrite)
         let options = KeyRotator.Options(oldKey: oldKey, newKey: newMasterKey, dryRun: dryRun, backupPath: backup, jobs: jobs.count)
-        let report = try console.withProgress { try KeyRotator(connection: connection, options: options).run(progress: $0) }
+        let report = try console.withProgress { try KeyRotator(database: connection, options: options).run(progress: $0) }
         if output.json { return try console.report(report) }
         for table in report.tables {
             var line = "\(table.table): \(table.rows) rows, \(table.rotated) \(dryRun ? "to rotate" : "rotated"), \(table.alreadyRotated) already under the new key, \(table.noKey) without a key"

@@ -32,7 +32,7 @@ struct VerifyKeys: ParsableCommand {
         let newMasterKey = try SecretInput.masterKey(.newMasterKey, filePath: newKey.newMasterKeyFile)
         let connection = try database.open(.readOnly)
         let report = try console.withProgress {
-            try KeyVerifier(connection: connection, masterKey: key, newKey: newMasterKey, jobs: jobs.count).run(progress: $0)
+            try KeyVerifier(database: connection, masterKey: key, newKey: newMasterKey, jobs: jobs.count).run(progress: $0)
         }
         let failure = report.ok ? nil : Self.failure(report)
         if output.json {

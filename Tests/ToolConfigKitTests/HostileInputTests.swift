@@ -29,7 +29,7 @@ struct HostileInputTests {
     }
 
     static func importError(_ connection: SQLiteConnection, _ path: String, _ format: SnapshotFormat) -> (any Error)? {
-        thrownError { _ = try Importer(connection: connection, options: .init(input: path, format: format)).run() }
+        thrownError { _ = try Importer(database: connection, options: .init(input: path, format: format)).run() }
     }
 
     @Test("a 64 MiB single line, a 10 million column header, deep nesting, a 10,000-digit number", arguments: [
@@ -87,7 +87,7 @@ struct HostileInputTests {
         try Data("{\"format\":\"toolcfg-snapshot\",\"version\":1,\"keys\":\"sealed\",\"sealing\":{\"kdf\":\"argon2id\",\"version\":19,\"memory_kib\":4194304,\"iterations\":3,\"lanes\":4,\"salt\":\"AAAAAAAAAAAAAAAAAAAAAA==\",\"check\":\"AA==\"}}\n".utf8)
             .write(to: URL(fileURLWithPath: path))
         let options = Importer.Options(input: path, format: .jsonl, masterKey: MasterKey.generate(), passphrase: SecureBytes(Array("pass".utf8)))
-        let error = try #require(thrownError { _ = try Importer(connection: connection, options: options).run() } as? SnapshotError)
+        let error = try #require(thrownError { _ = try Importer(database: connection, options: options).run() } as? SnapshotError)
         #expect(error.message.contains("1 GiB cap"), "\(error)")
     }
 

@@ -31,7 +31,7 @@ struct ImportBatchTests {
     static func run(_ connection: SQLiteConnection, _ folder: TemporaryFolder, _ text: String) throws -> Importer.Report {
         let path = folder.path("in-\(UUID().uuidString.prefix(6)).csv")
         try Data(text.utf8).write(to: URL(fileURLWithPath: path))
-        return try Importer(connection: connection, options: .init(input: path, format: .csv, now: 5)).run()
+        return try Importer(database: connection, options: .init(input: path, format: .csv, now: 5)).run()
     }
 
     @Test("a conflicting repeat 1,200 records later is refused with both lines, into an empty or a filled table", arguments: [0, 3])
@@ -119,7 +119,7 @@ struct ImportBatchTests {
     func bulkInsertConflictRollsBack() throws {
         let folder = try TemporaryFolder()
         let connection = try Self.database(folder, preexisting: 1)
-        let writer = try ImportWriter(connection: connection)
+        let writer = try SQLiteImportWriter(connection: connection)
         try connection.execute("BEGIN IMMEDIATE")
         func items(_ users: [String]) -> [ImportState.Item] {
             users.enumerated().map { index, user in
@@ -130,7 +130,7 @@ struct ImportBatchTests {
         try writer.insertNew(items(["a", "b", "c"])[...], now: 1)  // fewer than a statement's rows: one by one
         #expect(try connection.queryInt64("SELECT count(*) FROM user_tool_configs") == 4)
         // The last record of a whole statement repeats the pair that was there before.
-        let users = (1..<ImportWriter.rowsPerStatement).map { "new-\($0)" } + ["old-0"]
+        let users = (1..<SQLiteImportWriter.rowsPerStatement).map { "new-\($0)" } + ["old-0"]
         let error = try #require(thrownError { try writer.insertNew(items(users)[...], now: 1) } as? DatabaseError)
         #expect(error.code == SQLITE_CONSTRAINT)
         #expect(!connection.isInTransaction)
@@ -146,7 +146,7 @@ struct ImportBatchTests {
         let csv = "user_id,tool_id,api_key\n" + keys.enumerated().map { "u\($0.offset),t,\($0.element)" }.joined(separator: "\n") + "\n"
         let path = folder.path("keys.csv")
         try Data(csv.utf8).write(to: URL(fileURLWithPath: path))
-        let report = try Importer(connection: connection, options: .init(input: path, format: .csv, masterKey: master)).run()
+        let report = try Importer(database: connection, options: .init(input: path, format: .csv, masterKey: master)).run()
         #expect(report.inserted == 11)
         let rows = try connection.prepare("SELECT encrypted_api_key, salt, nonce FROM user_tool_configs ORDER BY id")
         var secrets: [[String: String]] = []

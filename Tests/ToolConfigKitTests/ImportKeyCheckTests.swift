@@ -21,7 +21,7 @@ struct ImportKeyCheckTests {
         let folder = try TemporaryFolder()
         let old = try key(MasterKeyTests.valid), new = MasterKey.generate()
         let database = try RotationDatabase(at: folder.path("app.db"), master: old, rows: 30)
-        _ = try KeyRotator(connection: try database.connection(), options: .init(oldKey: old, newKey: new, jobs: 2)).run()
+        _ = try KeyRotator(database: try database.connection(), options: .init(oldKey: old, newKey: new, jobs: 2)).run()
         let oldFile = try RotationTests.keyFile(old, folder, "old.key")
         // Two rows the import updates and one it inserts, all with plaintext keys.
         let input = try Self.write("user_id,tool_id,api_key\nuser-1,tool-1,sk-one\nuser-2,tool-2,sk-two\nnew-user,t,sk-new\n", folder, "in.csv")

@@ -146,7 +146,7 @@ struct LiveWriterTests {
         let database = try RotationDatabase(at: folder.path("app.db"), master: old, rows: 30, noKey: { $0 % 10 == 0 })
         let application = try ApplicationWriter(path: database.path, master: old, rows: ApplicationWriter.model(of: database, rows: 30))
         let connection = try database.connection()
-        var rotator = KeyRotator(connection: connection, options: .init(oldKey: old, newKey: new, jobs: 2))
+        var rotator = KeyRotator(database: connection, options: .init(oldKey: old, newKey: new, jobs: 2))
         rotator.betweenPhases = {
             for _ in 1...3 { application.insert() }
             application.setKey(1)
@@ -170,7 +170,7 @@ struct LiveWriterTests {
         #expect(report.writeLockSeconds > 0 && report.writeLockSeconds <= report.elapsedSeconds)
         #expect(report.verifiedAfterCommit == 27 + 3 && report.changedAfterCommit == 0)
         try application.expectTable(under: new)
-        let verifier = try KeyVerifier(connection: connection, masterKey: new, jobs: 2).run()
+        let verifier = try KeyVerifier(database: connection, masterKey: new, jobs: 2).run()
         #expect(verifier.ok)
     }
 
@@ -181,7 +181,7 @@ struct LiveWriterTests {
         let database = try RotationDatabase(at: folder.path("app.db"), master: old, rows: 20)
         let application = try ApplicationWriter(path: database.path, master: old, rows: ApplicationWriter.model(of: database, rows: 20))
         let connection = try database.connection()
-        var rotator = KeyRotator(connection: connection, options: .init(oldKey: old, newKey: new, jobs: 2))
+        var rotator = KeyRotator(database: connection, options: .init(oldKey: old, newKey: new, jobs: 2))
         rotator.betweenPhases = {
             application.flip(2)
             application.setKey(9, under: foreign)
@@ -217,7 +217,7 @@ struct LiveWriterTests {
 
         // Rows the application wrote after the commit are still under the old key: a second run,
         // as after switching the application, re-encrypts them and keeps the rest.
-        let rerun = try KeyRotator(connection: try database.connection(), options: .init(oldKey: old, newKey: new, jobs: 2)).run()
+        let rerun = try KeyRotator(database: try database.connection(), options: .init(oldKey: old, newKey: new, jobs: 2)).run()
         #expect(rerun.tables.allSatisfy { $0.changedDuringRotation == 0 })
         try application.expectTable(under: new)
     }
@@ -262,7 +262,7 @@ struct LiveWriterTests {
 
             """, folder)
         let connection = try database.connection()
-        var importer = Importer(connection: connection, options: .init(input: input, format: .csv, masterKey: master, jobs: 2))
+        var importer = Importer(database: connection, options: .init(input: input, format: .csv, masterKey: master, jobs: 2))
         importer.betweenPhases = {
             application.insert(pair: ("new-a", "t"), plaintext: "k-a-app")   // the import's insert becomes an update
             application.delete(4)                                              // its update becomes an insert
@@ -302,7 +302,7 @@ struct LiveWriterTests {
         let same5 = try #require(database.plaintexts["\(RotationDatabase.configs)/5"])
         let input = try Self.write("user_id,tool_id,enabled,api_key\nnew-a,t,1,k-a\nuser-1,tool-2,1,\(same5)\n", folder)
         let connection = try database.connection()
-        var importer = Importer(connection: connection, options: .init(input: input, format: .csv, onConflict: .fail, masterKey: master, jobs: 2))
+        var importer = Importer(database: connection, options: .init(input: input, format: .csv, onConflict: .fail, masterKey: master, jobs: 2))
         importer.betweenPhases = { application.flip(5) }
         let error = try #require(thrownError { _ = try importer.run() } as? SnapshotError)
         #expect(error.location.line == 3 && error.location.field == "user_id")
@@ -346,7 +346,7 @@ struct LiveWriterTests {
         let plaintexts = (1...40).map { "sk-never-staged-\($0)-\(Digest.hex(SecureRandom.bytes(8)))" }
         let input = try Self.write("user_id,tool_id,api_key\n" + plaintexts.enumerated().map { "u\($0.offset),t,\($0.element)\n" }.joined(), folder)
         let connection = try database.connection()
-        var importer = Importer(connection: connection, options: .init(input: input, format: .csv, masterKey: master, jobs: 2))
+        var importer = Importer(database: connection, options: .init(input: input, format: .csv, masterKey: master, jobs: 2))
         var staged: [String] = []
         importer.betweenPhases = {
             let rows = try connection.prepare("SELECT * FROM temp.toolcfg_import ORDER BY seq")

@@ -64,7 +64,7 @@ struct ProgressTests {
         let path = folder.path("in.csv")
         try Data(csv.utf8).write(to: URL(fileURLWithPath: path))
         let recorder = Recorder()
-        let report = try Importer(connection: connection, options: .init(input: path, format: .csv)).run(progress: recorder.record)
+        let report = try Importer(database: connection, options: .init(input: path, format: .csv)).run(progress: recorder.record)
         #expect(report.inserted == 3000)
         #expect(recorder.phases == (filled ? [.reading] : [.reading, .rebuildingIndexes]))
         recorder.expectSteady(.reading, unit: .bytes, total: csv.utf8.count, end: csv.utf8.count)
@@ -78,12 +78,12 @@ struct ProgressTests {
         let total = 1200 + 3
         let recorder = Recorder()
         let options = KeyRotator.Options(oldKey: old, newKey: new, backupPath: folder.path("backup.db"), jobs: 2)
-        _ = try KeyRotator(connection: try database.connection(), options: options).run(progress: recorder.record)
+        _ = try KeyRotator(database: try database.connection(), options: options).run(progress: recorder.record)
         #expect(recorder.phases == [.backup, .derivingKeys, .writing, .verifying])
         recorder.expectSteady(.derivingKeys, unit: .rows, total: total, end: total)
 
         let checker = Recorder()
-        let report = try KeyVerifier(connection: try database.connection(.readOnly), masterKey: new, jobs: 2).run(progress: checker.record)
+        let report = try KeyVerifier(database: try database.connection(.readOnly), masterKey: new, jobs: 2).run(progress: checker.record)
         #expect(report.ok)
         #expect(checker.phases == [.checkingKeys])
         checker.expectSteady(.checkingKeys, unit: .rows, total: total, end: total)

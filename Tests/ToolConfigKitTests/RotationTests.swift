@@ -207,7 +207,7 @@ struct RotationTests {
         let stateBefore = try Self.logicalState(database.path)
 
         let connection = try database.connection()
-        let report = try KeyRotator(connection: connection, options: .init(oldKey: old, newKey: new, jobs: Self.inProcessJobs)).run()
+        let report = try KeyRotator(database: connection, options: .init(oldKey: old, newKey: new, jobs: Self.inProcessJobs)).run()
         connection.close()
 
         let tables = Dictionary(report.tables.map { ($0.table, $0) }, uniquingKeysWith: { a, _ in a })
@@ -245,7 +245,7 @@ struct RotationTests {
             }
         }
         // The old key opens nothing any more.
-        let underOld = try KeyVerifier(connection: after, masterKey: old, jobs: Self.inProcessJobs).run()
+        let underOld = try KeyVerifier(database: after, masterKey: old, jobs: Self.inProcessJobs).run()
         #expect(underOld.tables.allSatisfy { $0.underMasterKey == 0 })
         after.close()
         // Everything but the triples is as it was.
@@ -274,7 +274,7 @@ struct RotationTests {
         }
         let before = try others()
         let connection = try database.connection()
-        _ = try KeyRotator(connection: connection, options: .init(oldKey: old, newKey: new, jobs: Self.inProcessJobs)).run()
+        _ = try KeyRotator(database: connection, options: .init(oldKey: old, newKey: new, jobs: Self.inProcessJobs)).run()
         connection.close()
         #expect(try others() == before)
         try Self.expectPlaintexts(database, under: new)
@@ -350,7 +350,7 @@ struct RotationTests {
         // And the library says the same, with the error's fields.
         let connection = try database.connection()
         let error = thrownError {
-            _ = try KeyRotator(connection: connection, options: .init(oldKey: failure == .wrongOldKey ? other : old, newKey: new, jobs: Self.inProcessJobs)).run()
+            _ = try KeyRotator(database: connection, options: .init(oldKey: failure == .wrongOldKey ? other : old, newKey: new, jobs: Self.inProcessJobs)).run()
         }
         let rotationError = try #require(error as? RotationError, "\(String(describing: error))")
         #expect("\(rotationError.table) \(rotationError.row)" == expectedLocation)
@@ -418,11 +418,11 @@ struct RotationTests {
         let old = try key(MasterKeyTests.valid), new = MasterKey.generate()
         let database = try RotationDatabase(at: folder.path("app.db"), master: old, rows: 60, noKey: { $0 % 6 == 0 })
         let options = KeyRotator.Options(oldKey: old, newKey: new, jobs: Self.inProcessJobs)
-        let first = try KeyRotator(connection: try database.connection(), options: options).run()
+        let first = try KeyRotator(database: try database.connection(), options: options).run()
         #expect(first.tables.map(\.rotated) == [3, 50])
         let state = try Self.logicalState(database.path)
 
-        let second = try KeyRotator(connection: try database.connection(), options: options).run()
+        let second = try KeyRotator(database: try database.connection(), options: options).run()
         for table in second.tables {
             #expect(table.rotated == 0 && table.alreadyRotated == database.keyed[table.table], "\(table)")
             #expect(table.noKey == database.withoutKey[table.table] && table.rows == table.alreadyRotated + table.noKey)
@@ -438,7 +438,7 @@ struct RotationTests {
         let database = try RotationDatabase(at: folder.path("app.db"), master: old, aliases: 6, rows: 60, noKey: { $0 % 6 == 0 })
         let copy = folder.path("before-rotation.db")
         try database.connection(.readOnly).backup(to: copy)
-        _ = try KeyRotator(connection: try database.connection(), options: .init(oldKey: old, newKey: new, jobs: Self.inProcessJobs)).run()
+        _ = try KeyRotator(database: try database.connection(), options: .init(oldKey: old, newKey: new, jobs: Self.inProcessJobs)).run()
         let connection = try database.connection()
         defer { connection.close() }
         try connection.execute("ATTACH DATABASE '\(copy)' AS pre")
@@ -461,14 +461,14 @@ struct RotationTests {
         let old = try key(MasterKeyTests.valid), new = MasterKey.generate()
         let (database, restored) = try Self.halfRotated(folder, old: old, new: new)
 
-        let report = try KeyRotator(connection: try database.connection(), options: .init(oldKey: old, newKey: new, jobs: Self.inProcessJobs)).run()
+        let report = try KeyRotator(database: try database.connection(), options: .init(oldKey: old, newKey: new, jobs: Self.inProcessJobs)).run()
         for table in report.tables {
             #expect(table.rotated == restored[table.table], "\(table)")
             #expect(table.alreadyRotated == (database.keyed[table.table] ?? 0) - (restored[table.table] ?? 0), "\(table)")
         }
         #expect(report.verifiedAfterCommit == 12)
 
-        let verify = try KeyVerifier(connection: try database.connection(.readOnly), masterKey: new, jobs: Self.inProcessJobs).run()
+        let verify = try KeyVerifier(database: try database.connection(.readOnly), masterKey: new, jobs: Self.inProcessJobs).run()
         #expect(verify.ok)
         for table in verify.tables {
             #expect(table.underMasterKey == database.keyed[table.table] && table.underNeither == 0 && table.malformed == 0, "\(table)")
@@ -486,7 +486,7 @@ struct RotationTests {
                         [.text(stranger.encryptedAPIKey), .text(stranger.salt), .text(stranger.nonce)])
         let before = try Self.logicalState(database.path)
         let connection = try database.connection()
-        let error = thrownError { _ = try KeyRotator(connection: connection, options: .init(oldKey: old, newKey: new, jobs: Self.inProcessJobs)).run() }
+        let error = thrownError { _ = try KeyRotator(database: connection, options: .init(oldKey: old, newKey: new, jobs: Self.inProcessJobs)).run() }
         let rotationError = try #require(error as? RotationError, "\(String(describing: error))")
         #expect(rotationError.table == RotationDatabase.configs && rotationError.row == "row id 40")
         #expect(rotationError.exitStatus == .dataError)
@@ -543,7 +543,7 @@ struct RotationTests {
         #expect(report["verified_after_commit"] as? Int == database.keyedTotal)
         #expect((try FileManager.default.attributesOfItem(atPath: backup)[.posixPermissions] as? Int) == 0o600)
         #expect(try Self.logicalState(backup) == before, "the backup is not the pre-rotation database")
-        let underOld = try KeyVerifier(connection: try SQLiteConnection(path: backup, mode: .readOnly), masterKey: old, newKey: new, jobs: Self.inProcessJobs).run()
+        let underOld = try KeyVerifier(database: try SQLiteConnection(path: backup, mode: .readOnly), masterKey: old, newKey: new, jobs: Self.inProcessJobs).run()
         #expect(underOld.ok)
         for table in underOld.tables { #expect(table.underMasterKey == database.keyed[table.table] && table.underNewMasterKey == 0, "\(table)") }
         try Self.expectPlaintexts(database, under: new)
@@ -588,7 +588,7 @@ struct RotationTests {
         // The application's database before 0007: only api_model_aliases holds keys.
         let appOnly = folder.path("app-only.db")
         try makeApplicationDatabase(at: appOnly)
-        let appReport = try KeyRotator(connection: try SQLiteConnection(path: appOnly), options: .init(oldKey: old, newKey: new, jobs: Self.inProcessJobs)).run()
+        let appReport = try KeyRotator(database: try SQLiteConnection(path: appOnly), options: .init(oldKey: old, newKey: new, jobs: Self.inProcessJobs)).run()
         #expect(appReport.tables.map(\.table) == [RotationDatabase.aliases])
         #expect(appReport.tables.first?.rotated == 3 && appReport.verifiedAfterCommit == 3)
 
@@ -794,7 +794,7 @@ struct RotationTests {
 
             let connection = try database.connection()  // recovers the WAL, as the next run would
             #expect(try connection.queryText("PRAGMA integrity_check") == "ok", "iteration \(iteration)")
-            let report = try KeyVerifier(connection: connection, masterKey: old, newKey: new, jobs: Self.inProcessJobs).run()
+            let report = try KeyVerifier(database: connection, masterKey: old, newKey: new, jobs: Self.inProcessJobs).run()
             connection.close()
             let allOld = report.tables.allSatisfy { $0.underMasterKey == database.keyed[$0.table] && $0.underNewMasterKey == 0 }
             let allNew = report.tables.allSatisfy { $0.underNewMasterKey == database.keyed[$0.table] && $0.underMasterKey == 0 }
@@ -860,7 +860,7 @@ struct RotationTests {
         try Self.reencrypt(database, RotationDatabase.configs, id: "23", master: old,
                            salt: reuse == .salt ? source.salt : nil, nonce: reuse == .nonce ? source.nonce : nil)
 
-        let report = try KeyVerifier(connection: try database.connection(.readOnly), masterKey: old, jobs: Self.inProcessJobs).run()
+        let report = try KeyVerifier(database: try database.connection(.readOnly), masterKey: old, jobs: Self.inProcessJobs).run()
         #expect(!report.ok)
         #expect(report.reusedSalts == (reuse == .salt ? 1 : 0) && report.reusedNonces == (reuse == .nonce ? 1 : 0), "\(report)")
         for table in report.tables { #expect(table.underMasterKey == database.keyed[table.table] && table.malformed == 0, "\(table)") }
@@ -882,7 +882,7 @@ struct RotationTests {
         let database = try RotationDatabase(at: folder.path("app.db"), master: old, rows: 10)
         let source = try #require(try Self.storedTriples(try database.connection(.readOnly), RotationDatabase.aliases).first?.secret)
         try Self.reencrypt(database, RotationDatabase.configs, id: "4", master: old, salt: source.salt)
-        let report = try KeyVerifier(connection: try database.connection(.readOnly), masterKey: old, jobs: Self.inProcessJobs).run()
+        let report = try KeyVerifier(database: try database.connection(.readOnly), masterKey: old, jobs: Self.inProcessJobs).run()
         for table in report.tables { #expect(table.underMasterKey == database.keyed[table.table], "\(table)") }
         let keyFile = try Self.keyFile(old, folder, "old.key")
         let result = try toolcfg(["verify-keys", "--db", database.path, "--master-key-file", keyFile])
@@ -897,7 +897,7 @@ struct RotationTests {
         let old = try key(MasterKeyTests.valid)
         let database = try RotationDatabase(at: folder.path("app.db"), master: old, rows: 20)
         try Self.update(database.path, RotationDatabase.configs, id: "12", "salt = ?2", [.text(Base64.encode(SecureRandom.bytes(31)))])
-        let report = try KeyVerifier(connection: try database.connection(.readOnly), masterKey: old, jobs: Self.inProcessJobs).run()
+        let report = try KeyVerifier(database: try database.connection(.readOnly), masterKey: old, jobs: Self.inProcessJobs).run()
         let configs = try #require(report.tables.first { $0.table == RotationDatabase.configs })
         #expect(configs.malformed == 1 && configs.underMasterKey == 19 && configs.underNeither == 0, "\(configs)")
         #expect(!report.ok)
@@ -919,7 +919,7 @@ struct RotationTests {
         let oldFile = try Self.keyFile(old, folder, "old.key"), newFile = try Self.keyFile(new, folder, "new.key")
 
         // Master key = new, new key = old: most rows under the master key, the restored ones under the other.
-        let report = try KeyVerifier(connection: try database.connection(.readOnly), masterKey: new, newKey: old, jobs: Self.inProcessJobs).run()
+        let report = try KeyVerifier(database: try database.connection(.readOnly), masterKey: new, newKey: old, jobs: Self.inProcessJobs).run()
         #expect(report.ok)
         for table in report.tables {
             let keyed = database.keyed[table.table] ?? 0, back = restored[table.table] ?? 0

@@ -208,7 +208,7 @@ struct SnapshotsTests {
     static func importFile(_ db: Database, _ path: String, _ format: SnapshotFormat, master: MasterKey?,
                            passphrase: SecureBytes? = nil, onConflict: Importer.ConflictPolicy = .update,
                            dryRun: Bool = false, maxErrors: Int = 1) throws -> Importer.Report {
-        try Importer(connection: db.connection, options: Importer.Options(
+        try Importer(database: db.connection, options: Importer.Options(
             input: path, format: format, onConflict: onConflict, dryRun: dryRun, maxErrors: maxErrors,
             masterKey: master, passphrase: passphrase, now: now)).run()
     }

@@ -11,23 +11,16 @@ struct ImportState {
     let tableWasEmpty: Bool
     let earlierLine: @Sendable (SnapshotRecord) -> Int?
 
-    init(options: Importer.Options, sealer: SnapshotSealer?, connection: SQLiteConnection, target: any ImportTarget,
-         earlierLine: @escaping @Sendable (SnapshotRecord) -> Int?) throws {
+    init(options: Importer.Options, sealer: SnapshotSealer?, target: any ImportTarget, tableWasEmpty: Bool,
+         earlierLine: @escaping @Sendable (SnapshotRecord) -> Int?) {
         self.options = options
         self.sealer = sealer
         self.target = target
+        self.tableWasEmpty = tableWasEmpty
         self.earlierLine = earlierLine
-        tableWasEmpty = try connection.queryInt64("SELECT EXISTS (SELECT 1 FROM user_tool_configs)") == 0
     }
 
-    struct Item: Sendable {
-        var record: SnapshotRecord
-        var location: SnapshotLocation
-        var pairHash: UInt64
-        /// Set by the reader when the table was empty and no earlier record had this pair.
-        var certainlyNew = false
-        var existing: StoredSecret? = nil
-    }
+    typealias Item = ImportItem
 
     /// The key a record leaves in its row, worked out off the writer's thread.
     enum KeyResolution: Sendable {

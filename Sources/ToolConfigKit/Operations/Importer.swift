@@ -84,19 +84,19 @@ public struct Importer {
 
     static let batchSize = 512
 
-    let connection: SQLiteConnection
+    let database: any Database
     let options: Options
     /// Runs between the read snapshot and the write phase of a staged import: tests write there
     /// as the application would.
     var betweenPhases: () throws -> Void = {}
 
-    public init(connection: SQLiteConnection, options: Options) {
-        self.connection = connection
+    public init(database: any Database, options: Options) {
+        self.database = database
         self.options = options
     }
 
     public func run(progress: ProgressHandler = { _ in }) throws -> Report {
-        try ToolConfigTable.checkShape(connection)
+        let table = try database.toolConfigStore()
         let reader = try SnapshotReaders.open(path: options.input, format: options.format)
         let header = reader.header
         if header?.keys == .plaintext || header?.keys == .sealed, options.masterKey == nil {
@@ -111,7 +111,7 @@ public struct Importer {
             }
             sealer = try Self.openSealing(sealing, passphrase: passphrase, file: reader.fileName)
         }
-        var report = Report(database: connection.path, file: options.input, format: options.format, keys: header?.keys,
+        var report = Report(database: database.location, file: options.input, format: options.format, keys: header?.keys,
                             records: 0, inserted: 0, updated: 0, unchanged: 0, skipped: 0, duplicates: 0,
                             dryRun: options.dryRun, integrityChecked: false, masterKeyFingerprint: options.masterKey?.fingerprint)
 
@@ -119,43 +119,43 @@ public struct Importer {
         let started = clock.now
         // A larger page cache for the one big transaction (default 2 MiB): fewer pages of the
         // table's four indexes spill and are read back.
-        try connection.execute("PRAGMA cache_size = -16384")
-        defer { try? connection.execute("PRAGMA cache_size = -2000") }
+        try database.useCache(kibibytes: 16384)
+        defer { try? database.useCache(kibibytes: 2000) }
         // Staged: the file is read in a read snapshot, and the write lock taken afterwards (a dry
         // run never takes it). Straight: all in one write transaction.
         let staged = options.dryRun || options.masterKey != nil || sealer != nil
-        var stage: ImportStage?
+        var stage: (any ImportStaging)?
         defer { stage?.drop() }
         var lock = Duration.zero
-        try connection.transaction(staged ? .read : .write, lockHeld: { lock = staged ? .zero : $0 }) {
-            if staged { stage = try ImportStage(connection, file: reader.fileName) }
-            let target: any ImportTarget = try stage ?? ImportWriter(connection: connection)
-            var state = try ImportState(options: options, sealer: sealer, connection: connection, target: target,
-                                        earlierLine: { [input = options.input, format = options.format] in
-                                            Self.firstLine(of: $0, in: input, format: format)
-                                        })
+        try database.transaction(staged ? .read : .write, lockHeld: { lock = staged ? .zero : $0 }) {
+            if staged { stage = try table.makeStage(file: reader.fileName) }
+            let target: any ImportTarget = try stage ?? table.makeWriter()
+            var state = ImportState(options: options, sealer: sealer, target: target, tableWasEmpty: try table.isEmpty(),
+                                    earlierLine: { [input = options.input, format = options.format] in
+                                        Self.firstLine(of: $0, in: input, format: format)
+                                    })
             // Into an empty table, the secondary indexes are dropped and built again after the
             // rows are in, inside the same transaction: sorting once is cheaper than a million
             // random index inserts (4.5 s against 5.7 s of SQLite's time for 1M rows, measured).
             // The unique index that the upsert needs stays. Any failure rolls the indexes back
             // with the rows.
-            let deferredIndexes = state.tableWasEmpty && !staged ? try ToolConfigTable.dropSecondaryIndexes(connection) : []
+            let deferredIndexes = state.tableWasEmpty && !staged ? try table.dropSecondaryIndexes() : []
             try read(reader, header: header, into: &state, report: &report, progress: progress)
             if let masterKey = options.masterKey {
                 report.storedKeysTried = state.keyCheck.checked
                 report.storedKeysOpened = state.keyCheck.opened
                 if !options.allowOtherMasterKey { try state.keyCheck.require(masterKey: masterKey) }
             }
-            try rebuild(deferredIndexes, progress: progress)
+            try rebuild(deferredIndexes, of: table, progress: progress)
         }
         if let stage, !options.dryRun {
             try betweenPhases()
             progress(ProgressEvent(.writing))
-            try connection.transaction(.write, lockHeld: { lock = $0 }) {
-                let empty = try connection.queryInt64("SELECT EXISTS (SELECT 1 FROM user_tool_configs)") == 0
-                let deferredIndexes = empty ? try ToolConfigTable.dropSecondaryIndexes(connection) : []
-                report.changedDuringImport = try stage.write(into: &report, policy: options.onConflict, masterKey: options.masterKey)
-                try rebuild(deferredIndexes, progress: progress)
+            try database.transaction(.write, lockHeld: { lock = $0 }) {
+                let deferredIndexes = try table.isEmpty() ? try table.dropSecondaryIndexes() : []
+                report.changedDuringImport = try decideAgain(stage, report: &report)
+                try stage.applyStaged()
+                try rebuild(deferredIndexes, of: table, progress: progress)
             }
         }
         report.writeLockSeconds = lock.inSeconds
@@ -168,7 +168,7 @@ public struct Importer {
     /// one, which owns the connection and the transaction. Throws the first errors in file order.
     private func read(_ reader: any SnapshotReader, header: SnapshotHeader?, into state: inout ImportState,
                       report: inout Report, progress: ProgressHandler) throws {
-        if let masterKey = options.masterKey { try state.keyCheck.sample(connection, masterKey: masterKey, jobs: options.jobs) }
+        if let masterKey = options.masterKey { try state.keyCheck.sample(database, masterKey: masterKey, jobs: options.jobs) }
         let inputSize = reader.source.size
         progress(ProgressEvent(.reading, total: inputSize, unit: .bytes))
         let producer = RecordProducer(reader: reader, decoder: RecordDecoder(format: options.format, declaredKeys: header?.keys),
@@ -200,12 +200,28 @@ public struct Importer {
     }
 
     /// Creates the indexes dropped for a load into an empty table, inside its transaction.
-    private func rebuild(_ indexes: [String], progress: ProgressHandler) throws {
+    private func rebuild(_ indexes: [String], of table: any ToolConfigStore, progress: ProgressHandler) throws {
         guard !indexes.isEmpty else { return }
-        // The index builds sort in memory up to the cache size: keep that small.
-        try connection.execute("PRAGMA cache_size = -2000")
         progress(ProgressEvent(.rebuildingIndexes))
-        for sql in indexes { try connection.execute(sql, context: "rebuilding an index") }
+        try table.rebuildIndexes(indexes)
+    }
+
+    /// Under the write lock: decides again, against the table as it is now, every staged pair the
+    /// application wrote since the snapshot, and keeps the report's counts exact. Returns how many.
+    private func decideAgain(_ stage: any ImportStaging, report: inout Report) throws -> Int {
+        let changed = try stage.changedSinceSnapshot()
+        for staged in changed {
+            let current = try stage.currentRow(userID: staged.userID, toolID: staged.toolID)
+            guard let action = ImportAction.decide(enabled: staged.enabled, updatedAt: staged.updatedAtGiven ? staged.updatedAt : nil,
+                                                   sameKey: staged.intent.isHeld(by: current?.secret, masterKey: options.masterKey),
+                                                   existing: current, policy: options.onConflict) else {
+                throw ImportState.conflict(staged.location, rowID: current?.id ?? 0, meanwhile: true)
+            }
+            staged.action.count(in: &report, by: -1)
+            action.count(in: &report, by: 1)
+            try stage.restage(staged.seq, as: action, over: current)
+        }
+        return changed.count
     }
 
     /// The first errors in file order, as one error or several.

@@ -80,13 +80,13 @@ public struct KeyRotator {
     /// 1.40 s for the update of 1M rows, measured), and 32 MiB put a 1M-row rotation at 70 MiB RSS.
     static let writeCacheKiB = 8192
 
-    let connection: SQLiteConnection
+    let database: any Database
     let options: Options
     /// Runs between the snapshot and the write phase: tests write there as the application would.
     var betweenPhases: () throws -> Void = {}
 
-    public init(connection: SQLiteConnection, options: Options) {
-        self.connection = connection
+    public init(database: any Database, options: Options) {
+        self.database = database
         self.options = options
     }
 
@@ -103,7 +103,7 @@ public struct KeyRotator {
         }
         let clock = ContinuousClock()
         let started = clock.now
-        var stages: [RotationStage] = []
+        var stages: [any RotationStaging] = []
         var committed = false, madeBackup = false
         defer {
             for stage in stages { stage.drop() }
@@ -115,22 +115,23 @@ public struct KeyRotator {
         // 1. The snapshot: read, derive and stage, holding no lock the application waits for.
         // The staged rows stay in the temporary tables when the read transaction ends.
         var reports: [TableReport] = []
-        try connection.transaction(.read) {
-            let tables = try EncryptedTable.discover(connection)
+        try database.transaction(.read) {
+            let stores = try database.encryptedTables().map(database.secretStore)
             if let backupPath = options.backupPath {
                 progress(ProgressEvent(.backup))
-                try connection.backup(to: backupPath)
+                try database.backup(to: backupPath)
                 madeBackup = true
             }
-            let totalRows = try EncryptedTable.rowCount(connection, tables)
+            let totalRows = try stores.reduce(0) { $0 + (try $1.count()) }
             progress(ProgressEvent(.derivingKeys, total: totalRows))
             var processed = 0
-            for (index, table) in tables.enumerated() {
-                let stage = options.dryRun ? nil : try RotationStage(connection, table: table, index: index)
+            for (index, store) in stores.enumerated() {
+                let table = store.table
+                let stage = options.dryRun ? nil : try store.makeRotationStage(index: index)
                 if let stage { stages.append(stage) }
                 var report = TableReport(table: table.name, rows: 0, rotated: 0, alreadyRotated: 0, noKey: 0,
                                          changedDuringRotation: 0, removedDuringRotation: 0)
-                try SecretRow.scan(connection, table, pageSize: Self.pageSize) { rows in
+                try store.scan(pageSize: Self.pageSize) { rows in
                     for (row, outcome) in zip(rows, rotateAll(rows)) {
                         report.rows += 1
                         switch outcome {
@@ -159,12 +160,12 @@ public struct KeyRotator {
         try betweenPhases()
         // 2. The write phase: one transaction, as short as the writes themselves, committed with
         // synchronous=FULL (durable when it matters).
-        try connection.execute("PRAGMA synchronous = FULL")
-        try connection.execute("PRAGMA cache_size = -\(Self.writeCacheKiB)")
-        defer { try? connection.execute("PRAGMA cache_size = -2000") }
+        try database.makeCommitsDurable()
+        try database.useCache(kibibytes: Self.writeCacheKiB)
+        defer { try? database.useCache(kibibytes: 2000) }
         progress(ProgressEvent(.writing))
         var lock = Duration.zero
-        try connection.transaction(.write, lockHeld: { lock = $0 }) {
+        try database.transaction(.write, lockHeld: { lock = $0 }) {
             for (index, stage) in stages.enumerated() {
                 try write(stage, into: &reports[index])
             }
@@ -174,9 +175,9 @@ public struct KeyRotator {
         // 3. Read back what was committed.
         progress(ProgressEvent(.verifying))
         var verified = 0, changedAfterCommit = 0
-        let reader = try SQLiteConnection(path: connection.path, mode: .readOnly, options: connection.options)
+        let reader = try database.openReader()
         for stage in stages {
-            let counts = try readBack(stage, through: reader)
+            let counts = try readBack(stage, through: reader.secretStore(for: stage.table))
             verified += counts.verified
             changedAfterCommit += counts.changed
         }
@@ -190,13 +191,13 @@ public struct KeyRotator {
     }
 
     /// Inside the write transaction: the staged triples, then the rows changed since the snapshot.
-    private func write(_ stage: RotationStage, into report: inout TableReport) throws {
+    private func write(_ stage: any RotationStaging, into report: inout TableReport) throws {
         let table = stage.table
+        let store = try database.secretStore(for: table)
         let applied = try stage.applyUnchanged()
         let staged = report.rotated
         report.rotated = applied
         var leftStaged = 0
-        let update = try connection.prepare(table.updateSQL())
         var after: Int64 = .min
         while true {
             let leftovers = try stage.leftovers(after: after, limit: Self.pageSize)
@@ -219,7 +220,7 @@ public struct KeyRotator {
                     throw RotationError(table: table.name, row: row.label, rowID: row.rowID, reason: "\(reason) (written by another connection since the rotation read it)")
                 case .rotated(let secret):
                     report.rotated += 1
-                    try update.run([.text(secret.encryptedAPIKey), .text(secret.salt), .text(secret.nonce), .integer(row.rowID)])
+                    try store.setSecret(secret, ofRow: row.rowID)
                     try stage.stageRotation(row.rowID, old: row.secret!, new: secret)
                 }
             }
@@ -232,21 +233,14 @@ public struct KeyRotator {
     /// connection's cache) and compares it with what was written. A row whose key the application
     /// wrote again since the commit is counted, not failed, when it opens under one of the two
     /// keys; anything else means the commit did not store what was written.
-    private func readBack(_ stage: RotationStage, through reader: SQLiteConnection) throws -> (verified: Int, changed: Int) {
+    private func readBack(_ stage: any RotationStaging, through reader: any SecretStore) throws -> (verified: Int, changed: Int) {
         let table = stage.table
-        let range = try reader.prepare(table.pageSQL(limit: Self.pageSize, bounded: true))
         var verified = 0, changed = 0
         var after: Int64 = .min
         while true {
             let written = try stage.rotated(after: after, limit: Self.pageSize)
             guard let first = written.first, let last = written.last else { break }
-            try range.bind([.integer(first.rowID - 1), .integer(last.rowID)])
-            var stored: [Int64: SecretRow] = [:]
-            while try range.step() {
-                let row = SecretRow.read(range)
-                stored[row.rowID] = row
-            }
-            range.reset()
+            let stored = Dictionary(try reader.rows(from: first.rowID, through: last.rowID).map { ($0.rowID, $0) }, uniquingKeysWith: { a, _ in a })
             for (rowID, secret) in written {
                 // A row deleted, or whose key was cleared, has nothing left to re-encrypt.
                 guard let row = stored[rowID], let current = row.secret else { continue }
@@ -277,7 +271,7 @@ public struct KeyRotator {
                 next += "; \(changedAfterCommit) rotated row(s) were written again by the application after the commit: once it runs on the new key, run rotate again to re-encrypt any it wrote under the old key"
             }
         }
-        return Report(database: connection.path, masterKeyFingerprint: options.oldKey.fingerprint, newMasterKeyFingerprint: options.newKey.fingerprint,
+        return Report(database: database.location, masterKeyFingerprint: options.oldKey.fingerprint, newMasterKeyFingerprint: options.newKey.fingerprint,
                       dryRun: options.dryRun, tables: tables, backupFile: options.backupPath, writeLockSeconds: lock.inSeconds,
                       elapsedSeconds: elapsed.inSeconds, verifiedAfterCommit: verified, changedAfterCommit: changedAfterCommit, nextStep: next)
     }

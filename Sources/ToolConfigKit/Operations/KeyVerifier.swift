@@ -34,13 +34,13 @@ public struct KeyVerifier {
         public var ok: Bool
     }
 
-    let connection: SQLiteConnection
+    let database: any Database
     let masterKey: MasterKey
     let newKey: MasterKey?
     let jobs: Int
 
-    public init(connection: SQLiteConnection, masterKey: MasterKey, newKey: MasterKey? = nil, jobs: Int = ParallelMap.defaultJobs) {
-        self.connection = connection
+    public init(database: any Database, masterKey: MasterKey, newKey: MasterKey? = nil, jobs: Int = ParallelMap.defaultJobs) {
+        self.database = database
         self.masterKey = masterKey
         self.newKey = newKey
         self.jobs = max(1, jobs)
@@ -51,7 +51,6 @@ public struct KeyVerifier {
     }
 
     public func run(progress: ProgressHandler = { _ in }) throws -> Report {
-        let tables = try EncryptedTable.discover(connection)
         var reports: [TableReport] = []
         var problems: [Problem] = []
         // Salts and nonces are random: their first 8 bytes serve as their hash. A repeat of those
@@ -59,56 +58,55 @@ public struct KeyVerifier {
         var salts = Set<UInt64>(), nonces = Set<UInt64>()
         var reusedSalts = 0, reusedNonces = 0
         var processed = 0
-        try connection.execute("BEGIN")  // one consistent snapshot
-        defer { if connection.isInTransaction { try? connection.execute("ROLLBACK") } }
-        let total = try EncryptedTable.rowCount(connection, tables)
-        progress(ProgressEvent(.checkingKeys, total: total))
-        // A repeat is confirmed across every table: a salt shared by two tables' rows counts too.
-        let saltCount = try connection.prepare(tables.map { "SELECT count(*) AS n FROM \($0.quotedName) WHERE salt = ?1" }
-            .joined(separator: " UNION ALL ").wrappedSum)
-        let nonceCount = try connection.prepare(tables.map { "SELECT count(*) AS n FROM \($0.quotedName) WHERE nonce = ?1" }
-            .joined(separator: " UNION ALL ").wrappedSum)
-        for table in tables {
-            var report = TableReport(table: table.name, rows: 0, noKey: 0, underMasterKey: 0, underNewMasterKey: 0, underNeither: 0, malformed: 0)
-            try SecretRow.scan(connection, table, pageSize: KeyRotator.pageSize) { rows in
-                let findings = ParallelMap.map(rows, jobs: jobs) { [masterKey, newKey] row in Self.check(row, masterKey: masterKey, newKey: newKey) }
-                for (row, finding) in zip(rows, findings) {
-                    report.rows += 1
-                    func problem(_ text: String) {
-                        if problems.count < 20 {
-                            problems.append(Problem(table: table.name, rowID: row.rowID, id: row.id == String(row.rowID) ? nil : row.id, problem: text))
+        // One consistent snapshot.
+        try database.transaction(.read) {
+            let tables = try database.encryptedTables()
+            let stores = try tables.map(database.secretStore)
+            let total = try stores.reduce(0) { $0 + (try $1.count()) }
+            progress(ProgressEvent(.checkingKeys, total: total))
+            for store in stores {
+                let table = store.table
+                var report = TableReport(table: table.name, rows: 0, noKey: 0, underMasterKey: 0, underNewMasterKey: 0, underNeither: 0, malformed: 0)
+                try store.scan(pageSize: KeyRotator.pageSize) { rows in
+                    let findings = ParallelMap.map(rows, jobs: jobs) { [masterKey, newKey] row in Self.check(row, masterKey: masterKey, newKey: newKey) }
+                    for (row, finding) in zip(rows, findings) {
+                        report.rows += 1
+                        func problem(_ text: String) {
+                            if problems.count < 20 {
+                                problems.append(Problem(table: table.name, rowID: row.rowID, id: row.id == String(row.rowID) ? nil : row.id, problem: text))
+                            }
+                        }
+                        switch finding {
+                        case .noKey: report.noKey += 1
+                        case .master: report.underMasterKey += 1
+                        case .new: report.underNewMasterKey += 1
+                        case .neither:
+                            report.underNeither += 1
+                            problem("decrypts under no key given")
+                        case .malformed(let reason):
+                            report.malformed += 1
+                            problem(reason)
+                        }
+                        guard let secret = row.secret, let decoded = try? secret.decoded() else { continue }
+                        // A repeat is confirmed across every table: a salt shared by two tables' rows counts too.
+                        if !salts.insert(Self.prefix(decoded.salt)).inserted, try store.countRows(withSalt: secret.salt, acrossAlso: tables) > 1 {
+                            reusedSalts += 1
+                            problem("its salt is used by another row")
+                        }
+                        if !nonces.insert(Self.prefix(decoded.nonce)).inserted, try store.countRows(withNonce: secret.nonce, acrossAlso: tables) > 1 {
+                            reusedNonces += 1
+                            problem("its nonce is used by another row")
                         }
                     }
-                    switch finding {
-                    case .noKey: report.noKey += 1
-                    case .master: report.underMasterKey += 1
-                    case .new: report.underNewMasterKey += 1
-                    case .neither:
-                        report.underNeither += 1
-                        problem("decrypts under no key given")
-                    case .malformed(let reason):
-                        report.malformed += 1
-                        problem(reason)
-                    }
-                    guard let secret = row.secret, let decoded = try? secret.decoded() else { continue }
-                    if !salts.insert(Self.prefix(decoded.salt)).inserted, try Self.count(saltCount, secret.salt) > 1 {
-                        reusedSalts += 1
-                        problem("its salt is used by another row")
-                    }
-                    if !nonces.insert(Self.prefix(decoded.nonce)).inserted, try Self.count(nonceCount, secret.nonce) > 1 {
-                        reusedNonces += 1
-                        problem("its nonce is used by another row")
-                    }
+                    processed += rows.count
+                    progress(ProgressEvent(.checkingKeys, done: processed, total: total))
                 }
-                processed += rows.count
-                progress(ProgressEvent(.checkingKeys, done: processed, total: total))
+                reports.append(report)
             }
-            reports.append(report)
         }
-        try connection.execute("COMMIT")
         let ok = reports.allSatisfy { $0.underNeither == 0 && $0.malformed == 0 }
             && reusedSalts == 0 && reusedNonces == 0
-        return Report(database: connection.path, masterKeyFingerprint: masterKey.fingerprint, newMasterKeyFingerprint: newKey?.fingerprint,
+        return Report(database: database.location, masterKeyFingerprint: masterKey.fingerprint, newMasterKeyFingerprint: newKey?.fingerprint,
                       tables: reports, reusedSalts: reusedSalts, reusedNonces: reusedNonces, problems: problems, ok: ok)
     }
 
@@ -128,14 +126,4 @@ public struct KeyVerifier {
         bytes.prefix(8).reduce(0) { $0 << 8 | UInt64($1) }
     }
 
-    static func count(_ statement: SQLiteStatement, _ value: String) throws -> Int64 {
-        defer { statement.reset() }
-        try statement.bind(.text(value), at: 1)
-        return try statement.step() ? statement.int64(0) : 0
-    }
-}
-
-private extension String {
-    /// `SELECT sum(n) FROM (self)`, or a constant when there is no table.
-    var wrappedSum: String { isEmpty ? "SELECT 0" : "SELECT sum(n) FROM (\(self))" }
 }

@@ -17,23 +17,11 @@ struct MasterKeyCheck: Sendable, Codable {
     /// half-rotated database) and nothing more needs trying.
     var settled: Bool { opened > 0 }
 
-    /// Up to `samplePerTable` keyed rows of each encrypted table, spread evenly over its rowids,
-    /// tried on all cores. Runs in the import's read snapshot.
-    mutating func sample(_ connection: SQLiteConnection, masterKey: MasterKey, jobs: Int) throws {
-        for table in try EncryptedTable.discover(connection) {
-            guard let bounds = try connection.prepare("SELECT min(rowid), max(rowid) FROM \(table.quotedName)").firstRow({ ($0.int64(0), $0.int64(1)) }),
-                  bounds.1 >= bounds.0 else { continue }
-            let next = try connection.prepare(
-                "SELECT * FROM (\(table.pageSQL(limit: 1))) WHERE encrypted_api_key IS NOT NULL AND salt IS NOT NULL AND nonce IS NOT NULL")
-            var rows: [SecretRow] = []
-            let span = bounds.1 - bounds.0
-            for step in 0..<Int64(Self.samplePerTable) {
-                let at = bounds.0 + span / Int64(Self.samplePerTable) * step
-                if let row = try next.firstRow({ SecretRow.read($0) }, binding: [.integer(at - 1)]),
-                   !rows.contains(where: { $0.rowID == row.rowID }) {
-                    rows.append(row)
-                }
-            }
+    /// Up to `samplePerTable` keyed rows of each encrypted table, spread evenly over it, tried on
+    /// all cores. Runs in the import's read snapshot.
+    mutating func sample(_ database: any Database, masterKey: MasterKey, jobs: Int) throws {
+        for table in try database.encryptedTables() {
+            let rows = try database.secretStore(for: table).sample(Self.samplePerTable)
             try tryKeys(rows.compactMap { row in row.secret.map { (table.name, row.label, $0) } }, masterKey: masterKey, jobs: jobs)
         }
     }

@@ -3,7 +3,7 @@
 /// the consumer reads `trailer` and `digest`).
 final class RecordProducer: @unchecked Sendable {
     struct Batch: Sendable {
-        var items: [ImportState.Item] = []
+        var items: [ImportItem] = []
         /// Validation errors of this batch's records, in file order.
         var errors: [SnapshotError] = []
         /// Records read, valid or not.
@@ -40,7 +40,7 @@ final class RecordProducer: @unchecked Sendable {
             channel.finish()
         }
         var done = false
-        var carried: ImportState.Item?
+        var carried: ImportItem?
         while !done {
             var batch = Batch()
             batch.items.reserveCapacity(batchSize)
@@ -66,7 +66,7 @@ final class RecordProducer: @unchecked Sendable {
                 do {
                     let record = try decoder.decode(raw)
                     digest?.add(record)
-                    var item = ImportState.Item(record: record, location: raw.location, pairHash: ImportState.pairHash(record))
+                    var item = ImportItem(record: record, location: raw.location, pairHash: ImportState.pairHash(record))
                     item.certainlyNew = seenPairs?.insert(item.pairHash) ?? false
                     guard pairs.insert(item.pairHash).inserted else {
                         carried = item

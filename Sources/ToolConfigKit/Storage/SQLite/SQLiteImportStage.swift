@@ -1,13 +1,7 @@
-/// An import's decisions, staged in a temporary table while the file is read and the keys are
-/// encrypted or checked against a read snapshot, then applied in a short write phase. SQLite's
-/// temp database is the connection's own file: writing it takes no lock on the main database,
-/// and a kill leaves nothing behind. Only what will be stored is staged: triples, never a
-/// plaintext key.
-///
-/// Each staged row keeps the state of its table row as the snapshot had it, so the write phase
-/// can tell which pairs the application wrote since, and decide those again under the lock:
-/// the report's counts stay exact.
-final class ImportStage: ImportTarget {
+/// An import's staging area in SQLite: a temporary table on the import's own connection. SQLite's
+/// temp database is the connection's own file: writing it takes no lock on the main database, and
+/// a kill leaves nothing behind. Only what will be stored is staged: triples, never a plaintext key.
+final class SQLiteImportStage: ImportStaging {
     private static let name = "temp.toolcfg_import"
     /// Staged columns, in the order `stage` binds them (seq, the file order, comes first).
     private static let columns = """
@@ -47,54 +41,33 @@ final class ImportStage: ImportTarget {
 
     // MARK: staging (before the write lock, in the read snapshot)
 
-    /// A staged row, as the write phase needs it.
-    struct Staged {
-        var seq: Int64
-        var userID: String
-        var toolID: String
-        var action: ImportAction
-        var enabled: Bool
-        var intent: KeyIntent
-        var updatedAt: Int64
-        var updatedAtGiven: Bool
-        var location: SnapshotLocation
-        var existing: ToolConfigTable.Row?
-
-        /// The row as this import leaves it: what a later record of the same pair is compared with.
-        var result: ToolConfigTable.Row {
-            guard action == .insert || action == .update else { return existing! }
-            return ToolConfigTable.Row(id: existing?.id ?? 0, enabled: enabled, secret: intent.secret ?? existing?.secret,
-                                       createdAt: existing?.createdAt ?? 0, updatedAt: updatedAt)
-        }
-    }
-
     func find(userID: String, toolID: String) throws -> FoundRow? {
         if let staged = try staged(lookupStaged, [.text(userID), .text(toolID)]) {
             return FoundRow(row: staged.result, fromThisImport: true)
         }
-        return try tableRow(userID: userID, toolID: toolID).map { FoundRow(row: $0, fromThisImport: false) }
+        return try currentRow(userID: userID, toolID: toolID).map { FoundRow(row: $0, fromThisImport: false) }
     }
 
-    func insertNew(_ items: ArraySlice<ImportState.Item>, now: Int64) throws {
+    func insertNew(_ items: ArraySlice<ImportItem>, now: Int64) throws {
         for item in items {
             let secret = item.record.storedSecret
             try stage(item, .insert, intent: KeyIntent(mode: secret == nil ? .keep : .triple, secret: secret), existing: nil, now: now)
         }
     }
 
-    func insert(_ item: ImportState.Item, intent: KeyIntent, now: Int64) throws {
+    func insert(_ item: ImportItem, intent: KeyIntent, now: Int64) throws {
         try stage(item, .insert, intent: intent, existing: nil, now: now)
     }
 
-    func update(_ item: ImportState.Item, intent: KeyIntent, over row: ToolConfigTable.Row, now: Int64) throws {
+    func update(_ item: ImportItem, intent: KeyIntent, over row: ToolConfigTable.Row, now: Int64) throws {
         try stage(item, .update, intent: intent, existing: row, now: now)
     }
 
-    func keep(_ item: ImportState.Item, intent: KeyIntent, row: ToolConfigTable.Row, as action: ImportAction, now: Int64) throws {
+    func keep(_ item: ImportItem, intent: KeyIntent, row: ToolConfigTable.Row, as action: ImportAction, now: Int64) throws {
         try stage(item, action, intent: intent, existing: row, now: now)
     }
 
-    private func stage(_ item: ImportState.Item, _ action: ImportAction, intent: KeyIntent, existing: ToolConfigTable.Row?, now: Int64) throws {
+    private func stage(_ item: ImportItem, _ action: ImportAction, intent: KeyIntent, existing: ToolConfigTable.Row?, now: Int64) throws {
         sequence += 1
         let record = item.record
         func text(_ value: String?) -> SQLiteStatement.Value { value.map { .text($0) } ?? .null }
@@ -109,14 +82,14 @@ final class ImportStage: ImportTarget {
         ])
     }
 
-    private func staged(_ statement: SQLiteStatement, _ values: [SQLiteStatement.Value]) throws -> Staged? {
+    private func staged(_ statement: SQLiteStatement, _ values: [SQLiteStatement.Value]) throws -> StagedImport? {
         defer { statement.reset() }
         try statement.bind(values)
         guard try statement.step() else { return nil }
         let existing: ToolConfigTable.Row? = statement.isNull(14) ? nil : ToolConfigTable.Row(
             id: statement.int64(14), enabled: statement.int64(15) != 0, secret: ToolConfigTable.secret(statement, first: 16),
             createdAt: statement.int64(19), updatedAt: statement.int64(20))
-        return Staged(seq: statement.int64(0), userID: statement.text(1) ?? "", toolID: statement.text(2) ?? "",
+        return StagedImport(seq: statement.int64(0), userID: statement.text(1) ?? "", toolID: statement.text(2) ?? "",
                       action: ImportAction(rawValue: statement.int64(3)) ?? .insert, enabled: statement.int64(4) != 0,
                       intent: KeyIntent(mode: KeyIntent.Mode(rawValue: statement.int64(5)) ?? .keep, secret: ToolConfigTable.secret(statement, first: 6)),
                       updatedAt: statement.int64(10), updatedAtGiven: statement.int64(11) != 0,
@@ -125,7 +98,7 @@ final class ImportStage: ImportTarget {
                       existing: existing)
     }
 
-    private func tableRow(userID: String, toolID: String) throws -> ToolConfigTable.Row? {
+    func currentRow(userID: String, toolID: String) throws -> ToolConfigTable.Row? {
         defer { lookupTable.reset() }
         try lookupTable.bind(userID, at: 1)
         try lookupTable.bind(toolID, at: 2)
@@ -146,46 +119,36 @@ final class ImportStage: ImportTarget {
         WHERE s.existing_id IS NULL
         """
 
-    /// Decides again, against the table as it is now, every pair the application wrote since
-    /// the snapshot (adjusting the report's counts), then writes the staged rows: new rows in
-    /// file order, updates by id. Returns how many pairs were decided again.
-    func write(into report: inout Importer.Report, policy: Importer.ConflictPolicy, masterKey: MasterKey?) throws -> Int {
+    func changedSinceSnapshot() throws -> [StagedImport] {
         let changed = try connection.prepare(Self.changedSQL)
         var seqs: [Int64] = []
         while try changed.step() { seqs.append(changed.int64(0)) }
-        if !seqs.isEmpty {
-            let bySeq = try connection.prepare("SELECT \(Self.columns) FROM \(Self.name) WHERE seq = ?1")
-            let restage = try connection.prepare("""
-                UPDATE \(Self.name) SET action = ?2, existing_id = ?3, was_enabled = ?4, was_key = ?5, was_salt = ?6, was_nonce = ?7,
-                    was_created_at = ?8, was_updated_at = ?9 WHERE seq = ?1
-                """)
-            for seq in seqs {
-                guard let staged = try staged(bySeq, [.integer(seq)]) else { continue }
-                let current = try tableRow(userID: staged.userID, toolID: staged.toolID)
-                let sameKey = Self.holdsSameKey(current?.secret, staged.intent, masterKey: masterKey)
-                guard let action = ImportAction.decide(enabled: staged.enabled, updatedAt: staged.updatedAtGiven ? staged.updatedAt : nil,
-                                                       sameKey: sameKey, existing: current, policy: policy) else {
-                    throw ImportState.conflict(staged.location, rowID: current?.id ?? 0, meanwhile: true)
-                }
-                staged.action.count(in: &report, by: -1)
-                action.count(in: &report, by: 1)
-                func text(_ value: String?) -> SQLiteStatement.Value { value.map { .text($0) } ?? .null }
-                try restage.run([
-                    .integer(seq), .integer(action.rawValue), current.map { .integer($0.id) } ?? .null,
-                    current.map { .integer($0.enabled ? 1 : 0) } ?? .null, text(current?.secret?.encryptedAPIKey),
-                    text(current?.secret?.salt), text(current?.secret?.nonce),
-                    current.map { .integer($0.createdAt) } ?? .null, current.map { .integer($0.updatedAt) } ?? .null,
-                ])
-            }
-        }
+        guard !seqs.isEmpty else { return [] }
+        let bySeq = try connection.prepare("SELECT \(Self.columns) FROM \(Self.name) WHERE seq = ?1")
+        return try seqs.compactMap { try staged(bySeq, [.integer($0)]) }
+    }
+
+    func restage(_ seq: Int64, as action: ImportAction, over current: ToolConfigTable.Row?) throws {
+        func text(_ value: String?) -> SQLiteStatement.Value { value.map { .text($0) } ?? .null }
+        try connection.prepare("""
+            UPDATE \(Self.name) SET action = ?2, existing_id = ?3, was_enabled = ?4, was_key = ?5, was_salt = ?6, was_nonce = ?7,
+                was_created_at = ?8, was_updated_at = ?9 WHERE seq = ?1
+            """).run([
+            .integer(seq), .integer(action.rawValue), current.map { .integer($0.id) } ?? .null,
+            current.map { .integer($0.enabled ? 1 : 0) } ?? .null, text(current?.secret?.encryptedAPIKey),
+            text(current?.secret?.salt), text(current?.secret?.nonce),
+            current.map { .integer($0.createdAt) } ?? .null, current.map { .integer($0.updatedAt) } ?? .null,
+        ])
+    }
+
+    func applyStaged() throws {
         // New rows in file order, ids given in that order. OR ROLLBACK: no statement journal, and
-        // no pair can conflict any more (the check above ran under the same lock).
+        // no pair can conflict any more (changedSinceSnapshot ran under the same lock).
         try connection.execute("""
-            INSERT OR ROLLBACK INTO main.user_tool_configs (user_id, tool_id, enabled, encrypted_api_key, salt, nonce, created_at, updated_at)
+            INSERT OR ROLLBACK INTO main.user_tool_configs (\(ToolConfigTable.writtenColumns))
             SELECT user_id, tool_id, enabled, new_key, new_salt, new_nonce, created_at, updated_at FROM \(Self.name)
             WHERE action = \(ImportAction.insert.rawValue) ORDER BY seq
             """, context: "writing the new rows")
-        // Updates keep the row's id and created_at, and its key when the record carries none.
         try connection.execute("""
             UPDATE main.user_tool_configs AS t SET enabled = s.enabled,
                 encrypted_api_key = CASE s.key_mode WHEN 0 THEN t.encrypted_api_key ELSE s.new_key END,
@@ -194,22 +157,5 @@ final class ImportStage: ImportTarget {
                 updated_at = s.updated_at
             FROM \(Self.name) AS s WHERE s.action = \(ImportAction.update.rawValue) AND t.id = s.existing_id
             """, context: "writing the updated rows")
-        return seqs.count
-    }
-
-    /// Whether a row holding `stored` already holds the key the record asks for.
-    static func holdsSameKey(_ stored: StoredSecret?, _ intent: KeyIntent, masterKey: MasterKey?) -> Bool {
-        switch intent.mode {
-        case .keep:
-            return true
-        case .triple:
-            return stored == intent.secret
-        case .plaintext:
-            guard let stored, let wanted = intent.secret, let masterKey,
-                  let a = try? SecretCipher.decrypt(stored, masterKey: masterKey),
-                  let b = try? SecretCipher.decrypt(wanted, masterKey: masterKey) else { return false }
-            // Bytes, not String ==: canonically equivalent keys with other bytes are other keys.
-            return a.utf8.elementsEqual(b.utf8)
-        }
     }
 }

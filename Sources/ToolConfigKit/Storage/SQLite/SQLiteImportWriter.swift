@@ -1,7 +1,7 @@
 /// Writes an import's rows straight into the table, inside the write transaction: for records
 /// whose key costs nothing to check (a stored triple and no master key, or no key), where staging
 /// them first would only write every row twice.
-final class ImportWriter: ImportTarget {
+final class SQLiteImportWriter: ImportTarget {
     private let lookup: SQLiteStatement
     private let upsert: SQLiteStatement
     private let insertMany: SQLiteStatement
@@ -33,7 +33,7 @@ final class ImportWriter: ImportTarget {
     /// rest one by one, alike): one statement per row spent about 10 % more of SQLite's time, in
     /// opening cursors and seeking again to where the last row went (measured with 1M rows).
     /// A failure has rolled back the whole transaction (OR ROLLBACK): the import must end.
-    func insertNew(_ items: ArraySlice<ImportState.Item>, now: Int64) throws {
+    func insertNew(_ items: ArraySlice<ImportItem>, now: Int64) throws {
         var start = items.startIndex
         while start < items.endIndex {
             let count = items.endIndex - start >= Self.rowsPerStatement ? Self.rowsPerStatement : 1
@@ -48,16 +48,16 @@ final class ImportWriter: ImportTarget {
         }
     }
 
-    func insert(_ item: ImportState.Item, intent: KeyIntent, now: Int64) throws {
+    func insert(_ item: ImportItem, intent: KeyIntent, now: Int64) throws {
         try write(item.record, secret: intent.secret, now: now)
     }
 
-    func update(_ item: ImportState.Item, intent: KeyIntent, over row: ToolConfigTable.Row, now: Int64) throws {
+    func update(_ item: ImportItem, intent: KeyIntent, over row: ToolConfigTable.Row, now: Int64) throws {
         touchedExisting.insert(row.id)
         try write(item.record, secret: intent.secret ?? row.secret, now: now)
     }
 
-    func keep(_ item: ImportState.Item, intent: KeyIntent, row: ToolConfigTable.Row, as action: ImportAction, now: Int64) throws {
+    func keep(_ item: ImportItem, intent: KeyIntent, row: ToolConfigTable.Row, as action: ImportAction, now: Int64) throws {
         touchedExisting.insert(row.id)
     }
 

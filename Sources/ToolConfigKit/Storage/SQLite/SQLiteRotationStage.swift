@@ -1,12 +1,8 @@
-/// A rotation's results for one table, kept in a temporary table on the rotation's own connection
-/// until the write phase. SQLite's temp database is a file of the connection's own (deleted on
-/// open, so a kill leaves nothing behind): writing it takes no lock on the main database, so the
-/// application keeps writing while the keys are derived, and a million rows cost disk, not RAM.
-///
-/// Each staged row is keyed by rowid and holds the triple the write phase must leave in the row:
-/// a re-encrypted triple together with the one it replaces (`rotate`), or the triple that stays
-/// (`keep`: the row was already under the new key).
-final class RotationStage {
+/// A rotation's staging area in SQLite: a temporary table on the rotation's own connection, keyed
+/// by rowid. SQLite's temp database is a file of the connection's own (deleted on open, so a kill
+/// leaves nothing behind): writing it takes no lock on the main database, so the application keeps
+/// writing while the keys are derived, and a million rows cost disk, not RAM.
+final class SQLiteRotationStage: RotationStaging {
     let table: EncryptedTable
     private let connection: SQLiteConnection
     private let name: String
@@ -26,12 +22,10 @@ final class RotationStage {
         insert = try connection.prepare("INSERT OR REPLACE INTO \(name) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)")
     }
 
-    /// The row's triple `old`, read from the snapshot, is to become `new`.
     func stageRotation(_ rowID: Int64, old: StoredSecret, new: StoredSecret) throws {
         try stage(rowID, rotate: true, old: old, new: new)
     }
 
-    /// The row's triple stays as it is (already under the new key).
     func stageKept(_ rowID: Int64, _ current: StoredSecret) throws {
         try stage(rowID, rotate: false, old: nil, new: current)
     }
@@ -49,10 +43,6 @@ final class RotationStage {
         try insert.step()
     }
 
-    /// In the write transaction: writes each staged triple whose row still holds the triple the
-    /// snapshot had (a compare-and-swap per row, in one statement), and returns how many.
-    /// Only the three secret columns are written, so the application's own changes to other
-    /// columns stand.
     func applyUnchanged() throws -> Int {
         try connection.execute("""
             UPDATE \(table.quotedName) AS t
@@ -64,19 +54,7 @@ final class RotationStage {
         return connection.changes
     }
 
-    /// A keyed row that does not hold its staged triple, and what had been staged for it: a
-    /// rotation (true), the triple kept (false) or nothing (nil: a row inserted or given a key
-    /// since the snapshot).
-    struct Leftover {
-        var row: SecretRow
-        var stagedRotation: Bool?
-    }
-
-    /// In the write transaction, after `applyUnchanged`: up to `limit` rows after `rowID` that
-    /// hold any part of a triple other than the staged one: rows the application inserted,
-    /// changed or gave a key since the snapshot. None means every keyed row of the table holds
-    /// exactly its staged triple, so this scan is also the check before the commit.
-    func leftovers(after rowID: Int64, limit: Int) throws -> [Leftover] {
+    func leftovers(after rowID: Int64, limit: Int) throws -> [RotationLeftover] {
         let id = table.idColumn.map { "CAST(t.\(quotedIdentifier($0)) AS TEXT)" } ?? "NULL"
         let page = try connection.prepare("""
             SELECT t.rowid, \(id), t.encrypted_api_key, t.salt, t.nonce, s.rotate
@@ -87,14 +65,13 @@ final class RotationStage {
             ORDER BY t.rowid LIMIT \(limit)
             """)
         try page.bind(rowID, at: 1)
-        var rows: [Leftover] = []
+        var rows: [RotationLeftover] = []
         while try page.step() {
-            rows.append(Leftover(row: SecretRow.read(page), stagedRotation: page.isNull(5) ? nil : page.int64(5) != 0))
+            rows.append(RotationLeftover(row: SecretRow(reading: page), stagedRotation: page.isNull(5) ? nil : page.int64(5) != 0))
         }
         return rows
     }
 
-    /// Staged rows rotated by this run, in rowid order, a page at a time: (rowid, new triple).
     func rotated(after rowID: Int64, limit: Int) throws -> [(rowID: Int64, secret: StoredSecret)] {
         let page = try connection.prepare("SELECT rid, new_key, new_salt, new_nonce FROM \(name) WHERE rotate = 1 AND rid > ?1 ORDER BY rid LIMIT \(limit)")
         try page.bind(rowID, at: 1)

@@ -175,25 +175,11 @@ public final class SQLiteConnection {
 
     // MARK: transactions
 
-    /// Every transaction toolcfg runs goes through `transaction`: it opens it, runs `body`, and
-    /// ends it (a failure always rolls back, and leaves the connection out of any transaction).
-    public enum TransactionKind: Sendable {
-        /// A read snapshot (`BEGIN`, with a first read so the snapshot starts now rather than at
-        /// the body's first statement): in WAL mode it never blocks a writer.
-        case read
-        /// The write lock taken up front (`BEGIN IMMEDIATE`), so the body never fails with
-        /// SQLITE_BUSY upgrading a read lock, then `COMMIT`.
-        case write
-        /// A write lock taken up front and always rolled back: to see what writes would do.
-        case rolledBackWrite
-        /// A deferred `BEGIN` that writes later: wrong on purpose (the stress test's self-check).
-        case deferredWrite
-    }
-
-    /// Runs `body` in a transaction of the given kind. `lockHeld` receives how long the write
-    /// lock was held, from the moment it was taken to the end of the commit or rollback.
+    /// Runs `body` in a transaction of the given kind (see `Database.transaction`): a read
+    /// snapshot is `BEGIN` with a first read, so that it starts now rather than at the body's
+    /// first statement; a write takes the lock up front with `BEGIN IMMEDIATE`.
     @discardableResult
-    public func transaction<T>(_ kind: TransactionKind, lockHeld: (Duration) -> Void = { _ in }, _ body: () throws -> T) throws -> T {
+    public func transaction<T>(_ kind: TransactionKind, lockHeld: (Duration) -> Void, _ body: () throws -> T) throws -> T {
         let clock = ContinuousClock()
         switch kind {
         case .read:
@@ -218,7 +204,7 @@ public final class SQLiteConnection {
 
     /// `transaction(.write, body)`.
     public func writeTransaction<T>(_ body: () throws -> T) throws -> T {
-        try transaction(.write, body)
+        try transaction(.write, lockHeld: { _ in }, body)
     }
 
     /// Copies the whole database, as this connection sees it now, into a new file at `path`

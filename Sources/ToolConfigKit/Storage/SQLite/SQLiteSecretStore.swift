@@ -1,0 +1,93 @@
+/// A table's stored secrets in SQLite, addressed by rowid.
+final class SQLiteSecretStore: SecretStore {
+    let table: EncryptedTable
+    private let connection: SQLiteConnection
+
+    init(_ connection: SQLiteConnection, table: EncryptedTable) {
+        self.connection = connection
+        self.table = table
+    }
+
+    /// rowid, the row's id as text, the triple: what `SecretRow(reading:)` reads.
+    private var columns: String {
+        let id = table.idColumn.map { "CAST(\(quotedIdentifier($0)) AS TEXT)" } ?? "NULL"
+        return "rowid, \(id), encrypted_api_key, salt, nonce"
+    }
+
+    func count() throws -> Int {
+        Int(try connection.queryInt64("SELECT count(*) FROM \(table.quotedName)") ?? 0)
+    }
+
+    func scan(pageSize: Int, _ body: ([SecretRow]) throws -> Void) throws {
+        let page = try connection.prepare("SELECT \(columns) FROM \(table.quotedName) WHERE rowid > ?1 ORDER BY rowid LIMIT \(pageSize)")
+        var after: Int64 = .min
+        while true {
+            try page.bind(.integer(after), at: 1)
+            var rows: [SecretRow] = []
+            while try page.step() { rows.append(SecretRow(reading: page)) }
+            page.reset()
+            guard let last = rows.last else { return }
+            try body(rows)
+            after = last.rowID
+        }
+    }
+
+    func sample(_ count: Int) throws -> [SecretRow] {
+        guard count > 0, let bounds = try connection.prepare("SELECT min(rowid), max(rowid) FROM \(table.quotedName)")
+                .firstRow({ $0.isNull(0) ? nil : ($0.int64(0), $0.int64(1)) }) ?? nil else { return [] }
+        let next = try connection.prepare("""
+            SELECT \(columns) FROM \(table.quotedName)
+            WHERE rowid >= ?1 AND encrypted_api_key IS NOT NULL AND salt IS NOT NULL AND nonce IS NOT NULL
+            ORDER BY rowid LIMIT 1
+            """)
+        var rows: [SecretRow] = []
+        let step = (bounds.1 - bounds.0) / Int64(count)
+        for index in 0..<Int64(count) {
+            if let row = try next.firstRow({ SecretRow(reading: $0) }, binding: [.integer(bounds.0 + step * index)]),
+               !rows.contains(where: { $0.rowID == row.rowID }) {
+                rows.append(row)
+            }
+        }
+        return rows
+    }
+
+    func rows(from first: Int64, through last: Int64) throws -> [SecretRow] {
+        let range = try connection.prepare("SELECT \(columns) FROM \(table.quotedName) WHERE rowid >= ?1 AND rowid <= ?2 ORDER BY rowid")
+        try range.bind([.integer(first), .integer(last)])
+        var rows: [SecretRow] = []
+        while try range.step() { rows.append(SecretRow(reading: range)) }
+        return rows
+    }
+
+    func countRows(withSalt salt: String, acrossAlso others: [EncryptedTable]) throws -> Int {
+        try countRows(column: "salt", value: salt, tables: others)
+    }
+
+    func countRows(withNonce nonce: String, acrossAlso others: [EncryptedTable]) throws -> Int {
+        try countRows(column: "nonce", value: nonce, tables: others)
+    }
+
+    private func countRows(column: String, value: String, tables others: [EncryptedTable]) throws -> Int {
+        let tables = [table] + others.filter { $0 != table }
+        let sql = "SELECT sum(n) FROM (" + tables.map { "SELECT count(*) AS n FROM \($0.quotedName) WHERE \(column) = ?1" }
+            .joined(separator: " UNION ALL ") + ")"
+        return Int(try connection.queryInt64(sql, [.text(value)]) ?? 0)
+    }
+
+    func setSecret(_ secret: StoredSecret, ofRow rowID: Int64) throws {
+        try connection.prepare("UPDATE \(table.quotedName) SET encrypted_api_key = ?1, salt = ?2, nonce = ?3 WHERE rowid = ?4")
+            .run([.text(secret.encryptedAPIKey), .text(secret.salt), .text(secret.nonce), .integer(rowID)])
+    }
+
+    func makeRotationStage(index: Int) throws -> any RotationStaging {
+        try SQLiteRotationStage(connection, table: table, index: index)
+    }
+}
+
+extension SecretRow {
+    /// Columns 0...4 as `SQLiteSecretStore` selects them: rowid, id as text, the triple.
+    init(reading statement: SQLiteStatement) {
+        self.init(rowID: statement.int64(0), id: statement.text(1),
+                  encryptedAPIKey: statement.text(2), salt: statement.text(3), nonce: statement.text(4))
+    }
+}

@@ -1,0 +1,126 @@
+/// The stored secrets of one table with the triple (encrypted_api_key, salt, nonce), row by row,
+/// in the order of the rows' keys.
+public protocol SecretStore: AnyObject {
+    var table: EncryptedTable { get }
+
+    func count() throws -> Int
+
+    /// Every row with its triple (or none), a page at a time. Keyset pages rather than one cursor,
+    /// so writes made between pages cannot disturb the scan.
+    func scan(pageSize: Int, _ body: ([SecretRow]) throws -> Void) throws
+
+    /// Up to `count` rows that hold a whole triple, spread evenly over the table.
+    func sample(_ count: Int) throws -> [SecretRow]
+
+    /// The rows whose keys are in `first...last`.
+    func rows(from first: Int64, through last: Int64) throws -> [SecretRow]
+
+    /// How many rows, in this table and the others given, hold `salt` (or `nonce`): a salt or
+    /// nonce used twice means a broken random generator.
+    func countRows(withSalt salt: String, acrossAlso others: [EncryptedTable]) throws -> Int
+    func countRows(withNonce nonce: String, acrossAlso others: [EncryptedTable]) throws -> Int
+
+    /// Writes a row's triple and nothing else.
+    func setSecret(_ secret: StoredSecret, ofRow rowID: Int64) throws
+
+    /// A rotation's staging area for this table, private to this connection (see RotationStaging).
+    func makeRotationStage(index: Int) throws -> any RotationStaging
+}
+
+/// A rotation's results for one table, kept apart from the table until the write phase: each
+/// staged row holds the triple the write phase must leave in the row, either a re-encrypted
+/// triple together with the one it replaces (a rotation) or the triple that stays (kept: the row
+/// was already under the new key).
+public protocol RotationStaging: AnyObject {
+    var table: EncryptedTable { get }
+
+    /// The row's triple `old`, read from the snapshot, is to become `new`.
+    func stageRotation(_ rowID: Int64, old: StoredSecret, new: StoredSecret) throws
+
+    /// The row's triple stays as it is (already under the new key).
+    func stageKept(_ rowID: Int64, _ current: StoredSecret) throws
+
+    /// In the write transaction: writes each staged triple whose row still holds the triple the
+    /// snapshot had (a compare-and-swap per row) and returns how many. Only the three secret
+    /// columns are written, so the application's own changes to other columns stand.
+    func applyUnchanged() throws -> Int
+
+    /// In the write transaction, after `applyUnchanged`: up to `limit` rows after `rowID` that hold
+    /// any part of a triple other than the staged one (rows the application inserted, changed or
+    /// gave a key since the snapshot). None left means every keyed row holds exactly its staged
+    /// triple: the check before the commit.
+    func leftovers(after rowID: Int64, limit: Int) throws -> [RotationLeftover]
+
+    /// Staged rows rotated by this run, after `rowID` in key order, a page at a time.
+    func rotated(after rowID: Int64, limit: Int) throws -> [(rowID: Int64, secret: StoredSecret)]
+
+    func drop()
+}
+
+/// A keyed row that does not hold its staged triple, and what had been staged for it: a
+/// rotation (true), the triple kept (false) or nothing (nil: a row inserted or given a key since
+/// the snapshot).
+public struct RotationLeftover {
+    public var row: SecretRow
+    public var stagedRotation: Bool?
+}
+
+/// One row's stored secret, as rotation and verification read it.
+public struct SecretRow: Sendable {
+    /// The row's key in its table (SQLite's rowid).
+    public var rowID: Int64
+    /// The `id` column's value, for messages.
+    public var id: String?
+    /// nil when all three columns are NULL (no key); a partial triple is kept for the error.
+    public var secret: StoredSecret?
+    public var partial: Bool
+
+    public var label: String { id.map { "row id \($0)" } ?? "rowid \(rowID)" }
+
+    /// What the row's triple is: none, decoded bytes, or malformed with the reason why. Rotation
+    /// and verify-keys judge rows by the same rule.
+    enum Triple {
+        case none
+        case decoded(DecodedSecret)
+        case malformed(String)
+    }
+
+    var triple: Triple {
+        if partial { return .malformed("has only part of the encrypted_api_key/salt/nonce triple") }
+        guard let secret else { return .none }
+        do {
+            return .decoded(try secret.decoded())
+        } catch {
+            return .malformed(error.description)
+        }
+    }
+
+}
+
+extension SecretRow {
+    /// A row from its three columns as read: all NULL is no key, some NULL a partial triple.
+    init(rowID: Int64, id: String?, encryptedAPIKey: String?, salt: String?, nonce: String?) {
+        self.rowID = rowID
+        self.id = id
+        if let encryptedAPIKey, let salt, let nonce {
+            secret = StoredSecret(encryptedAPIKey: encryptedAPIKey, salt: salt, nonce: nonce)
+            partial = false
+        } else {
+            secret = nil
+            partial = encryptedAPIKey != nil || salt != nil || nonce != nil
+        }
+    }
+}
+
+/// A table that holds stored secrets: it has the columns encrypted_api_key, salt and nonce
+/// (user_tool_configs, and api_model_aliases where the application has it). A master-key
+/// rotation that missed one would break the application, so discovery is by columns, not names.
+public struct EncryptedTable: Sendable, Hashable, Codable {
+    public var name: String
+    /// A column that names rows in reports (`id` when the table has one), besides the row key.
+    public var idColumn: String?
+
+    static let secretColumns = ["encrypted_api_key", "salt", "nonce"]
+
+    var quotedName: String { quotedIdentifier(name) }
+}

@@ -1,0 +1,17 @@
+/// `user_tool_configs`, as export and import need it. A store is made only for a table of the
+/// shape of migration 0007; anything else is refused before a row is read.
+public protocol ToolConfigStore: AnyObject {
+    func isEmpty() throws -> Bool
+
+    /// Writes rows straight into the table, inside the write transaction.
+    func makeWriter() throws -> any ImportTarget
+
+    /// A staging area for an import read against a read snapshot (`file` names records in it).
+    func makeStage(file: String) throws -> any ImportStaging
+
+    /// Drops the table's non-unique indexes, for a bulk load into an empty table, and returns
+    /// what `rebuildIndexes` needs to create them again. Inside a write transaction.
+    func dropSecondaryIndexes() throws -> [String]
+
+    func rebuildIndexes(_ definitions: [String]) throws
+}
