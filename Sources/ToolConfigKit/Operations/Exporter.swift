@@ -134,18 +134,22 @@ public struct Exporter {
                        key: ToolConfigTable.secret(statement, first: 4).map(KeyMaterial.encrypted) ?? .none)
     }
 
-    /// Decrypts (and seals) a batch's keys on all cores; a key that will not decrypt names its row.
+    /// Decrypts (and seals) a batch's keys on all cores, two at a time (both row keys derived
+    /// together); a key that will not decrypt names its row, the first such in id order.
     private func transformKeys(_ batch: [SnapshotRecord], sealer: SnapshotSealer?) throws -> [SnapshotRecord] {
         switch options.keys {
         case .encrypted, .omit:
             preconditionFailure("stored keys are exported row by row")
         case .plaintext, .sealed:
             let masterKey = options.masterKey!
-            let results = ParallelMap.map(batch, jobs: options.jobs) { record -> Result<SnapshotRecord, RowError> in
-                guard case .encrypted(let secret) = record.key else { return .success(record) }
+            let keyed = batch.indices.compactMap { index -> (index: Int, secret: StoredSecret)? in
+                guard case .encrypted(let secret) = batch[index].key else { return nil }
+                return (index, secret)
+            }
+            @Sendable func transform(_ record: SnapshotRecord, _ opened: Result<String, SecretError>) -> Result<SnapshotRecord, RowError> {
                 do throws(SecretError) {
                     var copy = record
-                    let plaintext = try SecretCipher.decrypt(secret, masterKey: masterKey)
+                    let plaintext = try opened.get()
                     if let sealer {
                         copy.key = .sealed(try sealer.seal(plaintext, userID: record.userID, toolID: record.toolID))
                     } else {
@@ -156,7 +160,15 @@ public struct Exporter {
                     return .failure(RowError(table: ToolConfigTable.name, rowID: record.id ?? 0, cause: error))
                 }
             }
-            return try results.map { try $0.get() }
+            let results = ParallelMap.mapInPairs(keyed, jobs: options.jobs, pair: { a, b in
+                let (first, second) = SecretCipher.decryptPair(a.secret, b.secret, masterKey: masterKey)
+                return (transform(batch[a.index], first), transform(batch[b.index], second))
+            }, single: { one in
+                transform(batch[one.index], Result { () throws(SecretError) in try SecretCipher.decrypt(one.secret, masterKey: masterKey) })
+            })
+            var records = batch
+            for (entry, result) in zip(keyed, results) { records[entry.index] = try result.get() }
+            return records
         }
     }
 

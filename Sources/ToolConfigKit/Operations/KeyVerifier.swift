@@ -43,7 +43,7 @@ public struct KeyVerifier {
         self.jobs = max(1, jobs)
     }
 
-    enum Finding: Sendable {
+    enum Finding: Sendable, Equatable {
         case noKey, master, new, neither, malformed(String)
     }
 
@@ -66,13 +66,14 @@ public struct KeyVerifier {
         for table in tables {
             var report = TableReport(table: table.name, rows: 0, noKey: 0, underMasterKey: 0, underNewKey: 0, underNeither: 0, malformed: 0)
             try SecretRow.scan(connection, table, pageSize: KeyRotator.pageSize) { rows in
-                let findings = ParallelMap.map(rows, jobs: jobs) { [masterKey, newKey] row in Self.check(row, masterKey: masterKey, newKey: newKey) }
-                for (row, finding) in zip(rows, findings) {
+                let triples = rows.map(\.triple)
+                let findings = Self.check(triples, masterKey: masterKey, newKey: newKey, jobs: jobs)
+                for (index, row) in rows.enumerated() {
                     report.rows += 1
                     func problem(_ text: String) {
                         if problems.count < 20 { problems.append(Problem(table: table.name, row: row.label, problem: text)) }
                     }
-                    switch finding {
+                    switch findings[index] {
                     case .noKey: report.noKey += 1
                     case .master: report.underMasterKey += 1
                     case .new: report.underNewKey += 1
@@ -83,7 +84,7 @@ public struct KeyVerifier {
                         report.malformed += 1
                         problem(reason)
                     }
-                    guard let secret = row.secret, let decoded = try? secret.decoded() else { continue }
+                    guard case .decoded(let decoded) = triples[index], let secret = row.secret else { continue }
                     if !salts.insert(Self.prefix(decoded.salt)).inserted, try Self.count(saltCount, secret.salt) > 1 {
                         reusedSalts += 1
                         problem("its salt is used by another row")
@@ -105,16 +106,35 @@ public struct KeyVerifier {
                       tables: reports, reusedSalts: reusedSalts, reusedNonces: reusedNonces, problems: problems, ok: ok)
     }
 
-    static func check(_ row: SecretRow, masterKey: MasterKey, newKey: MasterKey?) -> Finding {
-        let decoded: DecodedSecret
-        switch row.triple {
-        case .none: return .noKey
-        case .malformed(let reason): return .malformed(reason)
-        case .decoded(let triple): decoded = triple
+    /// A page's findings, in row order. Triples are tried under the master key two at a time
+    /// (both row keys derived together), and those that fail under the new key, again in pairs:
+    /// a row is `.master` if it opens under the master key, else `.new` if under the new key.
+    static func check(_ triples: [SecretRow.Triple], masterKey: MasterKey, newKey: MasterKey?, jobs: Int) -> [Finding] {
+        var findings: [Finding] = []
+        var candidates: [(index: Int, secret: DecodedSecret)] = []
+        for (index, triple) in triples.enumerated() {
+            switch triple {
+            case .none: findings.append(.noKey)
+            case .malformed(let reason): findings.append(.malformed(reason))
+            case .decoded(let secret):
+                findings.append(.neither)
+                candidates.append((index, secret))
+            }
         }
-        if (try? SecretCipher.decrypt(decoded, masterKey: masterKey)) != nil { return .master }
-        if let newKey, (try? SecretCipher.decrypt(decoded, masterKey: newKey)) != nil { return .new }
-        return .neither
+        func opened(_ candidates: [(index: Int, secret: DecodedSecret)], under key: MasterKey) -> [Bool] {
+            ParallelMap.mapInPairs(candidates.map(\.secret), jobs: jobs, pair: { a, b in
+                let (first, second) = SecretCipher.decryptPair(a, b, masterKey: key)
+                return ((try? first.get()) != nil, (try? second.get()) != nil)
+            }, single: { (try? SecretCipher.decrypt($0, masterKey: key)) != nil })
+        }
+        var unopened: [(index: Int, secret: DecodedSecret)] = []
+        for (candidate, opens) in zip(candidates, opened(candidates, under: masterKey)) {
+            if opens { findings[candidate.index] = .master } else { unopened.append(candidate) }
+        }
+        if let newKey, !unopened.isEmpty {
+            for (candidate, opens) in zip(unopened, opened(unopened, under: newKey)) where opens { findings[candidate.index] = .new }
+        }
+        return findings
     }
 
     static func prefix(_ bytes: [UInt8]) -> UInt64 {

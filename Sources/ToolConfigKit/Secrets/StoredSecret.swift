@@ -114,6 +114,32 @@ public enum SecretCipher {
         try decrypt(secret, rowKey: rowKey(masterKey: masterKey, salt: secret.salt))
     }
 
+    /// Two secrets decrypted under one master key, their row keys derived together (see
+    /// `rowKeys`: about the cost of one derivation). Each result is exactly what
+    /// `decrypt(_:masterKey:)` gives for that secret alone.
+    public static func decryptPair(_ a: DecodedSecret, _ b: DecodedSecret,
+                                   masterKey: MasterKey) -> (Result<String, SecretError>, Result<String, SecretError>) {
+        let (keyA, keyB) = rowKeys((masterKey, a.salt), (masterKey, b.salt))
+        return (Result { () throws(SecretError) in try decrypt(a, rowKey: keyA) },
+                Result { () throws(SecretError) in try decrypt(b, rowKey: keyB) })
+    }
+
+    /// The same for stored (base64) triples: a triple that fails its shape check gets that
+    /// error, as `decrypt(_:masterKey:)` would give, and the other is decrypted alone.
+    public static func decryptPair(_ a: StoredSecret, _ b: StoredSecret,
+                                   masterKey: MasterKey) -> (Result<String, SecretError>, Result<String, SecretError>) {
+        switch (Result { () throws(SecretError) in try a.decoded() }, Result { () throws(SecretError) in try b.decoded() }) {
+        case (.success(let a), .success(let b)):
+            return decryptPair(a, b, masterKey: masterKey)
+        case (.failure(let error), .success(let b)):
+            return (.failure(error), Result { () throws(SecretError) in try decrypt(b, masterKey: masterKey) })
+        case (.success(let a), .failure(let error)):
+            return (Result { () throws(SecretError) in try decrypt(a, masterKey: masterKey) }, .failure(error))
+        case (.failure(let errorA), .failure(let errorB)):
+            return (.failure(errorA), .failure(errorB))
+        }
+    }
+
     /// Decrypts with a row key already derived for this secret's salt.
     public static func decrypt(_ secret: DecodedSecret, rowKey key: SecureBytes) throws(SecretError) -> String {
         var bytes = try key.withBytes { k throws(SecretError) in try AESGCM.open(key: k, nonce: secret.nonce, sealed: secret.sealed) }
