@@ -88,9 +88,36 @@ struct SnapshotOutputFormatTests {
             let bytes = (0..<Int.random(in: 0...70, using: &generator)).map { _ in
                 Int.random(in: 0..<8, using: &generator) == 0 ? alphabet.randomElement(using: &generator)! : UInt8(ascii: "m")
             }
-            var out: [UInt8] = []
-            bytes.withUnsafeBufferPointer { JSONText.appendQuoted($0, to: &out) }
-            #expect(out == reference(bytes), "\(bytes)")
+            // The smallest buffer, so that long strings run out of room and are written again.
+            var out = CursorBuffer(capacity: 0)
+            out.write { cursor in bytes.withUnsafeBufferPointer { JSONText.appendQuoted($0, to: &cursor) } }
+            #expect(out.withBytes { Array($0) } == reference(bytes), "\(bytes)")
         }
+    }
+
+    @Test("a cursor buffer holds exactly what was written, across runs out of room, short and long copies, and take()")
+    func cursorBuffer() {
+        var generator = SystemRandomNumberGenerator()
+        var buffer = CursorBuffer(capacity: 10)
+        var expected: [UInt8] = [], taken: [UInt8] = []
+        for round in 0..<300 {
+            // Pieces of 0 to 40 bytes (the copy takes other paths below 8, from 8 to 16, above
+            // 16) and now and then one much larger than the storage.
+            let pieces = (0..<Int.random(in: 0...5, using: &generator)).map { _ in
+                (0..<(round % 50 == 7 ? 5000 : Int.random(in: 0...40, using: &generator))).map { _ in UInt8.random(in: 0...255, using: &generator) }
+            }
+            buffer.write { cursor in
+                for piece in pieces {
+                    cursor.append(UInt8(truncatingIfNeeded: piece.count))
+                    cursor.append(piece)
+                }
+            }
+            for piece in pieces { expected += [UInt8(truncatingIfNeeded: piece.count)] + piece }
+            if round % 97 == 0 {
+                taken += buffer.take()
+                #expect(buffer.count == 0)
+            }
+        }
+        #expect(taken + buffer.withBytes { Array($0) } == expected)
     }
 }

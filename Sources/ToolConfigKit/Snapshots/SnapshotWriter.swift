@@ -100,10 +100,10 @@ final class CSVSnapshotWriter: SnapshotWriter {
         }
     }
 
-    static func appendField(_ utf8: UnsafeBufferPointer<UInt8>, to out: inout [UInt8]) {
+    static func appendField(_ utf8: UnsafeBufferPointer<UInt8>, to out: inout ByteCursor) {
         let needsQuotes = needsQuoting(utf8)
         // An empty string is written "" so that it reads back as empty, not as no value.
-        guard needsQuotes || utf8.isEmpty else { return out.append(contentsOf: utf8) }
+        guard needsQuotes || utf8.isEmpty else { return out.append(utf8) }
         out.append(UInt8(ascii: "\""))
         for byte in utf8 {
             if byte == UInt8(ascii: "\"") { out.append(byte) }
@@ -185,7 +185,7 @@ final class JSONSnapshotWriter: SnapshotWriter {
             prefixes.withUnsafeBufferPointer { prefixes in
                 prefixEnds.withUnsafeBufferPointer { ends in
                     record.forEachValue(keys: keys) { value in
-                        out.append(contentsOf: UnsafeBufferPointer(rebasing: prefixes[(index == 0 ? 0 : ends[index - 1])..<ends[index]]))
+                        out.append(UnsafeBufferPointer(rebasing: prefixes[(index == 0 ? 0 : ends[index - 1])..<ends[index]]))
                         index += 1
                         Self.append(value, to: &out)
                     }
@@ -197,11 +197,11 @@ final class JSONSnapshotWriter: SnapshotWriter {
     }
 
     @inline(__always)
-    private static func append(_ value: ExportValue, to out: inout [UInt8]) {
+    private static func append(_ value: ExportValue, to out: inout ByteCursor) {
         switch value {
-        case .null: out.append(contentsOf: JSONText.null)
+        case .null: out.append(JSONText.null)
         case .integer(let i): DecimalText.append(i, to: &out)
-        case .bool(let b): out.append(contentsOf: b ? JSONText.true : JSONText.false)
+        case .bool(let b): out.append(b ? JSONText.true : JSONText.false)
         case .text(var text): text.withUTF8 { JSONText.appendQuoted($0, to: &out) }
         case .bytes(let bytes): JSONText.appendQuoted(bytes, to: &out)
         }
@@ -221,19 +221,19 @@ enum JSONText {
 
     /// A JSON string literal: quotes, backslashes and control characters escaped, the rest as UTF-8.
     static func quote(_ text: String) -> String {
-        var out: [UInt8] = []
+        var out = CursorBuffer(capacity: text.utf8.count * 6 + 2)
         var text = text
-        text.withUTF8 { appendQuoted($0, to: &out) }
-        return String(decoding: out, as: UTF8.self)
+        out.write { cursor in text.withUTF8 { appendQuoted($0, to: &cursor) } }
+        return out.withBytes { String(decoding: $0, as: UTF8.self) }
     }
 
     /// Runs of bytes that need no escape go out in one copy each; `plainLength` finds them.
-    static func appendQuoted(_ utf8: UnsafeBufferPointer<UInt8>, to out: inout [UInt8]) {
+    static func appendQuoted(_ utf8: UnsafeBufferPointer<UInt8>, to out: inout ByteCursor) {
         out.append(UInt8(ascii: "\""))
         var start = 0
         while true {
             let end = start + plainLength(UnsafeBufferPointer(rebasing: utf8[start...]))
-            if end > start { out.append(contentsOf: UnsafeBufferPointer(rebasing: utf8[start..<end])) }
+            if end > start { out.append(UnsafeBufferPointer(rebasing: utf8[start..<end])) }
             guard end < utf8.count else { break }
             appendEscaped(utf8[end], to: &out)
             start = end + 1
@@ -241,7 +241,7 @@ enum JSONText {
         out.append(UInt8(ascii: "\""))
     }
 
-    private static func appendEscaped(_ byte: UInt8, to out: inout [UInt8]) {
+    private static func appendEscaped(_ byte: UInt8, to out: inout ByteCursor) {
         switch byte {
         case UInt8(ascii: "\""), UInt8(ascii: "\\"): out.append(UInt8(ascii: "\\")); out.append(byte)
         case 0x0A: out.append(UInt8(ascii: "\\")); out.append(UInt8(ascii: "n"))
@@ -249,7 +249,7 @@ enum JSONText {
         case 0x09: out.append(UInt8(ascii: "\\")); out.append(UInt8(ascii: "t"))
         default:
             let hex = Array("0123456789abcdef".utf8)
-            out.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "u"), UInt8(ascii: "0"), UInt8(ascii: "0"), hex[Int(byte >> 4)], hex[Int(byte & 15)]])
+            out.append([UInt8(ascii: "\\"), UInt8(ascii: "u"), UInt8(ascii: "0"), UInt8(ascii: "0"), hex[Int(byte >> 4)], hex[Int(byte & 15)]])
         }
     }
 
@@ -280,22 +280,34 @@ enum JSONText {
     }
 }
 
-/// Decimal digits of an integer appended as ASCII, without an intermediate String.
+/// Decimal digits of an integer as ASCII, without an intermediate String.
 enum DecimalText {
+    /// Calls `body` with the digits (after a minus sign when negative).
     @inline(__always)
-    static func append(_ value: Int64, to out: inout [UInt8]) {
-        if value < 0 { out.append(UInt8(ascii: "-")) }
+    static func withDigits<R>(_ value: Int64, _ body: (UnsafeBufferPointer<UInt8>) -> R) -> R {
         var magnitude = value.magnitude
+        // At most 19 digits and a sign.
         var digits: (UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8,
                      UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8) = (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
-        var count = 0
-        withUnsafeMutableBytes(of: &digits) { buffer in
-            repeat {
-                buffer[19 - count] = UInt8(ascii: "0") + UInt8(magnitude % 10)
-                magnitude /= 10
-                count += 1
-            } while magnitude > 0
-            buffer.withMemoryRebound(to: UInt8.self) { out.append(contentsOf: UnsafeBufferPointer(rebasing: $0[(20 - count)...])) }
+        return withUnsafeMutableBytes(of: &digits) { raw in
+            raw.withMemoryRebound(to: UInt8.self) { buffer in
+                var start = buffer.count
+                repeat {
+                    start -= 1
+                    buffer[start] = UInt8(ascii: "0") + UInt8(magnitude % 10)
+                    magnitude /= 10
+                } while magnitude > 0
+                if value < 0 {
+                    start -= 1
+                    buffer[start] = UInt8(ascii: "-")
+                }
+                return body(UnsafeBufferPointer(rebasing: buffer[start...]))
+            }
         }
+    }
+
+    @inline(__always)
+    static func append(_ value: Int64, to out: inout ByteCursor) {
+        withDigits(value) { out.append($0) }
     }
 }
