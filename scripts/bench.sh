@@ -130,16 +130,17 @@ section_pbkdf2() {
 }
 
 # Times one run of a command after running $2 (set-up), prints it, and sets LAST_S (wall
-# seconds) and LAST_RSS_KIB (peak RSS) from /usr/bin/time.
+# seconds), LAST_CPU_S (user + system seconds) and LAST_RSS_KIB (peak RSS) from /usr/bin/time.
 time_once() {
   local label="$1" setup="$2" run="$3" line; shift 3
   eval "$setup"
-  /usr/bin/time -f 'TIME %e %M' -o "$LOG_DIR/time.out" "$@" >/dev/null 2>"$LOG_DIR/cmd.err" \
+  /usr/bin/time -f 'TIME %e %M %U %S' -o "$LOG_DIR/time.out" "$@" >/dev/null 2>"$LOG_DIR/cmd.err" \
     || { echo "bench: $label failed:" >&2; cat "$LOG_DIR/cmd.err" >&2; exit 1; }
   line=$(grep '^TIME ' "$LOG_DIR/time.out" | tail -1)
   LAST_S=$(echo "$line" | awk '{print $2}')
   LAST_RSS_KIB=$(echo "$line" | awk '{print $3}')
-  echo "   $label run $run: $LAST_S s, peak RSS $(( LAST_RSS_KIB / 1024 )) MiB"
+  LAST_CPU_S=$(echo "$line" | awk '{printf "%.2f", $4 + $5}')
+  echo "   $label run $run: $LAST_S s (CPU $LAST_CPU_S s), peak RSS $(( LAST_RSS_KIB / 1024 )) MiB"
 }
 
 median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
@@ -159,22 +160,35 @@ measure() {
 
 # Commands measured round-robin, $RUNS rounds (A, B, C, A, B, C, ...), so that a change in the
 # shared machine's speed during the section falls on all of them. Arguments: label, set-up and
-# command (a string for bash -c) for each. Sets GROUP_MEDIAN_S[i] and GROUP_MAX_RSS_MIB[i].
+# command (a string for bash -c) for each. Sets, for command i, GROUP_MEDIAN_S[i],
+# GROUP_CPU_MEDIAN_S[i], GROUP_MAX_RSS_MIB[i] and GROUP_TIMES[i] (the wall times of its runs).
 measure_group() {
   local count=$(( $# / 3 )) args=("$@") i run
-  local -a times rss
-  for i in $(seq 0 $(( count - 1 ))); do times[i]=""; rss[i]=""; done
+  local -a cpu rss
+  GROUP_TIMES=()
+  for i in $(seq 0 $(( count - 1 ))); do GROUP_TIMES[i]=""; cpu[i]=""; rss[i]=""; done
   for run in $(seq 1 "$RUNS"); do
     for i in $(seq 0 $(( count - 1 ))); do
       time_once "${args[3 * i]}" "${args[3 * i + 1]}" "$run" bash -c "${args[3 * i + 2]}"
-      times[i]+=" $LAST_S"; rss[i]+=" $LAST_RSS_KIB"
+      GROUP_TIMES[i]+=" $LAST_S"; cpu[i]+=" $LAST_CPU_S"; rss[i]+=" $LAST_RSS_KIB"
     done
   done
-  GROUP_MEDIAN_S=(); GROUP_MAX_RSS_MIB=()
+  GROUP_MEDIAN_S=(); GROUP_CPU_MEDIAN_S=(); GROUP_MAX_RSS_MIB=()
   for i in $(seq 0 $(( count - 1 ))); do
     # shellcheck disable=SC2086  # word splitting of the collected values is intended
-    GROUP_MEDIAN_S[i]=$(median ${times[i]}); GROUP_MAX_RSS_MIB[i]=$(max_mib ${rss[i]})
+    GROUP_MEDIAN_S[i]=$(median ${GROUP_TIMES[i]}); GROUP_CPU_MEDIAN_S[i]=$(median ${cpu[i]}); GROUP_MAX_RSS_MIB[i]=$(max_mib ${rss[i]})
   done
+}
+
+# The median over rounds of (run of A / run of B in the same round), from two GROUP_TIMES
+# entries, and the smallest and largest of them: "median (min-max)". Each round's ratio compares
+# runs made seconds apart, so it holds up better than a ratio of medians when the machine's load
+# drifts during the section.
+round_ratios() {
+  local -a a=($1) b=($2) ratios=()
+  local i
+  for i in "${!a[@]}"; do ratios+=("$(ratio "${a[i]}" "${b[i]}")"); done
+  printf '%s (%s-%s)' "$(median "${ratios[@]}")" "$(printf '%s\n' "${ratios[@]}" | sort -g | head -1)" "$(printf '%s\n' "${ratios[@]}" | sort -g | tail -1)"
 }
 
 # A command and its peer (label, set-up, command each), alternating. Sets A_MEDIAN_S,
@@ -254,7 +268,7 @@ section_json-export() {
                  "sqlite3 -json" ":" "sqlite3 -json '$work/big.db' 'SELECT $EXPORT_COLUMNS FROM user_tool_configs ORDER BY id' > '$work/sqlite.json'"
     add_summary "JSON export toolcfg --format $format (median)" "$A_MEDIAN_S s, $(awk -v r="$rows" -v s="$A_MEDIAN_S" 'BEGIN{printf "%.0f", r/s}') rows/s, peak RSS $A_MAX_RSS_MIB MiB"
     add_summary "JSON export sqlite3 -json (median)" "$B_MEDIAN_S s, peak RSS $B_MAX_RSS_MIB MiB"
-    add_summary "JSON export ratio toolcfg $format / sqlite3" "$(ratio "$A_MEDIAN_S" "$B_MEDIAN_S")x (<= 1 means toolcfg is no slower)"
+    add_summary "JSON export ratio toolcfg $format / sqlite3" "$(ratio "$A_MEDIAN_S" "$B_MEDIAN_S")x; by round $(round_ratios "${GROUP_TIMES[0]}" "${GROUP_TIMES[1]}") (<= 1: no slower)"
   done
 }
 
@@ -294,15 +308,15 @@ section_decrypt() {
   echo "== import of the plaintext keys into an empty table (the peer), verify-keys, export --keys plaintext, --keys sealed${baseline:+, each also with the toolcfg of $BASELINE_REF}"
   measure_group "${group[@]}"
   local import_s=${GROUP_MEDIAN_S[0]} index=1 after before
-  add_summary "Decrypt peer: import of $rows plaintext keys" "$import_s s (median), peak RSS ${GROUP_MAX_RSS_MIB[0]} MiB"
+  add_summary "Decrypt peer: import of $rows plaintext keys" "$import_s s (median; CPU ${GROUP_CPU_MEDIAN_S[0]} s), peak RSS ${GROUP_MAX_RSS_MIB[0]} MiB"
   for name in "${names[@]}"; do
     after=${GROUP_MEDIAN_S[index]}
-    add_summary "Decrypt $name (median)" "$after s, peak RSS ${GROUP_MAX_RSS_MIB[index]} MiB"
-    add_summary "Decrypt $name ratio / import" "$(ratio "$after" "$import_s")x"
+    add_summary "Decrypt $name (median)" "$after s (CPU ${GROUP_CPU_MEDIAN_S[index]} s), peak RSS ${GROUP_MAX_RSS_MIB[index]} MiB"
+    add_summary "Decrypt $name ratio / import" "$(ratio "$after" "$import_s")x; by round $(round_ratios "${GROUP_TIMES[index]}" "${GROUP_TIMES[0]}")"
     if [ -n "$baseline" ]; then
       before=${GROUP_MEDIAN_S[index + 1]}
-      add_summary "Decrypt $name $BASELINE_REF (median)" "$before s, peak RSS ${GROUP_MAX_RSS_MIB[index + 1]} MiB"
-      add_summary "Decrypt $name ratio after / $BASELINE_REF" "$(ratio "$after" "$before")x"
+      add_summary "Decrypt $name $BASELINE_REF (median)" "$before s (CPU ${GROUP_CPU_MEDIAN_S[index + 1]} s), peak RSS ${GROUP_MAX_RSS_MIB[index + 1]} MiB"
+      add_summary "Decrypt $name ratio after / $BASELINE_REF" "$(ratio "$after" "$before")x; by round $(round_ratios "${GROUP_TIMES[index]}" "${GROUP_TIMES[index + 1]}"); CPU $(ratio "${GROUP_CPU_MEDIAN_S[index]}" "${GROUP_CPU_MEDIAN_S[index + 1]}")x"
       index=$(( index + 2 ))
     else
       index=$(( index + 1 ))

@@ -135,8 +135,9 @@ public struct Exporter {
                        key: ToolConfigTable.secret(statement, first: 4).map(KeyMaterial.encrypted) ?? .none)
     }
 
-    /// Decrypts (and seals) a batch's keys on all cores, two at a time (both row keys derived
-    /// together); a key that will not decrypt names its row, the first such in id order.
+    /// Decrypts (and seals) a batch's keys on all cores, in groups whose row keys are derived
+    /// together (`SecretCipher.decrypt` on an array); a key that will not decrypt names its row,
+    /// the first such in id order.
     private func transformKeys(_ batch: [SnapshotRecord], sealer: SnapshotSealer?) throws -> [SnapshotRecord] {
         switch options.keys {
         case .encrypted, .omit:
@@ -161,12 +162,11 @@ public struct Exporter {
                     return .failure(RowError(table: ToolConfigTable.name, rowID: record.id ?? 0, cause: error))
                 }
             }
-            let results = ParallelMap.mapInPairs(keyed, jobs: options.jobs, pair: { a, b in
-                let (first, second) = SecretCipher.decryptPair(a.secret, b.secret, masterKey: masterKey)
-                return (transform(batch[a.index], first), transform(batch[b.index], second))
-            }, single: { one in
-                transform(batch[one.index], Result { () throws(SecretError) in try SecretCipher.decrypt(one.secret, masterKey: masterKey) })
-            })
+            let results = ParallelMap.mapInGroups(keyed, size: SecretCipher.groupSize, jobs: options.jobs) { group in
+                zip(group, SecretCipher.decrypt(group.map(\.secret), masterKey: masterKey)).map { entry, opened in
+                    transform(batch[entry.index], opened)
+                }
+            }
             var records = batch
             for (entry, result) in zip(keyed, results) { records[entry.index] = try result.get() }
             return records

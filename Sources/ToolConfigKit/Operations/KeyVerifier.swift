@@ -106,9 +106,10 @@ public struct KeyVerifier {
                       tables: reports, reusedSalts: reusedSalts, reusedNonces: reusedNonces, problems: problems, ok: ok)
     }
 
-    /// A page's findings, in row order. Triples are tried under the master key two at a time
-    /// (both row keys derived together), and those that fail under the new key, again in pairs:
-    /// a row is `.master` if it opens under the master key, else `.new` if under the new key.
+    /// A page's findings, in row order. Triples are tried under the master key in groups whose
+    /// row keys are derived together (`SecretCipher.decrypt` on an array), and those that fail
+    /// under the new key, again in groups: a row is `.master` if it opens under the master key,
+    /// else `.new` if under the new key.
     static func check(_ triples: [SecretRow.Triple], masterKey: MasterKey, newKey: MasterKey?, jobs: Int) -> [Finding] {
         var findings: [Finding] = []
         var candidates: [(index: Int, secret: DecodedSecret)] = []
@@ -122,10 +123,9 @@ public struct KeyVerifier {
             }
         }
         func opened(_ candidates: [(index: Int, secret: DecodedSecret)], under key: MasterKey) -> [Bool] {
-            ParallelMap.mapInPairs(candidates.map(\.secret), jobs: jobs, pair: { a, b in
-                let (first, second) = SecretCipher.decryptPair(a, b, masterKey: key)
-                return ((try? first.get()) != nil, (try? second.get()) != nil)
-            }, single: { (try? SecretCipher.decrypt($0, masterKey: key)) != nil })
+            ParallelMap.mapInGroups(candidates.map(\.secret), size: SecretCipher.groupSize, jobs: jobs) { group in
+                SecretCipher.decrypt(group, masterKey: key).map { (try? $0.get()) != nil }
+            }
         }
         var unopened: [(index: Int, secret: DecodedSecret)] = []
         for (candidate, opens) in zip(candidates, opened(candidates, under: masterKey)) {

@@ -21,23 +21,14 @@ public enum ParallelMap {
         return results.collect()
     }
 
-    /// Maps a batch two neighbours at a time on all cores, keeping the input order: `pair` takes
-    /// items 0 and 1, 2 and 3, ...; `single` an odd last one. For work whose two halves share one
-    /// computation (two PBKDF2 derivations interleaved cost about one).
-    static func mapInPairs<T: Sendable, R: Sendable>(_ items: [T], jobs: Int, pair: @Sendable (T, T) -> (R, R),
-                                                     single: @Sendable (T) -> R) -> [R] {
-        let halves = map(Array(stride(from: 0, to: items.count, by: 2)), jobs: jobs) { index -> (R, R?) in
-            guard index + 1 < items.count else { return (single(items[index]), nil) }
-            let (first, second) = pair(items[index], items[index + 1])
-            return (first, second)
-        }
-        var results: [R] = []
-        results.reserveCapacity(items.count)
-        for (first, second) in halves {
-            results.append(first)
-            if let second { results.append(second) }
-        }
-        return results
+    /// Maps a batch `size` neighbours at a time on all cores, keeping the input order (the last
+    /// group may be smaller). For work whose items share a computation: derivations run sixteen
+    /// or two at a time (`SecretCipher.decrypt` on an array).
+    static func mapInGroups<T: Sendable, R: Sendable>(_ items: [T], size: Int, jobs: Int, _ transform: @Sendable ([T]) -> [R]) -> [R] {
+        let starts = Array(stride(from: 0, to: items.count, by: size))
+        return map(starts, jobs: jobs) { start in
+            transform(Array(items[start..<min(start + size, items.count)]))
+        }.flatMap { $0 }
     }
 
     /// Fixed slots written once each from concurrent iterations. Raw memory allocated up front,

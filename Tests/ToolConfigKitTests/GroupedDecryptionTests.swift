@@ -2,12 +2,13 @@ import Foundation
 import Testing
 @testable import ToolConfigKit
 
-/// Decryption two rows at a time (both row keys derived together on the SHA extensions): the
-/// primitive, the pairing of a batch, verify-keys' findings and export's plaintext and sealed
-/// keys, each against the one-row-at-a-time path on varied triples: odd counts, malformed
-/// triples, rows under another key, no key, plaintexts that are not UTF-8.
-@Suite("Paired decryption")
-struct PairedDecryptionTests {
+/// Decryption of several rows at once (row keys derived together: sixteen in AVX-512 lanes, or
+/// two interleaved on the SHA extensions): the primitives, the grouping of a batch, verify-keys'
+/// findings and export's plaintext and sealed keys, each against the one-row-at-a-time path on
+/// varied triples: odd counts, malformed triples, rows under another key, no key, plaintexts that
+/// are not UTF-8.
+@Suite("Grouped decryption")
+struct GroupedDecryptionTests {
     /// Kinds of stored triple, as verify-keys and export meet them.
     enum Kind: CaseIterable {
         case master, newKey, otherKey, emptyPlaintext, notUTF8, notUTF8UnderNewKey, tampered
@@ -100,17 +101,36 @@ struct PairedDecryptionTests {
         #expect(compared > 0)
     }
 
-    @Test("mapInPairs hands each pair of neighbours to one call and an odd last item to single, in order, for any count and jobs",
-          arguments: [1, 2, 3, 8])
-    func mapInPairsOrder(jobs: Int) {
-        for count in 0...41 {
-            let items = Array(0..<count)
-            let mapped = ParallelMap.mapInPairs(items, jobs: jobs, pair: { a, b in ("\(a)+\(b)", "\(b)+\(a)") }, single: { "\($0)" })
-            let expected = items.map { index -> String in
-                if index % 2 == 1 { return "\(index)+\(index - 1)" }
-                return index + 1 < count ? "\(index)+\(index + 1)" : "\(index)"
+    @Test("decrypt on an array gives each triple exactly what decrypt gives it alone, for random arrays of every length up to three groups of sixteen")
+    func groupEqualsAlone() throws {
+        let keys = Keys()
+        var generator = SystemRandomNumberGenerator()
+        let kinds = Kind.allCases.filter { $0 != .partial && $0 != .noKey }
+        for count in Array(0...20) + [31, 32, 33, 47, 48] {
+            // Mostly keys that open, so that whole groups of sixteen do; every kind somewhere.
+            let secrets = try (0..<count).map { index in
+                try Self.secret(index % 5 == 4 ? kinds.randomElement(using: &generator)! : .master, keys, index: index)!
             }
-            #expect(mapped == expected, "count \(count)")
+            for master in [keys.master, keys.new] {
+                let alone = secrets.map { Self.alone($0, master) }
+                #expect(SecretCipher.decrypt(secrets, masterKey: master) == alone, "\(count) triples")
+                let decodable = secrets.filter { (try? $0.decoded()) != nil }
+                #expect(SecretCipher.decrypt(try decodable.map { try $0.decoded() }, masterKey: master) == decodable.map { Self.alone($0, master) },
+                        "\(decodable.count) decoded triples")
+            }
+        }
+    }
+
+    @Test("mapInGroups hands each run of neighbours to one call, the last one shorter, in order, for any count, size and jobs",
+          arguments: [1, 2, 3, 8])
+    func mapInGroupsOrder(jobs: Int) {
+        for size in [1, 2, 16] {
+            for count in 0...41 {
+                let items = Array(0..<count)
+                // Each item comes back with the first item of its group.
+                let mapped = ParallelMap.mapInGroups(items, size: size, jobs: jobs) { group in group.map { [group[0], $0] } }
+                #expect(mapped == items.map { [$0 - $0 % size, $0] }, "size \(size), count \(count)")
+            }
         }
     }
 
