@@ -123,6 +123,9 @@ section_pbkdf2() {
 
   add_summary "PBKDF2 toolcfg fast (p50)" "$fast µs per derivation ($(per_s "$fast")/s)"
   add_summary "PBKDF2 toolcfg pair on SHA-NI (p50 / 2)" "$(awk -v p="$pair" 'BEGIN { printf "%.1f", p / 2 }') µs per derivation"
+  if grep -qx "PBKDF2 sixteen lanes AVX-512" "$LOG_DIR/suite.out"; then
+    add_summary "PBKDF2 toolcfg 16 lanes AVX-512 (p50 / 16)" "$(awk -v p="$(p50_us "PBKDF2 sixteen lanes AVX-512")" 'BEGIN { printf "%.1f", p / 16 }') µs per derivation"
+  fi
   add_summary "PBKDF2 OpenSSL PKCS5_PBKDF2_HMAC (p50)" "$ref µs per derivation ($(per_s "$ref")/s)"
   add_summary "PBKDF2 Python cryptography (median)" "$py µs per derivation ($(per_s "$py")/s)"
   add_summary "PBKDF2 ratio python / toolcfg-fast" "$(ratio "$py" "$fast")x"
