@@ -1,22 +1,26 @@
 #!/usr/bin/env bash
-# Benchmarks: builds the Benchmarks/ package (ordo-one/benchmark suite "ToolcfgBenchmarks") in
-# release mode, runs it, runs the comparison measurements in the same invocation, and prints a
-# summary at the end.
+# Benchmarks: builds the release toolcfg (and, for the sections that use it, the Benchmarks/
+# package: ordo-one/benchmark suite "ToolcfgBenchmarks"), runs each section's measurements against
+# their peers in the same invocation, and prints a summary at the end.
 #
-#   scripts/bench.sh            # every section
-#   scripts/bench.sh pbkdf2     # only the named section(s); `scripts/bench.sh --list` lists them
+#   scripts/bench.sh                          # every section
+#   scripts/bench.sh pbkdf2                   # only the named section(s); `--list` lists them
+#   BASELINE_REF=main scripts/bench.sh decrypt   # also the toolcfg of that revision, same rounds
 #
 # Benchmarks/ is its own package so that the root package's `swift build` / `swift test` never
-# resolve or build ordo-one/benchmark. Time on the 2-core machine: ~25-45 s once built; the first
-# run after a clean checkout also builds the suite (~85-110 s) and the plugin's BenchmarkTool
-# (~60 s), about 3 min in all (longer while other builds share the cores).
+# resolve or build ordo-one/benchmark; only SUITE_SECTIONS build it. Time on the 2-core machine:
+# ~25-45 s for pbkdf2 once built; the first run after a clean checkout also builds the suite
+# (~85-130 s) and the plugin's BenchmarkTool (~60 s). json-export takes about 1.5 min, decrypt
+# about 5 min with a baseline (its build another 1.5-2 min), longer while other builds share the
+# cores.
 #
 # Adding a section (e.g. csv, rotation):
-#   1. register its benchmarks in Benchmarks/Benchmarks/ToolcfgBenchmarks/ToolcfgBenchmarks.swift
-#      with names starting with a common prefix ("CSV ...");
+#   1. for suite benchmarks, register them in Benchmarks/Benchmarks/ToolcfgBenchmarks/
+#      ToolcfgBenchmarks.swift with names starting with a common prefix ("CSV ...") and add the
+#      section to SUITE_SECTIONS;
 #   2. add the section name to SECTIONS below and write section_<name>, which calls
-#      run_suite '<regex matching the whole benchmark names>' and then any comparison, and records
-#      summary lines with add_summary.
+#      run_suite '<regex matching the whole benchmark names>' and/or measures commands with
+#      measure_pair / measure_group, and records summary lines with add_summary.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
