@@ -120,4 +120,36 @@ struct SnapshotOutputFormatTests {
         }
         #expect(taken + buffer.withBytes { Array($0) } == expected)
     }
+
+    @Test("records larger than the output buffer are written whole, between ordinary ones",
+          arguments: SnapshotFormat.allCases, [KeyMode.plaintext, .encrypted])
+    func largeRecords(format: SnapshotFormat, keyMode: KeyMode) throws {
+        let folder = try TemporaryFolder()
+        let db = try SnapshotsTests.Database(folder)
+        let master = try SnapshotsTests.master()
+        // 300,000 bytes each, escaped to up to 6x that in JSON: past the 128 KiB buffer and its doubling.
+        let large = [String(repeating: "x", count: 300_000), String(repeating: "\u{1}\"", count: 150_000)]
+        for index in 0..<6 {
+            try db.insert("user-\(index)", index % 3 == 1 ? large[index / 3] : "tool", enabled: true, key: "sk-\(index)", master: master)
+        }
+        let path = folder.path("out")
+        _ = try SnapshotsTests.export(db, to: path, format, keys: keyMode, master: master)
+        let reader = try SnapshotReaders.open(path: path, format: format)
+        let decoder = RecordDecoder(format: format, declaredKeys: reader.header?.keys)
+        var records: [SnapshotRecord] = []
+        while let raw = try reader.next() { records.append(try decoder.decode(raw)) }
+        let users: [String] = (0..<6).map { "user-\($0)" }
+        let tools: [String] = (0..<6).map { $0 % 3 == 1 ? large[$0 / 3] : "tool" }
+        let keys: [String] = (0..<6).map { "sk-\($0)" }
+        #expect(records.map(\.userID) == users)
+        #expect(records.map(\.toolID) == tools)
+        let opened = try records.map { record -> String? in
+            switch record.key {
+            case .plaintext(let key): key
+            case .encrypted(let secret): try SecretCipher.decrypt(secret, masterKey: master)
+            default: nil
+            }
+        }
+        #expect(opened == keys)
+    }
 }
