@@ -1,28 +1,34 @@
 #!/usr/bin/env bash
-# Benchmarks: builds the Benchmarks/ package (ordo-one/benchmark suite "ToolcfgBenchmarks") in
-# release mode, runs it, runs the comparison measurements in the same invocation, and prints a
-# summary at the end.
+# Benchmarks: builds the release toolcfg (and, for the sections that use it, the Benchmarks/
+# package: ordo-one/benchmark suite "ToolcfgBenchmarks"), runs each section's measurements against
+# their peers in the same invocation, and prints a summary at the end.
 #
-#   scripts/bench.sh            # every section
-#   scripts/bench.sh pbkdf2     # only the named section(s); `scripts/bench.sh --list` lists them
+#   scripts/bench.sh                          # every section
+#   scripts/bench.sh pbkdf2                   # only the named section(s); `--list` lists them
+#   BASELINE_REF=main scripts/bench.sh decrypt   # also the toolcfg of that revision, same rounds
 #
 # Benchmarks/ is its own package so that the root package's `swift build` / `swift test` never
-# resolve or build ordo-one/benchmark. Time on the 2-core machine: ~25-45 s once built; the first
-# run after a clean checkout also builds the suite (~85-110 s) and the plugin's BenchmarkTool
-# (~60 s), about 3 min in all (longer while other builds share the cores).
+# resolve or build ordo-one/benchmark; only SUITE_SECTIONS build it. Time on the 2-core machine:
+# ~25-45 s for pbkdf2 once built; the first run after a clean checkout also builds the suite
+# (~85-130 s) and the plugin's BenchmarkTool (~60 s). json-export takes about 1.5 min, decrypt
+# about 5 min with a baseline (its build another 1.5-2 min), longer while other builds share the
+# cores.
 #
 # Adding a section (e.g. csv, rotation):
-#   1. register its benchmarks in Benchmarks/Benchmarks/ToolcfgBenchmarks/ToolcfgBenchmarks.swift
-#      with names starting with a common prefix ("CSV ...");
+#   1. for suite benchmarks, register them in Benchmarks/Benchmarks/ToolcfgBenchmarks/
+#      ToolcfgBenchmarks.swift with names starting with a common prefix ("CSV ...") and add the
+#      section to SUITE_SECTIONS;
 #   2. add the section name to SECTIONS below and write section_<name>, which calls
-#      run_suite '<regex matching the whole benchmark names>' and then any comparison, and records
-#      summary lines with add_summary.
+#      run_suite '<regex matching the whole benchmark names>' and/or measures commands with
+#      measure_pair / measure_group, and records summary lines with add_summary.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 BENCH_PKG="$ROOT/Benchmarks"
 TARGET="ToolcfgBenchmarks"
-SECTIONS=(pbkdf2 snapshot rotation live)
+SECTIONS=(pbkdf2 snapshot json-export decrypt rotation live)
+# Sections that run the ordo-one suite (the others need only the release toolcfg).
+SUITE_SECTIONS=(pbkdf2)
 RUNS="${RUNS:-3}"
 
 usage() {
@@ -85,6 +91,18 @@ build_toolcfg() {
   echo "$ROOT/.build/release/toolcfg"
 }
 
+# A release toolcfg built from another revision ($1, e.g. main) in .build-baseline, for before /
+# after ratios measured in the same run. Prints its path.
+build_baseline_toolcfg() {
+  local ref="$1" source="$ROOT/.build-baseline/source"
+  echo "== release toolcfg of $ref ($(git -C "$ROOT" rev-parse --short "$ref")) in .build-baseline" >&2
+  rm -rf "$source" && mkdir -p "$source"
+  git -C "$ROOT" archive "$ref" | tar -x -C "$source"
+  (cd "$source" && swift build -c release --product toolcfg --scratch-path "$ROOT/.build-baseline" 2>&1 \
+    | sed -u '/^\[[0-9]*\/[0-9]*\]/d' >&2) || return
+  echo "$ROOT/.build-baseline/release/toolcfg"
+}
+
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
 per_s() { awk -v us="$1" 'BEGIN { printf "%.0f", 1e6 / us }'; }
 
@@ -109,6 +127,9 @@ section_pbkdf2() {
 
   add_summary "PBKDF2 toolcfg fast (p50)" "$fast µs per derivation ($(per_s "$fast")/s)"
   add_summary "PBKDF2 toolcfg pair on SHA-NI (p50 / 2)" "$(awk -v p="$pair" 'BEGIN { printf "%.1f", p / 2 }') µs per derivation"
+  if grep -qx "PBKDF2 sixteen lanes AVX-512" "$LOG_DIR/suite.out"; then
+    add_summary "PBKDF2 toolcfg 16 lanes AVX-512 (p50 / 16)" "$(awk -v p="$(p50_us "PBKDF2 sixteen lanes AVX-512")" 'BEGIN { printf "%.1f", p / 16 }') µs per derivation"
+  fi
   add_summary "PBKDF2 OpenSSL PKCS5_PBKDF2_HMAC (p50)" "$ref µs per derivation ($(per_s "$ref")/s)"
   add_summary "PBKDF2 Python cryptography (median)" "$py µs per derivation ($(per_s "$py")/s)"
   add_summary "PBKDF2 ratio python / toolcfg-fast" "$(ratio "$py" "$fast")x"
@@ -116,16 +137,17 @@ section_pbkdf2() {
 }
 
 # Times one run of a command after running $2 (set-up), prints it, and sets LAST_S (wall
-# seconds) and LAST_RSS_KIB (peak RSS) from /usr/bin/time.
+# seconds), LAST_CPU_S (user + system seconds) and LAST_RSS_KIB (peak RSS) from /usr/bin/time.
 time_once() {
   local label="$1" setup="$2" run="$3" line; shift 3
   eval "$setup"
-  /usr/bin/time -f 'TIME %e %M' -o "$LOG_DIR/time.out" "$@" >/dev/null 2>"$LOG_DIR/cmd.err" \
+  /usr/bin/time -f 'TIME %e %M %U %S' -o "$LOG_DIR/time.out" "$@" >/dev/null 2>"$LOG_DIR/cmd.err" \
     || { echo "bench: $label failed:" >&2; cat "$LOG_DIR/cmd.err" >&2; exit 1; }
   line=$(grep '^TIME ' "$LOG_DIR/time.out" | tail -1)
   LAST_S=$(echo "$line" | awk '{print $2}')
   LAST_RSS_KIB=$(echo "$line" | awk '{print $3}')
-  echo "   $label run $run: $LAST_S s, peak RSS $(( LAST_RSS_KIB / 1024 )) MiB"
+  LAST_CPU_S=$(echo "$line" | awk '{printf "%.2f", $4 + $5}')
+  echo "   $label run $run: $LAST_S s (CPU $LAST_CPU_S s), peak RSS $(( LAST_RSS_KIB / 1024 )) MiB"
 }
 
 median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
@@ -143,20 +165,61 @@ measure() {
   MAX_RSS_MIB=$(max_mib "${rss[@]}")
 }
 
-# A command and its peer, $RUNS runs each, alternating (A, B, A, B, ...), so that a change in the
-# shared machine's speed during the section falls on both. Commands are strings for bash -c.
-# Sets A_MEDIAN_S, A_MAX_RSS_MIB, B_MEDIAN_S, B_MAX_RSS_MIB.
-measure_pair() {
-  local label_a="$1" setup_a="$2" command_a="$3" label_b="$4" setup_b="$5" command_b="$6"
-  local times_a=() rss_a=() times_b=() rss_b=() i
-  for i in $(seq 1 "$RUNS"); do
-    time_once "$label_a" "$setup_a" "$i" bash -c "$command_a"
-    times_a+=("$LAST_S"); rss_a+=("$LAST_RSS_KIB")
-    time_once "$label_b" "$setup_b" "$i" bash -c "$command_b"
-    times_b+=("$LAST_S"); rss_b+=("$LAST_RSS_KIB")
+# Commands measured round-robin, $RUNS rounds (A, B, C, A, B, C, ...), so that a change in the
+# shared machine's speed during the section falls on all of them. Arguments: label, set-up and
+# command (a string for bash -c) for each. Sets, for command i, GROUP_MEDIAN_S[i],
+# GROUP_CPU_MEDIAN_S[i], GROUP_MAX_RSS_MIB[i] and GROUP_TIMES[i] (the wall times of its runs).
+measure_group() {
+  local count=$(( $# / 3 )) args=("$@") i run
+  local -a cpu rss
+  GROUP_TIMES=()
+  for i in $(seq 0 $(( count - 1 ))); do GROUP_TIMES[i]=""; cpu[i]=""; rss[i]=""; done
+  for run in $(seq 1 "$RUNS"); do
+    for i in $(seq 0 $(( count - 1 ))); do
+      time_once "${args[3 * i]}" "${args[3 * i + 1]}" "$run" bash -c "${args[3 * i + 2]}"
+      GROUP_TIMES[i]+=" $LAST_S"; cpu[i]+=" $LAST_CPU_S"; rss[i]+=" $LAST_RSS_KIB"
+    done
   done
-  A_MEDIAN_S=$(median "${times_a[@]}"); A_MAX_RSS_MIB=$(max_mib "${rss_a[@]}")
-  B_MEDIAN_S=$(median "${times_b[@]}"); B_MAX_RSS_MIB=$(max_mib "${rss_b[@]}")
+  GROUP_MEDIAN_S=(); GROUP_CPU_MEDIAN_S=(); GROUP_MAX_RSS_MIB=()
+  for i in $(seq 0 $(( count - 1 ))); do
+    # shellcheck disable=SC2086  # word splitting of the collected values is intended
+    GROUP_MEDIAN_S[i]=$(median ${GROUP_TIMES[i]}); GROUP_CPU_MEDIAN_S[i]=$(median ${cpu[i]}); GROUP_MAX_RSS_MIB[i]=$(max_mib ${rss[i]})
+  done
+}
+
+# The median over rounds of (run of A / run of B in the same round), from two GROUP_TIMES
+# entries, and the smallest and largest of them: "median (min-max)". Each round's ratio compares
+# runs made seconds apart, so it holds up better than a ratio of medians when the machine's load
+# drifts during the section.
+round_ratios() {
+  local -a a=($1) b=($2) ratios=()
+  local i
+  for i in "${!a[@]}"; do ratios+=("$(ratio "${a[i]}" "${b[i]}")"); done
+  printf '%s (%s-%s)' "$(median "${ratios[@]}")" "$(printf '%s\n' "${ratios[@]}" | sort -g | head -1)" "$(printf '%s\n' "${ratios[@]}" | sort -g | tail -1)"
+}
+
+# A command and its peer (label, set-up, command each), alternating. Sets A_MEDIAN_S,
+# A_MAX_RSS_MIB, B_MEDIAN_S, B_MAX_RSS_MIB.
+measure_pair() {
+  measure_group "$@"
+  A_MEDIAN_S=${GROUP_MEDIAN_S[0]}; A_MAX_RSS_MIB=${GROUP_MAX_RSS_MIB[0]}
+  B_MEDIAN_S=${GROUP_MEDIAN_S[1]}; B_MAX_RSS_MIB=${GROUP_MAX_RSS_MIB[1]}
+}
+
+# The columns of an export, in its order, for the sqlite3 shell's peers.
+EXPORT_COLUMNS="id,user_id,tool_id,enabled,encrypted_api_key,salt,nonce,created_at,updated_at"
+
+# $2/empty.db (migrated) and $2/big.db with $3 rows: distinct users, ten tools, one valid triple
+# (export of stored keys does not decrypt it).
+make_export_db() {
+  local toolcfg="$1" work="$2" rows="$3"
+  "$toolcfg" migrate up --db "$work/empty.db" 2>/dev/null
+  cp "$work/empty.db" "$work/big.db"
+  sqlite3 "$work/big.db" "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < $rows)
+    INSERT INTO user_tool_configs (user_id, tool_id, enabled, encrypted_api_key, salt, nonce, created_at, updated_at)
+    SELECT 'user-' || (i / 10) || '-' || hex(randomblob(4)), 'builtin-tool-' || (i % 10), i % 2,
+           'ZQ3DQwMN2PI0yGwFUAjhWw+LQngup7KfwIZ3aZLQodls7FQ=', '2zijAs+6VQLzqQ1sPQE22JYYMk/3lz4SPJ0aHz4ntWc=',
+           'yevk7N8fzz+97s/1', 1700000000 + i, 1700000000 + i FROM n;"
 }
 
 # Export and import of a large table as CSV (keys encrypted), against the sqlite3 shell's CSV
@@ -168,21 +231,13 @@ section_snapshot() {
   echo "######## snapshot: $rows rows, CSV with encrypted keys"
   mkdir -p "$work"
   toolcfg=$(build_toolcfg)
-  "$toolcfg" migrate up --db "$work/empty.db" 2>/dev/null
-  cp "$work/empty.db" "$work/big.db"
-  # Distinct users, ten tools, one valid triple (export does not decrypt it).
-  sqlite3 "$work/big.db" "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < $rows)
-    INSERT INTO user_tool_configs (user_id, tool_id, enabled, encrypted_api_key, salt, nonce, created_at, updated_at)
-    SELECT 'user-' || (i / 10) || '-' || hex(randomblob(4)), 'builtin-tool-' || (i % 10), i % 2,
-           'ZQ3DQwMN2PI0yGwFUAjhWw+LQngup7KfwIZ3aZLQodls7FQ=', '2zijAs+6VQLzqQ1sPQE22JYYMk/3lz4SPJ0aHz4ntWc=',
-           'yevk7N8fzz+97s/1', 1700000000 + i, 1700000000 + i FROM n;"
-  local columns="id,user_id,tool_id,enabled,encrypted_api_key,salt,nonce,created_at,updated_at"
+  make_export_db "$toolcfg" "$work" "$rows"
   local tc_export sq_export tc_rss sq_rss
   echo "== export: toolcfg export --format csv vs sqlite3 -csv -header of the same columns"
   # Like for like: both write to standard output redirected to a file. Then toolcfg's own --out,
   # which also fsyncs the file and renames it into place (what makes a backup durable).
   measure_pair "toolcfg export" ":" "'$toolcfg' export --db '$work/big.db' --format csv --out - > '$work/stdout.csv'" \
-               "sqlite3 -csv  " ":" "sqlite3 -csv -header '$work/big.db' 'SELECT $columns FROM user_tool_configs ORDER BY id' > '$work/sqlite.csv'"
+               "sqlite3 -csv  " ":" "sqlite3 -csv -header '$work/big.db' 'SELECT $EXPORT_COLUMNS FROM user_tool_configs ORDER BY id' > '$work/sqlite.csv'"
   tc_export=$A_MEDIAN_S; tc_rss=$A_MAX_RSS_MIB; sq_export=$B_MEDIAN_S; sq_rss=$B_MAX_RSS_MIB
   local tc_file
   measure "toolcfg --out " "rm -f '$work/out.csv'" "$toolcfg" export --db "$work/big.db" --out "$work/out.csv"
@@ -202,6 +257,83 @@ section_snapshot() {
   add_summary "CSV import toolcfg (median)" "$tc_import s, $(awk -v r="$rows" -v s="$tc_import" 'BEGIN{printf "%.0f", r/s}') rows/s, peak RSS $tc_irss MiB"
   add_summary "CSV import Python csv+sqlite3 (median)" "$py_import s, peak RSS $py_irss MiB"
   add_summary "CSV import ratio python / toolcfg" "$(ratio "$py_import" "$tc_import")x"
+}
+
+# JSON and JSON Lines export of a large table (keys encrypted) against the sqlite3 shell's JSON
+# export of the same columns, in the same run: both write to standard output redirected to a
+# file. BENCH_ROWS (default 1,000,000) rows; RUNS runs of each, alternating.
+section_json-export() {
+  local rows="${BENCH_ROWS:-1000000}" work="$LOG_DIR/json-export" toolcfg format
+  echo
+  echo "######## json-export: $rows rows, JSON and JSON Lines with encrypted keys"
+  mkdir -p "$work"
+  toolcfg=$(build_toolcfg)
+  make_export_db "$toolcfg" "$work" "$rows"
+  for format in json jsonl; do
+    echo "== export: toolcfg export --format $format vs sqlite3 -json of the same columns"
+    measure_pair "toolcfg $format" ":" "'$toolcfg' export --db '$work/big.db' --format $format --out - > '$work/out.$format'" \
+                 "sqlite3 -json" ":" "sqlite3 -json '$work/big.db' 'SELECT $EXPORT_COLUMNS FROM user_tool_configs ORDER BY id' > '$work/sqlite.json'"
+    add_summary "JSON export toolcfg --format $format (median)" "$A_MEDIAN_S s, $(awk -v r="$rows" -v s="$A_MEDIAN_S" 'BEGIN{printf "%.0f", r/s}') rows/s, peak RSS $A_MAX_RSS_MIB MiB"
+    add_summary "JSON export sqlite3 -json (median)" "$B_MEDIAN_S s, peak RSS $B_MAX_RSS_MIB MiB"
+    add_summary "JSON export ratio toolcfg $format / sqlite3" "$(ratio "$A_MEDIAN_S" "$B_MEDIAN_S")x; by round $(round_ratios "${GROUP_TIMES[0]}" "${GROUP_TIMES[1]}") (<= 1: no slower)"
+  done
+}
+
+# Decryption of DECRYPT_ROWS (default 100,000) real keys: verify-keys, export --keys plaintext
+# and export --keys sealed (Argon2id at its default cost, once per file). The peer in every run is
+# a plaintext import of the same keys into an empty table (as many PBKDF2 derivations, already
+# paired); with BASELINE_REF=REV (e.g. main) each command also alternates with the toolcfg of
+# that revision, built in .build-baseline, and the summary gives after / before.
+section_decrypt() {
+  local rows="${DECRYPT_ROWS:-100000}" work="$LOG_DIR/decrypt" toolcfg baseline=""
+  echo
+  echo "######## decrypt: $rows keys"
+  mkdir -p "$work"
+  toolcfg=$(build_toolcfg)
+  [ -z "${BASELINE_REF:-}" ] || baseline=$(build_baseline_toolcfg "$BASELINE_REF")
+  "$toolcfg" keygen --out "$work/master.key" 2>/dev/null
+  printf 'correct horse battery staple' > "$work/passphrase"
+  awk -v n="$rows" 'BEGIN { print "user_id,tool_id,enabled,api_key"
+    for (i = 0; i < n; i++) printf "user-%d,tool-%d,%d,sk-live-%08d-abcdefghijklmnopqrstuvwxyz\n", i, i % 10, i % 2, i }' > "$work/keys.csv"
+  "$toolcfg" migrate up --db "$work/empty.db" 2>/dev/null
+  cp "$work/empty.db" "$work/keys.db"
+  "$toolcfg" import --db "$work/keys.db" --in "$work/keys.csv" --master-key-file "$work/master.key" >/dev/null 2>&1
+  local keys="--master-key-file '$work/master.key'"
+  local names=(verify-keys plaintext sealed)
+  local -A commands=(
+    [verify-keys]="verify-keys --db '$work/keys.db' $keys > '$work/NAME.verify' 2>&1"
+    [plaintext]="export --db '$work/keys.db' --keys plaintext $keys --out - --format jsonl > '$work/NAME.plain.jsonl'"
+    [sealed]="export --db '$work/keys.db' --keys sealed $keys --passphrase-file '$work/passphrase' --out - --format jsonl > '$work/NAME.sealed.jsonl'"
+  )
+  # Round-robin: the import, then each command (and its baseline).
+  local group=("toolcfg import" "cp '$work/empty.db' '$work/t.db'" "'$toolcfg' import --db '$work/t.db' --in '$work/keys.csv' $keys")
+  local name
+  for name in "${names[@]}"; do
+    group+=("toolcfg $name" ":" "'$toolcfg' ${commands[$name]//NAME/after}")
+    [ -z "$baseline" ] || group+=("$BASELINE_REF $name" ":" "'$baseline' ${commands[$name]//NAME/before}")
+  done
+  echo "== import of the plaintext keys into an empty table (the peer), verify-keys, export --keys plaintext, --keys sealed${baseline:+, each also with the toolcfg of $BASELINE_REF}"
+  measure_group "${group[@]}"
+  local import_s=${GROUP_MEDIAN_S[0]} index=1 after before
+  add_summary "Decrypt peer: import of $rows plaintext keys" "$import_s s (median; CPU ${GROUP_CPU_MEDIAN_S[0]} s), peak RSS ${GROUP_MAX_RSS_MIB[0]} MiB"
+  for name in "${names[@]}"; do
+    after=${GROUP_MEDIAN_S[index]}
+    add_summary "Decrypt $name (median)" "$after s (CPU ${GROUP_CPU_MEDIAN_S[index]} s), peak RSS ${GROUP_MAX_RSS_MIB[index]} MiB"
+    add_summary "Decrypt $name ratio / import" "$(ratio "$after" "$import_s")x; by round $(round_ratios "${GROUP_TIMES[index]}" "${GROUP_TIMES[0]}")"
+    if [ -n "$baseline" ]; then
+      before=${GROUP_MEDIAN_S[index + 1]}
+      add_summary "Decrypt $name $BASELINE_REF (median)" "$before s (CPU ${GROUP_CPU_MEDIAN_S[index + 1]} s), peak RSS ${GROUP_MAX_RSS_MIB[index + 1]} MiB"
+      add_summary "Decrypt $name ratio after / $BASELINE_REF" "$(ratio "$after" "$before")x; by round $(round_ratios "${GROUP_TIMES[index]}" "${GROUP_TIMES[index + 1]}"); CPU $(ratio "${GROUP_CPU_MEDIAN_S[index]}" "${GROUP_CPU_MEDIAN_S[index + 1]}")x"
+      index=$(( index + 2 ))
+    else
+      index=$(( index + 1 ))
+    fi
+  done
+  # Results unchanged: every key verifies, and the plaintext export is the baseline's byte for byte.
+  grep -q "^ok" "$work/after.verify" || { echo "bench: verify-keys did not report ok" >&2; exit 1; }
+  if [ -n "$baseline" ]; then
+    cmp -s "$work/after.plain.jsonl" "$work/before.plain.jsonl" || { echo "bench: plaintext exports differ from $BASELINE_REF" >&2; exit 1; }
+  fi
 }
 
 # Rotation of ROTATION_ROWS (default 5,000) keys written by Python's cryptography, against a
@@ -365,18 +497,25 @@ done
 [ ${#selected[@]} -gt 0 ] || selected=("${SECTIONS[@]}")
 
 started=$(date +%s)
-echo "== swift build -c release (Benchmarks/, target $TARGET)"
-build_started=$(date +%s)
-rc=0
-(cd "$BENCH_PKG" && swift build -c release --product "$TARGET") 2>&1 \
-  | sed -u '/^\[[0-9]*\/[0-9]*\]/d' || rc=$?
-[ "$rc" -eq 0 ] || { echo "bench: release build failed (exit $rc)" >&2; exit "$rc"; }
-build_seconds=$(( $(date +%s) - build_started ))
+build_seconds=0
+needs_suite=0
+for s in "${selected[@]}"; do
+  for t in "${SUITE_SECTIONS[@]}"; do [ "$s" = "$t" ] && needs_suite=1; done
+done
+if [ "$needs_suite" -eq 1 ]; then
+  echo "== swift build -c release (Benchmarks/, target $TARGET)"
+  build_started=$(date +%s)
+  rc=0
+  (cd "$BENCH_PKG" && swift build -c release --product "$TARGET") 2>&1 \
+    | sed -u '/^\[[0-9]*\/[0-9]*\]/d' || rc=$?
+  [ "$rc" -eq 0 ] || { echo "bench: release build failed (exit $rc)" >&2; exit "$rc"; }
+  build_seconds=$(( $(date +%s) - build_started ))
+fi
 
 for s in "${selected[@]}"; do
   "section_$s"
 done
 
 echo
-echo "======== summary (sections: ${selected[*]}; machine: $(nproc) cores; release build ${build_seconds} s; total $(( $(date +%s) - started )) s)"
+echo "======== summary (sections: ${selected[*]}; machine: $(nproc) cores; suite build ${build_seconds} s; total $(( $(date +%s) - started )) s)"
 printf '%s\n' "${SUMMARY[@]}"

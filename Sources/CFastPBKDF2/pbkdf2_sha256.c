@@ -13,6 +13,8 @@
 void toolcfg_pbkdf2_ni_loop2(const uint32_t inner_a[8], const uint32_t outer_a[8], const uint32_t u_a[8], uint32_t t_a[8],
                              const uint32_t inner_b[8], const uint32_t outer_b[8], const uint32_t u_b[8], uint32_t t_b[8],
                              uint32_t iterations);
+void toolcfg_pbkdf2_avx512_loop16(const uint32_t inner[16][8], const uint32_t outer[16][8],
+                                  const uint32_t u[16][8], uint32_t t[16][8], uint32_t iterations);
 #include <string.h>
 
 static inline void store_be32(uint8_t *p, uint32_t v) {
@@ -148,5 +150,24 @@ int toolcfg_pbkdf2_hmac_sha256_x2(const uint8_t *password_a, size_t password_a_l
     toolcfg_secure_zero(wb, sizeof wb);
     toolcfg_secure_zero(ta, sizeof ta);
     toolcfg_secure_zero(tb, sizeof tb);
+    return 1;
+}
+
+int toolcfg_pbkdf2_hmac_sha256_x16(const uint8_t *const *passwords, const size_t *password_lens,
+                                   const uint8_t *const *salts, const size_t *salt_lens,
+                                   uint32_t iterations, uint8_t *const *outs) {
+    if (iterations == 0 || !toolcfg_avx512_available()) return 0;
+    uint32_t inner[16][8], outer[16][8], u[16][8], t[16][8];
+    for (int lane = 0; lane < 16; lane++) {
+        hmac_setup(passwords[lane], password_lens[lane], salts[lane], salt_lens[lane], inner[lane], outer[lane], u[lane]);
+    }
+    toolcfg_pbkdf2_avx512_loop16(inner, outer, u, t, iterations);
+    for (int lane = 0; lane < 16; lane++) {
+        for (int i = 0; i < 8; i++) store_be32(outs[lane] + 4 * i, t[lane][i]);
+    }
+    toolcfg_secure_zero(inner, sizeof inner);
+    toolcfg_secure_zero(outer, sizeof outer);
+    toolcfg_secure_zero(u, sizeof u);
+    toolcfg_secure_zero(t, sizeof t);
     return 1;
 }

@@ -7,6 +7,7 @@
 // Checked against OpenSSL's PKCS5_PBKDF2_HMAC by the test suite; used only when CPUID reports
 // the extensions (toolcfg_sha_ni_available), else the SHA256_Transform path runs.
 #include "CFastPBKDF2.h"
+#include <stdatomic.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -25,12 +26,25 @@ static const uint32_t K[64] = {
     0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7, 0xc67178f2,
 };
 
-int toolcfg_sha_ni_available(void) {
+static int detect_sha_ni(void) {
     unsigned int eax, ebx, ecx, edx;
     if (!__get_cpuid(1, &eax, &ebx, &ecx, &edx)) return 0;
     int sse41 = (ecx >> 19) & 1, ssse3 = (ecx >> 9) & 1;
     if (!__get_cpuid_count(7, 0, &eax, &ebx, &ecx, &edx)) return 0;
     return sse41 && ssse3 && ((ebx >> 29) & 1);
+}
+
+// Asked once: CPUID traps to the hypervisor in a virtual machine, and asking on every pair of
+// derivations cost 14 % of verify-keys' CPU time here. Threads that race on the first call
+// store the same answer.
+int toolcfg_sha_ni_available(void) {
+    static _Atomic int cached = -1;
+    int available = atomic_load_explicit(&cached, memory_order_relaxed);
+    if (available < 0) {
+        available = detect_sha_ni();
+        atomic_store_explicit(&cached, available, memory_order_relaxed);
+    }
+    return available;
 }
 
 #define TARGET __attribute__((target("sha,sse4.1,ssse3")))

@@ -165,6 +165,22 @@ struct SecretFormatTests {
         }
     }
 
+    @Test("sixteen derivations in AVX-512 lanes equal OpenSSL's, one by one, over varied passwords, salts and iteration counts",
+          .enabled(if: PBKDF2.hasAVX512, "the sixteen-lane path runs only where the CPU has AVX-512"))
+    func sixteenMatchReference() throws {
+        for round in 0..<12 {
+            let password = SecureRandom.bytes([0, 1, 32, 63, 64, 65, 100, 200][round % 8])
+            // Salts of every length class in one call: empty, short, one block, several blocks.
+            let salts = (0..<16).map { lane in SecureRandom.bytes([0, 1, 32, 55, 56, 63, 64, 65, 100, 32, 32, 32, 7, 119, 120, 32][(lane + round) % 16]) }
+            let iterations = [1, 2, 3, 1000][round % 4]
+            let keys = try #require(PBKDF2.deriveKeys16(password: password, salts: salts, iterations: iterations))
+            for (salt, key) in zip(salts, keys) {
+                #expect(key == PBKDF2.deriveKey(password: password, salt: salt, iterations: iterations, length: 32, reference: true),
+                        "password \(password.count) B, salt \(salt.count) B, c=\(iterations)")
+            }
+        }
+    }
+
     @Test("PBKDF2-HMAC-SHA256 published vectors")
     func publishedPBKDF2() {
         let cases: [(String, String, Int, Int, String)] = [

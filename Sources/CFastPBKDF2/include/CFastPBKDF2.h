@@ -28,4 +28,14 @@ int toolcfg_pbkdf2_hmac_sha256_x2(const uint8_t *password_a, size_t password_a_l
                                   const uint8_t *salt_b, size_t salt_b_len,
                                   uint32_t iterations, uint8_t out_a[32], uint8_t out_b[32]);
 
+/// 1 when the CPU has AVX-512F and the OS saves its registers: the sixteen-lane path needs them.
+int toolcfg_avx512_available(void);
+
+/// Sixteen PBKDF2-HMAC-SHA256 derivations of 32 bytes with the same iteration count, one in each
+/// lane of the AVX-512 registers. Each argument but `iterations` points to sixteen entries, one per
+/// derivation. Returns 0 (writing nothing) when AVX-512 is unavailable or iterations == 0.
+int toolcfg_pbkdf2_hmac_sha256_x16(const uint8_t *const *passwords, const size_t *password_lens,
+                                   const uint8_t *const *salts, const size_t *salt_lens,
+                                   uint32_t iterations, uint8_t *const *outs);
+
 #endif

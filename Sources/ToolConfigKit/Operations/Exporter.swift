@@ -90,8 +90,9 @@ public struct Exporter {
         var done = false
         if options.keys == .encrypted || options.keys == .omit {
             // Stored keys need no crypto: each row goes from SQLite's buffers to the output.
-            let row = StoredRow(statement: statement, omitKeys: options.keys == .omit)
+            let omitKeys = options.keys == .omit
             while try statement.step() {
+                let row = StoredRow(statement, omitKeys: omitKeys)
                 try writer.write(row)
                 digest?.include(row)
                 rows += 1
@@ -139,18 +140,23 @@ public struct Exporter {
                        key: ToolConfigTable.secret(statement, first: 4).map(KeyMaterial.encrypted) ?? .none)
     }
 
-    /// Decrypts (and seals) a batch's keys on all cores; a key that will not decrypt names its row.
+    /// Decrypts (and seals) a batch's keys on all cores, in groups whose row keys are derived
+    /// together (`SecretCipher.decrypt` on an array); a key that will not decrypt names its row,
+    /// the first such in id order.
     private func transformKeys(_ batch: [SnapshotRecord], sealer: SnapshotSealer?) throws -> [SnapshotRecord] {
         switch options.keys {
         case .encrypted, .omit:
             preconditionFailure("stored keys are exported row by row")
         case .plaintext, .sealed:
             let masterKey = options.masterKey!
-            let results = ParallelMap.map(batch, jobs: options.jobs) { record -> Result<SnapshotRecord, RowError> in
-                guard case .encrypted(let secret) = record.key else { return .success(record) }
+            let keyed = batch.indices.compactMap { index -> (index: Int, secret: StoredSecret)? in
+                guard case .encrypted(let secret) = batch[index].key else { return nil }
+                return (index, secret)
+            }
+            @Sendable func transform(_ record: SnapshotRecord, _ opened: Result<String, SecretError>) -> Result<SnapshotRecord, RowError> {
                 do throws(SecretError) {
                     var copy = record
-                    let plaintext = try SecretCipher.decrypt(secret, masterKey: masterKey)
+                    let plaintext = try opened.get()
                     if let sealer {
                         copy.key = .sealed(try sealer.seal(plaintext, userID: record.userID, toolID: record.toolID))
                     } else {
@@ -161,7 +167,14 @@ public struct Exporter {
                     return .failure(RowError(table: ToolConfigTable.name, rowID: record.id ?? 0, cause: error))
                 }
             }
-            return try results.map { try $0.get() }
+            let results = ParallelMap.mapInGroups(keyed, size: SecretCipher.groupSize, jobs: options.jobs) { group in
+                zip(group, SecretCipher.decrypt(group.map(\.secret), masterKey: masterKey)).map { entry, opened in
+                    transform(batch[entry.index], opened)
+                }
+            }
+            var records = batch
+            for (entry, result) in zip(keyed, results) { records[entry.index] = try result.get() }
+            return records
         }
     }
 
@@ -211,54 +224,79 @@ public struct UsageError: ToolcfgError {
     public var description: String { message }
 }
 
-/// The current row of the export query, read in place (valid until the statement steps again):
-/// columns id, user_id, tool_id, enabled, encrypted_api_key, salt, nonce, created_at, updated_at.
+/// The current row of the export query, read in place once (valid until the statement steps
+/// again): columns id, user_id, tool_id, enabled, encrypted_api_key, salt, nonce, created_at,
+/// updated_at. Writer and digest both visit it, so each column is fetched from SQLite once.
 struct StoredRow: ExportRecord {
-    let statement: SQLiteStatement
-    let omitKeys: Bool
+    let id: ExportValue, userID: ExportValue, toolID: ExportValue
+    let enabled: Bool
+    /// encrypted_api_key, salt and nonce; nil when any is NULL or keys are omitted.
+    let key: (ExportValue, ExportValue, ExportValue)?
+    let createdAt: ExportValue, updatedAt: ExportValue
 
-    /// ASCII text goes out as the bytes SQLite holds; anything else through a String, so invalid
-    /// UTF-8 in the database is repaired exactly as the record path repairs it.
-    private func value(_ column: Int32) -> ExportValue {
-        statement.withText(column) { bytes -> ExportValue in
-            for byte in bytes where byte >= 0x80 { return .text(String(decoding: bytes, as: UTF8.self)) }
-            return .bytes(bytes)
-        } ?? .null
+    init(_ statement: SQLiteStatement, omitKeys: Bool) {
+        /// ASCII text goes out as the bytes SQLite holds; anything else through a String, so
+        /// invalid UTF-8 in the database is repaired exactly as the record path repairs it.
+        func text(_ column: Int32) -> ExportValue {
+            statement.withText(column) { bytes -> ExportValue in
+                Self.isASCII(bytes) ? .bytes(bytes) : .text(String(decoding: bytes, as: UTF8.self))
+            } ?? .null
+        }
+        func integer(_ column: Int32) -> ExportValue {
+            statement.isNull(column) ? .null : .integer(statement.int64(column))
+        }
+        id = integer(0)
+        userID = text(1)
+        toolID = text(2)
+        enabled = statement.int64(3) != 0
+        let hasKey = !omitKeys && !statement.isNull(4) && !statement.isNull(5) && !statement.isNull(6)
+        key = hasKey ? (text(4), text(5), text(6)) : nil
+        createdAt = integer(7)
+        updatedAt = integer(8)
     }
 
-    private func integer(_ column: Int32) -> ExportValue {
-        statement.isNull(column) ? .null : .integer(statement.int64(column))
-    }
-
-    private var hasKey: Bool {
-        !omitKeys && !statement.isNull(4) && !statement.isNull(5) && !statement.isNull(6)
+    /// Eight bytes at a time: this check runs over every exported byte.
+    static func isASCII(_ bytes: UnsafeBufferPointer<UInt8>) -> Bool {
+        var index = 0
+        if let base = bytes.baseAddress {
+            let raw = UnsafeRawPointer(base)
+            while index + 8 <= bytes.count {
+                if raw.loadUnaligned(fromByteOffset: index, as: UInt64.self) & 0x8080_8080_8080_8080 != 0 { return false }
+                index += 8
+            }
+        }
+        while index < bytes.count {
+            if bytes[index] >= 0x80 { return false }
+            index += 1
+        }
+        return true
     }
 
     func forEachValue(keys: KeyMode, _ body: (ExportValue) -> Void) {
-        body(integer(0))
-        body(value(1))
-        body(value(2))
-        body(.bool(statement.int64(3) != 0))
+        body(id)
+        body(userID)
+        body(toolID)
+        body(.bool(enabled))
         if keys == .encrypted {
-            if hasKey {
-                body(value(4)); body(value(5)); body(value(6))
+            if let key {
+                body(key.0); body(key.1); body(key.2)
             } else {
                 body(.null); body(.null); body(.null)
             }
         }
-        body(integer(7))
-        body(integer(8))
+        body(createdAt)
+        body(updatedAt)
     }
 
     func forEachDigestField(_ body: (ExportValue) -> Void) {
-        body(integer(0))
-        body(value(1))
-        body(value(2))
-        body(.text(statement.int64(3) != 0 ? "1" : "0"))
-        body(integer(7))
-        body(integer(8))
-        if hasKey {
-            body(.text("encrypted")); body(value(4)); body(value(5)); body(value(6))
+        body(id)
+        body(userID)
+        body(toolID)
+        body(.text(enabled ? "1" : "0"))
+        body(createdAt)
+        body(updatedAt)
+        if let key {
+            body(.text("encrypted")); body(key.0); body(key.1); body(key.2)
         } else {
             body(.text("none"))
         }

@@ -46,7 +46,7 @@ public struct KeyVerifier {
         self.jobs = max(1, jobs)
     }
 
-    enum Finding: Sendable {
+    enum Finding: Sendable, Equatable {
         case noKey, master, new, neither, malformed(String)
     }
 
@@ -68,8 +68,9 @@ public struct KeyVerifier {
                 let table = store.table
                 var report = TableReport(table: table.name, rows: 0, noKey: 0, underMasterKey: 0, underNewMasterKey: 0, underNeither: 0, malformed: 0)
                 try store.scan(pageSize: KeyRotator.pageSize) { rows in
-                    let findings = ParallelMap.map(rows, jobs: jobs) { [masterKey, newKey] row in Self.check(row, masterKey: masterKey, newKey: newKey) }
-                    for (row, finding) in zip(rows, findings) {
+                    let triples = rows.map(\.triple)
+                    let findings = Self.check(triples, masterKey: masterKey, newKey: newKey, jobs: jobs)
+                    for (row, (finding, triple)) in zip(rows, zip(findings, triples)) {
                         report.rows += 1
                         func problem(_ text: String) {
                             if problems.count < 20 {
@@ -87,7 +88,7 @@ public struct KeyVerifier {
                             report.malformed += 1
                             problem(reason)
                         }
-                        guard let secret = row.secret, let decoded = try? secret.decoded() else { continue }
+                        guard case .decoded(let decoded) = triple, let secret = row.secret else { continue }
                         // A repeat is confirmed across every table: a salt shared by two tables' rows counts too.
                         if !salts.insert(Self.prefix(decoded.salt)).inserted, try store.countRows(withSalt: secret.salt, acrossAlso: tables) > 1 {
                             reusedSalts += 1
@@ -110,20 +111,38 @@ public struct KeyVerifier {
                       tables: reports, reusedSalts: reusedSalts, reusedNonces: reusedNonces, problems: problems, ok: ok)
     }
 
-    static func check(_ row: SecretRow, masterKey: MasterKey, newKey: MasterKey?) -> Finding {
-        let decoded: DecodedSecret
-        switch row.triple {
-        case .none: return .noKey
-        case .malformed(let reason): return .malformed(reason)
-        case .decoded(let triple): decoded = triple
+    /// A page's findings, in row order. Triples are tried under the master key in groups whose
+    /// row keys are derived together (`SecretCipher.decrypt` on an array), and those that fail
+    /// under the new key, again in groups: a row is `.master` if it opens under the master key,
+    /// else `.new` if under the new key.
+    static func check(_ triples: [SecretRow.Triple], masterKey: MasterKey, newKey: MasterKey?, jobs: Int) -> [Finding] {
+        var findings: [Finding] = []
+        var candidates: [(index: Int, secret: DecodedSecret)] = []
+        for (index, triple) in triples.enumerated() {
+            switch triple {
+            case .none: findings.append(.noKey)
+            case .malformed(let reason): findings.append(.malformed(reason))
+            case .decoded(let secret):
+                findings.append(.neither)
+                candidates.append((index, secret))
+            }
         }
-        if (try? SecretCipher.decrypt(decoded, masterKey: masterKey)) != nil { return .master }
-        if let newKey, (try? SecretCipher.decrypt(decoded, masterKey: newKey)) != nil { return .new }
-        return .neither
+        func opened(_ candidates: [(index: Int, secret: DecodedSecret)], under key: MasterKey) -> [Bool] {
+            ParallelMap.mapInGroups(candidates.map(\.secret), size: SecretCipher.groupSize, jobs: jobs) { group in
+                SecretCipher.decrypt(group, masterKey: key).map { (try? $0.get()) != nil }
+            }
+        }
+        var unopened: [(index: Int, secret: DecodedSecret)] = []
+        for (candidate, opens) in zip(candidates, opened(candidates, under: masterKey)) {
+            if opens { findings[candidate.index] = .master } else { unopened.append(candidate) }
+        }
+        if let newKey, !unopened.isEmpty {
+            for (candidate, opens) in zip(unopened, opened(unopened, under: newKey)) where opens { findings[candidate.index] = .new }
+        }
+        return findings
     }
 
     static func prefix(_ bytes: [UInt8]) -> UInt64 {
         bytes.prefix(8).reduce(0) { $0 << 8 | UInt64($1) }
     }
-
 }

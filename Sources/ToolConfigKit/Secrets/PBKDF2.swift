@@ -37,6 +37,39 @@ public enum PBKDF2 {
         }
     }
 
+    /// Whether this CPU runs sixteen derivations at once in the lanes of AVX-512 registers.
+    public static let hasAVX512 = toolcfg_avx512_available() == 1
+
+    /// Sixteen 32-byte derivations with one password and a salt each, in the lanes of AVX-512
+    /// registers (see sha256_avx512.c), into 16 x 32 bytes of `out`. Returns false, writing
+    /// nothing, where the CPU lacks AVX-512.
+    public static func deriveKeys16(password: UnsafeRawBufferPointer, salts: [[UInt8]], iterations: Int,
+                                    into out: UnsafeMutableRawBufferPointer) -> Bool {
+        precondition(salts.count == 16 && out.count == 16 * 32)
+        guard hasAVX512 else { return false }
+        let joined = salts.flatMap { $0 }
+        return joined.withUnsafeBufferPointer { bytes in
+            var saltPointers: [UnsafePointer<UInt8>?] = [], offset = 0
+            for salt in salts {
+                saltPointers.append(bytes.baseAddress.map { $0 + offset })
+                offset += salt.count
+            }
+            let passwordPointer = password.baseAddress?.assumingMemoryBound(to: UInt8.self)
+            let outPointers = (0..<16).map { Optional(out.baseAddress!.assumingMemoryBound(to: UInt8.self) + 32 * $0) }
+            return toolcfg_pbkdf2_hmac_sha256_x16(Array(repeating: passwordPointer, count: 16), Array(repeating: password.count, count: 16),
+                                                  saltPointers, salts.map(\.count), UInt32(iterations), outPointers) == 1
+        }
+    }
+
+    /// Convenience over arrays, for tests and benchmarks: nil where the CPU lacks AVX-512.
+    public static func deriveKeys16(password: [UInt8], salts: [[UInt8]], iterations: Int) -> [[UInt8]]? {
+        var out = [UInt8](repeating: 0, count: 16 * 32)
+        let done = password.withUnsafeBytes { p in
+            out.withUnsafeMutableBytes { deriveKeys16(password: p, salts: salts, iterations: iterations, into: $0) }
+        }
+        return done ? (0..<16).map { Array(out[32 * $0..<32 * ($0 + 1)]) } : nil
+    }
+
     /// Convenience over arrays, for tests and benchmarks.
     public static func deriveKeyPair(_ a: (password: [UInt8], salt: [UInt8]), _ b: (password: [UInt8], salt: [UInt8]),
                                      iterations: Int) -> ([UInt8], [UInt8]) {

@@ -9,7 +9,7 @@ final class OutputSink {
     let path: String
     private let descriptor: Int32
     private let temporaryPath: String?
-    private var buffer: [UInt8] = []
+    private var buffer = CursorBuffer(capacity: flushSize + 64 * 1024)
     private(set) var bytesWritten = 0
     static let flushSize = 64 * 1024
 
@@ -17,7 +17,6 @@ final class OutputSink {
 
     init(path: String, holdsSecrets: Bool, overwrite: Bool) throws {
         self.path = path
-        buffer.reserveCapacity(Self.flushSize + 4096)
         if path == "-" {
             descriptor = STDOUT_FILENO
             temporaryPath = nil
@@ -52,30 +51,22 @@ final class OutputSink {
         }
     }
 
-    @inline(__always)
     func append(_ text: String) throws {
-        try withBuffer { $0.append(contentsOf: text.utf8) }
+        try withBuffer { $0.append(text) }
     }
 
-    /// Lets a writer append a whole record to the buffer at once (a local array: appending to
-    /// the stored one byte by byte pays an exclusivity check each time), then flushes if full.
+    /// Lets a writer put a whole record into the buffer through a cursor (see `CursorBuffer.write`:
+    /// `body` may run more than once), then flushes if full.
     @inline(__always)
-    func withBuffer(_ body: (inout [UInt8]) throws -> Void) throws {
-        var local: [UInt8] = []
-        swap(&local, &buffer)
-        defer { swap(&local, &buffer) }
-        try body(&local)
-        if local.count >= Self.flushSize {
-            swap(&local, &buffer)
-            defer { swap(&local, &buffer) }
-            try flush()
-        }
+    func withBuffer(_ body: (inout ByteCursor) -> Void) throws {
+        buffer.write(body)
+        if buffer.count >= Self.flushSize { try flush() }
     }
 
     func flush() throws {
         var offset = 0
         while offset < buffer.count {
-            let n = buffer.withUnsafeBytes { write(descriptor, $0.baseAddress! + offset, $0.count - offset) }
+            let n = buffer.withBytes { write(descriptor, $0.baseAddress! + offset, $0.count - offset) }
             if n < 0 {
                 if errno == EINTR { continue }
                 throw SnapshotIOError(path: path == "-" ? "<stdout>" : path, reason: String(cString: strerror(errno)), missing: false)
@@ -83,7 +74,7 @@ final class OutputSink {
             offset += n
         }
         bytesWritten += buffer.count
-        buffer.removeAll(keepingCapacity: true)
+        buffer.removeAll()
     }
 
     /// Flushes, syncs and moves the file into place. Afterwards the sink is spent.

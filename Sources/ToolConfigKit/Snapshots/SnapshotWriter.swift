@@ -100,10 +100,10 @@ final class CSVSnapshotWriter: SnapshotWriter {
         }
     }
 
-    static func appendField(_ utf8: UnsafeBufferPointer<UInt8>, to out: inout [UInt8]) {
+    static func appendField(_ utf8: UnsafeBufferPointer<UInt8>, to out: inout ByteCursor) {
         let needsQuotes = needsQuoting(utf8)
         // An empty string is written "" so that it reads back as empty, not as no value.
-        guard needsQuotes || utf8.isEmpty else { return out.append(contentsOf: utf8) }
+        guard needsQuotes || utf8.isEmpty else { return out.append(utf8) }
         out.append(UInt8(ascii: "\""))
         for byte in utf8 {
             if byte == UInt8(ascii: "\"") { out.append(byte) }
@@ -147,14 +147,21 @@ final class JSONSnapshotWriter: SnapshotWriter {
     let keys: KeyMode
     let lines: Bool
     private var first = true
-    /// `"name"` of each exported field, as UTF-8.
-    private let names: [[UInt8]]
+    /// What goes before each exported field's value, as UTF-8: `{"id":`, then `,"user_id":`, ...,
+    /// in one array (`prefixEnds[i]` is where the i-th ends): an array per field cost a retain and
+    /// a release per value written.
+    private let prefixes: [UInt8]
+    private let prefixEnds: [Int]
 
     init(sink: OutputSink, keys: KeyMode, lines: Bool) {
         self.sink = sink
         self.keys = keys
         self.lines = lines
-        names = SnapshotField.exported(keys).map { Array(JSONText.quote($0).utf8) }
+        let fields = SnapshotField.exported(keys).enumerated().map { index, name in
+            Array(((index == 0 ? "{" : ",") + JSONText.quote(name) + ":").utf8)
+        }
+        prefixes = fields.flatMap { $0 }
+        prefixEnds = fields.reduce(into: []) { ends, field in ends.append((ends.last ?? 0) + field.count) }
     }
 
     func begin(_ header: SnapshotHeader) throws {
@@ -166,26 +173,37 @@ final class JSONSnapshotWriter: SnapshotWriter {
     }
 
     func write(_ record: some ExportRecord) throws {
-        if !lines { try sink.append(first ? "\n" : ",\n") }
+        let separator = lines || first ? nil : UInt8(ascii: ",")
         first = false
         try sink.withBuffer { out in
-            out.append(UInt8(ascii: "{"))
+            // JSON: the array's records one per line, "\n" before the first and ",\n" before the rest.
+            if !lines {
+                if let separator { out.append(separator) }
+                out.append(0x0A)
+            }
             var index = 0
-            record.forEachValue(keys: keys) { value in
-                if index > 0 { out.append(UInt8(ascii: ",")) }
-                out.append(contentsOf: names[index])
-                out.append(UInt8(ascii: ":"))
-                index += 1
-                switch value {
-                case .null: out.append(contentsOf: "null".utf8)
-                case .integer(let i): DecimalText.append(i, to: &out)
-                case .bool(let b): out.append(contentsOf: b ? "true".utf8 : "false".utf8)
-                case .text(var text): text.withUTF8 { JSONText.appendQuoted($0, to: &out) }
-                case .bytes(let bytes): JSONText.appendQuoted(bytes, to: &out)
+            prefixes.withUnsafeBufferPointer { prefixes in
+                prefixEnds.withUnsafeBufferPointer { ends in
+                    record.forEachValue(keys: keys) { value in
+                        out.append(UnsafeBufferPointer(rebasing: prefixes[(index == 0 ? 0 : ends[index - 1])..<ends[index]]))
+                        index += 1
+                        Self.append(value, to: &out)
+                    }
                 }
             }
             out.append(UInt8(ascii: "}"))
             if lines { out.append(0x0A) }
+        }
+    }
+
+    @inline(__always)
+    private static func append(_ value: ExportValue, to out: inout ByteCursor) {
+        switch value {
+        case .null: out.append(JSONText.null)
+        case .integer(let i): DecimalText.append(i, to: &out)
+        case .bool(let b): out.append(b ? JSONText.true : JSONText.false)
+        case .text(var text): text.withUTF8 { JSONText.appendQuoted($0, to: &out) }
+        case .bytes(let bytes): JSONText.appendQuoted(bytes, to: &out)
         }
     }
 
@@ -199,49 +217,97 @@ final class JSONSnapshotWriter: SnapshotWriter {
 }
 
 enum JSONText {
+    static let null = Array("null".utf8), `true` = Array("true".utf8), `false` = Array("false".utf8)
+
     /// A JSON string literal: quotes, backslashes and control characters escaped, the rest as UTF-8.
     static func quote(_ text: String) -> String {
-        var out: [UInt8] = []
+        var out = CursorBuffer(capacity: text.utf8.count * 6 + 2)
         var text = text
-        text.withUTF8 { appendQuoted($0, to: &out) }
-        return String(decoding: out, as: UTF8.self)
+        out.write { cursor in text.withUTF8 { appendQuoted($0, to: &cursor) } }
+        return out.withBytes { String(decoding: $0, as: UTF8.self) }
     }
 
-    static func appendQuoted(_ utf8: UnsafeBufferPointer<UInt8>, to out: inout [UInt8]) {
+    /// Runs of bytes that need no escape go out in one copy each; `plainLength` finds them.
+    static func appendQuoted(_ utf8: UnsafeBufferPointer<UInt8>, to out: inout ByteCursor) {
         out.append(UInt8(ascii: "\""))
-        for byte in utf8 {
-            switch byte {
-            case UInt8(ascii: "\""): out.append(UInt8(ascii: "\\")); out.append(byte)
-            case UInt8(ascii: "\\"): out.append(byte); out.append(byte)
-            case 0x0A: out.append(UInt8(ascii: "\\")); out.append(UInt8(ascii: "n"))
-            case 0x0D: out.append(UInt8(ascii: "\\")); out.append(UInt8(ascii: "r"))
-            case 0x09: out.append(UInt8(ascii: "\\")); out.append(UInt8(ascii: "t"))
-            case 0..<0x20:
-                let hex = Array("0123456789abcdef".utf8)
-                out.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "u"), UInt8(ascii: "0"), UInt8(ascii: "0"), hex[Int(byte >> 4)], hex[Int(byte & 15)]])
-            default: out.append(byte)
-            }
+        var start = 0
+        while true {
+            let end = start + plainLength(UnsafeBufferPointer(rebasing: utf8[start...]))
+            if end > start { out.append(UnsafeBufferPointer(rebasing: utf8[start..<end])) }
+            guard end < utf8.count else { break }
+            appendEscaped(utf8[end], to: &out)
+            start = end + 1
         }
         out.append(UInt8(ascii: "\""))
+    }
+
+    private static func appendEscaped(_ byte: UInt8, to out: inout ByteCursor) {
+        switch byte {
+        case UInt8(ascii: "\""), UInt8(ascii: "\\"): out.append(UInt8(ascii: "\\")); out.append(byte)
+        case 0x0A: out.append(UInt8(ascii: "\\")); out.append(UInt8(ascii: "n"))
+        case 0x0D: out.append(UInt8(ascii: "\\")); out.append(UInt8(ascii: "r"))
+        case 0x09: out.append(UInt8(ascii: "\\")); out.append(UInt8(ascii: "t"))
+        default:
+            let hex = Array("0123456789abcdef".utf8)
+            out.append([UInt8(ascii: "\\"), UInt8(ascii: "u"), UInt8(ascii: "0"), UInt8(ascii: "0"), hex[Int(byte >> 4)], hex[Int(byte & 15)]])
+        }
+    }
+
+    /// How many leading bytes need no escape (none is '"', '\\' or below 0x20). Eight bytes at a
+    /// time (SWAR, as `CSVSnapshotWriter.needsQuoting`): this scan runs over every exported byte.
+    static func plainLength(_ utf8: UnsafeBufferPointer<UInt8>) -> Int {
+        let ones: UInt64 = 0x0101_0101_0101_0101, highs: UInt64 = 0x8080_8080_8080_8080
+        // A byte below n (n <= 0x80) sets its high bit in (w - n*ones) & ~w & highs; a byte equal
+        // to c is a zero byte of w ^ c*ones. Exact as a yes/no for the whole word.
+        @inline(__always) func hasZeroByte(_ v: UInt64) -> Bool { (v &- ones) & ~v & highs != 0 }
+        @inline(__always) func hasControl(_ v: UInt64) -> Bool { (v &- ones &* 0x20) & ~v & highs != 0 }
+        var index = 0
+        if let base = utf8.baseAddress {
+            let raw = UnsafeRawPointer(base)
+            while index + 8 <= utf8.count {
+                let word = raw.loadUnaligned(fromByteOffset: index, as: UInt64.self)
+                if hasControl(word) || hasZeroByte(word ^ (ones &* 0x22)) || hasZeroByte(word ^ (ones &* 0x5C)) { break }
+                index += 8
+            }
+        }
+        while index < utf8.count {
+            switch utf8[index] {
+            case 0..<0x20, 0x22, 0x5C: return index
+            default: index += 1
+            }
+        }
+        return index
     }
 }
 
-/// Decimal digits of an integer appended as ASCII, without an intermediate String.
+/// Decimal digits of an integer as ASCII, without an intermediate String.
 enum DecimalText {
+    /// Calls `body` with the digits (after a minus sign when negative).
     @inline(__always)
-    static func append(_ value: Int64, to out: inout [UInt8]) {
-        if value < 0 { out.append(UInt8(ascii: "-")) }
+    static func withDigits<R>(_ value: Int64, _ body: (UnsafeBufferPointer<UInt8>) -> R) -> R {
         var magnitude = value.magnitude
+        // At most 19 digits and a sign.
         var digits: (UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8,
                      UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8) = (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
-        var count = 0
-        withUnsafeMutableBytes(of: &digits) { buffer in
-            repeat {
-                buffer[19 - count] = UInt8(ascii: "0") + UInt8(magnitude % 10)
-                magnitude /= 10
-                count += 1
-            } while magnitude > 0
-            out.append(contentsOf: buffer[(20 - count)...])
+        return withUnsafeMutableBytes(of: &digits) { raw in
+            raw.withMemoryRebound(to: UInt8.self) { buffer in
+                var start = buffer.count
+                repeat {
+                    start -= 1
+                    buffer[start] = UInt8(ascii: "0") + UInt8(magnitude % 10)
+                    magnitude /= 10
+                } while magnitude > 0
+                if value < 0 {
+                    start -= 1
+                    buffer[start] = UInt8(ascii: "-")
+                }
+                return body(UnsafeBufferPointer(rebasing: buffer[start...]))
+            }
         }
+    }
+
+    @inline(__always)
+    static func append(_ value: Int64, to out: inout ByteCursor) {
+        withDigits(value) { out.append($0) }
     }
 }
