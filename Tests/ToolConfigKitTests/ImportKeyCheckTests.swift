@@ -112,4 +112,39 @@ struct ImportKeyCheckTests {
         #expect(try RotationTests.json(checked.stdout)["unchecked_keys"] as? Int == 0)
         #expect(!checked.stderr.contains("without being checked"))
     }
+
+    @Test("imported triples are checked in groups: each one that does not open under the master key is named by its line, the others go in",
+          arguments: [1, 15, 16, 17, 37])
+    func groupedTripleCheck(records: Int) throws {
+        let folder = try TemporaryFolder()
+        let master = try key(MasterKeyTests.valid), other = MasterKey.generate()
+        let connection = try SQLiteConnection(path: folder.path("t.db"), mode: .readWriteCreate)
+        _ = try Migrator(connection: connection, migrations: try .embedded()).up()
+        // Every third record under another key, every seventh tampered with (its last byte flipped).
+        var text = "user_id,tool_id,encrypted_api_key,salt,nonce\n"
+        var bad: [Int] = []
+        for index in 0..<records {
+            var secret = try SecretCipher.encrypt("sk-\(index)", masterKey: index % 3 == 2 ? other : master)
+            if index % 7 == 6 {
+                var sealed = try Base64.decode(secret.encryptedAPIKey, field: "encrypted_api_key")
+                sealed[sealed.count - 1] ^= 1
+                secret.encryptedAPIKey = Base64.encode(sealed)
+            }
+            if index % 3 == 2 || index % 7 == 6 { bad.append(index + 2) }
+            text += "u\(index),t,\(secret.encryptedAPIKey),\(secret.salt),\(secret.nonce)\n"
+        }
+        let input = try Self.write(text, folder, "in.csv")
+        let options = Importer.Options(input: input, format: .csv, maxErrors: 100, masterKey: master, jobs: 2)
+        let error = thrownError { _ = try Importer(database: connection, options: options).run() }
+        if bad.isEmpty {
+            #expect(error == nil, "\(String(describing: error))")
+            #expect(try connection.queryInt64("SELECT count(*) FROM user_tool_configs") == Int64(records))
+            return
+        }
+        let lines = (error as? SnapshotErrors)?.errors.map { $0.location.line ?? 0 } ?? [(error as? SnapshotError)?.location.line ?? 0]
+        #expect(lines == bad)
+        let fields = (error as? SnapshotErrors)?.errors.map { $0.location.field } ?? [(error as? SnapshotError)?.location.field]
+        #expect(fields.allSatisfy { $0 == "encrypted_api_key" })
+        #expect(try connection.queryInt64("SELECT count(*) FROM user_tool_configs") == 0)
+    }
 }

@@ -65,12 +65,7 @@ struct ImportState {
                 item.existing = row?.row.secret
                 return item
             }
-            // Two records per task, so two new keys can be derived together (see resolvePair).
-            let pairs = stride(from: 0, to: work.count, by: 2).map { Array(work[$0..<min($0 + 2, work.count)]) }
-            resolutions = ParallelMap.map(pairs, jobs: options.jobs) { pair in
-                pair.count == 2 ? Self.resolvePair(pair[0], pair[1], masterKey: masterKey, sealer: sealer)
-                                : [Self.resolveKey(pair[0], masterKey: masterKey, sealer: sealer)]
-            }.flatMap { $0 }
+            resolutions = Self.resolveAll(work, masterKey: masterKey, sealer: sealer, jobs: options.jobs)
         }
 
         // The bulk case, an import into an empty table with no key to encrypt or check: runs of
@@ -154,6 +149,40 @@ struct ImportState {
         }
     }
 
+    /// Resolves a batch's keys on all cores. Stored triples to check under the master key are
+    /// decrypted in groups whose row keys are derived together (sixteen at once where the CPU has
+    /// AVX-512, else two: `SecretCipher.groupSize`); the other records go two per task (see
+    /// resolvePair).
+    static func resolveAll(_ items: [Item], masterKey: MasterKey?, sealer: SnapshotSealer?, jobs: Int) -> [KeyResolution] {
+        var resolutions = [KeyResolution?](repeating: nil, count: items.count)
+        if let masterKey {
+            let checked = items.indices.filter { items[$0].record.storedSecret != nil }
+            let secrets = checked.map { items[$0].record.storedSecret! }
+            let opened = ParallelMap.mapInGroups(secrets, size: SecretCipher.groupSize, jobs: jobs) { SecretCipher.decrypt($0, masterKey: masterKey) }
+            for (index, result) in zip(checked, opened) {
+                let item = items[index]
+                resolutions[index] = switch result {
+                case .success: item.record.storedSecret == item.existing ? .keep : .set(item.record.storedSecret)
+                case .failure(let error): .failed(notOpening(item, error, masterKey))
+                }
+            }
+        }
+        let rest = items.indices.filter { resolutions[$0] == nil }
+        // Two records per task, so two new keys can be derived together (see resolvePair).
+        let pairs = stride(from: 0, to: rest.count, by: 2).map { Array(rest[$0..<min($0 + 2, rest.count)]) }
+        let resolved = ParallelMap.map(pairs, jobs: jobs) { pair in
+            pair.count == 2 ? resolvePair(items[pair[0]], items[pair[1]], masterKey: masterKey, sealer: sealer)
+                            : [resolveKey(items[pair[0]], masterKey: masterKey, sealer: sealer)]
+        }
+        for (index, resolution) in zip(rest, resolved.flatMap { $0 }) { resolutions[index] = resolution }
+        return resolutions.map { $0! }
+    }
+
+    /// A stored triple from the file that does not open under the master key.
+    static func notOpening(_ item: Item, _ error: SecretError, _ masterKey: MasterKey) -> SnapshotError {
+        SnapshotError(item.location.with(field: SnapshotField.encryptedAPIKey), "\(error.description) (master key fingerprint \(masterKey.fingerprint))")
+    }
+
     /// Encrypts plaintext keys (unless the row already holds the same key), checks imported
     /// triples against the master key when one is given, and opens sealed keys.
     /// Two records whose plaintext keys go into new rows (the onboarding case) get their row keys
@@ -208,11 +237,10 @@ struct ImportState {
             return encrypt(plaintext)
         case .encrypted(let secret):
             if let masterKey {
-                do {
+                do throws(SecretError) {
                     _ = try SecretCipher.decrypt(secret, masterKey: masterKey)
                 } catch {
-                    return .failed(SnapshotError(item.location.with(field: SnapshotField.encryptedAPIKey),
-                                                 "\(error.description) (master key fingerprint \(masterKey.fingerprint))"))
+                    return .failed(notOpening(item, error, masterKey))
                 }
             }
             return secret == existing ? .keep : .set(secret)
