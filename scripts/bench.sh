@@ -298,21 +298,25 @@ section_decrypt() {
   "$toolcfg" migrate up --db "$work/empty.db" 2>/dev/null
   cp "$work/empty.db" "$work/keys.db"
   "$toolcfg" import --db "$work/keys.db" --in "$work/keys.csv" --master-key-file "$work/master.key" >/dev/null 2>&1
+  "$toolcfg" export --db "$work/keys.db" --out "$work/encrypted.csv" 2>/dev/null
   local keys="--master-key-file '$work/master.key'"
-  local names=(verify-keys plaintext sealed)
+  local names=(verify-keys plaintext sealed import-checked)
   local -A commands=(
     [verify-keys]="verify-keys --db '$work/keys.db' $keys > '$work/NAME.verify' 2>&1"
     [plaintext]="export --db '$work/keys.db' --keys plaintext $keys --out - --format jsonl > '$work/NAME.plain.jsonl'"
     [sealed]="export --db '$work/keys.db' --keys sealed $keys --passphrase-file '$work/passphrase' --out - --format jsonl > '$work/NAME.sealed.jsonl'"
+    [import-checked]="import --db '$work/NAME.db' --in '$work/encrypted.csv' $keys > /dev/null 2>&1"
   )
+  # The import of stored triples checked under the master key starts from an empty table.
+  local -A setups=([import-checked]="cp '$work/empty.db' '$work/after.db'; cp '$work/empty.db' '$work/before.db'")
   # Round-robin: the import, then each command (and its baseline).
   local group=("toolcfg import" "cp '$work/empty.db' '$work/t.db'" "'$toolcfg' import --db '$work/t.db' --in '$work/keys.csv' $keys")
   local name
   for name in "${names[@]}"; do
-    group+=("toolcfg $name" ":" "'$toolcfg' ${commands[$name]//NAME/after}")
-    [ -z "$baseline" ] || group+=("$BASELINE_REF $name" ":" "'$baseline' ${commands[$name]//NAME/before}")
+    group+=("toolcfg $name" "${setups[$name]:-:}" "'$toolcfg' ${commands[$name]//NAME/after}")
+    [ -z "$baseline" ] || group+=("$BASELINE_REF $name" "${setups[$name]:-:}" "'$baseline' ${commands[$name]//NAME/before}")
   done
-  echo "== import of the plaintext keys into an empty table (the peer), verify-keys, export --keys plaintext, --keys sealed${baseline:+, each also with the toolcfg of $BASELINE_REF}"
+  echo "== import of the plaintext keys into an empty table (the peer), verify-keys, export --keys plaintext, --keys sealed, an import of the stored triples checked under the master key${baseline:+, each also with the toolcfg of $BASELINE_REF}"
   measure_group "${group[@]}"
   local import_s=${GROUP_MEDIAN_S[0]} index=1 after before
   add_summary "Decrypt peer: import of $rows plaintext keys" "$import_s s (median; CPU ${GROUP_CPU_MEDIAN_S[0]} s), peak RSS ${GROUP_MAX_RSS_MIB[0]} MiB"
