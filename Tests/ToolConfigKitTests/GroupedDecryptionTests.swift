@@ -211,7 +211,7 @@ struct GroupedDecryptionTests {
         let (db, expected) = try Self.database(folder, kinds, keys)
         #expect(expected.count % 2 == 1)
         let path = folder.path("out.jsonl")
-        let report = try Exporter(connection: db.connection, options: Exporter.Options(
+        let report = try Exporter(database: db.connection, options: Exporter.Options(
             output: path, format: .jsonl, keys: mode, masterKey: keys.master, passphrase: SnapshotsTests.passphrase(),
             sealingCost: SnapshotsTests.cheapSealing, jobs: jobs)).run()
         #expect(report.rows == kinds.count)
@@ -239,7 +239,7 @@ struct GroupedDecryptionTests {
         let path = folder.path("out.jsonl")
         for jobs in [1, 2] {
             let error = thrownError {
-                _ = try Exporter(connection: db.connection, options: Exporter.Options(
+                _ = try Exporter(database: db.connection, options: Exporter.Options(
                     output: path, format: .jsonl, keys: mode, masterKey: keys.master, passphrase: SnapshotsTests.passphrase(),
                     sealingCost: SnapshotsTests.cheapSealing, jobs: jobs)).run()
             }

@@ -47,7 +47,7 @@ struct ProgressTests {
         let connection = try Self.database(folder, rows: 2500)
         let expected = tool == nil ? 2500 : 833
         let recorder = Recorder()
-        let report = try Exporter(connection: connection, options: .init(output: folder.path("out.jsonl"), format: .jsonl, toolID: tool, verify: true))
+        let report = try Exporter(database: connection, options: .init(output: folder.path("out.jsonl"), format: .jsonl, toolID: tool, verify: true))
             .run(progress: recorder.record)
         #expect(report.rows == expected)
         #expect(recorder.phases == [.writing, .verifying])

@@ -215,7 +215,7 @@ struct SnapshotsTests {
 
     static func export(_ db: Database, to path: String, _ format: SnapshotFormat, keys: KeyMode, master: MasterKey?,
                        passphrase: SecureBytes? = passphrase(), overwrite: Bool = false, verify: Bool = false) throws -> Exporter.Report {
-        try Exporter(connection: db.connection, options: Exporter.Options(
+        try Exporter(database: db.connection, options: Exporter.Options(
             output: path, format: format, keys: keys, masterKey: master, passphrase: keys == .sealed ? passphrase : nil,
             sealingCost: cheapSealing, overwrite: overwrite, verify: verify)).run()
     }

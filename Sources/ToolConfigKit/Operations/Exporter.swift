@@ -50,11 +50,11 @@ public struct Exporter {
 
     static let batchSize = 1024
 
-    let connection: SQLiteConnection
+    let database: any Database
     let options: Options
 
-    public init(connection: SQLiteConnection, options: Options) {
-        self.connection = connection
+    public init(database: any Database, options: Options) {
+        self.database = database
         self.options = options
     }
 
@@ -69,7 +69,7 @@ public struct Exporter {
         if options.keys == .plaintext || options.keys == .sealed, options.masterKey == nil {
             throw SecretError.missing(secret: "master key", flag: SecretKind.masterKey.flag, environmentVariable: SecretKind.masterKey.environmentVariable)
         }
-        try ToolConfigTable.checkShape(connection)
+        let table = try database.toolConfigStore()
         let sealer: SnapshotSealer? = try options.keys == .sealed ? SnapshotSealer(passphrase: requirePassphrase(), cost: options.sealingCost) : nil
         let sink = try OutputSink(path: options.output, holdsSecrets: options.keys.holdsSecrets, overwrite: options.overwrite)
         let writer = SnapshotWriters.make(options.format, sink: sink, keys: options.keys)
@@ -77,44 +77,39 @@ public struct Exporter {
         let digest: SnapshotDigest? = options.format != .csv || options.verify ? SnapshotDigest() : nil
         var rows = 0
 
-        try connection.execute("BEGIN")  // one read transaction: a consistent snapshot under WAL
-        defer { if connection.isInTransaction { try? connection.execute("ROLLBACK") } }
-        try writer.begin(SnapshotHeader(keys: options.keys, sealing: sealer?.parameters))
-        let filter: [SQLiteStatement.Value] = [options.userID, options.toolID].compactMap { $0 }.map { .text($0) }
-        let total = Int(try connection.queryInt64(ToolConfigTable.countSQL(userID: options.userID != nil, toolID: options.toolID != nil), filter) ?? 0)
-        progress(ProgressEvent(.writing, total: total))
-        let statement = try connection.prepare(ToolConfigTable.selectSQL(userID: options.userID != nil, toolID: options.toolID != nil))
-        try statement.bind(filter)
-        var batch: [SnapshotRecord] = []
-        batch.reserveCapacity(Self.batchSize)
-        var done = false
-        if options.keys == .encrypted || options.keys == .omit {
-            // Stored keys need no crypto: each row goes from SQLite's buffers to the output.
-            let omitKeys = options.keys == .omit
-            while try statement.step() {
-                let row = StoredRow(statement, omitKeys: omitKeys)
-                try writer.write(row)
-                digest?.include(row)
-                rows += 1
-                if rows % Self.batchSize == 0 { progress(ProgressEvent(.writing, done: rows, total: total)) }
+        // One read transaction: a consistent snapshot, which never blocks the application's writes.
+        try database.transaction(.read) {
+            try writer.begin(SnapshotHeader(keys: options.keys, sealing: sealer?.parameters))
+            let total = try table.count(userID: options.userID, toolID: options.toolID)
+            progress(ProgressEvent(.writing, total: total))
+            if options.keys == .encrypted || options.keys == .omit {
+                // Stored keys need no crypto: each row goes from the database's buffers to the output.
+                try table.forEachRow(userID: options.userID, toolID: options.toolID, omitKeys: options.keys == .omit) { row in
+                    try writer.write(row)
+                    digest?.include(row)
+                    rows += 1
+                    if rows % Self.batchSize == 0 { progress(ProgressEvent(.writing, done: rows, total: total)) }
+                }
+                progress(ProgressEvent(.writing, done: rows, total: total))
+                return
             }
-            progress(ProgressEvent(.writing, done: rows, total: total))
-            done = true
+            var batch: [SnapshotRecord] = []
+            batch.reserveCapacity(Self.batchSize)
+            func flush() throws {
+                for record in try transformKeys(batch, sealer: sealer) {
+                    try writer.write(record)
+                    digest?.add(record)
+                }
+                rows += batch.count
+                batch.removeAll(keepingCapacity: true)
+                progress(ProgressEvent(.writing, done: rows, total: total))
+            }
+            try table.forEachRow(userID: options.userID, toolID: options.toolID, omitKeys: false) { row in
+                batch.append(row.record)
+                if batch.count == Self.batchSize { try flush() }
+            }
+            try flush()
         }
-        while !done {
-            batch.removeAll(keepingCapacity: true)
-            while batch.count < Self.batchSize {
-                guard try statement.step() else { done = true; break }
-                batch.append(Self.record(statement))
-            }
-            for record in try transformKeys(batch, sealer: sealer) {
-                try writer.write(record)
-                digest?.add(record)
-            }
-            rows += batch.count
-            progress(ProgressEvent(.writing, done: rows, total: total))
-        }
-        try connection.execute("COMMIT")
         let trailer = SnapshotTrailer(rowCount: rows, digest: digest?.finish() ?? "")
         try writer.finish(trailer)
         try sink.commit()
@@ -122,7 +117,7 @@ public struct Exporter {
         if options.verify {
             try Self.verify(path: options.output, format: options.format, expected: trailer, sealer: sealer, progress: progress)
         }
-        return Report(database: connection.path, file: options.output, format: options.format, keys: options.keys,
+        return Report(database: database.location, file: options.output, format: options.format, keys: options.keys,
                       rows: rows, bytes: sink.bytesWritten, digest: digest == nil ? nil : trailer.digest,
                       masterKeyFingerprint: options.masterKey?.fingerprint, verified: options.verify)
     }
@@ -132,12 +127,6 @@ public struct Exporter {
             throw SecretError.missing(secret: "passphrase", flag: SecretKind.passphrase.flag, environmentVariable: SecretKind.passphrase.environmentVariable)
         }
         return passphrase
-    }
-
-    static func record(_ statement: SQLiteStatement) -> SnapshotRecord {
-        SnapshotRecord(id: statement.int64(0), userID: statement.text(1) ?? "", toolID: statement.text(2) ?? "",
-                       enabled: statement.int64(3) != 0, createdAt: statement.int64(7), updatedAt: statement.int64(8),
-                       key: ToolConfigTable.secret(statement, first: 4).map(KeyMaterial.encrypted) ?? .none)
     }
 
     /// Decrypts (and seals) a batch's keys on all cores, in groups whose row keys are derived
@@ -222,83 +211,4 @@ public struct UsageError: ToolcfgError {
     public init(_ message: String) { self.message = message }
     public var exitStatus: ExitStatus { .usage }
     public var description: String { message }
-}
-
-/// The current row of the export query, read in place once (valid until the statement steps
-/// again): columns id, user_id, tool_id, enabled, encrypted_api_key, salt, nonce, created_at,
-/// updated_at. Writer and digest both visit it, so each column is fetched from SQLite once.
-struct StoredRow: ExportRecord {
-    let id: ExportValue, userID: ExportValue, toolID: ExportValue
-    let enabled: Bool
-    /// encrypted_api_key, salt and nonce; nil when any is NULL or keys are omitted.
-    let key: (ExportValue, ExportValue, ExportValue)?
-    let createdAt: ExportValue, updatedAt: ExportValue
-
-    init(_ statement: SQLiteStatement, omitKeys: Bool) {
-        /// ASCII text goes out as the bytes SQLite holds; anything else through a String, so
-        /// invalid UTF-8 in the database is repaired exactly as the record path repairs it.
-        func text(_ column: Int32) -> ExportValue {
-            statement.withText(column) { bytes -> ExportValue in
-                Self.isASCII(bytes) ? .bytes(bytes) : .text(String(decoding: bytes, as: UTF8.self))
-            } ?? .null
-        }
-        func integer(_ column: Int32) -> ExportValue {
-            statement.isNull(column) ? .null : .integer(statement.int64(column))
-        }
-        id = integer(0)
-        userID = text(1)
-        toolID = text(2)
-        enabled = statement.int64(3) != 0
-        let hasKey = !omitKeys && !statement.isNull(4) && !statement.isNull(5) && !statement.isNull(6)
-        key = hasKey ? (text(4), text(5), text(6)) : nil
-        createdAt = integer(7)
-        updatedAt = integer(8)
-    }
-
-    /// Eight bytes at a time: this check runs over every exported byte.
-    static func isASCII(_ bytes: UnsafeBufferPointer<UInt8>) -> Bool {
-        var index = 0
-        if let base = bytes.baseAddress {
-            let raw = UnsafeRawPointer(base)
-            while index + 8 <= bytes.count {
-                if raw.loadUnaligned(fromByteOffset: index, as: UInt64.self) & 0x8080_8080_8080_8080 != 0 { return false }
-                index += 8
-            }
-        }
-        while index < bytes.count {
-            if bytes[index] >= 0x80 { return false }
-            index += 1
-        }
-        return true
-    }
-
-    func forEachValue(keys: KeyMode, _ body: (ExportValue) -> Void) {
-        body(id)
-        body(userID)
-        body(toolID)
-        body(.bool(enabled))
-        if keys == .encrypted {
-            if let key {
-                body(key.0); body(key.1); body(key.2)
-            } else {
-                body(.null); body(.null); body(.null)
-            }
-        }
-        body(createdAt)
-        body(updatedAt)
-    }
-
-    func forEachDigestField(_ body: (ExportValue) -> Void) {
-        body(id)
-        body(userID)
-        body(toolID)
-        body(.text(enabled ? "1" : "0"))
-        body(createdAt)
-        body(updatedAt)
-        if let key {
-            body(.text("encrypted")); body(key.0); body(key.1); body(key.2)
-        } else {
-            body(.text("none"))
-        }
-    }
 }

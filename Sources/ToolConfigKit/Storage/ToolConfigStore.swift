@@ -3,6 +3,13 @@
 public protocol ToolConfigStore: AnyObject {
     func isEmpty() throws -> Bool
 
+    /// Rows (for one user and/or one tool when given).
+    func count(userID: String?, toolID: String?) throws -> Int
+
+    /// Every row in id order (for one user and/or one tool when given), read in place: a
+    /// `StoredRow` is valid only during its call. `omitKeys` skips reading the triples.
+    func forEachRow(userID: String?, toolID: String?, omitKeys: Bool, _ body: (StoredRow) throws -> Void) throws
+
     /// Writes rows straight into the table, inside the write transaction.
     func makeWriter() throws -> any ImportTarget
 
