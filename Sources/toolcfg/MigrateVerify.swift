@@ -86,13 +86,13 @@ struct MigrateVerify: ParsableCommand {
     func postgresServer(for fixtures: String) throws -> PostgresURL {
         if let server {
             guard case .postgres(let url) = try DatabaseLocation(server, origin: .argument) else {
-                throw ValidationError("--server takes a postgresql:// URL, not \(server)")
+                throw UsageError("--server takes a postgresql:// URL, not \(server)")
             }
             return url
         }
         if let value = ProcessInfo.processInfo.environment["TOOLCFG_DB"], case .postgres(let url) = try DatabaseLocation(value, origin: .environment) {
             return url
         }
-        throw ValidationError("\(fixtures) holds PostgreSQL fixtures (*.sql): give --server postgresql://... (a server where toolcfg may create and drop scratch databases) or set TOOLCFG_DB to one")
+        throw UsageError("\(fixtures) holds PostgreSQL fixtures (*.sql): give --server postgresql://... (a server where toolcfg may create and drop scratch databases) or set TOOLCFG_DB to one")
     }
 }

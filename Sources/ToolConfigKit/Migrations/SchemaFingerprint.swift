@@ -91,6 +91,10 @@ extension SchemaFingerprint {
             let (a, b) = (old[key], new[key])
             let object = (a ?? b)!
             if object.name.hasPrefix("sqlite_autoindex_") { continue }  // compared through their table's indexes
+            // The index and key of a bookkeeping table come and go with it (PostgreSQL lists them).
+            if object.type != "table", Self.bookkeeping[object.table] != nil, (oldTables[object.table] == nil) != (newTables[object.table] == nil) {
+                continue
+            }
             if let note = Self.bookkeeping[object.name], object.type == "table", a == nil || b == nil {
                 let rows = object.name == "sqlite_sequence" ? 0 : (oldTables[object.name] ?? newTables[object.name])?.rows ?? 0
                 out.append(SchemaDifference(subject: key, detail: (a == nil ? "created" : "dropped") + " (\(note)); it holds \(rows) row(s)",
@@ -137,9 +141,10 @@ extension SchemaFingerprint {
         for name in Set(before.sequences.keys).union(sequences.keys).sorted() where before.sequences[name] != sequences[name] {
             let describe = { (value: Int64?) in value.map(String.init) ?? "no entry" }
             let sequence = sequenceObjects[name]
+            let isOwned = owned.contains(sequence?.table ?? name)
             out.append(SchemaDifference(subject: sequence == nil ? "sqlite_sequence entry for \(name)" : "sequence \(name) value",
-                                        detail: "\(describe(before.sequences[name])) before, \(describe(sequences[name])) now",
-                                        expected: owned.contains(sequence?.table ?? name)))
+                                        detail: "\(describe(before.sequences[name])) before, \(describe(sequences[name])) now" + (isOwned ? ownedNote : ""),
+                                        expected: isOwned))
         }
         return out
     }
