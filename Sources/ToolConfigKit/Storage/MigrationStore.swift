@@ -19,6 +19,7 @@ public protocol MigrationStore: AnyObject {
     func ledgerEntries() throws -> [LedgerEntry]
     /// success TRUE and execution_time -1, as sqlx records a migration in its own transaction.
     func recordInLedger(_ migration: Migration) throws
+    /// After the commit, as sqlx does: losing it to a crash is harmless.
     func setExecutionTime(version: Int64, nanoseconds: Int64) throws
     func removeFromLedger(version: Int64) throws
 
