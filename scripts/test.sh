@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The test command: builds everything, runs the migration reversibility check on the committed
-# fixtures (as the application's CI would run it), then the whole Swift Testing suite. In CI
+# fixtures (as the application's CI would run it: SQLite's, then PostgreSQL's on the throwaway
+# server), then the whole Swift Testing suite. In CI
 # (CI=true) it also runs each fuzz target for a short bounded time and the whole suite under
 # AddressSanitizer and ThreadSanitizer (scripts/sanitize.sh, each bounded by SANITIZE_TIMEOUT),
 # before the plain suite so that its summary closes the run.
@@ -25,6 +26,7 @@ export TOOLCFG_TEST_POSTGRES_URL TOOLCFG_TEST_POSTGRES_TCP_URL TOOLCFG_TEST_POST
 swift build --build-tests
 if [ $# -eq 0 ]; then
   .build/debug/toolcfg migrate verify --fixtures fixtures
+  .build/debug/toolcfg migrate verify --fixtures fixtures/postgres --server "$TOOLCFG_TEST_POSTGRES_URL"
   if [ "${CI:-}" = true ]; then
     bash scripts/fuzz.sh all "${FUZZ_SECONDS:-10}"
   fi

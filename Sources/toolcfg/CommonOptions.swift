@@ -3,20 +3,41 @@ import Foundation
 import ToolConfigKit
 
 struct DatabaseOptions: ParsableArguments {
-    @Option(name: .long, help: ArgumentHelp("The SQLite database (or set TOOLCFG_DB).", valueName: "PATH"))
+    @Option(name: .long, help: ArgumentHelp("The database: an SQLite file, or a postgresql:// URL without a password (for the migrate commands only, for now); or set TOOLCFG_DB.",
+                                             valueName: "PATH|URL"))
     var db: String?
 
-    @Option(name: .long, help: ArgumentHelp("Seconds to wait for another writer's lock before giving up (exit 75).", valueName: "SECONDS"))
+    @Option(name: .long, help: ArgumentHelp("Seconds to wait for another writer's lock before giving up (exit 75); on PostgreSQL the lock_timeout.",
+                                            valueName: "SECONDS"))
     var busyTimeout: Double = 10
 
-    func path() throws -> String {
-        if let db { return db }
-        if let fromEnvironment = ProcessInfo.processInfo.environment["TOOLCFG_DB"], !fromEnvironment.isEmpty { return fromEnvironment }
-        throw ValidationError("no database given: use --db PATH or set TOOLCFG_DB")
+    var timeout: Duration { .milliseconds(Int64(busyTimeout * 1000)) }
+
+    /// --db, else TOOLCFG_DB: only the environment may carry a PostgreSQL password.
+    func location() throws -> DatabaseLocation {
+        if let db { return try DatabaseLocation(db, origin: .argument) }
+        if let fromEnvironment = ProcessInfo.processInfo.environment["TOOLCFG_DB"], !fromEnvironment.isEmpty {
+            return try DatabaseLocation(fromEnvironment, origin: .environment)
+        }
+        throw ValidationError("no database given: use --db PATH|URL or set TOOLCFG_DB")
     }
 
-    func open(_ mode: SQLiteConnection.OpenMode) throws -> SQLiteConnection {
-        try SQLiteConnection(path: path(), mode: mode, options: .init(busyTimeout: .milliseconds(Int64(busyTimeout * 1000))))
+    /// Either engine: the migrate commands.
+    func openEitherEngine(_ mode: DatabaseOpenMode) throws -> any Database {
+        try location().open(mode: mode, busyTimeout: timeout)
+    }
+
+    /// The SQLite file of the commands that do not work on PostgreSQL yet: a PostgreSQL URL is
+    /// refused up front (exit 64), so none of them reports on a database it did not really read.
+    func sqlitePath() throws -> String {
+        switch try location() {
+        case .sqlite(let path): return path
+        case .postgres(let url): throw NotYetOnPostgres(database: url.redacted, what: "this command")
+        }
+    }
+
+    func open(_ mode: DatabaseOpenMode) throws -> SQLiteConnection {
+        try SQLiteConnection(path: sqlitePath(), mode: mode, options: .init(busyTimeout: timeout))
     }
 }
 

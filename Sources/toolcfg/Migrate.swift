@@ -4,17 +4,24 @@ import ToolConfigKit
 
 struct Migrate: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Apply, revert and inspect migrations, with sqlx's _sqlx_migrations table as the ledger.",
+        abstract: "Apply, revert and inspect migrations (SQLite or PostgreSQL), with sqlx's _sqlx_migrations table as the ledger.",
         subcommands: [MigrateUp.self, MigrateDown.self, MigrateStatus.self, MigrateVerify.self]
     )
 }
 
 struct MigrationFolderOption: ParsableArguments {
-    @Option(name: .long, help: ArgumentHelp("Use the migration files of this folder instead of the built-in ones.", valueName: "DIR"))
+    @Option(name: .long, help: ArgumentHelp("Use the migration files of this folder instead of the built-in ones (SQLite's, or PostgreSQL's for a postgresql:// database).",
+                                            valueName: "DIR"))
     var migrations: String?
 
-    func load() throws -> MigrationSet {
-        try migrations.map { try MigrationSet.load(folder: $0) } ?? MigrationSet.embedded()
+    /// The folder's migrations; nil without --migrations.
+    func loadGiven() throws -> MigrationSet? {
+        try migrations.map { try MigrationSet.load(folder: $0) }
+    }
+
+    /// The folder's migrations, or the built-in ones of the database's engine.
+    func load(for database: any Database) throws -> MigrationSet {
+        try loadGiven() ?? database.migrationStore().builtInMigrations()
     }
 }
 

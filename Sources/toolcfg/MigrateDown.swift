@@ -13,6 +13,7 @@ struct MigrateDown: ParsableCommand {
             """, examples: [
                 "toolcfg migrate down --db app.db --dry-run",
                 "toolcfg migrate down --db app.db --to 0 --yes",
+                "TOOLCFG_DB=postgresql://app@/app toolcfg migrate down --dry-run",
             ])
     )
 
@@ -34,8 +35,8 @@ struct MigrateDown: ParsableCommand {
     }
 
     func run() throws {
-        let connection = try database.open(.readWrite)
-        let report = try Migrator(connection: connection, migrations: try folder.load(), options: safety.options)
+        let connection = try database.openEitherEngine(.readWrite)
+        let report = try Migrator(database: connection, migrations: try folder.load(for: connection), options: safety.options)
             .down(to: to, steps: steps, dryRun: dryRun, allowDataLoss: yes)
         try MigrationOutput.run(report, console: output.console)
     }

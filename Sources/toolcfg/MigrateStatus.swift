@@ -9,6 +9,7 @@ struct MigrateStatus: ParsableCommand {
         discussion: help("Only reads the database.", examples: [
             "toolcfg migrate status --db app.db",
             "TOOLCFG_DB=app.db toolcfg migrate status --json",
+            "toolcfg migrate status --db 'postgresql://app@db.example:5432/app'",
         ])
     )
 
@@ -17,8 +18,8 @@ struct MigrateStatus: ParsableCommand {
     @OptionGroup var output: OutputOptions
 
     func run() throws {
-        let connection = try database.open(.readOnly)
-        let report = try Migrator(connection: connection, migrations: try folder.load()).status()
+        let connection = try database.openEitherEngine(.readOnly)
+        let report = try Migrator(database: connection, migrations: try folder.load(for: connection)).status()
         if output.json { return try output.console.report(report) }
         Console.out(MigrationOutput.render(report))
     }

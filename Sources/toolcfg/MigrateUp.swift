@@ -5,10 +5,14 @@ import ToolConfigKit
 struct MigrateUp: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "up",
-        abstract: "Apply pending migrations (all, or up to and including --to). Creates the database file if needed.",
-        discussion: help("Each migration runs in its own transaction with its ledger row, as sqlx runs it.", examples: [
+        abstract: "Apply pending migrations (all, or up to and including --to). Creates an SQLite file if needed.",
+        discussion: help("""
+            Each migration runs in its own transaction with its ledger row, as sqlx runs it. On \
+            PostgreSQL, sqlx's advisory lock is held throughout, waited for up to --busy-timeout.
+            """, examples: [
             "toolcfg migrate up --db app.db",
             "toolcfg migrate up --db app.db --to 7 --json",
+            "toolcfg migrate up --db 'postgresql://app@db.example/app?sslmode=require'",
         ])
     )
 
@@ -20,8 +24,8 @@ struct MigrateUp: ParsableCommand {
     @OptionGroup var output: OutputOptions
 
     func run() throws {
-        let connection = try database.open(.readWriteCreate)
-        let report = try Migrator(connection: connection, migrations: try folder.load(), options: safety.options).up(to: to)
+        let connection = try database.openEitherEngine(.readWriteCreate)
+        let report = try Migrator(database: connection, migrations: try folder.load(for: connection), options: safety.options).up(to: to)
         try MigrationOutput.run(report, console: output.console)
     }
 }

@@ -5,41 +5,61 @@ import ToolConfigKit
 struct MigrateVerify: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "verify",
-        abstract: "Prove on copies of databases that every down migration undoes its up, exactly.",
+        abstract: "Prove that every down migration undoes its up, exactly, leaving the databases as they were.",
         discussion: help("""
-            For each database (--db, or every *.db of --fixtures DIR), on a copy: a pending migration \
-            goes up, down (the database must be as before, ledger included) and up again (as after \
-            the first up); an applied one goes down and up again (as before). An up script run again \
+            For each database (--db, or every fixture of --fixtures DIR): a pending migration goes \
+            up, down (the database must be as before, ledger included) and up again (as after the \
+            first up); an applied one goes down and up again (as before). An up script run again \
             where its objects exist, and a down script run again where they are gone, must change \
-            nothing. The databases given are only read. Exit 65 when any check fails.
+            nothing. An SQLite database is verified on a copy; a PostgreSQL one inside one \
+            transaction that is rolled back (its DDL is transactional), under sqlx's migration lock: \
+            on a live database, the tables the scripts touch stay locked until the rollback. \
+            --fixtures DIR takes SQLite databases (*.db, *.sqlite, *.sqlite3) and PostgreSQL \
+            fixtures (*.sql, scripts that build a database); each *.sql is loaded into a scratch \
+            database created on the server of --server URL (or of TOOLCFG_DB, when it holds a \
+            PostgreSQL URL) and dropped afterwards. Exit 65 when any check fails.
             """, examples: [
                 "toolcfg migrate verify --fixtures fixtures",
+                "toolcfg migrate verify --fixtures fixtures/postgres --server 'postgresql://postgres@/postgres?host=/run/postgresql'",
                 "toolcfg migrate verify --db copy-of-production.db --json",
+                "TOOLCFG_DB=postgresql://app@db.example/app_staging toolcfg migrate verify",
             ])
     )
 
-    @Option(name: .long, help: ArgumentHelp("One database to verify on (or set TOOLCFG_DB).", valueName: "PATH")) var db: String?
-    @Option(name: .long, help: ArgumentHelp("A folder of fixture databases (*.db, *.sqlite, *.sqlite3).", valueName: "DIR")) var fixtures: String?
+    @OptionGroup var database: DatabaseOptions
+    @Option(name: .long, help: ArgumentHelp("A folder of fixtures: SQLite databases (*.db, *.sqlite, *.sqlite3) and PostgreSQL scripts (*.sql).",
+                                            valueName: "DIR"))
+    var fixtures: String?
+    @Option(name: .long, help: ArgumentHelp("The PostgreSQL server for the *.sql fixtures, a postgresql:// URL without a password (or TOOLCFG_DB): scratch databases are created and dropped there.",
+                                            valueName: "URL"))
+    var server: String?
     @OptionGroup var folder: MigrationFolderOption
     @OptionGroup var output: OutputOptions
 
     func validate() throws {
-        if db != nil && fixtures != nil { throw ValidationError("give --db or --fixtures, not both") }
+        if database.db != nil && fixtures != nil { throw ValidationError("give --db or --fixtures, not both") }
+        if server != nil && fixtures == nil { throw ValidationError("--server is for the PostgreSQL fixtures of --fixtures") }
     }
 
     func run() throws {
         let console = output.console
-        let paths: [String]
+        let check = ReversibilityCheck(migrations: try folder.loadGiven())
+        var databases: [ReversibilityCheck.DatabaseReport] = []
         if let fixtures {
-            paths = try ReversibilityCheck.fixtures(in: fixtures)
-        } else if let db = db ?? ProcessInfo.processInfo.environment["TOOLCFG_DB"] {
-            guard FileManager.default.fileExists(atPath: db) else { throw DatabaseError(code: 14, message: "no such database file", path: db) }
-            paths = [db]
+            let sqlite = try ReversibilityCheck.fixtures(in: fixtures), postgres = try ReversibilityCheck.postgresFixtures(in: fixtures)
+            if sqlite.isEmpty && postgres.isEmpty { throw ValidationError("no *.db, *.sqlite, *.sqlite3 or *.sql fixtures in \(fixtures)") }
+            databases = sqlite.map { check.verify($0) }
+            if !postgres.isEmpty {
+                let server = try postgresServer(for: fixtures)
+                databases += postgres.map { check.verify(postgresFixture: $0, server: server, options: .init(lockTimeout: database.timeout)) }
+            }
         } else {
-            throw ValidationError("give --db PATH or --fixtures DIR")
+            if database.db == nil && (ProcessInfo.processInfo.environment["TOOLCFG_DB"] ?? "").isEmpty {
+                throw ValidationError("give --db PATH|URL or --fixtures DIR")
+            }
+            databases = [check.verify(database: try database.openEitherEngine(.readOnly))]
         }
-        if paths.isEmpty { throw ValidationError("no *.db, *.sqlite or *.sqlite3 files in \(fixtures ?? "")") }
-        let report = ReversibilityCheck(migrations: try folder.load()).verify(paths)
+        let report = check.report(databases)
         let failed = report.databases.filter { !$0.ok }
         let failure = failed.first.map {
             CheckFailed(message: "\(failed.count) of \(report.databases.count) database(s) failed the reversibility check",
@@ -60,5 +80,19 @@ struct MigrateVerify: ParsableCommand {
             console.note("\(report.databases.count - failed.count) of \(report.databases.count) database(s) passed")
         }
         if let failure { throw ReportedFailure(error: failure) }
+    }
+
+    /// --server, else TOOLCFG_DB when it holds a PostgreSQL URL (the environment's may carry a password).
+    func postgresServer(for fixtures: String) throws -> PostgresURL {
+        if let server {
+            guard case .postgres(let url) = try DatabaseLocation(server, origin: .argument) else {
+                throw UsageError("--server takes a postgresql:// URL, not \(server)")
+            }
+            return url
+        }
+        if let value = ProcessInfo.processInfo.environment["TOOLCFG_DB"], case .postgres(let url) = try DatabaseLocation(value, origin: .environment) {
+            return url
+        }
+        throw UsageError("\(fixtures) holds PostgreSQL fixtures (*.sql): give --server postgresql://... (a server where toolcfg may create and drop scratch databases) or set TOOLCFG_DB to one")
     }
 }

@@ -41,7 +41,7 @@ struct Stress: ParsableCommand {
 
     func run() throws {
         let console = output.console
-        let path = try database.path()
+        let path = try database.sqlitePath()
         let launch: StressTest.Writers = processes ? .processes(executable: Self.executablePath) : .threads
         let options = StressTest.Options(writers: writers, operations: ops, pairs: pairs, seed: seed ?? UInt64.random(in: 0...UInt64(UInt32.max)),
                                          write: upsert, busyTimeout: .milliseconds(Int64(database.busyTimeout * 1000)), launch: launch)

@@ -78,7 +78,7 @@ struct ImportKeyCheckTests {
     func noStoredKeys() throws {
         let folder = try TemporaryFolder()
         let connection = try SQLiteConnection(path: folder.path("empty.db"), mode: .readWriteCreate)
-        _ = try Migrator(connection: connection, migrations: try .embedded()).up()
+        _ = try Migrator(database: connection, migrations: try .embedded()).up()
         try connection.execute("INSERT INTO user_tool_configs (user_id, tool_id, enabled, created_at, updated_at) VALUES ('a', 'b', 1, 1, 1)")
         let keyFile = try RotationTests.keyFile(MasterKey.generate(), folder, "master.key")
         let input = try Self.write("user_id,tool_id,api_key\na,b,sk-a\n", folder, "in.csv")
@@ -93,7 +93,7 @@ struct ImportKeyCheckTests {
         let folder = try TemporaryFolder()
         let master = try key(MasterKeyTests.valid)
         let connection = try SQLiteConnection(path: folder.path("t.db"), mode: .readWriteCreate)
-        _ = try Migrator(connection: connection, migrations: try .embedded()).up()
+        _ = try Migrator(database: connection, migrations: try .embedded()).up()
         let secrets = try (1...3).map { try SecretCipher.encrypt("sk-\($0)", masterKey: master) }
         let input = try Self.write("user_id,tool_id,encrypted_api_key,salt,nonce\n" + secrets.enumerated().map {
             "u\($0.offset),t,\($0.element.encryptedAPIKey),\($0.element.salt),\($0.element.nonce)\n"
@@ -119,7 +119,7 @@ struct ImportKeyCheckTests {
         let folder = try TemporaryFolder()
         let master = try key(MasterKeyTests.valid), other = MasterKey.generate()
         let connection = try SQLiteConnection(path: folder.path("t.db"), mode: .readWriteCreate)
-        _ = try Migrator(connection: connection, migrations: try .embedded()).up()
+        _ = try Migrator(database: connection, migrations: try .embedded()).up()
         // Every third record under another key, every seventh tampered with (its last byte flipped).
         var text = "user_id,tool_id,encrypted_api_key,salt,nonce\n"
         var bad: [Int] = []

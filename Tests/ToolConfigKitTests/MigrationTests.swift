@@ -6,7 +6,7 @@ import Testing
 /// encrypted keys) and a sqlx ledger with versions 1 to 6 that have no file in toolcfg's folder.
 func makeApplicationDatabase(at path: String) throws {
     let connection = try SQLiteConnection(path: path, mode: .readWriteCreate)
-    try connection.execute(MigrationLedger.createSQL)
+    try connection.execute(SQLiteMigrationStore.ledgerSQL)
     try connection.execute("""
         CREATE TABLE api_model_aliases (
             id TEXT PRIMARY KEY,
@@ -95,12 +95,12 @@ struct MigrationTests {
     func emptyDatabase() throws {
         let folder = try TemporaryFolder()
         let connection = try SQLiteConnection(path: folder.path("a.db"), mode: .readWriteCreate)
-        let migrator = Migrator(connection: connection, migrations: try .embedded())
+        let migrator = Migrator(database: connection, migrations: try .embedded())
         let report = try migrator.up()
         #expect(report.steps.map(\.version) == [7])
         let objects = try schemaObjects(connection)
         #expect(objects == Self.seedObjects.prefix(3) + ["table _sqlx_migrations", "table sqlite_sequence", "table user_tool_configs"])
-        let entry = try #require(try MigrationLedger(connection: connection).entries().first)
+        let entry = try #require(try MigrationLedger(database: connection).entries().first)
         #expect(entry.version == 7 && entry.description == "tools config" && entry.success)
         #expect(entry.checksum == Digest.sha384(Array(try Data(contentsOf: Repository.migrations.appendingPathComponent("0007_tools_config.up.sql")))))
         #expect(entry.executionTime > 0)
@@ -112,7 +112,7 @@ struct MigrationTests {
         #expect(down.steps.map(\.version) == [7])
         // What stays is bookkeeping: the ledger (empty, as sqlx leaves it) and SQLite's sequence table.
         #expect(try schemaObjects(connection) == ["table _sqlx_migrations", "table sqlite_sequence"])
-        #expect(try MigrationLedger(connection: connection).entries().isEmpty)
+        #expect(try MigrationLedger(database: connection).entries().isEmpty)
         #expect(try migrator.up().steps.map(\.version) == [7])
     }
 
@@ -125,14 +125,14 @@ struct MigrationTests {
         let tables = ["_sqlx_migrations", "api_model_aliases", "app_settings", "downloads", "sqlite_sequence"]
         let before = try tables.map { try contents(connection, table: $0) }
         let objectsBefore = try schemaObjects(connection)
-        let migrator = Migrator(connection: connection, migrations: try .embedded())
+        let migrator = Migrator(database: connection, migrations: try .embedded())
 
         let status = try migrator.status()
         #expect(status.entries.map(\.state) == Array(repeating: .missingFile, count: 6) + [.pending])
 
         #expect(try migrator.up().steps.map(\.version) == [7])
         #expect(Set(try schemaObjects(connection)) == Set(objectsBefore + Self.seedObjects))
-        #expect(try MigrationLedger(connection: connection).entries().map(\.version) == Array(1...7))
+        #expect(try MigrationLedger(database: connection).entries().map(\.version) == Array(1...7))
         #expect(try migrator.status().entries.map(\.state) == Array(repeating: .missingFile, count: 6) + [.applied])
         #expect(try tables.dropFirst().map { try contents(connection, table: $0) } == Array(before.dropFirst()))
 
@@ -144,16 +144,16 @@ struct MigrationTests {
         _ = try migrator.up()
         let error = thrownError { _ = try migrator.down(to: 0) }
         #expect("\(error.map(String.init(describing:)) ?? "")".contains("migration 6"))
-        #expect(try MigrationLedger(connection: connection).entries().map(\.version) == Array(1...7))
+        #expect(try MigrationLedger(database: connection).entries().map(\.version) == Array(1...7))
     }
 
     @Test("a drifted checksum is refused, explained, and allowed with allowDrift")
     func drift() throws {
         let folder = try TemporaryFolder()
         let connection = try SQLiteConnection(path: folder.path("a.db"), mode: .readWriteCreate)
-        _ = try Migrator(connection: connection, migrations: try .embedded()).up()
+        _ = try Migrator(database: connection, migrations: try .embedded()).up()
         try connection.execute("UPDATE _sqlx_migrations SET checksum = randomblob(48) WHERE version = 7")
-        let migrator = Migrator(connection: connection, migrations: try .embedded())
+        let migrator = Migrator(database: connection, migrations: try .embedded())
         let error = try #require(thrownError { _ = try migrator.down() } as? MigrationError)
         #expect(error.exitStatus == .dataError)
         #expect(error.description.contains("checksum mismatch"))
@@ -161,7 +161,7 @@ struct MigrationTests {
         #expect(status.entries.first?.state == .drifted)
         #expect(status.entries.first?.drift == nil)
         #expect(try schemaObjects(connection).contains("table user_tool_configs"))
-        let allowed = Migrator(connection: connection, migrations: try .embedded(), options: .init(allowDrift: true))
+        let allowed = Migrator(database: connection, migrations: try .embedded(), options: .init(allowDrift: true))
         #expect(try allowed.down().steps.map(\.version) == [7])
     }
 
@@ -178,13 +178,13 @@ struct MigrationTests {
         }
         let migrations = try migrationsFolder(folder, ["0007_tools_config.up.sql": rewritten])
         let connection = try SQLiteConnection(path: folder.path("a.db"), mode: .readWriteCreate)
-        _ = try Migrator(connection: connection, migrations: try .embedded()).up()
-        let status = try Migrator(connection: connection, migrations: try .load(folder: migrations)).status()
+        _ = try Migrator(database: connection, migrations: try .embedded()).up()
+        let status = try Migrator(database: connection, migrations: try .load(folder: migrations)).status()
         #expect(status.entries.first?.state == .drifted)
         let explanation = try #require(status.entries.first?.drift)
         #expect(explanation.contains("only the byte order mark, line endings or trailing newlines differ"))
         #expect(explanation.contains(expected))
-        let error = try #require(thrownError { _ = try Migrator(connection: connection, migrations: try .load(folder: migrations)).up() })
+        let error = try #require(thrownError { _ = try Migrator(database: connection, migrations: try .load(folder: migrations)).up() })
         #expect("\(error)".contains(expected))
     }
 
@@ -192,15 +192,15 @@ struct MigrationTests {
     func dirty() throws {
         let folder = try TemporaryFolder()
         let connection = try SQLiteConnection(path: folder.path("a.db"), mode: .readWriteCreate)
-        _ = try Migrator(connection: connection, migrations: try .embedded()).up()
+        _ = try Migrator(database: connection, migrations: try .embedded()).up()
         try connection.execute("UPDATE _sqlx_migrations SET success = 0")
-        let migrator = Migrator(connection: connection, migrations: try .embedded())
+        let migrator = Migrator(database: connection, migrations: try .embedded())
         for run in [{ _ = try migrator.up() }, { _ = try migrator.down() }] as [() throws -> Void] {
             let error = try #require(thrownError(run) as? MigrationError)
             #expect(error.description.contains("dirty"))
         }
         #expect(try migrator.status().entries.first?.state == .dirty)
-        #expect(try Migrator(connection: connection, migrations: try .embedded(), options: .init(allowDirty: true)).down().steps.count == 1)
+        #expect(try Migrator(database: connection, migrations: try .embedded(), options: .init(allowDirty: true)).down().steps.count == 1)
     }
 
     @Test("another tool's ledger, or a _sqlx_migrations of another shape, is refused and nothing is written", arguments: [
@@ -214,7 +214,7 @@ struct MigrationTests {
         let connection = try SQLiteConnection(path: folder.path("a.db"), mode: .readWriteCreate)
         try connection.execute(sql)
         let before = try schemaObjects(connection)
-        let migrator = Migrator(connection: connection, migrations: try .embedded())
+        let migrator = Migrator(database: connection, migrations: try .embedded())
         for run in [{ _ = try migrator.up() }, { _ = try migrator.status() }] as [() throws -> Void] {
             let error = try #require(thrownError(run) as? MigrationError)
             #expect(error.exitStatus == .dataError)
@@ -232,13 +232,13 @@ struct MigrationTests {
             "0002_broken.down.sql": "DROP TABLE second;\n",
         ])
         let connection = try SQLiteConnection(path: folder.path("a.db"), mode: .readWriteCreate)
-        let migrator = Migrator(connection: connection, migrations: try .load(folder: migrations))
+        let migrator = Migrator(database: connection, migrations: try .load(folder: migrations))
         let error = try #require(thrownError { _ = try migrator.up() } as? MigrationError)
         #expect(error.description.contains("0002_broken.up.sql"))
         #expect(error.description.contains("line 3"))
         #expect(error.description.contains("no such table: missing"))
         // Migration 1 committed on its own; 2 left no table and no ledger row.
-        #expect(try MigrationLedger(connection: connection).entries().map(\.version) == [1])
+        #expect(try MigrationLedger(database: connection).entries().map(\.version) == [1])
         #expect(!(try connection.tableExists("second")))
     }
 
@@ -252,13 +252,13 @@ struct MigrationTests {
             "4_d.sql": "CREATE TABLE d (x);",
         ])
         let connection = try SQLiteConnection(path: folder.path("a.db"), mode: .readWriteCreate)
-        let migrator = Migrator(connection: connection, migrations: try .load(folder: migrations))
+        let migrator = Migrator(database: connection, migrations: try .load(folder: migrations))
         #expect(try migrator.up(to: 2).steps.map(\.version) == [1, 2])
         #expect(thrownError { _ = try migrator.up(to: 9) } is MigrationError)
         #expect(try migrator.up().steps.map(\.version) == [3, 4])
         let noDown = try #require(thrownError { _ = try migrator.down() } as? MigrationError)
         #expect(noDown.description.contains("no .down.sql"))
-        #expect(try MigrationLedger(connection: connection).entries().count == 4)
+        #expect(try MigrationLedger(database: connection).entries().count == 4)
         try connection.execute("DELETE FROM _sqlx_migrations WHERE version = 4; DROP TABLE d;")
         #expect(try migrator.down(steps: 2).steps.map(\.version) == [3, 2])
         #expect(try migrator.down(to: 0).steps.map(\.version) == [1])
@@ -275,7 +275,7 @@ struct MigrationTests {
             "3_c.up.sql": "CREATE TABLE c (x); INSERT INTO a VALUES (3);", "3_c.down.sql": "DELETE FROM a WHERE x = 3; DROP TABLE c;",
         ])
         let connection = try SQLiteConnection(path: folder.path("a.db"), mode: .readWriteCreate)
-        let migrator = Migrator(connection: connection, migrations: try .load(folder: migrations))
+        let migrator = Migrator(database: connection, migrations: try .load(folder: migrations))
         _ = try migrator.up()
         try connection.execute("INSERT INTO c VALUES ('kept'), ('kept too'); INSERT INTO b VALUES (1);")
         // One step reverts c (2 rows dropped, 1 row of a deleted); two add b; to 0 adds a's 2 rows.
@@ -310,7 +310,7 @@ struct MigrationTests {
     func downWithoutRows() throws {
         let folder = try TemporaryFolder()
         let connection = try SQLiteConnection(path: folder.path("a.db"), mode: .readWriteCreate)
-        let migrator = Migrator(connection: connection, migrations: try .embedded())
+        let migrator = Migrator(database: connection, migrations: try .embedded())
         _ = try migrator.up()
         try connection.execute("INSERT INTO user_tool_configs (user_id, tool_id, created_at, updated_at) VALUES ('u', 't', 1, 1); DELETE FROM user_tool_configs;")
         let report = try migrator.down()
@@ -332,6 +332,6 @@ struct MigrationTests {
         let folder = try TemporaryFolder()
         let migrations = try migrationsFolder(folder, ["1_vacuum.sql": "-- no-transaction\nVACUUM;\n"])
         let connection = try SQLiteConnection(path: folder.path("a.db"), mode: .readWriteCreate)
-        #expect(try Migrator(connection: connection, migrations: try .load(folder: migrations)).up().steps.count == 1)
+        #expect(try Migrator(database: connection, migrations: try .load(folder: migrations)).up().steps.count == 1)
     }
 }

@@ -33,7 +33,7 @@ struct ProgressTests {
     /// A migrated database with `rows` keyless rows over three tools.
     static func database(_ folder: TemporaryFolder, rows: Int) throws -> SQLiteConnection {
         let connection = try SQLiteConnection(path: folder.path("p.db"), mode: .readWriteCreate)
-        _ = try Migrator(connection: connection, migrations: try .embedded()).up()
+        _ = try Migrator(database: connection, migrations: try .embedded()).up()
         try connection.writeTransaction {
             let insert = try connection.prepare("INSERT INTO user_tool_configs (user_id, tool_id, enabled, created_at, updated_at) VALUES (?1, ?2, 1, 1, 2)")
             for index in 0..<rows { try insert.run([.text("user-\(index)"), .text("tool-\(index % 3)")]) }

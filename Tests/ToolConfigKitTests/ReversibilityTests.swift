@@ -25,6 +25,13 @@ struct ReversibilityTests {
             let right = try SchemaFingerprint.capture(SQLiteConnection(path: b, mode: .readOnly))
             #expect(left == right, "\(a): \(right.differences(from: left))")
         }
+        // PostgreSQL's fixtures are scripts: the same bytes.
+        let scripts = try ReversibilityCheck.postgresFixtures(in: Self.fixtures + "/postgres")
+        #expect(scripts.map { ($0 as NSString).lastPathComponent } == PostgresFixtures.names.sorted())
+        for script in scripts {
+            let rebuilt = folder.path("rebuilt/postgres/" + (script as NSString).lastPathComponent)
+            #expect(try Self.digest(script) == Self.digest(rebuilt), "\(script)")
+        }
     }
 
     @Test("the real migrations pass on every fixture, which stay untouched")

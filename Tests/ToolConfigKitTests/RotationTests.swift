@@ -58,7 +58,7 @@ final class RotationDatabase {
         try makeApplicationDatabase(at: path)
         let connection = try SQLiteConnection(path: path)
         defer { connection.close() }
-        _ = try Migrator(connection: connection, migrations: try .embedded()).up()
+        _ = try Migrator(database: connection, migrations: try .embedded()).up()
 
         let aliasPlaintexts = (1...aliases).map { plaintext(Self.aliases, $0) }
         let configIDs = (0..<rows).map { $0 + 1 }

@@ -13,7 +13,7 @@ struct StressTests {
     static func migratedDatabase(_ folder: TemporaryFolder) throws -> String {
         let path = folder.path("stress.db")
         let connection = try SQLiteConnection(path: path, mode: .readWriteCreate)
-        _ = try Migrator(connection: connection, migrations: try .embedded()).up()
+        _ = try Migrator(database: connection, migrations: try .embedded()).up()
         return path
     }
 

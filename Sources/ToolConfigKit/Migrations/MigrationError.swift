@@ -1,5 +1,6 @@
 public enum MigrationError: ToolcfgError {
     case unreadableFolder(path: String, reason: String)
+    case unreadableFixture(path: String, reason: String)
     case invalidFile(file: String, reason: String)
     case duplicateVersion(version: Int64, files: [String])
     case downWithoutUp(version: Int64, file: String)
@@ -10,13 +11,14 @@ public enum MigrationError: ToolcfgError {
     case unknownVersion(Int64, direction: String)
     case fileMissing(version: Int64, description: String)
     case noDownMigration(version: Int64, file: String)
-    case failed(version: Int64, file: String, cause: DatabaseError)
+    /// A script failed on the engine and was rolled back.
+    case failed(version: Int64, file: String, cause: any EngineError)
     /// A down that would drop or empty tables holding rows, without the operator's --yes.
     case wouldLoseRows([DataLoss])
 
     public var exitStatus: ExitStatus {
         switch self {
-        case .unreadableFolder: .noInput
+        case .unreadableFolder, .unreadableFixture: .noInput
         case .unknownVersion, .wouldLoseRows: .usage
         case .failed(_, _, let cause): cause.exitStatus == .temporaryFailure ? .temporaryFailure : .dataError
         default: .dataError
@@ -25,10 +27,10 @@ public enum MigrationError: ToolcfgError {
 
     public var errorContext: ErrorContext {
         switch self {
-        case .unreadableFolder(let path, _): ErrorContext(file: path)
+        case .unreadableFolder(let path, _), .unreadableFixture(let path, _): ErrorContext(file: path)
         case .invalidFile(let file, _), .downWithoutUp(_, let file), .drift(_, let file, _), .noDownMigration(_, let file):
             ErrorContext(file: file)
-        case .failed(_, let file, let cause): ErrorContext(database: cause.path, file: file)
+        case .failed(_, let file, let cause): ErrorContext(database: cause.database, file: file)
         case .foreignLedger(let table, _): ErrorContext(table: table)
         case .wouldLoseRows(let loss) where loss.count == 1: ErrorContext(table: loss[0].table)
         default: ErrorContext()
@@ -39,6 +41,8 @@ public enum MigrationError: ToolcfgError {
         switch self {
         case .unreadableFolder(let path, let reason):
             return "cannot read the migrations folder \(path): \(reason)"
+        case .unreadableFixture(let path, let reason):
+            return "cannot read the fixture \(path): \(reason)"
         case .invalidFile(let file, let reason):
             return "migration file \(file): \(reason)"
         case .duplicateVersion(let version, let files):
@@ -51,7 +55,7 @@ public enum MigrationError: ToolcfgError {
             return "the _sqlx_migrations table is not sqlx's: \(reason)"
         case .dirty(let versions):
             let list = versions.map(String.init).joined(separator: ", ")
-            return "the database is dirty: migration \(list) is recorded with success = 0 (a migration failed part way); "
+            return "the database is dirty: migration \(list) is recorded with success = false (a migration failed part way); "
                 + "repair the schema by hand, then rerun with --allow-dirty"
         case .drift(let version, let file, let explanation):
             var text = "migration \(version) was applied from different contents than \(file) (checksum mismatch)"
@@ -64,7 +68,7 @@ public enum MigrationError: ToolcfgError {
         case .noDownMigration(let version, let file):
             return "migration \(version) (\(file)) has no .down.sql file, so it cannot be reverted"
         case .failed(let version, let file, let cause):
-            return "migration \(version) (\(file)) failed and was rolled back: \(cause.context.map { "\($0): " } ?? "")\(cause.message)"
+            return "migration \(version) (\(file)) failed and was rolled back: \(cause.reason)"
         case .wouldLoseRows(let loss):
             let what = loss.map { "\($0.dropped ? "drop" : "delete rows of") \($0.table) (\($0.rows) row\($0.rows == 1 ? "" : "s"))" }
             return "migrate down would \(what.joined(separator: ", ")); nothing was changed: give --yes to go ahead, or --dry-run to see what would run"

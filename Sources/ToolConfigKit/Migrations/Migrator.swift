@@ -1,8 +1,9 @@
 import Foundation
 
 /// Applies and reverts migrations the way sqlx does: each in its own transaction together with its
-/// ledger row, refusing dirty and drifted databases unless told otherwise. Every plan is checked in
-/// full before the first migration runs.
+/// ledger row, refusing dirty and drifted databases unless told otherwise, holding sqlx's
+/// migration lock while it changes anything. Every plan is checked in full before the first
+/// migration runs. The same on every engine: what differs is the store's.
 public struct Migrator {
     public struct Options: Sendable {
         public var allowDirty: Bool
@@ -14,16 +15,20 @@ public struct Migrator {
         }
     }
 
-    let connection: SQLiteConnection
+    let store: any MigrationStore
     let migrations: MigrationSet
     let options: Options
     let ledger: MigrationLedger
 
-    public init(connection: SQLiteConnection, migrations: MigrationSet, options: Options = Options()) {
-        self.connection = connection
+    public init(database: any Database, migrations: MigrationSet, options: Options = Options()) {
+        self.init(store: database.migrationStore(), migrations: migrations, options: options)
+    }
+
+    init(store: any MigrationStore, migrations: MigrationSet, options: Options = Options()) {
+        self.store = store
         self.migrations = migrations
         self.options = options
-        self.ledger = MigrationLedger(connection: connection)
+        self.ledger = MigrationLedger(store: store)
     }
 
     // MARK: status
@@ -58,7 +63,7 @@ public struct Migrator {
                          checksum: (row?.checksum ?? file?.checksum).map { Digest.hex($0) },
                          drift: drift)
         }
-        return MigrationStatusReport(database: connection.path, migrations: migrations.origin.description,
+        return MigrationStatusReport(database: store.database.location, migrations: migrations.origin.description,
                                      ledgerExists: try ledger.exists, entries: rows)
     }
 
@@ -85,10 +90,12 @@ public struct Migrator {
         if let target, migrations.migration(version: target) == nil {
             throw MigrationError.unknownVersion(target, direction: "up")
         }
-        let applied = try preflight()
-        let pending = migrations.migrations.filter { applied[$0.version] == nil && $0.version <= (target ?? .max) }
-        let steps = try pending.map { try apply($0) }
-        return try report(.up, steps, dryRun: false, dataLoss: nil)
+        return try store.withMigrationLock {
+            let applied = try preflight()
+            let pending = migrations.migrations.filter { applied[$0.version] == nil && $0.version <= (target ?? .max) }
+            let steps = try pending.map { try apply($0) }
+            return try report(.up, steps, dryRun: false, dataLoss: nil)
+        }
     }
 
     /// Runs one up migration with its ledger row, as sqlx does.
@@ -96,23 +103,23 @@ public struct Migrator {
         let started = ContinuousClock.now
         do {
             if migration.runsWithoutTransaction {
-                try connection.execute(migration.up.sql, context: migration.up.fileName)
-                try connection.writeTransaction {
-                    try ledger.createIfMissing()
-                    try ledger.record(migration)
+                try store.run(migration.up)
+                try store.atomically {
+                    try store.createLedgerIfMissing()
+                    try store.recordInLedger(migration)
                 }
             } else {
-                try connection.writeTransaction {
-                    try ledger.createIfMissing()
-                    try connection.execute(migration.up.sql, context: migration.up.fileName)
-                    try ledger.record(migration)
+                try store.atomically {
+                    try store.createLedgerIfMissing()
+                    try store.run(migration.up)
+                    try store.recordInLedger(migration)
                 }
             }
-        } catch let error as DatabaseError {
+        } catch let error as any EngineError {
             throw MigrationError.failed(version: migration.version, file: migration.up.fileName, cause: error)
         }
         let elapsed = Self.nanoseconds(ContinuousClock.now - started)
-        try ledger.setExecutionTime(version: migration.version, nanoseconds: elapsed)
+        try store.setExecutionTime(version: migration.version, nanoseconds: elapsed)
         return .init(version: migration.version, description: migration.description, file: migration.up.fileName, elapsedSeconds: Double(elapsed) / 1e9)
     }
 
@@ -120,11 +127,11 @@ public struct Migrator {
     func revert(_ migration: Migration, down: MigrationScript) throws -> MigrationRunReport.Step {
         let started = ContinuousClock.now
         do {
-            try connection.writeTransaction {
-                try connection.execute(down.sql, context: down.fileName)
-                try ledger.remove(version: migration.version)
+            try store.atomically {
+                try store.run(down)
+                try store.removeFromLedger(version: migration.version)
             }
-        } catch let error as DatabaseError {
+        } catch let error as any EngineError {
             throw MigrationError.failed(version: migration.version, file: down.fileName, cause: error)
         }
         return .init(version: migration.version, description: migration.description, file: down.fileName,
@@ -138,6 +145,10 @@ public struct Migrator {
     /// that would drop or empty tables holding rows are refused unless `allowDataLoss`; a dry run
     /// reports the plan and the rows it would take, and changes nothing.
     public func down(to target: Int64? = nil, steps count: Int? = nil, dryRun: Bool = false, allowDataLoss: Bool = false) throws -> MigrationRunReport {
+        try store.withMigrationLock { try downLocked(to: target, steps: count, dryRun: dryRun, allowDataLoss: allowDataLoss) }
+    }
+
+    private func downLocked(to target: Int64?, steps count: Int?, dryRun: Bool, allowDataLoss: Bool) throws -> MigrationRunReport {
         let applied = try preflight()
         let newestFirst = applied.keys.sorted(by: >)
         let toRevert: [Int64]
@@ -172,16 +183,16 @@ public struct Migrator {
     /// that is then rolled back: exact whatever the SQL does (DROP TABLE, DELETE, a rebuild that
     /// copies only some rows), where reading the scripts would be a guess.
     func dataLoss(of plan: [(Migration, MigrationScript)]) throws -> [DataLoss] {
-        let (before, after) = try connection.transaction(.rolledBackWrite) {
-            let before = try rowCounts()
+        let (before, after) = try store.database.transaction(.rolledBackWrite) {
+            let before = try store.rowCounts()
             for (migration, down) in plan {
-                do throws(DatabaseError) {
-                    try connection.execute(down.sql, context: down.fileName)
-                } catch {
+                do {
+                    try store.run(down)
+                } catch let error as any EngineError {
                     throw MigrationError.failed(version: migration.version, file: down.fileName, cause: error)
                 }
             }
-            return (before, try rowCounts())
+            return (before, try store.rowCounts())
         }
         return before.compactMap { table, rows in
             let left = after[table] ?? 0
@@ -189,23 +200,9 @@ public struct Migrator {
         }.sorted { $0.table < $1.table }
     }
 
-    /// Rows of every table but SQLite's own and the ledger.
-    private func rowCounts() throws -> [String: Int64] {
-        let tables = try connection.prepare("""
-            SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' AND name <> ?1
-            """)
-        try tables.bind([.text(MigrationLedger.tableName)])
-        var counts: [String: Int64] = [:]
-        while try tables.step() {
-            let name = tables.text(0) ?? ""
-            counts[name] = try connection.queryInt64("SELECT count(*) FROM \(quotedIdentifier(name))") ?? 0
-        }
-        return counts
-    }
-
     private func report(_ direction: MigrationRunReport.Direction, _ steps: [MigrationRunReport.Step],
                         dryRun: Bool, dataLoss: [DataLoss]?) throws -> MigrationRunReport {
-        MigrationRunReport(database: connection.path, migrations: migrations.origin.description, direction: direction,
+        MigrationRunReport(database: store.database.location, migrations: migrations.origin.description, direction: direction,
                            dryRun: dryRun, steps: steps, dataLoss: dataLoss, appliedVersions: try ledger.entries().map(\.version))
     }
 

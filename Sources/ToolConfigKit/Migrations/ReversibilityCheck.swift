@@ -1,11 +1,13 @@
 import Foundation
 
-/// Proves on a copy of a database that every migration's down undoes its up, exactly:
-/// for a pending migration, fingerprint, up, fingerprint, down (must equal the first, ledger
-/// included), up again (must equal the second); for one the database already has, the same cycle
-/// from the other end (down, then up must give back the start). Along the way, the up script run
-/// again on a database that has its objects, and the down script run again on one that no longer
-/// has them, must change nothing. The database given is only read.
+/// Proves that every migration's down undoes its up, exactly, on a state of the database that is
+/// thrown away afterwards (`MigrationStore.rehearse`: SQLite on a copy, PostgreSQL inside one
+/// transaction that is rolled back): for a pending migration, fingerprint, up, fingerprint, down
+/// (must equal the first, ledger included), up again (must equal the second); for one the
+/// database already has, the same cycle from the other end (down, then up must give back the
+/// start). Along the way, the up script run again on a database that has its objects, and the
+/// down script run again on one that no longer has them, must change nothing. The database given
+/// is left exactly as it was.
 public struct ReversibilityCheck {
     public struct Step: Sendable, Codable {
         public var version: Int64
@@ -32,53 +34,101 @@ public struct ReversibilityCheck {
         public var ok: Bool { databases.allSatisfy(\.ok) }
     }
 
-    let migrations: MigrationSet
+    /// nil: each database's engine's built-in migrations.
+    let migrations: MigrationSet?
 
-    public init(migrations: MigrationSet) {
+    public init(migrations: MigrationSet? = nil) {
         self.migrations = migrations
     }
 
-    /// The fixture databases of a folder (*.db, *.sqlite, *.sqlite3), by name.
+    public func report(_ databases: [DatabaseReport]) -> Report {
+        Report(migrations: migrations?.origin.description ?? MigrationSet.Origin.embedded.description, databases: databases)
+    }
+
+    // MARK: fixtures
+
+    /// The SQLite fixture databases of a folder (*.db, *.sqlite, *.sqlite3), by name.
     public static func fixtures(in folder: String) throws -> [String] {
+        try files(in: folder, endingIn: [".db", ".sqlite", ".sqlite3"])
+    }
+
+    /// The PostgreSQL fixtures of a folder (*.sql: scripts that build a database), by name.
+    public static func postgresFixtures(in folder: String) throws -> [String] {
+        try files(in: folder, endingIn: [".sql"])
+    }
+
+    private static func files(in folder: String, endingIn suffixes: [String]) throws -> [String] {
         let names: [String]
         do {
             names = try FileManager.default.contentsOfDirectory(atPath: folder)
         } catch {
             throw MigrationError.unreadableFolder(path: folder, reason: SecretInput.reason(error))
         }
-        return names.filter { [".db", ".sqlite", ".sqlite3"].contains(where: $0.hasSuffix) }.sorted()
+        return names.filter { name in suffixes.contains(where: name.hasSuffix) }.sorted()
             .map { URL(fileURLWithPath: folder).appendingPathComponent($0).path }
     }
 
+    // MARK: verifying
+
+    /// SQLite files, each only read.
     public func verify(_ paths: [String]) -> Report {
-        Report(migrations: migrations.origin.description, databases: paths.map(verify))
+        report(paths.map(verify))
     }
 
+    /// An SQLite file, only read.
     public func verify(_ path: String) -> DatabaseReport {
-        let scratch = FileManager.default.temporaryDirectory.appendingPathComponent("toolcfg-verify-\(UUID().uuidString)")
-        defer { try? FileManager.default.removeItem(at: scratch) }
         do {
-            try FileManager.default.createDirectory(at: scratch, withIntermediateDirectories: true)
-            let copy = scratch.appendingPathComponent("copy.db").path
-            // The online backup copies a consistent state even of a live WAL database, and only reads it.
-            try SQLiteConnection(path: path, mode: .readOnly).backup(to: copy)
-            let connection = try SQLiteConnection(path: copy)
-            let migrator = Migrator(connection: connection, migrations: migrations)
-            let applied = try migrator.preflight()
-            var steps: [Step] = []
-            for migration in migrations.migrations.reversed() where applied[migration.version] != nil {
-                steps.append(try cycle(migration, applied: true, connection, migrator))
-            }
-            for migration in migrations.migrations where applied[migration.version] == nil {
-                steps.append(try cycle(migration, applied: false, connection, migrator))
-            }
-            return DatabaseReport(database: path, ok: steps.allSatisfy(\.ok), error: nil, steps: steps)
+            return verify(database: try SQLiteConnection(path: path, mode: .readOnly))
         } catch {
             return DatabaseReport(database: path, ok: false, error: "\(error)", steps: [])
         }
     }
 
-    private func cycle(_ migration: Migration, applied: Bool, _ connection: SQLiteConnection, _ migrator: Migrator) throws -> Step {
+    /// A PostgreSQL fixture: its script loaded into a scratch database created on `server` (and
+    /// dropped afterwards), then verified there.
+    public func verify(postgresFixture file: String, server: PostgresURL, options: PostgresConnection.Options) -> DatabaseReport {
+        do {
+            let script: String
+            do {
+                script = try String(contentsOfFile: file, encoding: .utf8)
+            } catch {
+                throw MigrationError.unreadableFixture(path: file, reason: SecretInput.reason(error))
+            }
+            return try PostgresConnection.withScratchDatabase(on: server, options: options) { connection in
+                try connection.transaction { try connection.execute(script, context: "loading the fixture \(file)") }
+                var report = verify(database: connection)
+                report.database = file
+                return report
+            }
+        } catch {
+            return DatabaseReport(database: file, ok: false, error: "\(error)", steps: [])
+        }
+    }
+
+    /// Any database, left exactly as it was.
+    public func verify(database: any Database) -> DatabaseReport {
+        do {
+            let source = database.migrationStore()
+            let migrations = try self.migrations ?? source.builtInMigrations()
+            let steps = try source.rehearse { store in
+                let migrator = Migrator(store: store, migrations: migrations)
+                let applied = try migrator.preflight()
+                var steps: [Step] = []
+                for migration in migrations.migrations.reversed() where applied[migration.version] != nil {
+                    steps.append(try cycle(migration, applied: true, store, migrator))
+                }
+                for migration in migrations.migrations where applied[migration.version] == nil {
+                    steps.append(try cycle(migration, applied: false, store, migrator))
+                }
+                return steps
+            }
+            return DatabaseReport(database: database.location, ok: steps.allSatisfy(\.ok), error: nil, steps: steps)
+        } catch {
+            return DatabaseReport(database: database.location, ok: false, error: "\(error)", steps: [])
+        }
+    }
+
+    private func cycle(_ migration: Migration, applied: Bool, _ store: any MigrationStore, _ migrator: Migrator) throws -> Step {
         var step = Step(version: migration.version, description: migration.description, cycle: applied ? "down-up" : "up-down-up",
                         ok: true, failures: [], notes: [])
         guard let down = migration.down else {
@@ -87,7 +137,7 @@ public struct ReversibilityCheck {
             return step
         }
         func compare(_ expected: SchemaFingerprint, _ what: String, owned: Set<String> = []) throws {
-            for difference in try SchemaFingerprint.capture(connection).differences(from: expected, owned: owned) {
+            for difference in try store.fingerprint().differences(from: expected, owned: owned) {
                 if difference.expected {
                     step.notes.append("\(difference)")
                 } else {
@@ -98,32 +148,32 @@ public struct ReversibilityCheck {
         }
         /// A script run again where it has already run must change nothing (or fail and roll back).
         func rerun(_ script: MigrationScript, _ what: String) throws {
-            let before = try SchemaFingerprint.capture(connection)
+            let before = try store.fingerprint()
             do {
-                try connection.writeTransaction { try connection.execute(script.sql, context: script.fileName) }
-            } catch let error as DatabaseError {
-                step.notes.append("\(what): it fails and rolls back (\(error.message)), which is harmless")
+                try store.atomically { try store.run(script) }
+            } catch let error as any EngineError {
+                step.notes.append("\(what): it fails and rolls back (\(error.reason)), which is harmless")
                 return
             }
             try compare(before, what)
         }
 
         if applied {
-            let start = try SchemaFingerprint.capture(connection)
+            let start = try store.fingerprint()
             try rerun(migration.up, "up run again on a database that has its objects")
             _ = try migrator.revert(migration, down: down)
-            let reverted = try SchemaFingerprint.capture(connection)
+            let reverted = try store.fingerprint()
             try rerun(down, "down run again on a database without its objects")
             _ = try migrator.apply(migration)
             // The tables this migration owns: the down drops them and the up creates them again.
             // Their rows (and indexes added to them by hand) cannot come back: noted, not failed.
             let names = { (print: SchemaFingerprint) in Set(print.objects.filter { $0.type == "table" }.map(\.name)) }
-            let owned = names(start).subtracting(names(reverted)).intersection(names(try SchemaFingerprint.capture(connection)))
+            let owned = names(start).subtracting(names(reverted)).intersection(names(try store.fingerprint()))
             try compare(start, "down then up does not give back the database", owned: owned)
         } else {
-            let start = try SchemaFingerprint.capture(connection)
+            let start = try store.fingerprint()
             _ = try migrator.apply(migration)
-            let upped = try SchemaFingerprint.capture(connection)
+            let upped = try store.fingerprint()
             try rerun(migration.up, "up run again on a database that has its objects")
             _ = try migrator.revert(migration, down: down)
             try compare(start, "down does not undo up")

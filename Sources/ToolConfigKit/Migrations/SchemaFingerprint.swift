@@ -1,9 +1,11 @@
 import Foundation
 
 /// What a database is, for telling whether a down migration undid its up: every schema object
-/// (SQL with whitespace normalised), every table's columns, indexes with their columns, and a
-/// digest and count of every table's rows. The ledger's timing columns (installed_on,
-/// execution_time) are left out of its digest: they differ every time a migration runs.
+/// with its definition (SQLite: the SQL of sqlite_master, whitespace normalised; PostgreSQL: the
+/// catalogs' definitions of indexes, constraints, sequences, views, triggers, functions and
+/// types), every table's columns, indexes with their columns, and a digest and count of every
+/// table's rows. The ledger's timing columns (installed_on, execution_time) are left out of its
+/// digest: they differ every time a migration runs. Each engine captures it (MigrationStore).
 public struct SchemaFingerprint: Sendable, Equatable, Codable {
     public struct Object: Sendable, Equatable, Codable {
         public var type: String
@@ -31,7 +33,9 @@ public struct SchemaFingerprint: Sendable, Equatable, Codable {
     public var objects: [Object]
     /// Sorted by name.
     public var tables: [Table]
-    /// sqlite_sequence by table name: compared entry by entry, since each belongs to one table.
+    /// Counters, compared entry by entry: SQLite's sqlite_sequence by table name; PostgreSQL's
+    /// sequences (those used at least once) by sequence name, with a `sequence` object that names
+    /// the table owning it.
     public var sequences: [String: Int64]
 
     /// Tables that SQLite or the migration tool create as a side effect, and that no down
@@ -44,83 +48,18 @@ public struct SchemaFingerprint: Sendable, Equatable, Codable {
 
     static let ledgerVolatileColumns: Set<String> = ["installed_on", "execution_time"]
 
-    public static func capture(_ connection: SQLiteConnection) throws -> SchemaFingerprint {
-        let master = try connection.prepare("SELECT type, name, tbl_name, sql FROM sqlite_master ORDER BY type, name")
-        var objects: [Object] = []
-        while try master.step() {
-            objects.append(Object(type: master.text(0) ?? "", name: master.text(1) ?? "", table: master.text(2) ?? "",
-                                  sql: master.text(3).map(normalize)))
-        }
-        var tables: [Table] = []
-        for object in objects where object.type == "table" {
-            tables.append(try table(object.name, connection))
-        }
-        var sequences: [String: Int64] = [:]
-        if objects.contains(where: { $0.type == "table" && $0.name == "sqlite_sequence" }) {
-            let rows = try connection.prepare("SELECT name, seq FROM sqlite_sequence")
-            while try rows.step() { sequences[rows.text(0) ?? ""] = rows.int64(1) }
-        }
-        return SchemaFingerprint(objects: objects, tables: tables.sorted { $0.name < $1.name }, sequences: sequences)
+    /// The fingerprint of a database as it is now (see `MigrationStore.fingerprint`).
+    public static func capture(_ database: any Database) throws -> SchemaFingerprint {
+        try database.migrationStore().fingerprint()
     }
 
     static func normalize(_ sql: String) -> String {
         sql.split(whereSeparator: { $0.isWhitespace }).joined(separator: " ")
     }
 
-
-    private static func table(_ name: String, _ connection: SQLiteConnection) throws -> Table {
-        let info = try connection.prepare("SELECT name, type, \"notnull\", dflt_value, pk FROM pragma_table_info(?1) ORDER BY cid")
-        try info.bind(.text(name), at: 1)
-        var columns: [String] = []
-        var names: [String] = []
-        while try info.step() {
-            let column = info.text(0) ?? ""
-            names.append(column)
-            columns.append("\(column) \(info.text(1) ?? "")\(info.int64(2) != 0 ? " NOT NULL" : "")\(info.text(3).map { " DEFAULT \($0)" } ?? "")\(info.int64(4) > 0 ? " PK\(info.int64(4))" : "")")
-        }
-        let list = try connection.prepare("SELECT name, \"unique\", partial FROM pragma_index_list(?1) ORDER BY name")
-        try list.bind(.text(name), at: 1)
-        var indexes: [Index] = []
-        while try list.step() {
-            let indexName = list.text(0) ?? ""
-            let info = try connection.prepare("SELECT coalesce(name, '<expression>') FROM pragma_index_info(?1) ORDER BY seqno")
-            try info.bind(.text(indexName), at: 1)
-            var indexColumns: [String] = []
-            while try info.step() { indexColumns.append(info.text(0) ?? "") }
-            // Autoindexes are named by creation order, so name them by their columns instead.
-            let stableName = indexName.hasPrefix("sqlite_autoindex_") ? "(unique constraint on \(indexColumns.joined(separator: ", ")))" : indexName
-            indexes.append(Index(name: stableName, unique: list.int64(1) != 0, partial: list.int64(2) != 0, columns: indexColumns))
-        }
-        // Rows in rowid order (or by every column for WITHOUT ROWID tables), timing columns of the
-        // ledger left out.
-        let kept = name == MigrationLedger.tableName ? names.filter { !ledgerVolatileColumns.contains($0) } : names
-        let hasRowID = (try? connection.prepare("SELECT rowid FROM \(quotedIdentifier(name)) LIMIT 0")) != nil
-        let order = hasRowID ? "rowid" : (1...max(1, kept.count)).map(String.init).joined(separator: ", ")
-        let select = kept.isEmpty ? "SELECT 1" : "SELECT " + kept.map(quotedIdentifier).joined(separator: ", ")
-        let rows = try connection.prepare("\(select) FROM \(quotedIdentifier(name)) ORDER BY \(order)")
-        let digest = SHA256Stream()
-        var count = 0
-        while try rows.step() {
-            var bytes: [UInt8] = []
-            for column in 0..<rows.columnCount {
-                switch rows.value(column) {
-                case .null: bytes.append(0)
-                case .integer(let i): bytes.append(1); withUnsafeBytes(of: i.bigEndian) { bytes += $0 }
-                case .real(let d): bytes.append(2); withUnsafeBytes(of: d.bitPattern.bigEndian) { bytes += $0 }
-                case .text(let t):
-                    bytes.append(3)
-                    withUnsafeBytes(of: UInt32(t.utf8.count).bigEndian) { bytes += $0 }
-                    bytes += t.utf8
-                case .blob(let b):
-                    bytes.append(4)
-                    withUnsafeBytes(of: UInt32(b.count).bigEndian) { bytes += $0 }
-                    bytes += b
-                }
-            }
-            bytes.withUnsafeBytes { digest.update($0) }
-            count += 1
-        }
-        return Table(name: name, columns: columns, indexes: indexes, rows: count, digest: Digest.hex(digest.finish().prefix(16)))
+    /// The columns whose values go into a table's row digest: all but the ledger's timing columns.
+    static func digestedColumns(of table: String, _ columns: [String]) -> [String] {
+        table == MigrationLedger.tableName ? columns.filter { !ledgerVolatileColumns.contains($0) } : columns
     }
 }
 
@@ -152,6 +91,10 @@ extension SchemaFingerprint {
             let (a, b) = (old[key], new[key])
             let object = (a ?? b)!
             if object.name.hasPrefix("sqlite_autoindex_") { continue }  // compared through their table's indexes
+            // The index and key of a bookkeeping table come and go with it (PostgreSQL lists them).
+            if object.type != "table", Self.bookkeeping[object.table] != nil, (oldTables[object.table] == nil) != (newTables[object.table] == nil) {
+                continue
+            }
             if let note = Self.bookkeeping[object.name], object.type == "table", a == nil || b == nil {
                 let rows = object.name == "sqlite_sequence" ? 0 : (oldTables[object.name] ?? newTables[object.name])?.rows ?? 0
                 out.append(SchemaDifference(subject: key, detail: (a == nil ? "created" : "dropped") + " (\(note)); it holds \(rows) row(s)",
@@ -191,12 +134,17 @@ extension SchemaFingerprint {
                 out.append(SchemaDifference(subject: "table \(name) rows", detail: "same count (\(a.rows)), different contents" + note, expected: rowsExpected))
             }
         }
-        // Each sqlite_sequence entry belongs to one table.
+        // Each counter belongs to one table: SQLite's entry is keyed by it, PostgreSQL's sequence
+        // object names it.
+        let sequenceObjects = Dictionary((before.objects + objects).filter { $0.type == "sequence" }.map { ($0.name, $0) },
+                                         uniquingKeysWith: { a, _ in a })
         for name in Set(before.sequences.keys).union(sequences.keys).sorted() where before.sequences[name] != sequences[name] {
             let describe = { (value: Int64?) in value.map(String.init) ?? "no entry" }
-            out.append(SchemaDifference(subject: "sqlite_sequence entry for \(name)",
-                                        detail: "\(describe(before.sequences[name])) before, \(describe(sequences[name])) now",
-                                        expected: owned.contains(name)))
+            let sequence = sequenceObjects[name]
+            let isOwned = owned.contains(sequence?.table ?? name)
+            out.append(SchemaDifference(subject: sequence == nil ? "sqlite_sequence entry for \(name)" : "sequence \(name) value",
+                                        detail: "\(describe(before.sequences[name])) before, \(describe(sequences[name])) now" + (isOwned ? ownedNote : ""),
+                                        expected: isOwned))
         }
         return out
     }

@@ -32,6 +32,10 @@ public protocol Database: AnyObject {
 
     /// A second connection to the same database, read-only: it sees only what was committed.
     func openReader() throws -> any Database
+
+    /// What the migrations need of this engine: sqlx's ledger, scripts, the migration lock, the
+    /// schema fingerprint.
+    func migrationStore() -> any MigrationStore
 }
 
 extension Database {

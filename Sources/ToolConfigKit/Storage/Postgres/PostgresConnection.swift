@@ -22,12 +22,14 @@ public final class PostgresConnection {
     }
 
     public let url: PostgresURL
+    public let options: Options
     /// nil once closed.
     private(set) var handle: OpaquePointer?
     private var preparedStatements: [String: PostgresStatement] = [:]
 
     public init(url: PostgresURL, options: Options = Options()) throws(PostgresError) {
         self.url = url
+        self.options = options
         // Keywords before `dbname` are defaults the URL may override; those after it win.
         let settings: [(String, String)] = [
             ("connect_timeout", String(max(1, options.connectTimeout.components.seconds))),
@@ -166,11 +168,17 @@ public final class PostgresConnection {
     /// Runs `body` inside `BEGIN ... COMMIT`; any error rolls everything back. A commit that the
     /// server turned into a rollback (the transaction had failed, and `body` swallowed the error)
     /// is an error too. `readOnly` with `.repeatableRead` reads one consistent snapshot.
-    public func transaction<T>(isolation: Isolation = .readCommitted, readOnly: Bool = false, _ body: () throws -> T) throws -> T {
+    /// `rollingBack`: the transaction always ends in a rollback, to see what writes would do.
+    public func transaction<T>(isolation: Isolation = .readCommitted, readOnly: Bool = false, rollingBack: Bool = false,
+                               _ body: () throws -> T) throws -> T {
         guard !isInTransaction else { throw clientError("a transaction is already open", context: "beginning a transaction") }
         try execute("BEGIN ISOLATION LEVEL \(isolation.rawValue) \(readOnly ? "READ ONLY" : "READ WRITE")", context: "beginning a transaction")
         do {
             let result = try body()
+            if rollingBack {
+                try execute("ROLLBACK", context: "rolling back")
+                return result
+            }
             let commit = try query("COMMIT", context: "committing")
             guard commit.commandTag == "COMMIT" else {
                 throw clientError("the transaction had failed, so the server rolled it back", context: "committing")

@@ -4,7 +4,7 @@ import Foundation
 /// A PostgreSQL failure: the server's SQLSTATE and fields when the server reported it, the
 /// database by its redacted URL, and what toolcfg was doing. It never holds a password, nor the
 /// row values that the server puts in some messages (see `withoutRowValues`).
-public struct PostgresError: ToolcfgError, Equatable {
+public struct PostgresError: EngineError, Equatable {
     public enum Kind: Sendable, Equatable {
         /// No session could be opened: no server there, refused, authentication failed, no
         /// such database.
@@ -83,15 +83,20 @@ public struct PostgresError: ToolcfgError, Equatable {
     }
 
     public var description: String {
-        var text = "database \(database)"
-        if let context { text += ": \(context)" }
-        if let line { text += ", line \(line)" }
-        text += ": \(message)"
-        if let sqlState { text += " (SQLSTATE \(sqlState))" }
-        if let detail { text += "; \(detail)" }
+        var text = "database \(database): \(reason)"
         if let hint { text += "; hint: \(hint)" }
         if let serverContext { text += "; context: \(serverContext.replacingOccurrences(of: "\n", with: "; "))" }
         if isTemporary { text += " (the database was busy or refused for now: try again later)" }
+        return text
+    }
+
+    /// What toolcfg was doing, the line, and what the server said (SQLSTATE and detail).
+    public var reason: String {
+        var text = [context, line.map { "line \($0)" }].compactMap { $0 }.joined(separator: ", ")
+        if !text.isEmpty { text += ": " }
+        text += message
+        if let sqlState { text += " (SQLSTATE \(sqlState))" }
+        if let detail { text += "; \(detail)" }
         return text
     }
 
@@ -136,5 +141,28 @@ extension PostgresError {
         guard let connection, let message = PQerrorMessage(connection) else { return "out of memory" }
         let text = String(cString: message).trimmingCharacters(in: .whitespacesAndNewlines)
         return text.isEmpty ? "unknown error" : text
+    }
+}
+
+/// A job toolcfg does not do on PostgreSQL yet: refused (exit 64) rather than pretended. On
+/// PostgreSQL, the migrate commands work; the stores that export, import, rotate, verify-keys and
+/// stress need are still to come.
+public struct NotYetOnPostgres: ToolcfgError, Equatable {
+    /// The redacted URL.
+    public var database: String
+    /// What does not work yet, e.g. "this command" or "reading and writing stored keys".
+    public var what: String
+
+    public init(database: String, what: String) {
+        self.database = database
+        self.what = what
+    }
+
+    public var exitStatus: ExitStatus { .usage }
+    public var errorContext: ErrorContext { ErrorContext(database: database) }
+
+    public var description: String {
+        "database \(database): \(what) does not work on PostgreSQL yet; on PostgreSQL, toolcfg runs only "
+            + "migrate up, down, status and verify for now"
     }
 }

@@ -1,7 +1,7 @@
 import CSQLite
 
 /// An SQLite failure, with the database path and what was being done.
-public struct DatabaseError: ToolcfgError, Equatable {
+public struct DatabaseError: EngineError, Equatable {
     /// The primary result code (SQLITE_BUSY, SQLITE_CONSTRAINT, ...).
     public var code: Int32
     public var extendedCode: Int32
@@ -31,10 +31,11 @@ public struct DatabaseError: ToolcfgError, Equatable {
 
     public var errorContext: ErrorContext { ErrorContext(database: path) }
 
+    public var database: String { path }
+    public var reason: String { (context.map { "\($0): " } ?? "") + message }
+
     public var description: String {
-        var text = "database \(path)"
-        if let context { text += ": \(context)" }
-        text += ": \(message)"
+        var text = "database \(path): \(reason)"
         if isBusy { text += " (the database stayed locked by another writer past the busy timeout)" }
         return text
     }

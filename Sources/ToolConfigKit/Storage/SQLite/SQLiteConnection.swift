@@ -6,12 +6,7 @@ import Foundation
 /// instead of failing with SQLITE_BUSY when a deferred transaction tries to upgrade.
 /// Not Sendable: a connection belongs to the thread that opened it.
 public final class SQLiteConnection {
-    public enum OpenMode: Sendable {
-        case readOnly
-        case readWrite
-        /// Creates the file if it does not exist (migrate up on a new database).
-        case readWriteCreate
-    }
+    public typealias OpenMode = DatabaseOpenMode
 
     public struct Options: Sendable {
         public var busyTimeout: Duration

@@ -1,0 +1,9 @@
+/// An error a database engine reports (SQLite's `DatabaseError`, `PostgresError`), as the engine-
+/// neutral code above Storage needs it: a failed migration wraps one and says what went wrong.
+public protocol EngineError: ToolcfgError {
+    /// The database, by path or redacted URL.
+    var database: String { get }
+    /// What toolcfg was doing (the migration file, and the line in it) and what the engine said,
+    /// without the database's name.
+    var reason: String { get }
+}

@@ -1,0 +1,76 @@
+/// A PostgreSQL session is the PostgreSQL implementation of `Database`. Its migration store is
+/// complete; the stores of stored secrets and of the tool-config table, and backups, are still
+/// to come: asking for one throws `NotYetOnPostgres` (exit 64) rather than doing anything less.
+extension PostgresConnection: Database {
+    public var location: String { url.redacted }
+
+    /// A read is one REPEATABLE READ READ ONLY snapshot, taken at once; a write is READ COMMITTED
+    /// (PostgreSQL locks rows, not the database: there is no write lock to take up front, and a
+    /// deferred write is the same transaction); a rolled-back write always ends in ROLLBACK.
+    /// `lockHeld` gets the transaction's whole time.
+    @discardableResult
+    public func transaction<T>(_ kind: TransactionKind, lockHeld: (Duration) -> Void, _ body: () throws -> T) throws -> T {
+        let clock = ContinuousClock()
+        let started = clock.now
+        let result = switch kind {
+        case .read:
+            try transaction(isolation: .repeatableRead, readOnly: true) {
+                // The snapshot is taken by the first statement: take it now, as SQLite's read does.
+                try execute("SELECT 1", context: "taking a read snapshot")
+                return try body()
+            }
+        case .write, .deferredWrite:
+            try transaction(isolation: .readCommitted, body)
+        case .rolledBackWrite:
+            try transaction(isolation: .readCommitted, rollingBack: true, body)
+        }
+        lockHeld(clock.now - started)
+        return result
+    }
+
+    public func makeCommitsDurable() throws {
+        try execute("SET synchronous_commit = on", context: "making commits durable")
+    }
+
+    /// The server manages its own cache (shared_buffers): nothing to ask for.
+    public func useCache(kibibytes: Int) throws {}
+
+    /// Tables of the schema search path with all three secret columns, by the name that finds
+    /// them there.
+    public func encryptedTables() throws -> [EncryptedTable] {
+        let rows = try query("""
+            SELECT c.relname, bool_or(a.attname = 'id')
+            FROM pg_class c
+            JOIN pg_namespace n ON n.oid = c.relnamespace
+            JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+            WHERE c.relkind IN ('r', 'p') AND n.nspname = ANY (current_schemas(false)) AND pg_table_is_visible(c.oid)
+            GROUP BY c.oid, c.relname
+            HAVING count(*) FILTER (WHERE a.attname IN (\(EncryptedTable.secretColumns.map { "'\($0)'" }.joined(separator: ", ")))) = 3
+            ORDER BY c.relname
+            """, context: "finding the tables that hold keys")
+        return try (0..<rows.count).map { row in
+            EncryptedTable(name: rows.text(row, 0) ?? "", idColumn: try rows.bool(row, 1) == true ? "id" : nil)
+        }
+    }
+
+    public func secretStore(for table: EncryptedTable) throws -> any SecretStore {
+        throw NotYetOnPostgres(database: location, what: "reading and writing stored keys (rotate, verify-keys, import)")
+    }
+
+    public func toolConfigStore() throws -> any ToolConfigStore {
+        throw NotYetOnPostgres(database: location, what: "reading and writing user_tool_configs (export, import)")
+    }
+
+    public func backup(to path: String) throws {
+        throw NotYetOnPostgres(database: location, what: "a backup (rotate --backup)")
+    }
+
+    /// A second session whose transactions are read-only.
+    public func openReader() throws -> any Database {
+        let reader = try PostgresConnection(url: url, options: options)
+        try reader.execute("SET default_transaction_read_only = on", context: "opening a reader")
+        return reader
+    }
+
+    public func migrationStore() -> any MigrationStore { PostgresMigrationStore(self) }
+}

@@ -1,0 +1,466 @@
+import Foundation
+import Testing
+@testable import ToolConfigKit
+
+enum PostgresFixtures {
+    static let folder = Repository.root.appendingPathComponent("fixtures/postgres")
+    static let names = ["empty.sql", "app-before-0007.sql", "app-after-0007.sql", "app-after-0007-extras.sql"]
+
+    /// fixtures/postgres/NAME, loaded into the connection's database in one transaction.
+    static func load(_ name: String, into connection: PostgresConnection) throws {
+        let script = try String(contentsOf: folder.appendingPathComponent(name), encoding: .utf8)
+        try connection.transaction { try connection.execute(script, context: name) }
+    }
+}
+
+/// Every relation (table, index, sequence, view) of the public schema, as "kind name".
+func postgresRelations(_ connection: PostgresConnection) throws -> [String] {
+    let rows = try connection.query("""
+        SELECT c.relkind::text || ' ' || c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+        WHERE n.nspname = 'public' ORDER BY 1
+        """)
+    return (0..<rows.count).compactMap { rows.text($0, 0) }
+}
+
+/// What proves a PostgreSQL database unchanged: its fingerprint, its ledger with the timing
+/// columns the fingerprint leaves out, and every table's rows as text.
+struct PostgresState: Equatable {
+    var fingerprint: SchemaFingerprint
+    var ledger: [LedgerEntry]
+    var rows: [String]
+
+    init(_ connection: PostgresConnection) throws {
+        fingerprint = try SchemaFingerprint.capture(connection)
+        ledger = try MigrationLedger(database: connection).entries()
+        rows = try fingerprint.tables.map { table in
+            try connection.queryText("SELECT coalesce(string_agg(t::text, '|' ORDER BY t::text), '') FROM \(quotedIdentifier(table.name)) t") ?? ""
+        }
+    }
+}
+
+/// sqlx's lock id for each name, as Python's zlib computes the CRC.
+func pythonLockIDs(_ names: [String]) throws -> [Int64] {
+    let script = "import sys, zlib\nfor name in sys.argv[1:]: print(0x3d32ad9e * zlib.crc32(name.encode()))"
+    let result = try runProcess(URL(fileURLWithPath: "/usr/bin/env"), ["python3", "-c", script] + names)
+    #expect(result.status == 0, "\(result.stderr)")
+    return result.stdout.split(separator: "\n").compactMap { Int64($0) }
+}
+
+/// Advisory locks of the database held by other sessions, or waited for (`granted` false).
+func advisoryLocks(_ connection: PostgresConnection, granted: Bool) throws -> Int64 {
+    try connection.queryInt64("""
+        SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted = $1
+        AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
+        """, [.boolean(granted)]) ?? 0
+}
+
+@Suite("sqlx's migration lock id")
+struct MigrationLockIDTests {
+    @Test("CRC-32/ISO-HDLC gives the standard check value and zlib's results")
+    func crc32() throws {
+        #expect(CRC32.checksum(Array("123456789".utf8)) == 0xCBF4_3926)
+        #expect(CRC32.checksum([UInt8]()) == 0)
+        let names = ["postgres", "toolcfg", "app", "a", "ünïcödé", String(repeating: "long name ", count: 30)]
+        let python = try pythonLockIDs(names)
+        #expect(python.count == names.count)
+        for (name, expected) in zip(names, python) {
+            #expect(PostgresMigrationLock.id(database: name) == expected, "\(name)")
+            #expect(Int64(CRC32.checksum(name.utf8)) * 0x3d32_ad9e == expected)
+        }
+    }
+}
+
+@Suite("PostgreSQL migrations", .enabled(if: PostgresTestServer.shouldRun, PostgresTestServer.skipReason))
+struct PostgresMigrationTests {
+    static let upFile = Repository.migrations.appendingPathComponent("postgres/0007_tools_config.up.sql")
+
+    @Test("each engine's store picks its own built-in migrations")
+    func builtInSets() throws {
+        let database = try ScratchPostgresDatabase()
+        defer { database.drop() }
+        let postgres = try database.connect().migrationStore().builtInMigrations()
+        #expect(postgres.migrations == (try MigrationSet.embeddedPostgres()).migrations)
+        let sqlite = try SQLiteConnection(path: ":memory:", mode: .readWriteCreate).migrationStore().builtInMigrations()
+        #expect(sqlite.migrations == (try MigrationSet.embedded()).migrations)
+        #expect(postgres.migrations.map(\.checksum) != sqlite.migrations.map(\.checksum))
+    }
+
+    @Test("the catalogs' fingerprint names columns (type, NOT NULL, default), constraints, indexes, sequences, views, functions, enums and rows")
+    func fingerprintDifferences() throws {
+        let database = try ScratchPostgresDatabase()
+        defer { database.drop() }
+        let connection = try database.connect()
+        try connection.execute("""
+            CREATE TABLE t (a int NOT NULL DEFAULT 1, b text, CONSTRAINT t_a_positive CHECK (a > 0));
+            CREATE INDEX t_a ON t (a);
+            INSERT INTO t VALUES (1, 'x');
+            CREATE SEQUENCE s;
+            CREATE VIEW v AS SELECT a FROM t;
+            CREATE FUNCTION f() RETURNS int LANGUAGE sql AS 'SELECT 1';
+            CREATE TYPE mood AS ENUM ('ok');
+            """)
+        let before = try SchemaFingerprint.capture(connection)
+        #expect(try SchemaFingerprint.capture(connection) == before)
+        try connection.execute("""
+            ALTER TABLE t ADD COLUMN c int;
+            ALTER TABLE t ALTER COLUMN a SET DEFAULT 2;
+            ALTER TABLE t ALTER COLUMN b SET NOT NULL;
+            ALTER TABLE t DROP CONSTRAINT t_a_positive, ADD CONSTRAINT t_a_positive CHECK (a < 100);
+            DROP INDEX t_a;
+            CREATE INDEX t_a ON t (a, b);
+            UPDATE t SET b = 'y';
+            SELECT nextval('s');
+            CREATE OR REPLACE VIEW v AS SELECT a, b FROM t;
+            CREATE OR REPLACE FUNCTION f() RETURNS int LANGUAGE sql AS 'SELECT 2';
+            """)
+        try connection.execute("ALTER TYPE mood ADD VALUE 'great'")
+        let found = try SchemaFingerprint.capture(connection).differences(from: before).map(\.description)
+        for expected in [
+            "table t column: c integer is new",
+            "table t column: a integer NOT NULL DEFAULT 1 is gone", "table t column: a integer NOT NULL DEFAULT 2 is new",
+            "table t column: b text is gone", "table t column: b text NOT NULL is new",
+            "constraint t_a_positive on t: SQL differs: before CHECK ((a > 0)), now CHECK ((a < 100))",
+            "table t index t_a: index definition changed",
+            "table t rows: same count (1), different contents",
+            "sequence s value: no entry before, 1 now",
+            "enum mood: SQL differs: before 'ok', now 'ok', 'great'",
+        ] {
+            #expect(found.contains(expected), "\(expected) in \(found)")
+        }
+        for prefix in ["index t_a: SQL differs", "view v: SQL differs", "function f(): SQL differs"] {
+            #expect(found.contains { $0.hasPrefix(prefix) }, "\(prefix) in \(found)")
+        }
+    }
+
+    @Test("up on an empty database writes sqlx's PostgreSQL ledger exactly; up again does nothing; down leaves only the ledger")
+    func emptyDatabase() throws {
+        let database = try ScratchPostgresDatabase()
+        defer { database.drop() }
+        let connection = try database.connect()
+        let migrator = Migrator(database: connection, migrations: try .embeddedPostgres())
+        let report = try migrator.up()
+        #expect(report.steps.map(\.version) == [7])
+        #expect(report.database == database.url.redacted)
+        let columns = try connection.query("""
+            SELECT column_name, data_type, is_nullable, coalesce(column_default, '') FROM information_schema.columns
+            WHERE table_name = '_sqlx_migrations' ORDER BY ordinal_position
+            """)
+        let shape = (0..<columns.count).map { row in (0..<4).map { columns.text(row, $0) ?? "-" }.joined(separator: " ") }
+        #expect(shape == ["version bigint NO ", "description text NO ", "installed_on timestamp with time zone NO now()",
+                          "success boolean NO ", "checksum bytea NO ", "execution_time bigint NO "])
+        #expect(try connection.queryText("""
+            SELECT pg_get_constraintdef(oid) FROM pg_constraint WHERE conrelid = '_sqlx_migrations'::regclass AND contype = 'p'
+            """) == "PRIMARY KEY (version)")
+        let entry = try #require(try MigrationLedger(database: connection).entries().first)
+        #expect(entry.version == 7 && entry.description == "tools config" && entry.success)
+        #expect(entry.checksum == Digest.sha384(Array(try Data(contentsOf: Self.upFile))))
+        #expect(entry.executionTime > 0)
+
+        #expect(try migrator.up().steps.isEmpty)
+        #expect(try migrator.down().steps.map(\.version) == [7])
+        #expect(try postgresRelations(connection) == ["i _sqlx_migrations_pkey", "r _sqlx_migrations"])
+        #expect(try MigrationLedger(database: connection).entries().isEmpty)
+    }
+
+    @Test("on the application's database: 1..6 are left alone, 7 is added and removed, and the database is as before")
+    func applicationDatabase() throws {
+        let database = try ScratchPostgresDatabase()
+        defer { database.drop() }
+        let connection = try database.connect()
+        try PostgresFixtures.load("app-before-0007.sql", into: connection)
+        let before = try PostgresState(connection)
+        let migrator = Migrator(database: connection, migrations: try .embeddedPostgres())
+        #expect(try migrator.status().entries.map(\.state) == Array(repeating: .missingFile, count: 6) + [.pending])
+
+        #expect(try migrator.up().steps.map(\.version) == [7])
+        #expect(try MigrationLedger(database: connection).entries().map(\.version) == Array(1...7))
+        let upped = try SchemaFingerprint.capture(connection)
+        for table in ["api_model_aliases", "app_settings", "downloads"] {
+            #expect(upped.tables.first { $0.name == table } == before.fingerprint.tables.first { $0.name == table })
+        }
+        #expect(try migrator.down().steps.map(\.version) == [7])
+        #expect(try PostgresState(connection) == before)
+
+        // Reverting the application's own versions is refused before anything runs.
+        _ = try migrator.up()
+        let error = thrownError { _ = try migrator.down(to: 0) }
+        #expect("\(error.map(String.init(describing:)) ?? "")".contains("migration 6"))
+        #expect(try MigrationLedger(database: connection).entries().map(\.version) == Array(1...7))
+    }
+
+    @Test("a dirty row or a drifted checksum is refused as on SQLite, and allowed when told")
+    func dirtyAndDrift() throws {
+        let database = try ScratchPostgresDatabase()
+        defer { database.drop() }
+        let connection = try database.connect()
+        let migrator = Migrator(database: connection, migrations: try .embeddedPostgres())
+        _ = try migrator.up()
+        try connection.execute("UPDATE _sqlx_migrations SET success = false")
+        for run in [{ _ = try migrator.up() }, { _ = try migrator.down() }] as [() throws -> Void] {
+            let error = try #require(thrownError(run) as? MigrationError)
+            #expect(error.description.contains("dirty") && error.exitStatus == .dataError)
+        }
+        #expect(try migrator.status().entries.first?.state == .dirty)
+        let allowDirty = Migrator(database: connection, migrations: try .embeddedPostgres(), options: .init(allowDirty: true))
+        #expect(try allowDirty.down().steps.count == 1)
+
+        _ = try migrator.up()
+        try connection.execute("UPDATE _sqlx_migrations SET checksum = '\\x00'::bytea WHERE version = 7")
+        let drift = try #require(thrownError { _ = try migrator.down() } as? MigrationError)
+        #expect(drift.description.contains("checksum mismatch") && drift.exitStatus == .dataError)
+        #expect(try migrator.status().entries.first?.state == .drifted)
+        #expect(try postgresRelations(connection).contains("r user_tool_configs"))
+        let allowDrift = Migrator(database: connection, migrations: try .embeddedPostgres(), options: .init(allowDrift: true))
+        #expect(try allowDrift.down().steps.map(\.version) == [7])
+    }
+
+    @Test("another tool's ledger, or a _sqlx_migrations of another shape, is refused and nothing is written", arguments: [
+        "CREATE TABLE seaql_migrations (version TEXT PRIMARY KEY, applied_at BIGINT NOT NULL)",
+        "CREATE TABLE schema_migrations (version BIGINT PRIMARY KEY, dirty BOOLEAN NOT NULL)",
+        "CREATE TABLE \"__EFMigrationsHistory\" (\"MigrationId\" TEXT PRIMARY KEY)",
+        "CREATE TABLE _sqlx_migrations (version BIGINT PRIMARY KEY, name TEXT)",
+    ])
+    func foreignLedger(_ sql: String) throws {
+        let database = try ScratchPostgresDatabase()
+        defer { database.drop() }
+        let connection = try database.connect()
+        try connection.execute(sql)
+        let before = try postgresRelations(connection)
+        let migrator = Migrator(database: connection, migrations: try .embeddedPostgres())
+        for run in [{ _ = try migrator.up() }, { _ = try migrator.status() }] as [() throws -> Void] {
+            let error = try #require(thrownError(run) as? MigrationError)
+            #expect(error.exitStatus == .dataError)
+        }
+        #expect(try postgresRelations(connection) == before)
+    }
+
+    @Test("a failing migration rolls back with its ledger row and names file and line")
+    func failingMigration() throws {
+        let database = try ScratchPostgresDatabase()
+        defer { database.drop() }
+        let folder = try TemporaryFolder()
+        let migrations = try migrationsFolder(folder, [
+            "0001_first.up.sql": "CREATE TABLE first (x int);\n",
+            "0002_broken.up.sql": "CREATE TABLE second (x int);\n\nINSERT INTO missing VALUES (1);\n",
+        ])
+        let connection = try database.connect()
+        let error = try #require(thrownError { _ = try Migrator(database: connection, migrations: try .load(folder: migrations)).up() } as? MigrationError)
+        #expect(error.description.contains("0002_broken.up.sql, line 3: relation \"missing\" does not exist (SQLSTATE 42P01)"), "\(error)")
+        #expect(error.exitStatus == .dataError && error.errorContext.file == "0002_broken.up.sql")
+        #expect(error.errorContext.database == database.url.redacted)
+        #expect(try MigrationLedger(database: connection).entries().map(\.version) == [1])
+        #expect(!(try postgresRelations(connection).contains("r second")))
+    }
+
+    @Test("a -- no-transaction migration runs outside a transaction, as sqlx runs it")
+    func noTransaction() throws {
+        let database = try ScratchPostgresDatabase()
+        defer { database.drop() }
+        let folder = try TemporaryFolder()
+        let concurrently = "CREATE INDEX CONCURRENTLY t_x ON t (x);\n"
+        let inTransaction = try migrationsFolder(folder, ["1_t.up.sql": "CREATE TABLE t (x int);", "2_index.up.sql": concurrently])
+        let connection = try database.connect()
+        // Inside a transaction PostgreSQL refuses it: the marker is what makes it run.
+        let refused = thrownError { _ = try Migrator(database: connection, migrations: try .load(folder: inTransaction)).up() }
+        #expect("\(refused.map(String.init(describing:)) ?? "")".contains("cannot run inside a transaction block"))
+        let marked = try migrationsFolder(folder, ["1_t.up.sql": "CREATE TABLE t (x int);", "2_index.up.sql": "-- no-transaction\n" + concurrently])
+        #expect(try Migrator(database: connection, migrations: try .load(folder: marked)).up().steps.map(\.version) == [2])
+        #expect(try postgresRelations(connection).contains("i t_x"))
+        #expect(try MigrationLedger(database: connection).entries().map(\.version) == [1, 2])
+    }
+
+    @Test("a down that would drop a table holding rows is refused with the count, a dry run changes nothing, --yes goes ahead")
+    func dataLossGuard() throws {
+        let database = try ScratchPostgresDatabase()
+        defer { database.drop() }
+        let connection = try database.connect()
+        let migrator = Migrator(database: connection, migrations: try .embeddedPostgres())
+        _ = try migrator.up()
+        try connection.execute("INSERT INTO user_tool_configs (user_id, tool_id, created_at, updated_at) VALUES ('a', 't', 1, 1), ('b', 't', 1, 1)")
+        let before = try PostgresState(connection)
+        let expected = [DataLoss(table: "user_tool_configs", rows: 2, dropped: true)]
+        let refused = try #require(thrownError { _ = try migrator.down() } as? MigrationError)
+        guard case .wouldLoseRows(let loss) = refused else { Issue.record("\(refused)"); return }
+        #expect(loss == expected && refused.exitStatus == .usage)
+        let dryRun = try migrator.down(dryRun: true)
+        #expect(dryRun.dryRun && dryRun.dataLoss == expected && dryRun.steps.first?.sql != nil)
+        #expect(try PostgresState(connection) == before)
+        #expect(!connection.isInTransaction)
+        #expect(try migrator.down(allowDataLoss: true).dataLoss == expected)
+        #expect(!(try postgresRelations(connection).contains("r user_tool_configs")))
+    }
+
+    @Test("every script runs holding sqlx's advisory lock with sqlx's id, released afterwards")
+    func lockHeldWhileMigrating() throws {
+        let database = try ScratchPostgresDatabase()
+        defer { database.drop() }
+        let id = try #require(try pythonLockIDs([database.name]).first)
+        let check = """
+            DO $$ BEGIN
+              IF NOT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid() AND granted
+                             AND objsubid = 1 AND ((classid::bigint << 32) | objid::bigint) = \(id)) THEN
+                RAISE EXCEPTION 'the migration lock is not held';
+              END IF;
+            END $$;
+            """
+        let folder = try TemporaryFolder()
+        let migrations = try migrationsFolder(folder, ["1_check.up.sql": check, "1_check.down.sql": check])
+        let connection = try database.connect()
+        let migrator = Migrator(database: connection, migrations: try .load(folder: migrations))
+        #expect(try migrator.up().steps.map(\.version) == [1])
+        #expect(try advisoryLocks(connection, granted: true) == 0)
+        #expect(try migrator.down().steps.map(\.version) == [1])
+        #expect(try advisoryLocks(connection, granted: true) == 0)
+    }
+
+    @Test("a second migrator waits for the lock and proceeds when it is released; past --busy-timeout it fails with 75, changing nothing")
+    func secondMigratorWaits() throws {
+        let database = try ScratchPostgresDatabase()
+        defer { database.drop() }
+        let holder = try database.connect()
+        try holder.advisoryLock(try #require(try pythonLockIDs([database.name]).first))
+
+        let quick = try toolcfg(["migrate", "up", "--db", database.url.text, "--busy-timeout", "0.3"])
+        #expect(quick.status == 75, "\(quick.stderr)")
+        #expect(quick.stderr.contains("waiting for the migration lock") && quick.stderr.contains("another migrator"), "\(quick.stderr)")
+        #expect(try postgresRelations(holder).isEmpty)
+
+        let waiting = Process()
+        waiting.executableURL = Repository.toolcfg
+        waiting.arguments = ["migrate", "up", "--db", database.url.text, "--busy-timeout", "120", "--json"]
+        let output = Pipe(), errors = Pipe()
+        waiting.standardOutput = output
+        waiting.standardError = errors
+        try waiting.run()
+        // Until toolcfg waits for the lock (a deadline for the condition, not a measurement).
+        let deadline = ContinuousClock.now + .seconds(60)
+        while try advisoryLocks(holder, granted: false) == 0, waiting.isRunning, ContinuousClock.now < deadline {
+            usleep(20_000)
+        }
+        #expect(try advisoryLocks(holder, granted: false) == 1)
+        #expect(waiting.isRunning)
+        #expect(try postgresRelations(holder).isEmpty)
+        #expect(try holder.advisoryUnlock(try #require(try pythonLockIDs([database.name]).first)))
+        waiting.waitUntilExit()
+        let stderr = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        #expect(waiting.terminationStatus == 0, "\(stderr)")
+        let report = try JSONSerialization.jsonObject(with: output.fileHandleForReading.readDataToEndOfFile()) as? [String: Any]
+        #expect(report?["applied_versions"] as? [Int] == [7])
+        #expect(try MigrationLedger(database: holder).entries().map(\.version) == [7])
+    }
+}
+
+@Suite("PostgreSQL migrate verify", .serialized, .enabled(if: PostgresTestServer.shouldRun, PostgresTestServer.skipReason))
+struct PostgresReversibilityTests {
+    static let up = String(decoding: try! Data(contentsOf: PostgresMigrationTests.upFile), as: UTF8.self)
+    static let down = String(decoding: try! Data(contentsOf: Repository.migrations.appendingPathComponent("postgres/0007_tools_config.down.sql")),
+                             as: UTF8.self)
+
+    @Test("verify on a live database passes and leaves it exactly as it was: fingerprint, ledger and rows", arguments: PostgresFixtures.names)
+    func liveDatabaseUnchanged(_ fixture: String) throws {
+        let database = try ScratchPostgresDatabase()
+        defer { database.drop() }
+        let connection = try database.connect()
+        try PostgresFixtures.load(fixture, into: connection)
+        let before = try PostgresState(connection)
+        let report = ReversibilityCheck().verify(database: connection)
+        #expect(report.ok, "\(report.error ?? "") \(report.steps.flatMap(\.failures))")
+        #expect(report.steps.map(\.version) == [7])
+        #expect(report.steps[0].cycle == (fixture.hasPrefix("app-after") ? "down-up" : "up-down-up"))
+        #expect(try PostgresState(connection) == before)
+        #expect(!connection.isInTransaction)
+        #expect(try advisoryLocks(connection, granted: true) == 0)
+    }
+
+    /// 0007 as it is, and a 0008 whose down forgets the index its up creates.
+    static func forgetfulPair(_ folder: TemporaryFolder) throws -> String {
+        try migrationsFolder(folder, [
+            "0007_tools_config.up.sql": up, "0007_tools_config.down.sql": down,
+            "0008_updated_index.up.sql": "CREATE INDEX IF NOT EXISTS idx_user_tool_configs_updated ON user_tool_configs(updated_at);\n",
+            "0008_updated_index.down.sql": "-- forgot: DROP INDEX idx_user_tool_configs_updated;\n",
+        ])
+    }
+
+    @Test("a down that forgets an index, or drops a table its up did not create, is caught by name; the database stays as it was")
+    func badDowns() throws {
+        let folder = try TemporaryFolder()
+        let foreignDrop = try migrationsFolder(folder, [
+            "0007_tools_config.up.sql": Self.up, "0007_tools_config.down.sql": Self.down + "DROP TABLE IF EXISTS app_settings;\n",
+        ])
+        let cases: [(String, String)] = [
+            (try Self.forgetfulPair(folder), "down does not undo up: index idx_user_tool_configs_updated: present now, absent before"),
+            (try Self.forgetfulPair(folder), "down does not undo up: table user_tool_configs index idx_user_tool_configs_updated: new index on (updated_at)"),
+            (foreignDrop, "down does not undo up: table app_settings: present before, absent now"),
+        ]
+        for (migrations, failure) in cases {
+            let database = try ScratchPostgresDatabase()
+            defer { database.drop() }
+            let connection = try database.connect()
+            try PostgresFixtures.load("app-before-0007.sql", into: connection)
+            let before = try PostgresState(connection)
+            let report = ReversibilityCheck(migrations: try .load(folder: migrations)).verify(database: connection)
+            #expect(!report.ok)
+            #expect(report.steps.flatMap(\.failures).contains(failure), "\(report.steps.flatMap(\.failures))")
+            #expect(try PostgresState(connection) == before)
+        }
+    }
+
+    @Test("a view on user_tool_configs makes 0007's down fail on PostgreSQL: reported, and rolled back")
+    func viewBlocksTheDown() throws {
+        let database = try ScratchPostgresDatabase()
+        defer { database.drop() }
+        let connection = try database.connect()
+        try PostgresFixtures.load("app-after-0007.sql", into: connection)
+        try connection.execute("CREATE VIEW enabled_tools AS SELECT user_id, tool_id FROM user_tool_configs WHERE enabled")
+        let before = try PostgresState(connection)
+        let report = ReversibilityCheck().verify(database: connection)
+        #expect(!report.ok)
+        #expect(report.error?.contains("0007_tools_config.down.sql") == true && report.error?.contains("depend on it") == true, "\(report.error ?? "")")
+        #expect(try PostgresState(connection) == before)
+    }
+
+    /// Scratch databases toolcfg created and did not drop.
+    static func leftoverScratchDatabases() throws -> Int64 {
+        let server = try PostgresConnection(url: try PostgresURL(try PostgresTestServer.required(PostgresTestServer.url, "TOOLCFG_TEST_POSTGRES_URL")))
+        return try server.queryInt64("SELECT count(*) FROM pg_database WHERE datname LIKE 'toolcfg\\_scratch\\_%'") ?? 0
+    }
+
+    @Test("migrate verify --fixtures fixtures/postgres --server: every fixture passes in a scratch database, dropped afterwards")
+    func fixturesThroughTheCommandLine() throws {
+        let server = try PostgresTestServer.required(PostgresTestServer.url, "TOOLCFG_TEST_POSTGRES_URL")
+        let leftovers = try Self.leftoverScratchDatabases()
+        let result = try toolcfg(["migrate", "verify", "--fixtures", PostgresFixtures.folder.path, "--server", server, "--json"])
+        #expect(result.status == 0, "\(result.stderr)")
+        let report = try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any]
+        let databases = report?["databases"] as? [[String: Any]] ?? []
+        #expect(databases.map { ($0["database"] as? String).map { ($0 as NSString).lastPathComponent } } == PostgresFixtures.names.sorted())
+        #expect(databases.allSatisfy { $0["ok"] as? Bool == true })
+        #expect(try Self.leftoverScratchDatabases() == leftovers)
+
+        // TOOLCFG_DB names the server too; a folder of both kinds verifies both.
+        let folder = try TemporaryFolder()
+        try FileManager.default.copyItem(at: PostgresFixtures.folder.appendingPathComponent("app-before-0007.sql"), to: folder.url.appendingPathComponent("pg.sql"))
+        try FileManager.default.copyItem(at: Repository.root.appendingPathComponent("fixtures/app-before-0007.db"), to: folder.url.appendingPathComponent("lite.db"))
+        let both = try toolcfg(["migrate", "verify", "--fixtures", folder.url.path], environment: ["TOOLCFG_DB": server])
+        #expect(both.status == 0, "\(both.stderr)")
+        #expect(both.stdout.contains("ok   \(folder.path("lite.db"))") && both.stdout.contains("ok   \(folder.path("pg.sql"))"), "\(both.stdout)")
+
+        let noServer = try toolcfg(["migrate", "verify", "--fixtures", PostgresFixtures.folder.path])
+        #expect(noServer.status == 64)
+        #expect(noServer.stderr.contains("--server postgresql://"), "\(noServer.stderr)")
+    }
+
+    @Test("migrate verify --db postgresql://... through the command line: 0 when the migrations pass, 65 on a broken pair")
+    func liveThroughTheCommandLine() throws {
+        let database = try ScratchPostgresDatabase()
+        defer { database.drop() }
+        try PostgresFixtures.load("app-after-0007.sql", into: try database.connect())
+        let good = try toolcfg(["migrate", "verify", "--db", database.url.text])
+        #expect(good.status == 0, "\(good.stderr)")
+        #expect(good.stdout.contains("ok   7 tools config (down-up)"))
+        let folder = try TemporaryFolder()
+        let bad = try toolcfg(["migrate", "verify", "--migrations", try Self.forgetfulPair(folder)], environment: ["TOOLCFG_DB": database.url.text])
+        #expect(bad.status == 65)
+        #expect(bad.stdout.contains("index idx_user_tool_configs_updated: present now, absent before"), "\(bad.stdout)")
+    }
+}
