@@ -721,6 +721,32 @@ struct RotationTests {
         try Self.expectPlaintexts(database, under: old)
     }
 
+    @Test("sixteen rows rotated in AVX-512 lanes end as row by row does: rotated (opening to the same key), already rotated, or failed",
+          .enabled(if: PBKDF2.hasAVX512, "the sixteen-lane path needs AVX-512"))
+    func sixteenLaneRotationAgreesWithRowByRow() throws {
+        let old = MasterKey.generate(), new = MasterKey.generate(), other = MasterKey.generate()
+        for round in 0..<4 {
+            let keys = (0..<16).map { lane in [old, new, other][(lane + round) % 3 == 2 && lane % 5 != 0 ? 2 : (lane + round) % 2] }
+            let rows = try keys.enumerated().map { lane, master in
+                SecretRow(rowID: Int64(lane + 1), id: String(lane + 1), secret: try SecretCipher.encrypt("sk-lane-\(lane)", masterKey: master), partial: false)
+            }
+            let grouped = KeyRotator.rotate(rows, oldKey: old, newKey: new)
+            let single = rows.map { KeyRotator.rotate($0, oldKey: old, newKey: new) }
+            #expect(grouped.count == 16)
+            for (lane, (a, b)) in zip(grouped, single).enumerated() {
+                switch (a, b) {
+                case (.rotated(let secret), .rotated):
+                    #expect(try SecretCipher.decrypt(secret, masterKey: new) == "sk-lane-\(lane)")
+                    #expect(secret.salt != rows[lane].secret!.salt)
+                case (.alreadyRotated, .alreadyRotated), (.failed, .failed):
+                    break
+                default:
+                    Issue.record("lane \(lane): grouped \(a), row by row \(b)")
+                }
+            }
+        }
+    }
+
     // MARK: 5. crash safety
 
     /// Rows such that an uninterrupted `rotate --jobs 2` spends about 0.17 s re-encrypting in
