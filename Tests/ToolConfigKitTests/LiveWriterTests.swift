@@ -372,4 +372,29 @@ struct LiveWriterTests {
         #expect(!plaintexts.contains { text.contains($0) }, "a plaintext key was staged")
         #expect(try connection.queryInt64("SELECT count(*) FROM temp.sqlite_master WHERE name = 'toolcfg_import'") == 0, "the stage outlived the import")
     }
+
+    @Test("stored triples without a master key go straight in under the lock, or staged first with shortLock, with exact counts either way",
+          arguments: [false, true])
+    func shortLockStagesStoredTriples(shortLock: Bool) throws {
+        let folder = try TemporaryFolder()
+        let master = try key(MasterKeyTests.valid)
+        let database = try RotationDatabase(at: folder.path("app.db"), master: master, rows: 6)
+        let application = try ApplicationWriter(path: database.path, master: master, rows: ApplicationWriter.model(of: database, rows: 6))
+        let secrets = try (1...3).map { try SecretCipher.encrypt("sk-staged-\($0)", masterKey: master) }
+        let input = try Self.write("user_id,tool_id,enabled,encrypted_api_key,salt,nonce\n" + secrets.enumerated().map {
+            "new-\($0.offset),t,1,\($0.element.encryptedAPIKey),\($0.element.salt),\($0.element.nonce)\n"
+        }.joined(), folder)
+        var importer = Importer(database: try database.connection(), options: .init(input: input, format: .csv, shortLock: shortLock, jobs: 2))
+        var between = 0
+        importer.betweenPhases = {
+            between += 1
+            application.insert(pair: ("new-1", "t"), plaintext: "sk-staged-2")  // the file's second record, meanwhile
+        }
+        let report = try importer.run()
+        #expect(between == (shortLock ? 1 : 0))
+        #expect(report.records == 3 && report.uncheckedKeys == 3)
+        #expect((report.inserted, report.updated) == (shortLock ? (2, 1) : (3, 0)))
+        #expect(report.changedDuringImport == (shortLock ? 1 : 0))
+        #expect(report.writeLockSeconds > 0 && report.writeLockSeconds <= report.elapsedSeconds)
+    }
 }
