@@ -186,29 +186,3 @@ public struct Exporter {
         }
     }
 }
-
-/// A stored key that failed to decrypt, named by table and row id, never by value.
-public struct RowError: ToolcfgError {
-    public var table: String
-    public var rowID: Int64
-    public var cause: SecretError
-
-    public var exitStatus: ExitStatus { .dataError }
-    public var description: String { "\(table) row id \(rowID): \(cause.description)" }
-    public var errorContext: ErrorContext { ErrorContext(table: table, rowID: rowID) }
-}
-
-public struct VerificationError: ToolcfgError {
-    public var path: String
-    public var message: String
-    public var exitStatus: ExitStatus { .dataError }
-    public var description: String { "verification of \(path) failed: \(message)" }
-    public var errorContext: ErrorContext { ErrorContext(file: path) }
-}
-
-public struct UsageError: ToolcfgError {
-    public var message: String
-    public init(_ message: String) { self.message = message }
-    public var exitStatus: ExitStatus { .usage }
-    public var description: String { message }
-}

@@ -332,17 +332,3 @@ public struct KeyRotator {
         }
     }
 }
-
-public struct RotationError: ToolcfgError {
-    public var table: String
-    public var row: String
-    /// The row's rowid (its id in user_tool_configs); nil when the error is about many rows.
-    public var rowID: Int64? = nil
-    public var reason: String
-    /// False only for a failure found after the commit.
-    public var rolledBack = true
-
-    public var exitStatus: ExitStatus { .dataError }
-    public var description: String { "\(table) \(row): \(reason)\(rolledBack ? "; nothing was changed" : "")" }
-    public var errorContext: ErrorContext { ErrorContext(table: table, rowID: rowID) }
-}

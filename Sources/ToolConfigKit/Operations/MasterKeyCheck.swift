@@ -46,18 +46,3 @@ struct MasterKeyCheck: Sendable, Codable {
         throw MasterKeyMismatchError(fingerprint: masterKey.fingerprint, checked: checked, examples: refusedBy)
     }
 }
-
-/// An import's master key opened none of the stored keys it was tried on.
-public struct MasterKeyMismatchError: ToolcfgError {
-    public var fingerprint: String
-    public var checked: Int
-    public var examples: [String]
-
-    public var exitStatus: ExitStatus { .dataError }
-    public var description: String {
-        "the master key given (fingerprint \(fingerprint)) opens none of the \(checked) stored key(s) it was tried on "
-            + "(\(examples.joined(separator: ", "))\(checked > examples.count ? ", ..." : "")): they are under another master key, "
-            + "and importing would leave the table under two. Give the master key the application runs on (verify-keys tells which "
-            + "opens the stored keys), or --allow-other-master-key to import under this one anyway; nothing was written"
-    }
-}

@@ -28,24 +28,3 @@ public enum DatabaseLocation: Sendable, Hashable, CustomStringConvertible {
         }
     }
 }
-
-/// A `--db` value that cannot be used. Exit 64: the command line has to change.
-public enum DatabaseLocationError: ToolcfgError, Equatable {
-    /// The URL (shown redacted) carries a password and came from argv.
-    case passwordInArgument(url: String)
-    /// libpq's parser refused the URL (shown redacted), for `reason`.
-    case invalidPostgresURL(url: String, reason: String)
-
-    public var exitStatus: ExitStatus { .usage }
-
-    public var description: String {
-        switch self {
-        case .passwordInArgument(let url):
-            "--db \(url) carries a password, and every user of this machine can read a command's arguments: "
-                + "give the password in PGPASSWORD or a password file (PGPASSFILE, or ~/.pgpass), "
-                + "or the whole URL in TOOLCFG_DB"
-        case .invalidPostgresURL(let url, let reason):
-            "--db \(url) is not a PostgreSQL URL libpq accepts: \(reason)"
-        }
-    }
-}

@@ -16,11 +16,3 @@ public enum ToolConfigTable {
         var updatedAt: Int64
     }
 }
-
-public struct TableShapeError: ToolcfgError {
-    public var path: String
-    public var message: String
-    public var exitStatus: ExitStatus { .dataError }
-    public var description: String { "database \(path) \(message)" }
-    public var errorContext: ErrorContext { ErrorContext(database: path) }
-}

@@ -143,26 +143,3 @@ extension PostgresError {
         return text.isEmpty ? "unknown error" : text
     }
 }
-
-/// A job toolcfg does not do on PostgreSQL yet: refused (exit 64) rather than pretended. On
-/// PostgreSQL, the migrate commands work; the stores that export, import, rotate, verify-keys and
-/// stress need are still to come.
-public struct NotYetOnPostgres: ToolcfgError, Equatable {
-    /// The redacted URL.
-    public var database: String
-    /// What does not work yet, e.g. "this command" or "reading and writing stored keys".
-    public var what: String
-
-    public init(database: String, what: String) {
-        self.database = database
-        self.what = what
-    }
-
-    public var exitStatus: ExitStatus { .usage }
-    public var errorContext: ErrorContext { ErrorContext(database: database) }
-
-    public var description: String {
-        "database \(database): \(what) does not work on PostgreSQL yet; on PostgreSQL, toolcfg runs only "
-            + "migrate up, down, status and verify for now"
-    }
-}

@@ -1,0 +1,56 @@
+/// The errors of the operations (export, import, rotate), by table and row, never with a value.
+
+/// A stored key that failed to decrypt, named by table and row id, never by value.
+public struct RowError: ToolcfgError {
+    public var table: String
+    public var rowID: Int64
+    public var cause: SecretError
+
+    public var exitStatus: ExitStatus { .dataError }
+    public var description: String { "\(table) row id \(rowID): \(cause.description)" }
+    public var errorContext: ErrorContext { ErrorContext(table: table, rowID: rowID) }
+}
+
+public struct VerificationError: ToolcfgError {
+    public var path: String
+    public var message: String
+    public var exitStatus: ExitStatus { .dataError }
+    public var description: String { "verification of \(path) failed: \(message)" }
+    public var errorContext: ErrorContext { ErrorContext(file: path) }
+}
+
+public struct UsageError: ToolcfgError {
+    public var message: String
+    public init(_ message: String) { self.message = message }
+    public var exitStatus: ExitStatus { .usage }
+    public var description: String { message }
+}
+
+public struct RotationError: ToolcfgError {
+    public var table: String
+    public var row: String
+    /// The row's rowid (its id in user_tool_configs); nil when the error is about many rows.
+    public var rowID: Int64? = nil
+    public var reason: String
+    /// False only for a failure found after the commit.
+    public var rolledBack = true
+
+    public var exitStatus: ExitStatus { .dataError }
+    public var description: String { "\(table) \(row): \(reason)\(rolledBack ? "; nothing was changed" : "")" }
+    public var errorContext: ErrorContext { ErrorContext(table: table, rowID: rowID) }
+}
+
+/// An import's master key opened none of the stored keys it was tried on.
+public struct MasterKeyMismatchError: ToolcfgError {
+    public var fingerprint: String
+    public var checked: Int
+    public var examples: [String]
+
+    public var exitStatus: ExitStatus { .dataError }
+    public var description: String {
+        "the master key given (fingerprint \(fingerprint)) opens none of the \(checked) stored key(s) it was tried on "
+            + "(\(examples.joined(separator: ", "))\(checked > examples.count ? ", ..." : "")): they are under another master key, "
+            + "and importing would leave the table under two. Give the master key the application runs on (verify-keys tells which "
+            + "opens the stored keys), or --allow-other-master-key to import under this one anyway; nothing was written"
+    }
+}
