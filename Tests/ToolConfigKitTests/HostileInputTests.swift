@@ -7,10 +7,7 @@ import Testing
 @Suite("Hostile inputs")
 struct HostileInputTests {
     static func database(_ folder: TemporaryFolder) throws -> SQLiteConnection {
-        let connection = try SQLiteConnection(path: folder.path("h.db"), mode: .readWriteCreate)
-        _ = try Migrator(database: connection, migrations: try .embedded()).up()
-        try connection.execute("INSERT INTO user_tool_configs (user_id, tool_id, enabled, created_at, updated_at) VALUES ('keep', 't', 1, 1, 1)")
-        return connection
+        try migratedDatabase(at: folder.path("h.db"), rows: [("keep", "t")])
     }
 
     /// Writes `size` bytes made by `chunk` without holding them all in memory.

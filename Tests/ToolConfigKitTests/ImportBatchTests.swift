@@ -20,12 +20,7 @@ struct ImportBatchTests {
     }
 
     static func database(_ folder: TemporaryFolder, preexisting: Int = 0) throws -> SQLiteConnection {
-        let connection = try SQLiteConnection(path: folder.path("b.db"), mode: .readWriteCreate)
-        _ = try Migrator(database: connection, migrations: try .embedded()).up()
-        for index in 0..<preexisting {
-            try connection.execute("INSERT INTO user_tool_configs (user_id, tool_id, enabled, created_at, updated_at) VALUES ('old-\(index)', 't', 1, 1, 1)")
-        }
-        return connection
+        try migratedDatabase(at: folder.path("b.db"), rows: (0..<preexisting).map { ("old-\($0)", "t") })
     }
 
     static func run(_ connection: SQLiteConnection, _ folder: TemporaryFolder, _ text: String) throws -> Importer.Report {

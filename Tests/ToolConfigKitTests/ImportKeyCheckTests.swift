@@ -20,7 +20,7 @@ struct ImportKeyCheckTests {
     func oldKeyAfterRotationIsRefused() throws {
         let folder = try TemporaryFolder()
         let old = try key(MasterKeyTests.valid), new = MasterKey.generate()
-        let database = try RotationDatabase(at: folder.path("app.db"), master: old, rows: 30)
+        let database = try KeyedDatabase(at: folder.path("app.db"), master: old, rows: 30)
         _ = try KeyRotator(database: try database.connection(), options: .init(oldKey: old, newKey: new, jobs: 2)).run()
         let oldFile = try RotationTests.keyFile(old, folder, "old.key")
         // Two rows the import updates and one it inserts, all with plaintext keys.
@@ -48,7 +48,7 @@ struct ImportKeyCheckTests {
     func rightKeyGoesThrough() throws {
         let folder = try TemporaryFolder()
         let master = try key(MasterKeyTests.valid)
-        let database = try RotationDatabase(at: folder.path("app.db"), master: master, aliases: 40, rows: 100)
+        let database = try KeyedDatabase(at: folder.path("app.db"), master: master, aliases: 40, rows: 100)
         let keyFile = try RotationTests.keyFile(master, folder, "master.key")
         let input = try Self.write("user_id,tool_id,api_key\nnew-user,t,sk-new\n", folder, "in.csv")
         let result = try toolcfg(Self.importArguments(database.path, input, key: keyFile))
@@ -65,7 +65,7 @@ struct ImportKeyCheckTests {
     func sampleCoversEveryTable() throws {
         let folder = try TemporaryFolder()
         let application = MasterKey.generate(), other = MasterKey.generate()
-        let database = try RotationDatabase(at: folder.path("app.db"), master: application, rows: 1)
+        let database = try KeyedDatabase(at: folder.path("app.db"), master: application, rows: 1)
         try database.connection().execute("DELETE FROM user_tool_configs")
         let otherFile = try RotationTests.keyFile(other, folder, "other.key")
         let input = try Self.write("user_id,tool_id,api_key\nnew-user,t,sk-new\n", folder, "in.csv")
@@ -77,9 +77,7 @@ struct ImportKeyCheckTests {
     @Test("into a database without any stored key, any master key is accepted: there is nothing to disagree with")
     func noStoredKeys() throws {
         let folder = try TemporaryFolder()
-        let connection = try SQLiteConnection(path: folder.path("empty.db"), mode: .readWriteCreate)
-        _ = try Migrator(database: connection, migrations: try .embedded()).up()
-        try connection.execute("INSERT INTO user_tool_configs (user_id, tool_id, enabled, created_at, updated_at) VALUES ('a', 'b', 1, 1, 1)")
+        try migratedDatabase(at: folder.path("empty.db"), rows: [("a", "b")])
         let keyFile = try RotationTests.keyFile(MasterKey.generate(), folder, "master.key")
         let input = try Self.write("user_id,tool_id,api_key\na,b,sk-a\n", folder, "in.csv")
         let result = try toolcfg(Self.importArguments(folder.path("empty.db"), input, key: keyFile))
@@ -92,8 +90,7 @@ struct ImportKeyCheckTests {
     func uncheckedTriplesAreReported(json: Bool) throws {
         let folder = try TemporaryFolder()
         let master = try key(MasterKeyTests.valid)
-        let connection = try SQLiteConnection(path: folder.path("t.db"), mode: .readWriteCreate)
-        _ = try Migrator(database: connection, migrations: try .embedded()).up()
+        let connection = try migratedDatabase(at: folder.path("t.db"))
         let secrets = try (1...3).map { try SecretCipher.encrypt("sk-\($0)", masterKey: master) }
         let input = try Self.write("user_id,tool_id,encrypted_api_key,salt,nonce\n" + secrets.enumerated().map {
             "u\($0.offset),t,\($0.element.encryptedAPIKey),\($0.element.salt),\($0.element.nonce)\n"
@@ -118,8 +115,7 @@ struct ImportKeyCheckTests {
     func groupedTripleCheck(records: Int) throws {
         let folder = try TemporaryFolder()
         let master = try key(MasterKeyTests.valid), other = MasterKey.generate()
-        let connection = try SQLiteConnection(path: folder.path("t.db"), mode: .readWriteCreate)
-        _ = try Migrator(database: connection, migrations: try .embedded()).up()
+        let connection = try migratedDatabase(at: folder.path("t.db"))
         // Every third record under another key, every seventh tampered with (its last byte flipped).
         var text = "user_id,tool_id,encrypted_api_key,salt,nonce\n"
         var bad: [Int] = []

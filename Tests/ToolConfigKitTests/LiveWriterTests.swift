@@ -27,10 +27,10 @@ final class ApplicationWriter: @unchecked Sendable {
         self.rows = rows
     }
 
-    /// The model of a RotationDatabase's user_tool_configs as built (enabled = id % 2).
-    static func model(of database: RotationDatabase, rows: Int) -> [Int64: ApplicationRow] {
+    /// The model of a KeyedDatabase's user_tool_configs as built (enabled = id % 2).
+    static func model(of database: KeyedDatabase, rows: Int) -> [Int64: ApplicationRow] {
         Dictionary(uniqueKeysWithValues: (1...rows).map { id in
-            (Int64(id), ApplicationRow(plaintext: database.plaintexts["\(RotationDatabase.configs)/\(id)"], enabled: Int64(id % 2)))
+            (Int64(id), ApplicationRow(plaintext: database.plaintexts["\(KeyedDatabase.configs)/\(id)"], enabled: Int64(id % 2)))
         })
     }
 
@@ -143,7 +143,7 @@ struct LiveWriterTests {
     func rotationRedoesWritesMadeMeanwhile() throws {
         let folder = try TemporaryFolder()
         let old = try key(MasterKeyTests.valid), new = MasterKey.generate()
-        let database = try RotationDatabase(at: folder.path("app.db"), master: old, rows: 30, noKey: { $0 % 10 == 0 })
+        let database = try KeyedDatabase(at: folder.path("app.db"), master: old, rows: 30, noKey: { $0 % 10 == 0 })
         let application = try ApplicationWriter(path: database.path, master: old, rows: ApplicationWriter.model(of: database, rows: 30))
         let connection = try database.connection()
         var rotator = KeyRotator(database: connection, options: .init(oldKey: old, newKey: new, jobs: 2))
@@ -161,7 +161,7 @@ struct LiveWriterTests {
         }
         let report = try rotator.run()
         #expect(application.failures.isEmpty, "\(application.failures)")
-        let configs = try #require(report.tables.first { $0.table == RotationDatabase.configs })
+        let configs = try #require(report.tables.first { $0.table == KeyedDatabase.configs })
         #expect(configs.rows == 30 && configs.noKey == 3)
         #expect(configs.rotated == 27, "21 unchanged rows, 3 inserted and 3 re-keyed under the old key")
         #expect(configs.alreadyRotated == 1)
@@ -178,7 +178,7 @@ struct LiveWriterTests {
     func rotationRefusesAForeignRowWrittenMeanwhile() throws {
         let folder = try TemporaryFolder()
         let old = try key(MasterKeyTests.valid), new = MasterKey.generate(), foreign = MasterKey.generate()
-        let database = try RotationDatabase(at: folder.path("app.db"), master: old, rows: 20)
+        let database = try KeyedDatabase(at: folder.path("app.db"), master: old, rows: 20)
         let application = try ApplicationWriter(path: database.path, master: old, rows: ApplicationWriter.model(of: database, rows: 20))
         let connection = try database.connection()
         var rotator = KeyRotator(database: connection, options: .init(oldKey: old, newKey: new, jobs: 2))
@@ -188,7 +188,7 @@ struct LiveWriterTests {
         }
         let error = thrownError { _ = try rotator.run() }
         let rotation = try #require(error as? RotationError)
-        #expect(rotation.table == RotationDatabase.configs && rotation.row == "row id 9" && rotation.rolledBack)
+        #expect(rotation.table == KeyedDatabase.configs && rotation.row == "row id 9" && rotation.rolledBack)
         #expect(application.failures.isEmpty)
         // Every row but the foreign one still opens under the old key, and the flip stands.
         application.rows[9] = nil
@@ -201,7 +201,7 @@ struct LiveWriterTests {
         let folder = try TemporaryFolder()
         let old = try key(MasterKeyTests.valid), new = MasterKey.generate()
         let rows = 1500
-        let database = try RotationDatabase(at: folder.path("app.db"), master: old, rows: rows, noKey: { $0 % 50 == 0 })
+        let database = try KeyedDatabase(at: folder.path("app.db"), master: old, rows: rows, noKey: { $0 % 50 == 0 })
         let application = try ApplicationWriter(path: database.path, master: old, rows: ApplicationWriter.model(of: database, rows: rows))
         let oldFile = try RotationTests.keyFile(old, folder, "old.key"), newFile = try RotationTests.keyFile(new, folder, "new.key")
 
@@ -212,7 +212,7 @@ struct LiveWriterTests {
         #expect(application.failures.isEmpty, "\(application.failures.prefix(3))")
         #expect(application.writes > 20, "the application wrote only \(application.writes) times during the rotation")
         let report = try RotationTests.json(rotation.stdout)
-        let changed = RotationTests.tables(report)[RotationDatabase.configs]?["changed_during_rotation"] as? Int ?? -1
+        let changed = RotationTests.tables(report)[KeyedDatabase.configs]?["changed_during_rotation"] as? Int ?? -1
         print("live rotation: \(application.writes) application writes, longest wait \(application.longestWait), \(changed) rows redone in the write phase, write lock held \(report["write_lock_seconds"] ?? "?") s")
 
         // Rows the application wrote after the commit are still under the old key: a second run,
@@ -248,9 +248,9 @@ struct LiveWriterTests {
         let folder = try TemporaryFolder()
         let master = try key(MasterKeyTests.valid)
         // Rows 1...12: id -> (user-(id/3), tool-(id%3)), enabled id % 2, keys under master.
-        let database = try RotationDatabase(at: folder.path("app.db"), master: master, rows: 12)
+        let database = try KeyedDatabase(at: folder.path("app.db"), master: master, rows: 12)
         let application = try ApplicationWriter(path: database.path, master: master, rows: ApplicationWriter.model(of: database, rows: 12))
-        let same5 = try #require(database.plaintexts["\(RotationDatabase.configs)/5"])
+        let same5 = try #require(database.plaintexts["\(KeyedDatabase.configs)/5"])
         let input = try Self.write("""
             user_id,tool_id,enabled,api_key
             new-a,t,1,k-a-file
@@ -297,9 +297,9 @@ struct LiveWriterTests {
     func importFailPolicySeesChangesMadeMeanwhile() throws {
         let folder = try TemporaryFolder()
         let master = try key(MasterKeyTests.valid)
-        let database = try RotationDatabase(at: folder.path("app.db"), master: master, rows: 12)
+        let database = try KeyedDatabase(at: folder.path("app.db"), master: master, rows: 12)
         let application = try ApplicationWriter(path: database.path, master: master, rows: ApplicationWriter.model(of: database, rows: 12))
-        let same5 = try #require(database.plaintexts["\(RotationDatabase.configs)/5"])
+        let same5 = try #require(database.plaintexts["\(KeyedDatabase.configs)/5"])
         let input = try Self.write("user_id,tool_id,enabled,api_key\nnew-a,t,1,k-a\nuser-1,tool-2,1,\(same5)\n", folder)
         let connection = try database.connection()
         var importer = Importer(database: connection, options: .init(input: input, format: .csv, onConflict: .fail, masterKey: master, jobs: 2))
@@ -315,7 +315,7 @@ struct LiveWriterTests {
     func importBesideAWritingApplication() throws {
         let folder = try TemporaryFolder()
         let master = try key(MasterKeyTests.valid)
-        let database = try RotationDatabase(at: folder.path("app.db"), master: master, rows: 300)
+        let database = try KeyedDatabase(at: folder.path("app.db"), master: master, rows: 300)
         let application = try ApplicationWriter(path: database.path, master: master, rows: ApplicationWriter.model(of: database, rows: 300))
         let keyFile = try RotationTests.keyFile(master, folder, "master.key")
         let records = 1500
@@ -342,7 +342,7 @@ struct LiveWriterTests {
     func stagedImportHoldsNoPlaintext() throws {
         let folder = try TemporaryFolder()
         let master = try key(MasterKeyTests.valid)
-        let database = try RotationDatabase(at: folder.path("app.db"), master: master, rows: 3)
+        let database = try KeyedDatabase(at: folder.path("app.db"), master: master, rows: 3)
         let plaintexts = (1...40).map { "sk-never-staged-\($0)-\(Digest.hex(SecureRandom.bytes(8)))" }
         let input = try Self.write("user_id,tool_id,api_key\n" + plaintexts.enumerated().map { "u\($0.offset),t,\($0.element)\n" }.joined(), folder)
         let connection = try database.connection()
@@ -378,7 +378,7 @@ struct LiveWriterTests {
     func shortLockStagesStoredTriples(shortLock: Bool) throws {
         let folder = try TemporaryFolder()
         let master = try key(MasterKeyTests.valid)
-        let database = try RotationDatabase(at: folder.path("app.db"), master: master, rows: 6)
+        let database = try KeyedDatabase(at: folder.path("app.db"), master: master, rows: 6)
         let application = try ApplicationWriter(path: database.path, master: master, rows: ApplicationWriter.model(of: database, rows: 6))
         let secrets = try (1...3).map { try SecretCipher.encrypt("sk-staged-\($0)", masterKey: master) }
         let input = try Self.write("user_id,tool_id,enabled,encrypted_api_key,salt,nonce\n" + secrets.enumerated().map {

@@ -2,39 +2,6 @@ import Foundation
 import Testing
 @testable import ToolConfigKit
 
-/// A database as the application leaves it before 0007: its own tables (api_model_aliases with
-/// encrypted keys) and a sqlx ledger with versions 1 to 6 that have no file in toolcfg's folder.
-func makeApplicationDatabase(at path: String) throws {
-    let connection = try SQLiteConnection(path: path, mode: .readWriteCreate)
-    try connection.execute(SQLiteMigrationStore.ledgerSQL)
-    try connection.execute("""
-        CREATE TABLE api_model_aliases (
-            id TEXT PRIMARY KEY,
-            api_format TEXT NOT NULL DEFAULT 'openai',
-            base_url TEXT NOT NULL,
-            models_json TEXT NOT NULL,
-            encrypted_api_key TEXT NOT NULL,
-            salt TEXT NOT NULL,
-            nonce TEXT NOT NULL,
-            created_at INTEGER NOT NULL,
-            updated_at INTEGER NOT NULL
-        );
-        CREATE TABLE app_settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-        CREATE TABLE downloads (id INTEGER PRIMARY KEY AUTOINCREMENT, url TEXT NOT NULL);
-        INSERT INTO downloads (url) VALUES ('https://example.invalid/model.gguf');
-        """)
-    let master = try key(MasterKeyTests.valid)
-    let insert = try connection.prepare("INSERT INTO api_model_aliases VALUES (?1, 'openai', 'https://api.example.invalid/v1', '[]', ?2, ?3, ?4, 1700000000, 1700000000)")
-    for index in 1...3 {
-        let secret = try SecretCipher.encrypt("sk-alias-\(index)", masterKey: master)
-        try insert.run([.text("alias-\(index)"), .text(secret.encryptedAPIKey), .text(secret.salt), .text(secret.nonce)])
-    }
-    let ledger = try connection.prepare("INSERT INTO _sqlx_migrations (version, description, installed_on, success, checksum, execution_time) VALUES (?1, ?2, '2025-01-0' || ?1 || ' 10:00:00', 1, ?3, 1000)")
-    for version in Int64(1)...6 {
-        try ledger.run([.integer(version), .text("app migration \(version)"), .blob(Digest.sha384(Array("app \(version)".utf8)))])
-    }
-}
-
 /// Every table's rows, in a comparable form.
 func contents(_ connection: SQLiteConnection, table: String) throws -> [[SQLiteStatement.Value]] {
     let statement = try connection.prepare("SELECT * FROM \"\(table)\" ORDER BY 1")

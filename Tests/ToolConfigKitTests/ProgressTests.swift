@@ -32,13 +32,7 @@ struct ProgressTests {
 
     /// A migrated database with `rows` keyless rows over three tools.
     static func database(_ folder: TemporaryFolder, rows: Int) throws -> SQLiteConnection {
-        let connection = try SQLiteConnection(path: folder.path("p.db"), mode: .readWriteCreate)
-        _ = try Migrator(database: connection, migrations: try .embedded()).up()
-        try connection.writeTransaction {
-            let insert = try connection.prepare("INSERT INTO user_tool_configs (user_id, tool_id, enabled, created_at, updated_at) VALUES (?1, ?2, 1, 1, 2)")
-            for index in 0..<rows { try insert.run([.text("user-\(index)"), .text("tool-\(index % 3)")]) }
-        }
-        return connection
+        try migratedDatabase(at: folder.path("p.db"), rows: (0..<rows).map { ("user-\($0)", "tool-\($0 % 3)") })
     }
 
     @Test("export counts the rows up front, filter included, and counts them written, then verified", arguments: [nil, "tool-1"] as [String?])
@@ -74,7 +68,7 @@ struct ProgressTests {
     func rotate() throws {
         let folder = try TemporaryFolder()
         let old = try key(MasterKeyTests.valid), new = MasterKey.generate()
-        let database = try RotationDatabase(at: folder.path("r.db"), master: old, rows: 1200, noKey: { $0 % 100 != 0 })
+        let database = try KeyedDatabase(at: folder.path("r.db"), master: old, rows: 1200, noKey: { $0 % 100 != 0 })
         let total = 1200 + 3
         let recorder = Recorder()
         let options = KeyRotator.Options(oldKey: old, newKey: new, backupPath: folder.path("backup.db"), jobs: 2)

@@ -2,111 +2,6 @@ import Foundation
 import Testing
 @testable import ToolConfigKit
 
-/// A database as the application leaves it (api_model_aliases with NOT NULL triples, its ledger
-/// 1..6) migrated up to 0007, with user_tool_configs rows; every plaintext is remembered by
-/// "table/id" so a test can check that rotation kept them.
-final class RotationDatabase {
-    static let aliases = "api_model_aliases"
-    static let configs = "user_tool_configs"
-
-    let path: String
-    /// "table/id" -> plaintext, for the rows that have a key.
-    private(set) var plaintexts: [String: String] = [:]
-    /// Rows with a key, by table.
-    private(set) var keyed: [String: Int] = [:]
-    /// Rows without a key, by table.
-    private(set) var withoutKey: [String: Int] = [:]
-
-    var keyedTotal: Int { keyed.values.reduce(0, +) }
-
-    /// Encrypts with toolcfg's own cipher, on two threads.
-    static func swiftEncryptor(_ master: MasterKey) -> ([String]) throws -> [StoredSecret] {
-        { plaintexts in
-            let slots = UnsafeMutableBufferPointer<StoredSecret?>.allocate(capacity: plaintexts.count)
-            slots.initialize(repeating: nil)
-            defer {
-                _ = slots.deinitialize()
-                slots.deallocate()
-            }
-            nonisolated(unsafe) let output = slots
-            DispatchQueue.concurrentPerform(iterations: 2) { half in
-                for index in stride(from: half, to: plaintexts.count, by: 2) {
-                    output[index] = try? SecretCipher.encrypt(plaintexts[index], masterKey: master)
-                }
-            }
-            return try slots.map { try #require($0) }
-        }
-    }
-
-    /// Encrypts with the independent implementation (scripts/crypto_peer.py, Python cryptography).
-    static func peerEncryptor(_ master: MasterKey) -> ([String]) throws -> [StoredSecret] {
-        { plaintexts in
-            let result = try cryptoPeer("encrypt", ["master_key": master.base64Text, "plaintexts": plaintexts]) as? [[String: String]]
-            let triples = try #require(result)
-            try #require(triples.count == plaintexts.count)
-            return triples.map { StoredSecret(encryptedAPIKey: $0["encrypted_api_key"]!, salt: $0["salt"]!, nonce: $0["nonce"]!) }
-        }
-    }
-
-    /// `aliases` (at least 3) api_model_aliases rows and `rows` user_tool_configs rows with ids
-    /// 1...rows, all keyed under `master` except the user_tool_configs ids for which `noKey` holds.
-    init(at path: String, master: MasterKey, aliases: Int = 3, rows: Int, noKey: (Int) -> Bool = { _ in false },
-         plaintext: (String, Int) -> String = RotationDatabase.defaultPlaintext,
-         encrypt: (([String]) throws -> [StoredSecret])? = nil) throws {
-        precondition(aliases >= 3)
-        self.path = path
-        try makeApplicationDatabase(at: path)
-        let connection = try SQLiteConnection(path: path)
-        defer { connection.close() }
-        _ = try Migrator(database: connection, migrations: try .embedded()).up()
-
-        let aliasPlaintexts = (1...aliases).map { plaintext(Self.aliases, $0) }
-        let configIDs = (0..<rows).map { $0 + 1 }
-        let keyedIDs = configIDs.filter { !noKey($0) }
-        let configPlaintexts = keyedIDs.map { plaintext(Self.configs, $0) }
-        let all = aliasPlaintexts + configPlaintexts
-        let secrets = try (encrypt ?? Self.swiftEncryptor(master))(all)
-
-        try connection.writeTransaction {
-            // makeApplicationDatabase's three aliases are re-encrypted under `master`.
-            let updateAlias = try connection.prepare("UPDATE api_model_aliases SET encrypted_api_key = ?2, salt = ?3, nonce = ?4 WHERE id = ?1")
-            let insertAlias = try connection.prepare("INSERT INTO api_model_aliases VALUES (?1, 'openai', 'https://api.example.invalid/v1', '[]', ?2, ?3, ?4, 1700000000, 1700000000)")
-            for index in 1...aliases {
-                let secret = secrets[index - 1]
-                try (index <= 3 ? updateAlias : insertAlias).run([.text("alias-\(index)"), .text(secret.encryptedAPIKey), .text(secret.salt), .text(secret.nonce)])
-                plaintexts["\(Self.aliases)/alias-\(index)"] = aliasPlaintexts[index - 1]
-            }
-            let insert = try connection.prepare("""
-                INSERT INTO user_tool_configs (id, user_id, tool_id, enabled, encrypted_api_key, salt, nonce, created_at, updated_at)
-                VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 1700000000 + ?1, 1700000100 + ?1)
-                """)
-            var next = aliases
-            for id in configIDs {
-                var values: [SQLiteStatement.Value] = [.integer(Int64(id)), .text("user-\(id / 3)"), .text("tool-\(id % 3)"), .integer(Int64(id % 2))]
-                if noKey(id) {
-                    values += [.null, .null, .null]
-                } else {
-                    let secret = secrets[next]
-                    plaintexts["\(Self.configs)/\(id)"] = all[next]
-                    values += [.text(secret.encryptedAPIKey), .text(secret.salt), .text(secret.nonce)]
-                    next += 1
-                }
-                try insert.run(values)
-            }
-        }
-        keyed = [Self.aliases: aliases, Self.configs: keyedIDs.count]
-        withoutKey = [Self.aliases: 0, Self.configs: rows - keyedIDs.count]
-    }
-
-    static func defaultPlaintext(_ table: String, _ index: Int) -> String {
-        "sk-\(table == aliases ? "alias" : "tool")-\(index)-\(Digest.hex(SecureRandom.bytes(12)))"
-    }
-
-    func connection(_ mode: SQLiteConnection.OpenMode = .readWrite) throws -> SQLiteConnection {
-        try SQLiteConnection(path: path, mode: mode)
-    }
-}
-
 @Suite("Rotation")
 struct RotationTests {
     // MARK: helpers
@@ -160,10 +55,10 @@ struct RotationTests {
     }
 
     /// Every keyed row decrypts under `key` to the plaintext remembered for it.
-    static func expectPlaintexts(_ database: RotationDatabase, under key: MasterKey, sourceLocation: SourceLocation = #_sourceLocation) throws {
+    static func expectPlaintexts(_ database: KeyedDatabase, under key: MasterKey, sourceLocation: SourceLocation = #_sourceLocation) throws {
         let connection = try database.connection(.readOnly)
         var checked = 0
-        for table in [RotationDatabase.aliases, RotationDatabase.configs] {
+        for table in [KeyedDatabase.aliases, KeyedDatabase.configs] {
             for row in try Self.storedTriples(connection, table) {
                 guard let secret = row.secret else {
                     #expect(database.plaintexts["\(table)/\(row.id)"] == nil, "\(table)/\(row.id) lost its key", sourceLocation: sourceLocation)
@@ -195,14 +90,14 @@ struct RotationTests {
         let folder = try TemporaryFolder()
         let old = try key(MasterKeyTests.valid), new = MasterKey.generate()
         let special = CrossImplementationTests.plaintexts
-        let database = try RotationDatabase(
+        let database = try KeyedDatabase(
             at: folder.path("app.db"), master: old, aliases: 12, rows: 40, noKey: { $0 > 8 && $0 % 4 == 0 },
             plaintext: { table, index in
-                table == RotationDatabase.configs && index <= special.count ? special[index - 1] : RotationDatabase.defaultPlaintext(table, index)
+                table == KeyedDatabase.configs && index <= special.count ? special[index - 1] : KeyedDatabase.defaultPlaintext(table, index)
             },
-            encrypt: RotationDatabase.peerEncryptor(old))
+            encrypt: KeyedDatabase.peerEncryptor(old))
         let before = try database.connection(.readOnly)
-        let triplesBefore = try [RotationDatabase.aliases, RotationDatabase.configs].map { try Self.storedTriples(before, $0) }
+        let triplesBefore = try [KeyedDatabase.aliases, KeyedDatabase.configs].map { try Self.storedTriples(before, $0) }
         before.close()
         let stateBefore = try Self.logicalState(database.path)
 
@@ -211,8 +106,8 @@ struct RotationTests {
         connection.close()
 
         let tables = Dictionary(report.tables.map { ($0.table, $0) }, uniquingKeysWith: { a, _ in a })
-        #expect(Set(tables.keys) == [RotationDatabase.aliases, RotationDatabase.configs])
-        let aliases = try #require(tables[RotationDatabase.aliases]), configs = try #require(tables[RotationDatabase.configs])
+        #expect(Set(tables.keys) == [KeyedDatabase.aliases, KeyedDatabase.configs])
+        let aliases = try #require(tables[KeyedDatabase.aliases]), configs = try #require(tables[KeyedDatabase.configs])
         #expect((aliases.rows, aliases.rotated, aliases.alreadyRotated, aliases.noKey) == (12, 12, 0, 0))
         #expect((configs.rows, configs.rotated, configs.alreadyRotated, configs.noKey) == (40, 32, 0, 8))
         #expect(report.verifiedAfterCommit == 44)
@@ -221,7 +116,7 @@ struct RotationTests {
         #expect(report.masterKeyFingerprint == old.fingerprint && report.newMasterKeyFingerprint == new.fingerprint)
 
         let after = try database.connection(.readOnly)
-        for (table, rowsBefore) in zip([RotationDatabase.aliases, RotationDatabase.configs], triplesBefore) {
+        for (table, rowsBefore) in zip([KeyedDatabase.aliases, KeyedDatabase.configs], triplesBefore) {
             let rowsAfter = try Self.storedTriples(after, table)
             #expect(rowsAfter.map(\.id) == rowsBefore.map(\.id))
             let keyed = rowsAfter.compactMap { row in row.secret.map { (row.id, $0) } }
@@ -250,7 +145,7 @@ struct RotationTests {
         after.close()
         // Everything but the triples is as it was.
         let stateAfter = try Self.logicalState(database.path)
-        for (name, digest) in stateBefore where ![RotationDatabase.aliases, RotationDatabase.configs].contains(name) {
+        for (name, digest) in stateBefore where ![KeyedDatabase.aliases, KeyedDatabase.configs].contains(name) {
             #expect(stateAfter[name] == digest, "\(name) changed")
         }
         #expect(Set(stateAfter.keys) == Set(stateBefore.keys))
@@ -260,7 +155,7 @@ struct RotationTests {
     func otherColumnsKept() throws {
         let folder = try TemporaryFolder()
         let old = try key(MasterKeyTests.valid), new = MasterKey.generate()
-        let database = try RotationDatabase(at: folder.path("app.db"), master: old, aliases: 4, rows: 20, noKey: { $0 % 4 == 0 })
+        let database = try KeyedDatabase(at: folder.path("app.db"), master: old, aliases: 4, rows: 20, noKey: { $0 % 4 == 0 })
         func others() throws -> [[SQLiteStatement.Value]] {
             let connection = try database.connection(.readOnly)
             defer { connection.close() }
@@ -294,7 +189,7 @@ struct RotationTests {
     func failureChangesNothing(_ failure: Failure) throws {
         let folder = try TemporaryFolder()
         let old = try key(MasterKeyTests.valid), new = MasterKey.generate(), other = MasterKey.generate()
-        let database = try RotationDatabase(at: folder.path("app.db"), master: old, rows: 50, noKey: { $0 % 10 == 0 })
+        let database = try KeyedDatabase(at: folder.path("app.db"), master: old, rows: 50, noKey: { $0 % 10 == 0 })
         let oldFile = try Self.keyFile(failure == .wrongOldKey ? other : old, folder, "old.key")
         let newFile = try Self.keyFile(new, folder, "new.key")
         var expectedLocation: String
@@ -304,19 +199,19 @@ struct RotationTests {
             expectedLocation = "api_model_aliases row id alias-1"
         case .corruptedRow:
             let connection = try database.connection(.readOnly)
-            let row = try #require(try Self.storedTriples(connection, RotationDatabase.configs).first { $0.id == "25" }?.secret)
+            let row = try #require(try Self.storedTriples(connection, KeyedDatabase.configs).first { $0.id == "25" }?.secret)
             connection.close()
             var characters = Array(row.encryptedAPIKey)
             let middle = characters.count / 2
             characters[middle] = characters[middle] == "A" ? "B" : "A"
             rowTriple = row
-            try Self.update(database.path, RotationDatabase.configs, id: "25", "encrypted_api_key = ?2", [.text(String(characters))])
+            try Self.update(database.path, KeyedDatabase.configs, id: "25", "encrypted_api_key = ?2", [.text(String(characters))])
             expectedLocation = "user_tool_configs row id 25"
         case .partialTriple:
-            try Self.update(database.path, RotationDatabase.configs, id: "31", "nonce = NULL")
+            try Self.update(database.path, KeyedDatabase.configs, id: "31", "nonce = NULL")
             expectedLocation = "user_tool_configs row id 31"
         case .malformedSalt:
-            try Self.update(database.path, RotationDatabase.configs, id: "44", "salt = ?2", [.text(Base64.encode(SecureRandom.bytes(31)))])
+            try Self.update(database.path, KeyedDatabase.configs, id: "44", "salt = ?2", [.text(Base64.encode(SecureRandom.bytes(31)))])
             expectedLocation = "user_tool_configs row id 44"
         }
         let before = try Self.logicalState(database.path)
@@ -370,7 +265,7 @@ struct RotationTests {
     func readOnlyDatabase() throws {
         let folder = try TemporaryFolder()
         let old = try key(MasterKeyTests.valid), new = MasterKey.generate()
-        let database = try RotationDatabase(at: folder.path("app.db"), master: old, rows: 20)
+        let database = try KeyedDatabase(at: folder.path("app.db"), master: old, rows: 20)
         let oldFile = try Self.keyFile(old, folder, "old.key"), newFile = try Self.keyFile(new, folder, "new.key")
         let before = try Self.logicalState(database.path)
         // Without write access to the file or the folder, SQLite can create neither a WAL nor a
@@ -416,7 +311,7 @@ struct RotationTests {
     func secondRunChangesNothing() throws {
         let folder = try TemporaryFolder()
         let old = try key(MasterKeyTests.valid), new = MasterKey.generate()
-        let database = try RotationDatabase(at: folder.path("app.db"), master: old, rows: 60, noKey: { $0 % 6 == 0 })
+        let database = try KeyedDatabase(at: folder.path("app.db"), master: old, rows: 60, noKey: { $0 % 6 == 0 })
         let options = KeyRotator.Options(oldKey: old, newKey: new, jobs: Self.inProcessJobs)
         let first = try KeyRotator(database: try database.connection(), options: options).run()
         #expect(first.tables.map(\.rotated) == [3, 50])
@@ -434,8 +329,8 @@ struct RotationTests {
 
     /// Rotates, then puts back the pre-rotation triples of some rows (a copy restored in part):
     /// the result is a database half under the old key and half under the new one.
-    static func halfRotated(_ folder: TemporaryFolder, old: MasterKey, new: MasterKey) throws -> (RotationDatabase, restored: [String: Int]) {
-        let database = try RotationDatabase(at: folder.path("app.db"), master: old, aliases: 6, rows: 60, noKey: { $0 % 6 == 0 })
+    static func halfRotated(_ folder: TemporaryFolder, old: MasterKey, new: MasterKey) throws -> (KeyedDatabase, restored: [String: Int]) {
+        let database = try KeyedDatabase(at: folder.path("app.db"), master: old, aliases: 6, rows: 60, noKey: { $0 % 6 == 0 })
         let copy = folder.path("before-rotation.db")
         try database.connection(.readOnly).backup(to: copy)
         _ = try KeyRotator(database: try database.connection(), options: .init(oldKey: old, newKey: new, jobs: Self.inProcessJobs)).run()
@@ -452,7 +347,7 @@ struct RotationTests {
             DETACH DATABASE pre;
             """)
         // ids 3, 9, ..., 57 have a key (multiples of 6 have none): 10 rows.
-        return (database, [RotationDatabase.aliases: 2, RotationDatabase.configs: 10])
+        return (database, [KeyedDatabase.aliases: 2, KeyedDatabase.configs: 10])
     }
 
     @Test("a half-rotated database (rows restored under the old key) rotates to every row under the new key")
@@ -482,13 +377,13 @@ struct RotationTests {
         let old = try key(MasterKeyTests.valid), new = MasterKey.generate(), third = MasterKey.generate()
         let (database, _) = try Self.halfRotated(folder, old: old, new: new)
         let stranger = try SecretCipher.encrypt("sk-under-a-third-key", masterKey: third)
-        try Self.update(database.path, RotationDatabase.configs, id: "40", "encrypted_api_key = ?2, salt = ?3, nonce = ?4",
+        try Self.update(database.path, KeyedDatabase.configs, id: "40", "encrypted_api_key = ?2, salt = ?3, nonce = ?4",
                         [.text(stranger.encryptedAPIKey), .text(stranger.salt), .text(stranger.nonce)])
         let before = try Self.logicalState(database.path)
         let connection = try database.connection()
         let error = thrownError { _ = try KeyRotator(database: connection, options: .init(oldKey: old, newKey: new, jobs: Self.inProcessJobs)).run() }
         let rotationError = try #require(error as? RotationError, "\(String(describing: error))")
-        #expect(rotationError.table == RotationDatabase.configs && rotationError.row == "row id 40")
+        #expect(rotationError.table == KeyedDatabase.configs && rotationError.row == "row id 40")
         #expect(rotationError.exitStatus == .dataError)
         #expect(rotationError.description.contains(old.fingerprint) && rotationError.description.contains(new.fingerprint))
         #expect(!connection.isInTransaction)
@@ -502,7 +397,7 @@ struct RotationTests {
     func dryRun() throws {
         let folder = try TemporaryFolder()
         let old = try key(MasterKeyTests.valid), new = MasterKey.generate()
-        let database = try RotationDatabase(at: folder.path("app.db"), master: old, rows: 30, noKey: { $0 % 3 == 0 })
+        let database = try KeyedDatabase(at: folder.path("app.db"), master: old, rows: 30, noKey: { $0 % 3 == 0 })
         let oldFile = try Self.keyFile(old, folder, "old.key"), newFile = try Self.keyFile(new, folder, "new.key")
         let before = try Self.logicalState(database.path)
         let bytesBefore = try Data(contentsOf: URL(fileURLWithPath: database.path))
@@ -513,10 +408,10 @@ struct RotationTests {
         #expect(report["dry_run"] as? Bool == true)
         #expect(report["verified_after_commit"] as? Int == 0)
         let tables = Self.tables(report)
-        #expect(tables[RotationDatabase.aliases]?["rotated"] as? Int == 3)
-        #expect(tables[RotationDatabase.configs]?["rotated"] as? Int == 20)
-        #expect(tables[RotationDatabase.configs]?["no_key"] as? Int == 10)
-        #expect(tables[RotationDatabase.configs]?["rows"] as? Int == 30)
+        #expect(tables[KeyedDatabase.aliases]?["rotated"] as? Int == 3)
+        #expect(tables[KeyedDatabase.configs]?["rotated"] as? Int == 20)
+        #expect(tables[KeyedDatabase.configs]?["no_key"] as? Int == 10)
+        #expect(tables[KeyedDatabase.configs]?["rows"] as? Int == 30)
 
         let human = try toolcfg(Self.rotateArguments(database.path, old: oldFile, new: newFile) + ["--dry-run"])
         #expect(human.status == 0)
@@ -531,7 +426,7 @@ struct RotationTests {
     func backup() throws {
         let folder = try TemporaryFolder()
         let old = try key(MasterKeyTests.valid), new = MasterKey.generate()
-        let database = try RotationDatabase(at: folder.path("app.db"), master: old, rows: 30, noKey: { $0 % 7 == 0 })
+        let database = try KeyedDatabase(at: folder.path("app.db"), master: old, rows: 30, noKey: { $0 % 7 == 0 })
         let oldFile = try Self.keyFile(old, folder, "old.key"), newFile = try Self.keyFile(new, folder, "new.key")
         let before = try Self.logicalState(database.path)
         let backup = folder.path("backup.db")
@@ -553,7 +448,7 @@ struct RotationTests {
     func backupExists() throws {
         let folder = try TemporaryFolder()
         let old = try key(MasterKeyTests.valid), new = MasterKey.generate()
-        let database = try RotationDatabase(at: folder.path("app.db"), master: old, rows: 10)
+        let database = try KeyedDatabase(at: folder.path("app.db"), master: old, rows: 10)
         let oldFile = try Self.keyFile(old, folder, "old.key"), newFile = try Self.keyFile(new, folder, "new.key")
         let existing = folder.path("existing.db")
         try Data("precious\n".utf8).write(to: URL(fileURLWithPath: existing))
@@ -571,7 +466,7 @@ struct RotationTests {
     func sameKey() throws {
         let folder = try TemporaryFolder()
         let old = try key(MasterKeyTests.valid)
-        let database = try RotationDatabase(at: folder.path("app.db"), master: old, rows: 10)
+        let database = try KeyedDatabase(at: folder.path("app.db"), master: old, rows: 10)
         let oldFile = try Self.keyFile(old, folder, "old.key"), sameFile = try Self.keyFile(old, folder, "same.key")
         let before = try Self.logicalState(database.path)
         let result = try toolcfg(Self.rotateArguments(database.path, old: oldFile, new: sameFile))
@@ -589,11 +484,11 @@ struct RotationTests {
         let appOnly = folder.path("app-only.db")
         try makeApplicationDatabase(at: appOnly)
         let appReport = try KeyRotator(database: try SQLiteConnection(path: appOnly), options: .init(oldKey: old, newKey: new, jobs: Self.inProcessJobs)).run()
-        #expect(appReport.tables.map(\.table) == [RotationDatabase.aliases])
+        #expect(appReport.tables.map(\.table) == [KeyedDatabase.aliases])
         #expect(appReport.tables.first?.rotated == 3 && appReport.verifiedAfterCommit == 3)
 
         // A third table with an awkward name and no id column.
-        let database = try RotationDatabase(at: folder.path("app.db"), master: old, rows: 5)
+        let database = try KeyedDatabase(at: folder.path("app.db"), master: old, rows: 5)
         let odd = "legacy \"odd\" keys"
         let plaintexts = (1...4).map { "sk-legacy-\($0)-\(Digest.hex(SecureRandom.bytes(8)))" }
         do {
@@ -619,7 +514,7 @@ struct RotationTests {
         let result = try toolcfg(Self.rotateArguments(database.path, old: oldFile, new: newFile) + ["--json"])
         #expect(result.status == 0, "\(result.stderr)")
         let tables = Self.tables(try Self.json(result.stdout))
-        #expect(Set(tables.keys) == [RotationDatabase.aliases, RotationDatabase.configs, odd])
+        #expect(Set(tables.keys) == [KeyedDatabase.aliases, KeyedDatabase.configs, odd])
         #expect(tables[odd]?["rotated"] as? Int == 3 && tables[odd]?["no_key"] as? Int == 1)
         let connection = try database.connection(.readOnly)
         let statement = try connection.prepare("SELECT name, encrypted_api_key, salt, nonce FROM \(Self.quoted(odd)) ORDER BY rowid")
@@ -637,7 +532,7 @@ struct RotationTests {
     func busy() throws {
         let folder = try TemporaryFolder()
         let old = try key(MasterKeyTests.valid), new = MasterKey.generate()
-        let database = try RotationDatabase(at: folder.path("app.db"), master: old, rows: 10)
+        let database = try KeyedDatabase(at: folder.path("app.db"), master: old, rows: 10)
         let oldFile = try Self.keyFile(old, folder, "old.key"), newFile = try Self.keyFile(new, folder, "new.key")
         let before = try Self.logicalState(database.path)
         let holder = try database.connection()
@@ -656,7 +551,7 @@ struct RotationTests {
     func waitsForTheLock() throws {
         let folder = try TemporaryFolder()
         let old = try key(MasterKeyTests.valid), new = MasterKey.generate()
-        let database = try RotationDatabase(at: folder.path("app.db"), master: old, rows: 10)
+        let database = try KeyedDatabase(at: folder.path("app.db"), master: old, rows: 10)
         let oldFile = try Self.keyFile(old, folder, "old.key"), newFile = try Self.keyFile(new, folder, "new.key")
         var results: [ProcessResult] = []
         for (index, extra) in [[], ["--backup", folder.path("backup.db")]].enumerated() {
@@ -681,9 +576,9 @@ struct RotationTests {
     func failedRotationLeavesNoBackup() throws {
         let folder = try TemporaryFolder()
         let old = try key(MasterKeyTests.valid), new = MasterKey.generate()
-        let database = try RotationDatabase(at: folder.path("app.db"), master: old, rows: 10)
+        let database = try KeyedDatabase(at: folder.path("app.db"), master: old, rows: 10)
         let oldFile = try Self.keyFile(old, folder, "old.key"), newFile = try Self.keyFile(new, folder, "new.key")
-        try Self.update(database.path, RotationDatabase.configs, id: "5", "nonce = NULL")
+        try Self.update(database.path, KeyedDatabase.configs, id: "5", "nonce = NULL")
         let before = try Self.logicalState(database.path)
         let backup = folder.path("backup.db")
         let first = try toolcfg(Self.rotateArguments(database.path, old: oldFile, new: newFile) + ["--backup", backup])
@@ -691,7 +586,7 @@ struct RotationTests {
         #expect(try Self.logicalState(database.path) == before)
         #expect(!FileManager.default.fileExists(atPath: backup), "a failed rotation left its backup")
         // Once the row is repaired, the same command goes through.
-        try Self.update(database.path, RotationDatabase.configs, id: "5", "encrypted_api_key = NULL, salt = NULL, nonce = NULL")
+        try Self.update(database.path, KeyedDatabase.configs, id: "5", "encrypted_api_key = NULL, salt = NULL, nonce = NULL")
         let second = try toolcfg(Self.rotateArguments(database.path, old: oldFile, new: newFile) + ["--backup", backup])
         #expect(second.status == 0, "\(second.stderr)")
     }
@@ -700,7 +595,7 @@ struct RotationTests {
     func parallelMapRace() throws {
         let folder = try TemporaryFolder()
         let old = try key(MasterKeyTests.valid), new = MasterKey.generate()
-        let database = try RotationDatabase(at: folder.path("app.db"), master: old, rows: 10)
+        let database = try KeyedDatabase(at: folder.path("app.db"), master: old, rows: 10)
         // 60,000 rows without a key: each costs ParallelMap's transform almost nothing, so its
         // threads store their results back to back.
         let connection = try database.connection()
@@ -767,7 +662,7 @@ struct RotationTests {
         let folder = try TemporaryFolder()
         var old = try key(MasterKeyTests.valid), new = MasterKey.generate()
         let rows = try Self.crashRows()
-        let database = try RotationDatabase(at: folder.path("crash.db"), master: old, rows: rows, noKey: { $0 % 100 == 0 })
+        let database = try KeyedDatabase(at: folder.path("crash.db"), master: old, rows: rows, noKey: { $0 % 100 == 0 })
         var oldFile = try Self.keyFile(old, folder, "a.key"), newFile = try Self.keyFile(new, folder, "b.key")
         var environment = ProcessInfo.processInfo.environment
         for name in ["TOOLCFG_DB", "TOOLCFG_MASTER_KEY", "TOOLCFG_NEW_MASTER_KEY", "TOOLCFG_PASSPHRASE"] { environment[name] = nil }
@@ -777,7 +672,7 @@ struct RotationTests {
         // are killed anywhere in it; even runs in its last sixth and a little beyond, where the
         // commit is (about 5 % before the end here), so some land after it and some finish. A
         // fixed window missed the commit in every run where the rotation took longer than it.
-        let twin = try RotationDatabase(at: folder.path("twin.db"), master: old, rows: rows, noKey: { $0 % 100 == 0 })
+        let twin = try KeyedDatabase(at: folder.path("twin.db"), master: old, rows: rows, noKey: { $0 % 100 == 0 })
         let clock = ContinuousClock()
         let whole = try [(oldFile, newFile), (newFile, oldFile)].map { from, to in
             let started = clock.now
@@ -847,7 +742,7 @@ struct RotationTests {
     func verifyHealthy() throws {
         let folder = try TemporaryFolder()
         let old = try key(MasterKeyTests.valid)
-        let database = try RotationDatabase(at: folder.path("app.db"), master: old, rows: 20, noKey: { $0 % 4 == 0 })
+        let database = try KeyedDatabase(at: folder.path("app.db"), master: old, rows: 20, noKey: { $0 % 4 == 0 })
         let keyFile = try Self.keyFile(old, folder, "old.key")
         let result = try toolcfg(["verify-keys", "--db", database.path, "--master-key-file", keyFile])
         #expect(result.status == 0, "\(result.stderr)")
@@ -857,7 +752,7 @@ struct RotationTests {
         #expect(json.status == 0)
         let report = try Self.json(json.stdout)
         #expect(report["ok"] as? Bool == true && report["reused_salts"] as? Int == 0 && report["reused_nonces"] as? Int == 0)
-        #expect(Self.tables(report)[RotationDatabase.configs]?["no_key"] as? Int == 5)
+        #expect(Self.tables(report)[KeyedDatabase.configs]?["no_key"] as? Int == 5)
     }
 
     enum Reuse: String, CaseIterable, CustomTestStringConvertible {
@@ -867,7 +762,7 @@ struct RotationTests {
 
     /// Re-encrypts row `target` of `table` with the given salt or nonce (and a fresh other one),
     /// so it still opens under `master`.
-    static func reencrypt(_ database: RotationDatabase, _ table: String, id: String, master: MasterKey,
+    static func reencrypt(_ database: KeyedDatabase, _ table: String, id: String, master: MasterKey,
                           salt: String? = nil, nonce: String? = nil) throws {
         let plaintext = try #require(database.plaintexts["\(table)/\(id)"])
         let secret = try SecretCipher.encrypt(plaintext, masterKey: master,
@@ -881,16 +776,16 @@ struct RotationTests {
     func verifyReuse(_ reuse: Reuse) throws {
         let folder = try TemporaryFolder()
         let old = try key(MasterKeyTests.valid)
-        let database = try RotationDatabase(at: folder.path("app.db"), master: old, rows: 30, noKey: { $0 % 10 == 0 })
-        let source = try #require(try Self.storedTriples(try database.connection(.readOnly), RotationDatabase.configs).first { $0.id == "7" }?.secret)
-        try Self.reencrypt(database, RotationDatabase.configs, id: "23", master: old,
+        let database = try KeyedDatabase(at: folder.path("app.db"), master: old, rows: 30, noKey: { $0 % 10 == 0 })
+        let source = try #require(try Self.storedTriples(try database.connection(.readOnly), KeyedDatabase.configs).first { $0.id == "7" }?.secret)
+        try Self.reencrypt(database, KeyedDatabase.configs, id: "23", master: old,
                            salt: reuse == .salt ? source.salt : nil, nonce: reuse == .nonce ? source.nonce : nil)
 
         let report = try KeyVerifier(database: try database.connection(.readOnly), masterKey: old, jobs: Self.inProcessJobs).run()
         #expect(!report.ok)
         #expect(report.reusedSalts == (reuse == .salt ? 1 : 0) && report.reusedNonces == (reuse == .nonce ? 1 : 0), "\(report)")
         for table in report.tables { #expect(table.underMasterKey == database.keyed[table.table] && table.malformed == 0, "\(table)") }
-        #expect(report.problems.contains { $0.table == RotationDatabase.configs && $0.rowID == 23 && $0.problem.contains(reuse.rawValue) }, "\(report.problems)")
+        #expect(report.problems.contains { $0.table == KeyedDatabase.configs && $0.rowID == 23 && $0.problem.contains(reuse.rawValue) }, "\(report.problems)")
 
         let keyFile = try Self.keyFile(old, folder, "old.key")
         let result = try toolcfg(["verify-keys", "--db", database.path, "--master-key-file", keyFile, "--json"])
@@ -905,9 +800,9 @@ struct RotationTests {
     func verifyReuseAcrossTables() throws {
         let folder = try TemporaryFolder()
         let old = try key(MasterKeyTests.valid)
-        let database = try RotationDatabase(at: folder.path("app.db"), master: old, rows: 10)
-        let source = try #require(try Self.storedTriples(try database.connection(.readOnly), RotationDatabase.aliases).first?.secret)
-        try Self.reencrypt(database, RotationDatabase.configs, id: "4", master: old, salt: source.salt)
+        let database = try KeyedDatabase(at: folder.path("app.db"), master: old, rows: 10)
+        let source = try #require(try Self.storedTriples(try database.connection(.readOnly), KeyedDatabase.aliases).first?.secret)
+        try Self.reencrypt(database, KeyedDatabase.configs, id: "4", master: old, salt: source.salt)
         let report = try KeyVerifier(database: try database.connection(.readOnly), masterKey: old, jobs: Self.inProcessJobs).run()
         for table in report.tables { #expect(table.underMasterKey == database.keyed[table.table], "\(table)") }
         let keyFile = try Self.keyFile(old, folder, "old.key")
@@ -921,10 +816,10 @@ struct RotationTests {
     func verifyMalformed() throws {
         let folder = try TemporaryFolder()
         let old = try key(MasterKeyTests.valid)
-        let database = try RotationDatabase(at: folder.path("app.db"), master: old, rows: 20)
-        try Self.update(database.path, RotationDatabase.configs, id: "12", "salt = ?2", [.text(Base64.encode(SecureRandom.bytes(31)))])
+        let database = try KeyedDatabase(at: folder.path("app.db"), master: old, rows: 20)
+        try Self.update(database.path, KeyedDatabase.configs, id: "12", "salt = ?2", [.text(Base64.encode(SecureRandom.bytes(31)))])
         let report = try KeyVerifier(database: try database.connection(.readOnly), masterKey: old, jobs: Self.inProcessJobs).run()
-        let configs = try #require(report.tables.first { $0.table == RotationDatabase.configs })
+        let configs = try #require(report.tables.first { $0.table == KeyedDatabase.configs })
         #expect(configs.malformed == 1 && configs.underMasterKey == 19 && configs.underNeither == 0, "\(configs)")
         #expect(!report.ok)
         #expect(report.problems.map { "\($0.table) \($0.rowID)" } == ["user_tool_configs 12"])
@@ -957,16 +852,16 @@ struct RotationTests {
         let json = try Self.json(result.stdout)
         #expect(json["master_key_fingerprint"] as? String == old.fingerprint && json["new_master_key_fingerprint"] as? String == new.fingerprint)
         let tables = Self.tables(json)
-        #expect(tables[RotationDatabase.aliases]?["under_master_key"] as? Int == 2)
-        #expect(tables[RotationDatabase.aliases]?["under_new_master_key"] as? Int == 4)
-        #expect(tables[RotationDatabase.configs]?["under_master_key"] as? Int == 10)
-        #expect(tables[RotationDatabase.configs]?["under_new_master_key"] as? Int == 40)
-        #expect(tables[RotationDatabase.configs]?["no_key"] as? Int == 10)
+        #expect(tables[KeyedDatabase.aliases]?["under_master_key"] as? Int == 2)
+        #expect(tables[KeyedDatabase.aliases]?["under_new_master_key"] as? Int == 4)
+        #expect(tables[KeyedDatabase.configs]?["under_master_key"] as? Int == 10)
+        #expect(tables[KeyedDatabase.configs]?["under_new_master_key"] as? Int == 40)
+        #expect(tables[KeyedDatabase.configs]?["no_key"] as? Int == 10)
 
         // Under the old key alone, the rotated rows are under no given key.
         let oldOnly = try toolcfg(["verify-keys", "--db", database.path, "--master-key-file", oldFile, "--json"])
         #expect(oldOnly.status == 65)
-        #expect(Self.tables(try Self.json(oldOnly.stdout))[RotationDatabase.configs]?["under_neither"] as? Int == 40)
+        #expect(Self.tables(try Self.json(oldOnly.stdout))[KeyedDatabase.configs]?["under_neither"] as? Int == 40)
     }
 
     // MARK: 7. secret hygiene
@@ -975,7 +870,7 @@ struct RotationTests {
     func reportHygiene() throws {
         let folder = try TemporaryFolder()
         let old = try key(MasterKeyTests.valid), new = MasterKey.generate()
-        let database = try RotationDatabase(at: folder.path("app.db"), master: old, rows: 20, noKey: { $0 % 5 == 0 })
+        let database = try KeyedDatabase(at: folder.path("app.db"), master: old, rows: 20, noKey: { $0 % 5 == 0 })
         let third = MasterKey.generate()
         let oldFile = try Self.keyFile(old, folder, "old.key"), newFile = try Self.keyFile(new, folder, "new.key")
         let thirdFile = try Self.keyFile(third, folder, "third.key")
@@ -983,7 +878,7 @@ struct RotationTests {
         func rowKeys(_ master: MasterKey) throws -> [(String, SecureBytes)] {
             let connection = try database.connection(.readOnly)
             defer { connection.close() }
-            return try [RotationDatabase.aliases, RotationDatabase.configs].flatMap { table in
+            return try [KeyedDatabase.aliases, KeyedDatabase.configs].flatMap { table in
                 try Self.storedTriples(connection, table).compactMap { row in
                     try row.secret.map { ("\(table)/\(row.id)", SecretCipher.rowKey(masterKey: master, salt: try $0.decoded().salt)) }
                 }

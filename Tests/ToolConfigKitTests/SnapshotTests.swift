@@ -100,8 +100,7 @@ struct SnapshotsTests {
 
         init(_ folder: TemporaryFolder, _ name: String = "t.db") throws {
             path = folder.path(name)
-            connection = try SQLiteConnection(path: path, mode: .readWriteCreate)
-            _ = try Migrator(database: connection, migrations: try .embedded()).up()
+            connection = try migratedDatabase(at: path)
         }
 
         /// Inserts a row directly, the way the application would store it.

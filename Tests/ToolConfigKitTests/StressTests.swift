@@ -10,10 +10,9 @@ import Testing
 struct StressTests {
     static let seed: UInt64 = 20_251_126
 
-    static func migratedDatabase(_ folder: TemporaryFolder) throws -> String {
+    static func scratchDatabase(_ folder: TemporaryFolder) throws -> String {
         let path = folder.path("stress.db")
-        let connection = try SQLiteConnection(path: path, mode: .readWriteCreate)
-        _ = try Migrator(database: connection, migrations: try .embedded()).up()
+        try migratedDatabase(at: path).close()
         return path
     }
 
@@ -36,7 +35,7 @@ struct StressTests {
     @Test("the upsert keeps every invariant at 0, with threads and with processes", arguments: [StressTest.Writers.threads, .processes(executable: Repository.toolcfg.path)])
     func correct(_ launch: StressTest.Writers) throws {
         let folder = try TemporaryFolder()
-        let path = try Self.migratedDatabase(folder)
+        let path = try Self.scratchDatabase(folder)
         let report = try Self.run(path, launch: launch)
         #expect(report.invariants == StressTest.Invariants(), "\(report.problems)")
         #expect(report.ok)
@@ -52,7 +51,7 @@ struct StressTests {
     @Test("each deliberately wrong write makes its invariant count go above 0", arguments: [StressWriteMode.wrongReplace, .wrongDeferred, .wrongSplit])
     func checkerBites(_ write: StressWriteMode) throws {
         let folder = try TemporaryFolder()
-        let path = try Self.migratedDatabase(folder)
+        let path = try Self.scratchDatabase(folder)
         let report = try Self.run(path, write: write)
         let counts = report.invariants
         #expect(!report.ok)
@@ -80,7 +79,7 @@ struct StressTests {
     @Test("a writer process that cannot start or fails before it is ready fails the run, naming the writer")
     func workerFailure() throws {
         let folder = try TemporaryFolder()
-        let path = try Self.migratedDatabase(folder)
+        let path = try Self.scratchDatabase(folder)
         for executable in [folder.path("no-such-toolcfg"), "/bin/false"] {
             let error = thrownError { _ = try Self.run(path, writers: 2, operations: 10, launch: .processes(executable: executable)) }
             let stress = try #require(error as? StressError, "\(String(describing: error))")
@@ -166,7 +165,7 @@ struct StressTests {
     @Test("the same seed gives every writer the same operations")
     func seeded() throws {
         let folder = try TemporaryFolder()
-        let path = try Self.migratedDatabase(folder)
+        let path = try Self.scratchDatabase(folder)
         func mix(_ report: StressTest.Report) -> [Int] { [report.upserts, report.reads, report.deletes] }
         let first = try Self.run(path, writers: 2, operations: 200)
         let second = try Self.run(path, writers: 2, operations: 200)
