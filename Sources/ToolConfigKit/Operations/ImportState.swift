@@ -149,10 +149,11 @@ struct ImportState {
         }
     }
 
-    /// Resolves a batch's keys on all cores. Stored triples to check under the master key are
-    /// decrypted in groups whose row keys are derived together (sixteen at once where the CPU has
-    /// AVX-512, else two: `SecretCipher.groupSize`); the other records go two per task (see
-    /// resolvePair).
+    /// Resolves a batch's keys on all cores, deriving row keys together wherever the records
+    /// allow (sixteen at once where the CPU has AVX-512, else two: `SecretCipher.groupSize`):
+    /// stored triples to check under the master key are decrypted in such groups, and plaintext
+    /// keys going into new rows (the onboarding case) are encrypted in such groups under fresh
+    /// salts. Anything else (a key to compare with the one stored, a sealed key) goes one by one.
     static func resolveAll(_ items: [Item], masterKey: MasterKey?, sealer: SnapshotSealer?, jobs: Int) -> [KeyResolution] {
         var resolutions = [KeyResolution?](repeating: nil, count: items.count)
         if let masterKey {
@@ -166,16 +167,36 @@ struct ImportState {
                 case .failure(let error): .failed(notOpening(item, error, masterKey))
                 }
             }
+            let fresh = items.indices.filter { items[$0].existing == nil && items[$0].plaintextKey != nil }
+            let sealed = ParallelMap.mapInGroups(fresh.map { items[$0] }, size: SecretCipher.groupSize, jobs: jobs) { encryptFresh($0, masterKey: masterKey) }
+            for (index, resolution) in zip(fresh, sealed) { resolutions[index] = resolution }
         }
         let rest = items.indices.filter { resolutions[$0] == nil }
-        // Two records per task, so two new keys can be derived together (see resolvePair).
-        let pairs = stride(from: 0, to: rest.count, by: 2).map { Array(rest[$0..<min($0 + 2, rest.count)]) }
-        let resolved = ParallelMap.map(pairs, jobs: jobs) { pair in
-            pair.count == 2 ? resolvePair(items[pair[0]], items[pair[1]], masterKey: masterKey, sealer: sealer)
-                            : [resolveKey(items[pair[0]], masterKey: masterKey, sealer: sealer)]
-        }
-        for (index, resolution) in zip(rest, resolved.flatMap { $0 }) { resolutions[index] = resolution }
+        let resolved = ParallelMap.map(rest, jobs: jobs) { resolveKey(items[$0], masterKey: masterKey, sealer: sealer) }
+        for (index, resolution) in zip(rest, resolved) { resolutions[index] = resolution }
         return resolutions.map { $0! }
+    }
+
+    /// Plaintext keys for new rows, encrypted under fresh salts whose row keys are derived together.
+    static func encryptFresh(_ items: [Item], masterKey: MasterKey) -> [KeyResolution] {
+        let salts = items.map { _ in SecureRandom.bytes(StoredSecret.saltLength) }
+        let rowKeys: [SecureBytes] = if let sixteen = SecretCipher.rowKeys16(masterKey: masterKey, salts: salts) {
+            sixteen
+        } else {
+            stride(from: 0, to: salts.count, by: 2).flatMap { start -> [SecureBytes] in
+                guard start + 1 < salts.count else { return [SecretCipher.rowKey(masterKey: masterKey, salt: salts[start])] }
+                let (a, b) = SecretCipher.rowKeys((masterKey, salts[start]), (masterKey, salts[start + 1]))
+                return [a, b]
+            }
+        }
+        return items.indices.map { index -> KeyResolution in
+            do throws(SecretError) {
+                return .set(try SecretCipher.encrypt(items[index].plaintextKey!, rowKey: rowKeys[index], salt: salts[index],
+                                                     nonce: SecureRandom.bytes(StoredSecret.nonceLength)).encoded)
+            } catch {
+                return .failed(SnapshotError(items[index].location.with(field: SnapshotField.apiKey), error.description))
+            }
+        }
     }
 
     /// A stored triple from the file that does not open under the master key.
@@ -183,30 +204,8 @@ struct ImportState {
         SnapshotError(item.location.with(field: SnapshotField.encryptedAPIKey), "\(error.description) (master key fingerprint \(masterKey.fingerprint))")
     }
 
-    /// Encrypts plaintext keys (unless the row already holds the same key), checks imported
-    /// triples against the master key when one is given, and opens sealed keys.
-    /// Two records whose plaintext keys go into new rows (the onboarding case) get their row keys
-    /// derived together, interleaved on the SHA extensions: about the cost of one. Anything else
-    /// is resolved one by one.
-    static func resolvePair(_ a: Item, _ b: Item, masterKey: MasterKey?, sealer: SnapshotSealer?) -> [KeyResolution] {
-        func newPlaintext(_ item: Item) -> String? {
-            guard item.existing == nil, case .plaintext(let key) = item.record.key else { return nil }
-            return key
-        }
-        guard let masterKey, let first = newPlaintext(a), let second = newPlaintext(b) else {
-            return [resolveKey(a, masterKey: masterKey, sealer: sealer), resolveKey(b, masterKey: masterKey, sealer: sealer)]
-        }
-        let salts = (SecureRandom.bytes(StoredSecret.saltLength), SecureRandom.bytes(StoredSecret.saltLength))
-        let (keyA, keyB) = SecretCipher.rowKeys((masterKey, salts.0), (masterKey, salts.1))
-        return [(first, keyA, salts.0, a), (second, keyB, salts.1, b)].map { plaintext, rowKey, salt, item -> KeyResolution in
-            do throws(SecretError) {
-                return .set(try SecretCipher.encrypt(plaintext, rowKey: rowKey, salt: salt, nonce: SecureRandom.bytes(StoredSecret.nonceLength)).encoded)
-            } catch {
-                return .failed(SnapshotError(item.location.with(field: SnapshotField.apiKey), error.description))
-            }
-        }
-    }
-
+    /// Encrypts a plaintext key (unless the row already holds the same key), checks an imported
+    /// triple against the master key when one is given, or opens a sealed key.
     static func resolveKey(_ item: Item, masterKey: MasterKey?, sealer: SnapshotSealer?) -> KeyResolution {
         resolveKey(item, existing: item.existing, masterKey: masterKey, sealer: sealer)
     }

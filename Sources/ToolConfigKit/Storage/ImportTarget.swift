@@ -6,6 +6,11 @@ public struct ImportItem: Sendable {
     /// Set by the reader when the table was empty and no earlier record had this pair.
     var certainlyNew = false
     var existing: StoredSecret? = nil
+
+    /// The record's plaintext key, when it carries one.
+    var plaintextKey: String? {
+        if case .plaintext(let key) = record.key { key } else { nil }
+    }
 }
 
 /// What an import decides for a record's pair.
