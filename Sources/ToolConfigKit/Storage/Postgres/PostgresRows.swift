@@ -25,7 +25,7 @@ public final class PostgresRows {
     public func columnName(_ column: Int) -> String { String(cString: PQfname(handle, Int32(column))) }
 
     public func columnIndex(_ name: String) -> Int? {
-        let index = Int(PQfnumber(handle, "\"\(name.replacingOccurrences(of: "\"", with: "\"\""))\""))
+        let index = Int(PQfnumber(handle, quotedIdentifier(name)))
         return index < 0 ? nil : index
     }
 
