@@ -52,3 +52,19 @@ public struct NotYetOnPostgres: ToolcfgError, Equatable {
             + "migrate up, down, status and verify for now"
     }
 }
+
+/// Row-level security would hide rows of these tables from the connecting role: an operation
+/// that saw only some tenants' rows would report them as the whole, or rotate only their keys.
+public struct RowLevelSecurityError: ToolcfgError, Equatable {
+    public var database: String
+    public var role: String
+    public var tables: [String]
+
+    public var exitStatus: ExitStatus { .noPermission }
+    public var description: String {
+        "database \(database): row-level security would hide rows of \(tables.joined(separator: ", ")) from \(role), so toolcfg "
+            + "would see only some tenants' rows and act on them as if they were all; connect as a role that bypasses it "
+            + "(a superuser, or one given BYPASSRLS: ALTER ROLE name BYPASSRLS) and run the command again; nothing was read or changed"
+    }
+    public var errorContext: ErrorContext { ErrorContext(database: database, table: tables.first) }
+}

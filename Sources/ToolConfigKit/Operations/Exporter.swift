@@ -69,6 +69,7 @@ public struct Exporter {
         if options.keys == .plaintext || options.keys == .sealed, options.masterKey == nil {
             throw SecretError.missing(secret: "master key", flag: SecretKind.masterKey.flag, environmentVariable: SecretKind.masterKey.environmentVariable)
         }
+        try database.requireEveryRowVisible(in: [ToolConfigTable.name])
         let table = try database.toolConfigStore()
         let sealer: SnapshotSealer? = try options.keys == .sealed ? SnapshotSealer(passphrase: requirePassphrase(), cost: options.sealingCost) : nil
         let sink = try OutputSink(path: options.output, holdsSecrets: options.keys.holdsSecrets, overwrite: options.overwrite)

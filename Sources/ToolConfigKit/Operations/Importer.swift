@@ -101,6 +101,9 @@ public struct Importer {
     }
 
     public func run(progress: ProgressHandler = { _ in }) throws -> Report {
+        // The import decides every pair against the rows it sees, and tries the master key on
+        // stored keys of every table: all of them must be seen whole.
+        try database.requireEveryRowVisible(in: [ToolConfigTable.name] + database.encryptedTables().map(\.name))
         let table = try database.toolConfigStore()
         let reader = try SnapshotReaders.open(path: options.input, format: options.format)
         let header = reader.header

@@ -116,7 +116,9 @@ public struct KeyRotator {
         // The staged rows stay in the temporary tables when the read transaction ends.
         var reports: [TableReport] = []
         try database.transaction(.read) {
-            let stores = try database.encryptedTables().map(database.secretStore)
+            let tables = try database.encryptedTables()
+            try database.requireEveryRowVisible(in: tables.map(\.name))
+            let stores = try tables.map(database.secretStore)
             if let backupPath = options.backupPath {
                 progress(ProgressEvent(.backup))
                 try database.backup(to: backupPath)

@@ -61,6 +61,7 @@ public struct KeyVerifier {
         // One consistent snapshot.
         try database.transaction(.read) {
             let tables = try database.encryptedTables()
+            try database.requireEveryRowVisible(in: tables.map(\.name))
             let stores = try tables.map(database.secretStore)
             let total = try stores.reduce(0) { $0 + (try $1.count()) }
             progress(ProgressEvent(.checkingKeys, total: total))

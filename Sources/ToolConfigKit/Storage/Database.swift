@@ -23,6 +23,11 @@ public protocol Database: AnyObject {
 
     func secretStore(for table: EncryptedTable) throws -> any SecretStore
 
+    /// Throws unless this connection sees every row of `tables`: an operation that read a subset
+    /// (row-level security keeping one tenant's rows) would report it as the whole, or rotate
+    /// some tenants' keys and leave the others' under the old master key.
+    func requireEveryRowVisible(in tables: [String]) throws
+
     /// `user_tool_configs`, refused unless it has the shape of migration 0007.
     func toolConfigStore() throws -> any ToolConfigStore
 

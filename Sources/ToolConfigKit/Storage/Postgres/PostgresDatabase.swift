@@ -53,6 +53,26 @@ extension PostgresConnection: Database {
         }
     }
 
+    /// Row-level security hides rows from this role where a table has it enabled, unless the
+    /// role bypasses it (a superuser, or BYPASSRLS) or owns the table without FORCE ROW LEVEL
+    /// SECURITY. Any such table is refused, by name, with what to do.
+    public func requireEveryRowVisible(in tables: [String]) throws {
+        guard !tables.isEmpty else { return }
+        let names = tables.indices.map { "to_regclass(quote_ident($\($0 + 1)))" }.joined(separator: ", ")
+        let rows = try query("""
+            SELECT c.relname FROM pg_class c
+            WHERE c.oid IN (\(names))
+              AND c.relrowsecurity
+              AND (c.relforcerowsecurity OR pg_get_userbyid(c.relowner) <> current_user)
+              AND NOT (SELECT rolsuper OR rolbypassrls FROM pg_roles WHERE rolname = current_user)
+            ORDER BY c.relname
+            """, tables.map { .text($0) }, context: "checking row-level security")
+        let hidden = (0..<rows.count).compactMap { rows.text($0, 0) }
+        if !hidden.isEmpty {
+            throw RowLevelSecurityError(database: location, role: url.user ?? "the connecting role", tables: hidden)
+        }
+    }
+
     public func secretStore(for table: EncryptedTable) throws -> any SecretStore {
         throw NotYetOnPostgres(database: location, what: "reading and writing stored keys (rotate, verify-keys, import)")
     }

@@ -28,6 +28,9 @@ extension SQLiteConnection: Database {
         return found
     }
 
+    /// SQLite has no row-level security: every connection sees every row.
+    public func requireEveryRowVisible(in tables: [String]) throws {}
+
     public func secretStore(for table: EncryptedTable) throws -> any SecretStore {
         SQLiteSecretStore(self, table: table)
     }
