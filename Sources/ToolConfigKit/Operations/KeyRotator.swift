@@ -141,12 +141,12 @@ public struct KeyRotator {
                             report.noKey += 1
                         case .alreadyRotated:
                             report.alreadyRotated += 1
-                            try stage?.stageKept(row.rowID, row.secret!)
+                            try stage?.stageKept(row.reference, row.secret!)
                         case .failed(let reason):
                             throw RotationError(table: table.name, row: row.label, rowID: row.rowID, reason: reason)
                         case .rotated(let secret):
                             report.rotated += 1
-                            try stage?.stageRotation(row.rowID, old: row.secret!, new: secret)
+                            try stage?.stageRotation(row.reference, old: row.secret!, new: secret)
                         }
                     }
                     processed += rows.count
@@ -203,7 +203,7 @@ public struct KeyRotator {
         let staged = report.rotated
         report.rotated = applied
         var leftStaged = 0
-        var after: Int64 = .min
+        var after: RowReference?
         while true {
             let leftovers = try stage.leftovers(after: after, limit: Self.pageSize)
             guard let last = leftovers.last else { break }
@@ -220,16 +220,16 @@ public struct KeyRotator {
                     break  // leftovers hold a key; kept for completeness
                 case .alreadyRotated:
                     report.alreadyRotated += 1
-                    try stage.stageKept(row.rowID, row.secret!)
+                    try stage.stageKept(row.reference, row.secret!)
                 case .failed(let reason):
                     throw RotationError(table: table.name, row: row.label, rowID: row.rowID, reason: "\(reason) (written by another connection since the rotation read it)")
                 case .rotated(let secret):
                     report.rotated += 1
-                    try store.setSecret(secret, ofRow: row.rowID)
-                    try stage.stageRotation(row.rowID, old: row.secret!, new: secret)
+                    try store.setSecret(secret, of: row.reference)
+                    try stage.stageRotation(row.reference, old: row.secret!, new: secret)
                 }
             }
-            after = last.row.rowID
+            after = last.row.reference
         }
         report.removedDuringRotation = staged - applied - leftStaged
     }
@@ -241,14 +241,13 @@ public struct KeyRotator {
     private func readBack(_ stage: any RotationStaging, through reader: any SecretStore) throws -> (verified: Int, changed: Int) {
         let table = stage.table
         var verified = 0, changed = 0
-        var after: Int64 = .min
+        var after: RowReference?
         while true {
             let written = try stage.rotated(after: after, limit: Self.pageSize)
-            guard let first = written.first, let last = written.last else { break }
-            let stored = Dictionary(try reader.rows(from: first.rowID, through: last.rowID).map { ($0.rowID, $0) }, uniquingKeysWith: { a, _ in a })
-            for (rowID, secret) in written {
+            guard let last = written.last else { break }
+            for ((_, secret), row) in zip(written, try reader.rows(written.map(\.row))) {
                 // A row deleted, or whose key was cleared, has nothing left to re-encrypt.
-                guard let row = stored[rowID], let current = row.secret else { continue }
+                guard let row, let current = row.secret else { continue }
                 if current == secret {
                     verified += 1
                     continue
@@ -260,7 +259,7 @@ public struct KeyRotator {
                 }
                 changed += 1
             }
-            after = last.rowID
+            after = last.row
         }
         return (verified, changed)
     }

@@ -12,8 +12,9 @@ public protocol SecretStore: AnyObject {
     /// Up to `count` rows that hold a whole triple, spread evenly over the table.
     func sample(_ count: Int) throws -> [SecretRow]
 
-    /// The rows whose keys are in `first...last`.
-    func rows(from first: Int64, through last: Int64) throws -> [SecretRow]
+    /// The rows these references name, as they are now, in the same order (nil for a row that
+    /// is gone).
+    func rows(_ references: [RowReference]) throws -> [SecretRow?]
 
     /// How many rows, in this table and the others given, hold `salt` (or `nonce`): a salt or
     /// nonce used twice means a broken random generator.
@@ -21,7 +22,7 @@ public protocol SecretStore: AnyObject {
     func countRows(withNonce nonce: String, acrossAlso others: [EncryptedTable]) throws -> Int
 
     /// Writes a row's triple and nothing else.
-    func setSecret(_ secret: StoredSecret, ofRow rowID: Int64) throws
+    func setSecret(_ secret: StoredSecret, of row: RowReference) throws
 
     /// A rotation's staging area for this table, private to this connection (see RotationStaging).
     func makeRotationStage(index: Int) throws -> any RotationStaging
@@ -35,24 +36,24 @@ public protocol RotationStaging: AnyObject {
     var table: EncryptedTable { get }
 
     /// The row's triple `old`, read from the snapshot, is to become `new`.
-    func stageRotation(_ rowID: Int64, old: StoredSecret, new: StoredSecret) throws
+    func stageRotation(_ row: RowReference, old: StoredSecret, new: StoredSecret) throws
 
     /// The row's triple stays as it is (already under the new key).
-    func stageKept(_ rowID: Int64, _ current: StoredSecret) throws
+    func stageKept(_ row: RowReference, _ current: StoredSecret) throws
 
     /// In the write transaction: writes each staged triple whose row still holds the triple the
     /// snapshot had (a compare-and-swap per row) and returns how many. Only the three secret
     /// columns are written, so the application's own changes to other columns stand.
     func applyUnchanged() throws -> Int
 
-    /// In the write transaction, after `applyUnchanged`: up to `limit` rows after `rowID` that hold
+    /// In the write transaction, after `applyUnchanged`: up to `limit` rows after `row` that hold
     /// any part of a triple other than the staged one (rows the application inserted, changed or
     /// gave a key since the snapshot). None left means every keyed row holds exactly its staged
     /// triple: the check before the commit.
-    func leftovers(after rowID: Int64, limit: Int) throws -> [RotationLeftover]
+    func leftovers(after row: RowReference?, limit: Int) throws -> [RotationLeftover]
 
-    /// Staged rows rotated by this run, after `rowID` in key order, a page at a time.
-    func rotated(after rowID: Int64, limit: Int) throws -> [(rowID: Int64, secret: StoredSecret)]
+    /// Staged rows rotated by this run, after `row` in key order, a page at a time.
+    func rotated(after row: RowReference?, limit: Int) throws -> [(row: RowReference, secret: StoredSecret)]
 
     func drop()
 }
@@ -63,6 +64,13 @@ public protocol RotationStaging: AnyObject {
 public struct RotationLeftover {
     public var row: SecretRow
     public var stagedRotation: Bool?
+}
+
+/// Names one row of a table with the triple, the way its store addresses it: SQLite by rowid; a
+/// store whose table is keyed by a text `id` by that id.
+public struct RowReference: Sendable, Hashable {
+    public var rowID: Int64
+    public var id: String?
 }
 
 /// One row's stored secret, as rotation and verification read it.
@@ -76,6 +84,8 @@ public struct SecretRow: Sendable {
     public var partial: Bool
 
     public var label: String { id.map { "row id \($0)" } ?? "rowid \(rowID)" }
+
+    public var reference: RowReference { RowReference(rowID: rowID, id: id) }
 
     /// What the row's triple is: none, decoded bytes, or malformed with the reason why. Rotation
     /// and verify-keys judge rows by the same rule.

@@ -22,12 +22,12 @@ final class SQLiteRotationStage: RotationStaging {
         insert = try connection.prepare("INSERT OR REPLACE INTO \(name) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)")
     }
 
-    func stageRotation(_ rowID: Int64, old: StoredSecret, new: StoredSecret) throws {
-        try stage(rowID, rotate: true, old: old, new: new)
+    func stageRotation(_ row: RowReference, old: StoredSecret, new: StoredSecret) throws {
+        try stage(row.rowID, rotate: true, old: old, new: new)
     }
 
-    func stageKept(_ rowID: Int64, _ current: StoredSecret) throws {
-        try stage(rowID, rotate: false, old: nil, new: current)
+    func stageKept(_ row: RowReference, _ current: StoredSecret) throws {
+        try stage(row.rowID, rotate: false, old: nil, new: current)
     }
 
     private func stage(_ rowID: Int64, rotate: Bool, old: StoredSecret?, new: StoredSecret) throws {
@@ -54,7 +54,7 @@ final class SQLiteRotationStage: RotationStaging {
         return connection.changes
     }
 
-    func leftovers(after rowID: Int64, limit: Int) throws -> [RotationLeftover] {
+    func leftovers(after row: RowReference?, limit: Int) throws -> [RotationLeftover] {
         let id = table.idColumn.map { "CAST(t.\(quotedIdentifier($0)) AS TEXT)" } ?? "NULL"
         let page = try connection.prepare("""
             SELECT t.rowid, \(id), t.encrypted_api_key, t.salt, t.nonce, s.rotate
@@ -64,7 +64,7 @@ final class SQLiteRotationStage: RotationStaging {
               AND (s.rid IS NULL OR t.encrypted_api_key IS NOT s.new_key OR t.salt IS NOT s.new_salt OR t.nonce IS NOT s.new_nonce)
             ORDER BY t.rowid LIMIT \(limit)
             """)
-        try page.bind(rowID, at: 1)
+        try page.bind(row?.rowID ?? .min, at: 1)
         var rows: [RotationLeftover] = []
         while try page.step() {
             rows.append(RotationLeftover(row: SecretRow(reading: page), stagedRotation: page.isNull(5) ? nil : page.int64(5) != 0))
@@ -72,12 +72,13 @@ final class SQLiteRotationStage: RotationStaging {
         return rows
     }
 
-    func rotated(after rowID: Int64, limit: Int) throws -> [(rowID: Int64, secret: StoredSecret)] {
+    func rotated(after row: RowReference?, limit: Int) throws -> [(row: RowReference, secret: StoredSecret)] {
         let page = try connection.prepare("SELECT rid, new_key, new_salt, new_nonce FROM \(name) WHERE rotate = 1 AND rid > ?1 ORDER BY rid LIMIT \(limit)")
-        try page.bind(rowID, at: 1)
-        var rows: [(Int64, StoredSecret)] = []
+        try page.bind(row?.rowID ?? .min, at: 1)
+        var rows: [(RowReference, StoredSecret)] = []
         while try page.step() {
-            rows.append((page.int64(0), StoredSecret(encryptedAPIKey: page.text(1) ?? "", salt: page.text(2) ?? "", nonce: page.text(3) ?? "")))
+            rows.append((RowReference(rowID: page.int64(0), id: nil),
+                         StoredSecret(encryptedAPIKey: page.text(1) ?? "", salt: page.text(2) ?? "", nonce: page.text(3) ?? "")))
         }
         return rows
     }

@@ -51,12 +51,13 @@ final class SQLiteSecretStore: SecretStore {
         return rows
     }
 
-    func rows(from first: Int64, through last: Int64) throws -> [SecretRow] {
+    func rows(_ references: [RowReference]) throws -> [SecretRow?] {
+        guard let first = references.map(\.rowID).min(), let last = references.map(\.rowID).max() else { return [] }
         let range = try connection.prepare("SELECT \(columns) FROM \(table.quotedName) WHERE rowid >= ?1 AND rowid <= ?2 ORDER BY rowid")
         try range.bind([.integer(first), .integer(last)])
-        var rows: [SecretRow] = []
-        while try range.step() { rows.append(SecretRow(reading: range)) }
-        return rows
+        var found: [Int64: SecretRow] = [:]
+        while try range.step() { found[range.int64(0)] = SecretRow(reading: range) }
+        return references.map { found[$0.rowID] }
     }
 
     func countRows(withSalt salt: String, acrossAlso others: [EncryptedTable]) throws -> Int {
@@ -74,9 +75,9 @@ final class SQLiteSecretStore: SecretStore {
         return Int(try connection.queryInt64(sql, [.text(value)]) ?? 0)
     }
 
-    func setSecret(_ secret: StoredSecret, ofRow rowID: Int64) throws {
+    func setSecret(_ secret: StoredSecret, of row: RowReference) throws {
         try connection.prepare("UPDATE \(table.quotedName) SET encrypted_api_key = ?1, salt = ?2, nonce = ?3 WHERE rowid = ?4")
-            .run([.text(secret.encryptedAPIKey), .text(secret.salt), .text(secret.nonce), .integer(rowID)])
+            .run([.text(secret.encryptedAPIKey), .text(secret.salt), .text(secret.nonce), .integer(row.rowID)])
     }
 
     func makeRotationStage(index: Int) throws -> any RotationStaging {
