@@ -50,7 +50,7 @@ struct Export: ParsableCommand {
             }
             if parts[0] == "user_id" { userID = parts[1] } else { toolID = parts[1] }
         }
-        let connection = try database.open(.readOnly)
+        let connection = try database.openEitherEngine(.readOnly)
         let options = Exporter.Options(
             output: out, format: format, keys: keys,
             masterKey: keys == .plaintext || keys == .sealed ? try masterKey.masterKey() : nil,

@@ -41,7 +41,7 @@ struct Import: ParsableCommand {
     func run() throws {
         let console = output.console
         let format = try snapshotFormat(format, path: input)
-        let connection = try database.open(.readWrite)
+        let connection = try database.openEitherEngine(.readWrite)
         let options = Importer.Options(input: input, format: format, onConflict: onConflict, dryRun: dryRun, maxErrors: maxErrors,
                                        masterKey: try masterKey.masterKey(), passphrase: try passphrase.passphrase(),
                                        allowOtherMasterKey: allowOtherMasterKey, jobs: jobs.count)

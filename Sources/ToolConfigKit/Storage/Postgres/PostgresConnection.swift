@@ -142,6 +142,18 @@ public final class PostgresConnection {
         return rows.count > 0 && rows.columnCount > 0 ? try rows.int64(0, 0) : nil
     }
 
+    /// `text` as a string literal for SQL that takes no parameters (COPY), quoted by libpq for
+    /// this session's encoding and settings.
+    public func literal(_ text: String) throws(PostgresError) -> String {
+        let handle = try openHandle(context: "quoting a literal")
+        let utf8 = Array(text.utf8)
+        guard let quoted = utf8.withUnsafeBufferPointer({ bytes in
+            bytes.withMemoryRebound(to: CChar.self) { PQescapeLiteral(handle, $0.baseAddress, $0.count) }
+        }) else { throw clientError(PostgresError.connectionMessage(handle), context: "quoting a literal") }
+        defer { PQfreemem(quoted) }
+        return String(cString: quoted)
+    }
+
     /// A statement parsed once by the server and run many times. The same SQL gives the same
     /// statement; it lives as long as the connection (PostgreSQL 15's libpq cannot close one
     /// without a round trip of its own, and a command-line run prepares a handful).

@@ -1,4 +1,5 @@
 import CPostgres
+import Foundation
 
 /// COPY in both directions, streamed: rows go to the server 64 KiB at a time, and come back
 /// one row per call, so memory stays flat whatever the row count.
@@ -37,11 +38,13 @@ extension PostgresConnection {
             var data: UnsafeMutablePointer<CChar>?
             let length = PQgetCopyData(handle, &data, 0)
             guard length > 0, let data else { break }  // -1: done, -2: failed (the result says why)
-            row.load(UnsafeRawBufferPointer(start: data, count: Int(length)))
-            PQfreemem(data)
+            // The row is read where libpq put it, and freed once the body is done with it.
+            row.load(UnsafeBufferPointer(start: UnsafeRawPointer(data).assumingMemoryBound(to: UInt8.self), count: Int(length)))
             do {
                 try body(row)
+                PQfreemem(data)
             } catch {
+                PQfreemem(data)
                 abandonCopyOut(handle)
                 throw error
             }
@@ -140,6 +143,18 @@ public final class PostgresCopyWriter {
         buffer.append(bool ? UInt8(ascii: "t") : UInt8(ascii: "f"))
     }
 
+    /// An integer, or NULL.
+    public func append(_ integer: Int64?) {
+        guard let integer else { return append(nil as String?) }
+        append(integer)
+    }
+
+    /// A boolean, or NULL.
+    public func append(_ bool: Bool?) {
+        guard let bool else { return append(nil as String?) }
+        append(bool)
+    }
+
     public func endRow() throws(PostgresError) {
         buffer.append(UInt8(ascii: "\n"))
         fieldsInRow = 0
@@ -196,25 +211,40 @@ public final class PostgresCopyWriter {
 }
 
 /// One row of a `COPY ... TO STDOUT`, reused for every row: read it inside the body of
-/// `copyOut`. In text format, fields are read by index from 0, NULL as nil.
+/// `copyOut`, where it points into libpq's buffer (no copy). In text format, fields are read by
+/// index from 0, NULL as nil.
 public final class PostgresCopyRow {
     /// The row as the server sent it, without its final newline.
-    public private(set) var line: [UInt8] = []
+    private var raw = UnsafeBufferPointer<UInt8>(start: nil, count: 0)
     private var fields: [Range<Int>] = []
     private var fieldsFound = false
+    /// Fields whose escapes were undone, each once per row, kept in `scratch` (at least as large
+    /// as the row: undoing escapes never makes text longer, so pointers into it stay valid for the
+    /// whole row).
+    private var scratch = UnsafeMutableBufferPointer<UInt8>.allocate(capacity: 1024)
+    private var scratchUsed = 0
+    private var unescaped: [Range<Int>?] = []
     private let database: String
 
     init(database: String) {
         self.database = database
-        line.reserveCapacity(1024)
     }
 
-    func load(_ bytes: UnsafeRawBufferPointer) {
-        line.removeAll(keepingCapacity: true)
+    deinit { scratch.deallocate() }
+
+    func load(_ bytes: UnsafeBufferPointer<UInt8>) {
         let count = bytes.last == UInt8(ascii: "\n") ? bytes.count - 1 : bytes.count
-        line.append(contentsOf: bytes.prefix(count))
+        raw = UnsafeBufferPointer(rebasing: bytes[0..<count])
         fieldsFound = false
+        scratchUsed = 0
+        if scratch.count < count {
+            scratch.deallocate()
+            scratch = .allocate(capacity: max(count, scratch.count * 2))
+        }
     }
+
+    /// The row as sent, without its final newline (a copy).
+    public var line: [UInt8] { Array(raw) }
 
     public var fieldCount: Int {
         findFields()
@@ -223,22 +253,58 @@ public final class PostgresCopyRow {
 
     public func isNull(_ field: Int) -> Bool {
         let range = self.range(field)
-        return range.count == 2 && line[range.lowerBound] == UInt8(ascii: "\\") && line[range.lowerBound + 1] == UInt8(ascii: "N")
+        return range.count == 2 && raw[range.lowerBound] == UInt8(ascii: "\\") && raw[range.lowerBound + 1] == UInt8(ascii: "N")
+    }
+
+    /// The field's bytes with the text format's escapes undone, nil for NULL: valid only until
+    /// the body of `copyOut` returns.
+    public func bytes(_ field: Int) -> UnsafeBufferPointer<UInt8>? {
+        if isNull(field) { return nil }
+        let sent = UnsafeBufferPointer(rebasing: raw[range(field)])
+        guard let base = sent.baseAddress, memchr(base, Int32(UInt8(ascii: "\\")), sent.count) != nil else { return sent }
+        if let done = unescaped[field] { return UnsafeBufferPointer(rebasing: scratch[done]) }
+        let start = scratchUsed
+        Self.unescape(sent) { byte in
+            scratch[scratchUsed] = byte
+            scratchUsed += 1
+        }
+        unescaped[field] = start..<scratchUsed
+        return UnsafeBufferPointer(rebasing: scratch[start..<scratchUsed])
     }
 
     public func text(_ field: Int) -> String? {
-        if isNull(field) { return nil }
-        let raw = line[range(field)]
-        guard raw.contains(UInt8(ascii: "\\")) else { return String(decoding: raw, as: UTF8.self) }
-        return String(decoding: Self.unescape(raw), as: UTF8.self)
+        bytes(field).map { String(decoding: $0, as: UTF8.self) }
     }
 
+    /// Read from the bytes, without a String in between: exports read three integers a row.
     public func int64(_ field: Int) throws(PostgresError) -> Int64? {
-        try PostgresText.read(text(field), { Int64($0) }, "an integer") { mismatch(field, $0) }
+        guard let bytes = bytes(field) else { return nil }
+        guard let value = Self.int64(bytes) else { throw mismatch(field, "an integer") }
+        return value
     }
 
     public func bool(_ field: Int) throws(PostgresError) -> Bool? {
-        try PostgresText.read(text(field), PostgresText.bool, "a boolean") { mismatch(field, $0) }
+        guard let bytes = bytes(field) else { return nil }
+        guard bytes.count == 1, bytes[0] == UInt8(ascii: "t") || bytes[0] == UInt8(ascii: "f") else { throw mismatch(field, "a boolean") }
+        return bytes[0] == UInt8(ascii: "t")
+    }
+
+    /// An optional minus and decimal digits within Int64, as PostgreSQL writes integers.
+    static func int64(_ bytes: UnsafeBufferPointer<UInt8>) -> Int64? {
+        let negative = bytes.first == UInt8(ascii: "-")
+        var index = negative ? 1 : 0
+        guard index < bytes.count else { return nil }
+        var value: Int64 = 0
+        while index < bytes.count {
+            let digit = bytes[index] &- UInt8(ascii: "0")
+            guard digit < 10 else { return nil }
+            let (times, overflowed) = value.multipliedReportingOverflow(by: 10)
+            let (next, carried) = negative ? times.subtractingReportingOverflow(Int64(digit)) : times.addingReportingOverflow(Int64(digit))
+            guard !overflowed, !carried else { return nil }
+            value = next
+            index += 1
+        }
+        return value
     }
 
     private func range(_ field: Int) -> Range<Int> {
@@ -247,21 +313,22 @@ public final class PostgresCopyRow {
         return fields[field]
     }
 
+    /// Splits the row at its tabs (memchr: this runs over every byte of an export).
     private func findFields() {
         guard !fieldsFound else { return }
-        Self.split(line, into: &fields)
-        fieldsFound = true
-    }
-
-    /// Static, on an inout array, for the same reason as `PostgresCopyWriter.escape`.
-    private static func split(_ line: [UInt8], into fields: inout [Range<Int>]) {
         fields.removeAll(keepingCapacity: true)
         var start = 0
-        for (index, byte) in line.enumerated() where byte == UInt8(ascii: "\t") {
-            fields.append(start..<index)
-            start = index + 1
+        if let base = raw.baseAddress {
+            while let tab = memchr(base + start, Int32(UInt8(ascii: "\t")), raw.count - start) {
+                let end = UnsafeRawPointer(tab) - UnsafeRawPointer(base)
+                fields.append(start..<end)
+                start = end + 1
+            }
         }
-        fields.append(start..<line.count)
+        fields.append(start..<raw.count)
+        unescaped.removeAll(keepingCapacity: true)
+        unescaped.append(contentsOf: repeatElement(nil, count: fields.count))
+        fieldsFound = true
     }
 
     /// Undoes the text format's escapes: \b \f \n \r \t \v, \\ and any other \c as c, and the
@@ -269,6 +336,11 @@ public final class PostgresCopyRow {
     static func unescape(_ raw: ArraySlice<UInt8>) -> [UInt8] {
         var out: [UInt8] = []
         out.reserveCapacity(raw.count)
+        unescape(raw) { out.append($0) }
+        return out
+    }
+
+    static func unescape<Bytes: RandomAccessCollection<UInt8>>(_ raw: Bytes, _ emit: (UInt8) -> Void) where Bytes.Index == Int {
         var index = raw.startIndex
         func digit(_ byte: UInt8, radix: UInt8) -> UInt8? {
             let value: UInt8
@@ -284,18 +356,18 @@ public final class PostgresCopyRow {
             let byte = raw[index]
             index += 1
             guard byte == UInt8(ascii: "\\"), index < raw.endIndex else {
-                out.append(byte)
+                emit(byte)
                 continue
             }
             let escaped = raw[index]
             index += 1
             switch escaped {
-            case UInt8(ascii: "b"): out.append(0x08)
-            case UInt8(ascii: "f"): out.append(0x0c)
-            case UInt8(ascii: "n"): out.append(0x0a)
-            case UInt8(ascii: "r"): out.append(0x0d)
-            case UInt8(ascii: "t"): out.append(0x09)
-            case UInt8(ascii: "v"): out.append(0x0b)
+            case UInt8(ascii: "b"): emit(0x08)
+            case UInt8(ascii: "f"): emit(0x0c)
+            case UInt8(ascii: "n"): emit(0x0a)
+            case UInt8(ascii: "r"): emit(0x0d)
+            case UInt8(ascii: "t"): emit(0x09)
+            case UInt8(ascii: "v"): emit(0x0b)
             case UInt8(ascii: "x") where index < raw.endIndex && digit(raw[index], radix: 16) != nil:
                 var value: UInt8 = 0
                 for _ in 0..<2 where index < raw.endIndex {
@@ -303,7 +375,7 @@ public final class PostgresCopyRow {
                     value = value &* 16 &+ d
                     index += 1
                 }
-                out.append(value)
+                emit(value)
             case UInt8(ascii: "0")...UInt8(ascii: "7"):
                 var value = escaped - UInt8(ascii: "0")
                 for _ in 0..<2 where index < raw.endIndex {
@@ -311,11 +383,10 @@ public final class PostgresCopyRow {
                     value = value &* 8 &+ d
                     index += 1
                 }
-                out.append(value)
-            default: out.append(escaped)
+                emit(value)
+            default: emit(escaped)
             }
         }
-        return out
     }
 
     private func mismatch(_ field: Int, _ expected: String) -> PostgresError {

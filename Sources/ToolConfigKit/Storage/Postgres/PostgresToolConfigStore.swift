@@ -1,0 +1,73 @@
+/// `user_tool_configs` on PostgreSQL. Exports stream through `COPY (SELECT ...) TO STDOUT`, read in
+/// place in libpq's buffer; imports always stage (`PostgresImportStage`).
+final class PostgresToolConfigStore: ToolConfigStore {
+    private let connection: PostgresConnection
+
+    init(_ connection: PostgresConnection) throws {
+        try ToolConfigTable.checkShape(connection)
+        self.connection = connection
+    }
+
+    /// Writing every row twice (a temporary table, then the table) is the PostgreSQL norm: the
+    /// copy into the stage runs before the write transaction, which then stays short.
+    var stagesEveryImport: Bool { true }
+
+    func isEmpty() throws -> Bool {
+        try connection.query("SELECT EXISTS (SELECT 1 FROM \(ToolConfigTable.name))", context: "looking for rows").bool(0, 0) != true
+    }
+
+    func count(userID: String?, toolID: String?) throws -> Int {
+        let filter: [PostgresValue] = [userID, toolID].compactMap { $0 }.map { .text($0) }
+        return Int(try connection.queryInt64(ToolConfigTable.postgresCountSQL(userID: userID != nil, toolID: toolID != nil), filter,
+                                             context: "counting the rows of \(ToolConfigTable.name)") ?? 0)
+    }
+
+    func forEachRow(userID: String?, toolID: String?, omitKeys: Bool, _ body: (StoredRow) throws -> Void) throws {
+        let sql = try ToolConfigTable.copySelectSQL(connection, userID: userID, toolID: toolID, omitKeys: omitKeys)
+        try connection.copyOut(sql, context: "reading the rows of \(ToolConfigTable.name)") { row in
+            try body(try StoredRow(row))
+        }
+    }
+
+    /// Never called: PostgreSQL stages every import (`stagesEveryImport`).
+    func makeWriter() throws -> any ImportTarget {
+        throw PostgresError(kind: .client, message: "imports on PostgreSQL always stage their rows", database: connection.url.redacted,
+                            context: "opening an import")
+    }
+
+    func makeStage(file: String) throws -> any ImportStaging {
+        try PostgresImportStage(connection, file: file)
+    }
+
+    func dropSecondaryIndexes() throws -> [String] {
+        try ToolConfigTable.dropSecondaryIndexes(connection)
+    }
+
+    func rebuildIndexes(_ definitions: [String]) throws {
+        for sql in definitions { try connection.execute(sql, context: "rebuilding an index") }
+    }
+}
+
+extension StoredRow {
+    /// A row of `ToolConfigTable.copySelectSQL`, read in place (valid while the COPY's body runs):
+    /// id, user_id, tool_id, enabled, encrypted_api_key, salt, nonce, created_at, updated_at.
+    /// Built as SQLite's store builds it, so both engines export the same rows as the same bytes.
+    init(_ row: PostgresCopyRow) throws {
+        /// ASCII text goes out as the bytes received; anything else through a String, as on SQLite
+        /// (a server whose encoding is SQL_ASCII may hold bytes that are not UTF-8).
+        func text(_ field: Int) -> ExportValue {
+            guard let bytes = row.bytes(field) else { return .null }
+            return Self.isASCII(bytes) ? .bytes(bytes) : .text(String(decoding: bytes, as: UTF8.self))
+        }
+        func integer(_ field: Int) throws -> ExportValue {
+            try row.int64(field).map(ExportValue.integer) ?? .null
+        }
+        id = try integer(0)
+        userID = text(1)
+        toolID = text(2)
+        enabled = try row.bool(3) ?? false
+        key = row.isNull(4) || row.isNull(5) || row.isNull(6) ? nil : (text(4), text(5), text(6))
+        createdAt = try integer(7)
+        updatedAt = try integer(8)
+    }
+}
