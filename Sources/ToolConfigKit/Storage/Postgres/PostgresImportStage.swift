@@ -18,21 +18,11 @@ final class PostgresImportStage: ImportStaging {
         """
     private static let rowColumns = "id, enabled, encrypted_api_key, salt, nonce, created_at, updated_at"
 
-    /// A decision waiting for the end of its batch.
-    private struct Pending {
-        var seq: Int64
-        var item: ImportItem
-        var action: ImportAction
-        var intent: KeyIntent
-        var existing: ToolConfigTable.Row?
-        /// What "now" is for a record without timestamps.
-        var now: Int64
-    }
-
     private let connection: PostgresConnection
     private let file: String
     private var sequence: Int64 = 0
-    private var pending: [Pending] = []
+    /// The batch's decisions, encoded for the COPY that ends it.
+    private var batch = PostgresCopyText(capacity: 1 << 17)
 
     init(_ connection: PostgresConnection, file: String) throws {
         self.connection = connection
@@ -111,7 +101,36 @@ final class PostgresImportStage: ImportStaging {
     private func stage(_ item: ImportItem, _ action: ImportAction, intent: KeyIntent, existing: ToolConfigTable.Row?, now: Int64) throws {
         try Self.refuseNUL(item)
         sequence += 1
-        pending.append(Pending(seq: sequence, item: item, action: action, intent: intent, existing: existing, now: now))
+        Self.encode(sequence, item, action, intent, existing, now: now, into: &batch)
+    }
+
+    /// One staged row, in the order of `columns`. Static on an inout buffer: one access to the
+    /// stored buffer per row rather than per field.
+    private static func encode(_ seq: Int64, _ item: ImportItem, _ action: ImportAction, _ intent: KeyIntent,
+                               _ existing: ToolConfigTable.Row?, now: Int64, into row: inout PostgresCopyText) {
+        let record = item.record, secret = intent.secret
+        row.append(seq)
+        row.append(record.userID)
+        row.append(record.toolID)
+        row.append(action.rawValue)
+        row.append(record.enabled)
+        row.append(intent.mode.rawValue)
+        row.append(secret?.encryptedAPIKey)
+        row.append(secret?.salt)
+        row.append(secret?.nonce)
+        row.append(record.createdAt ?? now)
+        row.append(record.updatedAt ?? now)
+        row.append(record.updatedAt != nil)
+        row.append(item.location.line.map(Int64.init))
+        row.append(item.location.record.map(Int64.init))
+        row.append(existing?.id)
+        row.append(existing?.enabled)
+        row.append(existing?.secret?.encryptedAPIKey)
+        row.append(existing?.secret?.salt)
+        row.append(existing?.secret?.nonce)
+        row.append(existing?.createdAt)
+        row.append(existing?.updatedAt)
+        row.endRow()
     }
 
     /// PostgreSQL's text cannot hold U+0000 (SQLite's can): refused at the record, before any
@@ -124,34 +143,10 @@ final class PostgresImportStage: ImportStaging {
 
     /// The batch's decisions, in one COPY.
     func endBatch() throws {
-        guard !pending.isEmpty else { return }
-        defer { pending.removeAll(keepingCapacity: true) }
+        guard !batch.isEmpty else { return }
+        defer { batch.removeAll() }
         try connection.copyIn("COPY \(Self.name) (\(Self.columns)) FROM STDIN", context: "staging the import's rows") { writer in
-            for row in pending {
-                let record = row.item.record, secret = row.intent.secret, existing = row.existing
-                writer.append(row.seq)
-                writer.append(record.userID)
-                writer.append(record.toolID)
-                writer.append(row.action.rawValue)
-                writer.append(record.enabled)
-                writer.append(row.intent.mode.rawValue)
-                writer.append(secret?.encryptedAPIKey)
-                writer.append(secret?.salt)
-                writer.append(secret?.nonce)
-                writer.append(record.createdAt ?? row.now)
-                writer.append(record.updatedAt ?? row.now)
-                writer.append(record.updatedAt != nil)
-                writer.append(row.item.location.line.map(Int64.init))
-                writer.append(row.item.location.record.map(Int64.init))
-                writer.append(existing?.id)
-                writer.append(existing?.enabled)
-                writer.append(existing?.secret?.encryptedAPIKey)
-                writer.append(existing?.secret?.salt)
-                writer.append(existing?.secret?.nonce)
-                writer.append(existing?.createdAt)
-                writer.append(existing?.updatedAt)
-                try writer.endRow()
-            }
+            try writer.append(encoded: batch)
         }
     }
 
