@@ -26,6 +26,8 @@ public final class PostgresConnection {
     /// nil once closed.
     private(set) var handle: OpaquePointer?
     private var preparedStatements: [String: PostgresStatement] = [:]
+    /// A `COPY ... FROM STDIN` left open by `copyInOpen`, ended before the next statement.
+    var openCopy: (sql: String, context: String)?
 
     public init(url: PostgresURL, options: Options = Options()) throws(PostgresError) {
         self.url = url
@@ -56,6 +58,7 @@ public final class PostgresConnection {
     deinit { close() }
 
     public func close() {
+        abandonOpenCopy()
         if let handle { PQfinish(handle) }
         handle = nil
         preparedStatements = [:]
@@ -85,8 +88,11 @@ public final class PostgresConnection {
         PostgresError(kind: .client, message: message, database: url.redacted, context: context)
     }
 
+    /// The session, for a new statement: a COPY that `copyInOpen` left open ends first (and a
+    /// failure of it is thrown here).
     func openHandle(context: String?) throws(PostgresError) -> OpaquePointer {
         guard let handle else { throw clientError("the connection is closed", context: context) }
+        try endOpenCopy()
         return handle
     }
 
@@ -197,6 +203,7 @@ public final class PostgresConnection {
             }
             return result
         } catch {
+            abandonOpenCopy()
             if isInTransaction, let handle { PQclear(PQexec(handle, "ROLLBACK")) }
             throw error
         }

@@ -25,6 +25,41 @@ extension PostgresConnection {
         return try endCopyIn(handle, failure: nil, context: context)
     }
 
+    /// Sends `rows` to a `COPY ... FROM STDIN` that stays open when this returns, so that the
+    /// server stores them while the caller prepares the next ones: the next call with the same
+    /// `sql` adds to it, and any other statement of the session ends it first (and fails with
+    /// its error, if the server refused a row). A failure rolls back as `copyIn`'s does.
+    public func copyInOpen(_ sql: String, context: String, _ rows: PostgresCopyText) throws(PostgresError) {
+        if openCopy?.sql != sql {
+            let handle = try openHandle(context: context)
+            PQclear(try checked(PQexec(handle, sql), accepting: [PGRES_COPY_IN], context: context, script: sql))
+            openCopy = (sql, context)
+        }
+        guard let handle, !rows.bytes.isEmpty else { return }
+        let status = rows.bytes.withUnsafeBytes { bytes in
+            PQputCopyData(handle, bytes.baseAddress!.assumingMemoryBound(to: CChar.self), Int32(bytes.count))
+        }
+        if status != 1 {
+            // The server already left the copy: its result says why.
+            try endOpenCopy()
+            throw PostgresError(result: nil, connection: handle, database: url.redacted, context: context)
+        }
+    }
+
+    /// Ends the copy `copyInOpen` left open, if any.
+    func endOpenCopy() throws(PostgresError) {
+        guard let copy = openCopy, let handle else { return }
+        openCopy = nil
+        _ = try endCopyIn(handle, failure: nil, context: copy.context)
+    }
+
+    /// Ends it so that the server discards its rows (an error is on its way anyway).
+    func abandonOpenCopy() {
+        guard let copy = openCopy, let handle else { return }
+        openCopy = nil
+        _ = try? endCopyIn(handle, failure: "toolcfg abandoned the copy", context: copy.context)
+    }
+
     /// Runs `COPY ... TO STDOUT` and hands `body` each row as it arrives. In text format (the
     /// default) `PostgresCopyRow` reads its fields; in any format `line` holds the row as sent.
     /// An error thrown by `body` cancels the copy and is rethrown. Returns the row count.

@@ -141,13 +141,12 @@ final class PostgresImportStage: ImportStaging {
         }
     }
 
-    /// The batch's decisions, in one COPY.
+    /// The batch's decisions go to a COPY that stays open while the next batches are read (the
+    /// server stores them meanwhile) and ends before the next lookup, or the end of the read.
     func endBatch() throws {
         guard !batch.isEmpty else { return }
         defer { batch.removeAll() }
-        try connection.copyIn("COPY \(Self.name) (\(Self.columns)) FROM STDIN", context: "staging the import's rows") { writer in
-            try writer.append(encoded: batch)
-        }
+        try connection.copyInOpen("COPY \(Self.name) (\(Self.columns)) FROM STDIN", context: "staging the import's rows", batch)
     }
 
     /// The staged decision at columns `first`... of `stagedColumns`, or nil when there is none.

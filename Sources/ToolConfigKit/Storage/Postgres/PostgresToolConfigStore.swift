@@ -43,7 +43,13 @@ final class PostgresToolConfigStore: ToolConfigStore {
         try ToolConfigTable.dropSecondaryIndexes(connection)
     }
 
+    /// Each index sorted in memory rather than through temporary files: up to 256 MB for this
+    /// transaction when the server allows less (1M rows: 2.85 s with the default 64 MB, 1.9 s).
     func rebuildIndexes(_ definitions: [String]) throws {
+        try connection.execute("""
+            SELECT set_config('maintenance_work_mem', '256MB', true)
+            WHERE pg_size_bytes(current_setting('maintenance_work_mem')) < pg_size_bytes('256MB')
+            """, context: "sizing the index builds")
         for sql in definitions { try connection.execute(sql, context: "rebuilding an index") }
     }
 }
