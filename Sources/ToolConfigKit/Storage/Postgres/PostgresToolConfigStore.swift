@@ -24,8 +24,11 @@ final class PostgresToolConfigStore: ToolConfigStore {
 
     func forEachRow(userID: String?, toolID: String?, omitKeys: Bool, _ body: (StoredRow) throws -> Void) throws {
         let sql = try ToolConfigTable.copySelectSQL(connection, userID: userID, toolID: toolID, omitKeys: omitKeys)
+        var fields: [UnsafeBufferPointer<UInt8>?] = []
+        fields.reserveCapacity(ToolConfigTable.columns.count)
         try connection.copyOut(sql, context: "reading the rows of \(ToolConfigTable.name)") { row in
-            try body(try StoredRow(row))
+            row.readFields(into: &fields)
+            try body(try StoredRow(fields, database: connection.url.redacted))
         }
     }
 
@@ -55,25 +58,38 @@ final class PostgresToolConfigStore: ToolConfigStore {
 }
 
 extension StoredRow {
-    /// A row of `ToolConfigTable.copySelectSQL`, read in place (valid while the COPY's body runs):
-    /// id, user_id, tool_id, enabled, encrypted_api_key, salt, nonce, created_at, updated_at.
-    /// Built as SQLite's store builds it, so both engines export the same rows as the same bytes.
-    init(_ row: PostgresCopyRow) throws {
+    /// A row of `ToolConfigTable.copySelectSQL` as `PostgresCopyRow.readFields` reads it, in place
+    /// (valid while the COPY's body runs): id, user_id, tool_id, enabled, encrypted_api_key, salt,
+    /// nonce, created_at, updated_at. Built as SQLite's store builds it, so both engines export
+    /// the same rows as the same bytes.
+    init(_ fields: [UnsafeBufferPointer<UInt8>?], database: String) throws {
+        guard fields.count == ToolConfigTable.columns.count else {
+            throw PostgresError(kind: .client, message: "a COPY row of \(fields.count) fields, not \(ToolConfigTable.columns.count)",
+                                database: database, context: "reading the rows of \(ToolConfigTable.name)")
+        }
         /// ASCII text goes out as the bytes received; anything else through a String, as on SQLite
         /// (a server whose encoding is SQL_ASCII may hold bytes that are not UTF-8).
         func text(_ field: Int) -> ExportValue {
-            guard let bytes = row.bytes(field) else { return .null }
+            guard let bytes = fields[field] else { return .null }
             return Self.isASCII(bytes) ? .bytes(bytes) : .text(String(decoding: bytes, as: UTF8.self))
         }
         func integer(_ field: Int) throws -> ExportValue {
-            try row.int64(field).map(ExportValue.integer) ?? .null
+            guard let bytes = fields[field] else { return .null }
+            guard let value = PostgresCopyRow.int64(bytes) else { throw Self.mismatch(field, "an integer", database) }
+            return .integer(value)
         }
         id = try integer(0)
         userID = text(1)
         toolID = text(2)
-        enabled = try row.bool(3) ?? false
-        key = row.isNull(4) || row.isNull(5) || row.isNull(6) ? nil : (text(4), text(5), text(6))
+        guard let enabled = fields[3].flatMap(PostgresCopyRow.bool) else { throw Self.mismatch(3, "a boolean", database) }
+        self.enabled = enabled
+        key = fields[4] == nil || fields[5] == nil || fields[6] == nil ? nil : (text(4), text(5), text(6))
         createdAt = try integer(7)
         updatedAt = try integer(8)
+    }
+
+    private static func mismatch(_ field: Int, _ expected: String, _ database: String) -> PostgresError {
+        PostgresError(kind: .client, message: "column \(ToolConfigTable.columns[field]) is not \(expected)", database: database,
+                      context: "reading the rows of \(ToolConfigTable.name)")
     }
 }
