@@ -137,7 +137,7 @@ extension PostgresConnection {
 /// Rows in PostgreSQL's COPY text format: fields separated by tabs, NULL as `\N`, backslash,
 /// tab, newline and carriage return escaped. Append a row's fields in the table's column order,
 /// then call `endRow`. A value: rows can be encoded ahead of their COPY (an import's batch) and
-/// sent whole with `PostgresCopyWriter.append(encoded:)`.
+/// sent whole with `PostgresConnection.copyInOpen`.
 public struct PostgresCopyText {
     public private(set) var bytes: [UInt8] = []
     public private(set) var rowCount: Int64 = 0
@@ -268,8 +268,6 @@ public final class PostgresCopyWriter {
     public func append(_ text: String?) { buffer.append(text) }
     public func append(_ integer: Int64) { buffer.append(integer) }
     public func append(_ bool: Bool) { buffer.append(bool) }
-    public func append(_ integer: Int64?) { buffer.append(integer) }
-    public func append(_ bool: Bool?) { buffer.append(bool) }
 
     public func endRow() throws(PostgresError) {
         buffer.endRow()
@@ -282,26 +280,13 @@ public final class PostgresCopyWriter {
         try endRow()
     }
 
-    /// Rows encoded beforehand, whole.
-    public func append(encoded rows: PostgresCopyText) throws(PostgresError) {
-        try flush()
-        guard !ended else { return }
-        try send(rows.bytes)
-        rowCount += rows.rowCount
-    }
-
     /// Sends what is buffered. A row the server refuses surfaces only when the copy ends: libpq
     /// leaves the server's error unread until then (PostgreSQL 15), so a bad row early in a
     /// long stream costs the sending of the rest. Validate before copying.
     func flush() throws(PostgresError) {
         guard !buffer.bytes.isEmpty, !ended else { return }
         defer { buffer.removeAll() }
-        try send(buffer.bytes)
-    }
-
-    private func send(_ bytes: [UInt8]) throws(PostgresError) {
-        guard !bytes.isEmpty else { return }
-        let status = bytes.withUnsafeBytes { bytes in
+        let status = buffer.bytes.withUnsafeBytes { bytes in
             PQputCopyData(handle, bytes.baseAddress!.assumingMemoryBound(to: CChar.self), Int32(bytes.count))
         }
         guard status == 1 else {
