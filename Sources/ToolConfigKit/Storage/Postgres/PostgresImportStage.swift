@@ -3,7 +3,10 @@
 /// creates no table, but may write a temporary one); each batch's decisions go in with one `COPY
 /// ... FROM STDIN` when the batch ends, and a batch's lookups are one query over the stage and the
 /// table. A temporary table is never WAL-logged, and is gone with the session. Only what will be
-/// stored is staged: triples, never a plaintext key.
+/// stored is staged: triples, never a plaintext key. The staged pair compares in the "C" collation
+/// (bytes): the same equality as the table's deterministic one (checkShape), without the locale's
+/// comparisons in every insert into the stage's unique index; a join with the table's columns
+/// names the table's collation, so that the table's index serves it.
 final class PostgresImportStage: ImportStaging {
     private static let name = "pg_temp.toolcfg_import"
     /// Staged columns, in the order the COPY writes them (seq, the file order, comes first).
@@ -36,7 +39,7 @@ final class PostgresImportStage: ImportStaging {
             WHERE pg_size_bytes(current_setting('temp_buffers')) < pg_size_bytes('256MB') AND pg_my_temp_schema() = 0;
             DROP TABLE IF EXISTS \(Self.name);
             CREATE TEMP TABLE toolcfg_import (
-                seq BIGINT PRIMARY KEY, user_id TEXT NOT NULL, tool_id TEXT NOT NULL,
+                seq BIGINT PRIMARY KEY, user_id TEXT COLLATE "C" NOT NULL, tool_id TEXT COLLATE "C" NOT NULL,
                 action INTEGER NOT NULL, enabled BOOLEAN NOT NULL, key_mode INTEGER NOT NULL,
                 new_key TEXT, new_salt TEXT, new_nonce TEXT, created_at BIGINT NOT NULL, updated_at BIGINT NOT NULL,
                 updated_at_given BOOLEAN NOT NULL, line BIGINT, record BIGINT,
@@ -193,7 +196,8 @@ final class PostgresImportStage: ImportStaging {
                 OR t.nonce IS DISTINCT FROM s.was_nonce OR t.created_at IS DISTINCT FROM s.was_created_at
                 OR t.updated_at IS DISTINCT FROM s.was_updated_at)
             UNION ALL
-            SELECT s.seq FROM \(name) AS s JOIN \(ToolConfigTable.name) AS t ON t.user_id = s.user_id AND t.tool_id = s.tool_id
+            SELECT s.seq FROM \(name) AS s JOIN \(ToolConfigTable.name) AS t
+                ON t.user_id = s.user_id COLLATE "default" AND t.tool_id = s.tool_id COLLATE "default"
             WHERE s.existing_id IS NULL)
         ORDER BY s.seq
         """
