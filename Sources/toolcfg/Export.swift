@@ -15,6 +15,7 @@ struct Export: ParsableCommand {
                 "toolcfg export --db app.db --out backup.json --verify",
                 "toolcfg export --db app.db --out backup.jsonl --keys sealed \\\n      --master-key-file master.key --passphrase-file passphrase",
                 "toolcfg export --db app.db --format csv --out - --keys omit \\\n      --where tool_id=builtin-exa-web-search",
+                "toolcfg export --db postgresql://app@db.example/app --out backup.jsonl --verify",
             ])
     )
 

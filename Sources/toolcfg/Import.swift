@@ -17,6 +17,7 @@ struct Import: ParsableCommand {
                 "toolcfg import --db app.db --in onboarding.csv --master-key-file master.key",
                 "toolcfg import --db app.db --in backup.json --dry-run --json",
                 "cat rows.jsonl | toolcfg import --db app.db --format jsonl --in - \\\n      --on-conflict skip",
+                "toolcfg export --db app.db --out - --format jsonl \\\n      | toolcfg import --db postgresql://app@db.example/app --in - --format jsonl",
             ])
     )
 
