@@ -1,8 +1,8 @@
 /// An import's staging area on PostgreSQL: a temporary table of the import's own session, with
 /// the columns of SQLite's stage. It is created before the read snapshot (a read-only transaction
-/// creates no table, but may write a temporary one); each batch's decisions go in with one `COPY
-/// ... FROM STDIN` when the batch ends, and a batch's lookups are one query over the stage and the
-/// table. A temporary table is never WAL-logged, and is gone with the session. Only what will be
+/// creates no table, but may write a temporary one); each batch's decisions go, when the batch
+/// ends, to one `COPY ... FROM STDIN` that stays open while the next batches are read, and a
+/// batch's lookups are one query over the stage and the table. A temporary table is never WAL-logged, and is gone with the session. Only what will be
 /// stored is staged: triples, never a plaintext key. The staged pair compares in the "C" collation
 /// (bytes): the same equality as the table's deterministic one (checkShape), without the locale's
 /// comparisons in every insert into the stage's unique index; a join with the table's columns
