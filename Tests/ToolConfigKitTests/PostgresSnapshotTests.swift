@@ -108,9 +108,17 @@ struct PostgresSnapshotTests {
             let error = try #require(thrownError { _ = try connection.toolConfigStore() } as? TableShapeError, "\(sql)")
             #expect(error.message.contains(message) && error.exitStatus == .dataError, "\(error)")
         }
-        // The pair in the other order is the same constraint.
-        try connection.execute("DROP TABLE user_tool_configs; CREATE TABLE user_tool_configs (\(columns), enabled boolean, UNIQUE (tool_id, user_id))")
-        #expect(try connection.toolConfigStore().isEmpty())
+        // The pair in the other order is the same constraint; narrower integers and varchar read alike.
+        try connection.execute("""
+            DROP TABLE user_tool_configs;
+            CREATE TABLE user_tool_configs (id integer, user_id varchar(40), tool_id text, enabled boolean, encrypted_api_key text,
+                salt text, nonce text, created_at integer, updated_at smallint, UNIQUE (tool_id, user_id));
+            INSERT INTO user_tool_configs VALUES (-7, 'u', 't', true, NULL, NULL, NULL, 2147483647, -32768);
+            """)
+        let folder = try TemporaryFolder()
+        _ = try EngineSnapshots.export(connection, to: folder.path("narrow.jsonl"), .jsonl, keys: .encrypted, master: nil)
+        let line = try String(contentsOfFile: folder.path("narrow.jsonl"), encoding: .utf8).split(separator: "\n")[1]
+        #expect(line.contains("\"id\":-7,") && line.contains("\"created_at\":2147483647,\"updated_at\":-32768"), "\(line)")
     }
 
     // MARK: round trips

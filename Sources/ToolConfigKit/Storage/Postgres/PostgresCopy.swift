@@ -299,10 +299,14 @@ public final class PostgresCopyWriter {
 
 /// One row of a `COPY ... TO STDOUT`, reused for every row: read it inside the body of
 /// `copyOut`, where it points into libpq's buffer (no copy). In text format, fields are read by
-/// index from 0, NULL as nil.
+/// index from 0, NULL as nil; in binary format, with `readBinaryFields`.
 public final class PostgresCopyRow {
-    /// The row as the server sent it, without its final newline.
+    /// The row as the server sent it (in text format, without its final newline).
     private var raw = UnsafeBufferPointer<UInt8>(start: nil, count: 0)
+    /// The message as the server sent it: in binary format a final 0x0A is data.
+    private var message = UnsafeBufferPointer<UInt8>(start: nil, count: 0)
+    /// In binary format the first message starts with the file header.
+    private var headerPending = true
     /// The fields of `raw`, found on the first read of one.
     private var fields: [UnsafeBufferPointer<UInt8>?] = []
     private var fieldsFound = false
@@ -318,6 +322,7 @@ public final class PostgresCopyRow {
     deinit { scratch.deallocate() }
 
     func load(_ bytes: UnsafeBufferPointer<UInt8>) {
+        message = bytes
         let count = bytes.last == UInt8(ascii: "\n") ? bytes.count - 1 : bytes.count
         raw = UnsafeBufferPointer(rebasing: bytes[0..<count])
         fieldsFound = false
@@ -359,6 +364,60 @@ public final class PostgresCopyRow {
             guard end < raw.count else { return }
             start = end + 1
         }
+    }
+
+    /// In binary format (`COPY ... TO STDOUT (FORMAT binary)`): the fields of the row, nil for
+    /// NULL, as the server sent them (integers big-endian), valid only until the body of `copyOut`
+    /// returns; false for the trailer that ends the data. Binary rows need no escapes undone and
+    /// no integers parsed, and the server sends them for less than text (an export's hot path).
+    public func readBinaryFields(into fields: inout [UnsafeBufferPointer<UInt8>?]) throws(PostgresError) -> Bool {
+        fields.removeAll(keepingCapacity: true)
+        let bytes = message
+        guard let base = bytes.baseAddress else { throw binaryMismatch("an empty message") }
+        let raw = UnsafeRawPointer(base)
+        func int32(_ offset: Int) -> Int { Int(Int32(bigEndian: raw.loadUnaligned(fromByteOffset: offset, as: Int32.self))) }
+        var offset = 0
+        if headerPending {
+            // "PGCOPY\n\377\r\n\0", flags, the length of a header extension, the extension.
+            guard bytes.count >= 19, bytes.starts(with: [0x50, 0x47, 0x43, 0x4F, 0x50, 0x59, 0x0A, 0xFF, 0x0D, 0x0A, 0x00]) else {
+                throw binaryMismatch("no binary COPY header")
+            }
+            offset = 19 + int32(15)
+            headerPending = false
+        }
+        guard offset + 2 <= bytes.count else { throw binaryMismatch("a row cut short") }
+        let count = Int(Int16(bigEndian: raw.loadUnaligned(fromByteOffset: offset, as: Int16.self)))
+        offset += 2
+        if count == -1 { return false }
+        for _ in 0..<max(count, 0) {
+            guard offset + 4 <= bytes.count else { throw binaryMismatch("a row cut short") }
+            let length = int32(offset)
+            offset += 4
+            if length == -1 {
+                fields.append(nil)
+                continue
+            }
+            guard length >= 0, offset + length <= bytes.count else { throw binaryMismatch("a field cut short") }
+            fields.append(UnsafeBufferPointer(rebasing: bytes[offset..<(offset + length)]))
+            offset += length
+        }
+        return true
+    }
+
+    /// A binary integer field (int8, int4 or int2), big-endian.
+    static func integer(binary bytes: UnsafeBufferPointer<UInt8>) -> Int64? {
+        guard let base = bytes.baseAddress else { return nil }
+        let raw = UnsafeRawPointer(base)
+        switch bytes.count {
+        case 8: return Int64(bigEndian: raw.loadUnaligned(as: Int64.self))
+        case 4: return Int64(Int32(bigEndian: raw.loadUnaligned(as: Int32.self)))
+        case 2: return Int64(Int16(bigEndian: raw.loadUnaligned(as: Int16.self)))
+        default: return nil
+        }
+    }
+
+    private func binaryMismatch(_ what: String) -> PostgresError {
+        PostgresError(kind: .client, message: "a binary COPY message with \(what)", database: database, context: "reading a COPY row")
     }
 
     public var fieldCount: Int {

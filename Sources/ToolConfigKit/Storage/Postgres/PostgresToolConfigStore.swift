@@ -1,5 +1,5 @@
-/// `user_tool_configs` on PostgreSQL. Exports stream through `COPY (SELECT ...) TO STDOUT`, read in
-/// place in libpq's buffer; imports always stage (`PostgresImportStage`).
+/// `user_tool_configs` on PostgreSQL. Exports stream through `COPY (SELECT ...) TO STDOUT` in
+/// binary format, read in place in libpq's buffer; imports always stage (`PostgresImportStage`).
 final class PostgresToolConfigStore: ToolConfigStore {
     private let connection: PostgresConnection
 
@@ -27,7 +27,7 @@ final class PostgresToolConfigStore: ToolConfigStore {
         var fields: [UnsafeBufferPointer<UInt8>?] = []
         fields.reserveCapacity(ToolConfigTable.columns.count)
         try connection.copyOut(sql, context: "reading the rows of \(ToolConfigTable.name)") { row in
-            row.readFields(into: &fields)
+            guard try row.readBinaryFields(into: &fields) else { return }
             try body(try StoredRow(fields, database: connection.url.redacted))
         }
     }
@@ -58,10 +58,10 @@ final class PostgresToolConfigStore: ToolConfigStore {
 }
 
 extension StoredRow {
-    /// A row of `ToolConfigTable.copySelectSQL` as `PostgresCopyRow.readFields` reads it, in place
-    /// (valid while the COPY's body runs): id, user_id, tool_id, enabled, encrypted_api_key, salt,
-    /// nonce, created_at, updated_at. Built as SQLite's store builds it, so both engines export
-    /// the same rows as the same bytes.
+    /// A row of `ToolConfigTable.copySelectSQL` as `PostgresCopyRow.readBinaryFields` reads it, in
+    /// place (valid while the COPY's body runs): id, user_id, tool_id, enabled, encrypted_api_key,
+    /// salt, nonce, created_at, updated_at. Built as SQLite's store builds it, so both engines
+    /// export the same rows as the same bytes.
     init(_ fields: [UnsafeBufferPointer<UInt8>?], database: String) throws {
         guard fields.count == ToolConfigTable.columns.count else {
             throw PostgresError(kind: .client, message: "a COPY row of \(fields.count) fields, not \(ToolConfigTable.columns.count)",
@@ -75,14 +75,14 @@ extension StoredRow {
         }
         func integer(_ field: Int) throws -> ExportValue {
             guard let bytes = fields[field] else { return .null }
-            guard let value = PostgresCopyRow.int64(bytes) else { throw Self.mismatch(field, "an integer", database) }
+            guard let value = PostgresCopyRow.integer(binary: bytes) else { throw Self.mismatch(field, "an integer", database) }
             return .integer(value)
         }
         id = try integer(0)
         userID = text(1)
         toolID = text(2)
-        guard let enabled = fields[3].flatMap(PostgresCopyRow.bool) else { throw Self.mismatch(3, "a boolean", database) }
-        self.enabled = enabled
+        guard let enabled = fields[3], enabled.count == 1 else { throw Self.mismatch(3, "a boolean", database) }
+        self.enabled = enabled[0] != 0
         key = fields[4] == nil || fields[5] == nil || fields[6] == nil ? nil : (text(4), text(5), text(6))
         createdAt = try integer(7)
         updatedAt = try integer(8)
