@@ -67,8 +67,11 @@ public final class PostgresConnection {
     /// The server's version as one number: 150018 for 15.18.
     public var serverVersion: Int { handle.map { Int(PQserverVersion($0)) } ?? 0 }
     /// The server's version as it reports it, e.g. "15.18 (Debian 15.18-0+deb12u1)".
-    public var serverVersionText: String? {
-        handle.flatMap { PQparameterStatus($0, "server_version") }.map { String(cString: $0) }
+    public var serverVersionText: String? { parameterStatus("server_version") }
+
+    /// A setting the server reports to every session (server_version, server_encoding, ...).
+    public func parameterStatus(_ name: String) -> String? {
+        handle.flatMap { PQparameterStatus($0, name) }.map { String(cString: $0) }
     }
 
     /// Inside a transaction block, failed or not.

@@ -1,3 +1,5 @@
+import Foundation
+
 /// An import's staging area on PostgreSQL: a temporary table of the import's own session, with
 /// the columns of SQLite's stage. It is created before the read snapshot (a read-only transaction
 /// creates no table, but may write a temporary one); each batch's decisions go, when the batch
@@ -89,9 +91,9 @@ final class PostgresImportStage: ImportStaging {
     }
 
     func insertNew(_ items: ArraySlice<ImportItem>, now: Int64) throws {
-        for item in items {
-            let secret = item.record.storedSecret
-            try stage(item, .insert, intent: KeyIntent(mode: secret == nil ? .keep : .triple, secret: secret), existing: nil, now: now)
+        for index in items.indices {
+            let secret = items[index].record.storedSecret
+            try stage(items[index], .insert, intent: KeyIntent(mode: secret == nil ? .keep : .triple, secret: secret), existing: nil, now: now)
         }
     }
 
@@ -107,7 +109,7 @@ final class PostgresImportStage: ImportStaging {
         try stage(item, action, intent: intent, existing: row, now: now)
     }
 
-    private func stage(_ item: ImportItem, _ action: ImportAction, intent: KeyIntent, existing: ToolConfigTable.Row?, now: Int64) throws {
+    private func stage(_ item: borrowing ImportItem, _ action: ImportAction, intent: KeyIntent, existing: ToolConfigTable.Row?, now: Int64) throws {
         try Self.refuseNUL(item)
         sequence += 1
         Self.encode(sequence, item, action, intent, existing, now: now, into: &batch)
@@ -115,21 +117,20 @@ final class PostgresImportStage: ImportStaging {
 
     /// One staged row, in the order of `columns`. Static on an inout buffer: one access to the
     /// stored buffer per row rather than per field.
-    private static func encode(_ seq: Int64, _ item: ImportItem, _ action: ImportAction, _ intent: KeyIntent,
+    private static func encode(_ seq: Int64, _ item: borrowing ImportItem, _ action: ImportAction, _ intent: borrowing KeyIntent,
                                _ existing: ToolConfigTable.Row?, now: Int64, into row: inout PostgresCopyText) {
-        let record = item.record, secret = intent.secret
         row.append(seq)
-        row.append(record.userID)
-        row.append(record.toolID)
+        row.append(item.record.userID)
+        row.append(item.record.toolID)
         row.append(action.rawValue)
-        row.append(record.enabled)
+        row.append(item.record.enabled)
         row.append(intent.mode.rawValue)
-        row.append(secret?.encryptedAPIKey)
-        row.append(secret?.salt)
-        row.append(secret?.nonce)
-        row.append(record.createdAt ?? now)
-        row.append(record.updatedAt ?? now)
-        row.append(record.updatedAt != nil)
+        row.append(intent.secret?.encryptedAPIKey)
+        row.append(intent.secret?.salt)
+        row.append(intent.secret?.nonce)
+        row.append(item.record.createdAt ?? now)
+        row.append(item.record.updatedAt ?? now)
+        row.append(item.record.updatedAt != nil)
         row.append(item.location.line.map(Int64.init))
         row.append(item.location.record.map(Int64.init))
         row.append(existing?.id)
@@ -144,10 +145,17 @@ final class PostgresImportStage: ImportStaging {
 
     /// PostgreSQL's text cannot hold U+0000 (SQLite's can): refused at the record, before any
     /// statement would fail without saying where.
-    private static func refuseNUL(_ item: ImportItem) throws {
-        for (field, value) in [(SnapshotField.userID, item.record.userID), (SnapshotField.toolID, item.record.toolID)] where value.utf8.contains(0) {
-            throw SnapshotError(item.location.with(field: field), "holds the character U+0000 (NUL), which PostgreSQL cannot store in text")
+    private static func refuseNUL(_ item: borrowing ImportItem) throws {
+        func holdsNUL(_ text: String) -> Bool {
+            text.utf8.withContiguousStorageIfAvailable { bytes in bytes.baseAddress.map { memchr($0, 0, bytes.count) != nil } ?? false }
+                ?? text.utf8.contains(0)
         }
+        if holdsNUL(item.record.userID) { throw nulError(item.location, SnapshotField.userID) }
+        if holdsNUL(item.record.toolID) { throw nulError(item.location, SnapshotField.toolID) }
+    }
+
+    private static func nulError(_ location: SnapshotLocation, _ field: String) -> SnapshotError {
+        SnapshotError(location.with(field: field), "holds the character U+0000 (NUL), which PostgreSQL cannot store in text")
     }
 
     /// The batch's decisions go to a COPY that stays open while the next batches are read (the

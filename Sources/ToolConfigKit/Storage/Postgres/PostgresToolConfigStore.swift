@@ -2,10 +2,14 @@
 /// binary format, read in place in libpq's buffer; imports always stage (`PostgresImportStage`).
 final class PostgresToolConfigStore: ToolConfigStore {
     private let connection: PostgresConnection
+    /// Text from a UTF8 database is valid UTF-8 (the server checks what it stores); only a
+    /// SQL_ASCII one may hold other bytes, which an export repairs as SQLite's does.
+    private let textIsUTF8: Bool
 
     init(_ connection: PostgresConnection) throws {
         try ToolConfigTable.checkShape(connection)
         self.connection = connection
+        textIsUTF8 = connection.parameterStatus("server_encoding") == "UTF8"
     }
 
     /// Writing every row twice (a temporary table, then the table) is the PostgreSQL norm: the
@@ -26,9 +30,10 @@ final class PostgresToolConfigStore: ToolConfigStore {
         let sql = try ToolConfigTable.copySelectSQL(connection, userID: userID, toolID: toolID, omitKeys: omitKeys)
         var fields: [UnsafeBufferPointer<UInt8>?] = []
         fields.reserveCapacity(ToolConfigTable.columns.count)
+        let textIsUTF8 = self.textIsUTF8
         try connection.copyOut(sql, context: "reading the rows of \(ToolConfigTable.name)") { row in
             guard try row.readBinaryFields(into: &fields) else { return }
-            try body(try StoredRow(fields, database: connection.url.redacted))
+            try body(try StoredRow(fields, textIsUTF8: textIsUTF8, database: connection.url.redacted))
         }
     }
 
@@ -62,16 +67,16 @@ extension StoredRow {
     /// place (valid while the COPY's body runs): id, user_id, tool_id, enabled, encrypted_api_key,
     /// salt, nonce, created_at, updated_at. Built as SQLite's store builds it, so both engines
     /// export the same rows as the same bytes.
-    init(_ fields: [UnsafeBufferPointer<UInt8>?], database: String) throws {
+    init(_ fields: [UnsafeBufferPointer<UInt8>?], textIsUTF8: Bool, database: String) throws {
         guard fields.count == ToolConfigTable.columns.count else {
             throw PostgresError(kind: .client, message: "a COPY row of \(fields.count) fields, not \(ToolConfigTable.columns.count)",
                                 database: database, context: "reading the rows of \(ToolConfigTable.name)")
         }
-        /// ASCII text goes out as the bytes received; anything else through a String, as on SQLite
-        /// (a server whose encoding is SQL_ASCII may hold bytes that are not UTF-8).
+        /// UTF-8 text goes out as the bytes received; from a SQL_ASCII database anything but ASCII
+        /// goes through a String, which repairs it as SQLite's store does.
         func text(_ field: Int) -> ExportValue {
             guard let bytes = fields[field] else { return .null }
-            return Self.isASCII(bytes) ? .bytes(bytes) : .text(String(decoding: bytes, as: UTF8.self))
+            return textIsUTF8 || Self.isASCII(bytes) ? .bytes(bytes) : .text(String(decoding: bytes, as: UTF8.self))
         }
         func integer(_ field: Int) throws -> ExportValue {
             guard let bytes = fields[field] else { return .null }
