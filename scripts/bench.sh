@@ -26,7 +26,7 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 BENCH_PKG="$ROOT/Benchmarks"
 TARGET="ToolcfgBenchmarks"
-SECTIONS=(pbkdf2 snapshot json-export decrypt rotation live)
+SECTIONS=(pbkdf2 snapshot json-export decrypt rotation live postgres)
 # Sections that run the ordo-one suite (the others need only the release toolcfg).
 SUITE_SECTIONS=(pbkdf2)
 RUNS="${RUNS:-3}"
@@ -478,6 +478,64 @@ section_live() {
     add_summary "Rotate $rows rows, baseline (median)" "$B_MEDIAN_S s, peak RSS $B_MAX_RSS_MIB MiB"
     add_summary "Rotate ratio toolcfg / baseline" "$(ratio "$A_MEDIAN_S" "$B_MEDIAN_S")x (at most 1.15 wanted)"
   fi
+}
+
+# Export and import of BENCH_ROWS (default 1,000,000) rows on PostgreSQL, on a throwaway cluster
+# of the section's own (scripts/pg.sh, stopped and removed at the end): an import of a CSV export
+# (keys encrypted) into an empty migrated table against psql's \copy into a temporary staging
+# table plus one INSERT ... SELECT ... ON CONFLICT DO UPDATE in one transaction; an export as CSV
+# against psql's \copy (SELECT ... ORDER BY id) TO STDOUT CSV. Each run starts after a CHECKPOINT
+# (the import's also on an emptied table); RUNS runs of each, alternating with its peer.
+section_postgres() {
+  local rows="${BENCH_ROWS:-1000000}" work="$LOG_DIR/postgres" toolcfg url
+  echo
+  echo "######## postgres: $rows rows, CSV with encrypted keys"
+  mkdir -p "$work"
+  toolcfg=$(build_toolcfg)
+  # Outside $LOG_DIR: the server's user must reach its folder (pg.sh runs it as postgres under root).
+  PG_BENCH_DIR=$(mktemp -d "${TMPDIR:-/tmp}/toolcfg-bench-pg.XXXXXX")
+  trap 'TOOLCFG_PG_DIR="$PG_BENCH_DIR" bash "$ROOT/scripts/pg.sh" stop; rm -rf "$LOG_DIR"' EXIT
+  url=$(TOOLCFG_PG_DIR="$PG_BENCH_DIR" bash "$ROOT/scripts/pg.sh" start)
+  "$toolcfg" migrate up --db "$url" -q
+  make_export_db "$toolcfg" "$work" "$rows"
+  "$toolcfg" export --db "$work/big.db" --out "$work/in.csv" -q
+  cat >"$work/peer-import.sql" <<SQL
+BEGIN;
+CREATE TEMP TABLE staging (id BIGINT, user_id TEXT, tool_id TEXT, enabled BOOLEAN, encrypted_api_key TEXT, salt TEXT,
+                           nonce TEXT, created_at BIGINT, updated_at BIGINT) ON COMMIT DROP;
+\copy staging FROM '$work/in.csv' WITH (FORMAT csv, HEADER true)
+INSERT INTO user_tool_configs (user_id, tool_id, enabled, encrypted_api_key, salt, nonce, created_at, updated_at)
+SELECT user_id, tool_id, enabled, encrypted_api_key, salt, nonce, created_at, updated_at FROM staging
+ON CONFLICT (user_id, tool_id) DO UPDATE SET enabled = excluded.enabled, encrypted_api_key = excluded.encrypted_api_key,
+    salt = excluded.salt, nonce = excluded.nonce, updated_at = excluded.updated_at;
+COMMIT;
+SQL
+  local empty="psql -X -q '$url' -c 'TRUNCATE user_tool_configs RESTART IDENTITY' -c CHECKPOINT"
+  echo "== import into an empty migrated table: toolcfg import vs psql \\copy to a staging table + INSERT ... ON CONFLICT"
+  measure_pair "toolcfg import" "$empty" "'$toolcfg' import --db '$url' --in '$work/in.csv' --json > '$work/import.json'" \
+               "psql import   " "$empty" "psql -X -q -v ON_ERROR_STOP=1 '$url' -f '$work/peer-import.sql'"
+  local import_times="${GROUP_TIMES[0]}" peer_import_times="${GROUP_TIMES[1]}" tc_import=$A_MEDIAN_S tc_irss=$A_MAX_RSS_MIB peer_import=$B_MEDIAN_S
+  # The last run was the peer's: load the table with toolcfg once more, check it, and keep it.
+  eval "$empty"
+  "$toolcfg" import --db "$url" --in "$work/in.csv" --json > "$work/import.json"
+  [ "$(psql -X -qtA "$url" -c 'SELECT count(*) FROM user_tool_configs')" = "$rows" ] || { echo "bench: toolcfg import lost rows" >&2; exit 1; }
+  local lock
+  lock=$(python3 -c 'import json, sys; r = json.load(open(sys.argv[1])); print("%.2f s of %.2f s" % (r["write_lock_seconds"], r["elapsed_seconds"]))' "$work/import.json")
+
+  echo "== export as CSV: toolcfg export --format csv vs psql \\copy (SELECT ... ORDER BY id) TO STDOUT CSV HEADER"
+  measure_pair "toolcfg export" "psql -X -q '$url' -c CHECKPOINT" "'$toolcfg' export --db '$url' --format csv --out - > '$work/out.csv'" \
+               "psql export   " "psql -X -q '$url' -c CHECKPOINT" "psql -X -q '$url' -c '\\copy (SELECT $EXPORT_COLUMNS FROM user_tool_configs ORDER BY id) TO STDOUT CSV HEADER' > '$work/peer.csv'"
+  # What toolcfg wrote is what it read (ids were given in file order from 1, as in the source).
+  cmp -s "$work/out.csv" "$work/in.csv" || { echo "bench: the export differs from the imported file" >&2; exit 1; }
+
+  add_summary "PostgreSQL import toolcfg (median)" "$tc_import s, $(awk -v r="$rows" -v s="$tc_import" 'BEGIN{printf "%.0f", r/s}') rows/s, peak RSS $tc_irss MiB, write lock $lock (last run)"
+  add_summary "PostgreSQL import psql \\copy + ON CONFLICT (median)" "$peer_import s"
+  add_summary "PostgreSQL import ratio toolcfg / psql" "$(ratio "$tc_import" "$peer_import")x; by round $(round_ratios "$import_times" "$peer_import_times") (<= 1.0 wanted)"
+  add_summary "PostgreSQL export CSV toolcfg (median)" "$A_MEDIAN_S s, peak RSS $A_MAX_RSS_MIB MiB"
+  add_summary "PostgreSQL export CSV psql \\copy (median)" "$B_MEDIAN_S s"
+  add_summary "PostgreSQL export ratio toolcfg / psql" "$(ratio "$A_MEDIAN_S" "$B_MEDIAN_S")x; by round $(round_ratios "${GROUP_TIMES[0]}" "${GROUP_TIMES[1]}") (<= 1.0 wanted)"
+  TOOLCFG_PG_DIR="$PG_BENCH_DIR" bash "$ROOT/scripts/pg.sh" stop
+  trap 'rm -rf "$LOG_DIR"' EXIT
 }
 
 # --- main -------------------------------------------------------------------------------------

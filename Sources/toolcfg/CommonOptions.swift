@@ -3,7 +3,7 @@ import Foundation
 import ToolConfigKit
 
 struct DatabaseOptions: ParsableArguments {
-    @Option(name: .long, help: ArgumentHelp("The database: an SQLite file, or a postgresql:// URL without a password (for the migrate commands only, for now); or set TOOLCFG_DB.",
+    @Option(name: .long, help: ArgumentHelp("The database: an SQLite file, or a postgresql:// URL without a password (all but rotate and stress, for now); or set TOOLCFG_DB.",
                                              valueName: "PATH|URL"))
     var db: String?
 
@@ -22,7 +22,7 @@ struct DatabaseOptions: ParsableArguments {
         throw ValidationError("no database given: use --db PATH|URL or set TOOLCFG_DB")
     }
 
-    /// Either engine: the migrate commands.
+    /// Either engine: migrate, export, import and verify-keys.
     func openEitherEngine(_ mode: DatabaseOpenMode) throws -> any Database {
         try location().open(mode: mode, busyTimeout: timeout)
     }

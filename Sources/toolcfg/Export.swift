@@ -15,6 +15,7 @@ struct Export: ParsableCommand {
                 "toolcfg export --db app.db --out backup.json --verify",
                 "toolcfg export --db app.db --out backup.jsonl --keys sealed \\\n      --master-key-file master.key --passphrase-file passphrase",
                 "toolcfg export --db app.db --format csv --out - --keys omit \\\n      --where tool_id=builtin-exa-web-search",
+                "toolcfg export --db postgresql://app@db.example/app --out backup.jsonl --verify",
             ])
     )
 
@@ -50,7 +51,7 @@ struct Export: ParsableCommand {
             }
             if parts[0] == "user_id" { userID = parts[1] } else { toolID = parts[1] }
         }
-        let connection = try database.open(.readOnly)
+        let connection = try database.openEitherEngine(.readOnly)
         let options = Exporter.Options(
             output: out, format: format, keys: keys,
             masterKey: keys == .plaintext || keys == .sealed ? try masterKey.masterKey() : nil,

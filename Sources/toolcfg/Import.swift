@@ -17,6 +17,7 @@ struct Import: ParsableCommand {
                 "toolcfg import --db app.db --in onboarding.csv --master-key-file master.key",
                 "toolcfg import --db app.db --in backup.json --dry-run --json",
                 "cat rows.jsonl | toolcfg import --db app.db --format jsonl --in - \\\n      --on-conflict skip",
+                "toolcfg export --db app.db --out - --format jsonl \\\n      | toolcfg import --db postgresql://app@db.example/app --in - --format jsonl",
             ])
     )
 
@@ -43,7 +44,7 @@ struct Import: ParsableCommand {
     func run() throws {
         let console = output.console
         let format = try snapshotFormat(format, path: input)
-        let connection = try database.open(.readWrite)
+        let connection = try database.openEitherEngine(.readWrite)
         let options = Importer.Options(input: input, format: format, onConflict: onConflict, dryRun: dryRun, maxErrors: maxErrors,
                                        masterKey: try masterKey.masterKey(), passphrase: try passphrase.passphrase(),
                                        allowOtherMasterKey: allowOtherMasterKey, shortLock: shortLock, jobs: jobs.count)

@@ -30,7 +30,7 @@ struct VerifyKeys: ParsableCommand {
         let console = output.console
         let key = try masterKey.requireMasterKey()
         let newMasterKey = try SecretInput.masterKey(.newMasterKey, filePath: newKey.newMasterKeyFile)
-        let connection = try database.open(.readOnly)
+        let connection = try database.openEitherEngine(.readOnly)
         let report = try console.withProgress {
             try KeyVerifier(database: connection, masterKey: key, newKey: newMasterKey, jobs: jobs.count).run(progress: $0)
         }

@@ -41,10 +41,11 @@ struct ImportState {
     /// Decides every record of one batch and hands the decisions to the target; the producer
     /// guarantees no pair appears in the batch twice.
     mutating func apply(_ batch: [Item], report: inout Importer.Report) throws {
-        var found: [FoundRow?] = []
-        found.reserveCapacity(batch.count)
-        for item in batch {
-            found.append(item.certainlyNew ? nil : try target.find(userID: item.record.userID, toolID: item.record.toolID))
+        // The rows of the batch's pairs, looked up together (certainly new records need none).
+        var found = [FoundRow?](repeating: nil, count: batch.count)
+        let lookups = batch.indices.filter { !batch[$0].certainlyNew }
+        if !lookups.isEmpty {
+            for (index, row) in zip(lookups, try target.findAll(lookups.map { batch[$0] })) { found[index] = row }
         }
         let masterKey = options.masterKey
         let sealer = self.sealer
@@ -127,6 +128,7 @@ struct ImportState {
             action?.count(in: &report, by: 1)
             if masterKey == nil, intent.mode == .triple, action == .insert || action == .update { report.uncheckedKeys += 1 }
         }
+        if errors.isEmpty { try target.endBatch() }
     }
 
     /// An existing row with other contents under `--on-conflict fail`.

@@ -49,18 +49,36 @@ public struct FoundRow {
 /// (`ImportWriter`), or into a stage that a short write phase applies later (`ImportStage`).
 public protocol ImportTarget: AnyObject {
     func find(userID: String, toolID: String) throws -> FoundRow?
+    /// The rows found for the pairs of several records, in their order: one round trip where an
+    /// engine answers them together (PostgreSQL), else one `find` each.
+    func findAll(_ items: [ImportItem]) throws -> [FoundRow?]
     /// Rows known to be new whose stored triple (or none) goes in as it is.
     func insertNew(_ items: ArraySlice<ImportItem>, now: Int64) throws
     func insert(_ item: ImportItem, intent: KeyIntent, now: Int64) throws
     func update(_ item: ImportItem, intent: KeyIntent, over row: ToolConfigTable.Row, now: Int64) throws
     /// The row stays as it is (unchanged or skipped), and its pair now belongs to this import.
     func keep(_ item: ImportItem, intent: KeyIntent, row: ToolConfigTable.Row, as action: ImportAction, now: Int64) throws
+    /// Every record of a batch has been decided: a target that holds a batch's rows back (to
+    /// send them together) writes them now.
+    func endBatch() throws
+}
+
+extension ImportTarget {
+    public func findAll(_ items: [ImportItem]) throws -> [FoundRow?] {
+        try items.map { try find(userID: $0.record.userID, toolID: $0.record.toolID) }
+    }
+
+    public func endBatch() throws {}
 }
 
 /// An import's decisions, staged apart from the table while the file is read against a read
 /// snapshot, then written in a short write phase. Each staged row keeps the state its table row
 /// had in the snapshot, so the write phase can tell which pairs the application wrote since.
 public protocol ImportStaging: ImportTarget {
+    /// First in the write transaction: keeps the table's other writers out until the commit
+    /// (SQLite's write transaction already holds its lock from the start).
+    func takeWriteLock() throws
+
     /// In the write transaction: the staged pairs whose table row is not what the snapshot showed
     /// (a row the import acts on changed or vanished, or a pair it inserts exists now).
     func changedSinceSnapshot() throws -> [StagedImport]
@@ -77,6 +95,10 @@ public protocol ImportStaging: ImportTarget {
     func applyStaged() throws
 
     func drop()
+}
+
+extension ImportStaging {
+    public func takeWriteLock() throws {}
 }
 
 /// A staged pair, as the write phase decides it again.

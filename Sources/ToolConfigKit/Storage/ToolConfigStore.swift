@@ -10,10 +10,17 @@ public protocol ToolConfigStore: AnyObject {
     /// `StoredRow` is valid only during its call. `omitKeys` skips reading the triples.
     func forEachRow(userID: String?, toolID: String?, omitKeys: Bool, _ body: (StoredRow) throws -> Void) throws
 
+    /// Whether an import stages its rows even when it has no key work to do: PostgreSQL's norm
+    /// (write into a temporary table, then into the table in a short write transaction). SQLite
+    /// writes such rows straight into the table (`makeWriter`) rather than twice.
+    var stagesEveryImport: Bool { get }
+
     /// Writes rows straight into the table, inside the write transaction.
     func makeWriter() throws -> any ImportTarget
 
-    /// A staging area for an import read against a read snapshot (`file` names records in it).
+    /// A staging area for an import read against a read snapshot (`file` names records in it);
+    /// made before that snapshot's transaction begins (PostgreSQL creates no table inside a
+    /// read-only transaction).
     func makeStage(file: String) throws -> any ImportStaging
 
     /// Drops the table's non-unique indexes, for a bulk load into an empty table, and returns

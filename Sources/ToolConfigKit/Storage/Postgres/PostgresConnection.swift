@@ -26,6 +26,8 @@ public final class PostgresConnection {
     /// nil once closed.
     private(set) var handle: OpaquePointer?
     private var preparedStatements: [String: PostgresStatement] = [:]
+    /// A `COPY ... FROM STDIN` left open by `copyInOpen`, ended before the next statement.
+    var openCopy: (sql: String, context: String)?
 
     public init(url: PostgresURL, options: Options = Options()) throws(PostgresError) {
         self.url = url
@@ -56,6 +58,7 @@ public final class PostgresConnection {
     deinit { close() }
 
     public func close() {
+        abandonOpenCopy()
         if let handle { PQfinish(handle) }
         handle = nil
         preparedStatements = [:]
@@ -64,8 +67,11 @@ public final class PostgresConnection {
     /// The server's version as one number: 150018 for 15.18.
     public var serverVersion: Int { handle.map { Int(PQserverVersion($0)) } ?? 0 }
     /// The server's version as it reports it, e.g. "15.18 (Debian 15.18-0+deb12u1)".
-    public var serverVersionText: String? {
-        handle.flatMap { PQparameterStatus($0, "server_version") }.map { String(cString: $0) }
+    public var serverVersionText: String? { parameterStatus("server_version") }
+
+    /// A setting the server reports to every session (server_version, server_encoding, ...).
+    public func parameterStatus(_ name: String) -> String? {
+        handle.flatMap { PQparameterStatus($0, name) }.map { String(cString: $0) }
     }
 
     /// Inside a transaction block, failed or not.
@@ -85,8 +91,11 @@ public final class PostgresConnection {
         PostgresError(kind: .client, message: message, database: url.redacted, context: context)
     }
 
+    /// The session, for a new statement: a COPY that `copyInOpen` left open ends first (and a
+    /// failure of it is thrown here).
     func openHandle(context: String?) throws(PostgresError) -> OpaquePointer {
         guard let handle else { throw clientError("the connection is closed", context: context) }
+        try endOpenCopy()
         return handle
     }
 
@@ -142,6 +151,18 @@ public final class PostgresConnection {
         return rows.count > 0 && rows.columnCount > 0 ? try rows.int64(0, 0) : nil
     }
 
+    /// `text` as a string literal for SQL that takes no parameters (COPY), quoted by libpq for
+    /// this session's encoding and settings.
+    public func literal(_ text: String) throws(PostgresError) -> String {
+        let handle = try openHandle(context: "quoting a literal")
+        let utf8 = Array(text.utf8)
+        guard let quoted = utf8.withUnsafeBufferPointer({ bytes in
+            bytes.withMemoryRebound(to: CChar.self) { PQescapeLiteral(handle, $0.baseAddress, $0.count) }
+        }) else { throw clientError(PostgresError.connectionMessage(handle), context: "quoting a literal") }
+        defer { PQfreemem(quoted) }
+        return String(cString: quoted)
+    }
+
     /// A statement parsed once by the server and run many times. The same SQL gives the same
     /// statement; it lives as long as the connection (PostgreSQL 15's libpq cannot close one
     /// without a round trip of its own, and a command-line run prepares a handful).
@@ -185,6 +206,7 @@ public final class PostgresConnection {
             }
             return result
         } catch {
+            abandonOpenCopy()
             if isInTransaction, let handle { PQclear(PQexec(handle, "ROLLBACK")) }
             throw error
         }

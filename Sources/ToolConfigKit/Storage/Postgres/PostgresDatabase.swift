@@ -1,6 +1,7 @@
-/// A PostgreSQL session is the PostgreSQL implementation of `Database`. Its migration store is
-/// complete; the stores of stored secrets and of the tool-config table, and backups, are still
-/// to come: asking for one throws `NotYetOnPostgres` (exit 64) rather than doing anything less.
+/// A PostgreSQL session is the PostgreSQL implementation of `Database`: its migration store, the
+/// tool-config table's store (export, import) and the stores of stored secrets (their read side,
+/// and single writes) are complete; a rotation's staging and backups are still to come: asking
+/// for one throws `NotYetOnPostgres` (exit 64) rather than doing anything less.
 extension PostgresConnection: Database {
     public var location: String { url.redacted }
 
@@ -74,11 +75,11 @@ extension PostgresConnection: Database {
     }
 
     public func secretStore(for table: EncryptedTable) throws -> any SecretStore {
-        throw NotYetOnPostgres(database: location, what: "reading and writing stored keys (rotate, verify-keys, import)")
+        try PostgresSecretStore(self, table: table)
     }
 
     public func toolConfigStore() throws -> any ToolConfigStore {
-        throw NotYetOnPostgres(database: location, what: "reading and writing user_tool_configs (export, import)")
+        try PostgresToolConfigStore(self)
     }
 
     public func backup(to path: String) throws {

@@ -24,6 +24,25 @@ public enum PostgresValue: Sendable, Hashable {
     }
 }
 
+extension PostgresValue {
+    /// A text[] in the array's text form (`{"a","b"}`): every element quoted, with its quotes
+    /// and backslashes escaped. For a parameter the SQL casts (`$1::text[]`).
+    static func textArray(_ elements: [String]) -> PostgresValue {
+        var literal: [UInt8] = [UInt8(ascii: "{")]
+        for (index, element) in elements.enumerated() {
+            if index > 0 { literal.append(UInt8(ascii: ",")) }
+            literal.append(UInt8(ascii: "\""))
+            for byte in element.utf8 {
+                if byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "\\") { literal.append(UInt8(ascii: "\\")) }
+                literal.append(byte)
+            }
+            literal.append(UInt8(ascii: "\""))
+        }
+        literal.append(UInt8(ascii: "}"))
+        return .text(String(decoding: literal, as: UTF8.self))
+    }
+}
+
 /// Reads a value the server sent in text format, for query results and COPY rows alike: nil for
 /// NULL, `mismatch(expected)` when the text is not of the type asked for.
 enum PostgresText {

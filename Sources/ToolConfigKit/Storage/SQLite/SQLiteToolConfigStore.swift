@@ -22,6 +22,8 @@ final class SQLiteToolConfigStore: ToolConfigStore {
         while try statement.step() { try body(StoredRow(statement, omitKeys: omitKeys)) }
     }
 
+    var stagesEveryImport: Bool { false }
+
     func makeWriter() throws -> any ImportTarget {
         try SQLiteImportWriter(connection: connection)
     }

@@ -1,0 +1,188 @@
+/// A table's stored secrets on PostgreSQL, read in the transaction's snapshot: what verify-keys
+/// and an import's master-key check need. Rotation is not here yet (`makeRotationStage`).
+///
+/// PostgreSQL has no rowid, so `SecretRow.rowID` stands in for one:
+/// - a table whose primary key is one integer column (user_tool_configs' id) uses its value;
+/// - any other table (api_model_aliases, keyed by `id TEXT`; a table with a composite key or none,
+///   ordered by its ctid) is read in the order of its key, and a row's rowID is its position in
+///   that order, from 1, as the snapshot sees it. Within one snapshot it names one row, which is
+///   all a scan, a sample or a check needs; across transactions it may not (rows before it come
+///   and go), so such a rowID is never kept beyond the transaction. A one-column key's own value
+///   is in `SecretRow.id`, and `rows(_:)` and `setSecret` find rows by it; a table with no such
+///   key cannot be rewritten.
+final class PostgresSecretStore: SecretStore {
+    let table: EncryptedTable
+    private let connection: PostgresConnection
+    private let key: RowKey
+
+    private enum RowKey {
+        /// A one-column integer primary key (the quoted column): rowID is its value.
+        case integer(String)
+        /// The SQL expression rows are ordered by (a quoted column, or ctid), and its type, for
+        /// pages that start after a key: rowID is the position in that order.
+        case ordinal(String, type: String)
+    }
+
+    init(_ connection: PostgresConnection, table: EncryptedTable) throws {
+        self.connection = connection
+        self.table = table
+        let primary = try connection.query("""
+            SELECT a.attname, format_type(a.atttypid, NULL) FROM pg_index x
+            JOIN pg_attribute a ON a.attrelid = x.indrelid AND a.attnum = ANY (x.indkey::int2[])
+            WHERE x.indrelid = to_regclass(quote_ident($1)) AND x.indisprimary
+            """, [.text(table.name)], context: "reading the primary key of \(table.name)")
+        if primary.count == 1, let column = primary.text(0, 0), let type = primary.text(0, 1) {
+            key = ["bigint", "integer", "smallint"].contains(type) ? .integer(quotedIdentifier(column)) : .ordinal(quotedIdentifier(column), type: type)
+        } else {
+            key = .ordinal("ctid", type: "tid")
+        }
+    }
+
+    /// The key (as text for an ordinal key), the row's id as text, the triple. Named apart from
+    /// the table's columns, so that ORDER BY a column never means an output column.
+    private var columns: String {
+        "\(keyExpression)\(isOrdinal ? "::text" : "") AS toolcfg_key, \(idExpression) AS toolcfg_id, encrypted_api_key, salt, nonce"
+    }
+
+    /// The row's name in `SecretRow.id`: the key itself for a one-column key that is not an
+    /// integer (its reference), else the table's id column.
+    private var idExpression: String {
+        if case .ordinal(let expression, _) = key, expression != "ctid" { return "CAST(\(expression) AS TEXT)" }
+        return table.idColumn.map { "CAST(\(quotedIdentifier($0)) AS TEXT)" } ?? "NULL"
+    }
+
+    private var keyExpression: String {
+        switch key {
+        case .integer(let column): column
+        case .ordinal(let expression, _): expression
+        }
+    }
+
+    private var isOrdinal: Bool {
+        if case .ordinal = key { true } else { false }
+    }
+
+    private static let keyed = "encrypted_api_key IS NOT NULL AND salt IS NOT NULL AND nonce IS NOT NULL"
+
+    /// Rows of `columns`, their rowIDs being their keys or `firstOrdinal`, `firstOrdinal + 1`, ...
+    private func secretRows(_ rows: PostgresRows, firstOrdinal: Int64 = 1, ordinalColumn: Int? = nil) throws -> [SecretRow] {
+        try (0..<rows.count).map { row in
+            let rowID: Int64 = switch key {
+            case .integer: try rows.int64(row, 0) ?? 0
+            case .ordinal: try ordinalColumn.map { try rows.int64(row, $0) ?? 0 } ?? firstOrdinal + Int64(row)
+            }
+            return SecretRow(rowID: rowID, id: rows.text(row, 1), encryptedAPIKey: rows.text(row, 2), salt: rows.text(row, 3), nonce: rows.text(row, 4))
+        }
+    }
+
+    func count() throws -> Int {
+        Int(try connection.queryInt64("SELECT count(*) FROM \(table.quotedName)", context: "counting the rows of \(table.name)") ?? 0)
+    }
+
+    /// Keyset pages in the snapshot: each page starts after the last key of the one before.
+    func scan(pageSize: Int, _ body: ([SecretRow]) throws -> Void) throws {
+        let context = "reading the keys of \(table.name)"
+        var after: PostgresValue?
+        var ordinal: Int64 = 1
+        while true {
+            let rows: PostgresRows
+            switch (key, after) {
+            case (_, nil):
+                rows = try connection.query("SELECT \(columns) FROM \(table.quotedName) ORDER BY \(keyExpression) LIMIT \(pageSize)", context: context)
+            case (.integer(let column), let last?):
+                rows = try connection.prepare("SELECT \(columns) FROM \(table.quotedName) WHERE \(column) > $1 ORDER BY \(column) LIMIT \(pageSize)")
+                    .run([last], context: context)
+            case (.ordinal(let expression, let type), let last?):
+                rows = try connection.prepare("SELECT \(columns) FROM \(table.quotedName) WHERE \(expression) > $1::\(type) ORDER BY \(expression) LIMIT \(pageSize)")
+                    .run([last], context: context)
+            }
+            guard rows.count > 0 else { return }
+            try body(try secretRows(rows, firstOrdinal: ordinal))
+            ordinal += Int64(rows.count)
+            after = isOrdinal ? .text(rows.text(rows.count - 1, 0) ?? "") : .integer(try rows.int64(rows.count - 1, 0) ?? 0)
+        }
+    }
+
+    /// One query: for an integer key, the first keyed row at or after each of `count` points
+    /// spread from the smallest key to the largest (as SQLite's store picks them); for an ordinal
+    /// key, the first keyed row of each of `count` equal runs of the keyed rows.
+    func sample(_ count: Int) throws -> [SecretRow] {
+        guard count > 0 else { return [] }
+        let context = "sampling the keys of \(table.name)"
+        var rows: [SecretRow]
+        switch key {
+        case .integer(let column):
+            rows = try secretRows(try connection.query("""
+                SELECT r.* FROM (SELECT min(\(column)) AS low, max(\(column)) AS high FROM \(table.quotedName)) AS b,
+                    generate_series(0, $1 - 1) AS g (i),
+                    LATERAL (SELECT \(columns) FROM \(table.quotedName)
+                             WHERE \(column) >= b.low + (b.high - b.low) / $1 * g.i AND \(Self.keyed) ORDER BY \(column) LIMIT 1) AS r
+                ORDER BY g.i
+                """, [.integer(Int64(count))], context: context))
+        case .ordinal(let expression, _):
+            rows = try secretRows(try connection.query("""
+                SELECT DISTINCT ON (bucket) k, i, encrypted_api_key, salt, nonce, ordinal FROM (
+                    SELECT *, ntile($1::integer) OVER (ORDER BY ordinal) AS bucket FROM (
+                        SELECT \(expression)::text AS k, \(idExpression) AS i, encrypted_api_key, salt, nonce,
+                               row_number() OVER (ORDER BY \(expression)) AS ordinal
+                        FROM \(table.quotedName)) AS numbered
+                    WHERE \(Self.keyed)) AS keyed
+                ORDER BY bucket, ordinal
+                """, [.integer(Int64(count))], context: context), ordinalColumn: 5)
+        }
+        var seen = Set<Int64>()
+        rows.removeAll { !seen.insert($0.rowID).inserted }
+        return rows
+    }
+
+    /// By the integer key, or by the key's value (`RowReference.id`) for a table keyed by one
+    /// column of another type. A table keyed otherwise has no lasting row address here.
+    func rows(_ references: [RowReference]) throws -> [SecretRow?] {
+        guard !references.isEmpty else { return [] }
+        let context = "reading the keys of \(table.name)"
+        let lookup = try keyLookup(references)
+        let rows = try secretRows(try connection.query("SELECT \(columns) FROM \(table.quotedName) WHERE \(lookup.condition)", [lookup.keys], context: context))
+        var found: [String: SecretRow] = [:]
+        for row in rows { found[lookup.name(row.reference)] = row }
+        return references.map { found[lookup.name($0)] }
+    }
+
+    /// The condition that picks rows by their references' keys (`$1`, an array), and how a
+    /// reference names its key.
+    private func keyLookup(_ references: [RowReference]) throws -> (condition: String, keys: PostgresValue, name: (RowReference) -> String) {
+        switch key {
+        case .integer(let column):
+            return ("\(column) = ANY ($1::bigint[])", .text("{" + references.map { String($0.rowID) }.joined(separator: ",") + "}"), { String($0.rowID) })
+        case .ordinal(let expression, let type) where expression != "ctid":
+            return ("\(expression) = ANY ($1::\(type)[])", .textArray(references.map { $0.id ?? "" }), { $0.id ?? "" })
+        case .ordinal:
+            throw TableShapeError(path: connection.url.redacted,
+                                  message: "table \(table.name) has no one-column primary key: toolcfg cannot address its rows to rewrite them on PostgreSQL")
+        }
+    }
+    func countRows(withSalt salt: String, acrossAlso others: [EncryptedTable]) throws -> Int {
+        try countRows(column: "salt", value: salt, tables: others)
+    }
+
+    func countRows(withNonce nonce: String, acrossAlso others: [EncryptedTable]) throws -> Int {
+        try countRows(column: "nonce", value: nonce, tables: others)
+    }
+
+    private func countRows(column: String, value: String, tables others: [EncryptedTable]) throws -> Int {
+        let tables = [table] + others.filter { $0 != table }
+        let sql = "SELECT sum(n) FROM (" + tables.map { "SELECT count(*) AS n FROM \($0.quotedName) WHERE \(column) = $1" }
+            .joined(separator: " UNION ALL ") + ") AS counts"
+        return Int(try connection.queryInt64(sql, [.text(value)], context: "counting the rows that share a \(column)") ?? 0)
+    }
+
+    func setSecret(_ secret: StoredSecret, of row: RowReference) throws {
+        let lookup = try keyLookup([row])
+        try connection.query("UPDATE \(table.quotedName) SET encrypted_api_key = $2, salt = $3, nonce = $4 WHERE \(lookup.condition)",
+                             [lookup.keys, .text(secret.encryptedAPIKey), .text(secret.salt), .text(secret.nonce)],
+                             context: "writing a key of \(table.name)")
+    }
+
+    func makeRotationStage(index: Int) throws -> any RotationStaging {
+        throw NotYetOnPostgres(database: connection.url.redacted, what: "a master-key rotation (rotate)")
+    }
+}
