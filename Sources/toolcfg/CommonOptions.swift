@@ -3,7 +3,7 @@ import Foundation
 import ToolConfigKit
 
 struct DatabaseOptions: ParsableArguments {
-    @Option(name: .long, help: ArgumentHelp("The database: an SQLite file, or a postgresql:// URL without a password (for the migrate commands only, for now); or set TOOLCFG_DB.",
+    @Option(name: .long, help: ArgumentHelp("The database: an SQLite file, or a postgresql:// URL without a password (for the migrate commands and stress, for now); or set TOOLCFG_DB.",
                                              valueName: "PATH|URL"))
     var db: String?
 

@@ -31,8 +31,8 @@ public enum DatabaseLocationError: ToolcfgError, Equatable {
 }
 
 /// A job toolcfg does not do on PostgreSQL yet: refused (exit 64) rather than pretended. On
-/// PostgreSQL, the migrate commands work; the stores that export, import, rotate, verify-keys and
-/// stress need are still to come.
+/// PostgreSQL, the migrate commands and stress work; the stores that export, import, rotate and
+/// verify-keys need are still to come.
 public struct NotYetOnPostgres: ToolcfgError, Equatable {
     /// The redacted URL.
     public var database: String
@@ -49,6 +49,6 @@ public struct NotYetOnPostgres: ToolcfgError, Equatable {
 
     public var description: String {
         "database \(database): \(what) does not work on PostgreSQL yet; on PostgreSQL, toolcfg runs only "
-            + "migrate up, down, status and verify for now"
+            + "migrate up, down, status and verify, and stress, for now"
     }
 }

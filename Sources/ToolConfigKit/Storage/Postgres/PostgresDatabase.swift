@@ -1,5 +1,5 @@
-/// A PostgreSQL session is the PostgreSQL implementation of `Database`. Its migration store is
-/// complete; the stores of stored secrets and of the tool-config table, and backups, are still
+/// A PostgreSQL session is the PostgreSQL implementation of `Database`. Its migration and stress
+/// stores are complete; the stores of stored secrets and of the tool-config table, and backups, are still
 /// to come: asking for one throws `NotYetOnPostgres` (exit 64) rather than doing anything less.
 extension PostgresConnection: Database {
     public var location: String { url.redacted }
@@ -73,4 +73,9 @@ extension PostgresConnection: Database {
     }
 
     public func migrationStore() -> any MigrationStore { PostgresMigrationStore(self) }
+
+    public func stressStore() throws -> any StressStore {
+        try PostgresStressStore.checkShape(self)
+        return PostgresStressStore(self)
+    }
 }
