@@ -486,7 +486,8 @@ section_live() {
 # is a throwaway cluster of this section's own (scripts/pg.sh, stopped when the section ends,
 # however the run ends) that keeps the server's durable defaults (fsync, synchronous_commit on),
 # since SQLite syncs its WAL at every commit; STRESS_PG_DURABLE=0 runs it as the tests do (fsync
-# off). Summary: the medians of operations/s, upsert p99 and lock p99 per engine and size.
+# off). Summary: the medians of operations/s, upsert p99 and lock p99 per engine and size, and
+# the ratio of operations/s (of the medians, and the median and range of each round's).
 section_stress-postgres() {
   local ops="${STRESS_OPS:-2000}" work="$LOG_DIR/stress-postgres" toolcfg pgdir url round n engine db report ops_s up99 lk99
   echo
@@ -527,7 +528,7 @@ print("%.0f %.1f %.1f" % (r["operations_per_second"], l["upsert"]["p99_seconds"]
       add_summary "Stress $engine, $n writers (median)" "$(median ${throughput[$engine.$n]}) operations/s, upsert p99 $(median ${upsert_p99[$engine.$n]}) ms, lock p99 $(median ${lock_p99[$engine.$n]}) ms"
     done
     # shellcheck disable=SC2086
-    add_summary "Stress ratio postgresql / sqlite, $n writers" "$(ratio "$(median ${throughput[postgresql.$n]})" "$(median ${throughput[sqlite.$n]})")x operations/s"
+    add_summary "Stress ratio postgresql / sqlite, $n writers" "$(ratio "$(median ${throughput[postgresql.$n]})" "$(median ${throughput[sqlite.$n]})")x operations/s; by round $(round_ratios "${throughput[postgresql.$n]}" "${throughput[sqlite.$n]}")"
   done
 }
 

@@ -67,7 +67,8 @@ public struct StressTest {
         public var elapsedSeconds: Double
         public var operationsPerSecond: Double
         public var latency: Latencies
-        /// Write transactions whose BEGIN IMMEDIATE waited more than 1 ms for another writer's lock.
+        /// Write transactions whose lock (BEGIN IMMEDIATE; PostgreSQL: the pair's) waited more than
+        /// 1 ms for another writer.
         public var lockWaits: Int
         public var invariants: Invariants
         /// What the engine's integrity check covered.
@@ -131,8 +132,8 @@ public struct StressTest {
         let operations = options.writers * options.operations
         let mode = if case .processes = options.launch { "processes" } else { "threads" }
         return Report(
-            database: location.description, engine: location.engine, mode: mode, write: options.write, writers: options.writers, operationsPerWriter: options.operations,
-            pairs: options.pairs, seed: options.seed, logTable: StressLog.table, operations: operations,
+            database: location.description, engine: location.engine, mode: mode, write: options.write, writers: options.writers,
+            operationsPerWriter: options.operations, pairs: options.pairs, seed: options.seed, logTable: StressLog.table, operations: operations,
             upserts: results.reduce(0) { $0 + $1.upserts }, reads: results.reduce(0) { $0 + $1.reads },
             deletes: results.reduce(0) { $0 + $1.deletes }, committedWrites: findings.loggedWrites,
             busyErrors: results.reduce(0) { $0 + $1.busyErrors }, finalRows: findings.finalRows,

@@ -2,10 +2,11 @@ import Foundation
 
 /// Stress writers as separate processes: the parent runs `toolcfg stress-worker --plan JSON` once
 /// per writer, with the database in the worker's environment (`TOOLCFG_DB`: a PostgreSQL URL may
-/// carry a password, which must not travel in argv). A worker opens its connection, prepares its statements and prints `ready`; when
-/// every worker is ready the parent closes their standard inputs, which starts them all at once;
-/// each prints its result as one JSON line and exits 0 (errors of its operations are in the
-/// result; a worker that cannot start exits non-zero with the reason on stderr).
+/// carry a password, which must not travel in argv). A worker opens its connection, prepares its
+/// statements and prints `ready`; when every worker is ready the parent closes their standard
+/// inputs, which starts them all at once; each prints its result as one JSON line and exits 0
+/// (errors of its operations are in the result; a worker that cannot start exits non-zero with
+/// the reason on stderr).
 public enum StressWorker {
     public static let subcommand = "stress-worker"
     static let ready = "ready"
