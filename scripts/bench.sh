@@ -26,7 +26,7 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 BENCH_PKG="$ROOT/Benchmarks"
 TARGET="ToolcfgBenchmarks"
-SECTIONS=(pbkdf2 snapshot json-export decrypt rotation live postgres)
+SECTIONS=(pbkdf2 snapshot json-export decrypt rotation live postgres stress-postgres)
 # Sections that run the ordo-one suite (the others need only the release toolcfg).
 SUITE_SECTIONS=(pbkdf2)
 RUNS="${RUNS:-3}"
@@ -536,6 +536,58 @@ SQL
   add_summary "PostgreSQL export ratio toolcfg / psql" "$(ratio "$A_MEDIAN_S" "$B_MEDIAN_S")x; by round $(round_ratios "${GROUP_TIMES[0]}" "${GROUP_TIMES[1]}") (<= 1.0 wanted)"
   TOOLCFG_PG_DIR="$PG_BENCH_DIR" bash "$ROOT/scripts/pg.sh" stop
   trap 'rm -rf "$LOG_DIR"' EXIT
+}
+
+# `toolcfg stress` (writer threads, the correct write, 8 pairs, seed 1) with 8, 16 and 32 writers x
+# STRESS_OPS (default 2000) operations each, on PostgreSQL and on SQLite in the same run: RUNS
+# rounds, each running every size on both engines, each run on a new migrated database. PostgreSQL
+# is a throwaway cluster of this section's own (scripts/pg.sh, stopped when the section ends,
+# however the run ends) that keeps the server's durable defaults (fsync, synchronous_commit on),
+# since SQLite syncs its WAL at every commit; STRESS_PG_DURABLE=0 runs it as the tests do (fsync
+# off). Summary: the medians of operations/s, upsert p99 and lock p99 per engine and size, and
+# the ratio of operations/s (of the medians, and the median and range of each round's).
+section_stress-postgres() {
+  local ops="${STRESS_OPS:-2000}" work="$LOG_DIR/stress-postgres" toolcfg pgdir url round n engine db report ops_s up99 lk99
+  echo
+  echo "######## stress-postgres: 8, 16, 32 writers x $ops operations, PostgreSQL and SQLite"
+  mkdir -p "$work"
+  toolcfg=$(build_toolcfg)
+  # Under /tmp rather than $LOG_DIR (0700): as root, the server runs as the postgres user.
+  pgdir=$(mktemp -d "${TMPDIR:-/tmp}/toolcfg-bench-pg.XXXXXX")
+  trap 'TOOLCFG_PG_DIR="$pgdir" bash "$ROOT/scripts/pg.sh" stop; rm -rf "$LOG_DIR"' EXIT
+  url=$(TOOLCFG_PG_DIR="$pgdir" TOOLCFG_PG_DURABLE="${STRESS_PG_DURABLE:-1}" bash "$ROOT/scripts/pg.sh" start)
+  echo "== PostgreSQL $(psql -X -At "$url" -c 'SHOW server_version') at $url: fsync $(psql -X -At "$url" -c 'SHOW fsync'), synchronous_commit $(psql -X -At "$url" -c 'SHOW synchronous_commit')"
+  "$toolcfg" migrate up --db "$work/template.db" >/dev/null 2>&1
+  local -A throughput upsert_p99 lock_p99
+  for round in $(seq 1 "$RUNS"); do
+    for n in 8 16 32; do
+      for engine in sqlite postgresql; do
+        if [ "$engine" = sqlite ]; then
+          rm -f "$work/s.db"*; cp "$work/template.db" "$work/s.db"; db="$work/s.db"
+        else
+          psql -X -q "$url" -c "SET client_min_messages = warning" -c "DROP DATABASE IF EXISTS stress" -c "CREATE DATABASE stress"
+          db=${url/\/toolcfg\?//stress?}
+          "$toolcfg" migrate up --db "$db" >/dev/null 2>&1
+        fi
+        report=$("$toolcfg" stress --db "$db" --writers "$n" --ops "$ops" --seed 1 --json 2>"$LOG_DIR/cmd.err") \
+          || { echo "bench: stress on $engine with $n writers failed:" >&2; cat "$LOG_DIR/cmd.err" >&2; exit 1; }
+        read -r ops_s up99 lk99 < <(echo "$report" | python3 -c 'import json, sys; r = json.load(sys.stdin); l = r["latency"]
+print("%.0f %.1f %.1f" % (r["operations_per_second"], l["upsert"]["p99_seconds"] * 1e3, l["lock_acquisition"]["p99_seconds"] * 1e3))')
+        echo "   round $round, $engine, $n writers: $ops_s operations/s, upsert p99 $up99 ms, lock p99 $lk99 ms"
+        throughput[$engine.$n]+=" $ops_s"; upsert_p99[$engine.$n]+=" $up99"; lock_p99[$engine.$n]+=" $lk99"
+      done
+    done
+  done
+  TOOLCFG_PG_DIR="$pgdir" bash "$ROOT/scripts/pg.sh" stop
+  trap 'rm -rf "$LOG_DIR"' EXIT
+  for n in 8 16 32; do
+    for engine in postgresql sqlite; do
+      # shellcheck disable=SC2086  # word splitting of the collected values is intended
+      add_summary "Stress $engine, $n writers (median)" "$(median ${throughput[$engine.$n]}) operations/s, upsert p99 $(median ${upsert_p99[$engine.$n]}) ms, lock p99 $(median ${lock_p99[$engine.$n]}) ms"
+    done
+    # shellcheck disable=SC2086
+    add_summary "Stress ratio postgresql / sqlite, $n writers" "$(ratio "$(median ${throughput[postgresql.$n]})" "$(median ${throughput[sqlite.$n]})")x operations/s; by round $(round_ratios "${throughput[postgresql.$n]}" "${throughput[sqlite.$n]}")"
+  done
 }
 
 # --- main -------------------------------------------------------------------------------------

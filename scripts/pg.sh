@@ -8,6 +8,9 @@
 #   scripts/pg.sh status   exit 0 when running, 3 when not
 #   scripts/pg.sh stop     stop the server and remove the folder
 #
+# The cluster runs with fsync off (it holds nothing worth keeping); TOOLCFG_PG_DURABLE=1 at start
+# keeps the server's durable defaults instead (benchmarks that compare with SQLite's fsync per commit).
+#
 # The cluster lives in one folder, $TOOLCFG_PG_DIR (default ${TMPDIR:-/tmp}/toolcfg-pg-$UID):
 # data/ and socket/ belong to the server's user and are 0700, so only that user (and root) can
 # reach the socket, where it trusts the connecting role; on 127.0.0.1 (a free port) it asks for
@@ -89,8 +92,10 @@ start() {
     free_port >"$dir/port"
     install -m 0600 -o "$server_user" /dev/null "$dir/server.log"
     # fsync off: a throwaway cluster for tests, where speed matters and a crash loses nothing.
+    local speed="-c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+    [ "${TOOLCFG_PG_DURABLE:-0}" != 1 ] || speed=""
     if as_server "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 \
-         -o "-p $(port) -k '$dir/socket' -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off" \
+         -o "-p $(port) -k '$dir/socket' -c listen_addresses=127.0.0.1 $speed" \
          start >/dev/null; then
       as_server "$bin/psql" -X -q -h "$dir/socket" -p "$(port)" -U postgres -d postgres \
         -c "CREATE DATABASE $database" >/dev/null 2>&1 || true

@@ -3,7 +3,7 @@ import Foundation
 import ToolConfigKit
 
 struct DatabaseOptions: ParsableArguments {
-    @Option(name: .long, help: ArgumentHelp("The database: an SQLite file, or a postgresql:// URL without a password (all but rotate and stress, for now); or set TOOLCFG_DB.",
+    @Option(name: .long, help: ArgumentHelp("The database: an SQLite file, or a postgresql:// URL without a password (all but rotate, for now); or set TOOLCFG_DB.",
                                              valueName: "PATH|URL"))
     var db: String?
 

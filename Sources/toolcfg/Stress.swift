@@ -10,7 +10,8 @@ struct Stress: ParsableCommand {
         discussion: help("""
             N writers (threads with their own connections, or with --processes separate toolcfg \
             processes) each run M operations on a small key space of --pairs (user_id, tool_id) \
-            pairs: 70% upserts (read-modify-write in BEGIN IMMEDIATE), 20% reads, 10% deletes. \
+            pairs: 70% upserts (read-modify-write in BEGIN IMMEDIATE; on PostgreSQL under the \
+            pair's row lock, SELECT ... FOR UPDATE), 20% reads, 10% deletes. \
             Every write is logged in _toolcfg_stress_log in the same transaction; at the end the \
             table is checked against the log. The database must be migrated and hold no rows but \
             those of earlier stress runs; the stress rows and the log are kept for inspection and \
@@ -21,6 +22,7 @@ struct Stress: ParsableCommand {
             """, examples: [
                 "toolcfg stress --db scratch.db --writers 8 --ops 2000",
                 "toolcfg stress --db scratch.db --writers 8 --ops 2000 --processes --json",
+                "toolcfg stress --db postgresql://app@db.example/scratch --writers 16 --ops 2000",
             ])
     )
 
@@ -41,11 +43,11 @@ struct Stress: ParsableCommand {
 
     func run() throws {
         let console = output.console
-        let path = try database.sqlitePath()
+        let location = try database.location()
         let launch: StressTest.Writers = processes ? .processes(executable: Self.executablePath) : .threads
         let options = StressTest.Options(writers: writers, operations: ops, pairs: pairs, seed: seed ?? UInt64.random(in: 0...UInt64(UInt32.max)),
                                          write: upsert, busyTimeout: .milliseconds(Int64(database.busyTimeout * 1000)), launch: launch)
-        let report = try StressTest(path: path, options: options).run()
+        let report = try StressTest(location: location, options: options).run()
         let failure = report.ok ? nil : CheckFailed(message: "stress NOT OK: \(report.invariants.total) invariant violation(s)",
                                                     errorContext: ErrorContext(database: report.database))
         if output.json {
@@ -72,9 +74,11 @@ struct Stress: ParsableCommand {
                                 ("lock acquisition", report.latency.lockAcquisition)] {
             console.note("  \(name.padding(toLength: 16, withPad: " ", startingAt: 0))\(ms(latency.p50Seconds)) \(ms(latency.p99Seconds)) \(ms(latency.maxSeconds))")
         }
-        console.note("lock waits (BEGIN IMMEDIATE over 1 ms): \(report.lockWaits)")
+        let lock = report.engine == "postgresql" ? "the pair's row lock" : "BEGIN IMMEDIATE"
+        console.note("lock waits (\(lock) over 1 ms): \(report.lockWaits)")
         let counts = report.invariants
         console.note("duplicate pairs \(counts.duplicatePairs), id changes \(counts.idChanges), lost updates \(counts.lostUpdates), writer errors \(counts.writerErrors) (\(report.busyErrors) busy), integrity failures \(counts.integrityFailures)")
+        console.note("integrity check: \(report.integrityCheck)")
         for problem in report.problems { console.note("  \(problem)") }
         if report.ok { console.note("ok") }
     }

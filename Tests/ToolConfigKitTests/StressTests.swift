@@ -99,27 +99,27 @@ struct StressTests {
                 CREATE TABLE user_tool_configs (id INTEGER PRIMARY KEY AUTOINCREMENT, user_id TEXT NOT NULL, tool_id TEXT NOT NULL,
                     enabled INTEGER NOT NULL DEFAULT 0, encrypted_api_key TEXT, salt TEXT, nonce TEXT,
                     created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL);
-                \(StressLog.createSQL);
+                \(SQLiteStressStore.createLogSQL);
                 CREATE TABLE other (a, b);
                 CREATE INDEX other_a ON other(a);
                 INSERT INTO other VALUES (1, 10), (2, 20);
                 """)
-            let log = try connection.prepare(StressLog.insertSQL)
+            let log = try connection.prepare(SQLiteStressStore.insertLogSQL)
             let row = try connection.prepare("INSERT INTO user_tool_configs (id, user_id, tool_id, encrypted_api_key, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, 0, ?5)")
             var counter: Int64 = 0
             func upsert(_ pair: Int, version: Int64, id: Int64, token: String) throws {
-                let (user, tool) = StressLog.pair(pair)
+                let key = StressLog.pair(pair)
                 counter += 1
-                try log.run([.integer(0), .integer(counter), .text(user), .text(tool), .text("upsert"), .integer(version), .integer(id), .text(token)])
+                try log.run([.integer(0), .integer(counter), .text(key.user), .text(key.tool), .text("upsert"), .integer(version), .integer(id), .text(token)])
             }
             func delete(_ pair: Int, id: Int64) throws {
-                let (user, tool) = StressLog.pair(pair)
+                let key = StressLog.pair(pair)
                 counter += 1
-                try log.run([.integer(0), .integer(counter), .text(user), .text(tool), .text("delete"), .null, .integer(id), .null])
+                try log.run([.integer(0), .integer(counter), .text(key.user), .text(key.tool), .text("delete"), .null, .integer(id), .null])
             }
             func final(_ pair: Int, id: Int64, token: String, version: Int64) throws {
-                let (user, tool) = StressLog.pair(pair)
-                try row.run([.integer(id), .text(user), .text(tool), .text(token), .integer(version)])
+                let key = StressLog.pair(pair)
+                try row.run([.integer(id), .text(key.user), .text(key.tool), .text(token), .integer(version)])
             }
             // Pair 0: updated, deleted, inserted again with a new id: all legitimate.
             try upsert(0, version: 1, id: 1, token: "w0.1")
@@ -150,7 +150,7 @@ struct StressTests {
             try connection.execute("PRAGMA writable_schema = ON")
             try connection.execute("UPDATE sqlite_master SET sql = 'CREATE INDEX other_a ON other(b)' WHERE name = 'other_a'")
         }
-        let findings = try StressChecker(connection: try SQLiteConnection(path: path)).run()
+        let findings = try StressChecker(store: SQLiteStressStore(try SQLiteConnection(path: path))).run()
         #expect(findings.duplicatePairs == 1)
         #expect(findings.idChanges == 1)
         #expect(findings.lostUpdates == 3)

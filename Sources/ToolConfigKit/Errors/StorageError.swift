@@ -31,8 +31,8 @@ public enum DatabaseLocationError: ToolcfgError, Equatable {
 }
 
 /// A job toolcfg does not do on PostgreSQL yet: refused (exit 64) rather than pretended. On
-/// PostgreSQL, migrate, export, import and verify-keys work; rotate (its staging, and backups)
-/// and stress are still to come.
+/// PostgreSQL, migrate, export, import, verify-keys and stress work; rotate (its staging, and
+/// backups) is still to come.
 public struct NotYetOnPostgres: ToolcfgError, Equatable {
     /// The redacted URL.
     public var database: String
@@ -49,7 +49,7 @@ public struct NotYetOnPostgres: ToolcfgError, Equatable {
 
     public var description: String {
         "database \(database): \(what) does not work on PostgreSQL yet; on PostgreSQL, toolcfg runs only "
-            + "migrate, export, import and verify-keys for now"
+            + "migrate, export, import, verify-keys and stress for now"
     }
 }
 

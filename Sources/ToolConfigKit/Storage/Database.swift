@@ -41,6 +41,10 @@ public protocol Database: AnyObject {
     /// What the migrations need of this engine: sqlx's ledger, scripts, the migration lock, the
     /// schema fingerprint.
     func migrationStore() -> any MigrationStore
+
+    /// What the stress workload needs of this engine (its write log, locking, integrity check),
+    /// refused unless `user_tool_configs` has the shape of migration 0007.
+    func stressStore() throws -> any StressStore
 }
 
 extension Database {

@@ -6,7 +6,8 @@
 /// - lost updates: a committed write that did not build on the write committed before it to the
 ///   same pair (its version is not the previous one + 1), or a pair whose final row is not its
 ///   last committed write (or that has a row after its last committed delete);
-/// - integrity failures: lines of `PRAGMA integrity_check` other than "ok".
+/// - integrity failures: what the engine's own check found (SQLite: lines of `PRAGMA
+///   integrity_check` other than "ok"; PostgreSQL: amcheck, see `PostgresStressStore`).
 struct StressChecker {
     struct Findings: Sendable {
         var duplicatePairs = 0
@@ -15,19 +16,14 @@ struct StressChecker {
         var integrityFailures = 0
         var loggedWrites = 0
         var finalRows = 0
+        /// What the engine's integrity check covered.
+        var integrityCheck = ""
         /// The first problems found, described.
         var problems: [String] = []
 
         mutating func problem(_ text: String) {
             if problems.count < 20 { problems.append(text) }
         }
-    }
-
-    struct Pair: Hashable, Comparable {
-        var user: String
-        var tool: String
-        static func < (a: Pair, b: Pair) -> Bool { (a.user, a.tool) < (b.user, b.tool) }
-        var label: String { "(\(user), \(tool))" }
     }
 
     /// What the log says a pair holds: the current incarnation's id and version and the last token.
@@ -38,54 +34,41 @@ struct StressChecker {
         var lastSeq: Int64 = 0
     }
 
-    struct Row {
-        var id: Int64
-        var token: String?
-        var version: Int64
-    }
-
-    let connection: SQLiteConnection
+    let store: any StressStore
 
     func run() throws -> Findings {
         var findings = Findings()
         // One snapshot for the log and the rows.
-        try connection.transaction(.read) {
+        try store.database.transaction(.read) {
+            findings.duplicatePairs = try store.duplicatePairs()
 
-            findings.duplicatePairs = Int(try connection.queryInt64(
-                "SELECT count(*) FROM (SELECT 1 FROM user_tool_configs GROUP BY user_id, tool_id HAVING count(*) > 1)") ?? 0)
-
-            var expected: [Pair: Expected] = [:]
-            let log = try connection.prepare(StressLog.selectSQL)
-            while try log.step() {
+            var expected: [StressPair: Expected] = [:]
+            try store.forEachLogEntry { entry in
                 findings.loggedWrites += 1
-                let seq = log.int64(0)
-                let pair = Pair(user: log.text(3) ?? "", tool: log.text(4) ?? "")
-                let entry = "seq \(seq) (writer \(log.int64(1)), operation \(log.int64(2)))"
+                let seq = entry.seq, write = entry.write, pair = write.pair
+                let label = "seq \(seq) (writer \(write.writer), operation \(write.counter))"
                 var state = expected[pair] ?? Expected()
-                if log.text(5) == "delete" {
+                if write.operation == .delete {
                     state = Expected(lastSeq: seq)
                 } else {
-                    let version = log.int64(6)
-                    let id: Int64? = log.isNull(7) ? nil : log.int64(7)
+                    let version = write.version ?? 0
                     if version != state.version + 1 {
                         findings.lostUpdates += 1
-                        findings.problem("\(pair.label): \(entry) wrote version \(version) over version \(state.version) (committed at seq \(state.lastSeq)): it did not see that write")
+                        findings.problem("\(pair.label): \(label) wrote version \(version) over version \(state.version) (committed at seq \(state.lastSeq)): it did not see that write")
                     }
-                    if let before = state.id, id != before {
+                    if let before = state.id, write.rowID != before {
                         findings.idChanges += 1
-                        findings.problem("\(pair.label): \(entry) changed the row's id from \(before) to \(id.map(String.init) ?? "none")")
+                        findings.problem("\(pair.label): \(label) changed the row's id from \(before) to \(write.rowID.map(String.init) ?? "none")")
                     }
-                    state = Expected(id: id, version: version, token: log.text(8), lastSeq: seq)
+                    state = Expected(id: write.rowID, version: version, token: write.token, lastSeq: seq)
                 }
                 expected[pair] = state
             }
 
-            var rows: [Pair: [Row]] = [:]
-            let select = try connection.prepare(StressLog.rowsSQL)
-            while try select.step() {
+            var rows: [StressPair: [StressRow]] = [:]
+            try store.forEachStressRow { row in
                 findings.finalRows += 1
-                rows[Pair(user: select.text(1) ?? "", tool: select.text(2) ?? ""), default: []]
-                    .append(Row(id: select.int64(0), token: select.text(3), version: select.int64(4)))
+                rows[row.pair, default: []].append(row)
             }
 
             for pair in Set(expected.keys).union(rows.keys).sorted() {
@@ -111,18 +94,11 @@ struct StressChecker {
             }
         }
 
-        do {
-            let integrity = try connection.prepare("PRAGMA integrity_check")
-            while try integrity.step() {
-                let line = integrity.text(0) ?? ""
-                if line != "ok" {
-                    findings.integrityFailures += 1
-                    findings.problem("integrity_check: \(line)")
-                }
-            }
-        } catch {
+        let integrity = store.checkIntegrity()
+        findings.integrityCheck = integrity.checked
+        for line in integrity.problems {
             findings.integrityFailures += 1
-            findings.problem("integrity_check could not finish: \(error.message)")
+            findings.problem(line)
         }
         return findings
     }

@@ -3,7 +3,8 @@ import Foundation
 /// The concurrency stress test of the upsert: N writers (threads with their own connections, or
 /// processes) each run M operations over a small key space of K pairs so they collide
 /// constantly; then `StressChecker` compares the table with the write log. The run needs a
-/// migrated database whose user_tool_configs holds no rows but earlier stress rows.
+/// migrated database whose user_tool_configs holds no rows but earlier stress rows. Either engine:
+/// what differs (the SQL, how a write takes its lock, the integrity check) is its `StressStore`.
 public struct StressTest {
     public enum Writers: Sendable {
         case threads
@@ -46,6 +47,8 @@ public struct StressTest {
 
     public struct Report: Sendable, Codable {
         public var database: String
+        /// "sqlite" or "postgresql".
+        public var engine: String
         public var mode: String
         public var write: StressWriteMode
         public var writers: Int
@@ -64,9 +67,12 @@ public struct StressTest {
         public var elapsedSeconds: Double
         public var operationsPerSecond: Double
         public var latency: Latencies
-        /// Write transactions whose BEGIN IMMEDIATE waited more than 1 ms for another writer's lock.
+        /// Write transactions whose lock (BEGIN IMMEDIATE; PostgreSQL: the pair's) waited more than
+        /// 1 ms for another writer.
         public var lockWaits: Int
         public var invariants: Invariants
+        /// What the engine's integrity check covered.
+        public var integrityCheck: String
         /// The first writer errors and invariant violations, described.
         public var problems: [String]
         public var ok: Bool
@@ -76,39 +82,46 @@ public struct StressTest {
         public var upsert: LatencySummary
         public var read: LatencySummary
         public var delete: LatencySummary
-        /// Taking the write lock (BEGIN IMMEDIATE) alone, the wait for other writers included.
+        /// Taking the write lock alone, the wait for other writers included: SQLite's BEGIN
+        /// IMMEDIATE; on PostgreSQL the pair's row lock (SELECT ... FOR UPDATE, or the insert
+        /// that claims a pair without a row).
         public var lockAcquisition: LatencySummary
     }
 
-    let path: String
+    let location: DatabaseLocation
     let options: Options
 
-    public init(path: String, options: Options) {
-        self.path = path
+    public init(location: DatabaseLocation, options: Options) {
+        self.location = location
         self.options = options
+    }
+
+    /// An SQLite file.
+    public init(path: String, options: Options) {
+        self.init(location: .sqlite(path: path), options: options)
     }
 
     public func run() throws -> Report {
         guard options.writers >= 1, options.operations >= 1, options.pairs >= 1 else {
             throw StressError.badOptions("--writers, --ops and --pairs must be at least 1")
         }
-        let connection = try SQLiteConnection(path: path, mode: .readWrite, options: .init(busyTimeout: options.busyTimeout))
-        try ToolConfigTable.checkShape(connection)
-        let foreign = try connection.queryInt64(StressLog.foreignRowsSQL) ?? 0
-        if foreign > 0 { throw StressError.notScratch(path: path, rows: Int(foreign)) }
-        try StressLog.reset(connection)
+        let database = try location.open(mode: .readWrite, busyTimeout: options.busyTimeout)
+        let store = try database.stressStore()
+        let foreign = try store.foreignRowCount()
+        if foreign > 0 { throw StressError.notScratch(path: database.location, rows: foreign) }
+        try store.reset()
 
         let timeout = options.busyTimeout.components
         let plans = (0..<options.writers).map { writer in
-            StressPlan(database: path, busyTimeoutMilliseconds: timeout.seconds * 1000 + timeout.attoseconds / 1_000_000_000_000_000,
+            StressPlan(busyTimeoutMilliseconds: timeout.seconds * 1000 + timeout.attoseconds / 1_000_000_000_000_000,
                        writer: writer, operations: options.operations, pairs: options.pairs, seed: options.seed, write: options.write)
         }
         let results: [StressWriterResult]
         switch options.launch {
-        case .threads: results = try Self.runThreads(plans)
-        case .processes(let executable): results = try StressWorker.run(executable: executable, plans: plans)
+        case .threads: results = try Self.runThreads(plans, location: location)
+        case .processes(let executable): results = try StressWorker.run(executable: executable, location: location, plans: plans)
         }
-        let findings = try StressChecker(connection: connection).run()
+        let findings = try StressChecker(store: store).run()
         return report(results, findings)
     }
 
@@ -119,8 +132,8 @@ public struct StressTest {
         let operations = options.writers * options.operations
         let mode = if case .processes = options.launch { "processes" } else { "threads" }
         return Report(
-            database: path, mode: mode, write: options.write, writers: options.writers, operationsPerWriter: options.operations,
-            pairs: options.pairs, seed: options.seed, logTable: StressLog.table, operations: operations,
+            database: location.description, engine: location.engine, mode: mode, write: options.write, writers: options.writers,
+            operationsPerWriter: options.operations, pairs: options.pairs, seed: options.seed, logTable: StressLog.table, operations: operations,
             upserts: results.reduce(0) { $0 + $1.upserts }, reads: results.reduce(0) { $0 + $1.reads },
             deletes: results.reduce(0) { $0 + $1.deletes }, committedWrites: findings.loggedWrites,
             busyErrors: results.reduce(0) { $0 + $1.busyErrors }, finalRows: findings.finalRows,
@@ -129,13 +142,13 @@ public struct StressTest {
                                read: LatencySummary(results.flatMap(\.readLatencies)),
                                delete: LatencySummary(results.flatMap(\.deleteLatencies)),
                                lockAcquisition: LatencySummary(results.flatMap(\.lockLatencies))),
-            lockWaits: results.reduce(0) { $0 + $1.lockWaits }, invariants: invariants,
+            lockWaits: results.reduce(0) { $0 + $1.lockWaits }, invariants: invariants, integrityCheck: findings.integrityCheck,
             problems: Array(results.flatMap(\.errorMessages).prefix(10)) + findings.problems.prefix(10), ok: invariants.total == 0)
     }
 
     /// One thread per writer (not a pool: all N must run at once), each opening its own
     /// connection; they start together once all are ready.
-    static func runThreads(_ plans: [StressPlan]) throws -> [StressWriterResult] {
+    static func runThreads(_ plans: [StressPlan], location: DatabaseLocation) throws -> [StressWriterResult] {
         let slots = Slots(count: plans.count)
         let ready = DispatchSemaphore(value: 0), start = DispatchSemaphore(value: 0), finished = DispatchGroup()
         for (index, plan) in plans.enumerated() {
@@ -143,8 +156,8 @@ public struct StressTest {
             Thread.detachNewThread {
                 defer { finished.leave() }
                 let writer: StressWriter
-                do throws(DatabaseError) {
-                    writer = try StressWriter(plan: plan)
+                do {
+                    writer = try StressWriter(plan: plan, location: location)
                 } catch {
                     slots.set(index, .failure(error))
                     ready.signal()
@@ -163,11 +176,11 @@ public struct StressTest {
 
     private final class Slots: @unchecked Sendable {
         private let lock = NSLock()
-        private var storage: [Result<StressWriterResult, DatabaseError>?]
+        private var storage: [Result<StressWriterResult, any Error>?]
 
         init(count: Int) { storage = Array(repeating: nil, count: count) }
 
-        func set(_ index: Int, _ value: Result<StressWriterResult, DatabaseError>) {
+        func set(_ index: Int, _ value: Result<StressWriterResult, any Error>) {
             lock.withLock { storage[index] = value }
         }
 
@@ -195,5 +208,21 @@ public struct LatencySummary: Sendable, Codable, Equatable {
         p50Seconds = rank(0.50)
         p99Seconds = rank(0.99)
         maxSeconds = rank(1.0)
+    }
+}
+
+extension DatabaseLocation {
+    /// The engine, as the stress report names it.
+    var engine: String {
+        if case .postgres = self { "postgresql" } else { "sqlite" }
+    }
+
+    /// The value that opens it again, a PostgreSQL URL's password included: for the writer
+    /// processes, which get it in their environment (never in argv).
+    var openingText: String {
+        switch self {
+        case .sqlite(let path): path
+        case .postgres(let url): url.text
+        }
     }
 }

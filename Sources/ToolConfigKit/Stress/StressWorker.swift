@@ -1,24 +1,30 @@
 import Foundation
 
 /// Stress writers as separate processes: the parent runs `toolcfg stress-worker --plan JSON` once
-/// per writer. A worker opens its connection, prepares its statements and prints `ready`; when
-/// every worker is ready the parent closes their standard inputs, which starts them all at once;
-/// each prints its result as one JSON line and exits 0 (errors of its operations are in the
-/// result; a worker that cannot start exits non-zero with the reason on stderr).
+/// per writer, with the database in the worker's environment (`TOOLCFG_DB`: a PostgreSQL URL may
+/// carry a password, which must not travel in argv). A worker opens its connection, prepares its
+/// statements and prints `ready`; when every worker is ready the parent closes their standard
+/// inputs, which starts them all at once; each prints its result as one JSON line and exits 0
+/// (errors of its operations are in the result; a worker that cannot start exits non-zero with
+/// the reason on stderr).
 public enum StressWorker {
     public static let subcommand = "stress-worker"
     static let ready = "ready"
 
-    /// The worker's side. `send` writes a line to standard output; `waitForStart` returns when
-    /// standard input reaches its end.
-    public static func serve(plan json: String, send: (String) -> Void, waitForStart: () -> Void) throws {
+    /// The variable of the worker's environment that holds the database.
+    public static let databaseVariable = "TOOLCFG_DB"
+
+    /// The worker's side. `database` is `TOOLCFG_DB` of its environment; `send` writes a line to
+    /// standard output; `waitForStart` returns when standard input reaches its end.
+    public static func serve(plan json: String, database: String?, send: (String) -> Void, waitForStart: () -> Void) throws {
         let plan: StressPlan
         do {
             plan = try JSONDecoder().decode(StressPlan.self, from: Data(json.utf8))
         } catch {
             throw StressError.badPlan(String(describing: error))
         }
-        let writer = try StressWriter(plan: plan)
+        guard let database, !database.isEmpty else { throw StressError.badPlan("no database: \(databaseVariable) is not set") }
+        let writer = try StressWriter(plan: plan, location: try DatabaseLocation(database, origin: .environment))
         send(ready)
         waitForStart()
         let result = writer.run()
@@ -27,7 +33,9 @@ public enum StressWorker {
 
     /// The parent's side: starts one process per plan, waits until all are ready, starts them
     /// together and collects their results.
-    static func run(executable: String, plans: [StressPlan]) throws -> [StressWriterResult] {
+    static func run(executable: String, location: DatabaseLocation, plans: [StressPlan]) throws -> [StressWriterResult] {
+        var environment = ProcessInfo.processInfo.environment
+        environment[databaseVariable] = location.openingText
         var workers: [Process] = []
         defer { for worker in workers where worker.isRunning { worker.terminate() } }
         var channels: [(input: Pipe, output: Pipe, errors: ErrorCollector)] = []
@@ -35,6 +43,7 @@ public enum StressWorker {
             let process = Process()
             process.executableURL = URL(fileURLWithPath: executable)
             process.arguments = [subcommand, "--plan", String(decoding: try JSONEncoder().encode(plan), as: UTF8.self)]
+            process.environment = environment
             let input = Pipe(), output = Pipe(), errors = Pipe()
             process.standardInput = input
             process.standardOutput = output

@@ -3,21 +3,25 @@ import Foundation
 /// How a stress writer writes. `correct` is the project's own way; the others are deliberately
 /// wrong, a self-test of the checker: a run through them must fail.
 public enum StressWriteMode: String, Sendable, Codable, CaseIterable {
-    /// BEGIN IMMEDIATE, read the pair's version, the table's upsert (ON CONFLICT DO UPDATE), log.
+    /// Lock, read the pair's version, the table's upsert (ON CONFLICT DO UPDATE), log. The lock:
+    /// SQLite's write lock taken up front (BEGIN IMMEDIATE); on PostgreSQL the pair's row lock
+    /// (SELECT ... FOR UPDATE in READ COMMITTED).
     case correct
-    /// As correct, but INSERT OR REPLACE: an update deletes the row and inserts a new id.
+    /// As correct, but INSERT OR REPLACE (on PostgreSQL, which has none: a delete and an insert):
+    /// an update deletes the row and inserts a new id.
     case wrongReplace = "wrong-replace"
     /// A deferred transaction (BEGIN) that reads, then writes: the lock upgrade fails with
     /// SQLITE_BUSY when another writer committed since the read, and the busy timeout cannot help.
+    /// On PostgreSQL a REPEATABLE READ snapshot read without a lock: the write fails with 40001.
     case wrongDeferred = "wrong-deferred"
-    /// The read in its own transaction, the write in a later BEGIN IMMEDIATE: writes based on a
-    /// stale read overwrite ones they never saw (lost updates).
+    /// The read in its own transaction (on PostgreSQL: without FOR UPDATE), the write in a later
+    /// one: writes based on a stale read overwrite ones they never saw (lost updates).
     case wrongSplit = "wrong-split"
 }
 
-/// What one writer does: everything needed to run it in a thread or in another process.
+/// What one writer does: everything needed to run it in a thread or in another process, but
+/// the database, which a writer process gets in its environment (`StressWorker`).
 struct StressPlan: Sendable, Codable {
-    var database: String
     var busyTimeoutMilliseconds: Int64
     var writer: Int
     var operations: Int
@@ -37,7 +41,7 @@ struct StressWriterResult: Sendable, Codable {
     var busyErrors = 0
     /// The first few errors, with the operation they ended.
     var errorMessages: [String] = []
-    /// Write transactions whose BEGIN took longer than `StressWriter.lockWaitThreshold`.
+    /// Write transactions whose lock took longer than `StressWriter.lockWaitThreshold`.
     var lockWaits = 0
     var startNanoseconds: UInt64 = 0
     var endNanoseconds: UInt64 = 0
@@ -52,38 +56,23 @@ struct StressWriterResult: Sendable, Codable {
 /// One writer with its own connection, on the thread (or in the process) that created it.
 /// Each operation picks a pair of the small key space at random (seeded): 70 % upserts, 20 %
 /// reads, 10 % deletes (an upsert of a deleted pair inserts it again, with a new id). Every write
-/// is a read-modify-write of the pair's version, logged in the same transaction.
+/// is a read-modify-write of the pair's version, logged in the same transaction; how the
+/// transaction takes its lock (or, in a wrong mode, fails to) is the engine's `StressWriterConnection`.
 final class StressWriter {
-    static let lockWaitThreshold: UInt64 = 1_000_000  // 1 ms: an uncontended BEGIN IMMEDIATE takes microseconds
+    static let lockWaitThreshold: UInt64 = 1_000_000  // 1 ms: an uncontended lock takes microseconds
 
     let plan: StressPlan
-    private let connection: SQLiteConnection
-    private let version: SQLiteStatement
-    private let read: SQLiteStatement
-    private let upsert: SQLiteStatement
-    private let delete: SQLiteStatement
-    private let log: SQLiteStatement
+    private let connection: any StressWriterConnection
     private var random: SplitMix64
     private var result: StressWriterResult
 
-    init(plan: StressPlan) throws(DatabaseError) {
+    init(plan: StressPlan, location: DatabaseLocation) throws {
         self.plan = plan
-        connection = try SQLiteConnection(path: plan.database, mode: .readWrite,
-                                          options: .init(busyTimeout: .milliseconds(plan.busyTimeoutMilliseconds)))
-        version = try connection.prepare("SELECT id, updated_at FROM user_tool_configs WHERE user_id = ?1 AND tool_id = ?2")
-        read = try connection.prepare(ToolConfigTable.lookupSQL)
-        upsert = try connection.prepare(plan.write == .wrongReplace ? Self.replaceSQL : ToolConfigTable.upsertSQL)
-        delete = try connection.prepare("DELETE FROM user_tool_configs WHERE user_id = ?1 AND tool_id = ?2")
-        log = try connection.prepare(StressLog.insertSQL)
+        let database = try location.open(mode: .readWrite, busyTimeout: .milliseconds(plan.busyTimeoutMilliseconds))
+        connection = try database.stressStore().writer(plan.write)
         random = SplitMix64(seed: plan.seed &+ UInt64(plan.writer + 1) &* 0x9E37_79B9_7F4A_7C15)
         result = StressWriterResult(writer: plan.writer)
     }
-
-    /// The wrong upsert of `wrong-replace`.
-    static let replaceSQL = """
-        INSERT OR REPLACE INTO user_tool_configs (user_id, tool_id, enabled, encrypted_api_key, salt, nonce, created_at, updated_at)
-        VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
-        """
 
     func run() -> StressWriterResult {
         result.upsertLatencies.reserveCapacity(plan.operations)
@@ -97,7 +86,7 @@ final class StressWriter {
                 case ..<20:
                     result.reads += 1
                     defer { result.readLatencies.append(Monotonic.nanoseconds() - started) }
-                    try readRow(pair)
+                    try connection.read(pair)
                 case ..<30:
                     result.deletes += 1
                     defer { result.deleteLatencies.append(Monotonic.nanoseconds() - started) }
@@ -109,17 +98,9 @@ final class StressWriter {
                 }
             } catch {
                 result.errors += 1
-                let busy = (error as? DatabaseError).flatMap { $0.isBusy ? $0 : nil }
-                if busy != nil { result.busyErrors += 1 }
+                let (busy, message) = connection.describe(error, waited: Monotonic.nanoseconds() - started)
+                if busy { result.busyErrors += 1 }
                 if result.errorMessages.count < 5 {
-                    let waited = Double(Monotonic.nanoseconds() - started) / 1e6
-                    let message = busy.map { busy in
-                        // The wait tells a timeout from SQLite's immediate refusal when a transaction
-                        // that has read tries to write while another writer holds the lock or has
-                        // committed since the read (SQLITE_BUSY_SNAPSHOT).
-                        let name = busy.extendedCode == 517 ? "SQLITE_BUSY_SNAPSHOT" : "SQLITE_BUSY"
-                        return "\(busy.context ?? "database"): \(busy.message) (\(name) after \(String(format: "%.3f", waited)) ms, busy timeout \(plan.busyTimeoutMilliseconds) ms)"
-                    } ?? "\(error)"
                     result.errorMessages.append("writer \(plan.writer), operation \(counter): \(message)")
                 }
             }
@@ -128,53 +109,30 @@ final class StressWriter {
         return result
     }
 
-    private func readRow(_ pair: (user: String, tool: String)) throws {
-        defer { read.reset() }
-        try read.bind([.text(pair.user), .text(pair.tool)])
-        _ = try read.step()
-    }
-
-    private func upsertRow(_ pair: (user: String, tool: String), counter: Int) throws {
-        var current: Int64?
-        if plan.write == .wrongSplit { current = try currentVersion(pair).version }
-        try writing {
-            if plan.write != .wrongSplit { current = try currentVersion(pair).version }
-            let next = (current ?? 0) + 1
+    private func upsertRow(_ pair: StressPair, counter: Int) throws {
+        try writing(.upsert, pair) { current in
+            let next = (current?.version ?? 0) + 1
             let token = "w\(plan.writer).\(counter)"
-            try upsert.run([.text(pair.user), .text(pair.tool), .integer(Int64(counter % 2)), .text(token), .null, .null,
-                            .integer(Int64(Date().timeIntervalSince1970)), .integer(next)])
-            let id = try currentVersion(pair).id
-            try log.run([.integer(Int64(plan.writer)), .integer(Int64(counter)), .text(pair.user), .text(pair.tool),
-                         .text("upsert"), .integer(next), id.map { .integer($0) } ?? .null, .text(token)])
+            let id = try connection.upsert(pair, enabled: counter % 2 == 1, token: token, createdAt: Int64(Date().timeIntervalSince1970), version: next)
+            try connection.log(StressLoggedWrite(writer: plan.writer, counter: counter, pair: pair, operation: .upsert,
+                                                 version: next, rowID: id, token: token))
         }
     }
 
-    private func deleteRow(_ pair: (user: String, tool: String), counter: Int) throws {
-        try writing {
-            let existing = try currentVersion(pair).id
-            try delete.run([.text(pair.user), .text(pair.tool)])
-            try log.run([.integer(Int64(plan.writer)), .integer(Int64(counter)), .text(pair.user), .text(pair.tool),
-                         .text("delete"), .null, existing.map { .integer($0) } ?? .null, .null])
+    private func deleteRow(_ pair: StressPair, counter: Int) throws {
+        try writing(.delete, pair) { current in
+            try connection.delete(pair)
+            try connection.log(StressLoggedWrite(writer: plan.writer, counter: counter, pair: pair, operation: .delete,
+                                                 version: nil, rowID: current?.id, token: nil))
         }
     }
 
-    /// The pair's row id and version (updated_at), or nils when it has no row.
-    private func currentVersion(_ pair: (user: String, tool: String)) throws -> (id: Int64?, version: Int64?) {
-        defer { version.reset() }
-        try version.bind([.text(pair.user), .text(pair.tool)])
-        return try version.step() ? (version.int64(0), version.int64(1)) : (nil, nil)
-    }
-
-    /// Runs `body` in a write transaction that takes the lock up front (BEGIN IMMEDIATE), except
-    /// in `wrong-deferred`; times the wait for the lock.
-    private func writing(_ body: () throws -> Void) throws {
-        let started = Monotonic.nanoseconds()
-        try connection.transaction(plan.write == .wrongDeferred ? .deferredWrite : .write) {
-            let waited = Monotonic.nanoseconds() - started
+    /// Runs `body` in the engine's write transaction for the pair; times the wait for its lock.
+    private func writing(_ operation: StressOperation, _ pair: StressPair, _ body: (StressVersion?) throws -> Void) throws {
+        try connection.write(operation, pair, lockTaken: { waited in
             result.lockLatencies.append(waited)
             if waited > Self.lockWaitThreshold { result.lockWaits += 1 }
-            try body()
-        }
+        }, body)
         result.committed += 1
     }
 }

@@ -1,7 +1,7 @@
-/// A PostgreSQL session is the PostgreSQL implementation of `Database`: its migration store, the
-/// tool-config table's store (export, import) and the stores of stored secrets (their read side,
-/// and single writes) are complete; a rotation's staging and backups are still to come: asking
-/// for one throws `NotYetOnPostgres` (exit 64) rather than doing anything less.
+/// A PostgreSQL session is the PostgreSQL implementation of `Database`: its migration and stress
+/// stores, the tool-config table's store (export, import) and the stores of stored secrets (their
+/// read side, and single writes) are complete; a rotation's staging and backups are still to come:
+/// asking for one throws `NotYetOnPostgres` (exit 64) rather than doing anything less.
 extension PostgresConnection: Database {
     public var location: String { url.redacted }
 
@@ -94,4 +94,9 @@ extension PostgresConnection: Database {
     }
 
     public func migrationStore() -> any MigrationStore { PostgresMigrationStore(self) }
+
+    public func stressStore() throws -> any StressStore {
+        try PostgresStressStore.checkShape(self)
+        return PostgresStressStore(self)
+    }
 }

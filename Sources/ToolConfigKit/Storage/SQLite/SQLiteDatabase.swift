@@ -42,4 +42,9 @@ extension SQLiteConnection: Database {
     public func openReader() throws -> any Database {
         try SQLiteConnection(path: path, mode: .readOnly, options: options)
     }
+
+    public func stressStore() throws -> any StressStore {
+        try ToolConfigTable.checkShape(self)
+        return SQLiteStressStore(self)
+    }
 }
