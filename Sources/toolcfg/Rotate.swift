@@ -21,7 +21,7 @@ struct Rotate: ParsableCommand {
 
     @OptionGroup var database: DatabaseOptions
     @Flag(name: .long, help: "Decrypt everything and report; write nothing.") var dryRun = false
-    @Option(name: .long, help: ArgumentHelp("Write a consistent copy (0600) of the database as the rotation read it.", valueName: "PATH"))
+    @Option(name: .long, help: ArgumentHelp("Write a copy (0600) of the keys' tables as the rotation read them: an SQLite database, or on PostgreSQL a script that psql restores.", valueName: "PATH"))
     var backup: String?
     @OptionGroup var jobs: JobsOption
     @OptionGroup var masterKey: MasterKeyOption
