@@ -3,7 +3,7 @@ import Foundation
 import ToolConfigKit
 
 struct DatabaseOptions: ParsableArguments {
-    @Option(name: .long, help: ArgumentHelp("The database: an SQLite file, or a postgresql:// URL without a password (all but rotate, for now); or set TOOLCFG_DB.",
+    @Option(name: .long, help: ArgumentHelp("The database: an SQLite file, or a postgresql:// URL without a password; or set TOOLCFG_DB.",
                                              valueName: "PATH|URL"))
     var db: String?
 
@@ -22,22 +22,8 @@ struct DatabaseOptions: ParsableArguments {
         throw ValidationError("no database given: use --db PATH|URL or set TOOLCFG_DB")
     }
 
-    /// Either engine: migrate, export, import and verify-keys.
     func openEitherEngine(_ mode: DatabaseOpenMode) throws -> any Database {
         try location().open(mode: mode, busyTimeout: timeout)
-    }
-
-    /// The SQLite file of the commands that do not work on PostgreSQL yet: a PostgreSQL URL is
-    /// refused up front (exit 64), so none of them reports on a database it did not really read.
-    func sqlitePath() throws -> String {
-        switch try location() {
-        case .sqlite(let path): return path
-        case .postgres(let url): throw NotYetOnPostgres(database: url.redacted, what: "this command")
-        }
-    }
-
-    func open(_ mode: DatabaseOpenMode) throws -> SQLiteConnection {
-        try SQLiteConnection(path: sqlitePath(), mode: mode, options: .init(busyTimeout: timeout))
     }
 }
 

@@ -39,7 +39,7 @@ struct Rotate: ParsableCommand {
         if oldKey.material == newMasterKey.material {  // refused before the database is even opened
             throw UsageError("the new master key is the same as the current one (fingerprint \(oldKey.fingerprint))")
         }
-        let connection = try database.open(dryRun ? .readOnly : .readWrite)
+        let connection = try database.openEitherEngine(dryRun ? .readOnly : .readWrite)
         let options = KeyRotator.Options(oldKey: oldKey, newKey: newMasterKey, dryRun: dryRun, backupPath: backup, jobs: jobs.count)
         let report = try console.withProgress { try KeyRotator(database: connection, options: options).run(progress: $0) }
         if output.json { return try console.report(report) }

@@ -12,7 +12,7 @@ struct HostileInputTests {
 
     /// Writes `size` bytes made by `chunk` without holding them all in memory.
     static func write(_ path: String, prefix: String, chunk: [UInt8], count: Int, suffix: String) throws {
-        FileManager.default.createFile(atPath: path, contents: nil)
+        try #require(FileManager.default.createFile(atPath: path, contents: nil))
         let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: path))
         defer { try? handle.close() }
         try handle.write(contentsOf: Data(prefix.utf8))

@@ -7,14 +7,10 @@ struct PostgresDatabaseTests {
     /// A test master key's environment, so that a command gets as far as its database.
     static let keys = ["TOOLCFG_MASTER_KEY": MasterKeyTests.valid, "TOOLCFG_NEW_MASTER_KEY": Data((32..<64).map { UInt8($0) }).base64EncodedString()]
 
-    /// The commands that do not work on PostgreSQL yet, with what they need besides the database
-    /// to get that far.
-    static let notYet: [[String]] = [
-        ["rotate"],
-    ]
-
-    /// The other commands that take a database, likewise.
+    /// The commands that take a database besides migrate and stress, with what they need besides
+    /// the database to get that far.
     static let working: [[String]] = [
+        ["rotate"],
         ["export", "--format", "csv", "--out", "/nonexistent/out.csv"],
         ["import", "--format", "csv", "--in", "-"],
         ["verify-keys"],
@@ -85,45 +81,9 @@ struct PostgresDatabaseTests {
         #expect(try connection.encryptedTables().map(\.name) == ["api_model_aliases", "hidden", "keyed_without_id", "user_tool_configs"])
     }
 
-    @Test("what PostgreSQL cannot do yet is refused with exit 64, in the library")
-    func notYetInTheLibrary() throws {
-        let database = try ScratchPostgresDatabase()
-        defer { database.drop() }
-        let connection = try database.connect()
-        let folder = try TemporaryFolder()
-        _ = try Migrator(database: connection, migrations: try .embeddedPostgres()).up()
-        let attempts: [() throws -> Void] = [
-            { _ = try connection.secretStore(for: EncryptedTable(name: "user_tool_configs", idColumn: "id")).makeRotationStage(index: 0) },
-            { try connection.backup(to: folder.path("backup")) },
-        ]
-        for attempt in attempts {
-            let error = try #require(thrownError(attempt) as? NotYetOnPostgres)
-            #expect(error.exitStatus == .usage && error.database == database.url.redacted)
-            #expect(error.description.contains("does not work on PostgreSQL yet"))
-        }
-        #expect(!FileManager.default.fileExists(atPath: folder.path("backup")))
-    }
-
-    @Test("rotate on a PostgreSQL URL fails with exit 64 and says it plainly", arguments: notYet)
-    func notYetOnTheCommandLine(_ command: [String]) throws {
-        let database = try ScratchPostgresDatabase()
-        defer { database.drop() }
-        _ = try Migrator(database: try database.connect(), migrations: try .embeddedPostgres()).up()
-        for json in [false, true] {
-            let result = try toolcfg(command + ["--db", database.url.text] + (json ? ["--json"] : []), environment: Self.keys)
-            #expect(result.status == 64, "\(command): \(result.stderr)")
-            #expect(result.stderr.contains("this command does not work on PostgreSQL yet"), "\(command): \(result.stderr)")
-            if json {
-                let report = try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any]
-                #expect(report?["ok"] as? Bool == false && report?["exit_status"] as? Int == 64)
-                #expect((report?["error"] as? [String: Any])?["database"] as? String == database.url.redacted)
-            }
-        }
-    }
-
     @Test("a password in --db is refused by every command with exit 64 and never shown", arguments: [
         ["migrate", "up"], ["migrate", "down"], ["migrate", "status"], ["migrate", "verify"], ["stress", "--ops", "1"],
-    ] + notYet + working)
+    ] + working)
     func passwordInArgv(_ command: [String]) throws {
         let secret = "s3cr3t-" + UUID().uuidString
         let url = "postgresql://postgres:\(secret)@127.0.0.1:1/toolcfg"

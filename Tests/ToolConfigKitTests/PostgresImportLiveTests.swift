@@ -256,7 +256,6 @@ struct PostgresImportLiveTests {
         let firstID = try #require(try connection.queryInt64("SELECT min(id) FROM user_tool_configs"))
         try tools.setSecret(StoredSecret(encryptedAPIKey: "e", salt: "s", nonce: "n"), of: RowReference(rowID: firstID, id: String(firstID)))
         #expect(try connection.queryText("SELECT salt FROM user_tool_configs WHERE id = $1", [.integer(firstID)]) == "s")
-        #expect(thrownError { _ = try tools.makeRotationStage(index: 0) } is NotYetOnPostgres)
     }
 
     @Test("verify-keys on PostgreSQL counts what SQLite counts for the same fixture, and names bad rows by their ids")

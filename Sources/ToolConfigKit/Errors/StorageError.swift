@@ -30,29 +30,6 @@ public enum DatabaseLocationError: ToolcfgError, Equatable {
     }
 }
 
-/// A job toolcfg does not do on PostgreSQL yet: refused (exit 64) rather than pretended. On
-/// PostgreSQL, migrate, export, import, verify-keys and stress work; rotate (its staging, and
-/// backups) is still to come.
-public struct NotYetOnPostgres: ToolcfgError, Equatable {
-    /// The redacted URL.
-    public var database: String
-    /// What does not work yet, e.g. "this command" or "reading and writing stored keys".
-    public var what: String
-
-    public init(database: String, what: String) {
-        self.database = database
-        self.what = what
-    }
-
-    public var exitStatus: ExitStatus { .usage }
-    public var errorContext: ErrorContext { ErrorContext(database: database) }
-
-    public var description: String {
-        "database \(database): \(what) does not work on PostgreSQL yet; on PostgreSQL, toolcfg runs only "
-            + "migrate, export, import, verify-keys and stress for now"
-    }
-}
-
 /// Row-level security would hide rows of these tables from the connecting role: an operation
 /// that saw only some tenants' rows would report them as the whole, or rotate only their keys.
 public struct RowLevelSecurityError: ToolcfgError, Equatable {

@@ -163,7 +163,7 @@ public struct Importer {
             try betweenPhases()
             progress(ProgressEvent(.writing))
             try database.transaction(.write, lockHeld: { lock = $0 }) {
-                try stage.takeWriteLock()
+                try database.lockForWriting([ToolConfigTable.name])
                 let deferredIndexes = try table.isEmpty() ? try table.dropSecondaryIndexes() : []
                 report.changedDuringImport = try decideAgain(stage, report: &report)
                 try stage.applyStaged()

@@ -8,7 +8,8 @@ import Foundation
 ///    application's writes) each triple is decrypted under the old key and encrypted under the
 ///    new one with a fresh salt and nonce, on all cores, and checked to open under the new key;
 ///    the results go to a temporary table (`RotationStage`). `--backup` copies this snapshot.
-/// 2. Write phase, one `BEGIN IMMEDIATE` transaction: the staged triples are written with a
+/// 2. Write phase, one write transaction (SQLite: `BEGIN IMMEDIATE`; PostgreSQL: the tables locked
+///    against other writers, never readers): the staged triples are written with a
 ///    compare-and-swap per row (only where the row still holds the triple that was read); the
 ///    rows the application inserted, changed or gave a key since the snapshot are redone; a
 ///    scan proves that every keyed row holds a triple known to open under the new key; the
@@ -112,13 +113,19 @@ public struct KeyRotator {
             if madeBackup, !committed, !options.dryRun, let backupPath = options.backupPath { unlink(backupPath) }
         }
 
+        // The staging tables come first: a read-only snapshot may write temporary tables but
+        // not create them (PostgreSQL).
+        let tables = try database.encryptedTables()
+        try database.requireEveryRowVisible(in: tables.map(\.name))
+        let stores = try tables.map(database.secretStore)
+        if !options.dryRun {
+            for (index, store) in stores.enumerated() { stages.append(try store.makeRotationStage(index: index)) }
+        }
+
         // 1. The snapshot: read, derive and stage, holding no lock the application waits for.
         // The staged rows stay in the temporary tables when the read transaction ends.
         var reports: [TableReport] = []
         try database.transaction(.read) {
-            let tables = try database.encryptedTables()
-            try database.requireEveryRowVisible(in: tables.map(\.name))
-            let stores = try tables.map(database.secretStore)
             if let backupPath = options.backupPath {
                 progress(ProgressEvent(.backup))
                 try database.backup(to: backupPath)
@@ -129,8 +136,7 @@ public struct KeyRotator {
             var processed = 0
             for (index, store) in stores.enumerated() {
                 let table = store.table
-                let stage = options.dryRun ? nil : try store.makeRotationStage(index: index)
-                if let stage { stages.append(stage) }
+                let stage = options.dryRun ? nil : stages[index]
                 var report = TableReport(table: table.name, rows: 0, rotated: 0, alreadyRotated: 0, noKey: 0,
                                          changedDuringRotation: 0, removedDuringRotation: 0)
                 try store.scan(pageSize: Self.pageSize) { rows in
@@ -159,6 +165,7 @@ public struct KeyRotator {
             return report(reports, lock: .zero, elapsed: clock.now - started, verified: 0, changedAfterCommit: 0)
         }
 
+        for stage in stages { try stage.finishStaging() }
         try betweenPhases()
         // 2. The write phase: one transaction, as short as the writes themselves, committed with
         // synchronous=FULL (durable when it matters).
@@ -168,6 +175,7 @@ public struct KeyRotator {
         progress(ProgressEvent(.writing))
         var lock = Duration.zero
         try database.transaction(.write, lockHeld: { lock = $0 }) {
+            try database.lockForWriting(tables.map(\.name))
             for (index, stage) in stages.enumerated() {
                 try write(stage, into: &reports[index])
             }

@@ -28,11 +28,17 @@ public protocol Database: AnyObject {
     /// some tenants' keys and leave the others' under the old master key.
     func requireEveryRowVisible(in tables: [String]) throws
 
+    /// In a write transaction, before its first write: from here to the commit the application's
+    /// writes to `tables` wait, so that what the transaction checks stays true until it commits.
+    /// (SQLite's write transaction holds the database's one write lock from its start already.)
+    func lockForWriting(_ tables: [String]) throws
+
     /// `user_tool_configs`, refused unless it has the shape of migration 0007.
     func toolConfigStore() throws -> any ToolConfigStore
 
-    /// A consistent copy of the database as the current read transaction sees it, in a new file
-    /// (0600) at `path`.
+    /// A consistent copy, as the current read transaction sees it, in a new file (0600) at `path`:
+    /// of the whole database (SQLite: a database file), or of the tables that hold stored secrets
+    /// (PostgreSQL: a script that psql restores).
     func backup(to path: String) throws
 
     /// A second connection to the same database, read-only: it sees only what was committed.

@@ -75,10 +75,6 @@ extension ImportTarget {
 /// snapshot, then written in a short write phase. Each staged row keeps the state its table row
 /// had in the snapshot, so the write phase can tell which pairs the application wrote since.
 public protocol ImportStaging: ImportTarget {
-    /// First in the write transaction: keeps the table's other writers out until the commit
-    /// (SQLite's write transaction already holds its lock from the start).
-    func takeWriteLock() throws
-
     /// In the write transaction: the staged pairs whose table row is not what the snapshot showed
     /// (a row the import acts on changed or vanished, or a pair it inserts exists now).
     func changedSinceSnapshot() throws -> [StagedImport]
@@ -97,9 +93,7 @@ public protocol ImportStaging: ImportTarget {
     func drop()
 }
 
-extension ImportStaging {
-    public func takeWriteLock() throws {}
-}
+
 
 /// A staged pair, as the write phase decides it again.
 public struct StagedImport {

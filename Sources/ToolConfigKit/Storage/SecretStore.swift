@@ -55,7 +55,15 @@ public protocol RotationStaging: AnyObject {
     /// Staged rows rotated by this run, after `row` in key order, a page at a time.
     func rotated(after row: RowReference?, limit: Int) throws -> [(row: RowReference, secret: StoredSecret)]
 
+    /// Between the snapshot and the write phase: every row of the snapshot is staged; the stage
+    /// gets ready for the write phase's lookups (an index, statistics), outside its lock.
+    func finishStaging() throws
+
     func drop()
+}
+
+extension RotationStaging {
+    public func finishStaging() throws {}
 }
 
 /// A keyed row that does not hold its staged triple, and what had been staged for it: a

@@ -1,5 +1,5 @@
-/// A table's stored secrets on PostgreSQL, read in the transaction's snapshot: what verify-keys
-/// and an import's master-key check need. Rotation is not here yet (`makeRotationStage`).
+/// A table's stored secrets on PostgreSQL, read in the transaction's snapshot (verify-keys, an
+/// import's master-key check, a rotation's read phase), and rewritten by key (a rotation).
 ///
 /// PostgreSQL has no rowid, so `SecretRow.rowID` stands in for one:
 /// - a table whose primary key is one integer column (user_tool_configs' id) uses its value;
@@ -46,9 +46,19 @@ final class PostgresSecretStore: SecretStore {
 
     /// The row's name in `SecretRow.id`: the key itself for a one-column key that is not an
     /// integer (its reference), else the table's id column.
-    private var idExpression: String {
-        if case .ordinal(let expression, _) = key, expression != "ctid" { return "CAST(\(expression) AS TEXT)" }
-        return table.idColumn.map { "CAST(\(quotedIdentifier($0)) AS TEXT)" } ?? "NULL"
+    private var idExpression: String { idExpression(of: "") }
+
+    /// The same, of the table under the alias `prefix` ("t.").
+    private func idExpression(of prefix: String) -> String {
+        if case .ordinal(let expression, _) = key, expression != "ctid" { return "CAST(\(prefix)\(expression) AS TEXT)" }
+        return table.idColumn.map { "CAST(\(prefix)\(quotedIdentifier($0)) AS TEXT)" } ?? "NULL"
+    }
+
+    /// A table keyed otherwise than by one column: its rows have no address that lasts beyond a
+    /// snapshot, so they cannot be rewritten safely.
+    private var unaddressable: TableShapeError {
+        TableShapeError(path: connection.url.redacted,
+                        message: "table \(table.name) has no one-column primary key: toolcfg cannot address its rows to rewrite them on PostgreSQL")
     }
 
     private var keyExpression: String {
@@ -156,8 +166,7 @@ final class PostgresSecretStore: SecretStore {
         case .ordinal(let expression, let type) where expression != "ctid":
             return ("\(expression) = ANY ($1::\(type)[])", .textArray(references.map { $0.id ?? "" }), { $0.id ?? "" })
         case .ordinal:
-            throw TableShapeError(path: connection.url.redacted,
-                                  message: "table \(table.name) has no one-column primary key: toolcfg cannot address its rows to rewrite them on PostgreSQL")
+            throw unaddressable
         }
     }
     func countRows(withSalt salt: String, acrossAlso others: [EncryptedTable]) throws -> Int {
@@ -183,6 +192,15 @@ final class PostgresSecretStore: SecretStore {
     }
 
     func makeRotationStage(index: Int) throws -> any RotationStaging {
-        throw NotYetOnPostgres(database: connection.url.redacted, what: "a master-key rotation (rotate)")
+        let stageKey: PostgresRotationStage.Key
+        switch key {
+        case .integer(let column):
+            stageKey = .init(column: column, type: "bigint", isInteger: true, idExpression: idExpression(of: "t."))
+        case .ordinal(let column, let type) where column != "ctid":
+            stageKey = .init(column: column, type: type, isInteger: false, idExpression: idExpression(of: "t."))
+        case .ordinal:
+            throw unaddressable
+        }
+        return try PostgresRotationStage(connection, table: table, key: stageKey, index: index)
     }
 }

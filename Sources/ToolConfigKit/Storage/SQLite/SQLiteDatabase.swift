@@ -31,6 +31,9 @@ extension SQLiteConnection: Database {
     /// SQLite has no row-level security: every connection sees every row.
     public func requireEveryRowVisible(in tables: [String]) throws {}
 
+    /// BEGIN IMMEDIATE took the database's write lock already.
+    public func lockForWriting(_ tables: [String]) throws {}
+
     public func secretStore(for table: EncryptedTable) throws -> any SecretStore {
         SQLiteSecretStore(self, table: table)
     }

@@ -1,0 +1,140 @@
+/// A rotation's staging area on PostgreSQL: a temporary table of the rotation's own session, keyed
+/// by the table's one-column primary key. It is created before the read snapshot (a read-only
+/// transaction may write a temporary table but not create one); the snapshot's rows go to it
+/// through one `COPY ... FROM STDIN` that stays open while the next page is read, and only then
+/// does it get its primary key and statistics, outside the write phase. A temporary table is
+/// never WAL-logged and is gone with the session, so a killed rotation leaves nothing behind.
+/// Rows staged in the write phase (the few the application changed meanwhile) are upserted.
+final class PostgresRotationStage: RotationStaging {
+    /// How the stage names the table's rows: its primary key column and type, and how a row's
+    /// reference carries the key.
+    struct Key {
+        /// The quoted column.
+        var column: String
+        var type: String
+        /// An integer key travels in `RowReference.rowID`, any other as text in `RowReference.id`.
+        var isInteger: Bool
+        /// The row's `SecretRow.id`, from the table aliased `t`.
+        var idExpression: String
+
+        func value(_ row: RowReference) -> PostgresValue {
+            isInteger ? .integer(row.rowID) : .text(row.id ?? "")
+        }
+
+        func reference(_ rows: PostgresRows, _ row: Int, _ column: Int) throws -> RowReference {
+            isInteger ? RowReference(rowID: try rows.int64(row, column) ?? 0, id: nil) : RowReference(rowID: 0, id: rows.text(row, column))
+        }
+    }
+
+    let table: EncryptedTable
+    private let connection: PostgresConnection
+    private let key: Key
+    private let name: String
+    /// Rows staged but not yet sent, and whether the snapshot's rows have all been sent.
+    private var pending = PostgresCopyText(capacity: PostgresCopyWriter.flushSize + 4096)
+    private var finished = false
+
+    init(_ connection: PostgresConnection, table: EncryptedTable, key: Key, index: Int) throws {
+        self.connection = connection
+        self.table = table
+        self.key = key
+        name = "pg_temp.toolcfg_rotation_\(index)"
+        try connection.useLargeTemporaryBuffers()
+        try connection.execute("""
+            DROP TABLE IF EXISTS \(name);
+            CREATE TEMP TABLE toolcfg_rotation_\(index) (
+                k \(key.type) NOT NULL, rotate BOOLEAN NOT NULL,
+                old_key TEXT, old_salt TEXT, old_nonce TEXT,
+                new_key TEXT NOT NULL, new_salt TEXT NOT NULL, new_nonce TEXT NOT NULL);
+            """, context: "creating the rotation's staging table for \(table.name)")
+    }
+
+    func stageRotation(_ row: RowReference, old: StoredSecret, new: StoredSecret) throws {
+        try stage(row, rotate: true, old: old, new: new)
+    }
+
+    func stageKept(_ row: RowReference, _ current: StoredSecret) throws {
+        try stage(row, rotate: false, old: nil, new: current)
+    }
+
+    private func stage(_ row: RowReference, rotate: Bool, old: StoredSecret?, new: StoredSecret) throws {
+        guard !finished else {
+            try connection.prepare("""
+                INSERT INTO \(name) VALUES ($1::\(key.type), $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (k) DO UPDATE SET
+                    rotate = excluded.rotate, old_key = excluded.old_key, old_salt = excluded.old_salt, old_nonce = excluded.old_nonce,
+                    new_key = excluded.new_key, new_salt = excluded.new_salt, new_nonce = excluded.new_nonce
+                """).run([key.value(row), .boolean(rotate), old.map { .text($0.encryptedAPIKey) } ?? .null, old.map { .text($0.salt) } ?? .null,
+                          old.map { .text($0.nonce) } ?? .null, .text(new.encryptedAPIKey), .text(new.salt), .text(new.nonce)],
+                         context: "staging a rotated key of \(table.name)")
+            return
+        }
+        if key.isInteger { pending.append(row.rowID) } else { pending.append(row.id) }
+        pending.append(rotate)
+        pending.append(old?.encryptedAPIKey)
+        pending.append(old?.salt)
+        pending.append(old?.nonce)
+        pending.append(new.encryptedAPIKey)
+        pending.append(new.salt)
+        pending.append(new.nonce)
+        pending.endRow()
+        if pending.bytes.count >= PostgresCopyWriter.flushSize { try send() }
+    }
+
+    /// To the open COPY: the server stores the rows while the next page is read and derived.
+    private func send() throws {
+        try connection.copyInOpen("COPY \(name) FROM STDIN", context: "staging the rotated keys of \(table.name)", pending)
+        pending.removeAll()
+    }
+
+    func finishStaging() throws {
+        guard !finished else { return }
+        try send()
+        try connection.execute("ALTER TABLE \(name) ADD PRIMARY KEY (k); ANALYZE \(name);",
+                               context: "indexing the rotation's staging table for \(table.name)")
+        finished = true
+    }
+
+    func applyUnchanged() throws -> Int {
+        try connection.query("""
+            UPDATE \(table.quotedName) AS t
+            SET encrypted_api_key = s.new_key, salt = s.new_salt, nonce = s.new_nonce
+            FROM \(name) AS s
+            WHERE s.rotate AND t.\(key.column) = s.k
+              AND t.encrypted_api_key = s.old_key AND t.salt = s.old_salt AND t.nonce = s.old_nonce
+            """, context: "writing the rotated keys of \(table.name)").affectedRows
+    }
+
+    func leftovers(after row: RowReference?, limit: Int) throws -> [RotationLeftover] {
+        let rows = try connection.query("""
+            SELECT t.\(key.column), \(key.idExpression), t.encrypted_api_key, t.salt, t.nonce, s.rotate
+            FROM \(table.quotedName) AS t LEFT JOIN \(name) AS s ON s.k = t.\(key.column)
+            WHERE ($1::\(key.type) IS NULL OR t.\(key.column) > $1::\(key.type))
+              AND (t.encrypted_api_key IS NOT NULL OR t.salt IS NOT NULL OR t.nonce IS NOT NULL)
+              AND (s.k IS NULL OR t.encrypted_api_key IS DISTINCT FROM s.new_key OR t.salt IS DISTINCT FROM s.new_salt
+                   OR t.nonce IS DISTINCT FROM s.new_nonce)
+            ORDER BY t.\(key.column) LIMIT \(limit)
+            """, [row.map(key.value) ?? .null], context: "finding the keys of \(table.name) written since the snapshot")
+        return try (0..<rows.count).map { index in
+            let reference = try key.reference(rows, index, 0)
+            let secretRow = SecretRow(rowID: reference.rowID, id: rows.text(index, 1), encryptedAPIKey: rows.text(index, 2),
+                                      salt: rows.text(index, 3), nonce: rows.text(index, 4))
+            return RotationLeftover(row: secretRow, stagedRotation: try rows.bool(index, 5))
+        }
+    }
+
+    func rotated(after row: RowReference?, limit: Int) throws -> [(row: RowReference, secret: StoredSecret)] {
+        let rows = try connection.query("""
+            SELECT k, new_key, new_salt, new_nonce FROM \(name)
+            WHERE rotate AND ($1::\(key.type) IS NULL OR k > $1::\(key.type)) ORDER BY k LIMIT \(limit)
+            """, [row.map(key.value) ?? .null], context: "reading back the rotated keys of \(table.name)")
+        return try (0..<rows.count).map { index in
+            (try key.reference(rows, index, 0),
+             StoredSecret(encryptedAPIKey: rows.text(index, 1) ?? "", salt: rows.text(index, 2) ?? "", nonce: rows.text(index, 3) ?? ""))
+        }
+    }
+
+    func drop() {
+        connection.abandonOpenCopy()
+        try? connection.execute("DROP TABLE IF EXISTS \(name)")
+    }
+}

@@ -1,0 +1,116 @@
+import Foundation
+
+/// `rotate --backup` on PostgreSQL: the rows of the tables that hold stored secrets, as the
+/// current read transaction sees them, in a script that psql restores in one transaction:
+///
+///     psql -X -d postgresql://... -f backup.sql
+///
+/// Restoring puts back every row of those tables as it was (their stored keys under the master
+/// key of that time): it deletes what the tables hold now and copies the rows in, with COPY's
+/// text format (the one pg_dump writes), streamed from `COPY ... TO STDOUT` so memory stays flat.
+/// The file is created 0600 and never over an existing one; a failed backup removes it.
+struct PostgresTableBackup {
+    let connection: PostgresConnection
+    let tables: [EncryptedTable]
+
+    func write(to path: String) throws {
+        let file = FileHandle(fileDescriptor: try PrivateFile.create(path), closeOnDealloc: true)
+        var script = BackupScript(file: file, path: path)
+        do {
+            try writeScript(into: &script)
+            try script.flush()
+            try file.synchronize()
+            try file.close()
+        } catch {
+            unlink(path)
+            throw error
+        }
+    }
+
+    private func writeScript(into script: inout BackupScript) throws {
+        let names = tables.map(\.quotedName).joined(separator: ", ")
+        script.append("""
+            -- toolcfg rotate --backup: every row of \(tables.map(\.name).joined(separator: ", ")) in \(connection.url.redacted)
+            -- as the rotation read them (\(ISO8601DateFormatter().string(from: Date()))), stored keys under the master key of that time.
+            -- Restore (replaces the rows these tables hold, in one transaction):  psql -X -d DATABASE_URL -f THIS_FILE
+            \\set ON_ERROR_STOP on
+            SET client_encoding = 'UTF8';
+            SET standard_conforming_strings = on;
+            BEGIN;
+            LOCK TABLE \(names) IN SHARE ROW EXCLUSIVE MODE;
+
+            """)
+        for table in tables {
+            let columns = try connection.query("""
+                SELECT quote_ident(attname) FROM pg_attribute
+                WHERE attrelid = to_regclass(quote_ident($1)) AND attnum > 0 AND NOT attisdropped AND attgenerated = ''
+                ORDER BY attnum
+                """, [.text(table.name)], context: "reading the columns of \(table.name)")
+            let list = (0..<columns.count).compactMap { columns.text($0, 0) }.joined(separator: ", ")
+            script.append("DELETE FROM \(table.quotedName);\nCOPY \(table.quotedName) (\(list)) FROM stdin;\n")
+            let rows = try connection.copyOut("COPY (SELECT \(list) FROM \(table.quotedName)) TO STDOUT",
+                                              context: "backing up \(table.name)") { row in
+                try script.appendLine(row.line)
+            }
+            script.append("\\.\n-- \(rows) rows of \(table.name)\n")
+            try appendSequenceReset(of: table, into: &script)
+            script.append("\n")
+        }
+        script.append("COMMIT;\n")
+    }
+
+    /// A column fed by a sequence (an identity or serial id): restored rows into a new database
+    /// must not meet their own ids again, so the sequence moves past them when it is behind.
+    private func appendSequenceReset(of table: EncryptedTable, into script: inout BackupScript) throws {
+        let sequences = try connection.query("""
+            SELECT quote_ident(attname), pg_get_serial_sequence(quote_ident($1), attname) FROM pg_attribute
+            WHERE attrelid = to_regclass(quote_ident($1)) AND attnum > 0 AND NOT attisdropped
+              AND pg_get_serial_sequence(quote_ident($1), attname) IS NOT NULL
+            ORDER BY attnum
+            """, [.text(table.name)], context: "reading the sequences of \(table.name)")
+        for row in 0..<sequences.count {
+            guard let column = sequences.text(row, 0), let sequence = sequences.text(row, 1) else { continue }
+            let quoted = try connection.literal(sequence)
+            script.append("""
+                DO $$ BEGIN PERFORM setval(\(quoted), m) FROM (SELECT max(\(column)) AS m FROM \(table.quotedName)) AS x
+                WHERE m > coalesce((SELECT last_value FROM pg_sequences
+                                    WHERE format('%I.%I', schemaname, sequencename)::regclass = \(quoted)::regclass), 0); END $$;
+
+                """)
+        }
+    }
+}
+
+/// The script's bytes on their way to the file, 64 KiB at a time.
+private struct BackupScript {
+    let file: FileHandle
+    let path: String
+    private var buffer: [UInt8] = []
+
+    init(file: FileHandle, path: String) {
+        self.file = file
+        self.path = path
+        buffer.reserveCapacity(Self.flushSize + 4096)
+    }
+
+    static let flushSize = 1 << 16
+
+    mutating func append(_ text: String) {
+        buffer.append(contentsOf: text.utf8)
+    }
+
+    mutating func appendLine(_ line: [UInt8]) throws {
+        buffer.append(contentsOf: line)
+        buffer.append(UInt8(ascii: "\n"))
+        if buffer.count >= Self.flushSize { try flush() }
+    }
+
+    mutating func flush() throws {
+        do {
+            try file.write(contentsOf: buffer)
+        } catch {
+            throw PrivateFile.Failure(path: path, reason: SecretInput.reason(error), exitStatus: .ioError)
+        }
+        buffer.removeAll(keepingCapacity: true)
+    }
+}

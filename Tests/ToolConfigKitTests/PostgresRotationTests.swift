@@ -1,0 +1,450 @@
+import Foundation
+import Testing
+@testable import ToolConfigKit
+
+/// The application's PostgreSQL database (fixtures/postgres/app-after-0007.sql, migrated) with
+/// `aliases` api_model_aliases rows (keyed by text: "alias-N") and `rows` user_tool_configs rows
+/// (ids 1...rows, enabled = id % 2), keyed under `master` but for the configs where `noKey` holds.
+final class PostgresKeyedDatabase {
+    let base: PostgresToolConfigDatabase
+    var url: PostgresURL { base.url }
+    var connection: PostgresConnection { base.connection }
+    /// "table/id" -> plaintext, for the rows that have a key.
+    private(set) var plaintexts: [String: String] = [:]
+    /// Rows with a key, by table.
+    private(set) var keyed: [String: Int] = [:]
+
+    init(master: MasterKey, aliases: Int = 3, rows: Int, noKey: (Int) -> Bool = { _ in false },
+         encrypt: (([String]) throws -> [StoredSecret])? = nil) throws {
+        base = try PostgresToolConfigDatabase(fixture: "app-after-0007.sql")
+        let encrypt = encrypt ?? KeyedDatabase.swiftEncryptor(master)
+        try connection.execute("DELETE FROM api_model_aliases; DELETE FROM user_tool_configs")
+        let aliasPlaintexts = (1...aliases).map { KeyedDatabase.defaultPlaintext(KeyedDatabase.aliases, $0) }
+        let keyedIDs = (1...rows).filter { !noKey($0) }
+        let configPlaintexts = keyedIDs.map { KeyedDatabase.defaultPlaintext(KeyedDatabase.configs, $0) }
+        let secrets = try encrypt(aliasPlaintexts + configPlaintexts)
+        try connection.copyIn("COPY api_model_aliases (id, base_url, models_json, encrypted_api_key, salt, nonce, created_at, updated_at) FROM STDIN") { copy in
+            for (index, secret) in secrets.prefix(aliases).enumerated() {
+                try copy.appendRow(["alias-\(index + 1)", "https://a\(index).example.invalid/v1", "[]", secret.encryptedAPIKey, secret.salt, secret.nonce, "1700000000", "1700000001"])
+                plaintexts["\(KeyedDatabase.aliases)/alias-\(index + 1)"] = aliasPlaintexts[index]
+            }
+        }
+        var secretOf: [Int: StoredSecret] = [:]
+        for (id, secret) in zip(keyedIDs, secrets.dropFirst(aliases)) { secretOf[id] = secret }
+        try connection.copyIn("COPY user_tool_configs (id, user_id, tool_id, enabled, encrypted_api_key, salt, nonce, created_at, updated_at) FROM STDIN") { copy in
+            for id in 1...rows {
+                let secret = secretOf[id]
+                try copy.appendRow([String(id), "user-\(id)", "tool-\(id % 5)", id % 2 == 1 ? "t" : "f", secret?.encryptedAPIKey, secret?.salt, secret?.nonce, "1700000000", "1700000002"])
+            }
+        }
+        try connection.execute("SELECT setval('user_tool_configs_id_seq', \(rows))")
+        for (id, plaintext) in zip(keyedIDs, configPlaintexts) { plaintexts["\(KeyedDatabase.configs)/\(id)"] = plaintext }
+        keyed = [KeyedDatabase.aliases: aliases, KeyedDatabase.configs: keyedIDs.count]
+    }
+
+    func drop() { base.drop() }
+
+    /// Every column of every row of both tables, in key order, as text: what a rotation that
+    /// changes nothing must leave as it was (and one that commits must leave but for the triples).
+    func dump(withTriples: Bool = true) throws -> [String] {
+        func rows(_ sql: String) throws -> [String] {
+            let rows = try connection.query(sql)
+            return (0..<rows.count).map { rows.text($0, 0) ?? "" }
+        }
+        let triple = withTriples ? "quote_nullable(encrypted_api_key), quote_nullable(salt), quote_nullable(nonce)" : "''"
+        return try rows("SELECT concat_ws('|', id, api_format, base_url, models_json, quote_nullable(prefix), \(triple), created_at, updated_at) FROM api_model_aliases ORDER BY id")
+            + rows("SELECT concat_ws('|', id, user_id, tool_id, enabled, \(triple), created_at, updated_at) FROM user_tool_configs ORDER BY id")
+            + rows("SELECT 'sequence ' || last_value FROM user_tool_configs_id_seq")
+    }
+
+    /// How many keyed rows of each table open under each key (KeyVerifier through a session of its own).
+    func counts(old: MasterKey, new: MasterKey) throws -> [String: (old: Int, new: Int, neither: Int)] {
+        let reader = try base.scratch.connect()
+        defer { reader.close() }
+        let report = try KeyVerifier(database: reader, masterKey: old, newKey: new, jobs: 2).run()
+        return Dictionary(uniqueKeysWithValues: report.tables.map { ($0.table, ($0.underMasterKey, $0.underNewMasterKey, $0.underNeither + $0.malformed)) })
+    }
+
+    /// True when every keyed row of both tables opens under `key`, to its plaintext.
+    func expectPlaintexts(under key: MasterKey, sourceLocation: SourceLocation = #_sourceLocation) throws {
+        let rows = try connection.query("""
+            SELECT 'api_model_aliases/' || id, encrypted_api_key, salt, nonce FROM api_model_aliases
+            UNION ALL SELECT 'user_tool_configs/' || id, encrypted_api_key, salt, nonce FROM user_tool_configs WHERE encrypted_api_key IS NOT NULL
+            """)
+        var opened: [String: String] = [:]
+        for row in 0..<rows.count {
+            let secret = try #require(ToolConfigTable.secret(rows, row, first: 1))
+            opened[rows.text(row, 0) ?? ""] = (try? SecretCipher.decrypt(secret, masterKey: key)) ?? "<does not open>"
+        }
+        #expect(opened == plaintexts, "\(opened.filter { plaintexts[$0.key] != $0.value }.keys.sorted().prefix(5))", sourceLocation: sourceLocation)
+    }
+}
+
+/// Stands in for the live application on PostgreSQL: its own session with a 5 s lock_timeout,
+/// autocommit writes to user_tool_configs, keys under the master key it runs on, and a model of
+/// what it wrote.
+final class PostgresApplication: @unchecked Sendable {
+    let connection: PostgresConnection
+    let master: MasterKey
+    var rows: [Int64: ApplicationRow]
+    var writes = 0
+    var failures: [String] = []
+    var longestWait: Duration = .zero
+    private var next = 0
+
+    init(_ database: PostgresKeyedDatabase, master: MasterKey, rows: Int) throws {
+        connection = try database.base.scratch.connect(.init(lockTimeout: .seconds(5)))
+        self.master = master
+        self.rows = Dictionary(uniqueKeysWithValues: (1...rows).map { id in
+            (Int64(id), ApplicationRow(plaintext: database.plaintexts["\(KeyedDatabase.configs)/\(id)"], enabled: Int64(id % 2)))
+        })
+    }
+
+    /// One statement, timed; the rows it touched.
+    private func write(_ sql: String, _ parameters: [PostgresValue]) -> PostgresRows? {
+        let clock = ContinuousClock()
+        let started = clock.now
+        do {
+            let result = try connection.query(sql, parameters)
+            longestWait = max(longestWait, clock.now - started)
+            writes += 1
+            return result
+        } catch {
+            failures.append("\(error)")
+            return nil
+        }
+    }
+
+    private func uniquePlaintext(_ kind: String) -> String {
+        next += 1
+        return "sk-app-\(kind)-\(next)-\(Digest.hex(SecureRandom.bytes(6)))"
+    }
+
+    private static func triple(_ secret: StoredSecret?) -> [PostgresValue] {
+        [secret.map { .text($0.encryptedAPIKey) } ?? .null, secret.map { .text($0.salt) } ?? .null, secret.map { .text($0.nonce) } ?? .null]
+    }
+
+    func insert(under key: MasterKey? = nil) {
+        let plaintext = uniquePlaintext("insert")
+        guard let secret = try? SecretCipher.encrypt(plaintext, masterKey: key ?? master) else { return failures.append("encrypt") }
+        if let inserted = write("""
+            INSERT INTO user_tool_configs (user_id, tool_id, enabled, encrypted_api_key, salt, nonce, created_at, updated_at)
+            VALUES ($1, 'app-tool', true, $2, $3, $4, 1800000000, 1800000000) RETURNING id
+            """, [.text("app-user-\(next)")] + Self.triple(secret)), let id = try? inserted.int64(0, 0) {
+            rows[id] = ApplicationRow(plaintext: plaintext, enabled: 1)
+        }
+    }
+
+    /// Gives the row a new key (or none), encrypted under `key` (default: the application's).
+    func setKey(_ id: Int64, under key: MasterKey? = nil, clear: Bool = false) {
+        let plaintext = clear ? nil : uniquePlaintext("key")
+        let secret = plaintext.flatMap { try? SecretCipher.encrypt($0, masterKey: key ?? master) }
+        if let updated = write("UPDATE user_tool_configs SET encrypted_api_key = $2, salt = $3, nonce = $4, updated_at = updated_at + 1 WHERE id = $1",
+                               [.integer(id)] + Self.triple(secret)), updated.affectedRows == 1 {
+            rows[id]?.plaintext = plaintext
+        }
+    }
+
+    func flip(_ id: Int64) {
+        if let updated = write("UPDATE user_tool_configs SET enabled = NOT enabled WHERE id = $1", [.integer(id)]),
+           updated.affectedRows == 1, let row = rows[id] {
+            rows[id]?.enabled = 1 - row.enabled
+        }
+    }
+
+    func delete(_ id: Int64) {
+        if write("DELETE FROM user_tool_configs WHERE id = $1", [.integer(id)]) != nil { rows[id] = nil }
+    }
+
+    func randomWrite() {
+        guard let id = rows.keys.randomElement() else { return insert() }
+        switch Int.random(in: 0..<100) {
+        case ..<30: setKey(id)
+        case ..<55: flip(id)
+        case ..<75: insert()
+        case ..<85: delete(id)
+        default: setKey(id, clear: true)
+        }
+    }
+
+    /// Runs `body` while a thread makes a random write every few milliseconds.
+    func writing<T>(during body: () throws -> T) rethrows -> T {
+        let stop = DispatchSemaphore(value: 0), stopped = DispatchSemaphore(value: 0)
+        Thread {
+            while stop.wait(timeout: .now() + .milliseconds(3)) == .timedOut { self.randomWrite() }
+            stopped.signal()
+        }.start()
+        defer {
+            stop.signal()
+            stopped.wait()
+        }
+        return try body()
+    }
+
+    /// Every row of user_tool_configs is the model's, its key opening under `key` to the model's plaintext.
+    func expectTable(under key: MasterKey, sourceLocation: SourceLocation = #_sourceLocation) throws {
+        let result = try connection.query("SELECT id, enabled, encrypted_api_key, salt, nonce FROM user_tool_configs")
+        var stored: [Int64: ApplicationRow] = [:]
+        for row in 0..<result.count {
+            let plaintext = ToolConfigTable.secret(result, row, first: 2).map { (try? SecretCipher.decrypt($0, masterKey: key)) ?? "<does not open>" }
+            stored[try result.int64(row, 0) ?? 0] = ApplicationRow(plaintext: plaintext, enabled: try result.bool(row, 1) == true ? 1 : 0)
+        }
+        let wrong = rows.filter { stored[$0.key] != $0.value }.map { "id \($0.key)" } + stored.keys.filter { rows[$0] == nil }.map { "extra id \($0)" }
+        #expect(wrong.isEmpty, "rows differing from what the application wrote: \(wrong.sorted().prefix(10))", sourceLocation: sourceLocation)
+    }
+}
+
+@Suite("Rotation on PostgreSQL", .enabled(if: PostgresTestServer.shouldRun, PostgresTestServer.skipReason))
+struct PostgresRotationTests {
+    static func rotate(_ database: PostgresKeyedDatabase, _ folder: TemporaryFolder, old: MasterKey, new: MasterKey, _ extra: [String] = []) throws -> ProcessResult {
+        let oldFile = try RotationTests.keyFile(old, folder, "old-\(old.fingerprint).key")
+        let newFile = try RotationTests.keyFile(new, folder, "new-\(new.fingerprint).key")
+        return try toolcfg(RotationTests.rotateArguments(database.url.text, old: oldFile, new: newFile) + ["--jobs", "2", "--json"] + extra)
+    }
+
+    @Test("rotates both tables (one keyed by text) from the command line; psycopg and Python cryptography open every key under the new key; a rerun changes nothing")
+    func rotatesEveryTable() throws {
+        let folder = try TemporaryFolder()
+        let old = try key(MasterKeyTests.valid), new = MasterKey.generate()
+        let database = try PostgresKeyedDatabase(master: old, aliases: 5, rows: 60, noKey: { $0 % 6 == 0 }, encrypt: KeyedDatabase.peerEncryptor(old))
+        defer { database.drop() }
+        let before = try database.dump(withTriples: false)
+
+        let dry = try Self.rotate(database, folder, old: old, new: new, ["--dry-run"])
+        #expect(dry.status == 0, "\(dry.stderr)")
+        #expect(RotationTests.tables(try RotationTests.json(dry.stdout))[KeyedDatabase.configs]?["rotated"] as? Int == 50)
+        try database.expectPlaintexts(under: old)
+
+        let run = try Self.rotate(database, folder, old: old, new: new)
+        #expect(run.status == 0, "\(run.stderr)")
+        let report = try RotationTests.json(run.stdout)
+        let tables = RotationTests.tables(report)
+        #expect(tables[KeyedDatabase.aliases]?["rotated"] as? Int == 5 && tables[KeyedDatabase.configs]?["rotated"] as? Int == 50)
+        #expect(tables[KeyedDatabase.configs]?["no_key"] as? Int == 10 && report["verified_after_commit"] as? Int == 55)
+        #expect((report["write_lock_seconds"] as? Double ?? -1) > 0)
+        #expect(try database.dump(withTriples: false) == before, "a column besides the triple changed")
+
+        // psycopg reads the rows, Python's cryptography opens them under the new key.
+        let stored = try #require(try postgresPeer("read", database.url, """
+            SELECT 'api_model_aliases/' || id, encrypted_api_key, salt, nonce FROM api_model_aliases
+            UNION ALL SELECT 'user_tool_configs/' || id, encrypted_api_key, salt, nonce FROM user_tool_configs WHERE encrypted_api_key IS NOT NULL
+            ORDER BY 1
+            """) as? [[String]])
+        let opened = try #require(try cryptoPeer("decrypt", [
+            "master_key": new.base64Text,
+            "secrets": stored.map { ["encrypted_api_key": $0[1], "salt": $0[2], "nonce": $0[3]] },
+        ]) as? [String])
+        #expect(Dictionary(uniqueKeysWithValues: zip(stored.map { $0[0] }, opened)) == database.plaintexts)
+        let counts = try database.counts(old: old, new: new)
+        #expect(counts[KeyedDatabase.aliases]?.old == 0 && counts[KeyedDatabase.configs]?.old == 0)
+
+        let afterFirst = try database.dump()
+        let again = try Self.rotate(database, folder, old: old, new: new)
+        #expect(again.status == 0, "\(again.stderr)")
+        let againTables = RotationTests.tables(try RotationTests.json(again.stdout))
+        #expect(againTables[KeyedDatabase.configs]?["already_rotated"] as? Int == 50 && againTables[KeyedDatabase.configs]?["rotated"] as? Int == 0)
+        #expect(try database.dump() == afterFirst, "a rerun changed rows")
+        #expect(try database.connection.queryInt64("SELECT count(*) FROM pg_class WHERE relname LIKE 'toolcfg_rotation_%'") == 0)
+    }
+
+    enum Failure: String, CaseIterable {
+        case wrongOldKey, malformedAlias, foreignConfig
+    }
+
+    @Test("a wrong old key or a bad row fails with 65, names table and row, and changes nothing", arguments: Failure.allCases)
+    func failuresChangeNothing(_ failure: Failure) throws {
+        let folder = try TemporaryFolder()
+        let old = try key(MasterKeyTests.valid), new = MasterKey.generate(), other = MasterKey.generate()
+        let database = try PostgresKeyedDatabase(master: old, rows: 40)
+        defer { database.drop() }
+        switch failure {
+        case .wrongOldKey: break
+        case .malformedAlias: try database.connection.execute("UPDATE api_model_aliases SET nonce = 'short' WHERE id = 'alias-2'")
+        case .foreignConfig:
+            let foreign = try SecretCipher.encrypt("sk-foreign", masterKey: other)
+            try database.connection.query("UPDATE user_tool_configs SET encrypted_api_key = $1, salt = $2, nonce = $3 WHERE id = 33",
+                                          [.text(foreign.encryptedAPIKey), .text(foreign.salt), .text(foreign.nonce)])
+        }
+        let before = try database.dump()
+        let result = try Self.rotate(database, folder, old: failure == .wrongOldKey ? other : old, new: new)
+        #expect(result.status == 65, "\(result.stderr)")
+        let error = try RotationTests.json(result.stdout)["error"] as? [String: Any] ?? [:]
+        switch failure {
+        case .wrongOldKey: #expect(error["table"] as? String == KeyedDatabase.aliases && result.stderr.contains("row id alias-1"), "\(result.stderr)")
+        case .malformedAlias: #expect(error["table"] as? String == KeyedDatabase.aliases && result.stderr.contains("row id alias-2"), "\(result.stderr)")
+        case .foreignConfig: #expect(error["table"] as? String == KeyedDatabase.configs && result.stderr.contains("row id 33"), "\(result.stderr)")
+        }
+        #expect(!result.stderr.contains("sk-"))
+        #expect(try database.dump() == before)
+    }
+
+    @Test("--backup writes a 0600 script of both tables as the rotation read them; psql restores it exactly; an existing path is refused")
+    func backupRestores() throws {
+        let folder = try TemporaryFolder()
+        let old = try key(MasterKeyTests.valid), new = MasterKey.generate()
+        let database = try PostgresKeyedDatabase(master: old, aliases: 4, rows: 30, noKey: { $0 % 7 == 0 })
+        defer { database.drop() }
+        try database.connection.execute("UPDATE user_tool_configs SET user_id = E'tab\\there \\\\ \"é\" 🔑\\nnewline' WHERE id = 3")
+        let before = try database.dump()
+        let backup = folder.path("before.sql")
+        let run = try Self.rotate(database, folder, old: old, new: new, ["--backup", backup])
+        #expect(run.status == 0, "\(run.stderr)")
+        #expect(try RotationTests.json(run.stdout)["backup_file"] as? String == backup)
+        let mode = try #require(try FileManager.default.attributesOfItem(atPath: backup)[.posixPermissions] as? Int)
+        #expect(mode == 0o600)
+        #expect(try database.dump() != before)
+
+        let existing = try Self.rotate(database, folder, old: new, new: old, ["--backup", backup])
+        #expect(existing.status == 74, "\(existing.stderr)")
+        try database.expectPlaintexts(under: new)
+
+        // The application wrote since: the restore puts back the rows as they were read.
+        try database.connection.execute("INSERT INTO user_tool_configs (user_id, tool_id, enabled, created_at, updated_at) VALUES ('late', 't', true, 1, 1)")
+        let restore = try runProcess(URL(fileURLWithPath: "/usr/bin/env"), ["psql", "-X", "-q", "-d", database.url.text, "-f", backup])
+        #expect(restore.status == 0 && restore.stderr.isEmpty, "\(restore.stderr)")
+        let restored = try database.dump()
+        #expect(restored.dropLast() == before.dropLast(), "the restored rows differ")
+        try database.expectPlaintexts(under: old)
+    }
+
+    @Test("rows the application inserts, re-keys, deletes, clears or flips between the snapshot and the write phase are all handled")
+    func redoesWritesMadeMeanwhile() throws {
+        let old = try key(MasterKeyTests.valid), new = MasterKey.generate()
+        let database = try PostgresKeyedDatabase(master: old, rows: 30, noKey: { $0 % 10 == 0 })
+        defer { database.drop() }
+        let application = try PostgresApplication(database, master: old, rows: 30)
+        var rotator = KeyRotator(database: try database.base.scratch.connect(), options: .init(oldKey: old, newKey: new, jobs: 2))
+        rotator.betweenPhases = {
+            for _ in 1...3 { application.insert() }
+            application.setKey(1)
+            application.setKey(2)
+            application.setKey(3, under: new)
+            application.setKey(10)
+            application.delete(4)
+            application.delete(5)
+            application.setKey(6, clear: true)
+            application.flip(7)
+            application.flip(8)
+        }
+        let report = try rotator.run()
+        #expect(application.failures.isEmpty, "\(application.failures)")
+        let configs = try #require(report.tables.first { $0.table == KeyedDatabase.configs })
+        #expect(configs.rows == 30 && configs.noKey == 3)
+        #expect(configs.rotated == 27 && configs.alreadyRotated == 1)
+        #expect(configs.changedDuringRotation == 7 && configs.removedDuringRotation == 3)
+        #expect(report.verifiedAfterCommit == 27 + 3 && report.changedAfterCommit == 0)
+        try application.expectTable(under: new)
+    }
+
+    @Test("an application writing throughout a rotation loses nothing and waits only for the write phase; after a rerun every key opens under the new key",
+          .timeLimit(.minutes(2)))
+    func besideAWritingApplication() throws {
+        let folder = try TemporaryFolder()
+        let old = try key(MasterKeyTests.valid), new = MasterKey.generate()
+        let rows = 1500
+        let database = try PostgresKeyedDatabase(master: old, rows: rows, noKey: { $0 % 50 == 0 })
+        defer { database.drop() }
+        let application = try PostgresApplication(database, master: old, rows: rows)
+        let rotation = try application.writing { try Self.rotate(database, folder, old: old, new: new) }
+        #expect(rotation.status == 0, "\(rotation.stderr)")
+        #expect(application.failures.isEmpty, "\(application.failures.prefix(3))")
+        #expect(application.writes > 20, "the application wrote only \(application.writes) times during the rotation")
+        let report = try RotationTests.json(rotation.stdout)
+        print("live rotation on PostgreSQL: \(application.writes) application writes, longest wait \(application.longestWait), write lock \(report["write_lock_seconds"] ?? "?") s of \(report["elapsed_seconds"] ?? "?") s")
+        let rerun = try KeyRotator(database: try database.base.scratch.connect(), options: .init(oldKey: old, newKey: new, jobs: 2)).run()
+        #expect(rerun.tables.allSatisfy { $0.changedDuringRotation == 0 })
+        try application.expectTable(under: new)
+    }
+
+    @Test("a transaction holding a row past --busy-timeout fails the rotation with 75 and changes nothing; one that ends in time is waited for")
+    func waitsForTheApplicationsLock() throws {
+        let folder = try TemporaryFolder()
+        let old = try key(MasterKeyTests.valid), new = MasterKey.generate()
+        let database = try PostgresKeyedDatabase(master: old, rows: 20)
+        defer { database.drop() }
+        let holder = try database.base.scratch.connect()
+        try holder.execute("BEGIN; UPDATE user_tool_configs SET enabled = NOT enabled WHERE id = 5")
+        let before = try database.dump()
+        let refused = try Self.rotate(database, folder, old: old, new: new, ["--busy-timeout", "1"])
+        #expect(refused.status == 75, "\(refused.stderr)")
+        #expect(refused.stderr.contains("waiting for the write lock"), "\(refused.stderr)")
+        #expect(try database.dump() == before)
+
+        nonisolated(unsafe) let application = holder  // used by that one thread only from here on
+        DispatchQueue.global().asyncAfter(deadline: .now() + .milliseconds(500)) { try? application.execute("COMMIT") }
+        let waited = try Self.rotate(database, folder, old: old, new: new, ["--busy-timeout", "10"])
+        #expect(waited.status == 0, "\(waited.stderr)")
+        try database.expectPlaintexts(under: new)
+        #expect(try database.connection.queryText("SELECT enabled::text FROM user_tool_configs WHERE id = 5") == "false", "the application's flip was lost")
+    }
+
+    @Test("a table with the triple but no one-column primary key is refused before anything is read or written")
+    func refusesAnUnaddressableTable() throws {
+        let folder = try TemporaryFolder()
+        let old = try key(MasterKeyTests.valid), new = MasterKey.generate()
+        let database = try PostgresKeyedDatabase(master: old, rows: 5)
+        defer { database.drop() }
+        try database.connection.execute("CREATE TABLE keyed_without_id (note text, encrypted_api_key text, salt text, nonce text)")
+        let before = try database.dump()
+        let result = try Self.rotate(database, folder, old: old, new: new)
+        #expect(result.status == 65 && result.stderr.contains("keyed_without_id has no one-column primary key"), "\(result.stderr)")
+        #expect(try database.dump() == before)
+    }
+
+    @Test("SIGKILL at a random moment of rotate leaves every row under one key, the same for all", .timeLimit(.minutes(2)))
+    func crashSafety() throws {
+        let folder = try TemporaryFolder()
+        var old = try key(MasterKeyTests.valid), new = MasterKey.generate()
+        let rows = 4000
+        let database = try PostgresKeyedDatabase(master: old, rows: rows, noKey: { $0 % 100 == 0 })
+        defer { database.drop() }
+        var oldFile = try RotationTests.keyFile(old, folder, "a.key"), newFile = try RotationTests.keyFile(new, folder, "b.key")
+        var environment = ProcessInfo.processInfo.environment
+        for name in ["TOOLCFG_DB", "TOOLCFG_MASTER_KEY", "TOOLCFG_NEW_MASTER_KEY", "TOOLCFG_PASSPHRASE"] { environment[name] = nil }
+
+        // Two uninterrupted runs (there and back) time the whole command here and now; kills land
+        // anywhere in odd runs, and near the end (where the commit is) in even ones.
+        let clock = ContinuousClock()
+        var whole = Duration.seconds(1000)
+        for (from, to) in [(oldFile, newFile), (newFile, oldFile)] {
+            let started = clock.now
+            let run = try toolcfg(RotationTests.rotateArguments(database.url.text, old: from, new: to) + ["--jobs", "2"])
+            #expect(run.status == 0, "\(run.stderr)")
+            whole = min(whole, clock.now - started)
+        }
+        let wholeMicroseconds = max(20_000, Double(whole.components.seconds) * 1e6 + Double(whole.components.attoseconds) / 1e12)
+        var killed = 0, log: [String] = []
+        for iteration in 1...8 {
+            let delay = UInt32(iteration % 2 == 1 ? Double.random(in: 5_000...wholeMicroseconds)
+                                                  : Double.random(in: wholeMicroseconds * 3 / 4...wholeMicroseconds * 1.1))
+            let process = Process()
+            process.executableURL = Repository.toolcfg
+            process.arguments = RotationTests.rotateArguments(database.url.text, old: oldFile, new: newFile) + ["--jobs", "2"]
+            process.environment = environment
+            process.standardInput = FileHandle.nullDevice
+            process.standardOutput = FileHandle.nullDevice
+            process.standardError = FileHandle.nullDevice
+            try process.run()
+            usleep(delay)
+            if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+            process.waitUntilExit()
+            let wasKilled = process.terminationReason == .uncaughtSignal && process.terminationStatus == SIGKILL
+            if wasKilled { killed += 1 } else { #expect(process.terminationStatus == 0, "iteration \(iteration) exited \(process.terminationStatus)") }
+            // The server ends the killed session's transaction: committed whole, or not at all.
+            let counts = try database.counts(old: old, new: new)
+            let allOld = counts.allSatisfy { $0.value.old == database.keyed[$0.key] && $0.value.new == 0 && $0.value.neither == 0 }
+            let allNew = counts.allSatisfy { $0.value.new == database.keyed[$0.key] && $0.value.old == 0 && $0.value.neither == 0 }
+            log.append("\(iteration): \(delay / 1000) ms, \(wasKilled ? "killed" : "finished"), \(allNew ? "rotated" : allOld ? "not rotated" : "MIXED")")
+            #expect(allOld || allNew, "iteration \(iteration): rows under a mix of keys: \(counts)")
+            #expect(wasKilled || allNew)
+            guard allOld || allNew else { break }
+            if allNew {
+                swap(&old, &new)
+                swap(&oldFile, &newFile)
+            }
+        }
+        print("crash safety on PostgreSQL: \(rows) rows, an uninterrupted run took \(whole): \(log.joined(separator: "; "))")
+        #expect(killed >= 2, "only \(killed) of 8 kills landed while rotate ran: \(log)")
+        try database.expectPlaintexts(under: old)
+    }
+}
