@@ -65,7 +65,8 @@ def rotate(url, old_path, new_path):
 
 def tables_with_triple(connection):
     """(schema, table, primary-key columns, row-level security on) of every ordinary or
-    partitioned table that has the three columns."""
+    partitioned table that has the three columns; not temporary tables (another session's, such
+    as a rotation's staging table, cannot be read)."""
     return connection.execute("""
         SELECT n.nspname, c.relname,
                coalesce((SELECT array_agg(a.attname ORDER BY k.ordinality)
@@ -73,7 +74,7 @@ def tables_with_triple(connection):
                           WHERE i.indrelid = c.oid AND i.indisprimary AND a.attrelid = c.oid AND a.attnum = k.attnum), '{}'),
                c.relrowsecurity
           FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-         WHERE c.relkind IN ('r', 'p') AND NOT c.relispartition
+         WHERE c.relkind IN ('r', 'p') AND NOT c.relispartition AND c.relpersistence <> 't'
            AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg_toast%'
            AND (SELECT count(*) FROM pg_attribute a
                  WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
