@@ -26,7 +26,7 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 BENCH_PKG="$ROOT/Benchmarks"
 TARGET="ToolcfgBenchmarks"
-SECTIONS=(pbkdf2 snapshot json-export decrypt rotation live postgres stress-postgres)
+SECTIONS=(pbkdf2 snapshot json-export decrypt rotation live postgres stress-postgres rotation-postgres)
 # Sections that run the ordo-one suite (the others need only the release toolcfg).
 SUITE_SECTIONS=(pbkdf2)
 RUNS="${RUNS:-3}"
@@ -588,6 +588,96 @@ print("%.0f %.1f %.1f" % (r["operations_per_second"], l["upsert"]["p99_seconds"]
     # shellcheck disable=SC2086
     add_summary "Stress ratio postgresql / sqlite, $n writers" "$(ratio "$(median ${throughput[postgresql.$n]})" "$(median ${throughput[sqlite.$n]})")x operations/s; by round $(round_ratios "${throughput[postgresql.$n]}" "${throughput[sqlite.$n]}")"
   done
+}
+
+# A database $2 made anew on the cluster at URL $1 (the URL of its database `toolcfg`), migrated
+# by toolcfg $5, with $3 user_tool_configs rows keyed under the master key in file $4 (by COPY:
+# scripts/bench_rotation_peer_pg.py make), vacuumed so that every copy of it starts alike.
+# Prints the database's URL.
+make_keyed_pg_database() {
+  local cluster="$1" name="$2" rows="$3" key="$4" toolcfg="$5" url
+  url=${cluster/\/toolcfg\?//$name?}
+  psql -X -q "$cluster" -c "SET client_min_messages = warning" -c "DROP DATABASE IF EXISTS $name" -c "CREATE DATABASE $name"
+  "$toolcfg" migrate up --db "$url" -q
+  python3 "$ROOT/scripts/bench_rotation_peer_pg.py" make "$url" "$rows" "$key"
+  psql -X -q "$url" -c "VACUUM ANALYZE user_tool_configs"
+  echo "$url"
+}
+
+# Every key of the database at URL $2 opens under the master key in file $3, by verify-keys of
+# toolcfg $1; with $6 = python, also by the Python peer's own decryption, which must find $4
+# keyed rows. $5 names the rotation in the error.
+check_pg_rotated() {
+  local toolcfg="$1" url="$2" key="$3" rows="$4" label="$5" python="${6:-}" report
+  "$toolcfg" verify-keys --db "$url" --master-key-file "$key" >"$LOG_DIR/verify.out" 2>&1 \
+    || { echo "bench: after $label, verify-keys under the new key fails:" >&2; tail -5 "$LOG_DIR/verify.out" >&2; exit 1; }
+  [ "$python" = python ] || return 0
+  report=$(python3 "$ROOT/scripts/bench_rotation_peer_pg.py" check "$url" "$key" 2>"$LOG_DIR/check.err") \
+    || { echo "bench: after $label, rows do not open under the new key in Python:" >&2; head -5 "$LOG_DIR/check.err" >&2; exit 1; }
+  [ "$(echo "$report" | python3 -c 'import json, sys; print(json.load(sys.stdin)["rows"])')" = "$rows" ] \
+    || { echo "bench: after $label, not $rows keyed rows: $report" >&2; exit 1; }
+}
+
+# Rotation on PostgreSQL, on a throwaway cluster of the section's own (scripts/pg.sh, stopped and
+# removed when the section ends, however it ends):
+#   (a) ROTATION_ROWS (default 5,000) keyed rows rotated by toolcfg and by a Python psycopg +
+#       cryptography script in one transaction (scripts/bench_rotation_peer_pg.py rotate), RUNS
+#       rounds alternating, each run on a new copy of one template database (CREATE DATABASE ...
+#       TEMPLATE, then a CHECKPOINT); every toolcfg result and the last Python one checked by
+#       verify-keys and by Python's own decryption;
+#   (b) one rotation of PG_ROTATION_RSS_ROWS (default 1,000,000; 0 skips it) rows: time, peak RSS;
+#   (c) PG_LIVE_ROWS (default 200,000; 0 skips it) rows rotated beside the stand-in application
+#       (scripts/bench_live_app.py on the URL: a short autocommit write every 20 ms, 40 % of them
+#       row UPDATEs of user_tool_configs, lock_timeout 5 s), as section_live does on SQLite.
+section_rotation-postgres() {
+  local rows="${ROTATION_ROWS:-5000}" big="${PG_ROTATION_RSS_ROWS:-1000000}" live="${PG_LIVE_ROWS:-200000}"
+  local work="$LOG_DIR/rotation-postgres" toolcfg pgdir url
+  echo
+  echo "######## rotation-postgres: $rows rows against Python psycopg, $big rows alone, $live rows beside an application"
+  mkdir -p "$work"
+  toolcfg=$(build_toolcfg)
+  # Under /tmp rather than $LOG_DIR (0700): as root, the server runs as the postgres user.
+  pgdir=$(mktemp -d "${TMPDIR:-/tmp}/toolcfg-bench-pg.XXXXXX")
+  trap 'TOOLCFG_PG_DIR="$pgdir" bash "$ROOT/scripts/pg.sh" stop; rm -rf "$LOG_DIR"' EXIT
+  url=$(TOOLCFG_PG_DIR="$pgdir" bash "$ROOT/scripts/pg.sh" start)
+  echo "== PostgreSQL $(psql -X -At "$url" -c 'SHOW server_version'): fsync $(psql -X -At "$url" -c 'SHOW fsync')"
+  "$toolcfg" keygen --out "$work/old.key" 2>/dev/null
+  "$toolcfg" keygen --out "$work/new.key" 2>/dev/null
+  local keys="--master-key-file '$work/old.key' --new-master-key-file '$work/new.key'"
+
+  make_keyed_pg_database "$url" rotation_template "$rows" "$work/old.key" "$toolcfg" >/dev/null
+  local tc_url=${url/\/toolcfg\?//rotated_toolcfg?} py_url=${url/\/toolcfg\?//rotated_python?}
+  local copy="psql -X -q '$url' -c 'SET client_min_messages = warning' -c 'DROP DATABASE IF EXISTS NAME' -c 'CREATE DATABASE NAME TEMPLATE rotation_template' -c CHECKPOINT"
+  # Each toolcfg run is checked in the (untimed) set-up of the Python run that follows it.
+  local check_toolcfg="check_pg_rotated '$toolcfg' '$tc_url' '$work/new.key' $rows 'the rotation by toolcfg' python"
+  echo "== rotate $rows rows: toolcfg rotate vs Python psycopg + cryptography in one transaction"
+  measure_pair "toolcfg rotate" "${copy//NAME/rotated_toolcfg}" "'$toolcfg' rotate --db '$tc_url' $keys" \
+               "python rotate " "$check_toolcfg; ${copy//NAME/rotated_python}" "python3 '$ROOT/scripts/bench_rotation_peer_pg.py' rotate '$py_url' '$work/old.key' '$work/new.key'"
+  check_pg_rotated "$toolcfg" "$py_url" "$work/new.key" "$rows" "the rotation by Python" python
+  add_summary "PostgreSQL rotate toolcfg (median)" "$A_MEDIAN_S s for $rows rows, $(awk -v r="$rows" -v s="$A_MEDIAN_S" 'BEGIN{printf "%.0f", r/s}') rows/s, peak RSS $A_MAX_RSS_MIB MiB"
+  add_summary "PostgreSQL rotate Python psycopg (median)" "$B_MEDIAN_S s for $rows rows, $(awk -v r="$rows" -v s="$B_MEDIAN_S" 'BEGIN{printf "%.0f", r/s}') rows/s"
+  add_summary "PostgreSQL rotate ratio python / toolcfg" "$(ratio "$B_MEDIAN_S" "$A_MEDIAN_S")x; by round $(round_ratios "${GROUP_TIMES[1]}" "${GROUP_TIMES[0]}") (>= 4 wanted)"
+
+  if [ "$big" -gt 0 ]; then
+    local big_url lock
+    big_url=$(make_keyed_pg_database "$url" rotation_big "$big" "$work/old.key" "$toolcfg")
+    RUNS=1 measure "toolcfg rotate $big rows" "psql -X -q '$url' -c CHECKPOINT" \
+      bash -c "'$toolcfg' rotate --db '$big_url' $keys --json > '$work/big.json'"
+    check_pg_rotated "$toolcfg" "$big_url" "$work/new.key" "$big" "the rotation of $big rows"
+    lock=$(python3 -c 'import json, sys; print("%.2f s" % json.load(open(sys.argv[1]))["write_lock_seconds"])' "$work/big.json" 2>/dev/null \
+      || echo "not reported")
+    add_summary "PostgreSQL rotate $big rows (toolcfg)" "$MEDIAN_S s, peak RSS $MAX_RSS_MIB MiB (<= 64 MiB wanted), write phase $lock"
+    psql -X -q "$url" -c "DROP DATABASE rotation_big"
+  fi
+
+  if [ "$live" -gt 0 ]; then
+    local live_url
+    live_url=$(make_keyed_pg_database "$url" rotation_live "$live" "$work/old.key" "$toolcfg")
+    live_run "PostgreSQL live rotate $live rows (toolcfg)" "$live_url" "'$toolcfg' rotate --db '$live_url' $keys --json"
+    check_pg_rotated "$toolcfg" "$live_url" "$work/new.key" "$live" "the rotation of $live rows beside the application"
+  fi
+  TOOLCFG_PG_DIR="$pgdir" bash "$ROOT/scripts/pg.sh" stop
+  trap 'rm -rf "$LOG_DIR"' EXIT
 }
 
 # --- main -------------------------------------------------------------------------------------
