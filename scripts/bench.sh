@@ -599,6 +599,9 @@ make_keyed_pg_database() {
   url=${cluster/\/toolcfg\?//$name?}
   psql -X -q "$cluster" -c "SET client_min_messages = warning" -c "DROP DATABASE IF EXISTS $name" -c "CREATE DATABASE $name"
   "$toolcfg" migrate up --db "$url" -q
+  # PG_FILLFACTOR leaves room on each page, as a table gets once its fillfactor is set and one
+  # rotation has moved its rows: every later rotation then updates in place (HOT; see README).
+  [ -z "${PG_FILLFACTOR:-}" ] || psql -X -q "$url" -c "ALTER TABLE user_tool_configs SET (fillfactor = $PG_FILLFACTOR)"
   python3 "$ROOT/scripts/bench_rotation_peer_pg.py" make "$url" "$rows" "$key"
   psql -X -q "$url" -c "VACUUM ANALYZE user_tool_configs"
   echo "$url"
@@ -629,11 +632,12 @@ check_pg_rotated() {
 #   (c) PG_LIVE_ROWS (default 200,000; 0 skips it) rows rotated beside the stand-in application
 #       (scripts/bench_live_app.py on the URL: a short autocommit write every 20 ms, 40 % of them
 #       row UPDATEs of user_tool_configs, lock_timeout 5 s), as section_live does on SQLite.
+# PG_FILLFACTOR=50 sets the table's fillfactor before it is filled (see make_keyed_pg_database).
 section_rotation-postgres() {
   local rows="${ROTATION_ROWS:-5000}" big="${PG_ROTATION_RSS_ROWS:-1000000}" live="${PG_LIVE_ROWS:-200000}"
   local work="$LOG_DIR/rotation-postgres" toolcfg pgdir url
   echo
-  echo "######## rotation-postgres: $rows rows against Python psycopg, $big rows alone, $live rows beside an application"
+  echo "######## rotation-postgres: $rows rows against Python psycopg, $big rows alone, $live rows beside an application (fillfactor ${PG_FILLFACTOR:-100})"
   mkdir -p "$work"
   toolcfg=$(build_toolcfg)
   # Under /tmp rather than $LOG_DIR (0700): as root, the server runs as the postgres user.
