@@ -8,10 +8,53 @@ struct ApplicationRow: Equatable {
     var enabled: Int64
 }
 
+/// What a stand-in for the live application does on either engine: its writes, each in a
+/// transaction of its own and recorded in `rows` when it lands, and from them a random write and
+/// a thread that keeps writing.
+protocol ApplicationStandIn: AnyObject, Sendable {
+    /// Rows of user_tool_configs by id, as the application wrote them.
+    var rows: [Int64: ApplicationRow] { get }
+    /// A new row with a key under the application's master key.
+    func insertKeyed()
+    /// Gives the row a new key (or none), encrypted under `key` (nil: the application's).
+    func setKey(_ id: Int64, under key: MasterKey?, clear: Bool)
+    func flip(_ id: Int64)
+    func delete(_ id: Int64)
+}
+
+extension ApplicationStandIn {
+    /// One write of a random kind on a random row.
+    func randomWrite() {
+        guard let id = rows.keys.randomElement() else { return insertKeyed() }
+        switch Int.random(in: 0..<100) {
+        case ..<30: setKey(id, under: nil, clear: false)
+        case ..<55: flip(id)
+        case ..<75: insertKeyed()
+        case ..<85: delete(id)
+        default: setKey(id, under: nil, clear: true)
+        }
+    }
+
+    /// Runs `body` while a thread makes a random write every few milliseconds, as a busy
+    /// application would; the writes stop before this returns.
+    func writing<T>(during body: () throws -> T) rethrows -> T {
+        let stop = DispatchSemaphore(value: 0), stopped = DispatchSemaphore(value: 0)
+        Thread {
+            while stop.wait(timeout: .now() + .milliseconds(3)) == .timedOut { self.randomWrite() }
+            stopped.signal()
+        }.start()
+        defer {
+            stop.signal()
+            stopped.wait()
+        }
+        return try body()
+    }
+}
+
 /// Stands in for the live application: its own connection with sqlx-sqlite's 5 s busy timeout,
 /// short write transactions, keys encrypted under the master key it runs on. It keeps a model
 /// of what it wrote, so a test can prove that no write was lost.
-final class ApplicationWriter: @unchecked Sendable {
+final class ApplicationWriter: ApplicationStandIn, @unchecked Sendable {
     let connection: SQLiteConnection
     let master: MasterKey
     /// Rows of user_tool_configs by id, as the application wrote them.
@@ -92,32 +135,7 @@ final class ApplicationWriter: @unchecked Sendable {
         }
     }
 
-    /// One write of a random kind on a random row.
-    func randomWrite() {
-        guard let id = rows.keys.randomElement() else { return insert() }
-        switch Int.random(in: 0..<100) {
-        case ..<30: setKey(id)
-        case ..<55: flip(id)
-        case ..<75: insert()
-        case ..<85: delete(id)
-        default: setKey(id, clear: true)
-        }
-    }
-
-    /// Runs `body` while a thread makes a random write every few milliseconds, as a busy
-    /// application would; the writes stop before this returns.
-    func writing<T>(during body: () throws -> T) rethrows -> T {
-        let stop = DispatchSemaphore(value: 0), stopped = DispatchSemaphore(value: 0)
-        Thread {
-            while stop.wait(timeout: .now() + .milliseconds(3)) == .timedOut { self.randomWrite() }
-            stopped.signal()
-        }.start()
-        defer {
-            stop.signal()
-            stopped.wait()
-        }
-        return try body()
-    }
+    func insertKeyed() { insert() }
 
     /// Every row of the table (but those of users starting with `skipping`) is the model's, and
     /// every key opens under `key` to the model's plaintext.

@@ -83,7 +83,7 @@ final class PostgresKeyedDatabase {
 /// Stands in for the live application on PostgreSQL: its own session with a 5 s lock_timeout,
 /// autocommit writes to user_tool_configs, keys under the master key it runs on, and a model of
 /// what it wrote.
-final class PostgresApplication: @unchecked Sendable {
+final class PostgresApplication: ApplicationStandIn, @unchecked Sendable {
     let connection: PostgresConnection
     let master: MasterKey
     var rows: [Int64: ApplicationRow]
@@ -135,7 +135,6 @@ final class PostgresApplication: @unchecked Sendable {
         }
     }
 
-    /// Gives the row a new key (or none), encrypted under `key` (default: the application's).
     func setKey(_ id: Int64, under key: MasterKey? = nil, clear: Bool = false) {
         let plaintext = clear ? nil : uniquePlaintext("key")
         let secret = plaintext.flatMap { try? SecretCipher.encrypt($0, masterKey: key ?? master) }
@@ -156,30 +155,7 @@ final class PostgresApplication: @unchecked Sendable {
         if write("DELETE FROM user_tool_configs WHERE id = $1", [.integer(id)]) != nil { rows[id] = nil }
     }
 
-    func randomWrite() {
-        guard let id = rows.keys.randomElement() else { return insert() }
-        switch Int.random(in: 0..<100) {
-        case ..<30: setKey(id)
-        case ..<55: flip(id)
-        case ..<75: insert()
-        case ..<85: delete(id)
-        default: setKey(id, clear: true)
-        }
-    }
-
-    /// Runs `body` while a thread makes a random write every few milliseconds.
-    func writing<T>(during body: () throws -> T) rethrows -> T {
-        let stop = DispatchSemaphore(value: 0), stopped = DispatchSemaphore(value: 0)
-        Thread {
-            while stop.wait(timeout: .now() + .milliseconds(3)) == .timedOut { self.randomWrite() }
-            stopped.signal()
-        }.start()
-        defer {
-            stop.signal()
-            stopped.wait()
-        }
-        return try body()
-    }
+    func insertKeyed() { insert() }
 
     /// Every row of user_tool_configs is the model's, its key opening under `key` to the model's plaintext.
     func expectTable(under key: MasterKey, sourceLocation: SourceLocation = #_sourceLocation) throws {
