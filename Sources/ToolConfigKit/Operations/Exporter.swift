@@ -84,17 +84,7 @@ public struct Exporter {
             let total = try table.count(userID: options.userID, toolID: options.toolID)
             progress(ProgressEvent(.writing, total: total))
             if options.keys == .encrypted || options.keys == .omit {
-                // Stored keys need no crypto: each row goes from the database's buffers to the output,
-                // as CSV lines the engine wrote where it can (no digest to compute then).
-                if options.format == .csv, digest == nil,
-                   try table.forEachCSVLine(userID: options.userID, toolID: options.toolID, omitKeys: options.keys == .omit, { line in
-                       try sink.appendLine(line)
-                       rows += 1
-                       if rows % Self.batchSize == 0 { progress(ProgressEvent(.writing, done: rows, total: total)) }
-                   }) {
-                    progress(ProgressEvent(.writing, done: rows, total: total))
-                    return
-                }
+                // Stored keys need no crypto: each row goes from the database's buffers to the output.
                 try table.forEachRow(userID: options.userID, toolID: options.toolID, omitKeys: options.keys == .omit) { row in
                     try writer.write(row)
                     digest?.include(row)

@@ -55,15 +55,6 @@ final class OutputSink {
         try withBuffer { $0.append(text) }
     }
 
-    /// `line` and a CRLF, the line ending of toolcfg's CSV.
-    func appendLine(_ line: UnsafeBufferPointer<UInt8>) throws {
-        try withBuffer { out in
-            out.append(line)
-            out.append(0x0D)
-            out.append(0x0A)
-        }
-    }
-
     /// Lets a writer put a whole record into the buffer through a cursor (see `CursorBuffer.write`:
     /// `body` may run more than once), then flushes if full.
     @inline(__always)

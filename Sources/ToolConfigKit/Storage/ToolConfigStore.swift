@@ -10,11 +10,6 @@ public protocol ToolConfigStore: AnyObject {
     /// `StoredRow` is valid only during its call. `omitKeys` skips reading the triples.
     func forEachRow(userID: String?, toolID: String?, omitKeys: Bool, _ body: (StoredRow) throws -> Void) throws
 
-    /// The rows `forEachRow` gives, each already in the form of a line of toolcfg's CSV export
-    /// (its fields, without the line ending), in place, when the engine can write that form
-    /// itself; false, having read nothing, when it cannot.
-    func forEachCSVLine(userID: String?, toolID: String?, omitKeys: Bool, _ body: (UnsafeBufferPointer<UInt8>) throws -> Void) throws -> Bool
-
     /// Whether an import stages its rows even when it has no key work to do: PostgreSQL's norm
     /// (write into a temporary table, then into the table in a short write transaction). SQLite
     /// writes such rows straight into the table (`makeWriter`) rather than twice.
@@ -33,11 +28,4 @@ public protocol ToolConfigStore: AnyObject {
     func dropSecondaryIndexes() throws -> [String]
 
     func rebuildIndexes(_ definitions: [String]) throws
-}
-
-extension ToolConfigStore {
-    /// SQLite's rows are written by toolcfg's CSV writer (it is as fast as the engine is).
-    public func forEachCSVLine(userID: String?, toolID: String?, omitKeys: Bool, _ body: (UnsafeBufferPointer<UInt8>) throws -> Void) throws -> Bool {
-        false
-    }
 }

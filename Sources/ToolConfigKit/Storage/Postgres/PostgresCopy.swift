@@ -335,11 +335,6 @@ public final class PostgresCopyRow {
     /// The row as sent, without its final newline (a copy).
     public var line: [UInt8] { Array(raw) }
 
-    /// The row as sent, without its final newline, in place (valid only during `body`).
-    public func withLine<R>(_ body: (UnsafeBufferPointer<UInt8>) throws -> R) rethrows -> R {
-        try body(raw)
-    }
-
     /// Every field's bytes with the text format's escapes undone, nil for NULL, valid only until
     /// the body of `copyOut` returns. One pass over the row, with the row's state read once: an
     /// export reads every field of a million rows this way (reading them one by one through this

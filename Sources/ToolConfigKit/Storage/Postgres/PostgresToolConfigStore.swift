@@ -37,22 +37,6 @@ final class PostgresToolConfigStore: ToolConfigStore {
         }
     }
 
-    /// The server writes the lines itself (`COPY ... (FORMAT csv)`), with toolcfg's quoting: a
-    /// field in quotes when it holds a comma, a quote, CR or LF, quotes doubled, an empty text as
-    /// "" and NULL as nothing; booleans as 1 and 0, a partial triple as none. toolcfg then only
-    /// copies bytes: 1M rows took 1.32 s with 0.19 s of client CPU this way, against 1.92 s and
-    /// 1.06 s reading binary rows and writing them (README, client library). Only from a UTF8
-    /// database, whose text is valid UTF-8 as toolcfg writes it; and a one-column COPY would quote
-    /// a lone `\.`, which toolcfg does not, but these have six or nine.
-    func forEachCSVLine(userID: String?, toolID: String?, omitKeys: Bool, _ body: (UnsafeBufferPointer<UInt8>) throws -> Void) throws -> Bool {
-        guard textIsUTF8 else { return false }
-        let sql = try ToolConfigTable.copyCSVSQL(connection, userID: userID, toolID: toolID, omitKeys: omitKeys)
-        try connection.copyOut(sql, context: "reading the rows of \(ToolConfigTable.name)") { row in
-            try row.withLine(body)
-        }
-        return true
-    }
-
     /// Never called: PostgreSQL stages every import (`stagesEveryImport`).
     func makeWriter() throws -> any ImportTarget {
         throw PostgresError(kind: .client, message: "imports on PostgreSQL always stage their rows", database: connection.url.redacted,

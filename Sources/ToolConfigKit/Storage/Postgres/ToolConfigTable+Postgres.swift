@@ -83,22 +83,11 @@ extension ToolConfigTable {
         let columns = omitKeys
             ? "id, user_id, tool_id, enabled, NULL, NULL, NULL, created_at, updated_at"
             : selectedColumns
-        return "COPY (SELECT \(columns) FROM \(name)\(try filter(connection, userID: userID, toolID: toolID)) ORDER BY id) TO STDOUT (FORMAT binary)"
-    }
-
-    /// The rows as the fields of toolcfg's CSV export (`PostgresToolConfigStore.forEachCSVLine`).
-    static func copyCSVSQL(_ connection: PostgresConnection, userID: String?, toolID: String?, omitKeys: Bool) throws -> String {
-        let keyed = "encrypted_api_key IS NOT NULL AND salt IS NOT NULL AND nonce IS NOT NULL"
-        let keys = omitKeys ? "" : "CASE WHEN \(keyed) THEN encrypted_api_key END, CASE WHEN \(keyed) THEN salt END, CASE WHEN \(keyed) THEN nonce END, "
-        let columns = "id, user_id, tool_id, CASE WHEN enabled THEN 1 ELSE 0 END, \(keys)created_at, updated_at"
-        return "COPY (SELECT \(columns) FROM \(name)\(try filter(connection, userID: userID, toolID: toolID)) ORDER BY id) TO STDOUT (FORMAT csv)"
-    }
-
-    private static func filter(_ connection: PostgresConnection, userID: String?, toolID: String?) throws -> String {
         var conditions: [String] = []
         if let userID { conditions.append("user_id = \(try connection.literal(userID))") }
         if let toolID { conditions.append("tool_id = \(try connection.literal(toolID))") }
-        return conditions.isEmpty ? "" : " WHERE " + conditions.joined(separator: " AND ")
+        let filter = conditions.isEmpty ? "" : " WHERE " + conditions.joined(separator: " AND ")
+        return "COPY (SELECT \(columns) FROM \(name)\(filter) ORDER BY id) TO STDOUT (FORMAT binary)"
     }
 
     /// How many rows `copySelectSQL` yields, with `$1` and `$2` for the user and tool given.
