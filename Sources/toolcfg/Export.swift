@@ -57,7 +57,7 @@ struct Export: ParsableCommand {
             masterKey: keys == .plaintext || keys == .sealed ? try masterKey.masterKey() : nil,
             passphrase: keys == .sealed ? try passphrase.passphrase() : nil,
             sealingCost: .init(memoryKiB: sealMemory * 1024, iterations: sealIterations, lanes: Argon2id.Parameters.recommended.lanes),
-            userID: userID, toolID: toolID, overwrite: force, verify: verify, jobs: jobs.count)
+            userID: userID, toolID: toolID, overwrite: force, verify: verify, jobs: jobs.count, countsRows: console.showsProgress)
         let report = try console.withProgress { try Exporter(database: connection, options: options).run(progress: $0) }
         if output.json { return try console.report(report, toStandardError: out == "-") }
         console.note("exported \(report.rows) row\(report.rows == 1 ? "" : "s") (\(report.keys.rawValue) keys) to \(out == "-" ? "standard output" : out)\(report.digest.map { ", \($0)" } ?? "")\(report.verified ? ", verified" : "")")

@@ -15,11 +15,14 @@ public struct Exporter {
         public var overwrite: Bool
         public var verify: Bool
         public var jobs: Int
+        /// Count the rows first, for the progress's total and ETA: a scan of the table (70-130 ms
+        /// for 1M rows on PostgreSQL, some 7 % of the export), so skipped when no progress shows.
+        public var countsRows: Bool
 
         public init(output: String, format: SnapshotFormat, keys: KeyMode = .encrypted, masterKey: MasterKey? = nil,
                     passphrase: SecureBytes? = nil, sealingCost: Argon2id.Parameters = .recommended,
                     userID: String? = nil, toolID: String? = nil, overwrite: Bool = false, verify: Bool = false,
-                    jobs: Int = ParallelMap.defaultJobs) {
+                    jobs: Int = ParallelMap.defaultJobs, countsRows: Bool = true) {
             self.output = output
             self.format = format
             self.keys = keys
@@ -31,6 +34,7 @@ public struct Exporter {
             self.overwrite = overwrite
             self.verify = verify
             self.jobs = jobs
+            self.countsRows = countsRows
         }
     }
 
@@ -81,7 +85,7 @@ public struct Exporter {
         // One read transaction: a consistent snapshot, which never blocks the application's writes.
         try database.transaction(.read) {
             try writer.begin(SnapshotHeader(keys: options.keys, sealing: sealer?.parameters))
-            let total = try table.count(userID: options.userID, toolID: options.toolID)
+            let total = options.countsRows ? try table.count(userID: options.userID, toolID: options.toolID) : nil
             progress(ProgressEvent(.writing, total: total))
             if options.keys == .encrypted || options.keys == .omit {
                 // Stored keys need no crypto: each row goes from the database's buffers to the output.
