@@ -480,6 +480,21 @@ section_live() {
   fi
 }
 
+# A throwaway PostgreSQL cluster for one section (scripts/pg.sh), its URL in PG_URL, stopped and
+# removed when the section calls stop_section_cluster or the run ends, however it ends. Its folder
+# is under /tmp rather than $LOG_DIR (0700): as root, the server runs as the postgres user.
+# Arguments (VAR=VALUE) go to pg.sh's environment.
+start_section_cluster() {
+  PG_SECTION_DIR=$(mktemp -d "${TMPDIR:-/tmp}/toolcfg-bench-pg.XXXXXX")
+  trap 'TOOLCFG_PG_DIR="$PG_SECTION_DIR" bash "$ROOT/scripts/pg.sh" stop; rm -rf "$LOG_DIR"' EXIT
+  PG_URL=$(env TOOLCFG_PG_DIR="$PG_SECTION_DIR" "$@" bash "$ROOT/scripts/pg.sh" start)
+}
+
+stop_section_cluster() {
+  TOOLCFG_PG_DIR="$PG_SECTION_DIR" bash "$ROOT/scripts/pg.sh" stop
+  trap 'rm -rf "$LOG_DIR"' EXIT
+}
+
 # Export and import of BENCH_ROWS (default 1,000,000) rows on PostgreSQL, on a throwaway cluster
 # of the section's own (scripts/pg.sh, stopped and removed at the end): an import of a CSV export
 # (keys encrypted) into an empty migrated table against psql's \copy into a temporary staging
@@ -492,10 +507,8 @@ section_postgres() {
   echo "######## postgres: $rows rows, CSV with encrypted keys"
   mkdir -p "$work"
   toolcfg=$(build_toolcfg)
-  # Outside $LOG_DIR: the server's user must reach its folder (pg.sh runs it as postgres under root).
-  PG_BENCH_DIR=$(mktemp -d "${TMPDIR:-/tmp}/toolcfg-bench-pg.XXXXXX")
-  trap 'TOOLCFG_PG_DIR="$PG_BENCH_DIR" bash "$ROOT/scripts/pg.sh" stop; rm -rf "$LOG_DIR"' EXIT
-  url=$(TOOLCFG_PG_DIR="$PG_BENCH_DIR" bash "$ROOT/scripts/pg.sh" start)
+  start_section_cluster
+  url=$PG_URL
   "$toolcfg" migrate up --db "$url" -q
   make_export_db "$toolcfg" "$work" "$rows"
   "$toolcfg" export --db "$work/big.db" --out "$work/in.csv" -q
@@ -534,8 +547,7 @@ SQL
   add_summary "PostgreSQL export CSV toolcfg (median)" "$A_MEDIAN_S s, peak RSS $A_MAX_RSS_MIB MiB"
   add_summary "PostgreSQL export CSV psql \\copy (median)" "$B_MEDIAN_S s"
   add_summary "PostgreSQL export ratio toolcfg / psql" "$(ratio "$A_MEDIAN_S" "$B_MEDIAN_S")x; by round $(round_ratios "${GROUP_TIMES[0]}" "${GROUP_TIMES[1]}") (<= 1.0 wanted)"
-  TOOLCFG_PG_DIR="$PG_BENCH_DIR" bash "$ROOT/scripts/pg.sh" stop
-  trap 'rm -rf "$LOG_DIR"' EXIT
+  stop_section_cluster
 }
 
 # `toolcfg stress` (writer threads, the correct write, 8 pairs, seed 1) with 8, 16 and 32 writers x
@@ -547,15 +559,13 @@ SQL
 # off). Summary: the medians of operations/s, upsert p99 and lock p99 per engine and size, and
 # the ratio of operations/s (of the medians, and the median and range of each round's).
 section_stress-postgres() {
-  local ops="${STRESS_OPS:-2000}" work="$LOG_DIR/stress-postgres" toolcfg pgdir url round n engine db report ops_s up99 lk99
+  local ops="${STRESS_OPS:-2000}" work="$LOG_DIR/stress-postgres" toolcfg url round n engine db report ops_s up99 lk99
   echo
   echo "######## stress-postgres: 8, 16, 32 writers x $ops operations, PostgreSQL and SQLite"
   mkdir -p "$work"
   toolcfg=$(build_toolcfg)
-  # Under /tmp rather than $LOG_DIR (0700): as root, the server runs as the postgres user.
-  pgdir=$(mktemp -d "${TMPDIR:-/tmp}/toolcfg-bench-pg.XXXXXX")
-  trap 'TOOLCFG_PG_DIR="$pgdir" bash "$ROOT/scripts/pg.sh" stop; rm -rf "$LOG_DIR"' EXIT
-  url=$(TOOLCFG_PG_DIR="$pgdir" TOOLCFG_PG_DURABLE="${STRESS_PG_DURABLE:-1}" bash "$ROOT/scripts/pg.sh" start)
+  start_section_cluster TOOLCFG_PG_DURABLE="${STRESS_PG_DURABLE:-1}"
+  url=$PG_URL
   echo "== PostgreSQL $(psql -X -At "$url" -c 'SHOW server_version') at $url: fsync $(psql -X -At "$url" -c 'SHOW fsync'), synchronous_commit $(psql -X -At "$url" -c 'SHOW synchronous_commit')"
   "$toolcfg" migrate up --db "$work/template.db" >/dev/null 2>&1
   local -A throughput upsert_p99 lock_p99
@@ -578,8 +588,7 @@ print("%.0f %.1f %.1f" % (r["operations_per_second"], l["upsert"]["p99_seconds"]
       done
     done
   done
-  TOOLCFG_PG_DIR="$pgdir" bash "$ROOT/scripts/pg.sh" stop
-  trap 'rm -rf "$LOG_DIR"' EXIT
+  stop_section_cluster
   for n in 8 16 32; do
     for engine in postgresql sqlite; do
       # shellcheck disable=SC2086  # word splitting of the collected values is intended
@@ -635,15 +644,13 @@ check_pg_rotated() {
 # PG_FILLFACTOR=50 sets the table's fillfactor before it is filled (see make_keyed_pg_database).
 section_rotation-postgres() {
   local rows="${ROTATION_ROWS:-5000}" big="${PG_ROTATION_RSS_ROWS:-1000000}" live="${PG_LIVE_ROWS:-200000}"
-  local work="$LOG_DIR/rotation-postgres" toolcfg pgdir url
+  local work="$LOG_DIR/rotation-postgres" toolcfg url
   echo
   echo "######## rotation-postgres: $rows rows against Python psycopg, $big rows alone, $live rows beside an application (fillfactor ${PG_FILLFACTOR:-100})"
   mkdir -p "$work"
   toolcfg=$(build_toolcfg)
-  # Under /tmp rather than $LOG_DIR (0700): as root, the server runs as the postgres user.
-  pgdir=$(mktemp -d "${TMPDIR:-/tmp}/toolcfg-bench-pg.XXXXXX")
-  trap 'TOOLCFG_PG_DIR="$pgdir" bash "$ROOT/scripts/pg.sh" stop; rm -rf "$LOG_DIR"' EXIT
-  url=$(TOOLCFG_PG_DIR="$pgdir" bash "$ROOT/scripts/pg.sh" start)
+  start_section_cluster
+  url=$PG_URL
   echo "== PostgreSQL $(psql -X -At "$url" -c 'SHOW server_version'): fsync $(psql -X -At "$url" -c 'SHOW fsync')"
   "$toolcfg" keygen --out "$work/old.key" 2>/dev/null
   "$toolcfg" keygen --out "$work/new.key" 2>/dev/null
@@ -680,8 +687,7 @@ section_rotation-postgres() {
     live_run "PostgreSQL live rotate $live rows (toolcfg)" "$live_url" "'$toolcfg' rotate --db '$live_url' $keys --json"
     check_pg_rotated "$toolcfg" "$live_url" "$work/new.key" "$live" "the rotation of $live rows beside the application"
   fi
-  TOOLCFG_PG_DIR="$pgdir" bash "$ROOT/scripts/pg.sh" stop
-  trap 'rm -rf "$LOG_DIR"' EXIT
+  stop_section_cluster
 }
 
 # --- main -------------------------------------------------------------------------------------
