@@ -16,6 +16,10 @@ protocol ApplicationStandIn: AnyObject, Sendable {
     var rows: [Int64: ApplicationRow] { get }
     /// A new row with a key under the application's master key.
     func insertKeyed()
+    /// Every write made so far that failed.
+    var failures: [String] { get }
+    /// Every row of the table is the model's, its key opening under `key` to the model's plaintext.
+    func expectTable(under key: MasterKey, sourceLocation: SourceLocation) throws
     /// Gives the row a new key (or none), encrypted under `key` (nil: the application's).
     func setKey(_ id: Int64, under key: MasterKey?, clear: Bool)
     func flip(_ id: Int64)
@@ -33,6 +37,36 @@ extension ApplicationStandIn {
         case ..<85: delete(id)
         default: setKey(id, under: nil, clear: true)
         }
+    }
+
+    /// What the tests of a rotation's write phase write between its phases, on 30 rows of which
+    /// 10, 20 and 30 have no key: 3 inserts, re-keys under the old key (1, 2) and under the new
+    /// one (3: an application already switched), a key given (10), deletes (4, 5), a key cleared
+    /// (6), flips (7, 8).
+    func writeBetweenRotationPhases(newKey: MasterKey) {
+        for _ in 1...3 { insertKeyed() }
+        setKey(1, under: nil, clear: false)
+        setKey(2, under: nil, clear: false)
+        setKey(3, under: newKey, clear: false)
+        setKey(10, under: nil, clear: false)
+        delete(4)
+        delete(5)
+        setKey(6, under: nil, clear: true)
+        flip(7)
+        flip(8)
+    }
+
+    /// The rotation after those writes redid exactly them, and the table is what the
+    /// application wrote, every key under the new key.
+    func expectRedone(_ report: KeyRotator.Report, newKey: MasterKey, sourceLocation: SourceLocation = #_sourceLocation) throws {
+        #expect(failures.isEmpty, "\(failures)", sourceLocation: sourceLocation)
+        let configs = try #require(report.tables.first { $0.table == KeyedDatabase.configs }, sourceLocation: sourceLocation)
+        #expect(configs.rows == 30 && configs.noKey == 3, sourceLocation: sourceLocation)
+        #expect(configs.rotated == 27, "21 unchanged rows, 3 inserted and 3 re-keyed under the old key", sourceLocation: sourceLocation)
+        #expect(configs.alreadyRotated == 1 && configs.changedDuringRotation == 7 && configs.removedDuringRotation == 3, sourceLocation: sourceLocation)
+        #expect(report.writeLockSeconds > 0 && report.writeLockSeconds <= report.elapsedSeconds, sourceLocation: sourceLocation)
+        #expect(report.verifiedAfterCommit == 27 + 3 && report.changedAfterCommit == 0, sourceLocation: sourceLocation)
+        try expectTable(under: newKey, sourceLocation: sourceLocation)
     }
 
     /// Runs `body` while a thread makes a random write every few milliseconds, as a busy
@@ -139,6 +173,10 @@ final class ApplicationWriter: ApplicationStandIn, @unchecked Sendable {
 
     /// Every row of the table (but those of users starting with `skipping`) is the model's, and
     /// every key opens under `key` to the model's plaintext.
+    func expectTable(under key: MasterKey, sourceLocation: SourceLocation) throws {
+        try expectTable(under: key, skipping: "\u{0}", sourceLocation: sourceLocation)
+    }
+
     func expectTable(under key: MasterKey, skipping: String = "\u{0}", sourceLocation: SourceLocation = #_sourceLocation) throws {
         let reader = try SQLiteConnection(path: connection.path, mode: .readOnly)
         defer { reader.close() }
@@ -165,29 +203,8 @@ struct LiveWriterTests {
         let application = try ApplicationWriter(path: database.path, master: old, rows: ApplicationWriter.model(of: database, rows: 30))
         let connection = try database.connection()
         var rotator = KeyRotator(database: connection, options: .init(oldKey: old, newKey: new, jobs: 2))
-        rotator.betweenPhases = {
-            for _ in 1...3 { application.insert() }
-            application.setKey(1)
-            application.setKey(2)
-            application.setKey(3, under: new)  // an application already switched to the new key
-            application.setKey(10)             // a row without a key gets one
-            application.delete(4)
-            application.delete(5)
-            application.setKey(6, clear: true)
-            application.flip(7)
-            application.flip(8)
-        }
-        let report = try rotator.run()
-        #expect(application.failures.isEmpty, "\(application.failures)")
-        let configs = try #require(report.tables.first { $0.table == KeyedDatabase.configs })
-        #expect(configs.rows == 30 && configs.noKey == 3)
-        #expect(configs.rotated == 27, "21 unchanged rows, 3 inserted and 3 re-keyed under the old key")
-        #expect(configs.alreadyRotated == 1)
-        #expect(configs.changedDuringRotation == 7)
-        #expect(configs.removedDuringRotation == 3)
-        #expect(report.writeLockSeconds > 0 && report.writeLockSeconds <= report.elapsedSeconds)
-        #expect(report.verifiedAfterCommit == 27 + 3 && report.changedAfterCommit == 0)
-        try application.expectTable(under: new)
+        rotator.betweenPhases = { application.writeBetweenRotationPhases(newKey: new) }
+        try application.expectRedone(try rotator.run(), newKey: new)
         let verifier = try KeyVerifier(database: connection, masterKey: new, jobs: 2).run()
         #expect(verifier.ok)
     }

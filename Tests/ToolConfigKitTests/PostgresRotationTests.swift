@@ -290,26 +290,8 @@ struct PostgresRotationTests {
         defer { database.drop() }
         let application = try PostgresApplication(database, master: old, rows: 30)
         var rotator = KeyRotator(database: try database.base.scratch.connect(), options: .init(oldKey: old, newKey: new, jobs: 2))
-        rotator.betweenPhases = {
-            for _ in 1...3 { application.insert() }
-            application.setKey(1)
-            application.setKey(2)
-            application.setKey(3, under: new)
-            application.setKey(10)
-            application.delete(4)
-            application.delete(5)
-            application.setKey(6, clear: true)
-            application.flip(7)
-            application.flip(8)
-        }
-        let report = try rotator.run()
-        #expect(application.failures.isEmpty, "\(application.failures)")
-        let configs = try #require(report.tables.first { $0.table == KeyedDatabase.configs })
-        #expect(configs.rows == 30 && configs.noKey == 3)
-        #expect(configs.rotated == 27 && configs.alreadyRotated == 1)
-        #expect(configs.changedDuringRotation == 7 && configs.removedDuringRotation == 3)
-        #expect(report.verifiedAfterCommit == 27 + 3 && report.changedAfterCommit == 0)
-        try application.expectTable(under: new)
+        rotator.betweenPhases = { application.writeBetweenRotationPhases(newKey: new) }
+        try application.expectRedone(try rotator.run(), newKey: new)
     }
 
     @Test("an application writing throughout a rotation loses nothing and waits only for the write phase; after a rerun every key opens under the new key",
@@ -352,6 +334,25 @@ struct PostgresRotationTests {
         #expect(waited.status == 0, "\(waited.stderr)")
         try database.expectPlaintexts(under: new)
         #expect(try database.connection.queryText("SELECT enabled::text FROM user_tool_configs WHERE id = 5") == "false", "the application's flip was lost")
+    }
+
+    @Test("a big rotation of a table packed full passes on how to make the write phase shorter; with room on its pages, it does not")
+    func adviceOnPackedTables() throws {
+        let old = try key(MasterKeyTests.valid), new = MasterKey.generate()
+        let database = try PostgresKeyedDatabase(master: old, rows: 20)
+        defer { database.drop() }
+        func rotate(_ from: MasterKey, _ to: MasterKey, adviceAfter rows: Int) throws -> String {
+            var rotator = KeyRotator(database: try database.base.scratch.connect(), options: .init(oldKey: from, newKey: to, jobs: 2))
+            rotator.adviceAfterRows = rows
+            return try rotator.run().nextStep
+        }
+        let packed = try rotate(old, new, adviceAfter: 20)
+        #expect(packed.contains("user_tool_configs is packed full (fillfactor 100)") && packed.contains("SET (fillfactor = 50)"), "\(packed)")
+        #expect(!packed.contains("api_model_aliases is packed"), "3 rows are below the threshold: \(packed)")
+        #expect(!(try rotate(new, old, adviceAfter: 21)).contains("fillfactor"))
+        try database.connection.execute("ALTER TABLE user_tool_configs SET (fillfactor = 50)")
+        #expect(!(try rotate(old, new, adviceAfter: 1)).contains("user_tool_configs is packed"))
+        try database.expectPlaintexts(under: new)
     }
 
     @Test("a table with the triple but no one-column primary key is refused before anything is read or written")

@@ -26,6 +26,14 @@ public protocol SecretStore: AnyObject {
 
     /// A rotation's staging area for this table, private to this connection (see RotationStaging).
     func makeRotationStage(index: Int) throws -> any RotationStaging
+
+    /// How the operator could make a rotation's write phase of this table shorter, when the
+    /// engine knows a way (PostgreSQL: room on the pages for rows rewritten in place); else nil.
+    func writePhaseAdvice() throws -> String?
+}
+
+extension SecretStore {
+    public func writePhaseAdvice() throws -> String? { nil }
 }
 
 /// A rotation's results for one table, kept apart from the table until the write phase: each

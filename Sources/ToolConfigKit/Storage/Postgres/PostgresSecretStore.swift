@@ -191,6 +191,20 @@ final class PostgresSecretStore: SecretStore {
                              context: "writing a key of \(table.name)")
     }
 
+    /// A table filled to its pages' end (fillfactor 100, the default) has no room for a row's
+    /// new version where the row is: each rewrite goes to another page and into every index
+    /// (README: about 12 µs a row against 2.2 in place).
+    func writePhaseAdvice() throws -> String? {
+        let fillfactor = try connection.queryInt64("""
+            SELECT coalesce((SELECT option_value::int FROM pg_options_to_table(c.reloptions) WHERE option_name = 'fillfactor'), 100)
+            FROM pg_class c WHERE c.oid = to_regclass(quote_ident($1))
+            """, [.text(table.name)], context: "reading the fillfactor of \(table.name)") ?? 100
+        guard fillfactor > 60 else { return nil }
+        return "\(table.name) is packed full (fillfactor \(fillfactor)), so each rotated row went to another page and into every "
+            + "index: ALTER TABLE \(table.quotedName) SET (fillfactor = 50) would let every rotation after the next rewrite its rows in "
+            + "place, with a write phase about 5x shorter (README: how long the write phase is on PostgreSQL)"
+    }
+
     func makeRotationStage(index: Int) throws -> any RotationStaging {
         let stageKey: PostgresRotationStage.Key
         switch key {
