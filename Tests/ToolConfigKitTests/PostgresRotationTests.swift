@@ -355,6 +355,23 @@ struct PostgresRotationTests {
         try database.expectPlaintexts(under: new)
     }
 
+    @Test("rows keyed by awkward text (quotes, backslashes, commas, braces, NULL-like, multi-byte) are staged, written and read back by their keys")
+    func awkwardTextKeys() throws {
+        let old = try key(MasterKeyTests.valid), new = MasterKey.generate()
+        let database = try PostgresKeyedDatabase(master: old, aliases: 8, rows: 4)
+        defer { database.drop() }
+        let ids = ["a\"b", "back\\slash", "com,ma", "{brace}", "NULL", "\\N", "tab\tnew\nline", "é 中文 🔑"]
+        for (index, id) in ids.enumerated() {
+            try database.connection.query("UPDATE api_model_aliases SET id = $1 WHERE id = $2", [.text(id), .text("alias-\(index + 1)")])
+        }
+        let report = try KeyRotator(database: try database.base.scratch.connect(), options: .init(oldKey: old, newKey: new, jobs: 2)).run()
+        #expect(report.verifiedAfterCommit == 12 && report.tables.allSatisfy { $0.rotated == $0.rows })
+        let counts = try database.counts(old: old, new: new)
+        #expect(counts[KeyedDatabase.aliases]?.new == 8 && counts[KeyedDatabase.configs]?.new == 4)
+        let stored = try database.connection.query("SELECT id FROM api_model_aliases ORDER BY id")
+        #expect(Set((0..<stored.count).compactMap { stored.text($0, 0) }) == Set(ids))
+    }
+
     @Test("a table with the triple but no one-column primary key is refused before anything is read or written")
     func refusesAnUnaddressableTable() throws {
         let folder = try TemporaryFolder()
