@@ -26,11 +26,11 @@ struct Console {
         handle.write(Data(text.utf8))
     }
 
-    /// Runs an operation with a progress line on standard error when it is a terminal (and not
-    /// --quiet); the line is ended before anything else is printed, error or summary.
     /// Progress goes to a terminal only, and not with --quiet.
     var showsProgress: Bool { !quiet && isatty(STDERR_FILENO) == 1 }
 
+    /// Runs an operation with a progress line on standard error when it is a terminal (and not
+    /// --quiet); the line is ended before anything else is printed, error or summary.
     func withProgress<T>(_ body: (ProgressHandler) throws -> T) rethrows -> T {
         guard showsProgress else { return try body { _ in } }
         let renderer = ProgressRenderer(columns: Self.terminalColumns)

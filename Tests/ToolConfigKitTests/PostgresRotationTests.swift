@@ -220,7 +220,6 @@ struct PostgresRotationTests {
         let againTables = RotationTests.tables(try RotationTests.json(again.stdout))
         #expect(againTables[KeyedDatabase.configs]?["already_rotated"] as? Int == 50 && againTables[KeyedDatabase.configs]?["rotated"] as? Int == 0)
         #expect(try database.dump() == afterFirst, "a rerun changed rows")
-        #expect(try database.connection.queryInt64("SELECT count(*) FROM pg_class WHERE relname LIKE 'toolcfg_rotation_%'") == 0)
     }
 
     enum Failure: String, CaseIterable {
@@ -242,7 +241,9 @@ struct PostgresRotationTests {
                                           [.text(foreign.encryptedAPIKey), .text(foreign.salt), .text(foreign.nonce)])
         }
         let before = try database.dump()
-        let result = try Self.rotate(database, folder, old: failure == .wrongOldKey ? other : old, new: new)
+        let backup = folder.path("backup.sql")
+        let result = try Self.rotate(database, folder, old: failure == .wrongOldKey ? other : old, new: new, ["--backup", backup])
+        #expect(!FileManager.default.fileExists(atPath: backup), "a failed rotation left its backup behind")
         #expect(result.status == 65, "\(result.stderr)")
         let error = try RotationTests.json(result.stdout)["error"] as? [String: Any] ?? [:]
         switch failure {
@@ -281,6 +282,17 @@ struct PostgresRotationTests {
         let restored = try database.dump()
         #expect(restored.dropLast() == before.dropLast(), "the restored rows differ")
         try database.expectPlaintexts(under: old)
+
+        // Into a new database (the application's schema, its sequence at the start): the ids
+        // come back and the sequence moves past them.
+        let elsewhere = try PostgresToolConfigDatabase(fixture: "app-after-0007.sql")
+        defer { elsewhere.drop() }
+        try elsewhere.connection.execute("ALTER SEQUENCE user_tool_configs_id_seq RESTART WITH 1")
+        let intoNew = try runProcess(URL(fileURLWithPath: "/usr/bin/env"), ["psql", "-X", "-q", "-d", elsewhere.url.text, "-f", backup])
+        #expect(intoNew.status == 0 && intoNew.stderr.isEmpty, "\(intoNew.stderr)")
+        #expect(try elsewhere.connection.queryInt64("SELECT count(*) FROM user_tool_configs") == 30)
+        #expect(try elsewhere.connection.queryInt64("SELECT last_value FROM user_tool_configs_id_seq") == 30)
+        try elsewhere.insert("after-restore", "t", enabled: true, secret: nil)
     }
 
     @Test("rows the application inserts, re-keys, deletes, clears or flips between the snapshot and the write phase are all handled")
@@ -289,9 +301,12 @@ struct PostgresRotationTests {
         let database = try PostgresKeyedDatabase(master: old, rows: 30, noKey: { $0 % 10 == 0 })
         defer { database.drop() }
         let application = try PostgresApplication(database, master: old, rows: 30)
-        var rotator = KeyRotator(database: try database.base.scratch.connect(), options: .init(oldKey: old, newKey: new, jobs: 2))
+        let session = try database.base.scratch.connect()
+        var rotator = KeyRotator(database: session, options: .init(oldKey: old, newKey: new, jobs: 2))
         rotator.betweenPhases = { application.writeBetweenRotationPhases(newKey: new) }
         try application.expectRedone(try rotator.run(), newKey: new)
+        // The stages went with the rotation, not only with its session.
+        #expect(try session.queryInt64("SELECT count(*) FROM pg_class WHERE relname LIKE 'toolcfg_rotation_%'") == 0)
     }
 
     @Test("an application writing throughout a rotation loses nothing and waits only for the write phase; after a rerun every key opens under the new key",
@@ -370,6 +385,78 @@ struct PostgresRotationTests {
         #expect(counts[KeyedDatabase.aliases]?.new == 8 && counts[KeyedDatabase.configs]?.new == 4)
         let stored = try database.connection.query("SELECT id FROM api_model_aliases ORDER BY id")
         #expect(Set((0..<stored.count).compactMap { stored.text($0, 0) }) == Set(ids))
+    }
+
+    @Test("an application transaction holding a row FOR UPDATE when the write phase starts finishes first, then the rotation: no deadlock, its write stands")
+    func forUpdateWriter() throws {
+        let old = try key(MasterKeyTests.valid), new = MasterKey.generate()
+        let database = try PostgresKeyedDatabase(master: old, rows: 20)
+        defer { database.drop() }
+        let application = try database.base.scratch.connect()
+        nonisolated(unsafe) let writer = application  // the finishing thread's only, once started
+        var rotator = KeyRotator(database: try database.base.scratch.connect(.init(lockTimeout: .seconds(10))), options: .init(oldKey: old, newKey: new, jobs: 2))
+        let finished = DispatchSemaphore(value: 0)
+        nonisolated(unsafe) var failure: (any Error)?  // written by that thread before it signals, read after
+        rotator.betweenPhases = {
+            try application.execute("BEGIN; SELECT * FROM user_tool_configs WHERE id = 5 FOR UPDATE")
+            DispatchQueue.global().asyncAfter(deadline: .now() + .milliseconds(700)) {
+                do { try writer.execute("UPDATE user_tool_configs SET enabled = NOT enabled WHERE id = 5; COMMIT") } catch { failure = error }
+                finished.signal()
+            }
+        }
+        let report = try rotator.run()
+        finished.wait()
+        #expect(failure == nil, "the application's write failed: \(String(describing: failure))")
+        #expect(report.tables.first { $0.table == KeyedDatabase.configs }?.rotated == 20)
+        #expect(try database.connection.queryText("SELECT enabled::text FROM user_tool_configs WHERE id = 5") == "false")
+        try database.expectPlaintexts(under: new)
+    }
+
+    @Test("a table with keys added between the snapshot and the write phase stops the rotation (75) before it writes anything")
+    func tablesChangedMeanwhile() throws {
+        let old = try key(MasterKeyTests.valid), new = MasterKey.generate()
+        let database = try PostgresKeyedDatabase(master: old, rows: 10)
+        defer { database.drop() }
+        let before = try database.dump()
+        var rotator = KeyRotator(database: try database.base.scratch.connect(), options: .init(oldKey: old, newKey: new, jobs: 2))
+        rotator.betweenPhases = {
+            try database.connection.execute("CREATE TABLE later_keys (id bigint PRIMARY KEY, encrypted_api_key text, salt text, nonce text)")
+        }
+        let error = try #require(thrownError { _ = try rotator.run() } as? TablesChangedDuringRotation)
+        #expect(error.exitStatus == .temporaryFailure && error.now.contains("later_keys") && !error.before.contains("later_keys"))
+        #expect(try database.dump() == before)
+    }
+
+    @Test("a table keyed by char(n), over several pages, with rows changed between the phases, rotates by its keys")
+    func charKeyedTableOverPages() throws {
+        let old = try key(MasterKeyTests.valid), new = MasterKey.generate()
+        let database = try PostgresKeyedDatabase(master: old, rows: 3)
+        defer { database.drop() }
+        let secrets = try KeyedDatabase.swiftEncryptor(old)((0..<700).map { "sk-char-\($0)" })
+        try database.connection.execute("CREATE TABLE char_keyed (id char(12) PRIMARY KEY, encrypted_api_key text, salt text, nonce text)")
+        try database.connection.copyIn("COPY char_keyed FROM STDIN") { copy in
+            for (index, secret) in secrets.enumerated() {
+                try copy.appendRow([String(format: "k%05d", index), secret.encryptedAPIKey, secret.salt, secret.nonce])
+            }
+        }
+        var rotator = KeyRotator(database: try database.base.scratch.connect(), options: .init(oldKey: old, newKey: new, jobs: 2))
+        rotator.betweenPhases = {
+            let rekeyed = try SecretCipher.encrypt("sk-char-rekeyed", masterKey: old)
+            try database.connection.query("UPDATE char_keyed SET encrypted_api_key = $1, salt = $2, nonce = $3 WHERE id = 'k00600'",
+                                          [.text(rekeyed.encryptedAPIKey), .text(rekeyed.salt), .text(rekeyed.nonce)])
+            try database.connection.execute("DELETE FROM char_keyed WHERE id = 'k00001'")
+        }
+        let report = try rotator.run()
+        let table = try #require(report.tables.first { $0.table == "char_keyed" })
+        #expect(table.rows == 700 && table.rotated == 699 && table.changedDuringRotation == 1 && table.removedDuringRotation == 1)
+        #expect(report.verifiedAfterCommit == 699 + 3 + 3)
+        let rows = try database.connection.query("SELECT id, encrypted_api_key, salt, nonce FROM char_keyed ORDER BY id")
+        var opened: [String] = []
+        for row in 0..<rows.count {
+            let secret = try #require(ToolConfigTable.secret(rows, row, first: 1))
+            opened.append((try? SecretCipher.decrypt(secret, masterKey: new)) ?? "<does not open>")
+        }
+        #expect(opened == (0..<700).filter { $0 != 1 }.map { $0 == 600 ? "sk-char-rekeyed" : "sk-char-\($0)" })
     }
 
     @Test("a table with the triple but no one-column primary key is refused before anything is read or written")

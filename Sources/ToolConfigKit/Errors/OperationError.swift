@@ -40,6 +40,21 @@ public struct RotationError: ToolcfgError {
     public var errorContext: ErrorContext { ErrorContext(table: table, rowID: rowID) }
 }
 
+/// The tables that hold keys changed while a rotation ran (a migration added or dropped one):
+/// what it read no longer covers every key. Nothing was written; a new run will.
+public struct TablesChangedDuringRotation: ToolcfgError {
+    public var database: String
+    public var before: [String]
+    public var now: [String]
+
+    public var exitStatus: ExitStatus { .temporaryFailure }
+    public var description: String {
+        "database \(database): the tables holding keys changed while the rotation ran (\(before.joined(separator: ", ")) -> "
+            + "\(now.joined(separator: ", "))); nothing was written; run rotate again"
+    }
+    public var errorContext: ErrorContext { ErrorContext(database: database) }
+}
+
 /// An import's master key opened none of the stored keys it was tried on.
 public struct MasterKeyMismatchError: ToolcfgError {
     public var fingerprint: String

@@ -179,6 +179,11 @@ public struct KeyRotator {
         var lock = Duration.zero
         try database.transaction(.write, lockHeld: { lock = $0 }) {
             try database.lockForWriting(tables.map(\.name))
+            // A table with keys added (or dropped) since they were listed would be left out.
+            let now = try database.encryptedTables()
+            guard now == tables else {
+                throw TablesChangedDuringRotation(database: database.location, before: tables.map(\.name), now: now.map(\.name))
+            }
             for (index, stage) in stages.enumerated() {
                 try write(stage, into: &reports[index])
             }
@@ -194,7 +199,8 @@ public struct KeyRotator {
             verified += counts.verified
             changedAfterCommit += counts.changed
         }
-        let advice = try zip(stores, reports).compactMap { store, table in table.rotated >= adviceAfterRows ? try store.writePhaseAdvice() : nil }
+        // Advice only: a failure to get it must not fail a committed rotation.
+        let advice = zip(stores, reports).compactMap { store, table in table.rotated >= adviceAfterRows ? (try? store.writePhaseAdvice()) ?? nil : nil }
         return report(reports, lock: lock, elapsed: clock.now - started, verified: verified, changedAfterCommit: changedAfterCommit, advice: advice)
     }
 
@@ -287,7 +293,9 @@ public struct KeyRotator {
             if changedAfterCommit > 0 {
                 next += "; \(changedAfterCommit) rotated row(s) were written again by the application after the commit: once it runs on the new key, run rotate again to re-encrypt any it wrote under the old key"
             }
-            for line in advice { next += String(format: "; the write lock was held %.2f s: ", lock.inSeconds) + line }
+            if !advice.isEmpty {
+                next += String(format: "; the write lock was held %.2f s: ", lock.inSeconds) + advice.joined(separator: "; ")
+            }
         }
         return Report(database: database.location, masterKeyFingerprint: options.oldKey.fingerprint, newMasterKeyFingerprint: options.newKey.fingerprint,
                       dryRun: options.dryRun, tables: tables, backupFile: options.backupPath, writeLockSeconds: lock.inSeconds,

@@ -93,8 +93,6 @@ public protocol ImportStaging: ImportTarget {
     func drop()
 }
 
-
-
 /// A staged pair, as the write phase decides it again.
 public struct StagedImport {
     var seq: Int64

@@ -81,16 +81,17 @@ extension PostgresConnection: Database {
         try PostgresToolConfigStore(self)
     }
 
-    /// Takes SHARE ROW EXCLUSIVE on the tables, at once: it waits (up to lock_timeout) for the
-    /// transactions writing them to end, then makes their writers wait until the commit, and
-    /// never their readers.
+    /// Takes EXCLUSIVE on the tables, at once: it waits (up to lock_timeout) for the transactions
+    /// writing them, or holding rows FOR UPDATE / FOR SHARE, to end, then makes those wait until
+    /// the commit, and never plain readers. (SHARE ROW EXCLUSIVE would let a writer's SELECT ...
+    /// FOR UPDATE through, whose UPDATE then deadlocks with ours on the row it holds.)
     public func lockForWriting(_ tables: [String]) throws {
         guard !tables.isEmpty else { return }
         do throws(PostgresError) {
-            try execute("LOCK TABLE \(tables.map(quotedIdentifier).joined(separator: ", ")) IN SHARE ROW EXCLUSIVE MODE")
+            try execute("LOCK TABLE \(tables.map(quotedIdentifier).joined(separator: ", ")) IN EXCLUSIVE MODE")
         } catch {
             var failure = error
-            failure.context = "waiting for the write lock on \(tables.joined(separator: ", ")) (another session was writing)"
+            failure.context = "waiting for the write lock on \(tables.joined(separator: ", "))"
             throw failure
         }
     }

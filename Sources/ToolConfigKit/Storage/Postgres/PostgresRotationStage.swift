@@ -1,8 +1,8 @@
 /// A rotation's staging area on PostgreSQL: a temporary table of the rotation's own session, keyed
 /// by the table's one-column primary key. It is created before the read snapshot (a read-only
 /// transaction may write a temporary table but not create one); the snapshot's rows go to it
-/// through one `COPY ... FROM STDIN` that stays open while the next page is read, and only then
-/// does it get its primary key and statistics, outside the write phase. A temporary table is
+/// with `COPY ... FROM STDIN`, 64 KiB of rows at a time (each COPY ends when the next page is
+/// read), and only then does it get its primary key and statistics, outside the write phase. A temporary table is
 /// never WAL-logged and is gone with the session, so a killed rotation leaves nothing behind.
 /// Rows staged in the write phase (the few the application changed meanwhile) are upserted.
 final class PostgresRotationStage: RotationStaging {
@@ -16,6 +16,12 @@ final class PostgresRotationStage: RotationStaging {
         var isInteger: Bool
         /// The row's `SecretRow.id`, from the table aliased `t`.
         var idExpression: String
+
+        /// `expression` (the key of a row) as a reference carries it: a text key as the store's
+        /// `SecretRow.id` has it (a char(n) key without its padding).
+        func selected(_ expression: String) -> String {
+            isInteger ? expression : "CAST(\(expression) AS TEXT)"
+        }
 
         func value(_ row: RowReference) -> PostgresValue {
             isInteger ? .integer(row.rowID) : .text(row.id ?? "")
@@ -80,7 +86,7 @@ final class PostgresRotationStage: RotationStaging {
         if pending.bytes.count >= PostgresCopyWriter.flushSize { try send() }
     }
 
-    /// To the open COPY: the server stores the rows while the next page is read and derived.
+    /// One COPY (ended by the session's next statement) rather than a round trip per row.
     private func send() throws {
         try connection.copyInOpen("COPY \(name) FROM STDIN", context: "staging the rotated keys of \(table.name)", pending)
         pending.removeAll()
@@ -106,7 +112,7 @@ final class PostgresRotationStage: RotationStaging {
 
     func leftovers(after row: RowReference?, limit: Int) throws -> [RotationLeftover] {
         let rows = try connection.query("""
-            SELECT t.\(key.column), \(key.idExpression), t.encrypted_api_key, t.salt, t.nonce, s.rotate
+            SELECT \(key.selected("t.\(key.column)")), \(key.idExpression), t.encrypted_api_key, t.salt, t.nonce, s.rotate
             FROM \(table.quotedName) AS t LEFT JOIN \(name) AS s ON s.k = t.\(key.column)
             WHERE ($1::\(key.type) IS NULL OR t.\(key.column) > $1::\(key.type))
               AND (t.encrypted_api_key IS NOT NULL OR t.salt IS NOT NULL OR t.nonce IS NOT NULL)
@@ -124,7 +130,7 @@ final class PostgresRotationStage: RotationStaging {
 
     func rotated(after row: RowReference?, limit: Int) throws -> [(row: RowReference, secret: StoredSecret)] {
         let rows = try connection.query("""
-            SELECT k, new_key, new_salt, new_nonce FROM \(name)
+            SELECT \(key.selected("k")), new_key, new_salt, new_nonce FROM \(name)
             WHERE rotate AND ($1::\(key.type) IS NULL OR k > $1::\(key.type)) ORDER BY k LIMIT \(limit)
             """, [row.map(key.value) ?? .null], context: "reading back the rotated keys of \(table.name)")
         return try (0..<rows.count).map { index in

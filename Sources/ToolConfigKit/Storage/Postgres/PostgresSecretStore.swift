@@ -27,7 +27,7 @@ final class PostgresSecretStore: SecretStore {
         self.connection = connection
         self.table = table
         let primary = try connection.query("""
-            SELECT a.attname, format_type(a.atttypid, NULL) FROM pg_index x
+            SELECT a.attname, format_type(a.atttypid, a.atttypmod) FROM pg_index x
             JOIN pg_attribute a ON a.attrelid = x.indrelid AND a.attnum = ANY (x.indkey::int2[])
             WHERE x.indrelid = to_regclass(quote_ident($1)) AND x.indisprimary
             """, [.text(table.name)], context: "reading the primary key of \(table.name)")

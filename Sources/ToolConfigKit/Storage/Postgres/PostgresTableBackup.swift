@@ -28,40 +28,55 @@ struct PostgresTableBackup {
     }
 
     private func writeScript(into script: inout BackupScript) throws {
-        let names = tables.map(\.quotedName).joined(separator: ", ")
+        // Values are written as the restoring session will read them, whatever either session's
+        // settings (as pg_dump pins them).
+        let settings = "SET client_encoding = 'UTF8'; SET standard_conforming_strings = on; SET DateStyle = ISO; "
+            + "SET IntervalStyle = postgres; SET extra_float_digits = 3;"
+        try connection.execute(settings.replacingOccurrences(of: "SET ", with: "SET LOCAL "), context: "pinning the backup's value formats")
+        let names = try tables.map { table in
+            // Schema-qualified, so that a restore with another search_path finds the same table.
+            try connection.queryText("""
+                SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+                WHERE c.oid = to_regclass(quote_ident($1))
+                """, [.text(table.name)], context: "naming \(table.name)") ?? table.quotedName
+        }
         script.append("""
-            -- toolcfg rotate --backup: every row of \(tables.map(\.name).joined(separator: ", ")) in \(connection.url.redacted)
+            -- toolcfg rotate --backup: every row of \(Self.comment(tables.map(\.name).joined(separator: ", "))) in \(Self.comment(connection.url.redacted))
             -- as the rotation read them (\(ISO8601DateFormatter().string(from: Date()))), stored keys under the master key of that time.
             -- Restore (replaces the rows these tables hold, in one transaction):  psql -X -d DATABASE_URL -f THIS_FILE
             \\set ON_ERROR_STOP on
-            SET client_encoding = 'UTF8';
-            SET standard_conforming_strings = on;
+            \(settings.replacingOccurrences(of: "; ", with: ";\n"))
             BEGIN;
-            LOCK TABLE \(names) IN SHARE ROW EXCLUSIVE MODE;
+            LOCK TABLE \(names.joined(separator: ", ")) IN EXCLUSIVE MODE;
 
             """)
-        for table in tables {
+        for (table, name) in zip(tables, names) {
             let columns = try connection.query("""
                 SELECT quote_ident(attname) FROM pg_attribute
                 WHERE attrelid = to_regclass(quote_ident($1)) AND attnum > 0 AND NOT attisdropped AND attgenerated = ''
                 ORDER BY attnum
                 """, [.text(table.name)], context: "reading the columns of \(table.name)")
             let list = (0..<columns.count).compactMap { columns.text($0, 0) }.joined(separator: ", ")
-            script.append("DELETE FROM \(table.quotedName);\nCOPY \(table.quotedName) (\(list)) FROM stdin;\n")
-            let rows = try connection.copyOut("COPY (SELECT \(list) FROM \(table.quotedName)) TO STDOUT",
+            script.append("DELETE FROM \(name);\nCOPY \(name) (\(list)) FROM stdin;\n")
+            let rows = try connection.copyOut("COPY (SELECT \(list) FROM \(name)) TO STDOUT",
                                               context: "backing up \(table.name)") { row in
                 try script.appendLine(row.line)
             }
-            script.append("\\.\n-- \(rows) rows of \(table.name)\n")
-            try appendSequenceReset(of: table, into: &script)
+            script.append("\\.\n-- \(rows) rows of \(Self.comment(table.name))\n")
+            try appendSequenceReset(of: table, name: name, into: &script)
             script.append("\n")
         }
         script.append("COMMIT;\n")
     }
 
+    /// Text for a `--` comment: a name may hold a line break, which would end the comment.
+    private static func comment(_ text: String) -> String {
+        String(text.map { $0.isNewline ? " " : $0 })
+    }
+
     /// A column fed by a sequence (an identity or serial id): restored rows into a new database
     /// must not meet their own ids again, so the sequence moves past them when it is behind.
-    private func appendSequenceReset(of table: EncryptedTable, into script: inout BackupScript) throws {
+    private func appendSequenceReset(of table: EncryptedTable, name: String, into script: inout BackupScript) throws {
         let sequences = try connection.query("""
             SELECT quote_ident(attname), pg_get_serial_sequence(quote_ident($1), attname) FROM pg_attribute
             WHERE attrelid = to_regclass(quote_ident($1)) AND attnum > 0 AND NOT attisdropped
@@ -71,12 +86,15 @@ struct PostgresTableBackup {
         for row in 0..<sequences.count {
             guard let column = sequences.text(row, 0), let sequence = sequences.text(row, 1) else { continue }
             let quoted = try connection.literal(sequence)
-            script.append("""
-                DO $$ BEGIN PERFORM setval(\(quoted), m) FROM (SELECT max(\(column)) AS m FROM \(table.quotedName)) AS x
+            let body = """
+                PERFORM setval(\(quoted), m) FROM (SELECT max(\(column)) AS m FROM \(name)) AS x
                 WHERE m > coalesce((SELECT last_value FROM pg_sequences
-                                    WHERE format('%I.%I', schemaname, sequencename)::regclass = \(quoted)::regclass), 0); END $$;
-
-                """)
+                                    WHERE format('%I.%I', schemaname, sequencename)::regclass = \(quoted)::regclass), 0);
+                """
+            // In a DO block, so that psql prints nothing; quoted with a tag the body does not hold.
+            var tag = "$toolcfg$"
+            while body.contains(tag) { tag = "$toolcfg\(tag.count)$" }
+            script.append("DO \(tag) BEGIN \(body) END \(tag);\n")
         }
     }
 }
