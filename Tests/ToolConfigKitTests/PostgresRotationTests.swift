@@ -412,6 +412,40 @@ struct PostgresRotationTests {
         try database.expectPlaintexts(under: new)
     }
 
+    @Test("while a long application transaction keeps the write phase waiting, the application's other writes are not held up behind it")
+    func waitingDoesNotStallOtherWrites() throws {
+        let old = try key(MasterKeyTests.valid), new = MasterKey.generate()
+        let database = try PostgresKeyedDatabase(master: old, rows: 20)
+        defer { database.drop() }
+        let holder = try database.base.scratch.connect()
+        try holder.execute("BEGIN; UPDATE user_tool_configs SET enabled = NOT enabled WHERE id = 5")
+        let url = database.url
+        let done = DispatchSemaphore(value: 0)
+        nonisolated(unsafe) var outcome: Result<KeyRotator.Report, any Error>?  // set by the thread before it signals
+        Thread {
+            outcome = Result { try KeyRotator(database: try PostgresConnection(url: url), options: .init(oldKey: old, newKey: new, jobs: 2)).run() }
+            done.signal()
+        }.start()
+        // The rotation is soon waiting for its lock; the application goes on writing other rows.
+        let application = try database.base.scratch.connect()
+        let clock = ContinuousClock()
+        var longest = Duration.zero
+        for _ in 0..<15 {
+            Thread.sleep(forTimeInterval: 0.1)
+            let started = clock.now
+            try application.execute("UPDATE user_tool_configs SET enabled = NOT enabled WHERE id = 7")
+            longest = max(longest, clock.now - started)
+        }
+        #expect(done.wait(timeout: .now()) == .timedOut, "the rotation did not wait for the open transaction")
+        try holder.execute("COMMIT")
+        done.wait()
+        let report = try #require(try outcome?.get())
+        #expect(longest < .milliseconds(600), "an application write waited \(longest) behind the rotation's lock request")
+        #expect(report.tables.first { $0.table == KeyedDatabase.configs }?.rotated == 20)
+        #expect(try database.connection.queryText("SELECT string_agg(enabled::text, ',' ORDER BY id) FROM user_tool_configs WHERE id IN (5, 7)") == "false,false")
+        try database.expectPlaintexts(under: new)
+    }
+
     @Test("a table with keys added between the snapshot and the write phase stops the rotation (75) before it writes anything")
     func tablesChangedMeanwhile() throws {
         let old = try key(MasterKeyTests.valid), new = MasterKey.generate()

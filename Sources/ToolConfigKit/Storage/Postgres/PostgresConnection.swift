@@ -50,12 +50,16 @@ public final class PostgresConnection {
         }
         PQsetNoticeProcessor(handle, { _, _ in }, nil)
         if let timeout = options.lockTimeout {
-            let milliseconds = timeout.components.seconds * 1000 + timeout.components.attoseconds / 1_000_000_000_000_000
-            try execute("SET lock_timeout = \(max(1, milliseconds))", context: "setting the lock timeout")
+            try execute("SET lock_timeout = \(Self.milliseconds(timeout))", context: "setting the lock timeout")
         }
     }
 
     deinit { close() }
+
+    /// A duration as PostgreSQL's timeouts take it: whole milliseconds, at least 1 (0 is none).
+    static func milliseconds(_ duration: Duration) -> Int64 {
+        max(1, duration.components.seconds * 1000 + duration.components.attoseconds / 1_000_000_000_000_000)
+    }
 
     public func close() {
         abandonOpenCopy()

@@ -1,3 +1,5 @@
+import Foundation
+
 /// A PostgreSQL session is the PostgreSQL implementation of `Database`, with every store the
 /// operations need: migrations, stress, the tool-config table (export, import), and stored
 /// secrets with a rotation's staging and backups.
@@ -85,16 +87,40 @@ extension PostgresConnection: Database {
     /// writing them, or holding rows FOR UPDATE / FOR SHARE, to end, then makes those wait until
     /// the commit, and never plain readers. (SHARE ROW EXCLUSIVE would let a writer's SELECT ...
     /// FOR UPDATE through, whose UPDATE then deadlocks with ours on the row it holds.)
+    ///
+    /// A lock request that waits also holds up every later request behind it, so while a long
+    /// application transaction keeps the tables, waiting at a stretch would stall all of the
+    /// application's writes. So it asks in attempts of `lockAttempt`, giving way for
+    /// `lockPause` between them, until lock_timeout in all: the application's other writes wait
+    /// at most one attempt.
     public func lockForWriting(_ tables: [String]) throws {
         guard !tables.isEmpty else { return }
-        do throws(PostgresError) {
-            try execute("LOCK TABLE \(tables.map(quotedIdentifier).joined(separator: ", ")) IN EXCLUSIVE MODE")
-        } catch {
-            var failure = error
-            failure.context = "waiting for the write lock on \(tables.joined(separator: ", "))"
-            throw failure
+        let names = tables.joined(separator: ", ")
+        let clock = ContinuousClock()
+        let deadline = options.lockTimeout.map { clock.now + $0 }
+        let attempt = PostgresConnection.milliseconds(Self.lockAttempt)
+        while true {
+            do throws(PostgresError) {
+                // SET LOCAL inside the savepoint: undone by ROLLBACK TO, kept by RELEASE.
+                try execute("SAVEPOINT toolcfg_lock; SET LOCAL lock_timeout = \(attempt)", context: "waiting for the write lock on \(names)")
+                try execute("LOCK TABLE \(tables.map(quotedIdentifier).joined(separator: ", ")) IN EXCLUSIVE MODE")
+                try execute("RELEASE SAVEPOINT toolcfg_lock; SET LOCAL lock_timeout = \(options.lockTimeout.map(PostgresConnection.milliseconds) ?? 0)",
+                            context: "taking the write lock on \(names)")
+                return
+            } catch where error.sqlState == "55P03" && deadline.map({ clock.now + Self.lockPause < $0 }) ?? true {
+                try execute("ROLLBACK TO SAVEPOINT toolcfg_lock; RELEASE SAVEPOINT toolcfg_lock", context: "waiting for the write lock on \(names)")
+                Thread.sleep(forTimeInterval: Double(Self.lockPause.components.attoseconds) / 1e18)
+            } catch {
+                var failure = error
+                failure.context = "waiting for the write lock on \(names)"
+                throw failure
+            }
         }
     }
+
+    /// One attempt at the write lock, and the pause after a failed one (see `lockForWriting`).
+    static let lockAttempt = Duration.milliseconds(100)
+    static let lockPause = Duration.milliseconds(50)
 
     public func backup(to path: String) throws {
         try PostgresTableBackup(connection: self, tables: try encryptedTables()).write(to: path)
