@@ -240,7 +240,7 @@ struct PostgresImportLiveTests {
                 #expect(!sample.isEmpty && sample.allSatisfy { row in row.secret != nil && scanned.contains { $0.rowID == row.rowID && $0.secret == row.secret } })
                 #expect((1...2).contains(try store.sample(2).count))
                 let salt = try #require(scanned.compactMap(\.secret).first).salt
-                #expect(try store.countRows(withSalt: salt, acrossAlso: try connection.encryptedTables()) == 1)
+                #expect(try store.countRows(with: .salt, equalTo: salt, acrossAlso: try connection.encryptedTables()) == 1)
             }
         }
         let aliases = try connection.secretStore(for: EncryptedTable(name: "api_model_aliases", idColumn: "id"))

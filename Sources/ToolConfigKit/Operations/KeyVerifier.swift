@@ -91,11 +91,11 @@ public struct KeyVerifier {
                         }
                         guard case .decoded(let decoded) = triple, let secret = row.secret else { continue }
                         // A repeat is confirmed across every table: a salt shared by two tables' rows counts too.
-                        if !salts.insert(Self.prefix(decoded.salt)).inserted, try store.countRows(withSalt: secret.salt, acrossAlso: tables) > 1 {
+                        if !salts.insert(Self.prefix(decoded.salt)).inserted, try store.countRows(with: .salt, equalTo: secret.salt, acrossAlso: tables) > 1 {
                             reusedSalts += 1
                             problem("its salt is used by another row")
                         }
-                        if !nonces.insert(Self.prefix(decoded.nonce)).inserted, try store.countRows(withNonce: secret.nonce, acrossAlso: tables) > 1 {
+                        if !nonces.insert(Self.prefix(decoded.nonce)).inserted, try store.countRows(with: .nonce, equalTo: secret.nonce, acrossAlso: tables) > 1 {
                             reusedNonces += 1
                             problem("its nonce is used by another row")
                         }

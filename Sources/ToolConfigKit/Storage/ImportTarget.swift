@@ -75,6 +75,10 @@ extension ImportTarget {
 /// snapshot, then written in a short write phase. Each staged row keeps the state its table row
 /// had in the snapshot, so the write phase can tell which pairs the application wrote since.
 public protocol ImportStaging: ImportTarget {
+    /// Stages one decision: the record, what becomes of it, its key, and the row it acts on as
+    /// the snapshot showed it (nil for a new pair). The import's four writes all come here.
+    func stage(_ item: borrowing ImportItem, _ action: ImportAction, intent: KeyIntent, existing: ToolConfigTable.Row?, now: Int64) throws
+
     /// In the write transaction: the staged pairs whose table row is not what the snapshot showed
     /// (a row the import acts on changed or vanished, or a pair it inserts exists now).
     func changedSinceSnapshot() throws -> [StagedImport]
@@ -91,6 +95,27 @@ public protocol ImportStaging: ImportTarget {
     func applyStaged() throws
 
     func drop()
+}
+
+extension ImportStaging {
+    public func insertNew(_ items: ArraySlice<ImportItem>, now: Int64) throws {
+        for index in items.indices {
+            let secret = items[index].record.storedSecret
+            try stage(items[index], .insert, intent: KeyIntent(mode: secret == nil ? .keep : .triple, secret: secret), existing: nil, now: now)
+        }
+    }
+
+    public func insert(_ item: ImportItem, intent: KeyIntent, now: Int64) throws {
+        try stage(item, .insert, intent: intent, existing: nil, now: now)
+    }
+
+    public func update(_ item: ImportItem, intent: KeyIntent, over row: ToolConfigTable.Row, now: Int64) throws {
+        try stage(item, .update, intent: intent, existing: row, now: now)
+    }
+
+    public func keep(_ item: ImportItem, intent: KeyIntent, row: ToolConfigTable.Row, as action: ImportAction, now: Int64) throws {
+        try stage(item, action, intent: intent, existing: row, now: now)
+    }
 }
 
 /// A staged pair, as the write phase decides it again.

@@ -16,10 +16,9 @@ public protocol SecretStore: AnyObject {
     /// is gone).
     func rows(_ references: [RowReference]) throws -> [SecretRow?]
 
-    /// How many rows, in this table and the others given, hold `salt` (or `nonce`): a salt or
-    /// nonce used twice means a broken random generator.
-    func countRows(withSalt salt: String, acrossAlso others: [EncryptedTable]) throws -> Int
-    func countRows(withNonce nonce: String, acrossAlso others: [EncryptedTable]) throws -> Int
+    /// How many rows, in this table and the others given, hold `value` as their salt (or nonce):
+    /// a salt or nonce used twice means a broken random generator.
+    func countRows(with part: TriplePart, equalTo value: String, acrossAlso others: [EncryptedTable]) throws -> Int
 
     /// Writes a row's triple and nothing else.
     func setSecret(_ secret: StoredSecret, of row: RowReference) throws
@@ -149,4 +148,17 @@ public struct EncryptedTable: Sendable, Hashable, Codable {
     static let secretColumns = ["encrypted_api_key", "salt", "nonce"]
 
     var quotedName: String { quotedIdentifier(name) }
+
+    /// The query that sums the rows of this table and of `others` whose `part` is `parameter`
+    /// (the engine's placeholder): `SecretStore.countRows`'s, on either engine.
+    func countingSQL(_ part: TriplePart, acrossAlso others: [EncryptedTable], parameter: String) -> String {
+        "SELECT sum(n) FROM (" + ([self] + others.filter { $0 != self })
+            .map { "SELECT count(*) AS n FROM \($0.quotedName) WHERE \(part.rawValue) = \(parameter)" }
+            .joined(separator: " UNION ALL ") + ") AS counts"
+    }
+}
+
+/// The parts of a triple that must never repeat, by their columns.
+public enum TriplePart: String, Sendable {
+    case salt, nonce
 }

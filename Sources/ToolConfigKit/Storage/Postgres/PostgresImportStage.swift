@@ -85,26 +85,7 @@ final class PostgresImportStage: ImportStaging {
         return found
     }
 
-    func insertNew(_ items: ArraySlice<ImportItem>, now: Int64) throws {
-        for index in items.indices {
-            let secret = items[index].record.storedSecret
-            try stage(items[index], .insert, intent: KeyIntent(mode: secret == nil ? .keep : .triple, secret: secret), existing: nil, now: now)
-        }
-    }
-
-    func insert(_ item: ImportItem, intent: KeyIntent, now: Int64) throws {
-        try stage(item, .insert, intent: intent, existing: nil, now: now)
-    }
-
-    func update(_ item: ImportItem, intent: KeyIntent, over row: ToolConfigTable.Row, now: Int64) throws {
-        try stage(item, .update, intent: intent, existing: row, now: now)
-    }
-
-    func keep(_ item: ImportItem, intent: KeyIntent, row: ToolConfigTable.Row, as action: ImportAction, now: Int64) throws {
-        try stage(item, action, intent: intent, existing: row, now: now)
-    }
-
-    private func stage(_ item: borrowing ImportItem, _ action: ImportAction, intent: KeyIntent, existing: ToolConfigTable.Row?, now: Int64) throws {
+    func stage(_ item: borrowing ImportItem, _ action: ImportAction, intent: KeyIntent, existing: ToolConfigTable.Row?, now: Int64) throws {
         try Self.refuseNUL(item)
         sequence += 1
         Self.encode(sequence, item, action, intent, existing, now: now, into: &batch)

@@ -169,19 +169,9 @@ final class PostgresSecretStore: SecretStore {
             throw unaddressable
         }
     }
-    func countRows(withSalt salt: String, acrossAlso others: [EncryptedTable]) throws -> Int {
-        try countRows(column: "salt", value: salt, tables: others)
-    }
-
-    func countRows(withNonce nonce: String, acrossAlso others: [EncryptedTable]) throws -> Int {
-        try countRows(column: "nonce", value: nonce, tables: others)
-    }
-
-    private func countRows(column: String, value: String, tables others: [EncryptedTable]) throws -> Int {
-        let tables = [table] + others.filter { $0 != table }
-        let sql = "SELECT sum(n) FROM (" + tables.map { "SELECT count(*) AS n FROM \($0.quotedName) WHERE \(column) = $1" }
-            .joined(separator: " UNION ALL ") + ") AS counts"
-        return Int(try connection.queryInt64(sql, [.text(value)], context: "counting the rows that share a \(column)") ?? 0)
+    func countRows(with part: TriplePart, equalTo value: String, acrossAlso others: [EncryptedTable]) throws -> Int {
+        Int(try connection.queryInt64(table.countingSQL(part, acrossAlso: others, parameter: "$1"), [.text(value)],
+                                      context: "counting the rows that share a \(part.rawValue)") ?? 0)
     }
 
     func setSecret(_ secret: StoredSecret, of row: RowReference) throws {

@@ -48,26 +48,7 @@ final class SQLiteImportStage: ImportStaging {
         return try currentRow(userID: userID, toolID: toolID).map { FoundRow(row: $0, fromThisImport: false) }
     }
 
-    func insertNew(_ items: ArraySlice<ImportItem>, now: Int64) throws {
-        for item in items {
-            let secret = item.record.storedSecret
-            try stage(item, .insert, intent: KeyIntent(mode: secret == nil ? .keep : .triple, secret: secret), existing: nil, now: now)
-        }
-    }
-
-    func insert(_ item: ImportItem, intent: KeyIntent, now: Int64) throws {
-        try stage(item, .insert, intent: intent, existing: nil, now: now)
-    }
-
-    func update(_ item: ImportItem, intent: KeyIntent, over row: ToolConfigTable.Row, now: Int64) throws {
-        try stage(item, .update, intent: intent, existing: row, now: now)
-    }
-
-    func keep(_ item: ImportItem, intent: KeyIntent, row: ToolConfigTable.Row, as action: ImportAction, now: Int64) throws {
-        try stage(item, action, intent: intent, existing: row, now: now)
-    }
-
-    private func stage(_ item: ImportItem, _ action: ImportAction, intent: KeyIntent, existing: ToolConfigTable.Row?, now: Int64) throws {
+    func stage(_ item: borrowing ImportItem, _ action: ImportAction, intent: KeyIntent, existing: ToolConfigTable.Row?, now: Int64) throws {
         sequence += 1
         let record = item.record
         func text(_ value: String?) -> SQLiteStatement.Value { value.map { .text($0) } ?? .null }

@@ -60,19 +60,8 @@ final class SQLiteSecretStore: SecretStore {
         return references.map { found[$0.rowID] }
     }
 
-    func countRows(withSalt salt: String, acrossAlso others: [EncryptedTable]) throws -> Int {
-        try countRows(column: "salt", value: salt, tables: others)
-    }
-
-    func countRows(withNonce nonce: String, acrossAlso others: [EncryptedTable]) throws -> Int {
-        try countRows(column: "nonce", value: nonce, tables: others)
-    }
-
-    private func countRows(column: String, value: String, tables others: [EncryptedTable]) throws -> Int {
-        let tables = [table] + others.filter { $0 != table }
-        let sql = "SELECT sum(n) FROM (" + tables.map { "SELECT count(*) AS n FROM \($0.quotedName) WHERE \(column) = ?1" }
-            .joined(separator: " UNION ALL ") + ")"
-        return Int(try connection.queryInt64(sql, [.text(value)]) ?? 0)
+    func countRows(with part: TriplePart, equalTo value: String, acrossAlso others: [EncryptedTable]) throws -> Int {
+        Int(try connection.queryInt64(table.countingSQL(part, acrossAlso: others, parameter: "?1"), [.text(value)]) ?? 0)
     }
 
     func setSecret(_ secret: StoredSecret, of row: RowReference) throws {
