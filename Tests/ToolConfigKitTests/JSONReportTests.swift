@@ -78,6 +78,7 @@ struct JSONReportTests {
         try scene.run("verify-keys", ["verify-keys", "--db", db, "--master-key-file", mk, "--new-master-key-file", mk2])
         try scene.run("rotate", ["rotate", "--db", db, "--master-key-file", mk, "--new-master-key-file", mk2, "--dry-run"])
         try scene.run("rotate", ["rotate", "--db", db, "--master-key-file", mk, "--new-master-key-file", mk2, "--backup", scene.path("before.db")])
+        try scene.run("failure", ["rotate", "--db", db, "--master-key-file", mk2, "--new-master-key-file", mk, "--make-room"], status: 64)
         // A check that runs to the end and fails keeps its report beside the error.
         let notOK = try scene.run("verify-keys", ["verify-keys", "--db", db, "--master-key-file", mk], status: 65)
         let problems = notOK["problems"] as? [[String: Any]]

@@ -4,6 +4,8 @@ import Foundation
 /// a live application that gives up on the write lock after a few seconds. The expensive work
 /// happens before the lock, and the lock is held only to write:
 ///
+/// 0. With `makeRoom` (PostgreSQL), rows get room on their pages to be rewritten in place, in
+///    short transactions that change no value (`PostgresRoomMaker`).
 /// 1. Snapshot, no write lock: in one read transaction (in WAL mode a reader never blocks the
 ///    application's writes) each triple is decrypted under the old key and encrypted under the
 ///    new one with a fresh salt and nonce, on all cores, and checked to open under the new key;
@@ -26,14 +28,17 @@ public struct KeyRotator {
         public var dryRun: Bool
         public var backupPath: String?
         public var jobs: Int
+        /// PostgreSQL: give every keyed row room on its page first (see `SecretStore.makeRoom`).
+        public var makeRoom: Bool
 
         public init(oldKey: MasterKey, newKey: MasterKey, dryRun: Bool = false, backupPath: String? = nil,
-                    jobs: Int = ParallelMap.defaultJobs) {
+                    jobs: Int = ParallelMap.defaultJobs, makeRoom: Bool = false) {
             self.oldKey = oldKey
             self.newKey = newKey
             self.dryRun = dryRun
             self.backupPath = backupPath
             self.jobs = max(1, jobs)
+            self.makeRoom = makeRoom
         }
     }
 
@@ -53,6 +58,8 @@ public struct KeyRotator {
         /// Rows read in the snapshot that the application deleted (or cleared the key of) before
         /// the write lock: nothing to write.
         public var removedDuringRotation: Int
+        /// What --make-room found and did before the snapshot (absent without it).
+        public var room: RoomReport?
     }
 
     public struct Report: Sendable, Codable {
@@ -121,6 +128,8 @@ public struct KeyRotator {
         let tables = try database.encryptedTables()
         try database.requireEveryRowVisible(in: tables.map(\.name))
         let stores = try tables.map(database.secretStore)
+        // 0. Room for in-place rewrites, in short transactions of its own, before the snapshot.
+        let rooms = try stores.map { options.makeRoom ? try $0.makeRoom(dryRun: options.dryRun, progress: progress) : nil }
         if !options.dryRun {
             for (index, store) in stores.enumerated() { stages.append(try store.makeRotationStage(index: index)) }
         }
@@ -141,7 +150,7 @@ public struct KeyRotator {
                 let table = store.table
                 let stage = options.dryRun ? nil : stages[index]
                 var report = TableReport(table: table.name, rows: 0, rotated: 0, alreadyRotated: 0, noKey: 0,
-                                         changedDuringRotation: 0, removedDuringRotation: 0)
+                                         changedDuringRotation: 0, removedDuringRotation: 0, room: rooms[index])
                 try store.scan(pageSize: Self.pageSize) { rows in
                     for (row, outcome) in zip(rows, rotateAll(rows)) {
                         report.rows += 1

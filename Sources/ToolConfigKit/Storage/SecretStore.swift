@@ -29,10 +29,35 @@ public protocol SecretStore: AnyObject {
     /// How the operator could make a rotation's write phase of this table shorter, when the
     /// engine knows a way (PostgreSQL: room on the pages for rows rewritten in place); else nil.
     func writePhaseAdvice() throws -> String?
+
+    /// Before a rotation, outside its transactions: gives every keyed row room on its page to be
+    /// rewritten in place (PostgreSQL, `rotate --make-room`); `dryRun` only counts. The data do
+    /// not change. An engine that rewrites rows in place anyway refuses it.
+    func makeRoom(dryRun: Bool, progress: ProgressHandler) throws -> RoomReport
 }
 
 extension SecretStore {
     public func writePhaseAdvice() throws -> String? { nil }
+
+    public func makeRoom(dryRun: Bool, progress: ProgressHandler) throws -> RoomReport {
+        throw UsageError("--make-room is for PostgreSQL: SQLite rewrites a row's key in place, so its write phase needs no room made")
+    }
+}
+
+/// What `rotate --make-room` found and did in one table.
+public struct RoomReport: Sendable, Codable, Equatable {
+    public var fillfactorBefore: Int
+    public var fillfactor: Int
+    /// Keyed rows on pages without room for their rewrite, before the pass.
+    public var rowsWithoutRoom: Int
+    /// Rows moved to pages with room (each rewritten as it was).
+    public var rowsMoved: Int
+    /// The short transactions that moved them.
+    public var batches: Int
+    /// The longest of those: the longest an application write to a moved row could wait.
+    public var longestBatchSeconds: Double
+    /// Keyed rows still without room after the pass (moved back by the application meanwhile).
+    public var rowsLeftWithoutRoom: Int
 }
 
 /// A rotation's results for one table, kept apart from the table until the write phase: each

@@ -4,6 +4,7 @@
 /// the receiver's business.
 public struct ProgressEvent: Sendable, Equatable {
     public enum Phase: String, Sendable, CaseIterable {
+        case makingRoom = "making room"
         case backup
         case reading
         case derivingKeys = "deriving keys"

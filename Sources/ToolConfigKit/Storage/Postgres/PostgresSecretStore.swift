@@ -191,8 +191,13 @@ final class PostgresSecretStore: SecretStore {
             """, [.text(table.name)], context: "reading the fillfactor of \(table.name)") ?? 100
         guard fillfactor > 60 else { return nil }
         return "\(table.name) is packed full (fillfactor \(fillfactor)), so each rotated row went to another page and into every "
-            + "index: ALTER TABLE \(table.quotedName) SET (fillfactor = 50) would let every rotation after the next rewrite its rows in "
+            + "index: the next rotation with --make-room gives its rows room first, in short transactions, and then rewrites them in "
             + "place, with a write phase about 5x shorter (README: how long the write phase is on PostgreSQL)"
+    }
+
+    func makeRoom(dryRun: Bool, progress: ProgressHandler) throws -> RoomReport {
+        if case .ordinal("ctid", _) = key { throw unaddressable }
+        return try PostgresRoomMaker(connection: connection, table: table).run(dryRun: dryRun, progress: progress)
     }
 
     func makeRotationStage(index: Int) throws -> any RotationStaging {

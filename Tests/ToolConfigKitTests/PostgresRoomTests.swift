@@ -1,0 +1,141 @@
+import Foundation
+import Testing
+@testable import ToolConfigKit
+
+/// `rotate --make-room` (PostgresRoomMaker): room on the pages so that the write phase rewrites
+/// rows in place, made in short transactions that change no value.
+@Suite("Making room on PostgreSQL", .enabled(if: PostgresTestServer.shouldRun, PostgresTestServer.skipReason))
+struct PostgresRoomTests {
+    /// 800 configs fill some twenty pages (fillfactor 100, as inserts leave them).
+    static let rows = 800
+
+    /// Each row's page, by table and key.
+    static func pages(_ connection: PostgresConnection) throws -> [String: Int64] {
+        let rows = try connection.query("""
+            SELECT 'a/' || id, (ctid::text::point)[0]::bigint FROM api_model_aliases
+            UNION ALL SELECT 'c/' || id, (ctid::text::point)[0]::bigint FROM user_tool_configs
+            """)
+        return try Dictionary(uniqueKeysWithValues: (0..<rows.count).map { (rows.text($0, 0) ?? "", try rows.int64($0, 1) ?? -1) })
+    }
+
+    static func fillfactor(_ connection: PostgresConnection) throws -> String? {
+        try connection.queryText("SELECT array_to_string(reloptions, ',') FROM pg_class WHERE relname = 'user_tool_configs'")
+    }
+
+    static func expectUnchanged(_ database: PostgresKeyedDatabase, _ dump: [String], _ pages: [String: Int64],
+                                sourceLocation: SourceLocation = #_sourceLocation) throws {
+        #expect(try database.dump() == dump, "a value changed", sourceLocation: sourceLocation)
+        #expect(try Self.pages(database.connection) == pages, "a row moved", sourceLocation: sourceLocation)
+        #expect(try Self.fillfactor(database.connection) == nil, "the fillfactor was set", sourceLocation: sourceLocation)
+    }
+
+    @Test("with --make-room the write phase rewrites every row on the page it is on (in place); without it, a packed table's rows all move",
+          arguments: [true, false])
+    func writePhaseRewritesInPlace(_ makeRoom: Bool) throws {
+        let old = try key(MasterKeyTests.valid), new = MasterKey.generate()
+        let database = try PostgresKeyedDatabase(master: old, rows: Self.rows, noKey: { $0 % 10 == 0 })
+        defer { database.drop() }
+        let before = try database.dump(), otherColumns = try database.dump(withTriples: false)
+        var rotator = KeyRotator(database: try database.base.scratch.connect(), options: .init(oldKey: old, newKey: new, jobs: 2, makeRoom: makeRoom))
+        var pagesBeforeWriting: [String: Int64] = [:]
+        rotator.betweenPhases = {
+            pagesBeforeWriting = try Self.pages(database.connection)
+            // Room made, nothing else: every value as it was.
+            #expect(try database.dump() == before, "making room changed a value")
+        }
+        let report = try rotator.run()
+        let after = try Self.pages(database.connection)
+        let configs = try #require(report.tables.first { $0.table == KeyedDatabase.configs })
+        let movedByTheWrite = after.filter { pagesBeforeWriting[$0.key] != $0.value && $0.key.hasPrefix("c/") }
+        if makeRoom {
+            let room = try #require(configs.room)
+            #expect(room.fillfactorBefore == 100 && room.fillfactor == 50 && room.rowsLeftWithoutRoom == 0)
+            #expect(room.rowsWithoutRoom > 600 && room.rowsMoved == room.rowsWithoutRoom && room.batches >= 1, "\(room)")
+            #expect(movedByTheWrite.isEmpty, "\(movedByTheWrite.count) rows left their page in the write phase")
+            #expect(try Self.fillfactor(database.connection) == "fillfactor=50")
+        } else {
+            #expect(configs.room == nil)
+            #expect(try Self.fillfactor(database.connection) == nil)
+            // All but those of the last page, which the inserts left partly empty.
+            #expect(movedByTheWrite.count > configs.rotated * 9 / 10, "a packed table's rewritten rows go to other pages: \(movedByTheWrite.count) of \(configs.rotated)")
+        }
+        #expect(try database.dump(withTriples: false) == otherColumns)
+        try database.expectPlaintexts(under: new)
+    }
+
+    @Test("--make-room from the command line: a dry run counts and changes nothing; the run reports what it moved (valid against the schema); a rerun moves nothing")
+    func commandLine() throws {
+        let folder = try TemporaryFolder()
+        let old = try key(MasterKeyTests.valid), new = MasterKey.generate()
+        let database = try PostgresKeyedDatabase(master: old, rows: Self.rows)
+        defer { database.drop() }
+        let before = try database.dump(), pagesBefore = try Self.pages(database.connection)
+
+        let dry = try PostgresRotationTests.rotate(database, folder, old: old, new: new, ["--make-room", "--dry-run"])
+        #expect(dry.status == 0, "\(dry.stderr)")
+        let dryRoom = RotationTests.tables(try RotationTests.json(dry.stdout))[KeyedDatabase.configs]?["room"] as? [String: Any]
+        #expect((dryRoom?["rows_without_room"] as? Int ?? 0) > 600 && dryRoom?["rows_moved"] as? Int == 0 && dryRoom?["fillfactor"] as? Int == 100, "\(dryRoom ?? [:])")
+        try Self.expectUnchanged(database, before, pagesBefore)
+
+        let run = try PostgresRotationTests.rotate(database, folder, old: old, new: new, ["--make-room"])
+        #expect(run.status == 0, "\(run.stderr)")
+        let room = RotationTests.tables(try RotationTests.json(run.stdout))[KeyedDatabase.configs]?["room"] as? [String: Any]
+        #expect(room?["rows_moved"] as? Int == dryRoom?["rows_without_room"] as? Int && room?["rows_left_without_room"] as? Int == 0, "\(room ?? [:])")
+        try JSONReportTests.validate([.init(kind: "rotate", arguments: [], result: dry, json: dry.stdout), .init(kind: "rotate", arguments: [], result: run, json: run.stdout)])
+        try database.expectPlaintexts(under: new)
+
+        let text = try toolcfg(RotationTests.rotateArguments(database.url.text, old: try RotationTests.keyFile(new, folder, "n.key"),
+                                                              new: try RotationTests.keyFile(old, folder, "o.key")) + ["--make-room"])
+        #expect(text.status == 0, "\(text.stderr)")
+        #expect(text.stderr.contains("user_tool_configs: 0 keyed rows without room on their page, fillfactor 50, 0 moved in 0 transactions"), "\(text.stderr)")
+        try database.expectPlaintexts(under: old)
+    }
+
+    @Test("--make-room is refused, before anything changes, for a table with update triggers (64) and for a non-owner who would have to set the fillfactor (64)")
+    func refusals() throws {
+        let folder = try TemporaryFolder()
+        let old = try key(MasterKeyTests.valid), new = MasterKey.generate()
+        let database = try PostgresKeyedDatabase(master: old, rows: 100)
+        defer { database.drop() }
+        try database.connection.execute("""
+            CREATE FUNCTION touch() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN NEW.updated_at := NEW.updated_at + 1; RETURN NEW; END $$;
+            CREATE TRIGGER touch_updated_at BEFORE UPDATE ON user_tool_configs FOR EACH ROW EXECUTE FUNCTION touch();
+            """)
+        let before = try database.dump(), pagesBefore = try Self.pages(database.connection)
+        let triggered = try PostgresRotationTests.rotate(database, folder, old: old, new: new, ["--make-room"])
+        #expect(triggered.status == 64 && triggered.stderr.contains("update triggers (touch_updated_at)"), "\(triggered.stderr)")
+        try Self.expectUnchanged(database, before, pagesBefore)
+
+        try database.connection.execute("DROP TRIGGER touch_updated_at ON user_tool_configs")
+        let role = "toolcfg_room_\(UInt32.random(in: 0...UInt32.max))"
+        try database.connection.execute("""
+            CREATE ROLE \(role) LOGIN;
+            GRANT SELECT, UPDATE ON api_model_aliases, user_tool_configs TO \(role);
+            """)
+        defer { try? database.connection.execute("DROP OWNED BY \(role); DROP ROLE \(role)") }
+        let url = database.url.text + (database.url.text.contains("?") ? "&" : "?") + "user=\(role)"
+        let notOwner = try toolcfg(RotationTests.rotateArguments(url, old: try RotationTests.keyFile(old, folder, "o.key"),
+                                                                  new: try RotationTests.keyFile(new, folder, "n.key")) + ["--make-room"])
+        #expect(notOwner.status == 64 && notOwner.stderr.contains("only the owner of"), "\(notOwner.stderr)")
+        try Self.expectUnchanged(database, before, pagesBefore)
+    }
+
+    @Test("a row held by the application past --busy-timeout stops the move with 75, no value changed; a rerun finishes the rotation")
+    func heldRowStopsTheMove() throws {
+        let folder = try TemporaryFolder()
+        let old = try key(MasterKeyTests.valid), new = MasterKey.generate()
+        let database = try PostgresKeyedDatabase(master: old, rows: Self.rows)
+        defer { database.drop() }
+        let holder = try database.base.scratch.connect()
+        try holder.execute("BEGIN; UPDATE user_tool_configs SET enabled = NOT enabled WHERE id = 3")
+        let before = try database.dump()
+        let stopped = try PostgresRotationTests.rotate(database, folder, old: old, new: new, ["--make-room", "--busy-timeout", "1"])
+        #expect(stopped.status == 75 && stopped.stderr.contains("moving rows of user_tool_configs"), "\(stopped.stderr)")
+        #expect(try database.dump() == before)
+        try holder.execute("COMMIT")
+        let rerun = try PostgresRotationTests.rotate(database, folder, old: old, new: new, ["--make-room"])
+        #expect(rerun.status == 0, "\(rerun.stderr)")
+        try database.expectPlaintexts(under: new)
+        #expect(try database.connection.queryText("SELECT enabled::text FROM user_tool_configs WHERE id = 3") == "false", "the application's flip was lost")
+    }
+}
