@@ -416,8 +416,11 @@ except ValueError:
 seconds, rss = open(sys.argv[2]).read().split("TIME ")[-1].split()
 app = json.loads(open(sys.argv[3]).read().strip().splitlines()[-1])
 lock = tool.get("write_lock_seconds")
-print("%s s, peak RSS %d MiB, write lock %s; application: %d writes, %d failed, longest wait %.3f s, p99 %.3f s"
-      % (seconds, int(rss) // 1024, "%.3f s" % lock if lock is not None else "not reported",
+rooms = [t["room"] for t in tool.get("tables", []) if "room" in t]
+room = ("; room made first: %d rows moved in %d transactions, longest %.3f s"
+        % (sum(r["rows_moved"] for r in rooms), sum(r["batches"] for r in rooms), max(r["longest_batch_seconds"] for r in rooms))) if rooms else ""
+print("%s s, peak RSS %d MiB, write lock %s%s; application: %d writes, %d failed, longest wait %.3f s, p99 %.3f s"
+      % (seconds, int(rss) // 1024, "%.3f s" % lock if lock is not None else "not reported", room,
          app["writes"], app["failures"], app["wait_max_seconds"] or 0, app["wait_p99_seconds"] or 0))
 PY
 )
@@ -640,7 +643,8 @@ check_pg_rotated() {
 #   (b) one rotation of PG_ROTATION_RSS_ROWS (default 1,000,000; 0 skips it) rows: time, peak RSS;
 #   (c) PG_LIVE_ROWS (default 200,000; 0 skips it) rows rotated beside the stand-in application
 #       (scripts/bench_live_app.py on the URL: a short autocommit write every 20 ms, 40 % of them
-#       row UPDATEs of user_tool_configs, lock_timeout 5 s), as section_live does on SQLite.
+#       row UPDATEs of user_tool_configs, lock_timeout 5 s), as section_live does on SQLite: once
+#       as the rows were inserted, once with --make-room (each on a new database).
 # PG_FILLFACTOR=50 sets the table's fillfactor before it is filled (see make_keyed_pg_database).
 section_rotation-postgres() {
   local rows="${ROTATION_ROWS:-5000}" big="${PG_ROTATION_RSS_ROWS:-1000000}" live="${PG_LIVE_ROWS:-200000}"
@@ -683,9 +687,12 @@ section_rotation-postgres() {
 
   if [ "$live" -gt 0 ]; then
     local live_url
-    live_url=$(make_keyed_pg_database "$url" rotation_live "$live" "$work/old.key" "$toolcfg")
-    live_run "PostgreSQL live rotate $live rows (toolcfg)" "$live_url" "'$toolcfg' rotate --db '$live_url' $keys --json"
-    check_pg_rotated "$toolcfg" "$live_url" "$work/new.key" "$live" "the rotation of $live rows beside the application"
+    local extra
+    for extra in "" "--make-room"; do
+      live_url=$(make_keyed_pg_database "$url" rotation_live "$live" "$work/old.key" "$toolcfg")
+      live_run "PostgreSQL live rotate $live rows ${extra:-(as inserted)}" "$live_url" "'$toolcfg' rotate --db '$live_url' $keys $extra --json"
+      check_pg_rotated "$toolcfg" "$live_url" "$work/new.key" "$live" "the rotation of $live rows beside the application"
+    done
   fi
   stop_section_cluster
 }

@@ -10,16 +10,16 @@ import Foundation
 ///    halfway (`ALTER TABLE ... SET (fillfactor)` takes SHARE UPDATE EXCLUSIVE: the application's
 ///    reads and writes never wait for it).
 /// 2. The keyed rows of every page without that room are moved, a few pages per short
-///    transaction, by an update that writes each row as it is (`SET nonce = nonce`). Under READ
-///    COMMITTED the version rewritten is the newest one, so nothing the application wrote is
-///    undone; the application's writes to those rows wait for one batch at most. Whole pages go
-///    in one batch, so that a page's old versions cannot be pruned and its room used up again
-///    while its rows are still being moved.
+///    transaction, by an update that writes each row as it is (`SET nonce = nonce`) after
+///    locking it. Rows are locked as they are now (READ COMMITTED), so nothing the application
+///    wrote is undone; its writes to those rows wait for one batch at most; rows it holds are
+///    skipped, never waited for. Whole pages go in one batch, so that a page's old versions
+///    cannot be pruned and its room used up again while its rows are still being moved.
 /// 3. VACUUM after every quarter of the table and at the end, so the emptied pages take moved
 ///    rows (the table ends about twice its packed size, not three times).
 ///
-/// No value changes, so the pass needs no all-or-nothing: stopped anywhere (a lock timeout, a
-/// kill), it leaves the same data, and a rerun carries on where it stopped.
+/// No value changes, so the pass needs no all-or-nothing: stopped anywhere (an error, a kill),
+/// it leaves the same data, and a rerun carries on where it stopped.
 struct PostgresRoomMaker {
     let connection: PostgresConnection
     let table: EncryptedTable
@@ -108,9 +108,14 @@ struct PostgresRoomMaker {
             let high = min(low + size, pages)
             let range = Self.pageRange(low, high)
             let started = clock.now
+            // SKIP LOCKED: a row the application holds stays where it is, and the pass never
+            // waits for the application, so it can never be part of a deadlock with it.
             let moved = try connection.query("""
-                UPDATE \(quoted) AS t SET nonce = t.nonce
-                WHERE \(range) AND \(Self.keyed) AND (t.ctid::text::point)[0]::bigint IN (SELECT page FROM (\(pagesWithoutRoom(where: range))) AS p)
+                WITH locked AS (
+                    SELECT t.ctid AS row FROM \(quoted) AS t
+                    WHERE \(range) AND \(Self.keyed) AND (t.ctid::text::point)[0]::bigint IN (SELECT page FROM (\(pagesWithoutRoom(where: range))) AS p)
+                    FOR UPDATE OF t SKIP LOCKED)
+                UPDATE \(quoted) AS t SET nonce = t.nonce FROM locked WHERE t.ctid = locked.row AND \(range)
                 """, context: "moving rows of \(name) to pages with room").affectedRows
             let seconds = (clock.now - started).inSeconds
             report.rowsMoved += moved
