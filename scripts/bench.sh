@@ -645,7 +645,8 @@ check_pg_rotated() {
 #       (scripts/bench_live_app.py on the URL: a short autocommit write every 20 ms, 40 % of them
 #       row UPDATEs of user_tool_configs, lock_timeout 5 s), as section_live does on SQLite: once
 #       as the rows were inserted, once with --make-room (each on a new database).
-# PG_FILLFACTOR=50 sets the table's fillfactor before it is filled (see make_keyed_pg_database).
+# PG_FILLFACTOR=50 sets the table's fillfactor before it is filled (see make_keyed_pg_database);
+# PG_DURABLE=1 runs the cluster with the server's durable defaults (fsync, full-page writes).
 section_rotation-postgres() {
   local rows="${ROTATION_ROWS:-5000}" big="${PG_ROTATION_RSS_ROWS:-1000000}" live="${PG_LIVE_ROWS:-200000}"
   local work="$LOG_DIR/rotation-postgres" toolcfg url
@@ -653,9 +654,9 @@ section_rotation-postgres() {
   echo "######## rotation-postgres: $rows rows against Python psycopg, $big rows alone, $live rows beside an application (fillfactor ${PG_FILLFACTOR:-100})"
   mkdir -p "$work"
   toolcfg=$(build_toolcfg)
-  start_section_cluster
+  start_section_cluster TOOLCFG_PG_DURABLE="${PG_DURABLE:-0}"
   url=$PG_URL
-  echo "== PostgreSQL $(psql -X -At "$url" -c 'SHOW server_version'): fsync $(psql -X -At "$url" -c 'SHOW fsync')"
+  echo "== PostgreSQL $(psql -X -At "$url" -c 'SHOW server_version'): fsync $(psql -X -At "$url" -c 'SHOW fsync'), full_page_writes $(psql -X -At "$url" -c 'SHOW full_page_writes')"
   "$toolcfg" keygen --out "$work/old.key" 2>/dev/null
   "$toolcfg" keygen --out "$work/new.key" 2>/dev/null
   local keys="--master-key-file '$work/old.key' --new-master-key-file '$work/new.key'"

@@ -56,7 +56,8 @@ public struct RoomReport: Sendable, Codable, Equatable {
     public var batches: Int
     /// The longest of those: the longest an application write to a moved row could wait.
     public var longestBatchSeconds: Double
-    /// Keyed rows still without room after the pass (moved back by the application meanwhile).
+    /// Keyed rows still without room after the pass: rows the application held (skipped, not
+    /// waited for) on pages that stayed full, or wrote back onto full pages meanwhile.
     public var rowsLeftWithoutRoom: Int
 }
 
