@@ -640,7 +640,8 @@ check_pg_rotated() {
 #       rounds alternating, each run on a new copy of one template database (CREATE DATABASE ...
 #       TEMPLATE, then a CHECKPOINT); every toolcfg result and the last Python one checked by
 #       verify-keys and by Python's own decryption;
-#   (b) one rotation of PG_ROTATION_RSS_ROWS (default 1,000,000; 0 skips it) rows: time, peak RSS;
+#   (b) a rotation of PG_ROTATION_RSS_ROWS (default 1,000,000; 0 skips it) rows: time, peak RSS,
+#       write phase; as inserted, then with --make-room (each on a new database);
 #   (c) PG_LIVE_ROWS (default 200,000; 0 skips it) rows rotated beside the stand-in application
 #       (scripts/bench_live_app.py on the URL: a short autocommit write every 20 ms, 40 % of them
 #       row UPDATEs of user_tool_configs, lock_timeout 5 s), as section_live does on SQLite: once
@@ -675,15 +676,17 @@ section_rotation-postgres() {
   add_summary "PostgreSQL rotate ratio python / toolcfg" "$(ratio "$B_MEDIAN_S" "$A_MEDIAN_S")x; by round $(round_ratios "${GROUP_TIMES[1]}" "${GROUP_TIMES[0]}") (>= 4 wanted)"
 
   if [ "$big" -gt 0 ]; then
-    local big_url lock
-    big_url=$(make_keyed_pg_database "$url" rotation_big "$big" "$work/old.key" "$toolcfg")
-    RUNS=1 measure "toolcfg rotate $big rows" "psql -X -q '$url' -c CHECKPOINT" \
-      bash -c "'$toolcfg' rotate --db '$big_url' $keys --json > '$work/big.json'"
-    check_pg_rotated "$toolcfg" "$big_url" "$work/new.key" "$big" "the rotation of $big rows"
-    lock=$(python3 -c 'import json, sys; print("%.2f s" % json.load(open(sys.argv[1]))["write_lock_seconds"])' "$work/big.json" 2>/dev/null \
-      || echo "not reported")
-    add_summary "PostgreSQL rotate $big rows (toolcfg)" "$MEDIAN_S s, peak RSS $MAX_RSS_MIB MiB (<= 64 MiB wanted), write phase $lock"
-    psql -X -q "$url" -c "DROP DATABASE rotation_big"
+    local big_url lock extra
+    for extra in "" "--make-room"; do
+      big_url=$(make_keyed_pg_database "$url" rotation_big "$big" "$work/old.key" "$toolcfg")
+      RUNS=1 measure "toolcfg rotate $big rows $extra" "psql -X -q '$url' -c CHECKPOINT" \
+        bash -c "'$toolcfg' rotate --db '$big_url' $keys $extra --json > '$work/big.json'"
+      check_pg_rotated "$toolcfg" "$big_url" "$work/new.key" "$big" "the rotation of $big rows"
+      lock=$(python3 -c 'import json, sys; print("%.2f s" % json.load(open(sys.argv[1]))["write_lock_seconds"])' "$work/big.json" 2>/dev/null \
+        || echo "not reported")
+      add_summary "PostgreSQL rotate $big rows ${extra:-(as inserted)}" "$MEDIAN_S s, peak RSS $MAX_RSS_MIB MiB (<= 64 MiB wanted), write phase $lock"
+      psql -X -q "$url" -c "DROP DATABASE rotation_big"
+    done
   fi
 
   if [ "$live" -gt 0 ]; then

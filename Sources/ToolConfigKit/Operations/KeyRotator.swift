@@ -128,8 +128,11 @@ public struct KeyRotator {
         let tables = try database.encryptedTables()
         try database.requireEveryRowVisible(in: tables.map(\.name))
         let stores = try tables.map(database.secretStore)
-        // 0. Room for in-place rewrites, in short transactions of its own, before the snapshot.
-        let rooms = try stores.map { options.makeRoom ? try $0.makeRoom(dryRun: options.dryRun, progress: progress) : nil }
+        // 0. Room for in-place rewrites, in short transactions of its own, before the snapshot;
+        // every table checked before any is changed.
+        let roomMakers = options.makeRoom ? try stores.map { try $0.roomMaker() } : []
+        let rooms: [RoomReport?] = options.makeRoom ? try roomMakers.map { try $0.run(dryRun: options.dryRun, progress: progress) }
+                                                    : stores.map { _ in nil }
         if !options.dryRun {
             for (index, store) in stores.enumerated() { stages.append(try store.makeRotationStage(index: index)) }
         }

@@ -30,18 +30,25 @@ public protocol SecretStore: AnyObject {
     /// engine knows a way (PostgreSQL: room on the pages for rows rewritten in place); else nil.
     func writePhaseAdvice() throws -> String?
 
-    /// Before a rotation, outside its transactions: gives every keyed row room on its page to be
-    /// rewritten in place (PostgreSQL, `rotate --make-room`); `dryRun` only counts. The data do
-    /// not change. An engine that rewrites rows in place anyway refuses it.
-    func makeRoom(dryRun: Bool, progress: ProgressHandler) throws -> RoomReport
+    /// What gives every keyed row room on its page to be rewritten in place (PostgreSQL, `rotate
+    /// --make-room`), once this table has been checked for what would make that wrong or useless;
+    /// throws a refusal otherwise. Nothing changes until it runs. An engine that rewrites rows
+    /// in place anyway refuses.
+    func roomMaker() throws -> any RoomMaking
 }
 
 extension SecretStore {
     public func writePhaseAdvice() throws -> String? { nil }
 
-    public func makeRoom(dryRun: Bool, progress: ProgressHandler) throws -> RoomReport {
+    public func roomMaker() throws -> any RoomMaking {
         throw UsageError("--make-room is for PostgreSQL: SQLite rewrites a row's key in place, so its write phase needs no room made")
     }
+}
+
+/// Makes room on one table's pages (see `SecretStore.roomMaker`), outside any transaction of the
+/// rotation; `dryRun` only counts. The data do not change.
+public protocol RoomMaking {
+    func run(dryRun: Bool, progress: ProgressHandler) throws -> RoomReport
 }
 
 /// What `rotate --make-room` found and did in one table.
@@ -50,7 +57,8 @@ public struct RoomReport: Sendable, Codable, Equatable {
     public var fillfactor: Int
     /// Keyed rows on pages without room for their rewrite, before the pass.
     public var rowsWithoutRoom: Int
-    /// Rows moved to pages with room (each rewritten as it was).
+    /// Rows rewritten as they were to make room: nearly all onto other pages (a few onto their
+    /// own, where room was freed meanwhile).
     public var rowsMoved: Int
     /// The short transactions that moved them.
     public var batches: Int
@@ -172,6 +180,12 @@ public struct EncryptedTable: Sendable, Hashable, Codable {
     public var idColumn: String?
 
     static let secretColumns = ["encrypted_api_key", "salt", "nonce"]
+
+    /// The condition that a row (of the table under the alias `prefix`, "t.") holds a whole
+    /// triple: the rows a rotation rewrites.
+    static func hasTriple(_ prefix: String = "") -> String {
+        secretColumns.map { "\(prefix)\($0) IS NOT NULL" }.joined(separator: " AND ")
+    }
 
     var quotedName: String { quotedIdentifier(name) }
 

@@ -9,113 +9,145 @@ import Foundation
 /// 1. The table's fillfactor goes to 50, so rows inserted or moved from now on fill pages only
 ///    halfway (`ALTER TABLE ... SET (fillfactor)` takes SHARE UPDATE EXCLUSIVE: the application's
 ///    reads and writes never wait for it).
-/// 2. The keyed rows of every page without that room are moved, a few pages per short
+/// 2. The keyed rows of every page without that room are moved, a few thousand per short
 ///    transaction, by an update that writes each row as it is (`SET nonce = nonce`) after
 ///    locking it. Rows are locked as they are now (READ COMMITTED), so nothing the application
 ///    wrote is undone; its writes to those rows wait for one batch at most; rows it holds are
 ///    skipped, never waited for. Whole pages go in one batch, so that a page's old versions
 ///    cannot be pruned and its room used up again while its rows are still being moved.
-/// 3. VACUUM after every quarter of the table and at the end, so the emptied pages take moved
+/// 3. VACUUM after every quarter of the rows and at the end, so the emptied pages take moved
 ///    rows (the table ends about twice its packed size, not three times).
 ///
 /// No value changes, so the pass needs no all-or-nothing: stopped anywhere (an error, a kill),
-/// it leaves the same data, and a rerun carries on where it stopped.
-struct PostgresRoomMaker {
+/// it leaves the same data, and a rerun carries on where it stopped. Every statement names the
+/// table with ONLY: a child table (inheritance) is a table with the triple of its own.
+struct PostgresRoomMaker: RoomMaking {
     let connection: PostgresConnection
     let table: EncryptedTable
+    /// The table's fillfactor now.
+    let fillfactor: Int
+    /// What a row's values kept out of line (TOAST) add to pg_column_size(t.*) beyond the
+    /// pointer the page holds for each, as SQL over the row `t` ("0" without such columns).
+    private let outOfLineExcess: String
 
-    static let fillfactor = 50
-    /// How long one batch may hold its rows: what an application write to them may wait.
-    static let batchTarget = 0.1
-    static let firstBatchPages: Int64 = 32
-    static let batchPages: ClosedRange<Int64> = 4...4096
+    static let targetFillfactor = 50
+    /// How long one batch should hold its rows: what an application write to them may wait.
+    var batchTarget = 0.1
+    /// Rows to move in the first batch, and the bounds of the later ones (sized from the rows
+    /// per second the batches before moved).
+    var firstBatchRows = 2_000
+    var batchRows: ClosedRange<Int> = 200...50_000
 
     private var name: String { table.name }
-    private var quoted: String { table.quotedName }
+    private var only: String { "ONLY \(table.quotedName)" }
+    private static let keyed = EncryptedTable.hasTriple("t.")
 
-    private static let keyed = "t.encrypted_api_key IS NOT NULL AND t.salt IS NOT NULL AND t.nonce IS NOT NULL"
-
-    /// The pages (block numbers) among `t`'s rows in `range` whose rows would not fit a second
-    /// version of each keyed row: a row takes its tuple MAXALIGNed (8) and a line pointer (4); a
-    /// page has its size less its header (24) for them.
-    private func pagesWithoutRoom(where range: String) -> String {
-        let footprint = "(pg_column_size(t.*) + 7) / 8 * 8 + 4"
-        return """
-            SELECT (t.ctid::text::point)[0]::bigint AS page, count(*) FILTER (WHERE \(Self.keyed)) AS keyed
-            FROM \(quoted) AS t WHERE \(range) GROUP BY 1
-            HAVING sum(\(footprint)) + coalesce(sum(\(footprint)) FILTER (WHERE \(Self.keyed)), 0) > current_setting('block_size')::int - 24
-            """
-    }
-
-    private static func pageRange(_ low: Int64, _ high: Int64) -> String {
-        "t.ctid >= '(\(low),0)'::tid AND t.ctid < '(\(high),0)'::tid"
-    }
-
-    func run(dryRun: Bool, progress: ProgressHandler) throws -> RoomReport {
+    /// Reads the table's shape and refuses, before anything changes, what would make the moves
+    /// wrong (update triggers or rules would act on them), impossible (a partitioned table, a
+    /// role that may not set the fillfactor or VACUUM) or useless (an index on a triple column:
+    /// PostgreSQL never rewrites such rows in place).
+    init(connection: PostgresConnection, table: EncryptedTable) throws {
+        self.connection = connection
+        self.table = table
+        let triple = EncryptedTable.secretColumns.map { "'\($0)'" }.joined(separator: ", ")
         let shape = try connection.query("""
             SELECT c.relkind::text,
                    coalesce((SELECT option_value::int FROM pg_options_to_table(c.reloptions) WHERE option_name = 'fillfactor'), 100),
                    (SELECT string_agg(quote_ident(g.tgname), ', ' ORDER BY g.tgname) FROM pg_trigger g
                     WHERE g.tgrelid = c.oid AND NOT g.tgisinternal AND g.tgenabled <> 'D' AND g.tgtype & 16 <> 0),
-                   pg_relation_size(c.oid) / current_setting('block_size')::int
+                   (SELECT string_agg(quote_ident(r.rulename), ', ' ORDER BY r.rulename) FROM pg_rewrite r WHERE r.ev_class = c.oid),
+                   (SELECT string_agg(DISTINCT d.objid::regclass::text, ', ') FROM pg_depend d
+                    JOIN pg_attribute a ON a.attrelid = d.refobjid AND a.attnum = d.refobjsubid
+                    WHERE d.classid = 'pg_class'::regclass AND d.refclassid = 'pg_class'::regclass AND d.refobjid = c.oid
+                      AND a.attname IN (\(triple)) AND d.objid IN (SELECT indexrelid FROM pg_index WHERE indrelid = c.oid)),
+                   pg_has_role(c.relowner, 'USAGE'),
+                   (SELECT string_agg(format('CASE WHEN pg_column_size(t.%1$I) >= 2032 THEN pg_column_size(t.%1$I) - 18 ELSE 0 END', a.attname), ' + ')
+                    FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped AND a.attlen = -1 AND a.attstorage <> 'p')
             FROM pg_class c WHERE c.oid = to_regclass(quote_ident($1))
-            """, [.text(name)], context: "reading the storage of \(name)")
-        guard shape.count == 1 else { throw UsageError("--make-room: table \(name) is gone") }
+            """, [.text(table.name)], context: "reading the storage of \(table.name)")
+        guard shape.count == 1 else { throw UsageError("--make-room: table \(table.name) is gone") }
+        fillfactor = Int(try shape.int64(0, 1) ?? 100)
+        outOfLineExcess = shape.text(0, 6) ?? "0"
+        let refusal = "--make-room refused, nothing changed: \(table.name)"
         if shape.text(0, 0) != "r" {
-            throw UsageError("--make-room: \(name) is a partitioned table; give its partitions room (ALTER TABLE ... SET (fillfactor = \(Self.fillfactor))) and rotate without --make-room")
+            throw UsageError("\(refusal) is partitioned; give its partitions room (ALTER TABLE ... SET (fillfactor = \(Self.targetFillfactor))) and rotate without --make-room")
         }
-        // Moving a row is an UPDATE: the table's update triggers would fire for each row.
+        // Moving a row is an UPDATE: the table's update triggers and rules would act on each row.
         if let triggers = shape.text(0, 2) {
-            throw UsageError("--make-room: \(name) has update triggers (\(triggers)) that moving its rows would fire; rotate without --make-room")
+            throw UsageError("\(refusal) has update triggers (\(triggers)) that moving its rows would fire; rotate without --make-room")
         }
-        let before = Int(try shape.int64(0, 1) ?? 100)
-        var report = RoomReport(fillfactorBefore: before, fillfactor: before, rowsWithoutRoom: 0, rowsMoved: 0,
-                                batches: 0, longestBatchSeconds: 0, rowsLeftWithoutRoom: 0)
-        report.rowsWithoutRoom = try rowsWithoutRoom()
-        report.rowsLeftWithoutRoom = report.rowsWithoutRoom
-        guard !dryRun, report.rowsWithoutRoom > 0 || before > Self.fillfactor else { return report }
+        if let rules = shape.text(0, 3) {
+            throw UsageError("\(refusal) has rules (\(rules)) that moving its rows would set off; rotate without --make-room")
+        }
+        if let indexes = shape.text(0, 4) {
+            throw UsageError("\(refusal) has indexes on encrypted_api_key, salt or nonce (\(indexes)), so PostgreSQL rewrites its rows on other pages however much room they have; rotate without --make-room")
+        }
+        if try shape.bool(0, 5) != true {
+            throw UsageError("\(refusal) belongs to another role: only its owner (or a superuser) may set its fillfactor and VACUUM it; as the owner run ALTER TABLE \(table.quotedName) SET (fillfactor = \(Self.targetFillfactor)), then rotate --make-room")
+        }
+    }
 
-        if before > Self.fillfactor {
-            do throws(PostgresError) {
-                try connection.execute("ALTER TABLE \(quoted) SET (fillfactor = \(Self.fillfactor))", context: "setting the fillfactor of \(name)")
-            } catch {
-                guard error.sqlState == "42501" else { throw error }
-                throw UsageError("--make-room: only the owner of \(name) may set its fillfactor; as the owner run ALTER TABLE \(quoted) SET (fillfactor = \(Self.fillfactor)), then rotate --make-room again")
-            }
-            report.fillfactor = Self.fillfactor
+    /// Pages (block numbers) of `t` within `range`, with their keyed rows, whose rows would not
+    /// fit a second version of each keyed row: a row takes its tuple MAXALIGNed (8) and a line
+    /// pointer (4), a page its size less its header (24). pg_column_size(t.*) counts a value
+    /// kept out of line (TOAST) in full, where the page holds an 18-byte pointer to it; a value
+    /// of 2032 bytes or more (the toaster's target for a whole row) is taken to be out of line.
+    private func pagesWithoutRoom(where range: String) -> String {
+        let footprint = "(pg_column_size(t.*) - (\(outOfLineExcess)) + 7) / 8 * 8 + 4"
+        return """
+            SELECT (t.ctid::text::point)[0]::bigint AS page, count(*) FILTER (WHERE \(Self.keyed)) AS keyed
+            FROM \(only) AS t WHERE \(range) GROUP BY 1
+            HAVING sum(\(footprint)) + coalesce(sum(\(footprint)) FILTER (WHERE \(Self.keyed)), 0) > current_setting('block_size')::int - 24
+            """
+    }
+
+    /// Every page without room, in order, with its keyed rows.
+    private func pagesWithoutRoom() throws -> [(page: Int64, rows: Int)] {
+        let rows = try connection.query("SELECT page, keyed FROM (\(pagesWithoutRoom(where: "true"))) AS p WHERE keyed > 0 ORDER BY page",
+                                        context: "finding the rows of \(name) without room")
+        return try (0..<rows.count).map { (try rows.int64($0, 0) ?? 0, Int(try rows.int64($0, 1) ?? 0)) }
+    }
+
+    func run(dryRun: Bool, progress: ProgressHandler) throws -> RoomReport {
+        let pages = try pagesWithoutRoom()
+        let without = pages.reduce(0) { $0 + $1.rows }
+        var report = RoomReport(fillfactorBefore: fillfactor, fillfactor: fillfactor, rowsWithoutRoom: without, rowsMoved: 0,
+                                batches: 0, longestBatchSeconds: 0, rowsLeftWithoutRoom: without)
+        guard !dryRun else { return report }
+        if fillfactor > Self.targetFillfactor {
+            try connection.execute("ALTER TABLE \(only) SET (fillfactor = \(Self.targetFillfactor))", context: "setting the fillfactor of \(name)")
+            report.fillfactor = Self.targetFillfactor
         }
-        guard report.rowsWithoutRoom > 0 else { return report }
-        try move(pages: try shape.int64(0, 3) ?? 0, into: &report, progress: progress)
-        report.rowsLeftWithoutRoom = try rowsWithoutRoom()
+        guard !pages.isEmpty else { return report }
+        try move(pages, into: &report, progress: progress)
+        report.rowsLeftWithoutRoom = try pagesWithoutRoom().reduce(0) { $0 + $1.rows }
         return report
     }
 
-    /// Keyed rows on pages without room, in the whole table.
-    private func rowsWithoutRoom() throws -> Int {
-        Int(try connection.queryInt64("SELECT coalesce(sum(keyed), 0) FROM (\(pagesWithoutRoom(where: "true"))) AS p",
-                                      context: "finding the rows of \(name) without room") ?? 0)
-    }
-
-    /// Batches of whole pages, from the first page to the last the table had when the pass
-    /// began (pages added since hold moved rows, with room), each sized to last about
-    /// `batchTarget`.
-    private func move(pages: Int64, into report: inout RoomReport, progress: ProgressHandler) throws {
+    /// Batches of whole pages holding about `size` rows to move, each sized from the rows per
+    /// second of the batch before to last about `batchTarget`. A batch re-finds the pages
+    /// without room in its range as they are then, so rows the application moved meanwhile
+    /// are left where they went.
+    private func move(_ pages: [(page: Int64, rows: Int)], into report: inout RoomReport, progress: ProgressHandler) throws {
         let clock = ContinuousClock()
-        var low: Int64 = 0, size = Self.firstBatchPages
-        var vacuumedAt: Int64 = 0
+        var next = 0, size = firstBatchRows, sinceVacuum = 0
         progress(ProgressEvent(.makingRoom, total: report.rowsWithoutRoom))
-        while low < pages {
-            let high = min(low + size, pages)
-            let range = Self.pageRange(low, high)
+        while next < pages.count {
+            var end = next, rows = 0
+            repeat {
+                rows += pages[end].rows
+                end += 1
+            } while end < pages.count && rows + pages[end].rows <= size
+            let range = "t.ctid >= '(\(pages[next].page),0)'::tid AND t.ctid < '(\(pages[end - 1].page + 1),0)'::tid"
             let started = clock.now
             // SKIP LOCKED: a row the application holds stays where it is, and the pass never
             // waits for the application, so it can never be part of a deadlock with it.
             let moved = try connection.query("""
                 WITH locked AS (
-                    SELECT t.ctid AS row FROM \(quoted) AS t
+                    SELECT t.ctid AS row FROM \(only) AS t
                     WHERE \(range) AND \(Self.keyed) AND (t.ctid::text::point)[0]::bigint IN (SELECT page FROM (\(pagesWithoutRoom(where: range))) AS p)
                     FOR UPDATE OF t SKIP LOCKED)
-                UPDATE \(quoted) AS t SET nonce = t.nonce FROM locked WHERE t.ctid = locked.row AND \(range)
+                UPDATE \(only) AS t SET nonce = t.nonce FROM locked WHERE t.ctid = locked.row AND \(range)
                 """, context: "moving rows of \(name) to pages with room").affectedRows
             let seconds = (clock.now - started).inSeconds
             report.rowsMoved += moved
@@ -123,20 +155,22 @@ struct PostgresRoomMaker {
             report.longestBatchSeconds = max(report.longestBatchSeconds, seconds)
             progress(ProgressEvent(.makingRoom, done: report.rowsMoved, total: report.rowsWithoutRoom))
             if moved > 0 {
-                let scaled = Double(high - low) * Self.batchTarget / max(seconds, 0.001)
-                size = min(max(Int64(scaled.rounded()), Self.batchPages.lowerBound), Self.batchPages.upperBound, size * 4)
+                let fitting = Int((Double(moved) * batchTarget / max(seconds, 0.001)).rounded())
+                size = min(max(fitting, batchRows.lowerBound), batchRows.upperBound, size * 2)
             }
-            low = high
-            if low - vacuumedAt >= pages / 4 || low >= pages {
+            next = end
+            sinceVacuum += moved
+            if sinceVacuum >= report.rowsWithoutRoom / 4 || next == pages.count {
                 try vacuum()
-                vacuumedAt = low
+                sinceVacuum = 0
             }
         }
     }
 
     /// Marks the emptied pages' space free for moved and new rows. SKIP_LOCKED: a VACUUM already
-    /// running (autovacuum) does the same, so this one is not waited for.
+    /// running (autovacuum) does the same, so this one is not waited for. (VACUUM of a parent
+    /// never takes in its inheritance children.)
     private func vacuum() throws {
-        try connection.execute("VACUUM (SKIP_LOCKED) \(quoted)", context: "vacuuming \(name)")
+        try connection.execute("VACUUM (SKIP_LOCKED) \(table.quotedName)", context: "vacuuming \(name)")
     }
 }
