@@ -94,7 +94,7 @@ struct PostgresRoomTests {
     }
 
     enum Refusal: String, CaseIterable {
-        case updateTrigger, rule, indexOnTriple, partitioned, notOwner
+        case updateTrigger, rule, indexOnTriple, uniqueNonce, partitioned, notOwner
     }
 
     @Test("--make-room is refused (64) before any table changes: update triggers, rules, an index on a triple column, a partitioned table, a role not the owner",
@@ -123,6 +123,9 @@ struct PostgresRoomTests {
         case .indexOnTriple:
             try database.connection.execute("CREATE INDEX configs_with_keys ON user_tool_configs (user_id) WHERE encrypted_api_key IS NOT NULL")
             expected = "indexes on encrypted_api_key, salt or nonce (configs_with_keys)"
+        case .uniqueNonce:  // a constraint's index: its columns are recorded on the constraint
+            try database.connection.execute("ALTER TABLE user_tool_configs ADD UNIQUE (nonce)")
+            expected = "(user_tool_configs_nonce_key)"
         case .partitioned:
             try database.connection.execute("""
                 CREATE TABLE zz_parted (id bigint PRIMARY KEY, encrypted_api_key text, salt text, nonce text) PARTITION BY RANGE (id);
@@ -142,6 +145,27 @@ struct PostgresRoomTests {
         #expect(refused.status == 64 && refused.stderr.contains(expected) && refused.stderr.contains("nothing changed"), "\(refused.stderr)")
         try Self.expectUnchanged(database, before, pagesBefore)
         try database.expectPlaintexts(under: old)
+    }
+
+    @Test("a wrong old key (65) or a backup path already taken (74) is refused before any row is moved", arguments: [false, true])
+    func refusedBeforeMoving(_ backupTaken: Bool) throws {
+        let folder = try TemporaryFolder()
+        let old = try key(MasterKeyTests.valid), new = MasterKey.generate()
+        let database = try PostgresKeyedDatabase(master: old, rows: Self.rows)
+        defer { database.drop() }
+        let before = try database.dump(), pagesBefore = try Self.pages(database.connection)
+        let backup = folder.path("before.sql")
+        if backupTaken { try Data("keep me".utf8).write(to: URL(fileURLWithPath: backup)) }
+        let refused = try PostgresRotationTests.rotate(database, folder, old: backupTaken ? old : MasterKey.generate(), new: new,
+                                                       ["--make-room", "--backup", backup])
+        #expect(refused.status == (backupTaken ? 74 : 65), "\(refused.stderr)")
+        #expect(refused.stderr.contains(backupTaken ? "the file exists" : "decrypts under neither"), "\(refused.stderr)")
+        try Self.expectUnchanged(database, before, pagesBefore)
+        if backupTaken {
+            #expect(try String(contentsOfFile: backup, encoding: .utf8) == "keep me")
+        } else {
+            #expect(!FileManager.default.fileExists(atPath: backup), "a refused rotation left a backup")
+        }
     }
 
     @Test("batches of whole pages, sized by the rows they move; VACUUM lets moved rows fill the emptied pages; rows with values kept out of line (TOAST) get room too; a second pass finds nothing to move")

@@ -28,7 +28,7 @@ public struct KeyRotator {
         public var dryRun: Bool
         public var backupPath: String?
         public var jobs: Int
-        /// PostgreSQL: give every keyed row room on its page first (see `SecretStore.makeRoom`).
+        /// PostgreSQL: give every keyed row room on its page first (see `SecretStore.roomMaker`).
         public var makeRoom: Bool
 
         public init(oldKey: MasterKey, newKey: MasterKey, dryRun: Bool = false, backupPath: String? = nil,
@@ -131,6 +131,7 @@ public struct KeyRotator {
         // 0. Room for in-place rewrites, in short transactions of its own, before the snapshot;
         // every table checked before any is changed.
         let roomMakers = options.makeRoom ? try stores.map { try $0.roomMaker() } : []
+        if !roomMakers.isEmpty && !options.dryRun { try refuseBeforeMakingRoom(stores) }
         let rooms: [RoomReport?] = options.makeRoom ? try roomMakers.map { try $0.run(dryRun: options.dryRun, progress: progress) }
                                                     : stores.map { _ in nil }
         if !options.dryRun {
@@ -214,6 +215,21 @@ public struct KeyRotator {
         // Advice only: a failure to get it must not fail a committed rotation.
         let advice = zip(stores, reports).compactMap { store, table in table.rotated >= adviceAfterRows ? (try? store.writePhaseAdvice()) ?? nil : nil }
         return report(reports, lock: lock, elapsed: clock.now - started, verified: verified, changedAfterCommit: changedAfterCommit, advice: advice)
+    }
+
+    /// Before rows are moved to make room: what the read phase would refuse, looked for on a
+    /// sample of each table (a wrong old key, a row under neither key) and the backup's path, so
+    /// that a run refused for them has changed nothing.
+    private func refuseBeforeMakingRoom(_ stores: [any SecretStore]) throws {
+        if let backupPath = options.backupPath { try PrivateFile.requireAbsent(backupPath) }
+        for store in stores {
+            let rows = try store.sample(MasterKeyCheck.samplePerTable)
+            for (row, outcome) in zip(rows, rotateAll(rows)) {
+                if case .failed(let reason) = outcome {
+                    throw RotationError(table: store.table.name, row: row.label, rowID: row.rowID, reason: reason)
+                }
+            }
+        }
     }
 
     /// A page's outcomes, in row order, on all cores: sixteen rows at a time where the CPU has

@@ -58,6 +58,15 @@ public enum PrivateFile {
 
     static let existsReason = "the file exists (refusing to overwrite it)"
 
+    /// Throws what `create` would throw for a path already taken (a file or a link), before
+    /// anything else is done.
+    static func requireAbsent(_ path: String) throws(Failure) {
+        var info = stat()
+        guard lstat(path, &info) == 0 else { return }
+        let isLink = (info.st_mode & S_IFMT) == S_IFLNK
+        throw Failure(path: path, reason: isLink ? "is a symbolic link; refusing to write through it" : existsReason, exitStatus: .ioError)
+    }
+
     private static func refuseLinkOrSpecial(_ path: String) throws(Failure) {
         var info = stat()
         guard lstat(path, &info) == 0 else { return }

@@ -20,7 +20,7 @@ import Foundation
 ///
 /// No value changes, so the pass needs no all-or-nothing: stopped anywhere (an error, a kill),
 /// it leaves the same data, and a rerun carries on where it stopped. Every statement names the
-/// table with ONLY: a child table (inheritance) is a table with the triple of its own.
+/// table with ONLY: rows of a child table (inheritance) are moved by the child's own pass.
 struct PostgresRoomMaker: RoomMaking {
     let connection: PostgresConnection
     let table: EncryptedTable
@@ -37,6 +37,9 @@ struct PostgresRoomMaker: RoomMaking {
     /// per second the batches before moved).
     var firstBatchRows = 2_000
     var batchRows: ClosedRange<Int> = 200...50_000
+    /// The most pages one batch spans: its statement reads every row of them, so scattered pages
+    /// without room must not make one batch read the whole table while it holds its rows.
+    var batchSpan: Int64 = 1_024
 
     private var name: String { table.name }
     private var only: String { "ONLY \(table.quotedName)" }
@@ -56,10 +59,16 @@ struct PostgresRoomMaker: RoomMaking {
                    (SELECT string_agg(quote_ident(g.tgname), ', ' ORDER BY g.tgname) FROM pg_trigger g
                     WHERE g.tgrelid = c.oid AND NOT g.tgisinternal AND g.tgenabled <> 'D' AND g.tgtype & 16 <> 0),
                    (SELECT string_agg(quote_ident(r.rulename), ', ' ORDER BY r.rulename) FROM pg_rewrite r WHERE r.ev_class = c.oid),
-                   (SELECT string_agg(DISTINCT d.objid::regclass::text, ', ') FROM pg_depend d
-                    JOIN pg_attribute a ON a.attrelid = d.refobjid AND a.attnum = d.refobjsubid
-                    WHERE d.classid = 'pg_class'::regclass AND d.refclassid = 'pg_class'::regclass AND d.refobjid = c.oid
-                      AND a.attname IN (\(triple)) AND d.objid IN (SELECT indexrelid FROM pg_index WHERE indrelid = c.oid)),
+                   (SELECT string_agg(i.indexrelid::regclass::text, ', ' ORDER BY i.indexrelid::regclass::text) FROM pg_index i
+                    WHERE i.indrelid = c.oid AND EXISTS (
+                        SELECT 1 FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attname IN (\(triple)) AND (
+                            a.attnum = ANY (i.indkey::int2[])
+                            -- expressions and partial-index conditions: recorded on the index, or on its constraint
+                            OR EXISTS (SELECT 1 FROM pg_depend d
+                                       WHERE d.refclassid = 'pg_class'::regclass AND d.refobjid = c.oid AND d.refobjsubid = a.attnum
+                                         AND ((d.classid = 'pg_class'::regclass AND d.objid = i.indexrelid)
+                                              OR (d.classid = 'pg_constraint'::regclass
+                                                  AND d.objid IN (SELECT k.oid FROM pg_constraint k WHERE k.conindid = i.indexrelid))))))),
                    pg_has_role(c.relowner, 'USAGE'),
                    (SELECT string_agg(format('CASE WHEN pg_column_size(t.%1$I) >= 2032 THEN pg_column_size(t.%1$I) - 18 ELSE 0 END', a.attname), ' + ')
                     FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped AND a.attlen = -1 AND a.attstorage <> 'p')
@@ -91,7 +100,8 @@ struct PostgresRoomMaker: RoomMaking {
     /// fit a second version of each keyed row: a row takes its tuple MAXALIGNed (8) and a line
     /// pointer (4), a page its size less its header (24). pg_column_size(t.*) counts a value
     /// kept out of line (TOAST) in full, where the page holds an 18-byte pointer to it; a value
-    /// of 2032 bytes or more (the toaster's target for a whole row) is taken to be out of line.
+    /// of 2032 bytes or more (the toaster's default target for a whole row) is taken to be out of
+    /// line: an estimate (PostgreSQL 15 cannot tell from SQL where a value is kept).
     private func pagesWithoutRoom(where range: String) -> String {
         let footprint = "(pg_column_size(t.*) - (\(outOfLineExcess)) + 7) / 8 * 8 + 4"
         return """
@@ -137,7 +147,7 @@ struct PostgresRoomMaker: RoomMaking {
             repeat {
                 rows += pages[end].rows
                 end += 1
-            } while end < pages.count && rows + pages[end].rows <= size
+            } while end < pages.count && rows + pages[end].rows <= size && pages[end].page - pages[next].page < batchSpan
             let range = "t.ctid >= '(\(pages[next].page),0)'::tid AND t.ctid < '(\(pages[end - 1].page + 1),0)'::tid"
             let started = clock.now
             // SKIP LOCKED: a row the application holds stays where it is, and the pass never

@@ -190,7 +190,7 @@ final class PostgresSecretStore: SecretStore {
         guard let maker = try? PostgresRoomMaker(connection: connection, table: table), maker.fillfactor > 60 else { return nil }
         return "\(table.name) is packed full (fillfactor \(maker.fillfactor)), so each rotated row went to another page and into every "
             + "index: the next rotation with --make-room gives its rows room first, in short transactions, and then rewrites them in "
-            + "place, with a write phase about 5x shorter (README: how long the write phase is on PostgreSQL)"
+            + "place, with a write phase 3-5x shorter (README: how long the write phase is on PostgreSQL)"
     }
 
     func roomMaker() throws -> any RoomMaking {
