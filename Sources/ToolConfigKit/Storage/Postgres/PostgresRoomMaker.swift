@@ -92,7 +92,7 @@ struct PostgresRoomMaker: RoomMaking {
             throw UsageError("\(refusal) has indexes on encrypted_api_key, salt or nonce (\(indexes)), so PostgreSQL rewrites its rows on other pages however much room they have; rotate without --make-room")
         }
         if try shape.bool(0, 5) != true {
-            throw UsageError("\(refusal) belongs to another role: only its owner (or a superuser) may set its fillfactor and VACUUM it; as the owner run ALTER TABLE \(table.quotedName) SET (fillfactor = \(Self.targetFillfactor)), then rotate --make-room")
+            throw UsageError("\(refusal) belongs to another role: only its owner (or a superuser) may set its fillfactor and VACUUM it; rotate --make-room as the owner, or have the owner run ALTER TABLE \(table.quotedName) SET (fillfactor = \(Self.targetFillfactor)) and rotate without --make-room (the next rotation then moves the rows, the ones after it rewrite them in place)")
         }
     }
 
