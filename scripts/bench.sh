@@ -493,6 +493,14 @@ start_section_cluster() {
   PG_URL=$(env TOOLCFG_PG_DIR="$PG_SECTION_DIR" "$@" bash "$ROOT/scripts/pg.sh" start)
 }
 
+# One line on the server at URL $1: its version and the settings named after it.
+describe_pg_server() {
+  local url="$1"; shift
+  local names; names=$(printf "'%s'," "$@")
+  echo "== PostgreSQL $(psql -X -At "$url" -c 'SHOW server_version') at $url: $(psql -X -At "$url" -c \
+    "SELECT string_agg(name || ' ' || setting, ', ' ORDER BY array_position(ARRAY[${names%,}], name)) FROM pg_settings WHERE name IN (${names%,})")"
+}
+
 stop_section_cluster() {
   TOOLCFG_PG_DIR="$PG_SECTION_DIR" bash "$ROOT/scripts/pg.sh" stop
   trap 'rm -rf "$LOG_DIR"' EXIT
@@ -569,7 +577,7 @@ section_stress-postgres() {
   toolcfg=$(build_toolcfg)
   start_section_cluster TOOLCFG_PG_DURABLE="${STRESS_PG_DURABLE:-1}"
   url=$PG_URL
-  echo "== PostgreSQL $(psql -X -At "$url" -c 'SHOW server_version') at $url: fsync $(psql -X -At "$url" -c 'SHOW fsync'), synchronous_commit $(psql -X -At "$url" -c 'SHOW synchronous_commit')"
+  describe_pg_server "$url" fsync synchronous_commit
   "$toolcfg" migrate up --db "$work/template.db" >/dev/null 2>&1
   local -A throughput upsert_p99 lock_p99
   for round in $(seq 1 "$RUNS"); do
@@ -657,7 +665,7 @@ section_rotation-postgres() {
   toolcfg=$(build_toolcfg)
   start_section_cluster TOOLCFG_PG_DURABLE="${PG_DURABLE:-0}"
   url=$PG_URL
-  echo "== PostgreSQL $(psql -X -At "$url" -c 'SHOW server_version'): fsync $(psql -X -At "$url" -c 'SHOW fsync'), full_page_writes $(psql -X -At "$url" -c 'SHOW full_page_writes')"
+  describe_pg_server "$url" fsync full_page_writes
   "$toolcfg" keygen --out "$work/old.key" 2>/dev/null
   "$toolcfg" keygen --out "$work/new.key" 2>/dev/null
   local keys="--master-key-file '$work/old.key' --new-master-key-file '$work/new.key'"

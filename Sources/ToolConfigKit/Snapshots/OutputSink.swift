@@ -25,7 +25,7 @@ final class OutputSink {
         var info = stat()
         if lstat(path, &info) == 0 {
             if (info.st_mode & S_IFMT) == S_IFLNK {
-                throw SnapshotIOError(path: path, reason: "is a symbolic link; refusing to write through it", missing: false)
+                throw SnapshotIOError(path: path, reason: PrivateFile.linkReason, missing: false)
             }
             if (info.st_mode & S_IFMT) != S_IFREG {
                 throw SnapshotIOError(path: path, reason: "exists and is not a regular file", missing: false)

@@ -45,12 +45,7 @@ public enum PrivateFile {
         let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode)
         guard fd >= 0 else {
             let code = errno
-            var reason = String(cString: strerror(code))
-            if code == EEXIST {
-                var info = stat()
-                let isLink = lstat(path, &info) == 0 && (info.st_mode & S_IFMT) == S_IFLNK
-                reason = isLink ? "is a symbolic link; refusing to write through it" : existsReason
-            }
+            let reason = code == EEXIST ? takenReason(path) ?? existsReason : String(cString: strerror(code))
             throw Failure(path: name ?? path, reason: reason, exitStatus: .ioError)
         }
         return fd
@@ -58,20 +53,25 @@ public enum PrivateFile {
 
     static let existsReason = "the file exists (refusing to overwrite it)"
 
-    /// Throws what `create` would throw for a path already taken (a file or a link), before
-    /// anything else is done.
-    static func requireAbsent(_ path: String) throws(Failure) {
+    static let linkReason = "is a symbolic link; refusing to write through it"
+
+    /// Why `create` refuses `path`, when something is there: a link, or any other file.
+    private static func takenReason(_ path: String) -> String? {
         var info = stat()
-        guard lstat(path, &info) == 0 else { return }
-        let isLink = (info.st_mode & S_IFMT) == S_IFLNK
-        throw Failure(path: path, reason: isLink ? "is a symbolic link; refusing to write through it" : existsReason, exitStatus: .ioError)
+        guard lstat(path, &info) == 0 else { return nil }
+        return (info.st_mode & S_IFMT) == S_IFLNK ? linkReason : existsReason
+    }
+
+    /// Throws what `create` would throw for a path already taken, before anything else is done.
+    static func requireAbsent(_ path: String) throws(Failure) {
+        if let reason = takenReason(path) { throw Failure(path: path, reason: reason, exitStatus: .ioError) }
     }
 
     private static func refuseLinkOrSpecial(_ path: String) throws(Failure) {
         var info = stat()
         guard lstat(path, &info) == 0 else { return }
         if (info.st_mode & S_IFMT) == S_IFLNK {
-            throw Failure(path: path, reason: "is a symbolic link; refusing to write through it", exitStatus: .ioError)
+            throw Failure(path: path, reason: linkReason, exitStatus: .ioError)
         }
         if (info.st_mode & S_IFMT) != S_IFREG {
             throw Failure(path: path, reason: "exists and is not a regular file", exitStatus: .ioError)

@@ -107,8 +107,9 @@ final class PostgresRotationStage: RotationStaging {
     /// setting is put back for the rest of the write transaction.
     func applyUnchanged() throws -> Int {
         let context = "planning the write of \(table.name)"
-        let setting = try connection.queryText("SELECT current_setting('enable_hashjoin')", context: context) ?? "on"
-        try connection.execute("SET LOCAL enable_hashjoin = off", context: context)
+        // set_config(..., true) is SET LOCAL; the row's first column is the setting before it.
+        let setting = try connection.queryText("SELECT current_setting('enable_hashjoin'), set_config('enable_hashjoin', 'off', true)",
+                                               context: context) ?? "on"
         let written = try connection.query("""
             UPDATE \(table.quotedName) AS t
             SET encrypted_api_key = s.new_key, salt = s.new_salt, nonce = s.new_nonce
