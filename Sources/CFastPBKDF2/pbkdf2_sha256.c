@@ -171,3 +171,33 @@ int toolcfg_pbkdf2_hmac_sha256_x16(const uint8_t *const *passwords, const size_t
     toolcfg_secure_zero(t, sizeof t);
     return 1;
 }
+
+// HMAC-SHA256 of msg || suffix, on the same key setup as PBKDF2's.
+static void hmac_sha256(const uint8_t *key, size_t key_len, const uint8_t *msg, size_t msg_len,
+                        const uint8_t *suffix, size_t suffix_len, uint8_t out[32]) {
+    SHA256_CTX inner, outer;
+    uint8_t digest[32];
+    hmac_keys(key, key_len, &inner, &outer);
+    SHA256_Update(&inner, msg, msg_len);
+    if (suffix_len > 0) SHA256_Update(&inner, suffix, suffix_len);
+    SHA256_Final(digest, &inner);
+    SHA256_Update(&outer, digest, 32);
+    SHA256_Final(out, &outer);
+    toolcfg_secure_zero(digest, sizeof digest);
+    toolcfg_secure_zero(&inner, sizeof inner);
+    toolcfg_secure_zero(&outer, sizeof outer);
+}
+
+// Scheme v2's row key is one HKDF per stored secret: OpenSSL 3.0's EVP_KDF pays a provider
+// fetch and context setup on each call, several times the eight block compressions themselves.
+int toolcfg_hkdf_sha256_32(const uint8_t *salt, size_t salt_len, const uint8_t *ikm, size_t ikm_len,
+                           const uint8_t *info, size_t info_len, uint8_t out[32]) {
+    if (out == NULL) return 0;
+    uint8_t prk[32];
+    const uint8_t counter = 1;
+    // RFC 5869: extract (HMAC keyed by the salt), then one block of expand (32 bytes <= HashLen).
+    hmac_sha256(salt, salt_len, ikm, ikm_len, NULL, 0, prk);
+    hmac_sha256(prk, 32, info, info_len, &counter, 1, out);
+    toolcfg_secure_zero(prk, sizeof prk);
+    return 1;
+}

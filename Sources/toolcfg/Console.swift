@@ -14,6 +14,12 @@ struct Console {
         if !quiet { Self.write(message + "\n", to: FileHandle.standardError) }
     }
 
+    /// Something the operator must act on that is no error: on standard error even with
+    /// --json (the report carries it too), silenced only by --quiet.
+    func warn(_ message: String) {
+        if !quiet { Self.write("toolcfg: warning: " + message + "\n", to: FileHandle.standardError) }
+    }
+
     static func out(_ text: String) {
         write(text.hasSuffix("\n") ? text : text + "\n", to: FileHandle.standardOutput)
     }

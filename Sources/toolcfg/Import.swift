@@ -29,6 +29,8 @@ struct Import: ParsableCommand {
     @Option(name: .long, help: ArgumentHelp("Collect up to N errors before failing.", valueName: "N")) var maxErrors: Int = 1
     @Flag(name: .long, help: "Import although the master key opens none of the keys already stored (they are under another key).")
     var allowOtherMasterKey = false
+    @Option(name: .long, help: "v1 or v2: the scheme plaintext keys are encrypted in, where the stored values do not tell (none, or both).")
+    var scheme: SecretScheme?
     @Flag(name: .long, help: "Stage the rows before taking the write lock even without key work: a shorter lock (about 0.6x) for a longer import (about 1.6x).")
     var shortLock = false
     @OptionGroup var jobs: JobsOption
@@ -47,7 +49,7 @@ struct Import: ParsableCommand {
         let connection = try database.openEitherEngine(.readWrite)
         let options = Importer.Options(input: input, format: format, onConflict: onConflict, dryRun: dryRun, maxErrors: maxErrors,
                                        masterKey: try masterKey.masterKey(), passphrase: try passphrase.passphrase(),
-                                       allowOtherMasterKey: allowOtherMasterKey, shortLock: shortLock, jobs: jobs.count)
+                                       allowOtherMasterKey: allowOtherMasterKey, shortLock: shortLock, jobs: jobs.count, scheme: scheme)
         let report = try console.withProgress { try Importer(database: connection, options: options).run(progress: $0) }
         if report.uncheckedKeys > 0 {
             console.note("\(report.uncheckedKeys) encrypted key(s) were \(report.dryRun ? "to be " : "")imported without being checked: give --master-key-file (or TOOLCFG_MASTER_KEY) to prove they open under the application's master key")

@@ -63,7 +63,14 @@ enum MigrationOutput {
     }
 
     static func render(_ report: MigrationStatusReport) -> String {
-        var lines = ["database: \(report.database)", "migrations: \(report.migrations)"]
+        var lines = ["database: \(report.database)", "migrations: \(report.migrations)",
+                     "application release: \(report.applicationRelease.releases) (\(report.applicationRelease.basis))"]
+        if let seaORM = report.seaORMMigrations {
+            lines.append("ledger: sea-orm (seaql_migrations), \(seaORM.count) migrations, newest \(seaORM.last?.version ?? "none"); "
+                + "toolcfg reads it, and migrate up and down refuse it: the application migrates this database itself")
+            lines += seaORM.map { "  \($0.version)\($0.appliedAt.map { "  applied \(Date(timeIntervalSince1970: Double($0)).formatted(.iso8601))" } ?? "")" }
+            return lines.joined(separator: "\n")
+        }
         if !report.ledgerExists { lines.append("ledger: none yet (no _sqlx_migrations table)") }
         let header = ["VERSION", "STATE", "DESCRIPTION", "INSTALLED ON", "DOWN"]
         var rows = report.entries.map { entry in

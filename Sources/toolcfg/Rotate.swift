@@ -4,28 +4,41 @@ import ToolConfigKit
 
 struct Rotate: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Re-encrypt every stored key under a new master key, in one transaction.",
+        abstract: "Re-encrypt every secret the application keeps under a new master key, in one transaction.",
         discussion: help("""
-            Every table with encrypted_api_key, salt and nonce columns is rotated. The keys are \
-            derived and encrypted from a read snapshot while the application keeps writing; the \
-            write lock is held only to write them (with a compare-and-swap per row) and to redo \
-            the rows the application changed meanwhile. A row already under the new key counts \
-            as rotated (a second run changes nothing); a row under neither key fails the run and \
-            nothing is written. The commit is made with synchronous=FULL and the rotated rows are \
-            read back before success is reported.
+            Every column group of every table is rotated: the application's known groups \
+            (api_model_aliases, tenants, mcp_oauth_tokens, ...), any encrypted_X column with its \
+            salt and nonce by the naming rule, and groups given with --secret-columns. A column \
+            that looks like a secret and that none accounts for stops the run before anything \
+            changes (exit 65). Each value keeps its scheme (v1, or v2 with its "v2:" prefix) \
+            unless --scheme asks for one; --scheme v2 with the same key as old and new upgrades \
+            legacy values in place. The keys are derived and encrypted from a read snapshot while \
+            the application keeps writing; the write lock is held only to write them (with a \
+            compare-and-swap per row) and to redo the rows the application changed meanwhile. A \
+            value already under the new key counts as rotated (a second run changes nothing); a \
+            value under neither key, or a group half NULL, fails the run and nothing is written. \
+            The commit is made with synchronous=FULL and the rotated values are read back before \
+            success is reported.
             """, examples: [
                 "toolcfg rotate --db app.db --master-key-file old.key \\\n      --new-master-key-file new.key --backup before.db",
                 "toolcfg rotate --db app.db --dry-run --json   # keys from the environment",
+                "toolcfg rotate --db app.db --master-key-file k --new-master-key-file k \\\n      --scheme v2   # upgrade to v2 in place",
+                "toolcfg rotate --db app.db --secret-columns \\\n      tokens:encrypted_token,token_salt,token_nonce",
                 "toolcfg rotate --db postgresql://app@db/app --make-room   # PostgreSQL beside a live application",
             ])
     )
 
     @OptionGroup var database: DatabaseOptions
     @Flag(name: .long, help: "Decrypt everything and report; write nothing.") var dryRun = false
-    @Option(name: .long, help: ArgumentHelp("Write a copy (0600) of the keys' tables as the rotation read them: an SQLite database, or on PostgreSQL a script that psql restores.", valueName: "PATH"))
+    @Option(name: .long, help: ArgumentHelp("Write a copy (0600) of the secrets' tables as the rotation read them: an SQLite database, or on PostgreSQL a script that psql restores.", valueName: "PATH"))
     var backup: String?
     @Flag(name: .long, help: "PostgreSQL: first give every keyed row room on its page (fillfactor 50, rows moved in short transactions, VACUUM), so the write phase rewrites rows in place: several times shorter on a table filled by inserts. Changes the tables' storage, never their data.")
     var makeRoom = false
+    @Option(name: .long, help: "keep (each value's own), v1 (up to v0.0.58) or v2 (v0.0.59 on): the scheme the values are written in.")
+    var scheme: SchemeChoice = .keep
+    @OptionGroup var secretColumns: SecretColumnsOption
+    @Option(name: .long, help: ArgumentHelp("Also rotate the secrets file of releases up to v0.0.45 ($BODHI_HOME/secrets.yaml), in step with the database.", valueName: "PATH"))
+    var secretsFile: String?
     @OptionGroup var jobs: JobsOption
     @OptionGroup var masterKey: MasterKeyOption
     @OptionGroup var newKey: NewKeyOption
@@ -39,17 +52,17 @@ struct Rotate: ParsableCommand {
         let console = output.console
         let oldKey = try masterKey.requireMasterKey()
         let newMasterKey = try SecretInput.requireMasterKey(.newMasterKey, filePath: newKey.newMasterKeyFile)
-        if oldKey.material == newMasterKey.material {  // refused before the database is even opened
-            throw UsageError("the new master key is the same as the current one (fingerprint \(oldKey.fingerprint))")
-        }
-        let connection = try database.openEitherEngine(dryRun ? .readOnly : .readWrite)
         let options = KeyRotator.Options(oldKey: oldKey, newKey: newMasterKey, dryRun: dryRun, backupPath: backup, jobs: jobs.count,
-                                          makeRoom: makeRoom)
+                                          makeRoom: makeRoom, scheme: scheme.scheme, columns: try secretColumns.map(), secretsFile: secretsFile)
+        try options.requireSomethingToDo()  // refused before the database is even opened
+        let connection = try database.openEitherEngine(dryRun ? .readOnly : .readWrite)
         let report = try console.withProgress { try KeyRotator(database: connection, options: options).run(progress: $0) }
+        for warning in report.warnings { console.warn(warning) }
         if output.json { return try console.report(report) }
-        for table in report.tables {
-            if let room = table.room {
-                var line = "\(table.table): \(room.rowsWithoutRoom) keyed rows without room on their page"
+        for group in report.groups {
+            let name = "\(group.table) (\(group.columns[0]))"
+            if let room = group.room {
+                var line = "\(group.table): \(room.rowsWithoutRoom) keyed rows without room on their page"
                 if !dryRun {
                     line += room.fillfactor == room.fillfactorBefore ? ", fillfactor \(room.fillfactor)" : ", fillfactor \(room.fillfactorBefore) -> \(room.fillfactor)"
                     line += String(format: ", %d moved in %d transactions (longest %.3f s), %d left without room",
@@ -57,15 +70,23 @@ struct Rotate: ParsableCommand {
                 }
                 console.note(line)
             }
-            var line = "\(table.table): \(table.rows) rows, \(table.rotated) \(dryRun ? "to rotate" : "rotated"), \(table.alreadyRotated) already under the new key, \(table.noKey) without a key"
-            if table.changedDuringRotation > 0 { line += ", \(table.changedDuringRotation) written by the application meanwhile and redone" }
-            if table.removedDuringRotation > 0 { line += ", \(table.removedDuringRotation) deleted meanwhile" }
+            var line = "\(name): \(group.rows) rows, \(group.rotated) \(dryRun ? "to rotate" : "rotated"), \(group.alreadyRotated) already under the new key, \(group.empty) empty"
+            if group.changedDuringRotation > 0 { line += ", \(group.changedDuringRotation) written by the application meanwhile and redone" }
+            if group.removedDuringRotation > 0 { line += ", \(group.removedDuringRotation) deleted meanwhile" }
             console.note(line)
         }
+        let total = report.total
+        console.note("in all: \(total.groups) column groups of \(total.tables) tables, \(total.rows) rows, \(total.rotated) \(dryRun ? "to rotate" : "rotated"), "
+            + "\(total.alreadyRotated) already under the new key, \(total.empty) empty"
+            + (report.scheme == "keep" ? "" : "; written in scheme \(report.scheme)"))
+        if let file = report.secretsFile {
+            console.note("secrets file \(file.file): " + (file.outcome == "rotated" ? (dryRun ? "to rotate" : "rotated") : "already under the new key"))
+        }
+        console.note("application release: \(report.applicationRelease.releases) (\(report.applicationRelease.basis))")
         if let backup = report.backupFile { console.note("backup of the state the rotation read: \(backup)") }
         if !dryRun {
             console.note(String(format: "write lock held %.3f s of %.1f s", report.writeLockSeconds, report.elapsedSeconds))
-            console.note("read back after commit: \(report.verifiedAfterCommit) rotated rows as written"
+            console.note("read back after commit: \(report.verifiedAfterCommit) rotated values as written"
                 + (report.changedAfterCommit > 0 ? ", \(report.changedAfterCommit) written again by the application since" : ""))
         }
         console.note("\(report.masterKeyFingerprint) -> \(report.newMasterKeyFingerprint): \(report.nextStep)")

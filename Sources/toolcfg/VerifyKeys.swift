@@ -5,10 +5,13 @@ import ToolConfigKit
 struct VerifyKeys: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "verify-keys",
-        abstract: "Check that every stored key decrypts under the master key, and that no salt or nonce repeats.",
+        abstract: "Check that every stored secret decrypts under the master key, and that no salt or nonce repeats.",
         discussion: help("""
-            With --new-master-key-file (or TOOLCFG_NEW_MASTER_KEY) it also counts keys under the \
-            new key, so a half-rotated database shows at a glance. Exit 65 when any key is \
+            Every column group of every table is checked (as rotate finds them; --secret-columns \
+            declares more), each value in its scheme, with counts of v1 and v2 values and the \
+            legacy (v1) values outside tenants that an application of v0.0.59 or later refuses. \
+            With --new-master-key-file (or TOOLCFG_NEW_MASTER_KEY) it also counts values under \
+            the new key, so a half-rotated database shows at a glance. Exit 65 when any value is \
             malformed, decrypts under no given key, or shares a salt or nonce.
             """, examples: [
                 "toolcfg verify-keys --db app.db --master-key-file master.key",
@@ -17,6 +20,9 @@ struct VerifyKeys: ParsableCommand {
     )
 
     @OptionGroup var database: DatabaseOptions
+    @OptionGroup var secretColumns: SecretColumnsOption
+    @Option(name: .long, help: ArgumentHelp("Also check the secrets file of releases up to v0.0.45 ($BODHI_HOME/secrets.yaml).", valueName: "PATH"))
+    var secretsFile: String?
     @OptionGroup var jobs: JobsOption
     @OptionGroup var masterKey: MasterKeyOption
     @OptionGroup var newKey: NewKeyOption
@@ -32,21 +38,41 @@ struct VerifyKeys: ParsableCommand {
         let newMasterKey = try SecretInput.masterKey(.newMasterKey, filePath: newKey.newMasterKeyFile)
         let connection = try database.openEitherEngine(.readOnly)
         let report = try console.withProgress {
-            try KeyVerifier(database: connection, masterKey: key, newKey: newMasterKey, jobs: jobs.count).run(progress: $0)
+            try KeyVerifier(database: connection, masterKey: key, newKey: newMasterKey, jobs: jobs.count, columns: try secretColumns.map(),
+                            secretsFile: secretsFile)
+                .run(progress: $0)
         }
         let failure = report.ok ? nil : Self.failure(report)
         if output.json {
             try console.report(report, failure: failure)
         } else {
-            for table in report.tables {
-                var line = "\(table.table): \(table.rows) rows, \(table.underMasterKey) under \(report.masterKeyFingerprint)"
-                if let new = report.newMasterKeyFingerprint { line += ", \(table.underNewMasterKey) under \(new)" }
-                line += ", \(table.noKey) without a key, \(table.underNeither) under no given key, \(table.malformed) malformed"
+            for group in report.groups {
+                var line = "\(group.table) (\(group.columns[0])): \(group.rows) rows, \(group.underMasterKey) under \(report.masterKeyFingerprint)"
+                if let new = report.newMasterKeyFingerprint { line += ", \(group.underNewMasterKey) under \(new)" }
+                line += ", \(group.empty) empty, \(group.underNeither) under no given key, \(group.malformed) malformed; \(group.v1) v1, \(group.v2) v2"
                 console.note(line)
             }
+            if let file = report.secretsFile {
+                let under = ["master_key": report.masterKeyFingerprint, "new_master_key": report.newMasterKeyFingerprint ?? ""][file.under]
+                console.note("secrets file \(file.file): " + (under.map { "under \($0)" } ?? "under no given key"))
+            }
             console.note("reused salts: \(report.reusedSalts), reused nonces: \(report.reusedNonces)")
+            console.note("application release: \(report.applicationRelease.releases) (\(report.applicationRelease.basis))")
             for problem in report.problems {
-                console.note("  \(problem.table) row id \(problem.id ?? String(problem.rowID)): \(problem.problem)")
+                console.note("  \(problem.table) row id \(problem.id ?? String(problem.rowID)), \(problem.column): \(problem.problem)")
+            }
+            let legacy = report.groups.reduce(0) { $0 + $1.legacy }
+            let v2 = report.groups.reduce(0) { $0 + $1.v2 }
+            if legacy > 0 && v2 == 0 && report.applicationRelease.ledger == "sea-orm" {
+                console.note("\(legacy) value(s) in scheme v1 outside tenants: before the application moves to v0.0.59, which refuses them, "
+                    + "rotate --scheme v2 (the same key as old and new) upgrades them in place")
+            } else if legacy > 0 && v2 > 0 {
+                console.note("\(legacy) legacy (v1) value(s) outside tenants: an application of v0.0.59 or later refuses them (HTTP 422); "
+                    + "rotate --scheme v2, with the same key as old and new, upgrades them in place:")
+                for value in report.legacyValues {
+                    console.note("  \(value.table) row id \(value.id ?? String(value.rowID)), \(value.column)")
+                }
+                if legacy > report.legacyValues.count { console.note("  and \(legacy - report.legacyValues.count) more") }
             }
             if report.ok { console.note("ok") }
         }
@@ -54,13 +80,15 @@ struct VerifyKeys: ParsableCommand {
     }
 
     static func failure(_ report: KeyVerifier.Report) -> CheckFailed {
-        let neither = report.tables.reduce(0) { $0 + $1.underNeither }, malformed = report.tables.reduce(0) { $0 + $1.malformed }
+        let neither = report.groups.reduce(0) { $0 + $1.underNeither }, malformed = report.groups.reduce(0) { $0 + $1.malformed }
         var context = ErrorContext(database: report.database)
         if let first = report.problems.first {
             context.table = first.table
             context.rowID = first.rowID
+            context.field = first.column
         }
-        return CheckFailed(message: "keys NOT OK: \(neither) under no given key, \(malformed) malformed, \(report.reusedSalts) reused salt(s), \(report.reusedNonces) reused nonce(s)",
+        let file = report.secretsFile?.under == "neither" ? ", the secrets file under no given key" : ""
+        return CheckFailed(message: "keys NOT OK: \(neither) under no given key, \(malformed) malformed, \(report.reusedSalts) reused salt(s), \(report.reusedNonces) reused nonce(s)\(file)",
                            errorContext: context)
     }
 }

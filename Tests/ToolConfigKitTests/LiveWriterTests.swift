@@ -60,8 +60,8 @@ extension ApplicationStandIn {
     /// application wrote, every key under the new key.
     func expectRedone(_ report: KeyRotator.Report, newKey: MasterKey, sourceLocation: SourceLocation = #_sourceLocation) throws {
         #expect(failures.isEmpty, "\(failures)", sourceLocation: sourceLocation)
-        let configs = try #require(report.tables.first { $0.table == KeyedDatabase.configs }, sourceLocation: sourceLocation)
-        #expect(configs.rows == 30 && configs.noKey == 3, sourceLocation: sourceLocation)
+        let configs = try #require(report.groups.first { $0.table == KeyedDatabase.configs }, sourceLocation: sourceLocation)
+        #expect(configs.rows == 30 && configs.empty == 3, sourceLocation: sourceLocation)
         #expect(configs.rotated == 27, "21 unchanged rows, 3 inserted and 3 re-keyed under the old key", sourceLocation: sourceLocation)
         #expect(configs.alreadyRotated == 1 && configs.changedDuringRotation == 7 && configs.removedDuringRotation == 3, sourceLocation: sourceLocation)
         #expect(report.writeLockSeconds > 0 && report.writeLockSeconds <= report.elapsedSeconds, sourceLocation: sourceLocation)
@@ -253,7 +253,7 @@ struct LiveWriterTests {
         // Rows the application wrote after the commit are still under the old key: a second run,
         // as after switching the application, re-encrypts them and keeps the rest.
         let rerun = try KeyRotator(database: try database.connection(), options: .init(oldKey: old, newKey: new, jobs: 2)).run()
-        #expect(rerun.tables.allSatisfy { $0.changedDuringRotation == 0 })
+        #expect(rerun.groups.allSatisfy { $0.changedDuringRotation == 0 })
         try application.expectTable(under: new)
     }
 

@@ -170,7 +170,7 @@ struct MigrationTests {
         #expect(try Migrator(database: connection, migrations: try .embedded(), options: .init(allowDirty: true)).down().steps.count == 1)
     }
 
-    @Test("another tool's ledger, or a _sqlx_migrations of another shape, is refused and nothing is written", arguments: [
+    @Test("another tool's ledger, or a _sqlx_migrations of another shape, is refused and nothing is written; the application's sea-orm ledger is read by status", arguments: [
         "CREATE TABLE seaql_migrations (version TEXT PRIMARY KEY, applied_at BIGINT NOT NULL)",
         "CREATE TABLE __diesel_schema_migrations (version VARCHAR(50) PRIMARY KEY, run_on TIMESTAMP)",
         "CREATE TABLE schema_migrations (version BIGINT PRIMARY KEY, dirty BOOLEAN NOT NULL)",
@@ -182,9 +182,19 @@ struct MigrationTests {
         try connection.execute(sql)
         let before = try schemaObjects(connection)
         let migrator = Migrator(database: connection, migrations: try .embedded())
-        for run in [{ _ = try migrator.up() }, { _ = try migrator.status() }] as [() throws -> Void] {
+        let seaORM = sql.contains("seaql_migrations")
+        var runs: [() throws -> Void] = [{ _ = try migrator.up() }, { _ = try migrator.down() }]
+        if !seaORM { runs.append { _ = try migrator.status() } }
+        for run in runs {
             let error = try #require(thrownError(run) as? MigrationError)
             #expect(error.exitStatus == .dataError)
+        }
+        if seaORM {
+            try connection.execute("INSERT INTO seaql_migrations VALUES ('m20250101_000000_extensions', 1767225600), ('m20250101_000014_tenants', 1767225601)")
+            let status = try migrator.status()
+            #expect(status.ledger == "sea-orm" && status.entries.isEmpty && status.seaORMMigrations?.map(\.version).last == "m20250101_000014_tenants")
+            #expect(status.applicationRelease.releases == "v0.0.46" && status.applicationRelease.ledger == "sea-orm")
+            try connection.execute("DELETE FROM seaql_migrations")
         }
         #expect(try schemaObjects(connection) == before)
     }

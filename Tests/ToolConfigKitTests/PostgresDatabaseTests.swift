@@ -60,8 +60,8 @@ struct PostgresDatabaseTests {
         #expect((thrownError { try reader.execute("INSERT INTO t VALUES (6)") } as? PostgresError)?.sqlState == "25006")
     }
 
-    @Test("the tables holding keys are found by their three columns in the search path")
-    func encryptedTables() throws {
+    @Test("the column groups holding secrets are found in the search path, with their nullability and key; a half group is refused")
+    func secretGroups() throws {
         let database = try ScratchPostgresDatabase()
         defer { database.drop() }
         let connection = try database.connect()
@@ -69,16 +69,26 @@ struct PostgresDatabaseTests {
         try connection.execute("""
             CREATE TABLE partial (id int, encrypted_api_key text, salt text);
             CREATE TABLE keyed_without_id (encrypted_api_key text, salt text, nonce text);
+            CREATE TABLE tokens (token_id text PRIMARY KEY, encrypted_token text NOT NULL, token_salt text NOT NULL, token_nonce text NOT NULL);
             CREATE SCHEMA elsewhere;
             CREATE TABLE elsewhere.hidden (encrypted_api_key text, salt text, nonce text);
             """)
-        #expect(try connection.encryptedTables() == [
-            EncryptedTable(name: "api_model_aliases", idColumn: "id"),
-            EncryptedTable(name: "keyed_without_id", idColumn: nil),
-            EncryptedTable(name: "user_tool_configs", idColumn: "id"),
+        let refusal = try #require(thrownError { _ = try connection.secretGroups() } as? UnaccountedSecretColumnsError)
+        #expect(refusal.tables.map(\.table) == ["partial"] && refusal.exitStatus == .dataError)
+        #expect(refusal.description.contains("encrypted_api_key") && refusal.description.contains("--secret-columns"))
+        try connection.execute("DROP TABLE partial")
+        #expect(try connection.secretGroups() == [
+            SecretColumnGroup(table: "api_model_aliases", ciphertext: "encrypted_api_key", salt: "salt", nonce: "nonce", nullable: false,
+                              idColumn: "id", origin: .application),
+            SecretColumnGroup(table: "keyed_without_id", ciphertext: "encrypted_api_key", salt: "salt", nonce: "nonce", nullable: true,
+                              idColumn: nil, origin: .namingRule),
+            SecretColumnGroup(table: "tokens", ciphertext: "encrypted_token", salt: "token_salt", nonce: "token_nonce", nullable: false,
+                              idColumn: "token_id", origin: .namingRule),
+            SecretColumnGroup(table: "user_tool_configs", ciphertext: "encrypted_api_key", salt: "salt", nonce: "nonce", nullable: true,
+                              idColumn: "id", origin: .application),
         ])
         try connection.execute("SET search_path = elsewhere, public")
-        #expect(try connection.encryptedTables().map(\.name) == ["api_model_aliases", "hidden", "keyed_without_id", "user_tool_configs"])
+        #expect(try connection.secretGroups().map(\.table) == ["api_model_aliases", "hidden", "keyed_without_id", "tokens", "user_tool_configs"])
     }
 
     @Test("a password in --db is refused by every command with exit 64 and never shown", arguments: [

@@ -220,18 +220,18 @@ struct PostgresImportLiveTests {
             CREATE TABLE keyed_without_id (note text, encrypted_api_key text, salt text, nonce text);
             INSERT INTO keyed_without_id SELECT 'n' || g, 'k' || g, 's' || g, CASE WHEN g % 4 = 0 THEN NULL ELSE 'n' || g END FROM generate_series(1, 9) g;
             """)
-        for table in try connection.encryptedTables() {
+        for table in try connection.secretGroups() {
             try connection.transaction(.read) {
                 let store = try connection.secretStore(for: table)
                 var scanned: [SecretRow] = []
                 try store.scan(pageSize: 2) { scanned += $0 }
-                #expect(scanned.count == (try store.count()), "\(table.name)")
+                #expect(scanned.count == (try store.count()), "\(table.table)")
                 let ids = scanned.map(\.rowID)
-                #expect(ids == ids.sorted() && Set(ids).count == ids.count, "\(table.name): \(ids)")
-                if table.name != "keyed_without_id" {
+                #expect(ids == ids.sorted() && Set(ids).count == ids.count, "\(table.table): \(ids)")
+                if table.table != "keyed_without_id" {
                     let middle = try store.rows(Array(scanned[1...(ids.count - 2)].map(\.reference).reversed()))
                     #expect(middle.map { $0?.id } == scanned[1...(ids.count - 2)].reversed().map(\.id)
-                                && middle.map { $0?.secret } == scanned[1...(ids.count - 2)].reversed().map(\.secret), "\(table.name)")
+                                && middle.map { $0?.secret } == scanned[1...(ids.count - 2)].reversed().map(\.secret), "\(table.table)")
                     #expect(try store.rows([RowReference(rowID: -5, id: "no such row")]).map { $0 == nil } == [true])
                 } else {
                     #expect(thrownError { _ = try store.rows([scanned[0].reference]) } is TableShapeError)
@@ -240,10 +240,11 @@ struct PostgresImportLiveTests {
                 #expect(!sample.isEmpty && sample.allSatisfy { row in row.secret != nil && scanned.contains { $0.rowID == row.rowID && $0.secret == row.secret } })
                 #expect((1...2).contains(try store.sample(2).count))
                 let salt = try #require(scanned.compactMap(\.secret).first).salt
-                #expect(try store.countRows(with: .salt, equalTo: salt, acrossAlso: try connection.encryptedTables()) == 1)
+                #expect(try store.countRows(with: .salt, equalTo: salt, acrossAlso: try connection.secretGroups()) == 1)
             }
         }
-        let aliases = try connection.secretStore(for: EncryptedTable(name: "api_model_aliases", idColumn: "id"))
+        let aliases = try connection.secretStore(for: SecretColumnGroup(table: "api_model_aliases", ciphertext: "encrypted_api_key", salt: "salt",
+                                                                        nonce: "nonce", idColumn: "id"))
         let scanned = try connection.transaction(.read) { () -> [SecretRow] in
             var rows: [SecretRow] = []
             try aliases.scan(pageSize: 10) { rows += $0 }
@@ -252,7 +253,8 @@ struct PostgresImportLiveTests {
         #expect(scanned.map(\.rowID) == [1, 2, 3] && scanned.map(\.id) == ["alias-1", "alias-2", "alias-3"])
         try aliases.setSecret(StoredSecret(encryptedAPIKey: "e", salt: "s", nonce: "n"), of: scanned[1].reference)
         #expect(try connection.queryText("SELECT encrypted_api_key || salt || nonce FROM api_model_aliases WHERE id = 'alias-2'") == "esn")
-        let tools = try connection.secretStore(for: EncryptedTable(name: "user_tool_configs", idColumn: "id"))
+        let tools = try connection.secretStore(for: SecretColumnGroup(table: "user_tool_configs", ciphertext: "encrypted_api_key", salt: "salt",
+                                                                      nonce: "nonce", idColumn: "id"))
         let firstID = try #require(try connection.queryInt64("SELECT min(id) FROM user_tool_configs"))
         try tools.setSecret(StoredSecret(encryptedAPIKey: "e", salt: "s", nonce: "n"), of: RowReference(rowID: firstID, id: String(firstID)))
         #expect(try connection.queryText("SELECT salt FROM user_tool_configs WHERE id = $1", [.integer(firstID)]) == "s")
@@ -272,7 +274,7 @@ struct PostgresImportLiveTests {
         let tables = RotationTests.tables(try RotationTests.json(onPostgres.stdout))
         #expect(tables.keys.sorted() == ["api_model_aliases", "user_tool_configs"])
         for (name, table) in RotationTests.tables(try RotationTests.json(onSQLite.stdout)) {
-            for count in ["rows", "no_key", "under_master_key", "under_neither", "malformed"] {
+            for count in ["rows", "empty", "under_master_key", "under_neither", "malformed"] {
                 #expect(tables[name]?[count] as? Int == table[count] as? Int, "\(name) \(count)")
             }
         }

@@ -47,7 +47,7 @@ struct PostgresRoomTests {
         }
         let report = try rotator.run()
         let after = try Self.pages(database.connection)
-        let configs = try #require(report.tables.first { $0.table == KeyedDatabase.configs })
+        let configs = try #require(report.groups.first { $0.table == KeyedDatabase.configs })
         let movedByTheWrite = after.filter { pagesBeforeWriting[$0.key] != $0.value && $0.key.hasPrefix("c/") }
         if makeRoom {
             let room = try #require(configs.room)
@@ -122,7 +122,7 @@ struct PostgresRoomTests {
             expected = "rules (log_change)"
         case .indexOnTriple:
             try database.connection.execute("CREATE INDEX configs_with_keys ON user_tool_configs (user_id) WHERE encrypted_api_key IS NOT NULL")
-            expected = "indexes on encrypted_api_key, salt or nonce (configs_with_keys)"
+            expected = "indexes on its secret columns encrypted_api_key, salt, nonce (configs_with_keys)"
         case .uniqueNonce:  // a constraint's index: its columns are recorded on the constraint
             try database.connection.execute("ALTER TABLE user_tool_configs ADD UNIQUE (nonce)")
             expected = "(user_tool_configs_nonce_key)"
@@ -182,8 +182,8 @@ struct PostgresRoomTests {
         try database.connection.execute("VACUUM FULL api_model_aliases")
         let pageCount = "SELECT pg_relation_size('api_model_aliases') / current_setting('block_size')::int"
         let before = try database.dump(), pagesBefore = try database.connection.queryInt64(pageCount) ?? 0
-        let table = EncryptedTable(name: KeyedDatabase.aliases, idColumn: "id")
-        var maker = try PostgresRoomMaker(connection: database.connection, table: table)
+        let groups = try database.connection.secretGroups().filter { $0.table == KeyedDatabase.aliases }
+        var maker = try PostgresRoomMaker(connection: database.connection, groups: groups)
         maker.firstBatchRows = 100
         maker.batchRows = 50...150
         let report = try maker.run(dryRun: false) { _ in }
@@ -192,7 +192,7 @@ struct PostgresRoomTests {
         #expect(try database.dump() == before, "making room changed a value")
         let pagesAfter = try database.connection.queryInt64(pageCount) ?? 0
         #expect(Double(pagesAfter) <= 2.6 * Double(pagesBefore), "\(pagesBefore) pages became \(pagesAfter): the emptied pages were not reused")
-        let again = try PostgresRoomMaker(connection: database.connection, table: table).run(dryRun: false) { _ in }
+        let again = try PostgresRoomMaker(connection: database.connection, groups: groups).run(dryRun: false) { _ in }
         #expect(again.rowsWithoutRoom == 0 && again.rowsMoved == 0 && again.batches == 0, "\(again)")
     }
 
@@ -208,7 +208,7 @@ struct PostgresRoomTests {
                                  options: .init(oldKey: old, newKey: new, jobs: 2, makeRoom: true))
         rotator.betweenPhases = { try holder.execute("COMMIT") }
         let report = try rotator.run()
-        let room = try #require(report.tables.first { $0.table == KeyedDatabase.configs }?.room)
+        let room = try #require(report.groups.first { $0.table == KeyedDatabase.configs }?.room)
         #expect(room.rowsMoved == room.rowsWithoutRoom - 1 && room.rowsWithoutRoom > 600, "\(room)")
         try database.expectPlaintexts(under: new)
         #expect(try database.connection.queryText("SELECT enabled::text FROM user_tool_configs WHERE id = 3") == "false", "the application's flip was lost")

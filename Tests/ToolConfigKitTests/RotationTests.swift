@@ -26,7 +26,7 @@ struct RotationTests {
 
     /// Table reports of a JSON report by table name.
     static func tables(_ report: [String: Any]) -> [String: [String: Any]] {
-        let tables = report["tables"] as? [[String: Any]] ?? []
+        let tables = report["groups"] as? [[String: Any]] ?? []
         return Dictionary(tables.map { ($0["table"] as? String ?? "", $0) }, uniquingKeysWith: { a, _ in a })
     }
 
@@ -105,13 +105,13 @@ struct RotationTests {
         let report = try KeyRotator(database: connection, options: .init(oldKey: old, newKey: new, jobs: Self.inProcessJobs)).run()
         connection.close()
 
-        let tables = Dictionary(report.tables.map { ($0.table, $0) }, uniquingKeysWith: { a, _ in a })
+        let tables = Dictionary(report.groups.map { ($0.table, $0) }, uniquingKeysWith: { a, _ in a })
         #expect(Set(tables.keys) == [KeyedDatabase.aliases, KeyedDatabase.configs])
         let aliases = try #require(tables[KeyedDatabase.aliases]), configs = try #require(tables[KeyedDatabase.configs])
-        #expect((aliases.rows, aliases.rotated, aliases.alreadyRotated, aliases.noKey) == (12, 12, 0, 0))
-        #expect((configs.rows, configs.rotated, configs.alreadyRotated, configs.noKey) == (40, 32, 0, 8))
+        #expect((aliases.rows, aliases.rotated, aliases.alreadyRotated, aliases.empty) == (12, 12, 0, 0))
+        #expect((configs.rows, configs.rotated, configs.alreadyRotated, configs.empty) == (40, 32, 0, 8))
         #expect(report.verifiedAfterCommit == 44)
-        #expect(report.verifiedAfterCommit == report.tables.reduce(0) { $0 + $1.rotated })
+        #expect(report.verifiedAfterCommit == report.groups.reduce(0) { $0 + $1.rotated })
         #expect(!report.dryRun && report.backupFile == nil)
         #expect(report.masterKeyFingerprint == old.fingerprint && report.newMasterKeyFingerprint == new.fingerprint)
 
@@ -141,7 +141,7 @@ struct RotationTests {
         }
         // The old key opens nothing any more.
         let underOld = try KeyVerifier(database: after, masterKey: old, jobs: Self.inProcessJobs).run()
-        #expect(underOld.tables.allSatisfy { $0.underMasterKey == 0 })
+        #expect(underOld.groups.allSatisfy { $0.underMasterKey == 0 })
         after.close()
         // Everything but the triples is as it was.
         let stateAfter = try Self.logicalState(database.path)
@@ -314,13 +314,13 @@ struct RotationTests {
         let database = try KeyedDatabase(at: folder.path("app.db"), master: old, rows: 60, noKey: { $0 % 6 == 0 })
         let options = KeyRotator.Options(oldKey: old, newKey: new, jobs: Self.inProcessJobs)
         let first = try KeyRotator(database: try database.connection(), options: options).run()
-        #expect(first.tables.map(\.rotated) == [3, 50])
+        #expect(first.groups.map(\.rotated) == [3, 50])
         let state = try Self.logicalState(database.path)
 
         let second = try KeyRotator(database: try database.connection(), options: options).run()
-        for table in second.tables {
+        for table in second.groups {
             #expect(table.rotated == 0 && table.alreadyRotated == database.keyed[table.table], "\(table)")
-            #expect(table.noKey == database.withoutKey[table.table] && table.rows == table.alreadyRotated + table.noKey)
+            #expect(table.empty == database.withoutKey[table.table] && table.rows == table.alreadyRotated + table.empty)
         }
         #expect(second.verifiedAfterCommit == 0)
         #expect(try Self.logicalState(database.path) == state, "the second run rewrote rows")
@@ -357,7 +357,7 @@ struct RotationTests {
         let (database, restored) = try Self.halfRotated(folder, old: old, new: new)
 
         let report = try KeyRotator(database: try database.connection(), options: .init(oldKey: old, newKey: new, jobs: Self.inProcessJobs)).run()
-        for table in report.tables {
+        for table in report.groups {
             #expect(table.rotated == restored[table.table], "\(table)")
             #expect(table.alreadyRotated == (database.keyed[table.table] ?? 0) - (restored[table.table] ?? 0), "\(table)")
         }
@@ -365,7 +365,7 @@ struct RotationTests {
 
         let verify = try KeyVerifier(database: try database.connection(.readOnly), masterKey: new, jobs: Self.inProcessJobs).run()
         #expect(verify.ok)
-        for table in verify.tables {
+        for table in verify.groups {
             #expect(table.underMasterKey == database.keyed[table.table] && table.underNeither == 0 && table.malformed == 0, "\(table)")
         }
         try Self.expectPlaintexts(database, under: new)
@@ -410,12 +410,12 @@ struct RotationTests {
         let tables = Self.tables(report)
         #expect(tables[KeyedDatabase.aliases]?["rotated"] as? Int == 3)
         #expect(tables[KeyedDatabase.configs]?["rotated"] as? Int == 20)
-        #expect(tables[KeyedDatabase.configs]?["no_key"] as? Int == 10)
+        #expect(tables[KeyedDatabase.configs]?["empty"] as? Int == 10)
         #expect(tables[KeyedDatabase.configs]?["rows"] as? Int == 30)
 
         let human = try toolcfg(Self.rotateArguments(database.path, old: oldFile, new: newFile) + ["--dry-run"])
         #expect(human.status == 0)
-        #expect(human.stderr.contains("user_tool_configs: 30 rows, 20 to rotate"), "\(human.stderr)")
+        #expect(human.stderr.contains("user_tool_configs (encrypted_api_key): 30 rows, 20 to rotate"), "\(human.stderr)")
 
         #expect(try Self.logicalState(database.path) == before)
         #expect(try Data(contentsOf: URL(fileURLWithPath: database.path)) == bytesBefore, "the database file's bytes changed")
@@ -440,7 +440,7 @@ struct RotationTests {
         #expect(try Self.logicalState(backup) == before, "the backup is not the pre-rotation database")
         let underOld = try KeyVerifier(database: try SQLiteConnection(path: backup, mode: .readOnly), masterKey: old, newKey: new, jobs: Self.inProcessJobs).run()
         #expect(underOld.ok)
-        for table in underOld.tables { #expect(table.underMasterKey == database.keyed[table.table] && table.underNewMasterKey == 0, "\(table)") }
+        for table in underOld.groups { #expect(table.underMasterKey == database.keyed[table.table] && table.underNewMasterKey == 0, "\(table)") }
         try Self.expectPlaintexts(database, under: new)
     }
 
@@ -484,8 +484,8 @@ struct RotationTests {
         let appOnly = folder.path("app-only.db")
         try makeApplicationDatabase(at: appOnly)
         let appReport = try KeyRotator(database: try SQLiteConnection(path: appOnly), options: .init(oldKey: old, newKey: new, jobs: Self.inProcessJobs)).run()
-        #expect(appReport.tables.map(\.table) == [KeyedDatabase.aliases])
-        #expect(appReport.tables.first?.rotated == 3 && appReport.verifiedAfterCommit == 3)
+        #expect(appReport.groups.map(\.table) == [KeyedDatabase.aliases])
+        #expect(appReport.groups.first?.rotated == 3 && appReport.verifiedAfterCommit == 3)
 
         // A third table with an awkward name and no id column.
         let database = try KeyedDatabase(at: folder.path("app.db"), master: old, rows: 5)
@@ -515,7 +515,7 @@ struct RotationTests {
         #expect(result.status == 0, "\(result.stderr)")
         let tables = Self.tables(try Self.json(result.stdout))
         #expect(Set(tables.keys) == [KeyedDatabase.aliases, KeyedDatabase.configs, odd])
-        #expect(tables[odd]?["rotated"] as? Int == 3 && tables[odd]?["no_key"] as? Int == 1)
+        #expect(tables[odd]?["rotated"] as? Int == 3 && tables[odd]?["empty"] as? Int == 1)
         let connection = try database.connection(.readOnly)
         let statement = try connection.prepare("SELECT name, encrypted_api_key, salt, nonce FROM \(Self.quoted(odd)) ORDER BY rowid")
         var opened: [String?] = []
@@ -717,9 +717,9 @@ struct RotationTests {
             #expect(try connection.queryText("PRAGMA integrity_check") == "ok", "iteration \(iteration)")
             let report = try KeyVerifier(database: connection, masterKey: old, newKey: new, jobs: Self.inProcessJobs).run()
             connection.close()
-            let allOld = report.tables.allSatisfy { $0.underMasterKey == database.keyed[$0.table] && $0.underNewMasterKey == 0 }
-            let allNew = report.tables.allSatisfy { $0.underNewMasterKey == database.keyed[$0.table] && $0.underMasterKey == 0 }
-            let counts = report.tables.map { "\($0.table): \($0.underMasterKey) old, \($0.underNewMasterKey) new, \($0.underNeither) neither, \($0.malformed) malformed" }
+            let allOld = report.groups.allSatisfy { $0.underMasterKey == database.keyed[$0.table] && $0.underNewMasterKey == 0 }
+            let allNew = report.groups.allSatisfy { $0.underNewMasterKey == database.keyed[$0.table] && $0.underMasterKey == 0 }
+            let counts = report.groups.map { "\($0.table): \($0.underMasterKey) old, \($0.underNewMasterKey) new, \($0.underNeither) neither, \($0.malformed) malformed" }
             log.append("\(iteration): \(delay / 1000) ms, \(killed ? "killed" : crashed ? "died of signal \(process.terminationStatus)" : "exited \(process.terminationStatus)"), \(allNew ? "rotated" : allOld ? "not rotated" : "MIXED")")
             #expect(allOld || allNew, "iteration \(iteration), killed after \(delay / 1000) ms: rows under a mix of keys: \(counts)")
             #expect(report.reusedSalts == 0 && report.reusedNonces == 0)
@@ -747,12 +747,12 @@ struct RotationTests {
         let result = try toolcfg(["verify-keys", "--db", database.path, "--master-key-file", keyFile])
         #expect(result.status == 0, "\(result.stderr)")
         #expect(result.stderr.split(separator: "\n").last == "ok", "\(result.stderr)")
-        #expect(result.stderr.contains("user_tool_configs: 20 rows, 15 under \(old.fingerprint)"), "\(result.stderr)")
+        #expect(result.stderr.contains("user_tool_configs (encrypted_api_key): 20 rows, 15 under \(old.fingerprint)"), "\(result.stderr)")
         let json = try toolcfg(["verify-keys", "--db", database.path, "--master-key-file", keyFile, "--json"])
         #expect(json.status == 0)
         let report = try Self.json(json.stdout)
         #expect(report["ok"] as? Bool == true && report["reused_salts"] as? Int == 0 && report["reused_nonces"] as? Int == 0)
-        #expect(Self.tables(report)[KeyedDatabase.configs]?["no_key"] as? Int == 5)
+        #expect(Self.tables(report)[KeyedDatabase.configs]?["empty"] as? Int == 5)
     }
 
     enum Reuse: String, CaseIterable, CustomTestStringConvertible {
@@ -784,7 +784,7 @@ struct RotationTests {
         let report = try KeyVerifier(database: try database.connection(.readOnly), masterKey: old, jobs: Self.inProcessJobs).run()
         #expect(!report.ok)
         #expect(report.reusedSalts == (reuse == .salt ? 1 : 0) && report.reusedNonces == (reuse == .nonce ? 1 : 0), "\(report)")
-        for table in report.tables { #expect(table.underMasterKey == database.keyed[table.table] && table.malformed == 0, "\(table)") }
+        for table in report.groups { #expect(table.underMasterKey == database.keyed[table.table] && table.malformed == 0, "\(table)") }
         #expect(report.problems.contains { $0.table == KeyedDatabase.configs && $0.rowID == 23 && $0.problem.contains(reuse.rawValue) }, "\(report.problems)")
 
         let keyFile = try Self.keyFile(old, folder, "old.key")
@@ -804,7 +804,7 @@ struct RotationTests {
         let source = try #require(try Self.storedTriples(try database.connection(.readOnly), KeyedDatabase.aliases).first?.secret)
         try Self.reencrypt(database, KeyedDatabase.configs, id: "4", master: old, salt: source.salt)
         let report = try KeyVerifier(database: try database.connection(.readOnly), masterKey: old, jobs: Self.inProcessJobs).run()
-        for table in report.tables { #expect(table.underMasterKey == database.keyed[table.table], "\(table)") }
+        for table in report.groups { #expect(table.underMasterKey == database.keyed[table.table], "\(table)") }
         let keyFile = try Self.keyFile(old, folder, "old.key")
         let result = try toolcfg(["verify-keys", "--db", database.path, "--master-key-file", keyFile])
         #expect(report.reusedSalts == 1, "\(report)")
@@ -819,7 +819,7 @@ struct RotationTests {
         let database = try KeyedDatabase(at: folder.path("app.db"), master: old, rows: 20)
         try Self.update(database.path, KeyedDatabase.configs, id: "12", "salt = ?2", [.text(Base64.encode(SecureRandom.bytes(31)))])
         let report = try KeyVerifier(database: try database.connection(.readOnly), masterKey: old, jobs: Self.inProcessJobs).run()
-        let configs = try #require(report.tables.first { $0.table == KeyedDatabase.configs })
+        let configs = try #require(report.groups.first { $0.table == KeyedDatabase.configs })
         #expect(configs.malformed == 1 && configs.underMasterKey == 19 && configs.underNeither == 0, "\(configs)")
         #expect(!report.ok)
         #expect(report.problems.map { "\($0.table) \($0.rowID)" } == ["user_tool_configs 12"])
@@ -842,7 +842,7 @@ struct RotationTests {
         // Master key = new, new key = old: most rows under the master key, the restored ones under the other.
         let report = try KeyVerifier(database: try database.connection(.readOnly), masterKey: new, newKey: old, jobs: Self.inProcessJobs).run()
         #expect(report.ok)
-        for table in report.tables {
+        for table in report.groups {
             let keyed = database.keyed[table.table] ?? 0, back = restored[table.table] ?? 0
             #expect(table.underMasterKey == keyed - back && table.underNewMasterKey == back && table.underNeither == 0, "\(table)")
         }
@@ -856,7 +856,7 @@ struct RotationTests {
         #expect(tables[KeyedDatabase.aliases]?["under_new_master_key"] as? Int == 4)
         #expect(tables[KeyedDatabase.configs]?["under_master_key"] as? Int == 10)
         #expect(tables[KeyedDatabase.configs]?["under_new_master_key"] as? Int == 40)
-        #expect(tables[KeyedDatabase.configs]?["no_key"] as? Int == 10)
+        #expect(tables[KeyedDatabase.configs]?["empty"] as? Int == 10)
 
         // Under the old key alone, the rotated rows are under no given key.
         let oldOnly = try toolcfg(["verify-keys", "--db", database.path, "--master-key-file", oldFile, "--json"])

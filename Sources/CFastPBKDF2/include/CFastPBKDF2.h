@@ -10,6 +10,11 @@ int toolcfg_pbkdf2_hmac_sha256(const uint8_t *password, size_t password_len,
                                uint32_t iterations,
                                uint8_t *out, size_t out_len);
 
+/// HKDF-SHA256 (RFC 5869) with 32 bytes of output: extract with `salt`, expand with `info`.
+/// Returns 1 on success, 0 when `out` is NULL.
+int toolcfg_hkdf_sha256_32(const uint8_t *salt, size_t salt_len, const uint8_t *ikm, size_t ikm_len,
+                           const uint8_t *info, size_t info_len, uint8_t out[32]);
+
 /// Overwrites a buffer in a way the compiler may not remove.
 void toolcfg_secure_zero(void *p, size_t n);
 

@@ -31,17 +31,35 @@ public struct RotationError: ToolcfgError {
     public var row: String
     /// The row's rowid (its id in user_tool_configs); nil when the error is about many rows.
     public var rowID: Int64? = nil
+    /// The ciphertext column of the group at fault.
+    public var column: String? = nil
     public var reason: String
     /// False only for a failure found after the commit.
     public var rolledBack = true
 
+    /// A row's value in one column group.
+    init(group: SecretColumnGroup, row: SecretRow, reason: String, rolledBack: Bool = true) {
+        self.init(table: group.table, row: row.label, rowID: row.rowID, column: group.ciphertext, reason: reason, rolledBack: rolledBack)
+    }
+
+    init(table: String, row: String, rowID: Int64? = nil, column: String? = nil, reason: String, rolledBack: Bool = true) {
+        self.table = table
+        self.row = row
+        self.rowID = rowID
+        self.column = column
+        self.reason = reason
+        self.rolledBack = rolledBack
+    }
+
     public var exitStatus: ExitStatus { .dataError }
-    public var description: String { "\(table) \(row): \(reason)\(rolledBack ? "; nothing was changed" : "")" }
-    public var errorContext: ErrorContext { ErrorContext(table: table, rowID: rowID) }
+    public var description: String {
+        "\(table) \(row)\(column.map { ", \($0)" } ?? ""): \(reason)\(rolledBack ? "; nothing was changed" : "")"
+    }
+    public var errorContext: ErrorContext { ErrorContext(field: column, table: table, rowID: rowID) }
 }
 
-/// The tables that hold keys changed while a rotation ran (a migration added or dropped one):
-/// what it read no longer covers every key. Nothing was written; a new run will.
+/// The column groups that hold secrets changed while a rotation ran (a migration added or
+/// dropped one): what it read no longer covers every secret. Nothing was written; a new run will.
 public struct TablesChangedDuringRotation: ToolcfgError {
     public var database: String
     public var before: [String]
@@ -49,7 +67,7 @@ public struct TablesChangedDuringRotation: ToolcfgError {
 
     public var exitStatus: ExitStatus { .temporaryFailure }
     public var description: String {
-        "database \(database): the tables holding keys changed while the rotation ran (\(before.joined(separator: ", ")) -> "
+        "database \(database): the column groups holding secrets changed while the rotation ran (\(before.joined(separator: ", ")) -> "
             + "\(now.joined(separator: ", "))); nothing was written; run rotate again"
     }
     public var errorContext: ErrorContext { ErrorContext(database: database) }

@@ -27,10 +27,26 @@ public struct MigrationStatusReport: Sendable, Codable {
         public var drift: String?
     }
 
+    /// One row of the application's sea-orm ledger.
+    public struct SeaORMEntry: Sendable, Codable {
+        public var version: String
+        /// Unix seconds, as sea-orm records them.
+        public var appliedAt: Int64?
+    }
+
     public var database: String
     public var migrations: String
+    /// Whether `_sqlx_migrations` exists.
     public var ledgerExists: Bool
+    /// The ledger read: "sqlx" (toolcfg's and the application's up to v0.0.45) or "sea-orm"
+    /// (the application's from v0.0.46, read only: migrate up and down refuse it).
+    public var ledger: String
+    /// sqlx's entries, by version (empty for a sea-orm ledger).
     public var entries: [Entry]
+    /// The sea-orm ledger's rows, for a database that has one.
+    public var seaORMMigrations: [SeaORMEntry]?
+    /// The releases of the application the database fits.
+    public var applicationRelease: ApplicationRelease
 
     public func count(_ state: State) -> Int { entries.filter { $0.state == state }.count }
     public var isUpToDate: Bool { entries.allSatisfy { $0.state == .applied || $0.state == .missingFile } }

@@ -33,8 +33,17 @@ public struct Migrator {
 
     // MARK: status
 
+    /// A database of the application's sea-orm era is read, not refused: its ledger and release
+    /// show (migrate up and down refuse it).
     public func status() throws -> MigrationStatusReport {
+        if let seaORM = try store.seaORMLedger() {
+            return MigrationStatusReport(database: store.database.location, migrations: migrations.origin.description,
+                                         ledgerExists: try ledger.exists, ledger: "sea-orm", entries: [],
+                                         seaORMMigrations: seaORM.map { .init(version: $0.version, appliedAt: $0.appliedAt) },
+                                         applicationRelease: try ApplicationRelease.detect(store.database))
+        }
         try ledger.checkOwnership()
+        let release = try ApplicationRelease.detect(store.database)
         let entries = try ledger.entries()
         let byVersion = Dictionary(entries.map { ($0.version, $0) }, uniquingKeysWith: { first, _ in first })
         let versions = Set(entries.map(\.version)).union(migrations.migrations.map(\.version)).sorted()
@@ -64,7 +73,7 @@ public struct Migrator {
                          drift: drift)
         }
         return MigrationStatusReport(database: store.database.location, migrations: migrations.origin.description,
-                                     ledgerExists: try ledger.exists, entries: rows)
+                                     ledgerExists: try ledger.exists, ledger: "sqlx", entries: rows, applicationRelease: release)
     }
 
     /// Refuses to act on a dirty or drifted database unless the options allow it.

@@ -66,7 +66,7 @@ struct ImportState {
                 item.existing = row?.row.secret
                 return item
             }
-            resolutions = Self.resolveAll(work, masterKey: masterKey, sealer: sealer, jobs: options.jobs)
+            resolutions = Self.resolveAll(work, masterKey: masterKey, scheme: options.encryptionScheme, sealer: sealer, jobs: options.jobs)
         }
 
         // The bulk case, an import into an empty table with no key to encrypt or check: runs of
@@ -90,7 +90,7 @@ struct ImportState {
             let item = batch[index]
             let existing = found[index]
             let resolution = resolutions.isEmpty
-                ? Self.resolveKey(item, existing: existing?.row.secret, masterKey: nil, sealer: nil)
+                ? Self.resolveKey(item, existing: existing?.row.secret, masterKey: nil, scheme: options.encryptionScheme, sealer: nil)
                 : resolutions[index]
             if case .failed(let error) = resolution {
                 errors.append(error)
@@ -156,7 +156,8 @@ struct ImportState {
     /// stored triples to check under the master key are decrypted in such groups, and plaintext
     /// keys going into new rows (the onboarding case) are encrypted in such groups under fresh
     /// salts. Anything else (a key to compare with the one stored, a sealed key) goes one by one.
-    static func resolveAll(_ items: [Item], masterKey: MasterKey?, sealer: SnapshotSealer?, jobs: Int) -> [KeyResolution] {
+    static func resolveAll(_ items: [Item], masterKey: MasterKey?, scheme: Result<SecretScheme, UsageError>, sealer: SnapshotSealer?,
+                           jobs: Int) -> [KeyResolution] {
         var resolutions = [KeyResolution?](repeating: nil, count: items.count)
         if let masterKey {
             let checked = items.indices.filter { items[$0].record.storedSecret != nil }
@@ -170,31 +171,38 @@ struct ImportState {
                 }
             }
             let fresh = items.indices.filter { items[$0].existing == nil && items[$0].plaintextKey != nil }
-            let sealed = ParallelMap.mapInGroups(fresh.map { items[$0] }, size: SecretCipher.groupSize, jobs: jobs) { encryptFresh($0, masterKey: masterKey) }
+            let sealed = ParallelMap.mapInGroups(fresh.map { items[$0] }, size: SecretCipher.groupSize, jobs: jobs) { encryptFresh($0, masterKey: masterKey, scheme: scheme) }
             for (index, resolution) in zip(fresh, sealed) { resolutions[index] = resolution }
         }
         let rest = items.indices.filter { resolutions[$0] == nil }
-        let resolved = ParallelMap.map(rest, jobs: jobs) { resolveKey(items[$0], masterKey: masterKey, sealer: sealer) }
+        let resolved = ParallelMap.map(rest, jobs: jobs) { resolveKey(items[$0], masterKey: masterKey, scheme: scheme, sealer: sealer) }
         for (index, resolution) in zip(rest, resolved) { resolutions[index] = resolution }
         return resolutions.map { $0! }
     }
 
-    /// Plaintext keys for new rows, encrypted under fresh salts whose row keys are derived together.
-    static func encryptFresh(_ items: [Item], masterKey: MasterKey) -> [KeyResolution] {
+    /// Plaintext keys for new rows, encrypted under fresh salts whose (v1) row keys are derived
+    /// together, in the installation's scheme.
+    static func encryptFresh(_ items: [Item], masterKey: MasterKey, scheme chosen: Result<SecretScheme, UsageError>) -> [KeyResolution] {
+        let scheme: SecretScheme
+        switch chosen {
+        case .success(let chosen): scheme = chosen
+        case .failure(let error):
+            return items.map { .failed(SnapshotError($0.location.with(field: SnapshotField.apiKey), error.message, exitStatus: .usage)) }
+        }
         let salts = items.map { _ in SecureRandom.bytes(StoredSecret.saltLength) }
-        let rowKeys: [SecureBytes] = if let sixteen = SecretCipher.rowKeys16(masterKey: masterKey, salts: salts) {
+        let rowKeys: [SecureBytes] = if scheme == .v1, let sixteen = SecretCipher.rowKeys16(masterKey: masterKey, salts: salts) {
             sixteen
         } else {
             stride(from: 0, to: salts.count, by: 2).flatMap { start -> [SecureBytes] in
-                guard start + 1 < salts.count else { return [SecretCipher.rowKey(masterKey: masterKey, salt: salts[start])] }
-                let (a, b) = SecretCipher.rowKeys((masterKey, salts[start]), (masterKey, salts[start + 1]))
+                guard start + 1 < salts.count else { return [SecretCipher.rowKey(masterKey: masterKey, salt: salts[start], scheme: scheme)] }
+                let (a, b) = SecretCipher.rowKeys((masterKey, salts[start], scheme), (masterKey, salts[start + 1], scheme))
                 return [a, b]
             }
         }
         return items.indices.map { index -> KeyResolution in
             do throws(SecretError) {
                 return .set(try SecretCipher.encrypt(items[index].plaintextKey!, rowKey: rowKeys[index], salt: salts[index],
-                                                     nonce: SecureRandom.bytes(StoredSecret.nonceLength)).encoded)
+                                                     nonce: SecureRandom.bytes(StoredSecret.nonceLength), scheme: scheme).encoded)
             } catch {
                 return .failed(SnapshotError(items[index].location.with(field: SnapshotField.apiKey), error.description))
             }
@@ -208,11 +216,13 @@ struct ImportState {
 
     /// Encrypts a plaintext key (unless the row already holds the same key), checks an imported
     /// triple against the master key when one is given, or opens a sealed key.
-    static func resolveKey(_ item: Item, masterKey: MasterKey?, sealer: SnapshotSealer?) -> KeyResolution {
-        resolveKey(item, existing: item.existing, masterKey: masterKey, sealer: sealer)
+    static func resolveKey(_ item: Item, masterKey: MasterKey?, scheme: Result<SecretScheme, UsageError>, sealer: SnapshotSealer?) -> KeyResolution {
+        resolveKey(item, existing: item.existing, masterKey: masterKey, scheme: scheme, sealer: sealer)
     }
 
-    static func resolveKey(_ item: Item, existing: StoredSecret?, masterKey: MasterKey?, sealer: SnapshotSealer?) -> KeyResolution {
+    /// Plaintext is encrypted in `scheme`, the installation's (see `InstallationScheme`).
+    static func resolveKey(_ item: Item, existing: StoredSecret?, masterKey: MasterKey?, scheme: Result<SecretScheme, UsageError>,
+                           sealer: SnapshotSealer?) -> KeyResolution {
         func sameAsStored(_ plaintext: String) -> Bool {
             guard let existing, let masterKey, let stored = try? SecretCipher.decrypt(existing, masterKey: masterKey) else { return false }
             // Bytes, not String ==: Swift's equality is canonical equivalence, and "café" in NFC
@@ -224,8 +234,13 @@ struct ImportState {
                 return .failed(SnapshotError(item.location.with(field: SnapshotField.apiKey), "a plaintext key needs the master key to be encrypted: give --master-key-file or TOOLCFG_MASTER_KEY", exitStatus: .usage))
             }
             if sameAsStored(plaintext) { return .keep }
-            do {
-                return .set(try SecretCipher.encrypt(plaintext, masterKey: masterKey))
+            let chosen: SecretScheme
+            switch scheme {
+            case .success(let scheme): chosen = scheme
+            case .failure(let error): return .failed(SnapshotError(item.location.with(field: SnapshotField.apiKey), error.message, exitStatus: .usage))
+            }
+            do throws(SecretError) {
+                return .set(try SecretCipher.encrypt(plaintext, masterKey: masterKey, scheme: chosen))
             } catch {
                 return .failed(SnapshotError(item.location.with(field: SnapshotField.apiKey), error.description))
             }

@@ -37,11 +37,17 @@ public struct Importer {
         public var shortLock: Bool
         public var now: Int64
         public var jobs: Int
+        /// `--scheme`: the scheme to encrypt plaintext keys in; nil takes the installation's.
+        public var scheme: SecretScheme?
+        /// What plaintext keys are encrypted in, decided when the import starts (see
+        /// `InstallationScheme`): the reason none could be chosen fails a record that needs one.
+        var encryptionScheme: Result<SecretScheme, UsageError> = .success(.v1)
 
         public init(input: String, format: SnapshotFormat, onConflict: ConflictPolicy = .update, dryRun: Bool = false,
                     maxErrors: Int = 1, masterKey: MasterKey? = nil, passphrase: SecureBytes? = nil, allowOtherMasterKey: Bool = false,
                     shortLock: Bool = false,
-                    now: Int64 = Int64(Date().timeIntervalSince1970), jobs: Int = ParallelMap.defaultJobs) {
+                    now: Int64 = Int64(Date().timeIntervalSince1970), jobs: Int = ParallelMap.defaultJobs, scheme: SecretScheme? = nil) {
+            self.scheme = scheme
             self.allowOtherMasterKey = allowOtherMasterKey
             self.shortLock = shortLock
             self.input = input
@@ -104,7 +110,9 @@ public struct Importer {
     public func run(progress: ProgressHandler = { _ in }) throws -> Report {
         // The import decides every pair against the rows it sees, and tries the master key on
         // stored keys of every table: all of them must be seen whole.
-        try database.requireEveryRowVisible(in: [ToolConfigTable.name] + database.encryptedTables().map(\.name))
+        try database.requireEveryRowVisible(in: ([ToolConfigTable.name] + database.secretGroups(lenient: true).map(\.table)).uniqued())
+        var options = self.options
+        if options.masterKey != nil { options.encryptionScheme = try InstallationScheme.decide(database, asked: options.scheme) }
         let table = try database.toolConfigStore()
         let reader = try SnapshotReaders.open(path: options.input, format: options.format)
         let header = reader.header

@@ -1,8 +1,10 @@
 import Foundation
 
-/// Re-encrypts every stored secret of every table that has them under a new master key, beside
-/// a live application that gives up on the write lock after a few seconds. The expensive work
-/// happens before the lock, and the lock is held only to write:
+/// Re-encrypts every stored secret of every column group (`SecretColumnMap`: every table, every
+/// group, refused when a column looks like a secret no group accounts for) under a new master
+/// key, in each value's scheme or the one asked for, beside a live application that gives up on
+/// the write lock after a few seconds. The expensive work happens before the lock, and the lock
+/// is held only to write:
 ///
 /// 0. With `makeRoom` (PostgreSQL), rows get room on their pages to be rewritten in place, in
 ///    short transactions that change no value (`PostgresRoomMaker`).
@@ -18,9 +20,11 @@ import Foundation
 ///    commit is made with `synchronous=FULL`.
 /// 3. The rotated rows are read back through a new connection.
 ///
-/// A row that already opens under the new key counts as already rotated (so a second run, or a
-/// resumed one, ends in the same state); a row that opens under neither fails the whole run,
-/// and nothing is written.
+/// A value that already opens under the new key, in the scheme it is to end in, counts as already
+/// rotated (so a second run, or a resumed one, ends in the same state); a value that opens under
+/// neither key, or a group some of whose columns are NULL, fails the whole run, and nothing is
+/// written. With the same key as old and new, a rotation changes only the scheme (an upgrade to
+/// v2 in place).
 public struct KeyRotator {
     public struct Options: Sendable {
         public var oldKey: MasterKey
@@ -30,28 +34,50 @@ public struct KeyRotator {
         public var jobs: Int
         /// PostgreSQL: give every keyed row room on its page first (see `SecretStore.roomMaker`).
         public var makeRoom: Bool
+        /// The scheme every value is written in; nil keeps each value's own.
+        public var scheme: SecretScheme?
+        /// Where the secrets are: the application's groups, the naming rule, and the groups the
+        /// operator declared.
+        public var columns: SecretColumnMap
+        /// The sqlx era's `secrets.yaml`, rotated with the database (see `SecretsFileRotation`).
+        public var secretsFile: String?
 
         public init(oldKey: MasterKey, newKey: MasterKey, dryRun: Bool = false, backupPath: String? = nil,
-                    jobs: Int = ParallelMap.defaultJobs, makeRoom: Bool = false) {
+                    jobs: Int = ParallelMap.defaultJobs, makeRoom: Bool = false, scheme: SecretScheme? = nil,
+                    columns: SecretColumnMap = SecretColumnMap(), secretsFile: String? = nil) {
+            self.secretsFile = secretsFile
             self.oldKey = oldKey
             self.newKey = newKey
             self.dryRun = dryRun
             self.backupPath = backupPath
             self.jobs = max(1, jobs)
             self.makeRoom = makeRoom
+            self.scheme = scheme
+            self.columns = columns
+        }
+
+        /// The same key as old and new only changes the scheme: refused unless one is asked for.
+        public func requireSomethingToDo() throws {
+            if oldKey.material == newKey.material && scheme == nil {
+                throw UsageError("the new master key is the same as the current one (fingerprint \(oldKey.fingerprint)): "
+                    + "give another key, or --scheme v2 (or v1) to change only the scheme of the stored values in place")
+            }
         }
     }
 
-    public struct TableReport: Sendable, Codable {
+    /// One column group's counts.
+    public struct GroupReport: Sendable, Codable {
         public var table: String
+        /// The ciphertext, salt and nonce columns.
+        public var columns: [String]
         /// Rows in the snapshot.
         public var rows: Int
-        /// Rows this run re-encrypted and committed.
+        /// Values this run re-encrypted and committed.
         public var rotated: Int
-        /// Rows found under the new key already.
+        /// Values found under the new key (in the scheme asked for) already.
         public var alreadyRotated: Int
-        /// Rows without a key in the snapshot.
-        public var noKey: Int
+        /// Rows whose group is NULL in the snapshot.
+        public var empty: Int
         /// Rows the application inserted, changed or gave a key between the snapshot and the
         /// write lock: handled again inside it.
         public var changedDuringRotation: Int
@@ -62,13 +88,39 @@ public struct KeyRotator {
         public var room: RoomReport?
     }
 
+    /// Every group's counts added up.
+    public struct Totals: Sendable, Codable {
+        public var groups: Int
+        public var tables: Int
+        public var rows: Int
+        public var rotated: Int
+        public var alreadyRotated: Int
+        public var empty: Int
+    }
+
+    /// What a rotation did to the secrets file.
+    public struct SecretsFileReport: Sendable, Codable {
+        public var file: String
+        /// "rotated" (or to be, in a dry run) or "already_rotated".
+        public var outcome: String
+    }
+
     public struct Report: Sendable, Codable {
         public var database: String
         /// The current (old) key's, as --master-key-file names it.
         public var masterKeyFingerprint: String
         public var newMasterKeyFingerprint: String
         public var dryRun: Bool
-        public var tables: [TableReport]
+        /// The scheme the values were written in: "keep" (each its own), "v1" or "v2".
+        public var scheme: String
+        public var groups: [GroupReport]
+        public var total: Totals
+        /// The secrets file, when given: rotated, or already under the new key.
+        public var secretsFile: SecretsFileReport?
+        /// The releases of the application the database fits.
+        public var applicationRelease: ApplicationRelease
+        /// What the operator must know that is no error (a secrets file the run did not cover).
+        public var warnings: [String]
         public var backupFile: String?
         /// How long the write lock was held: what the application felt (0 for a dry run).
         public var writeLockSeconds: Double
@@ -83,6 +135,9 @@ public struct KeyRotator {
     }
 
     static let pageSize = 512
+    /// How long the rotation waits for the secrets file's lock (the application holds it while
+    /// it rewrites the file, a moment).
+    static let secretsFileLockTimeout = Duration.seconds(10)
     /// The write phase's page cache, in KiB. Rewriting a million rows' triples touches some 40,000
     /// table pages; with 8, 16 or 32 MiB of cache the write phase took the same time (1.34, 1.47,
     /// 1.40 s for the update of 1M rows, measured), and 32 MiB put a 1M-row rotation at 70 MiB RSS.
@@ -109,9 +164,7 @@ public struct KeyRotator {
     }
 
     public func run(progress: ProgressHandler = { _ in }) throws -> Report {
-        guard options.oldKey.material != options.newKey.material else {
-            throw UsageError("the new master key is the same as the current one (fingerprint \(options.oldKey.fingerprint))")
-        }
+        try options.requireSomethingToDo()
         let clock = ContinuousClock()
         let started = clock.now
         var stages: [any RotationStaging] = []
@@ -125,47 +178,59 @@ public struct KeyRotator {
 
         // The staging tables come first: a read-only snapshot may write temporary tables but
         // not create them (PostgreSQL).
-        let tables = try database.encryptedTables()
-        try database.requireEveryRowVisible(in: tables.map(\.name))
-        let stores = try tables.map(database.secretStore)
+        let groups = try database.secretGroups(options.columns)
+        let tables = groups.map(\.table).uniqued()
+        try database.requireEveryRowVisible(in: tables)
+        let stores = try groups.map(database.secretStore)
+        let release = try ApplicationRelease.detect(database)
+        if release.ledger == "sqlx", options.scheme == .v2 {
+            throw UsageError("--scheme v2: this database is of the sqlx era (\(release.releases)), whose application cannot read scheme v2; nothing was changed")
+        }
+        // The secrets file is read and checked before anything changes.
+        let secretsFile = try options.secretsFile.map { try SecretsFileRotation(path: $0, oldKey: options.oldKey, newKey: options.newKey) }
+        defer { secretsFile?.abandon() }
         // 0. Room for in-place rewrites, in short transactions of its own, before the snapshot;
-        // every table checked before any is changed.
-        let roomMakers = options.makeRoom ? try stores.map { try $0.roomMaker() } : []
+        // every table checked before any is changed. One pass per table (its first group's
+        // store), for the rows that hold any of its groups.
+        let firstOfTable = groups.indices.filter { index in groups.firstIndex { $0.table == groups[index].table } == index }
+        let roomMakers = options.makeRoom ? try firstOfTable.map { index in
+            (index, try stores[index].roomMaker(groupsOfTable: groups.filter { $0.table == groups[index].table }))
+        } : []
         if !roomMakers.isEmpty && !options.dryRun { try refuseBeforeMakingRoom(stores) }
-        let rooms: [RoomReport?] = options.makeRoom ? try roomMakers.map { try $0.run(dryRun: options.dryRun, progress: progress) }
-                                                    : stores.map { _ in nil }
+        var rooms = [RoomReport?](repeating: nil, count: stores.count)
+        for (index, maker) in roomMakers { rooms[index] = try maker.run(dryRun: options.dryRun, progress: progress) }
         if !options.dryRun {
             for (index, store) in stores.enumerated() { stages.append(try store.makeRotationStage(index: index)) }
         }
 
         // 1. The snapshot: read, derive and stage, holding no lock the application waits for.
         // The staged rows stay in the temporary tables when the read transaction ends.
-        var reports: [TableReport] = []
+        var reports: [GroupReport] = []
         try database.transaction(.read) {
             if let backupPath = options.backupPath {
                 progress(ProgressEvent(.backup))
-                try database.backup(to: backupPath)
+                try database.backup(to: backupPath, tables: tables)
                 madeBackup = true
             }
             let totalRows = try stores.reduce(0) { $0 + (try $1.count()) }
             progress(ProgressEvent(.derivingKeys, total: totalRows))
             var processed = 0
             for (index, store) in stores.enumerated() {
-                let table = store.table
+                let group = store.group
                 let stage = options.dryRun ? nil : stages[index]
-                var report = TableReport(table: table.name, rows: 0, rotated: 0, alreadyRotated: 0, noKey: 0,
+                var report = GroupReport(table: group.table, columns: group.columns, rows: 0, rotated: 0, alreadyRotated: 0, empty: 0,
                                          changedDuringRotation: 0, removedDuringRotation: 0, room: rooms[index])
                 try store.scan(pageSize: Self.pageSize) { rows in
                     for (row, outcome) in zip(rows, rotateAll(rows)) {
                         report.rows += 1
                         switch outcome {
                         case .noKey:
-                            report.noKey += 1
+                            report.empty += 1
                         case .alreadyRotated:
                             report.alreadyRotated += 1
                             try stage?.stageKept(row.reference, row.secret!)
                         case .failed(let reason):
-                            throw RotationError(table: table.name, row: row.label, rowID: row.rowID, reason: reason)
+                            throw RotationError(group: group, row: row, reason: reason)
                         case .rotated(let secret):
                             report.rotated += 1
                             try stage?.stageRotation(row.reference, old: row.secret!, new: secret)
@@ -178,7 +243,8 @@ public struct KeyRotator {
             }
         }
         guard !options.dryRun else {
-            return report(reports, lock: .zero, elapsed: clock.now - started, verified: 0, changedAfterCommit: 0)
+            return report(reports, release: release, secretsFile: secretsFile, lock: .zero, elapsed: clock.now - started, verified: 0,
+                          changedAfterCommit: 0)
         }
 
         for stage in stages { try stage.finishStaging() }
@@ -189,32 +255,43 @@ public struct KeyRotator {
         try database.useCache(kibibytes: Self.writeCacheKiB)
         defer { try? database.useCache(kibibytes: 2000) }
         progress(ProgressEvent(.writing))
+        // The secrets file's new text beside it, synced, before the commit; under its lock
+        // until it is renamed into place after the commit.
+        try secretsFile?.stage(waitingUpTo: Self.secretsFileLockTimeout)
         var lock = Duration.zero
         try database.transaction(.write, lockHeld: { lock = $0 }) {
-            try database.lockForWriting(tables.map(\.name))
-            // A table with keys added (or dropped) since they were listed would be left out.
-            let now = try database.encryptedTables()
-            guard now == tables else {
-                throw TablesChangedDuringRotation(database: database.location, before: tables.map(\.name), now: now.map(\.name))
+            try database.lockForWriting(tables)
+            // A group added (or dropped) since they were listed would be left out.
+            let now = try database.secretGroups(options.columns)
+            guard now == groups else {
+                throw TablesChangedDuringRotation(database: database.location, before: groups.map(\.label), now: now.map(\.label))
             }
             for (index, stage) in stages.enumerated() {
                 try write(stage, into: &reports[index])
             }
         }
         committed = true
+        CrashPoint.reach("database-committed")
+        do {
+            try secretsFile?.install()
+        } catch var error as SecretsFileError {
+            error.reason = "the database is committed under the new key, but the file is not: \(error.reason); run the same command again to finish"
+            throw error
+        }
 
         // 3. Read back what was committed.
         progress(ProgressEvent(.verifying))
         var verified = 0, changedAfterCommit = 0
         let reader = try database.openReader()
         for stage in stages {
-            let counts = try readBack(stage, through: reader.secretStore(for: stage.table))
+            let counts = try readBack(stage, through: reader.secretStore(for: stage.group))
             verified += counts.verified
             changedAfterCommit += counts.changed
         }
         // Advice only: a failure to get it must not fail a committed rotation.
         let advice = zip(stores, reports).compactMap { store, table in table.rotated >= adviceAfterRows ? (try? store.writePhaseAdvice()) ?? nil : nil }
-        return report(reports, lock: lock, elapsed: clock.now - started, verified: verified, changedAfterCommit: changedAfterCommit, advice: advice)
+        return report(reports, release: release, secretsFile: secretsFile, lock: lock, elapsed: clock.now - started, verified: verified,
+                      changedAfterCommit: changedAfterCommit, advice: advice)
     }
 
     /// Before rows are moved to make room: what the read phase would refuse, looked for on a
@@ -226,7 +303,7 @@ public struct KeyRotator {
             let rows = try store.sample(MasterKeyCheck.samplePerTable)
             for (row, outcome) in zip(rows, rotateAll(rows)) {
                 if case .failed(let reason) = outcome {
-                    throw RotationError(table: store.table.name, row: row.label, rowID: row.rowID, reason: reason)
+                    throw RotationError(group: store.group, row: row, reason: reason)
                 }
             }
         }
@@ -237,14 +314,14 @@ public struct KeyRotator {
     /// (each row's two keys derived together on the SHA extensions).
     private func rotateAll(_ rows: [SecretRow]) -> [Outcome] {
         ParallelMap.mapInGroups(rows, size: SecretCipher.groupSize, jobs: options.jobs) { [options] group in
-            Self.rotate(group, oldKey: options.oldKey, newKey: options.newKey)
+            Self.rotate(group, oldKey: options.oldKey, newKey: options.newKey, scheme: options.scheme)
         }
     }
 
     /// Inside the write transaction: the staged triples, then the rows changed since the snapshot.
-    private func write(_ stage: any RotationStaging, into report: inout TableReport) throws {
-        let table = stage.table
-        let store = try database.secretStore(for: table)
+    private func write(_ stage: any RotationStaging, into report: inout GroupReport) throws {
+        let group = stage.group
+        let store = try database.secretStore(for: group)
         let applied = try stage.applyUnchanged()
         let staged = report.rotated
         report.rotated = applied
@@ -268,7 +345,7 @@ public struct KeyRotator {
                     report.alreadyRotated += 1
                     try stage.stageKept(row.reference, row.secret!)
                 case .failed(let reason):
-                    throw RotationError(table: table.name, row: row.label, rowID: row.rowID, reason: "\(reason) (written by another connection since the rotation read it)")
+                    throw RotationError(group: group, row: row, reason: "\(reason) (written by another connection since the rotation read it)")
                 case .rotated(let secret):
                     report.rotated += 1
                     try store.setSecret(secret, of: row.reference)
@@ -285,7 +362,7 @@ public struct KeyRotator {
     /// wrote again since the commit is counted, not failed, when it opens under one of the two
     /// keys; anything else means the commit did not store what was written.
     private func readBack(_ stage: any RotationStaging, through reader: any SecretStore) throws -> (verified: Int, changed: Int) {
-        let table = stage.table
+        let group = stage.group
         var verified = 0, changed = 0
         var after: RowReference?
         while true {
@@ -299,8 +376,8 @@ public struct KeyRotator {
                     continue
                 }
                 guard [options.oldKey, options.newKey].contains(where: { (try? SecretCipher.decrypt(current, masterKey: $0)) != nil }) else {
-                    throw RotationError(table: table.name, row: row.label, rowID: row.rowID,
-                                        reason: "committed, but reading it back shows a triple that opens under neither key; run verify-keys",
+                    throw RotationError(group: group, row: row,
+                                        reason: "committed, but reading it back shows a value that opens under neither key; run verify-keys",
                                         rolledBack: false)
                 }
                 changed += 1
@@ -310,64 +387,102 @@ public struct KeyRotator {
         return (verified, changed)
     }
 
-    private func report(_ tables: [TableReport], lock: Duration, elapsed: Duration, verified: Int, changedAfterCommit: Int,
-                        advice: [String] = []) -> Report {
-        let total = tables.reduce(0) { $0 + $1.rotated + $1.alreadyRotated }
+    private func report(_ groups: [GroupReport], release: ApplicationRelease, secretsFile: SecretsFileRotation?, lock: Duration,
+                        elapsed: Duration, verified: Int, changedAfterCommit: Int, advice: [String] = []) -> Report {
+        let total = Totals(groups: groups.count, tables: groups.map(\.table).uniqued().count, rows: groups.reduce(0) { $0 + $1.rows },
+                           rotated: groups.reduce(0) { $0 + $1.rotated }, alreadyRotated: groups.reduce(0) { $0 + $1.alreadyRotated },
+                           empty: groups.reduce(0) { $0 + $1.empty })
+        let scheme = options.scheme.map { " in scheme \($0.rawValue)" } ?? ""
         var next: String
         if options.dryRun {
-            next = "dry run: nothing was written; every key opens under the current or the new key"
+            next = "dry run: nothing was written; every stored secret opens under the current or the new key"
+        } else if options.oldKey.material == options.newKey.material {
+            next = "every stored secret (\(total.rotated + total.alreadyRotated) in \(total.groups) column groups of \(total.tables) tables) is now\(scheme) "
+                + "under the same master key \(options.newKey.fingerprint)"
         } else {
-            next = "every stored key (\(total)) is now under the new master key \(options.newKey.fingerprint): switch the application to it; keep the old key \(options.oldKey.fingerprint) until the application runs on the new one\(options.backupPath.map { " (the backup \($0) still needs the old key)" } ?? "")"
+            next = "every stored secret (\(total.rotated + total.alreadyRotated) in \(total.groups) column groups of \(total.tables) tables) is now\(scheme) "
+                + "under the new master key \(options.newKey.fingerprint): switch the application to it; keep the old key "
+                + "\(options.oldKey.fingerprint) until the application runs on the new one\(options.backupPath.map { " (the backup \($0) still needs the old key)" } ?? "")"
+        }
+        var warnings: [String] = []
+        if release.hasSecretsFile && secretsFile == nil {
+            warnings.append("this database is of the sqlx era (\(release.releases)), whose installations also keep secrets under the master key in "
+                + "$BODHI_HOME/secrets.yaml: \(options.dryRun ? "give" : "it was not rotated; run rotate again with") --secrets-file PATH, "
+                + "or the application will not start on the new key")
+        }
+        if secretsFile != nil && !options.dryRun && options.oldKey.material != options.newKey.material {
+            next += "; the application rewrites secrets.yaml under the key it runs on: stop it before switching, and if it wrote the file since, "
+                + "run this rotation again before it starts on the new key"
+        }
+        if !options.dryRun {
             if changedAfterCommit > 0 {
-                next += "; \(changedAfterCommit) rotated row(s) were written again by the application after the commit: once it runs on the new key, run rotate again to re-encrypt any it wrote under the old key"
+                next += "; \(changedAfterCommit) rotated value(s) were written again by the application after the commit: once it runs on the new key, run rotate again to re-encrypt any it wrote under the old key"
             }
             if !advice.isEmpty {
                 next += String(format: "; the write lock was held %.2f s: ", lock.inSeconds) + advice.joined(separator: "; ")
             }
         }
         return Report(database: database.location, masterKeyFingerprint: options.oldKey.fingerprint, newMasterKeyFingerprint: options.newKey.fingerprint,
-                      dryRun: options.dryRun, tables: tables, backupFile: options.backupPath, writeLockSeconds: lock.inSeconds,
-                      elapsedSeconds: elapsed.inSeconds, verifiedAfterCommit: verified, changedAfterCommit: changedAfterCommit, nextStep: next)
+                      dryRun: options.dryRun, scheme: options.scheme?.rawValue ?? "keep", groups: groups, total: total,
+                      secretsFile: secretsFile.map { SecretsFileReport(file: $0.path, outcome: $0.outcome.rawValue) }, applicationRelease: release,
+                      warnings: warnings, backupFile: options.backupPath,
+                      writeLockSeconds: lock.inSeconds, elapsedSeconds: elapsed.inSeconds, verifiedAfterCommit: verified,
+                      changedAfterCommit: changedAfterCommit, nextStep: next)
     }
 
-    /// Rotates a group of rows: sixteen whose triples all decode get their row keys from two
-    /// sixteen-lane derivations; any other group goes row by row.
-    static func rotate(_ rows: [SecretRow], oldKey: MasterKey, newKey: MasterKey) -> [Outcome] {
+    /// Rotates a group of rows: sixteen v1 values that all decode and stay v1 get their row keys
+    /// from two sixteen-lane derivations; any other group goes row by row.
+    static func rotate(_ rows: [SecretRow], oldKey: MasterKey, newKey: MasterKey, scheme: SecretScheme? = nil) -> [Outcome] {
         let decoded = rows.compactMap { row -> DecodedSecret? in if case .decoded(let triple) = row.triple { triple } else { nil } }
+        guard decoded.count == rows.count, scheme ?? .v1 == .v1, decoded.allSatisfy({ $0.scheme == .v1 }), PBKDF2.hasAVX512 else {
+            return rows.map { rotate($0, oldKey: oldKey, newKey: newKey, scheme: scheme) }
+        }
         let salts = decoded.map { _ in SecureRandom.bytes(StoredSecret.saltLength) }
-        guard decoded.count == rows.count, let oldRowKeys = SecretCipher.rowKeys16(masterKey: oldKey, salts: decoded.map(\.salt)),
+        guard let oldRowKeys = SecretCipher.rowKeys16(masterKey: oldKey, salts: decoded.map(\.salt)),
               let newRowKeys = SecretCipher.rowKeys16(masterKey: newKey, salts: salts) else {
-            return rows.map { rotate($0, oldKey: oldKey, newKey: newKey) }
+            return rows.map { rotate($0, oldKey: oldKey, newKey: newKey, scheme: scheme) }
         }
         return decoded.indices.map { lane in
-            reencrypt(decoded[lane], oldRowKey: oldRowKeys[lane], newRowKey: newRowKeys[lane], salt: salts[lane], oldKey: oldKey, newKey: newKey)
+            reencrypt(decoded[lane], oldRowKey: oldRowKeys[lane], newRowKey: newRowKeys[lane], salt: salts[lane], oldKey: oldKey, newKey: newKey,
+                      target: .v1)
         }
     }
 
-    /// Decrypts under the old key and re-encrypts under the new one, proving the result opens
-    /// with the derived key at hand; or recognises a row already under the new key.
-    static func rotate(_ row: SecretRow, oldKey: MasterKey, newKey: MasterKey) -> Outcome {
+    /// Decrypts under the old key and re-encrypts under the new one (in `scheme`, else the
+    /// value's own), proving the result opens with the derived key at hand; or recognises a value
+    /// already under the new key in that scheme.
+    static func rotate(_ row: SecretRow, oldKey: MasterKey, newKey: MasterKey, scheme: SecretScheme? = nil) -> Outcome {
         let decoded: DecodedSecret
         switch row.triple {
         case .none: return .noKey
         case .malformed(let reason): return .failed(reason)
         case .decoded(let triple): decoded = triple
         }
+        let target = scheme ?? decoded.scheme
         let salt = SecureRandom.bytes(StoredSecret.saltLength)
-        // Both row keys at once: interleaved on the SHA extensions they cost about one.
-        let (oldRowKey, newRowKey) = SecretCipher.rowKeys((oldKey, decoded.salt), (newKey, salt))
-        return reencrypt(decoded, oldRowKey: oldRowKey, newRowKey: newRowKey, salt: salt, oldKey: oldKey, newKey: newKey)
+        // Both row keys at once: two v1 keys interleaved on the SHA extensions cost about one.
+        let (oldRowKey, newRowKey) = SecretCipher.rowKeys((oldKey, decoded.salt, decoded.scheme), (newKey, salt, target))
+        return reencrypt(decoded, oldRowKey: oldRowKey, newRowKey: newRowKey, salt: salt, oldKey: oldKey, newKey: newKey, target: target)
     }
 
-    /// With the row key of the stored salt under the old master key, and the row key of a fresh
-    /// salt under the new one.
+    /// With the row key of the stored salt under the old master key (in the value's scheme), and
+    /// the row key of a fresh salt under the new one (in `target`).
     static func reencrypt(_ decoded: DecodedSecret, oldRowKey: SecureBytes, newRowKey: SecureBytes, salt: [UInt8],
-                          oldKey: MasterKey, newKey: MasterKey) -> Outcome {
-        let opened = Result { () throws(SecretError) in try SecretCipher.decrypt(decoded, rowKey: oldRowKey) }
-        guard case .success(let plaintext) = opened else {
-            if case .failure(let error) = opened, error != .authenticationFailed { return .failed(error.description) }
-            if (try? SecretCipher.decrypt(decoded, masterKey: newKey)) != nil { return .alreadyRotated }
-            return .failed("decrypts under neither the old key (\(oldKey.fingerprint)) nor the new key (\(newKey.fingerprint))")
+                          oldKey: MasterKey, newKey: MasterKey, target: SecretScheme) -> Outcome {
+        let plaintext: String
+        switch Result(catching: { () throws(SecretError) in try SecretCipher.decrypt(decoded, rowKey: oldRowKey) }) {
+        case .success(let text):
+            if oldKey.material == newKey.material && decoded.scheme == target { return .alreadyRotated }
+            plaintext = text
+        case .failure(let error) where error != .authenticationFailed:
+            return .failed(error.description)
+        case .failure:
+            guard let text = try? SecretCipher.decrypt(decoded, masterKey: newKey) else {
+                return .failed("decrypts under neither the old key (\(oldKey.fingerprint)) nor the new key (\(newKey.fingerprint))")
+            }
+            // Under the new key already; in another scheme it is still to be rewritten.
+            if decoded.scheme == target { return .alreadyRotated }
+            plaintext = text
         }
         let nonce = SecureRandom.bytes(StoredSecret.nonceLength)
         do {
@@ -376,10 +491,18 @@ public struct KeyRotator {
             let sealed = try newRowKey.withBytes { key throws(SecretError) in try AESGCM.seal(key: key, nonce: nonce, plaintext: bytes) }
             var check = try newRowKey.withBytes { key throws(SecretError) in try AESGCM.open(key: key, nonce: nonce, sealed: sealed) }
             defer { AESGCM.wipe(&check) }
-            guard check == bytes else { return .failed("the re-encrypted key did not open under the new key") }
-            return .rotated(DecodedSecret(sealed: sealed, salt: salt, nonce: nonce).encoded)
+            guard check == bytes else { return .failed("the re-encrypted value did not open under the new key") }
+            return .rotated(DecodedSecret(sealed: sealed, salt: salt, nonce: nonce, scheme: target).encoded)
         } catch {
             return .failed(error.description)
         }
+    }
+}
+
+extension Array where Element: Hashable {
+    /// The elements in order, each once.
+    func uniqued() -> [Element] {
+        var seen = Set<Element>()
+        return filter { seen.insert($0).inserted }
     }
 }

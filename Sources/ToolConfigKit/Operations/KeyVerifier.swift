@@ -1,16 +1,25 @@
-/// Checks every stored secret of every table: that it is well formed and decrypts under the
-/// master key (and, when given, counts those under a new key, so a half-rotated database shows
-/// at a glance), and that no salt or nonce repeats across the population, which would mean the
-/// random generator that made them was broken.
+/// Checks every stored secret of every column group (`SecretColumnMap`, refused when a column
+/// looks like a secret no group accounts for): that it is well formed and decrypts under the
+/// master key in its scheme (and, when given, counts those under a new key, so a half-rotated
+/// database shows at a glance), that no salt or nonce repeats across the population, which would
+/// mean the random generator that made them was broken; and counts the values of each scheme,
+/// naming the legacy (v1) values that an application of v0.0.59 or later refuses.
 public struct KeyVerifier {
-    public struct TableReport: Sendable, Codable {
+    public struct GroupReport: Sendable, Codable {
         public var table: String
+        /// The ciphertext, salt and nonce columns.
+        public var columns: [String]
         public var rows: Int
-        public var noKey: Int
+        public var empty: Int
         public var underMasterKey: Int
         public var underNewMasterKey: Int
         public var underNeither: Int
         public var malformed: Int
+        /// Well-formed values of each scheme.
+        public var v1: Int
+        public var v2: Int
+        /// v1 values outside tenants: an application of v0.0.59 or later refuses them (HTTP 422).
+        public var legacy: Int
     }
 
     public struct Problem: Sendable, Codable {
@@ -19,6 +28,8 @@ public struct KeyVerifier {
         public var rowID: Int64
         /// The table's own id when it is not the rowid (api_model_aliases' text id).
         public var id: String?
+        /// The group's ciphertext column.
+        public var column: String
         public var problem: String
     }
 
@@ -26,24 +37,43 @@ public struct KeyVerifier {
         public var database: String
         public var masterKeyFingerprint: String
         public var newMasterKeyFingerprint: String?
-        public var tables: [TableReport]
+        public var groups: [GroupReport]
         public var reusedSalts: Int
         public var reusedNonces: Int
         /// The first problems found (at most 20), by table and row, never with values.
         public var problems: [Problem]
+        /// The first legacy values (at most 20): v1 outside tenants, which an application of
+        /// v0.0.59 or later refuses until `rotate --scheme v2` upgrades them.
+        public var legacyValues: [Problem]
+        /// The secrets file, when given.
+        public var secretsFile: SecretsFileCheck?
+        /// The releases of the application the database fits.
+        public var applicationRelease: ApplicationRelease
         public var ok: Bool
+    }
+
+    /// Which key the secrets file opens under.
+    public struct SecretsFileCheck: Sendable, Codable {
+        public var file: String
+        /// "master_key", "new_master_key" or "neither".
+        public var under: String
     }
 
     let database: any Database
     let masterKey: MasterKey
     let newKey: MasterKey?
     let jobs: Int
+    let columns: SecretColumnMap
+    let secretsFile: String?
 
-    public init(database: any Database, masterKey: MasterKey, newKey: MasterKey? = nil, jobs: Int = ParallelMap.defaultJobs) {
+    public init(database: any Database, masterKey: MasterKey, newKey: MasterKey? = nil, jobs: Int = ParallelMap.defaultJobs,
+                columns: SecretColumnMap = SecretColumnMap(), secretsFile: String? = nil) {
+        self.secretsFile = secretsFile
         self.database = database
         self.masterKey = masterKey
         self.newKey = newKey
         self.jobs = max(1, jobs)
+        self.columns = columns
     }
 
     enum Finding: Sendable, Equatable {
@@ -51,35 +81,49 @@ public struct KeyVerifier {
     }
 
     public func run(progress: ProgressHandler = { _ in }) throws -> Report {
-        var reports: [TableReport] = []
-        var problems: [Problem] = []
+        var reports: [GroupReport] = []
+        var problems: [Problem] = [], legacyValues: [Problem] = []
         // Salts and nonces are random: their first 8 bytes serve as their hash. A repeat of those
         // is confirmed against the whole value before it is counted.
         var salts = Set<UInt64>(), nonces = Set<UInt64>()
         var reusedSalts = 0, reusedNonces = 0
         var processed = 0
+        let file = try secretsFile.map { path in
+            let secret = try SecretsFileRotation.read(path).secret
+            let under = [(masterKey, "master_key"), (newKey, "new_master_key")].first { key, _ in
+                key.map { (try? SecretCipher.decrypt(secret, masterKey: $0)) != nil } ?? false
+            }?.1
+            return SecretsFileCheck(file: path, under: under ?? "neither")
+        }
+        var release: ApplicationRelease?
         // One consistent snapshot.
         try database.transaction(.read) {
-            let tables = try database.encryptedTables()
-            try database.requireEveryRowVisible(in: tables.map(\.name))
-            let stores = try tables.map(database.secretStore)
+            release = try ApplicationRelease.detect(database)
+            let groups = try database.secretGroups(columns)
+            try database.requireEveryRowVisible(in: groups.map(\.table).uniqued())
+            let stores = try groups.map(database.secretStore)
             let total = try stores.reduce(0) { $0 + (try $1.count()) }
             progress(ProgressEvent(.checkingKeys, total: total))
             for store in stores {
-                let table = store.table
-                var report = TableReport(table: table.name, rows: 0, noKey: 0, underMasterKey: 0, underNewMasterKey: 0, underNeither: 0, malformed: 0)
+                let group = store.group
+                var report = GroupReport(table: group.table, columns: group.columns, rows: 0, empty: 0, underMasterKey: 0, underNewMasterKey: 0,
+                                         underNeither: 0, malformed: 0, v1: 0, v2: 0, legacy: 0)
                 try store.scan(pageSize: KeyRotator.pageSize) { rows in
                     let triples = rows.map(\.triple)
                     let findings = Self.check(triples, masterKey: masterKey, newKey: newKey, jobs: jobs)
                     for (row, (finding, triple)) in zip(rows, zip(findings, triples)) {
                         report.rows += 1
+                        let named = Problem(table: group.table, rowID: row.rowID, id: row.id == String(row.rowID) ? nil : row.id, column: group.ciphertext,
+                                            problem: "")
                         func problem(_ text: String) {
                             if problems.count < 20 {
-                                problems.append(Problem(table: table.name, rowID: row.rowID, id: row.id == String(row.rowID) ? nil : row.id, problem: text))
+                                var found = named
+                                found.problem = text
+                                problems.append(found)
                             }
                         }
                         switch finding {
-                        case .noKey: report.noKey += 1
+                        case .noKey: report.empty += 1
                         case .master: report.underMasterKey += 1
                         case .new: report.underNewMasterKey += 1
                         case .neither:
@@ -90,12 +134,25 @@ public struct KeyVerifier {
                             problem(reason)
                         }
                         guard case .decoded(let decoded) = triple, let secret = row.secret else { continue }
+                        switch decoded.scheme {
+                        case .v2: report.v2 += 1
+                        case .v1:
+                            report.v1 += 1
+                            if group.table != SecretColumnMap.legacyReadableTable {
+                                report.legacy += 1
+                                if legacyValues.count < 20 {
+                                    var legacy = named
+                                    legacy.problem = "a legacy (v1) value: an application of v0.0.59 or later refuses it until rotate --scheme v2 upgrades it"
+                                    legacyValues.append(legacy)
+                                }
+                            }
+                        }
                         // A repeat is confirmed across every table: a salt shared by two tables' rows counts too.
-                        if !salts.insert(Self.prefix(decoded.salt)).inserted, try store.countRows(with: .salt, equalTo: secret.salt, acrossAlso: tables) > 1 {
+                        if !salts.insert(Self.prefix(decoded.salt)).inserted, try store.countRows(with: .salt, equalTo: secret.salt, acrossAlso: groups) > 1 {
                             reusedSalts += 1
                             problem("its salt is used by another row")
                         }
-                        if !nonces.insert(Self.prefix(decoded.nonce)).inserted, try store.countRows(with: .nonce, equalTo: secret.nonce, acrossAlso: tables) > 1 {
+                        if !nonces.insert(Self.prefix(decoded.nonce)).inserted, try store.countRows(with: .nonce, equalTo: secret.nonce, acrossAlso: groups) > 1 {
                             reusedNonces += 1
                             problem("its nonce is used by another row")
                         }
@@ -107,9 +164,10 @@ public struct KeyVerifier {
             }
         }
         let ok = reports.allSatisfy { $0.underNeither == 0 && $0.malformed == 0 }
-            && reusedSalts == 0 && reusedNonces == 0
+            && reusedSalts == 0 && reusedNonces == 0 && file?.under != "neither"
         return Report(database: database.location, masterKeyFingerprint: masterKey.fingerprint, newMasterKeyFingerprint: newKey?.fingerprint,
-                      tables: reports, reusedSalts: reusedSalts, reusedNonces: reusedNonces, problems: problems, ok: ok)
+                      groups: reports, reusedSalts: reusedSalts, reusedNonces: reusedNonces, problems: problems, legacyValues: legacyValues,
+                      secretsFile: file, applicationRelease: release!, ok: ok)
     }
 
     /// A page's findings, in row order. Triples are tried under the master key in groups whose

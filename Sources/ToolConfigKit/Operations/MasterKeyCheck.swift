@@ -1,7 +1,7 @@
 /// Whether an import's master key is the one the stored keys are under. Encrypting plaintext
 /// keys under the wrong master key (the old one after a rotation, say) would leave the table under
 /// two keys, and the application unable to open the imported ones; so before anything is written
-/// the key is tried on stored keys: a sample spread over every table with the triple, then every
+/// the key is tried on stored keys: a sample spread over every column group of every table, then every
 /// existing row the import decides on, until one opens. A key that opens none of them is refused.
 struct MasterKeyCheck: Sendable, Codable {
     /// Stored keys tried.
@@ -19,10 +19,11 @@ struct MasterKeyCheck: Sendable, Codable {
 
     /// Up to `samplePerTable` keyed rows of each encrypted table, spread evenly over it, tried on
     /// all cores. Runs in the import's read snapshot.
+    /// Only groups that can be accounted for: the check samples, it rotates nothing.
     mutating func sample(_ database: any Database, masterKey: MasterKey, jobs: Int) throws {
-        for table in try database.encryptedTables() {
-            let rows = try database.secretStore(for: table).sample(Self.samplePerTable)
-            try tryKeys(rows.compactMap { row in row.secret.map { (table.name, row.label, $0) } }, masterKey: masterKey, jobs: jobs)
+        for group in try database.secretGroups(lenient: true) {
+            let rows = try database.secretStore(for: group).sample(Self.samplePerTable)
+            try tryKeys(rows.compactMap { row in row.secret.map { (group.table, row.label, $0) } }, masterKey: masterKey, jobs: jobs)
         }
     }
 

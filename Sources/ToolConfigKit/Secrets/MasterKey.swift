@@ -1,3 +1,5 @@
+import Synchronization
+
 /// The application's master key: 32 random bytes, kept as standard base64 text with padding.
 public struct MasterKey: Sendable {
     public static let byteCount = 32
@@ -5,6 +7,29 @@ public struct MasterKey: Sendable {
 
     public let material: SecureBytes
     public let source: SecretSource
+    /// Keys derived from this one, shared by every copy: scheme v2's KEK costs 600,000 PBKDF2
+    /// iterations, so it is derived once per key per process.
+    private let derived = DerivedKeys()
+
+    /// Scheme v2's KEK salt and the row key's HKDF info (crates/services/src/db/encryption.rs).
+    static let kekSaltV2 = Array("bodhiapp:kek:v2".utf8)
+    static let kekIterationsV2 = 600_000
+    static let rowInfoV2 = Array("bodhiapp:row:v2".utf8)
+
+    /// Scheme v2's key-encryption key: PBKDF2-HMAC-SHA256(key, "bodhiapp:kek:v2", 600,000), 32
+    /// bytes, derived at first use (about 70 ms) and kept for the key's lifetime.
+    public var keyEncryptionKey: SecureBytes {
+        derived.kek.withLock { kek in
+            if let kek { return kek }
+            let made = SecureBytes(count: 32) { out in
+                material.withBytes { password in
+                    Self.kekSaltV2.withUnsafeBytes { PBKDF2.deriveKey(password: password, salt: $0, iterations: Self.kekIterationsV2, into: out) }
+                }
+            }
+            kek = made
+            return made
+        }
+    }
 
     public init(material: SecureBytes, source: SecretSource) throws(SecretError) {
         guard material.count == Self.byteCount else {
@@ -48,4 +73,9 @@ public struct MasterKey: Sendable {
         let mac = material.withBytes { Digest.hmacSHA256(key: $0, message: Self.fingerprintLabel) }
         return Digest.hex(mac.prefix(8))
     }
+}
+
+/// See `MasterKey.keyEncryptionKey`.
+private final class DerivedKeys: Sendable {
+    let kek = Mutex<SecureBytes?>(nil)
 }

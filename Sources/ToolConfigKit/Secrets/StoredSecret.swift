@@ -1,4 +1,24 @@
-/// One stored secret as the database keeps it: three columns of standard base64.
+/// How a stored secret's row key comes from the master key. The application wrote v1 up to
+/// v0.0.58 and writes v2 from v0.0.59; the ciphertext column tells which (`v2:` + base64).
+public enum SecretScheme: String, Sendable, Codable, CaseIterable, Comparable {
+    /// Row key = PBKDF2-HMAC-SHA256(master key, row salt, 1000 iterations).
+    case v1
+    /// Row key = HKDF-SHA256(salt: row salt, ikm: KEK, info "bodhiapp:row:v2"), where KEK =
+    /// PBKDF2-HMAC-SHA256(master key, "bodhiapp:kek:v2", 600,000 iterations), once per key.
+    case v2
+
+    static let v2Prefix = "v2:"
+
+    /// The scheme of a ciphertext column's value: v2 exactly when it starts with `v2:`.
+    public init(ciphertext: String) {
+        self = ciphertext.utf8.starts(with: Self.v2Prefix.utf8) ? .v2 : .v1
+    }
+
+    public static func < (lhs: SecretScheme, rhs: SecretScheme) -> Bool { lhs.rawValue < rhs.rawValue }
+}
+
+/// One stored secret as the database keeps it: three columns of standard base64 (the ciphertext
+/// with `v2:` before it in scheme v2).
 public struct StoredSecret: Sendable, Hashable, Codable {
     public static let saltLength = 32
     public static let nonceLength = 12
@@ -14,6 +34,13 @@ public struct StoredSecret: Sendable, Hashable, Codable {
         self.nonce = nonce
     }
 
+    public var scheme: SecretScheme { SecretScheme(ciphertext: encryptedAPIKey) }
+
+    /// The ciphertext's base64, without the scheme's prefix.
+    private var ciphertextBase64: String {
+        scheme == .v2 ? String(encryptedAPIKey.utf8.dropFirst(SecretScheme.v2Prefix.utf8.count))! : encryptedAPIKey
+    }
+
     /// Checks the shape without decoding: canonical base64, salt 32 bytes, nonce 12, ciphertext
     /// at least a tag. Same errors as `decoded()`.
     public func validate() throws(SecretError) {
@@ -25,7 +52,7 @@ public struct StoredSecret: Sendable, Hashable, Codable {
         guard saltLength == Self.saltLength else { throw .wrongLength(field: "salt", expected: "\(Self.saltLength)", actual: saltLength) }
         let nonceLength = try length(nonce, "nonce")
         guard nonceLength == Self.nonceLength else { throw .wrongLength(field: "nonce", expected: "\(Self.nonceLength)", actual: nonceLength) }
-        let sealedLength = try length(encryptedAPIKey, "encrypted_api_key")
+        let sealedLength = try length(ciphertextBase64, "encrypted_api_key")
         guard sealedLength >= AESGCM.tagLength else {
             throw .wrongLength(field: "encrypted_api_key", expected: "at least \(AESGCM.tagLength)", actual: sealedLength)
         }
@@ -35,11 +62,11 @@ public struct StoredSecret: Sendable, Hashable, Codable {
     public func decoded() throws(SecretError) -> DecodedSecret {
         let salt = try Base64.decode(salt, field: "salt", length: Self.saltLength)
         let nonce = try Base64.decode(nonce, field: "nonce", length: Self.nonceLength)
-        let sealed = try Base64.decode(encryptedAPIKey, field: "encrypted_api_key")
+        let sealed = try Base64.decode(ciphertextBase64, field: "encrypted_api_key")
         guard sealed.count >= AESGCM.tagLength else {
             throw .wrongLength(field: "encrypted_api_key", expected: "at least \(AESGCM.tagLength)", actual: sealed.count)
         }
-        return DecodedSecret(sealed: sealed, salt: salt, nonce: nonce)
+        return DecodedSecret(sealed: sealed, salt: salt, nonce: nonce, scheme: scheme)
     }
 }
 
@@ -48,26 +75,41 @@ public struct DecodedSecret: Sendable, Hashable {
     public var sealed: [UInt8]
     public var salt: [UInt8]
     public var nonce: [UInt8]
+    public var scheme: SecretScheme = .v1
 
     public var encoded: StoredSecret {
-        StoredSecret(encryptedAPIKey: Base64.encode(sealed), salt: Base64.encode(salt), nonce: Base64.encode(nonce))
+        StoredSecret(encryptedAPIKey: (scheme == .v2 ? SecretScheme.v2Prefix : "") + Base64.encode(sealed), salt: Base64.encode(salt),
+                     nonce: Base64.encode(nonce))
     }
 }
 
-/// The application's encrypt_api_key / decrypt_api_key: PBKDF2-HMAC-SHA256 x1000 over the master
-/// key bytes with the row's salt gives the row key; AES-256-GCM with the row's nonce, no AAD.
+/// The application's encrypt / decrypt (crates/services/src/db/encryption.rs): a row key from
+/// the master key and the row's salt (scheme v1 or v2, see `SecretScheme`), then AES-256-GCM with
+/// the row's nonce, no AAD.
 public enum SecretCipher {
-    /// Derives the per-row key from the master key and a salt.
-    public static func rowKey(masterKey: MasterKey, salt: [UInt8]) -> SecureBytes {
+    /// Derives the row key of a salt under a master key, in a scheme.
+    public static func rowKey(masterKey: MasterKey, salt: [UInt8], scheme: SecretScheme = .v1) -> SecureBytes {
         SecureBytes(count: AESGCM.keyLength) { out in
-            masterKey.material.withBytes { password in
-                salt.withUnsafeBytes { PBKDF2.deriveKey(password: password, salt: $0, iterations: StoredSecret.iterations, into: out) }
+            switch scheme {
+            case .v1:
+                masterKey.material.withBytes { password in
+                    salt.withUnsafeBytes { PBKDF2.deriveKey(password: password, salt: $0, iterations: StoredSecret.iterations, into: out) }
+                }
+            case .v2:
+                masterKey.keyEncryptionKey.withBytes { kek in
+                    salt.withUnsafeBytes { HKDF.deriveKey(salt: $0, inputKey: kek, info: MasterKey.rowInfoV2, into: out) }
+                }
             }
         }
     }
 
-    /// Two row keys at once (see `PBKDF2.deriveKeyPair`): a rotation's old and new key.
-    public static func rowKeys(_ a: (masterKey: MasterKey, salt: [UInt8]), _ b: (masterKey: MasterKey, salt: [UInt8])) -> (SecureBytes, SecureBytes) {
+    /// Two row keys at once: two v1 keys interleaved (see `PBKDF2.deriveKeyPair`: about the cost
+    /// of one), any other pair one after the other (a v2 row key costs a few microseconds).
+    public static func rowKeys(_ a: (masterKey: MasterKey, salt: [UInt8], scheme: SecretScheme),
+                               _ b: (masterKey: MasterKey, salt: [UInt8], scheme: SecretScheme)) -> (SecureBytes, SecureBytes) {
+        guard a.scheme == .v1, b.scheme == .v1 else {
+            return (rowKey(masterKey: a.masterKey, salt: a.salt, scheme: a.scheme), rowKey(masterKey: b.masterKey, salt: b.salt, scheme: b.scheme))
+        }
         var second: SecureBytes?
         let first = SecureBytes(count: AESGCM.keyLength) { outA in
             second = SecureBytes(count: AESGCM.keyLength) { outB in
@@ -86,8 +128,8 @@ public enum SecretCipher {
         return (first, second!)
     }
 
-    /// Sixteen row keys at once in AVX-512 lanes, one master key and sixteen salts; nil where the
-    /// CPU lacks AVX-512 (then `rowKeys` derives two at a time).
+    /// Sixteen v1 row keys at once in AVX-512 lanes, one master key and sixteen salts; nil where
+    /// the CPU lacks AVX-512 (then `rowKeys` derives two at a time).
     public static func rowKeys16(masterKey: MasterKey, salts: [[UInt8]]) -> [SecureBytes]? {
         guard PBKDF2.hasAVX512, salts.count == 16 else { return nil }
         let all = SecureBytes(count: 16 * AESGCM.keyLength) { out in
@@ -101,39 +143,41 @@ public enum SecretCipher {
     }
 
     /// Encrypts with a fresh random salt and nonce.
-    public static func encrypt(_ plaintext: String, masterKey: MasterKey) throws(SecretError) -> StoredSecret {
+    public static func encrypt(_ plaintext: String, masterKey: MasterKey, scheme: SecretScheme = .v1) throws(SecretError) -> StoredSecret {
         try encrypt(plaintext, masterKey: masterKey,
                     salt: SecureRandom.bytes(StoredSecret.saltLength),
-                    nonce: SecureRandom.bytes(StoredSecret.nonceLength)).encoded
+                    nonce: SecureRandom.bytes(StoredSecret.nonceLength), scheme: scheme).encoded
     }
 
     /// Encrypts with a given salt and nonce (test vectors; callers otherwise use fresh ones).
-    public static func encrypt(_ plaintext: String, masterKey: MasterKey, salt: [UInt8], nonce: [UInt8]) throws(SecretError) -> DecodedSecret {
-        try encrypt(plaintext, rowKey: rowKey(masterKey: masterKey, salt: salt), salt: salt, nonce: nonce)
+    public static func encrypt(_ plaintext: String, masterKey: MasterKey, salt: [UInt8], nonce: [UInt8],
+                               scheme: SecretScheme = .v1) throws(SecretError) -> DecodedSecret {
+        try encrypt(plaintext, rowKey: rowKey(masterKey: masterKey, salt: salt, scheme: scheme), salt: salt, nonce: nonce, scheme: scheme)
     }
 
-    /// Encrypts with a row key already derived for `salt`.
-    public static func encrypt(_ plaintext: String, rowKey key: SecureBytes, salt: [UInt8], nonce: [UInt8]) throws(SecretError) -> DecodedSecret {
+    /// Encrypts with a row key already derived for `salt` in `scheme`.
+    public static func encrypt(_ plaintext: String, rowKey key: SecureBytes, salt: [UInt8], nonce: [UInt8],
+                               scheme: SecretScheme = .v1) throws(SecretError) -> DecodedSecret {
         var bytes = Array(plaintext.utf8)
         defer { AESGCM.wipe(&bytes) }
         let sealed = try key.withBytes { k throws(SecretError) in try AESGCM.seal(key: k, nonce: nonce, plaintext: bytes) }
-        return DecodedSecret(sealed: sealed, salt: salt, nonce: nonce)
+        return DecodedSecret(sealed: sealed, salt: salt, nonce: nonce, scheme: scheme)
     }
 
     public static func decrypt(_ secret: StoredSecret, masterKey: MasterKey) throws(SecretError) -> String {
         try decrypt(secret.decoded(), masterKey: masterKey)
     }
 
+    /// In the secret's own scheme.
     public static func decrypt(_ secret: DecodedSecret, masterKey: MasterKey) throws(SecretError) -> String {
-        try decrypt(secret, rowKey: rowKey(masterKey: masterKey, salt: secret.salt))
+        try decrypt(secret, rowKey: rowKey(masterKey: masterKey, salt: secret.salt, scheme: secret.scheme))
     }
 
     /// Two secrets decrypted under one master key, their row keys derived together (see
-    /// `rowKeys`: about the cost of one derivation). Each result is exactly what
-    /// `decrypt(_:masterKey:)` gives for that secret alone.
+    /// `rowKeys`). Each result is exactly what `decrypt(_:masterKey:)` gives for that secret alone.
     public static func decryptPair(_ a: DecodedSecret, _ b: DecodedSecret,
                                    masterKey: MasterKey) -> (Result<String, SecretError>, Result<String, SecretError>) {
-        let (keyA, keyB) = rowKeys((masterKey, a.salt), (masterKey, b.salt))
+        let (keyA, keyB) = rowKeys((masterKey, a.salt, a.scheme), (masterKey, b.salt, b.scheme))
         return (Result { () throws(SecretError) in try decrypt(a, rowKey: keyA) },
                 Result { () throws(SecretError) in try decrypt(b, rowKey: keyB) })
     }
@@ -150,35 +194,41 @@ public enum SecretCipher {
     /// batching across threads: 16 with AVX-512, else 2.
     public static var groupSize: Int { PBKDF2.hasAVX512 ? 16 : 2 }
 
-    /// Secrets decrypted under one master key: sixteen row keys derived at once in AVX-512 lanes
-    /// where the CPU has them, the rest two at a time (`decryptPair`). Each result is exactly what
-    /// `decrypt(_:masterKey:)` gives that secret alone.
+    /// Secrets decrypted under one master key: sixteen v1 row keys derived at once in AVX-512
+    /// lanes where the CPU has them, the other v1 keys two at a time (`decryptPair`), v2 keys one
+    /// by one (cheap). Each result is exactly what `decrypt(_:masterKey:)` gives that secret alone.
     public static func decrypt(_ secrets: [DecodedSecret], masterKey: MasterKey) -> [Result<String, SecretError>] {
-        var results: [Result<String, SecretError>] = []
-        results.reserveCapacity(secrets.count)
-        var index = 0
-        while PBKDF2.hasAVX512 && secrets.count - index >= 16 {
-            let group = secrets[index..<index + 16]
+        var results = [Result<String, SecretError>](repeating: .failure(.authenticationFailed), count: secrets.count)
+        var v1: [Int] = []
+        for (index, secret) in secrets.enumerated() {
+            if secret.scheme == .v1 {
+                v1.append(index)
+            } else {
+                results[index] = Result { () throws(SecretError) in try decrypt(secret, masterKey: masterKey) }
+            }
+        }
+        var next = 0
+        while PBKDF2.hasAVX512 && v1.count - next >= 16 {
+            let group = v1[next..<next + 16]
             let keys = SecureBytes(count: 16 * AESGCM.keyLength) { out in
                 masterKey.material.withBytes { password in
-                    _ = PBKDF2.deriveKeys16(password: password, salts: group.map(\.salt), iterations: StoredSecret.iterations, into: out)
+                    _ = PBKDF2.deriveKeys16(password: password, salts: group.map { secrets[$0].salt }, iterations: StoredSecret.iterations, into: out)
                 }
             }
             keys.withBytes { all in
-                for (lane, secret) in group.enumerated() {
+                for (lane, index) in group.enumerated() {
                     let key = UnsafeRawBufferPointer(rebasing: all[AESGCM.keyLength * lane..<AESGCM.keyLength * (lane + 1)])
-                    results.append(Result { () throws(SecretError) in try decrypt(secret, key: key) })
+                    results[index] = Result { () throws(SecretError) in try decrypt(secrets[index], key: key) }
                 }
             }
-            index += 16
+            next += 16
         }
-        while secrets.count - index >= 2 {
-            let (first, second) = decryptPair(secrets[index], secrets[index + 1], masterKey: masterKey)
-            results += [first, second]
-            index += 2
+        while v1.count - next >= 2 {
+            (results[v1[next]], results[v1[next + 1]]) = decryptPair(secrets[v1[next]], secrets[v1[next + 1]], masterKey: masterKey)
+            next += 2
         }
-        if index < secrets.count {
-            results.append(Result { () throws(SecretError) in try decrypt(secrets[index], masterKey: masterKey) })
+        if next < v1.count {
+            results[v1[next]] = Result { () throws(SecretError) in try decrypt(secrets[v1[next]], masterKey: masterKey) }
         }
         return results
     }

@@ -17,11 +17,11 @@ public protocol Database: AnyObject {
     /// How much page cache the work ahead may use, in KiB (a hint an engine may ignore).
     func useCache(kibibytes: Int) throws
 
-    /// The tables that hold stored secrets, found by their columns (encrypted_api_key, salt,
-    /// nonce), so a table the application adds is never missed.
-    func encryptedTables() throws -> [EncryptedTable]
+    /// The tables that hold rows (not views), with their columns and primary keys: what
+    /// `SecretColumnMap` finds the secrets in.
+    func tableColumns() throws -> [TableColumns]
 
-    func secretStore(for table: EncryptedTable) throws -> any SecretStore
+    func secretStore(for group: SecretColumnGroup) throws -> any SecretStore
 
     /// Throws unless this connection sees every row of `tables`: an operation that read a subset
     /// (row-level security keeping one tenant's rows) would report it as the whole, or rotate
@@ -37,9 +37,9 @@ public protocol Database: AnyObject {
     func toolConfigStore() throws -> any ToolConfigStore
 
     /// A consistent copy, as the current read transaction sees it, in a new file (0600) at `path`:
-    /// of the whole database (SQLite: a database file), or of the tables that hold stored secrets
-    /// (PostgreSQL: a script that psql restores).
-    func backup(to path: String) throws
+    /// of the whole database (SQLite: a database file), or of `tables`, those that hold stored
+    /// secrets (PostgreSQL: a script that psql restores).
+    func backup(to path: String, tables: [String]) throws
 
     /// A second connection to the same database, read-only: it sees only what was committed.
     func openReader() throws -> any Database
@@ -54,6 +54,24 @@ public protocol Database: AnyObject {
 }
 
 extension Database {
+    /// How many stored values of each scheme the groups hold (those the map can account for):
+    /// what tells an installation's scheme and release.
+    public func storedSchemes() throws -> StoredSchemes {
+        var counts = StoredSchemes()
+        for group in try secretGroups(lenient: true) {
+            for (scheme, count) in try secretStore(for: group).schemeCounts() {
+                counts.byTable[group.table, default: [:]][scheme, default: 0] += count
+            }
+        }
+        return counts
+    }
+
+    /// Where this database keeps secrets (see `SecretColumnMap`): refused when a column looks
+    /// like a secret that no group accounts for, unless `lenient`.
+    public func secretGroups(_ map: SecretColumnMap = SecretColumnMap(), lenient: Bool = false) throws -> [SecretColumnGroup] {
+        try map.groups(in: tableColumns(), lenient: lenient)
+    }
+
     @discardableResult
     public func transaction<T>(_ kind: TransactionKind, _ body: () throws -> T) throws -> T {
         try transaction(kind, lockHeld: { _ in }, body)
@@ -71,4 +89,14 @@ public enum TransactionKind: Sendable {
     /// A transaction that reads first and asks for the write lock only when it writes: wrong on
     /// purpose (the stress test's self-check).
     case deferredWrite
+}
+
+/// Stored values by scheme, by table.
+public struct StoredSchemes: Sendable {
+    public var byTable: [String: [SecretScheme: Int]] = [:]
+
+    /// Every table's values of `scheme`.
+    public func count(_ scheme: SecretScheme) -> Int {
+        byTable.values.reduce(0) { $0 + ($1[scheme] ?? 0) }
+    }
 }

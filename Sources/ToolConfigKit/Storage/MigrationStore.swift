@@ -19,6 +19,9 @@ public protocol MigrationStore: AnyObject {
     func ledgerEntries() throws -> [LedgerEntry]
     /// success TRUE and execution_time -1, as sqlx records a migration in its own transaction.
     func recordInLedger(_ migration: Migration) throws
+    /// sea-orm's ledger (`seaql_migrations`, the application's from v0.0.46), its versions in
+    /// order with when each was applied (Unix seconds); nil when the database has none.
+    func seaORMLedger() throws -> [(version: String, appliedAt: Int64?)]?
     /// After the commit, as sqlx does: losing it to a crash is harmless.
     func setExecutionTime(version: Int64, nanoseconds: Int64) throws
     func removeFromLedger(version: Int64) throws

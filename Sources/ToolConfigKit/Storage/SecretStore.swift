@@ -1,7 +1,7 @@
-/// The stored secrets of one table with the triple (encrypted_api_key, salt, nonce), row by row,
-/// in the order of the rows' keys.
+/// The stored secrets of one column group (see `SecretColumnGroup`), row by row, in the order of
+/// the rows' keys.
 public protocol SecretStore: AnyObject {
-    var table: EncryptedTable { get }
+    var group: SecretColumnGroup { get }
 
     func count() throws -> Int
 
@@ -16,31 +16,35 @@ public protocol SecretStore: AnyObject {
     /// is gone).
     func rows(_ references: [RowReference]) throws -> [SecretRow?]
 
-    /// How many rows, in this table and the others given, hold `value` as their salt (or nonce):
+    /// How many rows, in this group and the others given, hold `value` as their salt (or nonce):
     /// a salt or nonce used twice means a broken random generator.
-    func countRows(with part: TriplePart, equalTo value: String, acrossAlso others: [EncryptedTable]) throws -> Int
+    func countRows(with part: TriplePart, equalTo value: String, acrossAlso others: [SecretColumnGroup]) throws -> Int
 
-    /// Writes a row's triple and nothing else.
+    /// How many of the group's values are in each scheme (by their ciphertexts' prefix).
+    func schemeCounts() throws -> [SecretScheme: Int]
+
+    /// Writes a row's group and nothing else.
     func setSecret(_ secret: StoredSecret, of row: RowReference) throws
 
     /// A rotation's staging area for this table, private to this connection (see RotationStaging).
     func makeRotationStage(index: Int) throws -> any RotationStaging
 
-    /// How the operator could make a rotation's write phase of this table shorter, when the
-    /// engine knows a way (PostgreSQL: room on the pages for rows rewritten in place); else nil.
+    /// How the operator could make a rotation's write phase of this group's table shorter, when
+    /// the engine knows a way (PostgreSQL: room on the pages for rows rewritten in place); else nil.
     func writePhaseAdvice() throws -> String?
 
-    /// What gives every keyed row room on its page to be rewritten in place (PostgreSQL, `rotate
-    /// --make-room`), once this table has been checked for what would make that wrong or useless;
-    /// throws a refusal otherwise. Nothing changes until it runs. An engine that rewrites rows
-    /// in place anyway refuses.
-    func roomMaker() throws -> any RoomMaking
+    /// What gives every row of this group's table that holds any of `groups` (the table's groups)
+    /// room on its page to be rewritten in place (PostgreSQL, `rotate --make-room`), once the
+    /// table has been checked for what would make that wrong or useless; throws a refusal
+    /// otherwise. Nothing changes until it runs. An engine that rewrites rows in place anyway
+    /// refuses.
+    func roomMaker(groupsOfTable groups: [SecretColumnGroup]) throws -> any RoomMaking
 }
 
 extension SecretStore {
     public func writePhaseAdvice() throws -> String? { nil }
 
-    public func roomMaker() throws -> any RoomMaking {
+    public func roomMaker(groupsOfTable groups: [SecretColumnGroup]) throws -> any RoomMaking {
         throw UsageError("--make-room is for PostgreSQL: SQLite rewrites a row's key in place, so its write phase needs no room made")
     }
 }
@@ -74,7 +78,7 @@ public struct RoomReport: Sendable, Codable, Equatable {
 /// triple together with the one it replaces (a rotation) or the triple that stays (kept: the row
 /// was already under the new key).
 public protocol RotationStaging: AnyObject {
-    var table: EncryptedTable { get }
+    var group: SecretColumnGroup { get }
 
     /// The row's triple `old`, read from the snapshot, is to become `new`.
     func stageRotation(_ row: RowReference, old: StoredSecret, new: StoredSecret) throws
@@ -145,7 +149,7 @@ public struct SecretRow: Sendable {
     }
 
     var triple: Triple {
-        if partial { return .malformed("has only part of the encrypted_api_key/salt/nonce triple") }
+        if partial { return .malformed("holds only part of its ciphertext, salt and nonce (a corrupt row)") }
         guard let secret else { return .none }
         do {
             return .decoded(try secret.decoded())
@@ -169,36 +173,4 @@ extension SecretRow {
             partial = encryptedAPIKey != nil || salt != nil || nonce != nil
         }
     }
-}
-
-/// A table that holds stored secrets: it has the columns encrypted_api_key, salt and nonce
-/// (user_tool_configs, and api_model_aliases where the application has it). A master-key
-/// rotation that missed one would break the application, so discovery is by columns, not names.
-public struct EncryptedTable: Sendable, Hashable, Codable {
-    public var name: String
-    /// A column that names rows in reports (`id` when the table has one), besides the row key.
-    public var idColumn: String?
-
-    static let secretColumns = ["encrypted_api_key", "salt", "nonce"]
-
-    /// The condition that a row (of the table under the alias `prefix`, "t.") holds a whole
-    /// triple: the rows a rotation rewrites.
-    static func hasTriple(_ prefix: String = "") -> String {
-        secretColumns.map { "\(prefix)\($0) IS NOT NULL" }.joined(separator: " AND ")
-    }
-
-    var quotedName: String { quotedIdentifier(name) }
-
-    /// The query that sums the rows of this table and of `others` whose `part` is `parameter`
-    /// (the engine's placeholder): `SecretStore.countRows`'s, on either engine.
-    func countingSQL(_ part: TriplePart, acrossAlso others: [EncryptedTable], parameter: String) -> String {
-        "SELECT sum(n) FROM (" + ([self] + others.filter { $0 != self })
-            .map { "SELECT count(*) AS n FROM \($0.quotedName) WHERE \(part.rawValue) = \(parameter)" }
-            .joined(separator: " UNION ALL ") + ") AS counts"
-    }
-}
-
-/// The parts of a triple that must never repeat, by their columns.
-public enum TriplePart: String, Sendable {
-    case salt, nonce
 }

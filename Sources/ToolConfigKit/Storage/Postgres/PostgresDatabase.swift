@@ -37,22 +37,21 @@ extension PostgresConnection: Database {
     /// The server manages its own cache (shared_buffers): nothing to ask for.
     public func useCache(kibibytes: Int) throws {}
 
-    /// Tables of the schema search path with all three secret columns, by the name that finds
-    /// them there.
-    public func encryptedTables() throws -> [EncryptedTable] {
+    /// Tables of the schema search path (by the name that finds them there), with their columns
+    /// and primary keys, in one query.
+    public func tableColumns() throws -> [TableColumns] {
         let rows = try query("""
-            SELECT c.relname, bool_or(a.attname = 'id')
+            SELECT c.relname, a.attname, a.attnotnull,
+                   array_position((SELECT x.indkey::int2[] FROM pg_index x WHERE x.indrelid = c.oid AND x.indisprimary), a.attnum)
             FROM pg_class c
             JOIN pg_namespace n ON n.oid = c.relnamespace
             JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
             WHERE c.relkind IN ('r', 'p') AND n.nspname = ANY (current_schemas(false)) AND pg_table_is_visible(c.oid)
-            GROUP BY c.oid, c.relname
-            HAVING count(*) FILTER (WHERE a.attname IN (\(EncryptedTable.secretColumns.map { "'\($0)'" }.joined(separator: ", ")))) = 3
-            ORDER BY c.relname
-            """, context: "finding the tables that hold keys")
-        return try (0..<rows.count).map { row in
-            EncryptedTable(name: rows.text(row, 0) ?? "", idColumn: try rows.bool(row, 1) == true ? "id" : nil)
-        }
+            ORDER BY c.relname, a.attnum
+            """, context: "reading the tables' columns")
+        return TableColumns.collect(try (0..<rows.count).map { row in
+            (rows.text(row, 0) ?? "", rows.text(row, 1) ?? "", try rows.bool(row, 2) == true, try rows.int64(row, 3))
+        })
     }
 
     /// Row-level security hides rows from this role where a table has it enabled, unless the
@@ -75,8 +74,8 @@ extension PostgresConnection: Database {
         }
     }
 
-    public func secretStore(for table: EncryptedTable) throws -> any SecretStore {
-        try PostgresSecretStore(self, table: table)
+    public func secretStore(for group: SecretColumnGroup) throws -> any SecretStore {
+        try PostgresSecretStore(self, group: group)
     }
 
     public func toolConfigStore() throws -> any ToolConfigStore {
@@ -122,8 +121,8 @@ extension PostgresConnection: Database {
     static let lockAttempt = Duration.milliseconds(100)
     static let lockPause = Duration.milliseconds(50)
 
-    public func backup(to path: String) throws {
-        try PostgresTableBackup(connection: self, tables: try encryptedTables()).write(to: path)
+    public func backup(to path: String, tables: [String]) throws {
+        try PostgresTableBackup(connection: self, tables: tables).write(to: path)
     }
 
     /// A session's temporary tables live in its own buffers, 8 MB by default: up to 256 MB keeps

@@ -44,6 +44,13 @@ final class PostgresMigrationStore: MigrationStore {
         try connection.execute(Self.ledgerSQL, context: "creating \(MigrationLedger.tableName)")
     }
 
+    func seaORMLedger() throws -> [(version: String, appliedAt: Int64?)]? {
+        guard try tableExists(ApplicationRelease.seaORMLedger) else { return nil }
+        let rows = try connection.query("SELECT version::text, applied_at::bigint FROM \(ApplicationRelease.seaORMLedger) ORDER BY version",
+                                        context: "reading \(ApplicationRelease.seaORMLedger)")
+        return try (0..<rows.count).map { (rows.text($0, 0) ?? "", try rows.int64($0, 1)) }
+    }
+
     func ledgerEntries() throws -> [LedgerEntry] {
         let rows = try connection.query("""
             SELECT version, description, installed_on::text, success, checksum, execution_time

@@ -23,7 +23,8 @@ import Foundation
 /// table with ONLY: rows of a child table (inheritance) are moved by the child's own pass.
 struct PostgresRoomMaker: RoomMaking {
     let connection: PostgresConnection
-    let table: EncryptedTable
+    /// The table's column groups (one or more, all of one table).
+    let groups: [SecretColumnGroup]
     /// The table's fillfactor now.
     let fillfactor: Int
     /// What a row's values kept out of line (TOAST) add to pg_column_size(t.*) beyond the
@@ -41,18 +42,22 @@ struct PostgresRoomMaker: RoomMaking {
     /// without room must not make one batch read the whole table while it holds its rows.
     var batchSpan: Int64 = 1_024
 
-    private var name: String { table.name }
-    private var only: String { "ONLY \(table.quotedName)" }
-    private static let keyed = EncryptedTable.hasTriple("t.")
+    private var name: String { groups[0].table }
+    private var only: String { "ONLY \(groups[0].quotedTable)" }
+    /// A row that holds a whole group: one a rotation rewrites.
+    private var keyed: String { "(" + groups.map { $0.hasTriple("t.") }.joined(separator: " OR ") + ")" }
 
     /// Reads the table's shape and refuses, before anything changes, what would make the moves
     /// wrong (update triggers or rules would act on them), impossible (a partitioned table, a
     /// role that may not set the fillfactor or VACUUM) or useless (an index on a triple column:
     /// PostgreSQL never rewrites such rows in place).
-    init(connection: PostgresConnection, table: EncryptedTable) throws {
+    init(connection: PostgresConnection, groups: [SecretColumnGroup]) throws {
+        precondition(!groups.isEmpty && groups.allSatisfy { $0.table == groups[0].table })
         self.connection = connection
-        self.table = table
-        let triple = EncryptedTable.secretColumns.map { "'\($0)'" }.joined(separator: ", ")
+        self.groups = groups
+        let table = groups[0].table
+        let secretColumns = groups.flatMap(\.columns)
+        let triple = try secretColumns.map { try connection.literal($0) }.joined(separator: ", ")
         let shape = try connection.query("""
             SELECT c.relkind::text,
                    coalesce((SELECT option_value::int FROM pg_options_to_table(c.reloptions) WHERE option_name = 'fillfactor'), 100),
@@ -73,11 +78,11 @@ struct PostgresRoomMaker: RoomMaking {
                    (SELECT string_agg(format('CASE WHEN pg_column_size(t.%1$I) >= 2032 THEN pg_column_size(t.%1$I) - 18 ELSE 0 END', a.attname), ' + ')
                     FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped AND a.attlen = -1 AND a.attstorage <> 'p')
             FROM pg_class c WHERE c.oid = to_regclass(quote_ident($1))
-            """, [.text(table.name)], context: "reading the storage of \(table.name)")
-        guard shape.count == 1 else { throw UsageError("--make-room: table \(table.name) is gone") }
+            """, [.text(table)], context: "reading the storage of \(table)")
+        guard shape.count == 1 else { throw UsageError("--make-room: table \(table) is gone") }
         fillfactor = Int(try shape.int64(0, 1) ?? 100)
         outOfLineExcess = shape.text(0, 6) ?? "0"
-        let refusal = "--make-room refused, nothing changed: \(table.name)"
+        let refusal = "--make-room refused, nothing changed: \(table)"
         if shape.text(0, 0) != "r" {
             throw UsageError("\(refusal) is partitioned; give its partitions room (ALTER TABLE ... SET (fillfactor = \(Self.targetFillfactor))) and rotate without --make-room")
         }
@@ -89,10 +94,10 @@ struct PostgresRoomMaker: RoomMaking {
             throw UsageError("\(refusal) has rules (\(rules)) that moving its rows would set off; rotate without --make-room")
         }
         if let indexes = shape.text(0, 4) {
-            throw UsageError("\(refusal) has indexes on encrypted_api_key, salt or nonce (\(indexes)), so PostgreSQL rewrites its rows on other pages however much room they have; rotate without --make-room")
+            throw UsageError("\(refusal) has indexes on its secret columns \(secretColumns.joined(separator: ", ")) (\(indexes)), so PostgreSQL rewrites its rows on other pages however much room they have; rotate without --make-room")
         }
         if try shape.bool(0, 5) != true {
-            throw UsageError("\(refusal) belongs to another role: only its owner (or a superuser) may set its fillfactor and VACUUM it; rotate --make-room as the owner, or have the owner run ALTER TABLE \(table.quotedName) SET (fillfactor = \(Self.targetFillfactor)) and rotate without --make-room (the next rotation then moves the rows, the ones after it rewrite them in place)")
+            throw UsageError("\(refusal) belongs to another role: only its owner (or a superuser) may set its fillfactor and VACUUM it; rotate --make-room as the owner, or have the owner run ALTER TABLE \(groups[0].quotedTable) SET (fillfactor = \(Self.targetFillfactor)) and rotate without --make-room (the next rotation then moves the rows, the ones after it rewrite them in place)")
         }
     }
 
@@ -105,9 +110,9 @@ struct PostgresRoomMaker: RoomMaking {
     private func pagesWithoutRoom(where range: String) -> String {
         let footprint = "(pg_column_size(t.*) - (\(outOfLineExcess)) + 7) / 8 * 8 + 4"
         return """
-            SELECT (t.ctid::text::point)[0]::bigint AS page, count(*) FILTER (WHERE \(Self.keyed)) AS keyed
+            SELECT (t.ctid::text::point)[0]::bigint AS page, count(*) FILTER (WHERE \(keyed)) AS keyed
             FROM \(only) AS t WHERE \(range) GROUP BY 1
-            HAVING sum(\(footprint)) + coalesce(sum(\(footprint)) FILTER (WHERE \(Self.keyed)), 0) > current_setting('block_size')::int - 24
+            HAVING sum(\(footprint)) + coalesce(sum(\(footprint)) FILTER (WHERE \(keyed)), 0) > current_setting('block_size')::int - 24
             """
     }
 
@@ -155,9 +160,9 @@ struct PostgresRoomMaker: RoomMaking {
             let moved = try connection.query("""
                 WITH locked AS (
                     SELECT t.ctid AS row FROM \(only) AS t
-                    WHERE \(range) AND \(Self.keyed) AND (t.ctid::text::point)[0]::bigint IN (SELECT page FROM (\(pagesWithoutRoom(where: range))) AS p)
+                    WHERE \(range) AND \(keyed) AND (t.ctid::text::point)[0]::bigint IN (SELECT page FROM (\(pagesWithoutRoom(where: range))) AS p)
                     FOR UPDATE OF t SKIP LOCKED)
-                UPDATE \(only) AS t SET nonce = t.nonce FROM locked WHERE t.ctid = locked.row AND \(range)
+                UPDATE \(only) AS t SET \(quotedIdentifier(groups[0].nonce)) = t.\(quotedIdentifier(groups[0].nonce)) FROM locked WHERE t.ctid = locked.row AND \(range)
                 """, context: "moving rows of \(name) to pages with room").affectedRows
             let seconds = (clock.now - started).inSeconds
             report.rowsMoved += moved
@@ -181,6 +186,6 @@ struct PostgresRoomMaker: RoomMaking {
     /// running (autovacuum) does the same, so this one is not waited for. (VACUUM of a parent
     /// never takes in its inheritance children.)
     private func vacuum() throws {
-        try connection.execute("VACUUM (SKIP_LOCKED) \(table.quotedName)", context: "vacuuming \(name)")
+        try connection.execute("VACUUM (SKIP_LOCKED) \(groups[0].quotedTable)", context: "vacuuming \(name)")
     }
 }

@@ -32,7 +32,7 @@ final class PostgresRotationStage: RotationStaging {
         }
     }
 
-    let table: EncryptedTable
+    let group: SecretColumnGroup
     private let connection: PostgresConnection
     private let key: Key
     private let name: String
@@ -40,9 +40,9 @@ final class PostgresRotationStage: RotationStaging {
     private var pending = PostgresCopyText(capacity: PostgresCopyWriter.flushSize + 4096)
     private var finished = false
 
-    init(_ connection: PostgresConnection, table: EncryptedTable, key: Key, index: Int) throws {
+    init(_ connection: PostgresConnection, group: SecretColumnGroup, key: Key, index: Int) throws {
         self.connection = connection
-        self.table = table
+        self.group = group
         self.key = key
         name = "pg_temp.toolcfg_rotation_\(index)"
         try connection.useLargeTemporaryBuffers()
@@ -52,7 +52,7 @@ final class PostgresRotationStage: RotationStaging {
                 k \(key.type) NOT NULL, rotate BOOLEAN NOT NULL,
                 old_key TEXT, old_salt TEXT, old_nonce TEXT,
                 new_key TEXT NOT NULL, new_salt TEXT NOT NULL, new_nonce TEXT NOT NULL);
-            """, context: "creating the rotation's staging table for \(table.name)")
+            """, context: "creating the rotation's staging table for \(group.label)")
     }
 
     func stageRotation(_ row: RowReference, old: StoredSecret, new: StoredSecret) throws {
@@ -71,7 +71,7 @@ final class PostgresRotationStage: RotationStaging {
                     new_key = excluded.new_key, new_salt = excluded.new_salt, new_nonce = excluded.new_nonce
                 """).run([key.value(row), .boolean(rotate), old.map { .text($0.encryptedAPIKey) } ?? .null, old.map { .text($0.salt) } ?? .null,
                           old.map { .text($0.nonce) } ?? .null, .text(new.encryptedAPIKey), .text(new.salt), .text(new.nonce)],
-                         context: "staging a rotated key of \(table.name)")
+                         context: "staging a rotated secret of \(group.label)")
             return
         }
         if key.isInteger { pending.append(row.rowID) } else { pending.append(row.id) }
@@ -88,7 +88,7 @@ final class PostgresRotationStage: RotationStaging {
 
     /// One COPY (ended by the session's next statement) rather than a round trip per row.
     private func send() throws {
-        try connection.copyInOpen("COPY \(name) FROM STDIN", context: "staging the rotated keys of \(table.name)", pending)
+        try connection.copyInOpen("COPY \(name) FROM STDIN", context: "staging the rotated secrets of \(group.label)", pending)
         pending.removeAll()
     }
 
@@ -96,7 +96,7 @@ final class PostgresRotationStage: RotationStaging {
         guard !finished else { return }
         try send()
         try connection.execute("ALTER TABLE \(name) ADD PRIMARY KEY (k); ANALYZE \(name);",
-                               context: "indexing the rotation's staging table for \(table.name)")
+                               context: "indexing the rotation's staging table for \(group.label)")
         finished = true
     }
 
@@ -106,31 +106,32 @@ final class PostgresRotationStage: RotationStaging {
     /// buffers (1M rows after --make-room: the UPDATE 10.8 s against 2.6 s, measured). The
     /// setting is put back for the rest of the write transaction.
     func applyUnchanged() throws -> Int {
-        let context = "planning the write of \(table.name)"
+        let context = "planning the write of \(group.label)"
+        let (secret, salt, nonce) = (quotedIdentifier(group.ciphertext), quotedIdentifier(group.salt), quotedIdentifier(group.nonce))
         // set_config(..., true) is SET LOCAL; the row's first column is the setting before it.
         let setting = try connection.queryText("SELECT current_setting('enable_hashjoin'), set_config('enable_hashjoin', 'off', true)",
                                                context: context) ?? "on"
         let written = try connection.query("""
-            UPDATE \(table.quotedName) AS t
-            SET encrypted_api_key = s.new_key, salt = s.new_salt, nonce = s.new_nonce
+            UPDATE \(group.quotedTable) AS t
+            SET \(secret) = s.new_key, \(salt) = s.new_salt, \(nonce) = s.new_nonce
             FROM \(name) AS s
             WHERE s.rotate AND t.\(key.column) = s.k
-              AND t.encrypted_api_key = s.old_key AND t.salt = s.old_salt AND t.nonce = s.old_nonce
-            """, context: "writing the rotated keys of \(table.name)").affectedRows
+              AND t.\(secret) = s.old_key AND t.\(salt) = s.old_salt AND t.\(nonce) = s.old_nonce
+            """, context: "writing the rotated secrets of \(group.label)").affectedRows
         try connection.query("SELECT set_config('enable_hashjoin', $1, true)", [.text(setting)], context: context)
         return written
     }
 
     func leftovers(after row: RowReference?, limit: Int) throws -> [RotationLeftover] {
+        let (secret, salt, nonce) = (quotedIdentifier(group.ciphertext), quotedIdentifier(group.salt), quotedIdentifier(group.nonce))
         let rows = try connection.query("""
-            SELECT \(key.selected("t.\(key.column)")), \(key.idExpression), t.encrypted_api_key, t.salt, t.nonce, s.rotate
-            FROM \(table.quotedName) AS t LEFT JOIN \(name) AS s ON s.k = t.\(key.column)
-            WHERE ($1::\(key.type) IS NULL OR t.\(key.column) > $1::\(key.type))
-              AND (t.encrypted_api_key IS NOT NULL OR t.salt IS NOT NULL OR t.nonce IS NOT NULL)
-              AND (s.k IS NULL OR t.encrypted_api_key IS DISTINCT FROM s.new_key OR t.salt IS DISTINCT FROM s.new_salt
-                   OR t.nonce IS DISTINCT FROM s.new_nonce)
+            SELECT \(key.selected("t.\(key.column)")), \(key.idExpression), t.\(secret), t.\(salt), t.\(nonce), s.rotate
+            FROM \(group.quotedTable) AS t LEFT JOIN \(name) AS s ON s.k = t.\(key.column)
+            WHERE ($1::\(key.type) IS NULL OR t.\(key.column) > $1::\(key.type)) AND \(group.hasAnyPart("t."))
+              AND (s.k IS NULL OR t.\(secret) IS DISTINCT FROM s.new_key OR t.\(salt) IS DISTINCT FROM s.new_salt
+                   OR t.\(nonce) IS DISTINCT FROM s.new_nonce)
             ORDER BY t.\(key.column) LIMIT \(limit)
-            """, [row.map(key.value) ?? .null], context: "finding the keys of \(table.name) written since the snapshot")
+            """, [row.map(key.value) ?? .null], context: "finding the secrets of \(group.label) written since the snapshot")
         return try (0..<rows.count).map { index in
             let reference = try key.reference(rows, index, 0)
             let secretRow = SecretRow(rowID: reference.rowID, id: rows.text(index, 1), encryptedAPIKey: rows.text(index, 2),
@@ -143,7 +144,7 @@ final class PostgresRotationStage: RotationStaging {
         let rows = try connection.query("""
             SELECT \(key.selected("k")), new_key, new_salt, new_nonce FROM \(name)
             WHERE rotate AND ($1::\(key.type) IS NULL OR k > $1::\(key.type)) ORDER BY k LIMIT \(limit)
-            """, [row.map(key.value) ?? .null], context: "reading back the rotated keys of \(table.name)")
+            """, [row.map(key.value) ?? .null], context: "reading back the rotated secrets of \(group.label)")
         return try (0..<rows.count).map { index in
             (try key.reference(rows, index, 0),
              StoredSecret(encryptedAPIKey: rows.text(index, 1) ?? "", salt: rows.text(index, 2) ?? "", nonce: rows.text(index, 3) ?? ""))

@@ -11,9 +11,13 @@
 ///   is in `SecretRow.id`, and `rows(_:)` and `setSecret` find rows by it; a table with no such
 ///   key cannot be rewritten.
 final class PostgresSecretStore: SecretStore {
-    let table: EncryptedTable
+    let group: SecretColumnGroup
     private let connection: PostgresConnection
     private let key: RowKey
+    /// The table's name, quoted.
+    private var table: String { group.quotedTable }
+    /// The group's columns, quoted and joined.
+    private var triple: String { group.quotedColumns().joined(separator: ", ") }
 
     private enum RowKey {
         /// A one-column integer primary key (the quoted column): rowID is its value.
@@ -23,14 +27,14 @@ final class PostgresSecretStore: SecretStore {
         case ordinal(String, type: String)
     }
 
-    init(_ connection: PostgresConnection, table: EncryptedTable) throws {
+    init(_ connection: PostgresConnection, group: SecretColumnGroup) throws {
         self.connection = connection
-        self.table = table
+        self.group = group
         let primary = try connection.query("""
             SELECT a.attname, format_type(a.atttypid, a.atttypmod) FROM pg_index x
             JOIN pg_attribute a ON a.attrelid = x.indrelid AND a.attnum = ANY (x.indkey::int2[])
             WHERE x.indrelid = to_regclass(quote_ident($1)) AND x.indisprimary
-            """, [.text(table.name)], context: "reading the primary key of \(table.name)")
+            """, [.text(group.table)], context: "reading the primary key of \(group.table)")
         if primary.count == 1, let column = primary.text(0, 0), let type = primary.text(0, 1) {
             key = ["bigint", "integer", "smallint"].contains(type) ? .integer(quotedIdentifier(column)) : .ordinal(quotedIdentifier(column), type: type)
         } else {
@@ -38,10 +42,10 @@ final class PostgresSecretStore: SecretStore {
         }
     }
 
-    /// The key (as text for an ordinal key), the row's id as text, the triple. Named apart from
+    /// The key (as text for an ordinal key), the row's id as text, the group. Named apart from
     /// the table's columns, so that ORDER BY a column never means an output column.
     private var columns: String {
-        "\(keyExpression)\(isOrdinal ? "::text" : "") AS toolcfg_key, \(idExpression) AS toolcfg_id, encrypted_api_key, salt, nonce"
+        "\(keyExpression)\(isOrdinal ? "::text" : "") AS toolcfg_key, \(idExpression) AS toolcfg_id, \(triple)"
     }
 
     /// The row's name in `SecretRow.id`: the key itself for a one-column key that is not an
@@ -51,14 +55,14 @@ final class PostgresSecretStore: SecretStore {
     /// The same, of the table under the alias `prefix` ("t.").
     private func idExpression(of prefix: String) -> String {
         if case .ordinal(let expression, _) = key, expression != "ctid" { return "CAST(\(prefix)\(expression) AS TEXT)" }
-        return table.idColumn.map { "CAST(\(prefix)\(quotedIdentifier($0)) AS TEXT)" } ?? "NULL"
+        return group.idColumn.map { "CAST(\(prefix)\(quotedIdentifier($0)) AS TEXT)" } ?? "NULL"
     }
 
     /// A table keyed otherwise than by one column: its rows have no address that lasts beyond a
     /// snapshot, so they cannot be rewritten safely.
     private var unaddressable: TableShapeError {
         TableShapeError(path: connection.url.redacted,
-                        message: "table \(table.name) has no one-column primary key: toolcfg cannot address its rows to rewrite them on PostgreSQL")
+                        message: "table \(group.table) has no one-column primary key: toolcfg cannot address its rows to rewrite them on PostgreSQL")
     }
 
     private var keyExpression: String {
@@ -72,7 +76,6 @@ final class PostgresSecretStore: SecretStore {
         if case .ordinal = key { true } else { false }
     }
 
-    private static let keyed = EncryptedTable.hasTriple()
 
     /// Rows of `columns`, their rowIDs being their keys or `firstOrdinal`, `firstOrdinal + 1`, ...
     private func secretRows(_ rows: PostgresRows, firstOrdinal: Int64 = 1, ordinalColumn: Int? = nil) throws -> [SecretRow] {
@@ -86,24 +89,24 @@ final class PostgresSecretStore: SecretStore {
     }
 
     func count() throws -> Int {
-        Int(try connection.queryInt64("SELECT count(*) FROM \(table.quotedName)", context: "counting the rows of \(table.name)") ?? 0)
+        Int(try connection.queryInt64("SELECT count(*) FROM \(table)", context: "counting the rows of \(group.table)") ?? 0)
     }
 
     /// Keyset pages in the snapshot: each page starts after the last key of the one before.
     func scan(pageSize: Int, _ body: ([SecretRow]) throws -> Void) throws {
-        let context = "reading the keys of \(table.name)"
+        let context = "reading the secrets of \(group.label)"
         var after: PostgresValue?
         var ordinal: Int64 = 1
         while true {
             let rows: PostgresRows
             switch (key, after) {
             case (_, nil):
-                rows = try connection.query("SELECT \(columns) FROM \(table.quotedName) ORDER BY \(keyExpression) LIMIT \(pageSize)", context: context)
+                rows = try connection.query("SELECT \(columns) FROM \(table) ORDER BY \(keyExpression) LIMIT \(pageSize)", context: context)
             case (.integer(let column), let last?):
-                rows = try connection.prepare("SELECT \(columns) FROM \(table.quotedName) WHERE \(column) > $1 ORDER BY \(column) LIMIT \(pageSize)")
+                rows = try connection.prepare("SELECT \(columns) FROM \(table) WHERE \(column) > $1 ORDER BY \(column) LIMIT \(pageSize)")
                     .run([last], context: context)
             case (.ordinal(let expression, let type), let last?):
-                rows = try connection.prepare("SELECT \(columns) FROM \(table.quotedName) WHERE \(expression) > $1::\(type) ORDER BY \(expression) LIMIT \(pageSize)")
+                rows = try connection.prepare("SELECT \(columns) FROM \(table) WHERE \(expression) > $1::\(type) ORDER BY \(expression) LIMIT \(pageSize)")
                     .run([last], context: context)
             }
             guard rows.count > 0 else { return }
@@ -118,25 +121,26 @@ final class PostgresSecretStore: SecretStore {
     /// key, the first keyed row of each of `count` equal runs of the keyed rows.
     func sample(_ count: Int) throws -> [SecretRow] {
         guard count > 0 else { return [] }
-        let context = "sampling the keys of \(table.name)"
+        let context = "sampling the secrets of \(group.label)"
         var rows: [SecretRow]
         switch key {
         case .integer(let column):
             rows = try secretRows(try connection.query("""
-                SELECT r.* FROM (SELECT min(\(column)) AS low, max(\(column)) AS high FROM \(table.quotedName)) AS b,
+                SELECT r.* FROM (SELECT min(\(column)) AS low, max(\(column)) AS high FROM \(table)) AS b,
                     generate_series(0, $1 - 1) AS g (i),
-                    LATERAL (SELECT \(columns) FROM \(table.quotedName)
-                             WHERE \(column) >= b.low + (b.high - b.low) / $1 * g.i AND \(Self.keyed) ORDER BY \(column) LIMIT 1) AS r
+                    LATERAL (SELECT \(columns) FROM \(table)
+                             WHERE \(column) >= b.low + (b.high - b.low) / $1 * g.i AND \(group.hasTriple()) ORDER BY \(column) LIMIT 1) AS r
                 ORDER BY g.i
                 """, [.integer(Int64(count))], context: context))
         case .ordinal(let expression, _):
+            let secret = group.quotedColumns()
             rows = try secretRows(try connection.query("""
-                SELECT DISTINCT ON (bucket) k, i, encrypted_api_key, salt, nonce, ordinal FROM (
+                SELECT DISTINCT ON (bucket) k, i, c, s, n, ordinal FROM (
                     SELECT *, ntile($1::integer) OVER (ORDER BY ordinal) AS bucket FROM (
-                        SELECT \(expression)::text AS k, \(idExpression) AS i, encrypted_api_key, salt, nonce,
+                        SELECT \(expression)::text AS k, \(idExpression) AS i, \(secret[0]) AS c, \(secret[1]) AS s, \(secret[2]) AS n,
                                row_number() OVER (ORDER BY \(expression)) AS ordinal
-                        FROM \(table.quotedName)) AS numbered
-                    WHERE \(Self.keyed)) AS keyed
+                        FROM \(table)) AS numbered
+                    WHERE c IS NOT NULL AND s IS NOT NULL AND n IS NOT NULL) AS keyed
                 ORDER BY bucket, ordinal
                 """, [.integer(Int64(count))], context: context), ordinalColumn: 5)
         }
@@ -149,9 +153,9 @@ final class PostgresSecretStore: SecretStore {
     /// column of another type. A table keyed otherwise has no lasting row address here.
     func rows(_ references: [RowReference]) throws -> [SecretRow?] {
         guard !references.isEmpty else { return [] }
-        let context = "reading the keys of \(table.name)"
+        let context = "reading the secrets of \(group.label)"
         let lookup = try keyLookup(references)
-        let rows = try secretRows(try connection.query("SELECT \(columns) FROM \(table.quotedName) WHERE \(lookup.condition)", [lookup.keys], context: context))
+        let rows = try secretRows(try connection.query("SELECT \(columns) FROM \(table) WHERE \(lookup.condition)", [lookup.keys], context: context))
         var found: [String: SecretRow] = [:]
         for row in rows { found[lookup.name(row.reference)] = row }
         return references.map { found[lookup.name($0)] }
@@ -169,16 +173,22 @@ final class PostgresSecretStore: SecretStore {
             throw unaddressable
         }
     }
-    func countRows(with part: TriplePart, equalTo value: String, acrossAlso others: [EncryptedTable]) throws -> Int {
-        Int(try connection.queryInt64(table.countingSQL(part, acrossAlso: others, parameter: "$1"), [.text(value)],
+    func countRows(with part: TriplePart, equalTo value: String, acrossAlso others: [SecretColumnGroup]) throws -> Int {
+        Int(try connection.queryInt64(group.countingSQL(part, acrossAlso: others, parameter: "$1"), [.text(value)],
                                       context: "counting the rows that share a \(part.rawValue)") ?? 0)
+    }
+
+    func schemeCounts() throws -> [SecretScheme: Int] {
+        let counts = try connection.query(group.schemeCountingSQL, context: "counting the schemes of \(group.label)")
+        return [.v1: Int(try counts.int64(0, 0) ?? 0), .v2: Int(try counts.int64(0, 1) ?? 0)]
     }
 
     func setSecret(_ secret: StoredSecret, of row: RowReference) throws {
         let lookup = try keyLookup([row])
-        try connection.query("UPDATE \(table.quotedName) SET encrypted_api_key = $2, salt = $3, nonce = $4 WHERE \(lookup.condition)",
+        let set = group.quotedColumns().enumerated().map { "\($1) = $\($0 + 2)" }.joined(separator: ", ")
+        try connection.query("UPDATE \(table) SET \(set) WHERE \(lookup.condition)",
                              [lookup.keys, .text(secret.encryptedAPIKey), .text(secret.salt), .text(secret.nonce)],
-                             context: "writing a key of \(table.name)")
+                             context: "writing a secret of \(group.label)")
     }
 
     /// A table filled to its pages' end (fillfactor 100, the default) has no room for a row's
@@ -187,15 +197,15 @@ final class PostgresSecretStore: SecretStore {
     /// Only where --make-room would help: not when it would be refused (an index on the triple
     /// rules out rewrites in place whatever the room).
     func writePhaseAdvice() throws -> String? {
-        guard let maker = try? PostgresRoomMaker(connection: connection, table: table), maker.fillfactor > 60 else { return nil }
-        return "\(table.name) is packed full (fillfactor \(maker.fillfactor)), so each rotated row went to another page and into every "
+        guard let maker = try? PostgresRoomMaker(connection: connection, groups: [group]), maker.fillfactor > 60 else { return nil }
+        return "\(group.table) is packed full (fillfactor \(maker.fillfactor)), so each rotated row went to another page and into every "
             + "index: the next rotation with --make-room gives its rows room first, in short transactions, and then rewrites them in "
             + "place, with a write phase 3-5x shorter (README: how long the write phase is on PostgreSQL)"
     }
 
-    func roomMaker() throws -> any RoomMaking {
+    func roomMaker(groupsOfTable groups: [SecretColumnGroup]) throws -> any RoomMaking {
         if case .ordinal("ctid", _) = key { throw unaddressable }
-        return try PostgresRoomMaker(connection: connection, table: table)
+        return try PostgresRoomMaker(connection: connection, groups: groups)
     }
 
     func makeRotationStage(index: Int) throws -> any RotationStaging {
@@ -208,6 +218,6 @@ final class PostgresSecretStore: SecretStore {
         case .ordinal:
             throw unaddressable
         }
-        return try PostgresRotationStage(connection, table: table, key: stageKey, index: index)
+        return try PostgresRotationStage(connection, group: group, key: stageKey, index: index)
     }
 }

@@ -11,7 +11,8 @@ import Foundation
 /// The file is created 0600 and never over an existing one; a failed backup removes it.
 struct PostgresTableBackup {
     let connection: PostgresConnection
-    let tables: [EncryptedTable]
+    /// The tables that hold stored secrets, each once.
+    let tables: [String]
 
     func write(to path: String) throws {
         let file = FileHandle(fileDescriptor: try PrivateFile.create(path), closeOnDealloc: true)
@@ -38,10 +39,10 @@ struct PostgresTableBackup {
             try connection.queryText("""
                 SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
                 WHERE c.oid = to_regclass(quote_ident($1))
-                """, [.text(table.name)], context: "naming \(table.name)") ?? table.quotedName
+                """, [.text(table)], context: "naming \(table)") ?? quotedIdentifier(table)
         }
         script.append("""
-            -- toolcfg rotate --backup: every row of \(Self.comment(tables.map(\.name).joined(separator: ", "))) in \(Self.comment(connection.url.redacted))
+            -- toolcfg rotate --backup: every row of \(Self.comment(tables.joined(separator: ", "))) in \(Self.comment(connection.url.redacted))
             -- as the rotation read them (\(ISO8601DateFormatter().string(from: Date()))), stored keys under the master key of that time.
             -- Restore (replaces the rows these tables hold, in one transaction):  psql -X -d DATABASE_URL -f THIS_FILE
             \\set ON_ERROR_STOP on
@@ -55,14 +56,14 @@ struct PostgresTableBackup {
                 SELECT quote_ident(attname) FROM pg_attribute
                 WHERE attrelid = to_regclass(quote_ident($1)) AND attnum > 0 AND NOT attisdropped AND attgenerated = ''
                 ORDER BY attnum
-                """, [.text(table.name)], context: "reading the columns of \(table.name)")
+                """, [.text(table)], context: "reading the columns of \(table)")
             let list = (0..<columns.count).compactMap { columns.text($0, 0) }.joined(separator: ", ")
             script.append("DELETE FROM \(name);\nCOPY \(name) (\(list)) FROM stdin;\n")
             let rows = try connection.copyOut("COPY (SELECT \(list) FROM \(name)) TO STDOUT",
-                                              context: "backing up \(table.name)") { row in
+                                              context: "backing up \(table)") { row in
                 try script.appendLine(row.line)
             }
-            script.append("\\.\n-- \(rows) rows of \(Self.comment(table.name))\n")
+            script.append("\\.\n-- \(rows) rows of \(Self.comment(table))\n")
             try appendSequenceReset(of: table, name: name, into: &script)
             script.append("\n")
         }
@@ -76,13 +77,13 @@ struct PostgresTableBackup {
 
     /// A column fed by a sequence (an identity or serial id): restored rows into a new database
     /// must not meet their own ids again, so the sequence moves past them when it is behind.
-    private func appendSequenceReset(of table: EncryptedTable, name: String, into script: inout BackupScript) throws {
+    private func appendSequenceReset(of table: String, name: String, into script: inout BackupScript) throws {
         let sequences = try connection.query("""
             SELECT quote_ident(attname), pg_get_serial_sequence(quote_ident($1), attname) FROM pg_attribute
             WHERE attrelid = to_regclass(quote_ident($1)) AND attnum > 0 AND NOT attisdropped
               AND pg_get_serial_sequence(quote_ident($1), attname) IS NOT NULL
             ORDER BY attnum
-            """, [.text(table.name)], context: "reading the sequences of \(table.name)")
+            """, [.text(table)], context: "reading the sequences of \(table)")
         for row in 0..<sequences.count {
             guard let column = sequences.text(row, 0), let sequence = sequences.text(row, 1) else { continue }
             let quoted = try connection.literal(sequence)

@@ -12,20 +12,18 @@ extension SQLiteConnection: Database {
         try execute("PRAGMA cache_size = -\(kibibytes)")
     }
 
-    public func encryptedTables() throws -> [EncryptedTable] {
-        let tables = try prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name")
-        var found: [EncryptedTable] = []
-        while try tables.step() {
-            let name = tables.text(0) ?? ""
-            let columns = try columnNames(of: name)
-            guard EncryptedTable.secretColumns.allSatisfy(columns.contains) else { continue }
-            let withoutRowID = try queryInt64("SELECT count(*) FROM sqlite_master WHERE name = ?1 AND sql LIKE '%WITHOUT ROWID%'", [.text(name)]) ?? 0
-            if withoutRowID > 0 {
-                throw TableShapeError(path: path, message: "table \(name) holds secrets but is WITHOUT ROWID, which toolcfg cannot address row by row")
-            }
-            found.append(EncryptedTable(name: name, idColumn: columns.contains("id") ? "id" : nil))
+    /// Every table but SQLite's own, with its columns and primary key (one query for all).
+    public func tableColumns() throws -> [TableColumns] {
+        let rows = try prepare("""
+            SELECT m.name, c.name, c."notnull", c.pk FROM sqlite_master AS m, pragma_table_info(m.name) AS c
+            WHERE m.type = 'table' AND m.name NOT LIKE 'sqlite_%' ORDER BY m.name, c.cid
+            """)
+        var columns: [(table: String, column: String, notNull: Bool, keyPosition: Int64?)] = []
+        while try rows.step() {
+            // pragma_table_info's pk is the column's position in the key, 0 when not in it.
+            columns.append((rows.text(0) ?? "", rows.text(1) ?? "", rows.int64(2) != 0, rows.int64(3) > 0 ? rows.int64(3) : nil))
         }
-        return found
+        return TableColumns.collect(columns)
     }
 
     /// SQLite has no row-level security: every connection sees every row.
@@ -34,8 +32,13 @@ extension SQLiteConnection: Database {
     /// BEGIN IMMEDIATE took the database's write lock already.
     public func lockForWriting(_ tables: [String]) throws {}
 
-    public func secretStore(for table: EncryptedTable) throws -> any SecretStore {
-        SQLiteSecretStore(self, table: table)
+    public func secretStore(for group: SecretColumnGroup) throws -> any SecretStore {
+        try SQLiteSecretStore(self, group: group)
+    }
+
+    /// The whole file, whatever `tables` says: a database file is restored whole.
+    public func backup(to path: String, tables: [String]) throws {
+        try backup(to: path)
     }
 
     public func toolConfigStore() throws -> any ToolConfigStore {

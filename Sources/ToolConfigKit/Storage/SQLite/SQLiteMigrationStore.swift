@@ -33,6 +33,14 @@ final class SQLiteMigrationStore: MigrationStore {
         try connection.execute(Self.ledgerSQL, context: "creating \(MigrationLedger.tableName)")
     }
 
+    func seaORMLedger() throws -> [(version: String, appliedAt: Int64?)]? {
+        guard try connection.tableExists(ApplicationRelease.seaORMLedger) else { return nil }
+        let statement = try connection.prepare("SELECT version, applied_at FROM \(ApplicationRelease.seaORMLedger) ORDER BY version")
+        var rows: [(String, Int64?)] = []
+        while try statement.step() { rows.append((statement.text(0) ?? "", statement.isNull(1) ? nil : statement.int64(1))) }
+        return rows
+    }
+
     func ledgerEntries() throws -> [LedgerEntry] {
         let statement = try connection.prepare("""
             SELECT version, description, installed_on, success, checksum, execution_time

@@ -3,14 +3,14 @@
 /// leaves nothing behind): writing it takes no lock on the main database, so the application keeps
 /// writing while the keys are derived, and a million rows cost disk, not RAM.
 final class SQLiteRotationStage: RotationStaging {
-    let table: EncryptedTable
+    let group: SecretColumnGroup
     private let connection: SQLiteConnection
     private let name: String
     private let insert: SQLiteStatement
 
-    init(_ connection: SQLiteConnection, table: EncryptedTable, index: Int) throws {
+    init(_ connection: SQLiteConnection, group: SecretColumnGroup, index: Int) throws {
         self.connection = connection
-        self.table = table
+        self.group = group
         name = "temp.toolcfg_rotation_\(index)"
         try connection.execute("""
             DROP TABLE IF EXISTS \(name);
@@ -44,24 +44,24 @@ final class SQLiteRotationStage: RotationStaging {
     }
 
     func applyUnchanged() throws -> Int {
+        let (key, salt, nonce) = (quotedIdentifier(group.ciphertext), quotedIdentifier(group.salt), quotedIdentifier(group.nonce))
         try connection.execute("""
-            UPDATE \(table.quotedName) AS t
-            SET encrypted_api_key = s.new_key, salt = s.new_salt, nonce = s.new_nonce
+            UPDATE \(group.quotedTable) AS t
+            SET \(key) = s.new_key, \(salt) = s.new_salt, \(nonce) = s.new_nonce
             FROM \(name) AS s
             WHERE s.rotate = 1 AND t.rowid = s.rid
-              AND t.encrypted_api_key = s.old_key AND t.salt = s.old_salt AND t.nonce = s.old_nonce
-            """, context: "writing the rotated keys of \(table.name)")
+              AND t.\(key) = s.old_key AND t.\(salt) = s.old_salt AND t.\(nonce) = s.old_nonce
+            """, context: "writing the rotated secrets of \(group.label)")
         return connection.changes
     }
 
     func leftovers(after row: RowReference?, limit: Int) throws -> [RotationLeftover] {
-        let id = table.idColumn.map { "CAST(t.\(quotedIdentifier($0)) AS TEXT)" } ?? "NULL"
+        let (key, salt, nonce) = (quotedIdentifier(group.ciphertext), quotedIdentifier(group.salt), quotedIdentifier(group.nonce))
         let page = try connection.prepare("""
-            SELECT t.rowid, \(id), t.encrypted_api_key, t.salt, t.nonce, s.rotate
-            FROM \(table.quotedName) AS t LEFT JOIN \(name) AS s ON s.rid = t.rowid
-            WHERE t.rowid > ?1
-              AND (t.encrypted_api_key IS NOT NULL OR t.salt IS NOT NULL OR t.nonce IS NOT NULL)
-              AND (s.rid IS NULL OR t.encrypted_api_key IS NOT s.new_key OR t.salt IS NOT s.new_salt OR t.nonce IS NOT s.new_nonce)
+            SELECT \(SQLiteSecretStore.columns(of: group, prefix: "t.")), s.rotate
+            FROM \(group.quotedTable) AS t LEFT JOIN \(name) AS s ON s.rid = t.rowid
+            WHERE t.rowid > ?1 AND \(group.hasAnyPart("t."))
+              AND (s.rid IS NULL OR t.\(key) IS NOT s.new_key OR t.\(salt) IS NOT s.new_salt OR t.\(nonce) IS NOT s.new_nonce)
             ORDER BY t.rowid LIMIT \(limit)
             """)
         try page.bind(row?.rowID ?? .min, at: 1)
