@@ -11,10 +11,11 @@ struct CrossImplementationTests {
         String(repeating: "x", count: 4096), "\u{0}nul inside", "exa_" + String(repeating: "a", count: 40),
     ]
 
-    @Test("toolcfg encrypts, Python decrypts")
-    func swiftToPython() throws {
+    @Test("toolcfg encrypts, Python decrypts", arguments: SecretScheme.allCases)
+    func swiftToPython(_ scheme: SecretScheme) throws {
         let master = MasterKey.generate()
-        let secrets = try Self.plaintexts.map { try SecretCipher.encrypt($0, masterKey: master) }
+        let secrets = try Self.plaintexts.map { try SecretCipher.encrypt($0, masterKey: master, scheme: scheme) }
+        #expect(secrets.allSatisfy { $0.scheme == scheme && $0.encryptedAPIKey.hasPrefix("v2:") == (scheme == .v2) })
         let request: [String: Any] = [
             "master_key": master.base64Text,
             "secrets": secrets.map { ["encrypted_api_key": $0.encryptedAPIKey, "salt": $0.salt, "nonce": $0.nonce] },
@@ -23,15 +24,28 @@ struct CrossImplementationTests {
         #expect(decrypted == Self.plaintexts)
     }
 
-    @Test("Python encrypts, toolcfg decrypts")
-    func pythonToSwift() throws {
+    @Test("Python encrypts, toolcfg decrypts", arguments: SecretScheme.allCases)
+    func pythonToSwift(_ scheme: SecretScheme) throws {
         let master = MasterKey.generate()
-        let result = try cryptoPeer("encrypt", ["master_key": master.base64Text, "plaintexts": Self.plaintexts]) as? [[String: String]]
+        let result = try cryptoPeer("encrypt", ["master_key": master.base64Text, "plaintexts": Self.plaintexts, "scheme": scheme.rawValue])
+            as? [[String: String]]
         let secrets = try #require(result)
         #expect(secrets.count == Self.plaintexts.count)
         for (secret, plaintext) in zip(secrets, Self.plaintexts) {
             let stored = StoredSecret(encryptedAPIKey: secret["encrypted_api_key"]!, salt: secret["salt"]!, nonce: secret["nonce"]!)
+            #expect(stored.scheme == scheme)
             #expect(try SecretCipher.decrypt(stored, masterKey: master) == plaintext)
+        }
+    }
+
+    @Test("v2 vectors made here by Python (random keys, salts, nonces): KEK, row key and ciphertext reproduced exactly")
+    func v2VectorsFromPython() throws {
+        let cases = try #require(try cryptoPeer("v2cases", ["count": 8]) as? [[String: String]])
+        #expect(cases.count == 8)
+        for vector in cases {
+            let v = V2Vector(master_key: vector["master_key"]!, plaintext: vector["plaintext"]!, salt: vector["salt"]!, nonce: vector["nonce"]!,
+                             encrypted_value: vector["encrypted_value"]!, kek_hex: vector["kek_hex"]!, row_key_hex: vector["row_key_hex"]!)
+            try SecretFormatTests.expectReproduced(v)
         }
     }
 

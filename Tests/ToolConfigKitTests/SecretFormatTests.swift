@@ -26,8 +26,116 @@ struct VectorFile: Decodable {
     static let shared = (try? load()) ?? VectorFile(vectors: [], must_fail: [])
 }
 
+/// Scheme v2's vectors and the secrets file's, in `bodhi-crypto-v2-vectors.json`.
+struct V2Vector: Decodable, Sendable, CustomTestStringConvertible {
+    var master_key: String
+    var plaintext: String
+    var salt: String
+    var nonce: String
+    var encrypted_value: String
+    var kek_hex: String
+    var row_key_hex: String
+
+    var testDescription: String { "v2, plaintext of \(plaintext.utf8.count) bytes" }
+}
+
+struct V2VectorFile: Decodable {
+    struct Scheme: Decodable { var vectors: [V2Vector] }
+    struct SecretsFileVector: Decodable {
+        var master_key: String
+        var file: String
+        var secrets: [String: String]
+    }
+
+    var v2: Scheme
+    var secrets_file: SecretsFileVector
+
+    static let path = Repository.vectors.deletingLastPathComponent().appendingPathComponent("bodhi-crypto-v2-vectors.json")
+    static func load() throws -> V2VectorFile { try JSONDecoder().decode(V2VectorFile.self, from: Data(contentsOf: path)) }
+    static let shared = try? load()
+}
+
 @Suite("Stored-secret format")
 struct SecretFormatTests {
+    /// Every part of a v2 vector, derived and sealed here.
+    static func expectReproduced(_ v: V2Vector, sourceLocation: SourceLocation = #_sourceLocation) throws {
+        let master = try key(v.master_key)
+        #expect(master.keyEncryptionKey.withBytes { Digest.hex($0) } == v.kek_hex, sourceLocation: sourceLocation)
+        let salt = try Base64.decode(v.salt, field: "salt", length: 32)
+        let nonce = try Base64.decode(v.nonce, field: "nonce", length: 12)
+        #expect(SecretCipher.rowKey(masterKey: master, salt: salt, scheme: .v2).withBytes { Digest.hex($0) } == v.row_key_hex,
+                sourceLocation: sourceLocation)
+        let sealed = try SecretCipher.encrypt(v.plaintext, masterKey: master, salt: salt, nonce: nonce, scheme: .v2)
+        let stored = StoredSecret(encryptedAPIKey: v.encrypted_value, salt: v.salt, nonce: v.nonce)
+        #expect(sealed.encoded == stored, sourceLocation: sourceLocation)
+        let decoded = try stored.decoded()
+        #expect(stored.scheme == .v2 && decoded == sealed, sourceLocation: sourceLocation)
+        #expect(try SecretCipher.decrypt(stored, masterKey: master) == v.plaintext, sourceLocation: sourceLocation)
+        // The same bytes without the prefix are a v1 value, which the v1 row key does not open.
+        let unprefixed = StoredSecret(encryptedAPIKey: String(v.encrypted_value.dropFirst(3)), salt: v.salt, nonce: v.nonce)
+        #expect(throws: SecretError.authenticationFailed, sourceLocation: sourceLocation) { try SecretCipher.decrypt(unprefixed, masterKey: master) }
+    }
+
+    @Test("reproduces every shared v2 vector: KEK, row key, ciphertext with its prefix, and plaintext",
+          arguments: V2VectorFile.shared?.v2.vectors ?? [])
+    func v2Vector(_ v: V2Vector) throws {
+        try Self.expectReproduced(v)
+    }
+
+    @Test("the shared v2 vectors are present; the KEK is derived once per key and shared by its copies")
+    func v2VectorsPresent() throws {
+        let file = try V2VectorFile.load()
+        #expect(file.v2.vectors.count >= 4)
+        let master = MasterKey.generate(), copy = master
+        #expect(master.keyEncryptionKey === copy.keyEncryptionKey)
+        #expect(MasterKey.generate().keyEncryptionKey != master.keyEncryptionKey)
+    }
+
+    @Test("the shared secrets-file vector opens to its map's YAML, and writing it again with its salt and nonce gives its data")
+    func secretsFileVector() throws {
+        let vector = try V2VectorFile.load().secrets_file
+        let file = try SecretsFile(parsing: vector.file, path: "secrets.yaml")
+        #expect(file.text(with: file.secret) == vector.file)
+        let master = try key(vector.master_key)
+        let text = try SecretCipher.decrypt(file.secret, masterKey: master)
+        for (name, value) in vector.secrets {
+            // The application's YAML of a string map: each entry there under its name.
+            #expect(text.contains("\(name):"), "\(name)")
+            if !value.contains("\n") { #expect(text.contains("\(name): \(value)")) }
+        }
+        let decoded = try file.secret.decoded()
+        let again = try SecretCipher.encrypt(text, masterKey: master, salt: decoded.salt, nonce: decoded.nonce)
+        #expect(again.encoded == file.secret)
+    }
+
+    @Test("secrets files the application would not have written are refused with the line at fault", arguments: [
+        ("salt: a\nnonce: b\n", "no data"),
+        ("salt: a\nnonce: b\ndata: c\nsalt: d\n", "line 4: salt appears twice"),
+        ("salt: a\nnonce: b\ndata: c\nextra: d\n", "line 4: unexpected key extra"),
+        ("  salt: a\n", "line 1: expected"),
+        ("salt: a\nnonce: b\ndata: v2:c\n", "scheme v1"),
+    ])
+    func secretsFileRefusals(_ text: String, _ expected: String) throws {
+        let error = try #require(thrownError { _ = try SecretsFile(parsing: text, path: "s.yaml") } as? SecretsFileError)
+        #expect(error.description.contains(expected) && error.exitStatus == .dataError, "\(error)")
+    }
+
+    @Test("a secrets file's layout is kept: key order, quotes dropped, comments and a document start allowed")
+    func secretsFileLayout() throws {
+        let file = try SecretsFile(parsing: "---\n# written by hand\nnonce: 'n'\ndata: \"d\"\r\nsalt: s\n", path: "s.yaml")
+        #expect(file.secret == StoredSecret(encryptedAPIKey: "d", salt: "s", nonce: "n"))
+        #expect(file.text(with: StoredSecret(encryptedAPIKey: "D", salt: "S", nonce: "N")) == "nonce: N\ndata: D\nsalt: S\n")
+    }
+
+    @Test("HKDF-SHA256 matches RFC 5869's test case 1 (first 32 bytes)")
+    func hkdfRFC5869() {
+        let ikm = [UInt8](repeating: 0x0b, count: 22)
+        let salt: [UInt8] = Array(0x00...0x0c)
+        let info: [UInt8] = Array(0xf0...0xf9)
+        #expect(Digest.hex(HKDF.deriveKey(salt: salt, inputKey: ikm, info: info))
+                == "3cb25f25faacd57a90434f64d0362f2a2d2d0a90cf1a5a4c5db02d56ecc4c5bf")
+    }
+
     @Test("the shared crypto vectors are present and complete")
     func vectorsPresent() throws {
         let file = try VectorFile.load()

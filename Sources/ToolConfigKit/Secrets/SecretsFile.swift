@@ -27,8 +27,8 @@ public struct SecretsFile: Sendable, Equatable {
     public init(parsing text: String, path: String) throws(SecretsFileError) {
         var values: [String: String] = [:]
         var order: [String] = []
-        for (index, raw) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
-            let line = raw.hasSuffix("\r") ? raw.dropLast() : raw
+        // isNewline: "\r\n" is one Character in Swift.
+        for (index, line) in text.split(omittingEmptySubsequences: false, whereSeparator: \.isNewline).enumerated() {
             let trimmed = line.trimmingCharacters(in: .whitespaces)
             if trimmed.isEmpty || trimmed.hasPrefix("#") || (index == 0 && trimmed == "---") { continue }
             guard let colon = line.firstIndex(of: ":"), line.first?.isWhitespace == false else {
