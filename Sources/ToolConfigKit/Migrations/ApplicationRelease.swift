@@ -10,6 +10,9 @@ public struct ApplicationRelease: Sendable, Codable, Equatable {
     public var newestMigration: String?
     /// The releases it fits: "v0.0.40 - v0.0.45", "v0.0.59 or later", "unknown".
     public var releases: String
+    /// Whether those releases read scheme v2 (v0.0.59 on, which also refuses v1 outside
+    /// tenants); nil when the range spans both.
+    public var readsV2: Bool?
     /// Whether those releases keep secrets in `$BODHI_HOME/secrets.yaml` too (up to v0.0.45).
     public var hasSecretsFile: Bool
     /// How the range was told, or why not.
@@ -53,7 +56,7 @@ public struct ApplicationRelease: Sendable, Codable, Equatable {
             let known = Set(seaORMMigrations.map(\.name))
             let newest = applied.max()
             if let unknown = applied.filter({ !known.contains($0) }).max() {
-                return ApplicationRelease(ledger: "sea-orm", newestMigration: newest, releases: "newer than v0.0.\(firstV2Release)", hasSecretsFile: false,
+                return ApplicationRelease(ledger: "sea-orm", newestMigration: newest, releases: "newer than v0.0.\(firstV2Release)", readsV2: true, hasSecretsFile: false,
                                           basis: "the ledger holds \(unknown), which toolcfg does not know: a release after v0.0.\(firstV2Release)")
             }
             // Shipped by the newest applied migration's release at the earliest; before the first
@@ -65,7 +68,7 @@ public struct ApplicationRelease: Sendable, Codable, Equatable {
             if high == nil {
                 // Every migration up to v0.0.59's: the values tell v0.0.58 from v0.0.59.
                 if v2 {
-                    return ApplicationRelease(ledger: "sea-orm", newestMigration: newest, releases: "v0.0.\(firstV2Release) or later", hasSecretsFile: false,
+                    return ApplicationRelease(ledger: "sea-orm", newestMigration: newest, releases: "v0.0.\(firstV2Release) or later", readsV2: true, hasSecretsFile: false,
                                               basis: basis + "; values in scheme v2")
                 }
                 if tenantsV1 {
@@ -76,14 +79,15 @@ public struct ApplicationRelease: Sendable, Codable, Equatable {
                 }
             }
             let releases = high.map { low == $0 ? "v0.0.\(low)" : "v0.0.\(low) - v0.0.\($0)" } ?? "v0.0.\(low) or later"
-            return ApplicationRelease(ledger: "sea-orm", newestMigration: newest, releases: releases, hasSecretsFile: false, basis: basis)
+            return ApplicationRelease(ledger: "sea-orm", newestMigration: newest, releases: releases,
+                                      readsV2: high.map { $0 >= firstV2Release }, hasSecretsFile: false, basis: basis)
         }
         if let entries = sqlxEntries, let newest = entries.filter({ sqlxMigrations[$0.version] == $0.description }).map(\.version).max() {
             return ApplicationRelease(ledger: "sqlx", newestMigration: "\(newest) \(sqlxMigrations[newest] ?? "")",
-                                      releases: "v0.0.40 - v0.0.\(lastSQLxRelease)", hasSecretsFile: true,
+                                      releases: "v0.0.40 - v0.0.\(lastSQLxRelease)", readsV2: false, hasSecretsFile: true,
                                       basis: "sqlx ledger with the application's migrations" + (v2 ? "; yet values in scheme v2, which no sqlx release wrote" : ""))
         }
-        return ApplicationRelease(ledger: nil, newestMigration: nil, releases: "unknown", hasSecretsFile: false,
+        return ApplicationRelease(ledger: nil, newestMigration: nil, releases: "unknown", readsV2: nil, hasSecretsFile: false,
                                   basis: sqlxEntries == nil ? "no ledger of the application's" : "a sqlx ledger without the application's migrations")
     }
 }

@@ -410,6 +410,13 @@ public struct KeyRotator {
                 + "$BODHI_HOME/secrets.yaml: \(options.dryRun ? "give" : "it was not rotated; run rotate again with") --secrets-file PATH, "
                 + "or the application will not start on the new key")
         }
+        if options.scheme == .v2 && release.readsV2 == false {
+            warnings.append("the application this database fits (\(release.releases)) cannot read scheme v2: "
+                + "move it to v0.0.\(ApplicationRelease.firstV2Release) or later before it starts on these values")
+        }
+        if options.scheme == .v1 && release.readsV2 == true {
+            warnings.append("the application this database fits (\(release.releases)) refuses scheme v1 everywhere but tenants (HTTP 422)")
+        }
         if secretsFile != nil && !options.dryRun && options.oldKey.material != options.newKey.material {
             next += "; the application rewrites secrets.yaml under the key it runs on: stop it before switching, and if it wrote the file since, "
                 + "run this rotation again before it starts on the new key"

@@ -78,8 +78,10 @@ final class SecretsFileRotation {
         guard fd >= 0 else { throw failure("cannot create \(sidePath)", errno) }
         let side = FileHandle(fileDescriptor: fd, closeOnDealloc: true)
         do {
-            // The application's user must still read it when toolcfg runs as root.
+            // The application's user must still read it when toolcfg runs as root; the mode given
+            // to open(2) went through the umask.
             if fchown(fd, info.st_uid, info.st_gid) != 0 && geteuid() == 0 { throw failure("cannot give \(sidePath) the file's owner", errno) }
+            if fchmod(fd, info.st_mode & 0o7777) != 0 { throw failure("cannot give \(sidePath) the file's mode", errno) }
             try side.write(contentsOf: Data(text.utf8))
             try side.synchronize()
             try side.close()

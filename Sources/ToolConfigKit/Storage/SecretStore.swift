@@ -135,6 +135,8 @@ public struct SecretRow: Sendable {
     /// nil when all three columns are NULL (no key); a partial triple is kept for the error.
     public var secret: StoredSecret?
     public var partial: Bool
+    /// Of a partial group, the parts that are NULL: "ciphertext", "salt", "nonce".
+    var nullParts: [String] = []
 
     public var label: String { id.map { "row id \($0)" } ?? "rowid \(rowID)" }
 
@@ -149,7 +151,7 @@ public struct SecretRow: Sendable {
     }
 
     var triple: Triple {
-        if partial { return .malformed("holds only part of its ciphertext, salt and nonce (a corrupt row)") }
+        if partial { return .malformed("its \(nullParts.joined(separator: " and ")) \(nullParts.count == 1 ? "is" : "are") NULL but the rest of its group is not (a corrupt row)") }
         guard let secret else { return .none }
         do {
             return .decoded(try secret.decoded())
@@ -171,6 +173,7 @@ extension SecretRow {
         } else {
             secret = nil
             partial = encryptedAPIKey != nil || salt != nil || nonce != nil
+            if partial { nullParts = [("ciphertext", encryptedAPIKey), ("salt", salt), ("nonce", nonce)].filter { $0.1 == nil }.map(\.0) }
         }
     }
 }
