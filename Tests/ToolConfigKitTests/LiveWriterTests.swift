@@ -209,6 +209,25 @@ struct LiveWriterTests {
         #expect(verifier.ok)
     }
 
+    @Test("rows the application re-keys or deletes after the commit are counted by the read-back (its digest differs, so it goes row by row), not failed")
+    func readBackCountsWritesAfterTheCommit() throws {
+        let folder = try TemporaryFolder()
+        let old = try key(MasterKeyTests.valid), new = MasterKey.generate()
+        let database = try KeyedDatabase(at: folder.path("app.db"), master: old, rows: 30, noKey: { $0 % 10 == 0 })
+        let application = try ApplicationWriter(path: database.path, master: old, rows: ApplicationWriter.model(of: database, rows: 30))
+        var rotator = KeyRotator(database: try database.connection(), options: .init(oldKey: old, newKey: new, jobs: 2))
+        rotator.afterCommit = {
+            application.setKey(3, under: old)
+            application.delete(5)
+        }
+        let report = try rotator.run()
+        #expect(report.total.rotated == 30 && report.verifiedAfterCommit == 28 && report.changedAfterCommit == 1, "\(report)")
+        // Without writes after the commit the digests agree and every rotated row counts.
+        application.setKey(3, under: new)
+        let quiet = try KeyRotator(database: try database.connection(), options: .init(oldKey: new, newKey: MasterKey.generate(), jobs: 2)).run()
+        #expect(quiet.verifiedAfterCommit == quiet.total.rotated && quiet.changedAfterCommit == 0 && quiet.total.rotated == 29, "\(quiet)")
+    }
+
     @Test("a row written meanwhile under neither key fails the rotation, which then changes nothing")
     func rotationRefusesAForeignRowWrittenMeanwhile() throws {
         let folder = try TemporaryFolder()

@@ -214,13 +214,20 @@ struct SecretFormatTests {
         #expect((Base64.decodedCount(text) != nil) == valid)
     }
 
-    @Test("the non-decoding base64 check and the secret decoder agree with decoding on random and mutated inputs")
-    func base64CountAgrees() {
+    @Test("the hand-written base64 agrees with Foundation's (canonical round trip) on random and mutated inputs; the check and the secret decoder agree with decoding")
+    func base64CountAgrees() throws {
         let alphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=-_ ".utf8)
         func secret(_ text: Substring) -> [UInt8]? { Base64.decodeSecret(text)?.withBytes { Array($0) } }
+        // The reference: Foundation decodes, and canonical text is exactly what it encodes back.
+        func reference(_ text: String) -> [UInt8]? {
+            guard let data = Data(base64Encoded: text), data.base64EncodedString() == text else { return nil }
+            return [UInt8](data)
+        }
         for length in 0..<40 {
             let bytes = SecureRandom.bytes(length)
             let text = Base64.encode(bytes)
+            #expect(text == Data(bytes).base64EncodedString())
+            #expect(try Base64.decode(text, field: "f") == bytes)
             #expect(Base64.decodedCount(text) == length)
             #expect(secret(Substring(text)) == bytes)
             // A slice of a longer string, as the master-key parser passes it.
@@ -231,6 +238,7 @@ struct SecretFormatTests {
                 mutated[Int.random(in: 0..<mutated.count)] = alphabet.randomElement()!
                 let candidate = String(decoding: mutated, as: UTF8.self)
                 let decoded = try? Base64.decode(candidate, field: "f")
+                #expect(decoded == reference(candidate), "\(candidate)")
                 #expect(Base64.decodedCount(candidate) == decoded?.count, "\(candidate)")
                 #expect(secret(Substring(candidate)) == decoded, "\(candidate)")
             }

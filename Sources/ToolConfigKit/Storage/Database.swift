@@ -11,6 +11,11 @@ public protocol Database: AnyObject {
     @discardableResult
     func transaction<T>(_ kind: TransactionKind, lockHeld: (Duration) -> Void, _ body: () throws -> T) throws -> T
 
+    /// A number that changes whenever another connection commits to the database (SQLite's
+    /// data_version), or nil where the engine has none. Read in a snapshot and again under the
+    /// write lock, an unchanged number means nothing was written in between.
+    func commitCounter() throws -> Int64?
+
     /// From now on the commits of this connection wait for the disk.
     func makeCommitsDurable() throws
 

@@ -23,6 +23,11 @@ public protocol SecretStore: AnyObject {
     /// How many of the group's values are in each scheme (by their ciphertexts' prefix).
     func schemeCounts() throws -> [SecretScheme: Int]
 
+    /// A digest of every row holding any part of the group (its key and the three values),
+    /// independent of the rows' order; equal to the stage's `digest` exactly when the table holds
+    /// what was staged. nil where the store has none.
+    func digest() throws -> String?
+
     /// Writes a row's group and nothing else.
     func setSecret(_ secret: StoredSecret, of row: RowReference) throws
 
@@ -99,6 +104,9 @@ public protocol RotationStaging: AnyObject {
 
     /// Staged rows rotated by this run, after `row` in key order, a page at a time.
     func rotated(after row: RowReference?, limit: Int) throws -> [(row: RowReference, secret: StoredSecret)]
+
+    /// The digest of every staged row with the triple it is to hold (see `SecretStore.digest`).
+    func digest() throws -> String?
 
     /// Between the snapshot and the write phase: every row of the snapshot is staged; the stage
     /// gets ready for the write phase's lookups (an index, statistics), outside its lock.

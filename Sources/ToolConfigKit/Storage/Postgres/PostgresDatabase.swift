@@ -30,6 +30,9 @@ extension PostgresConnection: Database {
         return result
     }
 
+    /// PostgreSQL keeps no such number for a database.
+    public func commitCounter() throws -> Int64? { nil }
+
     public func makeCommitsDurable() throws {
         try execute("SET synchronous_commit = on", context: "making commits durable")
     }

@@ -151,6 +151,18 @@ final class PostgresRotationStage: RotationStaging {
         }
     }
 
+    func digest() throws -> String? {
+        try connection.queryText(Self.digestSQL(key: "k", columns: ["new_key", "new_salt", "new_nonce"], from: name),
+                                 context: "reading back the staged secrets of \(group.label)")
+    }
+
+    /// A digest of rows that does not depend on their order: the count and the exact sum of the
+    /// first 64 bits of each row's md5 (its key as text and its values, NULL marked).
+    static func digestSQL(key: String, columns: [String], from: String) -> String {
+        let row = "concat_ws(E'\\x1f', \(key)::text, " + columns.map { "coalesce(\($0), E'\\x1e')" }.joined(separator: ", ") + ")"
+        return "SELECT count(*)::text || ':' || coalesce(sum(('x' || left(md5(\(row)), 16))::bit(64)::bigint::numeric), 0)::text FROM \(from)"
+    }
+
     func drop() {
         connection.abandonOpenCopy()
         try? connection.execute("DROP TABLE IF EXISTS \(name)")

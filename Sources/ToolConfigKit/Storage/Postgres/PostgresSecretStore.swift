@@ -183,6 +183,20 @@ final class PostgresSecretStore: SecretStore {
         return [.v1: Int(try counts.int64(0, 0) ?? 0), .v2: Int(try counts.int64(0, 1) ?? 0)]
     }
 
+    /// md5 of each row, summed: see `PostgresRotationStage.digestSQL`. A table without a
+    /// lasting row address (ctid) has none.
+    func digest() throws -> String? {
+        let keyColumn: String
+        switch key {
+        case .integer(let column): keyColumn = column
+        case .ordinal(let expression, _) where expression != "ctid": keyColumn = expression
+        case .ordinal: return nil
+        }
+        return try connection.queryText(PostgresRotationStage.digestSQL(key: keyColumn, columns: group.quotedColumns(),
+                                                                        from: "\(table) WHERE \(group.hasAnyPart())"),
+                                        context: "reading back \(group.label)")
+    }
+
     func setSecret(_ secret: StoredSecret, of row: RowReference) throws {
         let lookup = try keyLookup([row])
         let set = group.quotedColumns().enumerated().map { "\($1) = $\($0 + 2)" }.joined(separator: ", ")

@@ -4,6 +4,10 @@ import Foundation
 extension SQLiteConnection: Database {
     public var location: String { path }
 
+    public func commitCounter() throws -> Int64? {
+        try queryInt64("PRAGMA data_version")
+    }
+
     public func makeCommitsDurable() throws {
         try execute("PRAGMA synchronous = FULL")
     }

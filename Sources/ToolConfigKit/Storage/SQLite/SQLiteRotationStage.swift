@@ -1,7 +1,9 @@
-/// A rotation's staging area in SQLite: a temporary table on the rotation's own connection, keyed
-/// by rowid. SQLite's temp database is a file of the connection's own (deleted on open, so a kill
-/// leaves nothing behind): writing it takes no lock on the main database, so the application keeps
-/// writing while the keys are derived, and a million rows cost disk, not RAM.
+/// A rotation's staging area in SQLite: a table keyed by rowid in a private temporary database of
+/// the rotation's own connection (`SQLiteConnection.attachScratch`: a file deleted on open, so a
+/// kill leaves nothing behind). Writing it takes no lock on the main database, so the application
+/// keeps writing while the keys are derived, and a million rows cost disk, not RAM. The stages of
+/// one rotation share that database, and dropping one discards it with all of them (they are
+/// dropped together, at the rotation's end).
 final class SQLiteRotationStage: RotationStaging {
     let group: SecretColumnGroup
     private let connection: SQLiteConnection
@@ -11,7 +13,8 @@ final class SQLiteRotationStage: RotationStaging {
     init(_ connection: SQLiteConnection, group: SecretColumnGroup, index: Int) throws {
         self.connection = connection
         self.group = group
-        name = "temp.toolcfg_rotation_\(index)"
+        name = "\(SQLiteConnection.scratchSchema).toolcfg_rotation_\(index)"
+        try connection.attachScratch()
         try connection.execute("""
             DROP TABLE IF EXISTS \(name);
             CREATE TABLE \(name) (
@@ -43,14 +46,17 @@ final class SQLiteRotationStage: RotationStaging {
         try insert.step()
     }
 
+    /// A correlated UPDATE, not UPDATE ... FROM: SQLite runs UPDATE FROM as a join into an
+    /// ephemeral table first, whose pages spill and are read back (1M rows with an 8 MiB cache:
+    /// 2.5 s against 1.25 s, measured), where this looks each row's stage up by rowid as the
+    /// table is walked.
     func applyUnchanged() throws -> Int {
         let (key, salt, nonce) = (quotedIdentifier(group.ciphertext), quotedIdentifier(group.salt), quotedIdentifier(group.nonce))
         try connection.execute("""
             UPDATE \(group.quotedTable) AS t
-            SET \(key) = s.new_key, \(salt) = s.new_salt, \(nonce) = s.new_nonce
-            FROM \(name) AS s
-            WHERE s.rotate = 1 AND t.rowid = s.rid
-              AND t.\(key) = s.old_key AND t.\(salt) = s.old_salt AND t.\(nonce) = s.old_nonce
+            SET (\(key), \(salt), \(nonce)) = (SELECT s.new_key, s.new_salt, s.new_nonce FROM \(name) AS s WHERE s.rid = t.rowid)
+            WHERE EXISTS (SELECT 1 FROM \(name) AS s WHERE s.rid = t.rowid AND s.rotate = 1
+                          AND s.old_key = t.\(key) AND s.old_salt = t.\(salt) AND s.old_nonce = t.\(nonce))
             """, context: "writing the rotated secrets of \(group.label)")
         return connection.changes
     }
@@ -83,7 +89,12 @@ final class SQLiteRotationStage: RotationStaging {
         return rows
     }
 
+    func digest() throws -> String? {
+        try connection.createDigestFunction()
+        return try connection.queryText("SELECT toolcfg_digest(rid, new_key, new_salt, new_nonce) FROM \(name)")
+    }
+
     func drop() {
-        try? connection.execute("DROP TABLE IF EXISTS \(name)")
+        connection.detachScratch()
     }
 }

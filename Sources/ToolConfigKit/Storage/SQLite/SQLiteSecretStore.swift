@@ -74,6 +74,11 @@ final class SQLiteSecretStore: SecretStore {
         try connection.prepare(group.schemeCountingSQL).firstRow { [.v1: Int($0.int64(0)), .v2: Int($0.int64(1))] } ?? [:]
     }
 
+    func digest() throws -> String? {
+        try connection.createDigestFunction()
+        return try connection.queryText("SELECT toolcfg_digest(rowid, \(group.quotedColumns().joined(separator: ", "))) FROM \(table) WHERE \(group.hasAnyPart())")
+    }
+
     func setSecret(_ secret: StoredSecret, of row: RowReference) throws {
         let set = group.quotedColumns().enumerated().map { "\($1) = ?\($0 + 1)" }.joined(separator: ", ")
         try connection.prepare("UPDATE \(table) SET \(set) WHERE rowid = ?4")
