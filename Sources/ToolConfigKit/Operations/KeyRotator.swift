@@ -224,8 +224,8 @@ public struct KeyRotator {
                 let stage = options.dryRun ? nil : stages[index]
                 var report = GroupReport(table: group.table, columns: group.columns, rows: 0, rotated: 0, alreadyRotated: 0, empty: 0,
                                          changedDuringRotation: 0, removedDuringRotation: 0, room: rooms[index])
-                try store.scan(pageSize: Self.pageSize) { rows in
-                    for (row, outcome) in zip(rows, rotateAll(rows)) {
+                func record(_ rows: [SecretRow], _ outcomes: [Outcome]) throws {
+                    for (row, outcome) in zip(rows, outcomes) {
                         report.rows += 1
                         switch outcome {
                         case .noKey:
@@ -243,6 +243,16 @@ public struct KeyRotator {
                     processed += rows.count
                     progress(ProgressEvent(.derivingKeys, done: processed, total: totalRows))
                 }
+                // A page's derivations run on the other threads while this one reads the next
+                // page and stages the one before (1M v2 values: the reads and the stage's writes
+                // were a third of the phase, with the derivations waiting).
+                var pending: (rows: [SecretRow], outcomes: Deferred<[Outcome]>)?
+                try store.scan(pageSize: Self.pageSize) { rows in
+                    let next = (rows, Deferred { [options] in Self.rotateAll(rows, options: options) })
+                    if let pending { try record(pending.rows, pending.outcomes.wait()) }
+                    pending = next
+                }
+                if let pending { try record(pending.rows, pending.outcomes.wait()) }
                 reports.append(report)
             }
         }
@@ -320,8 +330,12 @@ public struct KeyRotator {
     /// AVX-512 (their old and new row keys derived in two sixteen-lane passes), else one by one
     /// (each row's two keys derived together on the SHA extensions).
     private func rotateAll(_ rows: [SecretRow]) -> [Outcome] {
-        ParallelMap.mapInGroups(rows, size: SecretCipher.groupSize, jobs: options.jobs) { [options] group in
-            Self.rotate(group, oldKey: options.oldKey, newKey: options.newKey, scheme: options.scheme)
+        Self.rotateAll(rows, options: options)
+    }
+
+    private static func rotateAll(_ rows: [SecretRow], options: Options) -> [Outcome] {
+        ParallelMap.mapInGroups(rows, size: SecretCipher.groupSize, jobs: options.jobs) { group in
+            rotate(group, oldKey: options.oldKey, newKey: options.newKey, scheme: options.scheme)
         }
     }
 
@@ -456,17 +470,19 @@ public struct KeyRotator {
     /// nonces come from one call to the random generator (OpenSSL 3.0 asks the kernel for the
     /// process id on every call: 5 % of a v2 rotation's CPU time with two calls a row, perf).
     static func rotate(_ rows: [SecretRow], oldKey: MasterKey, newKey: MasterKey, scheme: SecretScheme? = nil) -> [Outcome] {
+        guard let context = try? AESGCM.Context() else { return rows.map { _ in .failed("no AES-GCM context (out of memory)") } }
         let random = SecureRandom.bytes(rows.count * freshBytes)
         let fresh = rows.indices.map { random[$0 * freshBytes..<($0 + 1) * freshBytes] }
-        let decoded = rows.compactMap { row -> DecodedSecret? in if case .decoded(let triple) = row.triple { triple } else { nil } }
+        let triples = rows.map(\.triple)
+        let decoded = triples.compactMap { triple -> DecodedSecret? in if case .decoded(let secret) = triple { secret } else { nil } }
         guard decoded.count == rows.count, scheme ?? .v1 == .v1, decoded.allSatisfy({ $0.scheme == .v1 }), PBKDF2.hasAVX512,
               let oldRowKeys = SecretCipher.rowKeys16(masterKey: oldKey, salts: decoded.map(\.salt)),
               let newRowKeys = SecretCipher.rowKeys16(masterKey: newKey, salts: fresh.map { Array($0.prefix(StoredSecret.saltLength)) }) else {
-            return rows.indices.map { rotate(rows[$0], oldKey: oldKey, newKey: newKey, scheme: scheme, fresh: fresh[$0]) }
+            return triples.indices.map { rotate(triples[$0], oldKey: oldKey, newKey: newKey, scheme: scheme, fresh: fresh[$0], context: context) }
         }
         return decoded.indices.map { lane in
             reencrypt(decoded[lane], oldRowKey: oldRowKeys[lane], newRowKey: newRowKeys[lane], fresh: fresh[lane], oldKey: oldKey, newKey: newKey,
-                      target: .v1)
+                      target: .v1, context: context)
         }
     }
 
@@ -475,49 +491,56 @@ public struct KeyRotator {
 
     /// Decrypts under the old key and re-encrypts under the new one (in `scheme`, else the
     /// value's own), proving the result opens with the derived key at hand; or recognises a value
-    /// already under the new key in that scheme. `fresh`: the new salt and nonce.
-    static func rotate(_ row: SecretRow, oldKey: MasterKey, newKey: MasterKey, scheme: SecretScheme? = nil,
-                       fresh: ArraySlice<UInt8> = ArraySlice(SecureRandom.bytes(freshBytes))) -> Outcome {
+    /// already under the new key in that scheme.
+    static func rotate(_ row: SecretRow, oldKey: MasterKey, newKey: MasterKey, scheme: SecretScheme? = nil) -> Outcome {
+        rotate([row], oldKey: oldKey, newKey: newKey, scheme: scheme)[0]
+    }
+
+    /// One value, `fresh` its new salt and nonce.
+    private static func rotate(_ triple: SecretRow.Triple, oldKey: MasterKey, newKey: MasterKey, scheme: SecretScheme?, fresh: ArraySlice<UInt8>,
+                               context: AESGCM.Context) -> Outcome {
         let decoded: DecodedSecret
-        switch row.triple {
+        switch triple {
         case .none: return .noKey
         case .malformed(let reason): return .failed(reason)
-        case .decoded(let triple): decoded = triple
+        case .decoded(let secret): decoded = secret
         }
         let target = scheme ?? decoded.scheme
         // Both row keys at once: two v1 keys interleaved on the SHA extensions cost about one.
         let (oldRowKey, newRowKey) = SecretCipher.rowKeys((oldKey, decoded.salt, decoded.scheme),
                                                           (newKey, Array(fresh.prefix(StoredSecret.saltLength)), target))
-        return reencrypt(decoded, oldRowKey: oldRowKey, newRowKey: newRowKey, fresh: fresh, oldKey: oldKey, newKey: newKey, target: target)
+        return reencrypt(decoded, oldRowKey: oldRowKey, newRowKey: newRowKey, fresh: fresh, oldKey: oldKey, newKey: newKey, target: target,
+                         context: context)
     }
 
     /// With the row key of the stored salt under the old master key (in the value's scheme), and
-    /// the row key of a fresh salt under the new one (in `target`).
+    /// the row key of a fresh salt under the new one (in `target`); `context` is the calling
+    /// thread's.
     static func reencrypt(_ decoded: DecodedSecret, oldRowKey: SecureBytes, newRowKey: SecureBytes, fresh: ArraySlice<UInt8>,
-                          oldKey: MasterKey, newKey: MasterKey, target: SecretScheme) -> Outcome {
+                          oldKey: MasterKey, newKey: MasterKey, target: SecretScheme, context: AESGCM.Context) -> Outcome {
         let salt = Array(fresh.prefix(StoredSecret.saltLength)), nonce = Array(fresh.suffix(StoredSecret.nonceLength))
-        let plaintext: String
-        switch Result(catching: { () throws(SecretError) in try SecretCipher.decrypt(decoded, rowKey: oldRowKey) }) {
-        case .success(let text):
+        var plaintext: [UInt8] = []
+        defer { AESGCM.wipe(&plaintext) }
+        do throws(SecretError) {
+            plaintext = try oldRowKey.withBytes { key throws(SecretError) in try context.open(key: key, nonce: decoded.nonce, sealed: decoded.sealed) }
             if oldKey.material == newKey.material && decoded.scheme == target { return .alreadyRotated }
-            plaintext = text
-        case .failure(let error) where error != .authenticationFailed:
-            return .failed(error.description)
-        case .failure:
+        } catch .authenticationFailed {
             guard let text = try? SecretCipher.decrypt(decoded, masterKey: newKey) else {
                 return .failed("decrypts under neither the old key (\(oldKey.fingerprint)) nor the new key (\(newKey.fingerprint))")
             }
             // Under the new key already; in another scheme it is still to be rewritten.
             if decoded.scheme == target { return .alreadyRotated }
-            plaintext = text
+            plaintext = Array(text.utf8)
+        } catch {
+            return .failed(error.description)
         }
+        // As decrypting does: the application stores text.
+        guard String(validating: plaintext, as: UTF8.self) != nil else { return .failed(SecretError.plaintextNotUTF8.description) }
         do {
-            var bytes = Array(plaintext.utf8)
-            defer { AESGCM.wipe(&bytes) }
-            let sealed = try newRowKey.withBytes { key throws(SecretError) in try AESGCM.seal(key: key, nonce: nonce, plaintext: bytes) }
-            var check = try newRowKey.withBytes { key throws(SecretError) in try AESGCM.open(key: key, nonce: nonce, sealed: sealed) }
+            let sealed = try newRowKey.withBytes { key throws(SecretError) in try context.seal(key: key, nonce: nonce, plaintext: plaintext) }
+            var check = try newRowKey.withBytes { key throws(SecretError) in try context.open(key: key, nonce: nonce, sealed: sealed) }
             defer { AESGCM.wipe(&check) }
-            guard check == bytes else { return .failed("the re-encrypted value did not open under the new key") }
+            guard check == plaintext else { return .failed("the re-encrypted value did not open under the new key") }
             return .rotated(DecodedSecret(sealed: sealed, salt: salt, nonce: nonce, scheme: target).encoded)
         } catch {
             return .failed(error.description)

@@ -60,6 +60,26 @@ public enum ParallelMap {
     public static var defaultJobs: Int { max(1, System.coreCount) }
 }
 
+/// Work started now on another thread, its result waited for later.
+final class Deferred<Value: Sendable>: @unchecked Sendable {
+    // `value` is written once, before `done` is signalled, and read only after waiting for it.
+    private let done = DispatchSemaphore(value: 0)
+    private var value: Value?
+
+    init(_ work: @escaping @Sendable () -> Value) {
+        DispatchQueue.global().async {
+            self.value = work()
+            self.done.signal()
+        }
+    }
+
+    /// Blocks until the work is done; call once.
+    func wait() -> Value {
+        done.wait()
+        return value!
+    }
+}
+
 enum System {
     static var coreCount: Int { Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))) }
 }
