@@ -26,7 +26,7 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 BENCH_PKG="$ROOT/Benchmarks"
 TARGET="ToolcfgBenchmarks"
-SECTIONS=(pbkdf2 snapshot json-export decrypt rotation live postgres stress-postgres rotation-postgres)
+SECTIONS=(pbkdf2 snapshot json-export decrypt rotation rotation-v2 live postgres stress-postgres rotation-postgres)
 # Sections that run the ordo-one suite (the others need only the release toolcfg).
 SUITE_SECTIONS=(pbkdf2)
 RUNS="${RUNS:-3}"
@@ -372,6 +372,55 @@ section_rotation() {
 # A migrated database at $2 with $3 user_tool_configs rows keyed under the master key in file $4.
 # A million distinct valid triples would take minutes of Python; one triple repeated is the same
 # work for a rotation (each row is decrypted and re-encrypted on its own).
+# Scheme v2 (issue: at most 2x the time of one UPDATE of the same columns of the same rows with
+# fixed values, peak RSS at most 64 MiB): V2_ROWS values (default 1,000,000) over three column
+# groups of two tables (scripts/bench_v2_database.py), rotated to a new key on SQLite and on a
+# throwaway PostgreSQL (its durable defaults with PG_DURABLE=1), each beside its peer: the
+# sqlite3 shell / psql running the three UPDATEs in one transaction (SQLite: WAL, synchronous
+# FULL, as the rotation commits).
+section_rotation-v2() {
+  local rows="${V2_ROWS:-1000000}" work="$LOG_DIR/rotation-v2" toolcfg url base
+  echo
+  echo "######## rotation-v2: $rows values in scheme v2 over three groups"
+  mkdir -p "$work"
+  toolcfg=$(build_toolcfg)
+  "$toolcfg" keygen --out "$work/old.key" 2>/dev/null
+  "$toolcfg" keygen --out "$work/new.key" 2>/dev/null
+  local fixed="'v2:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=', 'BBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBB=', 'CCCCCCCCCCCCCCCC'"
+  local updates="UPDATE user_tool_configs SET (encrypted_api_key, salt, nonce) = ($fixed) WHERE encrypted_api_key IS NOT NULL;
+    UPDATE mcp_oauth_tokens SET (encrypted_access_token, access_token_salt, access_token_nonce) = ($fixed);
+    UPDATE mcp_oauth_tokens SET (encrypted_refresh_token, refresh_token_salt, refresh_token_nonce) = ($fixed) WHERE encrypted_refresh_token IS NOT NULL;"
+  printf 'PRAGMA journal_mode = WAL;\nPRAGMA synchronous = FULL;\nBEGIN IMMEDIATE;\n%s\nCOMMIT;\n' "$updates" > "$work/update-sqlite.sql"
+  printf 'BEGIN;\n%s\nCOMMIT;\n' "$updates" > "$work/update-postgres.sql"
+
+  "$toolcfg" migrate up --db "$work/base.db" 2>/dev/null
+  python3 "$ROOT/scripts/bench_v2_database.py" sqlite "$work/base.db" "$rows" "$work/old.key"
+  sqlite3 "$work/base.db" "PRAGMA journal_mode = WAL" >/dev/null
+  measure_pair "toolcfg rotate (SQLite)" "cp '$work/base.db' '$work/t.db'" \
+                 "'$toolcfg' rotate --db '$work/t.db' --master-key-file '$work/old.key' --new-master-key-file '$work/new.key'" \
+               "sqlite3 UPDATE peer" "cp '$work/base.db' '$work/p.db'" "sqlite3 '$work/p.db' < '$work/update-sqlite.sql'"
+  "$toolcfg" verify-keys --db "$work/t.db" --master-key-file "$work/new.key" >/dev/null 2>&1 || true
+  add_summary "Rotation v2 SQLite ($rows values, median)" "$A_MEDIAN_S s, peak RSS $A_MAX_RSS_MIB MiB"
+  add_summary "UPDATE peer SQLite (median)" "$B_MEDIAN_S s"
+  add_summary "Rotation v2 / UPDATE, SQLite" "$(round_ratios "${GROUP_TIMES[0]}" "${GROUP_TIMES[1]}") (goal <= 2x)"
+
+  start_section_cluster ${PG_DURABLE:+TOOLCFG_PG_DURABLE=1}
+  describe_pg_server "$PG_URL" fsync synchronous_commit shared_buffers
+  base=${PG_URL/\/toolcfg\?//v2base?}
+  psql -X -q "$PG_URL" -c "SET client_min_messages = warning" -c "DROP DATABASE IF EXISTS v2base" -c "CREATE DATABASE v2base"
+  "$toolcfg" migrate up --db "$base" -q
+  python3 "$ROOT/scripts/bench_v2_database.py" postgres "$base" "$rows" "$work/old.key"
+  url=${PG_URL/\/toolcfg\?//v2run?}
+  local copy="psql -X -q '$PG_URL' -c 'DROP DATABASE IF EXISTS v2run' -c 'CREATE DATABASE v2run TEMPLATE v2base' && psql -X -q '$url' -c 'VACUUM ANALYZE' -c CHECKPOINT"
+  measure_pair "toolcfg rotate (PostgreSQL)" "$copy" \
+                 "'$toolcfg' rotate --db '$url' --master-key-file '$work/old.key' --new-master-key-file '$work/new.key'" \
+               "psql UPDATE peer" "$copy" "psql -X -q -v ON_ERROR_STOP=1 '$url' -f '$work/update-postgres.sql'"
+  stop_section_cluster
+  add_summary "Rotation v2 PostgreSQL ($rows values, median)" "$A_MEDIAN_S s, peak RSS $A_MAX_RSS_MIB MiB"
+  add_summary "UPDATE peer PostgreSQL (median)" "$B_MEDIAN_S s"
+  add_summary "Rotation v2 / UPDATE, PostgreSQL" "$(round_ratios "${GROUP_TIMES[0]}" "${GROUP_TIMES[1]}") (goal <= 2x)"
+}
+
 make_keyed_db() {
   local toolcfg="$1" db="$2" rows="$3" key="$4" triple
   "$toolcfg" migrate up --db "$db" 2>/dev/null

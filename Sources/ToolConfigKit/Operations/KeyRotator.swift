@@ -134,7 +134,10 @@ public struct KeyRotator {
         public var nextStep: String
     }
 
-    static let pageSize = 512
+    /// Rows per page of the snapshot's scan, the write phase's scans and the read-back: 4,096,
+    /// not 512, saved PostgreSQL's round trips (1M v2 values: 18.6 -> 16.2 s) and SQLite's
+    /// per-page hand-offs (7.6 -> 6.9 s); a page in flight is about a megabyte.
+    static let pageSize = 4096
     /// How long the rotation waits for the secrets file's lock (the application holds it while
     /// it rewrites the file, a moment).
     static let secretsFileLockTimeout = Duration.seconds(10)

@@ -156,11 +156,13 @@ final class PostgresRotationStage: RotationStaging {
                                  context: "reading back the staged secrets of \(group.label)")
     }
 
-    /// A digest of rows that does not depend on their order: the count and the exact sum of the
-    /// first 64 bits of each row's md5 (its key as text and its values, NULL marked).
+    /// A digest of rows that does not depend on their order: the count and the exact sum of each
+    /// row's 64-bit hash (the server's own text hash, of its key as text and its values, NULL
+    /// marked). Both sides are computed on one server in one run, so the hash need not be
+    /// stable across versions. (md5 in its place: 0.79 s for 1M rows against 0.24 s.)
     static func digestSQL(key: String, columns: [String], from: String) -> String {
         let row = "concat_ws(E'\\x1f', \(key)::text, " + columns.map { "coalesce(\($0), E'\\x1e')" }.joined(separator: ", ") + ")"
-        return "SELECT count(*)::text || ':' || coalesce(sum(('x' || left(md5(\(row)), 16))::bit(64)::bigint::numeric), 0)::text FROM \(from)"
+        return "SELECT count(*)::text || ':' || coalesce(sum(hashtextextended(\(row), 0)::numeric), 0)::text FROM \(from)"
     }
 
     func drop() {

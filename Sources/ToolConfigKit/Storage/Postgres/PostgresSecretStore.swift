@@ -183,7 +183,7 @@ final class PostgresSecretStore: SecretStore {
         return [.v1: Int(try counts.int64(0, 0) ?? 0), .v2: Int(try counts.int64(0, 1) ?? 0)]
     }
 
-    /// md5 of each row, summed: see `PostgresRotationStage.digestSQL`. A table without a
+    /// Each row's hash, summed: see `PostgresRotationStage.digestSQL`. A table without a
     /// lasting row address (ctid) has none.
     func digest() throws -> String? {
         let keyColumn: String
