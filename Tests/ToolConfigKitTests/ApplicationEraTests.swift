@@ -792,6 +792,23 @@ struct ApplicationEraTests {
 
     // MARK: 6. migrate status
 
+    @Test("the committed era fixtures are what scripts/build_app_fixtures.py builds (its self-check of the secrets-file vector included)")
+    func fixturesAreReproducible() throws {
+        let folder = try TemporaryFolder()
+        let result = try runProcess(URL(fileURLWithPath: "/usr/bin/env"),
+                                    ["python3", Repository.scripts.appendingPathComponent("build_app_fixtures.py").path, folder.path("rebuilt")])
+        #expect(result.status == 0, "\(result.stderr)")
+        for name in ["manifest.json", "releases.json", "secrets.yaml", "master.key", "postgres/v0.0.58.sql", "postgres/v0.0.59.sql"] {
+            #expect(try ReversibilityTests.digest(Self.fixtures.appendingPathComponent(name).path) == ReversibilityTests.digest(folder.path("rebuilt/\(name)")),
+                    "\(name)")
+        }
+        for era in Era.allCases {
+            let committed = try SchemaFingerprint.capture(SQLiteConnection(path: Self.fixtures.appendingPathComponent("\(era.rawValue).db").path, mode: .readOnly))
+            let rebuilt = try SchemaFingerprint.capture(SQLiteConnection(path: folder.path("rebuilt/\(era.rawValue).db"), mode: .readOnly))
+            #expect(committed == rebuilt, "\(era): \(rebuilt.differences(from: committed))")
+        }
+    }
+
     @Test("migrate status --json on each SQLite era: the ledger and the application's releases")
     func migrateStatusSQLite() throws {
         for era in Era.allCases {
