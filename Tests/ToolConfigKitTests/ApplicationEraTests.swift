@@ -503,6 +503,9 @@ struct ApplicationEraTests {
         #expect(warnings.count == 1 && warnings.allSatisfy { $0.contains("--secrets-file") }, "\(warnings)")
         #expect(ran.result.stderr.contains("warning") && ran.result.stderr.contains("--secrets-file"), "\(ran.result.stderr)")
         #expect(ran.report["secrets_file"] == nil)
+        // Never "every stored secret" while the file may hold some: the next step says not to switch yet.
+        let next = ran.report["next_step"] as? String ?? ""
+        #expect(!next.contains("every stored secret") && next.contains("not the secrets file") && next.contains("do not switch"), "\(next)")
         try installation.expectPeerOpensEverything(under: new)
         // The file was not touched: still under the old key.
         let file = try installation.peer(installation.master, secretsFile: installation.secretsFile).report["secrets_file"] as? [String: Any]

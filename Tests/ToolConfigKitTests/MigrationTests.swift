@@ -195,6 +195,8 @@ struct MigrationTests {
             #expect(status.ledger == "sea-orm" && status.entries.isEmpty && status.seaORMMigrations?.map(\.version).last == "m20250101_000014_tenants")
             #expect(status.applicationRelease.releases == "v0.0.46" && status.applicationRelease.ledger == "sea-orm")
             try connection.execute("DELETE FROM seaql_migrations")
+            // A sea-orm ledger with none of the application's migrations tells no release.
+            #expect(try migrator.status().applicationRelease.releases == "unknown" && (try migrator.status().applicationRelease.readsV2) == nil)
         }
         #expect(try schemaObjects(connection) == before)
     }

@@ -93,6 +93,23 @@ struct SecretColumnMapTests {
         #expect(thrownError { _ = try map.groups(in: [left]) } is UnaccountedSecretColumnsError)
     }
 
+    @Test("two --secret-columns sharing a column are refused (64), naming both: one of them would be left out unseen")
+    func declaredOverlap() throws {
+        let table = Self.table("vault", ["id", "token", "token_salt", "token_iv", "other", "other_iv"])
+        let map = SecretColumnMap(declared: [try SecretColumnDeclaration(parsing: "vault:token,token_salt,token_iv"),
+                                             try SecretColumnDeclaration(parsing: "vault:other,TOKEN_SALT,other_iv")])
+        let error = try #require(thrownError { _ = try map.groups(in: [table]) } as? UsageError)
+        #expect(error.message.contains("vault:other,TOKEN_SALT,other_iv and vault:token,token_salt,token_iv share TOKEN_SALT"), "\(error.message)")
+    }
+
+    @Test("a reason about a part of a value names the group's own column")
+    func reasonsNameTheGroupsColumns() {
+        let group = SecretColumnGroup(table: "tenants", ciphertext: "encrypted_client_secret", salt: "salt_client_secret", nonce: "nonce_client_secret")
+        #expect(group.naming("nonce: decodes to 10 bytes, expected 12") == ("nonce_client_secret", "nonce_client_secret: decodes to 10 bytes, expected 12"))
+        #expect(group.naming("encrypted_api_key: not canonical standard base64 with padding").column == "encrypted_client_secret")
+        #expect(group.naming("decrypts under neither key") == ("encrypted_client_secret", "decrypts under neither key"))
+    }
+
     @Test("--secret-columns is refused (64) when malformed or naming what the database lacks", arguments: [
         ("vault", "expected TABLE:CIPHERTEXT,SALT,NONCE"),
         ("vault:a,b", "expected TABLE:CIPHERTEXT,SALT,NONCE"),

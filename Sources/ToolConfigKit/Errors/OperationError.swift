@@ -37,9 +37,10 @@ public struct RotationError: ToolcfgError {
     /// False only for a failure found after the commit.
     public var rolledBack = true
 
-    /// A row's value in one column group.
+    /// A row's value in one column group, the reason in the group's column names.
     init(group: SecretColumnGroup, row: SecretRow, reason: String, rolledBack: Bool = true) {
-        self.init(table: group.table, row: row.label, rowID: row.rowID, column: group.ciphertext, reason: reason, rolledBack: rolledBack)
+        let (column, reason) = group.naming(reason)
+        self.init(table: group.table, row: row.label, rowID: row.rowID, column: column, reason: reason, rolledBack: rolledBack)
     }
 
     init(table: String, row: String, rowID: Int64? = nil, column: String? = nil, reason: String, rolledBack: Bool = true) {

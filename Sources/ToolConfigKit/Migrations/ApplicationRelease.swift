@@ -61,8 +61,11 @@ public struct ApplicationRelease: Sendable, Codable, Equatable {
             }
             // Shipped by the newest applied migration's release at the earliest; before the first
             // later migration's release.
-            let newestIndex = seaORMMigrations.lastIndex { applied.contains($0.name) } ?? -1
-            let low = seaORMMigrations[...max(newestIndex, 0)].compactMap(\.firstRelease).max() ?? 46
+            guard let newestIndex = seaORMMigrations.lastIndex(where: { applied.contains($0.name) }) else {
+                return ApplicationRelease(ledger: "sea-orm", newestMigration: newest, releases: "unknown", readsV2: nil, hasSecretsFile: false,
+                                          basis: "a sea-orm ledger without the application's migrations")
+            }
+            let low = seaORMMigrations[...newestIndex].compactMap(\.firstRelease).max() ?? 46
             var high = seaORMMigrations[(newestIndex + 1)...].compactMap(\.firstRelease).min().map { $0 - 1 }
             var basis = "sea-orm ledger, newest \(newest ?? "none")"
             if high == nil {
@@ -100,9 +103,19 @@ extension ApplicationRelease {
         let ledger = MigrationLedger(store: store)
         // A _sqlx_migrations of another shape is no ledger of the application's (migrate refuses it).
         let sqlx = try ledger.exists ? (try? store.ledgerEntries())?.map { ($0.version, $0.description) } : nil
-        let stored = try database.storedSchemes()
-        let tenantsV1 = (stored.byTable[SecretColumnMap.legacyReadableTable]?[.v1] ?? 0) > 0
-        return detect(sqlxEntries: sqlx, seaORMVersions: try store.seaORMLedger()?.map(\.version),
-                      schemes: [.v1: stored.count(.v1), .v2: stored.count(.v2)], tenantsV1: tenantsV1)
+        // What the values say only where every row of them can be read (row-level security
+        // hides some from a role; a WITHOUT ROWID table cannot be scanned by row): else the ledger alone.
+        let stored: StoredSchemes?
+        do {
+            try database.requireEveryRowVisible(in: database.secretGroups(lenient: true).map(\.table).uniqued())
+            stored = try database.storedSchemes()
+        } catch {
+            stored = nil
+        }
+        var release = detect(sqlxEntries: sqlx, seaORMVersions: try store.seaORMLedger()?.map(\.version),
+                             schemes: [.v1: stored?.count(.v1) ?? 0, .v2: stored?.count(.v2) ?? 0],
+                             tenantsV1: (stored?.byTable[SecretColumnMap.legacyReadableTable]?[.v1] ?? 0) > 0)
+        if stored == nil { release.basis += "; the stored values could not all be read, so their schemes are not counted" }
+        return release
     }
 }

@@ -424,19 +424,25 @@ public struct KeyRotator {
                            rotated: groups.reduce(0) { $0 + $1.rotated }, alreadyRotated: groups.reduce(0) { $0 + $1.alreadyRotated },
                            empty: groups.reduce(0) { $0 + $1.empty })
         let scheme = options.scheme.map { " in scheme \($0.rawValue)" } ?? ""
+        // Never "every" while the sqlx era's secrets file, not given, may hold secrets too.
+        let fileLeft = release.hasSecretsFile && secretsFile == nil
+        let secrets = "\(fileLeft ? "every secret of the database" : "every stored secret") (\(total.rotated + total.alreadyRotated) in "
+            + "\(total.groups) column groups of \(total.tables) tables\(secretsFile == nil ? "" : ", and the secrets file")\(fileLeft ? "; not the secrets file" : "")"
         var next: String
         if options.dryRun {
-            next = "dry run: nothing was written; every stored secret opens under the current or the new key"
+            next = "dry run: nothing was written; \(fileLeft ? "every secret of the database" : "every stored secret") opens under the current or the new key"
         } else if options.oldKey.material == options.newKey.material {
-            next = "every stored secret (\(total.rotated + total.alreadyRotated) in \(total.groups) column groups of \(total.tables) tables) is now\(scheme) "
-                + "under the same master key \(options.newKey.fingerprint)"
+            next = "\(secrets)) is now\(scheme) under the same master key \(options.newKey.fingerprint)"
+        } else if fileLeft {
+            next = "\(secrets)) is now\(scheme) under the new master key \(options.newKey.fingerprint): do not switch the application to it "
+                + "until rotate --secrets-file PATH has run with the same keys (the application reads the file at start); keep the old key "
+                + "\(options.oldKey.fingerprint) until then"
         } else {
-            next = "every stored secret (\(total.rotated + total.alreadyRotated) in \(total.groups) column groups of \(total.tables) tables) is now\(scheme) "
-                + "under the new master key \(options.newKey.fingerprint): switch the application to it; keep the old key "
+            next = "\(secrets)) is now\(scheme) under the new master key \(options.newKey.fingerprint): switch the application to it; keep the old key "
                 + "\(options.oldKey.fingerprint) until the application runs on the new one\(options.backupPath.map { " (the backup \($0) still needs the old key)" } ?? "")"
         }
         var warnings: [String] = []
-        if release.hasSecretsFile && secretsFile == nil {
+        if fileLeft {
             warnings.append("this database is of the sqlx era (\(release.releases)), whose installations also keep secrets under the master key in "
                 + "$BODHI_HOME/secrets.yaml: \(options.dryRun ? "give" : "it was not rotated; run rotate again with") --secrets-file PATH, "
                 + "or the application will not start on the new key")

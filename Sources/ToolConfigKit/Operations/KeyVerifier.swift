@@ -118,7 +118,7 @@ public struct KeyVerifier {
                         func problem(_ text: String) {
                             if problems.count < 20 {
                                 var found = named
-                                found.problem = text
+                                (found.column, found.problem) = group.naming(text)
                                 problems.append(found)
                             }
                         }

@@ -46,6 +46,10 @@ final class SecretsFileRotation {
         } catch {
             throw SecretsFileError(path: path, line: nil, reason: SecretInput.reason(error), exitStatus: .noInput)
         }
+        return try parse(data, path: path)
+    }
+
+    static func parse(_ data: Data, path: String) throws -> SecretsFile {
         guard let text = String(data: data, encoding: .utf8) else {
             throw SecretsFileError(path: path, line: nil, reason: "not UTF-8 text")
         }
@@ -68,7 +72,14 @@ final class SecretsFileRotation {
     func stage(waitingUpTo timeout: Duration) throws {
         let handle = try lockFile(timeout: timeout)
         lock = handle
-        let (outcome, text) = try rotated(try Self.read(path))
+        // Read through the locked descriptor: the file the application may rewrite is this one.
+        let data: Data
+        do {
+            data = try handle.readToEnd() ?? Data()
+        } catch {
+            throw SecretsFileError(path: path, line: nil, reason: SecretInput.reason(error), exitStatus: .ioError)
+        }
+        let (outcome, text) = try rotated(try Self.parse(data, path: path))
         self.outcome = outcome
         guard let text else { return }
         var info = stat()
@@ -122,20 +133,26 @@ final class SecretsFileRotation {
         self.lock = nil
     }
 
-    /// flock's exclusive lock, asked for without blocking every few milliseconds until `timeout`.
+    /// flock's exclusive lock, asked for without blocking every few milliseconds until `timeout`,
+    /// on the file that is at the path once it is held (a file renamed over it meanwhile is
+    /// opened and locked again).
     private func lockFile(timeout: Duration) throws -> FileHandle {
-        let fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)
-        guard fd >= 0 else { throw failure("cannot open it", errno) }
-        let handle = FileHandle(fileDescriptor: fd, closeOnDealloc: true)
         let deadline = ContinuousClock.now + timeout
-        while flock(fd, LOCK_EX | LOCK_NB) != 0 {
-            guard errno == EWOULDBLOCK, ContinuousClock.now < deadline else {
-                throw SecretsFileError(path: path, line: nil, reason: "another process (the application?) held its lock past the busy timeout; nothing was changed: run rotate again",
-                                       exitStatus: .temporaryFailure)
+        while true {
+            let fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)
+            guard fd >= 0 else { throw failure("cannot open it", errno) }
+            let handle = FileHandle(fileDescriptor: fd, closeOnDealloc: true)
+            while flock(fd, LOCK_EX | LOCK_NB) != 0 {
+                guard errno == EWOULDBLOCK, ContinuousClock.now < deadline else {
+                    throw SecretsFileError(path: path, line: nil, reason: "another process (the application?) held its lock past the busy timeout; nothing was changed: run rotate again",
+                                           exitStatus: .temporaryFailure)
+                }
+                usleep(5_000)
             }
-            usleep(5_000)
+            var held = stat(), atPath = stat()
+            guard fstat(fd, &held) == 0, lstat(path, &atPath) == 0 else { throw failure("cannot read its identity", errno) }
+            if held.st_dev == atPath.st_dev && held.st_ino == atPath.st_ino { return handle }
         }
-        return handle
     }
 
     private func failure(_ what: String, _ code: Int32) -> SecretsFileError {

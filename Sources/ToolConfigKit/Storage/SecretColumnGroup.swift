@@ -46,6 +46,21 @@ public struct SecretColumnGroup: Sendable, Hashable, Codable {
     /// The three columns quoted, of the table under the alias `prefix` ("t."), in order.
     func quotedColumns(_ prefix: String = "") -> [String] { columns.map { prefix + quotedIdentifier($0) } }
 
+    /// The three columns quoted, by name.
+    var quotedParts: (ciphertext: String, salt: String, nonce: String) {
+        (quotedIdentifier(ciphertext), quotedIdentifier(salt), quotedIdentifier(nonce))
+    }
+
+    /// A reason about a value's parts, which `SecretError` names as the toolkit's own triple does
+    /// ("salt: ..."), in this group's column names, and the column it is about (the ciphertext's
+    /// when it names none).
+    func naming(_ reason: String) -> (column: String, reason: String) {
+        for (part, column) in [("encrypted_api_key", ciphertext), ("salt", salt), ("nonce", nonce)] where reason.hasPrefix(part + ":") {
+            return (column, column + reason.dropFirst(part.count))
+        }
+        return (ciphertext, reason)
+    }
+
     /// The column of a salt or nonce, quoted.
     func quoted(_ part: TriplePart) -> String {
         quotedIdentifier(part == .salt ? salt : nonce)

@@ -57,6 +57,15 @@ public struct SecretColumnMap: Sendable {
                 throw UsageError("--secret-columns \(declaration.text): table \(declaration.table) has no column \(missing.joined(separator: ", "))")
             }
         }
+        // Two declarations sharing a column would leave one of them out, unseen.
+        for (index, declaration) in declared.enumerated() {
+            for other in declared[..<index] where other.table == declaration.table {
+                let shared = declaration.columns.filter { column in other.columns.contains { $0.lowercased() == column.lowercased() } }
+                guard shared.isEmpty else {
+                    throw UsageError("--secret-columns \(declaration.text) and \(other.text) share \(shared.joined(separator: ", ")): a column holds one group's part")
+                }
+            }
+        }
         var found: [SecretColumnGroup] = []
         var unaccounted: [UnaccountedSecretColumnsError.Table] = []
         for table in tables {

@@ -107,7 +107,7 @@ final class PostgresRotationStage: RotationStaging {
     /// setting is put back for the rest of the write transaction.
     func applyUnchanged() throws -> Int {
         let context = "planning the write of \(group.label)"
-        let (secret, salt, nonce) = (quotedIdentifier(group.ciphertext), quotedIdentifier(group.salt), quotedIdentifier(group.nonce))
+        let (secret, salt, nonce) = group.quotedParts
         // set_config(..., true) is SET LOCAL; the row's first column is the setting before it.
         let setting = try connection.queryText("SELECT current_setting('enable_hashjoin'), set_config('enable_hashjoin', 'off', true)",
                                                context: context) ?? "on"
@@ -123,7 +123,7 @@ final class PostgresRotationStage: RotationStaging {
     }
 
     func leftovers(after row: RowReference?, limit: Int) throws -> [RotationLeftover] {
-        let (secret, salt, nonce) = (quotedIdentifier(group.ciphertext), quotedIdentifier(group.salt), quotedIdentifier(group.nonce))
+        let (secret, salt, nonce) = group.quotedParts
         let rows = try connection.query("""
             SELECT \(key.selected("t.\(key.column)")), \(key.idExpression), t.\(secret), t.\(salt), t.\(nonce), s.rotate
             FROM \(group.quotedTable) AS t LEFT JOIN \(name) AS s ON s.k = t.\(key.column)
