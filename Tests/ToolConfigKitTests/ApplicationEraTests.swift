@@ -474,6 +474,31 @@ struct ApplicationEraTests {
         try Self.keepScheme(installation)
     }
 
+    @Test("v0.0.58 on PostgreSQL: --make-room gives each table room for one new version per group (fillfactor 50, 33 with two groups), and the rotation covers every group",
+          .enabled(if: PostgresTestServer.shouldRun, PostgresTestServer.skipReason))
+    func makeRoomPerGroups() throws {
+        let installation = try Installation(.v58, .postgres)
+        defer { installation.drop() }
+        let new = MasterKey.generate()
+        let newFile = try installation.keyFile(new, "new.key")
+        let report = try installation.run("rotate", installation.rotate(from: installation.masterFile, to: newFile) + ["--make-room"]).report
+        let groups = report["groups"] as? [[String: Any]] ?? []
+        var fillfactors: [String: Int] = [:]
+        for group in groups {
+            guard let table = group["table"] as? String, let room = group["room"] as? [String: Any] else { continue }
+            fillfactors[table] = room["fillfactor"] as? Int
+        }
+        let groupsPerTable = Dictionary(grouping: installation.manifest.groups, by: \.table).mapValues(\.count)
+        #expect(Set(fillfactors.keys) == Set(groupsPerTable.keys), "\(fillfactors)")
+        for (table, count) in groupsPerTable {
+            #expect(fillfactors[table] == 100 / (count + 1), "\(table): \(fillfactors[table] ?? -1)")
+            let stored = try installation.queryText("SELECT array_to_string(reloptions, ',') FROM pg_class WHERE relname = '\(table)'")
+            #expect(stored == "fillfactor=\(100 / (count + 1))", "\(table): \(stored ?? "none")")
+        }
+        try installation.expectPeerOpensEverything(under: new)
+        try installation.validateReports()
+    }
+
     static func keepScheme(_ installation: Installation) throws {
         let manifest = installation.manifest
         // The fixture has both schemes, and legacy values outside tenants: what keep must keep.

@@ -6,8 +6,9 @@ import Foundation
 /// moving it to another page and into every index (seven WAL records through five indexes, about
 /// 12 µs a row against 2.2 µs: README, "How long the write phase is on PostgreSQL").
 ///
-/// 1. The table's fillfactor goes to 50, so rows inserted or moved from now on fill pages only
-///    halfway (`ALTER TABLE ... SET (fillfactor)` takes SHARE UPDATE EXCLUSIVE: the application's
+/// 1. The table's fillfactor goes to 50 (33 for a table with two column groups, whose rows the
+///    write phase rewrites twice), so rows inserted or moved from now on fill pages only
+///    halfway (a third) (`ALTER TABLE ... SET (fillfactor)` takes SHARE UPDATE EXCLUSIVE: the application's
 ///    reads and writes never wait for it).
 /// 2. The keyed rows of every page without that room are moved, a few thousand per short
 ///    transaction, by an update that writes each row as it is (`SET nonce = nonce`) after
@@ -31,7 +32,9 @@ struct PostgresRoomMaker: RoomMaking {
     /// pointer the page holds for each, as SQL over the row `t` ("0" without such columns).
     private let outOfLineExcess: String
 
-    static let targetFillfactor = 50
+    /// Half of each page for one group (one new version per row), a third for two: room for
+    /// every version the write phase writes.
+    var targetFillfactor: Int { 100 / (groups.count + 1) }
     /// How long one batch should hold its rows: what an application write to them may wait.
     var batchTarget = 0.1
     /// Rows to move in the first batch, and the bounds of the later ones (sized from the rows
@@ -46,6 +49,9 @@ struct PostgresRoomMaker: RoomMaking {
     private var only: String { "ONLY \(groups[0].quotedTable)" }
     /// A row that holds a whole group: one a rotation rewrites.
     private var keyed: String { "(" + groups.map { $0.hasTriple("t.") }.joined(separator: " OR ") + ")" }
+    /// How many new versions of the row the write phase writes: one per group it holds (each
+    /// group is its own UPDATE, and the versions of one transaction cannot be pruned before it ends).
+    private var versions: String { groups.map { "(CASE WHEN \($0.hasTriple("t.")) THEN 1 ELSE 0 END)" }.joined(separator: " + ") }
 
     /// Reads the table's shape and refuses, before anything changes, what would make the moves
     /// wrong (update triggers or rules would act on them), impossible (a partitioned table, a
@@ -84,7 +90,7 @@ struct PostgresRoomMaker: RoomMaking {
         outOfLineExcess = shape.text(0, 6) ?? "0"
         let refusal = "--make-room refused, nothing changed: \(table)"
         if shape.text(0, 0) != "r" {
-            throw UsageError("\(refusal) is partitioned; give its partitions room (ALTER TABLE ... SET (fillfactor = \(Self.targetFillfactor))) and rotate without --make-room")
+            throw UsageError("\(refusal) is partitioned; give its partitions room (ALTER TABLE ... SET (fillfactor = \(targetFillfactor))) and rotate without --make-room")
         }
         // Moving a row is an UPDATE: the table's update triggers and rules would act on each row.
         if let triggers = shape.text(0, 2) {
@@ -97,12 +103,12 @@ struct PostgresRoomMaker: RoomMaking {
             throw UsageError("\(refusal) has indexes on its secret columns \(secretColumns.joined(separator: ", ")) (\(indexes)), so PostgreSQL rewrites its rows on other pages however much room they have; rotate without --make-room")
         }
         if try shape.bool(0, 5) != true {
-            throw UsageError("\(refusal) belongs to another role: only its owner (or a superuser) may set its fillfactor and VACUUM it; rotate --make-room as the owner, or have the owner run ALTER TABLE \(groups[0].quotedTable) SET (fillfactor = \(Self.targetFillfactor)) and rotate without --make-room (the next rotation then moves the rows, the ones after it rewrite them in place)")
+            throw UsageError("\(refusal) belongs to another role: only its owner (or a superuser) may set its fillfactor and VACUUM it; rotate --make-room as the owner, or have the owner run ALTER TABLE \(groups[0].quotedTable) SET (fillfactor = \(targetFillfactor)) and rotate without --make-room (the next rotation then moves the rows, the ones after it rewrite them in place)")
         }
     }
 
     /// Pages (block numbers) of `t` within `range`, with their keyed rows, whose rows would not
-    /// fit a second version of each keyed row: a row takes its tuple MAXALIGNed (8) and a line
+    /// fit the new versions of each keyed row (one per group it holds): a row takes its tuple MAXALIGNed (8) and a line
     /// pointer (4), a page its size less its header (24). pg_column_size(t.*) counts a value
     /// kept out of line (TOAST) in full, where the page holds an 18-byte pointer to it; a value
     /// of 2032 bytes or more (the toaster's default target for a whole row) is taken to be out of
@@ -112,7 +118,7 @@ struct PostgresRoomMaker: RoomMaking {
         return """
             SELECT (t.ctid::text::point)[0]::bigint AS page, count(*) FILTER (WHERE \(keyed)) AS keyed
             FROM \(only) AS t WHERE \(range) GROUP BY 1
-            HAVING sum(\(footprint)) + coalesce(sum(\(footprint)) FILTER (WHERE \(keyed)), 0) > current_setting('block_size')::int - 24
+            HAVING sum(\(footprint)) + sum(\(footprint) * \(versions)) > current_setting('block_size')::int - 24
             """
     }
 
@@ -129,9 +135,9 @@ struct PostgresRoomMaker: RoomMaking {
         var report = RoomReport(fillfactorBefore: fillfactor, fillfactor: fillfactor, rowsWithoutRoom: without, rowsMoved: 0,
                                 batches: 0, longestBatchSeconds: 0, rowsLeftWithoutRoom: without)
         guard !dryRun else { return report }
-        if fillfactor > Self.targetFillfactor {
-            try connection.execute("ALTER TABLE \(only) SET (fillfactor = \(Self.targetFillfactor))", context: "setting the fillfactor of \(name)")
-            report.fillfactor = Self.targetFillfactor
+        if fillfactor > targetFillfactor {
+            try connection.execute("ALTER TABLE \(only) SET (fillfactor = \(targetFillfactor))", context: "setting the fillfactor of \(name)")
+            report.fillfactor = targetFillfactor
         }
         guard !pages.isEmpty else { return report }
         try move(pages, into: &report, progress: progress)
