@@ -52,6 +52,14 @@ struct PostgresDatabaseTests {
         try db.transaction(.write, lockHeld: { held = $0 }) { try connection.execute("INSERT INTO t VALUES (5)") }
         #expect(held != nil && !connection.isInTransaction)
 
+        // The commit counter (the WAL's position) moves with another session's commit, and with
+        // none of a read snapshot's or a temporary table's work (the rotation's between its reads).
+        try other.execute("CREATE TABLE u (x int)")
+        let before = try #require(try db.commitCounter())
+        try other.execute("INSERT INTO u VALUES (6)")
+        #expect(try #require(try db.commitCounter()) > before)
+        #expect(try SQLiteCommitCounterCheck.movesWithOtherConnections())
+
         #expect(try connection.queryText("SHOW synchronous_commit") == "off")  // scripts/pg.sh's throwaway setting
         try db.makeCommitsDurable()
         #expect(try connection.queryText("SHOW synchronous_commit") == "on")
@@ -142,5 +150,20 @@ struct PostgresDatabaseTests {
                                    environment: ["PGPASSFILE": try PostgresTestServer.required(PostgresTestServer.passwordFile, "TOOLCFG_TEST_POSTGRES_PASSFILE")])
         #expect(passfile.status == 0, "\(passfile.stderr)")
         #expect(passfile.stdout.contains("7        applied"), "\(passfile.stdout)")
+    }
+}
+
+/// SQLite's side of the commit counter: data_version moves with another connection's commit only.
+enum SQLiteCommitCounterCheck {
+    static func movesWithOtherConnections() throws -> Bool {
+        let folder = try TemporaryFolder()
+        let one = try SQLiteConnection(path: folder.path("c.db"), mode: .readWriteCreate), two = try SQLiteConnection(path: folder.path("c.db"))
+        try one.execute("CREATE TABLE t (x)")
+        let start = try one.commitCounter()
+        try one.execute("INSERT INTO t VALUES (1)")
+        let afterOwn = try one.commitCounter()
+        try two.execute("INSERT INTO t VALUES (2)")
+        let afterOther = try one.commitCounter()
+        return start == afterOwn && afterOther != afterOwn
     }
 }

@@ -211,9 +211,10 @@ public struct KeyRotator {
         // 1. The snapshot: read, derive and stage, holding no lock the application waits for.
         // The staged rows stay in the temporary tables when the read transaction ends.
         var reports: [GroupReport] = []
-        var snapshotCommits: Int64?
+        // Before the snapshot is taken: a commit after this read, seen by the snapshot or not,
+        // makes the write phase look for rows changed meanwhile.
+        let snapshotCommits = try database.commitCounter()
         try database.transaction(.read) {
-            snapshotCommits = try database.commitCounter()
             if let backupPath = options.backupPath {
                 progress(ProgressEvent(.backup))
                 try database.backup(to: backupPath, tables: tables)

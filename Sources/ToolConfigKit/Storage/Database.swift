@@ -12,8 +12,9 @@ public protocol Database: AnyObject {
     func transaction<T>(_ kind: TransactionKind, lockHeld: (Duration) -> Void, _ body: () throws -> T) throws -> T
 
     /// A number that changes whenever another connection commits to the database (SQLite's
-    /// data_version), or nil where the engine has none. Read in a snapshot and again under the
-    /// write lock, an unchanged number means nothing was written in between.
+    /// data_version, PostgreSQL's WAL position), or nil where the engine has none. Read before a
+    /// snapshot is taken and again under the write lock, an unchanged number means nothing was
+    /// written in between.
     func commitCounter() throws -> Int64?
 
     /// From now on the commits of this connection wait for the disk.

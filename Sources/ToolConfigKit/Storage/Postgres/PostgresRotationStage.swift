@@ -1,10 +1,13 @@
 /// A rotation's staging area on PostgreSQL: a temporary table of the rotation's own session, keyed
-/// by the table's one-column primary key. It is created before the read snapshot (a read-only
-/// transaction may write a temporary table but not create one); the snapshot's rows go to it
-/// with `COPY ... FROM STDIN`, 64 KiB of rows at a time (each COPY ends when the next page is
-/// read), and only then does it get its primary key and statistics, outside the write phase. A temporary table is
-/// never WAL-logged and is gone with the session, so a killed rotation leaves nothing behind.
-/// Rows staged in the write phase (the few the application changed meanwhile) are upserted.
+/// by the table's one-column primary key. It is created, with its key, before the read snapshot
+/// (a read-only transaction may write a temporary table but not create one); the snapshot's rows
+/// go to it with `COPY ... FROM STDIN`, 64 KiB of rows at a time (each COPY ends when the next
+/// page is read). A temporary table is never WAL-logged and is gone with the session, so a killed
+/// rotation leaves nothing behind; and nothing after the snapshot writes WAL (no ANALYZE: the
+/// merge join by key is planned without statistics, and loading in key order costs what building
+/// the key afterwards did), which lets the write phase tell from the WAL's position that nobody
+/// wrote meanwhile (`commitCounter`). Rows staged in the write phase (the few the application
+/// changed meanwhile) are upserted.
 final class PostgresRotationStage: RotationStaging {
     /// How the stage names the table's rows: its primary key column and type, and how a row's
     /// reference carries the key.
@@ -49,7 +52,7 @@ final class PostgresRotationStage: RotationStaging {
         try connection.execute("""
             DROP TABLE IF EXISTS \(name);
             CREATE TEMP TABLE toolcfg_rotation_\(index) (
-                k \(key.type) NOT NULL, rotate BOOLEAN NOT NULL,
+                k \(key.type) PRIMARY KEY, rotate BOOLEAN NOT NULL,
                 old_key TEXT, old_salt TEXT, old_nonce TEXT,
                 new_key TEXT NOT NULL, new_salt TEXT NOT NULL, new_nonce TEXT NOT NULL);
             """, context: "creating the rotation's staging table for \(group.label)")
@@ -95,8 +98,6 @@ final class PostgresRotationStage: RotationStaging {
     func finishStaging() throws {
         guard !finished else { return }
         try send()
-        try connection.execute("ALTER TABLE \(name) ADD PRIMARY KEY (k); ANALYZE \(name);",
-                               context: "indexing the rotation's staging table for \(group.label)")
         finished = true
     }
 
