@@ -52,12 +52,21 @@ struct PostgresDatabaseTests {
         try db.transaction(.write, lockHeld: { held = $0 }) { try connection.execute("INSERT INTO t VALUES (5)") }
         #expect(held != nil && !connection.isInTransaction)
 
-        // The commit counter (the WAL's position) moves with another session's commit, and with
-        // none of a read snapshot's or a temporary table's work (the rotation's between its reads).
-        try other.execute("CREATE TABLE u (x int)")
-        let before = try #require(try db.commitCounter())
+        // A snapshot's mark: rows written since are always seen (rows written before it may be
+        // too, while a transaction of the cluster older than them runs, as the other tests'
+        // do: that only costs the rotation its scan).
+        try other.execute("CREATE TABLE u (x int); CREATE TABLE v (x int)")
+        let mark = try #require(try db.transaction(.read) { try db.snapshotMark() })
+        let empty = try db.transaction(.write) { try db.writtenSince(mark, in: ["u", "v"]) }
+        #expect(!empty)
         try other.execute("INSERT INTO u VALUES (6)")
-        #expect(try #require(try db.commitCounter()) > before)
+        let (both, vOnly) = try db.transaction(.write) { (try db.writtenSince(mark, in: ["u", "v"]), try db.writtenSince(mark, in: ["v"])) }
+        #expect(both && !vOnly)
+        // A row written inside a savepoint (a subtransaction) counts as well.
+        let later = try #require(try db.transaction(.read) { try db.snapshotMark() })
+        try other.execute("BEGIN; SAVEPOINT s; INSERT INTO v VALUES (1); RELEASE SAVEPOINT s; COMMIT")
+        let inSavepoint = try db.transaction(.write) { try db.writtenSince(later, in: ["v"]) }
+        #expect(inSavepoint)
         #expect(try SQLiteCommitCounterCheck.movesWithOtherConnections())
 
         #expect(try connection.queryText("SHOW synchronous_commit") == "off")  // scripts/pg.sh's throwaway setting
@@ -153,17 +162,18 @@ struct PostgresDatabaseTests {
     }
 }
 
-/// SQLite's side of the commit counter: data_version moves with another connection's commit only.
+/// SQLite's side of `writtenSince`: data_version moves with another connection's commit only.
 enum SQLiteCommitCounterCheck {
     static func movesWithOtherConnections() throws -> Bool {
         let folder = try TemporaryFolder()
         let one = try SQLiteConnection(path: folder.path("c.db"), mode: .readWriteCreate), two = try SQLiteConnection(path: folder.path("c.db"))
         try one.execute("CREATE TABLE t (x)")
-        let start = try one.commitCounter()
+        let mark = try #require(try one.transaction(.read) { try one.snapshotMark() })
         try one.execute("INSERT INTO t VALUES (1)")
-        let afterOwn = try one.commitCounter()
+        let quietAfterOwn = try one.transaction(.write) { try !one.writtenSince(mark, in: ["t"]) }
+        let ownMark = try #require(try one.transaction(.read) { try one.snapshotMark() })
         try two.execute("INSERT INTO t VALUES (2)")
-        let afterOther = try one.commitCounter()
-        return start == afterOwn && afterOther != afterOwn
+        let seenOther = try one.transaction(.write) { try one.writtenSince(ownMark, in: ["t"]) }
+        return quietAfterOwn && seenOther
     }
 }

@@ -211,10 +211,9 @@ public struct KeyRotator {
         // 1. The snapshot: read, derive and stage, holding no lock the application waits for.
         // The staged rows stay in the temporary tables when the read transaction ends.
         var reports: [GroupReport] = []
-        // Before the snapshot is taken: a commit after this read, seen by the snapshot or not,
-        // makes the write phase look for rows changed meanwhile.
-        let snapshotCommits = try database.commitCounter()
+        var snapshotMark: String?
         try database.transaction(.read) {
+            snapshotMark = try database.snapshotMark()
             if let backupPath = options.backupPath {
                 progress(ProgressEvent(.backup))
                 try database.backup(to: backupPath, tables: tables)
@@ -285,7 +284,7 @@ public struct KeyRotator {
                 throw TablesChangedDuringRotation(database: database.location, before: groups.map(\.label), now: now.map(\.label))
             }
             // Nobody committed since the snapshot: no row can hold anything but what was read.
-            let quiet = try snapshotCommits.map { try database.commitCounter() == $0 } ?? false
+            let quiet = try snapshotMark.map { try !database.writtenSince($0, in: tables) } ?? false
             for (index, stage) in stages.enumerated() {
                 try write(stage, into: &reports[index], quiet: quiet)
             }

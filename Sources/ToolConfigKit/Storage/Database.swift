@@ -11,11 +11,15 @@ public protocol Database: AnyObject {
     @discardableResult
     func transaction<T>(_ kind: TransactionKind, lockHeld: (Duration) -> Void, _ body: () throws -> T) throws -> T
 
-    /// A number that changes whenever another connection commits to the database (SQLite's
-    /// data_version, PostgreSQL's WAL position), or nil where the engine has none. Read before a
-    /// snapshot is taken and again under the write lock, an unchanged number means nothing was
-    /// written in between.
-    func commitCounter() throws -> Int64?
+    /// In a read transaction: a mark of what its snapshot has seen, for `writtenSince`; nil
+    /// where the engine cannot tell.
+    func snapshotMark() throws -> String?
+
+    /// In a write transaction, before its first write, with `tables` locked against writers:
+    /// whether another connection may have written to `tables` since the snapshot `mark` came
+    /// from. False only when certain nothing was: a rotation then skips its scan for rows
+    /// changed meanwhile.
+    func writtenSince(_ mark: String, in tables: [String]) throws -> Bool
 
     /// From now on the commits of this connection wait for the disk.
     func makeCommitsDurable() throws

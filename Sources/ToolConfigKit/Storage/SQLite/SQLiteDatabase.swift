@@ -4,8 +4,15 @@ import Foundation
 extension SQLiteConnection: Database {
     public var location: String { path }
 
-    public func commitCounter() throws -> Int64? {
-        try queryInt64("PRAGMA data_version")
+    /// data_version: fixed for the length of a read transaction, changed by any other
+    /// connection's commit (never by this connection's own).
+    public func snapshotMark() throws -> String? {
+        try queryInt64("PRAGMA data_version").map(String.init)
+    }
+
+    /// The database has one write lock, so any other commit at all counts.
+    public func writtenSince(_ mark: String, in tables: [String]) throws -> Bool {
+        try snapshotMark() != mark
     }
 
     public func makeCommitsDurable() throws {
