@@ -96,21 +96,24 @@ public struct ApplicationRelease: Sendable, Codable, Equatable {
 }
 
 extension ApplicationRelease {
-    /// Reads the ledgers and counts the stored values' schemes (every group the map can account
-    /// for; a read of each ciphertext column).
-    public static func detect(_ database: any Database) throws -> ApplicationRelease {
+    /// Reads the ledgers, and counts the stored values' schemes (every group the map can account
+    /// for; a read of each ciphertext column) unless given the counts (`values`: a rotation has
+    /// just read every value).
+    public static func detect(_ database: any Database, values: StoredSchemes? = nil) throws -> ApplicationRelease {
         let store = database.migrationStore()
         let ledger = MigrationLedger(store: store)
         // A _sqlx_migrations of another shape is no ledger of the application's (migrate refuses it).
         let sqlx = try ledger.exists ? (try? store.ledgerEntries())?.map { ($0.version, $0.description) } : nil
         // What the values say only where every row of them can be read (row-level security
         // hides some from a role; a WITHOUT ROWID table cannot be scanned by row): else the ledger alone.
-        let stored: StoredSchemes?
-        do {
-            try database.requireEveryRowVisible(in: database.secretGroups(lenient: true).map(\.table).uniqued())
-            stored = try database.storedSchemes()
-        } catch {
-            stored = nil
+        var stored = values
+        if stored == nil {
+            do {
+                try database.requireEveryRowVisible(in: database.secretGroups(lenient: true).map(\.table).uniqued())
+                stored = try database.storedSchemes()
+            } catch {
+                stored = nil
+            }
         }
         var release = detect(sqlxEntries: sqlx, seaORMVersions: try store.seaORMLedger()?.map(\.version),
                              schemes: [.v1: stored?.count(.v1) ?? 0, .v2: stored?.count(.v2) ?? 0],

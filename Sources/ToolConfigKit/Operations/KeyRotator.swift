@@ -187,9 +187,10 @@ public struct KeyRotator {
         let tables = groups.map(\.table).uniqued()
         try database.requireEveryRowVisible(in: tables)
         let stores = try groups.map(database.secretStore)
-        let release = try ApplicationRelease.detect(database)
-        if release.ledger == "sqlx", options.scheme == .v2 {
-            throw UsageError("--scheme v2: this database is of the sqlx era (\(release.releases)), whose application cannot read scheme v2; nothing was changed")
+        // The ledger's word now (the values' schemes are counted as the snapshot reads them).
+        let ledgerRelease = try ApplicationRelease.detect(database, values: StoredSchemes())
+        if ledgerRelease.ledger == "sqlx", options.scheme == .v2 {
+            throw UsageError("--scheme v2: this database is of the sqlx era (\(ledgerRelease.releases)), whose application cannot read scheme v2; nothing was changed")
         }
         // The secrets file is read and checked before anything changes.
         let secretsFile = try options.secretsFile.map { try SecretsFileRotation(path: $0, oldKey: options.oldKey, newKey: options.newKey) }
@@ -211,6 +212,7 @@ public struct KeyRotator {
         // 1. The snapshot: read, derive and stage, holding no lock the application waits for.
         // The staged rows stay in the temporary tables when the read transaction ends.
         var reports: [GroupReport] = []
+        var values = StoredSchemes()
         var snapshotMark: String?
         try database.transaction(.read) {
             snapshotMark = try database.snapshotMark()
@@ -230,6 +232,7 @@ public struct KeyRotator {
                 func record(_ rows: [SecretRow], _ outcomes: [Outcome]) throws {
                     for (row, outcome) in zip(rows, outcomes) {
                         report.rows += 1
+                        if let scheme = row.secret?.scheme { values.byTable[group.table, default: [:]][scheme, default: 0] += 1 }
                         switch outcome {
                         case .noKey:
                             report.empty += 1
@@ -259,6 +262,7 @@ public struct KeyRotator {
                 reports.append(report)
             }
         }
+        let release = try ApplicationRelease.detect(database, values: values)
         guard !options.dryRun else {
             return report(reports, release: release, secretsFile: secretsFile, lock: .zero, elapsed: clock.now - started, verified: 0,
                           changedAfterCommit: 0)
