@@ -229,10 +229,11 @@ public struct KeyRotator {
                 let stage = options.dryRun ? nil : stages[index]
                 var report = GroupReport(table: group.table, columns: group.columns, rows: 0, rotated: 0, alreadyRotated: 0, empty: 0,
                                          changedDuringRotation: 0, removedDuringRotation: 0, room: rooms[index])
+                var schemes = [0, 0]  // v1, v2
                 func record(_ rows: [SecretRow], _ outcomes: [Outcome]) throws {
                     for (row, outcome) in zip(rows, outcomes) {
                         report.rows += 1
-                        if let scheme = row.secret?.scheme { values.byTable[group.table, default: [:]][scheme, default: 0] += 1 }
+                        if let secret = row.secret { schemes[secret.scheme == .v2 ? 1 : 0] += 1 }
                         switch outcome {
                         case .noKey:
                             report.empty += 1
@@ -259,6 +260,8 @@ public struct KeyRotator {
                     pending = next
                 }
                 if let pending { try record(pending.rows, pending.outcomes.wait()) }
+                values.byTable[group.table, default: [:]][.v1, default: 0] += schemes[0]
+                values.byTable[group.table, default: [:]][.v2, default: 0] += schemes[1]
                 reports.append(report)
             }
         }
