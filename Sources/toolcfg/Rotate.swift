@@ -24,7 +24,7 @@ struct Rotate: ParsableCommand {
                 "toolcfg rotate --db app.db --dry-run --json   # keys from the environment",
                 "toolcfg rotate --db app.db --master-key-file k --new-master-key-file k \\\n      --scheme v2   # upgrade to v2 in place",
                 "toolcfg rotate --db app.db --secret-columns \\\n      tokens:encrypted_token,token_salt,token_nonce",
-                "toolcfg rotate --db postgresql://app@db/app --make-room   # PostgreSQL beside a live application",
+                "toolcfg rotate --db postgresql://app@db/app --make-room \\\n      # PostgreSQL beside a live application",
             ])
     )
 
