@@ -36,14 +36,14 @@ public struct Migrator {
     /// A database of the application's sea-orm era is read, not refused: its ledger and release
     /// show (migrate up and down refuse it).
     public func status() throws -> MigrationStatusReport {
+        let release = try ApplicationRelease.detect(store.database)
         if let seaORM = try store.seaORMLedger() {
             return MigrationStatusReport(database: store.database.location, migrations: migrations.origin.description,
                                          ledgerExists: try ledger.exists, ledger: "sea-orm", entries: [],
                                          seaORMMigrations: seaORM.map { .init(version: $0.version, appliedAt: $0.appliedAt) },
-                                         applicationRelease: try ApplicationRelease.detect(store.database))
+                                         applicationRelease: release)
         }
         try ledger.checkOwnership()
-        let release = try ApplicationRelease.detect(store.database)
         let entries = try ledger.entries()
         let byVersion = Dictionary(entries.map { ($0.version, $0) }, uniquingKeysWith: { first, _ in first })
         let versions = Set(entries.map(\.version)).union(migrations.migrations.map(\.version)).sorted()

@@ -96,9 +96,9 @@ public struct KeyVerifier {
             return SecretsFileCheck(file: path, under: under ?? "neither")
         }
         var release: ApplicationRelease?
+        var values = StoredSchemes()
         // One consistent snapshot.
         try database.transaction(.read) {
-            release = try ApplicationRelease.detect(database)
             let groups = try database.secretGroups(columns)
             try database.requireEveryRowVisible(in: groups.map(\.table).uniqued())
             let stores = try groups.map(database.secretStore)
@@ -160,8 +160,12 @@ public struct KeyVerifier {
                     processed += rows.count
                     progress(ProgressEvent(.checkingKeys, done: processed, total: total))
                 }
+                values.byTable[group.table, default: [:]][.v1, default: 0] += report.v1
+                values.byTable[group.table, default: [:]][.v2, default: 0] += report.v2
                 reports.append(report)
             }
+            // The schemes as this scan counted them, not a second scan of every ciphertext.
+            release = try ApplicationRelease.detect(database, values: values)
         }
         let ok = reports.allSatisfy { $0.underNeither == 0 && $0.malformed == 0 }
             && reusedSalts == 0 && reusedNonces == 0 && file?.under != "neither"
