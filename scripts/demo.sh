@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The main job on a demo database: builds toolcfg, creates a master key and a database in a
 # folder (a new temporary one, or the one given), migrates it, imports the onboarding fixture
-# with plaintext keys (encrypted on the way in), shows the migration status, and exports a
-# verified backup with the keys still encrypted. Installs what building needs first, if missing.
+# with plaintext keys (encrypted on the way in), shows the migration status, exports a
+# verified backup with the keys still encrypted, and checks that backup on its own. Installs what building needs first, if missing.
 #   scripts/demo.sh [FOLDER]
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -20,6 +20,7 @@ key="$folder/master.key"
 "$toolcfg" import --db "$db" --in "$root/fixtures/demo-onboarding.csv" --master-key-file "$key"
 "$toolcfg" migrate status --db "$db"
 "$toolcfg" export --db "$db" --out "$folder/backup.json" --force --verify
+"$toolcfg" check-backup "$folder/backup.json"
 echo >&2
 echo "demo database: $db (master key in $key, backup in $folder/backup.json)" >&2
 echo "rows, keys encrypted:" >&2

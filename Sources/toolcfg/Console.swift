@@ -20,6 +20,12 @@ struct Console {
         if !quiet { Self.write("toolcfg: warning: " + message + "\n", to: FileHandle.standardError) }
     }
 
+    /// "write lock held 0.002 s of 0.041 s": both to the same precision (a lock of 0.002 s "of
+    /// 0.0 s" read as a lock longer than the run).
+    static func writeLock(held: Double, of elapsed: Double) -> String {
+        String(format: "write lock held %.3f s of %.3f s", held, elapsed)
+    }
+
     static func out(_ text: String) {
         write(text.hasSuffix("\n") ? text : text + "\n", to: FileHandle.standardOutput)
     }
@@ -168,6 +174,12 @@ enum FailureExit {
             if status == .success { Toolcfg.exit(withError: error) }
             var text = Toolcfg.fullMessage(for: error)
             if text.hasPrefix("Error: ") { text.removeFirst("Error: ".count) }
+            // ArgumentParser shows the root's usage for a validation error thrown by run(): the
+            // command's own is what helps.
+            if error is ValidationError, let command, let path = commandPath(to: type(of: command)) {
+                text = "\(Toolcfg.message(for: error))\nUsage: \(Toolcfg.usageString(for: type(of: command)))\n"
+                    + "  See '\(path.joined(separator: " ")) --help' for more information."
+            }
             FileHandle.standardError.write(Data((Console.errorPrefix + text + (text.hasSuffix("\n") ? "" : "\n")).utf8))
             // ArgumentParser's usage errors are 64; anything else unforeseen is an internal error (70).
             failure = .init(exitStatus: status == .failure ? ExitStatus.software.rawValue : status.rawValue, message: Toolcfg.message(for: error))
@@ -177,4 +189,18 @@ enum FailureExit {
         }
         Glibc.exit(failure.exitStatus)
     }
+
+    /// The command names from the root to `target` ("toolcfg", "migrate", "up").
+    private static func commandPath(to target: any ParsableCommand.Type, from root: any ParsableCommand.Type = Toolcfg.self) -> [String]? {
+        if root == target { return [root._commandName] }
+        for sub in root.configuration.subcommands {
+            if let path = commandPath(to: target, from: sub) { return [root._commandName] + path }
+        }
+        return nil
+    }
+}
+
+/// "1 record", "2 records".
+func count(_ number: some BinaryInteger, _ noun: String) -> String {
+    "\(number) \(noun)\(number == 1 ? "" : "s")"
 }

@@ -60,6 +60,6 @@ struct Export: ParsableCommand {
             userID: userID, toolID: toolID, overwrite: force, verify: verify, jobs: jobs.count, countsRows: console.showsProgress)
         let report = try console.withProgress { try Exporter(database: connection, options: options).run(progress: $0) }
         if output.json { return try console.report(report, toStandardError: out == "-") }
-        console.note("exported \(report.rows) row\(report.rows == 1 ? "" : "s") (\(report.keys.rawValue) keys) to \(out == "-" ? "standard output" : out)\(report.digest.map { ", \($0)" } ?? "")\(report.verified ? ", verified" : "")")
+        console.note("exported \(count(report.rows, "row")) (\(report.keys.rawValue) keys) to \(out == "-" ? "standard output" : out)\(report.digest.map { ", \($0)" } ?? "")\(report.verified ? ", verified" : "")")
     }
 }

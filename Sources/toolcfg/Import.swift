@@ -57,15 +57,16 @@ struct Import: ParsableCommand {
         if let tried = report.storedKeysTried, let opened = report.storedKeysOpened, opened < tried {
             console.note("\(tried - opened) of \(tried) stored key(s) tried did not open under the master key \(report.masterKeyFingerprint ?? ""): run verify-keys")
         }
+        for warning in report.warnings { console.warn(warning) }
         if output.json { return try console.report(report) }
         let prefix = report.dryRun ? "dry run, nothing written: would have " : ""
-        console.note("\(prefix)read \(report.records) records: \(report.inserted) inserted, \(report.updated) updated, \(report.unchanged) unchanged, \(report.skipped) skipped"
+        console.note("\(prefix)read \(count(report.records, "record")): \(report.inserted) inserted, \(report.updated) updated, \(report.unchanged) unchanged, \(report.skipped) skipped"
             + (report.duplicates > 0 ? ", \(report.duplicates) duplicate(s)" : "")
             + (report.integrityChecked ? "; row count and digest verified" : "")
             + (report.masterKeyFingerprint.map { "; master key \($0)" } ?? ""))
         if report.changedDuringImport > 0 {
             console.note("\(report.changedDuringImport) pair(s) written by the application while the file was read were decided again under the lock")
         }
-        if !report.dryRun { console.note(String(format: "write lock held %.3f s of %.1f s", report.writeLockSeconds, report.elapsedSeconds)) }
+        if !report.dryRun { console.note(Console.writeLock(held: report.writeLockSeconds, of: report.elapsedSeconds)) }
     }
 }

@@ -53,7 +53,7 @@ enum MigrationOutput {
         let loss = report.dataLoss ?? []
         for table in loss {
             let verb = report.dryRun ? (table.dropped ? "would drop" : "would delete rows of") : (table.dropped ? "dropped" : "deleted rows of")
-            console.note("\(verb) \(table.table): \(table.rows) row\(table.rows == 1 ? "" : "s")")
+            console.note("\(verb) \(table.table): \(count(table.rows, "row"))")
         }
         if report.dryRun {
             console.note("dry run: nothing was changed" + (loss.isEmpty ? "" : "; the revert needs --yes"))

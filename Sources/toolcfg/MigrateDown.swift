@@ -6,6 +6,7 @@ struct MigrateDown: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "down",
         abstract: "Revert applied migrations, newest first: one by default, --steps N, or all above --to VERSION (0 for all).",
+        usage: "toolcfg migrate down [--db <PATH|URL>] [--to <V> | --steps <N>] [<opts>]",
         discussion: help("""
             A revert that would drop or empty tables holding rows says which and how many, and is \
             refused (exit 64) unless given --yes. --dry-run shows the scripts that would run and \

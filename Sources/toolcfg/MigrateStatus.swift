@@ -6,6 +6,7 @@ struct MigrateStatus: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "status",
         abstract: "Show applied, pending, dirty, drifted and missing-file versions.",
+        usage: "toolcfg migrate status [--db <PATH|URL>] [<options>]",
         discussion: help("Only reads the database.", examples: [
             "toolcfg migrate status --db app.db",
             "TOOLCFG_DB=app.db toolcfg migrate status --json",
@@ -21,6 +22,7 @@ struct MigrateStatus: ParsableCommand {
         let connection = try database.openEitherEngine(.readOnly)
         let report = try Migrator(database: connection, migrations: try folder.load(for: connection)).status()
         if output.json { return try output.console.report(report) }
-        Console.out(MigrationOutput.render(report))
+        // A report for people: on standard error with the other commands' (the data is --json).
+        output.console.note(MigrationOutput.render(report))
     }
 }

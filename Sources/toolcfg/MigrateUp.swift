@@ -6,6 +6,7 @@ struct MigrateUp: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "up",
         abstract: "Apply pending migrations (all, or up to and including --to). Creates an SQLite file if needed.",
+        usage: "toolcfg migrate up [--db <PATH|URL>] [--to <VERSION>] [<options>]",
         discussion: help("""
             Each migration runs in its own transaction with its ledger row, as sqlx runs it. On \
             PostgreSQL, sqlx's advisory lock is held throughout, waited for up to --busy-timeout.
@@ -24,8 +25,13 @@ struct MigrateUp: ParsableCommand {
     @OptionGroup var output: OutputOptions
 
     func run() throws {
-        let connection = try database.openEitherEngine(.readWriteCreate)
+        let location = try database.location()
+        // A mistyped path would silently become a new, empty database: say so when one is made.
+        var newFile: String?
+        if case .sqlite(let path) = location, !FileManager.default.fileExists(atPath: path) { newFile = path }
+        let connection = try location.open(mode: .readWriteCreate, busyTimeout: database.timeout)
         let report = try Migrator(database: connection, migrations: try folder.load(for: connection), options: safety.options).up(to: to)
+        if let newFile { output.console.note("created a new database file \(newFile)") }
         try MigrationOutput.run(report, console: output.console)
     }
 }

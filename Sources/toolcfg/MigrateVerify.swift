@@ -6,6 +6,7 @@ struct MigrateVerify: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "verify",
         abstract: "Prove that every down migration undoes its up, exactly, leaving the databases as they were.",
+        usage: "toolcfg migrate verify (--db <PATH|URL> | --fixtures <DIR>) [<options>]",
         discussion: help("""
             For each database (--db, or every fixture of --fixtures DIR): a pending migration goes \
             up, down (the database must be as before, ledger included) and up again (as after the \
@@ -69,12 +70,12 @@ struct MigrateVerify: ParsableCommand {
             try console.report(report, failure: failure)
         } else {
             for database in report.databases {
-                Console.out("\(database.ok ? "ok  " : "FAIL") \(database.database)")
-                if let error = database.error { Console.out("     \(error)") }
+                console.note("\(database.ok ? "ok  " : "FAIL") \(database.database)")
+                if let error = database.error { console.note("     \(error)") }
                 for step in database.steps {
-                    Console.out("     \(step.ok ? "ok  " : "FAIL") \(step.version) \(step.description) (\(step.cycle))")
-                    for failure in step.failures { Console.out("          \(failure)") }
-                    for note in step.notes { Console.out("          note: \(note)") }
+                    console.note("     \(step.ok ? "ok  " : "FAIL") \(step.version) \(step.description) (\(step.cycle))")
+                    for failure in step.failures { console.note("          \(failure)") }
+                    for note in step.notes { console.note("          note: \(note)") }
                 }
             }
             console.note("\(report.databases.count - failed.count) of \(report.databases.count) database(s) passed")

@@ -85,7 +85,7 @@ struct Rotate: ParsableCommand {
         console.note("application release: \(report.applicationRelease.releases) (\(report.applicationRelease.basis))")
         if let backup = report.backupFile { console.note("backup of the state the rotation read: \(backup)") }
         if !dryRun {
-            console.note(String(format: "write lock held %.3f s of %.1f s", report.writeLockSeconds, report.elapsedSeconds))
+            console.note(Console.writeLock(held: report.writeLockSeconds, of: report.elapsedSeconds))
             console.note("read back after commit: \(report.verifiedAfterCommit) rotated values as written"
                 + (report.changedAfterCommit > 0 ? ", \(report.changedAfterCommit) written again by the application since" : ""))
         }

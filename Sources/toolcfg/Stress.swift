@@ -7,6 +7,7 @@ extension StressWriteMode: ExpressibleByArgument {}
 struct Stress: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Run concurrent upserts on a scratch database and check that none was duplicated, re-keyed or lost.",
+        usage: "toolcfg stress [--db <PATH|URL>] [--writers <N>] [--ops <N>] [<options>]",
         discussion: help("""
             N writers (threads with their own connections, or with --processes separate toolcfg \
             processes) each run M operations on a small key space of --pairs (user_id, tool_id) \

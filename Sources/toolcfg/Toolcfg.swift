@@ -22,7 +22,8 @@ struct Toolcfg: ParsableCommand {
                 "toolcfg --generate-completion-script bash > /etc/bash_completion.d/toolcfg",
             ]),
         version: version,
-        subcommands: [Keygen.self, Migrate.self, Export.self, Import.self, Rotate.self, VerifyKeys.self, Stress.self, StressWorkerCommand.self]
+        subcommands: [Keygen.self, Migrate.self, Export.self, Import.self, CheckBackup.self, Rotate.self, VerifyKeys.self, Stress.self,
+                      StressWorkerCommand.self]
     )
 
     /// ArgumentParser's main, but every failure (its own parse errors included) goes through

@@ -6,6 +6,7 @@ struct VerifyKeys: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "verify-keys",
         abstract: "Check that every stored secret decrypts under the master key, and that no salt or nonce repeats.",
+        usage: "toolcfg verify-keys [--db <PATH|URL>] [<options>]",
         discussion: help("""
             Every column group of every table is checked (as rotate finds them; --secret-columns \
             declares more), each value in its scheme, with counts of v1 and v2 values and the \
@@ -23,12 +24,15 @@ struct VerifyKeys: ParsableCommand {
     @OptionGroup var secretColumns: SecretColumnsOption
     @Option(name: .long, help: ArgumentHelp("Also check the secrets file of releases up to v0.0.45 ($BODHI_HOME/secrets.yaml).", valueName: "PATH"))
     var secretsFile: String?
+    @Option(name: .long, help: ArgumentHelp("Name at most N rows per list (problems, legacy values); 0 names every one.", valueName: "N"))
+    var list = KeyVerifier.defaultListLimit
     @OptionGroup var jobs: JobsOption
     @OptionGroup var masterKey: MasterKeyOption
     @OptionGroup var newKey: NewKeyOption
     @OptionGroup var output: OutputOptions
 
     func validate() throws {
+        if list < 0 { throw ValidationError("--list must be 0 (every row) or more") }
         try refuseTwoFromStandardInput(masterKey.masterKeyFile, newKey.newMasterKeyFile)
     }
 
@@ -39,7 +43,7 @@ struct VerifyKeys: ParsableCommand {
         let connection = try database.openEitherEngine(.readOnly)
         let report = try console.withProgress {
             try KeyVerifier(database: connection, masterKey: key, newKey: newMasterKey, jobs: jobs.count, columns: try secretColumns.map(),
-                            secretsFile: secretsFile)
+                            secretsFile: secretsFile, listLimit: list == 0 ? nil : list)
                 .run(progress: $0)
         }
         let failure = report.ok ? nil : Self.failure(report)
@@ -61,6 +65,8 @@ struct VerifyKeys: ParsableCommand {
             for problem in report.problems {
                 console.note("  \(problem.table) row id \(problem.id ?? String(problem.rowID)), \(problem.column): \(problem.problem)")
             }
+            let problems = report.groups.reduce(0) { $0 + $1.underNeither + $1.malformed }
+            if problems > report.problems.count { console.note(Self.more(problems - report.problems.count)) }
             let legacy = report.groups.reduce(0) { $0 + $1.legacy }
             let v2 = report.groups.reduce(0) { $0 + $1.v2 }
             if legacy > 0 && v2 == 0 && report.applicationRelease.ledger == "sea-orm" {
@@ -72,11 +78,15 @@ struct VerifyKeys: ParsableCommand {
                 for value in report.legacyValues {
                     console.note("  \(value.table) row id \(value.id ?? String(value.rowID)), \(value.column)")
                 }
-                if legacy > report.legacyValues.count { console.note("  and \(legacy - report.legacyValues.count) more") }
+                if legacy > report.legacyValues.count { console.note(Self.more(legacy - report.legacyValues.count)) }
             }
             if report.ok { console.note("ok") }
         }
         if let failure { throw ReportedFailure(error: failure) }
+    }
+
+    static func more(_ count: Int) -> String {
+        "  and \(count) more (--list 0 names every one; --json has the same list)"
     }
 
     static func failure(_ report: KeyVerifier.Report) -> CheckFailed {

@@ -66,14 +66,14 @@ struct CommandLineTests {
         #expect(entries?.first?["state"] as? String == "applied")
 
         let human = try toolcfg(["migrate", "status", "--db", db])
-        #expect(human.stdout.contains("tools config"))
-        #expect(human.stdout.contains("1 applied, 0 pending"))
+        #expect(human.stderr.contains("tools config") && human.stdout.isEmpty, "reports for people go to standard error")
+        #expect(human.stderr.contains("1 applied, 0 pending"))
 
         let down = try toolcfg(["migrate", "down", "--db", db, "--steps", "1"])
         #expect(down.status == 0)
         #expect(down.stderr.contains("reverted 7"))
         let pending = try toolcfg(["migrate", "status", "--db", db])
-        #expect(pending.stdout.contains("0 applied, 1 pending"))
+        #expect(pending.stderr.contains("0 applied, 1 pending"))
     }
 
     @Test("--migrations DIR overrides the built-in files")
@@ -177,6 +177,8 @@ struct CommandLineTests {
             }
             for line in text.split(separator: "\n") {
                 #expect(line.ranges(of: "(default:").count <= 1, "\(command): \(line)")
+                // An 80-column terminal shows every line whole, usage and examples included.
+                #expect(line.count <= 80, "\(command): \(line.count) columns: \(line)")
             }
             // The prose (overview and discussion, before the examples) has no runs of spaces mid-sentence.
             let prose = text.components(separatedBy: "Examples:")[0].components(separatedBy: "USAGE:")[0]
@@ -207,6 +209,55 @@ struct CommandLineTests {
         #expect(!result.stderr.contains("Error:"), "\(result.stderr)")
         for sql in ["SELECT", "sqlite_master", "PRAGMA", "preparing"] { #expect(!result.stderr.contains(sql), "\(result.stderr)") }
         if arguments.contains("TEXT") { #expect(result.stderr.contains("is not an SQLite database"), "\(result.stderr)") }
+    }
+
+    @Test("a usage error found by a subcommand shows that subcommand's usage, not the root's", arguments: [
+        (["migrate", "up"], "Usage: toolcfg migrate up ", "See 'toolcfg migrate up --help'"),
+        (["export", "--db", "x.db", "--out", "-"], "Usage: toolcfg export ", "See 'toolcfg export --help'"),
+        (["stress"], "Usage: toolcfg stress ", "See 'toolcfg stress --help'"),
+    ])
+    func subcommandUsage(arguments: [String], usage: String, see: String) throws {
+        let result = try toolcfg(arguments)
+        #expect(result.status == 64, "\(result.stderr)")
+        #expect(result.stderr.contains(usage) && result.stderr.contains(see), "\(result.stderr)")
+        #expect(!result.stderr.contains("<subcommand>"), "\(result.stderr)")
+    }
+
+    @Test("a missing database says how one is made; migrate up says when it made one; counts and lock times read right")
+    func newDatabaseAndWording() throws {
+        let folder = try TemporaryFolder()
+        let db = folder.path("typo.db")
+        let missing = try toolcfg(["export", "--db", db, "--out", "-", "--format", "csv"])
+        #expect(missing.status == 66 && missing.stderr.contains("no such database file (toolcfg migrate up --db PATH creates a new one)"),
+                "\(missing.stderr)")
+        let created = try toolcfg(["migrate", "up", "--db", db])
+        #expect(created.status == 0 && created.stderr.contains("created a new database file \(db)"), "\(created.stderr)")
+        #expect(try !toolcfg(["migrate", "up", "--db", db]).stderr.contains("created"), "an existing file is not new")
+
+        try Data("user_id,tool_id\nu1,t1\n".utf8).write(to: URL(fileURLWithPath: folder.path("one.csv")))
+        let imported = try toolcfg(["import", "--db", db, "--in", folder.path("one.csv")])
+        #expect(imported.stderr.contains("read 1 record: 1 inserted"), "\(imported.stderr)")
+        // Both durations to the same precision: never a lock longer than the run it was part of.
+        let lock = try #require(imported.stderr.firstMatch(of: /write lock held (\d+\.\d{3}) s of (\d+\.\d{3}) s/), "\(imported.stderr)")
+        #expect(Double(lock.1)! <= Double(lock.2)!)
+    }
+
+    @Test("verify-keys names 20 rows per list by default, says how many more, and names all with --list 0")
+    func verifyKeysLists() throws {
+        let folder = try TemporaryFolder()
+        let db = folder.path("v.db"), key = folder.path("k"), other = folder.path("other")
+        #expect(try toolcfg(["keygen", "--out", key]).status == 0 && toolcfg(["keygen", "--out", other]).status == 0)
+        #expect(try toolcfg(["migrate", "up", "--db", db]).status == 0)
+        try Data(("user_id,tool_id,api_key\n" + (0..<25).map { "u\($0),t,sk-\($0)\n" }.joined()).utf8).write(to: URL(fileURLWithPath: folder.path("in.csv")))
+        #expect(try toolcfg(["import", "--db", db, "--in", folder.path("in.csv"), "--master-key-file", key]).status == 0)
+        // Under the other key, every row is a problem.
+        let some = try toolcfg(["verify-keys", "--db", db, "--master-key-file", other])
+        #expect(some.status == 65 && some.stderr.components(separatedBy: "decrypts under no key given").count - 1 == 20, "\(some.stderr)")
+        #expect(some.stderr.contains("and 5 more (--list 0 names every one"), "\(some.stderr)")
+        let all = try toolcfg(["verify-keys", "--db", db, "--master-key-file", other, "--list", "0", "--json"])
+        let report = try JSONSerialization.jsonObject(with: Data(all.stdout.utf8)) as? [String: Any]
+        #expect(all.status == 65 && (report?["problems"] as? [Any])?.count == 25, "\(all.stdout)")
+        #expect(try toolcfg(["verify-keys", "--db", db, "--master-key-file", other, "--list", "-1"]).status == 64)
     }
 
     @Test("--quiet silences messages but not errors")
@@ -265,10 +316,10 @@ struct CommandLineTests {
         #expect(dryRun.status == 0)
         #expect(dryRun.stderr.contains("would revert 7") && dryRun.stderr.contains("    DROP TABLE IF EXISTS user_tool_configs;"), "\(dryRun.stderr)")
         #expect(dryRun.stderr.contains("would drop user_tool_configs: 2 rows"), "\(dryRun.stderr)")
-        #expect(try toolcfg(["migrate", "status", "--db", db]).stdout.contains("1 applied"))
+        #expect(try toolcfg(["migrate", "status", "--db", db]).stderr.contains("1 applied"))
         let yes = try toolcfg(["migrate", "down", "--db", db, "--yes"])
         #expect(yes.status == 0 && yes.stderr.contains("dropped user_tool_configs: 2 rows"), "\(yes.stderr)")
-        #expect(try toolcfg(["migrate", "status", "--db", db]).stdout.contains("0 applied, 1 pending"))
+        #expect(try toolcfg(["migrate", "status", "--db", db]).stderr.contains("0 applied, 1 pending"))
     }
 
     @Test("a CSV header without a required column is one error at its line, however many records follow")

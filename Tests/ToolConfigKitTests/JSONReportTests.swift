@@ -75,6 +75,8 @@ struct JSONReportTests {
         try scene.run("import", ["import", "--db", db, "--in", scene.path("plain.csv"), "--master-key-file", mk])
         try scene.run("export", ["export", "--db", db, "--out", scene.path("backup.json"), "--verify"])
         try scene.run("export", ["export", "--db", db, "--format", "csv", "--out", "-", "--keys", "omit"], reportOnStandardError: true)
+        try scene.run("check-backup", ["check-backup", scene.path("backup.json")])
+        try scene.run("failure", ["check-backup", scene.path("plain.csv")], status: 65)
         try scene.run("verify-keys", ["verify-keys", "--db", db, "--master-key-file", mk, "--new-master-key-file", mk2])
         try scene.run("rotate", ["rotate", "--db", db, "--master-key-file", mk, "--new-master-key-file", mk2, "--dry-run"])
         try scene.run("rotate", ["rotate", "--db", db, "--master-key-file", mk, "--new-master-key-file", mk2, "--backup", scene.path("before.db")])

@@ -451,7 +451,7 @@ struct PostgresReversibilityTests {
         try FileManager.default.copyItem(at: Repository.root.appendingPathComponent("fixtures/app-before-0007.db"), to: folder.url.appendingPathComponent("lite.db"))
         let both = try toolcfg(["migrate", "verify", "--fixtures", folder.url.path], environment: ["TOOLCFG_DB": server])
         #expect(both.status == 0, "\(both.stderr)")
-        #expect(both.stdout.contains("ok   \(folder.path("lite.db"))") && both.stdout.contains("ok   \(folder.path("pg.sql"))"), "\(both.stdout)")
+        #expect(both.stderr.contains("ok   \(folder.path("lite.db"))") && both.stderr.contains("ok   \(folder.path("pg.sql"))"), "\(both.stderr)")
 
         let noServer = try toolcfg(["migrate", "verify", "--fixtures", PostgresFixtures.folder.path])
         #expect(noServer.status == 64)
@@ -465,10 +465,10 @@ struct PostgresReversibilityTests {
         try PostgresFixtures.load("app-after-0007.sql", into: try database.connect())
         let good = try toolcfg(["migrate", "verify", "--db", database.url.text])
         #expect(good.status == 0, "\(good.stderr)")
-        #expect(good.stdout.contains("ok   7 tools config (down-up)"))
+        #expect(good.stderr.contains("ok   7 tools config (down-up)"))
         let folder = try TemporaryFolder()
         let bad = try toolcfg(["migrate", "verify", "--migrations", try Self.forgetfulPair(folder)], environment: ["TOOLCFG_DB": database.url.text])
         #expect(bad.status == 65)
-        #expect(bad.stdout.contains("index idx_user_tool_configs_updated: present now, absent before"), "\(bad.stdout)")
+        #expect(bad.stderr.contains("index idx_user_tool_configs_updated: present now, absent before"), "\(bad.stderr)")
     }
 }

@@ -92,6 +92,8 @@ public struct Importer {
         /// Encrypted triples written as the file gave them without a master key to check that
         /// they open: the application may not be able to read them.
         public var uncheckedKeys: Int = 0
+        /// What the operator must know that is no error (a file nothing proves complete).
+        public var warnings: [String] = []
     }
 
     static let batchSize = 512
@@ -217,6 +219,11 @@ public struct Importer {
             report.integrityChecked = state.checkIntegrity(header: header, trailer: producer.trailer, digest: producer.digest, file: reader.fileName)
         }
         if !state.errors.isEmpty { throw Self.failure(state.errors, maxErrors: options.maxErrors) }
+        // A bare JSON Lines file can lose its last lines and still parse: nothing shows it.
+        if options.format == .jsonl && header == nil {
+            report.warnings.append("\(reader.fileName) has no toolcfg header and trailer line, so nothing proves that it is complete "
+                + "(a file cut after any line still reads as valid); toolcfg export writes both")
+        }
     }
 
     /// Creates the indexes dropped for a load into an empty table, inside its transaction.
@@ -268,7 +275,7 @@ public struct Importer {
         return nil
     }
 
-    private static func openSealing(_ sealing: SealingParameters, passphrase: SecureBytes, file: String) throws -> SnapshotSealer {
+    static func openSealing(_ sealing: SealingParameters, passphrase: SecureBytes, file: String) throws -> SnapshotSealer {
         let result = Result { () throws(SecretError) in try SnapshotSealer(passphrase: passphrase, parameters: sealing) }
         if case .failure(.authenticationFailed) = result {
             throw SnapshotError(SnapshotLocation(file: file, line: 1, field: "sealing"), "the passphrase does not open this snapshot")

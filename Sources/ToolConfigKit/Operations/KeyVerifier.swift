@@ -65,10 +65,16 @@ public struct KeyVerifier {
     let jobs: Int
     let columns: SecretColumnMap
     let secretsFile: String?
+    /// How many rows the report names per list (problems, legacy values); nil names every one.
+    let listLimit: Int?
+
+    /// The rows a report names per list unless asked otherwise.
+    public static let defaultListLimit = 20
 
     public init(database: any Database, masterKey: MasterKey, newKey: MasterKey? = nil, jobs: Int = ParallelMap.defaultJobs,
-                columns: SecretColumnMap = SecretColumnMap(), secretsFile: String? = nil) {
+                columns: SecretColumnMap = SecretColumnMap(), secretsFile: String? = nil, listLimit: Int? = defaultListLimit) {
         self.secretsFile = secretsFile
+        self.listLimit = listLimit
         self.database = database
         self.masterKey = masterKey
         self.newKey = newKey
@@ -116,7 +122,7 @@ public struct KeyVerifier {
                         let named = Problem(table: group.table, rowID: row.rowID, id: row.id == String(row.rowID) ? nil : row.id, column: group.ciphertext,
                                             problem: "")
                         func problem(_ text: String) {
-                            if problems.count < 20 {
+                            if problems.count < listLimit ?? .max {
                                 var found = named
                                 (found.column, found.problem) = group.naming(text)
                                 problems.append(found)
@@ -140,7 +146,7 @@ public struct KeyVerifier {
                             report.v1 += 1
                             if group.table != SecretColumnMap.legacyReadableTable {
                                 report.legacy += 1
-                                if legacyValues.count < 20 {
+                                if legacyValues.count < listLimit ?? .max {
                                     var legacy = named
                                     legacy.problem = "a legacy (v1) value: an application of v0.0.59 or later refuses it until rotate --scheme v2 upgrades it"
                                     legacyValues.append(legacy)

@@ -31,7 +31,8 @@ public final class SQLiteConnection {
         self.options = options
         busyWait = BusyWait(timeout: options.busyTimeout)
         if mode != .readWriteCreate, path != ":memory:", !FileManager.default.fileExists(atPath: path) {
-            throw DatabaseError(code: SQLITE_CANTOPEN, message: "no such database file", path: path)
+            // The common cause is a new installation or a mistyped path: say how a database is made.
+            throw DatabaseError(code: SQLITE_CANTOPEN, message: "no such database file (toolcfg migrate up --db PATH creates a new one)", path: path)
         }
         let flags: Int32 = switch mode {
         case .readOnly: SQLITE_OPEN_READONLY
