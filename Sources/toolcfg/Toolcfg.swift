@@ -30,6 +30,10 @@ struct Toolcfg: ParsableCommand {
     /// FailureExit: one message prefix, and the --json error object.
     static func main() {
         let arguments = Array(CommandLine.arguments.dropFirst())
+        // Before any key is read: no core file, no ptrace by the same user (see ProcessHardening).
+        if let problem = ProcessHardening.forbidCoreDumps() {
+            Console(quiet: arguments.contains("-q") || arguments.contains("--quiet")).warn(problem)
+        }
         var command: (any ParsableCommand)?
         do {
             var parsed = try parseAsRoot(arguments)

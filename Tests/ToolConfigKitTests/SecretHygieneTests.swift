@@ -204,3 +204,64 @@ struct SecretHygieneTests {
     }
     #endif
 }
+
+/// Key material in memory: no core file and no ptrace by the same user (`ProcessHardening`), and
+/// long-lived keys in locked pages.
+@Suite("Secrets in memory")
+struct SecretsInMemoryTests {
+    /// Runs `command` in `folder` under bash with core files allowed (the soft limit raised to the
+    /// hard one), as an operator's shell may have it.
+    static func withCoresAllowed(_ command: String, in folder: TemporaryFolder, environment: [String: String] = [:]) throws -> ProcessResult {
+        try runProcess(URL(fileURLWithPath: "/bin/bash"), ["-c", "ulimit -S -c $(ulimit -H -c) 2>/dev/null; cd '\(folder.url.path)' && \(command)"],
+                       environment: environment)
+    }
+
+    static func cores(in folder: TemporaryFolder) -> [String] {
+        ((try? FileManager.default.contentsOfDirectory(atPath: folder.url.path)) ?? []).filter { $0.hasPrefix("core") }
+    }
+
+    @Test("a rotation that crashes holding every key writes no core file: it was not dumpable, with a core limit of 0")
+    func crashWritesNoCore() throws {
+        let folder = try TemporaryFolder()
+        let db = folder.path("app.db")
+        for name in ["old", "new"] { #expect(try toolcfg(["keygen", "--out", folder.path(name)]).status == 0) }
+        #expect(try toolcfg(["migrate", "up", "--db", db]).status == 0)
+        try Data("user_id,tool_id,api_key\nu1,t1,sk-one\nu2,t1,sk-two\n".utf8).write(to: URL(fileURLWithPath: folder.path("in.csv")))
+        #expect(try toolcfg(["import", "--db", db, "--in", folder.path("in.csv"), "--master-key-file", folder.path("old")]).status == 0)
+
+        // The control: where cores are written at all, a process that aborts leaves one here.
+        let control = try Self.withCoresAllowed("exec python3 -c 'import os; os.abort()'", in: folder)
+        #expect(control.status != 0)
+        let controlLeftOne = !Self.cores(in: folder).isEmpty
+        for core in Self.cores(in: folder) { try FileManager.default.removeItem(atPath: folder.path(core)) }
+
+        let crashed = try Self.withCoresAllowed(
+            "exec '\(Repository.toolcfg.path)' rotate --db app.db --master-key-file old --new-master-key-file new",
+            in: folder, environment: ["TOOLCFG_TEST_CRASH_AT": "keys-derived:abort"])
+        #expect(crashed.status != 0)
+        // Not dumpable, no core allowed, and both master keys in locked pages (root may lock any).
+        let state = try #require(crashed.stderr.firstMatch(of: /dumpable=(\d) core-limit=(\d+) locked-key-pages=(\d+)/), "\(crashed.stderr)")
+        #expect(state.1 == "0" && state.2 == "0", "\(crashed.stderr)")
+        if getuid() == 0 { #expect(Int(state.3)! >= 2, "\(crashed.stderr)") }
+        #expect(Self.cores(in: folder).isEmpty, "a core file was written (the control \(controlLeftOne ? "did" : "did not") leave one)")
+        // Nothing was written: every key still opens under the old key.
+        #expect(try toolcfg(["verify-keys", "--db", db, "--master-key-file", folder.path("old")]).status == 0)
+    }
+
+    @Test("a locked copy of key material holds its bytes in a locked page")
+    func lockedPages() throws {
+        func lockedKiB() throws -> Int {
+            let status = try String(contentsOfFile: "/proc/self/status", encoding: .utf8)
+            let line = try #require(status.split(separator: "\n").first { $0.hasPrefix("VmLck:") })
+            return Int(line.split(separator: " ", omittingEmptySubsequences: true)[1])!
+        }
+        let before = try lockedKiB()
+        var key: SecureBytes? = SecureBytes(locking: SecureBytes(Array(repeating: 7, count: 32)))
+        #expect(key!.withBytes { Array($0) } == Array(repeating: 7, count: 32))
+        // Other tests may lock keys at the same time: at least this one's page is counted.
+        #expect(try lockedKiB() >= before + 4, "VmLck did not grow")
+        #expect(ProcessHardening.lockedKeyPages >= 1)
+        key = nil
+        _ = key
+    }
+}

@@ -43,4 +43,11 @@ int toolcfg_pbkdf2_hmac_sha256_x16(const uint8_t *const *passwords, const size_t
                                    const uint8_t *const *salts, const size_t *salt_lens,
                                    uint32_t iterations, uint8_t *const *outs);
 
+/// Makes the process write no core file and refuse ptrace from other processes of its user
+/// (RLIMIT_CORE 0, soft and hard; PR_SET_DUMPABLE 0). Returns 0, or the errno of the step that failed.
+int toolcfg_forbid_core_dumps(void);
+
+/// PR_GET_DUMPABLE: 1 when the process may dump core or be traced by its user, 0 when not.
+int toolcfg_dumpable(void);
+
 #endif

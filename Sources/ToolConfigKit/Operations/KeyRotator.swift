@@ -265,6 +265,8 @@ public struct KeyRotator {
                 reports.append(report)
             }
         }
+        // Every old and new key, and each decrypted value for a moment, has been in memory.
+        CrashPoint.reach("keys-derived")
         let release = try ApplicationRelease.detect(database, values: values)
         guard !options.dryRun else {
             return report(reports, release: release, secretsFile: secretsFile, lock: .zero, elapsed: clock.now - started, verified: 0,

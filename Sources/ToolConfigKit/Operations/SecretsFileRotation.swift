@@ -161,11 +161,23 @@ final class SecretsFileRotation {
 }
 
 /// Where a test build stops dead, to prove what a crash there leaves behind: `TOOLCFG_TEST_CRASH_AT`
-/// names the point. Compiled out of release builds.
+/// names the point; `NAME:abort` crashes with SIGABRT instead of SIGKILL (a signal that dumps
+/// core, after saying on stderr whether the process may). Compiled out of release builds.
 enum CrashPoint {
     static func reach(_ name: String) {
         #if DEBUG
-        if ProcessInfo.processInfo.environment["TOOLCFG_TEST_CRASH_AT"] == name { kill(getpid(), SIGKILL) }
+        switch ProcessInfo.processInfo.environment["TOOLCFG_TEST_CRASH_AT"] {
+        case name:
+            kill(getpid(), SIGKILL)
+        case name + ":abort":
+            var limit = rlimit()
+            getrlimit(__rlimit_resource_t(RLIMIT_CORE.rawValue), &limit)
+            let state = "dumpable=\(ProcessHardening.isDumpable ? 1 : 0) core-limit=\(limit.rlim_cur) locked-key-pages=\(ProcessHardening.lockedKeyPages)"
+            FileHandle.standardError.write(Data("toolcfg-test: \(state)\n".utf8))
+            abort()
+        default:
+            break
+        }
         #endif
     }
 }

@@ -26,8 +26,9 @@ public struct MasterKey: Sendable {
                     Self.kekSaltV2.withUnsafeBytes { PBKDF2.deriveKey(password: password, salt: $0, iterations: Self.kekIterationsV2, into: out) }
                 }
             }
-            kek = made
-            return made
+            let locked = SecureBytes(locking: made)
+            kek = locked
+            return locked
         }
     }
 
@@ -35,7 +36,8 @@ public struct MasterKey: Sendable {
         guard material.count == Self.byteCount else {
             throw .invalidMasterKey(source: source, reason: "it decodes to \(material.count) bytes, not \(Self.byteCount)")
         }
-        self.material = material
+        // Held as long as the process works with the key: in a locked page (never swapped out).
+        self.material = SecureBytes(locking: material)
         self.source = source
     }
 

@@ -1,4 +1,6 @@
 import CFastPBKDF2
+import Glibc
+import Synchronization
 #if DEBUG
 import Foundation
 #endif
@@ -9,19 +11,41 @@ import Foundation
 public final class SecureBytes: @unchecked Sendable {
     // Immutable after init (the only write is the wipe in deinit), hence safe to share.
     private let storage: UnsafeMutableRawBufferPointer
+    /// Whether `storage` is a page of its own held in RAM by mlock (never written to swap).
+    private let locked: Bool
 
     public init(_ bytes: some Collection<UInt8>) {
         storage = .allocate(byteCount: max(bytes.count, 1), alignment: 16)
         storage.initializeMemory(as: UInt8.self, repeating: 0)
         _ = storage.initializeMemory(as: UInt8.self, from: bytes)
         count = bytes.count
+        locked = false
     }
+
+    /// A copy of `other` in a page of its own, locked in RAM where the system allows it (mlock; a
+    /// refusal, such as RLIMIT_MEMLOCK reached, leaves it an ordinary page). For key material that
+    /// lives as long as the process works: master keys, v2's KEKs, a snapshot's sealing key.
+    /// A page each, since munlock is not counted: two keys sharing a page would unlock each other.
+    public init(locking other: SecureBytes) {
+        let page = max(Int(sysconf(Int32(_SC_PAGESIZE))), 4096)
+        count = other.count
+        let size = (max(count, 1) + page - 1) / page * page
+        storage = .allocate(byteCount: size, alignment: page)
+        storage.initializeMemory(as: UInt8.self, repeating: 0)
+        locked = mlock(storage.baseAddress, size) == 0
+        if locked { SecureBytes.lockedPages.add(size / page, ordering: .relaxed) }
+        other.withBytes { _ = storage.initializeMemory(as: UInt8.self, from: $0) }
+    }
+
+    /// Pages of key material locked in RAM right now (tests and reports).
+    static let lockedPages = Atomic<Int>(0)
 
     /// Fills `count` bytes by calling `fill` once with the buffer (random generation, derivation).
     public init<E: Error>(count: Int, fill: (UnsafeMutableRawBufferPointer) throws(E) -> Void) throws(E) {
         storage = .allocate(byteCount: max(count, 1), alignment: 16)
         storage.initializeMemory(as: UInt8.self, repeating: 0)
         self.count = count
+        locked = false
         do {
             try fill(UnsafeMutableRawBufferPointer(rebasing: storage[0..<count]))
         } catch {
@@ -39,6 +63,10 @@ public final class SecureBytes: @unchecked Sendable {
 
     deinit {
         toolcfgSecureZero(storage)
+        if locked {
+            munlock(storage.baseAddress, storage.count)
+            SecureBytes.lockedPages.subtract(storage.count / max(Int(sysconf(Int32(_SC_PAGESIZE))), 4096), ordering: .relaxed)
+        }
         storage.deallocate()
     }
 }

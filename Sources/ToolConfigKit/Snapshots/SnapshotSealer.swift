@@ -57,7 +57,7 @@ public final class SnapshotSealer: Sendable {
     /// A new sealing for an export: fresh salt, the given cost.
     public init(passphrase: SecureBytes, cost: Argon2id.Parameters = .recommended) throws(SecretError) {
         let salt = SecureRandom.bytes(16)
-        key = try Argon2id.deriveKey(passphrase: passphrase, salt: salt, parameters: cost)
+        key = SecureBytes(locking: try Argon2id.deriveKey(passphrase: passphrase, salt: salt, parameters: cost))
         let nonce = SecureRandom.bytes(AESGCM.nonceLength)
         let check = try key.withBytes { k throws(SecretError) in
             try AESGCM.seal(key: k, nonce: nonce, plaintext: SealingParameters.checkPlaintext, associatedData: SealingParameters.checkAssociatedData)
@@ -70,7 +70,7 @@ public final class SnapshotSealer: Sendable {
         self.parameters = parameters
         let salt = try Base64.decode(parameters.salt, field: "sealing.salt")
         guard salt.count >= 16 else { throw .wrongLength(field: "sealing.salt", expected: "at least 16", actual: salt.count) }
-        key = try Argon2id.deriveKey(passphrase: passphrase, salt: salt, parameters: parameters.argon2)
+        key = SecureBytes(locking: try Argon2id.deriveKey(passphrase: passphrase, salt: salt, parameters: parameters.argon2))
         let check = try Base64.decode(parameters.check, field: "sealing.check")
         guard check.count == AESGCM.nonceLength + SealingParameters.checkPlaintext.count + AESGCM.tagLength else {
             throw .wrongLength(field: "sealing.check", expected: "\(AESGCM.nonceLength + SealingParameters.checkPlaintext.count + AESGCM.tagLength)", actual: check.count)
