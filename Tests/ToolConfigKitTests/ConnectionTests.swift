@@ -5,12 +5,19 @@ import Testing
 
 @Suite("SQLite connection layer")
 struct ConnectionTests {
-    @Test("every connection runs in WAL with foreign keys on")
+    @Test("a writing connection switches the file to WAL once a write has committed, not before; foreign keys are on")
     func pragmas() throws {
         let folder = try TemporaryFolder()
         let connection = try SQLiteConnection(path: folder.path("a.db"), mode: .readWriteCreate)
-        #expect(try connection.queryText("PRAGMA journal_mode") == "wal")
         #expect(try connection.queryInt64("PRAGMA foreign_keys") == 1)
+        try connection.execute("CREATE TABLE t (x)")
+        let before = try Data(contentsOf: URL(fileURLWithPath: folder.path("a.db")))
+        // A write that fails (rolled back) leaves the file as it was, journal mode included.
+        #expect(throws: (any Error).self) { try connection.writeTransaction { try connection.execute("INSERT INTO missing VALUES (1)") } }
+        #expect(try connection.queryText("PRAGMA journal_mode") == "delete")
+        #expect(try Data(contentsOf: URL(fileURLWithPath: folder.path("a.db"))) == before)
+        try connection.writeTransaction { try connection.execute("INSERT INTO t VALUES (1)") }
+        #expect(try connection.queryText("PRAGMA journal_mode") == "wal")
     }
 
     @Test("a writer waits for the lock, then fails with exit 75 past the busy timeout")

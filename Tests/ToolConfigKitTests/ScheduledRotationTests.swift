@@ -5,7 +5,7 @@ import Testing
 /// contrib/systemd/toolcfg-rotate-docker, the monthly rotation of a Docker installation, run as
 /// its timer runs it against a stand-in application (scripts/stand_in_app.py) that takes its key
 /// from the env file at start and writes secrets under it every 20 ms.
-@Suite("Scheduled rotation")
+@Suite("Scheduled rotation", .disabled("waits for the key-form and --backup-dir flags of issue 22"))
 struct ScheduledRotationTests {
     /// An installation: the database, the env file the container reads, the folders the script
     /// keeps its state and backups in, and the stand-in application.

@@ -158,6 +158,8 @@ struct SecretHygieneTests {
     #if DEBUG
     /// A 32-byte buffer that held key material and was zeroed before it was freed.
     static let wipedKey = WipeObserver.Wipe(count: 32, heldNonzero: true, zeroed: true)
+    /// The locked page of its own that a master key is kept in (`SecureBytes(locking:)`).
+    static let wipedLockedPage = WipeObserver.Wipe(count: Int(sysconf(Int32(_SC_PAGESIZE))), heldNonzero: true, zeroed: true)
 
     @Test("key material and plaintexts are zeroed before their memory is freed: master key, row keys, Argon2 key, decrypted bytes")
     func wipedAfterUse() throws {
@@ -166,7 +168,7 @@ struct SecretHygieneTests {
         let master = MasterKey.generate(), newKey = MasterKey.generate()
 
         let parsed = try WipeObserver.observe { _ = try MasterKey(text: MasterKeyTests.valid, source: .generated) }
-        #expect(parsed == [Self.wipedKey], "parsing and releasing a master key")
+        #expect(parsed == [Self.wipedKey, Self.wipedLockedPage], "parsing and releasing a master key: the decoded bytes, then its locked copy")
 
         var stored: StoredSecret?
         let encrypted = try WipeObserver.observe { stored = try SecretCipher.encrypt(plaintext, masterKey: master) }

@@ -59,13 +59,24 @@ public final class SQLiteConnection {
         } catch where error.code == SQLITE_NOTADB {
             throw DatabaseError(code: error.code, extendedCode: error.extendedCode, message: "the file is not an SQLite database", path: path)
         }
+        // Setting WAL needs no lock when it is already set; asking only when needed keeps
+        // concurrent openers from contending for it. It is a write (the file's header changes), so
+        // it waits until a write transaction has committed: a command that fails, before its write
+        // or in it, leaves the file byte for byte as it was.
         if options.journalModeWAL, mode != .readOnly, path != ":memory:" {
-            // Setting WAL needs no lock when it is already set; asking only when needed keeps
-            // concurrent openers from contending for it.
-            if try queryText("PRAGMA journal_mode")?.lowercased() != "wal" {
-                _ = try queryText("PRAGMA journal_mode = WAL")
-            }
+            wantsWAL = try queryText("PRAGMA journal_mode")?.lowercased() != "wal"
         }
+    }
+
+    /// Whether the file is to be switched to WAL after the first write that commits.
+    private var wantsWAL = false
+
+    /// Best effort: the data is committed either way, and WAL only spares readers and writers
+    /// each other's locks next time.
+    private func switchToWALAfterWriting() {
+        guard wantsWAL, !isInTransaction else { return }
+        wantsWAL = false
+        _ = try? queryText("PRAGMA journal_mode = WAL")
     }
 
     deinit { close() }
@@ -119,8 +130,11 @@ public final class SQLiteConnection {
                 if status != SQLITE_OK {
                     let first = Self.firstToken(in: bytes, from: current - start)
                     let line = bytes[..<first].reduce(1) { $1 == 0x0a ? $0 + 1 : $0 }
-                    // A line number only means something in a script of several lines (a migration).
-                    let where_ = [context, sql.contains("\n") ? "line \(line)" : nil].compactMap { $0 }.joined(separator: ", ")
+                    // A line number only means something in a script of several statements (a
+                    // migration); of a single statement it would blame a line, not the data.
+                    let others = first > Self.firstToken(in: bytes, from: 0)
+                        || tail.map { Self.firstToken(in: bytes, from: $0 - start) < bytes.count - 1 } == true
+                    let where_ = [context, others ? "line \(line)" : nil].compactMap { $0 }.joined(separator: ", ")
                     failure = self.error(status, context: where_)
                     sqlite3_finalize(statement)
                     return
@@ -219,6 +233,7 @@ public final class SQLiteConnection {
             let result = try body()
             try execute(kind == .rolledBackWrite ? "ROLLBACK" : "COMMIT", context: kind == .read ? nil : "committing")
             lockHeld(clock.now - started)
+            if kind == .write || kind == .deferredWrite { switchToWALAfterWriting() }
             return result
         } catch {
             if isInTransaction { try? execute("ROLLBACK") }
