@@ -53,8 +53,11 @@ def run(db, env_file, state):
 
 
 def start(db, env_file, state):
-    child = subprocess.Popen([sys.executable, __file__, "run", db, env_file, state], start_new_session=True,
-                             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
+    # Its own session and none of the caller's streams: a caller reading a pipe to its end (the
+    # test reading the rotation script's output) must not wait for this process to end.
+    with open(os.path.join(state, "log"), "a") as log:
+        child = subprocess.Popen([sys.executable, __file__, "run", db, env_file, state], start_new_session=True,
+                                 stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=log)
     with open(os.path.join(state, "pid"), "w") as file:
         file.write(str(child.pid))
     time.sleep(0.2)  # up and writing, as a container that reports healthy

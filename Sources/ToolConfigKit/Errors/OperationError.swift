@@ -59,6 +59,22 @@ public struct RotationError: ToolcfgError {
     public var errorContext: ErrorContext { ErrorContext(field: column, table: table, rowID: rowID) }
 }
 
+/// Reading a committed rotation back failed for a reason outside its rows (the server stopped,
+/// the connection was cut): the rotation stands, but this run could not check it.
+public struct ReadBackError: ToolcfgError {
+    public var database: String
+    public var cause: any ToolcfgError
+
+    public var exitStatus: ExitStatus { cause.exitStatus }
+    public var description: String {
+        let reason = (cause as? PostgresError)?.reason ?? cause.description
+        return "database \(database): the rotation is committed, every secret it read is under the new key, but reading it back "
+            + "failed: \(reason); check it with verify-keys under the new key (or run the same rotation again, which finds "
+            + "everything rotated and reads it back)"
+    }
+    public var errorContext: ErrorContext { ErrorContext(database: database) }
+}
+
 /// The column groups that hold secrets changed while a rotation ran (a migration added or
 /// dropped one): what it read no longer covers every secret. Nothing was written; a new run will.
 public struct TablesChangedDuringRotation: ToolcfgError {

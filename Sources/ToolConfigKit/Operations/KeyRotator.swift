@@ -311,11 +311,16 @@ public struct KeyRotator {
         try afterCommit()
         progress(ProgressEvent(.verifying))
         var verified = 0, changedAfterCommit = 0
-        let reader = try database.openReader()
-        for (stage, report) in zip(stages, reports) {
-            let counts = try readBack(stage, rotated: report.rotated, through: reader.secretStore(for: stage.group))
-            verified += counts.verified
-            changedAfterCommit += counts.changed
+        do {
+            let reader = try database.openReader()
+            for (stage, report) in zip(stages, reports) {
+                let counts = try readBack(stage, rotated: report.rotated, through: reader.secretStore(for: stage.group))
+                verified += counts.verified
+                changedAfterCommit += counts.changed
+            }
+        } catch let error as any ToolcfgError where !(error is RotationError) {
+            // The server or the file went away after the commit: the rotation stands, unchecked.
+            throw ReadBackError(database: database.location, cause: error)
         }
         // Advice only: a failure to get it must not fail a committed rotation.
         let advice = zip(stores, reports).compactMap { store, table in table.rotated >= adviceAfterRows ? (try? store.writePhaseAdvice()) ?? nil : nil }

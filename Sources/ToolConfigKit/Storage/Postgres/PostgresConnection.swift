@@ -91,8 +91,10 @@ public final class PostgresConnection {
         PostgresError(result: result, connection: handle, database: url.redacted, context: context, script: script)
     }
 
+    /// A failure found on this side; a broken session makes it a lost connection.
     func clientError(_ message: String, context: String?) -> PostgresError {
-        PostgresError(kind: .client, message: message, database: url.redacted, context: context)
+        let broken = handle.map { PQstatus($0) == CONNECTION_BAD } ?? false
+        return PostgresError(kind: broken ? .connectionLost : .client, message: message, database: url.redacted, context: context)
     }
 
     /// The session, for a new statement: a COPY that `copyInOpen` left open ends first (and a

@@ -56,10 +56,21 @@ public struct PostgresError: EngineError, Equatable {
     /// serialization failure, server starting or overloaded).
     public var isTemporary: Bool { exitStatus == .temporaryFailure }
 
+    /// The session ended under toolcfg: the server stopped or restarted, an administrator ended
+    /// the backend (pg_terminate_backend), or the network dropped. The server rolls back what the
+    /// session had not committed, so the same command can simply run again (exit 75).
+    public var isConnectionLoss: Bool {
+        if kind == .connectionLost { return true }
+        guard kind == .server, let sqlState else { return false }
+        // connection_exception (08...), admin_shutdown, crash_shutdown
+        return sqlState.hasPrefix("08") || sqlState == "57P01" || sqlState == "57P02"
+    }
+
     public var exitStatus: ExitStatus {
+        if isConnectionLoss { return .temporaryFailure }
         switch kind {
         case .connect: return .noInput
-        case .connectionLost: return .ioError
+        case .connectionLost: return .temporaryFailure
         case .client: return .software
         case .server: break
         }
@@ -86,7 +97,16 @@ public struct PostgresError: EngineError, Equatable {
         var text = "database \(database): \(reason)"
         if let hint { text += "; hint: \(hint)" }
         if let serverContext { text += "; context: \(serverContext.replacingOccurrences(of: "\n", with: "; "))" }
-        if isTemporary { text += " (the database was busy or refused for now: try again later)" }
+        if isConnectionLoss {
+            text += context == "committing"
+                ? "; the connection was lost during the commit, so whether it committed is unknown: run the same command again "
+                    + "once the server accepts connections (a rotation finishes or finds every secret under the new key; before "
+                    + "importing again, see with export whether the rows arrived)"
+                : "; the connection to the server was lost, and the server rolls back what was not committed, so nothing "
+                    + "was changed: run the same command again once the server accepts connections"
+        } else if isTemporary {
+            text += " (the database was busy or refused for now: try again later)"
+        }
         return text
     }
 
