@@ -32,9 +32,11 @@ toolchain_dir() {
   if [ -n "${TOOLCHAIN_DIR:-}" ]; then echo "$TOOLCHAIN_DIR"; return; fi
   local swift
   swift=$(command -v swift) || fail "no swift on PATH (set TOOLCHAIN_DIR to check linkage without it)"
-  swift=$(readlink -f "$swift")
-  local dir=${swift%/bin/swift}
-  echo "${dir%/usr}"
+  # swift is a link to swift-driver in the toolchain's usr/bin: two folders up, and above usr.
+  local dir
+  dir=$(dirname "$(dirname "$(readlink -f "$swift")")")
+  [ "$(basename "$dir")" != usr ] || dir=$(dirname "$dir")
+  echo "$dir"
 }
 
 # Every library ldd resolves must be a system one: none under the toolchain's folder, no Swift
