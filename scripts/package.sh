@@ -25,6 +25,7 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 
 fail() { echo "package: error: $*" >&2; exit 1; }
+usage() { echo "usage: scripts/package.sh [OUT_DIR] | --check-linkage BINARY" >&2; exit 64; }
 say() { echo "package: $*" >&2; }
 
 # The toolchain's folder: /opt/swift for /opt/swift/usr/bin/swift (TOOLCHAIN_DIR overrides).
@@ -55,12 +56,13 @@ check_linkage() {
 }
 
 if [ "${1:-}" = --check-linkage ]; then
-  [ $# -eq 2 ] || fail "usage: scripts/package.sh --check-linkage BINARY"
+  [ $# -eq 2 ] || usage
   check_linkage "$2"
   say "$2 loads system libraries only"
   exit 0
 fi
-[ $# -le 1 ] || fail "usage: scripts/package.sh [OUT_DIR] | --check-linkage BINARY"
+[ $# -le 1 ] || usage
+case "${1:-}" in -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//' >&2; exit 0 ;; -*) usage ;; esac
 out_dir=${1:-$root}
 mkdir -p "$out_dir" || fail "cannot create $out_dir"
 out_dir=$(cd "$out_dir" && pwd)
