@@ -35,10 +35,15 @@ if [ $# -eq 0 ]; then
     package_start=$SECONDS
     # The linkage check refuses the plain debug build, which loads the Swift runtime from the
     # toolchain, before it passes the packaged one.
-    if bash scripts/package.sh --check-linkage .build/debug/toolcfg 2>/dev/null; then
+    if bash scripts/package.sh --check-linkage .build/debug/toolcfg 2>"$TOOLCFG_PG_DIR/linkage.log"; then
       echo "test: the linkage check passed a binary that loads the toolchain's libraries" >&2
       exit 1
     fi
+    grep -q 'loads libraries from the Swift toolchain' "$TOOLCFG_PG_DIR/linkage.log" || {
+      echo "test: the linkage check failed on the debug build for another reason:" >&2
+      cat "$TOOLCFG_PG_DIR/linkage.log" >&2
+      exit 1
+    }
     deb=$(bash scripts/package.sh "${PACKAGE_BUILD_DIR:-.build-release-static}" | tail -n 1)
     bash scripts/package_smoke.sh "$deb"
     # A failing step must fail the smoke script: verify-keys under the old key after the rotation.
