@@ -4,19 +4,26 @@
 # on every run and the README's commands work on a bare machine.
 #   scripts/bootstrap.sh          everything (build, demo, tests)
 #   scripts/bootstrap.sh build    only what building toolcfg and the demo need
+#   scripts/bootstrap.sh package  what building and checking the Debian package needs
 set -euo pipefail
 
 scope=${1:-all}
 # Building: the C libraries behind the system-library modules, pkg-config to find them; the
 # demo prints its rows with the sqlite3 shell.
 packages=(libsqlite3-dev libssl-dev libargon2-dev libpq-dev pkg-config sqlite3)
-if [ "$scope" = all ]; then
+# The package (scripts/package.sh): dpkg-dev for dpkg-shlibdeps (the Depends line), binutils for
+# strip and for objdump, which dpkg-shlibdeps reads the binary with.
+package_tools=(dpkg-dev binutils)
+if [ "$scope" = package ]; then
+  packages+=("${package_tools[@]}")
+elif [ "$scope" = all ]; then
+  packages+=("${package_tools[@]}")
   # Tests: the Python peers, GNU time (peak RSS) and strace (file modes), script (a terminal);
   # postgresql, the server scripts/pg.sh runs for the PostgreSQL tests, and libpq-dev, its C
   # client library (which the build needs too, once the CLI speaks PostgreSQL).
   packages+=(python3 python3-pip time strace bsdutils postgresql)
 elif [ "$scope" != build ]; then
-  echo "usage: scripts/bootstrap.sh [build|all]" >&2
+  echo "usage: scripts/bootstrap.sh [build|package|all]" >&2
   exit 64
 fi
 
