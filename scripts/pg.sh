@@ -7,6 +7,7 @@
 #   scripts/pg.sh passfile a PGPASSFILE (0600) holding the generated password for tcp-url
 #   scripts/pg.sh status   exit 0 when running, 3 when not
 #   scripts/pg.sh stop     stop the server and remove the folder
+#   scripts/pg.sh crash    stop it at once (pg_ctl stop -m immediate), folder kept: start recovers
 #
 # The cluster runs with fsync off (it holds nothing worth keeping); TOOLCFG_PG_DURABLE=1 at start
 # keeps the server's durable defaults instead (benchmarks that compare with SQLite's fsync per commit).
@@ -89,7 +90,8 @@ start() {
   init_cluster
   local attempt
   for attempt in 1 2 3; do
-    free_port >"$dir/port"
+    # A restart keeps its port (and so its URLs); a clash takes a new one.
+    [ "$attempt" -eq 1 ] && [ -s "$dir/port" ] || free_port >"$dir/port"
     install -m 0600 -o "$server_user" /dev/null "$dir/server.log"
     # fsync off: a throwaway cluster for tests, where speed matters and a crash loses nothing.
     local speed="-c fsync=off -c synchronous_commit=off -c full_page_writes=off"
@@ -117,13 +119,21 @@ stop() {
   rm -rf "$dir"
 }
 
+# The server dies as in a power cut of its own: no checkpoint, every session cut; the next start
+# recovers from the WAL (pg_faults.py).
+crash() {
+  running || die "not running (scripts/pg.sh start)"
+  as_server "$bin/pg_ctl" -D "$dir/data" -m immediate -w -t 60 stop >/dev/null
+}
+
 case "${1:-}" in
   start) start ;;
   stop) stop ;;
+  crash) crash ;;
   url) running || die "not running (scripts/pg.sh start)"; socket_url ;;
   tcp-url) running || die "not running (scripts/pg.sh start)"; tcp_url ;;
   passfile) running || die "not running (scripts/pg.sh start)"; echo "$dir/pgpass" ;;
   status)
     if running; then echo "running: $(socket_url) (pid $(head -1 "$dir/data/postmaster.pid"), folder $dir)"; else echo "not running"; exit 3; fi ;;
-  *) echo "usage: scripts/pg.sh start|stop|url|tcp-url|passfile|status" >&2; exit 64 ;;
+  *) echo "usage: scripts/pg.sh start|stop|crash|url|tcp-url|passfile|status" >&2; exit 64 ;;
 esac

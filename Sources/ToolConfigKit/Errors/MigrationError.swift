@@ -68,7 +68,14 @@ public enum MigrationError: ToolcfgError {
         case .noDownMigration(let version, let file):
             return "migration \(version) (\(file)) has no .down.sql file, so it cannot be reverted"
         case .failed(let version, let file, let cause):
-            return "migration \(version) (\(file)) failed and was rolled back: \(cause.reason)"
+            if let lost = cause as? PostgresError, lost.isConnectionLoss {
+                // Lost during the commit, it may have committed: the ledger tells, and a rerun goes on from there.
+                return "migration \(version) (\(file)) did not finish: \(cause.reason); the connection to the server was lost, "
+                    + "and the server rolls back what was not committed: run the same command again once the server accepts "
+                    + "connections (migrate status shows where the ledger stands)"
+            }
+            let again = cause.exitStatus == .temporaryFailure ? "; run the same command again" : ""
+            return "migration \(version) (\(file)) failed and was rolled back: \(cause.reason)\(again)"
         case .wouldLoseRows(let loss):
             let what = loss.map { "\($0.dropped ? "drop" : "delete rows of") \($0.table) (\($0.rows) row\($0.rows == 1 ? "" : "s"))" }
             return "migrate down would \(what.joined(separator: ", ")); nothing was changed: give --yes to go ahead, or --dry-run to see what would run"

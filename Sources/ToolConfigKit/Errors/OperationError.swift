@@ -65,12 +65,13 @@ public struct ReadBackError: ToolcfgError {
     public var database: String
     public var cause: any ToolcfgError
 
-    public var exitStatus: ExitStatus { cause.exitStatus }
+    // Checking again later is all that is left to do.
+    public var exitStatus: ExitStatus { .temporaryFailure }
     public var description: String {
         let reason = (cause as? PostgresError)?.reason ?? cause.description
         return "database \(database): the rotation is committed, every secret it read is under the new key, but reading it back "
-            + "failed: \(reason); check it with verify-keys under the new key (or run the same rotation again, which finds "
-            + "everything rotated and reads it back)"
+            + "failed: \(reason); check it with verify-keys under the new key, or run the same command again once the server "
+            + "accepts connections (it finds everything rotated and reads it back)"
     }
     public var errorContext: ErrorContext { ErrorContext(database: database) }
 }

@@ -145,7 +145,7 @@ extension PostgresError {
         var message = primary ?? (fallback.isEmpty ? Self.connectionMessage(connection) : fallback)
         message = message.trimmingCharacters(in: .whitespacesAndNewlines)
         let broken = connection.map { PQstatus($0) == CONNECTION_BAD } ?? true
-        let kind: Kind = sqlState != nil ? .server : (broken ? .connectionLost : .client)
+        let kind: Kind = sqlState != nil ? .server : (broken || Self.saysConnectionLost(message) ? .connectionLost : .client)
         var line: Int?
         if let script, let position = field(UInt8(ascii: "P")).flatMap(Int.init), position > 0 {
             // A position counts characters from 1 in the statement text as sent.
@@ -155,6 +155,13 @@ extension PostgresError {
                   hint: field(UInt8(ascii: "H")), serverContext: field(UInt8(ascii: "W")),
                   table: field(UInt8(ascii: "t")), column: field(UInt8(ascii: "c")),
                   constraint: field(UInt8(ascii: "n")), line: line, database: database, context: context)
+    }
+
+    /// libpq's words for a session that broke, for the calls (a COPY's) after which its status
+    /// may not say so yet.
+    static func saysConnectionLost(_ message: String) -> Bool {
+        ["server closed the connection unexpectedly", "no connection to the server", "connection to server was lost",
+         "could not send data to server", "could not receive data from server", "SSL SYSCALL error"].contains { message.contains($0) }
     }
 
     static func connectionMessage(_ connection: OpaquePointer?) -> String {
