@@ -89,7 +89,13 @@ public final class SQLiteConnection {
     // MARK: errors
 
     func error(_ status: Int32, context: String?) -> DatabaseError {
-        let message = handle.map { String(cString: sqlite3_errmsg($0)) } ?? String(cString: sqlite3_errstr(status))
+        var message = handle.map { String(cString: sqlite3_errmsg($0)) } ?? String(cString: sqlite3_errstr(status))
+        // "disk I/O error" alone does not say that a disk filled (or which limit was hit): the OS does.
+        let primary = status & 0xff
+        if primary == SQLITE_IOERR || primary == SQLITE_FULL || primary == SQLITE_CANTOPEN, let handle {
+            let osError = sqlite3_system_errno(handle)
+            if osError != 0 { message += " (\(String(cString: strerror(osError))))" }
+        }
         let extended = handle.map { sqlite3_extended_errcode($0) } ?? status
         return DatabaseError(code: status, extendedCode: extended, message: message, path: path, context: context)
     }
@@ -135,7 +141,7 @@ public final class SQLiteConnection {
                     let others = first > Self.firstToken(in: bytes, from: 0)
                         || tail.map { Self.firstToken(in: bytes, from: $0 - start) < bytes.count - 1 } == true
                     let where_ = [context, others ? "line \(line)" : nil].compactMap { $0 }.joined(separator: ", ")
-                    failure = self.error(status, context: where_)
+                    failure = self.error(status, context: where_.isEmpty ? nil : where_)
                     sqlite3_finalize(statement)
                     return
                 }
