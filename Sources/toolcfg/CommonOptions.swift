@@ -65,7 +65,7 @@ struct MasterKeyOption: ParsableArguments {
         for path in [masterKeyFile, masterKeyTextFile] { SecretInput.looseModeWarning(forKeyFile: path).map(console.warn) }
     }
 
-    func validate() throws { try forms.requireAtMostOne(.masterKey) }
+    func validate() throws { try refuseTwoForms(forms, .masterKey) }
 }
 
 struct NewKeyOption: ParsableArguments {
@@ -87,7 +87,7 @@ struct NewKeyOption: ParsableArguments {
         return try SecretInput.masterKey(.newMasterKey, forms: forms)
     }
 
-    func validate() throws { try forms.requireAtMostOne(.newMasterKey) }
+    func validate() throws { try refuseTwoForms(forms, .newMasterKey) }
 }
 
 /// `--master-key-keyring`, `--new-master-key-keyring` and `--keyring` take an optional value,
@@ -133,6 +133,15 @@ struct JobsOption: ParsableArguments {
 
     func validate() throws {
         if let jobs, jobs < 1 { throw ValidationError("--jobs must be at least 1") }
+    }
+}
+
+/// Two forms for one key are a usage error (exit 64, with the command's usage).
+func refuseTwoForms(_ forms: MasterKeyForms, _ kind: SecretKind) throws {
+    do {
+        try forms.requireAtMostOne(kind)
+    } catch {
+        throw ValidationError(error.description)
     }
 }
 
