@@ -156,26 +156,36 @@ public struct RotationKeys: Sendable {
                 + "toolcfg forget-old-key --keyring '\(service)' --db \(report.database)")
             return steps
         case .keyring(let service):
-            steps.append("done by this run: \(KeyringEntry.application(service: service).description) holds the new key \(new); the old key \(old) "
-                + "is kept as \(KeyringEntry.previous(service: service).description)")
+            var done = "done by this run: \(KeyringEntry.application(service: service).description) holds the new key \(new)"
+            switch oldKey.source {
+            case .keyring: done += "; the old key \(old) is kept as \(KeyringEntry.previous(service: service).description)"
+            case .textEnvironment, .textFile:
+                done += "; remove \(Self.variable(oldKey.source)) from the application's environment: while it is set, the application uses it, not the keyring"
+            default: break
+            }
+            steps.append(done)
         case .file(let path):
             steps.append("switch the application to the new key \(new), written to \(path): " + Self.switchAdvice(from: oldKey.source, base64: path))
         case .given:
             steps.append("switch the application to the new key \(new): " + Self.switchAdvice(from: oldKey.source, to: newKey.source))
         }
         steps.append("restart the application: until it runs on the new key it cannot read the values rotated under it")
+        var oldFromKeyring = false
+        if case .keyring = oldKey.source { oldFromKeyring = true }
         let again: String
         switch destination {
-        case .keyring(let service):
+        case .keyring(let service) where oldFromKeyring:
             again = "toolcfg rotate --db \(report.database) --master-key-keyring '\(service)' --new-master-key-keyring '\(service)' "
                 + "(from the previous key to the current one)"
+        case .keyring(let service):
+            again = "the same rotation with --new-master-key-keyring '\(service)' and without --generate-new-key (the entry holds the new key now)"
         case .file(let path):
             again = "the same rotation with --new-master-key-file \(path) in place of --generate-new-key"
         default:
             again = "the same rotation, with the same keys"
         }
         steps.append("then run \(again), to re-encrypt what the application wrote under the old key before it restarted; values already under the new key are left alone")
-        if case .keyring(let service) = destination {
+        if case .keyring(let service) = destination, oldFromKeyring {
             steps.append("once that run rotates nothing: toolcfg forget-old-key --keyring '\(service)' --db \(report.database)")
         } else {
             steps.append("once that run rotates nothing, discard the old key \(old) (\(oldKey.source))"

@@ -81,7 +81,8 @@ public enum ApplicationKeyText {
         let prefix = variable + "="
         if !bare.contains(where: \.isNewline) && !bare.hasPrefix(prefix) { return String(bare) }
         var values: [(line: Int, value: Substring)] = []
-        for (index, rawLine) in contents.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+        // "\r\n" is one Character in Swift: split on it as on "\n" (docker reads lines as bufio does).
+        for (index, rawLine) in contents.split(omittingEmptySubsequences: false, whereSeparator: { $0 == "\n" || $0 == "\r\n" }).enumerated() {
             var line = rawLine.drop(while: { $0 == " " || $0 == "\t" })
             if line.last == "\r" { line = line.dropLast() }
             if line.allSatisfy(\.isWhitespace) || line.hasPrefix("#") { continue }
