@@ -5,7 +5,8 @@ import ToolConfigKit
 struct ForgetOldKey: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "forget-old-key",
-        abstract: "Drop the old master key that a rotation into the keyring kept as keyring-rs:secret_key.previous@SERVICE.",
+        abstract: "Drop the old master key a rotation kept in the keyring (secret_key.previous).",
+        usage: "toolcfg forget-old-key --keyring [<SERVICE>] [--db <PATH|URL>] [<opts>]",
         discussion: help("""
             A rotation that switches the keyring keeps the old key until this command: the \
             application may write under it until it restarts on the new one, and the catch-up \

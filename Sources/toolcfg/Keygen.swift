@@ -5,6 +5,7 @@ import ToolConfigKit
 struct Keygen: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Generate a new master key (32 random bytes as base64, or a text for BODHI_ENCRYPTION_KEY).",
+        usage: "toolcfg keygen [--out <FILE>] [--form base64|text] [<options>]",
         discussion: help("""
             Writes the key to --out (created 0600, never over an existing file unless --force) or \
             to standard output. --form base64 (the default) is the key itself, as key files and \
