@@ -18,7 +18,12 @@ struct Rotate: ParsableCommand {
             value already under the new key counts as rotated (a second run changes nothing); a \
             value under neither key, or a group half NULL, fails the run and nothing is written. \
             The commit is made with synchronous=FULL and the rotated values are read back before \
-            success is reported.
+            success is reported. Keys come in every form (see toolcfg --help). A new key bound for \
+            the keyring (--new-master-key-keyring) or made by the run (--generate-new-key) is kept \
+            before the commit (keyring entry secret_key.next, or --new-master-key-out) and switched \
+            into the application's entry after it, the old one kept as secret_key.previous until \
+            forget-old-key; a rerun finishes an interrupted switch. The report ends with the next \
+            steps (next_steps in --json, kept with -q).
             """, examples: [
                 "toolcfg rotate --db app.db --master-key-file old.key \\\n      --new-master-key-file new.key --backup before.db",
                 "toolcfg rotate --db app.db --master-key-keyring --generate-new-key",

@@ -16,7 +16,7 @@ struct Toolcfg: ParsableCommand {
             --master-key-keyring [SERVICE] (the application's keyring entry). --db also reads TOOLCFG_DB. With --json every \
             command prints one JSON object on standard output, "ok": false with the exit status \
             and the error when it fails. Exit status follows sysexits.h: 64 usage, 65 bad input \
-            data, 66 input missing, 74 I/O error, 75 database busy.
+            data, 66 input missing, 69 unavailable (a keyring entry), 74 I/O error, 75 database busy.
             """, examples: [
                 "toolcfg keygen --out master.key",
                 "toolcfg migrate up --db app.db",

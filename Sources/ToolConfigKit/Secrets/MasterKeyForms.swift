@@ -49,12 +49,14 @@ public enum ApplicationKeyText {
         if placeholders.contains(text) {
             throw .refusedKeyText(source: source, reason: "it is the placeholder of the application's sample configuration")
         }
-        let bytes = Array(text.utf8)
+        var bytes = Array(text.utf8)
+        defer { AESGCM.wipe(&bytes) }
         guard bytes.count >= minimumBytes else {
             throw .refusedKeyText(source: source, reason: "it is \(bytes.count) bytes; the application needs at least \(minimumBytes)")
         }
-        let material = SecureBytes(Digest.sha256(bytes))
-        return try MasterKey(material: material, source: source)
+        var digest = Digest.sha256(bytes)
+        defer { AESGCM.wipe(&digest) }
+        return try MasterKey(material: SecureBytes(digest), source: source)
     }
 
     /// A new random text fit for the variable: 32 random bytes as URL-safe base64 without padding
