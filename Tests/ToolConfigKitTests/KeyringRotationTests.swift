@@ -140,6 +140,17 @@ struct KeyringRotationTests {
         #expect(steps.first?.contains("written to \(out)") == true, "\(steps)")
         #expect(steps.contains { $0.contains("--new-master-key-file \(out) in place of --generate-new-key") }, "\(steps)")
 
+        // Killed after the commit: the database is under the file's key, which finishes it.
+        let crashedOut = folder.path("crashed.key")
+        let crashed = try toolcfg(["rotate", "--db", database.path, "--master-key-file", out, "--generate-new-key", "--new-master-key-out", crashedOut],
+                                  environment: ["TOOLCFG_TEST_CRASH_AT": "database-committed"])
+        #expect(crashed.status == SIGKILL, "\(crashed.stderr)")
+        let staged = try SecretInput.requireMasterKey(filePath: crashedOut, environment: [:])
+        #expect(try KeyVerifier(database: connection, masterKey: staged).run().ok)
+        let finished = try toolcfg(["rotate", "--db", database.path, "--master-key-file", out, "--new-master-key-file", crashedOut])
+        #expect(finished.status == 0, "\(finished.stderr)")
+        #expect(finished.stderr.contains("0 rotated, \(database.keyedTotal) already under the new key"), "\(finished.stderr)")
+
         // A second run would write over it: refused, the file and the database unchanged.
         let before = try Data(contentsOf: URL(fileURLWithPath: database.path))
         let again = try toolcfg(["rotate", "--db", database.path, "--master-key-file", out, "--generate-new-key", "--new-master-key-out", out])
@@ -222,6 +233,10 @@ struct KeyringRotationTests {
             #expect(report["values_checked"] as? Int == scene.database.keyedTotal)
             #expect(try scene.previous == nil)
             #expect(try scene.application?.material == new.material)
+            // With no previous key and nothing staged, keyring to keyring has nothing to do: refused.
+            let nothingToCatchUp = try TestKeyring.toolcfg(["rotate", "--db", scene.db, "--master-key-keyring", "--new-master-key-keyring"])
+            #expect(nothingToCatchUp.status == 64, "\(nothingToCatchUp.stderr)")
+            #expect(nothingToCatchUp.stderr.contains("give --generate-new-key to rotate to a new key"), "\(nothingToCatchUp.stderr)")
             // Once more: nothing to forget, nothing changed.
             let nothing = try TestKeyring.toolcfg(["forget-old-key", "--keyring"])
             #expect(nothing.status == 0 && nothing.stderr.contains("no keyring-rs:secret_key.previous@Bodhi App to forget"), "\(nothing.stderr)")

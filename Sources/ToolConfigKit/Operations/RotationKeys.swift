@@ -81,9 +81,18 @@ public struct RotationKeys: Sendable {
             let oldKey = try SecretInput.requireMasterKey(.masterKey, forms: old, environment: environment)
             return RotationKeys(oldKey: oldKey, newKey: .generate(), destination: .keyring(service: service), generated: true, dryRun: dryRun)
         }
-        // Nothing staged, nothing to generate: the application's entry is the new key.
+        // Nothing staged, nothing to generate: the application's entry is the new key, and from
+        // that same entry the old one is .previous (the catch-up after a switch).
         let newKey = try application.requireMasterKey()
-        let oldKey = try oldInSameEntry ? previous.requireMasterKey() : SecretInput.requireMasterKey(.masterKey, forms: old, environment: environment)
+        let oldKey: MasterKey
+        if !oldInSameEntry {
+            oldKey = try SecretInput.requireMasterKey(.masterKey, forms: old, environment: environment)
+        } else if let kept = try previous.masterKey() {
+            oldKey = kept
+        } else {
+            throw UsageError("the current and the new key both from \(application.description): no new key is staged (\(next.description)) "
+                + "and no previous key is kept (\(previous.description)) to catch up from; give --generate-new-key to rotate to a new key")
+        }
         return RotationKeys(oldKey: oldKey, newKey: newKey, destination: oldInSameEntry ? .catchUp(service: service) : .keyring(service: service),
                             generated: false, dryRun: dryRun)
     }
