@@ -4,9 +4,9 @@ import Testing
 
 /// The keyring tests' own kernel keyring: `run` executes its body on a thread of its own that has
 /// joined a new, empty session keyring (a thread's keyrings are its own), so the toolcfg
-/// processes it starts inherit that keyring, and nothing reaches the user's. The debug build's
-/// TOOLCFG_TEST_KEYRING_SESSION_ONLY keeps toolcfg (and this process) off the user's persistent
-/// keyring too.
+/// processes it starts inherit that keyring, and nothing reaches the user's.
+/// TOOLCFG_TEST_KEYRING_SESSION_ONLY (and `KeyringEntry.sessionOnlyInProcess` in this process)
+/// keeps them off the user's persistent keyring too.
 enum TestKeyring {
     static let sessionOnly = "TOOLCFG_TEST_KEYRING_SESSION_ONLY"
 
@@ -32,7 +32,8 @@ enum TestKeyring {
     }
 
     static func run<T>(_ body: @escaping () throws -> T) throws -> T {
-        setenv(sessionOnly, "1", 1)
+        // This process's own keyring calls too (an environment change would race other tests).
+        KeyringEntry.sessionOnlyInProcess.store(true, ordering: .relaxed)
         let handoff = Handoff(body)
         let done = DispatchSemaphore(value: 0)
         Thread {

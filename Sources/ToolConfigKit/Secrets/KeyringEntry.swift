@@ -1,5 +1,6 @@
 import CKeyutils
 import Foundation
+import Synchronization
 
 /// One entry of the Linux kernel key service as the application's keyring crate (keyring-rs,
 /// `linux-native`) keeps it: key type `user`, description `keyring-rs:USER@SERVICE`, added to the
@@ -16,9 +17,12 @@ public struct KeyringEntry: Sendable, Equatable {
     public let service: String
     public let user: String
     /// Whether the user's persistent keyring is searched and new entries linked into it. Only
-    /// tests turn it off (TOOLCFG_TEST_KEYRING_SESSION_ONLY in a debug build), so that they
-    /// never touch the real user's keyring.
+    /// tests turn it off (`sessionOnlyInProcess`, and TOOLCFG_TEST_KEYRING_SESSION_ONLY=1 for the
+    /// processes they start), so that they never touch the real user's keyring. Honoured in
+    /// every build: it only narrows where keys are looked for, and a test run of a release build
+    /// must not reach the user's keyring either.
     let usesPersistentKeyring: Bool
+    static let sessionOnlyInProcess = Atomic<Bool>(false)
 
     public init(service: String = defaultService, user: String = applicationUser) {
         self.service = service
@@ -36,11 +40,7 @@ public struct KeyringEntry: Sendable, Equatable {
     public var description: String { "keyring-rs:\(user)@\(service)" }
 
     private static var sessionOnlyForTests: Bool {
-        #if DEBUG
-        ProcessInfo.processInfo.environment["TOOLCFG_TEST_KEYRING_SESSION_ONLY"] == "1"
-        #else
-        false
-        #endif
+        sessionOnlyInProcess.load(ordering: .relaxed) || ProcessInfo.processInfo.environment["TOOLCFG_TEST_KEYRING_SESSION_ONLY"] == "1"
     }
 
     var searched: String { usesPersistentKeyring ? "the session keyring or the user's persistent keyring" : "the session keyring" }
