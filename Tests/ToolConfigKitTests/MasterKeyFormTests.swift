@@ -202,6 +202,65 @@ struct MasterKeyFormTests {
         try JSONReportTests.validate([result, written, base64].map { JSONReportTests.Output(kind: "keygen", arguments: [], result: $0, json: $0.stdout) })
     }
 
+    struct Advice: Sendable, CustomTestStringConvertible {
+        var name: String
+        /// Old and new key forms: "env:NAME", "text" (a text file), "base64" (a key file).
+        var old: String
+        var new: String
+        var switchStep: String
+
+        var testDescription: String { name }
+    }
+
+    static let advice: [Advice] = [
+        Advice(name: "variable to text file", old: "env:BODHI_ENCRYPTION_KEY", new: "text",
+               switchStep: "set BODHI_ENCRYPTION_KEY in the application's environment (its env file or Docker secret) to the text in {new}"),
+        Advice(name: "variable to variable", old: "env:APP_KEY", new: "env:NEW_APP_KEY",
+               switchStep: "set APP_KEY in the application's environment to the value of NEW_APP_KEY"),
+        Advice(name: "text file to key file", old: "text", new: "base64",
+               switchStep: "the application takes BODHI_ENCRYPTION_KEY as a text it hashes, so this base64 key (file {new}) cannot go there"),
+        Advice(name: "key file to key file", old: "base64", new: "base64", switchStep: "put the base64 text from file {new} where the application keeps its key"),
+    ]
+
+    @Test("rotation's closing advice: what to switch in the form of the keys given, restart, rotate again, discard; kept in --json with -q",
+          arguments: advice)
+    func closingAdvice(advice: Advice) throws {
+        let scene = try Scene()
+        let newText = ApplicationKeyText.generate()
+        let newKey = try ApplicationKeyText.masterKey(text: newText, source: .generated)
+        var environment: [String: String] = [:]
+        func form(_ form: String, _ prefix: String, text: String, key: MasterKey, file: String) throws -> [String] {
+            if form.hasPrefix("env:") {
+                environment[String(form.dropFirst(4))] = text
+                return ["--\(prefix)-env", String(form.dropFirst(4))]
+            }
+            if form == "text" { return ["--\(prefix)-text-file", try scene.write(file + ".txt", text + "\n")] }
+            return ["--\(prefix)-file", try scene.write(file + ".b64", key.base64Text + "\n")]
+        }
+        let arguments = try form(advice.old, "master-key", text: scene.text, key: scene.key, file: "old")
+            + form(advice.new, "new-master-key", text: newText, key: newKey, file: "new")
+        let newPath = arguments.last!
+        let quiet = try toolcfg(["rotate", "--db", scene.db, "--json", "-q"] + arguments, environment: environment)
+        #expect(quiet.status == 0, "\(quiet.stderr)")
+        #expect(quiet.stderr.isEmpty, "\(quiet.stderr)")
+        let report = try #require(try JSONSerialization.jsonObject(with: Data(quiet.stdout.utf8)) as? [String: Any])
+        let steps = try #require(report["next_steps"] as? [String])
+        #expect(steps.count == 4, "\(steps)")
+        #expect(steps[0].hasPrefix("switch the application to the new key \(newKey.fingerprint): "), "\(steps)")
+        #expect(steps[0].contains(advice.switchStep.replacingOccurrences(of: "{new}", with: newPath)), "\(steps[0])")
+        #expect(steps[0].hasSuffix("keep a copy of the old key first (a 0600 file): the catch-up run below needs it"))
+        #expect(steps[1].hasPrefix("restart the application"))
+        #expect(steps[2].hasPrefix("then run the same rotation again with the same two keys"))
+        #expect(steps[3].hasPrefix("once that run rotates nothing, discard the old key \(scene.key.fingerprint)"))
+        try JSONReportTests.validate([JSONReportTests.Output(kind: "rotate", arguments: arguments, result: quiet, json: quiet.stdout)])
+
+        // The catch-up with the same keys rotates nothing more; its human report ends with the same steps.
+        let human = try toolcfg(["rotate", "--db", scene.db] + arguments, environment: environment)
+        #expect(human.status == 0, "\(human.stderr)")
+        #expect(human.stderr.contains("0 rotated"), "\(human.stderr)")
+        #expect(human.stderr.hasSuffix("next:" + steps.enumerated().map { "\n  \($0 + 1). \($1)" }.joined() + "\n"), "\(human.stderr)")
+    }
+
     @Test("import's note on unchecked keys names every key form")
     func importNoteNamesForms() throws {
         let scene = try Scene()

@@ -170,13 +170,15 @@ public struct RotationKeys: Sendable {
             case .keyring: done += "; the old key \(old) is kept as \(KeyringEntry.previous(service: service).description)"
             case .textEnvironment, .textFile:
                 done += "; remove \(Self.variable(oldKey.source)) from the application's environment: while it is set, the application uses it, not the keyring"
-            default: break
+                    + Self.keepOldKey
+            default: done += Self.keepOldKey
             }
             steps.append(done)
         case .file(let path):
-            steps.append("switch the application to the new key \(new), written to \(path): " + Self.switchAdvice(from: oldKey.source, base64: path))
+            steps.append("switch the application to the new key \(new), written to \(path): " + Self.switchAdvice(from: oldKey.source, base64: path)
+                + Self.keepOldKey)
         case .given:
-            steps.append("switch the application to the new key \(new): " + Self.switchAdvice(from: oldKey.source, to: newKey.source))
+            steps.append("switch the application to the new key \(new): " + Self.switchAdvice(from: oldKey.source, to: newKey.source) + Self.keepOldKey)
         }
         steps.append("restart the application: until it runs on the new key it cannot read the values rotated under it")
         var oldFromKeyring = false
@@ -191,7 +193,7 @@ public struct RotationKeys: Sendable {
         case .file(let path):
             again = "the same rotation with --new-master-key-file \(path) in place of --generate-new-key"
         default:
-            again = "the same rotation, with the same keys"
+            again = "the same rotation again with the same two keys (the old one from that copy if its \(oldKey.source) holds the new one by then)"
         }
         steps.append("then run \(again), to re-encrypt what the application wrote under the old key before it restarted; values already under the new key are left alone")
         if case .keyring(let service) = destination, oldFromKeyring {
@@ -202,6 +204,8 @@ public struct RotationKeys: Sendable {
         }
         return steps
     }
+
+    static let keepOldKey = "; keep a copy of the old key first (a 0600 file): the catch-up run below needs it"
 
     /// Where the new key goes, from where the old one came (which tells how the application
     /// takes its key) and the form the new one is in.
