@@ -19,6 +19,8 @@ let package = Package(
         .systemLibrary(name: "CArgon2", pkgConfig: "libargon2", providers: [.apt(["libargon2-dev"])]),
         .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
         .systemLibrary(name: "CPostgres", pkgConfig: "libpq", providers: [.apt(["libpq-dev"])]),
+        // The Linux kernel key service, where the application keeps its master key on desktops.
+        .systemLibrary(name: "CKeyutils", pkgConfig: "libkeyutils", providers: [.apt(["libkeyutils-dev"])]),
         // The PBKDF2 hot loop (2,000 SHA-256 compressions per stored secret) in C over OpenSSL's
         // block function: see the comment at the top of pbkdf2_sha256.c for why and how it is checked.
         .target(
@@ -33,7 +35,7 @@ let package = Package(
         .plugin(name: "EmbedMigrations", capability: .buildTool(), dependencies: ["MigrationEmbedder"]),
         .target(
             name: "ToolConfigKit",
-            dependencies: ["COpenSSL", "CArgon2", "CSQLite", "CPostgres", "CFastPBKDF2"],
+            dependencies: ["COpenSSL", "CArgon2", "CSQLite", "CPostgres", "CFastPBKDF2", "CKeyutils"],
             plugins: ["EmbedMigrations"]
         ),
         .executableTarget(

@@ -9,8 +9,8 @@ set -euo pipefail
 
 scope=${1:-all}
 # Building: the C libraries behind the system-library modules, pkg-config to find them; the
-# demo prints its rows with the sqlite3 shell.
-packages=(libsqlite3-dev libssl-dev libargon2-dev libpq-dev pkg-config sqlite3)
+# demo prints its rows with the sqlite3 shell; libkeyutils-dev for the keyring key form.
+packages=(libsqlite3-dev libssl-dev libargon2-dev libpq-dev libkeyutils-dev pkg-config sqlite3)
 # The package (scripts/package.sh): dpkg-dev for dpkg-shlibdeps (the Depends line), binutils for
 # strip and for objdump, which dpkg-shlibdeps reads the binary with.
 package_tools=(dpkg-dev binutils)
@@ -21,7 +21,8 @@ elif [ "$scope" = all ]; then
   # Tests: the Python peers, GNU time (peak RSS) and strace (file modes), script (a terminal);
   # postgresql, the server scripts/pg.sh runs for the PostgreSQL tests, and libpq-dev, its C
   # client library (which the build needs too, once the CLI speaks PostgreSQL).
-  packages+=(python3 python3-pip time strace bsdutils postgresql)
+  # keyutils: keyctl, to look at the test keyrings by hand when a keyring test fails.
+  packages+=(python3 python3-pip time strace bsdutils postgresql keyutils)
 elif [ "$scope" != build ]; then
   echo "usage: scripts/bootstrap.sh [build|package|all]" >&2
   exit 64

@@ -40,14 +40,76 @@ struct OutputOptions: ParsableArguments {
 struct MasterKeyOption: ParsableArguments {
     @Option(name: .long, help: ArgumentHelp("File holding the master key (base64), - for stdin; or set TOOLCFG_MASTER_KEY.", valueName: "PATH"))
     var masterKeyFile: String?
+    @Option(name: .long, help: ArgumentHelp("Environment variable holding the application's key text (as BODHI_ENCRYPTION_KEY: the key is its SHA-256).", valueName: "NAME"))
+    var masterKeyEnv: String?
+    @Option(name: .long, help: ArgumentHelp("File holding that key text, bare or as a BODHI_ENCRYPTION_KEY= line of an env file.", valueName: "PATH"))
+    var masterKeyTextFile: String?
+    @Option(name: .long, help: ArgumentHelp("The application's keyring entry of SERVICE (default \"\(KeyringEntry.defaultService)\" when no value follows).", valueName: "SERVICE"))
+    var masterKeyKeyring: String?
 
-    func masterKey() throws -> MasterKey? { try SecretInput.masterKey(filePath: masterKeyFile) }
-    func requireMasterKey() throws -> MasterKey { try SecretInput.requireMasterKey(filePath: masterKeyFile) }
+    var forms: MasterKeyForms {
+        MasterKeyForms(file: masterKeyFile, environmentVariable: masterKeyEnv, textFile: masterKeyTextFile, keyringService: masterKeyKeyring)
+    }
+
+    func masterKey(_ console: Console) throws -> MasterKey? {
+        warnAboutModes(console)
+        return try SecretInput.masterKey(forms: forms)
+    }
+
+    func requireMasterKey(_ console: Console) throws -> MasterKey {
+        warnAboutModes(console)
+        return try SecretInput.requireMasterKey(forms: forms)
+    }
+
+    func warnAboutModes(_ console: Console) {
+        for path in [masterKeyFile, masterKeyTextFile] { SecretInput.looseModeWarning(forKeyFile: path).map(console.warn) }
+    }
+
+    func validate() throws { try refuseTwoForms(forms, .masterKey) }
 }
 
 struct NewKeyOption: ParsableArguments {
     @Option(name: .long, help: ArgumentHelp("File holding the new master key, - for stdin; or set TOOLCFG_NEW_MASTER_KEY.", valueName: "PATH"))
     var newMasterKeyFile: String?
+    @Option(name: .long, help: ArgumentHelp("Environment variable holding the new key as the application's key text.", valueName: "NAME"))
+    var newMasterKeyEnv: String?
+    @Option(name: .long, help: ArgumentHelp("File holding the new key text, bare or as a BODHI_ENCRYPTION_KEY= line.", valueName: "PATH"))
+    var newMasterKeyTextFile: String?
+    @Option(name: .long, help: ArgumentHelp("The keyring of SERVICE (default \"\(KeyringEntry.defaultService)\"): rotate switches its entry to the new key.", valueName: "SERVICE"))
+    var newMasterKeyKeyring: String?
+
+    var forms: MasterKeyForms {
+        MasterKeyForms(file: newMasterKeyFile, environmentVariable: newMasterKeyEnv, textFile: newMasterKeyTextFile, keyringService: newMasterKeyKeyring)
+    }
+
+    func masterKey(_ console: Console) throws -> MasterKey? {
+        for path in [newMasterKeyFile, newMasterKeyTextFile] { SecretInput.looseModeWarning(forKeyFile: path).map(console.warn) }
+        return try SecretInput.masterKey(.newMasterKey, forms: forms)
+    }
+
+    func validate() throws { try refuseTwoForms(forms, .newMasterKey) }
+}
+
+/// `--master-key-keyring`, `--new-master-key-keyring` and `--keyring` take an optional value,
+/// which ArgumentParser's options cannot: with no value after them (the end, or another flag),
+/// the application's own service name is filled in before parsing.
+enum OptionalKeyringValue {
+    static let flags: Set<String> = ["--master-key-keyring", "--new-master-key-keyring", "--keyring"]
+
+    static func fillDefaults(_ arguments: [String]) -> [String] {
+        var result: [String] = []
+        for (index, argument) in arguments.enumerated() {
+            result.append(argument)
+            if argument == "--" {
+                result += arguments[(index + 1)...]
+                break
+            }
+            guard flags.contains(argument) else { continue }
+            let next = arguments.indices.contains(index + 1) ? arguments[index + 1] : nil
+            if next.map({ $0.hasPrefix("-") && $0 != "-" }) ?? true { result.append(KeyringEntry.defaultService) }
+        }
+        return result
+    }
 }
 
 struct PassphraseOption: ParsableArguments {
@@ -71,6 +133,15 @@ struct JobsOption: ParsableArguments {
 
     func validate() throws {
         if let jobs, jobs < 1 { throw ValidationError("--jobs must be at least 1") }
+    }
+}
+
+/// Two forms for one key are a usage error (exit 64, with the command's usage).
+func refuseTwoForms(_ forms: MasterKeyForms, _ kind: SecretKind) throws {
+    do {
+        try forms.requireAtMostOne(kind)
+    } catch {
+        throw ValidationError(error.description)
     }
 }
 

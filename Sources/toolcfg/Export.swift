@@ -36,7 +36,7 @@ struct Export: ParsableCommand {
     @OptionGroup var output: OutputOptions
 
     func validate() throws {
-        try refuseTwoFromStandardInput(masterKey.masterKeyFile, passphrase.passphraseFile)
+        try refuseTwoFromStandardInput(masterKey.masterKeyFile, masterKey.masterKeyTextFile, passphrase.passphraseFile)
     }
 
     func run() throws {
@@ -54,7 +54,7 @@ struct Export: ParsableCommand {
         let connection = try database.openEitherEngine(.readOnly)
         let options = Exporter.Options(
             output: out, format: format, keys: keys,
-            masterKey: keys == .plaintext || keys == .sealed ? try masterKey.masterKey() : nil,
+            masterKey: keys == .plaintext || keys == .sealed ? try masterKey.masterKey(output.console) : nil,
             passphrase: keys == .sealed ? try passphrase.passphrase() : nil,
             sealingCost: .init(memoryKiB: sealMemory * 1024, iterations: sealIterations, lanes: Argon2id.Parameters.recommended.lanes),
             userID: userID, toolID: toolID, overwrite: force, verify: verify, jobs: jobs.count, countsRows: console.showsProgress)

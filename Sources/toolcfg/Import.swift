@@ -40,7 +40,7 @@ struct Import: ParsableCommand {
 
     func validate() throws {
         if maxErrors < 1 { throw ValidationError("--max-errors must be at least 1") }
-        try refuseTwoFromStandardInput(input, masterKey.masterKeyFile, passphrase.passphraseFile)
+        try refuseTwoFromStandardInput(input, masterKey.masterKeyFile, masterKey.masterKeyTextFile, passphrase.passphraseFile)
     }
 
     func run() throws {
@@ -48,11 +48,11 @@ struct Import: ParsableCommand {
         let format = try snapshotFormat(format, path: input)
         let connection = try database.openEitherEngine(.readWrite)
         let options = Importer.Options(input: input, format: format, onConflict: onConflict, dryRun: dryRun, maxErrors: maxErrors,
-                                       masterKey: try masterKey.masterKey(), passphrase: try passphrase.passphrase(),
+                                       masterKey: try masterKey.masterKey(console), passphrase: try passphrase.passphrase(),
                                        allowOtherMasterKey: allowOtherMasterKey, shortLock: shortLock, jobs: jobs.count, scheme: scheme)
         let report = try console.withProgress { try Importer(database: connection, options: options).run(progress: $0) }
         if report.uncheckedKeys > 0 {
-            console.note("\(report.uncheckedKeys) encrypted key(s) were \(report.dryRun ? "to be " : "")imported without being checked: give --master-key-file (or TOOLCFG_MASTER_KEY) to prove they open under the application's master key")
+            console.note("\(report.uncheckedKeys) encrypted key(s) were \(report.dryRun ? "to be " : "")imported without being checked: give the master key (--master-key-file, --master-key-env, --master-key-text-file, --master-key-keyring, or TOOLCFG_MASTER_KEY) to prove they open under the application's master key")
         }
         if let tried = report.storedKeysTried, let opened = report.storedKeysOpened, opened < tried {
             console.note("\(tried - opened) of \(tried) stored key(s) tried did not open under the master key \(report.masterKeyFingerprint ?? ""): run verify-keys")

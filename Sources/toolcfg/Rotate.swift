@@ -18,9 +18,16 @@ struct Rotate: ParsableCommand {
             value already under the new key counts as rotated (a second run changes nothing); a \
             value under neither key, or a group half NULL, fails the run and nothing is written. \
             The commit is made with synchronous=FULL and the rotated values are read back before \
-            success is reported.
+            success is reported. Keys come in every form (see toolcfg --help). A new key bound for \
+            the keyring (--new-master-key-keyring) or made by the run (--generate-new-key) is kept \
+            before the commit (keyring entry secret_key.next, or --new-master-key-out) and switched \
+            into the application's entry after it, the old one kept as secret_key.previous until \
+            forget-old-key; a rerun finishes an interrupted switch. The report ends with the next \
+            steps (next_steps in --json, kept with -q).
             """, examples: [
                 "toolcfg rotate --db app.db --master-key-file old.key \\\n      --new-master-key-file new.key --backup before.db",
+                "toolcfg rotate --db app.db --master-key-keyring --generate-new-key",
+                "toolcfg rotate --db app.db --master-key-env BODHI_ENCRYPTION_KEY \\\n      --new-master-key-text-file new-key.txt",
                 "toolcfg rotate --db app.db --dry-run --json   # keys from the environment",
                 "toolcfg rotate --db app.db --master-key-file k --new-master-key-file k \\\n      --scheme v2   # upgrade to v2 in place",
                 "toolcfg rotate --db app.db --secret-columns \\\n      tokens:encrypted_token,token_salt,token_nonce",
@@ -42,21 +49,29 @@ struct Rotate: ParsableCommand {
     @OptionGroup var jobs: JobsOption
     @OptionGroup var masterKey: MasterKeyOption
     @OptionGroup var newKey: NewKeyOption
+    @Flag(name: .long, help: "Make the new key in this run: kept in the keyring (with --master-key-keyring) or in --new-master-key-out before the database changes.")
+    var generateNewKey = false
+    @Option(name: .long, help: ArgumentHelp("With --generate-new-key: the file (created 0600, never over one) for the new key.", valueName: "FILE"))
+    var newMasterKeyOut: String?
     @OptionGroup var output: OutputOptions
 
     func validate() throws {
-        try refuseTwoFromStandardInput(masterKey.masterKeyFile, newKey.newMasterKeyFile)
+        try refuseTwoFromStandardInput(masterKey.masterKeyFile, masterKey.masterKeyTextFile, newKey.newMasterKeyFile, newKey.newMasterKeyTextFile)
     }
 
     func run() throws {
         let console = output.console
-        let oldKey = try masterKey.requireMasterKey()
-        let newMasterKey = try SecretInput.requireMasterKey(.newMasterKey, filePath: newKey.newMasterKeyFile)
-        let options = KeyRotator.Options(oldKey: oldKey, newKey: newMasterKey, dryRun: dryRun, backupPath: backup, jobs: jobs.count,
+        masterKey.warnAboutModes(console)
+        for path in [newKey.newMasterKeyFile, newKey.newMasterKeyTextFile] { SecretInput.looseModeWarning(forKeyFile: path).map(console.warn) }
+        let keys = try RotationKeys.prepare(old: masterKey.forms, new: newKey.forms, generate: generateNewKey, newKeyOut: newMasterKeyOut, dryRun: dryRun)
+        var options = KeyRotator.Options(oldKey: keys.oldKey, newKey: keys.newKey, dryRun: dryRun, backupPath: backup, jobs: jobs.count,
                                           makeRoom: makeRoom, scheme: scheme.scheme, columns: try secretColumns.map(), secretsFile: secretsFile)
+        options.beforeWriting = keys.stage
         try options.requireSomethingToDo()  // refused before the database is even opened
         let connection = try database.openEitherEngine(dryRun ? .readOnly : .readWrite)
-        let report = try console.withProgress { try KeyRotator(database: connection, options: options).run(progress: $0) }
+        var report = try console.withProgress { try KeyRotator(database: connection, options: options).run(progress: $0) }
+        try keys.finishSwitch()
+        report.nextSteps = keys.nextSteps(report)
         for warning in report.warnings { console.warn(warning) }
         if output.json { return try console.report(report) }
         for group in report.groups {
@@ -90,5 +105,6 @@ struct Rotate: ParsableCommand {
                 + (report.changedAfterCommit > 0 ? ", \(report.changedAfterCommit) written again by the application since" : ""))
         }
         console.note("\(report.masterKeyFingerprint) -> \(report.newMasterKeyFingerprint): \(report.nextStep)")
+        console.note("next:" + (report.nextSteps ?? []).enumerated().map { "\n  \($0 + 1). \($1)" }.joined())
     }
 }

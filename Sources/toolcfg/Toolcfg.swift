@@ -10,11 +10,13 @@ struct Toolcfg: ParsableCommand {
         commandName: "toolcfg",
         abstract: "Operate on the per-user tool settings of an application's SQLite database.",
         discussion: help("""
-            Secrets never travel in argv: the master key comes from --master-key-file PATH (- for \
-            standard input) or TOOLCFG_MASTER_KEY. --db also reads TOOLCFG_DB. With --json every \
+            Secrets never travel in argv: the master key comes from --master-key-file PATH (base64; \
+            - for standard input) or TOOLCFG_MASTER_KEY, --master-key-env NAME or \
+            --master-key-text-file PATH (the application's BODHI_ENCRYPTION_KEY text), or \
+            --master-key-keyring [SERVICE] (the application's keyring entry). --db also reads TOOLCFG_DB. With --json every \
             command prints one JSON object on standard output, "ok": false with the exit status \
             and the error when it fails. Exit status follows sysexits.h: 64 usage, 65 bad input \
-            data, 66 input missing, 74 I/O error, 75 database busy.
+            data, 66 input missing, 69 unavailable (a keyring entry), 74 I/O error, 75 database busy.
             """, examples: [
                 "toolcfg keygen --out master.key",
                 "toolcfg migrate up --db app.db",
@@ -22,14 +24,14 @@ struct Toolcfg: ParsableCommand {
                 "toolcfg --generate-completion-script bash > /etc/bash_completion.d/toolcfg",
             ]),
         version: version,
-        subcommands: [Keygen.self, Migrate.self, Export.self, Import.self, CheckBackup.self, Rotate.self, VerifyKeys.self, Stress.self,
+        subcommands: [Keygen.self, Migrate.self, Export.self, Import.self, CheckBackup.self, Rotate.self, ForgetOldKey.self, VerifyKeys.self, Stress.self,
                       StressWorkerCommand.self]
     )
 
     /// ArgumentParser's main, but every failure (its own parse errors included) goes through
     /// FailureExit: one message prefix, and the --json error object.
     static func main() {
-        let arguments = Array(CommandLine.arguments.dropFirst())
+        let arguments = OptionalKeyringValue.fillDefaults(Array(CommandLine.arguments.dropFirst()))
         // Before any key is read: no core file, no ptrace by the same user (see ProcessHardening).
         if let problem = ProcessHardening.forbidCoreDumps() {
             Console(quiet: arguments.contains("-q") || arguments.contains("--quiet")).warn(problem)

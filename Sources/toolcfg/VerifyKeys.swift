@@ -33,13 +33,13 @@ struct VerifyKeys: ParsableCommand {
 
     func validate() throws {
         if list < 0 { throw ValidationError("--list must be 0 (every row) or more") }
-        try refuseTwoFromStandardInput(masterKey.masterKeyFile, newKey.newMasterKeyFile)
+        try refuseTwoFromStandardInput(masterKey.masterKeyFile, masterKey.masterKeyTextFile, newKey.newMasterKeyFile, newKey.newMasterKeyTextFile)
     }
 
     func run() throws {
         let console = output.console
-        let key = try masterKey.requireMasterKey()
-        let newMasterKey = try SecretInput.masterKey(.newMasterKey, filePath: newKey.newMasterKeyFile)
+        let key = try masterKey.requireMasterKey(console)
+        let newMasterKey = try newKey.masterKey(console)
         let connection = try database.openEitherEngine(.readOnly)
         let report = try console.withProgress {
             try KeyVerifier(database: connection, masterKey: key, newKey: newMasterKey, jobs: jobs.count, columns: try secretColumns.map(),

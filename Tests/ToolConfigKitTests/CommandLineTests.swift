@@ -153,7 +153,7 @@ struct CommandLineTests {
 
     static let commands: [[String]] = [
         [], ["keygen"], ["migrate"], ["migrate", "up"], ["migrate", "down"], ["migrate", "status"], ["migrate", "verify"],
-        ["export"], ["import"], ["rotate"], ["verify-keys"], ["stress"],
+        ["export"], ["import"], ["rotate"], ["forget-old-key"], ["verify-keys"], ["stress"],
     ]
 
     @Test("--version prints the version; --generate-completion-script writes a script for the shell")

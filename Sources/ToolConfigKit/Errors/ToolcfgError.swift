@@ -4,6 +4,8 @@ public enum ExitStatus: Int32, Sendable, Codable {
     case usage = 64
     case dataError = 65
     case noInput = 66
+    /// A service is not there: the keyring entry asked for, or the kernel's key service.
+    case unavailable = 69
     case software = 70
     case ioError = 74
     case temporaryFailure = 75

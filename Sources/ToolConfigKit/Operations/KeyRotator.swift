@@ -41,6 +41,9 @@ public struct KeyRotator {
         public var columns: SecretColumnMap
         /// The sqlx era's `secrets.yaml`, rotated with the database (see `SecretsFileRotation`).
         public var secretsFile: String?
+        /// Runs after the snapshot and before the write phase: where a new key only this run holds
+        /// is stored to survive a crash (`RotationKeys.stage`), after the checks that refuse a run.
+        public var beforeWriting: @Sendable () throws -> Void = {}
 
         public init(oldKey: MasterKey, newKey: MasterKey, dryRun: Bool = false, backupPath: String? = nil,
                     jobs: Int = ParallelMap.defaultJobs, makeRoom: Bool = false, scheme: SecretScheme? = nil,
@@ -132,6 +135,9 @@ public struct KeyRotator {
         /// picks up the ones it wrote under the old key. Deleted rows are in neither count.
         public var changedAfterCommit: Int
         public var nextStep: String
+        /// What the operator does next, one step a line, in the form of the keys given (set by
+        /// `RotationKeys.nextSteps`).
+        public var nextSteps: [String]?
     }
 
     /// Rows per page of the snapshot's scan, the write phase's scans and the read-back: 4,096,
@@ -274,6 +280,7 @@ public struct KeyRotator {
         }
 
         for stage in stages { try stage.finishStaging() }
+        try options.beforeWriting()
         try betweenPhases()
         // 2. The write phase: one transaction, as short as the writes themselves, committed with
         // synchronous=FULL (durable when it matters).
