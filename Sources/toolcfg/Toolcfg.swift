@@ -38,6 +38,11 @@ struct Toolcfg: ParsableCommand {
         do {
             var parsed = try parseAsRoot(arguments)
             command = parsed
+            // Before the command starts any thread, so that every thread has them blocked and only
+            // the watcher receives them; one before the operation began ends the process here.
+            if parsed is any InterruptibleCommand {
+                SignalWatcher.start(processInterruption) { FailureExit.exit(Interrupted(signal: $0), command: nil, arguments: arguments) }
+            }
             try parsed.run()
         } catch {
             FailureExit.exit(error, command: command, arguments: arguments)
