@@ -186,6 +186,7 @@ public struct Importer {
                 report.changedDuringImport = try decideAgain(stage, report: &report)
                 try stage.applyStaged()
                 try rebuild(deferredIndexes, of: table, progress: progress)
+                CrashPoint.reach("import-written", pausingFor: options.interruption)
                 try options.interruption.check()
             }
         }
