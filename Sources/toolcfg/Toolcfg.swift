@@ -14,7 +14,8 @@ struct Toolcfg: ParsableCommand {
             standard input) or TOOLCFG_MASTER_KEY. --db also reads TOOLCFG_DB. With --json every \
             command prints one JSON object on standard output, "ok": false with the exit status \
             and the error when it fails. Exit status follows sysexits.h: 64 usage, 65 bad input \
-            data, 66 input missing, 74 I/O error, 75 database busy.
+            data, 66 input missing, 73 cannot create a folder, 74 I/O error, 75 database busy; 130 \
+            and 143 when SIGINT or SIGTERM stopped rotate or import before the commit (nothing changed).
             """, examples: [
                 "toolcfg keygen --out master.key",
                 "toolcfg migrate up --db app.db",

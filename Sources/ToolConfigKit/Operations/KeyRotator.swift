@@ -231,6 +231,7 @@ public struct KeyRotator {
         if !roomMakers.isEmpty && !options.dryRun { try refuseBeforeMakingRoom(stores) }
         var rooms = [RoomReport?](repeating: nil, count: stores.count)
         for (index, maker) in roomMakers { rooms[index] = try maker.run(dryRun: options.dryRun, progress: progress) }
+        try options.interruption.check()  // rows moved for room hold the same data: nothing to undo
         if !options.dryRun {
             for (index, store) in stores.enumerated() { stages.append(try store.makeRotationStage(index: index)) }
         }
