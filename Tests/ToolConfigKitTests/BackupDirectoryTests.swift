@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import Testing
 @testable import ToolConfigKit
 
@@ -193,8 +194,10 @@ struct BackupDirectoryTests {
     // MARK: signals
 
     /// Runs toolcfg until it says it paused at `point`, sends `signal`, and waits for it to end.
-    /// A run that ends without pausing is recorded as an issue.
-    static func interrupted(_ arguments: [String], at point: String, signal: Int32) throws -> ProcessResult {
+    /// With `again`, once it says it resumed, sends the signal a second time. `input`, when given,
+    /// is written to its standard input, which stays open (a stalled pipe) until it ends. A run
+    /// that ends without pausing is recorded as an issue.
+    static func interrupted(_ arguments: [String], at point: String, signal: Int32, again: Bool = false, input: String? = nil) throws -> ProcessResult {
         let process = Process()
         process.executableURL = Repository.toolcfg
         process.arguments = arguments
@@ -202,12 +205,16 @@ struct BackupDirectoryTests {
         for name in ["TOOLCFG_DB", "TOOLCFG_MASTER_KEY", "TOOLCFG_NEW_MASTER_KEY", "TOOLCFG_PASSPHRASE", "TOOLCFG_TEST_CRASH_AT"] { environment[name] = nil }
         environment["TOOLCFG_TEST_PAUSE_AT"] = point
         process.environment = environment
-        let output = Pipe(), error = Pipe()
-        process.standardInput = FileHandle.nullDevice
+        let output = Pipe(), error = Pipe(), stdin = Pipe()
+        process.standardInput = input == nil ? FileHandle.nullDevice : stdin
         process.standardOutput = output
         process.standardError = error
         try process.run()
-        final class Box: @unchecked Sendable { var data = Data() }
+        if let input { stdin.fileHandleForWriting.write(Data(input.utf8)) }
+        final class Box: @unchecked Sendable {
+            var data = Data()
+            let finished = Mutex(false)
+        }
         let outputBox = Box()
         let done = DispatchSemaphore(value: 0)
         let outputHandle = output.fileHandleForReading
@@ -215,20 +222,32 @@ struct BackupDirectoryTests {
             outputBox.data = outputHandle.readDataToEndOfFile()
             done.signal()
         }.start()
-        let marker = Data("toolcfg-test: paused at \(point)\n".utf8)
         var errorData = Data()
-        while errorData.range(of: marker) == nil {
-            let chunk = error.fileHandleForReading.availableData
-            if chunk.isEmpty { break }
-            errorData.append(chunk)
+        /// Reads standard error until `text`; false at its end without it.
+        func readUntil(_ text: String) -> Bool {
+            while errorData.range(of: Data(text.utf8)) == nil {
+                let chunk = error.fileHandleForReading.availableData
+                if chunk.isEmpty { return false }
+                errorData.append(chunk)
+            }
+            return true
         }
-        if errorData.range(of: marker) != nil {
+        if readUntil("toolcfg-test: paused at \(point)\n") {
             kill(process.processIdentifier, signal)
+            if again, readUntil("toolcfg-test: resumed at \(point)\n") {
+                kill(process.processIdentifier, signal)
+                // Only against a hang: a process the second signal did not end is killed (and
+                // its status, SIGKILL's, fails the test) rather than waited for forever.
+                let pid = process.processIdentifier, ended = outputBox
+                DispatchQueue.global().asyncAfter(deadline: .now() + 120) { if !ended.finished.withLock({ $0 }) { kill(pid, SIGKILL) } }
+            }
         } else {
             Issue.record("toolcfg ended without pausing at \(point): \(String(decoding: errorData, as: UTF8.self))")
         }
         errorData.append(error.fileHandleForReading.readDataToEndOfFile())
         process.waitUntilExit()
+        outputBox.finished.withLock { $0 = true }
+        try? stdin.fileHandleForWriting.close()
         done.wait()
         return ProcessResult(status: process.terminationStatus, stdout: String(decoding: outputBox.data, as: UTF8.self),
                              stderr: String(decoding: errorData, as: UTF8.self))
@@ -274,6 +293,18 @@ struct BackupDirectoryTests {
         #expect(run.stderr.contains("SIGTERM arrived after the commit: the command finished"), "\(run.stderr)")
         try RotationTests.expectPlaintexts(scene.database, under: scene.new)
         #expect(scene.files(scene.backups).count == 1)
+    }
+
+    @Test("a second signal ends an import waiting on a stalled pipe at once: exit 143, nothing written")
+    func stalledImport() throws {
+        let scene = try Scene(rows: 5)
+        let before = try RotationTests.logicalState(scene.db)
+        let rows = "user_id,tool_id,enabled\n" + (0..<20).map { "stalled-\($0),t,1\n" }.joined()
+        let run = try Self.interrupted(["import", "--db", scene.db, "--in", "-", "--format", "csv"], at: "import-reading", signal: SIGTERM,
+                                       again: true, input: rows)
+        #expect(run.status == 143, "\(run.stderr)")
+        #expect(run.stderr.contains("interrupted by SIGTERM"), "\(run.stderr)")
+        #expect(try RotationTests.logicalState(scene.db) == before)
     }
 
     @Test("an interrupted import rolls back: exit 130, nothing written")

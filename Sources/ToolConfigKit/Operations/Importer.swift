@@ -115,7 +115,9 @@ public struct Importer {
     }
 
     public func run(progress: ProgressHandler = { _ in }) throws -> Report {
-        try options.interruption.begin()
+        // A second signal ends an import at once: it may wait on a stalled pipe, where no safe
+        // point comes, and nothing it wrote before the commit outlives the process.
+        try options.interruption.begin(repeatEndsProcess: true)
         // The import decides every pair against the rows it sees, and tries the master key on
         // stored keys of every table: all of them must be seen whole.
         try database.requireEveryRowVisible(in: ([ToolConfigTable.name] + database.secretGroups(lenient: true).map(\.table)).uniqued())
@@ -174,7 +176,7 @@ public struct Importer {
                 if !options.allowOtherMasterKey { try state.keyCheck.require(masterKey: masterKey) }
             }
             try rebuild(deferredIndexes, of: table, progress: progress)
-            try options.interruption.check()
+            if staged { try options.interruption.check() } else { try options.interruption.commitBegins() }
         }
         if let stage, !options.dryRun {
             try betweenPhases()
@@ -187,7 +189,7 @@ public struct Importer {
                 try stage.applyStaged()
                 try rebuild(deferredIndexes, of: table, progress: progress)
                 CrashPoint.reach("import-written", pausingFor: options.interruption)
-                try options.interruption.check()
+                try options.interruption.commitBegins()
             }
         }
         report.writeLockSeconds = lock.inSeconds
@@ -203,6 +205,7 @@ public struct Importer {
         if let masterKey = options.masterKey { try state.keyCheck.sample(database, masterKey: masterKey, jobs: options.jobs) }
         let keyedTables = options.masterKey == nil && !options.allowUncheckedKeys ? try tablesHoldingKeys() : []
         let inputSize = reader.source.size
+        CrashPoint.reach("import-reading", pausingFor: options.interruption)
         progress(ProgressEvent(.reading, total: inputSize, unit: .bytes))
         let producer = RecordProducer(reader: reader, decoder: RecordDecoder(format: options.format, declaredKeys: header?.keys),
                                       tracksNewPairs: state.tableWasEmpty)

@@ -336,7 +336,7 @@ public struct KeyRotator {
             }
             // The last safe point: a signal from here on lets the rotation finish (exit 0).
             CrashPoint.reach("write-phase", pausingFor: options.interruption)
-            try options.interruption.check()
+            try options.interruption.commitBegins()
         }
         succeeded = true
         CrashPoint.reach("database-committed", pausingFor: options.interruption)

@@ -171,6 +171,7 @@ enum CrashPoint {
         if let interruption, ProcessInfo.processInfo.environment["TOOLCFG_TEST_PAUSE_AT"] == name {
             FileHandle.standardError.write(Data("toolcfg-test: paused at \(name)\n".utf8))
             interruption.waitForSignal()
+            FileHandle.standardError.write(Data("toolcfg-test: resumed at \(name)\n".utf8))
         }
         switch ProcessInfo.processInfo.environment["TOOLCFG_TEST_CRASH_AT"] {
         case name:
