@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import Synchronization
 import ToolConfigKit
 
 /// Where a command's words go: reports and data on standard output, messages and progress on
@@ -154,7 +155,11 @@ struct CheckFailed: ToolcfgError {
 /// Ends the process for an error from anywhere: the message on standard error under one prefix,
 /// and with --json the contract's error object too, then the exit status.
 enum FailureExit {
+    private static let exiting = Atomic<Bool>(false)
+
     static func exit(_ error: any Error, command: (any ParsableCommand)?, arguments: [String]) -> Never {
+        // The signal watcher's thread and the main thread may both fail the command: one message.
+        if exiting.exchange(true, ordering: .acquiringAndReleasing) { while true { pause() } }
         let json = arguments.contains("--json")
         // With the data on standard output, export's report (and so its error) goes to standard error.
         let toStandardError = (command as? Export)?.out == "-"

@@ -2,7 +2,7 @@ import ArgumentParser
 import Foundation
 import ToolConfigKit
 
-struct Import: ParsableCommand {
+struct Import: InterruptibleCommand {
     static let configuration = CommandConfiguration(
         abstract: "Import a CSV, JSON or JSON Lines snapshot into user_tool_configs, all or nothing.",
         discussion: help("""
@@ -12,7 +12,10 @@ struct Import: ParsableCommand {
             passphrase, the keys are encrypted or checked before the write lock is taken, and the \
             lock is held only to write. A master key that opens none of the keys already stored \
             (tried on a sample of every table with keys and on the rows the import touches) is \
-            refused unless --allow-other-master-key is given.
+            refused unless --allow-other-master-key is given. Encrypted keys imported without a \
+            master key are refused (exit 64) into a database that holds keys already, unless \
+            --allow-unchecked-keys is given. SIGINT or SIGTERM before the commit rolls the import \
+            back (exit 130, 143).
             """, examples: [
                 "toolcfg import --db app.db --in onboarding.csv --master-key-file master.key",
                 "toolcfg import --db app.db --in backup.json --dry-run --json",
@@ -29,6 +32,8 @@ struct Import: ParsableCommand {
     @Option(name: .long, help: ArgumentHelp("Collect up to N errors before failing.", valueName: "N")) var maxErrors: Int = 1
     @Flag(name: .long, help: "Import although the master key opens none of the keys already stored (they are under another key).")
     var allowOtherMasterKey = false
+    @Flag(name: .long, help: "Import encrypted keys without a master key into a database that holds keys already (nothing then checks they are under its key).")
+    var allowUncheckedKeys = false
     @Option(name: .long, help: "v1 or v2: the scheme plaintext keys are encrypted in, where the stored values do not tell (none, or both).")
     var scheme: SecretScheme?
     @Flag(name: .long, help: "Stage the rows before taking the write lock even without key work: a shorter lock (about 0.6x) for a longer import (about 1.6x).")
@@ -47,9 +52,11 @@ struct Import: ParsableCommand {
         let console = output.console
         let format = try snapshotFormat(format, path: input)
         let connection = try database.openEitherEngine(.readWrite)
-        let options = Importer.Options(input: input, format: format, onConflict: onConflict, dryRun: dryRun, maxErrors: maxErrors,
+        var options = Importer.Options(input: input, format: format, onConflict: onConflict, dryRun: dryRun, maxErrors: maxErrors,
                                        masterKey: try masterKey.masterKey(console), passphrase: try passphrase.passphrase(),
                                        allowOtherMasterKey: allowOtherMasterKey, shortLock: shortLock, jobs: jobs.count, scheme: scheme)
+        options.allowUncheckedKeys = allowUncheckedKeys
+        options.interruption = processInterruption
         let report = try console.withProgress { try Importer(database: connection, options: options).run(progress: $0) }
         if report.uncheckedKeys > 0 {
             console.note("\(report.uncheckedKeys) encrypted key(s) were \(report.dryRun ? "to be " : "")imported without being checked: give the master key (--master-key-file, --master-key-env, --master-key-text-file, --master-key-keyring, or TOOLCFG_MASTER_KEY) to prove they open under the application's master key")
@@ -58,6 +65,7 @@ struct Import: ParsableCommand {
             console.note("\(tried - opened) of \(tried) stored key(s) tried did not open under the master key \(report.masterKeyFingerprint ?? ""): run verify-keys")
         }
         for warning in report.warnings { console.warn(warning) }
+        if let signal = processInterruption.signal { console.note(Console.signalAfterCommit(signal)) }
         if output.json { return try console.report(report) }
         let prefix = report.dryRun ? "dry run, nothing written: would have " : ""
         console.note("\(prefix)read \(count(report.records, "record")): \(report.inserted) inserted, \(report.updated) updated, \(report.unchanged) unchanged, \(report.skipped) skipped"

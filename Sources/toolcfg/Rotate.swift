@@ -2,7 +2,7 @@ import ArgumentParser
 import Foundation
 import ToolConfigKit
 
-struct Rotate: ParsableCommand {
+struct Rotate: InterruptibleCommand {
     static let configuration = CommandConfiguration(
         abstract: "Re-encrypt every secret the application keeps under a new master key, in one transaction.",
         discussion: help("""
@@ -23,11 +23,17 @@ struct Rotate: ParsableCommand {
             before the commit (keyring entry secret_key.next, or --new-master-key-out) and switched \
             into the application's entry after it, the old one kept as secret_key.previous until \
             forget-old-key; a rerun finishes an interrupted switch. The report ends with the next \
-            steps (next_steps in --json, kept with -q).
+            steps (next_steps in --json, kept with -q). --backup-dir DIR names each backup for the \
+            database, the time and the old key, never over another file, so the same command can \
+            run from cron; \
+            --keep-backups N then removes the database's older backups there. SIGINT or SIGTERM \
+            before the commit rolls back, removes the backup it started and exits 130 or 143; \
+            after the commit the rotation finishes (exit 0).
             """, examples: [
                 "toolcfg rotate --db app.db --master-key-file old.key \\\n      --new-master-key-file new.key --backup before.db",
                 "toolcfg rotate --db app.db --master-key-keyring --generate-new-key",
                 "toolcfg rotate --db app.db --master-key-env BODHI_ENCRYPTION_KEY \\\n      --new-master-key-text-file new-key.txt",
+                "toolcfg rotate --db app.db --master-key-file old.key \\\n      --new-master-key-file new.key \\\n      --backup-dir /var/backups/toolcfg --keep-backups 6",
                 "toolcfg rotate --db app.db --dry-run --json   # keys from the environment",
                 "toolcfg rotate --db app.db --master-key-file k --new-master-key-file k \\\n      --scheme v2   # upgrade to v2 in place",
                 "toolcfg rotate --db app.db --secret-columns \\\n      tokens:encrypted_token,token_salt,token_nonce",
@@ -39,6 +45,10 @@ struct Rotate: ParsableCommand {
     @Flag(name: .long, help: "Decrypt everything and report; write nothing.") var dryRun = false
     @Option(name: .long, help: ArgumentHelp("Write a copy (0600) of the secrets' tables as the rotation read them: an SQLite database, or on PostgreSQL a script that psql restores.", valueName: "PATH"))
     var backup: String?
+    @Option(name: .long, help: ArgumentHelp("Instead of --backup: write the copy into DIR (created 0700) as <database>-<UTC time>-<old key fingerprint>.db (.sql on PostgreSQL), never over a file.", valueName: "DIR"))
+    var backupDir: String?
+    @Option(name: .long, help: ArgumentHelp("With --backup-dir: after a successful rotation keep the newest N backups of this database there, removing older ones.", valueName: "N"))
+    var keepBackups: Int?
     @Flag(name: .long, help: "PostgreSQL: first give every keyed row room on its page (fillfactor 50, rows moved in short transactions, VACUUM), so the write phase rewrites rows in place: several times shorter on a table filled by inserts. Changes the tables' storage, never their data.")
     var makeRoom = false
     @Option(name: .long, help: "keep (each value's own), v1 (up to v0.0.58) or v2 (v0.0.59 on): the scheme the values are written in.")
@@ -57,6 +67,9 @@ struct Rotate: ParsableCommand {
 
     func validate() throws {
         try refuseTwoFromStandardInput(masterKey.masterKeyFile, masterKey.masterKeyTextFile, newKey.newMasterKeyFile, newKey.newMasterKeyTextFile)
+        if backup != nil && backupDir != nil { throw ValidationError("--backup and --backup-dir exclude each other: give one") }
+        if keepBackups != nil && backupDir == nil { throw ValidationError("--keep-backups needs --backup-dir") }
+        if let keepBackups, keepBackups < 1 { throw ValidationError("--keep-backups must be at least 1") }
     }
 
     func run() throws {
@@ -67,12 +80,14 @@ struct Rotate: ParsableCommand {
         var options = KeyRotator.Options(oldKey: keys.oldKey, newKey: keys.newKey, dryRun: dryRun, backupPath: backup, jobs: jobs.count,
                                           makeRoom: makeRoom, scheme: scheme.scheme, columns: try secretColumns.map(), secretsFile: secretsFile)
         options.beforeWriting = keys.stage
+        (options.backupDirectory, options.keepBackups, options.interruption) = (backupDir, keepBackups, processInterruption)
         try options.requireSomethingToDo()  // refused before the database is even opened
         let connection = try database.openEitherEngine(dryRun ? .readOnly : .readWrite)
         var report = try console.withProgress { try KeyRotator(database: connection, options: options).run(progress: $0) }
         try keys.finishSwitch()
         report.nextSteps = keys.nextSteps(report)
         for warning in report.warnings { console.warn(warning) }
+        if let signal = processInterruption.signal { console.note(Console.signalAfterCommit(signal)) }
         if output.json { return try console.report(report) }
         for group in report.groups {
             let name = "\(group.table) (\(group.columns[0]))"
@@ -98,7 +113,10 @@ struct Rotate: ParsableCommand {
             console.note("secrets file \(file.file): " + (file.outcome == "rotated" ? (dryRun ? "to rotate" : "rotated") : "already under the new key"))
         }
         console.note("application release: \(report.applicationRelease.releases) (\(report.applicationRelease.basis))")
-        if let backup = report.backupFile { console.note("backup of the state the rotation read: \(backup)") }
+        if let backup = report.backupFile {
+            console.note("backup of the state the rotation read: \(backup)" + (report.backupDirectoryCreated == true ? " (folder created)" : ""))
+        }
+        if let removed = report.backupsRemoved, !removed.isEmpty { console.note("older backups removed: " + removed.joined(separator: ", ")) }
         if !dryRun {
             console.note(Console.writeLock(held: report.writeLockSeconds, of: report.elapsedSeconds))
             console.note("read back after commit: \(report.verifiedAfterCommit) rotated values as written"

@@ -16,7 +16,9 @@ struct Toolcfg: ParsableCommand {
             --master-key-keyring [SERVICE] (the application's keyring entry). --db also reads TOOLCFG_DB. With --json every \
             command prints one JSON object on standard output, "ok": false with the exit status \
             and the error when it fails. Exit status follows sysexits.h: 64 usage, 65 bad input \
-            data, 66 input missing, 69 unavailable (a keyring entry), 74 I/O error, 75 database busy.
+            data, 66 input missing, 69 unavailable (a keyring entry), 73 cannot create a folder, 74 I/O \
+            error, 75 database busy; 130 and 143 when SIGINT or SIGTERM stopped rotate or import before \
+            the commit (nothing changed).
             """, examples: [
                 "toolcfg keygen --out master.key",
                 "toolcfg migrate up --db app.db",
@@ -40,6 +42,11 @@ struct Toolcfg: ParsableCommand {
         do {
             var parsed = try parseAsRoot(arguments)
             command = parsed
+            // Before the command starts any thread, so that every thread has them blocked and only
+            // the watcher receives them; one before the operation began ends the process here.
+            if parsed is any InterruptibleCommand {
+                SignalWatcher.start(processInterruption) { FailureExit.exit(Interrupted(signal: $0), command: nil, arguments: arguments) }
+            }
             try parsed.run()
         } catch {
             FailureExit.exit(error, command: command, arguments: arguments)

@@ -110,6 +110,33 @@ struct ImportKeyCheckTests {
         #expect(!checked.stderr.contains("without being checked"))
     }
 
+    @Test("triples without a master key into a database holding keys in any table are refused (64), dry run included, nothing written; --allow-unchecked-keys imports them")
+    func uncheckedTriplesIntoKeyedDatabaseAreRefused() throws {
+        let folder = try TemporaryFolder()
+        let master = try key(MasterKeyTests.valid)
+        // Only api_model_aliases holds keys: user_tool_configs' one row has none.
+        let database = try KeyedDatabase(at: folder.path("app.db"), master: master, rows: 1, noKey: { _ in true })
+        let secret = try SecretCipher.encrypt("sk-new", masterKey: MasterKey.generate())
+        let input = try Self.write("user_id,tool_id,encrypted_api_key,salt,nonce\nnew,t,\(secret.encryptedAPIKey),\(secret.salt),\(secret.nonce)\n",
+                                   folder, "in.csv")
+        let before = try RotationTests.logicalState(database.path)
+        for extra in [[], ["--dry-run"]] {
+            let refused = try toolcfg(Self.importArguments(database.path, input, key: nil) + extra)
+            #expect(refused.status == 64, "\(extra): \(refused.stderr)")
+            #expect(refused.stderr.contains("--allow-unchecked-keys") && refused.stderr.contains(KeyedDatabase.aliases), "\(refused.stderr)")
+            #expect(try RotationTests.json(refused.stdout)["exit_status"] as? Int == 64)
+        }
+        #expect(try RotationTests.logicalState(database.path) == before)
+        // A file whose triples change nothing writes no unchecked key: allowed.
+        let nothing = try Self.write("user_id,tool_id\nuser-1,tool-1\n", folder, "none.csv")
+        #expect(try toolcfg(Self.importArguments(database.path, nothing, key: nil)).status == 0)
+
+        let allowed = try toolcfg(Self.importArguments(database.path, input, key: nil) + ["--allow-unchecked-keys"])
+        #expect(allowed.status == 0, "\(allowed.stderr)")
+        #expect(try RotationTests.json(allowed.stdout)["unchecked_keys"] as? Int == 1)
+        #expect(allowed.stderr.contains("1 encrypted key(s) were imported without being checked"), "\(allowed.stderr)")
+    }
+
     @Test("imported triples are checked in groups: each one that does not open under the master key is named by its line, the others go in",
           arguments: [1, 15, 16, 17, 37])
     func groupedTripleCheck(records: Int) throws {

@@ -85,6 +85,12 @@ struct JSONReportTests {
         let notOK = try scene.run("verify-keys", ["verify-keys", "--db", db, "--master-key-file", mk], status: 65)
         let problems = notOK["problems"] as? [[String: Any]]
         #expect(problems?.count == 2 && problems?.allSatisfy { $0["row_id"] is Int && $0["table"] as? String == "user_tool_configs" } == true)
+        try scene.run("rotate", ["rotate", "--db", db, "--master-key-file", mk2, "--new-master-key-file", mk, "--backup-dir", scene.path("backups"),
+                                 "--keep-backups", "1"])
+        try scene.run("failure", ["rotate", "--db", db, "--master-key-file", mk, "--new-master-key-file", mk2, "--backup-dir", scene.path("plain.csv")],
+                      status: 73)
+        // Triples exported under mk, now rewritten under fresh salts: unchecked updates into a keyed table.
+        try scene.run("failure", ["import", "--db", db, "--in", scene.path("backup.json")], status: 64)
         try scene.run("migrate-verify", ["migrate", "verify", "--fixtures", Repository.root.appendingPathComponent("fixtures").path])
         try scene.run("migrate-run", ["migrate", "down", "--db", db, "--dry-run"])
         try scene.run("failure", ["migrate", "down", "--db", db], status: 64)

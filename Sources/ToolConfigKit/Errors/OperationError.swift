@@ -105,3 +105,18 @@ public struct MasterKeyMismatchError: ToolcfgError {
             + "opens the stored keys), or --allow-other-master-key to import under this one anyway; nothing was written"
     }
 }
+
+/// Encrypted triples to import with no master key to try them on, into a database that holds keys
+/// already: nothing proves they are under the same key, and the secrets could end under two.
+public struct UncheckedKeysRefused: ToolcfgError {
+    public var file: String
+    public var keyedTables: [String]
+    public var exitStatus: ExitStatus { .usage }
+    public var errorContext: ErrorContext { ErrorContext(file: file) }
+    public var description: String {
+        "\(file) holds encrypted keys (encrypted_api_key, salt, nonce) and no master key was given, while the database holds keys already "
+            + "(\(keyedTables.joined(separator: ", "))): nothing can check that they are under the same master key, and the secrets could end "
+            + "under two. Give the master key (--master-key-file or TOOLCFG_MASTER_KEY) to check them, or --allow-unchecked-keys to import them "
+            + "unchecked; nothing was changed"
+    }
+}

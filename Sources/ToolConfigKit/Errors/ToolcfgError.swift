@@ -7,9 +7,14 @@ public enum ExitStatus: Int32, Sendable, Codable {
     /// A service is not there: the keyring entry asked for, or the kernel's key service.
     case unavailable = 69
     case software = 70
+    /// A folder for output could not be created.
+    case cannotCreate = 73
     case ioError = 74
     case temporaryFailure = 75
     case noPermission = 77
+    /// 128 + the signal's number, as a shell reports a command a signal ended.
+    case interrupted = 130
+    case terminated = 143
 }
 
 /// Every error the library throws: it says what went wrong and where (file, line, field, table,

@@ -32,6 +32,11 @@ public struct Importer {
         public var passphrase: SecureBytes?
         /// Import although the master key opens none of the stored keys it is tried on.
         public var allowOtherMasterKey: Bool
+        /// Import encrypted triples without a master key into a database that holds keys already
+        /// (nothing then proves they are under the same key as the stored ones).
+        public var allowUncheckedKeys = false
+        /// Signals, checked between batches and before the commit (see `Interruption`).
+        public var interruption = Interruption()
         /// Stage the rows before taking the write lock even when they need no key work: a shorter
         /// lock for a longer import (see `run`).
         public var shortLock: Bool
@@ -110,6 +115,9 @@ public struct Importer {
     }
 
     public func run(progress: ProgressHandler = { _ in }) throws -> Report {
+        // A second signal ends an import at once: it may wait on a stalled pipe, where no safe
+        // point comes, and nothing it wrote before the commit outlives the process.
+        try options.interruption.begin(repeatEndsProcess: true)
         // The import decides every pair against the rows it sees, and tries the master key on
         // stored keys of every table: all of them must be seen whole.
         try database.requireEveryRowVisible(in: ([ToolConfigTable.name] + database.secretGroups(lenient: true).map(\.table)).uniqued())
@@ -168,9 +176,11 @@ public struct Importer {
                 if !options.allowOtherMasterKey { try state.keyCheck.require(masterKey: masterKey) }
             }
             try rebuild(deferredIndexes, of: table, progress: progress)
+            if staged { try options.interruption.check() } else { try options.interruption.commitBegins() }
         }
         if let stage, !options.dryRun {
             try betweenPhases()
+            try options.interruption.check()
             progress(ProgressEvent(.writing))
             try database.transaction(.write, lockHeld: { lock = $0 }) {
                 try database.lockForWriting([ToolConfigTable.name])
@@ -178,6 +188,8 @@ public struct Importer {
                 report.changedDuringImport = try decideAgain(stage, report: &report)
                 try stage.applyStaged()
                 try rebuild(deferredIndexes, of: table, progress: progress)
+                CrashPoint.reach("import-written", pausingFor: options.interruption)
+                try options.interruption.commitBegins()
             }
         }
         report.writeLockSeconds = lock.inSeconds
@@ -191,7 +203,9 @@ public struct Importer {
     private func read(_ reader: any SnapshotReader, header: SnapshotHeader?, into state: inout ImportState,
                       report: inout Report, progress: ProgressHandler) throws {
         if let masterKey = options.masterKey { try state.keyCheck.sample(database, masterKey: masterKey, jobs: options.jobs) }
+        let keyedTables = options.masterKey == nil && !options.allowUncheckedKeys ? try tablesHoldingKeys() : []
         let inputSize = reader.source.size
+        CrashPoint.reach("import-reading", pausingFor: options.interruption)
         progress(ProgressEvent(.reading, total: inputSize, unit: .bytes))
         let producer = RecordProducer(reader: reader, decoder: RecordDecoder(format: options.format, declaredKeys: header?.keys),
                                       tracksNewPairs: state.tableWasEmpty)
@@ -206,6 +220,8 @@ public struct Importer {
             report.records += batch.count
             state.errors += batch.errors
             if state.errors.isEmpty { try state.apply(batch.items, report: &report) }
+            if report.uncheckedKeys > 0 && !keyedTables.isEmpty { throw UncheckedKeysRefused(file: reader.fileName, keyedTables: keyedTables) }
+            try options.interruption.check()
             if let end = batch.endError {
                 if let error = end as? SnapshotError { state.errors.append(error) } else { ended = end }
             }
@@ -224,6 +240,11 @@ public struct Importer {
             report.warnings.append("\(reader.fileName) has no toolcfg header and trailer line, so nothing proves that it is complete "
                 + "(a file cut after any line still reads as valid); toolcfg export writes both")
         }
+    }
+
+    /// The tables of the database that hold a stored key in any of their column groups.
+    private func tablesHoldingKeys() throws -> [String] {
+        try database.secretGroups(lenient: true).filter { !(try database.secretStore(for: $0).sample(1).isEmpty) }.map(\.table).uniqued()
     }
 
     /// Creates the indexes dropped for a load into an empty table, inside its transaction.

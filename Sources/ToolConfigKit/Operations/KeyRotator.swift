@@ -44,6 +44,14 @@ public struct KeyRotator {
         /// Runs after the snapshot and before the write phase: where a new key only this run holds
         /// is stored to survive a crash (`RotationKeys.stage`), after the checks that refuse a run.
         public var beforeWriting: @Sendable () throws -> Void = {}
+        /// `--backup-dir`: a backup named for the database, the time and the old key, in this
+        /// folder (see `BackupDirectory`); exclusive with `backupPath`.
+        public var backupDirectory: String?
+        /// With `backupDirectory`: after a successful rotation, keep the newest N of the
+        /// database's backups there and remove the older ones.
+        public var keepBackups: Int?
+        /// Signals, checked at safe points up to the commit (see `Interruption`).
+        public var interruption = Interruption()
 
         public init(oldKey: MasterKey, newKey: MasterKey, dryRun: Bool = false, backupPath: String? = nil,
                     jobs: Int = ParallelMap.defaultJobs, makeRoom: Bool = false, scheme: SecretScheme? = nil,
@@ -61,6 +69,11 @@ public struct KeyRotator {
 
         /// The same key as old and new only changes the scheme: refused unless one is asked for.
         public func requireSomethingToDo() throws {
+            if backupPath != nil && backupDirectory != nil { throw UsageError("--backup and --backup-dir exclude each other: give one") }
+            if let keepBackups {
+                guard backupDirectory != nil else { throw UsageError("--keep-backups needs --backup-dir (the folder whose backups it prunes)") }
+                guard keepBackups >= 1 else { throw UsageError("--keep-backups must be at least 1 (the backup this run makes)") }
+            }
             if oldKey.material == newKey.material && scheme == nil {
                 throw UsageError("the new master key is the same as the current one (fingerprint \(oldKey.fingerprint)): "
                     + "give another key, or --scheme v2 (or v1) to change only the scheme of the stored values in place")
@@ -125,6 +138,10 @@ public struct KeyRotator {
         /// What the operator must know that is no error (a secrets file the run did not cover).
         public var warnings: [String]
         public var backupFile: String?
+        /// With a backup folder: whether this run created it.
+        public var backupDirectoryCreated: Bool?
+        /// With `keepBackups`: the older backups of the database this run removed from the folder.
+        public var backupsRemoved: [String]?
         /// How long the write lock was held: what the application felt (0 for a dry run).
         public var writeLockSeconds: Double
         public var elapsedSeconds: Double
@@ -176,15 +193,21 @@ public struct KeyRotator {
 
     public func run(progress: ProgressHandler = { _ in }) throws -> Report {
         try options.requireSomethingToDo()
+        try options.interruption.begin()
         let clock = ContinuousClock()
         let started = clock.now
         var stages: [any RotationStaging] = []
-        var committed = false, madeBackup = false
+        var succeeded = false
+        var madeBackup: String?, createdFolders: [String] = []
         defer {
             for stage in stages { stage.drop() }
-            // A rotation that did not commit leaves no copy of the old keys behind (only the copy
-            // it made: an existing file at that path was refused, never touched).
-            if madeBackup, !committed, !options.dryRun, let backupPath = options.backupPath { unlink(backupPath) }
+            // A rotation that failed or was interrupted leaves no copy of the old keys behind
+            // (only the copy it made: an existing file at that path was refused, never touched),
+            // nor the backup folder it made, so the same command runs again.
+            if !succeeded {
+                if let madeBackup { unlink(madeBackup) }
+                BackupDirectory.removeCreated(createdFolders)
+            }
         }
 
         // The staging tables come first: a read-only snapshot may write temporary tables but
@@ -201,6 +224,9 @@ public struct KeyRotator {
         // The secrets file is read and checked before anything changes.
         let secretsFile = try options.secretsFile.map { try SecretsFileRotation(path: $0, oldKey: options.oldKey, newKey: options.newKey) }
         defer { secretsFile?.abandon() }
+        let backupFolder = options.backupDirectory.map(BackupDirectory.init)
+        let backupNaming = try backupFolder.map { _ in try database.backupNaming() }
+        if let backupFolder { createdFolders = try backupFolder.prepare() }
         // 0. Room for in-place rewrites, in short transactions of its own, before the snapshot;
         // every table checked before any is changed. One pass per table (its first group's
         // store), for the rows that hold any of its groups.
@@ -211,6 +237,7 @@ public struct KeyRotator {
         if !roomMakers.isEmpty && !options.dryRun { try refuseBeforeMakingRoom(stores) }
         var rooms = [RoomReport?](repeating: nil, count: stores.count)
         for (index, maker) in roomMakers { rooms[index] = try maker.run(dryRun: options.dryRun, progress: progress) }
+        try options.interruption.check()  // rows moved for room hold the same data: nothing to undo
         if !options.dryRun {
             for (index, store) in stores.enumerated() { stages.append(try store.makeRotationStage(index: index)) }
         }
@@ -225,8 +252,14 @@ public struct KeyRotator {
             if let backupPath = options.backupPath {
                 progress(ProgressEvent(.backup))
                 try database.backup(to: backupPath, tables: tables)
-                madeBackup = true
+                madeBackup = backupPath
+            } else if let backupFolder, let backupNaming {
+                progress(ProgressEvent(.backup))
+                madeBackup = try backupFolder.write(database: backupNaming.database, at: Date(), fingerprint: options.oldKey.fingerprint,
+                                                    fileExtension: backupNaming.fileExtension) { try database.backup(to: $0, tables: tables) }
             }
+            CrashPoint.reach("backup-written", pausingFor: options.interruption)
+            try options.interruption.check()
             let totalRows = try stores.reduce(0) { $0 + (try $1.count()) }
             progress(ProgressEvent(.derivingKeys, total: totalRows))
             var processed = 0
@@ -255,6 +288,7 @@ public struct KeyRotator {
                     }
                     processed += rows.count
                     progress(ProgressEvent(.derivingKeys, done: processed, total: totalRows))
+                    try options.interruption.check()
                 }
                 // A page's derivations run on the other threads while this one reads the next
                 // page and stages the one before (1M v2 values: the reads and the stage's writes
@@ -275,13 +309,15 @@ public struct KeyRotator {
         CrashPoint.reach("keys-derived")
         let release = try ApplicationRelease.detect(database, values: values)
         guard !options.dryRun else {
+            succeeded = true
             return report(reports, release: release, secretsFile: secretsFile, lock: .zero, elapsed: clock.now - started, verified: 0,
-                          changedAfterCommit: 0)
+                          changedAfterCommit: 0, backup: madeBackup, backupFolderCreated: !createdFolders.isEmpty)
         }
 
         for stage in stages { try stage.finishStaging() }
         try options.beforeWriting()
         try betweenPhases()
+        try options.interruption.check()
         // 2. The write phase: one transaction, as short as the writes themselves, committed with
         // synchronous=FULL (durable when it matters).
         try database.makeCommitsDurable()
@@ -303,10 +339,14 @@ public struct KeyRotator {
             let quiet = try snapshotMark.map { try !database.writtenSince($0, in: tables) } ?? false
             for (index, stage) in stages.enumerated() {
                 try write(stage, into: &reports[index], quiet: quiet)
+                try options.interruption.check()
             }
+            // The last safe point: a signal from here on lets the rotation finish (exit 0).
+            CrashPoint.reach("write-phase", pausingFor: options.interruption)
+            try options.interruption.commitBegins()
         }
-        committed = true
-        CrashPoint.reach("database-committed")
+        succeeded = true
+        CrashPoint.reach("database-committed", pausingFor: options.interruption)
         do {
             try secretsFile?.install()
         } catch var error as SecretsFileError {
@@ -331,8 +371,16 @@ public struct KeyRotator {
         }
         // Advice only: a failure to get it must not fail a committed rotation.
         let advice = zip(stores, reports).compactMap { store, table in table.rotated >= adviceAfterRows ? (try? store.writePhaseAdvice()) ?? nil : nil }
-        return report(reports, release: release, secretsFile: secretsFile, lock: lock, elapsed: clock.now - started, verified: verified,
-                      changedAfterCommit: changedAfterCommit, advice: advice)
+        var result = report(reports, release: release, secretsFile: secretsFile, lock: lock, elapsed: clock.now - started, verified: verified,
+                            changedAfterCommit: changedAfterCommit, advice: advice, backup: madeBackup,
+                            backupFolderCreated: !createdFolders.isEmpty)
+        // Older backups go only once this one stands for a committed, verified rotation.
+        if let backupFolder, let backupNaming, let keep = options.keepBackups {
+            let pruned = backupFolder.prune(database: backupNaming.database, fileExtension: backupNaming.fileExtension, keep: keep, current: madeBackup)
+            result.backupsRemoved = pruned.removed
+            result.warnings += pruned.problems
+        }
+        return result
     }
 
     /// Before rows are moved to make room: what the read phase would refuse, looked for on a
@@ -440,7 +488,8 @@ public struct KeyRotator {
     }
 
     private func report(_ groups: [GroupReport], release: ApplicationRelease, secretsFile: SecretsFileRotation?, lock: Duration,
-                        elapsed: Duration, verified: Int, changedAfterCommit: Int, advice: [String] = []) -> Report {
+                        elapsed: Duration, verified: Int, changedAfterCommit: Int, advice: [String] = [], backup: String?,
+                        backupFolderCreated: Bool) -> Report {
         let total = Totals(groups: groups.count, tables: groups.map(\.table).uniqued().count, rows: groups.reduce(0) { $0 + $1.rows },
                            rotated: groups.reduce(0) { $0 + $1.rotated }, alreadyRotated: groups.reduce(0) { $0 + $1.alreadyRotated },
                            empty: groups.reduce(0) { $0 + $1.empty })
@@ -460,7 +509,7 @@ public struct KeyRotator {
                 + "\(options.oldKey.fingerprint) until then"
         } else {
             next = "\(secrets)) is now\(scheme) under the new master key \(options.newKey.fingerprint): switch the application to it; keep the old key "
-                + "\(options.oldKey.fingerprint) until the application runs on the new one\(options.backupPath.map { " (the backup \($0) still needs the old key)" } ?? "")"
+                + "\(options.oldKey.fingerprint) until the application runs on the new one\(backup.map { " (the backup \($0) still needs the old key)" } ?? "")"
         }
         var warnings: [String] = []
         if fileLeft {
@@ -490,7 +539,7 @@ public struct KeyRotator {
         return Report(database: database.location, masterKeyFingerprint: options.oldKey.fingerprint, newMasterKeyFingerprint: options.newKey.fingerprint,
                       dryRun: options.dryRun, scheme: options.scheme?.rawValue ?? "keep", groups: groups, total: total,
                       secretsFile: secretsFile.map { SecretsFileReport(file: $0.path, outcome: $0.outcome.rawValue) }, applicationRelease: release,
-                      warnings: warnings, backupFile: options.backupPath,
+                      warnings: warnings, backupFile: backup, backupDirectoryCreated: options.backupDirectory == nil ? nil : backupFolderCreated,
                       writeLockSeconds: lock.inSeconds, elapsedSeconds: elapsed.inSeconds, verifiedAfterCommit: verified,
                       changedAfterCommit: changedAfterCommit, nextStep: next)
     }

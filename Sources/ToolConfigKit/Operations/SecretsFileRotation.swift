@@ -162,10 +162,17 @@ final class SecretsFileRotation {
 
 /// Where a test build stops dead, to prove what a crash there leaves behind: `TOOLCFG_TEST_CRASH_AT`
 /// names the point; `NAME:abort` crashes with SIGABRT instead of SIGKILL (a signal that dumps
-/// core, after saying on stderr whether the process may). Compiled out of release builds.
+/// core, after saying on stderr whether the process may). `TOOLCFG_TEST_PAUSE_AT` names a point
+/// where the process says so on stderr and waits for a signal (delivered to `interruption`), so a
+/// test interrupts it there without timing. Compiled out of release builds.
 enum CrashPoint {
-    static func reach(_ name: String) {
+    static func reach(_ name: String, pausingFor interruption: Interruption? = nil) {
         #if DEBUG
+        if let interruption, ProcessInfo.processInfo.environment["TOOLCFG_TEST_PAUSE_AT"] == name {
+            FileHandle.standardError.write(Data("toolcfg-test: paused at \(name)\n".utf8))
+            interruption.waitForSignal()
+            FileHandle.standardError.write(Data("toolcfg-test: resumed at \(name)\n".utf8))
+        }
         switch ProcessInfo.processInfo.environment["TOOLCFG_TEST_CRASH_AT"] {
         case name:
             kill(getpid(), SIGKILL)

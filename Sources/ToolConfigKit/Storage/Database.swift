@@ -51,6 +51,11 @@ public protocol Database: AnyObject {
     /// secrets (PostgreSQL: a script that psql restores).
     func backup(to path: String, tables: [String]) throws
 
+    /// What backups of this database are named after in a backup folder (`BackupDirectory`): the
+    /// SQLite file's base name without its extension, or the PostgreSQL database's name; and the
+    /// extension of what `backup` writes.
+    func backupNaming() throws -> (database: String, fileExtension: String)
+
     /// A second connection to the same database, read-only: it sees only what was committed.
     func openReader() throws -> any Database
 

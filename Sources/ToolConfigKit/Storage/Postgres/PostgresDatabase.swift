@@ -147,6 +147,11 @@ extension PostgresConnection: Database {
         try PostgresTableBackup(connection: self, tables: tables).write(to: path)
     }
 
+    /// The name the server gives the database (the URL may leave it to PGDATABASE or the user's).
+    public func backupNaming() throws -> (database: String, fileExtension: String) {
+        (try queryText("SELECT current_database()", context: "naming the backup") ?? "", "sql")
+    }
+
     /// A session's temporary tables live in its own buffers, 8 MB by default: up to 256 MB keeps
     /// a million staged rows out of the kernel's hands (an import of 1M rows: 13.9 s -> 13.1 s,
     /// measured). Only before the session's first temporary table (it has no temporary schema

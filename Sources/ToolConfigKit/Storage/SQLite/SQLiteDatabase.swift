@@ -52,6 +52,10 @@ extension SQLiteConnection: Database {
         try backup(to: path)
     }
 
+    public func backupNaming() throws -> (database: String, fileExtension: String) {
+        (URL(fileURLWithPath: path).deletingPathExtension().lastPathComponent, "db")
+    }
+
     public func toolConfigStore() throws -> any ToolConfigStore {
         try SQLiteToolConfigStore(self)
     }
