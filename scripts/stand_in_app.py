@@ -35,6 +35,8 @@ def run(db, env_file, state):
     connection = sqlite3.connect(db, timeout=5.0, isolation_level=None)
     stopping = []
     signal.signal(signal.SIGTERM, lambda *_: stopping.append(True))
+    # A parent that blocks SIGTERM (a test runner's threads may) passes its mask on through exec.
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM})
     writes = 0
     while not stopping:
         salt, nonce = os.urandom(32), os.urandom(12)
