@@ -106,7 +106,7 @@ struct Rotate: InterruptibleCommand {
             console.note(line)
         }
         let total = report.total
-        console.note("in all: \(total.groups) column groups of \(total.tables) tables, \(total.rows) rows, \(total.rotated) \(dryRun ? "to rotate" : "rotated"), "
+        console.note("in all: \(count(total.groups, "column group")) of \(count(total.tables, "table")), \(total.rows) rows, \(total.rotated) \(dryRun ? "to rotate" : "rotated"), "
             + "\(total.alreadyRotated) already under the new key, \(total.empty) empty"
             + (report.scheme == "keep" ? "" : "; written in scheme \(report.scheme)"))
         if let file = report.secretsFile {

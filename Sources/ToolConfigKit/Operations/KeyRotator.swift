@@ -497,7 +497,7 @@ public struct KeyRotator {
         // Never "every" while the sqlx era's secrets file, not given, may hold secrets too.
         let fileLeft = release.hasSecretsFile && secretsFile == nil
         let secrets = "\(fileLeft ? "every secret of the database" : "every stored secret") (\(total.rotated + total.alreadyRotated) in "
-            + "\(total.groups) column groups of \(total.tables) tables\(secretsFile == nil ? "" : ", and the secrets file")\(fileLeft ? "; not the secrets file" : "")"
+            + "\(total.groups) column group\(total.groups == 1 ? "" : "s") of \(total.tables) table\(total.tables == 1 ? "" : "s")\(secretsFile == nil ? "" : ", and the secrets file")\(fileLeft ? "; not the secrets file" : "")"
         var next: String
         if options.dryRun {
             next = "dry run: nothing was written; \(fileLeft ? "every secret of the database" : "every stored secret") opens under the current or the new key"
@@ -508,8 +508,9 @@ public struct KeyRotator {
                 + "until rotate --secrets-file PATH has run with the same keys (the application reads the file at start); keep the old key "
                 + "\(options.oldKey.fingerprint) until then"
         } else {
-            next = "\(secrets)) is now\(scheme) under the new master key \(options.newKey.fingerprint): switch the application to it; keep the old key "
-                + "\(options.oldKey.fingerprint) until the application runs on the new one\(backup.map { " (the backup \($0) still needs the old key)" } ?? "")"
+            // What to do next, in the form of the keys given, is the front end's (next_steps).
+            next = "\(secrets)) is now\(scheme) under the new master key \(options.newKey.fingerprint)"
+                + (backup.map { "; the backup \($0) needs the old key" } ?? "")
         }
         var warnings: [String] = []
         if fileLeft {
