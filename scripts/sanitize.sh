@@ -10,6 +10,8 @@ cd "$(dirname "$0")/.."
 kind=${1:?usage: scripts/sanitize.sh address|thread}
 case "$kind" in address|thread) ;; *) echo "sanitize: address or thread" >&2; exit 64 ;; esac
 export ASAN_OPTIONS=detect_leaks=0
+# The tests that cannot mean anything under a sanitizer, or are its multiple in time, ask this.
+export TOOLCFG_TEST_SANITIZER=$kind
 log=".build-$kind/test.log"
 reports="$PWD/.build-$kind/reports"
 

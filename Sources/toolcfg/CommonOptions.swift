@@ -151,3 +151,19 @@ func refuseTwoFromStandardInput(_ paths: String?...) throws {
         throw ValidationError("only one of the snapshot and the secrets can come from standard input")
     }
 }
+
+/// `--temp-dir`: where SQLite writes an import's or a rotation's staging tables.
+struct TemporaryFolderOption: ParsableArguments {
+    @Option(name: .long, help: ArgumentHelp("SQLite: the folder for the staging tables (default: SQLITE_TMPDIR, else TMPDIR, else /var/tmp or /tmp).",
+                                            valueName: "DIR"))
+    var tempDir: String?
+
+    /// Before the database is opened: SQLite reads its temporary folder once.
+    func apply(_ database: DatabaseOptions) throws {
+        guard let tempDir else { return }
+        if case .postgres = try database.location() {
+            throw ValidationError("--temp-dir is for SQLite: on PostgreSQL the staging tables live on the server (its temp_tablespaces)")
+        }
+        try TemporaryStorage.use(tempDir)
+    }
+}

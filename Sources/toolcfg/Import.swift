@@ -41,6 +41,7 @@ struct Import: InterruptibleCommand {
     @OptionGroup var jobs: JobsOption
     @OptionGroup var masterKey: MasterKeyOption
     @OptionGroup var passphrase: PassphraseOption
+    @OptionGroup var temporaryFolder: TemporaryFolderOption
     @OptionGroup var output: OutputOptions
 
     func validate() throws {
@@ -51,6 +52,7 @@ struct Import: InterruptibleCommand {
     func run() throws {
         let console = output.console
         let format = try snapshotFormat(format, path: input)
+        try temporaryFolder.apply(database)
         let connection = try database.openEitherEngine(.readWrite)
         var options = Importer.Options(input: input, format: format, onConflict: onConflict, dryRun: dryRun, maxErrors: maxErrors,
                                        masterKey: try masterKey.masterKey(console), passphrase: try passphrase.passphrase(),

@@ -63,6 +63,7 @@ struct Rotate: InterruptibleCommand {
     var generateNewKey = false
     @Option(name: .long, help: ArgumentHelp("With --generate-new-key: the file (created 0600, never over one) for the new key.", valueName: "FILE"))
     var newMasterKeyOut: String?
+    @OptionGroup var temporaryFolder: TemporaryFolderOption
     @OptionGroup var output: OutputOptions
 
     func validate() throws {
@@ -82,6 +83,7 @@ struct Rotate: InterruptibleCommand {
         options.beforeWriting = keys.stage
         (options.backupDirectory, options.keepBackups, options.interruption) = (backupDir, keepBackups, processInterruption)
         try options.requireSomethingToDo()  // refused before the database is even opened
+        try temporaryFolder.apply(database)
         let connection = try database.openEitherEngine(dryRun ? .readOnly : .readWrite)
         var report = try console.withProgress { try KeyRotator(database: connection, options: options).run(progress: $0) }
         try keys.finishSwitch()

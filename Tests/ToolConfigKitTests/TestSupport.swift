@@ -178,3 +178,8 @@ final class PipeFeeder: @unchecked Sendable {
         return written
     }
 }
+
+/// The sanitizer the suite runs under (scripts/sanitize.sh sets TOOLCFG_TEST_SANITIZER), or nil.
+enum Sanitizer {
+    static let running = ProcessInfo.processInfo.environment["TOOLCFG_TEST_SANITIZER"]
+}
