@@ -29,8 +29,15 @@ struct MigrateUp: ParsableCommand {
         // A mistyped path would silently become a new, empty database: say so when one is made.
         var newFile: String?
         if case .sqlite(let path) = location, !FileManager.default.fileExists(atPath: path) { newFile = path }
-        let connection = try location.open(mode: .readWriteCreate, busyTimeout: database.timeout)
-        let report = try Migrator(database: connection, migrations: try folder.load(for: connection), options: safety.options).up(to: to)
+        let report: MigrationRunReport
+        do {
+            let connection = try location.open(mode: .readWriteCreate, busyTimeout: database.timeout)
+            report = try Migrator(database: connection, migrations: try folder.load(for: connection), options: safety.options).up(to: to)
+        } catch {
+            // The file this run made, half-made (a full disk): gone, so the rerun starts afresh.
+            if let newFile { SQLiteConnection.removeDatabaseFiles(at: newFile) }
+            throw error
+        }
         if let newFile { output.console.note("created a new database file \(newFile)") }
         try MigrationOutput.run(report, console: output.console)
     }

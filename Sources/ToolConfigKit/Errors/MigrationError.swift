@@ -20,7 +20,8 @@ public enum MigrationError: ToolcfgError {
         switch self {
         case .unreadableFolder, .unreadableFixture: .noInput
         case .unknownVersion, .wouldLoseRows: .usage
-        case .failed(_, _, let cause): cause.exitStatus == .temporaryFailure ? .temporaryFailure : .dataError
+        // Busy or cut off (75) and a full disk (74) are the machine's, not the migration's fault.
+        case .failed(_, _, let cause): [.temporaryFailure, .ioError].contains(cause.exitStatus) ? cause.exitStatus : .dataError
         default: .dataError
         }
     }

@@ -213,6 +213,12 @@ public final class SQLiteConnection {
 
     static let scratchSchema = "toolcfg_scratch"
 
+    /// Removes a database file and the files SQLite keeps beside it; for a file this run created
+    /// and no connection has open.
+    public static func removeDatabaseFiles(at path: String) {
+        for file in [path, path + "-journal", path + "-wal", path + "-shm"] { unlink(file) }
+    }
+
     public var changes: Int { Int(sqlite3_changes64(handle)) }
     public var lastInsertRowID: Int64 { sqlite3_last_insert_rowid(handle) }
     public var isInTransaction: Bool { sqlite3_get_autocommit(handle) == 0 }
@@ -271,8 +277,14 @@ public final class SQLiteConnection {
             status = sqlite3_errcode(destination)
         }
         guard status == SQLITE_OK || status == SQLITE_DONE else {
-            let message = destination.map { String(cString: sqlite3_errmsg($0)) } ?? String(cString: sqlite3_errstr(status))
-            unlink(path)
+            var message = destination.map { String(cString: sqlite3_errmsg($0)) } ?? String(cString: sqlite3_errstr(status))
+            if let destination, case let osError = sqlite3_system_errno(destination), osError != 0 {
+                message += " (\(String(cString: strerror(osError))))"
+            }
+            // Closed first: an open copy would leave its journal behind (a full disk does).
+            sqlite3_close_v2(destination)
+            destination = nil
+            for leftover in [path, path + "-journal"] { unlink(leftover) }
             throw DatabaseError(code: status, message: message, path: path, context: "writing the backup")
         }
     }
