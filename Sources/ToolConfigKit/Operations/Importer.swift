@@ -147,7 +147,7 @@ public struct Importer {
         // A larger page cache for the one big transaction (default 2 MiB): fewer pages of the
         // table's four indexes spill and are read back.
         try database.useCache(kibibytes: 16384)
-        defer { try? database.useCache(kibibytes: 2000) }
+        defer { database.useDefaultCache() }
         // Staged: the file is read in a read snapshot, and the write lock taken afterwards (a dry
         // run never takes it). Straight: all in one write transaction, for rows that need no key
         // work: 1M stored triples took 6.1 s with the lock held throughout, against 9.8 s staged

@@ -322,7 +322,7 @@ public struct KeyRotator {
         // synchronous=FULL (durable when it matters).
         try database.makeCommitsDurable()
         try database.useCache(kibibytes: Self.writeCacheKiB)
-        defer { try? database.useCache(kibibytes: 2000) }
+        defer { database.useDefaultCache() }
         progress(ProgressEvent(.writing))
         // The secrets file's new text beside it, synced, before the commit; under its lock
         // until it is renamed into place after the commit.

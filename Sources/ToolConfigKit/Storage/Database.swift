@@ -5,6 +5,11 @@ public protocol Database: AnyObject {
     /// Where the database is, for reports and messages (never a password).
     var location: String { get }
 
+    /// Runs a script of statements of the engine's SQL; an error names `context`.
+    func execute(_ sql: String, context: String?) throws
+    /// A transaction (or an engine's implicit one) is open on this connection.
+    var isInTransaction: Bool { get }
+
     /// Runs `body` in a transaction of the given kind: every transaction goes through here. A
     /// failure rolls back and leaves no transaction open. `lockHeld` receives how long the write
     /// lock was held, from the moment it was taken to the end of the commit.
@@ -90,6 +95,29 @@ extension Database {
     @discardableResult
     public func transaction<T>(_ kind: TransactionKind, _ body: () throws -> T) throws -> T {
         try transaction(kind, lockHeld: { _ in }, body)
+    }
+
+    /// All of `body` or none of it: inside an open transaction a savepoint, which a failure
+    /// (a failed statement included) rolls back to and releases, spoiling nothing before it;
+    /// otherwise a write transaction of its own. What `body` sets with SET LOCAL is undone
+    /// with it, or kept.
+    @discardableResult
+    public func inSavepoint<T>(_ body: () throws -> T) throws -> T {
+        guard isInTransaction else { return try transaction(.write, body) }
+        try execute("SAVEPOINT toolcfg_savepoint", context: nil)
+        do {
+            let result = try body()
+            try execute("RELEASE SAVEPOINT toolcfg_savepoint", context: nil)
+            return result
+        } catch {
+            try? execute("ROLLBACK TO SAVEPOINT toolcfg_savepoint; RELEASE SAVEPOINT toolcfg_savepoint", context: nil)
+            throw error
+        }
+    }
+
+    /// SQLite's own page cache size (2 MiB), which `useCache` returns to after a big transaction.
+    public func useDefaultCache() {
+        try? useCache(kibibytes: 2000)
     }
 }
 

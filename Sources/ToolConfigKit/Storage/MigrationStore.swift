@@ -56,15 +56,6 @@ extension MigrationStore {
     /// All of `body` or none of it: a write transaction, or inside a transaction a savepoint
     /// (a failed statement then spoils only the savepoint, which is rolled back).
     public func atomically<T>(_ body: () throws -> T) throws -> T {
-        guard isInTransaction else { return try database.transaction(.write, body) }
-        try execute("SAVEPOINT toolcfg_step", context: nil)
-        do {
-            let result = try body()
-            try execute("RELEASE SAVEPOINT toolcfg_step", context: nil)
-            return result
-        } catch {
-            try? execute("ROLLBACK TO SAVEPOINT toolcfg_step; RELEASE SAVEPOINT toolcfg_step", context: nil)
-            throw error
-        }
+        try database.inSavepoint(body)
     }
 }

@@ -121,18 +121,18 @@ extension PostgresConnection: Database {
         let deadline = options.lockTimeout.map { clock.now + $0 }
         let attempt = PostgresConnection.milliseconds(Self.lockAttempt)
         while true {
-            do throws(PostgresError) {
-                // SET LOCAL inside the savepoint: undone by ROLLBACK TO, kept by RELEASE.
-                try execute("SAVEPOINT toolcfg_lock; SET LOCAL lock_timeout = \(attempt)", context: "waiting for the write lock on \(names)")
-                try execute("LOCK TABLE \(tables.map(quotedIdentifier).joined(separator: ", ")) IN EXCLUSIVE MODE")
-                try execute("RELEASE SAVEPOINT toolcfg_lock; SET LOCAL lock_timeout = \(options.lockTimeout.map(PostgresConnection.milliseconds) ?? 0)",
+            do {
+                // The attempt's short lock_timeout is undone with a failed attempt's savepoint.
+                try inSavepoint {
+                    try execute("SET LOCAL lock_timeout = \(attempt)", context: "waiting for the write lock on \(names)")
+                    try execute("LOCK TABLE \(tables.map(quotedIdentifier).joined(separator: ", ")) IN EXCLUSIVE MODE")
+                }
+                try execute("SET LOCAL lock_timeout = \(options.lockTimeout.map(PostgresConnection.milliseconds) ?? 0)",
                             context: "taking the write lock on \(names)")
                 return
-            } catch where error.sqlState == "55P03" && deadline.map({ clock.now + Self.lockPause < $0 }) ?? true {
-                try execute("ROLLBACK TO SAVEPOINT toolcfg_lock; RELEASE SAVEPOINT toolcfg_lock", context: "waiting for the write lock on \(names)")
+            } catch let error as PostgresError where error.sqlState == "55P03" && deadline.map({ clock.now + Self.lockPause < $0 }) ?? true {
                 Thread.sleep(forTimeInterval: Double(Self.lockPause.components.attoseconds) / 1e18)
-            } catch {
-                var failure = error
+            } catch var failure as PostgresError {
                 failure.context = "waiting for the write lock on \(names)"
                 throw failure
             }

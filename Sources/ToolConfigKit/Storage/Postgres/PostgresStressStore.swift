@@ -125,7 +125,7 @@ final class PostgresStressStore: StressStore {
                 for index in 0..<indexes.count {
                     let name = indexes.text(index, 0) ?? ""
                     do {
-                        try savepoint {
+                        try connection.inSavepoint {
                             try connection.query("SELECT bt_index_check($1::bigint::oid, true)", [.integer(try indexes.int64(index, 1) ?? 0)],
                                                  context: "checking index \(name)")
                         }
@@ -147,22 +147,10 @@ final class PostgresStressStore: StressStore {
     private func amcheckUnavailable() throws -> String? {
         if try connection.queryInt64("SELECT count(*) FROM pg_extension WHERE extname = 'amcheck'") ?? 0 > 0 { return nil }
         do {
-            try savepoint { try connection.execute("CREATE EXTENSION amcheck", context: "creating amcheck for the check") }
+            try connection.inSavepoint { try connection.execute("CREATE EXTENSION amcheck", context: "creating amcheck for the check") }
             return nil
         } catch let error as PostgresError {
             return error.message
-        }
-    }
-
-    /// A failed statement spoils only the savepoint, which is rolled back; the error is rethrown.
-    private func savepoint(_ body: () throws -> Void) throws {
-        try connection.execute("SAVEPOINT toolcfg_stress_check")
-        do {
-            try body()
-            try connection.execute("RELEASE SAVEPOINT toolcfg_stress_check")
-        } catch {
-            try connection.execute("ROLLBACK TO SAVEPOINT toolcfg_stress_check")
-            throw error
         }
     }
 

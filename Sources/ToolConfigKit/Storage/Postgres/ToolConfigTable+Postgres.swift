@@ -59,15 +59,13 @@ extension ToolConfigTable {
             ORDER BY i.oid
             """, [.text(name)], context: "reading the indexes of \(name)")
         guard indexes.count > 0 else { return [] }
-        try connection.execute("SAVEPOINT toolcfg_indexes", context: "dropping the indexes of \(name)")
-        do throws(PostgresError) {
-            try connection.execute("LOCK TABLE \(name) IN ACCESS EXCLUSIVE MODE NOWAIT", context: "locking \(name) to drop its indexes")
-        } catch {
-            guard error.sqlState == "55P03" else { throw error }
-            try connection.execute("ROLLBACK TO SAVEPOINT toolcfg_indexes", context: "keeping the indexes of \(name)")
-            return []
+        do {
+            try connection.inSavepoint {
+                try connection.execute("LOCK TABLE \(name) IN ACCESS EXCLUSIVE MODE NOWAIT", context: "locking \(name) to drop its indexes")
+            }
+        } catch let error as PostgresError where error.sqlState == "55P03" {
+            return []  // a reader holds the table: the indexes stay
         }
-        try connection.execute("RELEASE SAVEPOINT toolcfg_indexes", context: "dropping the indexes of \(name)")
         for row in 0..<indexes.count {
             try connection.execute("DROP INDEX \(indexes.text(row, 0) ?? "")", context: "dropping an index of \(name)")
         }

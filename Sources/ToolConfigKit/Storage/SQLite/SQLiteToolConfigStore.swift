@@ -38,7 +38,7 @@ final class SQLiteToolConfigStore: ToolConfigStore {
 
     func rebuildIndexes(_ definitions: [String]) throws {
         // The index builds sort in memory up to the cache size: keep that small.
-        try connection.useCache(kibibytes: 2000)
+        connection.useDefaultCache()
         for sql in definitions { try connection.execute(sql, context: "rebuilding an index") }
     }
 }
