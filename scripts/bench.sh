@@ -669,7 +669,7 @@ make_keyed_pg_database() {
   psql -X -q "$cluster" -c "SET client_min_messages = warning" -c "DROP DATABASE IF EXISTS $name" -c "CREATE DATABASE $name"
   "$toolcfg" migrate up --db "$url" -q
   # PG_FILLFACTOR leaves room on each page, as a table gets once its fillfactor is set and one
-  # rotation has moved its rows: every later rotation then updates in place (HOT; see README).
+  # rotation has moved its rows: every later rotation then updates in place (HOT; see docs/postgresql.md, Rotation on PostgreSQL).
   [ -z "${PG_FILLFACTOR:-}" ] || psql -X -q "$url" -c "ALTER TABLE user_tool_configs SET (fillfactor = $PG_FILLFACTOR)"
   python3 "$ROOT/scripts/bench_rotation_peer_pg.py" make "$url" "$rows" "$key"
   psql -X -q "$url" -c "VACUUM ANALYZE user_tool_configs"
