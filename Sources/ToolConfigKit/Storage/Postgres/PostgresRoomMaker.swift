@@ -4,7 +4,7 @@ import Foundation
 /// of a table room on its own page for a second version of itself, so that the rotation's write
 /// phase rewrites each row in place (a HOT update: one WAL record, no index entry) instead of
 /// moving it to another page and into every index (seven WAL records through five indexes, about
-/// 12 µs a row against 2.2 µs: README, "How long the write phase is on PostgreSQL").
+/// 12 µs a row against 2.2 µs: docs/postgresql.md, "How long the write phase is on PostgreSQL").
 ///
 /// 1. The table's fillfactor goes to 50 (33 for a table with two column groups, whose rows the
 ///    write phase rewrites twice), so rows inserted or moved from now on fill pages only

@@ -207,14 +207,14 @@ final class PostgresSecretStore: SecretStore {
 
     /// A table filled to its pages' end (fillfactor 100, the default) has no room for a row's
     /// new version where the row is: each rewrite goes to another page and into every index
-    /// (README: about 12 µs a row against 2.2 in place).
+    /// (docs/postgresql.md: about 12 µs a row against 2.2 in place).
     /// Only where --make-room would help: not when it would be refused (an index on the triple
     /// rules out rewrites in place whatever the room).
     func writePhaseAdvice() throws -> String? {
         guard let maker = try? PostgresRoomMaker(connection: connection, groups: [group]), maker.fillfactor > 60 else { return nil }
         return "\(group.table) is packed full (fillfactor \(maker.fillfactor)), so each rotated row went to another page and into every "
             + "index: the next rotation with --make-room gives its rows room first, in short transactions, and then rewrites them in "
-            + "place, with a write phase 3-5x shorter (README: how long the write phase is on PostgreSQL)"
+            + "place, with a write phase 3-5x shorter (docs/postgresql.md: how long the write phase is on PostgreSQL)"
     }
 
     func roomMaker(groupsOfTable groups: [SecretColumnGroup]) throws -> any RoomMaking {

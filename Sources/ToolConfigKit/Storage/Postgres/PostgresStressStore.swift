@@ -44,7 +44,7 @@ final class PostgresStressStore: StressStore {
     /// has committed. Whoever holds number n sees every number below it committed (a number
     /// whose transaction rolled back is skipped). Neither the lock nor the sequence depends on a
     /// snapshot, so a REPEATABLE READ writer logs the same way. It costs a short queue at the end
-    /// of each write (this statement and the commit), measured in the README.
+    /// of each write (this statement and the commit), measured in docs/benchmarks.md.
     static let insertLogSQL = """
         WITH commit_order AS MATERIALIZED (SELECT pg_advisory_xact_lock(\(commitOrderLock)))
         INSERT INTO \(StressLog.table) (writer, counter, user_id, tool_id, op, version, row_id, token)
