@@ -163,7 +163,12 @@ def trial(fault, kind, cluster, run, template, number, duration):
         cluster.terminate(name)
     else:
         cluster.crash_and_restart()
-    out, err = process.communicate()
+    try:
+        out, err = process.communicate(timeout=120)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        out, err = process.communicate()
+        err = "toolcfg did not end within 120 s after the fault (a hang); killed\n" + err
     status = process.returncode
     problem = None
     if status == 66 and ": connecting: " in err:

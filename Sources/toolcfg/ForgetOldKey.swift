@@ -6,13 +6,14 @@ struct ForgetOldKey: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "forget-old-key",
         abstract: "Drop the old master key a rotation kept in the keyring (secret_key.previous).",
-        usage: "toolcfg forget-old-key --keyring [<SERVICE>] [--db <PATH|URL>] [<opts>]",
+        usage: "toolcfg forget-old-key [--keyring [<SERVICE>]] [--db <PATH|URL>] [<opts>]",
         discussion: help("""
             A rotation that switches the keyring keeps the old key until this command: the \
             application may write under it until it restarts on the new one, and the catch-up \
             rotation needs it to re-encrypt those values. With --db (or TOOLCFG_DB) it refuses \
             (exit 65) while any secret still opens only under the old key. A rerun of a rotation \
-            never drops the old key on its own.
+            never drops the old key on its own. The service is "Bodhi App" unless --keyring (or \
+            --master-key-keyring) names another.
             """, examples: [
                 "toolcfg forget-old-key --keyring --db app.db",
                 "toolcfg forget-old-key --keyring 'Bodhi App - Dev'",
@@ -32,7 +33,6 @@ struct ForgetOldKey: ParsableCommand {
 
     func validate() throws {
         if keyring != nil && masterKeyKeyring != nil { throw ValidationError("give the service once: --keyring or --master-key-keyring") }
-        if keyring == nil && masterKeyKeyring == nil { throw ValidationError("name the keyring: --keyring [SERVICE] (or --master-key-keyring [SERVICE])") }
     }
 
     func run() throws {

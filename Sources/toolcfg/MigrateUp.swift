@@ -28,7 +28,7 @@ struct MigrateUp: ParsableCommand {
         let location = try database.location()
         // A mistyped path would silently become a new, empty database: say so when one is made.
         var newFile: String?
-        if case .sqlite(let path) = location, !FileManager.default.fileExists(atPath: path) { newFile = path }
+        if case .sqlite(let path) = location, SQLiteConnection.createEmptyFile(at: path) { newFile = path }
         let report: MigrationRunReport
         do {
             let connection = try location.open(mode: .readWriteCreate, busyTimeout: database.timeout)

@@ -64,7 +64,17 @@ struct KeyringRotationTests {
             #expect(steps[3].contains("toolcfg forget-old-key --keyring 'Bodhi App' --db \(scene.db)"))
             try JSONReportTests.validate([JSONReportTests.Output(kind: "rotate", arguments: [], result: result, json: result.stdout)])
 
-            // Without -q the same steps end the human report.
+            // A second rotation while .previous holds the first one's old key is refused: the
+            // switch would overwrite the only copy of a key the application may still write under.
+            let refused = try TestKeyring.toolcfg(["rotate", "--db", scene.db] + Self.generateIntoKeyring)
+            #expect(refused.status == 64, "\(refused.stderr)")
+            #expect(refused.stderr.contains("keyring-rs:secret_key.previous@Bodhi App still holds the key \(scene.old.fingerprint) of an earlier rotation"),
+                    "\(refused.stderr)")
+            #expect(try scene.previous?.material == scene.old.material && scene.application?.material == new.material && scene.next == nil)
+            #expect(try scene.allUnder(new))
+
+            // Once it is forgotten, the next rotation goes ahead; without -q the steps end its report.
+            #expect(try TestKeyring.toolcfg(["forget-old-key", "--db", scene.db]).status == 0)
             let human = try TestKeyring.toolcfg(["rotate", "--db", scene.db] + Self.generateIntoKeyring)
             #expect(human.status == 0, "\(human.stderr)")
             #expect(human.stderr.contains("next:\n  1. done by this run: keyring-rs:secret_key@Bodhi App holds the new key"), "\(human.stderr)")

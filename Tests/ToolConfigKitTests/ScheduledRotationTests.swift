@@ -24,7 +24,8 @@ struct ScheduledRotationTests {
             try FileManager.default.createDirectory(atPath: app, withIntermediateDirectories: true)
             let text = try toolcfg(["keygen", "--form", "text"])
             #expect(text.status == 0, "\(text.stderr)")
-            try Data("BODHI_ENCRYPTION_KEY=\(text.stdout.trimmingCharacters(in: .whitespacesAndNewlines))\n".utf8)
+            // A compose env file: the switch must keep its other lines.
+            try Data("# bodhi\nBODHI_LOG_LEVEL=info\nBODHI_ENCRYPTION_KEY=\(text.stdout.trimmingCharacters(in: .whitespacesAndNewlines))\nBODHI_PORT=1135\n".utf8)
                 .write(to: URL(fileURLWithPath: keyFile))
             #expect(try toolcfg(["migrate", "up", "--db", db]).status == 0)
             let csv = "user_id,tool_id,api_key\n" + (0..<rows).map { "user-\($0),tool,sk-\($0)\n" }.joined()
@@ -63,7 +64,9 @@ struct ScheduledRotationTests {
         let before = try String(contentsOfFile: installation.keyFile, encoding: .utf8)
         let first = try installation.rotate()
         #expect(first.status == 0, "\(first.stderr)")
-        #expect(try String(contentsOfFile: installation.keyFile, encoding: .utf8) != before, "the env file was switched")
+        let after = try String(contentsOfFile: installation.keyFile, encoding: .utf8)
+        #expect(after != before, "the env file was switched")
+        #expect(after.hasPrefix("# bodhi\nBODHI_LOG_LEVEL=info\nBODHI_ENCRYPTION_KEY=") && after.hasSuffix("\nBODHI_PORT=1135\n"), "its other lines kept: \(after.count) characters")
         #expect(first.stderr.contains("catching up") && first.stderr.contains("done: every secret is under the key"), "\(first.stderr)")
         // One backup, named for the database and the old key, which is kept beside it.
         let backups = installation.files(installation.backups)
@@ -92,6 +95,21 @@ struct ScheduledRotationTests {
         #expect(installation.files(installation.state + "/previous-keys") == [String(now[0].split(separator: "-").last!.dropLast(3)) + ".env"],
                 "\(installation.files(installation.state + "/previous-keys"))")
         #expect(try installation.verify().status == 0)
+    }
+
+    @Test("a second run while one holds the lock is refused with 75 and changes nothing")
+    func oneAtATime() throws {
+        let installation = try Installation(rows: 5)
+        try FileManager.default.createDirectory(atPath: installation.state, withIntermediateDirectories: true)
+        let before = try String(contentsOfFile: installation.keyFile, encoding: .utf8)
+        // flock(1) holds the script's lock file while the second run starts.
+        let holder = try runProcess(URL(fileURLWithPath: "/usr/bin/flock"), [installation.state + "/lock", "-c",
+            "TOOLCFG='\(Repository.toolcfg.path)' TOOLCFG_DB='\(installation.db)' BODHI_KEY_ENV_FILE='\(installation.keyFile)' "
+            + "RESTART_COMMAND=true BACKUP_DIR='\(installation.backups)' STATE_DIR='\(installation.state)' bash '\(Installation.script.path)'"])
+        #expect(holder.status == 75, "\(holder.stderr)")
+        #expect(holder.stderr.contains("another rotation is running"), "\(holder.stderr)")
+        #expect(try String(contentsOfFile: installation.keyFile, encoding: .utf8) == before)
+        #expect(installation.files(installation.backups).isEmpty)
     }
 
     @Test("a run that fails after the switch (the container does not come back) is finished by the next")

@@ -79,6 +79,14 @@ public struct RotationKeys: Sendable {
         }
         if generate {
             let oldKey = try SecretInput.requireMasterKey(.masterKey, forms: old, environment: environment)
+            // The switch will keep the entry's key as .previous: one an earlier rotation kept
+            // there and nobody forgot would be lost, and the application may still write under
+            // it until it restarts.
+            if let kept = try previous.masterKey(), try application.masterKey()?.material != kept.material {
+                throw UsageError("\(previous.description) still holds the key \(kept.fingerprint) of an earlier rotation: finish that one "
+                    + "first (after the application restarted, its catch-up: toolcfg rotate --master-key-keyring '\(service)' "
+                    + "--new-master-key-keyring '\(service)'; then toolcfg forget-old-key --keyring '\(service)' --db DATABASE); nothing was changed")
+            }
             return RotationKeys(oldKey: oldKey, newKey: .generate(), destination: .keyring(service: service), generated: true, dryRun: dryRun)
         }
         // Nothing staged, nothing to generate: the application's entry is the new key, and from
@@ -104,7 +112,14 @@ public struct RotationKeys: Sendable {
         case .file(let path):
             try PrivateFile.write(Data((newKey.base64Text + "\n").utf8), to: path)
         case .keyring(let service):
-            try KeyringEntry.next(service: service).store(newKey)
+            // Never over a key another rotation staged since this one began: it may be the
+            // only copy of the key a committed database is under.
+            let next = KeyringEntry.next(service: service)
+            if let staged = try next.masterKey(), staged.material != newKey.material {
+                throw UsageError("\(next.description) holds another new key, \(staged.fingerprint), staged by a rotation that ran "
+                    + "meanwhile: run the same command again (it goes on with that key); nothing was changed")
+            }
+            try next.store(newKey)
         case .given, .catchUp:
             return
         }

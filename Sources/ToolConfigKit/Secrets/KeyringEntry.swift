@@ -18,9 +18,8 @@ public struct KeyringEntry: Sendable, Equatable {
     public let user: String
     /// Whether the user's persistent keyring is searched and new entries linked into it. Only
     /// tests turn it off (`sessionOnlyInProcess`, and TOOLCFG_TEST_KEYRING_SESSION_ONLY=1 for the
-    /// processes they start), so that they never touch the real user's keyring. Honoured in
-    /// every build: it only narrows where keys are looked for, and a test run of a release build
-    /// must not reach the user's keyring either.
+    /// processes they start, in debug builds only), so that they never touch the real user's
+    /// keyring.
     let usesPersistentKeyring: Bool
     static let sessionOnlyInProcess = Atomic<Bool>(false)
 
@@ -40,7 +39,13 @@ public struct KeyringEntry: Sendable, Equatable {
     public var description: String { "keyring-rs:\(user)@\(service)" }
 
     private static var sessionOnlyForTests: Bool {
+        #if DEBUG
         sessionOnlyInProcess.load(ordering: .relaxed) || ProcessInfo.processInfo.environment["TOOLCFG_TEST_KEYRING_SESSION_ONLY"] == "1"
+        #else
+        // A release build always links new entries into the persistent keyring: a variable left
+        // set must not put a new key where it dies with the session.
+        sessionOnlyInProcess.load(ordering: .relaxed)
+        #endif
     }
 
     var searched: String { usesPersistentKeyring ? "the session keyring or the user's persistent keyring" : "the session keyring" }

@@ -213,6 +213,16 @@ public final class SQLiteConnection {
 
     static let scratchSchema = "toolcfg_scratch"
 
+    /// Creates `path` as an empty file (an empty SQLite database) if nothing is there, atomically
+    /// (O_EXCL): true when this call made it, so that it is this run's to remove on failure and
+    /// never a file another process created at the same moment.
+    public static func createEmptyFile(at path: String) -> Bool {
+        let descriptor = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o644)
+        guard descriptor >= 0 else { return false }
+        Glibc.close(descriptor)
+        return true
+    }
+
     /// Removes a database file and the files SQLite keeps beside it; for a file this run created
     /// and no connection has open.
     public static func removeDatabaseFiles(at path: String) {
