@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs the whole test suite once under a sanitizer, in its own build folder, within a time bound:
 #   scripts/sanitize.sh address|thread
-# SANITIZE_TIMEOUT (seconds, default 480) bounds the build and the tests together, so a hang fails
+# SANITIZE_TIMEOUT (seconds, default 900) bounds the build and the tests together, so a hang fails
 # with a message instead of running until CI gives up. Prints the build and test times.
 # Leak reports are off for AddressSanitizer: the ones it prints come from Foundation and XCTest
 # internals (Process, file reading), not from toolcfg.
@@ -28,7 +28,7 @@ if [ "${2:-}" = --inner ]; then
   exit "$status"
 fi
 
-limit=${SANITIZE_TIMEOUT:-480}
+limit=${SANITIZE_TIMEOUT:-900}
 rm -rf "$reports" "$log"
 mkdir -p "$reports"
 # A session of its own: swift test starts the test binary in a process group of its own, which
