@@ -6,4 +6,10 @@ public protocol EngineError: ToolcfgError {
     /// What toolcfg was doing (the migration file, and the line in it) and what the engine said,
     /// without the database's name.
     var reason: String { get }
+    /// The connection broke while the engine committed: whether it did is unknown.
+    var leftCommitUnknown: Bool { get }
+}
+
+extension EngineError {
+    public var leftCommitUnknown: Bool { false }
 }

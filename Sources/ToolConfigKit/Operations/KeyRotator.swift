@@ -197,7 +197,7 @@ public struct KeyRotator {
         let clock = ContinuousClock()
         let started = clock.now
         var stages: [any RotationStaging] = []
-        var succeeded = false
+        var succeeded = false, commitUnknown = false
         var madeBackup: String?, createdFolders: [String] = []
         defer {
             for stage in stages { stage.drop() }
@@ -205,7 +205,9 @@ public struct KeyRotator {
             // (only the copy it made: an existing file at that path was refused, never touched),
             // nor the backup folder it made, so the same command runs again.
             if !succeeded {
-                if let madeBackup { unlink(madeBackup) }
+                // Kept when the commit's outcome is unknown: it may be the only copy of the
+                // secrets as they were before a rotation that did commit.
+                if let madeBackup, !commitUnknown { unlink(madeBackup) }
                 BackupDirectory.removeCreated(createdFolders)
             }
         }
@@ -328,22 +330,27 @@ public struct KeyRotator {
         // until it is renamed into place after the commit.
         try secretsFile?.stage(waitingUpTo: Self.secretsFileLockTimeout)
         var lock = Duration.zero
-        try database.transaction(.write, lockHeld: { lock = $0 }) {
-            try database.lockForWriting(tables)
-            // A group added (or dropped) since they were listed would be left out.
-            let now = try database.secretGroups(options.columns)
-            guard now == groups else {
-                throw TablesChangedDuringRotation(database: database.location, before: groups.map(\.label), now: now.map(\.label))
+        do {
+            try database.transaction(.write, lockHeld: { lock = $0 }) {
+                try database.lockForWriting(tables)
+                // A group added (or dropped) since they were listed would be left out.
+                let now = try database.secretGroups(options.columns)
+                guard now == groups else {
+                    throw TablesChangedDuringRotation(database: database.location, before: groups.map(\.label), now: now.map(\.label))
+                }
+                // Nobody committed since the snapshot: no row can hold anything but what was read.
+                let quiet = try snapshotMark.map { try !database.writtenSince($0, in: tables) } ?? false
+                for (index, stage) in stages.enumerated() {
+                    try write(stage, into: &reports[index], quiet: quiet)
+                    try options.interruption.check()
+                }
+                // The last safe point: a signal from here on lets the rotation finish (exit 0).
+                CrashPoint.reach("write-phase", pausingFor: options.interruption)
+                try options.interruption.commitBegins()
             }
-            // Nobody committed since the snapshot: no row can hold anything but what was read.
-            let quiet = try snapshotMark.map { try !database.writtenSince($0, in: tables) } ?? false
-            for (index, stage) in stages.enumerated() {
-                try write(stage, into: &reports[index], quiet: quiet)
-                try options.interruption.check()
-            }
-            // The last safe point: a signal from here on lets the rotation finish (exit 0).
-            CrashPoint.reach("write-phase", pausingFor: options.interruption)
-            try options.interruption.commitBegins()
+        } catch let error as any EngineError where error.leftCommitUnknown {
+            commitUnknown = true
+            throw error
         }
         succeeded = true
         CrashPoint.reach("database-committed", pausingFor: options.interruption)

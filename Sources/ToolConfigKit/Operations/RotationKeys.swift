@@ -212,7 +212,8 @@ public struct RotationKeys: Sendable {
         }
         steps.append("then run \(again), to re-encrypt what the application wrote under the old key before it restarted; values already under the new key are left alone")
         if case .keyring(let service) = destination, oldFromKeyring {
-            steps.append("once that run rotates nothing: toolcfg forget-old-key --keyring '\(service)' --db \(report.database)")
+            let backup = report.backupFile.map { " and you keep no backup that needs it (\($0) does)" } ?? ""
+            steps.append("once that run rotates nothing\(backup): toolcfg forget-old-key --keyring '\(service)' --db \(report.database)")
         } else {
             steps.append("once that run rotates nothing, discard the old key \(old) (\(oldKey.source))"
                 + (report.backupFile.map { ", unless you keep the backup \($0), which needs it" } ?? ""))

@@ -66,6 +66,8 @@ public struct PostgresError: EngineError, Equatable {
         return sqlState.hasPrefix("08") || sqlState == "57P01" || sqlState == "57P02"
     }
 
+    public var leftCommitUnknown: Bool { isConnectionLoss && context == "committing" }
+
     public var exitStatus: ExitStatus {
         if isConnectionLoss { return .temporaryFailure }
         switch kind {
@@ -99,7 +101,8 @@ public struct PostgresError: EngineError, Equatable {
         if let serverContext { text += "; context: \(serverContext.replacingOccurrences(of: "\n", with: "; "))" }
         if isConnectionLoss {
             text += context == "committing"
-                ? "; the connection was lost during the commit, so whether it committed is unknown: run the same command again "
+                ? "; the connection was lost during the commit, so whether it committed is unknown (a backup this run wrote is "
+                    + "kept): run the same command again "
                     + "once the server accepts connections (a rotation finishes or finds every secret under the new key; before "
                     + "importing again, see with export whether the rows arrived)"
                 : "; the connection to the server was lost, and the server rolls back what was not committed, so nothing "
