@@ -173,6 +173,8 @@ def trial(fault, kind, cluster, run, template, number, duration):
     problem = None
     if status == 66 and ": connecting: " in err:
         pass  # the server was down when toolcfg connected: it began nothing
+    elif status < 0:
+        problem = f"killed by signal {-status} (a crash):\n{err.strip()[-6000:]}"
     elif status not in (0, 75):
         problem = f"exit {status}: {err.strip()[-400:]}"
     elif status == 75 and "run the same command again" not in err:

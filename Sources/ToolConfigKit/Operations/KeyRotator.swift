@@ -296,10 +296,18 @@ public struct KeyRotator {
                 // page and stages the one before (1M v2 values: the reads and the stage's writes
                 // were a third of the phase, with the derivations waiting).
                 var pending: (rows: [SecretRow], outcomes: Deferred<[Outcome]>)?
-                try store.scan(pageSize: Self.pageSize) { rows in
-                    let next = (rows, Deferred { [options] in Self.rotateAll(rows, options: options) })
-                    if let pending { try record(pending.rows, pending.outcomes.wait()) }
-                    pending = next
+                do {
+                    try store.scan(pageSize: Self.pageSize) { rows in
+                        let previous = pending
+                        pending = (rows, Deferred { [options] in Self.rotateAll(rows, options: options) })
+                        if let previous { try record(previous.rows, previous.outcomes.wait()) }
+                    }
+                } catch {
+                    // Never fail with a page's derivations still running: the process exits on
+                    // the error, and OpenSSL's cleanup at exit would pull its locks from under
+                    // them (a segfault, seen when the server cut the connection mid-stage).
+                    _ = pending?.outcomes.wait()
+                    throw error
                 }
                 if let pending { try record(pending.rows, pending.outcomes.wait()) }
                 values.byTable[group.table, default: [:]][.v1, default: 0] += schemes[0]

@@ -73,9 +73,10 @@ final class Deferred<Value: Sendable>: @unchecked Sendable {
         }
     }
 
-    /// Blocks until the work is done; call once.
+    /// Blocks until the work is done; again, returns at once.
     func wait() -> Value {
         done.wait()
+        done.signal()
         return value!
     }
 }
