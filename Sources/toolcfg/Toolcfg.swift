@@ -27,7 +27,7 @@ struct Toolcfg: ParsableCommand {
             ]),
         version: version,
         subcommands: [Keygen.self, Migrate.self, Export.self, Import.self, CheckBackup.self, Rotate.self, ForgetOldKey.self, VerifyKeys.self, Stress.self,
-                      StressWorkerCommand.self]
+                      StressWorkerCommand.self, KdfKernels.self]
     )
 
     /// ArgumentParser's main, but every failure (its own parse errors included) goes through
