@@ -832,6 +832,8 @@ needs_suite=0
 for s in "${selected[@]}"; do
   for t in "${SUITE_SECTIONS[@]}"; do [ "$s" = "$t" ] && needs_suite=1; done
 done
+# pbkdf2 without its ordo-one part needs only the release toolcfg.
+[ "${PBKDF2_SUITE:-1}" = 0 ] && needs_suite=0
 if [ "$needs_suite" -eq 1 ]; then
   echo "== swift build -c release (Benchmarks/, target $TARGET)"
   build_started=$(date +%s)
