@@ -201,10 +201,10 @@ public enum SecretCipher {
         return (results[0], results[1])
     }
 
-    /// How many secrets `decrypt(_:masterKey:)` on an array takes at once on this CPU, for
-    /// batching across threads: the selected kernel's lanes (`PBKDF2.kernel`: 16 on AVX-512, 2
-    /// on the SHA extensions, 1 on the scalar kernel).
-    public static var groupSize: Int { PBKDF2.kernel.lanes }
+    /// How many secrets `decrypt(_:masterKey:)` on an array takes at once, for batching across
+    /// threads: sixteen (a multiple of the selected kernel's lanes, `PBKDF2.kernel`), so that a
+    /// group's fixed costs (its AES-GCM context, its arrays) fall on many rows whichever kernel runs.
+    public static var groupSize: Int { (16 + PBKDF2.kernel.lanes - 1) / PBKDF2.kernel.lanes * PBKDF2.kernel.lanes }
 
     /// Secrets decrypted under one master key: the v1 row keys derived together on the selected
     /// kernel (`rowKeys`), v2 keys one by one (cheap). Each result is exactly what
@@ -220,8 +220,16 @@ public enum SecretCipher {
             }
         }
         let keys = rowKeys(v1.map { (masterKey, secrets[$0].salt) })
+        // One AES-GCM context for the group (a new one is an allocation, a wipe and a free).
+        let context = v1.count > 1 ? try? AESGCM.Context() : nil
         for (key, index) in zip(keys, v1) {
-            results[index] = Result { () throws(SecretError) in try decrypt(secrets[index], rowKey: key) }
+            results[index] = Result { () throws(SecretError) in
+                guard let context else { return try decrypt(secrets[index], rowKey: key) }
+                var bytes = try key.withBytes { k throws(SecretError) in try context.open(key: k, nonce: secrets[index].nonce, sealed: secrets[index].sealed) }
+                defer { AESGCM.wipe(&bytes) }
+                guard let text = String(validating: bytes, as: UTF8.self) else { throw .plaintextNotUTF8 }
+                return text
+            }
         }
         return results
     }
