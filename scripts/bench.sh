@@ -112,7 +112,8 @@ per_s() { awk -v us="$1" 'BEGIN { printf "%.0f", 1e6 / us }'; }
 # thread and on all cores, and the one the measured selection picks), then the rates verify-keys,
 # export --keys plaintext and rotate reach on PBKDF2_ROWS (50,000) keyed rows, in derivations per
 # second per core (rows x derivations per row / seconds / cores), as a share of the fastest
-# kernel's one-thread rate and of its per-thread rate with every core busy. Then the ordo-one
+# kernel's one-thread rate and of its per-thread rate with every core busy, and per CPU-second
+# (user + system: what the command did with the CPU it got, when others share the machine). Then the ordo-one
 # suite and Python's cryptography (PBKDF2_SUITE=0 skips them).
 section_pbkdf2() {
   local rows="${PBKDF2_ROWS:-50000}" work="$LOG_DIR/pbkdf2" toolcfg cores model flags
@@ -154,7 +155,7 @@ section_pbkdf2() {
     seconds=${GROUP_MEDIAN_S[index]}; cpu=${GROUP_CPU_MEDIAN_S[index]}
     per_core=$(awk -v r="$rows" -v d="$per_derivation" -v s="$seconds" -v c="$cores" 'BEGIN { printf "%.0f", r * d / s / c }')
     add_summary "PBKDF2 rate of $name ($rows rows)" "$per_core/s per core ($seconds s median on $cores cores, CPU $cpu s: $(awk -v r="$rows" -v d="$per_derivation" -v s="$cpu" 'BEGIN { printf "%.0f", r * d / s }')/s per CPU-second)"
-    add_summary "PBKDF2 $name / fastest kernel" "$(awk -v a="$per_core" -v b="$best1" 'BEGIN { printf "%.0f", 100 * a / b }') % of $fastest on 1 thread, $(awk -v a="$per_core" -v b="$per_thread_all" 'BEGIN { if (b > 0) printf "%.0f", 100 * a / b; else printf "?" }') % of its per-thread rate on $cores threads; by round $(for t in ${GROUP_TIMES[index]}; do awk -v r="$rows" -v d="$per_derivation" -v s="$t" -v c="$cores" -v b="$best1" 'BEGIN { printf "%.0f%% ", 100 * r * d / s / c / b }'; done)"
+    add_summary "PBKDF2 $name / fastest kernel" "$(awk -v a="$per_core" -v b="$best1" 'BEGIN { printf "%.0f", 100 * a / b }') % of $fastest on 1 thread per core ($(awk -v r="$rows" -v d="$per_derivation" -v s="$cpu" -v b="$best1" 'BEGIN { printf "%.0f", 100 * r * d / s / b }') % per CPU-second), $(awk -v a="$per_core" -v b="$per_thread_all" 'BEGIN { if (b > 0) printf "%.0f", 100 * a / b; else printf "?" }') % of its per-thread rate on $cores threads; by round $(for t in ${GROUP_TIMES[index]}; do awk -v r="$rows" -v d="$per_derivation" -v s="$t" -v c="$cores" -v b="$best1" 'BEGIN { printf "%.0f%% ", 100 * r * d / s / c / b }'; done)"
     index=$(( index + 1 ))
   done
   [ "${PBKDF2_SUITE:-1}" = 0 ] && return
