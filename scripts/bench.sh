@@ -9,7 +9,7 @@
 #
 # Benchmarks/ is its own package so that the root package's `swift build` / `swift test` never
 # resolve or build ordo-one/benchmark; only SUITE_SECTIONS build it. Time on the 2-core machine:
-# ~25-45 s for pbkdf2 once built; the first run after a clean checkout also builds the suite
+# ~60-90 s for pbkdf2 once built (its kernels and 50,000-row commands, then the suite); the first run after a clean checkout also builds the suite
 # (~85-130 s) and the plugin's BenchmarkTool (~60 s). json-export takes about 1.5 min, decrypt
 # about 5 min with a baseline (its build another 1.5-2 min), longer while other builds share the
 # cores.
@@ -108,9 +108,58 @@ per_s() { awk -v us="$1" 'BEGIN { printf "%.0f", 1e6 / us }'; }
 
 # --- sections ---------------------------------------------------------------------------------
 
+# The kernels on this CPU (`toolcfg kdf-kernels`: each kernel's derivations per second on one
+# thread and on all cores, and the one the measured selection picks), then the rates verify-keys,
+# export --keys plaintext and rotate reach on PBKDF2_ROWS (50,000) keyed rows, in derivations per
+# second per core (rows x derivations per row / seconds / cores), as a share of the fastest
+# kernel's one-thread rate and of its per-thread rate with every core busy, and per CPU-second
+# (user + system: what the command did with the CPU it got, when others share the machine). Then the ordo-one
+# suite and Python's cryptography (PBKDF2_SUITE=0 skips them).
 section_pbkdf2() {
+  local rows="${PBKDF2_ROWS:-50000}" work="$LOG_DIR/pbkdf2" toolcfg cores model flags
   echo
   echo "######## pbkdf2: PBKDF2-HMAC-SHA256, 1000 iterations, 32-byte password and salt, 32-byte output"
+  mkdir -p "$work"
+  toolcfg=$(build_toolcfg)
+  cores=$(nproc)
+  model=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)
+  flags=$(for f in sha_ni avx512f avx2; do grep -qw "$f" /proc/cpuinfo && printf '%s ' "$f"; done)
+  echo "== CPU: $model, $cores cores online; flags that matter: ${flags:-none of sha_ni, avx512f, avx2}"
+  echo "== toolcfg kdf-kernels (release; median of 3 round-robin runs of 0.5 s per kernel and thread count)"
+  "$toolcfg" kdf-kernels --threads "1,$cores" --runs 3 --seconds 0.5 | tee "$work/kernels.out"
+  local selected fastest best1=0 kernel rate rate_all per_thread_all=0
+  selected=$(sed -n 's/^RESULT selected kernel=\([^ ]*\).*/\1/p' "$work/kernels.out")
+  while read -r kernel rate; do
+    rate_all=$(sed -n "s/^RESULT kernel=$kernel .*threads=$cores derivations_per_s=\([0-9]*\) per_thread=\([0-9]*\).*/\2/p" "$work/kernels.out")
+    add_summary "PBKDF2 kernel $kernel" "$rate/s on 1 thread ($(awk -v r="$rate" 'BEGIN { printf "%.1f", 1e6 / r }') µs), ${rate_all:-?}/s per thread on $cores threads"
+    if awk -v a="$rate" -v b="$best1" 'BEGIN { exit !(a > b) }'; then best1=$rate; fastest=$kernel; per_thread_all=${rate_all:-0}; fi
+  done < <(sed -n 's/^RESULT kernel=\([^ ]*\) .*threads=1 derivations_per_s=\([0-9]*\) .*/\1 \2/p' "$work/kernels.out")
+  add_summary "PBKDF2 kernel selected (measured at start)" "$selected; fastest on 1 thread here: $fastest"
+
+  # Distinct salts: an import of plaintext keys derives one row key per row.
+  "$toolcfg" keygen --out "$work/master.key" 2>/dev/null
+  "$toolcfg" keygen --out "$work/new.key" 2>/dev/null
+  awk -v n="$rows" 'BEGIN { print "user_id,tool_id,enabled,api_key"
+    for (i = 0; i < n; i++) printf "user-%d,tool-%d,%d,sk-live-%08d-abcdefghijklmnopqrstuvwxyz\n", i, i % 10, i % 2, i }' > "$work/keys.csv"
+  "$toolcfg" migrate up --db "$work/keys.db" 2>/dev/null
+  "$toolcfg" import --db "$work/keys.db" --in "$work/keys.csv" --master-key-file "$work/master.key" >/dev/null 2>&1
+  local keys="--master-key-file '$work/master.key'"
+  echo "== verify-keys, export --keys plaintext (1 derivation a row) and rotate (2 a row) of $rows rows on $cores cores, round-robin"
+  measure_group "verify-keys" ":" "'$toolcfg' verify-keys --db '$work/keys.db' $keys" \
+                "export plaintext" ":" "'$toolcfg' export --db '$work/keys.db' --keys plaintext $keys --out - --format jsonl > /dev/null" \
+                "rotate" "cp '$work/keys.db' '$work/t.db'" "'$toolcfg' rotate --db '$work/t.db' $keys --new-master-key-file '$work/new.key'"
+  "$toolcfg" verify-keys --db "$work/t.db" --master-key-file "$work/new.key" >/dev/null 2>&1 || { echo "bench: rotated keys do not verify" >&2; exit 1; }
+  local index=0 name per_derivation seconds cpu per_core
+  for name in verify-keys "export plaintext" rotate; do
+    per_derivation=1; [ "$name" = rotate ] && per_derivation=2
+    seconds=${GROUP_MEDIAN_S[index]}; cpu=${GROUP_CPU_MEDIAN_S[index]}
+    per_core=$(awk -v r="$rows" -v d="$per_derivation" -v s="$seconds" -v c="$cores" 'BEGIN { printf "%.0f", r * d / s / c }')
+    add_summary "PBKDF2 rate of $name ($rows rows)" "$per_core/s per core ($seconds s median on $cores cores, CPU $cpu s: $(awk -v r="$rows" -v d="$per_derivation" -v s="$cpu" 'BEGIN { printf "%.0f", r * d / s }')/s per CPU-second)"
+    add_summary "PBKDF2 $name / fastest kernel" "$(awk -v a="$per_core" -v b="$best1" 'BEGIN { printf "%.0f", 100 * a / b }') % of $fastest on 1 thread per core ($(awk -v r="$rows" -v d="$per_derivation" -v s="$cpu" -v b="$best1" 'BEGIN { printf "%.0f", 100 * r * d / s / b }') % per CPU-second), $(awk -v a="$per_core" -v b="$per_thread_all" 'BEGIN { if (b > 0) printf "%.0f", 100 * a / b; else printf "?" }') % of its per-thread rate on $cores threads; by round $(for t in ${GROUP_TIMES[index]}; do awk -v r="$rows" -v d="$per_derivation" -v s="$t" -v c="$cores" -v b="$best1" 'BEGIN { printf "%.0f%% ", 100 * r * d / s / c / b }'; done)"
+    index=$(( index + 1 ))
+  done
+  [ "${PBKDF2_SUITE:-1}" = 0 ] && return
+
   run_suite 'PBKDF2.*'
   local fast ref py
   fast=$(p50_us "PBKDF2 fast")
@@ -784,6 +833,8 @@ needs_suite=0
 for s in "${selected[@]}"; do
   for t in "${SUITE_SECTIONS[@]}"; do [ "$s" = "$t" ] && needs_suite=1; done
 done
+# pbkdf2 without its ordo-one part needs only the release toolcfg.
+[ "${PBKDF2_SUITE:-1}" = 0 ] && needs_suite=0
 if [ "$needs_suite" -eq 1 ]; then
   echo "== swift build -c release (Benchmarks/, target $TARGET)"
   build_started=$(date +%s)

@@ -13,7 +13,10 @@ struct Toolcfg: ParsableCommand {
             Secrets never travel in argv: the master key comes from --master-key-file PATH (base64; \
             - for standard input) or TOOLCFG_MASTER_KEY, --master-key-env NAME or \
             --master-key-text-file PATH (the application's BODHI_ENCRYPTION_KEY text), or \
-            --master-key-keyring [SERVICE] (the application's keyring entry). --db also reads TOOLCFG_DB. With --json every \
+            --master-key-keyring [SERVICE] (the application's keyring entry). --db also reads TOOLCFG_DB. Row keys (PBKDF2) \
+            are derived on the kernel measured fastest on this CPU at the first derivation (a few \
+            milliseconds); TOOLCFG_PBKDF2_KERNEL=scalar|sha-ni-x2|avx512-x16 names one instead, for \
+            benchmarks (an unknown or unsupported name is ignored). With --json every \
             command prints one JSON object on standard output, "ok": false with the exit status \
             and the error when it fails. Exit status follows sysexits.h: 64 usage, 65 bad input \
             data, 66 input missing, 69 unavailable (a keyring entry), 73 cannot create a folder, 74 I/O \
@@ -27,7 +30,7 @@ struct Toolcfg: ParsableCommand {
             ]),
         version: version,
         subcommands: [Keygen.self, Migrate.self, Export.self, Import.self, CheckBackup.self, Rotate.self, ForgetOldKey.self, VerifyKeys.self, Stress.self,
-                      StressWorkerCommand.self]
+                      StressWorkerCommand.self, KdfKernels.self]
     )
 
     /// ArgumentParser's main, but every failure (its own parse errors included) goes through

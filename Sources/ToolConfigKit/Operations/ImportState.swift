@@ -152,7 +152,7 @@ struct ImportState {
     }
 
     /// Resolves a batch's keys on all cores, deriving row keys together wherever the records
-    /// allow (sixteen at once where the CPU has AVX-512, else two: `SecretCipher.groupSize`):
+    /// allow (groups of `SecretCipher.groupSize`, derived on the selected PBKDF2 kernel):
     /// stored triples to check under the master key are decrypted in such groups, and plaintext
     /// keys going into new rows (the onboarding case) are encrypted in such groups under fresh
     /// salts. Anything else (a key to compare with the one stored, a sealed key) goes one by one.
@@ -190,14 +190,10 @@ struct ImportState {
             return items.map { .failed(SnapshotError($0.location.with(field: SnapshotField.apiKey), error.message, exitStatus: .usage)) }
         }
         let salts = items.map { _ in SecureRandom.bytes(StoredSecret.saltLength) }
-        let rowKeys: [SecureBytes] = if scheme == .v1, let sixteen = SecretCipher.rowKeys16(masterKey: masterKey, salts: salts) {
-            sixteen
+        let rowKeys: [SecureBytes] = if scheme == .v1 {
+            SecretCipher.rowKeys(salts.map { (masterKey, $0) })
         } else {
-            stride(from: 0, to: salts.count, by: 2).flatMap { start -> [SecureBytes] in
-                guard start + 1 < salts.count else { return [SecretCipher.rowKey(masterKey: masterKey, salt: salts[start], scheme: scheme)] }
-                let (a, b) = SecretCipher.rowKeys((masterKey, salts[start], scheme), (masterKey, salts[start + 1], scheme))
-                return [a, b]
-            }
+            salts.map { SecretCipher.rowKey(masterKey: masterKey, salt: $0, scheme: scheme) }
         }
         return items.indices.map { index -> KeyResolution in
             do throws(SecretError) {

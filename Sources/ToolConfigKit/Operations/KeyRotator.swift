@@ -413,9 +413,9 @@ public struct KeyRotator {
         }
     }
 
-    /// A page's outcomes, in row order, on all cores: sixteen rows at a time where the CPU has
-    /// AVX-512 (their old and new row keys derived in two sixteen-lane passes), else one by one
-    /// (each row's two keys derived together on the SHA extensions).
+    /// A page's outcomes, in row order, on all cores, in groups of the selected kernel's lanes
+    /// (`SecretCipher.groupSize`): sixteen rows' old and new row keys in two sixteen-lane calls,
+    /// two rows' in two paired calls, or one row's two keys one after the other.
     private func rotateAll(_ rows: [SecretRow]) -> [Outcome] {
         Self.rotateAll(rows, options: options)
     }
@@ -560,8 +560,8 @@ public struct KeyRotator {
                       changedAfterCommit: changedAfterCommit, nextStep: next)
     }
 
-    /// Rotates a group of rows: sixteen v1 values that all decode and stay v1 get their row keys
-    /// from two sixteen-lane derivations; any other group goes row by row. The fresh salts and
+    /// Rotates a group of rows: v1 values that all decode and stay v1 get their old and new row
+    /// keys together on the selected kernel (`SecretCipher.rowKeys`); any other group goes row by row. The fresh salts and
     /// nonces come from one call to the random generator (OpenSSL 3.0 asks the kernel for the
     /// process id on every call: 5 % of a v2 rotation's CPU time with two calls a row, perf).
     static func rotate(_ rows: [SecretRow], oldKey: MasterKey, newKey: MasterKey, scheme: SecretScheme? = nil) -> [Outcome] {
@@ -570,11 +570,13 @@ public struct KeyRotator {
         let fresh = rows.indices.map { random[$0 * freshBytes..<($0 + 1) * freshBytes] }
         let triples = rows.map(\.triple)
         let decoded = triples.compactMap { triple -> DecodedSecret? in if case .decoded(let secret) = triple { secret } else { nil } }
-        guard decoded.count == rows.count, scheme ?? .v1 == .v1, decoded.allSatisfy({ $0.scheme == .v1 }), PBKDF2.hasAVX512,
-              let oldRowKeys = SecretCipher.rowKeys16(masterKey: oldKey, salts: decoded.map(\.salt)),
-              let newRowKeys = SecretCipher.rowKeys16(masterKey: newKey, salts: fresh.map { Array($0.prefix(StoredSecret.saltLength)) }) else {
+        guard decoded.count == rows.count, rows.count > 1, scheme ?? .v1 == .v1, decoded.allSatisfy({ $0.scheme == .v1 }) else {
             return triples.indices.map { rotate(triples[$0], oldKey: oldKey, newKey: newKey, scheme: scheme, fresh: fresh[$0], context: context) }
         }
+        // Every old row key, then every new one, together on the selected kernel: a group of
+        // sixteen rows is two sixteen-lane calls, a group of two is two paired calls.
+        let keys = SecretCipher.rowKeys(decoded.map { (oldKey, $0.salt) } + fresh.map { (newKey, Array($0.prefix(StoredSecret.saltLength))) })
+        let oldRowKeys = keys[..<rows.count].map { $0 }, newRowKeys = keys[rows.count...].map { $0 }
         return decoded.indices.map { lane in
             reencrypt(decoded[lane], oldRowKey: oldRowKeys[lane], newRowKey: newRowKeys[lane], fresh: fresh[lane], oldKey: oldKey, newKey: newKey,
                       target: .v1, context: context)

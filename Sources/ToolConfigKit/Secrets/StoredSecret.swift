@@ -103,43 +103,54 @@ public enum SecretCipher {
         }
     }
 
-    /// Two row keys at once: two v1 keys interleaved (see `PBKDF2.deriveKeyPair`: about the cost
-    /// of one), any other pair one after the other (a v2 row key costs a few microseconds).
+    /// Two row keys at once: two v1 keys together on the selected kernel (`PBKDF2.deriveKeys`:
+    /// interleaved on the SHA extensions, about the cost of one), any other pair one after the
+    /// other (a v2 row key costs a few microseconds).
     public static func rowKeys(_ a: (masterKey: MasterKey, salt: [UInt8], scheme: SecretScheme),
                                _ b: (masterKey: MasterKey, salt: [UInt8], scheme: SecretScheme)) -> (SecureBytes, SecureBytes) {
         guard a.scheme == .v1, b.scheme == .v1 else {
             return (rowKey(masterKey: a.masterKey, salt: a.salt, scheme: a.scheme), rowKey(masterKey: b.masterKey, salt: b.salt, scheme: b.scheme))
         }
-        var second: SecureBytes?
-        let first = SecureBytes(count: AESGCM.keyLength) { outA in
-            second = SecureBytes(count: AESGCM.keyLength) { outB in
-                a.masterKey.material.withBytes { pa in
-                    b.masterKey.material.withBytes { pb in
-                        a.salt.withUnsafeBytes { sa in
-                            b.salt.withUnsafeBytes { sb in
-                                PBKDF2.deriveKeyPair(passwordA: pa, saltA: sa, passwordB: pb, saltB: sb,
-                                                     iterations: StoredSecret.iterations, intoA: outA, intoB: outB)
-                            }
-                        }
-                    }
-                }
-            }
-        }
-        return (first, second!)
+        let keys = rowKeys([(a.masterKey, a.salt), (b.masterKey, b.salt)])
+        return (keys[0], keys[1])
     }
 
-    /// Sixteen v1 row keys at once in AVX-512 lanes, one master key and sixteen salts; nil where
-    /// the CPU lacks AVX-512 (then `rowKeys` derives two at a time).
-    public static func rowKeys16(masterKey: MasterKey, salts: [[UInt8]]) -> [SecureBytes]? {
-        guard PBKDF2.hasAVX512, salts.count == 16 else { return nil }
-        let all = SecureBytes(count: 16 * AESGCM.keyLength) { out in
-            masterKey.material.withBytes { password in
-                _ = PBKDF2.deriveKeys16(password: password, salts: salts, iterations: StoredSecret.iterations, into: out)
+    /// v1 row keys, one per (master key, salt), derived together on the selected kernel
+    /// (`PBKDF2.kernel`: sixteen or two at once where the CPU allows).
+    public static func rowKeys(_ inputs: [(masterKey: MasterKey, salt: [UInt8])]) -> [SecureBytes] {
+        guard !inputs.isEmpty else { return [] }
+        let all = SecureBytes(count: inputs.count * AESGCM.keyLength) { out in
+            // The distinct master keys' bytes borrowed at once (a rotation has two).
+            var masters: [SecureBytes] = []
+            for input in inputs where !masters.contains(where: { $0 === input.masterKey.material }) { masters.append(input.masterKey.material) }
+            func borrow(_ index: Int, _ passwords: [UnsafeRawBufferPointer]) {
+                guard index == masters.count else {
+                    masters[index].withBytes { borrow(index + 1, passwords + [$0]) }
+                    return
+                }
+                let joined = inputs.flatMap(\.salt)
+                joined.withUnsafeBytes { bytes in
+                    var offset = 0
+                    let salts = inputs.map { input in
+                        defer { offset += input.salt.count }
+                        return UnsafeRawBufferPointer(rebasing: bytes[offset..<offset + input.salt.count])
+                    }
+                    let keyPasswords = inputs.map { input in passwords[masters.firstIndex { $0 === input.masterKey.material }!] }
+                    PBKDF2.deriveKeys(passwords: keyPasswords, salts: salts, iterations: StoredSecret.iterations, into: out)
+                }
             }
+            borrow(0, [])
         }
         return all.withBytes { bytes in
-            (0..<16).map { lane in SecureBytes(bytes[AESGCM.keyLength * lane..<AESGCM.keyLength * (lane + 1)]) }
+            (0..<inputs.count).map { lane in SecureBytes(bytes[AESGCM.keyLength * lane..<AESGCM.keyLength * (lane + 1)]) }
         }
+    }
+
+    /// Sixteen v1 row keys at once, one master key and sixteen salts (`rowKeys` on the selected
+    /// kernel); nil unless there are sixteen salts.
+    public static func rowKeys16(masterKey: MasterKey, salts: [[UInt8]]) -> [SecureBytes]? {
+        guard salts.count == 16 else { return nil }
+        return rowKeys(salts.map { (masterKey, $0) })
     }
 
     /// Encrypts with a fresh random salt and nonce.
@@ -190,13 +201,14 @@ public enum SecretCipher {
         return (results[0], results[1])
     }
 
-    /// How many secrets `decrypt(_:masterKey:)` on an array takes at once on this CPU, for
-    /// batching across threads: 16 with AVX-512, else 2.
-    public static var groupSize: Int { PBKDF2.hasAVX512 ? 16 : 2 }
+    /// How many secrets `decrypt(_:masterKey:)` on an array takes at once, for batching across
+    /// threads: sixteen (a multiple of the selected kernel's lanes, `PBKDF2.kernel`), so that a
+    /// group's fixed costs (its AES-GCM context, its arrays) fall on many rows whichever kernel runs.
+    public static var groupSize: Int { (16 + PBKDF2.kernel.lanes - 1) / PBKDF2.kernel.lanes * PBKDF2.kernel.lanes }
 
-    /// Secrets decrypted under one master key: sixteen v1 row keys derived at once in AVX-512
-    /// lanes where the CPU has them, the other v1 keys two at a time (`decryptPair`), v2 keys one
-    /// by one (cheap). Each result is exactly what `decrypt(_:masterKey:)` gives that secret alone.
+    /// Secrets decrypted under one master key: the v1 row keys derived together on the selected
+    /// kernel (`rowKeys`), v2 keys one by one (cheap). Each result is exactly what
+    /// `decrypt(_:masterKey:)` gives that secret alone.
     public static func decrypt(_ secrets: [DecodedSecret], masterKey: MasterKey) -> [Result<String, SecretError>] {
         var results = [Result<String, SecretError>](repeating: .failure(.authenticationFailed), count: secrets.count)
         var v1: [Int] = []
@@ -207,28 +219,17 @@ public enum SecretCipher {
                 results[index] = Result { () throws(SecretError) in try decrypt(secret, masterKey: masterKey) }
             }
         }
-        var next = 0
-        while PBKDF2.hasAVX512 && v1.count - next >= 16 {
-            let group = v1[next..<next + 16]
-            let keys = SecureBytes(count: 16 * AESGCM.keyLength) { out in
-                masterKey.material.withBytes { password in
-                    _ = PBKDF2.deriveKeys16(password: password, salts: group.map { secrets[$0].salt }, iterations: StoredSecret.iterations, into: out)
-                }
+        let keys = rowKeys(v1.map { (masterKey, secrets[$0].salt) })
+        // One AES-GCM context for the group (a new one is an allocation, a wipe and a free).
+        let context = v1.count > 1 ? try? AESGCM.Context() : nil
+        for (key, index) in zip(keys, v1) {
+            results[index] = Result { () throws(SecretError) in
+                guard let context else { return try decrypt(secrets[index], rowKey: key) }
+                var bytes = try key.withBytes { k throws(SecretError) in try context.open(key: k, nonce: secrets[index].nonce, sealed: secrets[index].sealed) }
+                defer { AESGCM.wipe(&bytes) }
+                guard let text = String(validating: bytes, as: UTF8.self) else { throw .plaintextNotUTF8 }
+                return text
             }
-            keys.withBytes { all in
-                for (lane, index) in group.enumerated() {
-                    let key = UnsafeRawBufferPointer(rebasing: all[AESGCM.keyLength * lane..<AESGCM.keyLength * (lane + 1)])
-                    results[index] = Result { () throws(SecretError) in try decrypt(secrets[index], key: key) }
-                }
-            }
-            next += 16
-        }
-        while v1.count - next >= 2 {
-            (results[v1[next]], results[v1[next + 1]]) = decryptPair(secrets[v1[next]], secrets[v1[next + 1]], masterKey: masterKey)
-            next += 2
-        }
-        if next < v1.count {
-            results[v1[next]] = Result { () throws(SecretError) in try decrypt(secrets[v1[next]], masterKey: masterKey) }
         }
         return results
     }
