@@ -11,6 +11,7 @@ public enum Base64 {
 
     public static func encode(_ bytes: some Sequence<UInt8>) -> String {
         let input = Array(bytes)
+        guard !input.isEmpty else { return "" }
         let table = alphabet
         return String(unsafeUninitializedCapacity: (input.count + 2) / 3 * 4) { out in
             var o = 0, i = 0
@@ -40,6 +41,9 @@ public enum Base64 {
         var text = text
         guard let bytes = text.withUTF8({ bytes -> [UInt8]? in
             guard let count = decodedCount(bytes) else { return nil }
+            // Not through the initializer for none: it writes the count into the shared empty-array
+            // storage, a race with every other thread's empty array (ThreadSanitizer reports it).
+            guard count > 0 else { return [] }
             return [UInt8](unsafeUninitializedCapacity: count) { out, initialized in
                 decode(bytes, into: UnsafeMutableRawBufferPointer(out), count: count)
                 initialized = count
