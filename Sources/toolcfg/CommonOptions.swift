@@ -61,9 +61,7 @@ struct MasterKeyOption: ParsableArguments {
         return try SecretInput.requireMasterKey(forms: forms)
     }
 
-    func warnAboutModes(_ console: Console) {
-        for path in [masterKeyFile, masterKeyTextFile] { SecretInput.looseModeWarning(forKeyFile: path).map(console.warn) }
-    }
+    func warnAboutModes(_ console: Console) { forms.warnAboutModes(console) }
 
     func validate() throws { try refuseTwoForms(forms, .masterKey) }
 }
@@ -83,9 +81,11 @@ struct NewKeyOption: ParsableArguments {
     }
 
     func masterKey(_ console: Console) throws -> MasterKey? {
-        for path in [newMasterKeyFile, newMasterKeyTextFile] { SecretInput.looseModeWarning(forKeyFile: path).map(console.warn) }
+        warnAboutModes(console)
         return try SecretInput.masterKey(.newMasterKey, forms: forms)
     }
+
+    func warnAboutModes(_ console: Console) { forms.warnAboutModes(console) }
 
     func validate() throws { try refuseTwoForms(forms, .newMasterKey) }
 }
@@ -165,5 +165,12 @@ struct TemporaryFolderOption: ParsableArguments {
             throw ValidationError("--temp-dir is for SQLite: on PostgreSQL the staging tables live on the server (its temp_tablespaces)")
         }
         try TemporaryStorage.use(tempDir)
+    }
+}
+
+extension MasterKeyForms {
+    /// A warning for each key file or key text file that others may read.
+    func warnAboutModes(_ console: Console) {
+        for path in [file, textFile] { SecretInput.looseModeWarning(forKeyFile: path).map(console.warn) }
     }
 }

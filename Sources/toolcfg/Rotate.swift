@@ -76,7 +76,7 @@ struct Rotate: InterruptibleCommand {
     func run() throws {
         let console = output.console
         masterKey.warnAboutModes(console)
-        for path in [newKey.newMasterKeyFile, newKey.newMasterKeyTextFile] { SecretInput.looseModeWarning(forKeyFile: path).map(console.warn) }
+        newKey.warnAboutModes(console)
         let keys = try RotationKeys.prepare(old: masterKey.forms, new: newKey.forms, generate: generateNewKey, newKeyOut: newMasterKeyOut, dryRun: dryRun)
         var options = KeyRotator.Options(oldKey: keys.oldKey, newKey: keys.newKey, dryRun: dryRun, backupPath: backup, jobs: jobs.count,
                                           makeRoom: makeRoom, scheme: scheme.scheme, columns: try secretColumns.map(), secretsFile: secretsFile)

@@ -45,7 +45,8 @@ struct CorruptDatabaseTests {
             .enumerated().filter { Sanitizer.running == nil || $0.offset % 5 == 0 }.map(\.element)
 
         func apply(to pristine: Data, at path: String) throws {
-            var random = SplitMix(seed: seed &* 0x9E37_79B9 &+ UInt64(kind.count))
+            // The stress test's seeded generator: every run damages the same bytes.
+            var random = SplitMix64(seed: seed &* 0x9E37_79B9 &+ UInt64(kind.count))
             var bytes = pristine
             switch kind {
             case "truncated":
@@ -75,18 +76,6 @@ struct CorruptDatabaseTests {
         }
     }
 
-    /// A small deterministic generator: every run damages the same bytes.
-    struct SplitMix {
-        var state: UInt64
-        init(seed: UInt64) { state = seed }
-        mutating func next() -> UInt64 {
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
-    }
 
     @Test("every command on a damaged database ends 0, 65 or 74, writes nothing when it fails, and never crashes", arguments: Damage.all)
     func damaged(_ damage: Damage) throws {

@@ -90,6 +90,24 @@ struct DiskFullTests {
         try ToolConfigKitTests.toolcfg(["verify-keys", "--db", db, "--master-key-file", key] + extra).status == 0
     }
 
+    /// Runs `arguments` with `--temp-dir` on the filling folder at each size until one succeeds:
+    /// the smallest must fail; each failure is 74, says the disk is full and names the folder
+    /// after `naming` (where it is a real filesystem), leaves no file there, and `database` as it was.
+    static func expectStagingFills(_ filling: FillingFolder, _ arguments: [String], database: String, unchanged before: Data, naming: String) throws {
+        var failed = 0
+        for size in sizes {
+            let result = try filling.toolcfg(bytes: size, arguments + ["--temp-dir", filling.mountPoint])
+            #expect([0, 74].contains(result.status), "\(size) bytes: exit \(result.status): \(result.stderr)")
+            #expect(filling.files().isEmpty, "\(size) bytes: left \(filling.files()) in the temporary folder")
+            guard result.status == 74 else { break }
+            failed += 1
+            #expect(saysFull(result.stderr), "\(size) bytes: \(result.stderr)")
+            if FillingFolder.mounts { #expect(result.stderr.contains(naming + filling.mountPoint), "\(result.stderr)") }
+            #expect(try Data(contentsOf: URL(fileURLWithPath: database)) == before, "\(size) bytes: the database changed")
+        }
+        #expect(failed >= 1, "the smallest folder must be too small")
+    }
+
     @Test("an import whose staging table fills SQLite's temporary folder (--temp-dir) ends 74 naming it, and changes nothing")
     func importStaging() throws {
         let filling = try FillingFolder()
@@ -100,20 +118,8 @@ struct DiskFullTests {
         try Data(csv.utf8).write(to: URL(fileURLWithPath: filling.folder.path("in.csv")))
         let before = try Data(contentsOf: URL(fileURLWithPath: db))
         let arguments = ["import", "--db", db, "--in", filling.folder.path("in.csv"), "--master-key-file", filling.folder.path("old.key")]
-        var failed = 0
-        for size in Self.sizes {
-            let result = try filling.toolcfg(bytes: size, arguments + ["--temp-dir", filling.mountPoint])
-            #expect([0, 74].contains(result.status), "\(size) bytes: exit \(result.status): \(result.stderr)")
-            #expect(filling.files().isEmpty, "\(size) bytes: left \(filling.files()) in the temporary folder")
-            guard result.status == 74 else { break }
-            failed += 1
-            #expect(Self.saysFull(result.stderr), "\(size) bytes: \(result.stderr)")
-            if FillingFolder.mounts {
-                #expect(result.stderr.contains("staging the import's rows in SQLite's temporary storage (\(filling.mountPoint)"), "\(result.stderr)")
-            }
-            #expect(try Data(contentsOf: URL(fileURLWithPath: db)) == before, "\(size) bytes: the database changed")
-        }
-        #expect(failed >= 1, "the smallest folder must be too small")
+        try Self.expectStagingFills(filling, arguments, database: db, unchanged: before,
+                                    naming: "staging the import's rows in SQLite's temporary storage (")
         let rerun = try ToolConfigKitTests.toolcfg(arguments)
         #expect(rerun.status == 0, "\(rerun.stderr)")
         #expect(try SQLiteConnection(path: db).queryInt64("SELECT count(*) FROM user_tool_configs") == 3000)
@@ -127,18 +133,7 @@ struct DiskFullTests {
         try Self.keyedDatabase(in: filling.folder, at: db, rows: 3000, keyLength: 1200)
         let before = try Data(contentsOf: URL(fileURLWithPath: db))
         let arguments = ["rotate", "--db", db, "--master-key-file", filling.folder.path("old.key"), "--new-master-key-file", filling.folder.path("new.key")]
-        var failed = 0
-        for size in Self.sizes {
-            let result = try filling.toolcfg(bytes: size, arguments + ["--temp-dir", filling.mountPoint])
-            #expect([0, 74].contains(result.status), "\(size) bytes: exit \(result.status): \(result.stderr)")
-            #expect(filling.files().isEmpty, "\(size) bytes: left \(filling.files()) in the temporary folder")
-            guard result.status == 74 else { break }
-            failed += 1
-            #expect(Self.saysFull(result.stderr), "\(size) bytes: \(result.stderr)")
-            if FillingFolder.mounts { #expect(result.stderr.contains("SQLite's temporary storage (\(filling.mountPoint)"), "\(result.stderr)") }
-            #expect(try Data(contentsOf: URL(fileURLWithPath: db)) == before, "\(size) bytes: the database changed")
-        }
-        #expect(failed >= 1, "the smallest folder must be too small")
+        try Self.expectStagingFills(filling, arguments, database: db, unchanged: before, naming: "SQLite's temporary storage (")
         #expect(try ToolConfigKitTests.toolcfg(arguments).status == 0)
         #expect(try Self.opens(db, under: filling.folder.path("new.key")))
     }

@@ -28,9 +28,15 @@ public enum TemporaryStorage {
         } ?? "."
     }
 
-    /// What a failure of a staging table's write says it was doing.
-    static func staging(_ what: String) -> String {
-        "\(what) in SQLite's temporary storage (\(sqliteDirectory); --temp-dir chooses another folder)"
+    /// Runs a write to a staging table; its failure says what was being staged, and where.
+    @discardableResult
+    static func staging<T>(_ what: @autoclosure () -> String, _ write: () throws(DatabaseError) -> T) throws(DatabaseError) -> T {
+        do {
+            return try write()
+        } catch var error {
+            error.context = error.context ?? "\(what()) in SQLite's temporary storage (\(sqliteDirectory); --temp-dir chooses another folder)"
+            throw error
+        }
     }
 }
 

@@ -89,15 +89,19 @@ public final class SQLiteConnection {
     // MARK: errors
 
     func error(_ status: Int32, context: String?) -> DatabaseError {
-        var message = handle.map { String(cString: sqlite3_errmsg($0)) } ?? String(cString: sqlite3_errstr(status))
-        // "disk I/O error" alone does not say that a disk filled (or which limit was hit): the OS does.
-        let primary = status & 0xff
-        if primary == SQLITE_IOERR || primary == SQLITE_FULL || primary == SQLITE_CANTOPEN, let handle {
-            let osError = sqlite3_system_errno(handle)
-            if osError != 0 { message += " (\(String(cString: strerror(osError))))" }
-        }
+        let message = Self.message(of: handle, status: status)
         let extended = handle.map { sqlite3_extended_errcode($0) } ?? status
         return DatabaseError(code: status, extendedCode: extended, message: message, path: path, context: context)
+    }
+
+    /// SQLite's message for a failure of `handle`; for an I/O failure with the OS's reason, since
+    /// "disk I/O error" alone does not say that a disk filled (or which limit was hit).
+    static func message(of handle: OpaquePointer?, status: Int32) -> String {
+        guard let handle else { return String(cString: sqlite3_errstr(status)) }
+        let message = String(cString: sqlite3_errmsg(handle))
+        let primary = status & 0xff, osError = sqlite3_system_errno(handle)
+        guard primary == SQLITE_IOERR || primary == SQLITE_FULL || primary == SQLITE_CANTOPEN, osError != 0 else { return message }
+        return message + " (\(String(cString: strerror(osError))))"
     }
 
     /// The context is built only on failure: binds run millions of times per import.
@@ -287,10 +291,7 @@ public final class SQLiteConnection {
             status = sqlite3_errcode(destination)
         }
         guard status == SQLITE_OK || status == SQLITE_DONE else {
-            var message = destination.map { String(cString: sqlite3_errmsg($0)) } ?? String(cString: sqlite3_errstr(status))
-            if let destination, case let osError = sqlite3_system_errno(destination), osError != 0 {
-                message += " (\(String(cString: strerror(osError))))"
-            }
+            let message = Self.message(of: destination, status: status)
             // Closed first: an open copy would leave its journal behind (a full disk does).
             sqlite3_close_v2(destination)
             destination = nil

@@ -53,17 +53,15 @@ final class SQLiteImportStage: ImportStaging {
         let record = item.record
         func text(_ value: String?) -> SQLiteStatement.Value { value.map { .text($0) } ?? .null }
         func integer(_ value: Int64?) -> SQLiteStatement.Value { value.map { .integer($0) } ?? .null }
-        do { try insertStaged.run([
+        let values: [SQLiteStatement.Value] = [
             .integer(sequence), .text(record.userID), .text(record.toolID), .integer(action.rawValue), .integer(record.enabled ? 1 : 0),
             .integer(intent.mode.rawValue), text(intent.secret?.encryptedAPIKey), text(intent.secret?.salt), text(intent.secret?.nonce),
             .integer(record.createdAt ?? now), .integer(record.updatedAt ?? now), .integer(record.updatedAt == nil ? 0 : 1),
             integer(item.location.line.map(Int64.init)), integer(item.location.record.map(Int64.init)),
             integer(existing?.id), integer(existing.map { $0.enabled ? 1 : 0 }), text(existing?.secret?.encryptedAPIKey),
             text(existing?.secret?.salt), text(existing?.secret?.nonce), integer(existing?.createdAt), integer(existing?.updatedAt),
-        ]) } catch var error {
-            error.context = error.context ?? TemporaryStorage.staging("staging the import's rows")
-            throw error
-        }
+        ]
+        try TemporaryStorage.staging("staging the import's rows") { () throws(DatabaseError) in try insertStaged.run(values) }
     }
 
     private func staged(_ statement: SQLiteStatement, _ values: [SQLiteStatement.Value]) throws -> StagedImport? {
