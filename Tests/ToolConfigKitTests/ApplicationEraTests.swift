@@ -670,7 +670,11 @@ struct ApplicationEraTests {
         func where_() throws -> (database: String, file: String) {
             let result = try toolcfg(["verify-keys", "--db", installation.db, "--master-key-file", oldFile, "--new-master-key-file", newFile,
                                       "--secrets-file", installation.secretsFile, "--json"])
-            let report = try Self.json(result.stdout)
+            guard result.status == 0,
+                  let report = try? JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any] else {
+                let reason = "verify-keys exited \(result.status): \(result.stderr)"
+                return (reason, reason)
+            }
             let groups = installation.manifest.groups, found = Self.groups(report)
             let allOld = groups.allSatisfy { found[$0.name]?["under_master_key"] as? Int == $0.values }
             let allNew = groups.allSatisfy { found[$0.name]?["under_new_master_key"] as? Int == $0.values }

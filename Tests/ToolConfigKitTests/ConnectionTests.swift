@@ -80,4 +80,57 @@ struct ConnectionTests {
         let readOnly = try #require(thrownError { try reader.execute("INSERT INTO t VALUES (1)") } as? DatabaseError)
         #expect(readOnly.exitStatus == .ioError)
     }
+
+    /// Leaves `path` with a hot journal: Python's sqlite3 (another SQLite build) spills a large
+    /// transaction into the file, journal synced, and dies before it commits.
+    static func dieMidCommit(_ path: String) throws {
+        let script = """
+            import os, sqlite3, sys
+            db = sqlite3.connect(sys.argv[1], isolation_level=None)
+            db.execute("PRAGMA cache_size = 1")
+            db.execute("BEGIN IMMEDIATE")
+            db.execute("INSERT INTO t SELECT randomblob(1000) FROM (WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 2000) SELECT i FROM n)")
+            os._exit(9)
+            """
+        let died = try runProcess(URL(fileURLWithPath: "/usr/bin/env"), ["python3", "-c", script, path])
+        #expect(died.status == 9, "\(died.stderr)")
+        #expect(FileManager.default.fileExists(atPath: path + "-journal"), "the writer left no journal")
+    }
+
+    @Test("a hot journal from a writer that died mid-commit: a reader rolls it back and reads the last commit; a user who cannot write gets 74 and why")
+    func hotJournal() throws {
+        let folder = try TemporaryFolder()
+        let path = folder.path("app.db")
+        #expect(try toolcfg(["migrate", "up", "--db", path]).status == 0)
+        // In rollback-journal mode, as the application's files are until something switches them.
+        try SQLiteConnection(path: path, options: .init(journalModeWAL: false))
+            .execute("PRAGMA journal_mode = DELETE; CREATE TABLE t (x); INSERT INTO t VALUES ('committed')")
+        let committed = try Data(contentsOf: URL(fileURLWithPath: path))
+
+        try Self.dieMidCommit(path)
+        #expect(try Data(contentsOf: URL(fileURLWithPath: path)) != committed, "the writer's spill did not reach the file")
+        let reader = try SQLiteConnection(path: path, mode: .readOnly)
+        #expect(try reader.queryInt64("SELECT count(*) FROM t") == 1)
+        #expect(!FileManager.default.fileExists(atPath: path + "-journal"))
+        #expect(try SQLiteConnection(path: path).queryText("PRAGMA integrity_check") == "ok")
+
+        // Through the CLI, as a user who may not write the file: refused, with the reason and the
+        // way out, and the journal is left for a writer.
+        try Self.dieMidCommit(path)
+        chmod(path, 0o444)
+        chmod(folder.url.path, 0o555)
+        defer {
+            chmod(folder.url.path, 0o755)
+            chmod(path, 0o644)
+        }
+        let user = try WriteRefusingUser(database: path, owning: [folder.url.path, path, path + "-journal"])
+        let export = try user.toolcfg(["export", "--db", path, "--out", "-", "--format", "jsonl"])
+        #expect(export.status == 74, "\(export.stderr)")
+        #expect(export.stderr.contains("died mid-commit") && export.stderr.contains("run the command as a user who may write it"), "\(export.stderr)")
+        #expect(FileManager.default.fileExists(atPath: path + "-journal"))
+        chmod(folder.url.path, 0o755)
+        chmod(path, 0o644)
+        let exported = try toolcfg(["export", "--db", path, "--out", "-", "--format", "jsonl"])
+        #expect(exported.status == 0, "\(exported.stderr)")
+    }
 }

@@ -255,11 +255,6 @@ struct RotationTests {
     }
 
     /// Whether a plain write to `path` is refused; root ignores the mode bits.
-    static func writeIsRefused(_ path: String) -> Bool {
-        let fd = open(path, O_WRONLY | O_APPEND)
-        if fd >= 0 { close(fd); return false }
-        return true
-    }
 
     @Test("a read-only database file fails with 74 and stays unchanged")
     func readOnlyDatabase() throws {
@@ -276,28 +271,8 @@ struct RotationTests {
             chmod(folder.url.path, 0o755)
             chmod(database.path, 0o644)
         }
-        var runAs: [String] = []
-        if !Self.writeIsRefused(database.path) {
-            // Root: the mode bits stop nothing. Run the CLI as nobody if this machine allows it,
-            // and only if that really cannot write the file; otherwise there is nothing to test.
-            let setpriv = "/usr/bin/setpriv"
-            guard geteuid() == 0, FileManager.default.isExecutableFile(atPath: setpriv) else {
-                try Test.cancel("writes to a 0444 file succeed here (root?), and there is no setpriv to drop privileges")
-            }
-            let nobody: uid_t = 65534
-            for path in [folder.url.path, database.path, oldFile, newFile] { chown(path, nobody, gid_t(nobody)) }
-            runAs = [setpriv, "--reuid=\(nobody)", "--regid=\(nobody)", "--clear-groups", "--"]
-            let probe = try runProcess(URL(fileURLWithPath: setpriv), Array(runAs.dropFirst()) + ["/bin/sh", "-c", "exec 3>>\"$0\"", database.path])
-            let runs = try runProcess(URL(fileURLWithPath: setpriv), Array(runAs.dropFirst()) + [Repository.toolcfg.path, "--help"])
-            guard probe.status != 0, runs.status == 0 else {
-                try Test.cancel("running as root, and nobody either can write the 0444 file or cannot run toolcfg: chmod cannot make the database read-only here")
-            }
-        }
-        let arguments = Self.rotateArguments(database.path, old: oldFile, new: newFile)
-        let result = runAs.isEmpty
-            ? try toolcfg(arguments)
-            : try runProcess(URL(fileURLWithPath: runAs[0]), Array(runAs.dropFirst()) + [Repository.toolcfg.path] + arguments,
-                             removing: ["TOOLCFG_DB", "TOOLCFG_MASTER_KEY", "TOOLCFG_NEW_MASTER_KEY", "TOOLCFG_PASSPHRASE"])
+        let user = try WriteRefusingUser(database: database.path, owning: [folder.url.path, database.path, oldFile, newFile])
+        let result = try user.toolcfg(Self.rotateArguments(database.path, old: oldFile, new: newFile))
         #expect(result.status == 74, "\(result.stderr)")
         #expect(result.stderr.contains(database.path), "\(result.stderr)")
         let leaks = Self.leaks(in: result.stdout + result.stderr, keys: [("old key", old), ("new key", new)], plaintexts: database.plaintexts)

@@ -183,3 +183,38 @@ final class PipeFeeder: @unchecked Sendable {
 enum Sanitizer {
     static let running = ProcessInfo.processInfo.environment["TOOLCFG_TEST_SANITIZER"]
 }
+
+/// Runs toolcfg as a user whom the mode bits stop from writing `database` (made 0444, its folder
+/// 0555 by the caller): this user, or, under root (whom mode bits stop from nothing), nobody
+/// through setpriv. Cancels the test where neither can be had.
+struct WriteRefusingUser {
+    private var prefix: [String] = []
+
+    init(database: String, owning paths: [String]) throws {
+        guard Self.canWrite(database) else { return }  // the mode bits stop this user already
+        let setpriv = "/usr/bin/setpriv"
+        guard geteuid() == 0, FileManager.default.isExecutableFile(atPath: setpriv) else {
+            try Test.cancel("writes to a 0444 file succeed here (root?), and there is no setpriv to drop privileges")
+        }
+        let nobody: uid_t = 65534
+        for path in paths { chown(path, nobody, gid_t(nobody)) }
+        prefix = [setpriv, "--reuid=\(nobody)", "--regid=\(nobody)", "--clear-groups", "--"]
+        let probe = try runProcess(URL(fileURLWithPath: setpriv), Array(prefix.dropFirst()) + ["/bin/sh", "-c", "exec 3>>\"$0\"", database])
+        let runs = try runProcess(URL(fileURLWithPath: setpriv), Array(prefix.dropFirst()) + [Repository.toolcfg.path, "--help"])
+        guard probe.status != 0, runs.status == 0 else {
+            try Test.cancel("running as root, and nobody either can write the 0444 file or cannot run toolcfg: chmod cannot make the database read-only here")
+        }
+    }
+
+    private static func canWrite(_ path: String) -> Bool {
+        let fd = open(path, O_WRONLY | O_APPEND)
+        if fd >= 0 { close(fd) }
+        return fd >= 0
+    }
+
+    func toolcfg(_ arguments: [String]) throws -> ProcessResult {
+        guard let setpriv = prefix.first else { return try ToolConfigKitTests.toolcfg(arguments) }
+        return try runProcess(URL(fileURLWithPath: setpriv), Array(prefix.dropFirst()) + [Repository.toolcfg.path] + arguments,
+                              removing: ["TOOLCFG_DB", "TOOLCFG_MASTER_KEY", "TOOLCFG_NEW_MASTER_KEY", "TOOLCFG_PASSPHRASE"])
+    }
+}

@@ -54,10 +54,15 @@ public final class SQLiteConnection {
         }, Unmanaged.passUnretained(busyWait).toOpaque())
         // The first statement reads the header: a file that is not SQLite fails here, clearly.
         do throws(DatabaseError) {
-            try execute("PRAGMA foreign_keys = ON")
-            _ = try queryInt64("SELECT count(*) FROM sqlite_master")
+            try readHeader()
         } catch where error.code == SQLITE_NOTADB {
             throw DatabaseError(code: error.code, extendedCode: error.extendedCode, message: "the file is not an SQLite database", path: path)
+        } catch where error.extendedCode == Self.readOnlyRollback && mode == .readOnly {
+            // A writer (the application's or ours) died mid-commit and left a hot journal, which a
+            // read-only connection may not roll back. Any writing connection does so on its first
+            // read, the application's next start included; it restores the last committed state.
+            try Self.rollBackHotJournal(path, busyTimeout: options.busyTimeout)
+            try readHeader()
         }
         // Setting WAL needs no lock when it is already set; asking only when needed keeps
         // concurrent openers from contending for it. It is a write (the file's header changes), so
@@ -65,6 +70,27 @@ public final class SQLiteConnection {
         // or in it, leaves the file byte for byte as it was.
         if options.journalModeWAL, mode != .readOnly, path != ":memory:" {
             wantsWAL = try queryText("PRAGMA journal_mode")?.lowercased() != "wal"
+        }
+    }
+
+    /// SQLITE_READONLY_ROLLBACK, a C macro Swift does not import.
+    private static let readOnlyRollback = SQLITE_READONLY | 3 << 8
+
+    private func readHeader() throws(DatabaseError) {
+        try execute("PRAGMA foreign_keys = ON")
+        _ = try queryInt64("SELECT count(*) FROM sqlite_master")
+    }
+
+    private static func rollBackHotJournal(_ path: String, busyTimeout: Duration) throws(DatabaseError) {
+        do {
+            // Opening reads the header, which rolls the journal back under an exclusive lock.
+            try SQLiteConnection(path: path, mode: .readWrite, options: Options(busyTimeout: busyTimeout, journalModeWAL: false)).close()
+        } catch where error.code == SQLITE_READONLY || error.code == SQLITE_CANTOPEN || error.code == SQLITE_PERM {
+            throw DatabaseError(code: SQLITE_READONLY, extendedCode: Self.readOnlyRollback,
+                                message: "a writer that died mid-commit left \(path)-journal, which must be rolled back before the file can be read, "
+                                    + "and this user cannot write the database (\(error.message)): run the command as a user who may write it, "
+                                    + "or start the application once",
+                                path: path)
         }
     }
 
