@@ -13,17 +13,26 @@ struct DatabaseOptions: ParsableArguments {
 
     var timeout: Duration { .milliseconds(Int64(busyTimeout * 1000)) }
 
-    /// --db, else TOOLCFG_DB: only the environment may carry a PostgreSQL password.
-    func location() throws -> DatabaseLocation {
+    /// --db, else TOOLCFG_DB (read here only): only the environment may carry a PostgreSQL
+    /// password. Nil when neither is given.
+    func givenLocation() throws -> DatabaseLocation? {
         if let db { return try DatabaseLocation(db, origin: .argument) }
-        if let fromEnvironment = ProcessInfo.processInfo.environment["TOOLCFG_DB"], !fromEnvironment.isEmpty {
-            return try DatabaseLocation(fromEnvironment, origin: .environment)
-        }
-        throw ValidationError("no database given: use --db PATH|URL or set TOOLCFG_DB")
+        guard let fromEnvironment = ProcessInfo.processInfo.environment["TOOLCFG_DB"], !fromEnvironment.isEmpty else { return nil }
+        return try DatabaseLocation(fromEnvironment, origin: .environment)
+    }
+
+    func location() throws -> DatabaseLocation {
+        guard let location = try givenLocation() else { throw ValidationError("no database given: use --db PATH|URL or set TOOLCFG_DB") }
+        return location
     }
 
     func openEitherEngine(_ mode: DatabaseOpenMode) throws -> any Database {
         try location().open(mode: mode, busyTimeout: timeout)
+    }
+
+    /// The database given, opened; nil when none is given.
+    func openGiven(_ mode: DatabaseOpenMode) throws -> (any Database)? {
+        try givenLocation()?.open(mode: mode, busyTimeout: timeout)
     }
 }
 

@@ -23,8 +23,8 @@ struct Export: ParsableCommand {
     @Option(name: .long, help: "csv, json or jsonl (default: from the --out extension).") var format: SnapshotFormat?
     @Option(name: .long, help: ArgumentHelp("Output file, or - for standard output.", valueName: "FILE")) var out: String = "-"
     @Option(name: .long, help: "encrypted, plaintext, sealed or omit.") var keys: KeyMode = .encrypted
-    @Option(name: .customLong("where"), help: ArgumentHelp("Only rows matching FIELD=VALUE (field user_id or tool_id).", valueName: "FIELD=VALUE"))
-    var conditions: [String] = []
+    @Option(name: .customLong("where"), help: ArgumentHelp("Only rows matching FIELD=VALUE; repeat for both fields.", valueName: "FIELD=VALUE"))
+    var conditions: [RowCondition] = []
     @Option(name: .long, help: ArgumentHelp("Only rows of this tool_id.", valueName: "TOOL_ID")) var tool: String?
     @Flag(name: .long, help: "Replace an existing --out file (atomically).") var force = false
     @Flag(name: .long, help: "Read the file back and prove it holds exactly the exported rows.") var verify = false
@@ -42,15 +42,8 @@ struct Export: ParsableCommand {
     func run() throws {
         let console = output.console
         let format = try snapshotFormat(format, path: out)
-        var userID: String?
-        var toolID = tool
-        for condition in conditions {
-            let parts = condition.split(separator: "=", maxSplits: 1).map(String.init)
-            guard parts.count == 2, ["user_id", "tool_id"].contains(parts[0]) else {
-                throw ValidationError("--where takes user_id=VALUE or tool_id=VALUE")
-            }
-            if parts[0] == "user_id" { userID = parts[1] } else { toolID = parts[1] }
-        }
+        let userID = conditions.last { $0.field == .userID }?.value
+        let toolID = conditions.last { $0.field == .toolID }?.value ?? tool
         let connection = try database.openEitherEngine(.readOnly)
         let options = Exporter.Options(
             output: out, format: format, keys: keys,
@@ -62,4 +55,25 @@ struct Export: ParsableCommand {
         if output.json { return try console.report(report, toStandardError: out == "-") }
         console.note("exported \(count(report.rows, "row")) (\(report.keys.rawValue) keys) to \(out == "-" ? "standard output" : out)\(report.digest.map { ", \($0)" } ?? "")\(report.verified ? ", verified" : "")")
     }
+}
+
+/// One `--where FIELD=VALUE`: a row filter on user_id or tool_id (the last of each field wins).
+struct RowCondition: ExpressibleByArgument {
+    enum Field: String, CaseIterable {
+        case userID = "user_id"
+        case toolID = "tool_id"
+    }
+
+    let field: Field
+    let value: String
+
+    init?(argument: String) {
+        let parts = argument.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false).map(String.init)
+        guard parts.count == 2, let field = Field(rawValue: parts[0]) else { return nil }
+        self.field = field
+        value = parts[1]
+    }
+
+    /// What ArgumentParser shows when a value does not parse.
+    static var allValueStrings: [String] { Field.allCases.map { "\($0.rawValue)=VALUE" } }
 }

@@ -38,9 +38,8 @@ struct ForgetOldKey: ParsableCommand {
     func run() throws {
         let console = output.console
         let service = keyring ?? masterKeyKeyring ?? KeyringEntry.defaultService
-        let environmentDatabase = ProcessInfo.processInfo.environment["TOOLCFG_DB"].flatMap { $0.isEmpty ? nil : $0 }
         // Without a database, nothing is checked (the report says so).
-        let connection = try (database.db != nil || environmentDatabase != nil) ? database.openEitherEngine(.readOnly) : nil
+        let connection = try database.openGiven(.readOnly)
         let report = try console.withProgress {
             try PreviousKeyForgetter(service: service, database: connection, columns: try secretColumns.map(), secretsFile: secretsFile,
                                      jobs: jobs.count).run(progress: $0)

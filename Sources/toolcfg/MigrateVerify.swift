@@ -55,10 +55,8 @@ struct MigrateVerify: ParsableCommand {
                 databases += postgres.map { check.verify(postgresFixture: $0, server: server, options: .init(lockTimeout: database.timeout)) }
             }
         } else {
-            if database.db == nil && (ProcessInfo.processInfo.environment["TOOLCFG_DB"] ?? "").isEmpty {
-                throw ValidationError("give --db PATH|URL or --fixtures DIR")
-            }
-            databases = [check.verify(database: try database.openEitherEngine(.readOnly))]
+            guard let given = try database.openGiven(.readOnly) else { throw ValidationError("give --db PATH|URL or --fixtures DIR") }
+            databases = [check.verify(database: given)]
         }
         let report = check.report(databases)
         let failed = report.databases.filter { !$0.ok }
@@ -91,9 +89,8 @@ struct MigrateVerify: ParsableCommand {
             }
             return url
         }
-        if let value = ProcessInfo.processInfo.environment["TOOLCFG_DB"], case .postgres(let url) = try DatabaseLocation(value, origin: .environment) {
-            return url
-        }
+        // --db is refused beside --fixtures: a location given is TOOLCFG_DB's.
+        if case .postgres(let url) = try database.givenLocation() { return url }
         throw UsageError("\(fixtures) holds PostgreSQL fixtures (*.sql): give --server postgresql://... (a server where toolcfg may create and drop scratch databases) or set TOOLCFG_DB to one")
     }
 }

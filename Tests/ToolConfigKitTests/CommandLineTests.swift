@@ -151,6 +151,36 @@ struct CommandLineTests {
         #expect(report?["rows"] as? Int == 1)
     }
 
+    @Test("export --where FIELD=VALUE filters by user_id, tool_id or both (the last of a field wins, --tool is tool_id); any other field is 64",
+          arguments: [
+              (["--where", "user_id=u1"], ["u1/t1", "u1/t2"]),
+              (["--where", "tool_id=t1"], ["u1/t1", "u2/t1", "with=sign/t1"]),
+              (["--where", "user_id=u2", "--where", "tool_id=t1"], ["u2/t1"]),
+              (["--where", "tool_id=t2", "--where", "tool_id=t1"], ["u1/t1", "u2/t1", "with=sign/t1"]),
+              (["--tool", "t2"], ["u1/t2"]),
+              (["--where", "user_id=with=sign"], ["with=sign/t1"]),
+              (["--where", "id=1"], []), (["--where", "user_id"], []),
+          ])
+    func exportWhere(_ filter: [String], expected: [String]) throws {
+        let folder = try TemporaryFolder()
+        let db = folder.path("w.db")
+        #expect(try toolcfg(["migrate", "up", "--db", db]).status == 0)
+        try SQLiteConnection(path: db).execute("""
+            INSERT INTO user_tool_configs (user_id, tool_id, enabled, created_at, updated_at) VALUES
+              ('u1', 't1', 1, 1, 2), ('u1', 't2', 1, 1, 2), ('u2', 't1', 1, 1, 2), ('with=sign', 't1', 1, 1, 2)
+            """)
+        let result = try toolcfg(["export", "--db", db, "--format", "jsonl", "--out", "-", "--keys", "omit"] + filter)
+        guard !expected.isEmpty else {
+            #expect(result.status == 64 && result.stderr.contains("'user_id=VALUE' and 'tool_id=VALUE'"), "\(result.stderr)")
+            return
+        }
+        #expect(result.status == 0, "\(result.stderr)")
+        let rows = result.stdout.split(separator: "\n").dropFirst().dropLast().compactMap {
+            try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any]
+        }
+        #expect(rows.map { "\($0["user_id"] as? String ?? "")/\($0["tool_id"] as? String ?? "")" } == expected)
+    }
+
     static let commands: [[String]] = [
         [], ["keygen"], ["migrate"], ["migrate", "up"], ["migrate", "down"], ["migrate", "status"], ["migrate", "verify"],
         ["export"], ["import"], ["rotate"], ["forget-old-key"], ["verify-keys"], ["stress"],
