@@ -27,7 +27,7 @@ struct ConnectionTests {
         try holder.execute("CREATE TABLE t (x)")
         try holder.execute("BEGIN IMMEDIATE")
         let waiter = try SQLiteConnection(path: folder.path("a.db"), options: .init(busyTimeout: .milliseconds(100)))
-        let error = try #require(thrownError { try waiter.writeTransaction { try waiter.execute("INSERT INTO t VALUES (1)") } } as? DatabaseError)
+        let error = try #require(thrownError { try waiter.writeTransaction { try waiter.execute("INSERT INTO t VALUES (1)") } } as? SQLiteError)
         #expect(error.isBusy)
         #expect(error.exitStatus == .temporaryFailure)
         try holder.execute("ROLLBACK")
@@ -57,7 +57,7 @@ struct ConnectionTests {
         let connection = try SQLiteConnection(path: folder.path("a.db"), mode: .readWriteCreate)
         let error = try #require(thrownError {
             try connection.execute("CREATE TABLE a (x);\n-- comment\n/* block\n comment */\nCREATE TABLE a (y);", context: "f.sql")
-        } as? DatabaseError)
+        } as? SQLiteError)
         #expect(error.context == "f.sql, line 5")
         #expect(error.message.contains("already exists"))
     }
@@ -65,19 +65,19 @@ struct ConnectionTests {
     @Test("missing file, non-SQLite file and read-only file map to the contract's exit statuses")
     func openErrors() throws {
         let folder = try TemporaryFolder()
-        let missing = try #require(thrownError { _ = try SQLiteConnection(path: folder.path("none.db")) } as? DatabaseError)
+        let missing = try #require(thrownError { _ = try SQLiteConnection(path: folder.path("none.db")) } as? SQLiteError)
         #expect(missing.exitStatus == .noInput)
         #expect(!FileManager.default.fileExists(atPath: folder.path("none.db")))
 
         try Data("this is not a database, just text that is long enough to have a header".utf8).write(to: folder.url.appendingPathComponent("text.db"))
-        let notADatabase = try #require(thrownError { _ = try SQLiteConnection(path: folder.path("text.db")) } as? DatabaseError)
+        let notADatabase = try #require(thrownError { _ = try SQLiteConnection(path: folder.path("text.db")) } as? SQLiteError)
         #expect(notADatabase.code == SQLITE_NOTADB)
         #expect(notADatabase.exitStatus == .dataError)
 
         let path = folder.path("ro.db")
         try SQLiteConnection(path: path, mode: .readWriteCreate).execute("CREATE TABLE t (x)")
         let reader = try SQLiteConnection(path: path, mode: .readOnly)
-        let readOnly = try #require(thrownError { try reader.execute("INSERT INTO t VALUES (1)") } as? DatabaseError)
+        let readOnly = try #require(thrownError { try reader.execute("INSERT INTO t VALUES (1)") } as? SQLiteError)
         #expect(readOnly.exitStatus == .ioError)
     }
 

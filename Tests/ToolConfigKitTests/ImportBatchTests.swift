@@ -126,7 +126,7 @@ struct ImportBatchTests {
         #expect(try connection.queryInt64("SELECT count(*) FROM user_tool_configs") == 4)
         // The last record of a whole statement repeats the pair that was there before.
         let users = (1..<SQLiteImportWriter.rowsPerStatement).map { "new-\($0)" } + ["old-0"]
-        let error = try #require(thrownError { try writer.insertNew(items(users)[...], now: 1) } as? DatabaseError)
+        let error = try #require(thrownError { try writer.insertNew(items(users)[...], now: 1) } as? SQLiteError)
         #expect(error.code == SQLITE_CONSTRAINT)
         #expect(!connection.isInTransaction)
         #expect(try connection.queryInt64("SELECT count(*) FROM user_tool_configs") == 1)

@@ -1,4 +1,4 @@
-/// An error a database engine reports (SQLite's `DatabaseError`, `PostgresError`), as the engine-
+/// An error a database engine reports (SQLite's `SQLiteError`, `PostgresError`), as the engine-
 /// neutral code above Storage needs it: a failed migration wraps one and says what went wrong.
 public protocol EngineError: ToolcfgError {
     /// The database, by path or redacted URL.

@@ -1,5 +1,5 @@
 /// The errors of opening and shaping databases, whatever the engine. (Each engine's own error,
-/// SQLite's DatabaseError and PostgreSQL's PostgresError, lives with the C library it wraps.)
+/// SQLite's SQLiteError and PostgreSQL's PostgresError, lives with the C library it wraps.)
 
 public struct TableShapeError: ToolcfgError {
     public var path: String

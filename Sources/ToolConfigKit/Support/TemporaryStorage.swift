@@ -30,7 +30,7 @@ public enum TemporaryStorage {
 
     /// Runs a write to a staging table; its failure says what was being staged, and where.
     @discardableResult
-    static func staging<T>(_ what: @autoclosure () -> String, _ write: () throws(DatabaseError) -> T) throws(DatabaseError) -> T {
+    static func staging<T>(_ what: @autoclosure () -> String, _ write: () throws(SQLiteError) -> T) throws(SQLiteError) -> T {
         do {
             return try write()
         } catch var error {

@@ -25,14 +25,14 @@ public final class SQLiteConnection {
     /// Kept alive here: SQLite holds an unretained pointer to it.
     private var busyWait: BusyWait
 
-    public init(path: String, mode: OpenMode = .readWrite, options: Options = Options()) throws(DatabaseError) {
+    public init(path: String, mode: OpenMode = .readWrite, options: Options = Options()) throws(SQLiteError) {
         self.path = path
         self.mode = mode
         self.options = options
         busyWait = BusyWait(timeout: options.busyTimeout)
         if mode != .readWriteCreate, path != ":memory:", !FileManager.default.fileExists(atPath: path) {
             // The common cause is a new installation or a mistyped path: say how a database is made.
-            throw DatabaseError(code: SQLITE_CANTOPEN, message: "no such database file (toolcfg migrate up --db PATH creates a new one)", path: path)
+            throw SQLiteError(code: SQLITE_CANTOPEN, message: "no such database file (toolcfg migrate up --db PATH creates a new one)", path: path)
         }
         let flags: Int32 = switch mode {
         case .readOnly: SQLITE_OPEN_READONLY
@@ -46,17 +46,17 @@ public final class SQLiteConnection {
             let message = db.map { String(cString: sqlite3_errmsg($0)) } ?? "cannot open"
             sqlite3_close_v2(db)
             handle = nil
-            throw DatabaseError(code: status, message: message, path: path, context: "opening")
+            throw SQLiteError(code: status, message: message, path: path, context: "opening")
         }
         sqlite3_extended_result_codes(db, 1)
         sqlite3_busy_handler(db, { context, attempt in
             Unmanaged<BusyWait>.fromOpaque(context!).takeUnretainedValue().shouldRetry(attempt: attempt) ? 1 : 0
         }, Unmanaged.passUnretained(busyWait).toOpaque())
         // The first statement reads the header: a file that is not SQLite fails here, clearly.
-        do throws(DatabaseError) {
+        do throws(SQLiteError) {
             try readHeader()
         } catch where error.code == SQLITE_NOTADB {
-            throw DatabaseError(code: error.code, extendedCode: error.extendedCode, message: "the file is not an SQLite database", path: path)
+            throw SQLiteError(code: error.code, extendedCode: error.extendedCode, message: "the file is not an SQLite database", path: path)
         } catch where error.extendedCode == Self.readOnlyRollback && mode == .readOnly {
             // A writer (the application's or ours) died mid-commit and left a hot journal, which a
             // read-only connection may not roll back. Any writing connection does so on its first
@@ -76,17 +76,17 @@ public final class SQLiteConnection {
     /// SQLITE_READONLY_ROLLBACK, a C macro Swift does not import.
     private static let readOnlyRollback = SQLITE_READONLY | 3 << 8
 
-    private func readHeader() throws(DatabaseError) {
+    private func readHeader() throws(SQLiteError) {
         try execute("PRAGMA foreign_keys = ON")
         _ = try queryInt64("SELECT count(*) FROM sqlite_master")
     }
 
-    private static func rollBackHotJournal(_ path: String, busyTimeout: Duration) throws(DatabaseError) {
+    private static func rollBackHotJournal(_ path: String, busyTimeout: Duration) throws(SQLiteError) {
         do {
             // Opening reads the header, which rolls the journal back under an exclusive lock.
             try SQLiteConnection(path: path, mode: .readWrite, options: Options(busyTimeout: busyTimeout, journalModeWAL: false)).close()
         } catch where error.code == SQLITE_READONLY || error.code == SQLITE_CANTOPEN || error.code == SQLITE_PERM {
-            throw DatabaseError(code: SQLITE_READONLY, extendedCode: Self.readOnlyRollback,
+            throw SQLiteError(code: SQLITE_READONLY, extendedCode: Self.readOnlyRollback,
                                 message: "a writer that died mid-commit left \(path)-journal, which must be rolled back before the file can be read, "
                                     + "and this user cannot write the database (\(error.message)): run the command as a user who may write it, "
                                     + "or start the application once",
@@ -114,10 +114,10 @@ public final class SQLiteConnection {
 
     // MARK: errors
 
-    func error(_ status: Int32, context: String?) -> DatabaseError {
+    func error(_ status: Int32, context: String?) -> SQLiteError {
         let message = Self.message(of: handle, status: status)
         let extended = handle.map { sqlite3_extended_errcode($0) } ?? status
-        return DatabaseError(code: status, extendedCode: extended, message: message, path: path, context: context)
+        return SQLiteError(code: status, extendedCode: extended, message: message, path: path, context: context)
     }
 
     /// SQLite's message for a failure of `handle`; for an I/O failure with the OS's reason, since
@@ -132,13 +132,13 @@ public final class SQLiteConnection {
 
     /// The context is built only on failure: binds run millions of times per import.
     @inline(__always)
-    func check(_ status: Int32, context: @autoclosure () -> String?) throws(DatabaseError) {
+    func check(_ status: Int32, context: @autoclosure () -> String?) throws(SQLiteError) {
         guard status == SQLITE_OK else { throw error(status, context: context()) }
     }
 
     // MARK: statements
 
-    public func prepare(_ sql: String) throws(DatabaseError) -> SQLiteStatement {
+    public func prepare(_ sql: String) throws(SQLiteError) -> SQLiteStatement {
         var statement: OpaquePointer?
         let status = sqlite3_prepare_v3(handle, sql, -1, UInt32(SQLITE_PREPARE_PERSISTENT), &statement, nil)
         guard status == SQLITE_OK, let statement else {
@@ -149,9 +149,9 @@ public final class SQLiteConnection {
 
     /// Runs every statement of a script in order. A failure names the line where the failing
     /// statement starts, counted from 1 in `sql`.
-    public func execute(_ sql: String, context: String? = nil) throws(DatabaseError) {
+    public func execute(_ sql: String, context: String? = nil) throws(SQLiteError) {
         let bytes = Array(sql.utf8) + [0]
-        var failure: DatabaseError?
+        var failure: SQLiteError?
         bytes.withUnsafeBufferPointer { buffer in
             let start = UnsafeRawPointer(buffer.baseAddress!).assumingMemoryBound(to: CChar.self)
             var cursor: UnsafePointer<CChar>? = start
@@ -203,13 +203,13 @@ public final class SQLiteConnection {
         return min(offset, end)
     }
 
-    public func queryInt64(_ sql: String, _ values: [SQLiteStatement.Value] = []) throws(DatabaseError) -> Int64? {
+    public func queryInt64(_ sql: String, _ values: [SQLiteStatement.Value] = []) throws(SQLiteError) -> Int64? {
         let statement = try prepare(sql)
         try statement.bind(values)
         return try statement.step() && !statement.isNull(0) ? statement.int64(0) : nil
     }
 
-    public func queryText(_ sql: String, _ values: [SQLiteStatement.Value] = []) throws(DatabaseError) -> String? {
+    public func queryText(_ sql: String, _ values: [SQLiteStatement.Value] = []) throws(SQLiteError) -> String? {
         let statement = try prepare(sql)
         try statement.bind(values)
         return try statement.step() ? statement.text(0) : nil
@@ -219,7 +219,7 @@ public final class SQLiteConnection {
     /// rows whose result depends on the rows, not their order, so two connections can compare
     /// what they see with one scan each (`SecretStore.digest`). Not a cryptographic digest: it
     /// guards against a commit that did not store what was written, not against an adversary.
-    func createDigestFunction() throws(DatabaseError) {
+    func createDigestFunction() throws(SQLiteError) {
         guard !hasDigestFunction else { return }
         try check(toolcfg_create_digest_function(handle), context: "registering toolcfg_digest")
         hasDigestFunction = true
@@ -231,7 +231,7 @@ public final class SQLiteConnection {
     /// opens a file for an empty name and unlinks it at once, so a kill leaves nothing, and
     /// detaching it discards every table in it at once, where DROP TABLE walks each table's pages
     /// (a rotation's stage of 1M rows: 1.2 s). Not inside a transaction (SQLite refuses).
-    func attachScratch() throws(DatabaseError) {
+    func attachScratch() throws(SQLiteError) {
         guard try queryInt64("SELECT count(*) FROM pragma_database_list WHERE name = ?1", [.text(Self.scratchSchema)]) == 0 else { return }
         try execute("ATTACH DATABASE '' AS \(Self.scratchSchema)", context: "attaching a temporary database")
     }
@@ -322,16 +322,16 @@ public final class SQLiteConnection {
             sqlite3_close_v2(destination)
             destination = nil
             for leftover in [path, path + "-journal"] { unlink(leftover) }
-            throw DatabaseError(code: status, message: message, path: path, context: "writing the backup")
+            throw SQLiteError(code: status, message: message, path: path, context: "writing the backup")
         }
     }
 
     /// Table and view names in the main schema.
-    public func tableExists(_ name: String) throws(DatabaseError) -> Bool {
+    public func tableExists(_ name: String) throws(SQLiteError) -> Bool {
         try queryInt64("SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?1", [.text(name)]) ?? 0 > 0
     }
 
-    public func columnNames(of table: String) throws(DatabaseError) -> [String] {
+    public func columnNames(of table: String) throws(SQLiteError) -> [String] {
         let statement = try prepare("SELECT name FROM pragma_table_info(?1) ORDER BY cid")
         try statement.bind(.text(table), at: 1)
         var names: [String] = []

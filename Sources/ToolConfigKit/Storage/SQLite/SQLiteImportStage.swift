@@ -61,7 +61,7 @@ final class SQLiteImportStage: ImportStaging {
             integer(existing?.id), integer(existing.map { $0.enabled ? 1 : 0 }), text(existing?.secret?.encryptedAPIKey),
             text(existing?.secret?.salt), text(existing?.secret?.nonce), integer(existing?.createdAt), integer(existing?.updatedAt),
         ]
-        try TemporaryStorage.staging("staging the import's rows") { () throws(DatabaseError) in try insertStaged.run(values) }
+        try TemporaryStorage.staging("staging the import's rows") { () throws(SQLiteError) in try insertStaged.run(values) }
     }
 
     private func staged(_ statement: SQLiteStatement, _ values: [SQLiteStatement.Value]) throws -> StagedImport? {

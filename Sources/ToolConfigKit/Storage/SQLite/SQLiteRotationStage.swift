@@ -43,7 +43,7 @@ final class SQLiteRotationStage: RotationStaging {
         try insert.bind(new.encryptedAPIKey, at: 6)
         try insert.bind(new.salt, at: 7)
         try insert.bind(new.nonce, at: 8)
-        try TemporaryStorage.staging("staging the rotated secrets of \(group.label)") { () throws(DatabaseError) in try insert.step() }
+        try TemporaryStorage.staging("staging the rotated secrets of \(group.label)") { () throws(SQLiteError) in try insert.step() }
     }
 
     /// A correlated UPDATE, not UPDATE ... FROM: SQLite runs UPDATE FROM as a join into an

@@ -25,7 +25,7 @@ public final class SQLiteStatement {
 
     // MARK: binding (1-based, as SQLite counts)
 
-    public func bind(_ value: Value, at index: Int32) throws(DatabaseError) {
+    public func bind(_ value: Value, at index: Int32) throws(SQLiteError) {
         let status: Int32
         switch value {
         case .null: status = sqlite3_bind_null(handle, index)
@@ -40,11 +40,11 @@ public final class SQLiteStatement {
         if status != SQLITE_OK { throw connection.error(status, context: "binding parameter \(index)") }
     }
 
-    public func bind(_ values: [Value]) throws(DatabaseError) {
+    public func bind(_ values: [Value]) throws(SQLiteError) {
         for (offset, value) in values.enumerated() { try bind(value, at: Int32(offset + 1)) }
     }
 
-    public func bind(_ text: String?, at index: Int32) throws(DatabaseError) {
+    public func bind(_ text: String?, at index: Int32) throws(SQLiteError) {
         guard var text else { return try bind(.null, at: index) }
         let status: Int32 = text.withUTF8 { utf8 in
             guard let base = utf8.baseAddress, !utf8.isEmpty else { return sqlite3_bind_text(handle, index, "", 0, nil) }
@@ -57,7 +57,7 @@ public final class SQLiteStatement {
         if status != SQLITE_OK { throw connection.error(status, context: "binding parameter \(index)") }
     }
 
-    public func bind(_ integer: Int64, at index: Int32) throws(DatabaseError) {
+    public func bind(_ integer: Int64, at index: Int32) throws(SQLiteError) {
         try bind(.integer(integer), at: index)
     }
 
@@ -65,7 +65,7 @@ public final class SQLiteStatement {
 
     /// Advances; true when a row is available.
     @discardableResult
-    public func step() throws(DatabaseError) -> Bool {
+    public func step() throws(SQLiteError) -> Bool {
         let status = sqlite3_step(handle)
         switch status {
         case SQLITE_ROW: return true
@@ -85,14 +85,14 @@ public final class SQLiteStatement {
     }
 
     /// Binds, steps once and reads the row with `read`, then resets: nil when there is none.
-    public func firstRow<T>(_ read: (SQLiteStatement) -> T, binding values: [Value] = []) throws(DatabaseError) -> T? {
+    public func firstRow<T>(_ read: (SQLiteStatement) -> T, binding values: [Value] = []) throws(SQLiteError) -> T? {
         defer { reset() }
         try bind(values)
         return try step() ? read(self) : nil
     }
 
     /// Binds, runs to completion and resets: for INSERT/UPDATE/DELETE.
-    public func run(_ values: [Value] = []) throws(DatabaseError) {
+    public func run(_ values: [Value] = []) throws(SQLiteError) {
         defer { reset() }
         try bind(values)
         while try step() {}

@@ -100,7 +100,7 @@ final class SQLiteStressWriter: StressWriterConnection {
     private let delete: SQLiteStatement
     private let log: SQLiteStatement
 
-    init(_ connection: SQLiteConnection, mode: StressWriteMode) throws(DatabaseError) {
+    init(_ connection: SQLiteConnection, mode: StressWriteMode) throws(SQLiteError) {
         self.connection = connection
         self.mode = mode
         version = try connection.prepare("SELECT id, updated_at FROM user_tool_configs WHERE user_id = ?1 AND tool_id = ?2")
@@ -161,7 +161,7 @@ final class SQLiteStressWriter: StressWriterConnection {
     }
 
     func describe(_ error: any Error, waited: UInt64) -> (busy: Bool, message: String) {
-        guard let busy = error as? DatabaseError, busy.isBusy else { return (false, "\(error)") }
+        guard let busy = error as? SQLiteError, busy.isBusy else { return (false, "\(error)") }
         // The wait tells a timeout from SQLite's immediate refusal when a transaction that has read
         // tries to write while another writer holds the lock or has committed since the read
         // (SQLITE_BUSY_SNAPSHOT).

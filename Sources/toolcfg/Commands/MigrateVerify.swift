@@ -67,16 +67,7 @@ struct MigrateVerify: ParsableCommand {
         if output.json {
             try console.report(report, failure: failure)
         } else {
-            for database in report.databases {
-                console.note("\(database.ok ? "ok  " : "FAIL") \(database.database)")
-                if let error = database.error { console.note("     \(error)") }
-                for step in database.steps {
-                    console.note("     \(step.ok ? "ok  " : "FAIL") \(step.version) \(step.description) (\(step.cycle))")
-                    for failure in step.failures { console.note("          \(failure)") }
-                    for note in step.notes { console.note("          note: \(note)") }
-                }
-            }
-            console.note("\(report.databases.count - failed.count) of \(report.databases.count) database(s) passed")
+            ReversibilityOutput.describe(report, console: console)
         }
         if let failure { throw ReportedFailure(error: failure) }
     }

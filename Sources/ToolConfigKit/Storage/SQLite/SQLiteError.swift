@@ -1,7 +1,7 @@
 import CSQLite
 
 /// An SQLite failure, with the database path and what was being done.
-public struct DatabaseError: EngineError, Equatable {
+public struct SQLiteError: EngineError, Equatable {
     /// The primary result code (SQLITE_BUSY, SQLITE_CONSTRAINT, ...).
     public var code: Int32
     public var extendedCode: Int32
