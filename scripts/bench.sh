@@ -168,8 +168,8 @@ section_pbkdf2() {
   ref=$(p50_us "PBKDF2 OpenSSL PKCS5")
 
   echo
-  echo "== scripts/bench_pbkdf2.py (Python cryptography, median of 7 runs x 2000 derivations)"
-  python3 "$ROOT/scripts/bench_pbkdf2.py" --runs 7 --n 2000 | tee "$LOG_DIR/py.out"
+  echo "== scripts/bench/bench_pbkdf2.py (Python cryptography, median of 7 runs x 2000 derivations)"
+  python3 "$ROOT/scripts/bench/bench_pbkdf2.py" --runs 7 --n 2000 | tee "$LOG_DIR/py.out"
   py=$(sed -n 's/^RESULT python_cryptography us_per_derivation=\([0-9.]*\) .*/\1/p' "$LOG_DIR/py.out")
   py=$(awk -v v="$py" 'BEGIN { if (v != "") printf "%.1f", v }')
   [ -n "$py" ] || { echo "bench: no RESULT line from bench_pbkdf2.py" >&2; exit 1; }
@@ -295,7 +295,7 @@ section_snapshot() {
   local tc_import py_import tc_irss py_irss
   echo "== import into an empty migrated database: toolcfg import vs Python csv + sqlite3 executemany"
   measure_pair "toolcfg import" "cp '$work/empty.db' '$work/t.db'" "'$toolcfg' import --db '$work/t.db' --in '$work/out.csv'" \
-               "python import " "cp '$work/empty.db' '$work/p.db'" "python3 '$ROOT/scripts/bench_import_peer.py' '$work/p.db' '$work/out.csv'"
+               "python import " "cp '$work/empty.db' '$work/p.db'" "python3 '$ROOT/scripts/bench/bench_import_peer.py' '$work/p.db' '$work/out.csv'"
   tc_import=$A_MEDIAN_S; tc_irss=$A_MAX_RSS_MIB; py_import=$B_MEDIAN_S; py_irss=$B_MAX_RSS_MIB
   [ "$(sqlite3 "$work/t.db" 'SELECT count(*) FROM user_tool_configs')" = "$rows" ] || { echo "bench: toolcfg import lost rows" >&2; exit 1; }
 
@@ -402,10 +402,10 @@ section_rotation() {
   "$toolcfg" keygen --out "$work/old.key" 2>/dev/null
   "$toolcfg" keygen --out "$work/new.key" 2>/dev/null
   "$toolcfg" migrate up --db "$work/base.db" 2>/dev/null
-  python3 "$ROOT/scripts/bench_rotation_peer.py" make "$work/base.db" "$rows" "$work/old.key"
+  python3 "$ROOT/scripts/bench/bench_rotation_peer.py" make "$work/base.db" "$rows" "$work/old.key"
   local tc py
   measure_pair "toolcfg rotate" "cp '$work/base.db' '$work/t.db'" "'$toolcfg' rotate --db '$work/t.db' --master-key-file '$work/old.key' --new-master-key-file '$work/new.key'" \
-               "python rotate " "cp '$work/base.db' '$work/p.db'" "python3 '$ROOT/scripts/bench_rotation_peer.py' rotate '$work/p.db' '$work/old.key' '$work/new.key'"
+               "python rotate " "cp '$work/base.db' '$work/p.db'" "python3 '$ROOT/scripts/bench/bench_rotation_peer.py' rotate '$work/p.db' '$work/old.key' '$work/new.key'"
   tc=$A_MEDIAN_S; py=$B_MEDIAN_S
   "$toolcfg" verify-keys --db "$work/t.db" --master-key-file "$work/new.key" >/dev/null 2>&1 || { echo "bench: rotated keys do not verify" >&2; exit 1; }
   add_summary "Rotation toolcfg (median, $rows rows)" "$tc s, $(awk -v r="$rows" -v s="$tc" 'BEGIN{printf "%.0f", r/s}') rows/s"
@@ -423,7 +423,7 @@ section_rotation() {
 # work for a rotation (each row is decrypted and re-encrypted on its own).
 # Scheme v2 (issue: at most 2x the time of one UPDATE of the same columns of the same rows with
 # fixed values, peak RSS at most 64 MiB): V2_ROWS values (default 1,000,000) over three column
-# groups of two tables (scripts/bench_v2_database.py), rotated to a new key on SQLite and on a
+# groups of two tables (scripts/bench/bench_v2_database.py), rotated to a new key on SQLite and on a
 # throwaway PostgreSQL (its durable defaults with PG_DURABLE=1), each beside its peer: the
 # sqlite3 shell / psql running the three UPDATEs in one transaction (SQLite: WAL, synchronous
 # FULL, as the rotation commits).
@@ -443,7 +443,7 @@ section_rotation-v2() {
   printf 'BEGIN;\n%s\nCOMMIT;\n' "$updates" > "$work/update-postgres.sql"
 
   "$toolcfg" migrate up --db "$work/base.db" 2>/dev/null
-  python3 "$ROOT/scripts/bench_v2_database.py" sqlite "$work/base.db" "$rows" "$work/old.key"
+  python3 "$ROOT/scripts/bench/bench_v2_database.py" sqlite "$work/base.db" "$rows" "$work/old.key"
   sqlite3 "$work/base.db" "PRAGMA journal_mode = WAL" >/dev/null
   measure_pair "toolcfg rotate (SQLite)" "cp '$work/base.db' '$work/t.db'" \
                  "'$toolcfg' rotate --db '$work/t.db' --master-key-file '$work/old.key' --new-master-key-file '$work/new.key'" \
@@ -458,7 +458,7 @@ section_rotation-v2() {
   base=${PG_URL/\/toolcfg\?//v2base?}
   psql -X -q "$PG_URL" -c "SET client_min_messages = warning" -c "DROP DATABASE IF EXISTS v2base" -c "CREATE DATABASE v2base"
   "$toolcfg" migrate up --db "$base" -q
-  python3 "$ROOT/scripts/bench_v2_database.py" postgres "$base" "$rows" "$work/old.key"
+  python3 "$ROOT/scripts/bench/bench_v2_database.py" postgres "$base" "$rows" "$work/old.key"
   url=${PG_URL/\/toolcfg\?//v2run?}
   local copy="psql -X -q '$PG_URL' -c 'DROP DATABASE IF EXISTS v2run' -c 'CREATE DATABASE v2run TEMPLATE v2base' && psql -X -q '$url' -c 'VACUUM ANALYZE' -c CHECKPOINT"
   measure_pair "toolcfg rotate (PostgreSQL)" "$copy" \
@@ -491,12 +491,12 @@ PY
 }
 
 # Runs command $3 (a string for bash -c, printing toolcfg's --json report) on database $2 beside
-# the stand-in application (scripts/bench_live_app.py) started a second before it and stopped a
+# the stand-in application (scripts/bench/bench_live_app.py) started a second before it and stopped a
 # second after, and records what the application felt: writes, failures, longest and p99 wait,
 # with toolcfg's write-lock and total time from its report (when it gives them).
 live_run() {
   local label="$1" db="$2" command="$3" app_pid report app
-  python3 "$ROOT/scripts/bench_live_app.py" "$db" >"$LOG_DIR/app.json" 2>"$LOG_DIR/app.err" &
+  python3 "$ROOT/scripts/bench/bench_live_app.py" "$db" >"$LOG_DIR/app.json" 2>"$LOG_DIR/app.err" &
   app_pid=$!
   for _ in $(seq 1 100); do grep -q ready "$LOG_DIR/app.err" 2>/dev/null && break; sleep 0.1; done
   sleep 1
@@ -710,7 +710,7 @@ print("%.0f %.1f %.1f" % (r["operations_per_second"], l["upsert"]["p99_seconds"]
 
 # A database $2 made anew on the cluster at URL $1 (the URL of its database `toolcfg`), migrated
 # by toolcfg $5, with $3 user_tool_configs rows keyed under the master key in file $4 (by COPY:
-# scripts/bench_rotation_peer_pg.py make), vacuumed so that every copy of it starts alike.
+# scripts/bench/bench_rotation_peer_pg.py make), vacuumed so that every copy of it starts alike.
 # Prints the database's URL.
 make_keyed_pg_database() {
   local cluster="$1" name="$2" rows="$3" key="$4" toolcfg="$5" url
@@ -720,7 +720,7 @@ make_keyed_pg_database() {
   # PG_FILLFACTOR leaves room on each page, as a table gets once its fillfactor is set and one
   # rotation has moved its rows: every later rotation then updates in place (HOT; see docs/postgresql.md, Rotation on PostgreSQL).
   [ -z "${PG_FILLFACTOR:-}" ] || psql -X -q "$url" -c "ALTER TABLE user_tool_configs SET (fillfactor = $PG_FILLFACTOR)"
-  python3 "$ROOT/scripts/bench_rotation_peer_pg.py" make "$url" "$rows" "$key"
+  python3 "$ROOT/scripts/bench/bench_rotation_peer_pg.py" make "$url" "$rows" "$key"
   psql -X -q "$url" -c "VACUUM ANALYZE user_tool_configs"
   echo "$url"
 }
@@ -733,7 +733,7 @@ check_pg_rotated() {
   "$toolcfg" verify-keys --db "$url" --master-key-file "$key" >"$LOG_DIR/verify.out" 2>&1 \
     || { echo "bench: after $label, verify-keys under the new key fails:" >&2; tail -5 "$LOG_DIR/verify.out" >&2; exit 1; }
   [ "$python" = python ] || return 0
-  report=$(python3 "$ROOT/scripts/bench_rotation_peer_pg.py" check "$url" "$key" 2>"$LOG_DIR/check.err") \
+  report=$(python3 "$ROOT/scripts/bench/bench_rotation_peer_pg.py" check "$url" "$key" 2>"$LOG_DIR/check.err") \
     || { echo "bench: after $label, rows do not open under the new key in Python:" >&2; head -5 "$LOG_DIR/check.err" >&2; exit 1; }
   [ "$(echo "$report" | python3 -c 'import json, sys; print(json.load(sys.stdin)["rows"])')" = "$rows" ] \
     || { echo "bench: after $label, not $rows keyed rows: $report" >&2; exit 1; }
@@ -742,14 +742,14 @@ check_pg_rotated() {
 # Rotation on PostgreSQL, on a throwaway cluster of the section's own (scripts/pg.sh, stopped and
 # removed when the section ends, however it ends):
 #   (a) ROTATION_ROWS (default 5,000) keyed rows rotated by toolcfg and by a Python psycopg +
-#       cryptography script in one transaction (scripts/bench_rotation_peer_pg.py rotate), RUNS
+#       cryptography script in one transaction (scripts/bench/bench_rotation_peer_pg.py rotate), RUNS
 #       rounds alternating, each run on a new copy of one template database (CREATE DATABASE ...
 #       TEMPLATE, then a CHECKPOINT); every toolcfg result and the last Python one checked by
 #       verify-keys and by Python's own decryption;
 #   (b) a rotation of PG_ROTATION_RSS_ROWS (default 1,000,000; 0 skips it) rows: time, peak RSS,
 #       write phase; as inserted, then with --make-room (each on a new database);
 #   (c) PG_LIVE_ROWS (default 200,000; 0 skips it) rows rotated beside the stand-in application
-#       (scripts/bench_live_app.py on the URL: a short autocommit write every 20 ms, 40 % of them
+#       (scripts/bench/bench_live_app.py on the URL: a short autocommit write every 20 ms, 40 % of them
 #       row UPDATEs of user_tool_configs, lock_timeout 5 s), as section_live does on SQLite: once
 #       as the rows were inserted, once with --make-room (each on a new database).
 # PG_FILLFACTOR=50 sets the table's fillfactor before it is filled (see make_keyed_pg_database);
@@ -775,7 +775,7 @@ section_rotation-postgres() {
   local check_toolcfg="check_pg_rotated '$toolcfg' '$tc_url' '$work/new.key' $rows 'the rotation by toolcfg' python"
   echo "== rotate $rows rows: toolcfg rotate vs Python psycopg + cryptography in one transaction"
   measure_pair "toolcfg rotate" "${copy//NAME/rotated_toolcfg}" "'$toolcfg' rotate --db '$tc_url' $keys" \
-               "python rotate " "$check_toolcfg; ${copy//NAME/rotated_python}" "python3 '$ROOT/scripts/bench_rotation_peer_pg.py' rotate '$py_url' '$work/old.key' '$work/new.key'"
+               "python rotate " "$check_toolcfg; ${copy//NAME/rotated_python}" "python3 '$ROOT/scripts/bench/bench_rotation_peer_pg.py' rotate '$py_url' '$work/old.key' '$work/new.key'"
   check_pg_rotated "$toolcfg" "$py_url" "$work/new.key" "$rows" "the rotation by Python" python
   add_summary "PostgreSQL rotate toolcfg (median)" "$A_MEDIAN_S s for $rows rows, $(awk -v r="$rows" -v s="$A_MEDIAN_S" 'BEGIN{printf "%.0f", r/s}') rows/s, peak RSS $A_MAX_RSS_MIB MiB"
   add_summary "PostgreSQL rotate Python psycopg (median)" "$B_MEDIAN_S s for $rows rows, $(awk -v r="$rows" -v s="$B_MEDIAN_S" 'BEGIN{printf "%.0f", r/s}') rows/s"

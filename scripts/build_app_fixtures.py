@@ -1074,7 +1074,7 @@ def seal_rows(data, sealer, default_scheme, legacy=True):
 
 
 # ---------------------------------------------------------------------------------------------
-# Statistics and digests (what manifest.json holds; scripts/app_secrets_peer.py computes the same)
+# Statistics and digests (what manifest.json holds; scripts/peers/app_secrets_peer.py computes the same)
 
 def open_value(master, kek_cache, ct, salt, nonce):
     salt_b, nonce_b = base64.b64decode(salt, validate=True), base64.b64decode(nonce, validate=True)

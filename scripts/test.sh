@@ -3,9 +3,9 @@
 # fixtures (as the application's CI would run it: SQLite's, then PostgreSQL's on the throwaway
 # server), then the whole Swift Testing suite. In CI
 # (CI=true) it also runs each fuzz target for a short bounded time, the PostgreSQL fault trials
-# (scripts/pg_faults.py, 5 per fault and command; PG_FAULT_TRIALS), builds the Debian package and
-# smoke-tests it installed (scripts/package.sh, scripts/package_smoke.sh; PACKAGE_SMOKE=0 skips
-# both), and runs the whole suite under AddressSanitizer and ThreadSanitizer (scripts/sanitize.sh,
+# (scripts/ci/pg_faults.py, 5 per fault and command; PG_FAULT_TRIALS), builds the Debian package and
+# smoke-tests it installed (scripts/package.sh, scripts/ci/package_smoke.sh; PACKAGE_SMOKE=0 skips
+# both), and runs the whole suite under AddressSanitizer and ThreadSanitizer (scripts/ci/sanitize.sh,
 # each bounded by SANITIZE_TIMEOUT), before the plain suite so that its summary closes the run.
 # SANITIZE lists the sanitizer runs: "address thread" by default in CI, none elsewhere; set it
 # to choose (SANITIZE=thread scripts/test.sh, or SANITIZE= to skip them in CI).
@@ -32,7 +32,7 @@ if [ $# -eq 0 ]; then
   if [ "${CI:-}" = true ]; then
     bash scripts/fuzz.sh all "${FUZZ_SECONDS:-10}"
     # PostgreSQL stopped or toolcfg's session ended at random moments (a cluster of its own).
-    python3 scripts/pg_faults.py .build/debug/toolcfg "${PG_FAULT_TRIALS:-5}"
+    python3 scripts/ci/pg_faults.py .build/debug/toolcfg "${PG_FAULT_TRIALS:-5}"
   fi
   if [ "${CI:-}" = true ] && [ "${PACKAGE_SMOKE:-1}" != 0 ]; then
     package_start=$SECONDS
@@ -48,9 +48,9 @@ if [ $# -eq 0 ]; then
       exit 1
     }
     deb=$(bash scripts/package.sh "${PACKAGE_BUILD_DIR:-.build-release-static}" | tail -n 1)
-    bash scripts/package_smoke.sh "$deb"
+    bash scripts/ci/package_smoke.sh "$deb"
     # A failing step must fail the smoke script: verify-keys under the old key after the rotation.
-    if SMOKE_BREAK=verify-keys bash scripts/package_smoke.sh "$deb" 2>"$TOOLCFG_PG_DIR/smoke-break.log"; then
+    if SMOKE_BREAK=verify-keys bash scripts/ci/package_smoke.sh "$deb" 2>"$TOOLCFG_PG_DIR/smoke-break.log"; then
       echo "test: package_smoke.sh passed with a broken step" >&2
       exit 1
     fi
@@ -64,7 +64,7 @@ if [ $# -eq 0 ]; then
   default_sanitizers=""
   [ "${CI:-}" = true ] && default_sanitizers="address thread"
   for kind in ${SANITIZE-$default_sanitizers}; do
-    bash scripts/sanitize.sh "$kind"
+    bash scripts/ci/sanitize.sh "$kind"
   done
 fi
 swift test --skip-build "$@"

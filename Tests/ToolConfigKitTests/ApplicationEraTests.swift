@@ -5,7 +5,7 @@ import Testing
 /// The application's own databases of each era (fixtures/app-eras: v0.0.45 of the sqlx era with its
 /// secrets.yaml, v0.0.58 of sea-orm in scheme v1, v0.0.59 with scheme v2 beside legacy v1 values;
 /// the last two on PostgreSQL too), driven through the command line, with the independent Python
-/// checker scripts/app_secrets_peer.py opening every value and fixtures/app-eras/manifest.json
+/// checker scripts/peers/app_secrets_peer.py opening every value and fixtures/app-eras/manifest.json
 /// saying what must be there. Each test works on its own copy (a temporary folder, a scratch
 /// PostgreSQL database).
 @Suite("Application eras")
@@ -213,10 +213,10 @@ struct ApplicationEraTests {
             try JSONReportTests.validate(outputs)
         }
 
-        /// scripts/app_secrets_peer.py under `key`: its exit status and report.
+        /// scripts/peers/app_secrets_peer.py under `key`: its exit status and report.
         func peer(_ key: MasterKey, secretsFile: String? = nil, groups: String? = nil,
                   sourceLocation: SourceLocation = #_sourceLocation) throws -> (status: Int32, report: [String: Any]) {
-            var arguments = ["python3", Repository.scripts.appendingPathComponent("app_secrets_peer.py").path, "--db", db, "--key-env", "ERAS_PEER_KEY"]
+            var arguments = ["python3", Repository.scripts.appendingPathComponent("peers/app_secrets_peer.py").path, "--db", db, "--key-env", "ERAS_PEER_KEY"]
             if let secretsFile { arguments += ["--secrets-file", secretsFile] }
             if let groups { arguments += ["--groups", groups] }
             let result = try runProcess(URL(fileURLWithPath: "/usr/bin/env"), arguments, environment: ["ERAS_PEER_KEY": key.base64Text])

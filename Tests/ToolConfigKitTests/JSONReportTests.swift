@@ -4,7 +4,7 @@ import Testing
 
 /// The --json contract, on the real command line: every command's report, succeeding and
 /// failing, is one JSON object valid against schemas/report.schema.json (checked by Python's
-/// jsonschema through scripts/check_reports.py), with "ok", and on failure the exit status the
+/// jsonschema through scripts/ci/check_reports.py), with "ok", and on failure the exit status the
 /// process exits with and the message it prints on stderr.
 @Suite("JSON reports")
 struct JSONReportTests {
@@ -51,11 +51,11 @@ struct JSONReportTests {
         }
     }
 
-    /// Feeds every output to scripts/check_reports.py; its problems become this test's issues.
+    /// Feeds every output to scripts/ci/check_reports.py; its problems become this test's issues.
     static func validate(_ outputs: [Output]) throws {
         let cases = outputs.map { ["kind": $0.kind ?? NSNull(), "output": $0.json] as [String: Any] }
         let python = URL(fileURLWithPath: "/usr/bin/env")
-        let result = try runProcess(python, ["python3", Repository.scripts.appendingPathComponent("check_reports.py").path],
+        let result = try runProcess(python, ["python3", Repository.scripts.appendingPathComponent("ci/check_reports.py").path],
                                     stdin: try JSONSerialization.data(withJSONObject: cases))
         #expect(result.status == 0, "schema check failed:\n\(result.stdout)\(result.stderr)")
         #expect(result.stderr.contains("\(outputs.count) output(s) checked, 0 problem(s)"), "\(result.stderr)")
@@ -128,7 +128,7 @@ struct JSONReportTests {
         for (kind, json) in cases {
             let python = URL(fileURLWithPath: "/usr/bin/env")
             let input = try JSONSerialization.data(withJSONObject: [["kind": kind, "output": json]])
-            let result = try runProcess(python, ["python3", Repository.scripts.appendingPathComponent("check_reports.py").path], stdin: input)
+            let result = try runProcess(python, ["python3", Repository.scripts.appendingPathComponent("ci/check_reports.py").path], stdin: input)
             #expect(result.status == 1, "accepted: \(json)")
         }
     }

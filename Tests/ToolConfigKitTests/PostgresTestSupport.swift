@@ -57,10 +57,10 @@ final class ScratchPostgresDatabase {
     func drop() { try? PostgresConnection(url: server).execute("DROP DATABASE IF EXISTS \(name) WITH (FORCE)") }
 }
 
-/// Runs scripts/postgres_peer.py (psycopg 3): `read` returns the rows of a query as JSON values.
+/// Runs scripts/peers/postgres_peer.py (psycopg 3): `read` returns the rows of a query as JSON values.
 func postgresPeer(_ mode: String, _ url: PostgresURL, _ argument: String, stdin: Data = Data()) throws -> Any {
     let result = try runProcess(URL(fileURLWithPath: "/usr/bin/env"),
-                                ["python3", Repository.scripts.appendingPathComponent("postgres_peer.py").path, mode, url.text, argument],
+                                ["python3", Repository.scripts.appendingPathComponent("peers/postgres_peer.py").path, mode, url.text, argument],
                                 stdin: stdin)
     guard result.status == 0 else {
         Issue.record("postgres_peer.py \(mode) failed: \(result.stderr)")

@@ -3,7 +3,7 @@ import Testing
 @testable import ToolConfigKit
 
 /// contrib/systemd/toolcfg-rotate-docker, the monthly rotation of a Docker installation, run as
-/// its timer runs it against a stand-in application (scripts/stand_in_app.py) that takes its key
+/// its timer runs it against a stand-in application (scripts/peers/stand_in_app.py) that takes its key
 /// from the env file at start and writes secrets under it every 20 ms.
 @Suite("Scheduled rotation")
 struct ScheduledRotationTests {
@@ -17,7 +17,7 @@ struct ScheduledRotationTests {
         var backups: String { folder.path("backups") }
         var app: String { folder.path("app") }
         static let script = Repository.root.appendingPathComponent("contrib/systemd/toolcfg-rotate-docker")
-        static let standIn = Repository.scripts.appendingPathComponent("stand_in_app.py").path
+        static let standIn = Repository.scripts.appendingPathComponent("peers/stand_in_app.py").path
 
         init(rows: Int = 30) throws {
             folder = try TemporaryFolder()

@@ -88,7 +88,7 @@ final class KeyedDatabase {
         }
     }
 
-    /// Encrypts with the independent implementation (scripts/crypto_peer.py, Python cryptography).
+    /// Encrypts with the independent implementation (scripts/peers/crypto_peer.py, Python cryptography).
     static func peerEncryptor(_ master: MasterKey) -> ([String]) throws -> [StoredSecret] {
         { plaintexts in
             let result = try cryptoPeer("encrypt", ["master_key": master.base64Text, "plaintexts": plaintexts]) as? [[String: String]]

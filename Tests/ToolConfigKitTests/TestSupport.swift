@@ -83,10 +83,10 @@ func toolcfg(_ arguments: [String], stdin: Data = Data(), environment: [String: 
                    removing: ["TOOLCFG_DB", "TOOLCFG_MASTER_KEY", "TOOLCFG_NEW_MASTER_KEY", "TOOLCFG_PASSPHRASE"])
 }
 
-/// Runs scripts/crypto_peer.py (Python's `cryptography`) with a JSON request.
+/// Runs scripts/peers/crypto_peer.py (Python's `cryptography`) with a JSON request.
 func cryptoPeer(_ mode: String, _ request: [String: Any]) throws -> Any {
     let python = URL(fileURLWithPath: "/usr/bin/env")
-    let result = try runProcess(python, ["python3", Repository.scripts.appendingPathComponent("crypto_peer.py").path, mode],
+    let result = try runProcess(python, ["python3", Repository.scripts.appendingPathComponent("peers/crypto_peer.py").path, mode],
                                 stdin: try JSONSerialization.data(withJSONObject: request))
     guard result.status == 0 else {
         Issue.record("crypto_peer.py \(mode) failed: \(result.stderr)")
@@ -179,7 +179,7 @@ final class PipeFeeder: @unchecked Sendable {
     }
 }
 
-/// The sanitizer the suite runs under (scripts/sanitize.sh sets TOOLCFG_TEST_SANITIZER), or nil.
+/// The sanitizer the suite runs under (scripts/ci/sanitize.sh sets TOOLCFG_TEST_SANITIZER), or nil.
 enum Sanitizer {
     static let running = ProcessInfo.processInfo.environment["TOOLCFG_TEST_SANITIZER"]
 }

@@ -18,7 +18,7 @@ let benchmarks: @Sendable () -> Void = {
 // MARK: - PBKDF2
 
 /// Parameters of the stored-secret row key: PBKDF2-HMAC-SHA256, 1000 iterations, 32-byte password,
-/// 32-byte salt, 32-byte output. scripts/bench_pbkdf2.py measures exactly the same derivation.
+/// 32-byte salt, 32-byte output. scripts/bench/bench_pbkdf2.py measures exactly the same derivation.
 enum PBKDF2Params {
     static let iterations = 1000
     static let length = 32

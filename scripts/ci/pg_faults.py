@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """PostgreSQL faults under toolcfg's write paths: the server killed, or toolcfg's session ended.
 
-  scripts/pg_faults.py TOOLCFG [TRIALS]     (TRIALS per fault and command; default 20)
+  scripts/ci/pg_faults.py TOOLCFG [TRIALS]     (TRIALS per fault and command; default 20)
 
 Starts a throwaway cluster of its own (scripts/pg.sh, in a new folder; stopped however the run
 ends), then for each fault and each command, TRIALS times, on a fresh copy of a prepared database:
@@ -38,7 +38,7 @@ import time
 import psycopg
 
 ROWS = int(os.environ.get("PG_FAULTS_ROWS", "6000"))
-REPOSITORY = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+REPOSITORY = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 class Cluster:

@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # Runs the whole test suite once under a sanitizer, in its own build folder, within a time bound:
-#   scripts/sanitize.sh address|thread
+#   scripts/ci/sanitize.sh address|thread
 # SANITIZE_TIMEOUT (seconds, default 900) bounds the build and the tests together, so a hang fails
 # with a message instead of running until CI gives up. Prints the build and test times.
 # Leak reports are off for AddressSanitizer: the ones it prints come from Foundation and XCTest
 # internals (Process, file reading), not from toolcfg.
 set -euo pipefail
-cd "$(dirname "$0")/.."
-kind=${1:?usage: scripts/sanitize.sh address|thread}
+cd "$(dirname "$0")/../.."
+kind=${1:?usage: scripts/ci/sanitize.sh address|thread}
 case "$kind" in address|thread) ;; *) echo "sanitize: address or thread" >&2; exit 64 ;; esac
 export ASAN_OPTIONS=detect_leaks=0
 # The tests that cannot mean anything under a sanitizer, or are its multiple in time, ask this.

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """The peer for toolcfg's rotation benchmark on PostgreSQL (scripts/bench.sh rotation-postgres):
 the rotation an operator would script with psycopg 3 and `cryptography`, in one transaction, with
-the stored-secret format of scripts/bench_rotation_peer.py (PBKDF2-HMAC-SHA256, 1000 iterations,
+the stored-secret format of scripts/bench/bench_rotation_peer.py (PBKDF2-HMAC-SHA256, 1000 iterations,
 AES-256-GCM, base64). Also fills the benchmark's table, and checks a rotation's result on its own.
 
   bench_rotation_peer_pg.py make URL ROWS MASTER_KEY_FILE     # ROWS keyed rows in user_tool_configs

@@ -13,7 +13,7 @@ import sys
 
 import jsonschema
 
-SCHEMA_PATH = pathlib.Path(__file__).resolve().parent.parent / "schemas" / "report.schema.json"
+SCHEMA_PATH = pathlib.Path(__file__).resolve().parents[2] / "schemas" / "report.schema.json"
 
 
 def main() -> int:

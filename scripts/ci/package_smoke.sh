@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian package of scripts/package.sh and runs toolcfg from /usr/bin as an operator
 # would on the application's machine, with the Swift toolchain out of reach:
-#   scripts/package_smoke.sh DEB
+#   scripts/ci/package_smoke.sh DEB
 # Steps (each named in the message when it fails, exit 1): install with apt-get (as root, or
 # through sudo), its Depends met from Debian's packages; ldd names nothing under the toolchain's
 # folder (TOOLCHAIN_DIR, default the folder of the swift on PATH, else /opt/swift) and no Swift
@@ -19,7 +19,7 @@ set -euo pipefail
 say() { echo "package_smoke: $*" >&2; }
 fail() { echo "package_smoke: FAILED: $*" >&2; exit 1; }
 
-[ $# -eq 1 ] || { echo "usage: scripts/package_smoke.sh DEB" >&2; exit 64; }
+[ $# -eq 1 ] || { echo "usage: scripts/ci/package_smoke.sh DEB" >&2; exit 64; }
 deb=$1
 [ -f "$deb" ] || fail "$deb: no such file"
 deb=$(cd "$(dirname "$deb")" && pwd)/$(basename "$deb")

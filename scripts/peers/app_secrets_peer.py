@@ -3,8 +3,8 @@
 every secret table a database has, in the scheme each value is in, and prints one JSON object.
 It shares no code with toolcfg (Swift) or with scripts/build_app_fixtures.py.
 
-  scripts/app_secrets_peer.py --db PATH_OR_URL --key-env NAME [--secrets-file PATH] [--groups JSON_FILE]
-  scripts/app_secrets_peer.py --self-test [--vectors-dir DIR]
+  scripts/peers/app_secrets_peer.py --db PATH_OR_URL --key-env NAME [--secrets-file PATH] [--groups JSON_FILE]
+  scripts/peers/app_secrets_peer.py --self-test [--vectors-dir DIR]
 
 --db       an SQLite file, or a postgres:// / postgresql:// URL (psycopg 3, connecting as given)
 --key-env  the name of an environment variable holding the master key: standard base64 of 32 bytes
@@ -391,7 +391,7 @@ def main():
     parser.add_argument("--secrets-file")
     parser.add_argument("--groups")
     parser.add_argument("--self-test", action="store_true")
-    parser.add_argument("--vectors-dir", default=os.path.join(os.path.dirname(os.path.dirname(here)), "shared", "vectors"))
+    parser.add_argument("--vectors-dir", default=os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(here))), "shared", "vectors"))
     args = parser.parse_args()
     if args.self_test:
         return self_test(args.vectors_dir)
