@@ -8,10 +8,10 @@ let package = Package(
     platforms: [.macOS(.v13)],
     products: [
         .library(name: "ToolConfigKit", targets: ["ToolConfigKit"]),
-        .executable(name: "toolcfg", targets: ["toolcfg"]),
+        .executable(name: "toolcfg", targets: ["toolcfg"])
     ],
     dependencies: [
-        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2")
     ],
     targets: [
         // Thin system-library modules: headers and link flags, nothing else.
@@ -42,12 +42,12 @@ let package = Package(
             name: "toolcfg",
             dependencies: [
                 "ToolConfigKit",
-                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "ArgumentParser", package: "swift-argument-parser")
             ]
         ),
         .testTarget(name: "ToolConfigKitTests", dependencies: ["ToolConfigKit"]),
         // The command line's own pure parts (the progress line's text), through @testable import.
-        .testTarget(name: "toolcfgTests", dependencies: ["toolcfg"]),
+        .testTarget(name: "toolcfgTests", dependencies: ["toolcfg"])
     ],
     swiftLanguageModes: [.v6]
 )

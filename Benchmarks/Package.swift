@@ -15,7 +15,7 @@ let package = Package(
         .package(path: ".."),
         // Only the MallocInterposer trait: the default set also enables RuntimeInterposer, which on
         // Linux + Swift 6.3 pulls ordo-one/swift-runtime-interposer (not available here).
-        .package(url: "https://github.com/ordo-one/benchmark", from: "1.38.1", traits: ["MallocInterposer"]),
+        .package(url: "https://github.com/ordo-one/benchmark", from: "1.38.1", traits: ["MallocInterposer"])
     ],
     targets: []
 )
@@ -26,11 +26,11 @@ package.targets += [
         name: "ToolcfgBenchmarks",
         dependencies: [
             .product(name: "ToolConfigKit", package: root),
-            .product(name: "Benchmark", package: "benchmark"),
+            .product(name: "Benchmark", package: "benchmark")
         ],
         path: "Benchmarks/ToolcfgBenchmarks",
         plugins: [
-            .plugin(name: "BenchmarkPlugin", package: "benchmark"),
+            .plugin(name: "BenchmarkPlugin", package: "benchmark")
         ]
-    ),
+    )
 ]

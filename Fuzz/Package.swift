@@ -14,7 +14,8 @@ let targets = ["FuzzCSV", "FuzzJSON", "FuzzJSONLines", "FuzzTriple", "FuzzMaster
 let package = Package(
     name: "ToolcfgFuzz",
     dependencies: [.package(path: "..")],
-    targets: [.target(name: "CFuzzDriver"), .target(name: "FuzzSupport", dependencies: ["CFuzzDriver"])] + targets.map { name in
-        .executableTarget(name: name, dependencies: ["FuzzSupport", .product(name: "ToolConfigKit", package: root)])
-    }
+    targets: [.target(name: "CFuzzDriver"), .target(name: "FuzzSupport", dependencies: ["CFuzzDriver"])]
+        + targets.map { name in
+            .executableTarget(name: name, dependencies: ["FuzzSupport", .product(name: "ToolConfigKit", package: root)])
+        }
 )

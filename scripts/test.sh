@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # The test command: builds everything, runs the migration reversibility check on the committed
 # fixtures (as the application's CI would run it: SQLite's, then PostgreSQL's on the throwaway
-# server), then the whole Swift Testing suite. In CI
-# (CI=true) it also runs each fuzz target for a short bounded time, the PostgreSQL fault trials
-# (scripts/ci/pg_faults.py, 5 per fault and command; PG_FAULT_TRIALS), builds the Debian package and
+# server), then the whole Swift Testing suite. In CI (CI=true) it also checks the code against
+# .swift-format (scripts/ci/lint.sh), runs each fuzz target for a short bounded time, the
+# PostgreSQL fault trials (scripts/ci/pg_faults.py, 5 per fault and command; PG_FAULT_TRIALS), builds the Debian package and
 # smoke-tests it installed (scripts/package.sh, scripts/ci/package_smoke.sh; PACKAGE_SMOKE=0 skips
 # both), and runs the whole suite under AddressSanitizer and ThreadSanitizer (scripts/ci/sanitize.sh,
 # each bounded by SANITIZE_TIMEOUT), before the plain suite so that its summary closes the run.
@@ -30,6 +30,7 @@ if [ $# -eq 0 ]; then
   .build/debug/toolcfg migrate verify --fixtures fixtures
   .build/debug/toolcfg migrate verify --fixtures fixtures/postgres --server "$TOOLCFG_TEST_POSTGRES_URL"
   if [ "${CI:-}" = true ]; then
+    bash scripts/ci/lint.sh
     bash scripts/fuzz.sh all "${FUZZ_SECONDS:-10}"
     # PostgreSQL stopped or toolcfg's session ended at random moments (a cluster of its own).
     python3 scripts/ci/pg_faults.py .build/debug/toolcfg "${PG_FAULT_TRIALS:-5}"

@@ -9,7 +9,7 @@ struct EmbedMigrations: BuildToolPlugin {
     func createBuildCommands(context: PluginContext, target: Target) throws -> [Command] {
         let sets = [
             (folder: "migrations", variable: "embeddedMigrationFiles"),
-            (folder: "migrations/postgres", variable: "embeddedPostgresMigrationFiles"),
+            (folder: "migrations/postgres", variable: "embeddedPostgresMigrationFiles")
         ]
         return try sets.map { set in
             let folder = context.package.directoryURL.appending(path: set.folder)

@@ -14,11 +14,11 @@ enum MigrationEmbedder {
         let inputs = arguments.dropFirst(2).sorted { ($0 as NSString).lastPathComponent < ($1 as NSString).lastPathComponent }
 
         var source = """
-        // Generated at build time by MigrationEmbedder from a migrations folder. Do not edit.
-        // Each entry is a file name and its exact bytes in base64.
-        let \(variable): [(name: String, base64: String)] = [
+            // Generated at build time by MigrationEmbedder from a migrations folder. Do not edit.
+            // Each entry is a file name and its exact bytes in base64.
+            let \(variable): [(name: String, base64: String)] = [
 
-        """
+            """
         for path in inputs {
             guard let bytes = FileManager.default.contents(atPath: path) else {
                 FileHandle.standardError.write(Data("MigrationEmbedder: cannot read \(path)\n".utf8))

@@ -9,7 +9,8 @@ struct Toolcfg: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "toolcfg",
         abstract: "Operate on the per-user tool settings of an application's SQLite database.",
-        discussion: help("""
+        discussion: help(
+            """
             Secrets never travel in argv: the master key comes from --master-key-file PATH (base64; \
             - for standard input) or TOOLCFG_MASTER_KEY, --master-key-env NAME or \
             --master-key-text-file PATH (the application's BODHI_ENCRYPTION_KEY text), or \
@@ -22,15 +23,19 @@ struct Toolcfg: ParsableCommand {
             data, 66 input missing, 69 unavailable (a keyring entry), 73 cannot create a folder, 74 I/O \
             error, 75 database busy; 130 and 143 when SIGINT or SIGTERM stopped rotate or import before \
             the commit (nothing changed).
-            """, examples: [
+            """,
+            examples: [
                 "toolcfg keygen --out master.key",
                 "toolcfg migrate up --db app.db",
                 "toolcfg import --db app.db --in onboarding.csv --master-key-file master.key",
-                "toolcfg --generate-completion-script bash > /etc/bash_completion.d/toolcfg",
+                "toolcfg --generate-completion-script bash > /etc/bash_completion.d/toolcfg"
             ]),
         version: version,
-        subcommands: [Keygen.self, Migrate.self, Export.self, Import.self, CheckBackup.self, Rotate.self, ForgetOldKey.self, VerifyKeys.self, Stress.self,
-                      StressWorkerCommand.self, KdfKernels.self]
+        subcommands: [
+            Keygen.self, Migrate.self, Export.self, Import.self, CheckBackup.self, Rotate.self, ForgetOldKey.self, VerifyKeys.self,
+            Stress.self,
+            StressWorkerCommand.self, KdfKernels.self
+        ]
     )
 
     /// ArgumentParser's main, but every failure (its own parse errors included) goes through

@@ -41,9 +41,11 @@ struct BackupCheckTests {
         }
     }
 
-    @Test("a sound backup passes in every format and key mode, and the report counts it", arguments: [
-        ("b.json", KeyMode.encrypted), ("b.jsonl", .encrypted), ("b.json", .sealed), ("b.jsonl", .sealed), ("b.jsonl", .omit),
-    ])
+    @Test(
+        "a sound backup passes in every format and key mode, and the report counts it",
+        arguments: [
+            ("b.json", KeyMode.encrypted), ("b.jsonl", .encrypted), ("b.json", .sealed), ("b.jsonl", .sealed), ("b.jsonl", .omit)
+        ])
     func soundBackups(name: String, keys: KeyMode) throws {
         let backups = try Backups()
         let file = try backups.export(name, keys: keys)
@@ -56,7 +58,8 @@ struct BackupCheckTests {
         #expect(report?["keys"] as? String == keys.rawValue)
         // Without --json the same in words, on standard error.
         let human = try backups.check(file)
-        #expect(human.status == 0 && human.stdout.isEmpty && human.stderr.contains("a sound toolcfg snapshot: 40 records"), "\(human.stderr)")
+        #expect(
+            human.status == 0 && human.stdout.isEmpty && human.stderr.contains("a sound toolcfg snapshot: 40 records"), "\(human.stderr)")
     }
 
     @Test("a backup cut at any byte is refused with 65, never passed", arguments: ["b.json", "b.jsonl"])
@@ -80,7 +83,8 @@ struct BackupCheckTests {
     func alteredRecords() throws {
         let backups = try Backups(rows: 6)
         let file = try backups.export("b.jsonl", keys: .sealed)
-        let lines = try String(contentsOfFile: file, encoding: .utf8).split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
+        let lines = try String(contentsOfFile: file, encoding: .utf8).split(separator: "\n", omittingEmptySubsequences: false).map(
+            String.init)
         func variant(_ name: String, line: Int, _ change: (String) -> String) throws -> String {
             var copy = lines
             copy[line - 1] = change(copy[line - 1])
@@ -92,14 +96,17 @@ struct BackupCheckTests {
         // Line 1 is the header; record 3 is on line 4.
         let moved = try backups.check(try variant("moved.jsonl", line: 4) { $0.replacingOccurrences(of: "\"user-2\"", with: "\"user-9\"") })
         #expect(moved.status == 65 && moved.stderr.contains("moved.jsonl:4 (record 3): field sealed_api_key"), "\(moved.stderr)")
-        let enabled = try backups.check(try variant("enabled.jsonl", line: 3) {
-            $0.contains("\"enabled\":true") ? $0.replacingOccurrences(of: "\"enabled\":true", with: "\"enabled\":false")
-                : $0.replacingOccurrences(of: "\"enabled\":false", with: "\"enabled\":true")
-        })
+        let enabled = try backups.check(
+            try variant("enabled.jsonl", line: 3) {
+                $0.contains("\"enabled\":true")
+                    ? $0.replacingOccurrences(of: "\"enabled\":true", with: "\"enabled\":false")
+                    : $0.replacingOccurrences(of: "\"enabled\":false", with: "\"enabled\":true")
+            })
         #expect(enabled.status == 65 && enabled.stderr.contains("field digest") && enabled.stderr.contains("altered"), "\(enabled.stderr)")
-        let count = try backups.check(try variant("count.jsonl", line: lines.count - 1) {
-            $0.replacingOccurrences(of: "\"row_count\":6", with: "\"row_count\":7")
-        })
+        let count = try backups.check(
+            try variant("count.jsonl", line: lines.count - 1) {
+                $0.replacingOccurrences(of: "\"row_count\":6", with: "\"row_count\":7")
+            })
         #expect(count.status == 65 && count.stderr.contains("row_count"), "\(count.stderr)")
         let invalid = try backups.check(try variant("invalid.jsonl", line: 2) { $0.replacingOccurrences(of: "\"user-0\"", with: "\"\"") })
         #expect(invalid.status == 65 && invalid.stderr.contains("invalid.jsonl:2 (record 1): field user_id"), "\(invalid.stderr)")
@@ -121,8 +128,9 @@ struct BackupCheckTests {
         #expect(try backups.check(bare).status == 65)
         #expect(try backups.check(backups.path("absent.json")).status == 66)
         // Standard input, with the format given.
-        let piped = try toolcfg(["check-backup", "-", "--format", "json", "--passphrase-file", backups.passphrase],
-                                stdin: try Data(contentsOf: URL(fileURLWithPath: sealed)))
+        let piped = try toolcfg(
+            ["check-backup", "-", "--format", "json", "--passphrase-file", backups.passphrase],
+            stdin: try Data(contentsOf: URL(fileURLWithPath: sealed)))
         #expect(piped.status == 0, "\(piped.stderr)")
     }
 

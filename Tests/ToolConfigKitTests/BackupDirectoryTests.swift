@@ -46,17 +46,24 @@ struct BackupDirectoryTests {
     func naming() {
         let name = BackupDirectory.fileName(database: "bodhi", at: Self.date, fingerprint: Self.fingerprint, fileExtension: "db")
         #expect(name == "bodhi-20260101T010203Z-0123456789abcdef.db")
-        #expect(BackupDirectory.fileName(database: "my db/x", at: Self.date, fingerprint: Self.fingerprint, fileExtension: "sql", sequence: 3)
-            == "my_db_x-20260101T010203Z-0123456789abcdef-3.sql")
-        #expect(BackupDirectory.entry(name, database: "bodhi", fileExtension: "db") == .init(name: name, timestamp: "20260101T010203Z", sequence: 1))
-        #expect(BackupDirectory.entry("bodhi-20260101T010203Z-0123456789abcdef-2.db", database: "bodhi", fileExtension: "db")?.sequence == 2)
-        for other in ["bodhi-20260101T010203Z-0123456789abcdef.sql", "bodhi-prod-20260101T010203Z-0123456789abcdef.db",
-                      "bodhi-20260101T010203Z-0123456789ABCDEF.db", "bodhi-2026010T010203Z-0123456789abcdef.db",
-                      "bodhi-20260101T010203Z-0123456789abcdef-1.db", "bodhi-20260101T010203Z-0123456789abcdef-x.db",
-                      "bodhi-notes.db", "bodhi.db", "xbodhi-20260101T010203Z-0123456789abcdef.db"] {
+        #expect(
+            BackupDirectory.fileName(database: "my db/x", at: Self.date, fingerprint: Self.fingerprint, fileExtension: "sql", sequence: 3)
+                == "my_db_x-20260101T010203Z-0123456789abcdef-3.sql")
+        #expect(
+            BackupDirectory.entry(name, database: "bodhi", fileExtension: "db")
+                == .init(name: name, timestamp: "20260101T010203Z", sequence: 1))
+        #expect(
+            BackupDirectory.entry("bodhi-20260101T010203Z-0123456789abcdef-2.db", database: "bodhi", fileExtension: "db")?.sequence == 2)
+        for other in [
+            "bodhi-20260101T010203Z-0123456789abcdef.sql", "bodhi-prod-20260101T010203Z-0123456789abcdef.db",
+            "bodhi-20260101T010203Z-0123456789ABCDEF.db", "bodhi-2026010T010203Z-0123456789abcdef.db",
+            "bodhi-20260101T010203Z-0123456789abcdef-1.db", "bodhi-20260101T010203Z-0123456789abcdef-x.db",
+            "bodhi-notes.db", "bodhi.db", "xbodhi-20260101T010203Z-0123456789abcdef.db"
+        ] {
             #expect(BackupDirectory.entry(other, database: "bodhi", fileExtension: "db") == nil, "\(other)")
         }
-        #expect(BackupDirectory.entry("bodhi-prod-20260101T010203Z-0123456789abcdef.db", database: "bodhi-prod", fileExtension: "db") != nil)
+        #expect(
+            BackupDirectory.entry("bodhi-prod-20260101T010203Z-0123456789abcdef.db", database: "bodhi-prod", fileExtension: "db") != nil)
     }
 
     @Test("a name taken gets -2, -3: the file there is never written over")
@@ -69,16 +76,20 @@ struct BackupDirectoryTests {
         try Data("keep me".utf8).write(to: URL(fileURLWithPath: first))
         var written: [String] = []
         for _ in 0..<2 {
-            written.append(try directory.write(database: "app", at: Self.date, fingerprint: Self.fingerprint, fileExtension: "db") { path in
-                Glibc.close(try PrivateFile.create(path))
-            })
+            written.append(
+                try directory.write(database: "app", at: Self.date, fingerprint: Self.fingerprint, fileExtension: "db") { path in
+                    Glibc.close(try PrivateFile.create(path))
+                })
         }
-        #expect(written.map { ($0 as NSString).lastPathComponent }
-            == ["app-20260101T010203Z-0123456789abcdef-2.db", "app-20260101T010203Z-0123456789abcdef-3.db"])
+        #expect(
+            written.map { ($0 as NSString).lastPathComponent }
+                == ["app-20260101T010203Z-0123456789abcdef-2.db", "app-20260101T010203Z-0123456789abcdef-3.db"])
         #expect(try String(contentsOfFile: first, encoding: .utf8) == "keep me")
         // Another error than a taken name is not retried under another name.
         #expect(throws: (any Error).self) {
-            try directory.write(database: "app", at: Self.date, fingerprint: Self.fingerprint, fileExtension: "db") { _ in throw UsageError("disk full") }
+            try directory.write(database: "app", at: Self.date, fingerprint: Self.fingerprint, fileExtension: "db") { _ in
+                throw UsageError("disk full")
+            }
         }
         #expect(try directory.prepare().isEmpty, "an existing folder is not created again")
     }
@@ -89,8 +100,9 @@ struct BackupDirectoryTests {
         let directory = BackupDirectory(path: folder.path("b"))
         _ = try directory.prepare()
         func name(_ seconds: Double, sequence: Int = 1, database: String = "app", ext: String = "db") -> String {
-            BackupDirectory.fileName(database: database, at: Self.date.addingTimeInterval(seconds), fingerprint: Self.fingerprint,
-                                     fileExtension: ext, sequence: sequence)
+            BackupDirectory.fileName(
+                database: database, at: Self.date.addingTimeInterval(seconds), fingerprint: Self.fingerprint,
+                fileExtension: ext, sequence: sequence)
         }
         let ours = [name(0), name(86_400), name(86_400, sequence: 2), name(2 * 86_400)]
         let others = [name(0, database: "other"), name(0, ext: "sql"), "app-notes.txt", "app-20260101T010203Z-key.db", "README"]
@@ -103,8 +115,9 @@ struct BackupDirectoryTests {
         #expect(try directory.backups(of: "app", fileExtension: "db").map(\.name) == ours)
         let pruned = directory.prune(database: "app", fileExtension: "db", keep: 2, current: folder.path("b/" + ours[3]))
         #expect(pruned.removed == Array(ours[0..<2]) && pruned.problems.isEmpty)
-        #expect(Set(try FileManager.default.contentsOfDirectory(atPath: folder.path("b")))
-            == Set(Array(ours[2...]) + others + [linked, folderNamed]))
+        #expect(
+            Set(try FileManager.default.contentsOfDirectory(atPath: folder.path("b")))
+                == Set(Array(ours[2...]) + others + [linked, folderNamed]))
         // The run's own file stays even when another name sorts after it.
         let again = directory.prune(database: "app", fileExtension: "db", keep: 1, current: folder.path("b/" + ours[2]))
         #expect(again.removed == [ours[3]])
@@ -112,7 +125,8 @@ struct BackupDirectoryTests {
 
     // MARK: the command line, SQLite
 
-    @Test("--backup-dir creates the folder 0700 and a 0600 backup named for the database and the old key; the backup opens under the old key")
+    @Test(
+        "--backup-dir creates the folder 0700 and a 0600 backup named for the database and the old key; the backup opens under the old key")
     func backupDirectory() throws {
         let scene = try Scene()
         let target = scene.folder.path("backups/nested")
@@ -155,16 +169,25 @@ struct BackupDirectoryTests {
                 }
             }
         }
-        #expect(scene.files(scene.backups) == (made[1...].map { ($0 as NSString).lastPathComponent }
-            + ["app-20200101T000000Z-0123456789abcdef.sql", "notes.txt", "other-20200101T000000Z-0123456789abcdef.db"]).sorted())
+        #expect(
+            scene.files(scene.backups)
+                == (made[1...].map { ($0 as NSString).lastPathComponent }
+                + ["app-20200101T000000Z-0123456789abcdef.sql", "notes.txt", "other-20200101T000000Z-0123456789abcdef.db"]).sorted())
         #expect(try toolcfg(["verify-keys", "--db", made[2], "--master-key-file", scene.oldFile]).status == 0)
     }
 
-    @Test("usage: --backup with --backup-dir, --keep-backups without --backup-dir or under 1 are refused (64); a folder that cannot be made is 73; nothing changes")
+    @Test(
+        """
+        usage: --backup with --backup-dir, --keep-backups without --backup-dir or under 1 are refused (64); \
+        a folder that cannot be made is 73; nothing changes
+        """
+    )
     func refusals() throws {
         let scene = try Scene()
-        for (extra, status) in [(["--backup", scene.folder.path("x.db"), "--backup-dir", scene.backups], Int32(64)),
-                                (["--keep-backups", "2"], 64), (["--backup-dir", scene.backups, "--keep-backups", "0"], 64)] {
+        for (extra, status) in [
+            (["--backup", scene.folder.path("x.db"), "--backup-dir", scene.backups], Int32(64)),
+            (["--keep-backups", "2"], 64), (["--backup-dir", scene.backups, "--keep-backups", "0"], 64)
+        ] {
             let run = try scene.rotate(extra)
             #expect(run.status == status, "\(extra): \(run.stderr)")
         }
@@ -174,7 +197,8 @@ struct BackupDirectoryTests {
             #expect(run.status == 73, "\(run.stderr)")
             #expect(try RotationTests.json(run.stdout)["exit_status"] as? Int == 73)
         }
-        #expect(!FileManager.default.fileExists(atPath: scene.backups) && !FileManager.default.fileExists(atPath: scene.folder.path("x.db")))
+        #expect(
+            !FileManager.default.fileExists(atPath: scene.backups) && !FileManager.default.fileExists(atPath: scene.folder.path("x.db")))
         try RotationTests.expectPlaintexts(scene.database, under: scene.old)
     }
 
@@ -185,7 +209,9 @@ struct BackupDirectoryTests {
         for extra in [["--backup-dir", scene.backups + "/new"], ["--backup", scene.folder.path("before.db")]] {
             let failed = try scene.rotate(extra, old: wrong)
             #expect(failed.status == 65, "\(failed.stderr)")
-            #expect(!FileManager.default.fileExists(atPath: scene.backups) && !FileManager.default.fileExists(atPath: scene.folder.path("before.db")))
+            #expect(
+                !FileManager.default.fileExists(atPath: scene.backups)
+                    && !FileManager.default.fileExists(atPath: scene.folder.path("before.db")))
         }
         let run = try scene.rotate(["--backup", scene.folder.path("before.db")])
         #expect(run.status == 0, "\(run.stderr)")
@@ -197,12 +223,16 @@ struct BackupDirectoryTests {
     /// With `again`, once it says it resumed, sends the signal a second time. `input`, when given,
     /// is written to its standard input, which stays open (a stalled pipe) until it ends. A run
     /// that ends without pausing is recorded as an issue.
-    static func interrupted(_ arguments: [String], at point: String, signal: Int32, again: Bool = false, input: String? = nil) throws -> ProcessResult {
+    static func interrupted(_ arguments: [String], at point: String, signal: Int32, again: Bool = false, input: String? = nil) throws
+        -> ProcessResult
+    {
         let process = Process()
         process.executableURL = Repository.toolcfg
         process.arguments = arguments
         var environment = ProcessInfo.processInfo.environment
-        for name in ["TOOLCFG_DB", "TOOLCFG_MASTER_KEY", "TOOLCFG_NEW_MASTER_KEY", "TOOLCFG_PASSPHRASE", "TOOLCFG_TEST_CRASH_AT"] { environment[name] = nil }
+        for name in ["TOOLCFG_DB", "TOOLCFG_MASTER_KEY", "TOOLCFG_NEW_MASTER_KEY", "TOOLCFG_PASSPHRASE", "TOOLCFG_TEST_CRASH_AT"] {
+            environment[name] = nil
+        }
         environment["TOOLCFG_TEST_PAUSE_AT"] = point
         process.environment = environment
         let output = Pipe(), error = Pipe(), stdin = Pipe()
@@ -249,8 +279,9 @@ struct BackupDirectoryTests {
         outputBox.finished.withLock { $0 = true }
         try? stdin.fileHandleForWriting.close()
         done.wait()
-        return ProcessResult(status: process.terminationStatus, stdout: String(decoding: outputBox.data, as: UTF8.self),
-                             stderr: String(decoding: errorData, as: UTF8.self))
+        return ProcessResult(
+            status: process.terminationStatus, stdout: String(decoding: outputBox.data, as: UTF8.self),
+            stderr: String(decoding: errorData, as: UTF8.self))
     }
 
     enum PausePoint: String, CaseIterable {
@@ -258,8 +289,12 @@ struct BackupDirectoryTests {
         case inWritePhase = "write-phase"
     }
 
-    @Test("SIGINT (130) or SIGTERM (143) before the commit: rolled back, the file byte-identical, no backup left; the same command then succeeds",
-          arguments: PausePoint.allCases, [SIGINT, SIGTERM])
+    @Test(
+        """
+        SIGINT (130) or SIGTERM (143) before the commit: rolled back, the file byte-identical, no backup left; \
+        the same command then succeeds
+        """,
+        arguments: PausePoint.allCases, [SIGINT, SIGTERM])
     func interruptedBeforeTheCommit(_ point: PausePoint, _ signal: Int32) throws {
         let scene = try Scene()
         var outputs: [JSONReportTests.Output] = []
@@ -269,12 +304,16 @@ struct BackupDirectoryTests {
             let run = try Self.interrupted(arguments, at: point.rawValue, signal: signal)
             let status: Int32 = signal == SIGINT ? 130 : 143
             #expect(run.status == status, "\(run.stderr)")
-            #expect(run.stderr.contains("interrupted by \(signal == SIGINT ? "SIGINT" : "SIGTERM") before anything was committed"), "\(run.stderr)")
+            #expect(
+                run.stderr.contains("interrupted by \(signal == SIGINT ? "SIGINT" : "SIGTERM") before anything was committed"),
+                "\(run.stderr)")
             let report = try RotationTests.json(run.stdout)
             #expect(report["ok"] as? Bool == false && report["exit_status"] as? Int == Int(status))
             outputs.append(.init(kind: "failure", arguments: arguments, result: run, json: run.stdout))
             #expect(try Data(contentsOf: URL(fileURLWithPath: scene.db)) == before)
-            #expect(!FileManager.default.fileExists(atPath: scene.backups) && !FileManager.default.fileExists(atPath: scene.folder.path("before.db")))
+            #expect(
+                !FileManager.default.fileExists(atPath: scene.backups)
+                    && !FileManager.default.fileExists(atPath: scene.folder.path("before.db")))
             try RotationTests.expectPlaintexts(scene.database, under: scene.old)
         }
         let rerun = try scene.rotate(["--backup", scene.folder.path("before.db")])
@@ -300,8 +339,9 @@ struct BackupDirectoryTests {
         let scene = try Scene(rows: 5)
         let before = try RotationTests.logicalState(scene.db)
         let rows = "user_id,tool_id,enabled\n" + (0..<20).map { "stalled-\($0),t,1\n" }.joined()
-        let run = try Self.interrupted(["import", "--db", scene.db, "--in", "-", "--format", "csv"], at: "import-reading", signal: SIGTERM,
-                                       again: true, input: rows)
+        let run = try Self.interrupted(
+            ["import", "--db", scene.db, "--in", "-", "--format", "csv"], at: "import-reading", signal: SIGTERM,
+            again: true, input: rows)
         #expect(run.status == 143, "\(run.stderr)")
         #expect(run.stderr.contains("interrupted by SIGTERM"), "\(run.stderr)")
         #expect(try RotationTests.logicalState(scene.db) == before)
@@ -311,9 +351,11 @@ struct BackupDirectoryTests {
     func interruptedImport() throws {
         let scene = try Scene(rows: 5)
         let csv = scene.folder.path("in.csv")
-        try Data(("user_id,tool_id,api_key\n" + (0..<50).map { "new-\($0),tool,sk-new-\($0)\n" }.joined()).utf8).write(to: URL(fileURLWithPath: csv))
+        try Data(("user_id,tool_id,api_key\n" + (0..<50).map { "new-\($0),tool,sk-new-\($0)\n" }.joined()).utf8).write(
+            to: URL(fileURLWithPath: csv))
         let before = try Data(contentsOf: URL(fileURLWithPath: scene.db))
-        let run = try Self.interrupted(["import", "--db", scene.db, "--in", csv, "--master-key-file", scene.oldFile], at: "import-written", signal: SIGINT)
+        let run = try Self.interrupted(
+            ["import", "--db", scene.db, "--in", csv, "--master-key-file", scene.oldFile], at: "import-written", signal: SIGINT)
         #expect(run.status == 130, "\(run.stderr)")
         #expect(try Data(contentsOf: URL(fileURLWithPath: scene.db)) == before)
         let again = try toolcfg(["import", "--db", scene.db, "--in", csv, "--master-key-file", scene.oldFile, "--json"])
@@ -324,7 +366,12 @@ struct BackupDirectoryTests {
 
 @Suite("Backup directory on PostgreSQL", .enabled(if: PostgresTestServer.shouldRun, PostgresTestServer.skipReason))
 struct PostgresBackupDirectoryTests {
-    @Test("--backup-dir on PostgreSQL: <database name>-<time>-<old key>.sql, pruned by --keep-backups; SIGTERM in the write phase leaves the tables and the folder as they were")
+    @Test(
+        """
+        --backup-dir on PostgreSQL: <database name>-<time>-<old key>.sql, pruned by --keep-backups; \
+        SIGTERM in the write phase leaves the tables and the folder as they were
+        """
+    )
     func sqlBackups() throws {
         let folder = try TemporaryFolder()
         let old = MasterKey.generate(), new = MasterKey.generate()
@@ -333,7 +380,8 @@ struct PostgresBackupDirectoryTests {
         let backups = folder.path("backups")
         let before = try database.dump()
         let oldFile = try RotationTests.keyFile(old, folder, "old.key"), newFile = try RotationTests.keyFile(new, folder, "new.key")
-        let arguments = RotationTests.rotateArguments(database.url.text, old: oldFile, new: newFile) + ["--backup-dir", backups, "--keep-backups", "1"]
+        let arguments =
+            RotationTests.rotateArguments(database.url.text, old: oldFile, new: newFile) + ["--backup-dir", backups, "--keep-backups", "1"]
         let interrupted = try BackupDirectoryTests.interrupted(arguments, at: "write-phase", signal: SIGTERM)
         #expect(interrupted.status == 143, "\(interrupted.stderr)")
         #expect(try database.dump() == before)
@@ -347,8 +395,9 @@ struct PostgresBackupDirectoryTests {
         #expect(BackupDirectory.entry(files[0], database: name, fileExtension: "sql") != nil)
         try database.expectPlaintexts(under: new)
 
-        let back = try toolcfg(RotationTests.rotateArguments(database.url.text, old: newFile, new: oldFile)
-            + ["--backup-dir", backups, "--keep-backups", "1", "--json"])
+        let back = try toolcfg(
+            RotationTests.rotateArguments(database.url.text, old: newFile, new: oldFile)
+                + ["--backup-dir", backups, "--keep-backups", "1", "--json"])
         #expect(back.status == 0, "\(back.stderr)")
         #expect(try RotationTests.json(back.stdout)["backups_removed"] as? [String] == files)
         let left = try FileManager.default.contentsOfDirectory(atPath: backups)

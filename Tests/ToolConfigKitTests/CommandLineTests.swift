@@ -79,7 +79,8 @@ struct CommandLineTests {
     @Test("--migrations DIR overrides the built-in files")
     func migrationsOverride() throws {
         let folder = try TemporaryFolder()
-        let migrations = try migrationsFolder(folder, ["1_only.up.sql": "CREATE TABLE only_one (x);", "1_only.down.sql": "DROP TABLE only_one;"])
+        let migrations = try migrationsFolder(
+            folder, ["1_only.up.sql": "CREATE TABLE only_one (x);", "1_only.down.sql": "DROP TABLE only_one;"])
         let db = folder.path("o.db")
         #expect(try toolcfg(["migrate", "up", "--db", db, "--migrations", migrations]).status == 0)
         let connection = try SQLiteConnection(path: db)
@@ -87,15 +88,17 @@ struct CommandLineTests {
         #expect(!(try connection.tableExists("user_tool_configs")))
     }
 
-    @Test("exit statuses: usage 64, bad data 65, missing input 66, busy 75", arguments: [
-        (["migrate", "status"], 64),
-        (["migrate", "down", "--db", "DB", "--to", "0", "--steps", "1"], 64),
-        (["migrate", "status", "--db", "ABSENT"], 66),
-        (["migrate", "status", "--db", "TEXT"], 65),
-        (["migrate", "up", "--db", "DB", "--to", "99"], 64),
-        (["migrate", "up", "--db", "DB", "--migrations", "ABSENT"], 66),
-        (["frobnicate"], 64),
-    ] as [([String], Int32)])
+    @Test(
+        "exit statuses: usage 64, bad data 65, missing input 66, busy 75",
+        arguments: [
+            (["migrate", "status"], 64),
+            (["migrate", "down", "--db", "DB", "--to", "0", "--steps", "1"], 64),
+            (["migrate", "status", "--db", "ABSENT"], 66),
+            (["migrate", "status", "--db", "TEXT"], 65),
+            (["migrate", "up", "--db", "DB", "--to", "99"], 64),
+            (["migrate", "up", "--db", "DB", "--migrations", "ABSENT"], 66),
+            (["frobnicate"], 64)
+        ] as [([String], Int32)])
     func exitStatuses(_ arguments: [String], expected: Int32) throws {
         let folder = try TemporaryFolder()
         try Data("plain text, not a database at all; long enough for a header".utf8).write(to: folder.url.appendingPathComponent("text"))
@@ -141,7 +144,8 @@ struct CommandLineTests {
         let folder = try TemporaryFolder()
         let db = folder.path("r.db")
         #expect(try toolcfg(["migrate", "up", "--db", db]).status == 0)
-        try SQLiteConnection(path: db).execute("INSERT INTO user_tool_configs (user_id, tool_id, enabled, created_at, updated_at) VALUES ('u', 't', 1, 1, 2)")
+        try SQLiteConnection(path: db).execute(
+            "INSERT INTO user_tool_configs (user_id, tool_id, enabled, created_at, updated_at) VALUES ('u', 't', 1, 1, 2)")
         let result = try toolcfg(["export", "--db", db, "--format", "jsonl", "--out", "-", "--json"])
         #expect(result.status == 0)
         let lines = result.stdout.split(separator: "\n")
@@ -151,21 +155,26 @@ struct CommandLineTests {
         #expect(report?["rows"] as? Int == 1)
     }
 
-    @Test("export --where FIELD=VALUE filters by user_id, tool_id or both (the last of a field wins, --tool is tool_id); any other field is 64",
-          arguments: [
-              (["--where", "user_id=u1"], ["u1/t1", "u1/t2"]),
-              (["--where", "tool_id=t1"], ["u1/t1", "u2/t1", "with=sign/t1"]),
-              (["--where", "user_id=u2", "--where", "tool_id=t1"], ["u2/t1"]),
-              (["--where", "tool_id=t2", "--where", "tool_id=t1"], ["u1/t1", "u2/t1", "with=sign/t1"]),
-              (["--tool", "t2"], ["u1/t2"]),
-              (["--where", "user_id=with=sign"], ["with=sign/t1"]),
-              (["--where", "id=1"], []), (["--where", "user_id"], []),
-          ])
+    @Test(
+        """
+        export --where FIELD=VALUE filters by user_id, tool_id or both (the last of a field wins, --tool is tool_id); \
+        any other field is 64
+        """,
+        arguments: [
+            (["--where", "user_id=u1"], ["u1/t1", "u1/t2"]),
+            (["--where", "tool_id=t1"], ["u1/t1", "u2/t1", "with=sign/t1"]),
+            (["--where", "user_id=u2", "--where", "tool_id=t1"], ["u2/t1"]),
+            (["--where", "tool_id=t2", "--where", "tool_id=t1"], ["u1/t1", "u2/t1", "with=sign/t1"]),
+            (["--tool", "t2"], ["u1/t2"]),
+            (["--where", "user_id=with=sign"], ["with=sign/t1"]),
+            (["--where", "id=1"], []), (["--where", "user_id"], [])
+        ])
     func exportWhere(_ filter: [String], expected: [String]) throws {
         let folder = try TemporaryFolder()
         let db = folder.path("w.db")
         #expect(try toolcfg(["migrate", "up", "--db", db]).status == 0)
-        try SQLiteConnection(path: db).execute("""
+        try SQLiteConnection(path: db).execute(
+            """
             INSERT INTO user_tool_configs (user_id, tool_id, enabled, created_at, updated_at) VALUES
               ('u1', 't1', 1, 1, 2), ('u1', 't2', 1, 1, 2), ('u2', 't1', 1, 1, 2), ('with=sign', 't1', 1, 1, 2)
             """)
@@ -183,7 +192,7 @@ struct CommandLineTests {
 
     static let commands: [[String]] = [
         [], ["keygen"], ["migrate"], ["migrate", "up"], ["migrate", "down"], ["migrate", "status"], ["migrate", "verify"],
-        ["export"], ["import"], ["rotate"], ["forget-old-key"], ["verify-keys"], ["stress"],
+        ["export"], ["import"], ["rotate"], ["forget-old-key"], ["verify-keys"], ["stress"]
     ]
 
     @Test("--version prints the version; --generate-completion-script writes a script for the shell")
@@ -203,7 +212,9 @@ struct CommandLineTests {
             #expect(result.status == 0, "\(command)")
             let text = result.stdout
             if command != ["migrate"] {
-                #expect(text.contains("Examples:\n  toolcfg ") || text.contains("Examples:\n  cat ") || text.contains("Examples:\n  TOOLCFG_DB"), "\(command): no examples")
+                #expect(
+                    text.contains("Examples:\n  toolcfg ") || text.contains("Examples:\n  cat ")
+                        || text.contains("Examples:\n  TOOLCFG_DB"), "\(command): no examples")
             }
             for line in text.split(separator: "\n") {
                 #expect(line.ranges(of: "(default:").count <= 1, "\(command): \(line)")
@@ -226,10 +237,12 @@ struct CommandLineTests {
         #expect(try toolcfg(["migrate", "down", "--help"]).stdout.contains("--yes"))
     }
 
-    @Test("every error, ArgumentParser's or the tool's, starts with one prefix and shows no SQL", arguments: [
-        ["frobnicate"], ["import", "--bogus"], ["migrate", "status"], ["rotate", "--db", "DB", "--jobs", "0"],
-        ["migrate", "status", "--db", "TEXT"], ["export", "--db", "TEXT", "--out", "-", "--format", "csv"],
-    ])
+    @Test(
+        "every error, ArgumentParser's or the tool's, starts with one prefix and shows no SQL",
+        arguments: [
+            ["frobnicate"], ["import", "--bogus"], ["migrate", "status"], ["rotate", "--db", "DB", "--jobs", "0"],
+            ["migrate", "status", "--db", "TEXT"], ["export", "--db", "TEXT", "--out", "-", "--format", "csv"]
+        ])
     func errorPrefix(_ arguments: [String]) throws {
         let folder = try TemporaryFolder()
         try Data("plain text, not a database at all; long enough for a header".utf8).write(to: URL(fileURLWithPath: folder.path("text")))
@@ -241,11 +254,13 @@ struct CommandLineTests {
         if arguments.contains("TEXT") { #expect(result.stderr.contains("is not an SQLite database"), "\(result.stderr)") }
     }
 
-    @Test("a usage error found by a subcommand shows that subcommand's usage, not the root's", arguments: [
-        (["migrate", "up"], "Usage: toolcfg migrate up ", "See 'toolcfg migrate up --help'"),
-        (["export", "--db", "x.db", "--out", "-"], "Usage: toolcfg export ", "See 'toolcfg export --help'"),
-        (["stress"], "Usage: toolcfg stress ", "See 'toolcfg stress --help'"),
-    ])
+    @Test(
+        "a usage error found by a subcommand shows that subcommand's usage, not the root's",
+        arguments: [
+            (["migrate", "up"], "Usage: toolcfg migrate up ", "See 'toolcfg migrate up --help'"),
+            (["export", "--db", "x.db", "--out", "-"], "Usage: toolcfg export ", "See 'toolcfg export --help'"),
+            (["stress"], "Usage: toolcfg stress ", "See 'toolcfg stress --help'")
+        ])
     func subcommandUsage(arguments: [String], usage: String, see: String) throws {
         let result = try toolcfg(arguments)
         #expect(result.status == 64, "\(result.stderr)")
@@ -258,8 +273,9 @@ struct CommandLineTests {
         let folder = try TemporaryFolder()
         let db = folder.path("typo.db")
         let missing = try toolcfg(["export", "--db", db, "--out", "-", "--format", "csv"])
-        #expect(missing.status == 66 && missing.stderr.contains("no such database file (toolcfg migrate up --db PATH creates a new one)"),
-                "\(missing.stderr)")
+        #expect(
+            missing.status == 66 && missing.stderr.contains("no such database file (toolcfg migrate up --db PATH creates a new one)"),
+            "\(missing.stderr)")
         let created = try toolcfg(["migrate", "up", "--db", db])
         #expect(created.status == 0 && created.stderr.contains("created a new database file \(db)"), "\(created.stderr)")
         #expect(try !toolcfg(["migrate", "up", "--db", db]).stderr.contains("created"), "an existing file is not new")
@@ -278,7 +294,8 @@ struct CommandLineTests {
         let db = folder.path("v.db"), key = folder.path("k"), other = folder.path("other")
         #expect(try toolcfg(["keygen", "--out", key]).status == 0 && toolcfg(["keygen", "--out", other]).status == 0)
         #expect(try toolcfg(["migrate", "up", "--db", db]).status == 0)
-        try Data(("user_id,tool_id,api_key\n" + (0..<25).map { "u\($0),t,sk-\($0)\n" }.joined()).utf8).write(to: URL(fileURLWithPath: folder.path("in.csv")))
+        try Data(("user_id,tool_id,api_key\n" + (0..<25).map { "u\($0),t,sk-\($0)\n" }.joined()).utf8).write(
+            to: URL(fileURLWithPath: folder.path("in.csv")))
         #expect(try toolcfg(["import", "--db", db, "--in", folder.path("in.csv"), "--master-key-file", key]).status == 0)
         // Under the other key, every row is a problem.
         let some = try toolcfg(["verify-keys", "--db", db, "--master-key-file", other])
@@ -306,8 +323,9 @@ struct CommandLineTests {
     /// Runs toolcfg on a pseudo-terminal (util-linux's script), where its stderr is a TTY.
     static func onTerminal(_ arguments: [String]) throws -> ProcessResult {
         let command = ([Repository.toolcfg.path] + arguments).map { "'\($0)'" }.joined(separator: " ")
-        return try runProcess(URL(fileURLWithPath: "/usr/bin/script"), ["-q", "-e", "-c", command, "/dev/null"],
-                              removing: ["TOOLCFG_DB", "TOOLCFG_MASTER_KEY", "TOOLCFG_NEW_MASTER_KEY", "TOOLCFG_PASSPHRASE"])
+        return try runProcess(
+            URL(fileURLWithPath: "/usr/bin/script"), ["-q", "-e", "-c", command, "/dev/null"],
+            removing: ["TOOLCFG_DB", "TOOLCFG_MASTER_KEY", "TOOLCFG_NEW_MASTER_KEY", "TOOLCFG_PASSPHRASE"])
     }
 
     @Test("on a terminal, progress names its phase with total and percent, and is ended before the summary; --quiet draws none")
@@ -316,13 +334,18 @@ struct CommandLineTests {
         let db = folder.path("t.db")
         #expect(try toolcfg(["migrate", "up", "--db", db]).status == 0)
         let connection = try SQLiteConnection(path: db)
-        try connection.execute("WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 3000) INSERT INTO user_tool_configs (user_id, tool_id, enabled, created_at, updated_at) SELECT 'u' || i, 't', 1, 1, 2 FROM n")
+        try connection.execute(
+            "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 3000) INSERT INTO user_tool_configs (user_id, "
+                + "tool_id, enabled, created_at, updated_at) SELECT 'u' || i, 't', 1, 1, 2 FROM n"
+        )
         connection.close()
 
         let shown = try Self.onTerminal(["export", "--db", db, "--out", folder.path("out.csv"), "--verify"])
         #expect(shown.status == 0, "\(shown.stdout)")
         let screen = shown.stdout.replacingOccurrences(of: "\r\n", with: "\n")
-        #expect(screen.contains("writing: 3,000 / 3,000 rows (100%)") || screen.contains("writing: 3,000 rows in"), "\(screen.debugDescription)")
+        #expect(
+            screen.contains("writing: 3,000 / 3,000 rows (100%)") || screen.contains("writing: 3,000 rows in"), "\(screen.debugDescription)"
+        )
         #expect(screen.contains("\rverifying: 3,000 rows in "), "\(screen.debugDescription)")
         let summary = try #require(screen.range(of: "exported 3000 rows"), "\(screen.debugDescription)")
         #expect(screen[..<summary.lowerBound].hasSuffix("\n"), "the progress line runs into the summary: \(screen.debugDescription)")
@@ -336,7 +359,8 @@ struct CommandLineTests {
         let folder = try TemporaryFolder()
         let db = folder.path("g.db")
         #expect(try toolcfg(["migrate", "up", "--db", db]).status == 0)
-        try SQLiteConnection(path: db).execute("INSERT INTO user_tool_configs (user_id, tool_id, created_at, updated_at) VALUES ('u', 't', 1, 1), ('v', 't', 1, 1)")
+        try SQLiteConnection(path: db).execute(
+            "INSERT INTO user_tool_configs (user_id, tool_id, created_at, updated_at) VALUES ('u', 't', 1, 1), ('v', 't', 1, 1)")
         for extra in [[], ["--to", "0"], ["--steps", "1"]] {
             let refused = try toolcfg(["migrate", "down", "--db", db] + extra)
             #expect(refused.status == 64, "\(extra): \(refused.stderr)")
@@ -344,7 +368,9 @@ struct CommandLineTests {
         }
         let dryRun = try toolcfg(["migrate", "down", "--db", db, "--dry-run"])
         #expect(dryRun.status == 0)
-        #expect(dryRun.stderr.contains("would revert 7") && dryRun.stderr.contains("    DROP TABLE IF EXISTS user_tool_configs;"), "\(dryRun.stderr)")
+        #expect(
+            dryRun.stderr.contains("would revert 7") && dryRun.stderr.contains("    DROP TABLE IF EXISTS user_tool_configs;"),
+            "\(dryRun.stderr)")
         #expect(dryRun.stderr.contains("would drop user_tool_configs: 2 rows"), "\(dryRun.stderr)")
         #expect(try toolcfg(["migrate", "status", "--db", db]).stderr.contains("1 applied"))
         let yes = try toolcfg(["migrate", "down", "--db", db, "--yes"])
@@ -361,6 +387,8 @@ struct CommandLineTests {
         try Data(("tool_id,enabled\n" + String(repeating: "t,1\n", count: 50)).utf8).write(to: URL(fileURLWithPath: csv))
         let result = try toolcfg(["import", "--db", db, "--in", csv, "--max-errors", "100"])
         #expect(result.status == 65)
-        #expect(result.stderr == "toolcfg: error: \(csv):1: field user_id: the header has no user_id column, which every record needs\n", "\(result.stderr)")
+        #expect(
+            result.stderr == "toolcfg: error: \(csv):1: field user_id: the header has no user_id column, which every record needs\n",
+            "\(result.stderr)")
     }
 }

@@ -27,7 +27,8 @@ struct ConnectionTests {
         try holder.execute("CREATE TABLE t (x)")
         try holder.execute("BEGIN IMMEDIATE")
         let waiter = try SQLiteConnection(path: folder.path("a.db"), options: .init(busyTimeout: .milliseconds(100)))
-        let error = try #require(thrownError { try waiter.writeTransaction { try waiter.execute("INSERT INTO t VALUES (1)") } } as? SQLiteError)
+        let error = try #require(
+            thrownError { try waiter.writeTransaction { try waiter.execute("INSERT INTO t VALUES (1)") } } as? SQLiteError)
         #expect(error.isBusy)
         #expect(error.exitStatus == .temporaryFailure)
         try holder.execute("ROLLBACK")
@@ -55,9 +56,10 @@ struct ConnectionTests {
     func scriptLine() throws {
         let folder = try TemporaryFolder()
         let connection = try SQLiteConnection(path: folder.path("a.db"), mode: .readWriteCreate)
-        let error = try #require(thrownError {
-            try connection.execute("CREATE TABLE a (x);\n-- comment\n/* block\n comment */\nCREATE TABLE a (y);", context: "f.sql")
-        } as? SQLiteError)
+        let error = try #require(
+            thrownError {
+                try connection.execute("CREATE TABLE a (x);\n-- comment\n/* block\n comment */\nCREATE TABLE a (y);", context: "f.sql")
+            } as? SQLiteError)
         #expect(error.context == "f.sql, line 5")
         #expect(error.message.contains("already exists"))
     }
@@ -69,7 +71,8 @@ struct ConnectionTests {
         #expect(missing.exitStatus == .noInput)
         #expect(!FileManager.default.fileExists(atPath: folder.path("none.db")))
 
-        try Data("this is not a database, just text that is long enough to have a header".utf8).write(to: folder.url.appendingPathComponent("text.db"))
+        try Data("this is not a database, just text that is long enough to have a header".utf8).write(
+            to: folder.url.appendingPathComponent("text.db"))
         let notADatabase = try #require(thrownError { _ = try SQLiteConnection(path: folder.path("text.db")) } as? SQLiteError)
         #expect(notADatabase.code == SQLITE_NOTADB)
         #expect(notADatabase.exitStatus == .dataError)
@@ -89,7 +92,8 @@ struct ConnectionTests {
             db = sqlite3.connect(sys.argv[1], isolation_level=None)
             db.execute("PRAGMA cache_size = 1")
             db.execute("BEGIN IMMEDIATE")
-            db.execute("INSERT INTO t SELECT randomblob(1000) FROM (WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 2000) SELECT i FROM n)")
+            db.execute("INSERT INTO t SELECT randomblob(1000) FROM (WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE "
+                + "i < 2000) SELECT i FROM n)")
             os._exit(9)
             """
         let died = try runProcess(URL(fileURLWithPath: "/usr/bin/env"), ["python3", "-c", script, path])
@@ -97,7 +101,12 @@ struct ConnectionTests {
         #expect(FileManager.default.fileExists(atPath: path + "-journal"), "the writer left no journal")
     }
 
-    @Test("a hot journal from a writer that died mid-commit: a reader rolls it back and reads the last commit; a user who cannot write gets 74 and why")
+    @Test(
+        """
+        a hot journal from a writer that died mid-commit: a reader rolls it back and reads the last commit; \
+        a user who cannot write gets 74 and why
+        """
+    )
     func hotJournal() throws {
         let folder = try TemporaryFolder()
         let path = folder.path("app.db")
@@ -126,7 +135,9 @@ struct ConnectionTests {
         let user = try WriteRefusingUser(database: path, owning: [folder.url.path, path, path + "-journal"])
         let export = try user.toolcfg(["export", "--db", path, "--out", "-", "--format", "jsonl"])
         #expect(export.status == 74, "\(export.stderr)")
-        #expect(export.stderr.contains("died mid-commit") && export.stderr.contains("run the command as a user who may write it"), "\(export.stderr)")
+        #expect(
+            export.stderr.contains("died mid-commit") && export.stderr.contains("run the command as a user who may write it"),
+            "\(export.stderr)")
         #expect(FileManager.default.fileExists(atPath: path + "-journal"))
         chmod(folder.url.path, 0o755)
         chmod(path, 0o644)

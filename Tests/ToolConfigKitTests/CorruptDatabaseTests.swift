@@ -39,7 +39,8 @@ struct CorruptDatabaseTests {
 
         /// 40 truncations, 150 runs of 1 to 20 flipped bytes, 10 flipped ciphertext bytes; every
         /// fifth under a sanitizer (the same code paths, several times slower each).
-        static let all: [Damage] = ((0..<40).map { Damage(kind: "truncated", seed: $0) }
+        static let all: [Damage] =
+            ((0..<40).map { Damage(kind: "truncated", seed: $0) }
             + (0..<150).map { Damage(kind: "flipped bytes", seed: $0) }
             + (0..<10).map { Damage(kind: "flipped ciphertext byte", seed: $0) })
             .enumerated().filter { Sanitizer.running == nil || $0.offset % 5 == 0 }.map(\.element)
@@ -64,7 +65,8 @@ struct CorruptDatabaseTests {
                 try bytes.write(to: URL(fileURLWithPath: path))
                 let connection = try SQLiteConnection(path: path)
                 let id = Int64(1 + random.next() % 300)
-                let text = try #require(try connection.queryText("SELECT encrypted_api_key FROM user_tool_configs WHERE id = ?1", [.integer(id)]))
+                let text = try #require(
+                    try connection.queryText("SELECT encrypted_api_key FROM user_tool_configs WHERE id = ?1", [.integer(id)]))
                 var sealed = try #require(Data(base64Encoded: text))
                 sealed[Int(random.next() % UInt64(sealed.count))] ^= 0x01
                 try connection.prepare("UPDATE user_tool_configs SET encrypted_api_key = ?1 WHERE id = ?2")
@@ -75,7 +77,6 @@ struct CorruptDatabaseTests {
             try bytes.write(to: URL(fileURLWithPath: path))
         }
     }
-
 
     @Test("every command on a damaged database ends 0, 65 or 74, writes nothing when it fails, and never crashes", arguments: Damage.all)
     func damaged(_ damage: Damage) throws {
@@ -88,20 +89,29 @@ struct CorruptDatabaseTests {
         let commands: [(name: String, arguments: [String], output: String?)] = [
             ("verify-keys", ["verify-keys", "--db", db] + keys, nil),
             ("export", ["export", "--db", db, "--out", folder.path("out.json")], folder.path("out.json")),
-            ("rotate", ["rotate", "--db", db, "--new-master-key-file", pristine.folder.path("new.key"), "--backup", folder.path("backup.db")] + keys,
-             folder.path("backup.db")),
+            (
+                "rotate",
+                ["rotate", "--db", db, "--new-master-key-file", pristine.folder.path("new.key"), "--backup", folder.path("backup.db")]
+                    + keys,
+                folder.path("backup.db")
+            )
         ]
         for command in commands {
             let result = try toolcfg(command.arguments)
-            #expect([0, 65, 74].contains(result.status), "\(damage.testDescription) \(command.name): exit \(result.status) \(result.stderr)")
+            #expect(
+                [0, 65, 74].contains(result.status), "\(damage.testDescription) \(command.name): exit \(result.status) \(result.stderr)")
             if result.status != 0 {
                 #expect(result.stderr.contains("toolcfg: error: "), "\(command.name): \(result.stderr)")
-                #expect(try Data(contentsOf: URL(fileURLWithPath: db)) == damaged, "\(damage.testDescription) \(command.name) failed and changed the file")
+                #expect(
+                    try Data(contentsOf: URL(fileURLWithPath: db)) == damaged,
+                    "\(damage.testDescription) \(command.name) failed and changed the file")
                 if let output = command.output {
                     #expect(!FileManager.default.fileExists(atPath: output), "\(damage.testDescription) \(command.name) left \(output)")
                 }
             } else if command.name != "rotate" {
-                #expect(try Data(contentsOf: URL(fileURLWithPath: db)) == damaged, "\(damage.testDescription) \(command.name) wrote to the file")
+                #expect(
+                    try Data(contentsOf: URL(fileURLWithPath: db)) == damaged, "\(damage.testDescription) \(command.name) wrote to the file"
+                )
             }
         }
         if damage.kind == "flipped ciphertext byte" {

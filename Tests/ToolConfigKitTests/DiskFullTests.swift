@@ -16,7 +16,8 @@ struct DiskFullTests {
     /// with every file the command writes limited to that size (RLIMIT_FSIZE, SIGXFSZ ignored, so
     /// a write fails with EFBIG as it would with ENOSPC).
     struct FillingFolder {
-        static let mounts: Bool = getuid() == 0
+        static let mounts: Bool =
+            getuid() == 0
             && ((try? runProcess(URL(fileURLWithPath: "/usr/bin/unshare"), ["-m", "true"]).status) ?? 1) == 0
         let folder: TemporaryFolder
         var seed: String { folder.path("seed") }
@@ -25,7 +26,9 @@ struct DiskFullTests {
 
         init() throws {
             folder = try TemporaryFolder()
-            for path in [seed, mountPoint, after] { try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true) }
+            for path in [seed, mountPoint, after] {
+                try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+            }
         }
 
         /// `arguments` name files in the filling folder by `mountPoint`.
@@ -45,9 +48,13 @@ struct DiskFullTests {
                 exit $status
                 """
             let launcher = Self.mounts ? ["/usr/bin/unshare", "-m", "/bin/bash"] : ["/bin/bash"]
-            let result = try runProcess(URL(fileURLWithPath: launcher[0]), Array(launcher.dropFirst()) + ["-c", script, "bash", String(bytes),
-                                        mountPoint, seed, after, Repository.toolcfg.path] + arguments,
-                                        environment: ["MOUNTS": Self.mounts ? "1" : "0"])
+            let result = try runProcess(
+                URL(fileURLWithPath: launcher[0]),
+                Array(launcher.dropFirst()) + [
+                    "-c", script, "bash", String(bytes),
+                    mountPoint, seed, after, Repository.toolcfg.path
+                ] + arguments,
+                environment: ["MOUNTS": Self.mounts ? "1" : "0"])
             #expect(result.status != 90 && result.status != 91, "the filling folder could not be made: \(result.stderr)")
             return result
         }
@@ -72,15 +79,21 @@ struct DiskFullTests {
         }
         #expect(try ToolConfigKitTests.toolcfg(["migrate", "up", "--db", path]).status == 0)
         if rows > 0 {
-            let csv = "user_id,tool_id,api_key\n" + (0..<rows).map { "user-\($0),tool-\($0 % 5),sk-\(String(repeating: "x", count: keyLength))-\($0)\n" }.joined()
+            let csv =
+                "user_id,tool_id,api_key\n"
+                + (0..<rows).map { "user-\($0),tool-\($0 % 5),sk-\(String(repeating: "x", count: keyLength))-\($0)\n" }.joined()
             try Data(csv.utf8).write(to: URL(fileURLWithPath: folder.path("rows.csv")))
-            #expect(try ToolConfigKitTests.toolcfg(["import", "--db", path, "--in", folder.path("rows.csv"), "--master-key-file", folder.path("old.key")]).status == 0)
+            #expect(
+                try ToolConfigKitTests.toolcfg([
+                    "import", "--db", path, "--in", folder.path("rows.csv"), "--master-key-file", folder.path("old.key")
+                ]).status == 0)
         }
     }
 
     /// Every row of user_tool_configs, as a reader sees them.
     static func rows(_ db: String) throws -> String? {
-        try SQLiteConnection(path: db, mode: .readOnly).queryText("""
+        try SQLiteConnection(path: db, mode: .readOnly).queryText(
+            """
             SELECT group_concat(id || ',' || user_id || ',' || tool_id || ',' || coalesce(encrypted_api_key, '') || ',' || updated_at, '|')
             FROM (SELECT * FROM user_tool_configs ORDER BY id)
             """)
@@ -93,7 +106,9 @@ struct DiskFullTests {
     /// Runs `arguments` with `--temp-dir` on the filling folder at each size until one succeeds:
     /// the smallest must fail; each failure is 74, says the disk is full and names the folder
     /// after `naming` (where it is a real filesystem), leaves no file there, and `database` as it was.
-    static func expectStagingFills(_ filling: FillingFolder, _ arguments: [String], database: String, unchanged before: Data, naming: String) throws {
+    static func expectStagingFills(
+        _ filling: FillingFolder, _ arguments: [String], database: String, unchanged before: Data, naming: String
+    ) throws {
         var failed = 0
         for size in sizes {
             let result = try filling.toolcfg(bytes: size, arguments + ["--temp-dir", filling.mountPoint])
@@ -118,8 +133,9 @@ struct DiskFullTests {
         try Data(csv.utf8).write(to: URL(fileURLWithPath: filling.folder.path("in.csv")))
         let before = try Data(contentsOf: URL(fileURLWithPath: db))
         let arguments = ["import", "--db", db, "--in", filling.folder.path("in.csv"), "--master-key-file", filling.folder.path("old.key")]
-        try Self.expectStagingFills(filling, arguments, database: db, unchanged: before,
-                                    naming: "staging the import's rows in SQLite's temporary storage (")
+        try Self.expectStagingFills(
+            filling, arguments, database: db, unchanged: before,
+            naming: "staging the import's rows in SQLite's temporary storage (")
         let rerun = try ToolConfigKitTests.toolcfg(arguments)
         #expect(rerun.status == 0, "\(rerun.stderr)")
         #expect(try SQLiteConnection(path: db).queryInt64("SELECT count(*) FROM user_tool_configs") == 3000)
@@ -132,7 +148,10 @@ struct DiskFullTests {
         // Staged values beyond SQLite's page cache (2 MiB), so that they reach the temporary file.
         try Self.keyedDatabase(in: filling.folder, at: db, rows: 3000, keyLength: 1200)
         let before = try Data(contentsOf: URL(fileURLWithPath: db))
-        let arguments = ["rotate", "--db", db, "--master-key-file", filling.folder.path("old.key"), "--new-master-key-file", filling.folder.path("new.key")]
+        let arguments = [
+            "rotate", "--db", db, "--master-key-file", filling.folder.path("old.key"), "--new-master-key-file",
+            filling.folder.path("new.key")
+        ]
         try Self.expectStagingFills(filling, arguments, database: db, unchanged: before, naming: "SQLite's temporary storage (")
         #expect(try ToolConfigKitTests.toolcfg(arguments).status == 0)
         #expect(try Self.opens(db, under: filling.folder.path("new.key")))
@@ -146,7 +165,8 @@ struct DiskFullTests {
         let before = try Data(contentsOf: URL(fileURLWithPath: db))
         let keys = ["--master-key-file", filling.folder.path("old.key"), "--new-master-key-file", filling.folder.path("new.key")]
         for (index, size) in Self.sizes.prefix(3).enumerated() {
-            let backup = index % 2 == 0 ? ["--backup-dir", filling.mountPoint + "/backups"] : ["--backup", filling.mountPoint + "/before.db"]
+            let backup =
+                index % 2 == 0 ? ["--backup-dir", filling.mountPoint + "/backups"] : ["--backup", filling.mountPoint + "/before.db"]
             let result = try filling.toolcfg(bytes: size, ["rotate", "--db", db] + keys + backup)
             #expect(result.status == 74, "\(size) bytes \(backup[0]): exit \(result.status): \(result.stderr)")
             #expect(Self.saysFull(result.stderr) && result.stderr.contains("writing the backup"), "\(result.stderr)")
@@ -202,7 +222,10 @@ struct DiskFullTests {
         let before = try Data(contentsOf: URL(fileURLWithPath: filling.seed + "/app.db"))
         let csv = "user_id,tool_id,api_key\n" + (0..<3000).map { "v\($0),t,sk-\(String(repeating: "z", count: 60))-\($0)\n" }.joined()
         try Data(csv.utf8).write(to: URL(fileURLWithPath: filling.folder.path("more.csv")))
-        let arguments = ["import", "--db", filling.mountPoint + "/app.db", "--in", filling.folder.path("more.csv"), "--master-key-file", filling.folder.path("old.key")]
+        let arguments = [
+            "import", "--db", filling.mountPoint + "/app.db", "--in", filling.folder.path("more.csv"), "--master-key-file",
+            filling.folder.path("old.key")
+        ]
         let room = before.count
         // Read from a copy: a reader of the seed would add its -shm to the seed.
         try FileManager.default.copyItem(atPath: filling.seed + "/app.db", toPath: filling.folder.path("reference.db"))
@@ -229,8 +252,10 @@ struct DiskFullTests {
         let oldKey = eras.appendingPathComponent("master.key").path, newKey = filling.folder.path("new.key")
         let seedSize = try FileManager.default.contentsOfDirectory(atPath: filling.seed)
             .reduce(0) { $0 + ((try FileManager.default.attributesOfItem(atPath: filling.seed + "/" + $1)[.size] as? Int) ?? 0) }
-        let arguments = ["rotate", "--db", filling.mountPoint + "/app.db", "--secrets-file", filling.mountPoint + "/secrets.yaml",
-                         "--master-key-file", oldKey, "--new-master-key-file", newKey]
+        let arguments = [
+            "rotate", "--db", filling.mountPoint + "/app.db", "--secrets-file", filling.mountPoint + "/secrets.yaml",
+            "--master-key-file", oldKey, "--new-master-key-file", newKey
+        ]
         for extra in [4 << 10, 16 << 10, 48 << 10, 128 << 10] {
             let result = try filling.toolcfg(bytes: seedSize + extra, arguments)
             #expect([0, 74].contains(result.status), "\(extra) bytes free: exit \(result.status): \(result.stderr)")

@@ -59,8 +59,9 @@ struct GroupedDecryptionTests {
     }
 
     static func row(_ kind: Kind, _ keys: Keys, index: Int) throws -> SecretRow {
-        SecretRow(rowID: Int64(index + 1), id: "\(index + 1)", secret: kind == .partial ? nil : try secret(kind, keys, index: index),
-                  partial: kind == .partial)
+        SecretRow(
+            rowID: Int64(index + 1), id: "\(index + 1)", secret: kind == .partial ? nil : try secret(kind, keys, index: index),
+            partial: kind == .partial)
     }
 
     static func alone(_ secret: StoredSecret, _ master: MasterKey) -> Result<String, SecretError> {
@@ -70,7 +71,9 @@ struct GroupedDecryptionTests {
     @Test("decryptPair gives each of two triples exactly what decrypt gives it alone, for every pair of kinds and both orders")
     func pairEqualsAlone() throws {
         let keys = Keys()
-        let secrets = try Kind.allCases.enumerated().compactMap { index, kind in kind == .partial ? nil : try Self.secret(kind, keys, index: index) }
+        let secrets = try Kind.allCases.enumerated().compactMap { index, kind in
+            kind == .partial ? nil : try Self.secret(kind, keys, index: index)
+        }
         var compared = 0
         for master in [keys.master, keys.new] {
             for a in secrets {
@@ -87,21 +90,27 @@ struct GroupedDecryptionTests {
             }
         }
         // Every result kind took part: plaintexts, and each kind of failure.
-        let outcomes = Set(secrets.map { Self.alone($0, keys.master) }.map { result -> String in
-            switch result {
-            case .success: "opened"
-            case .failure(.authenticationFailed): "authentication failed"
-            case .failure(.plaintextNotUTF8): "not UTF-8"
-            case .failure(.invalidBase64): "invalid base64"
-            case .failure(.wrongLength): "wrong length"
-            case .failure: "other"
-            }
-        })
+        let outcomes = Set(
+            secrets.map { Self.alone($0, keys.master) }.map { result -> String in
+                switch result {
+                case .success: "opened"
+                case .failure(.authenticationFailed): "authentication failed"
+                case .failure(.plaintextNotUTF8): "not UTF-8"
+                case .failure(.invalidBase64): "invalid base64"
+                case .failure(.wrongLength): "wrong length"
+                case .failure: "other"
+                }
+            })
         #expect(outcomes == ["opened", "authentication failed", "not UTF-8", "invalid base64", "wrong length"])
         #expect(compared > 0)
     }
 
-    @Test("decrypt on an array gives each triple exactly what decrypt gives it alone, for random arrays of every length up to three groups of sixteen")
+    @Test(
+        """
+        decrypt on an array gives each triple exactly what decrypt gives it alone, for random arrays of every length up to three groups \
+        of sixteen
+        """
+    )
     func groupEqualsAlone() throws {
         let keys = Keys()
         var generator = SystemRandomNumberGenerator()
@@ -115,14 +124,17 @@ struct GroupedDecryptionTests {
                 let alone = secrets.map { Self.alone($0, master) }
                 #expect(SecretCipher.decrypt(secrets, masterKey: master) == alone, "\(count) triples")
                 let decodable = secrets.filter { (try? $0.decoded()) != nil }
-                #expect(SecretCipher.decrypt(try decodable.map { try $0.decoded() }, masterKey: master) == decodable.map { Self.alone($0, master) },
-                        "\(decodable.count) decoded triples")
+                #expect(
+                    SecretCipher.decrypt(try decodable.map { try $0.decoded() }, masterKey: master)
+                        == decodable.map { Self.alone($0, master) },
+                    "\(decodable.count) decoded triples")
             }
         }
     }
 
-    @Test("mapInGroups hands each run of neighbours to one call, the last one shorter, in order, for any count, size and jobs",
-          arguments: [1, 2, 3, 8])
+    @Test(
+        "mapInGroups hands each run of neighbours to one call, the last one shorter, in order, for any count, size and jobs",
+        arguments: [1, 2, 3, 8])
     func mapInGroupsOrder(jobs: Int) {
         for size in [1, 2, 16] {
             for count in 0...41 {
@@ -146,15 +158,18 @@ struct GroupedDecryptionTests {
         }
     }
 
-    @Test("verify-keys' paired findings equal those of one row at a time, on random pages of every kind, with and without the new key",
-          arguments: [1, 2, 5])
+    @Test(
+        "verify-keys' paired findings equal those of one row at a time, on random pages of every kind, with and without the new key",
+        arguments: [1, 2, 5])
     func verifierFindings(jobs: Int) throws {
         let keys = Keys()
         var generator = SystemRandomNumberGenerator()
         for count in [0, 1, 2, 3, 7, 38, 101] {
             let rows = try (0..<count).map { index in
                 // Every kind in the first pages, then random ones.
-                try Self.row(index < Kind.allCases.count ? Kind.allCases[index] : Kind.allCases.randomElement(using: &generator)!, keys, index: index)
+                try Self.row(
+                    index < Kind.allCases.count ? Kind.allCases[index] : Kind.allCases.randomElement(using: &generator)!, keys, index: index
+                )
             }
             for withNewKey in [false, true] {
                 let paired = KeyVerifier.check(rows.map(\.triple), masterKey: keys.master, newKey: withNewKey ? keys.new : nil, jobs: jobs)
@@ -165,9 +180,12 @@ struct GroupedDecryptionTests {
     }
 
     /// A database with `kinds` in id order, and the plaintext each row's key decrypts to alone.
-    static func database(_ folder: TemporaryFolder, _ kinds: [Kind], _ keys: Keys) throws -> (SnapshotsTests.Database, [Int64: Result<String, SecretError>]) {
+    static func database(_ folder: TemporaryFolder, _ kinds: [Kind], _ keys: Keys) throws -> (
+        SnapshotsTests.Database, [Int64: Result<String, SecretError>]
+    ) {
         let db = try SnapshotsTests.Database(folder)
-        let insert = try db.connection.prepare("""
+        let insert = try db.connection.prepare(
+            """
             INSERT INTO user_tool_configs (user_id, tool_id, enabled, encrypted_api_key, salt, nonce, created_at, updated_at)
             VALUES (?1, 't', 1, ?2, ?3, ?4, 1, 2)
             """)
@@ -176,8 +194,10 @@ struct GroupedDecryptionTests {
         for (index, kind) in kinds.enumerated() {
             let secret = try Self.secret(kind, keys, index: index)
             let partial = kind == .partial
-            try insert.run([.text("user-\(index)"), secret.map { .text($0.encryptedAPIKey) } ?? .null,
-                            secret.map { .text($0.salt) } ?? .null, partial ? .null : secret.map { .text($0.nonce) } ?? .null])
+            try insert.run([
+                .text("user-\(index)"), secret.map { .text($0.encryptedAPIKey) } ?? .null,
+                secret.map { .text($0.salt) } ?? .null, partial ? .null : secret.map { .text($0.nonce) } ?? .null
+            ])
             if let secret, !partial { expected[Int64(index + 1)] = Self.alone(secret, keys.master) }
         }
         try db.connection.execute("COMMIT")
@@ -201,8 +221,9 @@ struct GroupedDecryptionTests {
         return keys
     }
 
-    @Test("export --keys plaintext and sealed give every row the key it decrypts to alone, across batches and with an odd number of keys",
-          arguments: [KeyMode.plaintext, .sealed], [1, 3])
+    @Test(
+        "export --keys plaintext and sealed give every row the key it decrypts to alone, across batches and with an odd number of keys",
+        arguments: [KeyMode.plaintext, .sealed], [1, 3])
     func exportKeys(keys mode: KeyMode, jobs: Int) throws {
         let folder = try TemporaryFolder()
         let keys = Keys()
@@ -211,9 +232,12 @@ struct GroupedDecryptionTests {
         let (db, expected) = try Self.database(folder, kinds, keys)
         #expect(expected.count % 2 == 1)
         let path = folder.path("out.jsonl")
-        let report = try Exporter(database: db.connection, options: Exporter.Options(
-            output: path, format: .jsonl, keys: mode, masterKey: keys.master, passphrase: SnapshotsTests.passphrase(),
-            sealingCost: SnapshotsTests.cheapSealing, jobs: jobs)).run()
+        let report = try Exporter(
+            database: db.connection,
+            options: Exporter.Options(
+                output: path, format: .jsonl, keys: mode, masterKey: keys.master, passphrase: SnapshotsTests.passphrase(),
+                sealingCost: SnapshotsTests.cheapSealing, jobs: jobs)
+        ).run()
         #expect(report.rows == kinds.count)
         let exported = try Self.exportedKeys(path, passphrase: SnapshotsTests.passphrase())
         #expect(exported.count == kinds.count)
@@ -226,8 +250,9 @@ struct GroupedDecryptionTests {
         }
     }
 
-    @Test("a paired export fails on the first row in id order whose key does not decrypt alone, with that row's error, and writes nothing",
-          arguments: [Kind.otherKey, .tampered, .notUTF8, .badBase64, .shortSalt, .shortCiphertext], [KeyMode.plaintext, .sealed])
+    @Test(
+        "a paired export fails on the first row in id order whose key does not decrypt alone, with that row's error, and writes nothing",
+        arguments: [Kind.otherKey, .tampered, .notUTF8, .badBase64, .shortSalt, .shortCiphertext], [KeyMode.plaintext, .sealed])
     func exportFailure(bad: Kind, keys mode: KeyMode) throws {
         let folder = try TemporaryFolder()
         let keys = Keys()
@@ -239,9 +264,12 @@ struct GroupedDecryptionTests {
         let path = folder.path("out.jsonl")
         for jobs in [1, 2] {
             let error = thrownError {
-                _ = try Exporter(database: db.connection, options: Exporter.Options(
-                    output: path, format: .jsonl, keys: mode, masterKey: keys.master, passphrase: SnapshotsTests.passphrase(),
-                    sealingCost: SnapshotsTests.cheapSealing, jobs: jobs)).run()
+                _ = try Exporter(
+                    database: db.connection,
+                    options: Exporter.Options(
+                        output: path, format: .jsonl, keys: mode, masterKey: keys.master, passphrase: SnapshotsTests.passphrase(),
+                        sealingCost: SnapshotsTests.cheapSealing, jobs: jobs)
+                ).run()
             }
             let rowError = try #require(error as? RowError, "\(String(describing: error))")
             #expect(rowError.rowID == firstFailure.key)

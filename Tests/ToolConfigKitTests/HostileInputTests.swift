@@ -29,9 +29,11 @@ struct HostileInputTests {
         thrownError { _ = try Importer(database: connection, options: .init(input: path, format: format)).run() }
     }
 
-    @Test("a 64 MiB single line, a 10 million column header, deep nesting, a 10,000-digit number", arguments: [
-        "long line", "wide header", "deep JSON", "long number", "long JSON string", "long field of doubled quotes",
-    ])
+    @Test(
+        "a 64 MiB single line, a 10 million column header, deep nesting, a 10,000-digit number",
+        arguments: [
+            "long line", "wide header", "deep JSON", "long number", "long JSON string", "long field of doubled quotes"
+        ])
     func boundedErrors(_ kind: String) throws {
         let folder = try TemporaryFolder()
         let connection = try Self.database(folder)
@@ -49,11 +51,13 @@ struct HostileInputTests {
             try Self.write(path, prefix: "[{\"user_id\":", chunk: Array("[".utf8), count: 1_000_000, suffix: "")
             (format, expected) = (.json, "nested deeper")
         case "long number":
-            try Self.write(path, prefix: "[{\"user_id\":\"u\",\"tool_id\":\"t\",\"created_at\":", chunk: Array("9".utf8), count: 10_000, suffix: "}]")
+            try Self.write(
+                path, prefix: "[{\"user_id\":\"u\",\"tool_id\":\"t\",\"created_at\":", chunk: Array("9".utf8), count: 10_000, suffix: "}]")
             (format, expected) = (.json, "number longer")
         case "long field of doubled quotes":
             // Each "" is one byte of the field: 2 MiB of them is a 1 MiB field and then some.
-            try Self.write(path, prefix: "user_id,tool_id\nu,\"", chunk: Array("\"\"".utf8), count: SnapshotLimits.fieldBytes + 16, suffix: "\"\n")
+            try Self.write(
+                path, prefix: "user_id,tool_id\nu,\"", chunk: Array("\"\"".utf8), count: SnapshotLimits.fieldBytes + 16, suffix: "\"\n")
             (format, expected) = (.csv, "a field longer than \(SnapshotLimits.fieldBytes) bytes")
         default:
             try Self.write(path, prefix: "{\"user_id\":\"", chunk: Array("a".utf8), count: 8 << 20, suffix: "\"}\n")
@@ -69,8 +73,11 @@ struct HostileInputTests {
         let folder = try TemporaryFolder()
         let connection = try Self.database(folder)
         let path = folder.path("claims.json")
-        try Data("{\"format\":\"toolcfg-snapshot\",\"version\":1,\"keys\":\"omit\",\"rows\":[\n{\"user_id\":\"u\",\"tool_id\":\"t\"}\n],\"row_count\":1000000000,\"digest\":\"sha256:00\"}\n".utf8)
-            .write(to: URL(fileURLWithPath: path))
+        try Data(
+            ("{\"format\":\"toolcfg-snapshot\",\"version\":1,\"keys\":\"omit\",\"rows\":[\n{\"user_id\":\"u\",\"tool_id\":\"t\"}\n],"
+                + "\"row_count\":1000000000,\"digest\":\"sha256:00\"}\n").utf8
+        )
+        .write(to: URL(fileURLWithPath: path))
         let error = try #require(Self.importError(connection, path, .json) as? SnapshotError)
         #expect(error.message.contains("1000000000 rows"))
         #expect(try connection.queryInt64("SELECT count(*) FROM user_tool_configs") == 1)
@@ -81,23 +88,32 @@ struct HostileInputTests {
         let folder = try TemporaryFolder()
         let connection = try Self.database(folder)
         let path = folder.path("bomb.jsonl")
-        try Data("{\"format\":\"toolcfg-snapshot\",\"version\":1,\"keys\":\"sealed\",\"sealing\":{\"kdf\":\"argon2id\",\"version\":19,\"memory_kib\":4194304,\"iterations\":3,\"lanes\":4,\"salt\":\"AAAAAAAAAAAAAAAAAAAAAA==\",\"check\":\"AA==\"}}\n".utf8)
-            .write(to: URL(fileURLWithPath: path))
-        let options = Importer.Options(input: path, format: .jsonl, masterKey: MasterKey.generate(), passphrase: SecureBytes(Array("pass".utf8)))
+        try Data(
+            ("{\"format\":\"toolcfg-snapshot\",\"version\":1,\"keys\":\"sealed\",\"sealing\":{\"kdf\":\"argon2id\",\"version\":19,"
+                + "\"memory_kib\":4194304,\"iterations\":3,\"lanes\":4,\"salt\":\"AAAAAAAAAAAAAAAAAAAAAA==\",\"check\":\"AA==\"}}\n").utf8
+        )
+        .write(to: URL(fileURLWithPath: path))
+        let options = Importer.Options(
+            input: path, format: .jsonl, masterKey: MasterKey.generate(), passphrase: SecureBytes(Array("pass".utf8)))
         let error = try #require(thrownError { _ = try Importer(database: connection, options: options).run() } as? SnapshotError)
         #expect(error.message.contains("1 GiB cap"), "\(error)")
     }
 
-    @Test("a user_tool_configs of the wrong shape is refused by import, export and the CLI, and left alone", arguments: [
-        "CREATE TABLE user_tool_configs (id INTEGER PRIMARY KEY, user_id TEXT, tool_id TEXT)",
-        "CREATE TABLE user_tool_configs (id INTEGER PRIMARY KEY, user_id TEXT, tool_id TEXT, enabled INTEGER, encrypted_api_key TEXT, salt TEXT, nonce TEXT, created_at INTEGER, updated_at INTEGER)",
-        // 'user-a' and 'USER-A' are one pair to SQLite here, two to the import.
-        "CREATE TABLE user_tool_configs (id INTEGER PRIMARY KEY, user_id TEXT COLLATE NOCASE, tool_id TEXT, enabled INTEGER, encrypted_api_key TEXT, salt TEXT, nonce TEXT, created_at INTEGER, updated_at INTEGER, UNIQUE(user_id, tool_id))",
-        """
-        CREATE TABLE user_tool_configs (id INTEGER PRIMARY KEY, user_id TEXT, tool_id TEXT, enabled INTEGER, encrypted_api_key TEXT, salt TEXT, nonce TEXT, created_at INTEGER, updated_at INTEGER);
-        CREATE UNIQUE INDEX partial_pair ON user_tool_configs(user_id, tool_id) WHERE enabled = 1;
-        """,
-    ])
+    @Test(
+        "a user_tool_configs of the wrong shape is refused by import, export and the CLI, and left alone",
+        arguments: [
+            "CREATE TABLE user_tool_configs (id INTEGER PRIMARY KEY, user_id TEXT, tool_id TEXT)",
+            "CREATE TABLE user_tool_configs (id INTEGER PRIMARY KEY, user_id TEXT, tool_id TEXT, enabled INTEGER, encrypted_api_key TEXT, "
+                + "salt TEXT, nonce TEXT, created_at INTEGER, updated_at INTEGER)",
+            // 'user-a' and 'USER-A' are one pair to SQLite here, two to the import.
+            "CREATE TABLE user_tool_configs (id INTEGER PRIMARY KEY, user_id TEXT COLLATE NOCASE, tool_id TEXT, enabled INTEGER, "
+                + "encrypted_api_key TEXT, salt TEXT, nonce TEXT, created_at INTEGER, updated_at INTEGER, UNIQUE(user_id, tool_id))",
+            """
+            CREATE TABLE user_tool_configs (id INTEGER PRIMARY KEY, user_id TEXT, tool_id TEXT, enabled INTEGER,
+                                            encrypted_api_key TEXT, salt TEXT, nonce TEXT, created_at INTEGER, updated_at INTEGER);
+            CREATE UNIQUE INDEX partial_pair ON user_tool_configs(user_id, tool_id) WHERE enabled = 1;
+            """
+        ])
     func wrongShape(_ sql: String) throws {
         let folder = try TemporaryFolder()
         let db = folder.path("w.db")
@@ -112,9 +128,11 @@ struct HostileInputTests {
         #expect(try SQLiteConnection(path: db).queryInt64("SELECT count(*) FROM user_tool_configs") == 0)
     }
 
-    @Test("a database file that is not SQLite is refused by every command with exit 65 and left exactly as it was", arguments: [
-        "text", "random bytes", "a truncated SQLite file",
-    ])
+    @Test(
+        "a database file that is not SQLite is refused by every command with exit 65 and left exactly as it was",
+        arguments: [
+            "text", "random bytes", "a truncated SQLite file"
+        ])
     func notSQLite(_ kind: String) throws {
         let folder = try TemporaryFolder()
         let db = folder.path("app.db")
@@ -140,7 +158,7 @@ struct HostileInputTests {
             ["import", "--in", input, "--master-key-file", keyFile],
             ["export", "--format", "csv", "--out", folder.path("out.csv"), "--keys", "omit"],
             ["rotate", "--master-key-file", keyFile, "--new-master-key-file", newKeyFile, "--backup", folder.path("backup.db")],
-            ["verify-keys", "--master-key-file", keyFile],
+            ["verify-keys", "--master-key-file", keyFile]
         ]
         for command in commands {
             let result = try toolcfg(command + ["--db", db])
@@ -161,16 +179,23 @@ struct HostileInputTests {
         }
     }
 
-    @Test("a symbolic link as the output of export --out, keygen --out and rotate --backup is refused, with or without --force, and nothing is written through it",
-          arguments: ["export", "keygen", "rotate --backup"], ["dangling", "to a file"])
+    @Test(
+        """
+        a symbolic link as the output of export --out, keygen --out and rotate --backup is refused, with or without --force, \
+        and nothing is written through it
+        """,
+        arguments: ["export", "keygen", "rotate --backup"], ["dangling", "to a file"])
     func symlinkOutputs(_ command: String, _ link: String) throws {
         let folder = try TemporaryFolder()
         let connection = try Self.database(folder)
         let master = MasterKey.generate()
         try connection.execute("DELETE FROM user_tool_configs")
         let secret = try SecretCipher.encrypt("sk-symlink-0001", masterKey: master)
-        try connection.prepare("INSERT INTO user_tool_configs (user_id, tool_id, enabled, encrypted_api_key, salt, nonce, created_at, updated_at) VALUES ('u', 't', 1, ?1, ?2, ?3, 1, 1)")
-            .run([.text(secret.encryptedAPIKey), .text(secret.salt), .text(secret.nonce)])
+        try connection.prepare(
+            "INSERT INTO user_tool_configs (user_id, tool_id, enabled, encrypted_api_key, salt, nonce, created_at, updated_at) "
+                + "VALUES ('u', 't', 1, ?1, ?2, ?3, 1, 1)"
+        )
+        .run([.text(secret.encryptedAPIKey), .text(secret.salt), .text(secret.nonce)])
         let keyFile = folder.path("k"), newKeyFile = folder.path("n")
         try Data((master.base64Text + "\n").utf8).write(to: URL(fileURLWithPath: keyFile))
         try Data((MasterKey.generate().base64Text + "\n").utf8).write(to: URL(fileURLWithPath: newKeyFile))
@@ -179,12 +204,22 @@ struct HostileInputTests {
         try FileManager.default.createSymbolicLink(atPath: path, withDestinationPath: target)
         let before = try connection.queryText("SELECT encrypted_api_key FROM user_tool_configs")
 
-        let runs: [[String]] = switch command {
-        case "export": [["export", "--db", folder.path("h.db"), "--out", path, "--format", "json"],
-                        ["export", "--db", folder.path("h.db"), "--out", path, "--format", "json", "--force"]]
-        case "keygen": [["keygen", "--out", path], ["keygen", "--out", path, "--force"]]
-        default: [["rotate", "--db", folder.path("h.db"), "--master-key-file", keyFile, "--new-master-key-file", newKeyFile, "--backup", path]]
-        }
+        let runs: [[String]] =
+            switch command {
+            case "export":
+                [
+                    ["export", "--db", folder.path("h.db"), "--out", path, "--format", "json"],
+                    ["export", "--db", folder.path("h.db"), "--out", path, "--format", "json", "--force"]
+                ]
+            case "keygen": [["keygen", "--out", path], ["keygen", "--out", path, "--force"]]
+            default:
+                [
+                    [
+                        "rotate", "--db", folder.path("h.db"), "--master-key-file", keyFile, "--new-master-key-file", newKeyFile,
+                        "--backup", path
+                    ]
+                ]
+            }
         for arguments in runs {
             let result = try toolcfg(arguments)
             #expect(result.status == 74, "\(arguments): \(result.stderr)")
@@ -213,14 +248,18 @@ struct HostileInputTests {
 
     /// `toolcfg import --in -` with its standard input a pipe that `produce` fills, up to `limit`
     /// bytes, under GNU time for the child's peak RSS (from wait4, so it is exact).
-    static func streamedImport(_ folder: TemporaryFolder, format: String, limit: Int,
-                               _ produce: @escaping @Sendable (PipeFeeder) throws -> Void) throws -> Streamed {
+    static func streamedImport(
+        _ folder: TemporaryFolder, format: String, limit: Int,
+        _ produce: @escaping @Sendable (PipeFeeder) throws -> Void
+    ) throws -> Streamed {
         let rssFile = folder.path("rss"), stdoutFile = folder.path("stdout"), stderrFile = folder.path("stderr")
         for file in [stdoutFile, stderrFile] { _ = FileManager.default.createFile(atPath: file, contents: nil) }
         let feeder = PipeFeeder(limit: limit)
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/time")
-        process.arguments = ["-f", "%M", "-o", rssFile, Repository.toolcfg.path, "import", "--db", folder.path("h.db"), "--in", "-", "--format", format]
+        process.arguments = [
+            "-f", "%M", "-o", rssFile, Repository.toolcfg.path, "import", "--db", folder.path("h.db"), "--in", "-", "--format", format
+        ]
         process.environment = ProcessInfo.processInfo.environment.filter { !$0.key.hasPrefix("TOOLCFG_") }
         process.standardInput = feeder.pipe
         process.standardOutput = FileHandle(forWritingAtPath: stdoutFile)
@@ -233,15 +272,18 @@ struct HostileInputTests {
         let elapsed = clock.now - start
         let rss = try String(contentsOfFile: rssFile, encoding: .utf8)
         let peak = Int(rss.split(separator: "\n").last { Int($0) != nil } ?? "") ?? -1
-        return Streamed(result: ProcessResult(status: process.terminationStatus,
-                                              stdout: try String(contentsOfFile: stdoutFile, encoding: .utf8),
-                                              stderr: try String(contentsOfFile: stderrFile, encoding: .utf8)),
-                        sent: sent, seconds: Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18,
-                        peakRSSKiB: peak)
+        return Streamed(
+            result: ProcessResult(
+                status: process.terminationStatus,
+                stdout: try String(contentsOfFile: stdoutFile, encoding: .utf8),
+                stderr: try String(contentsOfFile: stderrFile, encoding: .utf8)),
+            sent: sent, seconds: Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18,
+            peakRSSKiB: peak)
     }
 
-    @Test("a 1 GiB single line on standard input ends in a clear error after about 1 MiB, in bounded memory, with nothing changed",
-          .timeLimit(.minutes(2)), arguments: ["csv field", "jsonl string", "jsonl whitespace"])
+    @Test(
+        "a 1 GiB single line on standard input ends in a clear error after about 1 MiB, in bounded memory, with nothing changed",
+        .timeLimit(.minutes(2)), arguments: ["csv field", "jsonl string", "jsonl whitespace"])
     func endlessLine(_ kind: String) throws {
         guard FileManager.default.isExecutableFile(atPath: "/usr/bin/time") else {
             Issue.record("GNU time (/usr/bin/time, installed by scripts/bootstrap.sh) measures the child's peak memory")
@@ -249,11 +291,12 @@ struct HostileInputTests {
         }
         let folder = try TemporaryFolder()
         let connection = try Self.database(folder)
-        let (format, prefix, byte, expected): (String, String, UInt8, String) = switch kind {
-        case "csv field": ("csv", "user_id,tool_id\nu,", UInt8(ascii: "x"), "a field longer than \(SnapshotLimits.fieldBytes) bytes")
-        case "jsonl string": ("jsonl", "{\"user_id\":\"", UInt8(ascii: "a"), "a string longer than \(SnapshotLimits.fieldBytes) bytes")
-        default: ("jsonl", "{\"user_id\":\"u\",", UInt8(ascii: " "), "more than \(SnapshotLimits.whitespaceBytes) bytes of whitespace")
-        }
+        let (format, prefix, byte, expected): (String, String, UInt8, String) =
+            switch kind {
+            case "csv field": ("csv", "user_id,tool_id\nu,", UInt8(ascii: "x"), "a field longer than \(SnapshotLimits.fieldBytes) bytes")
+            case "jsonl string": ("jsonl", "{\"user_id\":\"", UInt8(ascii: "a"), "a string longer than \(SnapshotLimits.fieldBytes) bytes")
+            default: ("jsonl", "{\"user_id\":\"u\",", UInt8(ascii: " "), "more than \(SnapshotLimits.whitespaceBytes) bytes of whitespace")
+            }
         let gib = 1 << 30
         let run = try Self.streamedImport(folder, format: format, limit: gib) { feeder in
             try feeder.write(prefix)
@@ -272,8 +315,9 @@ struct HostileInputTests {
         #expect(try connection.queryText("SELECT user_id FROM user_tool_configs") == "keep")
     }
 
-    @Test("a JSON Lines record of nested arrays, each within the width and depth bounds, stops at 64 values in bounded memory",
-          .timeLimit(.minutes(2)))
+    @Test(
+        "a JSON Lines record of nested arrays, each within the width and depth bounds, stops at 64 values in bounded memory",
+        .timeLimit(.minutes(2)))
     func nestedArraysLine() throws {
         guard FileManager.default.isExecutableFile(atPath: "/usr/bin/time") else {
             Issue.record("GNU time (/usr/bin/time, installed by scripts/bootstrap.sh) measures the child's peak memory")

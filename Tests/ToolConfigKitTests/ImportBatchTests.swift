@@ -34,7 +34,8 @@ struct ImportBatchTests {
         let folder = try TemporaryFolder()
         let connection = try Self.database(folder, preexisting: preexisting)
         // Record 1,203 repeats record 3 (user-3 has enabled 1) with enabled 0.
-        let error = try #require(thrownError { _ = try Self.run(connection, folder, Self.csv(1500, repeating: (1203, 3, "0"))) } as? SnapshotError)
+        let error = try #require(
+            thrownError { _ = try Self.run(connection, folder, Self.csv(1500, repeating: (1203, 3, "0"))) } as? SnapshotError)
         #expect(error.location.line == 1204)
         #expect(error.message.contains("(line 4)"))
         #expect(try connection.queryInt64("SELECT count(*) FROM user_tool_configs") == Int64(preexisting))
@@ -71,8 +72,9 @@ struct ImportBatchTests {
         #expect(hashes.allSatisfy { !filter.insert($0) })
     }
 
-    @Test("into an empty table every column of every row lands in file order, in whole statements of 64 rows and in the rest",
-          arguments: [1, 63, 64, 65, 512 + 129])
+    @Test(
+        "into an empty table every column of every row lands in file order, in whole statements of 64 rows and in the rest",
+        arguments: [1, 63, 64, 65, 512 + 129])
     func bulkRowsInFileOrder(rows: Int) throws {
         let folder = try TemporaryFolder()
         let connection = try Self.database(folder)
@@ -81,21 +83,29 @@ struct ImportBatchTests {
         func triple(_ index: Int) -> (String, String, String)? {
             guard index % 3 != 0 else { return nil }
             let byte = UInt8(index % 256)
-            return (Base64.encode([UInt8](repeating: byte, count: 20)), Base64.encode([UInt8](repeating: byte &+ 1, count: 32)),
-                    Base64.encode([UInt8](repeating: byte &+ 2, count: 12)))
+            return (
+                Base64.encode([UInt8](repeating: byte, count: 20)), Base64.encode([UInt8](repeating: byte &+ 1, count: 32)),
+                Base64.encode([UInt8](repeating: byte &+ 2, count: 12))
+            )
         }
         var text = "user_id,tool_id,enabled,encrypted_api_key,salt,nonce,created_at,updated_at\n"
         var expected: [String] = []
         for index in 1...rows {
             let key = triple(index)
             // Descending users, so file order is not the unique index's order.
-            text += "\"user-\(rows - index)-x,y\"\"z\",tool-\(index % 5),\(index % 2),\(key?.0 ?? ""),\(key?.1 ?? ""),\(key?.2 ?? ""),\(1000 + index),\(2000 + index)\n"
-            expected.append(["user-\(rows - index)-x,y\"z", "tool-\(index % 5)", "\(index % 2)", key?.0 ?? "-", key?.1 ?? "-", key?.2 ?? "-",
-                             "\(1000 + index)", "\(2000 + index)"].joined(separator: "|"))
+            text +=
+                "\"user-\(rows - index)-x,y\"\"z\",tool-\(index % 5),\(index % 2),"
+                + "\(key?.0 ?? ""),\(key?.1 ?? ""),\(key?.2 ?? ""),\(1000 + index),\(2000 + index)\n"
+            expected.append(
+                [
+                    "user-\(rows - index)-x,y\"z", "tool-\(index % 5)", "\(index % 2)", key?.0 ?? "-", key?.1 ?? "-", key?.2 ?? "-",
+                    "\(1000 + index)", "\(2000 + index)"
+                ].joined(separator: "|"))
         }
         let report = try Self.run(connection, folder, text)
         #expect(report.inserted == rows)
-        let statement = try connection.prepare("""
+        let statement = try connection.prepare(
+            """
             SELECT id, user_id || '|' || tool_id || '|' || enabled || '|' || coalesce(encrypted_api_key, '-') || '|' ||
                    coalesce(salt, '-') || '|' || coalesce(nonce, '-') || '|' || created_at || '|' || updated_at
             FROM user_tool_configs ORDER BY id
@@ -118,8 +128,9 @@ struct ImportBatchTests {
         try connection.execute("BEGIN IMMEDIATE")
         func items(_ users: [String]) -> [ImportState.Item] {
             users.enumerated().map { index, user in
-                ImportState.Item(record: SnapshotRecord(userID: user, toolID: "t"), location: SnapshotLocation(file: "f", line: index + 2),
-                                 pairHash: 0, certainlyNew: true)
+                ImportState.Item(
+                    record: SnapshotRecord(userID: user, toolID: "t"), location: SnapshotLocation(file: "f", line: index + 2),
+                    pairHash: 0, certainlyNew: true)
             }
         }
         try writer.insertNew(items(["a", "b", "c"])[...], now: 1)  // fewer than a statement's rows: one by one
@@ -154,7 +165,8 @@ struct ImportBatchTests {
     }
 
     static func indexes(_ connection: SQLiteConnection) throws -> [String] {
-        let statement = try connection.prepare("SELECT name || ': ' || coalesce(sql, '') FROM sqlite_master WHERE type = 'index' ORDER BY name")
+        let statement = try connection.prepare(
+            "SELECT name || ': ' || coalesce(sql, '') FROM sqlite_master WHERE type = 'index' ORDER BY name")
         var rows: [String] = []
         while try statement.step() { rows.append(statement.text(0) ?? "") }
         return rows
@@ -172,7 +184,9 @@ struct ImportBatchTests {
         _ = try Self.run(connection, folder, Self.csv(1500))
         #expect(try Self.indexes(connection) == before)
         #expect(try connection.queryText("PRAGMA integrity_check") == "ok")
-        #expect(try connection.queryInt64("SELECT count(*) FROM user_tool_configs INDEXED BY idx_user_tool_configs_user_id WHERE user_id = 'user-77'") == 1)
+        #expect(
+            try connection.queryInt64(
+                "SELECT count(*) FROM user_tool_configs INDEXED BY idx_user_tool_configs_user_id WHERE user_id = 'user-77'") == 1)
     }
 }
 
@@ -191,7 +205,8 @@ struct CSVQuotingTests {
         while text.utf8.count < 5 * ByteSource.chunkSize {
             index += 1
             let breaks = index % 4
-            let user = "u\(index)-" + String(repeating: "é", count: (index * 37 + shift) % 300) + String(repeating: "\n", count: breaks) + "\"end"
+            let user =
+                "u\(index)-" + String(repeating: "é", count: (index * 37 + shift) % 300) + String(repeating: "\n", count: breaks) + "\"end"
             let tool = String(repeating: "t", count: (index * 101 + shift) % 700)
             text += "\"\(user.replacingOccurrences(of: "\"", with: "\"\""))\",\(tool.isEmpty ? "\"\"" : tool),1\r\n"
             expected.append((user, tool))
@@ -223,8 +238,11 @@ struct CSVQuotingTests {
             guard !digits.isEmpty, digits.utf8.allSatisfy({ (48...57).contains($0) }) else { return nil }
             return Int64(text)
         }
-        let fixed = ["0", "-0", "007", "9223372036854775807", "9223372036854775808", "-9223372036854775808", "-9223372036854775809",
-                     "+1", "", "-", "--1", "1-", "1e3", " 1", "1 ", "12345678901234567890", "00000000000000000001", "000000000000000000009223372036854775807", "-00000000000000000000009223372036854775808", "٣", "1\u{0}"]
+        let fixed = [
+            "0", "-0", "007", "9223372036854775807", "9223372036854775808", "-9223372036854775808", "-9223372036854775809",
+            "+1", "", "-", "--1", "1-", "1e3", " 1", "1 ", "12345678901234567890", "00000000000000000001",
+            "000000000000000000009223372036854775807", "-00000000000000000000009223372036854775808", "٣", "1\u{0}"
+        ]
         var generator = SystemRandomNumberGenerator()
         let alphabet = Array("-+0123456789 a99999")
         let random = (0..<20_000).map { _ in

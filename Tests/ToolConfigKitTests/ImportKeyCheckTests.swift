@@ -16,7 +16,12 @@ struct ImportKeyCheckTests {
         return path
     }
 
-    @Test("after a rotation, an import under the old key is refused with 65, names the key's fingerprint, and writes nothing; --allow-other-master-key overrides")
+    @Test(
+        """
+        after a rotation, an import under the old key is refused with 65, names the key's fingerprint, and writes nothing; \
+        --allow-other-master-key overrides
+        """
+    )
     func oldKeyAfterRotationIsRefused() throws {
         let folder = try TemporaryFolder()
         let old = try key(MasterKeyTests.valid), new = MasterKey.generate()
@@ -24,7 +29,8 @@ struct ImportKeyCheckTests {
         _ = try KeyRotator(database: try database.connection(), options: .init(oldKey: old, newKey: new, jobs: 2)).run()
         let oldFile = try RotationTests.keyFile(old, folder, "old.key")
         // Two rows the import updates and one it inserts, all with plaintext keys.
-        let input = try Self.write("user_id,tool_id,api_key\nuser-1,tool-1,sk-one\nuser-2,tool-2,sk-two\nnew-user,t,sk-new\n", folder, "in.csv")
+        let input = try Self.write(
+            "user_id,tool_id,api_key\nuser-1,tool-1,sk-one\nuser-2,tool-2,sk-two\nnew-user,t,sk-new\n", folder, "in.csv")
         let before = try RotationTests.logicalState(database.path)
 
         let refused = try toolcfg(Self.importArguments(database.path, input, key: oldFile))
@@ -92,9 +98,11 @@ struct ImportKeyCheckTests {
         let master = try key(MasterKeyTests.valid)
         let connection = try migratedDatabase(at: folder.path("t.db"))
         let secrets = try (1...3).map { try SecretCipher.encrypt("sk-\($0)", masterKey: master) }
-        let input = try Self.write("user_id,tool_id,encrypted_api_key,salt,nonce\n" + secrets.enumerated().map {
-            "u\($0.offset),t,\($0.element.encryptedAPIKey),\($0.element.salt),\($0.element.nonce)\n"
-        }.joined() + "u9,t,,,\n", folder, "in.csv")
+        let input = try Self.write(
+            "user_id,tool_id,encrypted_api_key,salt,nonce\n"
+                + secrets.enumerated().map {
+                    "u\($0.offset),t,\($0.element.encryptedAPIKey),\($0.element.salt),\($0.element.nonce)\n"
+                }.joined() + "u9,t,,,\n", folder, "in.csv")
         var arguments = ["import", "--db", folder.path("t.db"), "--in", input]
         if json { arguments.append("--json") }
         let result = try toolcfg(arguments)
@@ -110,20 +118,27 @@ struct ImportKeyCheckTests {
         #expect(!checked.stderr.contains("without being checked"))
     }
 
-    @Test("triples without a master key into a database holding keys in any table are refused (64), dry run included, nothing written; --allow-unchecked-keys imports them")
+    @Test(
+        """
+        triples without a master key into a database holding keys in any table are refused (64), dry run included, nothing written; \
+        --allow-unchecked-keys imports them
+        """
+    )
     func uncheckedTriplesIntoKeyedDatabaseAreRefused() throws {
         let folder = try TemporaryFolder()
         let master = try key(MasterKeyTests.valid)
         // Only api_model_aliases holds keys: user_tool_configs' one row has none.
         let database = try KeyedDatabase(at: folder.path("app.db"), master: master, rows: 1, noKey: { _ in true })
         let secret = try SecretCipher.encrypt("sk-new", masterKey: MasterKey.generate())
-        let input = try Self.write("user_id,tool_id,encrypted_api_key,salt,nonce\nnew,t,\(secret.encryptedAPIKey),\(secret.salt),\(secret.nonce)\n",
-                                   folder, "in.csv")
+        let input = try Self.write(
+            "user_id,tool_id,encrypted_api_key,salt,nonce\nnew,t,\(secret.encryptedAPIKey),\(secret.salt),\(secret.nonce)\n",
+            folder, "in.csv")
         let before = try RotationTests.logicalState(database.path)
         for extra in [[], ["--dry-run"]] {
             let refused = try toolcfg(Self.importArguments(database.path, input, key: nil) + extra)
             #expect(refused.status == 64, "\(extra): \(refused.stderr)")
-            #expect(refused.stderr.contains("--allow-unchecked-keys") && refused.stderr.contains(KeyedDatabase.aliases), "\(refused.stderr)")
+            #expect(
+                refused.stderr.contains("--allow-unchecked-keys") && refused.stderr.contains(KeyedDatabase.aliases), "\(refused.stderr)")
             #expect(try RotationTests.json(refused.stdout)["exit_status"] as? Int == 64)
         }
         #expect(try RotationTests.logicalState(database.path) == before)
@@ -137,8 +152,9 @@ struct ImportKeyCheckTests {
         #expect(allowed.stderr.contains("1 encrypted key(s) were imported without being checked"), "\(allowed.stderr)")
     }
 
-    @Test("imported triples are checked in groups: each one that does not open under the master key is named by its line, the others go in",
-          arguments: [1, 15, 16, 17, 37])
+    @Test(
+        "imported triples are checked in groups: each one that does not open under the master key is named by its line, the others go in",
+        arguments: [1, 15, 16, 17, 37])
     func groupedTripleCheck(records: Int) throws {
         let folder = try TemporaryFolder()
         let master = try key(MasterKeyTests.valid), other = MasterKey.generate()

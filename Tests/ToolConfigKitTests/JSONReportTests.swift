@@ -55,8 +55,9 @@ struct JSONReportTests {
     static func validate(_ outputs: [Output]) throws {
         let cases = outputs.map { ["kind": $0.kind ?? NSNull(), "output": $0.json] as [String: Any] }
         let python = URL(fileURLWithPath: "/usr/bin/env")
-        let result = try runProcess(python, ["python3", Repository.scripts.appendingPathComponent("ci/check_reports.py").path],
-                                    stdin: try JSONSerialization.data(withJSONObject: cases))
+        let result = try runProcess(
+            python, ["python3", Repository.scripts.appendingPathComponent("ci/check_reports.py").path],
+            stdin: try JSONSerialization.data(withJSONObject: cases))
         #expect(result.status == 0, "schema check failed:\n\(result.stdout)\(result.stderr)")
         #expect(result.stderr.contains("\(outputs.count) output(s) checked, 0 problem(s)"), "\(result.stderr)")
     }
@@ -79,16 +80,24 @@ struct JSONReportTests {
         try scene.run("failure", ["check-backup", scene.path("plain.csv")], status: 65)
         try scene.run("verify-keys", ["verify-keys", "--db", db, "--master-key-file", mk, "--new-master-key-file", mk2])
         try scene.run("rotate", ["rotate", "--db", db, "--master-key-file", mk, "--new-master-key-file", mk2, "--dry-run"])
-        try scene.run("rotate", ["rotate", "--db", db, "--master-key-file", mk, "--new-master-key-file", mk2, "--backup", scene.path("before.db")])
+        try scene.run(
+            "rotate", ["rotate", "--db", db, "--master-key-file", mk, "--new-master-key-file", mk2, "--backup", scene.path("before.db")])
         try scene.run("failure", ["rotate", "--db", db, "--master-key-file", mk2, "--new-master-key-file", mk, "--make-room"], status: 64)
         // A check that runs to the end and fails keeps its report beside the error.
         let notOK = try scene.run("verify-keys", ["verify-keys", "--db", db, "--master-key-file", mk], status: 65)
         let problems = notOK["problems"] as? [[String: Any]]
-        #expect(problems?.count == 2 && problems?.allSatisfy { $0["row_id"] is Int && $0["table"] as? String == "user_tool_configs" } == true)
-        try scene.run("rotate", ["rotate", "--db", db, "--master-key-file", mk2, "--new-master-key-file", mk, "--backup-dir", scene.path("backups"),
-                                 "--keep-backups", "1"])
-        try scene.run("failure", ["rotate", "--db", db, "--master-key-file", mk, "--new-master-key-file", mk2, "--backup-dir", scene.path("plain.csv")],
-                      status: 73)
+        #expect(
+            problems?.count == 2 && problems?.allSatisfy { $0["row_id"] is Int && $0["table"] as? String == "user_tool_configs" } == true)
+        try scene.run(
+            "rotate",
+            [
+                "rotate", "--db", db, "--master-key-file", mk2, "--new-master-key-file", mk, "--backup-dir", scene.path("backups"),
+                "--keep-backups", "1"
+            ])
+        try scene.run(
+            "failure",
+            ["rotate", "--db", db, "--master-key-file", mk, "--new-master-key-file", mk2, "--backup-dir", scene.path("plain.csv")],
+            status: 73)
         // Triples exported under mk, now rewritten under fresh salts: unchecked updates into a keyed table.
         try scene.run("failure", ["import", "--db", db, "--in", scene.path("backup.json")], status: 64)
         try scene.run("migrate-verify", ["migrate", "verify", "--fixtures", Repository.root.appendingPathComponent("fixtures").path])
@@ -99,7 +108,8 @@ struct JSONReportTests {
         let scratch = scene.path("scratch.db")
         #expect(try toolcfg(["migrate", "up", "--db", scratch]).status == 0)
         try scene.run("stress", ["stress", "--db", scratch, "--writers", "2", "--ops", "30", "--seed", "1"])
-        try scene.run("stress", ["stress", "--db", scratch, "--writers", "2", "--ops", "60", "--seed", "1", "--upsert", "wrong-replace"], status: 65)
+        try scene.run(
+            "stress", ["stress", "--db", scratch, "--writers", "2", "--ops", "60", "--seed", "1", "--upsert", "wrong-replace"], status: 65)
 
         // Failures before any report: usage (ArgumentParser's own and ours), missing input, I/O, bad data.
         try scene.run("failure", ["import", "--db", db, "--bogus"], status: 64)
@@ -110,7 +120,8 @@ struct JSONReportTests {
         let many = try scene.run("failure", ["import", "--db", db, "--in", scene.path("bad.csv"), "--max-errors", "5"], status: 65)
         let error = many["error"] as? [String: Any]
         #expect((error?["errors"] as? [[String: Any]])?.map { $0["line"] as? Int } == [2, 3, 4], "\(many)")
-        #expect(error?["file"] as? String == scene.path("bad.csv") && error?["line"] as? Int == 2 && error?["field"] as? String == "user_id")
+        #expect(
+            error?["file"] as? String == scene.path("bad.csv") && error?["line"] as? Int == 2 && error?["field"] as? String == "user_id")
 
         try Self.validate(scene.outputs)
     }
@@ -123,12 +134,17 @@ struct JSONReportTests {
             ("keygen", #"{"file": "k", "master_key_fingerprint": "\#(fingerprint)"}"#),
             ("failure", #"{"ok": false, "exit_status": 65, "error": {"message": "x", "row_id": "row id 1"}}"#),
             ("failure", #"{"ok": false, "exit_status": 65}"#),
-            ("migrate-status", #"{"ok": true, "database": "a.db", "migrations": "built in", "ledger_exists": true, "entries": [{"version": 7, "description": "d", "state": "applied", "reversible": true, "execution_time_nanoseconds": 5}]}"#),
+            (
+                "migrate-status",
+                #"{"ok": true, "database": "a.db", "migrations": "built in", "ledger_exists": true, "entries": "#
+                    + #"[{"version": 7, "description": "d", "state": "applied", "reversible": true, "execution_time_nanoseconds": 5}]}"#
+            )
         ]
         for (kind, json) in cases {
             let python = URL(fileURLWithPath: "/usr/bin/env")
             let input = try JSONSerialization.data(withJSONObject: [["kind": kind, "output": json]])
-            let result = try runProcess(python, ["python3", Repository.scripts.appendingPathComponent("ci/check_reports.py").path], stdin: input)
+            let result = try runProcess(
+                python, ["python3", Repository.scripts.appendingPathComponent("ci/check_reports.py").path], stdin: input)
             #expect(result.status == 1, "accepted: \(json)")
         }
     }
@@ -144,12 +160,13 @@ struct JSONReportTests {
             ["import", "--db", db, "--in", csv],
             ["export", "--db", db, "--out", folder.path("x.csv"), "--keys", "plaintext"],
             ["rotate", "--db", db],
-            ["verify-keys", "--db", db],
+            ["verify-keys", "--db", db]
         ]
         for command in commands {
             let result = try toolcfg(command)
             #expect(result.status == 64, "\(command): \(result.stderr)")
-            #expect(result.stderr.hasPrefix("toolcfg: error: ") && result.stderr.contains("--master-key-file"), "\(command): \(result.stderr)")
+            #expect(
+                result.stderr.hasPrefix("toolcfg: error: ") && result.stderr.contains("--master-key-file"), "\(command): \(result.stderr)")
         }
     }
 }

@@ -68,8 +68,10 @@ struct KeyringRotationTests {
             // switch would overwrite the only copy of a key the application may still write under.
             let refused = try TestKeyring.toolcfg(["rotate", "--db", scene.db] + Self.generateIntoKeyring)
             #expect(refused.status == 64, "\(refused.stderr)")
-            #expect(refused.stderr.contains("keyring-rs:secret_key.previous@Bodhi App still holds the key \(scene.old.fingerprint) of an earlier rotation"),
-                    "\(refused.stderr)")
+            #expect(
+                refused.stderr.contains(
+                    "keyring-rs:secret_key.previous@Bodhi App still holds the key \(scene.old.fingerprint) of an earlier rotation"),
+                "\(refused.stderr)")
             #expect(try scene.previous?.material == scene.old.material && scene.application?.material == new.material && scene.next == nil)
             #expect(try scene.allUnder(new))
 
@@ -77,7 +79,8 @@ struct KeyringRotationTests {
             #expect(try TestKeyring.toolcfg(["forget-old-key", "--db", scene.db]).status == 0)
             let human = try TestKeyring.toolcfg(["rotate", "--db", scene.db] + Self.generateIntoKeyring)
             #expect(human.status == 0, "\(human.stderr)")
-            #expect(human.stderr.contains("next:\n  1. done by this run: keyring-rs:secret_key@Bodhi App holds the new key"), "\(human.stderr)")
+            #expect(
+                human.stderr.contains("next:\n  1. done by this run: keyring-rs:secret_key@Bodhi App holds the new key"), "\(human.stderr)")
             #expect(human.stderr.hasSuffix("--db \(scene.db)\n"), "\(human.stderr)")
             // The second rotation kept the first one's new key as the previous one.
             #expect(try scene.previous?.material == new.material)
@@ -91,8 +94,11 @@ struct KeyringRotationTests {
             let old = try ApplicationKeyText.masterKey(text: text, source: .generated)
             let folder = try TemporaryFolder()
             let database = try KeyedDatabase(at: folder.path("app.db"), master: old, rows: 3)
-            let result = try TestKeyring.toolcfg(["rotate", "--db", database.path, "--master-key-env", "BODHI_ENCRYPTION_KEY", "--new-master-key-keyring",
-                                                  "--generate-new-key", "--json"], environment: ["BODHI_ENCRYPTION_KEY": text])
+            let result = try TestKeyring.toolcfg(
+                [
+                    "rotate", "--db", database.path, "--master-key-env", "BODHI_ENCRYPTION_KEY", "--new-master-key-keyring",
+                    "--generate-new-key", "--json"
+                ], environment: ["BODHI_ENCRYPTION_KEY": text])
             #expect(result.status == 0, "\(result.stderr)")
             let new = try #require(try KeyringEntry.application(service: Self.service).masterKey())
             #expect(try KeyringEntry.previous(service: Self.service).masterKey() == nil)
@@ -103,11 +109,14 @@ struct KeyringRotationTests {
             let steps = report["next_steps"] as? [String] ?? []
             #expect(steps.first?.contains("remove BODHI_ENCRYPTION_KEY from the application's environment") == true, "\(steps)")
             #expect(steps.contains { $0.contains("--new-master-key-keyring 'Bodhi App' and without --generate-new-key") }, "\(steps)")
-            #expect(steps.last?.contains("discard the old key \(old.fingerprint) (environment variable BODHI_ENCRYPTION_KEY (key text))") == true, "\(steps)")
+            #expect(
+                steps.last?.contains("discard the old key \(old.fingerprint) (environment variable BODHI_ENCRYPTION_KEY (key text))")
+                    == true, "\(steps)")
             #expect(!steps.contains { $0.contains("forget-old-key") })
             // That catch-up run: the old key from the variable, the new one from the entry.
-            let catchUp = try TestKeyring.toolcfg(["rotate", "--db", database.path, "--master-key-env", "BODHI_ENCRYPTION_KEY", "--new-master-key-keyring"],
-                                                  environment: ["BODHI_ENCRYPTION_KEY": text])
+            let catchUp = try TestKeyring.toolcfg(
+                ["rotate", "--db", database.path, "--master-key-env", "BODHI_ENCRYPTION_KEY", "--new-master-key-keyring"],
+                environment: ["BODHI_ENCRYPTION_KEY": text])
             #expect(catchUp.status == 0, "\(catchUp.stderr)")
             #expect(catchUp.stderr.contains("0 rotated, \(database.keyedTotal) already under the new key"), "\(catchUp.stderr)")
             #expect(try KeyringEntry.application(service: Self.service).masterKey()?.material == new.material)
@@ -128,7 +137,7 @@ struct KeyringRotationTests {
             (["--generate-new-key"], "--generate-new-key needs somewhere to keep the new key"),
             (["--new-master-key-out", out, "--new-master-key-file", oldFile], "--new-master-key-out names where a generated key goes"),
             (["--generate-new-key", "--new-master-key-out", out, "--new-master-key-keyring"], "not both"),
-            (["--generate-new-key", "--new-master-key-file", oldFile], "do not give --new-master-key-file too"),
+            (["--generate-new-key", "--new-master-key-file", oldFile], "do not give --new-master-key-file too")
         ] {
             let result = try toolcfg(["rotate", "--db", database.path, "--master-key-file", oldFile] + arguments)
             #expect(result.status == 64, "\(arguments): \(result.stderr)")
@@ -136,7 +145,9 @@ struct KeyringRotationTests {
             #expect(!FileManager.default.fileExists(atPath: out))
         }
 
-        let result = try toolcfg(["rotate", "--db", database.path, "--master-key-file", oldFile, "--generate-new-key", "--new-master-key-out", out, "--json"])
+        let result = try toolcfg([
+            "rotate", "--db", database.path, "--master-key-file", oldFile, "--generate-new-key", "--new-master-key-out", out, "--json"
+        ])
         #expect(result.status == 0, "\(result.stderr)")
         let attributes = try FileManager.default.attributesOfItem(atPath: out)
         #expect((attributes[.posixPermissions] as? Int) == 0o600)
@@ -152,8 +163,9 @@ struct KeyringRotationTests {
 
         // Killed after the commit: the database is under the file's key, which finishes it.
         let crashedOut = folder.path("crashed.key")
-        let crashed = try toolcfg(["rotate", "--db", database.path, "--master-key-file", out, "--generate-new-key", "--new-master-key-out", crashedOut],
-                                  environment: ["TOOLCFG_TEST_CRASH_AT": "database-committed"])
+        let crashed = try toolcfg(
+            ["rotate", "--db", database.path, "--master-key-file", out, "--generate-new-key", "--new-master-key-out", crashedOut],
+            environment: ["TOOLCFG_TEST_CRASH_AT": "database-committed"])
         #expect(crashed.status == SIGKILL, "\(crashed.stderr)")
         let staged = try SecretInput.requireMasterKey(filePath: crashedOut, environment: [:])
         #expect(try KeyVerifier(database: connection, masterKey: staged).run().ok)
@@ -163,7 +175,9 @@ struct KeyringRotationTests {
 
         // A second run would write over it: refused, the file and the database unchanged.
         let before = try Data(contentsOf: URL(fileURLWithPath: database.path))
-        let again = try toolcfg(["rotate", "--db", database.path, "--master-key-file", out, "--generate-new-key", "--new-master-key-out", out])
+        let again = try toolcfg([
+            "rotate", "--db", database.path, "--master-key-file", out, "--generate-new-key", "--new-master-key-out", out
+        ])
         #expect(again.status == 74, "\(again.stderr)")
         #expect(again.stderr.contains("finish that rotation with --new-master-key-file \(out)"), "\(again.stderr)")
         #expect(try SecretInput.requireMasterKey(filePath: out, environment: [:]).material == new.material)
@@ -199,7 +213,8 @@ struct KeyringRotationTests {
             #expect(report["new_master_key_fingerprint"] as? String == new.fingerprint)
             if committed {
                 let total = report["total"] as? [String: Any]
-                #expect(total?["rotated"] as? Int == 0 && total?["already_rotated"] as? Int == scene.database.keyedTotal, "\(point): \(report)")
+                #expect(
+                    total?["rotated"] as? Int == 0 && total?["already_rotated"] as? Int == scene.database.keyedTotal, "\(point): \(report)")
             }
         }
     }
@@ -224,7 +239,9 @@ struct KeyringRotationTests {
 
             // The catch-up: from .previous to the application's entry; run twice, it never drops the previous key.
             for expected in [1, 0] {
-                let catchUp = try TestKeyring.toolcfg(["rotate", "--db", scene.db, "--master-key-keyring", "--new-master-key-keyring", "--json"])
+                let catchUp = try TestKeyring.toolcfg([
+                    "rotate", "--db", scene.db, "--master-key-keyring", "--new-master-key-keyring", "--json"
+                ])
                 #expect(catchUp.status == 0, "\(catchUp.stderr)")
                 let report = try scene.report(catchUp)
                 #expect((report["total"] as? [String: Any])?["rotated"] as? Int == expected)
@@ -249,8 +266,11 @@ struct KeyringRotationTests {
             #expect(nothingToCatchUp.stderr.contains("give --generate-new-key to rotate to a new key"), "\(nothingToCatchUp.stderr)")
             // Once more: nothing to forget, nothing changed.
             let nothing = try TestKeyring.toolcfg(["forget-old-key", "--keyring"])
-            #expect(nothing.status == 0 && nothing.stderr.contains("no keyring-rs:secret_key.previous@Bodhi App to forget"), "\(nothing.stderr)")
-            try JSONReportTests.validate([refused, forgotten].map { JSONReportTests.Output(kind: nil, arguments: [], result: $0, json: $0.stdout) })
+            #expect(
+                nothing.status == 0 && nothing.stderr.contains("no keyring-rs:secret_key.previous@Bodhi App to forget"), "\(nothing.stderr)"
+            )
+            try JSONReportTests.validate(
+                [refused, forgotten].map { JSONReportTests.Output(kind: nil, arguments: [], result: $0, json: $0.stdout) })
         }
     }
 }

@@ -63,7 +63,9 @@ extension ApplicationStandIn {
         let configs = try #require(report.groups.first { $0.table == KeyedDatabase.configs }, sourceLocation: sourceLocation)
         #expect(configs.rows == 30 && configs.empty == 3, sourceLocation: sourceLocation)
         #expect(configs.rotated == 27, "21 unchanged rows, 3 inserted and 3 re-keyed under the old key", sourceLocation: sourceLocation)
-        #expect(configs.alreadyRotated == 1 && configs.changedDuringRotation == 7 && configs.removedDuringRotation == 3, sourceLocation: sourceLocation)
+        #expect(
+            configs.alreadyRotated == 1 && configs.changedDuringRotation == 7 && configs.removedDuringRotation == 3,
+            sourceLocation: sourceLocation)
         #expect(report.writeLockSeconds > 0 && report.writeLockSeconds <= report.elapsedSeconds, sourceLocation: sourceLocation)
         #expect(report.verifiedAfterCommit == 27 + 3 && report.changedAfterCommit == 0, sourceLocation: sourceLocation)
         try expectTable(under: newKey, sourceLocation: sourceLocation)
@@ -106,9 +108,10 @@ final class ApplicationWriter: ApplicationStandIn, @unchecked Sendable {
 
     /// The model of a KeyedDatabase's user_tool_configs as built (enabled = id % 2).
     static func model(of database: KeyedDatabase, rows: Int) -> [Int64: ApplicationRow] {
-        Dictionary(uniqueKeysWithValues: (1...rows).map { id in
-            (Int64(id), ApplicationRow(plaintext: database.plaintexts["\(KeyedDatabase.configs)/\(id)"], enabled: Int64(id % 2)))
-        })
+        Dictionary(
+            uniqueKeysWithValues: (1...rows).map { id in
+                (Int64(id), ApplicationRow(plaintext: database.plaintexts["\(KeyedDatabase.configs)/\(id)"], enabled: Int64(id % 2)))
+            })
     }
 
     private func transaction(_ body: () throws -> Void) {
@@ -136,10 +139,12 @@ final class ApplicationWriter: ApplicationStandIn, @unchecked Sendable {
         let (user, tool) = pair ?? ("app-user-\(next)", "app-tool")
         transaction {
             let secret = try SecretCipher.encrypt(plaintext, masterKey: key ?? master)
-            try connection.prepare("""
+            try connection.prepare(
+                """
                 INSERT INTO user_tool_configs (user_id, tool_id, enabled, encrypted_api_key, salt, nonce, created_at, updated_at)
                 VALUES (?1, ?2, 1, ?3, ?4, ?5, 1800000000, 1800000000)
-                """).run([.text(user), .text(tool), .text(secret.encryptedAPIKey), .text(secret.salt), .text(secret.nonce)])
+                """
+            ).run([.text(user), .text(tool), .text(secret.encryptedAPIKey), .text(secret.salt), .text(secret.nonce)])
             rows[connection.lastInsertRowID] = ApplicationRow(plaintext: plaintext, enabled: 1)
         }
     }
@@ -149,8 +154,13 @@ final class ApplicationWriter: ApplicationStandIn, @unchecked Sendable {
         let plaintext = clear ? nil : uniquePlaintext("key")
         transaction {
             let secret = try plaintext.map { try SecretCipher.encrypt($0, masterKey: key ?? master) }
-            try connection.prepare("UPDATE user_tool_configs SET encrypted_api_key = ?2, salt = ?3, nonce = ?4, updated_at = updated_at + 1 WHERE id = ?1")
-                .run([.integer(id), secret.map { .text($0.encryptedAPIKey) } ?? .null, secret.map { .text($0.salt) } ?? .null, secret.map { .text($0.nonce) } ?? .null])
+            try connection.prepare(
+                "UPDATE user_tool_configs SET encrypted_api_key = ?2, salt = ?3, nonce = ?4, updated_at = updated_at + 1 WHERE id = ?1"
+            )
+            .run([
+                .integer(id), secret.map { .text($0.encryptedAPIKey) } ?? .null, secret.map { .text($0.salt) } ?? .null,
+                secret.map { .text($0.nonce) } ?? .null
+            ])
             if connection.changes == 1 { rows[id]?.plaintext = plaintext }
         }
     }
@@ -180,7 +190,10 @@ final class ApplicationWriter: ApplicationStandIn, @unchecked Sendable {
     func expectTable(under key: MasterKey, skipping: String = "\u{0}", sourceLocation: SourceLocation = #_sourceLocation) throws {
         let reader = try SQLiteConnection(path: connection.path, mode: .readOnly)
         defer { reader.close() }
-        let statement = try reader.prepare("SELECT id, enabled, encrypted_api_key, salt, nonce FROM user_tool_configs WHERE substr(user_id, 1, length(?1)) != ?1 ORDER BY id")
+        let statement = try reader.prepare(
+            "SELECT id, enabled, encrypted_api_key, salt, nonce FROM user_tool_configs WHERE substr(user_id, 1, length(?1)) "
+                + "!= ?1 ORDER BY id"
+        )
         try statement.bind(.text(skipping), at: 1)
         var stored: [Int64: ApplicationRow] = [:]
         while try statement.step() {
@@ -188,8 +201,11 @@ final class ApplicationWriter: ApplicationStandIn, @unchecked Sendable {
             let plaintext = secret.map { (try? SecretCipher.decrypt($0, masterKey: key)) ?? "<does not open>" }
             stored[statement.int64(0)] = ApplicationRow(plaintext: plaintext, enabled: statement.int64(1))
         }
-        let wrong = rows.filter { stored[$0.key] != $0.value }.map { "id \($0.key)" } + stored.keys.filter { rows[$0] == nil }.map { "extra id \($0)" }
-        #expect(wrong.isEmpty, "rows differing from what the application wrote: \(wrong.sorted().prefix(10))", sourceLocation: sourceLocation)
+        let wrong =
+            rows.filter { stored[$0.key] != $0.value }.map { "id \($0.key)" }
+            + stored.keys.filter { rows[$0] == nil }.map { "extra id \($0)" }
+        #expect(
+            wrong.isEmpty, "rows differing from what the application wrote: \(wrong.sorted().prefix(10))", sourceLocation: sourceLocation)
     }
 }
 
@@ -209,7 +225,12 @@ struct LiveWriterTests {
         #expect(verifier.ok)
     }
 
-    @Test("rows the application re-keys or deletes after the commit are counted by the read-back (its digest differs, so it goes row by row), not failed")
+    @Test(
+        """
+        rows the application re-keys or deletes after the commit are counted by the read-back (its digest differs, \
+        so it goes row by row), not failed
+        """
+    )
     func readBackCountsWritesAfterTheCommit() throws {
         let folder = try TemporaryFolder()
         let old = try key(MasterKeyTests.valid), new = MasterKey.generate()
@@ -224,7 +245,8 @@ struct LiveWriterTests {
         #expect(report.total.rotated == 30 && report.verifiedAfterCommit == 28 && report.changedAfterCommit == 1, "\(report)")
         // Without writes after the commit the digests agree and every rotated row counts.
         application.setKey(3, under: new)
-        let quiet = try KeyRotator(database: try database.connection(), options: .init(oldKey: new, newKey: MasterKey.generate(), jobs: 2)).run()
+        let quiet = try KeyRotator(database: try database.connection(), options: .init(oldKey: new, newKey: MasterKey.generate(), jobs: 2))
+            .run()
         #expect(quiet.verifiedAfterCommit == quiet.total.rotated && quiet.changedAfterCommit == 0 && quiet.total.rotated == 29, "\(quiet)")
     }
 
@@ -250,7 +272,9 @@ struct LiveWriterTests {
         try application.expectTable(under: old)
     }
 
-    @Test("an application writing throughout a rotation loses nothing; after a rerun every key opens under the new key", .timeLimit(.minutes(2)))
+    @Test(
+        "an application writing throughout a rotation loses nothing; after a rerun every key opens under the new key",
+        .timeLimit(.minutes(2)))
     func rotationBesideAWritingApplication() throws {
         let folder = try TemporaryFolder()
         let old = try key(MasterKeyTests.valid), new = MasterKey.generate()
@@ -267,7 +291,10 @@ struct LiveWriterTests {
         #expect(application.writes > 20, "the application wrote only \(application.writes) times during the rotation")
         let report = try RotationTests.json(rotation.stdout)
         let changed = RotationTests.tables(report)[KeyedDatabase.configs]?["changed_during_rotation"] as? Int ?? -1
-        print("live rotation: \(application.writes) application writes, longest wait \(application.longestWait), \(changed) rows redone in the write phase, write lock held \(report["write_lock_seconds"] ?? "?") s")
+        print(
+            "live rotation: \(application.writes) application writes, longest wait \(application.longestWait), \(changed) "
+                + "rows redone in the write phase, write lock held \(report["write_lock_seconds"] ?? "?") s"
+        )
 
         // Rows the application wrote after the commit are still under the old key: a second run,
         // as after switching the application, re-encrypts them and keeps the rest.
@@ -282,10 +309,13 @@ struct LiveWriterTests {
     static func pairs(_ path: String, under key: MasterKey) throws -> [String: ApplicationRow] {
         let reader = try SQLiteConnection(path: path, mode: .readOnly)
         defer { reader.close() }
-        let statement = try reader.prepare("SELECT user_id || '/' || tool_id, enabled, encrypted_api_key, salt, nonce FROM user_tool_configs")
+        let statement = try reader.prepare(
+            "SELECT user_id || '/' || tool_id, enabled, encrypted_api_key, salt, nonce FROM user_tool_configs")
         var rows: [String: ApplicationRow] = [:]
         while try statement.step() {
-            let plaintext = ToolConfigTable.secret(statement, first: 2).map { (try? SecretCipher.decrypt($0, masterKey: key)) ?? "<does not open>" }
+            let plaintext = ToolConfigTable.secret(statement, first: 2).map {
+                (try? SecretCipher.decrypt($0, masterKey: key)) ?? "<does not open>"
+            }
             rows[statement.text(0) ?? ""] = ApplicationRow(plaintext: plaintext, enabled: statement.int64(1))
         }
         return rows
@@ -305,7 +335,8 @@ struct LiveWriterTests {
         let database = try KeyedDatabase(at: folder.path("app.db"), master: master, rows: 12)
         let application = try ApplicationWriter(path: database.path, master: master, rows: ApplicationWriter.model(of: database, rows: 12))
         let same5 = try #require(database.plaintexts["\(KeyedDatabase.configs)/5"])
-        let input = try Self.write("""
+        let input = try Self.write(
+            """
             user_id,tool_id,enabled,api_key
             new-a,t,1,k-a-file
             user-1,tool-1,0,k-4-file
@@ -318,12 +349,12 @@ struct LiveWriterTests {
         let connection = try database.connection()
         var importer = Importer(database: connection, options: .init(input: input, format: .csv, masterKey: master, jobs: 2))
         importer.betweenPhases = {
-            application.insert(pair: ("new-a", "t"), plaintext: "k-a-app")   // the import's insert becomes an update
-            application.delete(4)                                              // its update becomes an insert
-            application.flip(5)                                                // unchanged becomes an update
-            application.insert(pair: ("new-c", "t"), plaintext: "k-c")         // an insert becomes unchanged
-            application.flip(7)                                                // not in the file: stands
-            application.insert()                                               // not in the file: stands
+            application.insert(pair: ("new-a", "t"), plaintext: "k-a-app")  // the import's insert becomes an update
+            application.delete(4)  // its update becomes an insert
+            application.flip(5)  // unchanged becomes an update
+            application.insert(pair: ("new-c", "t"), plaintext: "k-c")  // an insert becomes unchanged
+            application.flip(7)  // not in the file: stands
+            application.insert()  // not in the file: stands
         }
         let report = try importer.run()
         #expect(application.failures.isEmpty, "\(application.failures)")
@@ -356,7 +387,8 @@ struct LiveWriterTests {
         let same5 = try #require(database.plaintexts["\(KeyedDatabase.configs)/5"])
         let input = try Self.write("user_id,tool_id,enabled,api_key\nnew-a,t,1,k-a\nuser-1,tool-2,1,\(same5)\n", folder)
         let connection = try database.connection()
-        var importer = Importer(database: connection, options: .init(input: input, format: .csv, onConflict: .fail, masterKey: master, jobs: 2))
+        var importer = Importer(
+            database: connection, options: .init(input: input, format: .csv, onConflict: .fail, masterKey: master, jobs: 2))
         importer.betweenPhases = { application.flip(5) }
         let error = try #require(thrownError { _ = try importer.run() } as? SnapshotError)
         #expect(error.location.line == 3 && error.location.field == "user_id")
@@ -365,7 +397,9 @@ struct LiveWriterTests {
         try application.expectTable(under: master)
     }
 
-    @Test("an application writing throughout an import of plaintext keys loses nothing, and every imported row is there", .timeLimit(.minutes(2)))
+    @Test(
+        "an application writing throughout an import of plaintext keys loses nothing, and every imported row is there",
+        .timeLimit(.minutes(2)))
     func importBesideAWritingApplication() throws {
         let folder = try TemporaryFolder()
         let master = try key(MasterKeyTests.valid)
@@ -385,11 +419,16 @@ struct LiveWriterTests {
         #expect(application.writes > 20, "the application wrote only \(application.writes) times during the import")
         let report = try RotationTests.json(result.stdout)
         #expect(report["inserted"] as? Int == records && report["changed_during_import"] as? Int == 0)
-        print("live import: \(application.writes) application writes, longest wait \(application.longestWait), write lock held \(report["write_lock_seconds"] ?? "?") s of \(report["elapsed_seconds"] ?? "?") s")
+        print(
+            "live import: \(application.writes) application writes, longest wait \(application.longestWait), "
+                + "write lock held \(report["write_lock_seconds"] ?? "?") s of \(report["elapsed_seconds"] ?? "?") s"
+        )
         try application.expectTable(under: master, skipping: "import-")
         let stored = try Self.pairs(database.path, under: master).filter { $0.key.hasPrefix("import-") }
         #expect(stored.count == records)
-        #expect((1...records).allSatisfy { stored["import-\($0)/tool"] == ApplicationRow(plaintext: "sk-import-\($0)", enabled: Int64($0 % 2)) })
+        #expect(
+            (1...records).allSatisfy { stored["import-\($0)/tool"] == ApplicationRow(plaintext: "sk-import-\($0)", enabled: Int64($0 % 2)) }
+        )
     }
 
     @Test("an import's staged rows hold triples that open to the file's keys, and never a plaintext key")
@@ -398,20 +437,22 @@ struct LiveWriterTests {
         let master = try key(MasterKeyTests.valid)
         let database = try KeyedDatabase(at: folder.path("app.db"), master: master, rows: 3)
         let plaintexts = (1...40).map { "sk-never-staged-\($0)-\(Digest.hex(SecureRandom.bytes(8)))" }
-        let input = try Self.write("user_id,tool_id,api_key\n" + plaintexts.enumerated().map { "u\($0.offset),t,\($0.element)\n" }.joined(), folder)
+        let input = try Self.write(
+            "user_id,tool_id,api_key\n" + plaintexts.enumerated().map { "u\($0.offset),t,\($0.element)\n" }.joined(), folder)
         let connection = try database.connection()
         var importer = Importer(database: connection, options: .init(input: input, format: .csv, masterKey: master, jobs: 2))
         var staged: [String] = []
         importer.betweenPhases = {
             let rows = try connection.prepare("SELECT * FROM temp.toolcfg_import ORDER BY seq")
             while try rows.step() {
-                staged.append((0..<rows.columnCount).map { column -> String in
-                    switch rows.value(column) {
-                    case .text(let text): text
-                    case .integer(let value): "\(value)"
-                    default: "NULL"
-                    }
-                }.joined(separator: "|"))
+                staged.append(
+                    (0..<rows.columnCount).map { column -> String in
+                        switch rows.value(column) {
+                        case .text(let text): text
+                        case .integer(let value): "\(value)"
+                        default: "NULL"
+                        }
+                    }.joined(separator: "|"))
             }
             let triples = try connection.prepare("SELECT new_key, new_salt, new_nonce FROM temp.toolcfg_import ORDER BY seq")
             var opened: [String] = []
@@ -424,20 +465,25 @@ struct LiveWriterTests {
         #expect(report.inserted == 40 && staged.count == 40)
         let text = staged.joined(separator: "\n")
         #expect(!plaintexts.contains { text.contains($0) }, "a plaintext key was staged")
-        #expect(try connection.queryInt64("SELECT count(*) FROM temp.sqlite_master WHERE name = 'toolcfg_import'") == 0, "the stage outlived the import")
+        #expect(
+            try connection.queryInt64("SELECT count(*) FROM temp.sqlite_master WHERE name = 'toolcfg_import'") == 0,
+            "the stage outlived the import")
     }
 
-    @Test("stored triples without a master key go straight in under the lock, or staged first with shortLock, with exact counts either way",
-          arguments: [false, true])
+    @Test(
+        "stored triples without a master key go straight in under the lock, or staged first with shortLock, with exact counts either way",
+        arguments: [false, true])
     func shortLockStagesStoredTriples(shortLock: Bool) throws {
         let folder = try TemporaryFolder()
         let master = try key(MasterKeyTests.valid)
         let database = try KeyedDatabase(at: folder.path("app.db"), master: master, rows: 6)
         let application = try ApplicationWriter(path: database.path, master: master, rows: ApplicationWriter.model(of: database, rows: 6))
         let secrets = try (1...3).map { try SecretCipher.encrypt("sk-staged-\($0)", masterKey: master) }
-        let input = try Self.write("user_id,tool_id,enabled,encrypted_api_key,salt,nonce\n" + secrets.enumerated().map {
-            "new-\($0.offset),t,1,\($0.element.encryptedAPIKey),\($0.element.salt),\($0.element.nonce)\n"
-        }.joined(), folder)
+        let input = try Self.write(
+            "user_id,tool_id,enabled,encrypted_api_key,salt,nonce\n"
+                + secrets.enumerated().map {
+                    "new-\($0.offset),t,1,\($0.element.encryptedAPIKey),\($0.element.salt),\($0.element.nonce)\n"
+                }.joined(), folder)
         var options = Importer.Options(input: input, format: .csv, shortLock: shortLock, jobs: 2)
         options.allowUncheckedKeys = true  // into a keyed database: the path under test, not the refusal
         var importer = Importer(database: try database.connection(), options: options)

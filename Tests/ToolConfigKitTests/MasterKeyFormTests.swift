@@ -65,7 +65,9 @@ struct MasterKeyFormTests {
             let scene = try Scene()
             let (arguments, environment) = try Self.arguments(form, scene)
             // The keyring flag last, then followed by another flag: both take the default service.
-            for order in [["verify-keys", "--db", scene.db, "--json"] + arguments, ["verify-keys"] + arguments + ["--db", scene.db, "--json"]] {
+            for order in [
+                ["verify-keys", "--db", scene.db, "--json"] + arguments, ["verify-keys"] + arguments + ["--db", scene.db, "--json"]
+            ] {
                 let result = try TestKeyring.toolcfg(order, environment: environment)
                 #expect(result.status == 0, "\(form): \(result.stderr)")
                 let report = try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any]
@@ -88,35 +90,61 @@ struct MasterKeyFormTests {
     }
 
     static let refusals: [Refusal] = [
-        Refusal(name: "unset variable", arguments: ["--master-key-env", "NOT_SET_ANYWHERE"], status: 64, message: "NOT_SET_ANYWHERE (key text) is refused, as the application refuses it: the variable is not set"),
-        Refusal(name: "empty variable", arguments: ["--master-key-env", "APP_KEY"], environment: ["APP_KEY": ""], status: 64, message: "it is empty"),
-        Refusal(name: "19 bytes", arguments: ["--master-key-env", "APP_KEY"], environment: ["APP_KEY": String(repeating: "k", count: 19)], status: 64,
-                message: "it is 19 bytes; the application needs at least 20"),
-        Refusal(name: "strong placeholder", arguments: ["--master-key-env", "APP_KEY"], environment: ["APP_KEY": "your-strong-encryption-key-here"], status: 64,
-                message: "placeholder"),
-        Refusal(name: "placeholder", arguments: ["--master-key-env", "APP_KEY"], environment: ["APP_KEY": "your-encryption-key-here"], status: 64,
-                message: "placeholder"),
-        Refusal(name: "short text file", arguments: ["--master-key-text-file", "FILE"], file: "short\n", status: 64, message: "it is 5 bytes"),
-        Refusal(name: "placeholder in an env file", arguments: ["--master-key-text-file", "FILE"], file: "BODHI_ENCRYPTION_KEY=your-encryption-key-here\n",
-                status: 64, message: "placeholder"),
-        Refusal(name: "quoted value", arguments: ["--master-key-text-file", "FILE"], file: "# env\nBODHI_ENCRYPTION_KEY=\"a-quoted-key-text-of-enough-bytes\"\n",
-                status: 65, message: "line 2: the value is quoted; docker's --env-file keeps quotes"),
-        Refusal(name: "two key lines", arguments: ["--master-key-text-file", "FILE"],
-                file: "BODHI_ENCRYPTION_KEY=first-key-text-long-enough\nBODHI_ENCRYPTION_KEY=second-key-text-long-enough\n", status: 65,
-                message: "BODHI_ENCRYPTION_KEY is set on lines 1, 2; give one"),
-        Refusal(name: "lines without the key", arguments: ["--master-key-text-file", "FILE"], file: "BODHI_HOME=/data\nBODHI_PORT=1135\n", status: 65,
-                message: "none is BODHI_ENCRYPTION_KEY=VALUE"),
-        Refusal(name: "missing keyring entry", arguments: ["--master-key-keyring", "toolcfg absent service"], status: 69,
-                message: "no keyring entry \"keyring-rs:secret_key@toolcfg absent service\" (key type user) in the session keyring"),
-        Refusal(name: "missing default keyring entry", arguments: ["--master-key-keyring"], status: 69,
-                message: "no keyring entry \"keyring-rs:secret_key@Bodhi App\""),
-        Refusal(name: "two forms", arguments: ["--master-key-env", "APP_KEY", "--master-key-keyring"], environment: ["APP_KEY": String(repeating: "k", count: 30)],
-                status: 64, message: "the master key is given in two forms (--master-key-env and --master-key-keyring): give exactly one"),
-        Refusal(name: "two new-key forms", arguments: ["--new-master-key-file", "FILE", "--new-master-key-text-file", "FILE"], file: "x\n", status: 64,
-                message: "the new master key is given in two forms (--new-master-key-file and --new-master-key-text-file)"),
+        Refusal(
+            name: "unset variable", arguments: ["--master-key-env", "NOT_SET_ANYWHERE"], status: 64,
+            message: "NOT_SET_ANYWHERE (key text) is refused, as the application refuses it: the variable is not set"),
+        Refusal(
+            name: "empty variable", arguments: ["--master-key-env", "APP_KEY"], environment: ["APP_KEY": ""], status: 64,
+            message: "it is empty"),
+        Refusal(
+            name: "19 bytes", arguments: ["--master-key-env", "APP_KEY"], environment: ["APP_KEY": String(repeating: "k", count: 19)],
+            status: 64,
+            message: "it is 19 bytes; the application needs at least 20"),
+        Refusal(
+            name: "strong placeholder", arguments: ["--master-key-env", "APP_KEY"],
+            environment: ["APP_KEY": "your-strong-encryption-key-here"], status: 64,
+            message: "placeholder"),
+        Refusal(
+            name: "placeholder", arguments: ["--master-key-env", "APP_KEY"], environment: ["APP_KEY": "your-encryption-key-here"],
+            status: 64,
+            message: "placeholder"),
+        Refusal(
+            name: "short text file", arguments: ["--master-key-text-file", "FILE"], file: "short\n", status: 64, message: "it is 5 bytes"),
+        Refusal(
+            name: "placeholder in an env file", arguments: ["--master-key-text-file", "FILE"],
+            file: "BODHI_ENCRYPTION_KEY=your-encryption-key-here\n",
+            status: 64, message: "placeholder"),
+        Refusal(
+            name: "quoted value", arguments: ["--master-key-text-file", "FILE"],
+            file: "# env\nBODHI_ENCRYPTION_KEY=\"a-quoted-key-text-of-enough-bytes\"\n",
+            status: 65, message: "line 2: the value is quoted; docker's --env-file keeps quotes"),
+        Refusal(
+            name: "two key lines", arguments: ["--master-key-text-file", "FILE"],
+            file: "BODHI_ENCRYPTION_KEY=first-key-text-long-enough\nBODHI_ENCRYPTION_KEY=second-key-text-long-enough\n", status: 65,
+            message: "BODHI_ENCRYPTION_KEY is set on lines 1, 2; give one"),
+        Refusal(
+            name: "lines without the key", arguments: ["--master-key-text-file", "FILE"], file: "BODHI_HOME=/data\nBODHI_PORT=1135\n",
+            status: 65,
+            message: "none is BODHI_ENCRYPTION_KEY=VALUE"),
+        Refusal(
+            name: "missing keyring entry", arguments: ["--master-key-keyring", "toolcfg absent service"], status: 69,
+            message: "no keyring entry \"keyring-rs:secret_key@toolcfg absent service\" (key type user) in the session keyring"),
+        Refusal(
+            name: "missing default keyring entry", arguments: ["--master-key-keyring"], status: 69,
+            message: "no keyring entry \"keyring-rs:secret_key@Bodhi App\""),
+        Refusal(
+            name: "two forms", arguments: ["--master-key-env", "APP_KEY", "--master-key-keyring"],
+            environment: ["APP_KEY": String(repeating: "k", count: 30)],
+            status: 64, message: "the master key is given in two forms (--master-key-env and --master-key-keyring): give exactly one"),
+        Refusal(
+            name: "two new-key forms", arguments: ["--new-master-key-file", "FILE", "--new-master-key-text-file", "FILE"], file: "x\n",
+            status: 64,
+            message: "the new master key is given in two forms (--new-master-key-file and --new-master-key-text-file)")
     ]
 
-    @Test("texts the application refuses, unusable files, a missing entry and two forms: refused, nothing read", TestKeyring.trait, arguments: refusals)
+    @Test(
+        "texts the application refuses, unusable files, a missing entry and two forms: refused, nothing read", TestKeyring.trait,
+        arguments: refusals)
     func refused(refusal: Refusal) throws {
         try TestKeyring.run {
             let scene = try Scene()
@@ -142,19 +170,26 @@ struct MasterKeyFormTests {
         let text = String(repeating: "k", count: 20)
         let key = try ApplicationKeyText.masterKey(text: text, source: .textEnvironment("APP_KEY"))
         #expect(key.material == SecureBytes(Digest.sha256(Array(text.utf8))))
-        #expect(throws: SecretError.self) { try ApplicationKeyText.masterKey(text: String(text.dropLast()), source: .textEnvironment("APP_KEY")) }
+        #expect(throws: SecretError.self) {
+            try ApplicationKeyText.masterKey(text: String(text.dropLast()), source: .textEnvironment("APP_KEY"))
+        }
     }
 
-    @Test("a key file or key text file readable by group or others: a warning, not an error", arguments: [("key.b64", "--master-key-file"), ("key.txt", "--master-key-text-file")])
+    @Test(
+        "a key file or key text file readable by group or others: a warning, not an error",
+        arguments: [("key.b64", "--master-key-file"), ("key.txt", "--master-key-text-file")])
     func looseModeWarns(name: String, flag: String) throws {
         let scene = try Scene()
         let contents = flag == "--master-key-file" ? scene.key.base64Text + "\n" : scene.text + "\n"
-        for (mode, warned) in [(mode_t(0o644), "readable by every user (mode 644)"), (0o640, "readable by its group (mode 640)"), (0o600, nil), (0o400, nil)] {
+        for (mode, warned) in [
+            (mode_t(0o644), "readable by every user (mode 644)"), (0o640, "readable by its group (mode 640)"), (0o600, nil), (0o400, nil)
+        ] {
             let path = try scene.write(name, contents, mode: mode)
             let result = try toolcfg(["verify-keys", "--db", scene.db, flag, path])
             #expect(result.status == 0, "\(result.stderr)")
             if let warned {
-                #expect(result.stderr.contains("toolcfg: warning: the key file \(path) is \(warned): chmod 600 \(path)"), "\(result.stderr)")
+                #expect(
+                    result.stderr.contains("toolcfg: warning: the key file \(path) is \(warned): chmod 600 \(path)"), "\(result.stderr)")
             } else {
                 #expect(!result.stderr.contains("warning"), "\(result.stderr)")
             }
@@ -199,7 +234,8 @@ struct MasterKeyFormTests {
         let base64Report = try JSONSerialization.jsonObject(with: Data(base64.stdout.utf8)) as? [String: Any]
         #expect(base64Report?["form"] as? String == "base64")
         #expect((try? MasterKey(text: base64Report?["master_key"] as? String ?? "", source: .generated)) != nil)
-        try JSONReportTests.validate([result, written, base64].map { JSONReportTests.Output(kind: "keygen", arguments: [], result: $0, json: $0.stdout) })
+        try JSONReportTests.validate(
+            [result, written, base64].map { JSONReportTests.Output(kind: "keygen", arguments: [], result: $0, json: $0.stdout) })
     }
 
     struct Advice: Sendable, CustomTestStringConvertible {
@@ -213,17 +249,23 @@ struct MasterKeyFormTests {
     }
 
     static let advice: [Advice] = [
-        Advice(name: "variable to text file", old: "env:BODHI_ENCRYPTION_KEY", new: "text",
-               switchStep: "set BODHI_ENCRYPTION_KEY in the application's environment (its env file or Docker secret) to the text in {new}"),
-        Advice(name: "variable to variable", old: "env:APP_KEY", new: "env:NEW_APP_KEY",
-               switchStep: "set APP_KEY in the application's environment to the value of NEW_APP_KEY"),
-        Advice(name: "text file to key file", old: "text", new: "base64",
-               switchStep: "the application takes BODHI_ENCRYPTION_KEY as a text it hashes, so this base64 key (file {new}) cannot go there"),
-        Advice(name: "key file to key file", old: "base64", new: "base64", switchStep: "put the base64 text from file {new} where the application keeps its key"),
+        Advice(
+            name: "variable to text file", old: "env:BODHI_ENCRYPTION_KEY", new: "text",
+            switchStep: "set BODHI_ENCRYPTION_KEY in the application's environment (its env file or Docker secret) to the text in {new}"),
+        Advice(
+            name: "variable to variable", old: "env:APP_KEY", new: "env:NEW_APP_KEY",
+            switchStep: "set APP_KEY in the application's environment to the value of NEW_APP_KEY"),
+        Advice(
+            name: "text file to key file", old: "text", new: "base64",
+            switchStep: "the application takes BODHI_ENCRYPTION_KEY as a text it hashes, so this base64 key (file {new}) cannot go there"),
+        Advice(
+            name: "key file to key file", old: "base64", new: "base64",
+            switchStep: "put the base64 text from file {new} where the application keeps its key")
     ]
 
-    @Test("rotation's closing advice: what to switch in the form of the keys given, restart, rotate again, discard; kept in --json with -q",
-          arguments: advice)
+    @Test(
+        "rotation's closing advice: what to switch in the form of the keys given, restart, rotate again, discard; kept in --json with -q",
+        arguments: advice)
     func closingAdvice(advice: Advice) throws {
         let scene = try Scene()
         let newText = ApplicationKeyText.generate()
@@ -237,7 +279,8 @@ struct MasterKeyFormTests {
             if form == "text" { return ["--\(prefix)-text-file", try scene.write(file + ".txt", text + "\n")] }
             return ["--\(prefix)-file", try scene.write(file + ".b64", key.base64Text + "\n")]
         }
-        let arguments = try form(advice.old, "master-key", text: scene.text, key: scene.key, file: "old")
+        let arguments =
+            try form(advice.old, "master-key", text: scene.text, key: scene.key, file: "old")
             + form(advice.new, "new-master-key", text: newText, key: newKey, file: "new")
         let newPath = arguments.last!
         let quiet = try toolcfg(["rotate", "--db", scene.db, "--json", "-q"] + arguments, environment: environment)
@@ -271,7 +314,11 @@ struct MasterKeyFormTests {
         try migratedDatabase(at: target).close()
         let result = try toolcfg(["import", "--db", target, "--in", snapshot])
         #expect(result.status == 0, "\(result.stderr)")
-        #expect(result.stderr.contains("give the master key (--master-key-file, --master-key-env, --master-key-text-file, --master-key-keyring, or TOOLCFG_MASTER_KEY)"),
-                "\(result.stderr)")
+        #expect(
+            result.stderr.contains(
+                "give the master key (--master-key-file, --master-key-env, --master-key-text-file, --master-key-keyring, "
+                    + "or TOOLCFG_MASTER_KEY)"
+            ),
+            "\(result.stderr)")
     }
 }

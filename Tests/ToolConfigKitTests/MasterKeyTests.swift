@@ -12,13 +12,15 @@ struct MasterKeyTests {
         #expect(master.base64Text == Self.valid)
     }
 
-    @Test("refuses anything else, without echoing it", arguments: [
-        "", "\n", valid + "\n\n", " " + valid, valid.replacingOccurrences(of: "/", with: "_"),
-        String(valid.dropLast()), Base64.encode([UInt8](repeating: 7, count: 31)), Base64.encode([UInt8](repeating: 7, count: 33)),
-        "c2VjcmV0LXBhc3N3b3JkLXRoYXQtaXMtbm90LWEta2V5", valid + "\n" + valid,
-        // From the fuzzer (fuzz-artifacts/masterkey): a byte and 46 NULs.
-        ")" + String(repeating: "\u{0}", count: 46),
-    ])
+    @Test(
+        "refuses anything else, without echoing it",
+        arguments: [
+            "", "\n", valid + "\n\n", " " + valid, valid.replacingOccurrences(of: "/", with: "_"),
+            String(valid.dropLast()), Base64.encode([UInt8](repeating: 7, count: 31)), Base64.encode([UInt8](repeating: 7, count: 33)),
+            "c2VjcmV0LXBhc3N3b3JkLXRoYXQtaXMtbm90LWEta2V5", valid + "\n" + valid,
+            // From the fuzzer (fuzz-artifacts/masterkey): a byte and 46 NULs.
+            ")" + String(repeating: "\u{0}", count: 46)
+        ])
     func refuses(_ text: String) {
         do {
             _ = try MasterKey(text: text, source: .environment("TOOLCFG_MASTER_KEY"))
@@ -28,7 +30,9 @@ struct MasterKeyTests {
             #expect(error.description.contains("TOOLCFG_MASTER_KEY"))
             let core = text.trimmingCharacters(in: .whitespacesAndNewlines)
             // Compared as bytes: Foundation's contains stops at a NUL.
-            if core.count >= 4 { #expect(Array(error.description.utf8).firstRange(of: Array(core.prefix(8).utf8)) == nil, "the message repeats the key text") }
+            if core.count >= 4 {
+                #expect(Array(error.description.utf8).firstRange(of: Array(core.prefix(8).utf8)) == nil, "the message repeats the key text")
+            }
         }
     }
 

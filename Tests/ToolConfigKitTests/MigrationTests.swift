@@ -20,11 +20,14 @@ func migrationsFolder(_ folder: TemporaryFolder, _ files: [String: String]) thro
 
 @Suite("Migrations and the sqlx ledger")
 struct MigrationTests {
-    static let seedObjects = ["index idx_user_tool_configs_enabled", "index idx_user_tool_configs_tool_id",
-                              "index idx_user_tool_configs_user_id", "table user_tool_configs"]
+    static let seedObjects = [
+        "index idx_user_tool_configs_enabled", "index idx_user_tool_configs_tool_id",
+        "index idx_user_tool_configs_user_id", "table user_tool_configs"
+    ]
 
-    @Test("the built-in migrations are byte for byte the files of migrations/ (SQLite) and migrations/postgres/",
-          arguments: ["", "postgres"])
+    @Test(
+        "the built-in migrations are byte for byte the files of migrations/ (SQLite) and migrations/postgres/",
+        arguments: ["", "postgres"])
     func embeddedEqualsFiles(_ subfolder: String) throws {
         let folder = subfolder.isEmpty ? Repository.migrations : Repository.migrations.appendingPathComponent(subfolder)
         let embedded = try subfolder.isEmpty ? MigrationSet.embedded() : MigrationSet.embeddedPostgres()
@@ -40,12 +43,14 @@ struct MigrationTests {
         #expect(embedded.migrations.first?.description == "tools config")
     }
 
-    @Test("file names are read as sqlx reads them", arguments: [
-        ("0007_tools_config.up.sql", 7, "tools config", "up"),
-        ("0007_tools_config.down.sql", 7, "tools config", "down"),
-        ("20240101120000_add_x.sql", 20240101120000, "add x", "simple"),
-        ("3_a_b_c.up.sql", 3, "a b c", "up"),
-    ] as [(String, Int64, String, String)])
+    @Test(
+        "file names are read as sqlx reads them",
+        arguments: [
+            ("0007_tools_config.up.sql", 7, "tools config", "up"),
+            ("0007_tools_config.down.sql", 7, "tools config", "down"),
+            ("20240101120000_add_x.sql", 20240101120000, "add x", "simple"),
+            ("3_a_b_c.up.sql", 3, "a b c", "up")
+        ] as [(String, Int64, String, String)])
     func fileNames(_ name: String, version: Int64, description: String, kind: String) throws {
         let parsed = try #require(MigrationFileName(name))
         #expect(parsed.version == version)
@@ -69,7 +74,9 @@ struct MigrationTests {
         #expect(objects == Self.seedObjects.prefix(3) + ["table _sqlx_migrations", "table sqlite_sequence", "table user_tool_configs"])
         let entry = try #require(try MigrationLedger(database: connection).entries().first)
         #expect(entry.version == 7 && entry.description == "tools config" && entry.success)
-        #expect(entry.checksum == Digest.sha384(Array(try Data(contentsOf: Repository.migrations.appendingPathComponent("0007_tools_config.up.sql")))))
+        #expect(
+            entry.checksum
+                == Digest.sha384(Array(try Data(contentsOf: Repository.migrations.appendingPathComponent("0007_tools_config.up.sql")))))
         #expect(entry.executionTime > 0)
         let columns = try connection.columnNames(of: "user_tool_configs")
         #expect(columns == ["id", "user_id", "tool_id", "enabled", "encrypted_api_key", "salt", "nonce", "created_at", "updated_at"])
@@ -132,17 +139,21 @@ struct MigrationTests {
         #expect(try allowed.down().steps.map(\.version) == [7])
     }
 
-    @Test("drift of only line endings, byte order mark or trailing newline is named as such", arguments: [
-        ("CRLF", "line endings"), ("BOM", "byte order mark"), ("trailing", "newline"),
-    ])
+    @Test(
+        "drift of only line endings, byte order mark or trailing newline is named as such",
+        arguments: [
+            ("CRLF", "line endings"), ("BOM", "byte order mark"), ("trailing", "newline")
+        ])
     func falseDrift(_ change: String, expected: String) throws {
         let folder = try TemporaryFolder()
-        let original = String(decoding: try Data(contentsOf: Repository.migrations.appendingPathComponent("0007_tools_config.up.sql")), as: UTF8.self)
-        let rewritten = switch change {
-        case "CRLF": original.replacingOccurrences(of: "\n", with: "\r\n")
-        case "BOM": "\u{FEFF}" + original
-        default: original + "\n\n"
-        }
+        let original = String(
+            decoding: try Data(contentsOf: Repository.migrations.appendingPathComponent("0007_tools_config.up.sql")), as: UTF8.self)
+        let rewritten =
+            switch change {
+            case "CRLF": original.replacingOccurrences(of: "\n", with: "\r\n")
+            case "BOM": "\u{FEFF}" + original
+            default: original + "\n\n"
+            }
         let migrations = try migrationsFolder(folder, ["0007_tools_config.up.sql": rewritten])
         let connection = try SQLiteConnection(path: folder.path("a.db"), mode: .readWriteCreate)
         _ = try Migrator(database: connection, migrations: try .embedded()).up()
@@ -170,12 +181,17 @@ struct MigrationTests {
         #expect(try Migrator(database: connection, migrations: try .embedded(), options: .init(allowDirty: true)).down().steps.count == 1)
     }
 
-    @Test("another tool's ledger, or a _sqlx_migrations of another shape, is refused and nothing is written; the application's sea-orm ledger is read by status", arguments: [
-        "CREATE TABLE seaql_migrations (version TEXT PRIMARY KEY, applied_at BIGINT NOT NULL)",
-        "CREATE TABLE __diesel_schema_migrations (version VARCHAR(50) PRIMARY KEY, run_on TIMESTAMP)",
-        "CREATE TABLE schema_migrations (version BIGINT PRIMARY KEY, dirty BOOLEAN NOT NULL)",
-        "CREATE TABLE _sqlx_migrations (version BIGINT PRIMARY KEY, name TEXT)",
-    ])
+    @Test(
+        """
+        another tool's ledger, or a _sqlx_migrations of another shape, is refused and nothing is written; \
+        the application's sea-orm ledger is read by status
+        """,
+        arguments: [
+            "CREATE TABLE seaql_migrations (version TEXT PRIMARY KEY, applied_at BIGINT NOT NULL)",
+            "CREATE TABLE __diesel_schema_migrations (version VARCHAR(50) PRIMARY KEY, run_on TIMESTAMP)",
+            "CREATE TABLE schema_migrations (version BIGINT PRIMARY KEY, dirty BOOLEAN NOT NULL)",
+            "CREATE TABLE _sqlx_migrations (version BIGINT PRIMARY KEY, name TEXT)"
+        ])
     func foreignLedger(_ sql: String) throws {
         let folder = try TemporaryFolder()
         let connection = try SQLiteConnection(path: folder.path("a.db"), mode: .readWriteCreate)
@@ -190,13 +206,17 @@ struct MigrationTests {
             #expect(error.exitStatus == .dataError)
         }
         if seaORM {
-            try connection.execute("INSERT INTO seaql_migrations VALUES ('m20250101_000000_extensions', 1767225600), ('m20250101_000014_tenants', 1767225601)")
+            try connection.execute(
+                "INSERT INTO seaql_migrations VALUES ('m20250101_000000_extensions', 1767225600), ('m20250101_000014_tenants', 1767225601)")
             let status = try migrator.status()
-            #expect(status.ledger == "sea-orm" && status.entries.isEmpty && status.seaORMMigrations?.map(\.version).last == "m20250101_000014_tenants")
+            #expect(
+                status.ledger == "sea-orm" && status.entries.isEmpty
+                    && status.seaORMMigrations?.map(\.version).last == "m20250101_000014_tenants")
             #expect(status.applicationRelease.releases == "v0.0.46" && status.applicationRelease.ledger == "sea-orm")
             try connection.execute("DELETE FROM seaql_migrations")
             // A sea-orm ledger with none of the application's migrations tells no release.
-            #expect(try migrator.status().applicationRelease.releases == "unknown" && (try migrator.status().applicationRelease.readsV2) == nil)
+            #expect(
+                try migrator.status().applicationRelease.releases == "unknown" && (try migrator.status().applicationRelease.readsV2) == nil)
         }
         #expect(try schemaObjects(connection) == before)
     }
@@ -204,12 +224,14 @@ struct MigrationTests {
     @Test("a failing migration rolls back with its ledger row and names file and line")
     func failingMigration() throws {
         let folder = try TemporaryFolder()
-        let migrations = try migrationsFolder(folder, [
-            "0001_first.up.sql": "CREATE TABLE first (x);\n",
-            "0001_first.down.sql": "DROP TABLE first;\n",
-            "0002_broken.up.sql": "CREATE TABLE second (x);\n\nINSERT INTO missing VALUES (1);\n",
-            "0002_broken.down.sql": "DROP TABLE second;\n",
-        ])
+        let migrations = try migrationsFolder(
+            folder,
+            [
+                "0001_first.up.sql": "CREATE TABLE first (x);\n",
+                "0001_first.down.sql": "DROP TABLE first;\n",
+                "0002_broken.up.sql": "CREATE TABLE second (x);\n\nINSERT INTO missing VALUES (1);\n",
+                "0002_broken.down.sql": "DROP TABLE second;\n"
+            ])
         let connection = try SQLiteConnection(path: folder.path("a.db"), mode: .readWriteCreate)
         let migrator = Migrator(database: connection, migrations: try .load(folder: migrations))
         let error = try #require(thrownError { _ = try migrator.up() } as? MigrationError)
@@ -224,12 +246,14 @@ struct MigrationTests {
     @Test("--to and --steps select versions; a missing down file or unknown version is refused up front")
     func targets() throws {
         let folder = try TemporaryFolder()
-        let migrations = try migrationsFolder(folder, [
-            "1_a.up.sql": "CREATE TABLE a (x);", "1_a.down.sql": "DROP TABLE a;",
-            "2_b.up.sql": "CREATE TABLE b (x);", "2_b.down.sql": "DROP TABLE b;",
-            "3_c.up.sql": "CREATE TABLE c (x);", "3_c.down.sql": "DROP TABLE c;",
-            "4_d.sql": "CREATE TABLE d (x);",
-        ])
+        let migrations = try migrationsFolder(
+            folder,
+            [
+                "1_a.up.sql": "CREATE TABLE a (x);", "1_a.down.sql": "DROP TABLE a;",
+                "2_b.up.sql": "CREATE TABLE b (x);", "2_b.down.sql": "DROP TABLE b;",
+                "3_c.up.sql": "CREATE TABLE c (x);", "3_c.down.sql": "DROP TABLE c;",
+                "4_d.sql": "CREATE TABLE d (x);"
+            ])
         let connection = try SQLiteConnection(path: folder.path("a.db"), mode: .readWriteCreate)
         let migrator = Migrator(database: connection, migrations: try .load(folder: migrations))
         #expect(try migrator.up(to: 2).steps.map(\.version) == [1, 2])
@@ -244,25 +268,37 @@ struct MigrationTests {
         #expect(try schemaObjects(connection) == ["table _sqlx_migrations"])
     }
 
-    @Test("a down that would drop or empty tables holding rows is refused, says which and how many, and changes nothing",
-          arguments: [(nil, nil), (0, nil), (nil, 2)] as [(Int64?, Int?)])
+    @Test(
+        "a down that would drop or empty tables holding rows is refused, says which and how many, and changes nothing",
+        arguments: [(nil, nil), (0, nil), (nil, 2)] as [(Int64?, Int?)])
     func downKeepsRows(to target: Int64?, steps: Int?) throws {
         let folder = try TemporaryFolder()
-        let migrations = try migrationsFolder(folder, [
-            "1_a.up.sql": "CREATE TABLE a (x); INSERT INTO a VALUES (1), (2);", "1_a.down.sql": "DROP TABLE a;",
-            "2_b.up.sql": "CREATE TABLE b (x);", "2_b.down.sql": "DROP TABLE b;",
-            "3_c.up.sql": "CREATE TABLE c (x); INSERT INTO a VALUES (3);", "3_c.down.sql": "DELETE FROM a WHERE x = 3; DROP TABLE c;",
-        ])
+        let migrations = try migrationsFolder(
+            folder,
+            [
+                "1_a.up.sql": "CREATE TABLE a (x); INSERT INTO a VALUES (1), (2);", "1_a.down.sql": "DROP TABLE a;",
+                "2_b.up.sql": "CREATE TABLE b (x);", "2_b.down.sql": "DROP TABLE b;",
+                "3_c.up.sql": "CREATE TABLE c (x); INSERT INTO a VALUES (3);", "3_c.down.sql": "DELETE FROM a WHERE x = 3; DROP TABLE c;"
+            ])
         let connection = try SQLiteConnection(path: folder.path("a.db"), mode: .readWriteCreate)
         let migrator = Migrator(database: connection, migrations: try .load(folder: migrations))
         _ = try migrator.up()
         try connection.execute("INSERT INTO c VALUES ('kept'), ('kept too'); INSERT INTO b VALUES (1);")
         // One step reverts c (2 rows dropped, 1 row of a deleted); two add b; to 0 adds a's 2 rows.
-        let expected: [DataLoss] = switch (target, steps) {
-        case (0?, _): [DataLoss(table: "a", rows: 3, dropped: true), DataLoss(table: "b", rows: 1, dropped: true), DataLoss(table: "c", rows: 2, dropped: true)]
-        case (_, 2?): [DataLoss(table: "a", rows: 1, dropped: false), DataLoss(table: "b", rows: 1, dropped: true), DataLoss(table: "c", rows: 2, dropped: true)]
-        default: [DataLoss(table: "a", rows: 1, dropped: false), DataLoss(table: "c", rows: 2, dropped: true)]
-        }
+        let expected: [DataLoss] =
+            switch (target, steps) {
+            case (0?, _):
+                [
+                    DataLoss(table: "a", rows: 3, dropped: true), DataLoss(table: "b", rows: 1, dropped: true),
+                    DataLoss(table: "c", rows: 2, dropped: true)
+                ]
+            case (_, 2?):
+                [
+                    DataLoss(table: "a", rows: 1, dropped: false), DataLoss(table: "b", rows: 1, dropped: true),
+                    DataLoss(table: "c", rows: 2, dropped: true)
+                ]
+            default: [DataLoss(table: "a", rows: 1, dropped: false), DataLoss(table: "c", rows: 2, dropped: true)]
+            }
         let before = try ["a", "b", "c", "_sqlx_migrations"].map { try contents(connection, table: $0) }
         let objects = try schemaObjects(connection)
 
@@ -274,7 +310,8 @@ struct MigrationTests {
 
         let dryRun = try migrator.down(to: target, steps: steps, dryRun: true)
         #expect(dryRun.dryRun && dryRun.dataLoss == expected)
-        #expect(dryRun.steps.first?.sql == "DELETE FROM a WHERE x = 3; DROP TABLE c;" && dryRun.steps.allSatisfy { $0.elapsedSeconds == nil })
+        #expect(
+            dryRun.steps.first?.sql == "DELETE FROM a WHERE x = 3; DROP TABLE c;" && dryRun.steps.allSatisfy { $0.elapsedSeconds == nil })
         #expect(dryRun.appliedVersions == [1, 2, 3])
         #expect(try ["a", "b", "c", "_sqlx_migrations"].map { try contents(connection, table: $0) } == before)
         #expect(try schemaObjects(connection) == objects)
@@ -291,7 +328,10 @@ struct MigrationTests {
         let connection = try SQLiteConnection(path: folder.path("a.db"), mode: .readWriteCreate)
         let migrator = Migrator(database: connection, migrations: try .embedded())
         _ = try migrator.up()
-        try connection.execute("INSERT INTO user_tool_configs (user_id, tool_id, created_at, updated_at) VALUES ('u', 't', 1, 1); DELETE FROM user_tool_configs;")
+        try connection.execute(
+            "INSERT INTO user_tool_configs (user_id, tool_id, created_at, updated_at) VALUES ('u', 't', 1, 1); "
+                + "DELETE FROM user_tool_configs;"
+        )
         let report = try migrator.down()
         #expect(report.steps.map(\.version) == [7] && report.dataLoss == [])
     }

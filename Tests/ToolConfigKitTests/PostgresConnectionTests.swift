@@ -12,7 +12,7 @@ func dumped(_ value: Any) -> String {
 let awkwardTexts: [String?] = [
     "plain", "", nil, "comma, separated", "\"double\" 'single' quotes", "line\nbreak", "crlf\r\nline",
     "tab\there", "back\\slash", "\\N", "\\.", "ends with backslash\\", "ünïcödé — 日本語 🔑", "e\u{301} combining",
-    String(repeating: "long ", count: 2000),
+    String(repeating: "long ", count: 2000)
 ]
 
 @Suite("PostgreSQL client (libpq)", .enabled(if: PostgresTestServer.shouldRun, PostgresTestServer.skipReason))
@@ -41,7 +41,7 @@ struct PostgresConnectionTests {
         let folder = try TemporaryFolder()
         let targets = [
             try database.url.replacingDatabase(with: "no_such_database_here"),
-            try PostgresURL("postgresql://postgres@/toolcfg?host=\(folder.url.path)&port=1"),  // no server there
+            try PostgresURL("postgresql://postgres@/toolcfg?host=\(folder.url.path)&port=1")  // no server there
         ]
         for target in targets {
             let error = thrownError { _ = try PostgresConnection(url: target) } as? PostgresError
@@ -68,24 +68,29 @@ struct PostgresConnectionTests {
         }
         let connection = try PostgresConnection(url: url)
         #expect(try connection.queryText("SELECT current_user") == "postgres")
-        let wrong = try PostgresURL(tcp.replacingOccurrences(of: "postgresql://postgres@", with: "postgresql://postgres:wrong-\(password)@"))
+        let wrong = try PostgresURL(
+            tcp.replacingOccurrences(of: "postgresql://postgres@", with: "postgresql://postgres:wrong-\(password)@"))
         let denied = thrownError { _ = try PostgresConnection(url: wrong) } as? PostgresError
         #expect(denied?.kind == .connect)
         #expect(denied?.description.contains("password authentication failed") == true)
         let failure = thrownError { try connection.execute("SELECT 1/0") } as? PostgresError
-        for text in [url.description, String(reflecting: url), "\(url)", denied?.description ?? "", failure?.description ?? "",
-                     String(reflecting: failure as Any), dumped(url), dumped(connection.url)] {
+        for text in [
+            url.description, String(reflecting: url), "\(url)", denied?.description ?? "", failure?.description ?? "",
+            String(reflecting: failure as Any), dumped(url), dumped(connection.url)
+        ] {
             #expect(!text.isEmpty && !text.contains(password), "\(text)")
         }
     }
 
     // MARK: queries
 
-    @Test("parameters of every type go in and come back, NULL included", arguments: [
-        (PostgresValue.text("héllo"), "text"), (.integer(Int64.min), "bigint"), (.integer(Int64.max), "bigint"),
-        (.boolean(true), "boolean"), (.boolean(false), "boolean"), (.double(-2.5e-300), "double precision"),
-        (.bytes([0, 1, 0x5c, 0x27, 0xff]), "bytea"), (.bytes([]), "bytea"), (.text(""), "text"), (.null, "text"),
-    ] as [(PostgresValue, String)])
+    @Test(
+        "parameters of every type go in and come back, NULL included",
+        arguments: [
+            (PostgresValue.text("héllo"), "text"), (.integer(Int64.min), "bigint"), (.integer(Int64.max), "bigint"),
+            (.boolean(true), "boolean"), (.boolean(false), "boolean"), (.double(-2.5e-300), "double precision"),
+            (.bytes([0, 1, 0x5c, 0x27, 0xff]), "bytea"), (.bytes([]), "bytea"), (.text(""), "text"), (.null, "text")
+        ] as [(PostgresValue, String)])
     func parameters(_ value: PostgresValue, type: String) throws {
         let database = try ScratchPostgresDatabase()
         defer { database.drop() }
@@ -152,14 +157,16 @@ struct PostgresConnectionTests {
 
     // MARK: errors
 
-    @Test("server errors carry SQLSTATE, fields and the exit status of their kind", arguments: [
-        ("SELECT 1/0", "22012", ToolConfigKit.ExitStatus.dataError),
-        ("INSERT INTO t VALUES (1, 'dup')", "23505", .dataError),
-        ("INSERT INTO t VALUES (NULL, 'x')", "23502", .dataError),
-        ("SELECT * FROM no_such_table", "42P01", .software),
-        ("SELEC 1", "42601", .software),
-        ("SET TRANSACTION READ ONLY; INSERT INTO t VALUES (9, 'x')", "25006", .ioError),
-    ] as [(String, String, ToolConfigKit.ExitStatus)])
+    @Test(
+        "server errors carry SQLSTATE, fields and the exit status of their kind",
+        arguments: [
+            ("SELECT 1/0", "22012", ToolConfigKit.ExitStatus.dataError),
+            ("INSERT INTO t VALUES (1, 'dup')", "23505", .dataError),
+            ("INSERT INTO t VALUES (NULL, 'x')", "23502", .dataError),
+            ("SELECT * FROM no_such_table", "42P01", .software),
+            ("SELEC 1", "42601", .software),
+            ("SET TRANSACTION READ ONLY; INSERT INTO t VALUES (9, 'x')", "25006", .ioError)
+        ] as [(String, String, ToolConfigKit.ExitStatus)])
     func serverErrors(_ sql: String, sqlState: String, status: ToolConfigKit.ExitStatus) throws {
         let database = try ScratchPostgresDatabase()
         defer { database.drop() }
@@ -184,9 +191,11 @@ struct PostgresConnectionTests {
         let database = try ScratchPostgresDatabase()
         defer { database.drop() }
         let connection = try database.connect()
-        let error = thrownError {
-            try connection.execute("CREATE TABLE a (x int);\n-- a comment\n\nSELECT ünïcode, x FROM a;\nSELECT * FROM missing;\n", context: "up")
-        } as? PostgresError
+        let error =
+            thrownError {
+                try connection.execute(
+                    "CREATE TABLE a (x int);\n-- a comment\n\nSELECT ünïcode, x FROM a;\nSELECT * FROM missing;\n", context: "up")
+            } as? PostgresError
         #expect(error?.line == 4)
         #expect(error?.description.contains("up, line 4") == true)
     }
@@ -200,11 +209,12 @@ struct PostgresConnectionTests {
         let secret = "sk-live-4f1d6c0e9b"
         let notNull = thrownError { try connection.query("INSERT INTO t VALUES (NULL, $1, 1)", [.text(secret)]) } as? PostgresError
         #expect(notNull?.sqlState == "23502")
-        let badCopy = thrownError {
-            try connection.copyIn("COPY t FROM STDIN") { writer in
-                try writer.appendRow(["1", secret, "not a number"])
-            }
-        } as? PostgresError
+        let badCopy =
+            thrownError {
+                try connection.copyIn("COPY t FROM STDIN") { writer in
+                    try writer.appendRow(["1", secret, "not a number"])
+                }
+            } as? PostgresError
         #expect(badCopy?.sqlState == "22P02")
         #expect(badCopy?.serverContext?.contains("COPY t, line 1, column n") == true)
         for error in [notNull, badCopy] {
@@ -257,12 +267,13 @@ struct PostgresConnectionTests {
         #expect(!connection.isInTransaction)
         #expect(try connection.queryInt64("SELECT count(*) FROM t") == 0)
         // A failed statement whose error the body swallowed: COMMIT becomes ROLLBACK, reported.
-        let swallowed = thrownError {
-            try connection.transaction {
-                try connection.query("INSERT INTO t VALUES (2)")
-                _ = try? connection.query("INSERT INTO t VALUES (2)")
-            }
-        } as? PostgresError
+        let swallowed =
+            thrownError {
+                try connection.transaction {
+                    try connection.query("INSERT INTO t VALUES (2)")
+                    _ = try? connection.query("INSERT INTO t VALUES (2)")
+                }
+            } as? PostgresError
         #expect(swallowed?.description.contains("rolled it back") == true)
         #expect(try connection.queryInt64("SELECT count(*) FROM t") == 0)
         let value = try connection.transaction(isolation: .serializable) {
@@ -271,9 +282,12 @@ struct PostgresConnectionTests {
         }
         #expect(value == "serializable")
         #expect(try connection.queryInt64("SELECT count(*) FROM t") == 1)
-        let readOnly = thrownError {
-            try connection.transaction(isolation: .repeatableRead, readOnly: true) { _ = try connection.query("INSERT INTO t VALUES (4)") }
-        } as? PostgresError
+        let readOnly =
+            thrownError {
+                try connection.transaction(isolation: .repeatableRead, readOnly: true) {
+                    _ = try connection.query("INSERT INTO t VALUES (4)")
+                }
+            } as? PostgresError
         #expect(readOnly?.sqlState == "25006")
         let nested = thrownError { try connection.transaction { try connection.transaction {} } } as? PostgresError
         #expect(nested?.kind == .client)
@@ -318,9 +332,11 @@ struct PostgresConnectionTests {
         #expect(lines.map { String(decoding: $0, as: UTF8.self) } == ["plain", "\"\"", ""])
     }
 
-    @Test("the text format's escapes read back as PostgreSQL writes them", arguments: [
-        ("a\\tb", "a\tb"), ("\\b\\f\\n\\r\\v", "\u{8}\u{c}\n\r\u{b}"), ("\\\\N", "\\N"), ("\\101\\x42", "AB"), ("\\q", "q"),
-    ])
+    @Test(
+        "the text format's escapes read back as PostgreSQL writes them",
+        arguments: [
+            ("a\\tb", "a\tb"), ("\\b\\f\\n\\r\\v", "\u{8}\u{c}\n\r\u{b}"), ("\\\\N", "\\N"), ("\\101\\x42", "AB"), ("\\q", "q")
+        ])
     func copyUnescape(_ escaped: String, _ plain: String) {
         #expect(PostgresCopyRow.unescape(ArraySlice(escaped.utf8)) == Array(plain.utf8))
     }
@@ -339,12 +355,13 @@ struct PostgresConnectionTests {
             }
         }
         // A row the server refuses, early in a stream of several sends, fails the whole copy.
-        let refused = thrownError {
-            try connection.copyIn("COPY t FROM STDIN") { writer in
-                try writer.appendRow([nil, "no id"])
-                for id in 0..<20_000 { try writer.appendRow([String(id), String(repeating: "x", count: 100)]) }
-            }
-        } as? PostgresError
+        let refused =
+            thrownError {
+                try connection.copyIn("COPY t FROM STDIN") { writer in
+                    try writer.appendRow([nil, "no id"])
+                    for id in 0..<20_000 { try writer.appendRow([String(id), String(repeating: "x", count: 100)]) }
+                }
+            } as? PostgresError
         #expect(refused?.sqlState == "23502")
         #expect(refused?.exitStatus == .dataError)
         #expect(try connection.queryInt64("SELECT count(*) FROM t") == 0)
@@ -374,7 +391,8 @@ struct PostgresConnectionTests {
         let database = try ScratchPostgresDatabase()
         defer { database.drop() }
         let connection = try database.connect()
-        try connection.execute("CREATE TABLE ours (id bigint, value text, flag boolean); CREATE TABLE theirs (id bigint, value text, flag boolean)")
+        try connection.execute(
+            "CREATE TABLE ours (id bigint, value text, flag boolean); CREATE TABLE theirs (id bigint, value text, flag boolean)")
         let rows = awkwardTexts.enumerated().map { (Int64($0.offset), $0.element, $0.offset % 2 == 0) }
         try connection.copyIn("COPY ours FROM STDIN") { writer in
             for row in rows {

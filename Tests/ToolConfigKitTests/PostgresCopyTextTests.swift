@@ -30,7 +30,9 @@ struct PostgresCopyTextTests {
             let values: [String?] = (0..<Int.random(in: 1...9, using: &generator)).map { _ in
                 if Int.random(in: 0..<6, using: &generator) == 0 { return nil }
                 var text = ""
-                for _ in 0..<Int.random(in: 0...12, using: &generator) { text.unicodeScalars.append(alphabet.randomElement(using: &generator)!) }
+                for _ in 0..<Int.random(in: 0...12, using: &generator) {
+                    text.unicodeScalars.append(alphabet.randomElement(using: &generator)!)
+                }
                 return text
             }
             var text = PostgresCopyText()
@@ -47,8 +49,10 @@ struct PostgresCopyTextTests {
 
     @Test("integers read from a COPY row: an optional minus and digits within Int64, like Int64(text)")
     func integers() {
-        for text in ["0", "-0", "7", "-9223372036854775808", "9223372036854775807", "9223372036854775808", "-9223372036854775809",
-                     "", "-", "+1", "1a", " 1", "12345678901234567890"] {
+        for text in [
+            "0", "-0", "7", "-9223372036854775808", "9223372036854775807", "9223372036854775808", "-9223372036854775809",
+            "", "-", "+1", "1a", " 1", "12345678901234567890"
+        ] {
             let parsed = Array(text.utf8).withUnsafeBufferPointer { PostgresCopyRow.int64($0) }
             #expect(parsed == (text.hasPrefix("+") ? nil : Int64(text)), "\(text)")
         }

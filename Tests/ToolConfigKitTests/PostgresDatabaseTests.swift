@@ -5,7 +5,9 @@ import Testing
 @Suite("PostgreSQL as a Database", .enabled(if: PostgresTestServer.shouldRun, PostgresTestServer.skipReason))
 struct PostgresDatabaseTests {
     /// A test master key's environment, so that a command gets as far as its database.
-    static let keys = ["TOOLCFG_MASTER_KEY": MasterKeyTests.valid, "TOOLCFG_NEW_MASTER_KEY": Data((32..<64).map { UInt8($0) }).base64EncodedString()]
+    static let keys = [
+        "TOOLCFG_MASTER_KEY": MasterKeyTests.valid, "TOOLCFG_NEW_MASTER_KEY": Data((32..<64).map { UInt8($0) }).base64EncodedString()
+    ]
 
     /// The commands that take a database besides migrate and stress, with what they need besides
     /// the database to get that far.
@@ -13,7 +15,7 @@ struct PostgresDatabaseTests {
         ["rotate"],
         ["export", "--format", "csv", "--out", "/nonexistent/out.csv"],
         ["import", "--format", "csv", "--in", "-"],
-        ["verify-keys"],
+        ["verify-keys"]
     ]
 
     @Test("--db and TOOLCFG_DB open either engine")
@@ -83,10 +85,12 @@ struct PostgresDatabaseTests {
         defer { database.drop() }
         let connection = try database.connect()
         try PostgresFixtures.load("app-after-0007.sql", into: connection)
-        try connection.execute("""
+        try connection.execute(
+            """
             CREATE TABLE partial (id int, encrypted_api_key text, salt text);
             CREATE TABLE keyed_without_id (encrypted_api_key text, salt text, nonce text);
-            CREATE TABLE tokens (token_id text PRIMARY KEY, encrypted_token text NOT NULL, token_salt text NOT NULL, token_nonce text NOT NULL);
+            CREATE TABLE tokens (token_id text PRIMARY KEY, encrypted_token text NOT NULL, token_salt text NOT NULL,
+                                 token_nonce text NOT NULL);
             CREATE SCHEMA elsewhere;
             CREATE TABLE elsewhere.hidden (encrypted_api_key text, salt text, nonce text);
             """)
@@ -94,23 +98,32 @@ struct PostgresDatabaseTests {
         #expect(refusal.tables.map(\.table) == ["partial"] && refusal.exitStatus == .dataError)
         #expect(refusal.description.contains("encrypted_api_key") && refusal.description.contains("--secret-columns"))
         try connection.execute("DROP TABLE partial")
-        #expect(try connection.secretGroups() == [
-            SecretColumnGroup(table: "api_model_aliases", ciphertext: "encrypted_api_key", salt: "salt", nonce: "nonce", nullable: false,
-                              idColumn: "id", origin: .application),
-            SecretColumnGroup(table: "keyed_without_id", ciphertext: "encrypted_api_key", salt: "salt", nonce: "nonce", nullable: true,
-                              idColumn: nil, origin: .namingRule),
-            SecretColumnGroup(table: "tokens", ciphertext: "encrypted_token", salt: "token_salt", nonce: "token_nonce", nullable: false,
-                              idColumn: "token_id", origin: .namingRule),
-            SecretColumnGroup(table: "user_tool_configs", ciphertext: "encrypted_api_key", salt: "salt", nonce: "nonce", nullable: true,
-                              idColumn: "id", origin: .application),
-        ])
+        #expect(
+            try connection.secretGroups() == [
+                SecretColumnGroup(
+                    table: "api_model_aliases", ciphertext: "encrypted_api_key", salt: "salt", nonce: "nonce", nullable: false,
+                    idColumn: "id", origin: .application),
+                SecretColumnGroup(
+                    table: "keyed_without_id", ciphertext: "encrypted_api_key", salt: "salt", nonce: "nonce", nullable: true,
+                    idColumn: nil, origin: .namingRule),
+                SecretColumnGroup(
+                    table: "tokens", ciphertext: "encrypted_token", salt: "token_salt", nonce: "token_nonce", nullable: false,
+                    idColumn: "token_id", origin: .namingRule),
+                SecretColumnGroup(
+                    table: "user_tool_configs", ciphertext: "encrypted_api_key", salt: "salt", nonce: "nonce", nullable: true,
+                    idColumn: "id", origin: .application)
+            ])
         try connection.execute("SET search_path = elsewhere, public")
-        #expect(try connection.secretGroups().map(\.table) == ["api_model_aliases", "hidden", "keyed_without_id", "tokens", "user_tool_configs"])
+        #expect(
+            try connection.secretGroups().map(\.table) == ["api_model_aliases", "hidden", "keyed_without_id", "tokens", "user_tool_configs"]
+        )
     }
 
-    @Test("a password in --db is refused by every command with exit 64 and never shown", arguments: [
-        ["migrate", "up"], ["migrate", "down"], ["migrate", "status"], ["migrate", "verify"], ["stress", "--ops", "1"],
-    ] + working)
+    @Test(
+        "a password in --db is refused by every command with exit 64 and never shown",
+        arguments: [
+            ["migrate", "up"], ["migrate", "down"], ["migrate", "status"], ["migrate", "verify"], ["stress", "--ops", "1"]
+        ] + working)
     func passwordInArgv(_ command: [String]) throws {
         let secret = "s3cr3t-" + UUID().uuidString
         let url = "postgresql://postgres:\(secret)@127.0.0.1:1/toolcfg"
@@ -148,15 +161,17 @@ struct PostgresDatabaseTests {
             try toolcfg(["migrate", "down"], environment: environment),
             try toolcfg(["migrate", "down", "--json"], environment: environment),
             try toolcfg(["migrate", "verify", "--json"], environment: environment),
-            try toolcfg(["export", "--format", "csv", "--out", "/nonexistent/out.csv"], environment: environment.merging(Self.keys) { a, _ in a }),
+            try toolcfg(
+                ["export", "--format", "csv", "--out", "/nonexistent/out.csv"], environment: environment.merging(Self.keys) { a, _ in a })
         ]
         #expect(runs.map(\.status) == [0, 0, 64, 64, 0, 74])
         #expect(runs[2].stderr.contains("would drop user_tool_configs (1 row)"), "\(runs[2].stderr)")
         for run in runs {
             #expect(!run.stdout.contains(password) && !run.stderr.contains(password))
         }
-        let passfile = try toolcfg(["migrate", "status", "--db", tcp.text],
-                                   environment: ["PGPASSFILE": try PostgresTestServer.required(PostgresTestServer.passwordFile, "TOOLCFG_TEST_POSTGRES_PASSFILE")])
+        let passfile = try toolcfg(
+            ["migrate", "status", "--db", tcp.text],
+            environment: ["PGPASSFILE": try PostgresTestServer.required(PostgresTestServer.passwordFile, "TOOLCFG_TEST_POSTGRES_PASSFILE")])
         #expect(passfile.status == 0, "\(passfile.stderr)")
         #expect(passfile.stderr.contains("7        applied"), "\(passfile.stderr)")
     }
@@ -166,7 +181,8 @@ struct PostgresDatabaseTests {
 enum SQLiteCommitCounterCheck {
     static func movesWithOtherConnections() throws -> Bool {
         let folder = try TemporaryFolder()
-        let one = try SQLiteConnection(path: folder.path("c.db"), mode: .readWriteCreate), two = try SQLiteConnection(path: folder.path("c.db"))
+        let one = try SQLiteConnection(path: folder.path("c.db"), mode: .readWriteCreate),
+            two = try SQLiteConnection(path: folder.path("c.db"))
         try one.execute("CREATE TABLE t (x)")
         let mark = try #require(try one.transaction(.read) { try one.snapshotMark() })
         try one.execute("INSERT INTO t VALUES (1)")

@@ -5,7 +5,8 @@ import Testing
 /// On PostgreSQL: what another session writes between an import's read snapshot and its write
 /// phase, the master-key check, the stored-secret stores and verify-keys, and moving an
 /// installation between SQLite and PostgreSQL through the command line.
-@Suite("PostgreSQL imports beside the application, and stored keys", .enabled(if: PostgresTestServer.shouldRun, PostgresTestServer.skipReason))
+@Suite(
+    "PostgreSQL imports beside the application, and stored keys", .enabled(if: PostgresTestServer.shouldRun, PostgresTestServer.skipReason))
 struct PostgresImportLiveTests {
     static let master = { try! key(MasterKeyTests.valid) }()
     /// fixtures/postgres' master key (scripts/build_fixtures.py: bytes 0...31).
@@ -15,8 +16,9 @@ struct PostgresImportLiveTests {
     /// id % 2, each keyed under the master key with the plaintext "sk-<id>".
     static func twelveRows(_ database: PostgresToolConfigDatabase) throws {
         for id in 1...12 {
-            try database.insert(id: Int64(id), "user-\(id / 3)", "tool-\(id % 3)", enabled: id % 2 == 1,
-                                secret: try SecretCipher.encrypt("sk-\(id)", masterKey: master), createdAt: 1_700_000_000, updatedAt: 1_700_000_100)
+            try database.insert(
+                id: Int64(id), "user-\(id / 3)", "tool-\(id % 3)", enabled: id % 2 == 1,
+                secret: try SecretCipher.encrypt("sk-\(id)", masterKey: master), createdAt: 1_700_000_000, updatedAt: 1_700_000_100)
         }
         try database.connection.execute("SELECT setval(pg_get_serial_sequence('user_tool_configs', 'id'), 12)")
     }
@@ -28,7 +30,8 @@ struct PostgresImportLiveTests {
 
         func insert(_ user: String, _ tool: String, key plaintext: String) throws {
             let secret = try SecretCipher.encrypt(plaintext, masterKey: PostgresImportLiveTests.master)
-            try connection.query("""
+            try connection.query(
+                """
                 INSERT INTO user_tool_configs (user_id, tool_id, enabled, encrypted_api_key, salt, nonce, created_at, updated_at)
                 VALUES ($1, $2, true, $3, $4, $5, 1800000000, 1800000000)
                 """, [.text(user), .text(tool), .text(secret.encryptedAPIKey), .text(secret.salt), .text(secret.nonce)])
@@ -50,7 +53,8 @@ struct PostgresImportLiveTests {
         defer { database.drop() }
         try Self.twelveRows(database)
         let application = try Application(database)
-        let input = try EngineSnapshots.write("""
+        let input = try EngineSnapshots.write(
+            """
             user_id,tool_id,enabled,api_key
             new-a,t,1,k-a-file
             user-1,tool-1,0,k-4-file
@@ -62,11 +66,11 @@ struct PostgresImportLiveTests {
             """, folder, "in.csv")
         var importer = Importer(database: database.connection, options: .init(input: input, format: .csv, masterKey: Self.master, jobs: 2))
         importer.betweenPhases = {
-            try application.insert("new-a", "t", key: "k-a-app")   // the import's insert becomes an update
-            try application.delete(4)                                // its update becomes an insert
-            try application.flip(5)                                  // unchanged becomes an update
-            try application.insert("new-c", "t", key: "k-c")        // an insert becomes unchanged
-            try application.flip(7)                                  // not in the file: stands
+            try application.insert("new-a", "t", key: "k-a-app")  // the import's insert becomes an update
+            try application.delete(4)  // its update becomes an insert
+            try application.flip(5)  // unchanged becomes an update
+            try application.insert("new-c", "t", key: "k-c")  // an insert becomes unchanged
+            try application.flip(7)  // not in the file: stands
             try application.insert("app-user", "app-tool", key: "k-app")
         }
         let report = try importer.run()
@@ -77,7 +81,8 @@ struct PostgresImportLiveTests {
 
         var expected: [String: ApplicationRow] = [:]
         for id in 1...12 where ![4, 5, 6].contains(id) {
-            expected["user-\(id / 3)/tool-\(id % 3)"] = ApplicationRow(plaintext: "sk-\(id)", enabled: Int64((id % 2 == 1) != (id == 7) ? 1 : 0))
+            expected["user-\(id / 3)/tool-\(id % 3)"] = ApplicationRow(
+                plaintext: "sk-\(id)", enabled: Int64((id % 2 == 1) != (id == 7) ? 1 : 0))
         }
         expected["user-1/tool-1"] = ApplicationRow(plaintext: "k-4-file", enabled: 0)
         expected["user-1/tool-2"] = ApplicationRow(plaintext: "sk-5", enabled: 1)
@@ -99,7 +104,8 @@ struct PostgresImportLiveTests {
         try Self.twelveRows(database)
         let application = try Application(database)
         let triple = try SecretCipher.encrypt("sk-file", masterKey: Self.master)
-        let input = try EngineSnapshots.write("""
+        let input = try EngineSnapshots.write(
+            """
             user_id,tool_id,enabled,encrypted_api_key,salt,nonce
             fresh,t,1,\(triple.encryptedAPIKey),\(triple.salt),\(triple.nonce)
             user-0,tool-1,0,,,
@@ -112,8 +118,8 @@ struct PostgresImportLiveTests {
         var staged: Int64?
         importer.betweenPhases = {
             staged = try database.connection.queryInt64("SELECT count(*) FROM pg_temp.toolcfg_import")
-            try application.insert("fresh", "t", key: "k-app")   // insert -> update
-            try application.delete(1)                              // update -> insert
+            try application.insert("fresh", "t", key: "k-app")  // insert -> update
+            try application.delete(1)  // update -> insert
         }
         let report = try importer.run()
         #expect(staged == 3)
@@ -131,7 +137,8 @@ struct PostgresImportLiveTests {
         let database = try PostgresToolConfigDatabase()
         defer { database.drop() }
         let plaintexts = (1...40).map { "sk-never-staged-\($0)-\(Digest.hex(SecureRandom.bytes(8)))" }
-        let input = try EngineSnapshots.write("user_id,tool_id,api_key\n" + plaintexts.enumerated().map { "u\($0.offset),t,\($0.element)\n" }.joined(), folder, "in.csv")
+        let input = try EngineSnapshots.write(
+            "user_id,tool_id,api_key\n" + plaintexts.enumerated().map { "u\($0.offset),t,\($0.element)\n" }.joined(), folder, "in.csv")
         var importer = Importer(database: database.connection, options: .init(input: input, format: .csv, masterKey: Self.master, jobs: 2))
         var staged = ""
         var opened: [String] = []
@@ -139,7 +146,9 @@ struct PostgresImportLiveTests {
             let rows = try database.connection.query("SELECT t::text FROM pg_temp.toolcfg_import AS t ORDER BY seq")
             staged = (0..<rows.count).map { rows.text($0, 0) ?? "" }.joined(separator: "\n")
             let triples = try database.connection.query("SELECT new_key, new_salt, new_nonce FROM pg_temp.toolcfg_import ORDER BY seq")
-            opened = try (0..<triples.count).map { try SecretCipher.decrypt(try #require(ToolConfigTable.secret(triples, $0, first: 0)), masterKey: Self.master) }
+            opened = try (0..<triples.count).map {
+                try SecretCipher.decrypt(try #require(ToolConfigTable.secret(triples, $0, first: 0)), masterKey: Self.master)
+            }
         }
         let report = try importer.run()
         #expect(report.inserted == 40 && opened == plaintexts)
@@ -155,7 +164,8 @@ struct PostgresImportLiveTests {
         try Self.twelveRows(database)
         let application = try Application(database)
         let input = try EngineSnapshots.write("user_id,tool_id,enabled,api_key\nnew-a,t,1,k-a\nuser-1,tool-2,1,sk-5\n", folder, "in.csv")
-        var importer = Importer(database: database.connection, options: .init(input: input, format: .csv, onConflict: .fail, masterKey: Self.master, jobs: 2))
+        var importer = Importer(
+            database: database.connection, options: .init(input: input, format: .csv, onConflict: .fail, masterKey: Self.master, jobs: 2))
         var afterApplication: [String] = []
         importer.betweenPhases = {
             try application.flip(5)
@@ -169,7 +179,12 @@ struct PostgresImportLiveTests {
 
     // MARK: the master-key check
 
-    @Test("a master key that opens none of the stored keys is refused with 65 and writes nothing, dry run included; --allow-other-master-key overrides")
+    @Test(
+        """
+        a master key that opens none of the stored keys is refused with 65 and writes nothing, dry run included; \
+        --allow-other-master-key overrides
+        """
+    )
     func otherMasterKeyIsRefused() throws {
         let folder = try TemporaryFolder()
         let database = try PostgresToolConfigDatabase()
@@ -193,7 +208,12 @@ struct PostgresImportLiveTests {
         #expect(report["inserted"] as? Int == 1 && report["updated"] as? Int == 1)
     }
 
-    @Test("keys under another master key in api_model_aliases (a table keyed by text) alone are enough to refuse an import into an empty user_tool_configs")
+    @Test(
+        """
+        keys under another master key in api_model_aliases (a table keyed by text) alone are enough to refuse an import into an empty \
+        user_tool_configs
+        """
+    )
     func sampleCoversTextKeyedTables() throws {
         let folder = try TemporaryFolder()
         let database = try PostgresToolConfigDatabase(fixture: "app-after-0007.sql")
@@ -213,14 +233,21 @@ struct PostgresImportLiveTests {
 
     // MARK: stored secrets and verify-keys
 
-    @Test("the secret stores scan, sample and address rows by an integer key, by position for a text key, and by position for a table without one")
+    @Test(
+        """
+        the secret stores scan, sample and address rows by an integer key, by position for a text key, \
+        and by position for a table without one
+        """
+    )
     func secretStores() throws {
         let database = try PostgresToolConfigDatabase(fixture: "app-after-0007.sql")
         defer { database.drop() }
         let connection = database.connection
-        try connection.execute("""
+        try connection.execute(
+            """
             CREATE TABLE keyed_without_id (note text, encrypted_api_key text, salt text, nonce text);
-            INSERT INTO keyed_without_id SELECT 'n' || g, 'k' || g, 's' || g, CASE WHEN g % 4 = 0 THEN NULL ELSE 'n' || g END FROM generate_series(1, 9) g;
+            INSERT INTO keyed_without_id
+                SELECT 'n' || g, 'k' || g, 's' || g, CASE WHEN g % 4 = 0 THEN NULL ELSE 'n' || g END FROM generate_series(1, 9) g;
             """)
         for table in try connection.secretGroups() {
             try connection.transaction(.read) {
@@ -232,21 +259,28 @@ struct PostgresImportLiveTests {
                 #expect(ids == ids.sorted() && Set(ids).count == ids.count, "\(table.table): \(ids)")
                 if table.table != "keyed_without_id" {
                     let middle = try store.rows(Array(scanned[1...(ids.count - 2)].map(\.reference).reversed()))
-                    #expect(middle.map { $0?.id } == scanned[1...(ids.count - 2)].reversed().map(\.id)
-                                && middle.map { $0?.secret } == scanned[1...(ids.count - 2)].reversed().map(\.secret), "\(table.table)")
+                    #expect(
+                        middle.map { $0?.id } == scanned[1...(ids.count - 2)].reversed().map(\.id)
+                            && middle.map { $0?.secret } == scanned[1...(ids.count - 2)].reversed().map(\.secret), "\(table.table)")
                     #expect(try store.rows([RowReference(rowID: -5, id: "no such row")]).map { $0 == nil } == [true])
                 } else {
                     #expect(thrownError { _ = try store.rows([scanned[0].reference]) } is TableShapeError)
                 }
                 let sample = try store.sample(16)
-                #expect(!sample.isEmpty && sample.allSatisfy { row in row.secret != nil && scanned.contains { $0.rowID == row.rowID && $0.secret == row.secret } })
+                #expect(
+                    !sample.isEmpty
+                        && sample.allSatisfy { row in
+                            row.secret != nil && scanned.contains { $0.rowID == row.rowID && $0.secret == row.secret }
+                        })
                 #expect((1...2).contains(try store.sample(2).count))
                 let salt = try #require(scanned.compactMap(\.secret).first).salt
                 #expect(try store.countRows(with: .salt, equalTo: salt, acrossAlso: try connection.secretGroups()) == 1)
             }
         }
-        let aliases = try connection.secretStore(for: SecretColumnGroup(table: "api_model_aliases", ciphertext: "encrypted_api_key", salt: "salt",
-                                                                        nonce: "nonce", idColumn: "id"))
+        let aliases = try connection.secretStore(
+            for: SecretColumnGroup(
+                table: "api_model_aliases", ciphertext: "encrypted_api_key", salt: "salt",
+                nonce: "nonce", idColumn: "id"))
         let scanned = try connection.transaction(.read) { () -> [SecretRow] in
             var rows: [SecretRow] = []
             try aliases.scan(pageSize: 10) { rows += $0 }
@@ -255,10 +289,13 @@ struct PostgresImportLiveTests {
         #expect(scanned.map(\.rowID) == [1, 2, 3] && scanned.map(\.id) == ["alias-1", "alias-2", "alias-3"])
         try aliases.setSecret(StoredSecret(encryptedAPIKey: "e", salt: "s", nonce: "n"), of: scanned[1].reference)
         #expect(try connection.queryText("SELECT encrypted_api_key || salt || nonce FROM api_model_aliases WHERE id = 'alias-2'") == "esn")
-        let tools = try connection.secretStore(for: SecretColumnGroup(table: "user_tool_configs", ciphertext: "encrypted_api_key", salt: "salt",
-                                                                      nonce: "nonce", idColumn: "id"))
+        let tools = try connection.secretStore(
+            for: SecretColumnGroup(
+                table: "user_tool_configs", ciphertext: "encrypted_api_key", salt: "salt",
+                nonce: "nonce", idColumn: "id"))
         let firstID = try #require(try connection.queryInt64("SELECT min(id) FROM user_tool_configs"))
-        try tools.setSecret(StoredSecret(encryptedAPIKey: "e", salt: "s", nonce: "n"), of: RowReference(rowID: firstID, id: String(firstID)))
+        try tools.setSecret(
+            StoredSecret(encryptedAPIKey: "e", salt: "s", nonce: "n"), of: RowReference(rowID: firstID, id: String(firstID)))
         #expect(try connection.queryText("SELECT salt FROM user_tool_configs WHERE id = $1", [.integer(firstID)]) == "s")
     }
 
@@ -269,7 +306,8 @@ struct PostgresImportLiveTests {
         defer { database.drop() }
         let keyFile = try RotationTests.keyFile(Self.fixtureKey, folder, "fixture.key")
         let sqliteCopy = folder.path("app.db")
-        try FileManager.default.copyItem(atPath: Repository.root.appendingPathComponent("fixtures/app-after-0007.db").path, toPath: sqliteCopy)
+        try FileManager.default.copyItem(
+            atPath: Repository.root.appendingPathComponent("fixtures/app-after-0007.db").path, toPath: sqliteCopy)
         let onSQLite = try toolcfg(["verify-keys", "--db", sqliteCopy, "--master-key-file", keyFile, "--json"])
         let onPostgres = try toolcfg(["verify-keys", "--db", database.url.text, "--master-key-file", keyFile, "--json"])
         #expect(onSQLite.status == 0 && onPostgres.status == 0, "\(onSQLite.stderr) \(onPostgres.stderr)")
@@ -281,7 +319,8 @@ struct PostgresImportLiveTests {
             }
         }
         // A malformed alias and a salt shared across the two tables.
-        try database.connection.execute("""
+        try database.connection.execute(
+            """
             UPDATE api_model_aliases SET nonce = 'short' WHERE id = 'alias-2';
             UPDATE user_tool_configs SET salt = (SELECT salt FROM api_model_aliases WHERE id = 'alias-1'),
                 encrypted_api_key = (SELECT encrypted_api_key FROM api_model_aliases WHERE id = 'alias-1'),
@@ -304,8 +343,10 @@ struct PostgresImportLiveTests {
     /// order, as text: what a move must carry over exactly.
     static func sqliteRows(_ path: String) throws -> [[String?]] {
         let connection = try SQLiteConnection(path: path, mode: .readOnly)
-        let statement = try connection.prepare("""
-            SELECT user_id, tool_id, CAST(enabled != 0 AS TEXT), encrypted_api_key, salt, nonce, CAST(created_at AS TEXT), CAST(updated_at AS TEXT)
+        let statement = try connection.prepare(
+            """
+            SELECT user_id, tool_id, CAST(enabled != 0 AS TEXT), encrypted_api_key, salt, nonce,
+                   CAST(created_at AS TEXT), CAST(updated_at AS TEXT)
             FROM user_tool_configs ORDER BY id
             """)
         var rows: [[String?]] = []
@@ -315,10 +356,13 @@ struct PostgresImportLiveTests {
 
     /// The same read by psycopg, the independent client.
     static func postgresRows(_ url: PostgresURL) throws -> [[String?]] {
-        let read = try postgresPeer("read", url, """
-            SELECT user_id, tool_id, enabled::int::text, encrypted_api_key, salt, nonce, created_at::text, updated_at::text
-            FROM user_tool_configs ORDER BY id
-            """) as? [[Any]] ?? []
+        let read =
+            try postgresPeer(
+                "read", url,
+                """
+                SELECT user_id, tool_id, enabled::int::text, encrypted_api_key, salt, nonce, created_at::text, updated_at::text
+                FROM user_tool_configs ORDER BY id
+                """) as? [[Any]] ?? []
         return read.map { $0.map { $0 as? String } }
     }
 
@@ -327,10 +371,13 @@ struct PostgresImportLiveTests {
     static func move(from: String, to: String, extra: [String] = []) throws -> [String: Any] {
         func quoted(_ text: String) -> String { "'" + text.replacingOccurrences(of: "'", with: "'\\''") + "'" }
         let tool = quoted(Repository.toolcfg.path)
-        let command = "set -o pipefail; \(tool) export --db \(quoted(from)) --out - --format jsonl -q | \(tool) import --db \(quoted(to)) --in - --format jsonl --json "
+        let command =
+            "set -o pipefail; \(tool) export --db \(quoted(from)) --out - --format jsonl -q | \(tool) import --db \(quoted(to)) "
+            + "--in - --format jsonl --json "
             + extra.map(quoted).joined(separator: " ")
-        let result = try runProcess(URL(fileURLWithPath: "/bin/bash"), ["-c", command],
-                                    removing: ["TOOLCFG_DB", "TOOLCFG_MASTER_KEY", "TOOLCFG_NEW_MASTER_KEY", "TOOLCFG_PASSPHRASE"])
+        let result = try runProcess(
+            URL(fileURLWithPath: "/bin/bash"), ["-c", command],
+            removing: ["TOOLCFG_DB", "TOOLCFG_MASTER_KEY", "TOOLCFG_NEW_MASTER_KEY", "TOOLCFG_PASSPHRASE"])
         #expect(result.status == 0, "\(result.stderr)")
         return try RotationTests.json(result.stdout)
     }
@@ -341,7 +388,8 @@ struct PostgresImportLiveTests {
         let source = try KeyedDatabase(at: folder.path("app.db"), master: Self.master, rows: 1300, noKey: { $0 % 10 == 0 })
         // Gaps in the ids, awkward text, and rows of several batches.
         let sourceConnection = try source.connection()
-        try sourceConnection.execute("""
+        try sourceConnection.execute(
+            """
             DELETE FROM user_tool_configs WHERE id % 97 = 0;
             UPDATE user_tool_configs SET user_id = user_id || ' \\t"é中🔑' || char(9, 10, 13) WHERE id % 11 = 0;
             """)

@@ -15,7 +15,8 @@ enum PostgresFixtures {
 
 /// Every relation (table, index, sequence, view) of the public schema, as "kind name".
 func postgresRelations(_ connection: PostgresConnection) throws -> [String] {
-    let rows = try connection.query("""
+    let rows = try connection.query(
+        """
         SELECT c.relkind::text || ' ' || c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
         WHERE n.nspname = 'public' ORDER BY 1
         """)
@@ -33,7 +34,8 @@ struct PostgresState: Equatable {
         fingerprint = try SchemaFingerprint.capture(connection)
         ledger = try MigrationLedger(database: connection).entries()
         rows = try fingerprint.tables.map { table in
-            try connection.queryText("SELECT coalesce(string_agg(t::text, '|' ORDER BY t::text), '') FROM \(quotedIdentifier(table.name)) t") ?? ""
+            try connection.queryText(
+                "SELECT coalesce(string_agg(t::text, '|' ORDER BY t::text), '') FROM \(quotedIdentifier(table.name)) t") ?? ""
         }
     }
 }
@@ -48,7 +50,8 @@ func pythonLockIDs(_ names: [String]) throws -> [Int64] {
 
 /// Advisory locks of the database held by other sessions, or waited for (`granted` false).
 func advisoryLocks(_ connection: PostgresConnection, granted: Bool) throws -> Int64 {
-    try connection.queryInt64("""
+    try connection.queryInt64(
+        """
         SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted = $1
         AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
         """, [.boolean(granted)]) ?? 0
@@ -85,12 +88,18 @@ struct PostgresMigrationTests {
         #expect(postgres.migrations.map(\.checksum) != sqlite.migrations.map(\.checksum))
     }
 
-    @Test("the catalogs' fingerprint names columns (type, NOT NULL, default), constraints, indexes, sequences, views, functions, enums and rows")
+    @Test(
+        """
+        the catalogs' fingerprint names columns (type, NOT NULL, default), constraints, indexes, sequences, views, functions, \
+        enums and rows
+        """
+    )
     func fingerprintDifferences() throws {
         let database = try ScratchPostgresDatabase()
         defer { database.drop() }
         let connection = try database.connect()
-        try connection.execute("""
+        try connection.execute(
+            """
             CREATE TABLE t (a int NOT NULL DEFAULT 1, b text, CONSTRAINT t_a_positive CHECK (a > 0));
             CREATE INDEX t_a ON t (a);
             INSERT INTO t VALUES (1, 'x');
@@ -101,7 +110,8 @@ struct PostgresMigrationTests {
             """)
         let before = try SchemaFingerprint.capture(connection)
         #expect(try SchemaFingerprint.capture(connection) == before)
-        try connection.execute("""
+        try connection.execute(
+            """
             ALTER TABLE t ADD COLUMN c int;
             ALTER TABLE t ALTER COLUMN a SET DEFAULT 2;
             ALTER TABLE t ALTER COLUMN b SET NOT NULL;
@@ -123,7 +133,7 @@ struct PostgresMigrationTests {
             "table t index t_a: index definition changed",
             "table t rows: same count (1), different contents",
             "sequence s value: no entry before, 1 now",
-            "enum mood: SQL differs: before 'ok', now 'ok', 'great'",
+            "enum mood: SQL differs: before 'ok', now 'ok', 'great'"
         ] {
             #expect(found.contains(expected), "\(expected) in \(found)")
         }
@@ -141,16 +151,22 @@ struct PostgresMigrationTests {
         let report = try migrator.up()
         #expect(report.steps.map(\.version) == [7])
         #expect(report.database == database.url.redacted)
-        let columns = try connection.query("""
+        let columns = try connection.query(
+            """
             SELECT column_name, data_type, is_nullable, coalesce(column_default, '') FROM information_schema.columns
             WHERE table_name = '_sqlx_migrations' ORDER BY ordinal_position
             """)
         let shape = (0..<columns.count).map { row in (0..<4).map { columns.text(row, $0) ?? "-" }.joined(separator: " ") }
-        #expect(shape == ["version bigint NO ", "description text NO ", "installed_on timestamp with time zone NO now()",
-                          "success boolean NO ", "checksum bytea NO ", "execution_time bigint NO "])
-        #expect(try connection.queryText("""
-            SELECT pg_get_constraintdef(oid) FROM pg_constraint WHERE conrelid = '_sqlx_migrations'::regclass AND contype = 'p'
-            """) == "PRIMARY KEY (version)")
+        #expect(
+            shape == [
+                "version bigint NO ", "description text NO ", "installed_on timestamp with time zone NO now()",
+                "success boolean NO ", "checksum bytea NO ", "execution_time bigint NO "
+            ])
+        #expect(
+            try connection.queryText(
+                """
+                SELECT pg_get_constraintdef(oid) FROM pg_constraint WHERE conrelid = '_sqlx_migrations'::regclass AND contype = 'p'
+                """) == "PRIMARY KEY (version)")
         let entry = try #require(try MigrationLedger(database: connection).entries().first)
         #expect(entry.version == 7 && entry.description == "tools config" && entry.success)
         #expect(entry.checksum == Digest.sha384(Array(try Data(contentsOf: Self.upFile))))
@@ -214,12 +230,17 @@ struct PostgresMigrationTests {
         #expect(try allowDrift.down().steps.map(\.version) == [7])
     }
 
-    @Test("another tool's ledger, or a _sqlx_migrations of another shape, is refused and nothing is written; the application's sea-orm ledger is read by status", arguments: [
-        "CREATE TABLE seaql_migrations (version TEXT PRIMARY KEY, applied_at BIGINT NOT NULL)",
-        "CREATE TABLE schema_migrations (version BIGINT PRIMARY KEY, dirty BOOLEAN NOT NULL)",
-        "CREATE TABLE \"__EFMigrationsHistory\" (\"MigrationId\" TEXT PRIMARY KEY)",
-        "CREATE TABLE _sqlx_migrations (version BIGINT PRIMARY KEY, name TEXT)",
-    ])
+    @Test(
+        """
+        another tool's ledger, or a _sqlx_migrations of another shape, is refused and nothing is written; \
+        the application's sea-orm ledger is read by status
+        """,
+        arguments: [
+            "CREATE TABLE seaql_migrations (version TEXT PRIMARY KEY, applied_at BIGINT NOT NULL)",
+            "CREATE TABLE schema_migrations (version BIGINT PRIMARY KEY, dirty BOOLEAN NOT NULL)",
+            "CREATE TABLE \"__EFMigrationsHistory\" (\"MigrationId\" TEXT PRIMARY KEY)",
+            "CREATE TABLE _sqlx_migrations (version BIGINT PRIMARY KEY, name TEXT)"
+        ])
     func foreignLedger(_ sql: String) throws {
         let database = try ScratchPostgresDatabase()
         defer { database.drop() }
@@ -247,12 +268,15 @@ struct PostgresMigrationTests {
         let database = try ScratchPostgresDatabase()
         defer { database.drop() }
         let folder = try TemporaryFolder()
-        let migrations = try migrationsFolder(folder, [
-            "0001_first.up.sql": "CREATE TABLE first (x int);\n",
-            "0002_broken.up.sql": "CREATE TABLE second (x int);\n\nINSERT INTO missing VALUES (1);\n",
-        ])
+        let migrations = try migrationsFolder(
+            folder,
+            [
+                "0001_first.up.sql": "CREATE TABLE first (x int);\n",
+                "0002_broken.up.sql": "CREATE TABLE second (x int);\n\nINSERT INTO missing VALUES (1);\n"
+            ])
         let connection = try database.connect()
-        let error = try #require(thrownError { _ = try Migrator(database: connection, migrations: try .load(folder: migrations)).up() } as? MigrationError)
+        let error = try #require(
+            thrownError { _ = try Migrator(database: connection, migrations: try .load(folder: migrations)).up() } as? MigrationError)
         #expect(error.description.contains("0002_broken.up.sql, line 3: relation \"missing\" does not exist (SQLSTATE 42P01)"), "\(error)")
         #expect(error.exitStatus == .dataError && error.errorContext.file == "0002_broken.up.sql")
         #expect(error.errorContext.database == database.url.redacted)
@@ -271,7 +295,8 @@ struct PostgresMigrationTests {
         // Inside a transaction PostgreSQL refuses it: the marker is what makes it run.
         let refused = thrownError { _ = try Migrator(database: connection, migrations: try .load(folder: inTransaction)).up() }
         #expect("\(refused.map(String.init(describing:)) ?? "")".contains("cannot run inside a transaction block"))
-        let marked = try migrationsFolder(folder, ["1_t.up.sql": "CREATE TABLE t (x int);", "2_index.up.sql": "-- no-transaction\n" + concurrently])
+        let marked = try migrationsFolder(
+            folder, ["1_t.up.sql": "CREATE TABLE t (x int);", "2_index.up.sql": "-- no-transaction\n" + concurrently])
         #expect(try Migrator(database: connection, migrations: try .load(folder: marked)).up().steps.map(\.version) == [2])
         #expect(try postgresRelations(connection).contains("i t_x"))
         #expect(try MigrationLedger(database: connection).entries().map(\.version) == [1, 2])
@@ -284,7 +309,8 @@ struct PostgresMigrationTests {
         let connection = try database.connect()
         let migrator = Migrator(database: connection, migrations: try .embeddedPostgres())
         _ = try migrator.up()
-        try connection.execute("INSERT INTO user_tool_configs (user_id, tool_id, created_at, updated_at) VALUES ('a', 't', 1, 1), ('b', 't', 1, 1)")
+        try connection.execute(
+            "INSERT INTO user_tool_configs (user_id, tool_id, created_at, updated_at) VALUES ('a', 't', 1, 1), ('b', 't', 1, 1)")
         let before = try PostgresState(connection)
         let expected = [DataLoss(table: "user_tool_configs", rows: 2, dropped: true)]
         let refused = try #require(thrownError { _ = try migrator.down() } as? MigrationError)
@@ -361,10 +387,12 @@ struct PostgresMigrationTests {
 @Suite("PostgreSQL migrate verify", .serialized, .enabled(if: PostgresTestServer.shouldRun, PostgresTestServer.skipReason))
 struct PostgresReversibilityTests {
     static let up = String(decoding: try! Data(contentsOf: PostgresMigrationTests.upFile), as: UTF8.self)
-    static let down = String(decoding: try! Data(contentsOf: Repository.migrations.appendingPathComponent("postgres/0007_tools_config.down.sql")),
-                             as: UTF8.self)
+    static let down = String(
+        decoding: try! Data(contentsOf: Repository.migrations.appendingPathComponent("postgres/0007_tools_config.down.sql")),
+        as: UTF8.self)
 
-    @Test("verify on a live database passes and leaves it exactly as it was: fingerprint, ledger and rows", arguments: PostgresFixtures.names)
+    @Test(
+        "verify on a live database passes and leaves it exactly as it was: fingerprint, ledger and rows", arguments: PostgresFixtures.names)
     func liveDatabaseUnchanged(_ fixture: String) throws {
         let database = try ScratchPostgresDatabase()
         defer { database.drop() }
@@ -382,23 +410,30 @@ struct PostgresReversibilityTests {
 
     /// 0007 as it is, and a 0008 whose down forgets the index its up creates.
     static func forgetfulPair(_ folder: TemporaryFolder) throws -> String {
-        try migrationsFolder(folder, [
-            "0007_tools_config.up.sql": up, "0007_tools_config.down.sql": down,
-            "0008_updated_index.up.sql": "CREATE INDEX IF NOT EXISTS idx_user_tool_configs_updated ON user_tool_configs(updated_at);\n",
-            "0008_updated_index.down.sql": "-- forgot: DROP INDEX idx_user_tool_configs_updated;\n",
-        ])
+        try migrationsFolder(
+            folder,
+            [
+                "0007_tools_config.up.sql": up, "0007_tools_config.down.sql": down,
+                "0008_updated_index.up.sql": "CREATE INDEX IF NOT EXISTS idx_user_tool_configs_updated ON user_tool_configs(updated_at);\n",
+                "0008_updated_index.down.sql": "-- forgot: DROP INDEX idx_user_tool_configs_updated;\n"
+            ])
     }
 
     @Test("a down that forgets an index, or drops a table its up did not create, is caught by name; the database stays as it was")
     func badDowns() throws {
         let folder = try TemporaryFolder()
-        let foreignDrop = try migrationsFolder(folder, [
-            "0007_tools_config.up.sql": Self.up, "0007_tools_config.down.sql": Self.down + "DROP TABLE IF EXISTS app_settings;\n",
-        ])
+        let foreignDrop = try migrationsFolder(
+            folder,
+            [
+                "0007_tools_config.up.sql": Self.up, "0007_tools_config.down.sql": Self.down + "DROP TABLE IF EXISTS app_settings;\n"
+            ])
         let cases: [(String, String)] = [
             (try Self.forgetfulPair(folder), "down does not undo up: index idx_user_tool_configs_updated: present now, absent before"),
-            (try Self.forgetfulPair(folder), "down does not undo up: table user_tool_configs index idx_user_tool_configs_updated: new index on (updated_at)"),
-            (foreignDrop, "down does not undo up: table app_settings: present before, absent now"),
+            (
+                try Self.forgetfulPair(folder),
+                "down does not undo up: table user_tool_configs index idx_user_tool_configs_updated: new index on (updated_at)"
+            ),
+            (foreignDrop, "down does not undo up: table app_settings: present before, absent now")
         ]
         for (migrations, failure) in cases {
             let database = try ScratchPostgresDatabase()
@@ -423,13 +458,16 @@ struct PostgresReversibilityTests {
         let before = try PostgresState(connection)
         let report = ReversibilityCheck().verify(database: connection)
         #expect(!report.ok)
-        #expect(report.error?.contains("0007_tools_config.down.sql") == true && report.error?.contains("depend on it") == true, "\(report.error ?? "")")
+        #expect(
+            report.error?.contains("0007_tools_config.down.sql") == true && report.error?.contains("depend on it") == true,
+            "\(report.error ?? "")")
         #expect(try PostgresState(connection) == before)
     }
 
     /// Scratch databases toolcfg created and did not drop.
     static func leftoverScratchDatabases() throws -> Int64 {
-        let server = try PostgresConnection(url: try PostgresURL(try PostgresTestServer.required(PostgresTestServer.url, "TOOLCFG_TEST_POSTGRES_URL")))
+        let server = try PostgresConnection(
+            url: try PostgresURL(try PostgresTestServer.required(PostgresTestServer.url, "TOOLCFG_TEST_POSTGRES_URL")))
         return try server.queryInt64("SELECT count(*) FROM pg_database WHERE datname LIKE 'toolcfg\\_scratch\\_%'") ?? 0
     }
 
@@ -447,11 +485,15 @@ struct PostgresReversibilityTests {
 
         // TOOLCFG_DB names the server too; a folder of both kinds verifies both.
         let folder = try TemporaryFolder()
-        try FileManager.default.copyItem(at: PostgresFixtures.folder.appendingPathComponent("app-before-0007.sql"), to: folder.url.appendingPathComponent("pg.sql"))
-        try FileManager.default.copyItem(at: Repository.root.appendingPathComponent("fixtures/app-before-0007.db"), to: folder.url.appendingPathComponent("lite.db"))
+        try FileManager.default.copyItem(
+            at: PostgresFixtures.folder.appendingPathComponent("app-before-0007.sql"), to: folder.url.appendingPathComponent("pg.sql"))
+        try FileManager.default.copyItem(
+            at: Repository.root.appendingPathComponent("fixtures/app-before-0007.db"), to: folder.url.appendingPathComponent("lite.db"))
         let both = try toolcfg(["migrate", "verify", "--fixtures", folder.url.path], environment: ["TOOLCFG_DB": server])
         #expect(both.status == 0, "\(both.stderr)")
-        #expect(both.stderr.contains("ok   \(folder.path("lite.db"))") && both.stderr.contains("ok   \(folder.path("pg.sql"))"), "\(both.stderr)")
+        #expect(
+            both.stderr.contains("ok   \(folder.path("lite.db"))") && both.stderr.contains("ok   \(folder.path("pg.sql"))"),
+            "\(both.stderr)")
 
         let noServer = try toolcfg(["migrate", "verify", "--fixtures", PostgresFixtures.folder.path])
         #expect(noServer.status == 64)
@@ -467,7 +509,8 @@ struct PostgresReversibilityTests {
         #expect(good.status == 0, "\(good.stderr)")
         #expect(good.stderr.contains("ok   7 tools config (down-up)"))
         let folder = try TemporaryFolder()
-        let bad = try toolcfg(["migrate", "verify", "--migrations", try Self.forgetfulPair(folder)], environment: ["TOOLCFG_DB": database.url.text])
+        let bad = try toolcfg(
+            ["migrate", "verify", "--migrations", try Self.forgetfulPair(folder)], environment: ["TOOLCFG_DB": database.url.text])
         #expect(bad.status == 65)
         #expect(bad.stderr.contains("index idx_user_tool_configs_updated: present now, absent before"), "\(bad.stderr)")
     }

@@ -11,7 +11,8 @@ struct PostgresRoomTests {
 
     /// Each row's page, by table and key.
     static func pages(_ connection: PostgresConnection) throws -> [String: Int64] {
-        let rows = try connection.query("""
+        let rows = try connection.query(
+            """
             SELECT 'a/' || id, (ctid::text::point)[0]::bigint FROM api_model_aliases
             UNION ALL SELECT 'c/' || id, (ctid::text::point)[0]::bigint FROM user_tool_configs
             """)
@@ -22,23 +23,28 @@ struct PostgresRoomTests {
         try connection.queryText("SELECT array_to_string(reloptions, ',') FROM pg_class WHERE relname = $1", [.text(table)])
     }
 
-
-    static func expectUnchanged(_ database: PostgresKeyedDatabase, _ dump: [String], _ pages: [String: Int64],
-                                sourceLocation: SourceLocation = #_sourceLocation) throws {
+    static func expectUnchanged(
+        _ database: PostgresKeyedDatabase, _ dump: [String], _ pages: [String: Int64],
+        sourceLocation: SourceLocation = #_sourceLocation
+    ) throws {
         #expect(try database.dump() == dump, "a value changed", sourceLocation: sourceLocation)
         #expect(try Self.pages(database.connection) == pages, "a row moved", sourceLocation: sourceLocation)
         #expect(try Self.fillfactor(database.connection) == nil, "the fillfactor was set", sourceLocation: sourceLocation)
-        #expect(try Self.fillfactor(database.connection, of: "api_model_aliases") == nil, "the fillfactor was set", sourceLocation: sourceLocation)
+        #expect(
+            try Self.fillfactor(database.connection, of: "api_model_aliases") == nil, "the fillfactor was set",
+            sourceLocation: sourceLocation)
     }
 
-    @Test("with --make-room the write phase rewrites every row on the page it is on (in place); without it, a packed table's rows all move",
-          arguments: [true, false])
+    @Test(
+        "with --make-room the write phase rewrites every row on the page it is on (in place); without it, a packed table's rows all move",
+        arguments: [true, false])
     func writePhaseRewritesInPlace(_ makeRoom: Bool) throws {
         let old = try key(MasterKeyTests.valid), new = MasterKey.generate()
         let database = try PostgresKeyedDatabase(master: old, rows: Self.rows, noKey: { $0 % 10 == 0 })
         defer { database.drop() }
         let before = try database.dump(), otherColumns = try database.dump(withTriples: false)
-        var rotator = KeyRotator(database: try database.base.scratch.connect(), options: .init(oldKey: old, newKey: new, jobs: 2, makeRoom: makeRoom))
+        var rotator = KeyRotator(
+            database: try database.base.scratch.connect(), options: .init(oldKey: old, newKey: new, jobs: 2, makeRoom: makeRoom))
         var pagesBeforeWriting: [String: Int64] = [:]
         rotator.betweenPhases = {
             pagesBeforeWriting = try Self.pages(database.connection)
@@ -59,13 +65,20 @@ struct PostgresRoomTests {
             #expect(configs.room == nil)
             #expect(try Self.fillfactor(database.connection) == nil)
             // All but those of the last page, which the inserts left partly empty.
-            #expect(movedByTheWrite.count > configs.rotated * 9 / 10, "a packed table's rewritten rows go to other pages: \(movedByTheWrite.count) of \(configs.rotated)")
+            #expect(
+                movedByTheWrite.count > configs.rotated * 9 / 10,
+                "a packed table's rewritten rows go to other pages: \(movedByTheWrite.count) of \(configs.rotated)")
         }
         #expect(try database.dump(withTriples: false) == otherColumns)
         try database.expectPlaintexts(under: new)
     }
 
-    @Test("--make-room from the command line: a dry run counts and changes nothing; the run reports what it moved (valid against the schema); a rerun moves nothing")
+    @Test(
+        """
+        --make-room from the command line: a dry run counts and changes nothing; the run reports what it moved (valid against the \
+        schema); a rerun moves nothing
+        """
+    )
     func commandLine() throws {
         let folder = try TemporaryFolder()
         let old = try key(MasterKeyTests.valid), new = MasterKey.generate()
@@ -76,20 +89,31 @@ struct PostgresRoomTests {
         let dry = try PostgresRotationTests.rotate(database, folder, old: old, new: new, ["--make-room", "--dry-run"])
         #expect(dry.status == 0, "\(dry.stderr)")
         let dryRoom = RotationTests.tables(try RotationTests.json(dry.stdout))[KeyedDatabase.configs]?["room"] as? [String: Any]
-        #expect((dryRoom?["rows_without_room"] as? Int ?? 0) > 600 && dryRoom?["rows_moved"] as? Int == 0 && dryRoom?["fillfactor"] as? Int == 100, "\(dryRoom ?? [:])")
+        #expect(
+            (dryRoom?["rows_without_room"] as? Int ?? 0) > 600 && dryRoom?["rows_moved"] as? Int == 0
+                && dryRoom?["fillfactor"] as? Int == 100, "\(dryRoom ?? [:])")
         try Self.expectUnchanged(database, before, pagesBefore)
 
         let run = try PostgresRotationTests.rotate(database, folder, old: old, new: new, ["--make-room"])
         #expect(run.status == 0, "\(run.stderr)")
         let room = RotationTests.tables(try RotationTests.json(run.stdout))[KeyedDatabase.configs]?["room"] as? [String: Any]
-        #expect(room?["rows_moved"] as? Int == dryRoom?["rows_without_room"] as? Int && room?["rows_left_without_room"] as? Int == 0, "\(room ?? [:])")
-        try JSONReportTests.validate([.init(kind: "rotate", arguments: [], result: dry, json: dry.stdout), .init(kind: "rotate", arguments: [], result: run, json: run.stdout)])
+        #expect(
+            room?["rows_moved"] as? Int == dryRoom?["rows_without_room"] as? Int && room?["rows_left_without_room"] as? Int == 0,
+            "\(room ?? [:])")
+        try JSONReportTests.validate([
+            .init(kind: "rotate", arguments: [], result: dry, json: dry.stdout),
+            .init(kind: "rotate", arguments: [], result: run, json: run.stdout)
+        ])
         try database.expectPlaintexts(under: new)
 
-        let text = try toolcfg(RotationTests.rotateArguments(database.url.text, old: try RotationTests.keyFile(new, folder, "n.key"),
-                                                              new: try RotationTests.keyFile(old, folder, "o.key")) + ["--make-room"])
+        let text = try toolcfg(
+            RotationTests.rotateArguments(
+                database.url.text, old: try RotationTests.keyFile(new, folder, "n.key"),
+                new: try RotationTests.keyFile(old, folder, "o.key")) + ["--make-room"])
         #expect(text.status == 0, "\(text.stderr)")
-        #expect(text.stderr.contains("user_tool_configs: 0 keyed rows without room on their page, fillfactor 50, 0 moved in 0 transactions"), "\(text.stderr)")
+        #expect(
+            text.stderr.contains("user_tool_configs: 0 keyed rows without room on their page, fillfactor 50, 0 moved in 0 transactions"),
+            "\(text.stderr)")
         try database.expectPlaintexts(under: old)
     }
 
@@ -97,8 +121,12 @@ struct PostgresRoomTests {
         case updateTrigger, rule, indexOnTriple, uniqueNonce, partitioned, notOwner
     }
 
-    @Test("--make-room is refused (64) before any table changes: update triggers, rules, an index on a triple column, a partitioned table, a role not the owner",
-          arguments: Refusal.allCases)
+    @Test(
+        """
+        --make-room is refused (64) before any table changes: update triggers, rules, an index on a triple column, a partitioned table, \
+        a role not the owner
+        """,
+        arguments: Refusal.allCases)
     func refusals(_ refusal: Refusal) throws {
         let folder = try TemporaryFolder()
         let old = try key(MasterKeyTests.valid), new = MasterKey.generate()
@@ -109,40 +137,49 @@ struct PostgresRoomTests {
         let expected: String
         switch refusal {
         case .updateTrigger:
-            try database.connection.execute("""
-                CREATE FUNCTION touch() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN NEW.updated_at := NEW.updated_at + 1; RETURN NEW; END $$;
+            try database.connection.execute(
+                """
+                CREATE FUNCTION touch() RETURNS trigger LANGUAGE plpgsql
+                    AS $$ BEGIN NEW.updated_at := NEW.updated_at + 1; RETURN NEW; END $$;
                 CREATE TRIGGER touch_updated_at BEFORE UPDATE ON user_tool_configs FOR EACH ROW EXECUTE FUNCTION touch();
                 """)
             expected = "update triggers (touch_updated_at)"
         case .rule:
-            try database.connection.execute("""
+            try database.connection.execute(
+                """
                 CREATE TABLE config_changes (id bigint);
                 CREATE RULE log_change AS ON UPDATE TO user_tool_configs DO ALSO INSERT INTO config_changes VALUES (NEW.id);
                 """)
             expected = "rules (log_change)"
         case .indexOnTriple:
-            try database.connection.execute("CREATE INDEX configs_with_keys ON user_tool_configs (user_id) WHERE encrypted_api_key IS NOT NULL")
+            try database.connection.execute(
+                "CREATE INDEX configs_with_keys ON user_tool_configs (user_id) WHERE encrypted_api_key IS NOT NULL")
             expected = "indexes on its secret columns encrypted_api_key, salt, nonce (configs_with_keys)"
         case .uniqueNonce:  // a constraint's index: its columns are recorded on the constraint
             try database.connection.execute("ALTER TABLE user_tool_configs ADD UNIQUE (nonce)")
             expected = "(user_tool_configs_nonce_key)"
         case .partitioned:
-            try database.connection.execute("""
+            try database.connection.execute(
+                """
                 CREATE TABLE zz_parted (id bigint PRIMARY KEY, encrypted_api_key text, salt text, nonce text) PARTITION BY RANGE (id);
                 CREATE TABLE zz_parted_1 PARTITION OF zz_parted FOR VALUES FROM (0) TO (1000);
                 """)
             expected = "zz_parted is partitioned"
         case .notOwner:
             let name = "toolcfg_room_\(UInt32.random(in: 0...UInt32.max))"
-            try database.connection.execute("CREATE ROLE \(name) LOGIN; GRANT SELECT, UPDATE ON api_model_aliases, user_tool_configs TO \(name)")
+            try database.connection.execute(
+                "CREATE ROLE \(name) LOGIN; GRANT SELECT, UPDATE ON api_model_aliases, user_tool_configs TO \(name)")
             role = name
             url += (url.contains("?") ? "&" : "?") + "user=\(name)"
             expected = "belongs to another role"
         }
         let before = try database.dump(), pagesBefore = try Self.pages(database.connection)
-        let refused = try toolcfg(RotationTests.rotateArguments(url, old: try RotationTests.keyFile(old, folder, "o.key"),
-                                                                 new: try RotationTests.keyFile(new, folder, "n.key")) + ["--make-room"])
-        #expect(refused.status == 64 && refused.stderr.contains(expected) && refused.stderr.contains("nothing changed"), "\(refused.stderr)")
+        let refused = try toolcfg(
+            RotationTests.rotateArguments(
+                url, old: try RotationTests.keyFile(old, folder, "o.key"),
+                new: try RotationTests.keyFile(new, folder, "n.key")) + ["--make-room"])
+        #expect(
+            refused.status == 64 && refused.stderr.contains(expected) && refused.stderr.contains("nothing changed"), "\(refused.stderr)")
         try Self.expectUnchanged(database, before, pagesBefore)
         try database.expectPlaintexts(under: old)
     }
@@ -156,8 +193,9 @@ struct PostgresRoomTests {
         let before = try database.dump(), pagesBefore = try Self.pages(database.connection)
         let backup = folder.path("before.sql")
         if backupTaken { try Data("keep me".utf8).write(to: URL(fileURLWithPath: backup)) }
-        let refused = try PostgresRotationTests.rotate(database, folder, old: backupTaken ? old : MasterKey.generate(), new: new,
-                                                       ["--make-room", "--backup", backup])
+        let refused = try PostgresRotationTests.rotate(
+            database, folder, old: backupTaken ? old : MasterKey.generate(), new: new,
+            ["--make-room", "--backup", backup])
         #expect(refused.status == (backupTaken ? 74 : 65), "\(refused.stderr)")
         #expect(refused.stderr.contains(backupTaken ? "the file exists" : "decrypts under neither"), "\(refused.stderr)")
         try Self.expectUnchanged(database, before, pagesBefore)
@@ -168,14 +206,20 @@ struct PostgresRoomTests {
         }
     }
 
-    @Test("batches of whole pages, sized by the rows they move; VACUUM lets moved rows fill the emptied pages; rows with values kept out of line (TOAST) get room too; a second pass finds nothing to move")
+    @Test(
+        """
+        batches of whole pages, sized by the rows they move; VACUUM lets moved rows fill the emptied pages; \
+        rows with values kept out of line (TOAST) get room too; a second pass finds nothing to move
+        """
+    )
     func batchesAndVacuum() throws {
         let old = try key(MasterKeyTests.valid)
         // api_model_aliases, keyed by text, has a column no index covers: one row in fifty gets
         // 6 KB there that does not compress, stored out of line.
         let database = try PostgresKeyedDatabase(master: old, aliases: 2_000, rows: 10)
         defer { database.drop() }
-        try database.connection.execute("""
+        try database.connection.execute(
+            """
             UPDATE api_model_aliases SET models_json = (SELECT string_agg(md5(id || g::text), '') FROM generate_series(1, 190) g)
             WHERE right(id, 2) = '50'
             """)
@@ -187,16 +231,23 @@ struct PostgresRoomTests {
         maker.firstBatchRows = 100
         maker.batchRows = 50...150
         let report = try maker.run(dryRun: false) { _ in }
-        #expect(report.rowsWithoutRoom > 1_900 && report.rowsMoved == report.rowsWithoutRoom && report.rowsLeftWithoutRoom == 0, "\(report)")
+        #expect(
+            report.rowsWithoutRoom > 1_900 && report.rowsMoved == report.rowsWithoutRoom && report.rowsLeftWithoutRoom == 0, "\(report)")
         #expect(report.batches >= report.rowsMoved / 150 && report.batches <= report.rowsMoved / 50 + 1, "\(report)")
         #expect(try database.dump() == before, "making room changed a value")
         let pagesAfter = try database.connection.queryInt64(pageCount) ?? 0
-        #expect(Double(pagesAfter) <= 2.6 * Double(pagesBefore), "\(pagesBefore) pages became \(pagesAfter): the emptied pages were not reused")
+        #expect(
+            Double(pagesAfter) <= 2.6 * Double(pagesBefore), "\(pagesBefore) pages became \(pagesAfter): the emptied pages were not reused")
         let again = try PostgresRoomMaker(connection: database.connection, groups: groups).run(dryRun: false) { _ in }
         #expect(again.rowsWithoutRoom == 0 && again.rowsMoved == 0 && again.batches == 0, "\(again)")
     }
 
-    @Test("a row the application holds is skipped by the moves, never waited for; the rotation then waits for it as always and its write stands")
+    @Test(
+        """
+        a row the application holds is skipped by the moves, never waited for; the rotation then waits for it as always and its write \
+        stands
+        """
+    )
     func heldRowIsSkipped() throws {
         let old = try key(MasterKeyTests.valid), new = MasterKey.generate()
         let database = try PostgresKeyedDatabase(master: old, rows: Self.rows)
@@ -204,13 +255,16 @@ struct PostgresRoomTests {
         let holder = try database.base.scratch.connect()
         try holder.execute("BEGIN; UPDATE user_tool_configs SET enabled = NOT enabled WHERE id = 3")
         // A 1 s lock timeout: moves that waited for the held row would fail with 55P03.
-        var rotator = KeyRotator(database: try database.base.scratch.connect(.init(lockTimeout: .seconds(1))),
-                                 options: .init(oldKey: old, newKey: new, jobs: 2, makeRoom: true))
+        var rotator = KeyRotator(
+            database: try database.base.scratch.connect(.init(lockTimeout: .seconds(1))),
+            options: .init(oldKey: old, newKey: new, jobs: 2, makeRoom: true))
         rotator.betweenPhases = { try holder.execute("COMMIT") }
         let report = try rotator.run()
         let room = try #require(report.groups.first { $0.table == KeyedDatabase.configs }?.room)
         #expect(room.rowsMoved == room.rowsWithoutRoom - 1 && room.rowsWithoutRoom > 600, "\(room)")
         try database.expectPlaintexts(under: new)
-        #expect(try database.connection.queryText("SELECT enabled::text FROM user_tool_configs WHERE id = 3") == "false", "the application's flip was lost")
+        #expect(
+            try database.connection.queryText("SELECT enabled::text FROM user_tool_configs WHERE id = 3") == "false",
+            "the application's flip was lost")
     }
 }

@@ -14,8 +14,10 @@ final class PostgresKeyedDatabase {
     /// Rows with a key, by table.
     private(set) var keyed: [String: Int] = [:]
 
-    init(master: MasterKey, aliases: Int = 3, rows: Int, noKey: (Int) -> Bool = { _ in false },
-         encrypt: (([String]) throws -> [StoredSecret])? = nil) throws {
+    init(
+        master: MasterKey, aliases: Int = 3, rows: Int, noKey: (Int) -> Bool = { _ in false },
+        encrypt: (([String]) throws -> [StoredSecret])? = nil
+    ) throws {
         base = try PostgresToolConfigDatabase(fixture: "app-after-0007.sql")
         let encrypt = encrypt ?? KeyedDatabase.swiftEncryptor(master)
         try connection.execute("DELETE FROM api_model_aliases; DELETE FROM user_tool_configs")
@@ -23,18 +25,28 @@ final class PostgresKeyedDatabase {
         let keyedIDs = (1...rows).filter { !noKey($0) }
         let configPlaintexts = keyedIDs.map { KeyedDatabase.defaultPlaintext(KeyedDatabase.configs, $0) }
         let secrets = try encrypt(aliasPlaintexts + configPlaintexts)
-        try connection.copyIn("COPY api_model_aliases (id, base_url, models_json, encrypted_api_key, salt, nonce, created_at, updated_at) FROM STDIN") { copy in
+        try connection.copyIn(
+            "COPY api_model_aliases (id, base_url, models_json, encrypted_api_key, salt, nonce, created_at, updated_at) FROM STDIN"
+        ) { copy in
             for (index, secret) in secrets.prefix(aliases).enumerated() {
-                try copy.appendRow(["alias-\(index + 1)", "https://a\(index).example.invalid/v1", "[]", secret.encryptedAPIKey, secret.salt, secret.nonce, "1700000000", "1700000001"])
+                try copy.appendRow([
+                    "alias-\(index + 1)", "https://a\(index).example.invalid/v1", "[]", secret.encryptedAPIKey, secret.salt, secret.nonce,
+                    "1700000000", "1700000001"
+                ])
                 plaintexts["\(KeyedDatabase.aliases)/alias-\(index + 1)"] = aliasPlaintexts[index]
             }
         }
         var secretOf: [Int: StoredSecret] = [:]
         for (id, secret) in zip(keyedIDs, secrets.dropFirst(aliases)) { secretOf[id] = secret }
-        try connection.copyIn("COPY user_tool_configs (id, user_id, tool_id, enabled, encrypted_api_key, salt, nonce, created_at, updated_at) FROM STDIN") { copy in
+        try connection.copyIn(
+            "COPY user_tool_configs (id, user_id, tool_id, enabled, encrypted_api_key, salt, nonce, created_at, updated_at) FROM STDIN"
+        ) { copy in
             for id in 1...rows {
                 let secret = secretOf[id]
-                try copy.appendRow([String(id), "user-\(id)", "tool-\(id % 5)", id % 2 == 1 ? "t" : "f", secret?.encryptedAPIKey, secret?.salt, secret?.nonce, "1700000000", "1700000002"])
+                try copy.appendRow([
+                    String(id), "user-\(id)", "tool-\(id % 5)", id % 2 == 1 ? "t" : "f", secret?.encryptedAPIKey, secret?.salt,
+                    secret?.nonce, "1700000000", "1700000002"
+                ])
             }
         }
         try connection.execute("SELECT setval('user_tool_configs_id_seq', \(rows))")
@@ -52,8 +64,13 @@ final class PostgresKeyedDatabase {
             return (0..<rows.count).map { rows.text($0, 0) ?? "" }
         }
         let triple = withTriples ? "quote_nullable(encrypted_api_key), quote_nullable(salt), quote_nullable(nonce)" : "''"
-        return try rows("SELECT concat_ws('|', id, api_format, base_url, models_json, quote_nullable(prefix), \(triple), created_at, updated_at) FROM api_model_aliases ORDER BY id")
-            + rows("SELECT concat_ws('|', id, user_id, tool_id, enabled, \(triple), created_at, updated_at) FROM user_tool_configs ORDER BY id")
+        return try rows(
+            "SELECT concat_ws('|', id, api_format, base_url, models_json, quote_nullable(prefix), \(triple), created_at, updated_at) "
+                + "FROM api_model_aliases ORDER BY id"
+        )
+            + rows(
+                "SELECT concat_ws('|', id, user_id, tool_id, enabled, \(triple), created_at, updated_at) FROM user_tool_configs ORDER BY id"
+            )
             + rows("SELECT 'sequence ' || last_value FROM user_tool_configs_id_seq")
     }
 
@@ -62,21 +79,28 @@ final class PostgresKeyedDatabase {
         let reader = try base.scratch.connect()
         defer { reader.close() }
         let report = try KeyVerifier(database: reader, masterKey: old, newKey: new, jobs: 2).run()
-        return Dictionary(uniqueKeysWithValues: report.groups.map { ($0.table, ($0.underMasterKey, $0.underNewMasterKey, $0.underNeither + $0.malformed)) })
+        return Dictionary(
+            uniqueKeysWithValues: report.groups.map {
+                ($0.table, ($0.underMasterKey, $0.underNewMasterKey, $0.underNeither + $0.malformed))
+            })
     }
 
     /// True when every keyed row of both tables opens under `key`, to its plaintext.
     func expectPlaintexts(under key: MasterKey, sourceLocation: SourceLocation = #_sourceLocation) throws {
-        let rows = try connection.query("""
+        let rows = try connection.query(
+            """
             SELECT 'api_model_aliases/' || id, encrypted_api_key, salt, nonce FROM api_model_aliases
-            UNION ALL SELECT 'user_tool_configs/' || id, encrypted_api_key, salt, nonce FROM user_tool_configs WHERE encrypted_api_key IS NOT NULL
+            UNION ALL SELECT 'user_tool_configs/' || id, encrypted_api_key, salt, nonce FROM user_tool_configs
+                      WHERE encrypted_api_key IS NOT NULL
             """)
         var opened: [String: String] = [:]
         for row in 0..<rows.count {
             let secret = try #require(ToolConfigTable.secret(rows, row, first: 1))
             opened[rows.text(row, 0) ?? ""] = (try? SecretCipher.decrypt(secret, masterKey: key)) ?? "<does not open>"
         }
-        #expect(opened == plaintexts, "\(opened.filter { plaintexts[$0.key] != $0.value }.keys.sorted().prefix(5))", sourceLocation: sourceLocation)
+        #expect(
+            opened == plaintexts, "\(opened.filter { plaintexts[$0.key] != $0.value }.keys.sorted().prefix(5))",
+            sourceLocation: sourceLocation)
     }
 }
 
@@ -95,9 +119,10 @@ final class PostgresApplication: ApplicationStandIn, @unchecked Sendable {
     init(_ database: PostgresKeyedDatabase, master: MasterKey, rows: Int) throws {
         connection = try database.base.scratch.connect(.init(lockTimeout: .seconds(5)))
         self.master = master
-        self.rows = Dictionary(uniqueKeysWithValues: (1...rows).map { id in
-            (Int64(id), ApplicationRow(plaintext: database.plaintexts["\(KeyedDatabase.configs)/\(id)"], enabled: Int64(id % 2)))
-        })
+        self.rows = Dictionary(
+            uniqueKeysWithValues: (1...rows).map { id in
+                (Int64(id), ApplicationRow(plaintext: database.plaintexts["\(KeyedDatabase.configs)/\(id)"], enabled: Int64(id % 2)))
+            })
     }
 
     /// One statement, timed; the rows it touched.
@@ -127,10 +152,12 @@ final class PostgresApplication: ApplicationStandIn, @unchecked Sendable {
     func insert(under key: MasterKey? = nil) {
         let plaintext = uniquePlaintext("insert")
         guard let secret = try? SecretCipher.encrypt(plaintext, masterKey: key ?? master) else { return failures.append("encrypt") }
-        if let inserted = write("""
+        if let inserted = write(
+            """
             INSERT INTO user_tool_configs (user_id, tool_id, enabled, encrypted_api_key, salt, nonce, created_at, updated_at)
             VALUES ($1, 'app-tool', true, $2, $3, $4, 1800000000, 1800000000) RETURNING id
-            """, [.text("app-user-\(next)")] + Self.triple(secret)), let id = try? inserted.int64(0, 0) {
+            """, [.text("app-user-\(next)")] + Self.triple(secret)), let id = try? inserted.int64(0, 0)
+        {
             rows[id] = ApplicationRow(plaintext: plaintext, enabled: 1)
         }
     }
@@ -138,15 +165,18 @@ final class PostgresApplication: ApplicationStandIn, @unchecked Sendable {
     func setKey(_ id: Int64, under key: MasterKey? = nil, clear: Bool = false) {
         let plaintext = clear ? nil : uniquePlaintext("key")
         let secret = plaintext.flatMap { try? SecretCipher.encrypt($0, masterKey: key ?? master) }
-        if let updated = write("UPDATE user_tool_configs SET encrypted_api_key = $2, salt = $3, nonce = $4, updated_at = updated_at + 1 WHERE id = $1",
-                               [.integer(id)] + Self.triple(secret)), updated.affectedRows == 1 {
+        if let updated = write(
+            "UPDATE user_tool_configs SET encrypted_api_key = $2, salt = $3, nonce = $4, updated_at = updated_at + 1 WHERE id = $1",
+            [.integer(id)] + Self.triple(secret)), updated.affectedRows == 1
+        {
             rows[id]?.plaintext = plaintext
         }
     }
 
     func flip(_ id: Int64) {
         if let updated = write("UPDATE user_tool_configs SET enabled = NOT enabled WHERE id = $1", [.integer(id)]),
-           updated.affectedRows == 1, let row = rows[id] {
+            updated.affectedRows == 1, let row = rows[id]
+        {
             rows[id]?.enabled = 1 - row.enabled
         }
     }
@@ -162,27 +192,40 @@ final class PostgresApplication: ApplicationStandIn, @unchecked Sendable {
         let result = try connection.query("SELECT id, enabled, encrypted_api_key, salt, nonce FROM user_tool_configs")
         var stored: [Int64: ApplicationRow] = [:]
         for row in 0..<result.count {
-            let plaintext = ToolConfigTable.secret(result, row, first: 2).map { (try? SecretCipher.decrypt($0, masterKey: key)) ?? "<does not open>" }
+            let plaintext = ToolConfigTable.secret(result, row, first: 2).map {
+                (try? SecretCipher.decrypt($0, masterKey: key)) ?? "<does not open>"
+            }
             stored[try result.int64(row, 0) ?? 0] = ApplicationRow(plaintext: plaintext, enabled: try result.bool(row, 1) == true ? 1 : 0)
         }
-        let wrong = rows.filter { stored[$0.key] != $0.value }.map { "id \($0.key)" } + stored.keys.filter { rows[$0] == nil }.map { "extra id \($0)" }
-        #expect(wrong.isEmpty, "rows differing from what the application wrote: \(wrong.sorted().prefix(10))", sourceLocation: sourceLocation)
+        let wrong =
+            rows.filter { stored[$0.key] != $0.value }.map { "id \($0.key)" }
+            + stored.keys.filter { rows[$0] == nil }.map { "extra id \($0)" }
+        #expect(
+            wrong.isEmpty, "rows differing from what the application wrote: \(wrong.sorted().prefix(10))", sourceLocation: sourceLocation)
     }
 }
 
 @Suite("Rotation on PostgreSQL", .enabled(if: PostgresTestServer.shouldRun, PostgresTestServer.skipReason))
 struct PostgresRotationTests {
-    static func rotate(_ database: PostgresKeyedDatabase, _ folder: TemporaryFolder, old: MasterKey, new: MasterKey, _ extra: [String] = []) throws -> ProcessResult {
+    static func rotate(_ database: PostgresKeyedDatabase, _ folder: TemporaryFolder, old: MasterKey, new: MasterKey, _ extra: [String] = [])
+        throws -> ProcessResult
+    {
         let oldFile = try RotationTests.keyFile(old, folder, "old-\(old.fingerprint).key")
         let newFile = try RotationTests.keyFile(new, folder, "new-\(new.fingerprint).key")
         return try toolcfg(RotationTests.rotateArguments(database.url.text, old: oldFile, new: newFile) + ["--jobs", "2", "--json"] + extra)
     }
 
-    @Test("rotates both tables (one keyed by text) from the command line; psycopg and Python cryptography open every key under the new key; a rerun changes nothing")
+    @Test(
+        """
+        rotates both tables (one keyed by text) from the command line; psycopg and Python cryptography open every key under the new key; \
+        a rerun changes nothing
+        """
+    )
     func rotatesEveryTable() throws {
         let folder = try TemporaryFolder()
         let old = try key(MasterKeyTests.valid), new = MasterKey.generate()
-        let database = try PostgresKeyedDatabase(master: old, aliases: 5, rows: 60, noKey: { $0 % 6 == 0 }, encrypt: KeyedDatabase.peerEncryptor(old))
+        let database = try PostgresKeyedDatabase(
+            master: old, aliases: 5, rows: 60, noKey: { $0 % 6 == 0 }, encrypt: KeyedDatabase.peerEncryptor(old))
         defer { database.drop() }
         let before = try database.dump(withTriples: false)
 
@@ -201,15 +244,22 @@ struct PostgresRotationTests {
         #expect(try database.dump(withTriples: false) == before, "a column besides the triple changed")
 
         // psycopg reads the rows, Python's cryptography opens them under the new key.
-        let stored = try #require(try postgresPeer("read", database.url, """
-            SELECT 'api_model_aliases/' || id, encrypted_api_key, salt, nonce FROM api_model_aliases
-            UNION ALL SELECT 'user_tool_configs/' || id, encrypted_api_key, salt, nonce FROM user_tool_configs WHERE encrypted_api_key IS NOT NULL
-            ORDER BY 1
-            """) as? [[String]])
-        let opened = try #require(try cryptoPeer("decrypt", [
-            "master_key": new.base64Text,
-            "secrets": stored.map { ["encrypted_api_key": $0[1], "salt": $0[2], "nonce": $0[3]] },
-        ]) as? [String])
+        let stored = try #require(
+            try postgresPeer(
+                "read", database.url,
+                """
+                SELECT 'api_model_aliases/' || id, encrypted_api_key, salt, nonce FROM api_model_aliases
+                UNION ALL SELECT 'user_tool_configs/' || id, encrypted_api_key, salt, nonce FROM user_tool_configs
+                          WHERE encrypted_api_key IS NOT NULL
+                ORDER BY 1
+                """) as? [[String]])
+        let opened = try #require(
+            try cryptoPeer(
+                "decrypt",
+                [
+                    "master_key": new.base64Text,
+                    "secrets": stored.map { ["encrypted_api_key": $0[1], "salt": $0[2], "nonce": $0[3]] }
+                ]) as? [String])
         #expect(Dictionary(uniqueKeysWithValues: zip(stored.map { $0[0] }, opened)) == database.plaintexts)
         let counts = try database.counts(old: old, new: new)
         #expect(counts[KeyedDatabase.aliases]?.old == 0 && counts[KeyedDatabase.configs]?.old == 0)
@@ -218,7 +268,9 @@ struct PostgresRotationTests {
         let again = try Self.rotate(database, folder, old: old, new: new)
         #expect(again.status == 0, "\(again.stderr)")
         let againTables = RotationTests.tables(try RotationTests.json(again.stdout))
-        #expect(againTables[KeyedDatabase.configs]?["already_rotated"] as? Int == 50 && againTables[KeyedDatabase.configs]?["rotated"] as? Int == 0)
+        #expect(
+            againTables[KeyedDatabase.configs]?["already_rotated"] as? Int == 50
+                && againTables[KeyedDatabase.configs]?["rotated"] as? Int == 0)
         #expect(try database.dump() == afterFirst, "a rerun changed rows")
     }
 
@@ -237,8 +289,9 @@ struct PostgresRotationTests {
         case .malformedAlias: try database.connection.execute("UPDATE api_model_aliases SET nonce = 'short' WHERE id = 'alias-2'")
         case .foreignConfig:
             let foreign = try SecretCipher.encrypt("sk-foreign", masterKey: other)
-            try database.connection.query("UPDATE user_tool_configs SET encrypted_api_key = $1, salt = $2, nonce = $3 WHERE id = 33",
-                                          [.text(foreign.encryptedAPIKey), .text(foreign.salt), .text(foreign.nonce)])
+            try database.connection.query(
+                "UPDATE user_tool_configs SET encrypted_api_key = $1, salt = $2, nonce = $3 WHERE id = 33",
+                [.text(foreign.encryptedAPIKey), .text(foreign.salt), .text(foreign.nonce)])
         }
         let before = try database.dump()
         let backup = folder.path("backup.sql")
@@ -247,9 +300,12 @@ struct PostgresRotationTests {
         #expect(result.status == 65, "\(result.stderr)")
         let error = try RotationTests.json(result.stdout)["error"] as? [String: Any] ?? [:]
         switch failure {
-        case .wrongOldKey: #expect(error["table"] as? String == KeyedDatabase.aliases && result.stderr.contains("row id alias-1"), "\(result.stderr)")
-        case .malformedAlias: #expect(error["table"] as? String == KeyedDatabase.aliases && result.stderr.contains("row id alias-2"), "\(result.stderr)")
-        case .foreignConfig: #expect(error["table"] as? String == KeyedDatabase.configs && result.stderr.contains("row id 33"), "\(result.stderr)")
+        case .wrongOldKey:
+            #expect(error["table"] as? String == KeyedDatabase.aliases && result.stderr.contains("row id alias-1"), "\(result.stderr)")
+        case .malformedAlias:
+            #expect(error["table"] as? String == KeyedDatabase.aliases && result.stderr.contains("row id alias-2"), "\(result.stderr)")
+        case .foreignConfig:
+            #expect(error["table"] as? String == KeyedDatabase.configs && result.stderr.contains("row id 33"), "\(result.stderr)")
         }
         #expect(!result.stderr.contains("sk-"))
         #expect(try database.dump() == before)
@@ -276,7 +332,8 @@ struct PostgresRotationTests {
         try database.expectPlaintexts(under: new)
 
         // The application wrote since: the restore puts back the rows as they were read.
-        try database.connection.execute("INSERT INTO user_tool_configs (user_id, tool_id, enabled, created_at, updated_at) VALUES ('late', 't', true, 1, 1)")
+        try database.connection.execute(
+            "INSERT INTO user_tool_configs (user_id, tool_id, enabled, created_at, updated_at) VALUES ('late', 't', true, 1, 1)")
         let restore = try runProcess(URL(fileURLWithPath: "/usr/bin/env"), ["psql", "-X", "-q", "-d", database.url.text, "-f", backup])
         #expect(restore.status == 0 && restore.stderr.isEmpty, "\(restore.stderr)")
         let restored = try database.dump()
@@ -309,7 +366,12 @@ struct PostgresRotationTests {
         #expect(try session.queryInt64("SELECT count(*) FROM pg_class WHERE relname LIKE 'toolcfg_rotation_%'") == 0)
     }
 
-    @Test("rows the application re-keys or deletes after the commit are counted by the read-back (its digest differs, so it goes row by row), not failed")
+    @Test(
+        """
+        rows the application re-keys or deletes after the commit are counted by the read-back (its digest differs, \
+        so it goes row by row), not failed
+        """
+    )
     func readBackCountsWritesAfterTheCommit() throws {
         let old = try key(MasterKeyTests.valid), new = MasterKey.generate()
         let database = try PostgresKeyedDatabase(master: old, rows: 30, noKey: { $0 % 10 == 0 })
@@ -323,12 +385,18 @@ struct PostgresRotationTests {
         let report = try rotator.run()
         #expect(report.verifiedAfterCommit == report.total.rotated - 2 && report.changedAfterCommit == 1, "\(report)")
         application.setKey(3, under: new)
-        let quiet = try KeyRotator(database: try database.base.scratch.connect(), options: .init(oldKey: new, newKey: MasterKey.generate(), jobs: 2)).run()
+        let quiet = try KeyRotator(
+            database: try database.base.scratch.connect(), options: .init(oldKey: new, newKey: MasterKey.generate(), jobs: 2)
+        ).run()
         #expect(quiet.verifiedAfterCommit == quiet.total.rotated && quiet.changedAfterCommit == 0, "\(quiet)")
     }
 
-    @Test("an application writing throughout a rotation (with and without --make-room) loses nothing and waits only for the write phase or one move; after a rerun every key opens under the new key",
-          .timeLimit(.minutes(2)), arguments: [[], ["--make-room"]])
+    @Test(
+        """
+        an application writing throughout a rotation (with and without --make-room) loses nothing and waits only for the write phase or \
+        one move; after a rerun every key opens under the new key
+        """,
+        .timeLimit(.minutes(2)), arguments: [[], ["--make-room"]])
     func besideAWritingApplication(_ extra: [String]) throws {
         let folder = try TemporaryFolder()
         let old = try key(MasterKeyTests.valid), new = MasterKey.generate()
@@ -341,13 +409,21 @@ struct PostgresRotationTests {
         #expect(application.failures.isEmpty, "\(application.failures.prefix(3))")
         #expect(application.writes > 20, "the application wrote only \(application.writes) times during the rotation")
         let report = try RotationTests.json(rotation.stdout)
-        print("live rotation on PostgreSQL \(extra): \(application.writes) application writes, longest wait \(application.longestWait), write lock \(report["write_lock_seconds"] ?? "?") s of \(report["elapsed_seconds"] ?? "?") s")
+        print(
+            "live rotation on PostgreSQL \(extra): \(application.writes) application writes, longest wait \(application.longestWait), "
+                + "write lock \(report["write_lock_seconds"] ?? "?") s of \(report["elapsed_seconds"] ?? "?") s"
+        )
         let rerun = try KeyRotator(database: try database.base.scratch.connect(), options: .init(oldKey: old, newKey: new, jobs: 2)).run()
         #expect(rerun.groups.allSatisfy { $0.changedDuringRotation == 0 })
         try application.expectTable(under: new)
     }
 
-    @Test("a transaction holding a row past --busy-timeout fails the rotation with 75 and changes nothing; one that ends in time is waited for")
+    @Test(
+        """
+        a transaction holding a row past --busy-timeout fails the rotation with 75 and changes nothing; \
+        one that ends in time is waited for
+        """
+    )
     func waitsForTheApplicationsLock() throws {
         let folder = try TemporaryFolder()
         let old = try key(MasterKeyTests.valid), new = MasterKey.generate()
@@ -366,7 +442,9 @@ struct PostgresRotationTests {
         let waited = try Self.rotate(database, folder, old: old, new: new, ["--busy-timeout", "10"])
         #expect(waited.status == 0, "\(waited.stderr)")
         try database.expectPlaintexts(under: new)
-        #expect(try database.connection.queryText("SELECT enabled::text FROM user_tool_configs WHERE id = 5") == "false", "the application's flip was lost")
+        #expect(
+            try database.connection.queryText("SELECT enabled::text FROM user_tool_configs WHERE id = 5") == "false",
+            "the application's flip was lost")
     }
 
     @Test("a big rotation of a table packed full passes on how to make the write phase shorter; with room on its pages, it does not")
@@ -388,7 +466,12 @@ struct PostgresRotationTests {
         try database.expectPlaintexts(under: new)
     }
 
-    @Test("rows keyed by awkward text (quotes, backslashes, commas, braces, NULL-like, multi-byte) are staged, written and read back by their keys")
+    @Test(
+        """
+        rows keyed by awkward text (quotes, backslashes, commas, braces, NULL-like, multi-byte) are staged, \
+        written and read back by their keys
+        """
+    )
     func awkwardTextKeys() throws {
         let old = try key(MasterKeyTests.valid), new = MasterKey.generate()
         let database = try PostgresKeyedDatabase(master: old, aliases: 8, rows: 4)
@@ -405,20 +488,29 @@ struct PostgresRotationTests {
         #expect(Set((0..<stored.count).compactMap { stored.text($0, 0) }) == Set(ids))
     }
 
-    @Test("an application transaction holding a row FOR UPDATE when the write phase starts finishes first, then the rotation: no deadlock, its write stands")
+    @Test(
+        """
+        an application transaction holding a row FOR UPDATE when the write phase starts finishes first, then the rotation: no deadlock, \
+        its write stands
+        """
+    )
     func forUpdateWriter() throws {
         let old = try key(MasterKeyTests.valid), new = MasterKey.generate()
         let database = try PostgresKeyedDatabase(master: old, rows: 20)
         defer { database.drop() }
         let application = try database.base.scratch.connect()
         nonisolated(unsafe) let writer = application  // the finishing thread's only, once started
-        var rotator = KeyRotator(database: try database.base.scratch.connect(.init(lockTimeout: .seconds(10))), options: .init(oldKey: old, newKey: new, jobs: 2))
+        var rotator = KeyRotator(
+            database: try database.base.scratch.connect(.init(lockTimeout: .seconds(10))), options: .init(oldKey: old, newKey: new, jobs: 2)
+        )
         let finished = DispatchSemaphore(value: 0)
         nonisolated(unsafe) var failure: (any Error)?  // written by that thread before it signals, read after
         rotator.betweenPhases = {
             try application.execute("BEGIN; SELECT * FROM user_tool_configs WHERE id = 5 FOR UPDATE")
             DispatchQueue.global().asyncAfter(deadline: .now() + .milliseconds(700)) {
-                do { try writer.execute("UPDATE user_tool_configs SET enabled = NOT enabled WHERE id = 5; COMMIT") } catch { failure = error }
+                do { try writer.execute("UPDATE user_tool_configs SET enabled = NOT enabled WHERE id = 5; COMMIT") } catch {
+                    failure = error
+                }
                 finished.signal()
             }
         }
@@ -441,7 +533,9 @@ struct PostgresRotationTests {
         let done = DispatchSemaphore(value: 0)
         nonisolated(unsafe) var outcome: Result<KeyRotator.Report, any Error>?  // set by the thread before it signals
         Thread {
-            outcome = Result { try KeyRotator(database: try PostgresConnection(url: url), options: .init(oldKey: old, newKey: new, jobs: 2)).run() }
+            outcome = Result {
+                try KeyRotator(database: try PostgresConnection(url: url), options: .init(oldKey: old, newKey: new, jobs: 2)).run()
+            }
             done.signal()
         }.start()
         // The rotation is soon waiting for its lock; the application goes on writing other rows.
@@ -460,7 +554,9 @@ struct PostgresRotationTests {
         let report = try #require(try outcome?.get())
         #expect(longest < .milliseconds(600), "an application write waited \(longest) behind the rotation's lock request")
         #expect(report.groups.first { $0.table == KeyedDatabase.configs }?.rotated == 20)
-        #expect(try database.connection.queryText("SELECT string_agg(enabled::text, ',' ORDER BY id) FROM user_tool_configs WHERE id IN (5, 7)") == "false,false")
+        #expect(
+            try database.connection.queryText("SELECT string_agg(enabled::text, ',' ORDER BY id) FROM user_tool_configs WHERE id IN (5, 7)")
+                == "false,false")
         try database.expectPlaintexts(under: new)
     }
 
@@ -472,10 +568,13 @@ struct PostgresRotationTests {
         let before = try database.dump()
         var rotator = KeyRotator(database: try database.base.scratch.connect(), options: .init(oldKey: old, newKey: new, jobs: 2))
         rotator.betweenPhases = {
-            try database.connection.execute("CREATE TABLE later_keys (id bigint PRIMARY KEY, encrypted_api_key text, salt text, nonce text)")
+            try database.connection.execute(
+                "CREATE TABLE later_keys (id bigint PRIMARY KEY, encrypted_api_key text, salt text, nonce text)")
         }
         let error = try #require(thrownError { _ = try rotator.run() } as? TablesChangedDuringRotation)
-        #expect(error.exitStatus == .temporaryFailure && error.now.contains { $0.hasPrefix("later_keys ") } && !error.before.contains { $0.hasPrefix("later_keys ") })
+        #expect(
+            error.exitStatus == .temporaryFailure && error.now.contains { $0.hasPrefix("later_keys ") }
+                && !error.before.contains { $0.hasPrefix("later_keys ") })
         #expect(try database.dump() == before)
     }
 
@@ -494,8 +593,9 @@ struct PostgresRotationTests {
         var rotator = KeyRotator(database: try database.base.scratch.connect(), options: .init(oldKey: old, newKey: new, jobs: 2))
         rotator.betweenPhases = {
             let rekeyed = try SecretCipher.encrypt("sk-char-rekeyed", masterKey: old)
-            try database.connection.query("UPDATE char_keyed SET encrypted_api_key = $1, salt = $2, nonce = $3 WHERE id = 'k00600'",
-                                          [.text(rekeyed.encryptedAPIKey), .text(rekeyed.salt), .text(rekeyed.nonce)])
+            try database.connection.query(
+                "UPDATE char_keyed SET encrypted_api_key = $1, salt = $2, nonce = $3 WHERE id = 'k00600'",
+                [.text(rekeyed.encryptedAPIKey), .text(rekeyed.salt), .text(rekeyed.nonce)])
             try database.connection.execute("DELETE FROM char_keyed WHERE id = 'k00001'")
         }
         let report = try rotator.run()
@@ -548,8 +648,10 @@ struct PostgresRotationTests {
         let wholeMicroseconds = max(20_000, Double(whole.components.seconds) * 1e6 + Double(whole.components.attoseconds) / 1e12)
         var killed = 0, log: [String] = []
         for iteration in 1...8 {
-            let delay = UInt32(iteration % 2 == 1 ? Double.random(in: 5_000...wholeMicroseconds)
-                                                  : Double.random(in: wholeMicroseconds * 3 / 4...wholeMicroseconds * 1.1))
+            let delay = UInt32(
+                iteration % 2 == 1
+                    ? Double.random(in: 5_000...wholeMicroseconds)
+                    : Double.random(in: wholeMicroseconds * 3 / 4...wholeMicroseconds * 1.1))
             let process = Process()
             process.executableURL = Repository.toolcfg
             process.arguments = RotationTests.rotateArguments(database.url.text, old: oldFile, new: newFile) + ["--jobs", "2"]
@@ -562,12 +664,19 @@ struct PostgresRotationTests {
             if process.isRunning { kill(process.processIdentifier, SIGKILL) }
             process.waitUntilExit()
             let wasKilled = process.terminationReason == .uncaughtSignal && process.terminationStatus == SIGKILL
-            if wasKilled { killed += 1 } else { #expect(process.terminationStatus == 0, "iteration \(iteration) exited \(process.terminationStatus)") }
+            if wasKilled {
+                killed += 1
+            } else {
+                #expect(process.terminationStatus == 0, "iteration \(iteration) exited \(process.terminationStatus)")
+            }
             // The server ends the killed session's transaction: committed whole, or not at all.
             let counts = try database.counts(old: old, new: new)
             let allOld = counts.allSatisfy { $0.value.old == database.keyed[$0.key] && $0.value.new == 0 && $0.value.neither == 0 }
             let allNew = counts.allSatisfy { $0.value.new == database.keyed[$0.key] && $0.value.old == 0 && $0.value.neither == 0 }
-            log.append("\(iteration): \(delay / 1000) ms, \(wasKilled ? "killed" : "finished"), \(allNew ? "rotated" : allOld ? "not rotated" : "MIXED")")
+            log.append(
+                "\(iteration): \(delay / 1000) ms, \(wasKilled ? "killed" : "finished"), "
+                    + "\(allNew ? "rotated" : allOld ? "not rotated" : "MIXED")"
+            )
             #expect(allOld || allNew, "iteration \(iteration): rows under a mix of keys: \(counts)")
             #expect(wasKilled || allNew)
             guard allOld || allNew else { break }

@@ -17,7 +17,8 @@ struct PostgresRowLevelSecurityTests {
         _ = try Migrator(database: owner, migrations: try .embeddedPostgres()).up()
         let master = try key(MasterKeyTests.valid)
         let secret = try SecretCipher.encrypt("sk-tenant", masterKey: master)
-        try owner.execute("""
+        try owner.execute(
+            """
             CREATE TABLE api_model_aliases (
                 id TEXT PRIMARY KEY, tenant_id TEXT NOT NULL,
                 encrypted_api_key TEXT NOT NULL, salt TEXT NOT NULL, nonce TEXT NOT NULL);
@@ -29,21 +30,30 @@ struct PostgresRowLevelSecurityTests {
             GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO \(role);
             """)
         for tenant in ["a", "b"] {
-            try owner.query("INSERT INTO api_model_aliases VALUES ($1, $2, $3, $4, $5)",
-                            [.text("alias-\(tenant)"), .text(tenant), .text(secret.encryptedAPIKey), .text(secret.salt), .text(secret.nonce)])
+            try owner.query(
+                "INSERT INTO api_model_aliases VALUES ($1, $2, $3, $4, $5)",
+                [.text("alias-\(tenant)"), .text(tenant), .text(secret.encryptedAPIKey), .text(secret.salt), .text(secret.nonce)])
         }
         owner.close()
-        return (database, role, {
-            database.drop()
-            try? PostgresConnection(url: try! PostgresURL(PostgresTestServer.url!)).execute("DROP ROLE IF EXISTS \(role)")
-        })
+        return (
+            database, role,
+            {
+                database.drop()
+                try? PostgresConnection(url: try! PostgresURL(PostgresTestServer.url!)).execute("DROP ROLE IF EXISTS \(role)")
+            }
+        )
     }
 
     static func connect(_ database: ScratchPostgresDatabase, as role: String) throws -> PostgresConnection {
         try PostgresConnection(url: try PostgresURL(database.url.text + (database.url.text.contains("?") ? "&" : "?") + "user=\(role)"))
     }
 
-    @Test("a role without BYPASSRLS is refused (77) by verify-keys, import and rotate, naming the table; a superuser or a BYPASSRLS role is not")
+    @Test(
+        """
+        a role without BYPASSRLS is refused (77) by verify-keys, import and rotate, naming the table; \
+        a superuser or a BYPASSRLS role is not
+        """
+    )
     func refusedWithoutBypass() throws {
         let (database, role, drop) = try Self.tenantDatabase()
         defer { drop() }
@@ -56,8 +66,14 @@ struct PostgresRowLevelSecurityTests {
         try Data("user_id,tool_id,api_key\nu,t,sk-new\n".utf8).write(to: URL(fileURLWithPath: input))
         let attempts: [(String, () throws -> Void)] = [
             ("verify-keys", { _ = try KeyVerifier(database: tenant, masterKey: master, jobs: 2).run() }),
-            ("import", { _ = try Importer(database: tenant, options: .init(input: input, format: .csv, masterKey: master, jobs: 2)).run() }),
-            ("rotate", { _ = try KeyRotator(database: tenant, options: .init(oldKey: master, newKey: MasterKey.generate(), jobs: 2)).run() }),
+            (
+                "import",
+                { _ = try Importer(database: tenant, options: .init(input: input, format: .csv, masterKey: master, jobs: 2)).run() }
+            ),
+            (
+                "rotate",
+                { _ = try KeyRotator(database: tenant, options: .init(oldKey: master, newKey: MasterKey.generate(), jobs: 2)).run() }
+            )
         ]
         for (name, attempt) in attempts {
             let error = thrownError(attempt) as? RowLevelSecurityError
@@ -78,13 +94,15 @@ struct PostgresRowLevelSecurityTests {
         let (database, role, drop) = try Self.tenantDatabase()
         defer { drop() }
         let owner = try database.connect()
-        try owner.execute("""
+        try owner.execute(
+            """
             ALTER TABLE user_tool_configs ENABLE ROW LEVEL SECURITY;
             ALTER TABLE user_tool_configs FORCE ROW LEVEL SECURITY;
             CREATE POLICY own_rows ON user_tool_configs USING (user_id = current_user);
             """)
         let tenant = try Self.connect(database, as: role)
-        let error = thrownError { try tenant.requireEveryRowVisible(in: [ToolConfigTable.name, "api_model_aliases"]) } as? RowLevelSecurityError
+        let error =
+            thrownError { try tenant.requireEveryRowVisible(in: [ToolConfigTable.name, "api_model_aliases"]) } as? RowLevelSecurityError
         #expect(error?.tables == ["api_model_aliases", "user_tool_configs"])
         let folder = try TemporaryFolder()
         let export = thrownError { _ = try Exporter(database: tenant, options: .init(output: folder.path("out.csv"), format: .csv)).run() }

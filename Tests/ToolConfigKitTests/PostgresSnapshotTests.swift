@@ -18,21 +18,28 @@ struct PostgresSnapshotTests {
         // SnapshotOutputFormatTests' four rows. PostgreSQL holds no invalid UTF-8, so row 2's
         // tool_id is stored as SQLite's export repairs it (U+FFFD), and enabled 2 is true.
         func triple(_ plaintext: String, _ first: UInt8) throws -> StoredSecret {
-            try SecretCipher.encrypt(plaintext, masterKey: Self.master, salt: (0..<32).map { first &+ $0 }, nonce: (0..<12).map { first &+ $0 &* 3 }).encoded
+            try SecretCipher.encrypt(
+                plaintext, masterKey: Self.master, salt: (0..<32).map { first &+ $0 }, nonce: (0..<12).map { first &+ $0 &* 3 }
+            ).encoded
         }
         let pin = try triple("sk-\"pin\"\\ключ\n", 1), empty = try triple("", 7)
-        try database.insert(id: 1, "q\"b\\s/t\tn\nr\r", "c\u{01}\u{1F}\u{7F} é 中文 🔑 \u{2028}", enabled: true, secret: pin, createdAt: -5, updatedAt: .max)
+        try database.insert(
+            id: 1, "q\"b\\s/t\tn\nr\r", "c\u{01}\u{1F}\u{7F} é 中文 🔑 \u{2028}", enabled: true, secret: pin, createdAt: -5,
+            updatedAt: .max)
         try database.insert(id: 2, "", "f\u{FFFD}o", enabled: true, secret: nil, createdAt: 0, updatedAt: .min)
-        try database.insert(id: 3, "plain-ascii-user-0123456789", "builtin-exa-web-search", enabled: false, secret: nil,
-                            createdAt: 1_700_000_000, updatedAt: 1_700_000_001)
-        try database.connection.execute("UPDATE user_tool_configs SET encrypted_api_key = '\(pin.encryptedAPIKey)', salt = '\(pin.salt)' WHERE id = 3")
+        try database.insert(
+            id: 3, "plain-ascii-user-0123456789", "builtin-exa-web-search", enabled: false, secret: nil,
+            createdAt: 1_700_000_000, updatedAt: 1_700_000_001)
+        try database.connection.execute(
+            "UPDATE user_tool_configs SET encrypted_api_key = '\(pin.encryptedAPIKey)', salt = '\(pin.salt)' WHERE id = 3")
         try database.insert(id: 4, "abcdefgh\"ijklmno\\pqrstuv\u{1}", "t", enabled: true, secret: empty, createdAt: 1, updatedAt: 2)
         let folder = try TemporaryFolder()
         for keys in [KeyMode.encrypted, .plaintext, .omit] {
             let path = folder.path("\(keys.rawValue).\(format.rawValue)")
             _ = try EngineSnapshots.export(database.connection, to: path, format, keys: keys, master: Self.master)
             let written = try EngineSnapshots.bytes(path)
-            #expect(written == (try SnapshotOutputFormatTests.expected(format, keys)), "\(keys): \(String(decoding: written, as: UTF8.self))")
+            #expect(
+                written == (try SnapshotOutputFormatTests.expected(format, keys)), "\(keys): \(String(decoding: written, as: UTF8.self))")
         }
     }
 
@@ -40,15 +47,23 @@ struct PostgresSnapshotTests {
     /// newline, carriage return, the other control characters), `\N` and `\.` as text, empty
     /// strings, multi-byte text, keys partial or missing, integers at their bounds (`importable`:
     /// the bounds an import accepts, 0 to the year 9999).
-    static func awkwardRows(_ count: Int, master: MasterKey, importable: Bool = false) throws -> [(id: Int64, user: String, tool: String, enabled: Bool, secret: StoredSecret?, created: Int64, updated: Int64)] {
-        let texts = ["plain", "", "\\N", "\\.", "back\\slash", "tab\there", "new\nline", "cr\rlf\r\n", "\u{1}\u{8}\u{B}\u{C}\u{1B}\u{7F}",
-                     "é 中文 🔑 \u{2028}", "\"quoted\", with commas", " spaced ", "e\u{301}", String(repeating: "long-", count: 300)]
+    static func awkwardRows(_ count: Int, master: MasterKey, importable: Bool = false) throws -> [(
+        id: Int64, user: String, tool: String, enabled: Bool, secret: StoredSecret?, created: Int64, updated: Int64
+    )] {
+        let texts = [
+            "plain", "", "\\N", "\\.", "back\\slash", "tab\there", "new\nline", "cr\rlf\r\n", "\u{1}\u{8}\u{B}\u{C}\u{1B}\u{7F}",
+            "é 中文 🔑 \u{2028}", "\"quoted\", with commas", " spaced ", "e\u{301}", String(repeating: "long-", count: 300)
+        ]
         let secrets = try (0..<4).map { try SecretCipher.encrypt("sk-\($0)-\\\t\n", masterKey: master) }
         return (0..<count).map { index in
             let secret: StoredSecret? = index % 5 == 3 ? nil : secrets[index % secrets.count]
             let created: [Int64] = importable ? [0, 1, 1_700_000_000, 253_402_300_799] : [.min, -1, 0, 1_700_000_000, .max]
-            return (id: Int64(index * 3 + 1), user: "\(texts[index % texts.count])-\(index)", tool: "t" + texts[(index / texts.count) % texts.count],
-                    enabled: index % 2 == 0, secret: secret, created: created[index % created.count], updated: Int64(index) - (importable ? 0 : 7))
+            return (
+                id: Int64(index * 3 + 1), user: "\(texts[index % texts.count])-\(index)",
+                tool: "t" + texts[(index / texts.count) % texts.count],
+                enabled: index % 2 == 0, secret: secret, created: created[index % created.count],
+                updated: Int64(index) - (importable ? 0 : 7)
+            )
         }
     }
 
@@ -58,7 +73,8 @@ struct PostgresSnapshotTests {
         defer { database.drop() }
         let folder = try TemporaryFolder()
         let sqlite = try SnapshotsTests.Database(folder)
-        let insert = try sqlite.connection.prepare("""
+        let insert = try sqlite.connection.prepare(
+            """
             INSERT INTO user_tool_configs (id, user_id, tool_id, enabled, encrypted_api_key, salt, nonce, created_at, updated_at)
             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
             """)
@@ -67,20 +83,28 @@ struct PostgresSnapshotTests {
             func text(_ value: String?) -> SQLiteStatement.Value { value.map { .text($0) } ?? .null }
             // Every seventh row has part of a triple: exported as no key by both.
             let nonce = row.id % 7 == 0 ? nil : row.secret?.nonce
-            try insert.run([.integer(row.id), .text(row.user), .text(row.tool), .integer(row.enabled ? 1 : 0), text(row.secret?.encryptedAPIKey),
-                            text(row.secret?.salt), text(nonce), .integer(row.created), .integer(row.updated)])
-            try database.insert(id: row.id, row.user, row.tool, enabled: row.enabled, secret: row.secret, createdAt: row.created, updatedAt: row.updated)
+            try insert.run([
+                .integer(row.id), .text(row.user), .text(row.tool), .integer(row.enabled ? 1 : 0), text(row.secret?.encryptedAPIKey),
+                text(row.secret?.salt), text(nonce), .integer(row.created), .integer(row.updated)
+            ])
+            try database.insert(
+                id: row.id, row.user, row.tool, enabled: row.enabled, secret: row.secret, createdAt: row.created, updatedAt: row.updated)
             if nonce == nil, row.secret != nil {
                 try database.connection.query("UPDATE user_tool_configs SET nonce = NULL WHERE id = $1", [.integer(row.id)])
             }
         }
-        let filters: [(user: String?, tool: String?)] = [(nil, nil), (nil, "t\\N"), ("tab\there-5", nil), ("new\nline-6", "tplain"), ("nobody", nil)]
+        let filters: [(user: String?, tool: String?)] = [
+            (nil, nil), (nil, "t\\N"), ("tab\there-5", nil), ("new\nline-6", "tplain"), ("nobody", nil)
+        ]
         for format in SnapshotFormat.allCases {
             for keys in [KeyMode.encrypted, .plaintext, .omit] {
                 for filter in filters {
-                    let a = folder.path("sqlite-\(UUID().uuidString).\(format.rawValue)"), b = folder.path("postgres-\(UUID().uuidString).\(format.rawValue)")
-                    let fromSQLite = try EngineSnapshots.export(sqlite.connection, to: a, format, keys: keys, master: Self.master, userID: filter.user, toolID: filter.tool)
-                    let fromPostgres = try EngineSnapshots.export(database.connection, to: b, format, keys: keys, master: Self.master, userID: filter.user, toolID: filter.tool)
+                    let a = folder.path("sqlite-\(UUID().uuidString).\(format.rawValue)"),
+                        b = folder.path("postgres-\(UUID().uuidString).\(format.rawValue)")
+                    let fromSQLite = try EngineSnapshots.export(
+                        sqlite.connection, to: a, format, keys: keys, master: Self.master, userID: filter.user, toolID: filter.tool)
+                    let fromPostgres = try EngineSnapshots.export(
+                        database.connection, to: b, format, keys: keys, master: Self.master, userID: filter.user, toolID: filter.tool)
                     #expect(fromPostgres.rows == fromSQLite.rows)
                     #expect(try EngineSnapshots.bytes(b) == EngineSnapshots.bytes(a), "\(format) \(keys) \(filter)")
                 }
@@ -95,21 +119,26 @@ struct PostgresSnapshotTests {
         let scratch = try ScratchPostgresDatabase()
         defer { scratch.drop() }
         let connection = try scratch.connect()
-        let columns = "id bigint, user_id text, tool_id text, encrypted_api_key text, salt text, nonce text, created_at bigint, updated_at bigint"
+        let columns =
+            "id bigint, user_id text, tool_id text, encrypted_api_key text, salt text, nonce text, created_at bigint, updated_at bigint"
         for (sql, message) in [
             ("", "has no user_tool_configs table; run `toolcfg migrate up` first"),
             ("CREATE TABLE user_tool_configs (id bigint, user_id text, tool_id text)", "lacks the column(s) enabled, encrypted_api_key"),
             ("CREATE TABLE user_tool_configs (\(columns), enabled integer, UNIQUE (user_id, tool_id))", "enabled integer"),
-            ("CREATE TABLE user_tool_configs (\(columns), enabled boolean); CREATE UNIQUE INDEX ON user_tool_configs (user_id, tool_id) WHERE enabled",
-             "no UNIQUE(user_id, tool_id)"),
-            ("CREATE TABLE user_tool_configs (\(columns), enabled boolean, UNIQUE (user_id))", "no UNIQUE(user_id, tool_id)"),
+            (
+                "CREATE TABLE user_tool_configs (\(columns), enabled boolean); CREATE UNIQUE INDEX ON user_tool_configs (user_id, "
+                    + "tool_id) WHERE enabled",
+                "no UNIQUE(user_id, tool_id)"
+            ),
+            ("CREATE TABLE user_tool_configs (\(columns), enabled boolean, UNIQUE (user_id))", "no UNIQUE(user_id, tool_id)")
         ] {
             try connection.execute("DROP TABLE IF EXISTS user_tool_configs" + (sql.isEmpty ? "" : "; " + sql))
             let error = try #require(thrownError { _ = try connection.toolConfigStore() } as? TableShapeError, "\(sql)")
             #expect(error.message.contains(message) && error.exitStatus == .dataError, "\(error)")
         }
         // The pair in the other order is the same constraint; narrower integers and varchar read alike.
-        try connection.execute("""
+        try connection.execute(
+            """
             DROP TABLE user_tool_configs;
             CREATE TABLE user_tool_configs (id integer, user_id varchar(40), tool_id text, enabled boolean, encrypted_api_key text,
                 salt text, nonce text, created_at integer, updated_at smallint, UNIQUE (tool_id, user_id));
@@ -123,8 +152,9 @@ struct PostgresSnapshotTests {
 
     // MARK: round trips
 
-    @Test("round trip: import, export, import into another PostgreSQL database gives the same rows",
-          arguments: SnapshotFormat.allCases, KeyMode.allCases)
+    @Test(
+        "round trip: import, export, import into another PostgreSQL database gives the same rows",
+        arguments: SnapshotFormat.allCases, KeyMode.allCases)
     func roundTrip(format: SnapshotFormat, keys: KeyMode) throws {
         guard !(format == .csv && keys == .sealed) else { return }  // refused on both engines (SnapshotsTests)
         let folder = try TemporaryFolder()
@@ -140,8 +170,9 @@ struct PostgresSnapshotTests {
         let report = try EngineSnapshots.export(source.connection, to: exported, format, keys: keys, master: Self.master, verify: true)
         #expect(report.rows == SnapshotsTests.samples.count && report.verified)
         let targetKey = keys == .encrypted ? Self.master : MasterKey.generate()
-        let second = try EngineSnapshots.importFile(target.connection, exported, format, master: targetKey,
-                                                    passphrase: keys == .sealed ? SnapshotsTests.passphrase() : nil)
+        let second = try EngineSnapshots.importFile(
+            target.connection, exported, format, master: targetKey,
+            passphrase: keys == .sealed ? SnapshotsTests.passphrase() : nil)
         #expect(second.inserted == SnapshotsTests.samples.count)
         #expect(second.integrityChecked == (format != .csv))
         let targetRows = try target.plainRows(targetKey)
@@ -158,7 +189,8 @@ struct PostgresSnapshotTests {
         try database.insert("u", "a", enabled: false, key: "sk-a", master: Self.master, createdAt: 10, updatedAt: 20)
         try database.insert("u", "b", enabled: false, key: "sk-b", master: Self.master, createdAt: 10, updatedAt: 20)
         let before = try database.plainRows(Self.master)
-        let input = try EngineSnapshots.write("user_id,tool_id,enabled,api_key,created_at,updated_at\nu,a,1,sk-a2,99,30\nu,b,1,,99,31\n", folder, "in.csv")
+        let input = try EngineSnapshots.write(
+            "user_id,tool_id,enabled,api_key,created_at,updated_at\nu,a,1,sk-a2,99,30\nu,b,1,,99,31\n", folder, "in.csv")
         let report = try EngineSnapshots.importFile(database.connection, input, .csv, master: Self.master)
         #expect((report.updated, report.inserted) == (2, 0))
         let after = try database.plainRows(Self.master)
@@ -181,15 +213,17 @@ struct PostgresSnapshotTests {
             let path = folder.path("input-\(UUID().uuidString).\(c.format.rawValue)")
             try Data(try c.build(kit)).write(to: URL(fileURLWithPath: path))
             let error = thrownError {
-                _ = try EngineSnapshots.importFile(database.connection, path, c.format, master: c.withMasterKey ? Self.master : nil,
-                                                   passphrase: SnapshotsTests.passphrase(c.passphrase), onConflict: c.onConflict)
+                _ = try EngineSnapshots.importFile(
+                    database.connection, path, c.format, master: c.withMasterKey ? Self.master : nil,
+                    passphrase: SnapshotsTests.passphrase(c.passphrase), onConflict: c.onConflict)
             }
             #expect(try database.dump() == before, "\(c.name): the database changed")
             #expect(!database.connection.isInTransaction)
             let first = SnapshotsTests.firstSnapshotError(error)
             #expect((error as? any ToolcfgError)?.exitStatus == c.exitStatus, "\(c.name): \(String(describing: error))")
-            #expect(first?.location.file == path && first?.location.line == c.line && first?.location.field == c.field,
-                    "\(c.name): \(String(describing: error))")
+            #expect(
+                first?.location.file == path && first?.location.line == c.line && first?.location.field == c.field,
+                "\(c.name): \(String(describing: error))")
             if let message = c.message { #expect(first?.message.contains(message) == true, "\(c.name): \(String(describing: first))") }
         }
         // No staging table is left behind by any of them.
@@ -202,7 +236,9 @@ struct PostgresSnapshotTests {
         let database = try PostgresToolConfigDatabase()
         defer { database.drop() }
         try database.insert("seed-user", "tool-a", enabled: true, key: "sk-seed", master: Self.master)
-        let path = try EngineSnapshots.write("user_id,tool_id,enabled,created_at\na,t,yes,1\nb,t,1,x\nc,t,1,1\n,t,1,1\nd,t,2,1\ne,t,1,-1\nf,t,1,1\ng,t,nope,1\n", folder, "errors.csv")
+        let path = try EngineSnapshots.write(
+            "user_id,tool_id,enabled,created_at\na,t,yes,1\nb,t,1,x\nc,t,1,1\n,t,1,1\nd,t,2,1\ne,t,1,-1\nf,t,1,1\ng,t,nope,1\n", folder,
+            "errors.csv")
         let before = try database.dump()
         let error = thrownError { _ = try EngineSnapshots.importFile(database.connection, path, .csv, master: Self.master, maxErrors: 100) }
         #expect((error as? SnapshotErrors)?.errors.map(\.location.line) == [2, 3, 5, 6, 7, 9], "\(String(describing: error))")
@@ -218,9 +254,12 @@ struct PostgresSnapshotTests {
         let before = try database.dump()
         // In a pair looked up (a filled table) or certainly new (an empty one), in either field.
         // (JSON's readers refuse \u0000 in any string on either engine; CSV carries it.)
-        for (text, field, line) in [("user_id,tool_id\nok,t\nnul\u{0}user,t\n", "user_id", 3), ("user_id,tool_id\nu,\"t\u{0}\"\n", "tool_id", 2)] {
+        for (text, field, line) in [
+            ("user_id,tool_id\nok,t\nnul\u{0}user,t\n", "user_id", 3), ("user_id,tool_id\nu,\"t\u{0}\"\n", "tool_id", 2)
+        ] {
             let path = try EngineSnapshots.write(text, folder, "nul-\(field).csv")
-            let error = try #require(thrownError { _ = try EngineSnapshots.importFile(database.connection, path, .csv, master: nil) } as? SnapshotError)
+            let error = try #require(
+                thrownError { _ = try EngineSnapshots.importFile(database.connection, path, .csv, master: nil) } as? SnapshotError)
             #expect(error.location.line == line && error.location.field == field && error.message.contains("NUL"), "\(error)")
             #expect(error.exitStatus == .dataError)
             #expect(try database.dump() == before)
@@ -235,21 +274,30 @@ struct PostgresSnapshotTests {
         let rows = try Self.awkwardRows(700, master: Self.master, importable: true)
         var text = "user_id,tool_id,enabled,encrypted_api_key,salt,nonce,created_at,updated_at\n"
         for row in rows {
-            text += [SnapshotsTests.csvField(row.user), SnapshotsTests.csvField(row.tool),
-                     row.enabled ? "1" : "0", row.secret?.encryptedAPIKey ?? "", row.secret?.salt ?? "", row.secret?.nonce ?? "",
-                     String(row.created), String(row.updated)].joined(separator: ",") + "\n"
+            text +=
+                [
+                    SnapshotsTests.csvField(row.user), SnapshotsTests.csvField(row.tool),
+                    row.enabled ? "1" : "0", row.secret?.encryptedAPIKey ?? "", row.secret?.salt ?? "", row.secret?.nonce ?? "",
+                    String(row.created), String(row.updated)
+                ].joined(separator: ",") + "\n"
         }
         let input = try EngineSnapshots.write(text, folder, "awkward.csv")
         let report = try EngineSnapshots.importFile(database.connection, input, .csv, master: Self.master)
         #expect(report.inserted == rows.count)
         // Read back by psycopg, the independent client, in file order.
-        let read = try #require(try postgresPeer("read", database.url, """
-            SELECT user_id, tool_id, enabled, encrypted_api_key, salt, nonce, created_at::text, updated_at::text FROM user_tool_configs ORDER BY id
-            """) as? [[Any]])
+        let read = try #require(
+            try postgresPeer(
+                "read", database.url,
+                """
+                SELECT user_id, tool_id, enabled, encrypted_api_key, salt, nonce, created_at::text, updated_at::text
+                FROM user_tool_configs ORDER BY id
+                """) as? [[Any]])
         #expect(read.count == rows.count)
         for (row, stored) in zip(rows, read) {
-            let expected: [String?] = [row.user, row.tool, row.enabled ? "true" : "false", row.secret?.encryptedAPIKey, row.secret?.salt,
-                                       row.secret?.nonce, String(row.created), String(row.updated)]
+            let expected: [String?] = [
+                row.user, row.tool, row.enabled ? "true" : "false", row.secret?.encryptedAPIKey, row.secret?.salt,
+                row.secret?.nonce, String(row.created), String(row.updated)
+            ]
             let got = stored.map { value -> String? in
                 if let flag = value as? Bool { return flag ? "true" : "false" }
                 return value as? String
@@ -275,7 +323,8 @@ struct PostgresSnapshotTests {
         defer { database.drop() }
         try database.insert("seed-user", "tool-a", enabled: true, key: "sk-seed-a", master: Self.master, createdAt: 1000, updatedAt: 2000)
         try database.insert("seed-user", "tool-b", enabled: false, key: nil, master: Self.master, createdAt: 1000, updatedAt: 2000)
-        let path = try EngineSnapshots.write("""
+        let path = try EngineSnapshots.write(
+            """
             user_id,tool_id,enabled,api_key,updated_at
             seed-user,tool-a,1,sk-seed-a,2000
             seed-user,tool-b,1,,3000
@@ -292,17 +341,21 @@ struct PostgresSnapshotTests {
         #expect((real.records, real.inserted, real.updated, real.unchanged, real.skipped) == (3, 1, 1, 1, 0))
         let afterImport = try database.dump()
         #expect(afterImport[0] == before[0], "the unchanged row was rewritten")
-        #expect(try database.plainRows(Self.master) == [
-            .init(userID: "new-user", toolID: "tool-a", enabled: false, createdAt: SnapshotsTests.now, updatedAt: SnapshotsTests.now, key: "sk-new"),
-            .init(userID: "seed-user", toolID: "tool-a", enabled: true, createdAt: 1000, updatedAt: 2000, key: "sk-seed-a"),
-            .init(userID: "seed-user", toolID: "tool-b", enabled: true, createdAt: 1000, updatedAt: 3000, key: nil),
-        ])
+        #expect(
+            try database.plainRows(Self.master) == [
+                .init(
+                    userID: "new-user", toolID: "tool-a", enabled: false, createdAt: SnapshotsTests.now, updatedAt: SnapshotsTests.now,
+                    key: "sk-new"),
+                .init(userID: "seed-user", toolID: "tool-a", enabled: true, createdAt: 1000, updatedAt: 2000, key: "sk-seed-a"),
+                .init(userID: "seed-user", toolID: "tool-b", enabled: true, createdAt: 1000, updatedAt: 3000, key: nil)
+            ])
         for policy in Importer.ConflictPolicy.allCases {
             let again = try EngineSnapshots.importFile(database.connection, path, .csv, master: Self.master, onConflict: policy)
             #expect((again.inserted, again.updated, again.unchanged, again.skipped) == (0, 0, 3, 0), "\(policy)")
             #expect(try database.dump() == afterImport)
         }
-        let conflicting = try EngineSnapshots.write("""
+        let conflicting = try EngineSnapshots.write(
+            """
             user_id,tool_id,enabled,api_key,updated_at
             seed-user,tool-a,0,sk-other,5000
             new-user,tool-a,0,sk-new,
@@ -313,23 +366,28 @@ struct PostgresSnapshotTests {
         #expect((skip.inserted, skip.updated, skip.unchanged, skip.skipped) == (1, 0, 1, 1))
         #expect(try database.plainRows(Self.master).first { $0.userID == "seed-user" && $0.toolID == "tool-a" }?.key == "sk-seed-a")
         let beforeFail = try database.dump()
-        let failed = try #require(thrownError {
-            _ = try EngineSnapshots.importFile(database.connection, conflicting, .csv, master: Self.master, onConflict: .fail)
-        } as? SnapshotError)
+        let failed = try #require(
+            thrownError {
+                _ = try EngineSnapshots.importFile(database.connection, conflicting, .csv, master: Self.master, onConflict: .fail)
+            } as? SnapshotError)
         #expect(failed.location.line == 2 && failed.message.contains("on-conflict fail"))
         #expect(try database.dump() == beforeFail)
     }
 
-    @Test("a conflicting repeat 1,200 records later is refused with both lines; an identical one is a duplicate written once",
-          arguments: [0, 3])
+    @Test(
+        "a conflicting repeat 1,200 records later is refused with both lines; an identical one is a duplicate written once",
+        arguments: [0, 3])
     func repeatsAcrossBatches(preexisting: Int) throws {
         let folder = try TemporaryFolder()
         let database = try PostgresToolConfigDatabase()
         defer { database.drop() }
-        for index in 0..<preexisting { try database.insert("old-\(index)", "t", enabled: true, key: nil, master: Self.master, createdAt: 1, updatedAt: 1) }
+        for index in 0..<preexisting {
+            try database.insert("old-\(index)", "t", enabled: true, key: nil, master: Self.master, createdAt: 1, updatedAt: 1)
+        }
         let before = try database.dump()
         let conflicting = try EngineSnapshots.write(ImportBatchTests.csv(1500, repeating: (1203, 3, "0")), folder, "conflict.csv")
-        let error = try #require(thrownError { _ = try EngineSnapshots.importFile(database.connection, conflicting, .csv, master: nil) } as? SnapshotError)
+        let error = try #require(
+            thrownError { _ = try EngineSnapshots.importFile(database.connection, conflicting, .csv, master: nil) } as? SnapshotError)
         #expect(error.location.line == 1204 && error.message.contains("(line 4)"), "\(error)")
         #expect(try database.dump() == before)
 
@@ -345,7 +403,12 @@ struct PostgresSnapshotTests {
 
     // MARK: the write phase
 
-    @Test("into an empty table the indexes are dropped and rebuilt, and stay exactly as they were, whether the import succeeds or fails; a reader of the table keeps them in place")
+    @Test(
+        """
+        into an empty table the indexes are dropped and rebuilt, and stay exactly as they were, whether the import succeeds or fails; \
+        a reader of the table keeps them in place
+        """
+    )
     func indexesSurvive() throws {
         let folder = try TemporaryFolder()
         let database = try PostgresToolConfigDatabase()
@@ -359,7 +422,8 @@ struct PostgresSnapshotTests {
         let good = try EngineSnapshots.write(ImportBatchTests.csv(1500), folder, "good.csv")
         _ = try EngineSnapshots.importFile(database.connection, good, .csv, master: nil)
         #expect(try database.indexes() == before)
-        let valid = try database.connection.queryInt64("SELECT count(*) FROM pg_index WHERE indrelid = 'user_tool_configs'::regclass AND indisvalid AND indisready")
+        let valid = try database.connection.queryInt64(
+            "SELECT count(*) FROM pg_index WHERE indrelid = 'user_tool_configs'::regclass AND indisvalid AND indisready")
         #expect(valid == 6)
         // A session reading the (empty) table holds its lock: the import leaves the indexes alone
         // rather than wait for it, and goes in all the same.

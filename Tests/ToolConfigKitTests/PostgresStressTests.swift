@@ -15,17 +15,23 @@ struct PostgresStressTests {
         return database
     }
 
-    static func run(_ database: ScratchPostgresDatabase, writers: Int = 4, operations: Int = 300, write: StressWriteMode = .correct,
-                    launch: StressTest.Writers = .threads, busyTimeout: Duration = .seconds(10)) throws -> StressTest.Report {
-        try StressTest(location: .postgres(database.url),
-                       options: .init(writers: writers, operations: operations, pairs: 8, seed: StressTests.seed, write: write,
-                                      busyTimeout: busyTimeout, launch: launch)).run()
+    static func run(
+        _ database: ScratchPostgresDatabase, writers: Int = 4, operations: Int = 300, write: StressWriteMode = .correct,
+        launch: StressTest.Writers = .threads, busyTimeout: Duration = .seconds(10)
+    ) throws -> StressTest.Report {
+        try StressTest(
+            location: .postgres(database.url),
+            options: .init(
+                writers: writers, operations: operations, pairs: 8, seed: StressTests.seed, write: write,
+                busyTimeout: busyTimeout, launch: launch)
+        ).run()
     }
 
     static let launches: [StressTest.Writers] = [.threads, .processes(executable: Repository.toolcfg.path)]
 
-    @Test("every mode with threads and with processes: the correct write keeps every invariant at 0, each wrong one is caught",
-          arguments: StressWriteMode.allCases, launches)
+    @Test(
+        "every mode with threads and with processes: the correct write keeps every invariant at 0, each wrong one is caught",
+        arguments: StressWriteMode.allCases, launches)
     func modes(_ write: StressWriteMode, _ launch: StressTest.Writers) throws {
         let database = try Self.migratedDatabase()
         defer { database.drop() }
@@ -106,8 +112,10 @@ struct PostgresStressTests {
                     let connection = try PostgresConnection(url: url).stressStore().writer(.correct)
                     try connection.write(.upsert, pair, lockTaken: { _ in }) { _ in
                         let id = try connection.upsert(pair, enabled: true, token: "w\(writer).0", createdAt: 0, version: 1)
-                        try connection.log(StressLoggedWrite(writer: writer, counter: 0, pair: pair, operation: .upsert, version: 1,
-                                                             rowID: id, token: "w\(writer).0"))
+                        try connection.log(
+                            StressLoggedWrite(
+                                writer: writer, counter: 0, pair: pair, operation: .upsert, version: 1,
+                                rowID: id, token: "w\(writer).0"))
                         between()
                     }
                 }
@@ -140,7 +148,8 @@ struct PostgresStressTests {
         #expect(secondDone.wait(timeout: .now()) == .timedOut, "the second writer logged before the first committed")
         #expect(try observer.queryInt64("SELECT count(*) FROM \(StressLog.table)") == 0)
         // It waits before taking its number: the first writer's is still the last one taken.
-        #expect(try observer.queryInt64("SELECT pg_sequence_last_value(pg_get_serial_sequence('\(StressLog.table)', 'seq')::regclass)") == 1)
+        #expect(
+            try observer.queryInt64("SELECT pg_sequence_last_value(pg_get_serial_sequence('\(StressLog.table)', 'seq')::regclass)") == 1)
         commitFirst.signal()
         firstDone.wait()
         secondDone.wait()
@@ -170,7 +179,8 @@ struct PostgresStressTests {
         #expect(try Self.run(database, writers: 2, operations: 100).ok)
         let connection = try database.connect()
         // A row inserted while the unique index was not being maintained: the index lacks it.
-        try connection.execute("""
+        try connection.execute(
+            """
             UPDATE pg_index SET indisready = false WHERE indexrelid = 'user_tool_configs_user_id_tool_id_key'::regclass;
             INSERT INTO user_tool_configs (user_id, tool_id, created_at, updated_at)
                 SELECT user_id, tool_id, 0, 0 FROM user_tool_configs ORDER BY id LIMIT 1;
@@ -179,8 +189,11 @@ struct PostgresStressTests {
         let findings = try StressChecker(store: try connection.stressStore()).run()
         #expect(findings.duplicatePairs == 1)
         #expect(findings.integrityFailures == 1)
-        #expect(findings.problems.contains { $0.contains("user_tool_configs_user_id_tool_id_key") && $0.contains("lacks matching index tuple") },
-                "\(findings.problems)")
+        #expect(
+            findings.problems.contains {
+                $0.contains("user_tool_configs_user_id_tool_id_key") && $0.contains("lacks matching index tuple")
+            },
+            "\(findings.problems)")
         // Without the unique index, the check says so (and the table is refused for the next run).
         try connection.execute("ALTER TABLE user_tool_configs DROP CONSTRAINT user_tool_configs_user_id_tool_id_key")
         #expect(PostgresStressStore(connection).checkIntegrity().problems.contains { $0.contains("no valid UNIQUE(user_id, tool_id)") })
@@ -194,7 +207,8 @@ struct PostgresStressTests {
         defer { database.drop() }
         let role = "toolcfg_stress_" + UUID().uuidString.lowercased().replacingOccurrences(of: "-", with: "").prefix(12)
         let admin = try database.connect()
-        try admin.execute("""
+        try admin.execute(
+            """
             CREATE ROLE \(role) LOGIN;
             ALTER SCHEMA public OWNER TO \(role);
             ALTER TABLE user_tool_configs OWNER TO \(role);
@@ -207,7 +221,12 @@ struct PostgresStressTests {
         #expect(try admin.queryInt64("SELECT count(*) FROM pg_extension WHERE extname = 'amcheck'") == 0)
     }
 
-    @Test("toolcfg stress on a PostgreSQL URL: JSON reports valid against the schema, exit 65 through a wrong write, refusals of unfit databases")
+    @Test(
+        """
+        toolcfg stress on a PostgreSQL URL: JSON reports valid against the schema, exit 65 through a wrong write, \
+        refusals of unfit databases
+        """
+    )
     func commandLine() throws {
         let database = try Self.migratedDatabase()
         defer { database.drop() }
@@ -254,7 +273,8 @@ struct PostgresStressTests {
             .replacingDatabase(with: database.name)
         let withPassword = tcp.text.replacingOccurrences(of: "postgresql://postgres@", with: "postgresql://postgres:\(password)@")
         #expect(try PostgresURL(withPassword).carriesPassword)
-        let result = try toolcfg(["stress", "--writers", "2", "--ops", "50", "--processes", "--json"], environment: ["TOOLCFG_DB": withPassword])
+        let result = try toolcfg(
+            ["stress", "--writers", "2", "--ops", "50", "--processes", "--json"], environment: ["TOOLCFG_DB": withPassword])
         #expect(result.status == 0, "\(result.stderr)")
         #expect(!result.stdout.contains(password) && !result.stderr.contains(password))
         let report = try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any]

@@ -59,9 +59,10 @@ final class ScratchPostgresDatabase {
 
 /// Runs scripts/peers/postgres_peer.py (psycopg 3): `read` returns the rows of a query as JSON values.
 func postgresPeer(_ mode: String, _ url: PostgresURL, _ argument: String, stdin: Data = Data()) throws -> Any {
-    let result = try runProcess(URL(fileURLWithPath: "/usr/bin/env"),
-                                ["python3", Repository.scripts.appendingPathComponent("peers/postgres_peer.py").path, mode, url.text, argument],
-                                stdin: stdin)
+    let result = try runProcess(
+        URL(fileURLWithPath: "/usr/bin/env"),
+        ["python3", Repository.scripts.appendingPathComponent("peers/postgres_peer.py").path, mode, url.text, argument],
+        stdin: stdin)
     guard result.status == 0 else {
         Issue.record("postgres_peer.py \(mode) failed: \(result.stderr)")
         throw CancellationError()

@@ -23,26 +23,36 @@ final class PostgresToolConfigDatabase {
     }
 
     /// A row as the application stores it; `id` given or the identity's next.
-    func insert(id: Int64? = nil, _ userID: String, _ toolID: String, enabled: Bool, secret: StoredSecret?,
-                createdAt: Int64 = 1000, updatedAt: Int64 = 2000) throws {
+    func insert(
+        id: Int64? = nil, _ userID: String, _ toolID: String, enabled: Bool, secret: StoredSecret?,
+        createdAt: Int64 = 1000, updatedAt: Int64 = 2000
+    ) throws {
         func text(_ value: String?) -> PostgresValue { value.map { .text($0) } ?? .null }
-        try connection.query("""
+        try connection.query(
+            """
             INSERT INTO user_tool_configs (id, user_id, tool_id, enabled, encrypted_api_key, salt, nonce, created_at, updated_at)
             VALUES (coalesce($1, nextval(pg_get_serial_sequence('user_tool_configs', 'id'))), $2, $3, $4, $5, $6, $7, $8, $9)
-            """, [id.map { .integer($0) } ?? .null, .text(userID), .text(toolID), .boolean(enabled),
-                  text(secret?.encryptedAPIKey), text(secret?.salt), text(secret?.nonce), .integer(createdAt), .integer(updatedAt)])
+            """,
+            [
+                id.map { .integer($0) } ?? .null, .text(userID), .text(toolID), .boolean(enabled),
+                text(secret?.encryptedAPIKey), text(secret?.salt), text(secret?.nonce), .integer(createdAt), .integer(updatedAt)
+            ])
     }
 
-    func insert(_ userID: String, _ toolID: String, enabled: Bool, key: String?, master: MasterKey,
-                createdAt: Int64 = 1000, updatedAt: Int64 = 2000) throws {
-        try insert(userID, toolID, enabled: enabled, secret: try key.map { try SecretCipher.encrypt($0, masterKey: master) },
-                   createdAt: createdAt, updatedAt: updatedAt)
+    func insert(
+        _ userID: String, _ toolID: String, enabled: Bool, key: String?, master: MasterKey,
+        createdAt: Int64 = 1000, updatedAt: Int64 = 2000
+    ) throws {
+        try insert(
+            userID, toolID, enabled: enabled, secret: try key.map { try SecretCipher.encrypt($0, masterKey: master) },
+            createdAt: createdAt, updatedAt: updatedAt)
     }
 
     /// Every column of every row, the identity's sequence, and the table's indexes: what an
     /// import that fails must leave exactly as it was.
     func dump() throws -> [String] {
-        let rows = try connection.query("""
+        let rows = try connection.query(
+            """
             SELECT concat_ws('|', id, quote_nullable(user_id), quote_nullable(tool_id), enabled, quote_nullable(encrypted_api_key),
                              quote_nullable(salt), quote_nullable(nonce), created_at, updated_at)
             FROM user_tool_configs ORDER BY id
@@ -53,7 +63,8 @@ final class PostgresToolConfigDatabase {
 
     /// The table's indexes by name, with their definitions.
     func indexes() throws -> [String] {
-        let rows = try connection.query("SELECT indexname || ': ' || indexdef FROM pg_indexes WHERE tablename = 'user_tool_configs' ORDER BY indexname")
+        let rows = try connection.query(
+            "SELECT indexname || ': ' || indexdef FROM pg_indexes WHERE tablename = 'user_tool_configs' ORDER BY indexname")
         return (0..<rows.count).map { rows.text($0, 0) ?? "" }
     }
 
@@ -61,13 +72,16 @@ final class PostgresToolConfigDatabase {
 
     /// Rows with keys decrypted, sorted by (user_id, tool_id) bytes.
     func plainRows(_ master: MasterKey) throws -> [SnapshotsTests.PlainRow] {
-        let rows = try connection.query("SELECT id, user_id, tool_id, enabled, encrypted_api_key, salt, nonce, created_at, updated_at FROM user_tool_configs")
-        return SnapshotsTests.sorted(try (0..<rows.count).map { row in
-            let key = try ToolConfigTable.secret(rows, row, first: 4).map { try SecretCipher.decrypt($0, masterKey: master) }
-            return SnapshotsTests.PlainRow(id: try rows.int64(row, 0) ?? 0, userID: rows.text(row, 1) ?? "", toolID: rows.text(row, 2) ?? "",
-                                           enabled: try rows.bool(row, 3) ?? false, createdAt: try rows.int64(row, 7) ?? 0,
-                                           updatedAt: try rows.int64(row, 8) ?? 0, key: key)
-        })
+        let rows = try connection.query(
+            "SELECT id, user_id, tool_id, enabled, encrypted_api_key, salt, nonce, created_at, updated_at FROM user_tool_configs")
+        return SnapshotsTests.sorted(
+            try (0..<rows.count).map { row in
+                let key = try ToolConfigTable.secret(rows, row, first: 4).map { try SecretCipher.decrypt($0, masterKey: master) }
+                return SnapshotsTests.PlainRow(
+                    id: try rows.int64(row, 0) ?? 0, userID: rows.text(row, 1) ?? "", toolID: rows.text(row, 2) ?? "",
+                    enabled: try rows.bool(row, 3) ?? false, createdAt: try rows.int64(row, 7) ?? 0,
+                    updatedAt: try rows.int64(row, 8) ?? 0, key: key)
+            })
     }
 
     /// "user_id/tool_id" -> (plaintext, enabled) of every row, keys opened under `key`.
@@ -75,7 +89,9 @@ final class PostgresToolConfigDatabase {
         let rows = try connection.query("SELECT user_id || '/' || tool_id, enabled, encrypted_api_key, salt, nonce FROM user_tool_configs")
         var pairs: [String: ApplicationRow] = [:]
         for row in 0..<rows.count {
-            let plaintext = ToolConfigTable.secret(rows, row, first: 2).map { (try? SecretCipher.decrypt($0, masterKey: key)) ?? "<does not open>" }
+            let plaintext = ToolConfigTable.secret(rows, row, first: 2).map {
+                (try? SecretCipher.decrypt($0, masterKey: key)) ?? "<does not open>"
+            }
             pairs[rows.text(row, 0) ?? ""] = ApplicationRow(plaintext: plaintext, enabled: try rows.bool(row, 1) == true ? 1 : 0)
         }
         return pairs
@@ -84,19 +100,30 @@ final class PostgresToolConfigDatabase {
 
 /// Import and export through the library on any engine, as the snapshot tests run them.
 enum EngineSnapshots {
-    static func importFile(_ database: any Database, _ path: String, _ format: SnapshotFormat, master: MasterKey?,
-                           passphrase: SecureBytes? = nil, onConflict: Importer.ConflictPolicy = .update, dryRun: Bool = false,
-                           maxErrors: Int = 1, allowOtherMasterKey: Bool = false) throws -> Importer.Report {
-        try Importer(database: database, options: Importer.Options(
-            input: path, format: format, onConflict: onConflict, dryRun: dryRun, maxErrors: maxErrors, masterKey: master,
-            passphrase: passphrase, allowOtherMasterKey: allowOtherMasterKey, now: SnapshotsTests.now, jobs: 2)).run()
+    static func importFile(
+        _ database: any Database, _ path: String, _ format: SnapshotFormat, master: MasterKey?,
+        passphrase: SecureBytes? = nil, onConflict: Importer.ConflictPolicy = .update, dryRun: Bool = false,
+        maxErrors: Int = 1, allowOtherMasterKey: Bool = false
+    ) throws -> Importer.Report {
+        try Importer(
+            database: database,
+            options: Importer.Options(
+                input: path, format: format, onConflict: onConflict, dryRun: dryRun, maxErrors: maxErrors, masterKey: master,
+                passphrase: passphrase, allowOtherMasterKey: allowOtherMasterKey, now: SnapshotsTests.now, jobs: 2)
+        ).run()
     }
 
-    static func export(_ database: any Database, to path: String, _ format: SnapshotFormat, keys: KeyMode, master: MasterKey?,
-                       userID: String? = nil, toolID: String? = nil, verify: Bool = false) throws -> Exporter.Report {
-        try Exporter(database: database, options: Exporter.Options(
-            output: path, format: format, keys: keys, masterKey: master, passphrase: keys == .sealed ? SnapshotsTests.passphrase() : nil,
-            sealingCost: SnapshotsTests.cheapSealing, userID: userID, toolID: toolID, verify: verify, jobs: 2)).run()
+    static func export(
+        _ database: any Database, to path: String, _ format: SnapshotFormat, keys: KeyMode, master: MasterKey?,
+        userID: String? = nil, toolID: String? = nil, verify: Bool = false
+    ) throws -> Exporter.Report {
+        try Exporter(
+            database: database,
+            options: Exporter.Options(
+                output: path, format: format, keys: keys, masterKey: master,
+                passphrase: keys == .sealed ? SnapshotsTests.passphrase() : nil,
+                sealingCost: SnapshotsTests.cheapSealing, userID: userID, toolID: toolID, verify: verify, jobs: 2)
+        ).run()
     }
 
     static func write(_ text: String, _ folder: TemporaryFolder, _ name: String) throws -> String {

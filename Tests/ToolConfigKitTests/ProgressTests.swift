@@ -19,13 +19,16 @@ struct ProgressTests {
 
         /// Within the phase: one unit and one total throughout, counts that never go down, and
         /// the last at `end`.
-        func expectSteady(_ phase: ProgressEvent.Phase, unit: ProgressEvent.Unit, total: Int?, end: Int,
-                          sourceLocation: SourceLocation = #_sourceLocation) {
+        func expectSteady(
+            _ phase: ProgressEvent.Phase, unit: ProgressEvent.Unit, total: Int?, end: Int,
+            sourceLocation: SourceLocation = #_sourceLocation
+        ) {
             let events = of(phase)
             #expect(events.count >= 2, "\(phase): \(events)", sourceLocation: sourceLocation)
             #expect(events.allSatisfy { $0.unit == unit && $0.total == total }, "\(phase): \(events)", sourceLocation: sourceLocation)
             #expect(events.first?.done == 0, sourceLocation: sourceLocation)
-            #expect(zip(events, events.dropFirst()).allSatisfy { $0.done <= $1.done }, "\(phase): \(events)", sourceLocation: sourceLocation)
+            #expect(
+                zip(events, events.dropFirst()).allSatisfy { $0.done <= $1.done }, "\(phase): \(events)", sourceLocation: sourceLocation)
             #expect(events.last?.done == end, "\(phase): \(events)", sourceLocation: sourceLocation)
         }
     }
@@ -35,14 +38,17 @@ struct ProgressTests {
         try migratedDatabase(at: folder.path("p.db"), rows: (0..<rows).map { ("user-\($0)", "tool-\($0 % 3)") })
     }
 
-    @Test("export counts the rows up front, filter included, and counts them written, then verified", arguments: [nil, "tool-1"] as [String?])
+    @Test(
+        "export counts the rows up front, filter included, and counts them written, then verified", arguments: [nil, "tool-1"] as [String?])
     func export(tool: String?) throws {
         let folder = try TemporaryFolder()
         let connection = try Self.database(folder, rows: 2500)
         let expected = tool == nil ? 2500 : 833
         let recorder = Recorder()
-        let report = try Exporter(database: connection, options: .init(output: folder.path("out.jsonl"), format: .jsonl, toolID: tool, verify: true))
-            .run(progress: recorder.record)
+        let report = try Exporter(
+            database: connection, options: .init(output: folder.path("out.jsonl"), format: .jsonl, toolID: tool, verify: true)
+        )
+        .run(progress: recorder.record)
         #expect(report.rows == expected)
         #expect(recorder.phases == [.writing, .verifying])
         recorder.expectSteady(.writing, unit: .rows, total: expected, end: expected)

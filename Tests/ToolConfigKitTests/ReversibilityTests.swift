@@ -5,16 +5,19 @@ import Testing
 @Suite("Migration reversibility")
 struct ReversibilityTests {
     static let fixtures = Repository.root.appendingPathComponent("fixtures").path
-    static let up = String(decoding: try! Data(contentsOf: Repository.migrations.appendingPathComponent("0007_tools_config.up.sql")), as: UTF8.self)
-    static let down = String(decoding: try! Data(contentsOf: Repository.migrations.appendingPathComponent("0007_tools_config.down.sql")), as: UTF8.self)
+    static let up = String(
+        decoding: try! Data(contentsOf: Repository.migrations.appendingPathComponent("0007_tools_config.up.sql")), as: UTF8.self)
+    static let down = String(
+        decoding: try! Data(contentsOf: Repository.migrations.appendingPathComponent("0007_tools_config.down.sql")), as: UTF8.self)
 
     static func digest(_ path: String) throws -> [UInt8] { Digest.sha256(try Data(contentsOf: URL(fileURLWithPath: path))) }
 
     @Test("the committed fixtures hold exactly what scripts/build_fixtures.py builds")
     func fixturesAreReproducible() throws {
         let folder = try TemporaryFolder()
-        let result = try runProcess(URL(fileURLWithPath: "/usr/bin/env"),
-                                    ["python3", Repository.scripts.appendingPathComponent("build_fixtures.py").path, folder.path("rebuilt")])
+        let result = try runProcess(
+            URL(fileURLWithPath: "/usr/bin/env"),
+            ["python3", Repository.scripts.appendingPathComponent("build_fixtures.py").path, folder.path("rebuilt")])
         #expect(result.status == 0, "\(result.stderr)")
         let committed = try ReversibilityCheck.fixtures(in: Self.fixtures)
         let rebuilt = try ReversibilityCheck.fixtures(in: folder.path("rebuilt"))
@@ -56,12 +59,14 @@ struct ReversibilityTests {
 
     /// 0007 as it is, and a 0008 that adds an index to its table but whose down forgets it.
     static func forgetfulPair(_ folder: TemporaryFolder) throws -> String {
-        try migrationsFolder(folder, [
-            "0007_tools_config.up.sql": up,
-            "0007_tools_config.down.sql": down,
-            "0008_updated_index.up.sql": "CREATE INDEX IF NOT EXISTS idx_user_tool_configs_updated ON user_tool_configs(updated_at);\n",
-            "0008_updated_index.down.sql": "-- forgot: DROP INDEX idx_user_tool_configs_updated;\n",
-        ])
+        try migrationsFolder(
+            folder,
+            [
+                "0007_tools_config.up.sql": up,
+                "0007_tools_config.down.sql": down,
+                "0008_updated_index.up.sql": "CREATE INDEX IF NOT EXISTS idx_user_tool_configs_updated ON user_tool_configs(updated_at);\n",
+                "0008_updated_index.down.sql": "-- forgot: DROP INDEX idx_user_tool_configs_updated;\n"
+            ])
     }
 
     @Test("a down that forgets an index is caught, naming the index", arguments: ["empty.db", "app-before-0007.db", "app-after-0007.db"])
@@ -73,26 +78,33 @@ struct ReversibilityTests {
         #expect(report.steps.first { $0.version == 7 }?.ok == true)
         let failures: [String] = report.steps.first(where: { $0.version == 8 })?.failures ?? []
         #expect(failures.contains("down does not undo up: index idx_user_tool_configs_updated: present now, absent before"), "\(failures)")
-        #expect(failures.contains("down does not undo up: table user_tool_configs index idx_user_tool_configs_updated: new index on (updated_at)"), "\(failures)")
+        #expect(
+            failures.contains(
+                "down does not undo up: table user_tool_configs index idx_user_tool_configs_updated: new index on (updated_at)"),
+            "\(failures)")
     }
 
     @Test("a down that drops its own table but forgets the index statements is fine: the indexes go with the table")
     func indexesGoWithTheirTable() throws {
         let folder = try TemporaryFolder()
-        let migrations = try migrationsFolder(folder, [
-            "0007_tools_config.up.sql": Self.up,
-            "0007_tools_config.down.sql": "DROP TABLE IF EXISTS user_tool_configs;\n",
-        ])
+        let migrations = try migrationsFolder(
+            folder,
+            [
+                "0007_tools_config.up.sql": Self.up,
+                "0007_tools_config.down.sql": "DROP TABLE IF EXISTS user_tool_configs;\n"
+            ])
         #expect(ReversibilityCheck(migrations: try .load(folder: migrations)).verify(Self.fixtures + "/app-before-0007.db").ok)
     }
 
     @Test("a down that drops a table its up did not create is caught, naming the table and its lost rows")
     func foreignDrop() throws {
         let folder = try TemporaryFolder()
-        let migrations = try migrationsFolder(folder, [
-            "0007_tools_config.up.sql": Self.up,
-            "0007_tools_config.down.sql": Self.down + "DROP TABLE IF EXISTS app_settings;\n",
-        ])
+        let migrations = try migrationsFolder(
+            folder,
+            [
+                "0007_tools_config.up.sql": Self.up,
+                "0007_tools_config.down.sql": Self.down + "DROP TABLE IF EXISTS app_settings;\n"
+            ])
         let check = ReversibilityCheck(migrations: try .load(folder: migrations))
         let report = check.verify(Self.fixtures + "/app-before-0007.db")
         #expect(!report.ok)
@@ -106,10 +118,12 @@ struct ReversibilityTests {
     @Test("a down that deletes rows of another table is caught")
     func foreignRows() throws {
         let folder = try TemporaryFolder()
-        let migrations = try migrationsFolder(folder, [
-            "0007_tools_config.up.sql": Self.up,
-            "0007_tools_config.down.sql": Self.down + "DELETE FROM downloads WHERE id = (SELECT max(id) FROM downloads);\n",
-        ])
+        let migrations = try migrationsFolder(
+            folder,
+            [
+                "0007_tools_config.up.sql": Self.up,
+                "0007_tools_config.down.sql": Self.down + "DELETE FROM downloads WHERE id = (SELECT max(id) FROM downloads);\n"
+            ])
         let report = ReversibilityCheck(migrations: try .load(folder: migrations)).verify(Self.fixtures + "/app-before-0007.db")
         let failures = report.steps.flatMap(\.failures)
         #expect(failures.contains("down does not undo up: table downloads rows: 2 before, 1 now"), "\(failures)")
@@ -119,10 +133,12 @@ struct ReversibilityTests {
     @Test("a migration without a down, or an up that fails when run again, is reported as such")
     func missingDownAndStrictUp() throws {
         let folder = try TemporaryFolder()
-        let strict = try migrationsFolder(folder, [
-            "0007_tools_config.up.sql": Self.up.replacingOccurrences(of: "IF NOT EXISTS ", with: ""),
-            "0007_tools_config.down.sql": Self.down,
-        ])
+        let strict = try migrationsFolder(
+            folder,
+            [
+                "0007_tools_config.up.sql": Self.up.replacingOccurrences(of: "IF NOT EXISTS ", with: ""),
+                "0007_tools_config.down.sql": Self.down
+            ])
         let report = ReversibilityCheck(migrations: try .load(folder: strict)).verify(Self.fixtures + "/empty.db")
         #expect(report.ok)
         #expect(report.steps[0].notes.contains { $0.contains("fails and rolls back") && $0.contains("already exists") })

@@ -33,13 +33,17 @@ struct RotationTests {
     /// Names of the secrets found in `text`: each key's base64 (with and without padding, and
     /// its first 16 characters), its hex, each plaintext and the base64 of each plaintext. Never
     /// the values themselves, so a failure message does not spread them either.
-    static func leaks(in text: String, keys: [(String, MasterKey)], plaintexts: [String: String], rowKeys: [(String, SecureBytes)] = []) -> [String] {
+    static func leaks(in text: String, keys: [(String, MasterKey)], plaintexts: [String: String], rowKeys: [(String, SecureBytes)] = [])
+        -> [String]
+    {
         var found: [String] = []
         for (name, key) in keys {
             let base64 = key.base64Text
             let hex = key.material.withBytes { Digest.hex($0) }
-            let forms = [("base64", base64), ("unpadded base64", base64.replacingOccurrences(of: "=", with: "")),
-                         ("base64 prefix", String(base64.prefix(16))), ("hex", hex), ("hex prefix", String(hex.prefix(16)))]
+            let forms = [
+                ("base64", base64), ("unpadded base64", base64.replacingOccurrences(of: "=", with: "")),
+                ("base64 prefix", String(base64.prefix(16))), ("hex", hex), ("hex prefix", String(hex.prefix(16)))
+            ]
             for (form, value) in forms where text.contains(value) { found.append("\(name) (\(form))") }
         }
         for (name, plaintext) in plaintexts where plaintext.count >= 6 {
@@ -55,17 +59,21 @@ struct RotationTests {
     }
 
     /// Every keyed row decrypts under `key` to the plaintext remembered for it.
-    static func expectPlaintexts(_ database: KeyedDatabase, under key: MasterKey, sourceLocation: SourceLocation = #_sourceLocation) throws {
+    static func expectPlaintexts(_ database: KeyedDatabase, under key: MasterKey, sourceLocation: SourceLocation = #_sourceLocation) throws
+    {
         let connection = try database.connection(.readOnly)
         var checked = 0
         for table in [KeyedDatabase.aliases, KeyedDatabase.configs] {
             for row in try Self.storedTriples(connection, table) {
                 guard let secret = row.secret else {
-                    #expect(database.plaintexts["\(table)/\(row.id)"] == nil, "\(table)/\(row.id) lost its key", sourceLocation: sourceLocation)
+                    #expect(
+                        database.plaintexts["\(table)/\(row.id)"] == nil, "\(table)/\(row.id) lost its key", sourceLocation: sourceLocation)
                     continue
                 }
                 let plaintext = try? SecretCipher.decrypt(secret, masterKey: key)
-                #expect(plaintext != nil && plaintext == database.plaintexts["\(table)/\(row.id)"], "\(table)/\(row.id)", sourceLocation: sourceLocation)
+                #expect(
+                    plaintext != nil && plaintext == database.plaintexts["\(table)/\(row.id)"], "\(table)/\(row.id)",
+                    sourceLocation: sourceLocation)
                 checked += 1
             }
         }
@@ -75,7 +83,9 @@ struct RotationTests {
     static func quoted(_ name: String) -> String { "\"" + name.replacingOccurrences(of: "\"", with: "\"\"") + "\"" }
 
     /// Rewrites one row (found by its `id`, or another column) with a SQL assignment list.
-    static func update(_ path: String, _ table: String, id: String, by column: String = "id", _ assignments: String, _ values: [SQLiteStatement.Value] = []) throws {
+    static func update(
+        _ path: String, _ table: String, id: String, by column: String = "id", _ assignments: String, _ values: [SQLiteStatement.Value] = []
+    ) throws {
         let connection = try SQLiteConnection(path: path)
         defer { connection.close() }
         let statement = try connection.prepare("UPDATE \(quoted(table)) SET \(assignments) WHERE CAST(\(column) AS TEXT) = ?1")
@@ -124,7 +134,7 @@ struct RotationTests {
             // The independent implementation opens every rotated key under the new master key.
             let request: [String: Any] = [
                 "master_key": new.base64Text,
-                "secrets": keyed.map { ["encrypted_api_key": $0.1.encryptedAPIKey, "salt": $0.1.salt, "nonce": $0.1.nonce] },
+                "secrets": keyed.map { ["encrypted_api_key": $0.1.encryptedAPIKey, "salt": $0.1.salt, "nonce": $0.1.nonce] }
             ]
             let decrypted = try #require(try cryptoPeer("decrypt", request) as? [String])
             #expect(decrypted == keyed.map { database.plaintexts["\(table)/\($0.0)"] ?? "<none>" }, "\(table)")
@@ -159,7 +169,8 @@ struct RotationTests {
         func others() throws -> [[SQLiteStatement.Value]] {
             let connection = try database.connection(.readOnly)
             defer { connection.close() }
-            let statement = try connection.prepare("""
+            let statement = try connection.prepare(
+                """
                 SELECT rowid, id, api_format, base_url, models_json, created_at, updated_at FROM api_model_aliases
                 UNION ALL SELECT rowid, id, user_id, tool_id, enabled, created_at, updated_at FROM user_tool_configs ORDER BY 1, 2
                 """)
@@ -228,14 +239,17 @@ struct RotationTests {
                 let object = try Self.json(result.stdout)
                 let error = object["error"] as? [String: Any]
                 #expect(object["ok"] as? Bool == false && object["exit_status"] as? Int == 65, "\(result.stdout)")
-                let rowID = try #require(try SQLiteConnection(path: database.path, mode: .readOnly).queryInt64(
-                    "SELECT rowid FROM \(expectedLocation.split(separator: " ")[0]) WHERE id = ?1", [.text(String(expectedLocation.split(separator: " ")[3]))]))
+                let rowID = try #require(
+                    try SQLiteConnection(path: database.path, mode: .readOnly).queryInt64(
+                        "SELECT rowid FROM \(expectedLocation.split(separator: " ")[0]) WHERE id = ?1",
+                        [.text(String(expectedLocation.split(separator: " ")[3]))]))
                 #expect(error?["table"] as? String == String(expectedLocation.split(separator: " ")[0]), "\(result.stdout)")
                 #expect((error?["row_id"] as? NSNumber)?.int64Value == rowID, "\(result.stdout)")
                 #expect((error?["message"] as? String).map(result.stderr.contains) == true, "\(result.stdout)")
             }
-            let leaks = Self.leaks(in: result.stdout + result.stderr, keys: [("old key", old), ("new key", new), ("given old key", other)],
-                                   plaintexts: database.plaintexts)
+            let leaks = Self.leaks(
+                in: result.stdout + result.stderr, keys: [("old key", old), ("new key", new), ("given old key", other)],
+                plaintexts: database.plaintexts)
             #expect(leaks.isEmpty, "\(leaks)")
             if let rowTriple {
                 #expect(!result.stderr.contains(rowTriple.salt) && !result.stderr.contains(String(rowTriple.encryptedAPIKey.prefix(12))))
@@ -245,7 +259,9 @@ struct RotationTests {
         // And the library says the same, with the error's fields.
         let connection = try database.connection()
         let error = thrownError {
-            _ = try KeyRotator(database: connection, options: .init(oldKey: failure == .wrongOldKey ? other : old, newKey: new, jobs: Self.inProcessJobs)).run()
+            _ = try KeyRotator(
+                database: connection, options: .init(oldKey: failure == .wrongOldKey ? other : old, newKey: new, jobs: Self.inProcessJobs)
+            ).run()
         }
         let rotationError = try #require(error as? RotationError, "\(String(describing: error))")
         #expect("\(rotationError.table) \(rotationError.row)" == expectedLocation)
@@ -275,7 +291,8 @@ struct RotationTests {
         let result = try user.toolcfg(Self.rotateArguments(database.path, old: oldFile, new: newFile))
         #expect(result.status == 74, "\(result.stderr)")
         #expect(result.stderr.contains(database.path), "\(result.stderr)")
-        let leaks = Self.leaks(in: result.stdout + result.stderr, keys: [("old key", old), ("new key", new)], plaintexts: database.plaintexts)
+        let leaks = Self.leaks(
+            in: result.stdout + result.stderr, keys: [("old key", old), ("new key", new)], plaintexts: database.plaintexts)
         #expect(leaks.isEmpty, "\(leaks)")
         #expect(try Self.logicalState(database.path) == before)
     }
@@ -312,7 +329,8 @@ struct RotationTests {
         let connection = try database.connection()
         defer { connection.close() }
         try connection.execute("ATTACH DATABASE '\(copy)' AS pre")
-        try connection.execute("""
+        try connection.execute(
+            """
             UPDATE main.user_tool_configs SET (encrypted_api_key, salt, nonce) =
                 (SELECT p.encrypted_api_key, p.salt, p.nonce FROM pre.user_tool_configs p WHERE p.id = user_tool_configs.id)
             WHERE id % 3 = 0;
@@ -331,7 +349,8 @@ struct RotationTests {
         let old = try key(MasterKeyTests.valid), new = MasterKey.generate()
         let (database, restored) = try Self.halfRotated(folder, old: old, new: new)
 
-        let report = try KeyRotator(database: try database.connection(), options: .init(oldKey: old, newKey: new, jobs: Self.inProcessJobs)).run()
+        let report = try KeyRotator(database: try database.connection(), options: .init(oldKey: old, newKey: new, jobs: Self.inProcessJobs))
+            .run()
         for table in report.groups {
             #expect(table.rotated == restored[table.table], "\(table)")
             #expect(table.alreadyRotated == (database.keyed[table.table] ?? 0) - (restored[table.table] ?? 0), "\(table)")
@@ -352,11 +371,14 @@ struct RotationTests {
         let old = try key(MasterKeyTests.valid), new = MasterKey.generate(), third = MasterKey.generate()
         let (database, _) = try Self.halfRotated(folder, old: old, new: new)
         let stranger = try SecretCipher.encrypt("sk-under-a-third-key", masterKey: third)
-        try Self.update(database.path, KeyedDatabase.configs, id: "40", "encrypted_api_key = ?2, salt = ?3, nonce = ?4",
-                        [.text(stranger.encryptedAPIKey), .text(stranger.salt), .text(stranger.nonce)])
+        try Self.update(
+            database.path, KeyedDatabase.configs, id: "40", "encrypted_api_key = ?2, salt = ?3, nonce = ?4",
+            [.text(stranger.encryptedAPIKey), .text(stranger.salt), .text(stranger.nonce)])
         let before = try Self.logicalState(database.path)
         let connection = try database.connection()
-        let error = thrownError { _ = try KeyRotator(database: connection, options: .init(oldKey: old, newKey: new, jobs: Self.inProcessJobs)).run() }
+        let error = thrownError {
+            _ = try KeyRotator(database: connection, options: .init(oldKey: old, newKey: new, jobs: Self.inProcessJobs)).run()
+        }
         let rotationError = try #require(error as? RotationError, "\(String(describing: error))")
         #expect(rotationError.table == KeyedDatabase.configs && rotationError.row == "row id 40")
         #expect(rotationError.exitStatus == .dataError)
@@ -413,9 +435,13 @@ struct RotationTests {
         #expect(report["verified_after_commit"] as? Int == database.keyedTotal)
         #expect((try FileManager.default.attributesOfItem(atPath: backup)[.posixPermissions] as? Int) == 0o600)
         #expect(try Self.logicalState(backup) == before, "the backup is not the pre-rotation database")
-        let underOld = try KeyVerifier(database: try SQLiteConnection(path: backup, mode: .readOnly), masterKey: old, newKey: new, jobs: Self.inProcessJobs).run()
+        let underOld = try KeyVerifier(
+            database: try SQLiteConnection(path: backup, mode: .readOnly), masterKey: old, newKey: new, jobs: Self.inProcessJobs
+        ).run()
         #expect(underOld.ok)
-        for table in underOld.groups { #expect(table.underMasterKey == database.keyed[table.table] && table.underNewMasterKey == 0, "\(table)") }
+        for table in underOld.groups {
+            #expect(table.underMasterKey == database.keyed[table.table] && table.underNewMasterKey == 0, "\(table)")
+        }
         try Self.expectPlaintexts(database, under: new)
     }
 
@@ -458,7 +484,9 @@ struct RotationTests {
         // The application's database before 0007: only api_model_aliases holds keys.
         let appOnly = folder.path("app-only.db")
         try makeApplicationDatabase(at: appOnly)
-        let appReport = try KeyRotator(database: try SQLiteConnection(path: appOnly), options: .init(oldKey: old, newKey: new, jobs: Self.inProcessJobs)).run()
+        let appReport = try KeyRotator(
+            database: try SQLiteConnection(path: appOnly), options: .init(oldKey: old, newKey: new, jobs: Self.inProcessJobs)
+        ).run()
         #expect(appReport.groups.map(\.table) == [KeyedDatabase.aliases])
         #expect(appReport.groups.first?.rotated == 3 && appReport.verifiedAfterCommit == 3)
 
@@ -495,7 +523,9 @@ struct RotationTests {
         let statement = try connection.prepare("SELECT name, encrypted_api_key, salt, nonce FROM \(Self.quoted(odd)) ORDER BY rowid")
         var opened: [String?] = []
         while try statement.step() {
-            let secret = statement.isNull(1) ? nil : StoredSecret(encryptedAPIKey: statement.text(1)!, salt: statement.text(2)!, nonce: statement.text(3)!)
+            let secret =
+                statement.isNull(1)
+                ? nil : StoredSecret(encryptedAPIKey: statement.text(1)!, salt: statement.text(2)!, nonce: statement.text(3)!)
             opened.append(try secret.map { try SecretCipher.decrypt($0, masterKey: new) })
         }
         #expect(opened == [plaintexts[0], plaintexts[1], nil, plaintexts[3]])
@@ -574,7 +604,8 @@ struct RotationTests {
         // 60,000 rows without a key: each costs ParallelMap's transform almost nothing, so its
         // threads store their results back to back.
         let connection = try database.connection()
-        try connection.execute("""
+        try connection.execute(
+            """
             WITH RECURSIVE n(i) AS (SELECT 11 UNION ALL SELECT i + 1 FROM n WHERE i < 60010)
             INSERT INTO user_tool_configs (id, user_id, tool_id, enabled, created_at, updated_at)
             SELECT i, 'bulk-' || i, 'tool', 0, 1700000000, 1700000000 FROM n
@@ -583,21 +614,34 @@ struct RotationTests {
         let oldFile = try Self.keyFile(old, folder, "old.key"), newFile = try Self.keyFile(new, folder, "new.key")
         var results: [(String, ProcessResult)] = []
         for run in 1...4 {
-            results.append(("verify-keys run \(run)", try toolcfg(["verify-keys", "--db", database.path, "--master-key-file", oldFile, "--jobs", "8"])))
+            results.append(
+                ("verify-keys run \(run)", try toolcfg(["verify-keys", "--db", database.path, "--master-key-file", oldFile, "--jobs", "8"]))
+            )
         }
-        results.append(("rotate --dry-run", try toolcfg(Self.rotateArguments(database.path, old: oldFile, new: newFile) + ["--dry-run", "--jobs", "8"])))
+        results.append(
+            (
+                "rotate --dry-run",
+                try toolcfg(Self.rotateArguments(database.path, old: oldFile, new: newFile) + ["--dry-run", "--jobs", "8"])
+            ))
         let failed = results.filter { $0.1.status != 0 }.map { "\($0.0) exited \($0.1.status)" }
         #expect(failed.isEmpty, "\(failed)")
         try Self.expectPlaintexts(database, under: old)
     }
 
-    @Test("sixteen rows rotated together on the selected PBKDF2 kernel end as row by row does: rotated (opening to the same key), already rotated, or failed")
+    @Test(
+        """
+        sixteen rows rotated together on the selected PBKDF2 kernel end as row by row does: rotated (opening to the same key), \
+        already rotated, or failed
+        """
+    )
     func sixteenLaneRotationAgreesWithRowByRow() throws {
         let old = MasterKey.generate(), new = MasterKey.generate(), other = MasterKey.generate()
         for round in 0..<4 {
             let keys = (0..<16).map { lane in [old, new, other][(lane + round) % 3 == 2 && lane % 5 != 0 ? 2 : (lane + round) % 2] }
             let rows = try keys.enumerated().map { lane, master in
-                SecretRow(rowID: Int64(lane + 1), id: String(lane + 1), secret: try SecretCipher.encrypt("sk-lane-\(lane)", masterKey: master), partial: false)
+                SecretRow(
+                    rowID: Int64(lane + 1), id: String(lane + 1), secret: try SecretCipher.encrypt("sk-lane-\(lane)", masterKey: master),
+                    partial: false)
             }
             let grouped = KeyRotator.rotate(rows, oldKey: old, newKey: new)
             let single = rows.map { KeyRotator.rotate($0, oldKey: old, newKey: new) }
@@ -659,8 +703,10 @@ struct RotationTests {
         var killedRunning = 0, finished = 0, killedAfterCommit = 0
         var log: [String] = []
         for iteration in 1...10 {
-            let delay = UInt32(iteration % 2 == 1 ? Double.random(in: 5_000...wholeMicroseconds)
-                                                  : Double.random(in: wholeMicroseconds * 5 / 6...wholeMicroseconds * 1.1))
+            let delay = UInt32(
+                iteration % 2 == 1
+                    ? Double.random(in: 5_000...wholeMicroseconds)
+                    : Double.random(in: wholeMicroseconds * 5 / 6...wholeMicroseconds * 1.1))
             let stderrPath = folder.path("stderr-\(iteration)")
             _ = FileManager.default.createFile(atPath: stderrPath, contents: nil)
             let process = Process()
@@ -684,7 +730,9 @@ struct RotationTests {
                 Issue.record("iteration \(iteration): rotate died of signal \(process.terminationStatus)")
             } else {
                 finished += 1
-                #expect(process.terminationStatus == 0, "iteration \(iteration): rotate exited \(process.terminationStatus) on its own: \(stderr)")
+                #expect(
+                    process.terminationStatus == 0,
+                    "iteration \(iteration): rotate exited \(process.terminationStatus) on its own: \(stderr)")
             }
 
             let connection = try database.connection()  // recovers the WAL, as the next run would
@@ -693,11 +741,15 @@ struct RotationTests {
             connection.close()
             let allOld = report.groups.allSatisfy { $0.underMasterKey == database.keyed[$0.table] && $0.underNewMasterKey == 0 }
             let allNew = report.groups.allSatisfy { $0.underNewMasterKey == database.keyed[$0.table] && $0.underMasterKey == 0 }
-            let counts = report.groups.map { "\($0.table): \($0.underMasterKey) old, \($0.underNewMasterKey) new, \($0.underNeither) neither, \($0.malformed) malformed" }
-            log.append("\(iteration): \(delay / 1000) ms, \(killed ? "killed" : crashed ? "died of signal \(process.terminationStatus)" : "exited \(process.terminationStatus)"), \(allNew ? "rotated" : allOld ? "not rotated" : "MIXED")")
+            let counts = report.groups.map {
+                "\($0.table): \($0.underMasterKey) old, \($0.underNewMasterKey) new, \($0.underNeither) neither, \($0.malformed) malformed"
+            }
+            let ended = killed ? "killed" : crashed ? "died of signal \(process.terminationStatus)" : "exited \(process.terminationStatus)"
+            log.append("\(iteration): \(delay / 1000) ms, \(ended), \(allNew ? "rotated" : allOld ? "not rotated" : "MIXED")")
             #expect(allOld || allNew, "iteration \(iteration), killed after \(delay / 1000) ms: rows under a mix of keys: \(counts)")
             #expect(report.reusedSalts == 0 && report.reusedNonces == 0)
-            #expect(killed || crashed || allNew, "iteration \(iteration): rotate succeeded but the rows are not under the new key: \(counts)")
+            #expect(
+                killed || crashed || allNew, "iteration \(iteration): rotate succeeded but the rows are not under the new key: \(counts)")
             guard allOld || allNew else { break }
             if allNew {
                 if killed || crashed { killedAfterCommit += 1 }
@@ -705,7 +757,11 @@ struct RotationTests {
                 swap(&oldFile, &newFile)
             }
         }
-        print("crash safety: \(rows) rows, an uninterrupted run took \(whole); 10 iterations: \(killedRunning) killed while running (\(killedAfterCommit) of them after the commit), \(finished) finished; \(log.joined(separator: "; "))")
+        print(
+            "crash safety: \(rows) rows, an uninterrupted run took \(whole); 10 iterations: \(killedRunning) "
+                + "killed while running (\(killedAfterCommit) of them after the commit), \(finished) finished; "
+                + "\(log.joined(separator: "; "))"
+        )
         #expect(killedRunning >= 3, "only \(killedRunning) of 10 kills landed while rotate ran: \(log)")
         try Self.expectPlaintexts(database, under: old)
     }
@@ -736,14 +792,19 @@ struct RotationTests {
 
     /// Re-encrypts row `target` of `table` with the given salt or nonce (and a fresh other one),
     /// so it still opens under `master`.
-    static func reencrypt(_ database: KeyedDatabase, _ table: String, id: String, master: MasterKey,
-                          salt: String? = nil, nonce: String? = nil) throws {
+    static func reencrypt(
+        _ database: KeyedDatabase, _ table: String, id: String, master: MasterKey,
+        salt: String? = nil, nonce: String? = nil
+    ) throws {
         let plaintext = try #require(database.plaintexts["\(table)/\(id)"])
-        let secret = try SecretCipher.encrypt(plaintext, masterKey: master,
-                                              salt: try salt.map { try Base64.decode($0, field: "salt") } ?? SecureRandom.bytes(32),
-                                              nonce: try nonce.map { try Base64.decode($0, field: "nonce") } ?? SecureRandom.bytes(12)).encoded
-        try update(database.path, table, id: id, "encrypted_api_key = ?2, salt = ?3, nonce = ?4",
-                   [.text(secret.encryptedAPIKey), .text(secret.salt), .text(secret.nonce)])
+        let secret = try SecretCipher.encrypt(
+            plaintext, masterKey: master,
+            salt: try salt.map { try Base64.decode($0, field: "salt") } ?? SecureRandom.bytes(32),
+            nonce: try nonce.map { try Base64.decode($0, field: "nonce") } ?? SecureRandom.bytes(12)
+        ).encoded
+        try update(
+            database.path, table, id: id, "encrypted_api_key = ?2, salt = ?3, nonce = ?4",
+            [.text(secret.encryptedAPIKey), .text(secret.salt), .text(secret.nonce)])
     }
 
     @Test("verify-keys reports a salt or nonce used by two rows (both still decrypting) and exits 65", arguments: Reuse.allCases)
@@ -751,15 +812,19 @@ struct RotationTests {
         let folder = try TemporaryFolder()
         let old = try key(MasterKeyTests.valid)
         let database = try KeyedDatabase(at: folder.path("app.db"), master: old, rows: 30, noKey: { $0 % 10 == 0 })
-        let source = try #require(try Self.storedTriples(try database.connection(.readOnly), KeyedDatabase.configs).first { $0.id == "7" }?.secret)
-        try Self.reencrypt(database, KeyedDatabase.configs, id: "23", master: old,
-                           salt: reuse == .salt ? source.salt : nil, nonce: reuse == .nonce ? source.nonce : nil)
+        let source = try #require(
+            try Self.storedTriples(try database.connection(.readOnly), KeyedDatabase.configs).first { $0.id == "7" }?.secret)
+        try Self.reencrypt(
+            database, KeyedDatabase.configs, id: "23", master: old,
+            salt: reuse == .salt ? source.salt : nil, nonce: reuse == .nonce ? source.nonce : nil)
 
         let report = try KeyVerifier(database: try database.connection(.readOnly), masterKey: old, jobs: Self.inProcessJobs).run()
         #expect(!report.ok)
         #expect(report.reusedSalts == (reuse == .salt ? 1 : 0) && report.reusedNonces == (reuse == .nonce ? 1 : 0), "\(report)")
         for table in report.groups { #expect(table.underMasterKey == database.keyed[table.table] && table.malformed == 0, "\(table)") }
-        #expect(report.problems.contains { $0.table == KeyedDatabase.configs && $0.rowID == 23 && $0.problem.contains(reuse.rawValue) }, "\(report.problems)")
+        #expect(
+            report.problems.contains { $0.table == KeyedDatabase.configs && $0.rowID == 23 && $0.problem.contains(reuse.rawValue) },
+            "\(report.problems)")
 
         let keyFile = try Self.keyFile(old, folder, "old.key")
         let result = try toolcfg(["verify-keys", "--db", database.path, "--master-key-file", keyFile, "--json"])
@@ -814,17 +879,22 @@ struct RotationTests {
         let oldFile = try Self.keyFile(old, folder, "old.key"), newFile = try Self.keyFile(new, folder, "new.key")
 
         // Master key = new, new key = old: most rows under the master key, the restored ones under the other.
-        let report = try KeyVerifier(database: try database.connection(.readOnly), masterKey: new, newKey: old, jobs: Self.inProcessJobs).run()
+        let report = try KeyVerifier(database: try database.connection(.readOnly), masterKey: new, newKey: old, jobs: Self.inProcessJobs)
+            .run()
         #expect(report.ok)
         for table in report.groups {
             let keyed = database.keyed[table.table] ?? 0, back = restored[table.table] ?? 0
             #expect(table.underMasterKey == keyed - back && table.underNewMasterKey == back && table.underNeither == 0, "\(table)")
         }
 
-        let result = try toolcfg(["verify-keys", "--db", database.path, "--master-key-file", oldFile, "--new-master-key-file", newFile, "--json"])
+        let result = try toolcfg([
+            "verify-keys", "--db", database.path, "--master-key-file", oldFile, "--new-master-key-file", newFile, "--json"
+        ])
         #expect(result.status == 0, "\(result.stderr)")
         let json = try Self.json(result.stdout)
-        #expect(json["master_key_fingerprint"] as? String == old.fingerprint && json["new_master_key_fingerprint"] as? String == new.fingerprint)
+        #expect(
+            json["master_key_fingerprint"] as? String == old.fingerprint && json["new_master_key_fingerprint"] as? String == new.fingerprint
+        )
         let tables = Self.tables(json)
         #expect(tables[KeyedDatabase.aliases]?["under_master_key"] as? Int == 2)
         #expect(tables[KeyedDatabase.aliases]?["under_new_master_key"] as? Int == 4)
@@ -860,23 +930,43 @@ struct RotationTests {
         }
         var outputs: [(String, ProcessResult)] = []
         let rowKeysBefore = try rowKeys(old)
-        outputs.append(("rotate --dry-run", try toolcfg(Self.rotateArguments(database.path, old: oldFile, new: newFile) + ["--dry-run", "--json"])))
-        outputs.append(("verify-keys before", try toolcfg(["verify-keys", "--db", database.path, "--master-key-file", oldFile, "--new-master-key-file", newFile, "--json"])))
+        outputs.append(
+            ("rotate --dry-run", try toolcfg(Self.rotateArguments(database.path, old: oldFile, new: newFile) + ["--dry-run", "--json"])))
+        outputs.append(
+            (
+                "verify-keys before",
+                try toolcfg(["verify-keys", "--db", database.path, "--master-key-file", oldFile, "--new-master-key-file", newFile, "--json"]
+                )
+            ))
         outputs.append(("rotate", try toolcfg(Self.rotateArguments(database.path, old: oldFile, new: newFile) + ["--json"])))
         let rowKeysAfter = try rowKeys(new)
         outputs.append(("rotate again", try toolcfg(Self.rotateArguments(database.path, old: oldFile, new: newFile) + ["--json"])))
-        outputs.append(("verify-keys after", try toolcfg(["verify-keys", "--db", database.path, "--master-key-file", newFile, "--new-master-key-file", oldFile, "--json"])))
-        outputs.append(("verify-keys wrong key", try toolcfg(["verify-keys", "--db", database.path, "--master-key-file", oldFile, "--json"])))
+        outputs.append(
+            (
+                "verify-keys after",
+                try toolcfg(["verify-keys", "--db", database.path, "--master-key-file", newFile, "--new-master-key-file", oldFile, "--json"]
+                )
+            ))
+        outputs.append(
+            ("verify-keys wrong key", try toolcfg(["verify-keys", "--db", database.path, "--master-key-file", oldFile, "--json"])))
         outputs.append(("rotate wrong key", try toolcfg(Self.rotateArguments(database.path, old: thirdFile, new: oldFile) + ["--json"])))
-        outputs.append(("rotate, key on stdin", try toolcfg(["rotate", "--db", database.path, "--master-key-file", "-", "--new-master-key-file", oldFile, "--json"],
-                                                        stdin: Data((new.base64Text + "\n").utf8))))
+        outputs.append(
+            (
+                "rotate, key on stdin",
+                try toolcfg(
+                    ["rotate", "--db", database.path, "--master-key-file", "-", "--new-master-key-file", oldFile, "--json"],
+                    stdin: Data((new.base64Text + "\n").utf8))
+            ))
 
-        let expectedStatus: [String: Int32] = ["rotate --dry-run": 0, "verify-keys before": 0, "rotate": 0, "rotate again": 0, "verify-keys after": 0,
-                              "verify-keys wrong key": 65, "rotate wrong key": 65, "rotate, key on stdin": 0]
+        let expectedStatus: [String: Int32] = [
+            "rotate --dry-run": 0, "verify-keys before": 0, "rotate": 0, "rotate again": 0, "verify-keys after": 0,
+            "verify-keys wrong key": 65, "rotate wrong key": 65, "rotate, key on stdin": 0
+        ]
         for (name, result) in outputs {
             #expect(result.status == expectedStatus[name], "\(name): \(result.stderr)")
-            let leaks = Self.leaks(in: result.stdout + "\n" + result.stderr, keys: keys, plaintexts: database.plaintexts,
-                                   rowKeys: rowKeysBefore + rowKeysAfter)
+            let leaks = Self.leaks(
+                in: result.stdout + "\n" + result.stderr, keys: keys, plaintexts: database.plaintexts,
+                rowKeys: rowKeysBefore + rowKeysAfter)
             #expect(leaks.isEmpty, "\(name) shows \(leaks)")
             if result.status == 0 { #expect(!result.stdout.isEmpty && (try? Self.json(result.stdout)) != nil, "\(name)") }
         }

@@ -25,8 +25,11 @@ struct ScheduledRotationTests {
             let text = try toolcfg(["keygen", "--form", "text"])
             #expect(text.status == 0, "\(text.stderr)")
             // A compose env file: the switch must keep its other lines.
-            try Data("# bodhi\nBODHI_LOG_LEVEL=info\nBODHI_ENCRYPTION_KEY=\(text.stdout.trimmingCharacters(in: .whitespacesAndNewlines))\nBODHI_PORT=1135\n".utf8)
-                .write(to: URL(fileURLWithPath: keyFile))
+            try Data(
+                ("# bodhi\nBODHI_LOG_LEVEL=info\n"
+                    + "BODHI_ENCRYPTION_KEY=\(text.stdout.trimmingCharacters(in: .whitespacesAndNewlines))\nBODHI_PORT=1135\n").utf8
+            )
+            .write(to: URL(fileURLWithPath: keyFile))
             #expect(try toolcfg(["migrate", "up", "--db", db]).status == 0)
             let csv = "user_id,tool_id,api_key\n" + (0..<rows).map { "user-\($0),tool,sk-\($0)\n" }.joined()
             try Data(csv.utf8).write(to: URL(fileURLWithPath: folder.path("in.csv")))
@@ -41,10 +44,13 @@ struct ScheduledRotationTests {
         /// Runs the script as the timer does, with `restart` as the command that recreates the
         /// container.
         func rotate(restart: String? = nil, keep: Int = 6) throws -> ProcessResult {
-            try runProcess(URL(fileURLWithPath: "/bin/bash"), [Self.script.path], environment: [
-                "TOOLCFG": Repository.toolcfg.path, "TOOLCFG_DB": db, "BODHI_KEY_ENV_FILE": keyFile,
-                "RESTART_COMMAND": restart ?? standIn("restart"), "BACKUP_DIR": backups, "KEEP_BACKUPS": String(keep), "STATE_DIR": state,
-            ])
+            try runProcess(
+                URL(fileURLWithPath: "/bin/bash"), [Self.script.path],
+                environment: [
+                    "TOOLCFG": Repository.toolcfg.path, "TOOLCFG_DB": db, "BODHI_KEY_ENV_FILE": keyFile,
+                    "RESTART_COMMAND": restart ?? standIn("restart"), "BACKUP_DIR": backups, "KEEP_BACKUPS": String(keep),
+                    "STATE_DIR": state
+                ])
         }
 
         func verify() throws -> ProcessResult {
@@ -66,7 +72,9 @@ struct ScheduledRotationTests {
         #expect(first.status == 0, "\(first.stderr)")
         let after = try String(contentsOfFile: installation.keyFile, encoding: .utf8)
         #expect(after != before, "the env file was switched")
-        #expect(after.hasPrefix("# bodhi\nBODHI_LOG_LEVEL=info\nBODHI_ENCRYPTION_KEY=") && after.hasSuffix("\nBODHI_PORT=1135\n"), "its other lines kept: \(after.count) characters")
+        #expect(
+            after.hasPrefix("# bodhi\nBODHI_LOG_LEVEL=info\nBODHI_ENCRYPTION_KEY=") && after.hasSuffix("\nBODHI_PORT=1135\n"),
+            "its other lines kept: \(after.count) characters")
         #expect(first.stderr.contains("catching up") && first.stderr.contains("done: every secret is under the key"), "\(first.stderr)")
         // One backup, named for the database and the old key, which is kept beside it.
         let backups = installation.files(installation.backups)
@@ -84,7 +92,8 @@ struct ScheduledRotationTests {
         let rows = ((report?["groups"] as? [[String: Any]])?.first?["rows"] as? Int) ?? 0
         #expect(rows > 30, "the stand-in's rows are counted too: \(rows)")
         let log = (try? String(contentsOfFile: installation.app + "/log", encoding: .utf8)) ?? ""
-        let writes = ((try? String(contentsOfFile: installation.app + "/writes", encoding: .utf8)) ?? "").split(separator: "\n").compactMap { Int($0) }
+        let writes = ((try? String(contentsOfFile: installation.app + "/writes", encoding: .utf8)) ?? "").split(separator: "\n").compactMap
+        { Int($0) }
         #expect(writes.count == 2 && writes.allSatisfy { $0 > 0 }, "it wrote before and after its restart: \(writes); its log: \(log)")
 
         // Next month: a new key again; with one backup kept, the first and its old key go.
@@ -92,8 +101,9 @@ struct ScheduledRotationTests {
         #expect(second.status == 0, "\(second.stderr)")
         let now = installation.files(installation.backups)
         #expect(now.count == 1 && now != backups, "\(now)")
-        #expect(installation.files(installation.state + "/previous-keys") == [String(now[0].split(separator: "-").last!.dropLast(3)) + ".env"],
-                "\(installation.files(installation.state + "/previous-keys"))")
+        #expect(
+            installation.files(installation.state + "/previous-keys") == [String(now[0].split(separator: "-").last!.dropLast(3)) + ".env"],
+            "\(installation.files(installation.state + "/previous-keys"))")
         #expect(try installation.verify().status == 0)
     }
 
@@ -103,9 +113,14 @@ struct ScheduledRotationTests {
         try FileManager.default.createDirectory(atPath: installation.state, withIntermediateDirectories: true)
         let before = try String(contentsOfFile: installation.keyFile, encoding: .utf8)
         // flock(1) holds the script's lock file while the second run starts.
-        let holder = try runProcess(URL(fileURLWithPath: "/usr/bin/flock"), [installation.state + "/lock", "-c",
-            "TOOLCFG='\(Repository.toolcfg.path)' TOOLCFG_DB='\(installation.db)' BODHI_KEY_ENV_FILE='\(installation.keyFile)' "
-            + "RESTART_COMMAND=true BACKUP_DIR='\(installation.backups)' STATE_DIR='\(installation.state)' bash '\(Installation.script.path)'"])
+        let holder = try runProcess(
+            URL(fileURLWithPath: "/usr/bin/flock"),
+            [
+                installation.state + "/lock", "-c",
+                "TOOLCFG='\(Repository.toolcfg.path)' TOOLCFG_DB='\(installation.db)' BODHI_KEY_ENV_FILE='\(installation.keyFile)' "
+                    + "RESTART_COMMAND=true BACKUP_DIR='\(installation.backups)' STATE_DIR='\(installation.state)' bash "
+                    + "'\(Installation.script.path)'"
+            ])
         #expect(holder.status == 75, "\(holder.stderr)")
         #expect(holder.stderr.contains("another rotation is running"), "\(holder.stderr)")
         #expect(try String(contentsOfFile: installation.keyFile, encoding: .utf8) == before)
@@ -135,7 +150,7 @@ struct ScheduledRotationTests {
         process.arguments = [Installation.script.path]
         process.environment = ProcessInfo.processInfo.environment.merging([
             "TOOLCFG": Repository.toolcfg.path, "TOOLCFG_DB": installation.db, "BODHI_KEY_ENV_FILE": installation.keyFile,
-            "RESTART_COMMAND": "sleep 0.3", "BACKUP_DIR": installation.backups, "STATE_DIR": installation.state,
+            "RESTART_COMMAND": "sleep 0.3", "BACKUP_DIR": installation.backups, "STATE_DIR": installation.state
         ]) { _, new in new }
         process.standardError = FileHandle.nullDevice
         try process.run()

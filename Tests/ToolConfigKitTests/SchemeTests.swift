@@ -32,18 +32,24 @@ struct SchemeTests {
         Case(stored: .v2, under: .neither, asked: .v2, expected: "failed"),
         Case(stored: .v1, under: .old, asked: .v2, sameKey: true, expected: "rotated v2"),
         Case(stored: .v2, under: .old, asked: .v2, sameKey: true, expected: "kept"),
-        Case(stored: .v2, under: .old, asked: .v1, sameKey: true, expected: "rotated v1"),
+        Case(stored: .v2, under: .old, asked: .v1, sameKey: true, expected: "rotated v1")
     ]
 
     @Test("a value is rotated into the scheme asked for (else its own), kept when already under the new key in it", arguments: cases)
     func outcome(_ test: Case) throws {
         let old = MasterKey.generate(), new = test.sameKey ? old : MasterKey.generate()
-        let key = switch test.under { case .old: old; case .new: new; case .neither: MasterKey.generate() }
+        let key =
+            switch test.under {
+            case .old: old;
+            case .new: new;
+            case .neither: MasterKey.generate()
+            }
         let plaintext = "sk-\(test.stored)-\(Digest.hex(SecureRandom.bytes(6)))"
         let secret = try SecretCipher.encrypt(plaintext, masterKey: key, scheme: test.stored)
         let row = SecretRow(rowID: 1, id: nil, encryptedAPIKey: secret.encryptedAPIKey, salt: secret.salt, nonce: secret.nonce)
         // Row by row, and in a group as a page is rotated (sixteen lanes where the CPU has them).
-        let outcomes = [KeyRotator.rotate(row, oldKey: old, newKey: new, scheme: test.asked)]
+        let outcomes =
+            [KeyRotator.rotate(row, oldKey: old, newKey: new, scheme: test.asked)]
             + KeyRotator.rotate(Array(repeating: row, count: 16), oldKey: old, newKey: new, scheme: test.asked)
         for outcome in outcomes {
             switch (outcome, test.expected) {
@@ -70,7 +76,8 @@ struct SchemeTests {
     static func database(_ folder: TemporaryFolder, v1: Int, v2: Int, seaORM: Bool, master: MasterKey) throws -> SQLiteConnection {
         let connection = try migratedDatabase(at: folder.path("app.db"))
         if seaORM { try connection.execute("CREATE TABLE seaql_migrations (version TEXT PRIMARY KEY, applied_at BIGINT NOT NULL)") }
-        let insert = try connection.prepare("""
+        let insert = try connection.prepare(
+            """
             INSERT INTO user_tool_configs (user_id, tool_id, enabled, encrypted_api_key, salt, nonce, created_at, updated_at)
             VALUES (?1, 'tool', 1, ?2, ?3, ?4, 1, 1)
             """)
@@ -85,11 +92,14 @@ struct SchemeTests {
         var v1: Int, v2: Int, seaORM: Bool, asked: SecretScheme?
         /// The scheme chosen, or the start of the refusal ("usage:" up front, "record:" when a key needs one).
         var expected: String
-        var testDescription: String { "\(v1) v1, \(v2) v2, \(seaORM ? "sea-orm" : "sqlx") ledger, --scheme \(asked?.rawValue ?? "none"): \(expected)" }
+        var testDescription: String {
+            "\(v1) v1, \(v2) v2, \(seaORM ? "sea-orm" : "sqlx") ledger, --scheme \(asked?.rawValue ?? "none"): \(expected)"
+        }
     }
 
-    @Test("an import encrypts in the scheme of the stored values; mixed, or none under sea-orm: --scheme decides; a contrary one is refused",
-          arguments: [
+    @Test(
+        "an import encrypts in the scheme of the stored values; mixed, or none under sea-orm: --scheme decides; a contrary one is refused",
+        arguments: [
             ImportCase(v1: 3, v2: 0, seaORM: true, asked: nil, expected: "v1"),
             ImportCase(v1: 0, v2: 3, seaORM: true, asked: nil, expected: "v2"),
             ImportCase(v1: 0, v2: 3, seaORM: true, asked: .v2, expected: "v2"),
@@ -98,8 +108,8 @@ struct SchemeTests {
             ImportCase(v1: 0, v2: 0, seaORM: true, asked: .v2, expected: "v2"),
             ImportCase(v1: 2, v2: 2, seaORM: true, asked: nil, expected: "record: the stored values are in both schemes"),
             ImportCase(v1: 2, v2: 2, seaORM: true, asked: .v2, expected: "v2"),
-            ImportCase(v1: 3, v2: 0, seaORM: true, asked: .v2, expected: "usage: --scheme v2: every stored value (3) is in scheme v1"),
-          ])
+            ImportCase(v1: 3, v2: 0, seaORM: true, asked: .v2, expected: "usage: --scheme v2: every stored value (3) is in scheme v1")
+        ])
     func importScheme(_ test: ImportCase) throws {
         let folder = try TemporaryFolder()
         let master = MasterKey.generate()
@@ -110,11 +120,13 @@ struct SchemeTests {
         let outcome = Result { try Importer(database: connection, options: options).run() }
         switch outcome {
         case .success:
-            let stored = try #require(try connection.queryText("SELECT encrypted_api_key FROM user_tool_configs WHERE user_id = 'new-user'"))
+            let stored = try #require(
+                try connection.queryText("SELECT encrypted_api_key FROM user_tool_configs WHERE user_id = 'new-user'"))
             #expect(SecretScheme(ciphertext: stored).rawValue == test.expected)
         case .failure(let error as ToolcfgError):
             #expect(error.exitStatus == .usage, "\(error)")
-            let (kind, text) = test.expected.hasPrefix("usage:") ? ("usage", test.expected.dropFirst(7)) : ("record", test.expected.dropFirst(8))
+            let (kind, text) =
+                test.expected.hasPrefix("usage:") ? ("usage", test.expected.dropFirst(7)) : ("record", test.expected.dropFirst(8))
             #expect(error.description.contains(text), "\(kind): \(error)")
             #expect(try connection.queryInt64("SELECT count(*) FROM user_tool_configs WHERE user_id = 'new-user'") == 0)
         case .failure(let error):

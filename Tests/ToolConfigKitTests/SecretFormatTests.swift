@@ -63,8 +63,9 @@ struct SecretFormatTests {
         #expect(master.keyEncryptionKey.withBytes { Digest.hex($0) } == v.kek_hex, sourceLocation: sourceLocation)
         let salt = try Base64.decode(v.salt, field: "salt", length: 32)
         let nonce = try Base64.decode(v.nonce, field: "nonce", length: 12)
-        #expect(SecretCipher.rowKey(masterKey: master, salt: salt, scheme: .v2).withBytes { Digest.hex($0) } == v.row_key_hex,
-                sourceLocation: sourceLocation)
+        #expect(
+            SecretCipher.rowKey(masterKey: master, salt: salt, scheme: .v2).withBytes { Digest.hex($0) } == v.row_key_hex,
+            sourceLocation: sourceLocation)
         let sealed = try SecretCipher.encrypt(v.plaintext, masterKey: master, salt: salt, nonce: nonce, scheme: .v2)
         let stored = StoredSecret(encryptedAPIKey: v.encrypted_value, salt: v.salt, nonce: v.nonce)
         #expect(sealed.encoded == stored, sourceLocation: sourceLocation)
@@ -73,11 +74,14 @@ struct SecretFormatTests {
         #expect(try SecretCipher.decrypt(stored, masterKey: master) == v.plaintext, sourceLocation: sourceLocation)
         // The same bytes without the prefix are a v1 value, which the v1 row key does not open.
         let unprefixed = StoredSecret(encryptedAPIKey: String(v.encrypted_value.dropFirst(3)), salt: v.salt, nonce: v.nonce)
-        #expect(throws: SecretError.authenticationFailed, sourceLocation: sourceLocation) { try SecretCipher.decrypt(unprefixed, masterKey: master) }
+        #expect(throws: SecretError.authenticationFailed, sourceLocation: sourceLocation) {
+            try SecretCipher.decrypt(unprefixed, masterKey: master)
+        }
     }
 
-    @Test("reproduces every shared v2 vector: KEK, row key, ciphertext with its prefix, and plaintext",
-          arguments: V2VectorFile.shared?.v2.vectors ?? [])
+    @Test(
+        "reproduces every shared v2 vector: KEK, row key, ciphertext with its prefix, and plaintext",
+        arguments: V2VectorFile.shared?.v2.vectors ?? [])
     func v2Vector(_ v: V2Vector) throws {
         try Self.expectReproduced(v)
     }
@@ -108,13 +112,15 @@ struct SecretFormatTests {
         #expect(again.encoded == file.secret)
     }
 
-    @Test("secrets files the application would not have written are refused with the line at fault", arguments: [
-        ("salt: a\nnonce: b\n", "no data"),
-        ("salt: a\nnonce: b\ndata: c\nsalt: d\n", "line 4: salt appears twice"),
-        ("salt: a\nnonce: b\ndata: c\nextra: d\n", "line 4: unexpected key extra"),
-        ("  salt: a\n", "line 1: expected"),
-        ("salt: a\nnonce: b\ndata: v2:c\n", "scheme v1"),
-    ])
+    @Test(
+        "secrets files the application would not have written are refused with the line at fault",
+        arguments: [
+            ("salt: a\nnonce: b\n", "no data"),
+            ("salt: a\nnonce: b\ndata: c\nsalt: d\n", "line 4: salt appears twice"),
+            ("salt: a\nnonce: b\ndata: c\nextra: d\n", "line 4: unexpected key extra"),
+            ("  salt: a\n", "line 1: expected"),
+            ("salt: a\nnonce: b\ndata: v2:c\n", "scheme v1")
+        ])
     func secretsFileRefusals(_ text: String, _ expected: String) throws {
         let error = try #require(thrownError { _ = try SecretsFile(parsing: text, path: "s.yaml") } as? SecretsFileError)
         #expect(error.description.contains(expected) && error.exitStatus == .dataError, "\(error)")
@@ -132,7 +138,8 @@ struct SecretFormatTests {
         let ikm = [UInt8](repeating: 0x0b, count: 22)
         let salt: [UInt8] = Array(0x00...0x0c)
         let info: [UInt8] = Array(0xf0...0xf9)
-        #expect(Digest.hex(HKDF.deriveKey(salt: salt, inputKey: ikm, info: info))
+        #expect(
+            Digest.hex(HKDF.deriveKey(salt: salt, inputKey: ikm, info: info))
                 == "3cb25f25faacd57a90434f64d0362f2a2d2d0a90cf1a5a4c5db02d56ecc4c5bf")
     }
 
@@ -165,7 +172,8 @@ struct SecretFormatTests {
     @Test("any single altered byte of ciphertext, tag, salt or nonce is refused")
     func tamperEveryByte() throws {
         let master = MasterKey.generate()
-        let decoded = try SecretCipher.encrypt("sk-tamper-me", masterKey: master, salt: SecureRandom.bytes(32), nonce: SecureRandom.bytes(12))
+        let decoded = try SecretCipher.encrypt(
+            "sk-tamper-me", masterKey: master, salt: SecureRandom.bytes(32), nonce: SecureRandom.bytes(12))
         for index in decoded.sealed.indices {
             var altered = decoded
             altered.sealed[index] ^= 0x01
@@ -190,12 +198,30 @@ struct SecretFormatTests {
         for secret in secrets { #expect(try SecretCipher.decrypt(secret, masterKey: master) == "same") }
     }
 
-    @Test("shape checks: salt 32, nonce 12, ciphertext at least the tag", arguments: [
-        (StoredSecret(encryptedAPIKey: Base64.encode([UInt8](repeating: 1, count: 16)), salt: Base64.encode([UInt8](repeating: 1, count: 31)), nonce: Base64.encode([UInt8](repeating: 1, count: 12))), "salt"),
-        (StoredSecret(encryptedAPIKey: Base64.encode([UInt8](repeating: 1, count: 16)), salt: Base64.encode([UInt8](repeating: 1, count: 32)), nonce: Base64.encode([UInt8](repeating: 1, count: 16))), "nonce"),
-        (StoredSecret(encryptedAPIKey: Base64.encode([UInt8](repeating: 1, count: 15)), salt: Base64.encode([UInt8](repeating: 1, count: 32)), nonce: Base64.encode([UInt8](repeating: 1, count: 12))), "encrypted_api_key"),
-        (StoredSecret(encryptedAPIKey: "not base64!", salt: Base64.encode([UInt8](repeating: 1, count: 32)), nonce: Base64.encode([UInt8](repeating: 1, count: 12))), "encrypted_api_key"),
-    ])
+    @Test(
+        "shape checks: salt 32, nonce 12, ciphertext at least the tag",
+        arguments: [
+            (
+                StoredSecret(
+                    encryptedAPIKey: Base64.encode([UInt8](repeating: 1, count: 16)), salt: Base64.encode([UInt8](repeating: 1, count: 31)),
+                    nonce: Base64.encode([UInt8](repeating: 1, count: 12))), "salt"
+            ),
+            (
+                StoredSecret(
+                    encryptedAPIKey: Base64.encode([UInt8](repeating: 1, count: 16)), salt: Base64.encode([UInt8](repeating: 1, count: 32)),
+                    nonce: Base64.encode([UInt8](repeating: 1, count: 16))), "nonce"
+            ),
+            (
+                StoredSecret(
+                    encryptedAPIKey: Base64.encode([UInt8](repeating: 1, count: 15)), salt: Base64.encode([UInt8](repeating: 1, count: 32)),
+                    nonce: Base64.encode([UInt8](repeating: 1, count: 12))), "encrypted_api_key"
+            ),
+            (
+                StoredSecret(
+                    encryptedAPIKey: "not base64!", salt: Base64.encode([UInt8](repeating: 1, count: 32)),
+                    nonce: Base64.encode([UInt8](repeating: 1, count: 12))), "encrypted_api_key"
+            )
+        ])
     func shapes(_ secret: StoredSecret, field: String) {
         do {
             _ = try secret.decoded()
@@ -205,16 +231,23 @@ struct SecretFormatTests {
         }
     }
 
-    @Test("base64 is strict: canonical standard alphabet with padding only", arguments: [
-        ("AAAA", true), ("AA==", true), ("", true),
-        ("AA", false), ("AA=", false), ("AB==", false), ("A-_A", false), ("AA AA", false), ("AAAA\n", false), ("====", false),
-    ])
+    @Test(
+        "base64 is strict: canonical standard alphabet with padding only",
+        arguments: [
+            ("AAAA", true), ("AA==", true), ("", true),
+            ("AA", false), ("AA=", false), ("AB==", false), ("A-_A", false), ("AA AA", false), ("AAAA\n", false), ("====", false)
+        ])
     func base64Strictness(_ text: String, valid: Bool) {
         #expect(((try? Base64.decode(text, field: "f")) != nil) == valid)
         #expect((Base64.decodedCount(text) != nil) == valid)
     }
 
-    @Test("the hand-written base64 agrees with Foundation's (canonical round trip) on random and mutated inputs; the check and the secret decoder agree with decoding")
+    @Test(
+        """
+        the hand-written base64 agrees with Foundation's (canonical round trip) on random and mutated inputs; \
+        the check and the secret decoder agree with decoding
+        """
+    )
     func base64CountAgrees() throws {
         let alphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=-_ ".utf8)
         func secret(_ text: Substring) -> [UInt8]? { Base64.decodeSecret(text)?.withBytes { Array($0) } }
@@ -259,14 +292,18 @@ struct SecretFormatTests {
             #expect(fast == reference, "password \(password.count) B, salt \(salt.count) B, c=\(iterations), dkLen=\(length)")
         }
         let master = SecureRandom.bytes(32), salt = SecureRandom.bytes(32)
-        #expect(PBKDF2.deriveKey(password: master, salt: salt, iterations: 1000, length: 32)
+        #expect(
+            PBKDF2.deriveKey(password: master, salt: salt, iterations: 1000, length: 32)
                 == PBKDF2.deriveKey(password: master, salt: salt, iterations: 1000, length: 32, reference: true))
     }
 
     @Test("two interleaved derivations equal OpenSSL's, one by one, over varied passwords and salts")
     func pairMatchesReference() {
         for round in 0..<40 {
-            let a = (password: SecureRandom.bytes([0, 1, 32, 63, 64, 65, 100][round % 7]), salt: SecureRandom.bytes(round % 5 == 0 ? 0 : 32 + round))
+            let a = (
+                password: SecureRandom.bytes([0, 1, 32, 63, 64, 65, 100][round % 7]),
+                salt: SecureRandom.bytes(round % 5 == 0 ? 0 : 32 + round)
+            )
             let b = (password: SecureRandom.bytes(32), salt: SecureRandom.bytes(round))
             let iterations = [1, 2, 3, 1000][round % 4]
             let (x, y) = PBKDF2.deriveKeyPair(a, b, iterations: iterations)
@@ -281,18 +318,22 @@ struct SecretFormatTests {
         }
     }
 
-    @Test("sixteen derivations in AVX-512 lanes equal OpenSSL's, one by one, over varied passwords, salts and iteration counts",
-          .enabled(if: PBKDF2.hasAVX512, "the sixteen-lane path runs only where the CPU has AVX-512"))
+    @Test(
+        "sixteen derivations in AVX-512 lanes equal OpenSSL's, one by one, over varied passwords, salts and iteration counts",
+        .enabled(if: PBKDF2.hasAVX512, "the sixteen-lane path runs only where the CPU has AVX-512"))
     func sixteenMatchReference() throws {
         for round in 0..<12 {
             let password = SecureRandom.bytes([0, 1, 32, 63, 64, 65, 100, 200][round % 8])
             // Salts of every length class in one call: empty, short, one block, several blocks.
-            let salts = (0..<16).map { lane in SecureRandom.bytes([0, 1, 32, 55, 56, 63, 64, 65, 100, 32, 32, 32, 7, 119, 120, 32][(lane + round) % 16]) }
+            let salts = (0..<16).map { lane in
+                SecureRandom.bytes([0, 1, 32, 55, 56, 63, 64, 65, 100, 32, 32, 32, 7, 119, 120, 32][(lane + round) % 16])
+            }
             let iterations = [1, 2, 3, 1000][round % 4]
             let keys = try #require(PBKDF2.deriveKeys16(password: password, salts: salts, iterations: iterations))
             for (salt, key) in zip(salts, keys) {
-                #expect(key == PBKDF2.deriveKey(password: password, salt: salt, iterations: iterations, length: 32, reference: true),
-                        "password \(password.count) B, salt \(salt.count) B, c=\(iterations)")
+                #expect(
+                    key == PBKDF2.deriveKey(password: password, salt: salt, iterations: iterations, length: 32, reference: true),
+                    "password \(password.count) B, salt \(salt.count) B, c=\(iterations)")
             }
         }
     }
@@ -303,8 +344,10 @@ struct SecretFormatTests {
             ("password", "salt", 1, 32, "120fb6cffcf8b32c43e7225256c4f837a86548c92ccc35480805987cb70be17b"),
             ("password", "salt", 2, 32, "ae4d0c95af6b46d32d0adff928f06dd02a303f8ef3c251dfd6e2d85a95474c43"),
             ("password", "salt", 4096, 32, "c5e478d59288c841aa530db6845c4c8d962893a001ce4e11a4963873aa98134a"),
-            ("passwordPASSWORDpassword", "saltSALTsaltSALTsaltSALTsaltSALTsalt", 4096, 40,
-             "348c89dbcbd32b2f32d814b8116e84cf2b17347ebc1800181c4e2a1fb8dd53e1c635518c7dac47e9"),
+            (
+                "passwordPASSWORDpassword", "saltSALTsaltSALTsaltSALTsaltSALTsalt", 4096, 40,
+                "348c89dbcbd32b2f32d814b8116e84cf2b17347ebc1800181c4e2a1fb8dd53e1c635518c7dac47e9"
+            )
         ]
         for (password, salt, iterations, length, expected) in cases {
             let derived = PBKDF2.deriveKey(password: Array(password.utf8), salt: Array(salt.utf8), iterations: iterations, length: length)
@@ -318,7 +361,7 @@ struct SecretFormatTests {
             .init(memoryKiB: 2 * 1024 * 1024, iterations: 3, lanes: 4),
             .init(memoryKiB: 65536, iterations: 1000, lanes: 4),
             .init(memoryKiB: 65536, iterations: 3, lanes: 0),
-            .init(memoryKiB: 4, iterations: 3, lanes: 4),
+            .init(memoryKiB: 4, iterations: 3, lanes: 4)
         ]
         for parameters in cases {
             #expect(throws: SecretError.self) { try parameters.validated() }

@@ -23,7 +23,8 @@ struct SecretHygieneTests {
         try Data("not the passphrase at all".utf8).write(to: URL(fileURLWithPath: wrongPassFile))
         let plaintexts = ["sk-HYGIENE-alpha-00000001", "sk-HYGIENE-beta-00000002"]
         let onboarding = folder.path("onboarding.csv")
-        try Data("user_id,tool_id,api_key\nu1,t1,\(plaintexts[0])\nu2,t2,\(plaintexts[1])\n".utf8).write(to: URL(fileURLWithPath: onboarding))
+        try Data("user_id,tool_id,api_key\nu1,t1,\(plaintexts[0])\nu2,t2,\(plaintexts[1])\n".utf8).write(
+            to: URL(fileURLWithPath: onboarding))
         let typoKey = folder.path("typo.key")
         try Data((String(master.base64Text.dropLast(2)) + "!=\n").utf8).write(to: URL(fileURLWithPath: typoKey))
 
@@ -35,13 +36,25 @@ struct SecretHygieneTests {
         try run("import", ["import", "--db", db, "--in", onboarding, "--master-key-file", masterFile, "--json"])
         try run("import, key with a typo", ["import", "--db", db, "--in", onboarding, "--master-key-file", typoKey])
         try run("export encrypted", ["export", "--db", db, "--out", folder.path("e.json"), "--verify", "--json"])
-        try run("export sealed", ["export", "--db", db, "--out", folder.path("s.jsonl"), "--keys", "sealed", "--seal-memory", "8",
-                                  "--seal-iterations", "1", "--master-key-file", masterFile, "--passphrase-file", passFile, "--json"])
-        try run("import sealed, wrong passphrase", ["import", "--db", db, "--in", folder.path("s.jsonl"), "--master-key-file", masterFile,
-                                                    "--passphrase-file", wrongPassFile])
+        try run(
+            "export sealed",
+            [
+                "export", "--db", db, "--out", folder.path("s.jsonl"), "--keys", "sealed", "--seal-memory", "8",
+                "--seal-iterations", "1", "--master-key-file", masterFile, "--passphrase-file", passFile, "--json"
+            ])
+        try run(
+            "import sealed, wrong passphrase",
+            [
+                "import", "--db", db, "--in", folder.path("s.jsonl"), "--master-key-file", masterFile,
+                "--passphrase-file", wrongPassFile
+            ])
         try run("import encrypted, wrong master key", ["import", "--db", db, "--in", folder.path("e.json"), "--master-key-file", otherFile])
-        try run("export plaintext, wrong master key", ["export", "--db", db, "--format", "jsonl", "--out", folder.path("p.jsonl"),
-                                                       "--keys", "plaintext", "--master-key-file", otherFile])
+        try run(
+            "export plaintext, wrong master key",
+            [
+                "export", "--db", db, "--format", "jsonl", "--out", folder.path("p.jsonl"),
+                "--keys", "plaintext", "--master-key-file", otherFile
+            ])
         try run("verify-keys, wrong key", ["verify-keys", "--db", db, "--master-key-file", otherFile, "--json"])
         // The rows are under neither of these two keys.
         try run("rotate, wrong old key", ["rotate", "--db", db, "--master-key-file", thirdFile, "--new-master-key-file", otherFile])
@@ -63,9 +76,11 @@ struct SecretHygieneTests {
         }
     }
 
-    @Test("secrets are never taken from argv: no option accepts a key or passphrase value", arguments: [
-        "--master-key", "--new-master-key", "--passphrase", "--key",
-    ])
+    @Test(
+        "secrets are never taken from argv: no option accepts a key or passphrase value",
+        arguments: [
+            "--master-key", "--new-master-key", "--passphrase", "--key"
+        ])
     func noSecretOptions(_ option: String) throws {
         let result = try toolcfg(["rotate", "--db", "x.db", option, MasterKey.generate().base64Text])
         #expect(result.status == 64)
@@ -89,24 +104,38 @@ struct SecretHygieneTests {
         #expect(try toolcfg(["migrate", "up", "--db", db]).status == 0)
         #expect(try toolcfg(["import", "--db", db, "--in", input, "--master-key-file", keyFile]).status == 0)
         let export = ["export", "--db", db, "--out"]
-        return (db, out, [
-            ("keygen", ["keygen", "--out", out + "/master.key"]),
-            ("keygen --force", ["keygen", "--out", out + "/master.key", "--force"]),
-            ("export encrypted", export + [out + "/e.json", "--verify"]),
-            ("export --force", export + [out + "/e.json", "--force"]),
-            ("export plaintext", export + [out + "/p.csv", "--keys", "plaintext", "--master-key-file", keyFile]),
-            ("export sealed", export + [out + "/s.jsonl", "--keys", "sealed", "--seal-memory", "8", "--seal-iterations", "1",
-                                        "--master-key-file", keyFile, "--passphrase-file", passFile]),
-            ("rotate --backup", ["rotate", "--db", db, "--master-key-file", keyFile, "--new-master-key-file", newKeyFile,
-                                 "--backup", out + "/before.db"]),
-        ])
+        return (
+            db, out,
+            [
+                ("keygen", ["keygen", "--out", out + "/master.key"]),
+                ("keygen --force", ["keygen", "--out", out + "/master.key", "--force"]),
+                ("export encrypted", export + [out + "/e.json", "--verify"]),
+                ("export --force", export + [out + "/e.json", "--force"]),
+                ("export plaintext", export + [out + "/p.csv", "--keys", "plaintext", "--master-key-file", keyFile]),
+                (
+                    "export sealed",
+                    export + [
+                        out + "/s.jsonl", "--keys", "sealed", "--seal-memory", "8", "--seal-iterations", "1",
+                        "--master-key-file", keyFile, "--passphrase-file", passFile
+                    ]
+                ),
+                (
+                    "rotate --backup",
+                    [
+                        "rotate", "--db", db, "--master-key-file", keyFile, "--new-master-key-file", newKeyFile,
+                        "--backup", out + "/before.db"
+                    ]
+                )
+            ]
+        )
     }
 
     /// Runs toolcfg with the umask cleared, so the mode it asks for at creation is the mode the
     /// file gets: only 0600 from open(2) itself, or a chmod afterwards, can end in 0600.
     static func withoutUmask(_ prefix: [String], _ arguments: [String]) throws -> ProcessResult {
-        try runProcess(URL(fileURLWithPath: "/bin/sh"), ["-c", "umask 000; exec \"$@\"", "sh"] + prefix + [Repository.toolcfg.path] + arguments,
-                       removing: ["TOOLCFG_DB", "TOOLCFG_MASTER_KEY", "TOOLCFG_NEW_MASTER_KEY", "TOOLCFG_PASSPHRASE"])
+        try runProcess(
+            URL(fileURLWithPath: "/bin/sh"), ["-c", "umask 000; exec \"$@\"", "sh"] + prefix + [Repository.toolcfg.path] + arguments,
+            removing: ["TOOLCFG_DB", "TOOLCFG_MASTER_KEY", "TOOLCFG_NEW_MASTER_KEY", "TOOLCFG_PASSPHRASE"])
     }
 
     @Test("with no umask at all, every file holding secrets ends up 0600: keygen, export (encrypted, plaintext, sealed), rotate --backup")
@@ -127,17 +156,22 @@ struct SecretHygieneTests {
 
     /// Whether strace can trace a child here (scripts/bootstrap.sh installs it; some containers
     /// forbid ptrace).
-    static let straceWorks: Bool = (try? runProcess(URL(fileURLWithPath: "/usr/bin/env"), ["strace", "-f", "-o", "/dev/null", "true"]).status) == 0
+    static let straceWorks: Bool =
+        (try? runProcess(URL(fileURLWithPath: "/usr/bin/env"), ["strace", "-f", "-o", "/dev/null", "true"]).status) == 0
 
-    @Test("every file holding secrets is created 0600 by open(2) itself, never chmod-ed after, journal of the backup included (strace)",
-          .enabled(if: straceWorks, "strace cannot trace children here"))
+    @Test(
+        "every file holding secrets is created 0600 by open(2) itself, never chmod-ed after, journal of the backup included (strace)",
+        .enabled(if: straceWorks, "strace cannot trace children here"))
     func secretFilesCreatedPrivate() throws {
         let folder = try TemporaryFolder()
         let (_, out, commands) = try Self.secretOutputs(folder)
         for (name, arguments) in commands {
             let trace = folder.path("trace")
-            let result = try Self.withoutUmask(["strace", "-f", "-y", "-qq", "-o", trace,
-                                                "-e", "trace=open,openat,creat,chmod,fchmod,fchmodat"], arguments)
+            let result = try Self.withoutUmask(
+                [
+                    "strace", "-f", "-y", "-qq", "-o", trace,
+                    "-e", "trace=open,openat,creat,chmod,fchmod,fchmodat"
+                ], arguments)
             #expect(result.status == 0, "\(name): \(result.stderr)")
             // Calls on files in out/ (strace -y names a descriptor's file too).
             let calls = try String(contentsOfFile: trace, encoding: .utf8).split(separator: "\n").filter { $0.contains(out + "/") }
@@ -156,54 +190,59 @@ struct SecretHygieneTests {
     }
 
     #if DEBUG
-    /// A 32-byte buffer that held key material and was zeroed before it was freed.
-    static let wipedKey = WipeObserver.Wipe(count: 32, heldNonzero: true, zeroed: true)
-    /// The locked page of its own that a master key is kept in (`SecureBytes(locking:)`).
-    static let wipedLockedPage = WipeObserver.Wipe(count: Int(sysconf(Int32(_SC_PAGESIZE))), heldNonzero: true, zeroed: true)
+        /// A 32-byte buffer that held key material and was zeroed before it was freed.
+        static let wipedKey = WipeObserver.Wipe(count: 32, heldNonzero: true, zeroed: true)
+        /// The locked page of its own that a master key is kept in (`SecureBytes(locking:)`).
+        static let wipedLockedPage = WipeObserver.Wipe(count: Int(sysconf(Int32(_SC_PAGESIZE))), heldNonzero: true, zeroed: true)
 
-    @Test("key material and plaintexts are zeroed before their memory is freed: master key, row keys, Argon2 key, decrypted bytes")
-    func wipedAfterUse() throws {
-        // 25 bytes, a length no key has, so its wipes are told apart from the keys'.
-        let plaintext = "sk-WIPE-0123456789abcdefg"
-        let master = MasterKey.generate(), newKey = MasterKey.generate()
+        @Test("key material and plaintexts are zeroed before their memory is freed: master key, row keys, Argon2 key, decrypted bytes")
+        func wipedAfterUse() throws {
+            // 25 bytes, a length no key has, so its wipes are told apart from the keys'.
+            let plaintext = "sk-WIPE-0123456789abcdefg"
+            let master = MasterKey.generate(), newKey = MasterKey.generate()
 
-        let parsed = try WipeObserver.observe { _ = try MasterKey(text: MasterKeyTests.valid, source: .generated) }
-        #expect(parsed == [Self.wipedKey, Self.wipedLockedPage], "parsing and releasing a master key: the decoded bytes, then its locked copy")
+            let parsed = try WipeObserver.observe { _ = try MasterKey(text: MasterKeyTests.valid, source: .generated) }
+            #expect(
+                parsed == [Self.wipedKey, Self.wipedLockedPage],
+                "parsing and releasing a master key: the decoded bytes, then its locked copy")
 
-        var stored: StoredSecret?
-        let encrypted = try WipeObserver.observe { stored = try SecretCipher.encrypt(plaintext, masterKey: master) }
-        let secret = try #require(stored)
-        #expect(encrypted.filter { $0 == Self.wipedKey }.count == 1, "encrypt: the row key: \(encrypted)")
-        #expect(encrypted.contains { $0.count == 25 && $0.heldNonzero }, "encrypt: the plaintext bytes: \(encrypted)")
+            var stored: StoredSecret?
+            let encrypted = try WipeObserver.observe { stored = try SecretCipher.encrypt(plaintext, masterKey: master) }
+            let secret = try #require(stored)
+            #expect(encrypted.filter { $0 == Self.wipedKey }.count == 1, "encrypt: the row key: \(encrypted)")
+            #expect(encrypted.contains { $0.count == 25 && $0.heldNonzero }, "encrypt: the plaintext bytes: \(encrypted)")
 
-        var opened: String?
-        let decrypted = try WipeObserver.observe { opened = try SecretCipher.decrypt(secret, masterKey: master) }
-        #expect(opened == plaintext)
-        #expect(decrypted.filter { $0 == Self.wipedKey }.count == 1, "decrypt: the row key: \(decrypted)")
-        #expect(decrypted.contains { $0.count == 25 && $0.heldNonzero }, "decrypt: the opened bytes: \(decrypted)")
+            var opened: String?
+            let decrypted = try WipeObserver.observe { opened = try SecretCipher.decrypt(secret, masterKey: master) }
+            #expect(opened == plaintext)
+            #expect(decrypted.filter { $0 == Self.wipedKey }.count == 1, "decrypt: the row key: \(decrypted)")
+            #expect(decrypted.contains { $0.count == 25 && $0.heldNonzero }, "decrypt: the opened bytes: \(decrypted)")
 
-        // A rotation derives both row keys at once (the interleaved path) and checks its result.
-        let rotated = WipeObserver.observe {
-            let outcome = KeyRotator.rotate(SecretRow(rowID: 1, id: "1", secret: secret, partial: false), oldKey: master, newKey: newKey)
-            guard case .rotated = outcome else { Issue.record("rotate: \(outcome)"); return }
+            // A rotation derives both row keys at once (the interleaved path) and checks its result.
+            let rotated = WipeObserver.observe {
+                let outcome = KeyRotator.rotate(
+                    SecretRow(rowID: 1, id: "1", secret: secret, partial: false), oldKey: master, newKey: newKey)
+                guard case .rotated = outcome else { Issue.record("rotate: \(outcome)"); return }
+            }
+            #expect(rotated.filter { $0 == Self.wipedKey }.count == 2, "rotate: the old and new row keys: \(rotated)")
+            #expect(rotated.filter { $0.count == 25 && $0.heldNonzero }.count >= 2, "rotate: the plaintext and its check: \(rotated)")
+
+            // A sealed export's Argon2id key and passphrase go when the sealer goes.
+            let sealing = try WipeObserver.observe {
+                let sealer = try SnapshotSealer(
+                    passphrase: SecureBytes(Array("a passphrase".utf8)), cost: .init(memoryKiB: 64, iterations: 1, lanes: 1))
+                opened = try sealer.open(try sealer.seal(plaintext, userID: "u", toolID: "t"), userID: "u", toolID: "t")
+            }
+            #expect(opened == plaintext)
+            #expect(sealing.filter { $0 == Self.wipedKey }.count == 1, "sealing: the Argon2id key: \(sealing)")
+            #expect(sealing.contains { $0.count == 12 && $0.heldNonzero }, "sealing: the passphrase: \(sealing)")
+            #expect(
+                sealing.filter { $0.count == 25 && $0.heldNonzero }.count >= 2, "sealing: seal's and open's plaintext bytes: \(sealing)")
+
+            for wipes in [parsed, encrypted, decrypted, rotated, sealing] {
+                #expect(wipes.allSatisfy { $0.zeroed }, "a buffer was not all zeros after its wipe: \(wipes)")
+            }
         }
-        #expect(rotated.filter { $0 == Self.wipedKey }.count == 2, "rotate: the old and new row keys: \(rotated)")
-        #expect(rotated.filter { $0.count == 25 && $0.heldNonzero }.count >= 2, "rotate: the plaintext and its check: \(rotated)")
-
-        // A sealed export's Argon2id key and passphrase go when the sealer goes.
-        let sealing = try WipeObserver.observe {
-            let sealer = try SnapshotSealer(passphrase: SecureBytes(Array("a passphrase".utf8)), cost: .init(memoryKiB: 64, iterations: 1, lanes: 1))
-            opened = try sealer.open(try sealer.seal(plaintext, userID: "u", toolID: "t"), userID: "u", toolID: "t")
-        }
-        #expect(opened == plaintext)
-        #expect(sealing.filter { $0 == Self.wipedKey }.count == 1, "sealing: the Argon2id key: \(sealing)")
-        #expect(sealing.contains { $0.count == 12 && $0.heldNonzero }, "sealing: the passphrase: \(sealing)")
-        #expect(sealing.filter { $0.count == 25 && $0.heldNonzero }.count >= 2, "sealing: seal's and open's plaintext bytes: \(sealing)")
-
-        for wipes in [parsed, encrypted, decrypted, rotated, sealing] {
-            #expect(wipes.allSatisfy { $0.zeroed }, "a buffer was not all zeros after its wipe: \(wipes)")
-        }
-    }
     #endif
 }
 
@@ -213,17 +252,21 @@ struct SecretHygieneTests {
 struct SecretsInMemoryTests {
     /// Runs `command` in `folder` under bash with core files allowed (the soft limit raised to the
     /// hard one), as an operator's shell may have it.
-    static func withCoresAllowed(_ command: String, in folder: TemporaryFolder, environment: [String: String] = [:]) throws -> ProcessResult {
-        try runProcess(URL(fileURLWithPath: "/bin/bash"), ["-c", "ulimit -S -c $(ulimit -H -c) 2>/dev/null; cd '\(folder.url.path)' && \(command)"],
-                       environment: environment)
+    static func withCoresAllowed(_ command: String, in folder: TemporaryFolder, environment: [String: String] = [:]) throws -> ProcessResult
+    {
+        try runProcess(
+            URL(fileURLWithPath: "/bin/bash"), ["-c", "ulimit -S -c $(ulimit -H -c) 2>/dev/null; cd '\(folder.url.path)' && \(command)"],
+            environment: environment)
     }
 
     static func cores(in folder: TemporaryFolder) -> [String] {
         ((try? FileManager.default.contentsOfDirectory(atPath: folder.url.path)) ?? []).filter { $0.hasPrefix("core") }
     }
 
-    @Test("a rotation that crashes holding every key writes no core file: it was not dumpable, with a core limit of 0",
-          .disabled(if: Sanitizer.running != nil, "a sanitizer's runtime handles the abort and core files itself (ASan turns core dumps off)"))
+    @Test(
+        "a rotation that crashes holding every key writes no core file: it was not dumpable, with a core limit of 0",
+        .disabled(if: Sanitizer.running != nil, "a sanitizer's runtime handles the abort and core files itself (ASan turns core dumps off)")
+    )
     func crashWritesNoCore() throws {
         let folder = try TemporaryFolder()
         let db = folder.path("app.db")
@@ -243,7 +286,8 @@ struct SecretsInMemoryTests {
             in: folder, environment: ["TOOLCFG_TEST_CRASH_AT": "keys-derived:abort"])
         #expect(crashed.status != 0)
         // Not dumpable, no core allowed, and both master keys in locked pages (root may lock any).
-        let state = try #require(crashed.stderr.firstMatch(of: /dumpable=(\d) core-limit=(\d+) locked-key-pages=(\d+)/), "\(crashed.stderr)")
+        let state = try #require(
+            crashed.stderr.firstMatch(of: /dumpable=(\d) core-limit=(\d+) locked-key-pages=(\d+)/), "\(crashed.stderr)")
         #expect(state.1 == "0" && state.2 == "0", "\(crashed.stderr)")
         if getuid() == 0 { #expect(Int(state.3)! >= 2, "\(crashed.stderr)") }
         #expect(Self.cores(in: folder).isEmpty, "a core file was written (the control \(controlLeftOne ? "did" : "did not") leave one)")
@@ -251,8 +295,9 @@ struct SecretsInMemoryTests {
         #expect(try toolcfg(["verify-keys", "--db", db, "--master-key-file", folder.path("old")]).status == 0)
     }
 
-    @Test("a locked copy of key material holds its bytes in a locked page",
-          .disabled(if: Sanitizer.running != nil, "the sanitizers' runtimes intercept mlock and make it a no-op"))
+    @Test(
+        "a locked copy of key material holds its bytes in a locked page",
+        .disabled(if: Sanitizer.running != nil, "the sanitizers' runtimes intercept mlock and make it a no-op"))
     func lockedPages() throws {
         func lockedKiB() throws -> Int {
             let status = try String(contentsOfFile: "/proc/self/status", encoding: .utf8)

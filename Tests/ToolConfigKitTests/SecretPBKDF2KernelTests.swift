@@ -22,20 +22,31 @@ struct SecretPBKDF2KernelTests {
 
     /// A request, the kernels the CPU runs and made-up rates; the kernel chosen, whether the
     /// request was used, and whether it was reported as ignored.
-    static let choices: [(request: String?, supported: [PBKDF2.Kernel], rates: [PBKDF2.Kernel: Double], kernel: PBKDF2.Kernel, forced: Bool, ignored: Bool)] = [
-        (nil, [.scalar, .shaNIPair, .avx512x16], [.scalar: 8_000, .shaNIPair: 23_000, .avx512x16: 36_000], .avx512x16, false, false),
-        (nil, [.scalar, .shaNIPair, .avx512x16], [.scalar: 8_000, .shaNIPair: 26_000, .avx512x16: 22_000], .shaNIPair, false, false),
-        (nil, [.scalar, .shaNIPair], [.scalar: 8_000, .shaNIPair: 20_000], .shaNIPair, false, false),
-        (nil, [.scalar], [.scalar: 3_000], .scalar, false, false),
-        ("", [.scalar, .shaNIPair], [.scalar: 9_000, .shaNIPair: 2_000], .scalar, false, false),
-        ("scalar", [.scalar, .shaNIPair, .avx512x16], [:], .scalar, true, false),
-        ("avx512-x16", [.scalar, .shaNIPair, .avx512x16], [:], .avx512x16, true, false),
-        ("avx512-x16", [.scalar, .shaNIPair], [.scalar: 8_000, .shaNIPair: 20_000], .shaNIPair, false, true),
-        ("fastest", [.scalar, .shaNIPair], [.scalar: 8_000, .shaNIPair: 20_000], .shaNIPair, false, true),
-    ]
+    typealias Choice = (
+        request: String?, supported: [PBKDF2.Kernel], rates: [PBKDF2.Kernel: Double], kernel: PBKDF2.Kernel, forced: Bool, ignored: Bool
+    )
+    static let choices: [Choice] =
+        [
+            (
+                nil, [.scalar, .shaNIPair, .avx512x16], [.scalar: 8_000, .shaNIPair: 23_000, .avx512x16: 36_000], .avx512x16, false,
+                false
+            ),
+            (
+                nil, [.scalar, .shaNIPair, .avx512x16], [.scalar: 8_000, .shaNIPair: 26_000, .avx512x16: 22_000], .shaNIPair, false,
+                false
+            ),
+            (nil, [.scalar, .shaNIPair], [.scalar: 8_000, .shaNIPair: 20_000], .shaNIPair, false, false),
+            (nil, [.scalar], [.scalar: 3_000], .scalar, false, false),
+            ("", [.scalar, .shaNIPair], [.scalar: 9_000, .shaNIPair: 2_000], .scalar, false, false),
+            ("scalar", [.scalar, .shaNIPair, .avx512x16], [:], .scalar, true, false),
+            ("avx512-x16", [.scalar, .shaNIPair, .avx512x16], [:], .avx512x16, true, false),
+            ("avx512-x16", [.scalar, .shaNIPair], [.scalar: 8_000, .shaNIPair: 20_000], .shaNIPair, false, true),
+            ("fastest", [.scalar, .shaNIPair], [.scalar: 8_000, .shaNIPair: 20_000], .shaNIPair, false, true)
+        ]
 
-    @Test("a kernel is chosen by its measured rate, or by TOOLCFG_PBKDF2_KERNEL when this CPU runs the one it names",
-          arguments: choices.indices)
+    @Test(
+        "a kernel is chosen by its measured rate, or by TOOLCFG_PBKDF2_KERNEL when this CPU runs the one it names",
+        arguments: choices.indices)
     func choice(_ index: Int) {
         let choice = Self.choices[index]
         var measured = false
@@ -50,8 +61,9 @@ struct SecretPBKDF2KernelTests {
         if choice.ignored { #expect(selection.ignoredRequest?.contains(PBKDF2.kernelVariable) == true) }
     }
 
-    @Test("each supported kernel derives the reference's keys for random passwords, salts, counts and iterations",
-          arguments: PBKDF2.Kernel.supported)
+    @Test(
+        "each supported kernel derives the reference's keys for random passwords, salts, counts and iterations",
+        arguments: PBKDF2.Kernel.supported)
     func kernelMatchesReference(_ kernel: PBKDF2.Kernel) {
         // Counts around the lane widths (full groups, remainders, padded groups), two or three
         // passwords mixed in one call as a rotation's old and new keys are.
@@ -64,8 +76,12 @@ struct SecretPBKDF2KernelTests {
             let keys = PBKDF2.deriveKeys(inputs, iterations: iterations, kernel: kernel)
             #expect(keys.count == count)
             for (input, key) in zip(inputs, keys) {
-                #expect(key == PBKDF2.deriveKey(password: input.password, salt: input.salt, iterations: iterations, length: 32, reference: true),
-                        "\(kernel): \(count) derivations, password \(input.password.count) B, salt \(input.salt.count) B, c=\(iterations)")
+                #expect(
+                    key
+                        == PBKDF2.deriveKey(
+                            password: input.password, salt: input.salt, iterations: iterations, length: 32,
+                            reference: true),
+                    "\(kernel): \(count) derivations, password \(input.password.count) B, salt \(input.salt.count) B, c=\(iterations)")
             }
         }
     }

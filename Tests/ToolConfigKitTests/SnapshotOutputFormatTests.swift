@@ -15,21 +15,30 @@ struct SnapshotOutputFormatTests {
         let db = try SnapshotsTests.Database(folder)
         let master = try SnapshotsTests.master()
         func triple(_ plaintext: String, _ first: UInt8) throws -> StoredSecret {
-            try SecretCipher.encrypt(plaintext, masterKey: master, salt: (0..<32).map { first &+ $0 }, nonce: (0..<12).map { first &+ $0 &* 3 }).encoded
+            try SecretCipher.encrypt(
+                plaintext, masterKey: master, salt: (0..<32).map { first &+ $0 }, nonce: (0..<12).map { first &+ $0 &* 3 }
+            ).encoded
         }
         let pin = try triple("sk-\"pin\"\\ключ\n", 1), empty = try triple("", 7)
-        let insert = try db.connection.prepare("""
+        let insert = try db.connection.prepare(
+            """
             INSERT INTO user_tool_configs (id, user_id, tool_id, enabled, encrypted_api_key, salt, nonce, created_at, updated_at)
             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
             """)
-        try insert.run([.integer(1), .text("q\"b\\s/t\tn\nr\r"), .text("c\u{01}\u{1F}\u{7F} é 中文 🔑 \u{2028}"), .integer(1),
-                        .text(pin.encryptedAPIKey), .text(pin.salt), .text(pin.nonce), .integer(-5), .integer(.max)])
+        try insert.run([
+            .integer(1), .text("q\"b\\s/t\tn\nr\r"), .text("c\u{01}\u{1F}\u{7F} é 中文 🔑 \u{2028}"), .integer(1),
+            .text(pin.encryptedAPIKey), .text(pin.salt), .text(pin.nonce), .integer(-5), .integer(.max)
+        ])
         try insert.run([.integer(2), .text(""), .text("placeholder"), .integer(2), .null, .null, .null, .integer(0), .integer(.min)])
         try db.connection.execute("UPDATE user_tool_configs SET tool_id = CAST(X'66FF6F' AS TEXT) WHERE id = 2")
-        try insert.run([.integer(3), .text("plain-ascii-user-0123456789"), .text("builtin-exa-web-search"), .integer(0),
-                        .text(pin.encryptedAPIKey), .text(pin.salt), .null, .integer(1_700_000_000), .integer(1_700_000_001)])
-        try insert.run([.integer(4), .text("abcdefgh\"ijklmno\\pqrstuv\u{1}"), .text("t"), .integer(1),
-                        .text(empty.encryptedAPIKey), .text(empty.salt), .text(empty.nonce), .integer(1), .integer(2)])
+        try insert.run([
+            .integer(3), .text("plain-ascii-user-0123456789"), .text("builtin-exa-web-search"), .integer(0),
+            .text(pin.encryptedAPIKey), .text(pin.salt), .null, .integer(1_700_000_000), .integer(1_700_000_001)
+        ])
+        try insert.run([
+            .integer(4), .text("abcdefgh\"ijklmno\\pqrstuv\u{1}"), .text("t"), .integer(1),
+            .text(empty.encryptedAPIKey), .text(empty.salt), .text(empty.nonce), .integer(1), .integer(2)
+        ])
         return db
     }
 
@@ -38,8 +47,9 @@ struct SnapshotOutputFormatTests {
         try Data(contentsOf: Repository.root.appendingPathComponent("fixtures/export-format/\(keys.rawValue).\(format.rawValue)"))
     }
 
-    @Test("export writes exactly the bytes it wrote before the writers were made faster (fixtures/export-format)",
-          arguments: SnapshotFormat.allCases, [KeyMode.encrypted, .plaintext, .omit])
+    @Test(
+        "export writes exactly the bytes it wrote before the writers were made faster (fixtures/export-format)",
+        arguments: SnapshotFormat.allCases, [KeyMode.encrypted, .plaintext, .omit])
     func pinnedBytes(format: SnapshotFormat, keys: KeyMode) throws {
         let folder = try TemporaryFolder()
         let db = try Self.database(folder)
@@ -104,7 +114,9 @@ struct SnapshotOutputFormatTests {
             // Pieces of 0 to 40 bytes (the copy takes other paths below 8, from 8 to 16, above
             // 16) and now and then one much larger than the storage.
             let pieces = (0..<Int.random(in: 0...5, using: &generator)).map { _ in
-                (0..<(round % 50 == 7 ? 5000 : Int.random(in: 0...40, using: &generator))).map { _ in UInt8.random(in: 0...255, using: &generator) }
+                (0..<(round % 50 == 7 ? 5000 : Int.random(in: 0...40, using: &generator))).map { _ in
+                    UInt8.random(in: 0...255, using: &generator)
+                }
             }
             buffer.write { cursor in
                 for piece in pieces {
@@ -121,8 +133,9 @@ struct SnapshotOutputFormatTests {
         #expect(taken + buffer.withBytes { Array($0) } == expected)
     }
 
-    @Test("records larger than the output buffer are written whole, between ordinary ones",
-          arguments: SnapshotFormat.allCases, [KeyMode.plaintext, .encrypted])
+    @Test(
+        "records larger than the output buffer are written whole, between ordinary ones",
+        arguments: SnapshotFormat.allCases, [KeyMode.plaintext, .encrypted])
     func largeRecords(format: SnapshotFormat, keyMode: KeyMode) throws {
         let folder = try TemporaryFolder()
         let db = try SnapshotsTests.Database(folder)

@@ -23,21 +23,28 @@ struct SnapshotsTests {
     /// commas, double quotes, CR/LF and bare CR, control characters and leading/trailing spaces in
     /// user_id, tool_id and api_key; one row without a key; the timestamp bounds 0 and year 9999.
     static let samples: [Sample] = [
-        Sample(userID: "  alice  ", toolID: "builtin-exa-web-search", enabled: true,
-               createdAt: 1_700_000_000, updatedAt: 1_700_000_100, key: "sk-live, \"quoted\" key "),
-        Sample(userID: "Борис Годунов", toolID: "工具/搜索", enabled: false,
-               createdAt: 1_600_000_000, updatedAt: 1_600_000_001, key: "ключ\r\nline two\nline three"),
-        Sample(userID: "user,with,commas", toolID: "tool \"quoted\"", enabled: true,
-               createdAt: 0, updatedAt: 253_402_300_799, key: "  🔑 emoji 🎉 key  "),
-        Sample(userID: "multi\r\nline\nuser", toolID: " spaced tool ", enabled: false,
-               createdAt: 1, updatedAt: 2, key: "carriage\rreturn,\"and\" 中文密钥"),
-        Sample(userID: "e\u{301}-decomposed", toolID: "\u{e9}-precomposed", enabled: true,
-               createdAt: 1_234_567_890, updatedAt: 1_234_567_891, key: nil),
+        Sample(
+            userID: "  alice  ", toolID: "builtin-exa-web-search", enabled: true,
+            createdAt: 1_700_000_000, updatedAt: 1_700_000_100, key: "sk-live, \"quoted\" key "),
+        Sample(
+            userID: "Борис Годунов", toolID: "工具/搜索", enabled: false,
+            createdAt: 1_600_000_000, updatedAt: 1_600_000_001, key: "ключ\r\nline two\nline three"),
+        Sample(
+            userID: "user,with,commas", toolID: "tool \"quoted\"", enabled: true,
+            createdAt: 0, updatedAt: 253_402_300_799, key: "  🔑 emoji 🎉 key  "),
+        Sample(
+            userID: "multi\r\nline\nuser", toolID: " spaced tool ", enabled: false,
+            createdAt: 1, updatedAt: 2, key: "carriage\rreturn,\"and\" 中文密钥"),
+        Sample(
+            userID: "e\u{301}-decomposed", toolID: "\u{e9}-precomposed", enabled: true,
+            createdAt: 1_234_567_890, updatedAt: 1_234_567_891, key: nil),
         // Canonically equivalent to the row above (NFC instead of NFD) but other bytes: another row.
-        Sample(userID: "\u{e9}-decomposed", toolID: "\u{e9}-precomposed", enabled: false,
-               createdAt: 7, updatedAt: 8, key: "NFC twin"),
-        Sample(userID: "👩‍💻 dev", toolID: "🛠️", enabled: false,
-               createdAt: 42, updatedAt: 43, key: "\ttab\tkey\u{1}ctl \"\""),
+        Sample(
+            userID: "\u{e9}-decomposed", toolID: "\u{e9}-precomposed", enabled: false,
+            createdAt: 7, updatedAt: 8, key: "NFC twin"),
+        Sample(
+            userID: "👩‍💻 dev", toolID: "🛠️", enabled: false,
+            createdAt: 42, updatedAt: 43, key: "\ttab\tkey\u{1}ctl \"\"")
     ]
 
     static let now: Int64 = 1_750_000_000
@@ -64,7 +71,8 @@ struct SnapshotsTests {
         }
 
         var description: String {
-            "(\(userID.debugDescription), \(toolID.debugDescription), \(enabled), \(createdAt), \(updatedAt), \(key?.debugDescription ?? "no key"))"
+            "(\(userID.debugDescription), \(toolID.debugDescription), \(enabled), \(createdAt), \(updatedAt), "
+                + "\(key?.debugDescription ?? "no key"))"
         }
 
         init(id: Int64 = 0, userID: String, toolID: String, enabled: Bool, createdAt: Int64, updatedAt: Int64, key: String?) {
@@ -78,8 +86,9 @@ struct SnapshotsTests {
         }
 
         init(_ sample: Sample) {
-            self.init(userID: sample.userID, toolID: sample.toolID, enabled: sample.enabled,
-                      createdAt: sample.createdAt, updatedAt: sample.updatedAt, key: sample.key)
+            self.init(
+                userID: sample.userID, toolID: sample.toolID, enabled: sample.enabled,
+                createdAt: sample.createdAt, updatedAt: sample.updatedAt, key: sample.key)
         }
 
         func withoutKey() -> PlainRow { var copy = self; copy.key = nil; return copy }
@@ -104,16 +113,21 @@ struct SnapshotsTests {
         }
 
         /// Inserts a row directly, the way the application would store it.
-        func insert(_ userID: String, _ toolID: String, enabled: Bool, key: String?, master: MasterKey,
-                    createdAt: Int64 = 1000, updatedAt: Int64 = 2000) throws {
+        func insert(
+            _ userID: String, _ toolID: String, enabled: Bool, key: String?, master: MasterKey,
+            createdAt: Int64 = 1000, updatedAt: Int64 = 2000
+        ) throws {
             let secret = try key.map { try SecretCipher.encrypt($0, masterKey: master) }
-            let statement = try connection.prepare("""
+            let statement = try connection.prepare(
+                """
                 INSERT INTO user_tool_configs (user_id, tool_id, enabled, encrypted_api_key, salt, nonce, created_at, updated_at)
                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
                 """)
-            try statement.run([.text(userID), .text(toolID), .integer(enabled ? 1 : 0),
-                               secret.map { .text($0.encryptedAPIKey) } ?? .null, secret.map { .text($0.salt) } ?? .null,
-                               secret.map { .text($0.nonce) } ?? .null, .integer(createdAt), .integer(updatedAt)])
+            try statement.run([
+                .text(userID), .text(toolID), .integer(enabled ? 1 : 0),
+                secret.map { .text($0.encryptedAPIKey) } ?? .null, secret.map { .text($0.salt) } ?? .null,
+                secret.map { .text($0.nonce) } ?? .null, .integer(createdAt), .integer(updatedAt)
+            ])
         }
 
         /// Every column of every row (type and bytes), and the AUTOINCREMENT counter.
@@ -131,7 +145,8 @@ struct SnapshotsTests {
         /// The stored triples by (user_id, tool_id), as text.
         func triples() throws -> [String] {
             var out: [String] = []
-            let statement = try connection.prepare("SELECT hex(user_id), hex(tool_id), encrypted_api_key, salt, nonce FROM user_tool_configs ORDER BY user_id, tool_id")
+            let statement = try connection.prepare(
+                "SELECT hex(user_id), hex(tool_id), encrypted_api_key, salt, nonce FROM user_tool_configs ORDER BY user_id, tool_id")
             while try statement.step() {
                 out.append((0..<5).map { statement.text($0) ?? "NULL" }.joined(separator: "|"))
             }
@@ -141,14 +156,17 @@ struct SnapshotsTests {
         /// Rows with keys decrypted, sorted by (user_id, tool_id) bytes.
         func plainRows(_ master: MasterKey) throws -> [PlainRow] {
             var rows: [PlainRow] = []
-            let statement = try connection.prepare("SELECT id, user_id, tool_id, enabled, encrypted_api_key, salt, nonce, created_at, updated_at FROM user_tool_configs")
+            let statement = try connection.prepare(
+                "SELECT id, user_id, tool_id, enabled, encrypted_api_key, salt, nonce, created_at, updated_at FROM user_tool_configs")
             while try statement.step() {
                 var key: String?
                 if let secret = ToolConfigTable.secret(statement, first: 4) {
                     key = try SecretCipher.decrypt(secret, masterKey: master)
                 }
-                rows.append(PlainRow(id: statement.int64(0), userID: statement.text(1) ?? "", toolID: statement.text(2) ?? "",
-                                     enabled: statement.int64(3) != 0, createdAt: statement.int64(7), updatedAt: statement.int64(8), key: key))
+                rows.append(
+                    PlainRow(
+                        id: statement.int64(0), userID: statement.text(1) ?? "", toolID: statement.text(2) ?? "",
+                        enabled: statement.int64(3) != 0, createdAt: statement.int64(7), updatedAt: statement.int64(8), key: key))
             }
             return SnapshotsTests.sorted(rows)
         }
@@ -175,8 +193,10 @@ struct SnapshotsTests {
     }
 
     static func jsonObject(_ sample: Sample) -> String {
-        var members = ["\"user_id\":" + jsonString(sample.userID), "\"tool_id\":" + jsonString(sample.toolID),
-                       "\"enabled\":\(sample.enabled)", "\"created_at\":\(sample.createdAt)", "\"updated_at\":\(sample.updatedAt)"]
+        var members = [
+            "\"user_id\":" + jsonString(sample.userID), "\"tool_id\":" + jsonString(sample.toolID),
+            "\"enabled\":\(sample.enabled)", "\"created_at\":\(sample.createdAt)", "\"updated_at\":\(sample.updatedAt)"
+        ]
         if let key = sample.key { members.append("\"api_key\":" + jsonString(key)) }
         return "{" + members.joined(separator: ", ") + "}"
     }
@@ -189,8 +209,9 @@ struct SnapshotsTests {
             var lines = ["tool_id,api_key,updated_at,user_id,enabled,created_at"]
             for (index, s) in samples.enumerated() {
                 let enabled = s.enabled ? (index % 2 == 0 ? "true" : "1") : (index % 2 == 0 ? "FALSE" : "0")
-                lines.append([csvField(s.toolID), s.key.map(csvField) ?? "", "\(s.updatedAt)", csvField(s.userID), enabled, "\(s.createdAt)"]
-                    .joined(separator: ","))
+                lines.append(
+                    [csvField(s.toolID), s.key.map(csvField) ?? "", "\(s.updatedAt)", csvField(s.userID), enabled, "\(s.createdAt)"]
+                        .joined(separator: ","))
             }
             return lines.joined(separator: "\r\n") + "\r\n"
         case .json:
@@ -204,19 +225,29 @@ struct SnapshotsTests {
         try Data(text.utf8).write(to: URL(fileURLWithPath: path))
     }
 
-    static func importFile(_ db: Database, _ path: String, _ format: SnapshotFormat, master: MasterKey?,
-                           passphrase: SecureBytes? = nil, onConflict: Importer.ConflictPolicy = .update,
-                           dryRun: Bool = false, maxErrors: Int = 1) throws -> Importer.Report {
-        try Importer(database: db.connection, options: Importer.Options(
-            input: path, format: format, onConflict: onConflict, dryRun: dryRun, maxErrors: maxErrors,
-            masterKey: master, passphrase: passphrase, now: now)).run()
+    static func importFile(
+        _ db: Database, _ path: String, _ format: SnapshotFormat, master: MasterKey?,
+        passphrase: SecureBytes? = nil, onConflict: Importer.ConflictPolicy = .update,
+        dryRun: Bool = false, maxErrors: Int = 1
+    ) throws -> Importer.Report {
+        try Importer(
+            database: db.connection,
+            options: Importer.Options(
+                input: path, format: format, onConflict: onConflict, dryRun: dryRun, maxErrors: maxErrors,
+                masterKey: master, passphrase: passphrase, now: now)
+        ).run()
     }
 
-    static func export(_ db: Database, to path: String, _ format: SnapshotFormat, keys: KeyMode, master: MasterKey?,
-                       passphrase: SecureBytes? = passphrase(), overwrite: Bool = false, verify: Bool = false) throws -> Exporter.Report {
-        try Exporter(database: db.connection, options: Exporter.Options(
-            output: path, format: format, keys: keys, masterKey: master, passphrase: keys == .sealed ? passphrase : nil,
-            sealingCost: cheapSealing, overwrite: overwrite, verify: verify)).run()
+    static func export(
+        _ db: Database, to path: String, _ format: SnapshotFormat, keys: KeyMode, master: MasterKey?,
+        passphrase: SecureBytes? = passphrase(), overwrite: Bool = false, verify: Bool = false
+    ) throws -> Exporter.Report {
+        try Exporter(
+            database: db.connection,
+            options: Exporter.Options(
+                output: path, format: format, keys: keys, masterKey: master, passphrase: keys == .sealed ? passphrase : nil,
+                sealingCost: cheapSealing, overwrite: overwrite, verify: verify)
+        ).run()
     }
 
     static func permissions(_ path: String) throws -> Int? {
@@ -237,8 +268,9 @@ struct SnapshotsTests {
 
     // MARK: - 1. Round trips
 
-    @Test("round trip: import, export, import into a fresh database gives the same rows",
-          arguments: SnapshotFormat.allCases, KeyMode.allCases)
+    @Test(
+        "round trip: import, export, import into a fresh database gives the same rows",
+        arguments: SnapshotFormat.allCases, KeyMode.allCases)
     func roundTrip(format: SnapshotFormat, keys: KeyMode) throws {
         let folder = try TemporaryFolder()
         let master = try Self.master()
@@ -270,8 +302,9 @@ struct SnapshotsTests {
         // Sealed snapshots travel to a database with another master key; plaintext ones may too.
         let targetKey = keys == .encrypted ? master : MasterKey.generate()
         let target = try Database(folder, "target.db")
-        let second = try Self.importFile(target, exported, format, master: targetKey,
-                                         passphrase: keys == .sealed ? Self.passphrase() : nil)
+        let second = try Self.importFile(
+            target, exported, format, master: targetKey,
+            passphrase: keys == .sealed ? Self.passphrase() : nil)
         #expect(second.inserted == Self.samples.count)
         #expect(second.integrityChecked == (format != .csv))
         #expect(second.keys == (format == .csv ? nil : keys))
@@ -320,11 +353,13 @@ struct SnapshotsTests {
         let after = try db.plainRows(master)
         #expect(after.map(\.id) == before.map(\.id))
         #expect(after.map(\.createdAt) == before.map(\.createdAt))
-        #expect(after == Self.sorted(changed.map(PlainRow.init)).enumerated().map { index, row in
-            var copy = row
-            copy.createdAt = before[index].createdAt
-            return copy
-        })
+        #expect(
+            after
+                == Self.sorted(changed.map(PlainRow.init)).enumerated().map { index, row in
+                    var copy = row
+                    copy.createdAt = before[index].createdAt
+                    return copy
+                })
         #expect(try db.connection.queryInt64("SELECT count(*) FROM user_tool_configs") == Int64(Self.samples.count))
     }
 
@@ -389,7 +424,9 @@ struct SnapshotsTests {
     final class CaseKit {
         let folder: TemporaryFolder
         let master: MasterKey
-        static let plaintexts = ["sk-SECRET-alpha-0001", "sk-SECRET-beta-0002", "sk-SECRET-gamma-0003", "sk-SECRET-triple-0004", "sk-SECRET-seed-a"]
+        static let plaintexts = [
+            "sk-SECRET-alpha-0001", "sk-SECRET-beta-0002", "sk-SECRET-gamma-0003", "sk-SECRET-triple-0004", "sk-SECRET-seed-a"
+        ]
         static let rightPassphrase = "right passphrase"
 
         init(folder: TemporaryFolder, master: MasterKey) {
@@ -410,8 +447,9 @@ struct SnapshotsTests {
             try db.insert("helper-2", "tool-x", enabled: false, key: Self.plaintexts[1], master: master, createdAt: 20, updatedAt: 21)
             try db.insert("helper-3", "tool-y", enabled: true, key: Self.plaintexts[2], master: master, createdAt: 30, updatedAt: 31)
             let path = folder.path(name + "." + format.rawValue)
-            _ = try SnapshotsTests.export(db, to: path, format, keys: keys, master: master,
-                                         passphrase: SecureBytes(Array(Self.rightPassphrase.utf8)))
+            _ = try SnapshotsTests.export(
+                db, to: path, format, keys: keys, master: master,
+                passphrase: SecureBytes(Array(Self.rightPassphrase.utf8)))
             return try String(contentsOfFile: path, encoding: .utf8)
         }
 
@@ -441,7 +479,9 @@ struct SnapshotsTests {
     static let header = "user_id,tool_id,enabled,api_key"
     static let tripleHeader = "user_id,tool_id,enabled,encrypted_api_key,salt,nonce"
 
-    static func tripleRow(_ userID: String, _ secret: StoredSecret, encrypted: String? = nil, salt: String? = nil, nonce: String? = nil) -> String {
+    static func tripleRow(_ userID: String, _ secret: StoredSecret, encrypted: String? = nil, salt: String? = nil, nonce: String? = nil)
+        -> String
+    {
         "\(userID),tool,1,\(encrypted ?? secret.encryptedAPIKey),\(salt ?? secret.salt),\(nonce ?? secret.nonce)"
     }
 
@@ -450,13 +490,19 @@ struct SnapshotsTests {
         MalformedCase(name: "CSV unbalanced quote", format: .csv, line: 3, field: "tool_id", message: "unbalanced quote") { _ in
             text("\(header)\nu1,t1,1,sk-SECRET-alpha-0001\nu2,\"t2 never closes,0,sk-SECRET-beta-0002\nu3,t3,0,\nu4,t4,1,\n")
         },
-        MalformedCase(name: "CSV quote inside an unquoted field", format: .csv, line: 3, field: "tool_id", message: "quote inside an unquoted field") { _ in
+        MalformedCase(
+            name: "CSV quote inside an unquoted field", format: .csv, line: 3, field: "tool_id", message: "quote inside an unquoted field"
+        ) { _ in
             text("\(header)\r\nu1,t1,1,sk-SECRET-alpha-0001\r\nu2,to\"ol,0,sk-SECRET-beta-0002\r\n")
         },
-        MalformedCase(name: "CSV text after the closing quote (after a multi-line field)", format: .csv, line: 4, field: "tool_id", message: "after the closing quote") { _ in
+        MalformedCase(
+            name: "CSV text after the closing quote (after a multi-line field)", format: .csv, line: 4, field: "tool_id",
+            message: "after the closing quote"
+        ) { _ in
             text("\(header)\nu1,\"t1\nsecond line\",1,sk-SECRET-alpha-0001\nu2,\"tool\"x,0,sk-SECRET-beta-0002\n")
         },
-        MalformedCase(name: "CSV wrong field count", format: .csv, line: 3, field: nil, message: "3 field(s), but the header names 4") { _ in
+        MalformedCase(name: "CSV wrong field count", format: .csv, line: 3, field: nil, message: "3 field(s), but the header names 4") {
+            _ in
             text("\(header)\nu1,t1,1,sk-SECRET-alpha-0001\nu2,t2,0\n")
         },
         MalformedCase(name: "CSV unknown column", format: .csv, line: 1, field: "colour", message: "unknown column") { _ in
@@ -468,10 +514,15 @@ struct SnapshotsTests {
         MalformedCase(name: "CSV missing user_id column", format: .csv, line: 1, field: "user_id", message: "no user_id column") { _ in
             text("tool_id,enabled,api_key\nt1,1,sk-SECRET-alpha-0001\n")
         },
-        MalformedCase(name: "CSV missing tool_id column, header after a blank line", format: .csv, line: 2, field: "tool_id", message: "no tool_id column") { _ in
+        MalformedCase(
+            name: "CSV missing tool_id column, header after a blank line", format: .csv, line: 2, field: "tool_id",
+            message: "no tool_id column"
+        ) { _ in
             text("\nuser_id,enabled\nu1,1\n")
         },
-        MalformedCase(name: "CSV header with an encrypted key but no nonce column", format: .csv, line: 1, field: "nonce", message: "no nonce column") { kit in
+        MalformedCase(
+            name: "CSV header with an encrypted key but no nonce column", format: .csv, line: 1, field: "nonce", message: "no nonce column"
+        ) { kit in
             let secret = try kit.triple()
             return text("user_id,tool_id,encrypted_api_key,salt\nu1,t1,\(secret.encryptedAPIKey),\(secret.salt)\n")
         },
@@ -506,31 +557,47 @@ struct SnapshotsTests {
         },
         MalformedCase(name: "salt of 31 bytes", format: .csv, line: 3, field: "salt", message: "31 bytes") { kit in
             let s = try kit.triple()
-            return text("\(tripleHeader)\n\(tripleRow("u1", s))\n\(tripleRow("u2", s, salt: Base64.encode([UInt8](repeating: 9, count: 31))))\n")
+            return text(
+                "\(tripleHeader)\n\(tripleRow("u1", s))\n\(tripleRow("u2", s, salt: Base64.encode([UInt8](repeating: 9, count: 31))))\n")
         },
         MalformedCase(name: "nonce of 16 bytes", format: .csv, line: 3, field: "nonce", message: "16 bytes") { kit in
             let s = try kit.triple()
-            return text("\(tripleHeader)\n\(tripleRow("u1", s))\n\(tripleRow("u2", s, nonce: Base64.encode([UInt8](repeating: 9, count: 16))))\n")
+            return text(
+                "\(tripleHeader)\n\(tripleRow("u1", s))\n\(tripleRow("u2", s, nonce: Base64.encode([UInt8](repeating: 9, count: 16))))\n")
         },
-        MalformedCase(name: "ciphertext shorter than the tag", format: .csv, line: 3, field: "encrypted_api_key", message: "15 bytes") { kit in
+        MalformedCase(name: "ciphertext shorter than the tag", format: .csv, line: 3, field: "encrypted_api_key", message: "15 bytes") {
+            kit in
             let s = try kit.triple()
-            return text("\(tripleHeader)\n\(tripleRow("u1", s))\n\(tripleRow("u2", s, encrypted: Base64.encode([UInt8](repeating: 9, count: 15))))\n")
+            return text(
+                "\(tripleHeader)\n\(tripleRow("u1", s))\n"
+                    + "\(tripleRow("u2", s, encrypted: Base64.encode([UInt8](repeating: 9, count: 15))))\n"
+            )
         },
-        MalformedCase(name: "api_key together with the triple", format: .csv, line: 2, field: "api_key", message: "never more than one") { kit in
+        MalformedCase(name: "api_key together with the triple", format: .csv, line: 2, field: "api_key", message: "never more than one") {
+            kit in
             let s = try kit.triple()
-            return text("user_id,tool_id,api_key,encrypted_api_key,salt,nonce\nu1,t1,sk-SECRET-alpha-0001,\(s.encryptedAPIKey),\(s.salt),\(s.nonce)\n")
+            return text(
+                "user_id,tool_id,api_key,encrypted_api_key,salt,nonce\n"
+                    + "u1,t1,sk-SECRET-alpha-0001,\(s.encryptedAPIKey),\(s.salt),\(s.nonce)\n"
+            )
         },
         MalformedCase(name: "partial triple", format: .csv, line: 3, field: "nonce", message: "together") { kit in
             let s = try kit.triple()
             return text("\(tripleHeader)\n\(tripleRow("u1", s))\nu2,tool,1,\(s.encryptedAPIKey),\(s.salt),\n")
         },
-        MalformedCase(name: "encrypted triple under another master key", format: .csv, line: 3, field: "encrypted_api_key", message: "does not decrypt") { kit in
+        MalformedCase(
+            name: "encrypted triple under another master key", format: .csv, line: 3, field: "encrypted_api_key",
+            message: "does not decrypt"
+        ) { kit in
             let good = try kit.triple()
             let foreign = try kit.triple(master: MasterKey.generate())
             return text("\(tripleHeader)\n\(tripleRow("u1", good))\n\(tripleRow("u2", foreign))\n")
         },
-        MalformedCase(name: "plaintext key without a master key", format: .csv, line: 2, field: "api_key", message: "master key", withMasterKey: false,
-                      exitStatus: .usage) { _ in
+        MalformedCase(
+            name: "plaintext key without a master key", format: .csv, line: 2, field: "api_key", message: "master key",
+            withMasterKey: false,
+            exitStatus: .usage
+        ) { _ in
             text("\(header)\nu1,t1,1,sk-SECRET-alpha-0001\n")
         },
         // JSON
@@ -543,34 +610,47 @@ struct SnapshotsTests {
             precondition(lines[2].hasSuffix("},"))
             return text(lines[0...1].joined(separator: "\n") + "\n" + lines[2].dropLast())
         },
-        MalformedCase(name: "JSON trailing garbage", format: .json, line: 6, field: nil, message: "after the end of the JSON document") { kit in
+        MalformedCase(name: "JSON trailing garbage", format: .json, line: 6, field: nil, message: "after the end of the JSON document") {
+            kit in
             text(try kit.snapshot(.json, keys: .encrypted) + "garbage\n")
         },
-        MalformedCase(name: "JSON float timestamp (second record)", format: .json, line: 3, field: "created_at", message: "expected an integer") { _ in
-            text("[\n{\"user_id\":\"u1\",\"tool_id\":\"t1\",\"api_key\":\"sk-SECRET-alpha-0001\",\"created_at\":1700000000},\n{\"user_id\":\"u2\",\"tool_id\":\"t2\",\"created_at\":1700000000.5}\n]\n")
+        MalformedCase(
+            name: "JSON float timestamp (second record)", format: .json, line: 3, field: "created_at", message: "expected an integer"
+        ) { _ in
+            text(
+                "[\n{\"user_id\":\"u1\",\"tool_id\":\"t1\",\"api_key\":\"sk-SECRET-alpha-0001\",\"created_at\":1700000000},\n"
+                    + "{\"user_id\":\"u2\",\"tool_id\":\"t2\",\"created_at\":1700000000.5}\n]\n"
+            )
         },
         MalformedCase(name: "JSON nested object value", format: .json, line: 2, field: "tool_id", message: "an object") { _ in
             text("[\n{\"user_id\":\"u1\",\"tool_id\":{\"nested\":\"sk-SECRET-alpha-0001\"}},\n{\"user_id\":\"u2\",\"tool_id\":\"t2\"}\n]\n")
         },
         MalformedCase(name: "JSON duplicate member", format: .json, line: 3, field: "enabled", message: "twice") { _ in
-            text("[\n{\"user_id\":\"u1\",\"tool_id\":\"t1\"},\n{\"user_id\":\"u2\",\"tool_id\":\"t2\",\"enabled\":true,\"enabled\":false}\n]\n")
+            text(
+                "[\n{\"user_id\":\"u1\",\"tool_id\":\"t1\"},\n"
+                    + "{\"user_id\":\"u2\",\"tool_id\":\"t2\",\"enabled\":true,\"enabled\":false}\n]\n"
+            )
         },
         MalformedCase(name: "JSON unpaired surrogate", format: .json, line: 2, field: nil, message: "surrogate") { _ in
             text("[\n{\"user_id\":\"u\\ud83d1\",\"tool_id\":\"t1\"}\n]\n")
         },
-        MalformedCase(name: "JSON snapshot with an altered record (digest)", format: .json, line: nil, field: "digest", message: "digest") { kit in
+        MalformedCase(name: "JSON snapshot with an altered record (digest)", format: .json, line: nil, field: "digest", message: "digest") {
+            kit in
             var lines = CaseKit.lines(try kit.snapshot(.json, keys: .encrypted))
             precondition(lines[2].contains("\"helper-2\""))
             lines[2] = lines[2].replacingOccurrences(of: "\"helper-2\"", with: "\"helper-9\"")
             return text(lines.joined(separator: "\n"))
         },
-        MalformedCase(name: "JSON snapshot with a removed record (row_count)", format: .json, line: nil, field: "row_count", message: "row") { kit in
+        MalformedCase(name: "JSON snapshot with a removed record (row_count)", format: .json, line: nil, field: "row_count", message: "row")
+        { kit in
             var lines = CaseKit.lines(try kit.snapshot(.json, keys: .encrypted))
             lines.remove(at: 2)
             return text(lines.joined(separator: "\n"))
         },
-        MalformedCase(name: "sealed snapshot with the wrong passphrase", format: .json, line: 1, field: "sealing", message: "passphrase",
-                      passphrase: "wrong passphrase") { kit in
+        MalformedCase(
+            name: "sealed snapshot with the wrong passphrase", format: .json, line: 1, field: "sealing", message: "passphrase",
+            passphrase: "wrong passphrase"
+        ) { kit in
             text(try kit.snapshot(.json, keys: .sealed))
         },
         MalformedCase(name: "sealed header asking for 2 GiB of memory", format: .json, line: 1, field: "sealing", message: "1 GiB") { kit in
@@ -579,17 +659,24 @@ struct SnapshotsTests {
             return text(snapshot.replacingOccurrences(of: "\"memory_kib\":8192,", with: "\"memory_kib\":2097152,"))
         },
         // JSON Lines
-        MalformedCase(name: "JSONL two objects on one line", format: .jsonl, line: 2, field: nil, message: "more than one JSON value") { _ in
-            text("{\"user_id\":\"u1\",\"tool_id\":\"t1\",\"api_key\":\"sk-SECRET-alpha-0001\"}\n{\"user_id\":\"u2\",\"tool_id\":\"t2\"} {\"user_id\":\"u3\",\"tool_id\":\"t3\"}\n")
+        MalformedCase(name: "JSONL two objects on one line", format: .jsonl, line: 2, field: nil, message: "more than one JSON value") {
+            _ in
+            text(
+                "{\"user_id\":\"u1\",\"tool_id\":\"t1\",\"api_key\":\"sk-SECRET-alpha-0001\"}\n{\"user_id\":\"u2\",\"tool_id\":\"t2\"} "
+                    + "{\"user_id\":\"u3\",\"tool_id\":\"t3\"}\n"
+            )
         },
         MalformedCase(name: "JSONL record after the trailer", format: .jsonl, line: 6, field: nil, message: "after the trailer") { kit in
             text(try kit.snapshot(.jsonl, keys: .encrypted) + "{\"user_id\":\"late\",\"tool_id\":\"t\"}\n")
         },
-        MalformedCase(name: "JSONL snapshot without its trailer (truncated)", format: .jsonl, line: nil, field: nil, message: "truncated") { kit in
+        MalformedCase(name: "JSONL snapshot without its trailer (truncated)", format: .jsonl, line: nil, field: nil, message: "truncated") {
+            kit in
             let lines = CaseKit.lines(try kit.snapshot(.jsonl, keys: .encrypted))
             return text(lines[0...3].joined(separator: "\n") + "\n")
         },
-        MalformedCase(name: "sealed key moved to another user's record", format: .jsonl, line: 2, field: "sealed_api_key", message: "does not open") { kit in
+        MalformedCase(
+            name: "sealed key moved to another user's record", format: .jsonl, line: 2, field: "sealed_api_key", message: "does not open"
+        ) { kit in
             var lines = CaseKit.lines(try kit.snapshot(.jsonl, keys: .sealed))
             let pattern = /"sealed_api_key":"([^"]+)"/
             let first = try #require(lines[1].firstMatch(of: pattern)).output.1
@@ -605,13 +692,19 @@ struct SnapshotsTests {
             lines[776] = "bulk-777,tool,maybe"
             return text(lines.joined(separator: "\n") + "\n")
         },
-        MalformedCase(name: "conflicting duplicate pair inside the file", format: .csv, line: 4, field: "user_id", message: "already appeared earlier in this file (line 2)") { _ in
+        MalformedCase(
+            name: "conflicting duplicate pair inside the file", format: .csv, line: 4, field: "user_id",
+            message: "already appeared earlier in this file (line 2)"
+        ) { _ in
             text("user_id,tool_id,enabled,api_key\ndup,tool,1,sk-SECRET-alpha-0001\nother,tool,0,\ndup,tool,0,sk-SECRET-beta-0002\n")
         },
-        MalformedCase(name: "--on-conflict fail against an existing different row", format: .csv, line: 3, field: "user_id", message: "on-conflict fail",
-                      onConflict: .fail) { _ in
+        MalformedCase(
+            name: "--on-conflict fail against an existing different row", format: .csv, line: 3, field: "user_id",
+            message: "on-conflict fail",
+            onConflict: .fail
+        ) { _ in
             text("user_id,tool_id,enabled\nfresh,tool,1\nseed-user,tool-a,0\n")
-        },
+        }
     ]
 
     @Test("a malformed file is refused, names its line and field, leaks no secret and changes nothing", arguments: malformed)
@@ -628,8 +721,9 @@ struct SnapshotsTests {
 
         let before = try db.dump()
         let error = thrownError {
-            _ = try Self.importFile(db, path, c.format, master: c.withMasterKey ? master : nil,
-                                    passphrase: Self.passphrase(c.passphrase), onConflict: c.onConflict)
+            _ = try Self.importFile(
+                db, path, c.format, master: c.withMasterKey ? master : nil,
+                passphrase: Self.passphrase(c.passphrase), onConflict: c.onConflict)
         }
         #expect(try db.dump() == before, "the database changed")
         #expect(db.connection.isInTransaction == false)
@@ -667,7 +761,8 @@ struct SnapshotsTests {
         let db = try Database(folder)
         try db.insert("seed-user", "tool-a", enabled: true, key: "sk-seed", master: master)
         let path = folder.path("errors.csv")
-        try Self.write("""
+        try Self.write(
+            """
             user_id,tool_id,enabled,created_at
             a,t,yes,1
             b,t,1,x
@@ -706,7 +801,8 @@ struct SnapshotsTests {
         }
         let keysPath = folder.path("keys.csv")
         try Self.write(lines.joined(separator: "\n") + "\n", to: keysPath)
-        let keyErrors = try #require(thrownError { _ = try Self.importFile(db, keysPath, .csv, master: master, maxErrors: 5) } as? SnapshotErrors)
+        let keyErrors = try #require(
+            thrownError { _ = try Self.importFile(db, keysPath, .csv, master: master, maxErrors: 5) } as? SnapshotErrors)
         #expect(keyErrors.errors.map(\.location.line) == [2, 4, 5])
         #expect(keyErrors.errors.allSatisfy { $0.location.field == "encrypted_api_key" })
         #expect(try db.dump() == before)
@@ -736,7 +832,8 @@ struct SnapshotsTests {
         try db.insert("seed-user", "tool-a", enabled: true, key: "sk-seed-a", master: master, createdAt: 1000, updatedAt: 2000)
         try db.insert("seed-user", "tool-b", enabled: false, key: nil, master: master, createdAt: 1000, updatedAt: 2000)
         let path = folder.path("changes.csv")
-        try Self.write("""
+        try Self.write(
+            """
             user_id,tool_id,enabled,api_key,updated_at
             seed-user,tool-a,1,sk-seed-a,2000
             seed-user,tool-b,1,,3000
@@ -755,11 +852,12 @@ struct SnapshotsTests {
         #expect((real.records, real.inserted, real.updated, real.unchanged, real.skipped) == (3, 1, 1, 1, 0))
         let afterImport = try db.dump()
         #expect(afterImport[0] == before[0], "the unchanged row was rewritten")
-        #expect(try db.plainRows(master) == [
-            PlainRow(userID: "new-user", toolID: "tool-a", enabled: false, createdAt: Self.now, updatedAt: Self.now, key: "sk-new"),
-            PlainRow(userID: "seed-user", toolID: "tool-a", enabled: true, createdAt: 1000, updatedAt: 2000, key: "sk-seed-a"),
-            PlainRow(userID: "seed-user", toolID: "tool-b", enabled: true, createdAt: 1000, updatedAt: 3000, key: nil),
-        ])
+        #expect(
+            try db.plainRows(master) == [
+                PlainRow(userID: "new-user", toolID: "tool-a", enabled: false, createdAt: Self.now, updatedAt: Self.now, key: "sk-new"),
+                PlainRow(userID: "seed-user", toolID: "tool-a", enabled: true, createdAt: 1000, updatedAt: 2000, key: "sk-seed-a"),
+                PlainRow(userID: "seed-user", toolID: "tool-b", enabled: true, createdAt: 1000, updatedAt: 3000, key: nil)
+            ])
 
         for policy in Importer.ConflictPolicy.allCases {
             let again = try Self.importFile(db, path, .csv, master: master, onConflict: policy)
@@ -768,7 +866,8 @@ struct SnapshotsTests {
         }
 
         let conflicting = folder.path("conflicting.csv")
-        try Self.write("""
+        try Self.write(
+            """
             user_id,tool_id,enabled,api_key,updated_at
             seed-user,tool-a,0,sk-other,5000
             new-user,tool-a,0,sk-new,
@@ -786,7 +885,9 @@ struct SnapshotsTests {
 
         // An identical duplicate inside one file is counted, not refused.
         let duplicates = folder.path("duplicates.jsonl")
-        try Self.write("{\"user_id\":\"twice\",\"tool_id\":\"t\",\"enabled\":true}\n{\"user_id\":\"twice\",\"tool_id\":\"t\",\"enabled\":1}\n", to: duplicates)
+        try Self.write(
+            "{\"user_id\":\"twice\",\"tool_id\":\"t\",\"enabled\":true}\n{\"user_id\":\"twice\",\"tool_id\":\"t\",\"enabled\":1}\n",
+            to: duplicates)
         let duplicateReport = try Self.importFile(db, duplicates, .jsonl, master: master)
         #expect((duplicateReport.inserted, duplicateReport.duplicates) == (1, 1))
     }
@@ -811,14 +912,17 @@ struct SnapshotsTests {
                 f.write(json.dumps(record) + "\n")
         """#
 
-    @Test("files written by Python's csv and json modules import with the values Python wrote",
-          arguments: ["py.csv", "py-bom.csv", "py.json", "py.jsonl"])
+    @Test(
+        "files written by Python's csv and json modules import with the values Python wrote",
+        arguments: ["py.csv", "py-bom.csv", "py.json", "py.jsonl"])
     func pythonFiles(_ name: String) throws {
         let folder = try TemporaryFolder()
         let master = try Self.master()
         let records: [[String: Any]] = Self.samples.map { s in
-            ["user_id": s.userID, "tool_id": s.toolID, "enabled": s.enabled, "created_at": s.createdAt,
-             "updated_at": s.updatedAt, "api_key": s.key.map { $0 as Any } ?? NSNull()]
+            [
+                "user_id": s.userID, "tool_id": s.toolID, "enabled": s.enabled, "created_at": s.createdAt,
+                "updated_at": s.updatedAt, "api_key": s.key.map { $0 as Any } ?? NSNull()
+            ]
         }
         let request = try JSONSerialization.data(withJSONObject: ["folder": folder.url.path, "records": records])
         let python = try runProcess(URL(fileURLWithPath: "/usr/bin/env"), ["python3", "-c", Self.pythonWriter], stdin: request)
@@ -869,8 +973,9 @@ struct SnapshotsTests {
         #expect(try Self.permissions(out) == 0o600)
 
         let plain = folder.path("plain.jsonl")
-        let plaintext = try toolcfg(["export", "--db", db.path, "--out", plain, "--keys", "plaintext", "--verify"],
-                                    environment: ["TOOLCFG_MASTER_KEY": MasterKeyTests.valid])
+        let plaintext = try toolcfg(
+            ["export", "--db", db.path, "--out", plain, "--keys", "plaintext", "--verify"],
+            environment: ["TOOLCFG_MASTER_KEY": MasterKeyTests.valid])
         #expect(plaintext.status == 0, "\(plaintext.stderr)")
         #expect(!plaintext.stderr.contains("sk-cli-a"))
         #expect(try Self.permissions(plain) == 0o600)

@@ -16,10 +16,16 @@ struct StressTests {
         return path
     }
 
-    static func run(_ path: String, writers: Int = 4, operations: Int = 300, pairs: Int = 8, write: StressWriteMode = .correct,
-                    launch: StressTest.Writers = .threads) throws -> StressTest.Report {
-        try StressTest(path: path, options: .init(writers: writers, operations: operations, pairs: pairs, seed: seed,
-                                                  write: write, launch: launch)).run()
+    static func run(
+        _ path: String, writers: Int = 4, operations: Int = 300, pairs: Int = 8, write: StressWriteMode = .correct,
+        launch: StressTest.Writers = .threads
+    ) throws -> StressTest.Report {
+        try StressTest(
+            path: path,
+            options: .init(
+                writers: writers, operations: operations, pairs: pairs, seed: seed,
+                write: write, launch: launch)
+        ).run()
     }
 
     /// What every run must account for, whatever the write: each operation counted once, and
@@ -32,7 +38,9 @@ struct StressTests {
         #expect(try connection.queryInt64("SELECT count(*) FROM \(StressLog.table)") == Int64(report.committedWrites))
     }
 
-    @Test("the upsert keeps every invariant at 0, with threads and with processes", arguments: [StressTest.Writers.threads, .processes(executable: Repository.toolcfg.path)])
+    @Test(
+        "the upsert keeps every invariant at 0, with threads and with processes",
+        arguments: [StressTest.Writers.threads, .processes(executable: Repository.toolcfg.path)])
     func correct(_ launch: StressTest.Writers) throws {
         let folder = try TemporaryFolder()
         let path = try Self.scratchDatabase(folder)
@@ -48,7 +56,9 @@ struct StressTests {
         #expect(report.operationsPerSecond > 0)
     }
 
-    @Test("each deliberately wrong write makes its invariant count go above 0", arguments: [StressWriteMode.wrongReplace, .wrongDeferred, .wrongSplit])
+    @Test(
+        "each deliberately wrong write makes its invariant count go above 0",
+        arguments: [StressWriteMode.wrongReplace, .wrongDeferred, .wrongSplit])
     func checkerBites(_ write: StressWriteMode) throws {
         let folder = try TemporaryFolder()
         let path = try Self.scratchDatabase(folder)
@@ -95,7 +105,8 @@ struct StressTests {
         do {
             let connection = try SQLiteConnection(path: path, mode: .readWriteCreate)
             // The table without its UNIQUE(user_id, tool_id), so a duplicate can exist.
-            try connection.execute("""
+            try connection.execute(
+                """
                 CREATE TABLE user_tool_configs (id INTEGER PRIMARY KEY AUTOINCREMENT, user_id TEXT NOT NULL, tool_id TEXT NOT NULL,
                     enabled INTEGER NOT NULL DEFAULT 0, encrypted_api_key TEXT, salt TEXT, nonce TEXT,
                     created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL);
@@ -105,12 +116,18 @@ struct StressTests {
                 INSERT INTO other VALUES (1, 10), (2, 20);
                 """)
             let log = try connection.prepare(SQLiteStressStore.insertLogSQL)
-            let row = try connection.prepare("INSERT INTO user_tool_configs (id, user_id, tool_id, encrypted_api_key, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, 0, ?5)")
+            let row = try connection.prepare(
+                "INSERT INTO user_tool_configs (id, user_id, tool_id, encrypted_api_key, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, "
+                    + "0, ?5)"
+            )
             var counter: Int64 = 0
             func upsert(_ pair: Int, version: Int64, id: Int64, token: String) throws {
                 let key = StressLog.pair(pair)
                 counter += 1
-                try log.run([.integer(0), .integer(counter), .text(key.user), .text(key.tool), .text("upsert"), .integer(version), .integer(id), .text(token)])
+                try log.run([
+                    .integer(0), .integer(counter), .text(key.user), .text(key.tool), .text("upsert"), .integer(version), .integer(id),
+                    .text(token)
+                ])
             }
             func delete(_ pair: Int, id: Int64) throws {
                 let key = StressLog.pair(pair)
@@ -182,7 +199,8 @@ struct StressTests {
         #expect(try toolcfg(["migrate", "up", "--db", db]).status == 0)
 
         for extra in [[], ["--processes"]] {
-            let result = try toolcfg(["stress", "--db", db, "--writers", "3", "--ops", "150", "--pairs", "4", "--seed", "9", "--json"] + extra)
+            let result = try toolcfg(
+                ["stress", "--db", db, "--writers", "3", "--ops", "150", "--pairs", "4", "--seed", "9", "--json"] + extra)
             #expect(result.status == 0, "\(result.stderr)")
             let report = try #require(try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any])
             #expect(report["ok"] as? Bool == true)

@@ -12,7 +12,8 @@ func migratedDatabase(at path: String, rows: [(String, String)] = []) throws -> 
     _ = try Migrator(database: connection, migrations: try .embedded()).up()
     if !rows.isEmpty {
         try connection.writeTransaction {
-            let insert = try connection.prepare("INSERT INTO user_tool_configs (user_id, tool_id, enabled, created_at, updated_at) VALUES (?1, ?2, 1, 1, 2)")
+            let insert = try connection.prepare(
+                "INSERT INTO user_tool_configs (user_id, tool_id, enabled, created_at, updated_at) VALUES (?1, ?2, 1, 1, 2)")
             for (user, tool) in rows { try insert.run([.text(user), .text(tool)]) }
         }
     }
@@ -24,7 +25,8 @@ func migratedDatabase(at path: String, rows: [(String, String)] = []) throws -> 
 func makeApplicationDatabase(at path: String) throws {
     let connection = try SQLiteConnection(path: path, mode: .readWriteCreate)
     try connection.execute(SQLiteMigrationStore.ledgerSQL)
-    try connection.execute("""
+    try connection.execute(
+        """
         CREATE TABLE api_model_aliases (
             id TEXT PRIMARY KEY,
             api_format TEXT NOT NULL DEFAULT 'openai',
@@ -41,12 +43,16 @@ func makeApplicationDatabase(at path: String) throws {
         INSERT INTO downloads (url) VALUES ('https://example.invalid/model.gguf');
         """)
     let master = try key(MasterKeyTests.valid)
-    let insert = try connection.prepare("INSERT INTO api_model_aliases VALUES (?1, 'openai', 'https://api.example.invalid/v1', '[]', ?2, ?3, ?4, 1700000000, 1700000000)")
+    let insert = try connection.prepare(
+        "INSERT INTO api_model_aliases VALUES (?1, 'openai', 'https://api.example.invalid/v1', '[]', ?2, ?3, ?4, 1700000000, 1700000000)")
     for index in 1...3 {
         let secret = try SecretCipher.encrypt("sk-alias-\(index)", masterKey: master)
         try insert.run([.text("alias-\(index)"), .text(secret.encryptedAPIKey), .text(secret.salt), .text(secret.nonce)])
     }
-    let ledger = try connection.prepare("INSERT INTO _sqlx_migrations (version, description, installed_on, success, checksum, execution_time) VALUES (?1, ?2, '2025-01-0' || ?1 || ' 10:00:00', 1, ?3, 1000)")
+    let ledger = try connection.prepare(
+        "INSERT INTO _sqlx_migrations (version, description, installed_on, success, checksum, execution_time) VALUES (?1, ?2, "
+            + "'2025-01-0' || ?1 || ' 10:00:00', 1, ?3, 1000)"
+    )
     for version in Int64(1)...6 {
         try ledger.run([.integer(version), .text("app migration \(version)"), .blob(Digest.sha384(Array("app \(version)".utf8)))])
     }
@@ -100,9 +106,11 @@ final class KeyedDatabase {
 
     /// `aliases` (at least 3) api_model_aliases rows and `rows` user_tool_configs rows with ids
     /// 1...rows, all keyed under `master` except the user_tool_configs ids for which `noKey` holds.
-    init(at path: String, master: MasterKey, aliases: Int = 3, rows: Int, noKey: (Int) -> Bool = { _ in false },
-         plaintext: (String, Int) -> String = KeyedDatabase.defaultPlaintext,
-         encrypt: (([String]) throws -> [StoredSecret])? = nil) throws {
+    init(
+        at path: String, master: MasterKey, aliases: Int = 3, rows: Int, noKey: (Int) -> Bool = { _ in false },
+        plaintext: (String, Int) -> String = KeyedDatabase.defaultPlaintext,
+        encrypt: (([String]) throws -> [StoredSecret])? = nil
+    ) throws {
         precondition(aliases >= 3)
         self.path = path
         try makeApplicationDatabase(at: path)
@@ -118,20 +126,29 @@ final class KeyedDatabase {
 
         try connection.writeTransaction {
             // makeApplicationDatabase's three aliases are re-encrypted under `master`.
-            let updateAlias = try connection.prepare("UPDATE api_model_aliases SET encrypted_api_key = ?2, salt = ?3, nonce = ?4 WHERE id = ?1")
-            let insertAlias = try connection.prepare("INSERT INTO api_model_aliases VALUES (?1, 'openai', 'https://api.example.invalid/v1', '[]', ?2, ?3, ?4, 1700000000, 1700000000)")
+            let updateAlias = try connection.prepare(
+                "UPDATE api_model_aliases SET encrypted_api_key = ?2, salt = ?3, nonce = ?4 WHERE id = ?1")
+            let insertAlias = try connection.prepare(
+                "INSERT INTO api_model_aliases VALUES (?1, 'openai', 'https://api.example.invalid/v1', '[]', ?2, ?3, ?4, 1700000000, "
+                    + "1700000000)"
+            )
             for index in 1...aliases {
                 let secret = secrets[index - 1]
-                try (index <= 3 ? updateAlias : insertAlias).run([.text("alias-\(index)"), .text(secret.encryptedAPIKey), .text(secret.salt), .text(secret.nonce)])
+                try (index <= 3 ? updateAlias : insertAlias).run([
+                    .text("alias-\(index)"), .text(secret.encryptedAPIKey), .text(secret.salt), .text(secret.nonce)
+                ])
                 plaintexts["\(Self.aliases)/alias-\(index)"] = aliasPlaintexts[index - 1]
             }
-            let insert = try connection.prepare("""
+            let insert = try connection.prepare(
+                """
                 INSERT INTO user_tool_configs (id, user_id, tool_id, enabled, encrypted_api_key, salt, nonce, created_at, updated_at)
                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 1700000000 + ?1, 1700000100 + ?1)
                 """)
             var next = aliases
             for id in configIDs {
-                var values: [SQLiteStatement.Value] = [.integer(Int64(id)), .text("user-\(id / 3)"), .text("tool-\(id % 3)"), .integer(Int64(id % 2))]
+                var values: [SQLiteStatement.Value] = [
+                    .integer(Int64(id)), .text("user-\(id / 3)"), .text("tool-\(id % 3)"), .integer(Int64(id % 2))
+                ]
                 if noKey(id) {
                     values += [.null, .null, .null]
                 } else {

@@ -15,12 +15,15 @@ enum TestKeyring {
 
     /// Where the keyring is missing the tests run only in CI, and fail there with the reason.
     static var enabled: Bool { available || ProcessInfo.processInfo.environment["CI"] == "true" }
-    static var trait: ConditionTrait { .enabled(if: enabled, "the kernel keyring is not available here (and CI is not set, where it fails)") }
+    static var trait: ConditionTrait {
+        .enabled(if: enabled, "the kernel keyring is not available here (and CI is not set, where it fails)")
+    }
 
     struct Unavailable: Error, CustomStringConvertible {
         var reason: String
         var description: String {
-            "the kernel keyring is not available here (\(reason)): the keyring tests need the kernel key service (keyctl_join_session_keyring)"
+            "the kernel keyring is not available here (\(reason)): the keyring tests need the kernel key service "
+                + "(keyctl_join_session_keyring)"
         }
     }
 

@@ -43,8 +43,10 @@ struct ProcessResult {
 }
 
 /// Runs a program with the given standard input and environment additions.
-func runProcess(_ executable: URL, _ arguments: [String], stdin: Data = Data(),
-                environment: [String: String] = [:], removing: [String] = []) throws -> ProcessResult {
+func runProcess(
+    _ executable: URL, _ arguments: [String], stdin: Data = Data(),
+    environment: [String: String] = [:], removing: [String] = []
+) throws -> ProcessResult {
     let process = Process()
     process.executableURL = executable
     process.arguments = arguments
@@ -73,21 +75,24 @@ func runProcess(_ executable: URL, _ arguments: [String], stdin: Data = Data(),
     process.waitUntilExit()
     done.wait()
     let errorData = errorBox.data
-    return ProcessResult(status: process.terminationStatus,
-                         stdout: String(decoding: outData, as: UTF8.self),
-                         stderr: String(decoding: errorData, as: UTF8.self))
+    return ProcessResult(
+        status: process.terminationStatus,
+        stdout: String(decoding: outData, as: UTF8.self),
+        stderr: String(decoding: errorData, as: UTF8.self))
 }
 
 func toolcfg(_ arguments: [String], stdin: Data = Data(), environment: [String: String] = [:]) throws -> ProcessResult {
-    try runProcess(Repository.toolcfg, arguments, stdin: stdin, environment: environment,
-                   removing: ["TOOLCFG_DB", "TOOLCFG_MASTER_KEY", "TOOLCFG_NEW_MASTER_KEY", "TOOLCFG_PASSPHRASE"])
+    try runProcess(
+        Repository.toolcfg, arguments, stdin: stdin, environment: environment,
+        removing: ["TOOLCFG_DB", "TOOLCFG_MASTER_KEY", "TOOLCFG_NEW_MASTER_KEY", "TOOLCFG_PASSPHRASE"])
 }
 
 /// Runs scripts/peers/crypto_peer.py (Python's `cryptography`) with a JSON request.
 func cryptoPeer(_ mode: String, _ request: [String: Any]) throws -> Any {
     let python = URL(fileURLWithPath: "/usr/bin/env")
-    let result = try runProcess(python, ["python3", Repository.scripts.appendingPathComponent("peers/crypto_peer.py").path, mode],
-                                stdin: try JSONSerialization.data(withJSONObject: request))
+    let result = try runProcess(
+        python, ["python3", Repository.scripts.appendingPathComponent("peers/crypto_peer.py").path, mode],
+        stdin: try JSONSerialization.data(withJSONObject: request))
     guard result.status == 0 else {
         Issue.record("crypto_peer.py \(mode) failed: \(result.stderr)")
         throw CancellationError()
@@ -101,7 +106,8 @@ func key(_ base64: String) throws -> MasterKey {
 
 /// A named schema object, for comparing what migrations created.
 func schemaObjects(_ connection: SQLiteConnection) throws -> [String] {
-    let statement = try connection.prepare("SELECT type || ' ' || name FROM sqlite_master WHERE name NOT LIKE 'sqlite_autoindex_%' ORDER BY type, name")
+    let statement = try connection.prepare(
+        "SELECT type || ' ' || name FROM sqlite_master WHERE name NOT LIKE 'sqlite_autoindex_%' ORDER BY type, name")
     var names: [String] = []
     while try statement.step() { names.append(statement.text(0) ?? "") }
     return names
@@ -202,7 +208,9 @@ struct WriteRefusingUser {
         let probe = try runProcess(URL(fileURLWithPath: setpriv), Array(prefix.dropFirst()) + ["/bin/sh", "-c", "exec 3>>\"$0\"", database])
         let runs = try runProcess(URL(fileURLWithPath: setpriv), Array(prefix.dropFirst()) + [Repository.toolcfg.path, "--help"])
         guard probe.status != 0, runs.status == 0 else {
-            try Test.cancel("running as root, and nobody either can write the 0444 file or cannot run toolcfg: chmod cannot make the database read-only here")
+            try Test.cancel(
+                "running as root, and nobody either can write the 0444 file or cannot run toolcfg: the database cannot be made read-only"
+            )
         }
     }
 
@@ -214,7 +222,8 @@ struct WriteRefusingUser {
 
     func toolcfg(_ arguments: [String]) throws -> ProcessResult {
         guard let setpriv = prefix.first else { return try ToolConfigKitTests.toolcfg(arguments) }
-        return try runProcess(URL(fileURLWithPath: setpriv), Array(prefix.dropFirst()) + [Repository.toolcfg.path] + arguments,
-                              removing: ["TOOLCFG_DB", "TOOLCFG_MASTER_KEY", "TOOLCFG_NEW_MASTER_KEY", "TOOLCFG_PASSPHRASE"])
+        return try runProcess(
+            URL(fileURLWithPath: setpriv), Array(prefix.dropFirst()) + [Repository.toolcfg.path] + arguments,
+            removing: ["TOOLCFG_DB", "TOOLCFG_MASTER_KEY", "TOOLCFG_NEW_MASTER_KEY", "TOOLCFG_PASSPHRASE"])
     }
 }

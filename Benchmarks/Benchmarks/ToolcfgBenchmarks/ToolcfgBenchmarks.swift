@@ -44,19 +44,23 @@ func registerPBKDF2Benchmarks() {
         maxIterations: 20_000,
         setup: {
             // Both paths must agree before either is worth timing.
-            let fast = PBKDF2.deriveKey(password: PBKDF2Params.password, salt: PBKDF2Params.salt,
-                                        iterations: PBKDF2Params.iterations, length: PBKDF2Params.length)
-            let reference = PBKDF2.deriveKey(password: PBKDF2Params.password, salt: PBKDF2Params.salt,
-                                             iterations: PBKDF2Params.iterations, length: PBKDF2Params.length,
-                                             reference: true)
+            let fast = PBKDF2.deriveKey(
+                password: PBKDF2Params.password, salt: PBKDF2Params.salt,
+                iterations: PBKDF2Params.iterations, length: PBKDF2Params.length)
+            let reference = PBKDF2.deriveKey(
+                password: PBKDF2Params.password, salt: PBKDF2Params.salt,
+                iterations: PBKDF2Params.iterations, length: PBKDF2Params.length,
+                reference: true)
             precondition(fast == reference, "fast PBKDF2 and PKCS5_PBKDF2_HMAC disagree")
         }
     )
 
     Benchmark("PBKDF2 fast", configuration: configuration) { benchmark in
         for _ in benchmark.scaledIterations {
-            blackHole(PBKDF2.deriveKey(password: PBKDF2Params.password, salt: PBKDF2Params.salt,
-                                       iterations: PBKDF2Params.iterations, length: PBKDF2Params.length))
+            blackHole(
+                PBKDF2.deriveKey(
+                    password: PBKDF2Params.password, salt: PBKDF2Params.salt,
+                    iterations: PBKDF2Params.iterations, length: PBKDF2Params.length))
         }
     }
 
@@ -64,8 +68,10 @@ func registerPBKDF2Benchmarks() {
     // the time is for the pair, so per derivation it is half the p50.
     Benchmark("PBKDF2 pair interleaved", configuration: configuration) { benchmark in
         for _ in benchmark.scaledIterations {
-            blackHole(PBKDF2.deriveKeyPair((PBKDF2Params.password, PBKDF2Params.salt), (PBKDF2Params.salt, PBKDF2Params.password),
-                                           iterations: PBKDF2Params.iterations))
+            blackHole(
+                PBKDF2.deriveKeyPair(
+                    (PBKDF2Params.password, PBKDF2Params.salt), (PBKDF2Params.salt, PBKDF2Params.password),
+                    iterations: PBKDF2Params.iterations))
         }
     }
 
@@ -82,9 +88,11 @@ func registerPBKDF2Benchmarks() {
 
     Benchmark("PBKDF2 OpenSSL PKCS5", configuration: configuration) { benchmark in
         for _ in benchmark.scaledIterations {
-            blackHole(PBKDF2.deriveKey(password: PBKDF2Params.password, salt: PBKDF2Params.salt,
-                                       iterations: PBKDF2Params.iterations, length: PBKDF2Params.length,
-                                       reference: true))
+            blackHole(
+                PBKDF2.deriveKey(
+                    password: PBKDF2Params.password, salt: PBKDF2Params.salt,
+                    iterations: PBKDF2Params.iterations, length: PBKDF2Params.length,
+                    reference: true))
         }
     }
 }

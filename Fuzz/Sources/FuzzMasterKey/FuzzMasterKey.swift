@@ -22,4 +22,3 @@ func testOne(_ input: UnsafeBufferPointer<UInt8>) {
         precondition(core.count < 8 || Array(error.description.utf8).firstRange(of: core) == nil, "the error repeats the key text")
     }
 }
-

@@ -8,8 +8,9 @@ nonisolated(unsafe) private var handler: ((UnsafeBufferPointer<UInt8>) -> Void)?
 /// Starts libFuzzer with the process's arguments, feeding every input to `testOne`.
 public func runFuzzer(_ testOne: @escaping (UnsafeBufferPointer<UInt8>) -> Void) -> Never {
     handler = testOne
-    exit(toolcfg_fuzz_main(CommandLine.argc, CommandLine.unsafeArgv) { data, size in
-        handler?(UnsafeBufferPointer(start: data, count: data == nil ? 0 : size))
-        return 0
-    })
+    exit(
+        toolcfg_fuzz_main(CommandLine.argc, CommandLine.unsafeArgv) { data, size in
+            handler?(UnsafeBufferPointer(start: data, count: data == nil ? 0 : size))
+            return 0
+        })
 }

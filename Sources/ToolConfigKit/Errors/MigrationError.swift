@@ -65,7 +65,9 @@ public enum MigrationError: ToolcfgError {
         case .unknownVersion(let version, let direction):
             return "--to \(version): no migration has that version (migrate \(direction))"
         case .fileMissing(let version, let description):
-            return "migration \(version) (\(description)) is recorded in the ledger but has no file in the migrations folder, so it cannot be reverted here"
+            return
+                "migration \(version) (\(description)) is recorded in the ledger but has no file in the migrations folder, "
+                + "so it cannot be reverted here"
         case .noDownMigration(let version, let file):
             return "migration \(version) (\(file)) has no .down.sql file, so it cannot be reverted"
         case .failed(let version, let file, let cause):
@@ -79,7 +81,9 @@ public enum MigrationError: ToolcfgError {
             return "migration \(version) (\(file)) failed and was rolled back: \(cause.reason)\(again)"
         case .wouldLoseRows(let loss):
             let what = loss.map { "\($0.dropped ? "drop" : "delete rows of") \($0.table) (\($0.rows) row\($0.rows == 1 ? "" : "s"))" }
-            return "migrate down would \(what.joined(separator: ", ")); nothing was changed: give --yes to go ahead, or --dry-run to see what would run"
+            return
+                "migrate down would \(what.joined(separator: ", ")); nothing was changed: give --yes to go ahead, "
+                + "or --dry-run to see what would run"
         }
     }
 }

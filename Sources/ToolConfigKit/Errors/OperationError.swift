@@ -115,8 +115,10 @@ public struct UncheckedKeysRefused: ToolcfgError {
     public var errorContext: ErrorContext { ErrorContext(file: file) }
     public var description: String {
         "\(file) holds encrypted keys (encrypted_api_key, salt, nonce) and no master key was given, while the database holds keys already "
-            + "(\(keyedTables.joined(separator: ", "))): nothing can check that they are under the same master key, and the secrets could end "
-            + "under two. Give the master key (--master-key-file or TOOLCFG_MASTER_KEY) to check them, or --allow-unchecked-keys to import them "
+            + "(\(keyedTables.joined(separator: ", "))): nothing can check that they are under the same master key, "
+            + "and the secrets could end "
+            + "under two. Give the master key (--master-key-file or TOOLCFG_MASTER_KEY) to check them, "
+            + "or --allow-unchecked-keys to import them "
             + "unchecked; nothing was changed"
     }
 }

@@ -61,7 +61,7 @@ public enum SecretError: ToolcfgError, Equatable {
     public var errorContext: ErrorContext {
         switch self {
         case .unreadable(.file(let path), _), .invalidMasterKey(.file(let path), _), .emptyPassphrase(.file(let path)),
-             .unreadable(.textFile(let path), _), .refusedKeyText(.textFile(let path), _), .unusableKeyTextFile(let path, _):
+            .unreadable(.textFile(let path), _), .refusedKeyText(.textFile(let path), _), .unusableKeyTextFile(let path, _):
             ErrorContext(file: path)
         case .invalidBase64(let field), .wrongLength(let field, _, _):
             ErrorContext(field: field)
@@ -74,7 +74,8 @@ public enum SecretError: ToolcfgError, Equatable {
         switch self {
         case .missing(let secret, let flag, let variable) where flag.hasSuffix("master-key-file"):
             "no \(secret) given: use \(flag) PATH (base64; - for standard input), \(flag.dropLast(5))-env NAME or "
-                + "\(flag.dropLast(5))-text-file PATH (the application's BODHI_ENCRYPTION_KEY text), \(flag.dropLast(5))-keyring [SERVICE], or set \(variable)"
+                + "\(flag.dropLast(5))-text-file PATH (the application's BODHI_ENCRYPTION_KEY text), "
+                + "\(flag.dropLast(5))-keyring [SERVICE], or set \(variable)"
         case .missing(let secret, let flag, let variable):
             "no \(secret) given: use \(flag) PATH (or - for standard input) or set \(variable)"
         case .unreadable(let source, let reason):

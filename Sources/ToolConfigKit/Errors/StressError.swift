@@ -20,7 +20,8 @@ public enum StressError: ToolcfgError {
         switch self {
         case .badOptions(let message): message
         case .notScratch(let path, let rows):
-            "database \(path): user_tool_configs holds \(rows) row(s) not written by a stress run; stress writes and deletes rows constantly, so give it a scratch database (toolcfg migrate up --db scratch.db)"
+            "database \(path): user_tool_configs holds \(rows) row(s) not written by a stress run; "
+                + "stress writes and deletes rows constantly, so give it a scratch database (toolcfg migrate up --db scratch.db)"
         case .badPlan(let reason): "stress-worker: unreadable plan: \(reason)"
         case .workerFailed(let writer, let reason): "stress writer \(writer) (process) \(reason)"
         }

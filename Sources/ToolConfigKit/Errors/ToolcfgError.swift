@@ -41,8 +41,10 @@ public struct ErrorContext: Sendable, Equatable, Codable {
     public var table: String?
     public var rowID: Int64?
 
-    public init(database: String? = nil, file: String? = nil, line: Int? = nil, record: Int? = nil, field: String? = nil,
-                table: String? = nil, rowID: Int64? = nil) {
+    public init(
+        database: String? = nil, file: String? = nil, line: Int? = nil, record: Int? = nil, field: String? = nil,
+        table: String? = nil, rowID: Int64? = nil
+    ) {
         self.database = database
         self.file = file
         self.line = line

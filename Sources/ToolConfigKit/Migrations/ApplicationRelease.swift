@@ -26,7 +26,7 @@ public struct ApplicationRelease: Sendable, Codable, Equatable {
     static let sqlxMigrations: [Int64: String] = [
         1: "download-requests", 2: "pending-access-requests", 3: "create api tokens", 4: "api models",
         5: "api model forward all", 6: "model metadata", 7: "toolsets config", 8: "user aliases",
-        9: "app access requests", 10: "mcp servers", 11: "mcp auth headers", 12: "mcp oauth", 13: "settings", 14: "apps",
+        9: "app access requests", 10: "mcp servers", 11: "mcp auth headers", 12: "mcp oauth", 13: "settings", 14: "apps"
     ]
 
     /// The application's sea-orm migrations in order, with the release that first shipped each
@@ -40,30 +40,36 @@ public struct ApplicationRelease: Sendable, Codable, Equatable {
         ("m20250101_000015_tenants_users", nil), ("m20250101_000016_mcp_auth_redesign", 47), ("m20250101_000017_drop_toolsets", 49),
         ("m20250101_000018_drop_mcp_tools_columns", nil), ("m20250101_000019_drop_models_cache", nil),
         ("m20250101_000020_api_alias_extra_fields", nil), ("m20250101_000021_api_model_oauth_credentials", 53),
-        ("m20250101_000022_model_router_aliases", nil), ("m20250101_000023_api_alias_name", nil), ("m20250101_000024_download_archived_at", nil),
+        ("m20250101_000022_model_router_aliases", nil), ("m20250101_000023_api_alias_name", nil),
+        ("m20250101_000024_download_archived_at", nil),
         ("m20250101_000025_token_grants", nil), ("m20250101_000026_drop_app_access_request_flow_columns", nil),
-        ("m20250101_000027_app_access_request_source_id", nil),
+        ("m20250101_000027_app_access_request_source_id", nil)
     ]
     /// The last release with sqlx; the first with scheme v2.
     static let lastSQLxRelease = 45, firstV2Release = 59
 
     /// From the ledgers' contents and the stored values' schemes (`tenantsV1`: tenants still
     /// holds v1 values, which v0.0.59 upgrades when it starts).
-    static func detect(sqlxEntries: [(version: Int64, description: String)]?, seaORMVersions: [String]?,
-                       schemes: [SecretScheme: Int], tenantsV1: Bool) -> ApplicationRelease {
+    static func detect(
+        sqlxEntries: [(version: Int64, description: String)]?, seaORMVersions: [String]?,
+        schemes: [SecretScheme: Int], tenantsV1: Bool
+    ) -> ApplicationRelease {
         let v2 = (schemes[.v2] ?? 0) > 0
         if let applied = seaORMVersions {
             let known = Set(seaORMMigrations.map(\.name))
             let newest = applied.max()
             if let unknown = applied.filter({ !known.contains($0) }).max() {
-                return ApplicationRelease(ledger: "sea-orm", newestMigration: newest, releases: "newer than v0.0.\(firstV2Release)", readsV2: true, hasSecretsFile: false,
-                                          basis: "the ledger holds \(unknown), which toolcfg does not know: a release after v0.0.\(firstV2Release)")
+                return ApplicationRelease(
+                    ledger: "sea-orm", newestMigration: newest, releases: "newer than v0.0.\(firstV2Release)", readsV2: true,
+                    hasSecretsFile: false,
+                    basis: "the ledger holds \(unknown), which toolcfg does not know: a release after v0.0.\(firstV2Release)")
             }
             // Shipped by the newest applied migration's release at the earliest; before the first
             // later migration's release.
             guard let newestIndex = seaORMMigrations.lastIndex(where: { applied.contains($0.name) }) else {
-                return ApplicationRelease(ledger: "sea-orm", newestMigration: newest, releases: "unknown", readsV2: nil, hasSecretsFile: false,
-                                          basis: "a sea-orm ledger without the application's migrations")
+                return ApplicationRelease(
+                    ledger: "sea-orm", newestMigration: newest, releases: "unknown", readsV2: nil, hasSecretsFile: false,
+                    basis: "a sea-orm ledger without the application's migrations")
             }
             let low = seaORMMigrations[...newestIndex].compactMap(\.firstRelease).max() ?? 46
             var high = seaORMMigrations[(newestIndex + 1)...].compactMap(\.firstRelease).min().map { $0 - 1 }
@@ -71,8 +77,10 @@ public struct ApplicationRelease: Sendable, Codable, Equatable {
             if high == nil {
                 // Every migration up to v0.0.59's: the values tell v0.0.58 from v0.0.59.
                 if v2 {
-                    return ApplicationRelease(ledger: "sea-orm", newestMigration: newest, releases: "v0.0.\(firstV2Release) or later", readsV2: true, hasSecretsFile: false,
-                                              basis: basis + "; values in scheme v2")
+                    return ApplicationRelease(
+                        ledger: "sea-orm", newestMigration: newest, releases: "v0.0.\(firstV2Release) or later", readsV2: true,
+                        hasSecretsFile: false,
+                        basis: basis + "; values in scheme v2")
                 }
                 if tenantsV1 {
                     high = firstV2Release - 1
@@ -82,16 +90,20 @@ public struct ApplicationRelease: Sendable, Codable, Equatable {
                 }
             }
             let releases = high.map { low == $0 ? "v0.0.\(low)" : "v0.0.\(low) - v0.0.\($0)" } ?? "v0.0.\(low) or later"
-            return ApplicationRelease(ledger: "sea-orm", newestMigration: newest, releases: releases,
-                                      readsV2: high.map { $0 >= firstV2Release }, hasSecretsFile: false, basis: basis)
+            return ApplicationRelease(
+                ledger: "sea-orm", newestMigration: newest, releases: releases,
+                readsV2: high.map { $0 >= firstV2Release }, hasSecretsFile: false, basis: basis)
         }
         if let entries = sqlxEntries, let newest = entries.filter({ sqlxMigrations[$0.version] == $0.description }).map(\.version).max() {
-            return ApplicationRelease(ledger: "sqlx", newestMigration: "\(newest) \(sqlxMigrations[newest] ?? "")",
-                                      releases: "v0.0.40 - v0.0.\(lastSQLxRelease)", readsV2: false, hasSecretsFile: true,
-                                      basis: "sqlx ledger with the application's migrations" + (v2 ? "; yet values in scheme v2, which no sqlx release wrote" : ""))
+            return ApplicationRelease(
+                ledger: "sqlx", newestMigration: "\(newest) \(sqlxMigrations[newest] ?? "")",
+                releases: "v0.0.40 - v0.0.\(lastSQLxRelease)", readsV2: false, hasSecretsFile: true,
+                basis: "sqlx ledger with the application's migrations"
+                    + (v2 ? "; yet values in scheme v2, which no sqlx release wrote" : ""))
         }
-        return ApplicationRelease(ledger: nil, newestMigration: nil, releases: "unknown", readsV2: nil, hasSecretsFile: false,
-                                  basis: sqlxEntries == nil ? "no ledger of the application's" : "a sqlx ledger without the application's migrations")
+        return ApplicationRelease(
+            ledger: nil, newestMigration: nil, releases: "unknown", readsV2: nil, hasSecretsFile: false,
+            basis: sqlxEntries == nil ? "no ledger of the application's" : "a sqlx ledger without the application's migrations")
     }
 }
 
@@ -115,9 +127,10 @@ extension ApplicationRelease {
                 stored = nil
             }
         }
-        var release = detect(sqlxEntries: sqlx, seaORMVersions: try store.seaORMLedger()?.map(\.version),
-                             schemes: [.v1: stored?.count(.v1) ?? 0, .v2: stored?.count(.v2) ?? 0],
-                             tenantsV1: (stored?.byTable[SecretColumnMap.legacyReadableTable]?[.v1] ?? 0) > 0)
+        var release = detect(
+            sqlxEntries: sqlx, seaORMVersions: try store.seaORMLedger()?.map(\.version),
+            schemes: [.v1: stored?.count(.v1) ?? 0, .v2: stored?.count(.v2) ?? 0],
+            tenantsV1: (stored?.byTable[SecretColumnMap.legacyReadableTable]?[.v1] ?? 0) > 0)
         if stored == nil { release.basis += "; the stored values could not all be read, so their schemes are not counted" }
         return release
     }

@@ -48,17 +48,22 @@ enum ChecksumDrift {
                     guard candidate != actual, Digest.sha384(render(body, candidate)) == recordedChecksum else { continue }
                     var differences: [String] = []
                     if bom != actual.byteOrderMark {
-                        differences.append(bom ? "the applied file began with a UTF-8 byte order mark, this one does not"
-                                               : "this file begins with a UTF-8 byte order mark, the applied one did not")
+                        differences.append(
+                            bom
+                                ? "the applied file began with a UTF-8 byte order mark, this one does not"
+                                : "this file begins with a UTF-8 byte order mark, the applied one did not")
                     }
                     if crlf != actual.crlf {
-                        differences.append(crlf ? "the applied file had CRLF line endings, this one has LF"
-                                                : "this file has CRLF line endings, the applied one had LF")
+                        differences.append(
+                            crlf
+                                ? "the applied file had CRLF line endings, this one has LF"
+                                : "this file has CRLF line endings, the applied one had LF")
                     }
                     if trailing != actual.trailingNewlines {
                         differences.append("the applied file ended with \(trailing) newline(s), this one with \(actual.trailingNewlines)")
                     }
-                    return "only the byte order mark, line endings or trailing newlines differ, not the SQL (" + differences.joined(separator: "; ") + ")"
+                    return "only the byte order mark, line endings or trailing newlines differ, not the SQL ("
+                        + differences.joined(separator: "; ") + ")"
                 }
             }
         }

@@ -35,9 +35,13 @@ struct MigrationFileName {
         guard let version = Int64(name[..<underscore]), version > 0 else { return nil }
         let rest = name[name.index(after: underscore)...]
         let suffix: String
-        if rest.hasSuffix(".up.sql") { kind = .up; suffix = ".up.sql" }
-        else if rest.hasSuffix(".down.sql") { kind = .down; suffix = ".down.sql" }
-        else { kind = .simple; suffix = ".sql" }
+        if rest.hasSuffix(".up.sql") {
+            kind = .up; suffix = ".up.sql"
+        } else if rest.hasSuffix(".down.sql") {
+            kind = .down; suffix = ".down.sql"
+        } else {
+            kind = .simple; suffix = ".sql"
+        }
         self.version = version
         description = String(rest.dropLast(suffix.count)).replacingOccurrences(of: "_", with: " ")
     }

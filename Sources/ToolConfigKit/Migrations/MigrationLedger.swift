@@ -27,7 +27,7 @@ public struct MigrationLedger {
         ("_prisma_migrations", "Prisma"),
         ("atlas_schema_revisions", "Atlas"),
         ("__EFMigrationsHistory", "Entity Framework"),
-        ("databasechangelog", "Liquibase"),
+        ("databasechangelog", "Liquibase")
     ]
 
     let store: any MigrationStore

@@ -38,7 +38,9 @@ public struct MigrationSet: Sendable {
             for name in try FileManager.default.contentsOfDirectory(atPath: folder) where MigrationFileName(name) != nil {
                 let fileURL = url.appendingPathComponent(name)
                 var isDirectory: ObjCBool = false
-                guard FileManager.default.fileExists(atPath: fileURL.path, isDirectory: &isDirectory), !isDirectory.boolValue else { continue }
+                guard FileManager.default.fileExists(atPath: fileURL.path, isDirectory: &isDirectory), !isDirectory.boolValue else {
+                    continue
+                }
                 files.append((name, [UInt8](try Data(contentsOf: fileURL))))
             }
         } catch {

@@ -38,10 +38,11 @@ public struct Migrator {
     public func status() throws -> MigrationStatusReport {
         let release = try ApplicationRelease.detect(store.database)
         if let seaORM = try store.seaORMLedger() {
-            return MigrationStatusReport(database: store.database.location, migrations: migrations.origin.description,
-                                         ledgerExists: try ledger.exists, ledger: "sea-orm", entries: [],
-                                         seaORMMigrations: seaORM.map { .init(version: $0.version, appliedAt: $0.appliedAt) },
-                                         applicationRelease: release)
+            return MigrationStatusReport(
+                database: store.database.location, migrations: migrations.origin.description,
+                ledgerExists: try ledger.exists, ledger: "sea-orm", entries: [],
+                seaORMMigrations: seaORM.map { .init(version: $0.version, appliedAt: $0.appliedAt) },
+                applicationRelease: release)
         }
         try ledger.checkOwnership()
         let entries = try ledger.entries()
@@ -62,18 +63,20 @@ public struct Migrator {
             case (_?, nil): state = .pending
             case (nil, nil): preconditionFailure("version from neither files nor ledger")
             }
-            return .init(version: version,
-                         description: row?.description ?? file?.description ?? "",
-                         state: state,
-                         file: file?.up.fileName,
-                         reversible: file?.down != nil,
-                         installedOn: row?.installedOn,
-                         executionTimeSeconds: row.map { Double($0.executionTime) / 1e9 },
-                         checksum: (row?.checksum ?? file?.checksum).map { Digest.hex($0) },
-                         drift: drift)
+            return .init(
+                version: version,
+                description: row?.description ?? file?.description ?? "",
+                state: state,
+                file: file?.up.fileName,
+                reversible: file?.down != nil,
+                installedOn: row?.installedOn,
+                executionTimeSeconds: row.map { Double($0.executionTime) / 1e9 },
+                checksum: (row?.checksum ?? file?.checksum).map { Digest.hex($0) },
+                drift: drift)
         }
-        return MigrationStatusReport(database: store.database.location, migrations: migrations.origin.description,
-                                     ledgerExists: try ledger.exists, ledger: "sqlx", entries: rows, applicationRelease: release)
+        return MigrationStatusReport(
+            database: store.database.location, migrations: migrations.origin.description,
+            ledgerExists: try ledger.exists, ledger: "sqlx", entries: rows, applicationRelease: release)
     }
 
     /// Refuses to act on a dirty or drifted database unless the options allow it.
@@ -85,8 +88,9 @@ public struct Migrator {
         if !options.allowDrift {
             for entry in entries {
                 guard let file = migrations.migration(version: entry.version), file.checksum != entry.checksum else { continue }
-                throw MigrationError.drift(version: entry.version, file: file.up.fileName,
-                                           explanation: ChecksumDrift.explain(file: file.up.bytes, recordedChecksum: entry.checksum))
+                throw MigrationError.drift(
+                    version: entry.version, file: file.up.fileName,
+                    explanation: ChecksumDrift.explain(file: file.up.bytes, recordedChecksum: entry.checksum))
             }
         }
         return Dictionary(entries.map { ($0.version, $0) }, uniquingKeysWith: { first, _ in first })
@@ -129,7 +133,9 @@ public struct Migrator {
         }
         let elapsed = Self.nanoseconds(ContinuousClock.now - started)
         try store.setExecutionTime(version: migration.version, nanoseconds: elapsed)
-        return .init(version: migration.version, description: migration.description, file: migration.up.fileName, elapsedSeconds: Double(elapsed) / 1e9)
+        return .init(
+            version: migration.version, description: migration.description, file: migration.up.fileName,
+            elapsedSeconds: Double(elapsed) / 1e9)
     }
 
     /// Runs one down migration and removes its ledger row, in one transaction.
@@ -143,8 +149,9 @@ public struct Migrator {
         } catch let error as any EngineError {
             throw MigrationError.failed(version: migration.version, file: down.fileName, cause: error)
         }
-        return .init(version: migration.version, description: migration.description, file: down.fileName,
-                     elapsedSeconds: Double(Self.nanoseconds(ContinuousClock.now - started)) / 1e9)
+        return .init(
+            version: migration.version, description: migration.description, file: down.fileName,
+            elapsedSeconds: Double(Self.nanoseconds(ContinuousClock.now - started)) / 1e9)
     }
 
     // MARK: down
@@ -153,7 +160,9 @@ public struct Migrator {
     /// `target` (0 for all). Every one to revert must have a down file, or nothing runs. Downs
     /// that would drop or empty tables holding rows are refused unless `allowDataLoss`; a dry run
     /// reports the plan and the rows it would take, and changes nothing.
-    public func down(to target: Int64? = nil, steps count: Int? = nil, dryRun: Bool = false, allowDataLoss: Bool = false) throws -> MigrationRunReport {
+    public func down(to target: Int64? = nil, steps count: Int? = nil, dryRun: Bool = false, allowDataLoss: Bool = false) throws
+        -> MigrationRunReport
+    {
         try store.withMigrationLock { try downLocked(to: target, steps: count, dryRun: dryRun, allowDataLoss: allowDataLoss) }
     }
 
@@ -180,7 +189,9 @@ public struct Migrator {
         }
         let loss = plan.isEmpty ? [] : try dataLoss(of: plan)
         if dryRun {
-            let steps = plan.map { MigrationRunReport.Step(version: $0.0.version, description: $0.0.description, file: $0.1.fileName, sql: $0.1.sql) }
+            let steps = plan.map {
+                MigrationRunReport.Step(version: $0.0.version, description: $0.0.description, file: $0.1.fileName, sql: $0.1.sql)
+            }
             return try report(.down, steps, dryRun: true, dataLoss: loss)
         }
         if !loss.isEmpty, !allowDataLoss { throw MigrationError.wouldLoseRows(loss) }
@@ -209,10 +220,13 @@ public struct Migrator {
         }.sorted { $0.table < $1.table }
     }
 
-    private func report(_ direction: MigrationRunReport.Direction, _ steps: [MigrationRunReport.Step],
-                        dryRun: Bool, dataLoss: [DataLoss]?) throws -> MigrationRunReport {
-        MigrationRunReport(database: store.database.location, migrations: migrations.origin.description, direction: direction,
-                           dryRun: dryRun, steps: steps, dataLoss: dataLoss, appliedVersions: try ledger.entries().map(\.version))
+    private func report(
+        _ direction: MigrationRunReport.Direction, _ steps: [MigrationRunReport.Step],
+        dryRun: Bool, dataLoss: [DataLoss]?
+    ) throws -> MigrationRunReport {
+        MigrationRunReport(
+            database: store.database.location, migrations: migrations.origin.description, direction: direction,
+            dryRun: dryRun, steps: steps, dataLoss: dataLoss, appliedVersions: try ledger.entries().map(\.version))
     }
 
     static func nanoseconds(_ duration: Duration) -> Int64 {

@@ -129,8 +129,9 @@ public struct ReversibilityCheck {
     }
 
     private func cycle(_ migration: Migration, applied: Bool, _ store: any MigrationStore, _ migrator: Migrator) throws -> Step {
-        var step = Step(version: migration.version, description: migration.description, cycle: applied ? "down-up" : "up-down-up",
-                        ok: true, failures: [], notes: [])
+        var step = Step(
+            version: migration.version, description: migration.description, cycle: applied ? "down-up" : "up-down-up",
+            ok: true, failures: [], notes: [])
         guard let down = migration.down else {
             step.ok = false
             step.failures.append("no down migration (\(migration.up.fileName) has no .down.sql)")

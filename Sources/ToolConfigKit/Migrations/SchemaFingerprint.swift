@@ -41,9 +41,10 @@ public struct SchemaFingerprint: Sendable, Equatable, Codable {
     /// Tables that SQLite or the migration tool create as a side effect, and that no down
     /// migration drops: present-but-empty on one side and absent on the other is not a difference.
     public static let bookkeeping: [String: String] = [
-        "sqlite_sequence": "SQLite's own table of AUTOINCREMENT counters, created by the first AUTOINCREMENT table; it can never be dropped",
+        "sqlite_sequence":
+            "SQLite's own table of AUTOINCREMENT counters, created by the first AUTOINCREMENT table; it can never be dropped",
         MigrationLedger.tableName: "sqlx's ledger, created by the first migration run; sqlx never drops it",
-        "sqlite_stat1": "SQLite's statistics table, created by ANALYZE",
+        "sqlite_stat1": "SQLite's statistics table, created by ANALYZE"
     ]
 
     static let ledgerVolatileColumns: Set<String> = ["installed_on", "execution_time"]
@@ -92,59 +93,79 @@ extension SchemaFingerprint {
             let object = (a ?? b)!
             if object.name.hasPrefix("sqlite_autoindex_") { continue }  // compared through their table's indexes
             // The index and key of a bookkeeping table come and go with it (PostgreSQL lists them).
-            if object.type != "table", Self.bookkeeping[object.table] != nil, (oldTables[object.table] == nil) != (newTables[object.table] == nil) {
+            if object.type != "table", Self.bookkeeping[object.table] != nil,
+                (oldTables[object.table] == nil) != (newTables[object.table] == nil)
+            {
                 continue
             }
             if let note = Self.bookkeeping[object.name], object.type == "table", a == nil || b == nil {
                 let rows = object.name == "sqlite_sequence" ? 0 : (oldTables[object.name] ?? newTables[object.name])?.rows ?? 0
-                out.append(SchemaDifference(subject: key, detail: (a == nil ? "created" : "dropped") + " (\(note)); it holds \(rows) row(s)",
-                                            expected: rows == 0))
+                out.append(
+                    SchemaDifference(
+                        subject: key, detail: (a == nil ? "created" : "dropped") + " (\(note)); it holds \(rows) row(s)",
+                        expected: rows == 0))
                 continue
             }
             let isOwned = owned.contains(object.table) && object.type != "view"
             switch (a, b) {
             case (nil, _?): out.append(SchemaDifference(subject: key, detail: "present now, absent before", expected: false))
-            case (_?, nil): out.append(SchemaDifference(subject: key, detail: "present before, absent now" + (isOwned ? ownedNote : ""), expected: isOwned))
+            case (_?, nil):
+                out.append(
+                    SchemaDifference(subject: key, detail: "present before, absent now" + (isOwned ? ownedNote : ""), expected: isOwned))
             case (let a?, let b?) where a.sql != b.sql:
-                out.append(SchemaDifference(subject: key, detail: "SQL differs: before \(a.sql ?? "none"), now \(b.sql ?? "none")", expected: false))
+                out.append(
+                    SchemaDifference(
+                        subject: key, detail: "SQL differs: before \(a.sql ?? "none"), now \(b.sql ?? "none")", expected: false))
             default: break
             }
         }
         for name in Set(oldTables.keys).intersection(newTables.keys).sorted() where name != "sqlite_sequence" {
             let (a, b) = (oldTables[name]!, newTables[name]!)
             for column in Set(a.columns).symmetricDifference(b.columns).sorted() {
-                out.append(SchemaDifference(subject: "table \(name) column", detail: "\(column) is \(a.columns.contains(column) ? "gone" : "new")", expected: false))
+                out.append(
+                    SchemaDifference(
+                        subject: "table \(name) column", detail: "\(column) is \(a.columns.contains(column) ? "gone" : "new")",
+                        expected: false))
             }
             let oldIndexes = Dictionary(a.indexes.map { ($0.name, $0) }, uniquingKeysWith: { x, _ in x })
             let newIndexes = Dictionary(b.indexes.map { ($0.name, $0) }, uniquingKeysWith: { x, _ in x })
             for index in Set(oldIndexes.keys).union(newIndexes.keys).sorted() where oldIndexes[index] != newIndexes[index] {
                 let (x, y) = (oldIndexes[index], newIndexes[index])
-                let detail = switch (x, y) {
-                case (nil, let y?): "new index on (\(y.columns.joined(separator: ", ")))"
-                case (let x?, nil): "index on (\(x.columns.joined(separator: ", "))) is gone" + (owned.contains(name) ? ownedNote : "")
-                default: "index definition changed"
-                }
-                out.append(SchemaDifference(subject: "table \(name) index \(index)", detail: detail, expected: y == nil && owned.contains(name)))
+                let detail =
+                    switch (x, y) {
+                    case (nil, let y?): "new index on (\(y.columns.joined(separator: ", ")))"
+                    case (let x?, nil): "index on (\(x.columns.joined(separator: ", "))) is gone" + (owned.contains(name) ? ownedNote : "")
+                    default: "index definition changed"
+                    }
+                out.append(
+                    SchemaDifference(subject: "table \(name) index \(index)", detail: detail, expected: y == nil && owned.contains(name)))
             }
             let rowsExpected = owned.contains(name)
             let note = rowsExpected ? " (the rows of a table this migration creates: its down drops them)" : ""
             if a.rows != b.rows {
-                out.append(SchemaDifference(subject: "table \(name) rows", detail: "\(a.rows) before, \(b.rows) now" + note, expected: rowsExpected))
+                out.append(
+                    SchemaDifference(
+                        subject: "table \(name) rows", detail: "\(a.rows) before, \(b.rows) now" + note, expected: rowsExpected))
             } else if a.digest != b.digest {
-                out.append(SchemaDifference(subject: "table \(name) rows", detail: "same count (\(a.rows)), different contents" + note, expected: rowsExpected))
+                out.append(
+                    SchemaDifference(
+                        subject: "table \(name) rows", detail: "same count (\(a.rows)), different contents" + note, expected: rowsExpected))
             }
         }
         // Each counter belongs to one table: SQLite's entry is keyed by it, PostgreSQL's sequence
         // object names it.
-        let sequenceObjects = Dictionary((before.objects + objects).filter { $0.type == "sequence" }.map { ($0.name, $0) },
-                                         uniquingKeysWith: { a, _ in a })
+        let sequenceObjects = Dictionary(
+            (before.objects + objects).filter { $0.type == "sequence" }.map { ($0.name, $0) },
+            uniquingKeysWith: { a, _ in a })
         for name in Set(before.sequences.keys).union(sequences.keys).sorted() where before.sequences[name] != sequences[name] {
             let describe = { (value: Int64?) in value.map(String.init) ?? "no entry" }
             let sequence = sequenceObjects[name]
             let isOwned = owned.contains(sequence?.table ?? name)
-            out.append(SchemaDifference(subject: sequence == nil ? "sqlite_sequence entry for \(name)" : "sequence \(name) value",
-                                        detail: "\(describe(before.sequences[name])) before, \(describe(sequences[name])) now" + (isOwned ? ownedNote : ""),
-                                        expected: isOwned))
+            out.append(
+                SchemaDifference(
+                    subject: sequence == nil ? "sqlite_sequence entry for \(name)" : "sequence \(name) value",
+                    detail: "\(describe(before.sequences[name])) before, \(describe(sequences[name])) now" + (isOwned ? ownedNote : ""),
+                    expected: isOwned))
         }
         return out
     }

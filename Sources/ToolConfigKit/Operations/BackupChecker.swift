@@ -44,15 +44,17 @@ public struct BackupChecker {
         let reader = try SnapshotReaders.open(path: options.input, format: options.format)
         let file = reader.fileName
         guard let header = reader.header else {
-            throw SnapshotError(SnapshotLocation(file: file, line: 1),
-                                "not a toolcfg snapshot: no header and trailer, so nothing proves it complete or unaltered "
-                                + "(back up with toolcfg export to a .json or .jsonl file)")
+            throw SnapshotError(
+                SnapshotLocation(file: file, line: 1),
+                "not a toolcfg snapshot: no header and trailer, so nothing proves it complete or unaltered "
+                    + "(back up with toolcfg export to a .json or .jsonl file)")
         }
         var sealer: SnapshotSealer?
         if let sealing = header.sealing {
             guard let passphrase = options.passphrase else {
-                throw SecretError.missing(secret: "passphrase (the snapshot is sealed)", flag: SecretKind.passphrase.flag,
-                                          environmentVariable: SecretKind.passphrase.environmentVariable)
+                throw SecretError.missing(
+                    secret: "passphrase (the snapshot is sealed)", flag: SecretKind.passphrase.flag,
+                    environmentVariable: SecretKind.passphrase.environmentVariable)
             }
             sealer = try Importer.openSealing(sealing, passphrase: passphrase, file: file)
         }
@@ -75,8 +77,9 @@ public struct BackupChecker {
                     _ = try sealer?.open(sealed, userID: record.userID, toolID: record.toolID)
                     opened += 1
                 } catch {
-                    throw SnapshotError(raw.location.with(field: SnapshotField.sealedAPIKey),
-                                        "does not open with the passphrase: this record's key, user_id or tool_id was altered")
+                    throw SnapshotError(
+                        raw.location.with(field: SnapshotField.sealedAPIKey),
+                        "does not open with the passphrase: this record's key, user_id or tool_id was altered")
                 }
             }
             if digest.count % 4096 == 0 { progress(ProgressEvent(.reading, done: reader.source.bytesConsumed, total: size, unit: .bytes)) }
@@ -91,7 +94,8 @@ public struct BackupChecker {
             let which = " (the digest covers every record at once and cannot say which; only a sealed key names its record)"
             throw SnapshotError(error.location, error.message + (error.location.field == "digest" ? which : end))
         }
-        return Report(file: options.input, format: options.format, keys: header.keys, records: actual.rowCount, keyedRecords: keyed,
-                      sealedKeysOpened: opened, rowCount: actual.rowCount, digest: actual.digest)
+        return Report(
+            file: options.input, format: options.format, keys: header.keys, records: actual.rowCount, keyedRecords: keyed,
+            sealedKeysOpened: opened, rowCount: actual.rowCount, digest: actual.digest)
     }
 }

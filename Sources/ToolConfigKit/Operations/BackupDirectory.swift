@@ -45,7 +45,9 @@ public struct BackupDirectory: Sendable {
         }
         if missing.isEmpty {
             guard (info.st_mode & S_IFMT) == S_IFDIR else { throw Failure(path: path, reason: "exists and is not a folder") }
-            guard access(path, W_OK | X_OK) == 0 else { throw Failure(path: path, reason: "not writable: \(String(cString: strerror(errno)))") }
+            guard access(path, W_OK | X_OK) == 0 else {
+                throw Failure(path: path, reason: "not writable: \(String(cString: strerror(errno)))")
+            }
             return []
         }
         for (index, folder) in missing.enumerated() where mkdir(folder, 0o700) != 0 && errno != EEXIST {
@@ -70,15 +72,21 @@ public struct BackupDirectory: Sendable {
     /// Runs `write` on the first free name for this run's backup and returns the path it wrote.
     /// `write` creates the file exclusively (O_EXCL), so a name taken meanwhile is never
     /// overwritten: it is refused, and the next suffix is tried.
-    public func write(database: String, at date: Date, fingerprint: String, fileExtension: String,
-                      _ write: (String) throws -> Void) throws -> String {
+    public func write(
+        database: String, at date: Date, fingerprint: String, fileExtension: String,
+        _ write: (String) throws -> Void
+    ) throws -> String {
         for sequence in 1...Self.maxSequence {
-            let file = (path as NSString).appendingPathComponent(Self.fileName(database: database, at: date, fingerprint: fingerprint,
-                                                                               fileExtension: fileExtension, sequence: sequence))
+            let file = (path as NSString).appendingPathComponent(
+                Self.fileName(
+                    database: database, at: date, fingerprint: fingerprint,
+                    fileExtension: fileExtension, sequence: sequence))
             do {
                 try write(file)
                 return file
-            } catch let failure as PrivateFile.Failure where failure.reason == PrivateFile.existsReason || failure.reason == PrivateFile.linkReason {
+            } catch let failure as PrivateFile.Failure
+                where failure.reason == PrivateFile.existsReason || failure.reason == PrivateFile.linkReason
+            {
                 continue
             }
         }
@@ -99,7 +107,8 @@ public struct BackupDirectory: Sendable {
         return names.compactMap { name in
             var info = stat()
             guard var entry = Self.entry(name, database: database, fileExtension: fileExtension),
-                  lstat((path as NSString).appendingPathComponent(name), &info) == 0, (info.st_mode & S_IFMT) == S_IFREG else { return nil }
+                lstat((path as NSString).appendingPathComponent(name), &info) == 0, (info.st_mode & S_IFMT) == S_IFREG
+            else { return nil }
             entry.modified = Int64(info.st_mtim.tv_sec) * 1_000_000_000 + Int64(info.st_mtim.tv_nsec)
             return entry
         }.sorted { ($0.timestamp, $0.sequence, $0.modified) < ($1.timestamp, $1.sequence, $1.modified) }
@@ -136,9 +145,11 @@ public struct BackupDirectory: Sendable {
         guard parts.count == 2 || parts.count == 3 else { return nil }
         let time = parts[0], fingerprint = parts[1]
         let digits = Set("0123456789"), hex = Set("0123456789abcdef")
-        guard time.count == 16, time.enumerated().allSatisfy({ index, character in
-            index == 8 ? character == "T" : index == 15 ? character == "Z" : digits.contains(character)
-        }) else { return nil }
+        guard time.count == 16,
+            time.enumerated().allSatisfy({ index, character in
+                index == 8 ? character == "T" : index == 15 ? character == "Z" : digits.contains(character)
+            })
+        else { return nil }
         guard fingerprint.count == 16, fingerprint.allSatisfy(hex.contains) else { return nil }
         var sequence = 1
         if parts.count == 3 {
@@ -158,7 +169,8 @@ public struct BackupDirectory: Sendable {
         var seconds = time_t(date.timeIntervalSince1970.rounded(.down))
         var parts = tm()
         gmtime_r(&seconds, &parts)
-        return String(format: "%04d%02d%02dT%02d%02d%02dZ", parts.tm_year + 1900, parts.tm_mon + 1, parts.tm_mday,
-                      parts.tm_hour, parts.tm_min, parts.tm_sec)
+        return String(
+            format: "%04d%02d%02dT%02d%02d%02dZ", parts.tm_year + 1900, parts.tm_mon + 1, parts.tm_mday,
+            parts.tm_hour, parts.tm_min, parts.tm_sec)
     }
 }

@@ -19,10 +19,12 @@ public struct Exporter {
         /// for 1M rows on PostgreSQL, some 7 % of the export), so skipped when no progress shows.
         public var countsRows: Bool
 
-        public init(output: String, format: SnapshotFormat, keys: KeyMode = .encrypted, masterKey: MasterKey? = nil,
-                    passphrase: SecureBytes? = nil, sealingCost: Argon2id.Parameters = .recommended,
-                    userID: String? = nil, toolID: String? = nil, overwrite: Bool = false, verify: Bool = false,
-                    jobs: Int = ParallelMap.defaultJobs, countsRows: Bool = true) {
+        public init(
+            output: String, format: SnapshotFormat, keys: KeyMode = .encrypted, masterKey: MasterKey? = nil,
+            passphrase: SecureBytes? = nil, sealingCost: Argon2id.Parameters = .recommended,
+            userID: String? = nil, toolID: String? = nil, overwrite: Bool = false, verify: Bool = false,
+            jobs: Int = ParallelMap.defaultJobs, countsRows: Bool = true
+        ) {
             self.output = output
             self.format = format
             self.keys = keys
@@ -71,11 +73,13 @@ public struct Exporter {
             throw UsageError("--verify reads the written file back, so it needs --out FILE, not standard output")
         }
         if options.keys == .plaintext || options.keys == .sealed, options.masterKey == nil {
-            throw SecretError.missing(secret: "master key", flag: SecretKind.masterKey.flag, environmentVariable: SecretKind.masterKey.environmentVariable)
+            throw SecretError.missing(
+                secret: "master key", flag: SecretKind.masterKey.flag, environmentVariable: SecretKind.masterKey.environmentVariable)
         }
         try database.requireEveryRowVisible(in: [ToolConfigTable.name])
         let table = try database.toolConfigStore()
-        let sealer: SnapshotSealer? = try options.keys == .sealed ? SnapshotSealer(passphrase: requirePassphrase(), cost: options.sealingCost) : nil
+        let sealer: SnapshotSealer? =
+            try options.keys == .sealed ? SnapshotSealer(passphrase: requirePassphrase(), cost: options.sealingCost) : nil
         let sink = try OutputSink(path: options.output, holdsSecrets: options.keys.holdsSecrets, overwrite: options.overwrite)
         let writer = SnapshotWriters.make(options.format, sink: sink, keys: options.keys)
         // A CSV file has no trailer: its digest is needed only to verify it.
@@ -122,14 +126,16 @@ public struct Exporter {
         if options.verify {
             try Self.verify(path: options.output, format: options.format, expected: trailer, sealer: sealer, progress: progress)
         }
-        return Report(database: database.location, file: options.output, format: options.format, keys: options.keys,
-                      rows: rows, bytes: sink.bytesWritten, digest: digest == nil ? nil : trailer.digest,
-                      masterKeyFingerprint: options.masterKey?.fingerprint, verified: options.verify)
+        return Report(
+            database: database.location, file: options.output, format: options.format, keys: options.keys,
+            rows: rows, bytes: sink.bytesWritten, digest: digest == nil ? nil : trailer.digest,
+            masterKeyFingerprint: options.masterKey?.fingerprint, verified: options.verify)
     }
 
     private func requirePassphrase() throws -> SecureBytes {
         guard let passphrase = options.passphrase else {
-            throw SecretError.missing(secret: "passphrase", flag: SecretKind.passphrase.flag, environmentVariable: SecretKind.passphrase.environmentVariable)
+            throw SecretError.missing(
+                secret: "passphrase", flag: SecretKind.passphrase.flag, environmentVariable: SecretKind.passphrase.environmentVariable)
         }
         return passphrase
     }
@@ -174,8 +180,10 @@ public struct Exporter {
 
     /// Reads the written file back and proves it holds exactly the rows exported: same count,
     /// same digest, and (sealed) every key opens under the passphrase for its own row.
-    static func verify(path: String, format: SnapshotFormat, expected: SnapshotTrailer, sealer: SnapshotSealer?,
-                       progress: ProgressHandler = { _ in }) throws {
+    static func verify(
+        path: String, format: SnapshotFormat, expected: SnapshotTrailer, sealer: SnapshotSealer?,
+        progress: ProgressHandler = { _ in }
+    ) throws {
         var records = 0
         progress(ProgressEvent(.verifying, total: expected.rowCount))
         let read = try SnapshotValidator.validate(ByteSource(path: path), format: format) { record in
@@ -187,7 +195,12 @@ public struct Exporter {
         }
         progress(ProgressEvent(.verifying, done: records, total: expected.rowCount))
         guard read.records == expected.rowCount, read.digest == expected.digest else {
-            throw VerificationError(path: path, message: "reading the file back gave \(read.records) rows with digest \(read.digest), but \(expected.rowCount) rows with digest \(expected.digest) were exported")
+            throw VerificationError(
+                path: path,
+                message:
+                    "reading the file back gave \(read.records) rows with digest \(read.digest), but \(expected.rowCount) "
+                    + "rows with digest \(expected.digest) were exported"
+            )
         }
     }
 }

@@ -3,8 +3,10 @@
 extension ImportAction {
     /// The decision for a record against the row its pair has (nil: none), or nil when the
     /// policy is `fail` and the row differs. `sameKey`: the row already holds the record's key.
-    static func decide(enabled: Bool, updatedAt: Int64?, sameKey: Bool, existing: ToolConfigTable.Row?,
-                       policy: Importer.ConflictPolicy) -> ImportAction? {
+    static func decide(
+        enabled: Bool, updatedAt: Int64?, sameKey: Bool, existing: ToolConfigTable.Row?,
+        policy: Importer.ConflictPolicy
+    ) -> ImportAction? {
         guard let existing else { return .insert }
         if sameKey, existing.enabled == enabled, updatedAt == nil || updatedAt == existing.updatedAt { return .unchanged }
         switch policy {
@@ -34,8 +36,9 @@ extension KeyIntent {
             return stored == secret
         case .plaintext:
             guard let stored, let wanted = secret, let masterKey,
-                  let a = try? SecretCipher.decrypt(stored, masterKey: masterKey),
-                  let b = try? SecretCipher.decrypt(wanted, masterKey: masterKey) else { return false }
+                let a = try? SecretCipher.decrypt(stored, masterKey: masterKey),
+                let b = try? SecretCipher.decrypt(wanted, masterKey: masterKey)
+            else { return false }
             // Bytes, not String ==: canonically equivalent keys with other bytes are other keys.
             return a.utf8.elementsEqual(b.utf8)
         }

@@ -11,8 +11,10 @@ struct ImportState {
     let tableWasEmpty: Bool
     let earlierLine: @Sendable (SnapshotRecord) -> Int?
 
-    init(options: Importer.Options, sealer: SnapshotSealer?, target: any ImportTarget, tableWasEmpty: Bool,
-         earlierLine: @escaping @Sendable (SnapshotRecord) -> Int?) {
+    init(
+        options: Importer.Options, sealer: SnapshotSealer?, target: any ImportTarget, tableWasEmpty: Bool,
+        earlierLine: @escaping @Sendable (SnapshotRecord) -> Int?
+    ) {
         self.options = options
         self.sealer = sealer
         self.target = target
@@ -33,7 +35,9 @@ struct ImportState {
     static func pairHash(_ record: SnapshotRecord) -> UInt64 {
         var hasher = Hasher()
         var user = record.userID, tool = record.toolID
-        user.withUTF8 { hasher.combine($0.count); hasher.combine(bytes: UnsafeRawBufferPointer($0)) }
+        user.withUTF8 {
+            hasher.combine($0.count); hasher.combine(bytes: UnsafeRawBufferPointer($0))
+        }
         tool.withUTF8 { hasher.combine(bytes: UnsafeRawBufferPointer($0)) }
         return UInt64(bitPattern: Int64(hasher.finalize()))
     }
@@ -89,7 +93,8 @@ struct ImportState {
             }
             let item = batch[index]
             let existing = found[index]
-            let resolution = resolutions.isEmpty
+            let resolution =
+                resolutions.isEmpty
                 ? Self.resolveKey(item, existing: existing?.row.secret, masterKey: nil, scheme: options.encryptionScheme, sealer: nil)
                 : resolutions[index]
             if case .failed(let error) = resolution {
@@ -100,15 +105,18 @@ struct ImportState {
             let record = item.record
             let intent = Self.intent(of: record, resolution, existing: existing?.row.secret)
             let sameKey = if case .keep = resolution { true } else { false }
-            let action = ImportAction.decide(enabled: record.enabled, updatedAt: record.updatedAt, sameKey: sameKey,
-                                             existing: existing?.row, policy: options.onConflict)
+            let action = ImportAction.decide(
+                enabled: record.enabled, updatedAt: record.updatedAt, sameKey: sameKey,
+                existing: existing?.row, policy: options.onConflict)
             if let existing, existing.fromThisImport {
                 if action == .unchanged {
                     report.duplicates += 1
                 } else {
                     let earlier = earlierLine(record).map { " (line \($0))" } ?? ""
-                    errors.append(SnapshotError(item.location.with(field: SnapshotField.userID),
-                                                "the pair (user_id, tool_id) already appeared earlier in this file\(earlier) with different contents"))
+                    errors.append(
+                        SnapshotError(
+                            item.location.with(field: SnapshotField.userID),
+                            "the pair (user_id, tool_id) already appeared earlier in this file\(earlier) with different contents"))
                 }
                 continue
             }
@@ -133,8 +141,11 @@ struct ImportState {
 
     /// An existing row with other contents under `--on-conflict fail`.
     static func conflict(_ location: SnapshotLocation, rowID: Int64, meanwhile: Bool = false) -> SnapshotError {
-        SnapshotError(location.with(field: SnapshotField.userID),
-                      "a row for this (user_id, tool_id) exists with different contents (row id \(rowID)\(meanwhile ? ", written by another connection since the import read the table" : ""); --on-conflict fail)")
+        SnapshotError(
+            location.with(field: SnapshotField.userID),
+            "a row for this (user_id, tool_id) exists with different contents (row id "
+                + "\(rowID)\(meanwhile ? ", written by another connection since the import read the table" : ""); --on-conflict fail)"
+        )
     }
 
     /// The key a record leaves in its row, from its resolution: a plaintext key that the row
@@ -156,22 +167,29 @@ struct ImportState {
     /// stored triples to check under the master key are decrypted in such groups, and plaintext
     /// keys going into new rows (the onboarding case) are encrypted in such groups under fresh
     /// salts. Anything else (a key to compare with the one stored, a sealed key) goes one by one.
-    static func resolveAll(_ items: [Item], masterKey: MasterKey?, scheme: Result<SecretScheme, UsageError>, sealer: SnapshotSealer?,
-                           jobs: Int) -> [KeyResolution] {
+    static func resolveAll(
+        _ items: [Item], masterKey: MasterKey?, scheme: Result<SecretScheme, UsageError>, sealer: SnapshotSealer?,
+        jobs: Int
+    ) -> [KeyResolution] {
         var resolutions = [KeyResolution?](repeating: nil, count: items.count)
         if let masterKey {
             let checked = items.indices.filter { items[$0].record.storedSecret != nil }
             let secrets = checked.map { items[$0].record.storedSecret! }
-            let opened = ParallelMap.mapInGroups(secrets, size: SecretCipher.groupSize, jobs: jobs) { SecretCipher.decrypt($0, masterKey: masterKey) }
+            let opened = ParallelMap.mapInGroups(secrets, size: SecretCipher.groupSize, jobs: jobs) {
+                SecretCipher.decrypt($0, masterKey: masterKey)
+            }
             for (index, result) in zip(checked, opened) {
                 let item = items[index]
-                resolutions[index] = switch result {
-                case .success: item.record.storedSecret == item.existing ? .keep : .set(item.record.storedSecret)
-                case .failure(let error): .failed(notOpening(item, error, masterKey))
-                }
+                resolutions[index] =
+                    switch result {
+                    case .success: item.record.storedSecret == item.existing ? .keep : .set(item.record.storedSecret)
+                    case .failure(let error): .failed(notOpening(item, error, masterKey))
+                    }
             }
             let fresh = items.indices.filter { items[$0].existing == nil && items[$0].plaintextKey != nil }
-            let sealed = ParallelMap.mapInGroups(fresh.map { items[$0] }, size: SecretCipher.groupSize, jobs: jobs) { encryptFresh($0, masterKey: masterKey, scheme: scheme) }
+            let sealed = ParallelMap.mapInGroups(fresh.map { items[$0] }, size: SecretCipher.groupSize, jobs: jobs) {
+                encryptFresh($0, masterKey: masterKey, scheme: scheme)
+            }
             for (index, resolution) in zip(fresh, sealed) { resolutions[index] = resolution }
         }
         let rest = items.indices.filter { resolutions[$0] == nil }
@@ -190,15 +208,19 @@ struct ImportState {
             return items.map { .failed(SnapshotError($0.location.with(field: SnapshotField.apiKey), error.message, exitStatus: .usage)) }
         }
         let salts = items.map { _ in SecureRandom.bytes(StoredSecret.saltLength) }
-        let rowKeys: [SecureBytes] = if scheme == .v1 {
-            SecretCipher.rowKeys(salts.map { (masterKey, $0) })
-        } else {
-            salts.map { SecretCipher.rowKey(masterKey: masterKey, salt: $0, scheme: scheme) }
-        }
+        let rowKeys: [SecureBytes] =
+            if scheme == .v1 {
+                SecretCipher.rowKeys(salts.map { (masterKey, $0) })
+            } else {
+                salts.map { SecretCipher.rowKey(masterKey: masterKey, salt: $0, scheme: scheme) }
+            }
         return items.indices.map { index -> KeyResolution in
             do throws(SecretError) {
-                return .set(try SecretCipher.encrypt(items[index].plaintextKey!, rowKey: rowKeys[index], salt: salts[index],
-                                                     nonce: SecureRandom.bytes(StoredSecret.nonceLength), scheme: scheme).encoded)
+                return .set(
+                    try SecretCipher.encrypt(
+                        items[index].plaintextKey!, rowKey: rowKeys[index], salt: salts[index],
+                        nonce: SecureRandom.bytes(StoredSecret.nonceLength), scheme: scheme
+                    ).encoded)
             } catch {
                 return .failed(SnapshotError(items[index].location.with(field: SnapshotField.apiKey), error.description))
             }
@@ -207,18 +229,24 @@ struct ImportState {
 
     /// A stored triple from the file that does not open under the master key.
     static func notOpening(_ item: Item, _ error: SecretError, _ masterKey: MasterKey) -> SnapshotError {
-        SnapshotError(item.location.with(field: SnapshotField.encryptedAPIKey), "\(error.description) (master key fingerprint \(masterKey.fingerprint))")
+        SnapshotError(
+            item.location.with(field: SnapshotField.encryptedAPIKey),
+            "\(error.description) (master key fingerprint \(masterKey.fingerprint))")
     }
 
     /// Encrypts a plaintext key (unless the row already holds the same key), checks an imported
     /// triple against the master key when one is given, or opens a sealed key.
-    static func resolveKey(_ item: Item, masterKey: MasterKey?, scheme: Result<SecretScheme, UsageError>, sealer: SnapshotSealer?) -> KeyResolution {
+    static func resolveKey(_ item: Item, masterKey: MasterKey?, scheme: Result<SecretScheme, UsageError>, sealer: SnapshotSealer?)
+        -> KeyResolution
+    {
         resolveKey(item, existing: item.existing, masterKey: masterKey, scheme: scheme, sealer: sealer)
     }
 
     /// Plaintext is encrypted in `scheme`, the installation's (see `InstallationScheme`).
-    static func resolveKey(_ item: Item, existing: StoredSecret?, masterKey: MasterKey?, scheme: Result<SecretScheme, UsageError>,
-                           sealer: SnapshotSealer?) -> KeyResolution {
+    static func resolveKey(
+        _ item: Item, existing: StoredSecret?, masterKey: MasterKey?, scheme: Result<SecretScheme, UsageError>,
+        sealer: SnapshotSealer?
+    ) -> KeyResolution {
         func sameAsStored(_ plaintext: String) -> Bool {
             guard let existing, let masterKey, let stored = try? SecretCipher.decrypt(existing, masterKey: masterKey) else { return false }
             // Bytes, not String ==: Swift's equality is canonical equivalence, and "café" in NFC
@@ -227,13 +255,18 @@ struct ImportState {
         }
         func encrypt(_ plaintext: String) -> KeyResolution {
             guard let masterKey else {
-                return .failed(SnapshotError(item.location.with(field: SnapshotField.apiKey), "a plaintext key needs the master key to be encrypted: give --master-key-file or TOOLCFG_MASTER_KEY", exitStatus: .usage))
+                return .failed(
+                    SnapshotError(
+                        item.location.with(field: SnapshotField.apiKey),
+                        "a plaintext key needs the master key to be encrypted: give --master-key-file or TOOLCFG_MASTER_KEY",
+                        exitStatus: .usage))
             }
             if sameAsStored(plaintext) { return .keep }
             let chosen: SecretScheme
             switch scheme {
             case .success(let scheme): chosen = scheme
-            case .failure(let error): return .failed(SnapshotError(item.location.with(field: SnapshotField.apiKey), error.message, exitStatus: .usage))
+            case .failure(let error):
+                return .failed(SnapshotError(item.location.with(field: SnapshotField.apiKey), error.message, exitStatus: .usage))
             }
             do throws(SecretError) {
                 return .set(try SecretCipher.encrypt(plaintext, masterKey: masterKey, scheme: chosen))
@@ -258,13 +291,16 @@ struct ImportState {
             return secret == existing ? .keep : .set(secret)
         case .sealed(let sealed):
             guard let sealer else {
-                return .failed(SnapshotError(item.location.with(field: SnapshotField.sealedAPIKey), "a sealed key but no sealing parameters"))
+                return .failed(
+                    SnapshotError(item.location.with(field: SnapshotField.sealedAPIKey), "a sealed key but no sealing parameters"))
             }
             do {
                 return encrypt(try sealer.open(sealed, userID: item.record.userID, toolID: item.record.toolID))
             } catch {
-                return .failed(SnapshotError(item.location.with(field: SnapshotField.sealedAPIKey),
-                                             "does not open under the passphrase: altered, or moved from another user or tool"))
+                return .failed(
+                    SnapshotError(
+                        item.location.with(field: SnapshotField.sealedAPIKey),
+                        "does not open under the passphrase: altered, or moved from another user or tool"))
             }
         }
     }

@@ -48,10 +48,12 @@ public struct Importer {
         /// `InstallationScheme`): the reason none could be chosen fails a record that needs one.
         var encryptionScheme: Result<SecretScheme, UsageError> = .success(.v1)
 
-        public init(input: String, format: SnapshotFormat, onConflict: ConflictPolicy = .update, dryRun: Bool = false,
-                    maxErrors: Int = 1, masterKey: MasterKey? = nil, passphrase: SecureBytes? = nil, allowOtherMasterKey: Bool = false,
-                    shortLock: Bool = false,
-                    now: Int64 = Int64(Date().timeIntervalSince1970), jobs: Int = ParallelMap.defaultJobs, scheme: SecretScheme? = nil) {
+        public init(
+            input: String, format: SnapshotFormat, onConflict: ConflictPolicy = .update, dryRun: Bool = false,
+            maxErrors: Int = 1, masterKey: MasterKey? = nil, passphrase: SecureBytes? = nil, allowOtherMasterKey: Bool = false,
+            shortLock: Bool = false,
+            now: Int64 = Int64(Date().timeIntervalSince1970), jobs: Int = ParallelMap.defaultJobs, scheme: SecretScheme? = nil
+        ) {
             self.scheme = scheme
             self.allowOtherMasterKey = allowOtherMasterKey
             self.shortLock = shortLock
@@ -127,20 +129,23 @@ public struct Importer {
         let reader = try SnapshotReaders.open(path: options.input, format: options.format)
         let header = reader.header
         if header?.keys == .plaintext || header?.keys == .sealed, options.masterKey == nil {
-            throw SecretError.missing(secret: "master key (to encrypt the imported keys)", flag: SecretKind.masterKey.flag,
-                                      environmentVariable: SecretKind.masterKey.environmentVariable)
+            throw SecretError.missing(
+                secret: "master key (to encrypt the imported keys)", flag: SecretKind.masterKey.flag,
+                environmentVariable: SecretKind.masterKey.environmentVariable)
         }
         var sealer: SnapshotSealer?
         if let sealing = header?.sealing {
             guard let passphrase = options.passphrase else {
-                throw SecretError.missing(secret: "passphrase (the snapshot is sealed)", flag: SecretKind.passphrase.flag,
-                                          environmentVariable: SecretKind.passphrase.environmentVariable)
+                throw SecretError.missing(
+                    secret: "passphrase (the snapshot is sealed)", flag: SecretKind.passphrase.flag,
+                    environmentVariable: SecretKind.passphrase.environmentVariable)
             }
             sealer = try Self.openSealing(sealing, passphrase: passphrase, file: reader.fileName)
         }
-        var report = Report(database: database.location, file: options.input, format: options.format, keys: header?.keys,
-                            records: 0, inserted: 0, updated: 0, unchanged: 0, skipped: 0, duplicates: 0,
-                            dryRun: options.dryRun, integrityChecked: false, masterKeyFingerprint: options.masterKey?.fingerprint)
+        var report = Report(
+            database: database.location, file: options.input, format: options.format, keys: header?.keys,
+            records: 0, inserted: 0, updated: 0, unchanged: 0, skipped: 0, duplicates: 0,
+            dryRun: options.dryRun, integrityChecked: false, masterKeyFingerprint: options.masterKey?.fingerprint)
 
         let clock = ContinuousClock()
         let started = clock.now
@@ -159,10 +164,11 @@ public struct Importer {
         var lock = Duration.zero
         try database.transaction(staged ? .read : .write, lockHeld: { lock = staged ? .zero : $0 }) {
             let target: any ImportTarget = try stage ?? table.makeWriter()
-            var state = ImportState(options: options, sealer: sealer, target: target, tableWasEmpty: try table.isEmpty(),
-                                    earlierLine: { [input = options.input, format = options.format] in
-                                        Self.firstLine(of: $0, in: input, format: format)
-                                    })
+            var state = ImportState(
+                options: options, sealer: sealer, target: target, tableWasEmpty: try table.isEmpty(),
+                earlierLine: { [input = options.input, format = options.format] in
+                    Self.firstLine(of: $0, in: input, format: format)
+                })
             // Into an empty table, the secondary indexes are dropped and built again after the
             // rows are in, inside the same transaction: sorting once is cheaper than a million
             // random index inserts (4.5 s against 5.7 s of SQLite's time for 1M rows, measured).
@@ -200,15 +206,18 @@ public struct Importer {
     /// Reads, validates and decides every record, handing the decisions to the state's target.
     /// Reading and validating run on their own thread, a bounded number of batches ahead of this
     /// one, which owns the connection and the transaction. Throws the first errors in file order.
-    private func read(_ reader: any SnapshotReader, header: SnapshotHeader?, into state: inout ImportState,
-                      report: inout Report, progress: ProgressHandler) throws {
+    private func read(
+        _ reader: any SnapshotReader, header: SnapshotHeader?, into state: inout ImportState,
+        report: inout Report, progress: ProgressHandler
+    ) throws {
         if let masterKey = options.masterKey { try state.keyCheck.sample(database, masterKey: masterKey, jobs: options.jobs) }
         let keyedTables = options.masterKey == nil && !options.allowUncheckedKeys ? try tablesHoldingKeys() : []
         let inputSize = reader.source.size
         CrashPoint.reach("import-reading", pausingFor: options.interruption)
         progress(ProgressEvent(.reading, total: inputSize, unit: .bytes))
-        let producer = RecordProducer(reader: reader, decoder: RecordDecoder(format: options.format, declaredKeys: header?.keys),
-                                      tracksNewPairs: state.tableWasEmpty)
+        let producer = RecordProducer(
+            reader: reader, decoder: RecordDecoder(format: options.format, declaredKeys: header?.keys),
+            tracksNewPairs: state.tableWasEmpty)
         let channel = BatchChannel<RecordProducer.Batch>(capacity: 4)
         startThread(name: "toolcfg-import-reader") { producer.run(into: channel, batchSize: Self.batchSize) }
         defer {
@@ -220,7 +229,9 @@ public struct Importer {
             report.records += batch.count
             state.errors += batch.errors
             if state.errors.isEmpty { try state.apply(batch.items, report: &report) }
-            if report.uncheckedKeys > 0 && !keyedTables.isEmpty { throw UncheckedKeysRefused(file: reader.fileName, keyedTables: keyedTables) }
+            if report.uncheckedKeys > 0 && !keyedTables.isEmpty {
+                throw UncheckedKeysRefused(file: reader.fileName, keyedTables: keyedTables)
+            }
             try options.interruption.check()
             if let end = batch.endError {
                 if let error = end as? SnapshotError { state.errors.append(error) } else { ended = end }
@@ -232,13 +243,15 @@ public struct Importer {
         channel.waitUntilFinished()
         if let ended { throw ended }
         if state.errors.isEmpty {
-            report.integrityChecked = state.checkIntegrity(header: header, trailer: producer.trailer, digest: producer.digest, file: reader.fileName)
+            report.integrityChecked = state.checkIntegrity(
+                header: header, trailer: producer.trailer, digest: producer.digest, file: reader.fileName)
         }
         if !state.errors.isEmpty { throw Self.failure(state.errors, maxErrors: options.maxErrors) }
         // A bare JSON Lines file can lose its last lines and still parse: nothing shows it.
         if options.format == .jsonl && header == nil {
-            report.warnings.append("\(reader.fileName) has no toolcfg header and trailer line, so nothing proves that it is complete "
-                + "(a file cut after any line still reads as valid); toolcfg export writes both")
+            report.warnings.append(
+                "\(reader.fileName) has no toolcfg header and trailer line, so nothing proves that it is complete "
+                    + "(a file cut after any line still reads as valid); toolcfg export writes both")
         }
     }
 
@@ -260,9 +273,12 @@ public struct Importer {
         let changed = try stage.changedSinceSnapshot()
         for staged in changed {
             let current = try stage.currentRow(userID: staged.userID, toolID: staged.toolID)
-            guard let action = ImportAction.decide(enabled: staged.enabled, updatedAt: staged.updatedAtGiven ? staged.updatedAt : nil,
-                                                   sameKey: staged.intent.isHeld(by: current?.secret, masterKey: options.masterKey),
-                                                   existing: current, policy: options.onConflict) else {
+            guard
+                let action = ImportAction.decide(
+                    enabled: staged.enabled, updatedAt: staged.updatedAtGiven ? staged.updatedAt : nil,
+                    sameKey: staged.intent.isHeld(by: current?.secret, masterKey: options.masterKey),
+                    existing: current, policy: options.onConflict)
+            else {
                 throw ImportState.conflict(staged.location, rowID: current?.id ?? 0, meanwhile: true)
             }
             staged.action.count(in: &report, by: -1)
@@ -289,7 +305,8 @@ public struct Importer {
             let user = fields.first { $0.0 == SnapshotField.userID }?.1
             let tool = fields.first { $0.0 == SnapshotField.toolID }?.1
             if case .text(let u)? = user, case .text(let t)? = tool,
-               u.utf8.elementsEqual(record.userID.utf8), t.utf8.elementsEqual(record.toolID.utf8) {
+                u.utf8.elementsEqual(record.userID.utf8), t.utf8.elementsEqual(record.toolID.utf8)
+            {
                 return raw.location.line ?? raw.location.record
             }
         }

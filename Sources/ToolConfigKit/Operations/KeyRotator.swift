@@ -53,9 +53,11 @@ public struct KeyRotator {
         /// Signals, checked at safe points up to the commit (see `Interruption`).
         public var interruption = Interruption()
 
-        public init(oldKey: MasterKey, newKey: MasterKey, dryRun: Bool = false, backupPath: String? = nil,
-                    jobs: Int = ParallelMap.defaultJobs, makeRoom: Bool = false, scheme: SecretScheme? = nil,
-                    columns: SecretColumnMap = SecretColumnMap(), secretsFile: String? = nil) {
+        public init(
+            oldKey: MasterKey, newKey: MasterKey, dryRun: Bool = false, backupPath: String? = nil,
+            jobs: Int = ParallelMap.defaultJobs, makeRoom: Bool = false, scheme: SecretScheme? = nil,
+            columns: SecretColumnMap = SecretColumnMap(), secretsFile: String? = nil
+        ) {
             self.secretsFile = secretsFile
             self.oldKey = oldKey
             self.newKey = newKey
@@ -71,12 +73,15 @@ public struct KeyRotator {
         public func requireSomethingToDo() throws {
             if backupPath != nil && backupDirectory != nil { throw UsageError("--backup and --backup-dir exclude each other: give one") }
             if let keepBackups {
-                guard backupDirectory != nil else { throw UsageError("--keep-backups needs --backup-dir (the folder whose backups it prunes)") }
+                guard backupDirectory != nil else {
+                    throw UsageError("--keep-backups needs --backup-dir (the folder whose backups it prunes)")
+                }
                 guard keepBackups >= 1 else { throw UsageError("--keep-backups must be at least 1 (the backup this run makes)") }
             }
             if oldKey.material == newKey.material && scheme == nil {
-                throw UsageError("the new master key is the same as the current one (fingerprint \(oldKey.fingerprint)): "
-                    + "give another key, or --scheme v2 (or v1) to change only the scheme of the stored values in place")
+                throw UsageError(
+                    "the new master key is the same as the current one (fingerprint \(oldKey.fingerprint)): "
+                        + "give another key, or --scheme v2 (or v1) to change only the scheme of the stored values in place")
             }
         }
     }
@@ -221,7 +226,10 @@ public struct KeyRotator {
         // The ledger's word now (the values' schemes are counted as the snapshot reads them).
         let ledgerRelease = try ApplicationRelease.detect(database, values: StoredSchemes())
         if ledgerRelease.ledger == "sqlx", options.scheme == .v2 {
-            throw UsageError("--scheme v2: this database is of the sqlx era (\(ledgerRelease.releases)), whose application cannot read scheme v2; nothing was changed")
+            throw UsageError(
+                "--scheme v2: this database is of the sqlx era (\(ledgerRelease.releases)), whose application cannot read scheme v2; "
+                    + "nothing was changed"
+            )
         }
         // The secrets file is read and checked before anything changes.
         let secretsFile = try options.secretsFile.map { try SecretsFileRotation(path: $0, oldKey: options.oldKey, newKey: options.newKey) }
@@ -233,9 +241,11 @@ public struct KeyRotator {
         // every table checked before any is changed. One pass per table (its first group's
         // store), for the rows that hold any of its groups.
         let firstOfTable = groups.indices.filter { index in groups.firstIndex { $0.table == groups[index].table } == index }
-        let roomMakers = options.makeRoom ? try firstOfTable.map { index in
-            (index, try stores[index].roomMaker(groupsOfTable: groups.filter { $0.table == groups[index].table }))
-        } : []
+        let roomMakers =
+            options.makeRoom
+            ? try firstOfTable.map { index in
+                (index, try stores[index].roomMaker(groupsOfTable: groups.filter { $0.table == groups[index].table }))
+            } : []
         if !roomMakers.isEmpty && !options.dryRun { try refuseBeforeMakingRoom(stores) }
         var rooms = [RoomReport?](repeating: nil, count: stores.count)
         for (index, maker) in roomMakers { rooms[index] = try maker.run(dryRun: options.dryRun, progress: progress) }
@@ -257,8 +267,10 @@ public struct KeyRotator {
                 madeBackup = backupPath
             } else if let backupFolder, let backupNaming {
                 progress(ProgressEvent(.backup))
-                madeBackup = try backupFolder.write(database: backupNaming.database, at: Date(), fingerprint: options.oldKey.fingerprint,
-                                                    fileExtension: backupNaming.fileExtension) { try database.backup(to: $0, tables: tables) }
+                madeBackup = try backupFolder.write(
+                    database: backupNaming.database, at: Date(), fingerprint: options.oldKey.fingerprint,
+                    fileExtension: backupNaming.fileExtension
+                ) { try database.backup(to: $0, tables: tables) }
             }
             CrashPoint.reach("backup-written", pausingFor: options.interruption)
             try options.interruption.check()
@@ -268,8 +280,9 @@ public struct KeyRotator {
             for (index, store) in stores.enumerated() {
                 let group = store.group
                 let stage = options.dryRun ? nil : stages[index]
-                var report = GroupReport(table: group.table, columns: group.columns, rows: 0, rotated: 0, alreadyRotated: 0, empty: 0,
-                                         changedDuringRotation: 0, removedDuringRotation: 0, room: rooms[index])
+                var report = GroupReport(
+                    table: group.table, columns: group.columns, rows: 0, rotated: 0, alreadyRotated: 0, empty: 0,
+                    changedDuringRotation: 0, removedDuringRotation: 0, room: rooms[index])
                 var schemes = [0, 0]  // v1, v2
                 func record(_ rows: [SecretRow], _ outcomes: [Outcome]) throws {
                     for (row, outcome) in zip(rows, outcomes) {
@@ -320,8 +333,9 @@ public struct KeyRotator {
         let release = try ApplicationRelease.detect(database, values: values)
         guard !options.dryRun else {
             succeeded = true
-            return report(reports, release: release, secretsFile: secretsFile, lock: .zero, elapsed: clock.now - started, verified: 0,
-                          changedAfterCommit: 0, backup: madeBackup, backupFolderCreated: !createdFolders.isEmpty)
+            return report(
+                reports, release: release, secretsFile: secretsFile, lock: .zero, elapsed: clock.now - started, verified: 0,
+                changedAfterCommit: 0, backup: madeBackup, backupFolderCreated: !createdFolders.isEmpty)
         }
 
         for stage in stages { try stage.finishStaging() }
@@ -365,7 +379,8 @@ public struct KeyRotator {
         do {
             try secretsFile?.install()
         } catch var error as SecretsFileError {
-            error.reason = "the database is committed under the new key, but the file is not: \(error.reason); run the same command again to finish"
+            error.reason =
+                "the database is committed under the new key, but the file is not: \(error.reason); run the same command again to finish"
             throw error
         }
 
@@ -385,13 +400,17 @@ public struct KeyRotator {
             throw ReadBackError(database: database.location, cause: error)
         }
         // Advice only: a failure to get it must not fail a committed rotation.
-        let advice = zip(stores, reports).compactMap { store, table in table.rotated >= adviceAfterRows ? (try? store.writePhaseAdvice()) ?? nil : nil }
-        var result = report(reports, release: release, secretsFile: secretsFile, lock: lock, elapsed: clock.now - started, verified: verified,
-                            changedAfterCommit: changedAfterCommit, advice: advice, backup: madeBackup,
-                            backupFolderCreated: !createdFolders.isEmpty)
+        let advice = zip(stores, reports).compactMap { store, table in
+            table.rotated >= adviceAfterRows ? (try? store.writePhaseAdvice()) ?? nil : nil
+        }
+        var result = report(
+            reports, release: release, secretsFile: secretsFile, lock: lock, elapsed: clock.now - started, verified: verified,
+            changedAfterCommit: changedAfterCommit, advice: advice, backup: madeBackup,
+            backupFolderCreated: !createdFolders.isEmpty)
         // Older backups go only once this one stands for a committed, verified rotation.
         if let backupFolder, let backupNaming, let keep = options.keepBackups {
-            let pruned = backupFolder.prune(database: backupNaming.database, fileExtension: backupNaming.fileExtension, keep: keep, current: madeBackup)
+            let pruned = backupFolder.prune(
+                database: backupNaming.database, fileExtension: backupNaming.fileExtension, keep: keep, current: madeBackup)
             result.backupsRemoved = pruned.removed
             result.warnings += pruned.problems
         }
@@ -457,7 +476,8 @@ public struct KeyRotator {
                     report.alreadyRotated += 1
                     try stage.stageKept(row.reference, row.secret!)
                 case .failed(let reason):
-                    throw RotationError(group: group, row: row, reason: "\(reason) (written by another connection since the rotation read it)")
+                    throw RotationError(
+                        group: group, row: row, reason: "\(reason) (written by another connection since the rotation read it)")
                 case .rotated(let secret):
                     report.rotated += 1
                     try store.setSecret(secret, of: row.reference)
@@ -475,7 +495,9 @@ public struct KeyRotator {
     /// else row by row. A row whose key the application wrote again since the commit is counted,
     /// not failed, when it opens under one of the two keys; anything else means the commit did
     /// not store what was written.
-    private func readBack(_ stage: any RotationStaging, rotated: Int, through reader: any SecretStore) throws -> (verified: Int, changed: Int) {
+    private func readBack(_ stage: any RotationStaging, rotated: Int, through reader: any SecretStore) throws -> (
+        verified: Int, changed: Int
+    ) {
         if let written = try stage.digest(), try reader.digest() == written { return (rotated, 0) }
         let group = stage.group
         var verified = 0, changed = 0
@@ -490,10 +512,12 @@ public struct KeyRotator {
                     verified += 1
                     continue
                 }
-                guard [options.oldKey, options.newKey].contains(where: { (try? SecretCipher.decrypt(current, masterKey: $0)) != nil }) else {
-                    throw RotationError(group: group, row: row,
-                                        reason: "committed, but reading it back shows a value that opens under neither key; run verify-keys",
-                                        rolledBack: false)
+                guard [options.oldKey, options.newKey].contains(where: { (try? SecretCipher.decrypt(current, masterKey: $0)) != nil })
+                else {
+                    throw RotationError(
+                        group: group, row: row,
+                        reason: "committed, but reading it back shows a value that opens under neither key; run verify-keys",
+                        rolledBack: false)
                 }
                 changed += 1
             }
@@ -502,62 +526,81 @@ public struct KeyRotator {
         return (verified, changed)
     }
 
-    private func report(_ groups: [GroupReport], release: ApplicationRelease, secretsFile: SecretsFileRotation?, lock: Duration,
-                        elapsed: Duration, verified: Int, changedAfterCommit: Int, advice: [String] = [], backup: String?,
-                        backupFolderCreated: Bool) -> Report {
-        let total = Totals(groups: groups.count, tables: groups.map(\.table).uniqued().count, rows: groups.reduce(0) { $0 + $1.rows },
-                           rotated: groups.reduce(0) { $0 + $1.rotated }, alreadyRotated: groups.reduce(0) { $0 + $1.alreadyRotated },
-                           empty: groups.reduce(0) { $0 + $1.empty })
+    private func report(
+        _ groups: [GroupReport], release: ApplicationRelease, secretsFile: SecretsFileRotation?, lock: Duration,
+        elapsed: Duration, verified: Int, changedAfterCommit: Int, advice: [String] = [], backup: String?,
+        backupFolderCreated: Bool
+    ) -> Report {
+        let total = Totals(
+            groups: groups.count, tables: groups.map(\.table).uniqued().count, rows: groups.reduce(0) { $0 + $1.rows },
+            rotated: groups.reduce(0) { $0 + $1.rotated }, alreadyRotated: groups.reduce(0) { $0 + $1.alreadyRotated },
+            empty: groups.reduce(0) { $0 + $1.empty })
         let scheme = options.scheme.map { " in scheme \($0.rawValue)" } ?? ""
         // Never "every" while the sqlx era's secrets file, not given, may hold secrets too.
         let fileLeft = release.hasSecretsFile && secretsFile == nil
-        let secrets = "\(fileLeft ? "every secret of the database" : "every stored secret") (\(total.rotated + total.alreadyRotated) in "
-            + "\(total.groups) column group\(total.groups == 1 ? "" : "s") of \(total.tables) table\(total.tables == 1 ? "" : "s")\(secretsFile == nil ? "" : ", and the secrets file")\(fileLeft ? "; not the secrets file" : "")"
+        let secrets =
+            "\(fileLeft ? "every secret of the database" : "every stored secret") (\(total.rotated + total.alreadyRotated) in "
+            + "\(total.groups) column group\(total.groups == 1 ? "" : "s") of \(total.tables) "
+            + "table\(total.tables == 1 ? "" : "s")\(secretsFile == nil ? "" : ", and the secrets file")"
+            + "\(fileLeft ? "; not the secrets file" : "")"
         var next: String
         if options.dryRun {
-            next = "dry run: nothing was written; \(fileLeft ? "every secret of the database" : "every stored secret") opens under the current or the new key"
+            next =
+                "dry run: nothing was written; \(fileLeft ? "every secret of the database" : "every stored secret") "
+                + "opens under the current or the new key"
         } else if options.oldKey.material == options.newKey.material {
             next = "\(secrets)) is now\(scheme) under the same master key \(options.newKey.fingerprint)"
         } else if fileLeft {
-            next = "\(secrets)) is now\(scheme) under the new master key \(options.newKey.fingerprint): do not switch the application to it "
+            next =
+                "\(secrets)) is now\(scheme) under the new master key \(options.newKey.fingerprint): do not switch the application to it "
                 + "until rotate --secrets-file PATH has run with the same keys (the application reads the file at start); keep the old key "
                 + "\(options.oldKey.fingerprint) until then"
         } else {
             // What to do next, in the form of the keys given, is the front end's (next_steps).
-            next = "\(secrets)) is now\(scheme) under the new master key \(options.newKey.fingerprint)"
+            next =
+                "\(secrets)) is now\(scheme) under the new master key \(options.newKey.fingerprint)"
                 + (backup.map { "; the backup \($0) needs the old key" } ?? "")
         }
         var warnings: [String] = []
         if fileLeft {
-            warnings.append("this database is of the sqlx era (\(release.releases)), whose installations also keep secrets under the master key in "
-                + "$BODHI_HOME/secrets.yaml: \(options.dryRun ? "give" : "it was not rotated; run rotate again with") --secrets-file PATH, "
-                + "or the application will not start on the new key")
+            warnings.append(
+                "this database is of the sqlx era (\(release.releases)), whose installations also keep secrets under the master key in "
+                    + "$BODHI_HOME/secrets.yaml: \(options.dryRun ? "give" : "it was not rotated; run rotate again with") "
+                    + "--secrets-file PATH, "
+                    + "or the application will not start on the new key")
         }
         if options.scheme == .v2 && release.readsV2 == false {
-            warnings.append("the application this database fits (\(release.releases)) cannot read scheme v2: "
-                + "move it to v0.0.\(ApplicationRelease.firstV2Release) or later before it starts on these values")
+            warnings.append(
+                "the application this database fits (\(release.releases)) cannot read scheme v2: "
+                    + "move it to v0.0.\(ApplicationRelease.firstV2Release) or later before it starts on these values")
         }
         if options.scheme == .v1 && release.readsV2 == true {
             warnings.append("the application this database fits (\(release.releases)) refuses scheme v1 everywhere but tenants (HTTP 422)")
         }
         if secretsFile != nil && !options.dryRun && options.oldKey.material != options.newKey.material {
-            next += "; the application rewrites secrets.yaml under the key it runs on: stop it before switching, and if it wrote the file since, "
+            next +=
+                "; the application rewrites secrets.yaml under the key it runs on: stop it before switching, "
+                + "and if it wrote the file since, "
                 + "run this rotation again before it starts on the new key"
         }
         if !options.dryRun {
             if changedAfterCommit > 0 {
-                next += "; \(changedAfterCommit) rotated value(s) were written again by the application after the commit: once it runs on the new key, run rotate again to re-encrypt any it wrote under the old key"
+                next +=
+                    "; \(changedAfterCommit) rotated value(s) were written again by the application after the commit: "
+                    + "once it runs on the new key, run rotate again to re-encrypt any it wrote under the old key"
             }
             if !advice.isEmpty {
                 next += String(format: "; the write lock was held %.2f s: ", lock.inSeconds) + advice.joined(separator: "; ")
             }
         }
-        return Report(database: database.location, masterKeyFingerprint: options.oldKey.fingerprint, newMasterKeyFingerprint: options.newKey.fingerprint,
-                      dryRun: options.dryRun, scheme: options.scheme?.rawValue ?? "keep", groups: groups, total: total,
-                      secretsFile: secretsFile.map { SecretsFileReport(file: $0.path, outcome: $0.outcome.rawValue) }, applicationRelease: release,
-                      warnings: warnings, backupFile: backup, backupDirectoryCreated: options.backupDirectory == nil ? nil : backupFolderCreated,
-                      writeLockSeconds: lock.inSeconds, elapsedSeconds: elapsed.inSeconds, verifiedAfterCommit: verified,
-                      changedAfterCommit: changedAfterCommit, nextStep: next)
+        return Report(
+            database: database.location, masterKeyFingerprint: options.oldKey.fingerprint,
+            newMasterKeyFingerprint: options.newKey.fingerprint,
+            dryRun: options.dryRun, scheme: options.scheme?.rawValue ?? "keep", groups: groups, total: total,
+            secretsFile: secretsFile.map { SecretsFileReport(file: $0.path, outcome: $0.outcome.rawValue) }, applicationRelease: release,
+            warnings: warnings, backupFile: backup, backupDirectoryCreated: options.backupDirectory == nil ? nil : backupFolderCreated,
+            writeLockSeconds: lock.inSeconds, elapsedSeconds: elapsed.inSeconds, verifiedAfterCommit: verified,
+            changedAfterCommit: changedAfterCommit, nextStep: next)
     }
 
     /// Rotates a group of rows: v1 values that all decode and stay v1 get their old and new row
@@ -571,15 +614,19 @@ public struct KeyRotator {
         let triples = rows.map(\.triple)
         let decoded = triples.compactMap { triple -> DecodedSecret? in if case .decoded(let secret) = triple { secret } else { nil } }
         guard decoded.count == rows.count, rows.count > 1, scheme ?? .v1 == .v1, decoded.allSatisfy({ $0.scheme == .v1 }) else {
-            return triples.indices.map { rotate(triples[$0], oldKey: oldKey, newKey: newKey, scheme: scheme, fresh: fresh[$0], context: context) }
+            return triples.indices.map {
+                rotate(triples[$0], oldKey: oldKey, newKey: newKey, scheme: scheme, fresh: fresh[$0], context: context)
+            }
         }
         // Every old row key, then every new one, together on the selected kernel: a group of
         // sixteen rows is two sixteen-lane calls, a group of two is two paired calls.
-        let keys = SecretCipher.rowKeys(decoded.map { (oldKey, $0.salt) } + fresh.map { (newKey, Array($0.prefix(StoredSecret.saltLength))) })
+        let keys = SecretCipher.rowKeys(
+            decoded.map { (oldKey, $0.salt) } + fresh.map { (newKey, Array($0.prefix(StoredSecret.saltLength))) })
         let oldRowKeys = keys[..<rows.count].map { $0 }, newRowKeys = keys[rows.count...].map { $0 }
         return decoded.indices.map { lane in
-            reencrypt(decoded[lane], oldRowKey: oldRowKeys[lane], newRowKey: newRowKeys[lane], fresh: fresh[lane], oldKey: oldKey, newKey: newKey,
-                      target: .v1, context: context)
+            reencrypt(
+                decoded[lane], oldRowKey: oldRowKeys[lane], newRowKey: newRowKeys[lane], fresh: fresh[lane], oldKey: oldKey, newKey: newKey,
+                target: .v1, context: context)
         }
     }
 
@@ -594,8 +641,10 @@ public struct KeyRotator {
     }
 
     /// One value, `fresh` its new salt and nonce.
-    private static func rotate(_ triple: SecretRow.Triple, oldKey: MasterKey, newKey: MasterKey, scheme: SecretScheme?, fresh: ArraySlice<UInt8>,
-                               context: AESGCM.Context) -> Outcome {
+    private static func rotate(
+        _ triple: SecretRow.Triple, oldKey: MasterKey, newKey: MasterKey, scheme: SecretScheme?, fresh: ArraySlice<UInt8>,
+        context: AESGCM.Context
+    ) -> Outcome {
         let decoded: DecodedSecret
         switch triple {
         case .none: return .noKey
@@ -604,22 +653,28 @@ public struct KeyRotator {
         }
         let target = scheme ?? decoded.scheme
         // Both row keys at once: two v1 keys interleaved on the SHA extensions cost about one.
-        let (oldRowKey, newRowKey) = SecretCipher.rowKeys((oldKey, decoded.salt, decoded.scheme),
-                                                          (newKey, Array(fresh.prefix(StoredSecret.saltLength)), target))
-        return reencrypt(decoded, oldRowKey: oldRowKey, newRowKey: newRowKey, fresh: fresh, oldKey: oldKey, newKey: newKey, target: target,
-                         context: context)
+        let (oldRowKey, newRowKey) = SecretCipher.rowKeys(
+            (oldKey, decoded.salt, decoded.scheme),
+            (newKey, Array(fresh.prefix(StoredSecret.saltLength)), target))
+        return reencrypt(
+            decoded, oldRowKey: oldRowKey, newRowKey: newRowKey, fresh: fresh, oldKey: oldKey, newKey: newKey, target: target,
+            context: context)
     }
 
     /// With the row key of the stored salt under the old master key (in the value's scheme), and
     /// the row key of a fresh salt under the new one (in `target`); `context` is the calling
     /// thread's.
-    static func reencrypt(_ decoded: DecodedSecret, oldRowKey: SecureBytes, newRowKey: SecureBytes, fresh: ArraySlice<UInt8>,
-                          oldKey: MasterKey, newKey: MasterKey, target: SecretScheme, context: AESGCM.Context) -> Outcome {
+    static func reencrypt(
+        _ decoded: DecodedSecret, oldRowKey: SecureBytes, newRowKey: SecureBytes, fresh: ArraySlice<UInt8>,
+        oldKey: MasterKey, newKey: MasterKey, target: SecretScheme, context: AESGCM.Context
+    ) -> Outcome {
         let salt = Array(fresh.prefix(StoredSecret.saltLength)), nonce = Array(fresh.suffix(StoredSecret.nonceLength))
         var plaintext: [UInt8] = []
         defer { AESGCM.wipe(&plaintext) }
         do throws(SecretError) {
-            plaintext = try oldRowKey.withBytes { key throws(SecretError) in try context.open(key: key, nonce: decoded.nonce, sealed: decoded.sealed) }
+            plaintext = try oldRowKey.withBytes { key throws(SecretError) in
+                try context.open(key: key, nonce: decoded.nonce, sealed: decoded.sealed)
+            }
             if oldKey.material == newKey.material && decoded.scheme == target { return .alreadyRotated }
         } catch .authenticationFailed {
             guard let text = try? SecretCipher.decrypt(decoded, masterKey: newKey) else {
@@ -634,7 +689,8 @@ public struct KeyRotator {
         // As decrypting does: the application stores text.
         guard String(validating: plaintext, as: UTF8.self) != nil else { return .failed(SecretError.plaintextNotUTF8.description) }
         do {
-            let sealed = try newRowKey.withBytes { key throws(SecretError) in try context.seal(key: key, nonce: nonce, plaintext: plaintext) }
+            let sealed = try newRowKey.withBytes { key throws(SecretError) in try context.seal(key: key, nonce: nonce, plaintext: plaintext)
+            }
             var check = try newRowKey.withBytes { key throws(SecretError) in try context.open(key: key, nonce: nonce, sealed: sealed) }
             defer { AESGCM.wipe(&check) }
             guard check == plaintext else { return .failed("the re-encrypted value did not open under the new key") }

@@ -71,8 +71,10 @@ public struct KeyVerifier {
     /// The rows a report names per list unless asked otherwise.
     public static let defaultListLimit = 20
 
-    public init(database: any Database, masterKey: MasterKey, newKey: MasterKey? = nil, jobs: Int = ParallelMap.defaultJobs,
-                columns: SecretColumnMap = SecretColumnMap(), secretsFile: String? = nil, listLimit: Int? = defaultListLimit) {
+    public init(
+        database: any Database, masterKey: MasterKey, newKey: MasterKey? = nil, jobs: Int = ParallelMap.defaultJobs,
+        columns: SecretColumnMap = SecretColumnMap(), secretsFile: String? = nil, listLimit: Int? = defaultListLimit
+    ) {
         self.secretsFile = secretsFile
         self.listLimit = listLimit
         self.database = database
@@ -112,15 +114,17 @@ public struct KeyVerifier {
             progress(ProgressEvent(.checkingKeys, total: total))
             for store in stores {
                 let group = store.group
-                var report = GroupReport(table: group.table, columns: group.columns, rows: 0, empty: 0, underMasterKey: 0, underNewMasterKey: 0,
-                                         underNeither: 0, malformed: 0, v1: 0, v2: 0, legacy: 0)
+                var report = GroupReport(
+                    table: group.table, columns: group.columns, rows: 0, empty: 0, underMasterKey: 0, underNewMasterKey: 0,
+                    underNeither: 0, malformed: 0, v1: 0, v2: 0, legacy: 0)
                 // A page's findings are worked out on the other threads while the next page is
                 // read (the scan is a few percent of the time, the derivations the rest).
                 func consume(_ rows: [SecretRow], _ triples: [SecretRow.Triple], _ findings: [Finding]) throws {
                     for (row, (finding, triple)) in zip(rows, zip(findings, triples)) {
                         report.rows += 1
-                        let named = Problem(table: group.table, rowID: row.rowID, id: row.id == String(row.rowID) ? nil : row.id, column: group.ciphertext,
-                                            problem: "")
+                        let named = Problem(
+                            table: group.table, rowID: row.rowID, id: row.id == String(row.rowID) ? nil : row.id, column: group.ciphertext,
+                            problem: "")
                         func problem(_ text: String) {
                             if problems.count < listLimit ?? .max {
                                 var found = named
@@ -148,17 +152,23 @@ public struct KeyVerifier {
                                 report.legacy += 1
                                 if legacyValues.count < listLimit ?? .max {
                                     var legacy = named
-                                    legacy.problem = "a legacy (v1) value: an application of v0.0.59 or later refuses it until rotate --scheme v2 upgrades it"
+                                    legacy.problem =
+                                        "a legacy (v1) value: an application of v0.0.59 or later refuses it until rotate --scheme v2 "
+                                        + "upgrades it"
                                     legacyValues.append(legacy)
                                 }
                             }
                         }
                         // A repeat is confirmed across every table: a salt shared by two tables' rows counts too.
-                        if !salts.insert(Self.prefix(decoded.salt)).inserted, try store.countRows(with: .salt, equalTo: secret.salt, acrossAlso: groups) > 1 {
+                        if !salts.insert(Self.prefix(decoded.salt)).inserted,
+                            try store.countRows(with: .salt, equalTo: secret.salt, acrossAlso: groups) > 1
+                        {
                             reusedSalts += 1
                             problem("its salt is used by another row")
                         }
-                        if !nonces.insert(Self.prefix(decoded.nonce)).inserted, try store.countRows(with: .nonce, equalTo: secret.nonce, acrossAlso: groups) > 1 {
+                        if !nonces.insert(Self.prefix(decoded.nonce)).inserted,
+                            try store.countRows(with: .nonce, equalTo: secret.nonce, acrossAlso: groups) > 1
+                        {
                             reusedNonces += 1
                             problem("its nonce is used by another row")
                         }
@@ -169,7 +179,10 @@ public struct KeyVerifier {
                 var pending: (rows: [SecretRow], triples: [SecretRow.Triple], findings: Deferred<[Finding]>)?
                 try store.scan(pageSize: KeyRotator.pageSize) { rows in
                     let triples = rows.map(\.triple)
-                    let next = (rows, triples, Deferred { [masterKey, newKey, jobs] in Self.check(triples, masterKey: masterKey, newKey: newKey, jobs: jobs) })
+                    let next = (
+                        rows, triples,
+                        Deferred { [masterKey, newKey, jobs] in Self.check(triples, masterKey: masterKey, newKey: newKey, jobs: jobs) }
+                    )
                     if let page = pending {
                         pending = nil
                         try consume(page.rows, page.triples, page.findings.wait())
@@ -184,11 +197,13 @@ public struct KeyVerifier {
             // The schemes as this scan counted them, not a second scan of every ciphertext.
             release = try ApplicationRelease.detect(database, values: values)
         }
-        let ok = reports.allSatisfy { $0.underNeither == 0 && $0.malformed == 0 }
+        let ok =
+            reports.allSatisfy { $0.underNeither == 0 && $0.malformed == 0 }
             && reusedSalts == 0 && reusedNonces == 0 && file?.under != "neither"
-        return Report(database: database.location, masterKeyFingerprint: masterKey.fingerprint, newMasterKeyFingerprint: newKey?.fingerprint,
-                      groups: reports, reusedSalts: reusedSalts, reusedNonces: reusedNonces, problems: problems, legacyValues: legacyValues,
-                      secretsFile: file, applicationRelease: release!, ok: ok)
+        return Report(
+            database: database.location, masterKeyFingerprint: masterKey.fingerprint, newMasterKeyFingerprint: newKey?.fingerprint,
+            groups: reports, reusedSalts: reusedSalts, reusedNonces: reusedNonces, problems: problems, legacyValues: legacyValues,
+            secretsFile: file, applicationRelease: release!, ok: ok)
     }
 
     /// A page's findings, in row order. Triples are tried under the master key in groups whose

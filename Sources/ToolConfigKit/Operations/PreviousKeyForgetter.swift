@@ -24,8 +24,10 @@ public struct PreviousKeyForgetter {
     let secretsFile: String?
     let jobs: Int
 
-    public init(service: String, database: (any Database)?, columns: SecretColumnMap = SecretColumnMap(), secretsFile: String? = nil,
-                jobs: Int = ParallelMap.defaultJobs) {
+    public init(
+        service: String, database: (any Database)?, columns: SecretColumnMap = SecretColumnMap(), secretsFile: String? = nil,
+        jobs: Int = ParallelMap.defaultJobs
+    ) {
         self.service = service
         self.database = database
         self.columns = columns
@@ -42,12 +44,15 @@ public struct PreviousKeyForgetter {
             let current = try KeyringEntry.application(service: service).requireMasterKey()
             report.masterKeyFingerprint = current.fingerprint
             report.database = database.location
-            let check = try KeyVerifier(database: database, masterKey: current, newKey: old, jobs: jobs, columns: columns, secretsFile: secretsFile)
-                .run(progress: progress)
+            let check = try KeyVerifier(
+                database: database, masterKey: current, newKey: old, jobs: jobs, columns: columns, secretsFile: secretsFile
+            )
+            .run(progress: progress)
             let underOld = check.groups.reduce(0) { $0 + $1.underNewMasterKey } + (check.secretsFile?.under == "new_master_key" ? 1 : 0)
             let broken = check.groups.reduce(0) { $0 + $1.underNeither + $1.malformed } + (check.secretsFile?.under == "neither" ? 1 : 0)
             if underOld > 0 || broken > 0 {
-                throw OldKeyStillNeeded(service: service, database: database.location, previous: old.fingerprint, underPrevious: underOld, broken: broken)
+                throw OldKeyStillNeeded(
+                    service: service, database: database.location, previous: old.fingerprint, underPrevious: underOld, broken: broken)
             }
             report.valuesChecked = check.groups.reduce(0) { $0 + $1.underMasterKey }
         }
@@ -68,10 +73,13 @@ public struct OldKeyStillNeeded: ToolcfgError {
 
     public var description: String {
         if underPrevious == 0 {
-            return "not forgetting the previous key \(previous): \(broken) secret(s) in \(database) open under neither keyring key; run verify-keys"
+            return
+                "not forgetting the previous key \(previous): \(broken) secret(s) in \(database) open under neither keyring key; "
+                + "run verify-keys"
         }
         return "not forgetting the previous key \(previous): \(underPrevious) secret(s) in \(database) still open only under it"
             + (broken > 0 ? " (and \(broken) under neither key)" : "")
-            + "; re-encrypt them first: toolcfg rotate --db \(database) --master-key-keyring '\(service)' --new-master-key-keyring '\(service)'"
+            + "; re-encrypt them first: toolcfg rotate --db \(database) --master-key-keyring '\(service)' --new-master-key-keyring "
+            + "'\(service)'"
     }
 }

@@ -58,7 +58,8 @@ final class RecordProducer: @unchecked Sendable {
                     raw = next
                 } catch {
                     // Readers throw only SnapshotError and SnapshotIOError, both Sendable.
-                    batch.endError = (error as? any ToolcfgError) ?? SnapshotIOError(path: reader.fileName, reason: "\(error)", missing: false)
+                    batch.endError =
+                        (error as? any ToolcfgError) ?? SnapshotIOError(path: reader.fileName, reason: "\(error)", missing: false)
                     done = true
                     break
                 }

@@ -30,27 +30,35 @@ public struct RotationKeys: Sendable {
     let dryRun: Bool
 
     /// Resolves both keys. Refusals (exit 64) before anything is read from the database.
-    public static func prepare(old: MasterKeyForms, new: MasterKeyForms, generate: Bool, newKeyOut: String?, dryRun: Bool,
-                               environment: [String: String] = ProcessInfo.processInfo.environment) throws -> RotationKeys {
+    public static func prepare(
+        old: MasterKeyForms, new: MasterKeyForms, generate: Bool, newKeyOut: String?, dryRun: Bool,
+        environment: [String: String] = ProcessInfo.processInfo.environment
+    ) throws -> RotationKeys {
         try old.requireAtMostOne(.masterKey)
         try new.requireAtMostOne(.newMasterKey)
-        if newKeyOut != nil && !generate { throw UsageError("--new-master-key-out names where a generated key goes: give it with --generate-new-key") }
+        if newKeyOut != nil && !generate {
+            throw UsageError("--new-master-key-out names where a generated key goes: give it with --generate-new-key")
+        }
         if generate, let other = new.given(.newMasterKey).first(where: { $0 != "--new-master-key-keyring" }) {
             throw UsageError("--generate-new-key makes the new key: do not give \(other) too")
         }
         if let newKeyOut, new.keyringService != nil {
-            throw UsageError("the generated key goes either to --new-master-key-out \(newKeyOut) or to the keyring (--new-master-key-keyring), not both")
+            throw UsageError(
+                "the generated key goes either to --new-master-key-out \(newKeyOut) or to the keyring (--new-master-key-keyring), not both")
         }
         if generate && newKeyOut == nil && new.keyringService == nil && old.keyringService == nil {
-            throw UsageError("--generate-new-key needs somewhere to keep the new key before the database changes: --new-master-key-out FILE, "
-                + "or the keyring (--master-key-keyring or --new-master-key-keyring)")
+            throw UsageError(
+                "--generate-new-key needs somewhere to keep the new key before the database changes: --new-master-key-out FILE, "
+                    + "or the keyring (--master-key-keyring or --new-master-key-keyring)")
         }
         if let newKeyOut {
             do {
                 try PrivateFile.requireAbsent(newKeyOut)
             } catch {
-                throw PrivateFile.Failure(path: newKeyOut, reason: "\(error.reason); if an interrupted rotation wrote it, finish that rotation "
-                    + "with --new-master-key-file \(newKeyOut) instead of --generate-new-key", exitStatus: .ioError)
+                throw PrivateFile.Failure(
+                    path: newKeyOut,
+                    reason: "\(error.reason); if an interrupted rotation wrote it, finish that rotation "
+                        + "with --new-master-key-file \(newKeyOut) instead of --generate-new-key", exitStatus: .ioError)
             }
             let oldKey = try SecretInput.requireMasterKey(.masterKey, forms: old, environment: environment)
             return RotationKeys(oldKey: oldKey, newKey: .generate(), destination: .file(newKeyOut), generated: true, dryRun: dryRun)
@@ -83,11 +91,15 @@ public struct RotationKeys: Sendable {
             // there and nobody forgot would be lost, and the application may still write under
             // it until it restarts.
             if let kept = try previous.masterKey(), try application.masterKey()?.material != kept.material {
-                throw UsageError("\(previous.description) still holds the key \(kept.fingerprint) of an earlier rotation: finish that one "
-                    + "first (after the application restarted, its catch-up: toolcfg rotate --master-key-keyring '\(service)' "
-                    + "--new-master-key-keyring '\(service)'; then toolcfg forget-old-key --keyring '\(service)' --db DATABASE); nothing was changed")
+                throw UsageError(
+                    "\(previous.description) still holds the key \(kept.fingerprint) of an earlier rotation: finish that one "
+                        + "first (after the application restarted, its catch-up: toolcfg rotate --master-key-keyring '\(service)' "
+                        + "--new-master-key-keyring '\(service)'; then toolcfg forget-old-key --keyring '\(service)' --db DATABASE); "
+                        + "nothing was changed"
+                )
             }
-            return RotationKeys(oldKey: oldKey, newKey: .generate(), destination: .keyring(service: service), generated: true, dryRun: dryRun)
+            return RotationKeys(
+                oldKey: oldKey, newKey: .generate(), destination: .keyring(service: service), generated: true, dryRun: dryRun)
         }
         // Nothing staged, nothing to generate: the application's entry is the new key, and from
         // that same entry the old one is .previous (the catch-up after a switch).
@@ -98,11 +110,15 @@ public struct RotationKeys: Sendable {
         } else if let kept = try previous.masterKey() {
             oldKey = kept
         } else {
-            throw UsageError("the current and the new key both from \(application.description): no new key is staged (\(next.description)) "
-                + "and no previous key is kept (\(previous.description)) to catch up from; give --generate-new-key to rotate to a new key")
+            throw UsageError(
+                "the current and the new key both from \(application.description): no new key is staged (\(next.description)) "
+                    + "and no previous key is kept (\(previous.description)) to catch up from; give --generate-new-key to rotate to a new "
+                    + "key"
+            )
         }
-        return RotationKeys(oldKey: oldKey, newKey: newKey, destination: oldInSameEntry ? .catchUp(service: service) : .keyring(service: service),
-                            generated: false, dryRun: dryRun)
+        return RotationKeys(
+            oldKey: oldKey, newKey: newKey, destination: oldInSameEntry ? .catchUp(service: service) : .keyring(service: service),
+            generated: false, dryRun: dryRun)
     }
 
     /// Before the rotation touches the database: the new key where it survives a crash.
@@ -116,8 +132,9 @@ public struct RotationKeys: Sendable {
             // only copy of the key a committed database is under.
             let next = KeyringEntry.next(service: service)
             if let staged = try next.masterKey(), staged.material != newKey.material {
-                throw UsageError("\(next.description) holds another new key, \(staged.fingerprint), staged by a rotation that ran "
-                    + "meanwhile: run the same command again (it goes on with that key); nothing was changed")
+                throw UsageError(
+                    "\(next.description) holds another new key, \(staged.fingerprint), staged by a rotation that ran "
+                        + "meanwhile: run the same command again (it goes on with that key); nothing was changed")
             }
             try next.store(newKey)
         case .given, .catchUp:
@@ -155,34 +172,45 @@ public struct RotationKeys: Sendable {
     public func nextSteps(_ report: KeyRotator.Report) -> [String] {
         if report.dryRun { return ["dry run: nothing was written; run the same command without --dry-run to rotate"] }
         if oldKey.material == newKey.material {
-            return ["nothing to switch: the master key \(newKey.fingerprint) is the same; the application reads the rewritten values as they are"]
+            return [
+                "nothing to switch: the master key \(newKey.fingerprint) is the same; the application reads the rewritten values as they "
+                    + "are"
+            ]
         }
         var steps: [String] = []
         if report.applicationRelease.hasSecretsFile && report.secretsFile == nil {
-            steps.append("before switching: run this rotation again with --secrets-file $BODHI_HOME/secrets.yaml (the application reads it at start)")
+            steps.append(
+                "before switching: run this rotation again with --secrets-file $BODHI_HOME/secrets.yaml (the application reads it at start)"
+            )
         }
         let new = newKey.fingerprint, old = oldKey.fingerprint
         switch destination {
         case .catchUp(let service):
             steps.append("nothing to switch: \(KeyringEntry.application(service: service).description) already holds the new key \(new)")
-            steps.append("run this again after every restart until it rotates nothing; then forget the old key: "
-                + "toolcfg forget-old-key --keyring '\(service)' --db \(report.database)")
+            steps.append(
+                "run this again after every restart until it rotates nothing; then forget the old key: "
+                    + "toolcfg forget-old-key --keyring '\(service)' --db \(report.database)")
             return steps
         case .keyring(let service):
             var done = "done by this run: \(KeyringEntry.application(service: service).description) holds the new key \(new)"
             switch oldKey.source {
             case .keyring: done += "; the old key \(old) is kept as \(KeyringEntry.previous(service: service).description)"
             case .textEnvironment, .textFile:
-                done += "; remove \(Self.variable(oldKey.source)) from the application's environment: while it is set, the application uses it, not the keyring"
+                done +=
+                    "; remove \(Self.variable(oldKey.source)) from the application's environment: while it is set, "
+                    + "the application uses it, not the keyring"
                     + Self.keepOldKey
             default: done += Self.keepOldKey
             }
             steps.append(done)
         case .file(let path):
-            steps.append("switch the application to the new key \(new), written to \(path): " + Self.switchAdvice(from: oldKey.source, base64: path)
-                + Self.keepOldKey)
+            steps.append(
+                "switch the application to the new key \(new), written to \(path): " + Self.switchAdvice(from: oldKey.source, base64: path)
+                    + Self.keepOldKey)
         case .given:
-            steps.append("switch the application to the new key \(new): " + Self.switchAdvice(from: oldKey.source, to: newKey.source) + Self.keepOldKey)
+            steps.append(
+                "switch the application to the new key \(new): " + Self.switchAdvice(from: oldKey.source, to: newKey.source)
+                    + Self.keepOldKey)
         }
         steps.append("restart the application: until it runs on the new key it cannot read the values rotated under it")
         var oldFromKeyring = false
@@ -190,22 +218,31 @@ public struct RotationKeys: Sendable {
         let again: String
         switch destination {
         case .keyring(let service) where oldFromKeyring:
-            again = "toolcfg rotate --db \(report.database) --master-key-keyring '\(service)' --new-master-key-keyring '\(service)' "
+            again =
+                "toolcfg rotate --db \(report.database) --master-key-keyring '\(service)' --new-master-key-keyring '\(service)' "
                 + "(from the previous key to the current one)"
         case .keyring(let service):
-            again = "the same rotation with --new-master-key-keyring '\(service)' and without --generate-new-key (the entry holds the new key now)"
+            again =
+                "the same rotation with --new-master-key-keyring '\(service)' and without --generate-new-key (the entry holds the new key "
+                + "now)"
         case .file(let path):
             again = "the same rotation with --new-master-key-file \(path) in place of --generate-new-key"
         default:
-            again = "the same rotation again with the same two keys (the old one from that copy if its \(oldKey.source) holds the new one by then)"
+            again =
+                "the same rotation again with the same two keys (the old one from that copy if its \(oldKey.source) "
+                + "holds the new one by then)"
         }
-        steps.append("then run \(again), to re-encrypt what the application wrote under the old key before it restarted; values already under the new key are left alone")
+        steps.append(
+            "then run \(again), to re-encrypt what the application wrote under the old key before it restarted; "
+                + "values already under the new key are left alone"
+        )
         if case .keyring(let service) = destination, oldFromKeyring {
             let backup = report.backupFile.map { " and you keep no backup that needs it (\($0) does)" } ?? ""
             steps.append("once that run rotates nothing\(backup): toolcfg forget-old-key --keyring '\(service)' --db \(report.database)")
         } else {
-            steps.append("once that run rotates nothing, discard the old key \(old) (\(oldKey.source))"
-                + (report.backupFile.map { ", unless you keep the backup \($0), which needs it" } ?? ""))
+            steps.append(
+                "once that run rotates nothing, discard the old key \(old) (\(oldKey.source))"
+                    + (report.backupFile.map { ", unless you keep the backup \($0), which needs it" } ?? ""))
         }
         return steps
     }

@@ -58,7 +58,8 @@ final class SecretsFileRotation {
 
     /// The file's new contents (nil when it is under the new key already), or why it has none.
     private func rotated(_ file: SecretsFile) throws -> (outcome: Outcome, text: String?) {
-        let row = SecretRow(rowID: 0, id: nil, encryptedAPIKey: file.secret.encryptedAPIKey, salt: file.secret.salt, nonce: file.secret.nonce)
+        let row = SecretRow(
+            rowID: 0, id: nil, encryptedAPIKey: file.secret.encryptedAPIKey, salt: file.secret.salt, nonce: file.secret.nonce)
         // Always v1: no release with a secrets file reads anything else.
         switch KeyRotator.rotate(row, oldKey: oldKey, newKey: newKey, scheme: .v1) {
         case .rotated(let secret): return (.rotated, file.text(with: secret))
@@ -91,7 +92,9 @@ final class SecretsFileRotation {
         do {
             // The application's user must still read it when toolcfg runs as root; the mode given
             // to open(2) went through the umask.
-            if fchown(fd, info.st_uid, info.st_gid) != 0 && geteuid() == 0 { throw failure("cannot give \(sidePath) the file's owner", errno) }
+            if fchown(fd, info.st_uid, info.st_gid) != 0 && geteuid() == 0 {
+                throw failure("cannot give \(sidePath) the file's owner", errno)
+            }
             if fchmod(fd, info.st_mode & 0o7777) != 0 { throw failure("cannot give \(sidePath) the file's mode", errno) }
             try side.write(contentsOf: Data(text.utf8))
             try side.synchronize()
@@ -111,8 +114,9 @@ final class SecretsFileRotation {
         guard staged else { return }
         guard rename(sidePath, path) == 0 else { throw failure("cannot rename \(sidePath) into place", errno) }
         staged = false
-        let folder = open((path as NSString).deletingLastPathComponent.isEmpty ? "." : (path as NSString).deletingLastPathComponent,
-                          O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        let folder = open(
+            (path as NSString).deletingLastPathComponent.isEmpty ? "." : (path as NSString).deletingLastPathComponent,
+            O_RDONLY | O_DIRECTORY | O_CLOEXEC)
         if folder >= 0 {
             fsync(folder)
             close(folder)
@@ -144,8 +148,11 @@ final class SecretsFileRotation {
             let handle = FileHandle(fileDescriptor: fd, closeOnDealloc: true)
             while flock(fd, LOCK_EX | LOCK_NB) != 0 {
                 guard errno == EWOULDBLOCK, ContinuousClock.now < deadline else {
-                    throw SecretsFileError(path: path, line: nil, reason: "another process (the application?) held its lock past the busy timeout; nothing was changed: run rotate again",
-                                           exitStatus: .temporaryFailure)
+                    throw SecretsFileError(
+                        path: path, line: nil,
+                        reason:
+                            "another process (the application?) held its lock past the busy timeout; nothing was changed: run rotate again",
+                        exitStatus: .temporaryFailure)
                 }
                 usleep(5_000)
             }
@@ -168,23 +175,25 @@ final class SecretsFileRotation {
 enum CrashPoint {
     static func reach(_ name: String, pausingFor interruption: Interruption? = nil) {
         #if DEBUG
-        if let interruption, ProcessInfo.processInfo.environment["TOOLCFG_TEST_PAUSE_AT"] == name {
-            FileHandle.standardError.write(Data("toolcfg-test: paused at \(name)\n".utf8))
-            interruption.waitForSignal()
-            FileHandle.standardError.write(Data("toolcfg-test: resumed at \(name)\n".utf8))
-        }
-        switch ProcessInfo.processInfo.environment["TOOLCFG_TEST_CRASH_AT"] {
-        case name:
-            kill(getpid(), SIGKILL)
-        case name + ":abort":
-            var limit = rlimit()
-            getrlimit(__rlimit_resource_t(RLIMIT_CORE.rawValue), &limit)
-            let state = "dumpable=\(ProcessHardening.isDumpable ? 1 : 0) core-limit=\(limit.rlim_cur) locked-key-pages=\(ProcessHardening.lockedKeyPages)"
-            FileHandle.standardError.write(Data("toolcfg-test: \(state)\n".utf8))
-            abort()
-        default:
-            break
-        }
+            if let interruption, ProcessInfo.processInfo.environment["TOOLCFG_TEST_PAUSE_AT"] == name {
+                FileHandle.standardError.write(Data("toolcfg-test: paused at \(name)\n".utf8))
+                interruption.waitForSignal()
+                FileHandle.standardError.write(Data("toolcfg-test: resumed at \(name)\n".utf8))
+            }
+            switch ProcessInfo.processInfo.environment["TOOLCFG_TEST_CRASH_AT"] {
+            case name:
+                kill(getpid(), SIGKILL)
+            case name + ":abort":
+                var limit = rlimit()
+                getrlimit(__rlimit_resource_t(RLIMIT_CORE.rawValue), &limit)
+                let state =
+                    "dumpable=\(ProcessHardening.isDumpable ? 1 : 0) core-limit=\(limit.rlim_cur) "
+                    + "locked-key-pages=\(ProcessHardening.lockedKeyPages)"
+                FileHandle.standardError.write(Data("toolcfg-test: \(state)\n".utf8))
+                abort()
+            default:
+                break
+            }
         #endif
     }
 }

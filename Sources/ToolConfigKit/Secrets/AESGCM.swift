@@ -15,14 +15,18 @@ public enum AESGCM {
     }
     private static let cipher = Cipher(pointer: EVP_CIPHER_fetch(nil, "AES-256-GCM", nil) ?? EVP_aes_256_gcm())
 
-    public static func seal(key: UnsafeRawBufferPointer, nonce: [UInt8], plaintext: [UInt8],
-                            associatedData: [UInt8] = []) throws(SecretError) -> [UInt8] {
+    public static func seal(
+        key: UnsafeRawBufferPointer, nonce: [UInt8], plaintext: [UInt8],
+        associatedData: [UInt8] = []
+    ) throws(SecretError) -> [UInt8] {
         try Context().seal(key: key, nonce: nonce, plaintext: plaintext, associatedData: associatedData)
     }
 
     /// Opens ciphertext||tag; a wrong key or any altered byte ends in `.authenticationFailed`.
-    public static func open(key: UnsafeRawBufferPointer, nonce: [UInt8], sealed: [UInt8],
-                            associatedData: [UInt8] = []) throws(SecretError) -> [UInt8] {
+    public static func open(
+        key: UnsafeRawBufferPointer, nonce: [UInt8], sealed: [UInt8],
+        associatedData: [UInt8] = []
+    ) throws(SecretError) -> [UInt8] {
         try Context().open(key: key, nonce: nonce, sealed: sealed, associatedData: associatedData)
     }
 
@@ -38,8 +42,10 @@ public enum AESGCM {
 
         deinit { EVP_CIPHER_CTX_free(context) }
 
-        public func seal(key: UnsafeRawBufferPointer, nonce: [UInt8], plaintext: [UInt8],
-                         associatedData: [UInt8] = []) throws(SecretError) -> [UInt8] {
+        public func seal(
+            key: UnsafeRawBufferPointer, nonce: [UInt8], plaintext: [UInt8],
+            associatedData: [UInt8] = []
+        ) throws(SecretError) -> [UInt8] {
             precondition(key.count == keyLength && nonce.count == nonceLength)
             var output = [UInt8](repeating: 0, count: plaintext.count + tagLength)
             var length: Int32 = 0
@@ -50,8 +56,8 @@ public enum AESGCM {
                     guard EVP_EncryptUpdate(context, nil, &length, associatedData, Int32(associatedData.count)) == 1 else { return false }
                 }
                 guard EVP_EncryptUpdate(context, out.baseAddress, &length, plaintext, Int32(plaintext.count)) == 1,
-                      EVP_EncryptFinal_ex(context, out.baseAddress! + plaintext.count, &length) == 1,
-                      EVP_CIPHER_CTX_ctrl(context, EVP_CTRL_GCM_GET_TAG, Int32(tagLength), out.baseAddress! + plaintext.count) == 1
+                    EVP_EncryptFinal_ex(context, out.baseAddress! + plaintext.count, &length) == 1,
+                    EVP_CIPHER_CTX_ctrl(context, EVP_CTRL_GCM_GET_TAG, Int32(tagLength), out.baseAddress! + plaintext.count) == 1
                 else { return false }
                 return true
             }
@@ -60,8 +66,10 @@ public enum AESGCM {
         }
 
         /// Opens ciphertext||tag; a wrong key or any altered byte ends in `.authenticationFailed`.
-        public func open(key: UnsafeRawBufferPointer, nonce: [UInt8], sealed: [UInt8],
-                         associatedData: [UInt8] = []) throws(SecretError) -> [UInt8] {
+        public func open(
+            key: UnsafeRawBufferPointer, nonce: [UInt8], sealed: [UInt8],
+            associatedData: [UInt8] = []
+        ) throws(SecretError) -> [UInt8] {
             precondition(key.count == keyLength && nonce.count == nonceLength)
             guard sealed.count >= tagLength else {
                 throw .wrongLength(field: "encrypted_api_key", expected: "at least \(tagLength)", actual: sealed.count)

@@ -39,15 +39,18 @@ public enum Argon2id {
         }
     }
 
-    public static func deriveKey(passphrase: SecureBytes, salt: [UInt8], parameters: Parameters,
-                                 length: Int = 32) throws(SecretError) -> SecureBytes {
+    public static func deriveKey(
+        passphrase: SecureBytes, salt: [UInt8], parameters: Parameters,
+        length: Int = 32
+    ) throws(SecretError) -> SecureBytes {
         let checked = try parameters.validated()
         var status: Int32 = 0
         let key = SecureBytes(count: length) { out in
             status = passphrase.withBytes { password in
-                argon2id_hash_raw(checked.iterations, checked.memoryKiB, checked.lanes,
-                                  password.baseAddress, password.count, salt, salt.count,
-                                  out.baseAddress, out.count)
+                argon2id_hash_raw(
+                    checked.iterations, checked.memoryKiB, checked.lanes,
+                    password.baseAddress, password.count, salt, salt.count,
+                    out.baseAddress, out.count)
             }
         }
         guard status == ARGON2_OK.rawValue else {

@@ -39,16 +39,18 @@ public enum Base64 {
 
     public static func decode(_ text: String, field: String) throws(SecretError) -> [UInt8] {
         var text = text
-        guard let bytes = text.withUTF8({ bytes -> [UInt8]? in
-            guard let count = decodedCount(bytes) else { return nil }
-            // Not through the initializer for none: it writes the count into the shared empty-array
-            // storage, a race with every other thread's empty array (ThreadSanitizer reports it).
-            guard count > 0 else { return [] }
-            return [UInt8](unsafeUninitializedCapacity: count) { out, initialized in
-                decode(bytes, into: UnsafeMutableRawBufferPointer(out), count: count)
-                initialized = count
-            }
-        }) else { throw .invalidBase64(field: field) }
+        guard
+            let bytes = text.withUTF8({ bytes -> [UInt8]? in
+                guard let count = decodedCount(bytes) else { return nil }
+                // Not through the initializer for none: it writes the count into the shared empty-array
+                // storage, a race with every other thread's empty array (ThreadSanitizer reports it).
+                guard count > 0 else { return [] }
+                return [UInt8](unsafeUninitializedCapacity: count) { out, initialized in
+                    decode(bytes, into: UnsafeMutableRawBufferPointer(out), count: count)
+                    initialized = count
+                }
+            })
+        else { throw .invalidBase64(field: field) }
         return bytes
     }
 

@@ -23,8 +23,9 @@ public enum Digest {
         var out = [UInt8](repeating: 0, count: Int(SHA256_DIGEST_LENGTH))
         var length: UInt32 = 0
         message.withUnsafeBytes { input in
-            _ = HMAC(EVP_sha256(), key.baseAddress, Int32(key.count),
-                     input.baseAddress?.assumingMemoryBound(to: UInt8.self), input.count, &out, &length)
+            _ = HMAC(
+                EVP_sha256(), key.baseAddress, Int32(key.count),
+                input.baseAddress?.assumingMemoryBound(to: UInt8.self), input.count, &out, &length)
         }
         return out
     }

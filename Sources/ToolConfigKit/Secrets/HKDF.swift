@@ -4,13 +4,16 @@ import CFastPBKDF2
 /// PBKDF2 (see toolcfg_hkdf_sha256_32 for why).
 public enum HKDF {
     /// 32 bytes of output key material into `output` (exactly 32 bytes).
-    public static func deriveKey(salt: UnsafeRawBufferPointer, inputKey: UnsafeRawBufferPointer, info: [UInt8],
-                                 into output: UnsafeMutableRawBufferPointer) {
+    public static func deriveKey(
+        salt: UnsafeRawBufferPointer, inputKey: UnsafeRawBufferPointer, info: [UInt8],
+        into output: UnsafeMutableRawBufferPointer
+    ) {
         precondition(output.count == 32, "HKDF here gives 32 bytes")
         let ok = info.withUnsafeBufferPointer { info in
-            toolcfg_hkdf_sha256_32(salt.baseAddress?.assumingMemoryBound(to: UInt8.self), salt.count,
-                                   inputKey.baseAddress?.assumingMemoryBound(to: UInt8.self), inputKey.count,
-                                   info.baseAddress, info.count, output.baseAddress?.assumingMemoryBound(to: UInt8.self))
+            toolcfg_hkdf_sha256_32(
+                salt.baseAddress?.assumingMemoryBound(to: UInt8.self), salt.count,
+                inputKey.baseAddress?.assumingMemoryBound(to: UInt8.self), inputKey.count,
+                info.baseAddress, info.count, output.baseAddress?.assumingMemoryBound(to: UInt8.self))
         }
         precondition(ok == 1, "HKDF called without an output")
     }

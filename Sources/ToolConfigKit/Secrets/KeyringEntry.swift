@@ -40,11 +40,11 @@ public struct KeyringEntry: Sendable, Equatable {
 
     private static var sessionOnlyForTests: Bool {
         #if DEBUG
-        sessionOnlyInProcess.load(ordering: .relaxed) || ProcessInfo.processInfo.environment["TOOLCFG_TEST_KEYRING_SESSION_ONLY"] == "1"
+            sessionOnlyInProcess.load(ordering: .relaxed) || ProcessInfo.processInfo.environment["TOOLCFG_TEST_KEYRING_SESSION_ONLY"] == "1"
         #else
-        // A release build always links new entries into the persistent keyring: a variable left
-        // set must not put a new key where it dies with the session.
-        sessionOnlyInProcess.load(ordering: .relaxed)
+            // A release build always links new entries into the persistent keyring: a variable left
+            // set must not put a new key where it dies with the session.
+            sessionOnlyInProcess.load(ordering: .relaxed)
         #endif
     }
 
@@ -80,7 +80,9 @@ public struct KeyringEntry: Sendable, Equatable {
     }
 
     private func failure(_ what: String, _ code: Int32) -> SecretError {
-        let reason = code == ENOSYS ? "the kernel has no key service here (\(String(cString: strerror(code))))" : "\(what): \(String(cString: strerror(code)))"
+        let reason =
+            code == ENOSYS
+            ? "the kernel has no key service here (\(String(cString: strerror(code))))" : "\(what): \(String(cString: strerror(code)))"
         return .keyringUnavailable(description: description, reason: reason)
     }
 

@@ -23,7 +23,9 @@ public struct MasterKey: Sendable {
             if let kek { return kek }
             let made = SecureBytes(count: 32) { out in
                 material.withBytes { password in
-                    Self.kekSaltV2.withUnsafeBytes { PBKDF2.deriveKey(password: password, salt: $0, iterations: Self.kekIterationsV2, into: out) }
+                    Self.kekSaltV2.withUnsafeBytes {
+                        PBKDF2.deriveKey(password: password, salt: $0, iterations: Self.kekIterationsV2, into: out)
+                    }
                 }
             }
             let locked = SecureBytes(locking: made)
@@ -52,7 +54,8 @@ public struct MasterKey: Sendable {
             throw .invalidMasterKey(source: source, reason: "it contains whitespace or more than one line")
         }
         guard let material = Base64.decodeSecret(trimmed) else {
-            throw .invalidMasterKey(source: source, reason: "it is not canonical standard base64 with padding (\(trimmed.count) characters)")
+            throw .invalidMasterKey(
+                source: source, reason: "it is not canonical standard base64 with padding (\(trimmed.count) characters)")
         }
         try self.init(material: material, source: source)
     }

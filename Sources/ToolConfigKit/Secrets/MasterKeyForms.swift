@@ -64,14 +64,15 @@ public enum ApplicationKeyText {
     public static func generate() -> String {
         let material = SecureBytes(count: 32) { SecureRandom.fill($0) }
         let standard = material.withBytes { Base64.encode($0) }
-        return String(standard.compactMap { character -> Character? in
-            switch character {
-            case "+": "-"
-            case "/": "_"
-            case "=": nil
-            default: character
-            }
-        })
+        return String(
+            standard.compactMap { character -> Character? in
+                switch character {
+                case "+": "-"
+                case "/": "_"
+                case "=": nil
+                default: character
+                }
+            })
     }
 
     /// The text a key text file holds: the whole file less one trailing newline, or the value of
@@ -84,21 +85,27 @@ public enum ApplicationKeyText {
         if !bare.contains(where: \.isNewline) && !bare.hasPrefix(prefix) { return String(bare) }
         var values: [(line: Int, value: Substring)] = []
         // "\r\n" is one Character in Swift: split on it as on "\n" (docker reads lines as bufio does).
-        for (index, rawLine) in contents.split(omittingEmptySubsequences: false, whereSeparator: { $0 == "\n" || $0 == "\r\n" }).enumerated() {
+        for (index, rawLine) in contents.split(omittingEmptySubsequences: false, whereSeparator: { $0 == "\n" || $0 == "\r\n" })
+            .enumerated()
+        {
             var line = rawLine.drop(while: { $0 == " " || $0 == "\t" })
             if line.last == "\r" { line = line.dropLast() }
             if line.allSatisfy(\.isWhitespace) || line.hasPrefix("#") { continue }
             if line.hasPrefix(prefix) { values.append((index + 1, line.dropFirst(prefix.count))) }
         }
         guard let first = values.first else {
-            throw .unusableKeyTextFile(path: path, reason: "it holds several lines and none is \(prefix)VALUE (a bare key text is one line)")
+            throw .unusableKeyTextFile(
+                path: path, reason: "it holds several lines and none is \(prefix)VALUE (a bare key text is one line)")
         }
         guard values.count == 1 else {
-            throw .unusableKeyTextFile(path: path, reason: "\(variable) is set on lines \(values.map { String($0.line) }.joined(separator: ", ")); give one")
+            throw .unusableKeyTextFile(
+                path: path, reason: "\(variable) is set on lines \(values.map { String($0.line) }.joined(separator: ", ")); give one")
         }
         if let quote = first.value.first, quote == "\"" || quote == "'" {
-            throw .unusableKeyTextFile(path: path, reason: "line \(first.line): the value is quoted; docker's --env-file keeps quotes as part of the value, "
-                + "so the application's key would include them: remove the quotes")
+            throw .unusableKeyTextFile(
+                path: path,
+                reason: "line \(first.line): the value is quoted; docker's --env-file keeps quotes as part of the value, "
+                    + "so the application's key would include them: remove the quotes")
         }
         return String(first.value)
     }
@@ -107,12 +114,15 @@ public enum ApplicationKeyText {
 extension SecretInput {
     /// The key from the one form given in `forms`, else from the environment variable of `kind`
     /// (base64 text); nil when there is neither.
-    public static func masterKey(_ kind: SecretKind = .masterKey, forms: MasterKeyForms,
-                                 environment: [String: String] = ProcessInfo.processInfo.environment) throws(SecretError) -> MasterKey? {
+    public static func masterKey(
+        _ kind: SecretKind = .masterKey, forms: MasterKeyForms,
+        environment: [String: String] = ProcessInfo.processInfo.environment
+    ) throws(SecretError) -> MasterKey? {
         try forms.requireAtMostOne(kind)
         if let name = forms.environmentVariable {
             guard let value = environment[name], !value.isEmpty else {
-                throw .refusedKeyText(source: .textEnvironment(name), reason: environment[name] == nil ? "the variable is not set" : "it is empty")
+                throw .refusedKeyText(
+                    source: .textEnvironment(name), reason: environment[name] == nil ? "the variable is not set" : "it is empty")
             }
             return try ApplicationKeyText.masterKey(text: value, source: .textEnvironment(name))
         }
@@ -127,8 +137,10 @@ extension SecretInput {
         return try masterKey(kind, filePath: forms.file, environment: environment)
     }
 
-    public static func requireMasterKey(_ kind: SecretKind = .masterKey, forms: MasterKeyForms,
-                                        environment: [String: String] = ProcessInfo.processInfo.environment) throws(SecretError) -> MasterKey {
+    public static func requireMasterKey(
+        _ kind: SecretKind = .masterKey, forms: MasterKeyForms,
+        environment: [String: String] = ProcessInfo.processInfo.environment
+    ) throws(SecretError) -> MasterKey {
         guard let key = try masterKey(kind, forms: forms, environment: environment) else {
             throw .missing(secret: kind.name, flag: kind.flag, environmentVariable: kind.environmentVariable)
         }
@@ -141,7 +153,9 @@ extension SecretInput {
         guard let path, path != "-" else { return nil }
         var info = stat()
         guard stat(path, &info) == 0, info.st_mode & 0o077 != 0 else { return nil }
-        return "the key file \(path) is readable by \(info.st_mode & 0o007 != 0 ? "every user" : "its group") (mode \(String(info.st_mode & 0o777, radix: 8))): "
+        return
+            "the key file \(path) is readable by \(info.st_mode & 0o007 != 0 ? "every user" : "its group") "
+            + "(mode \(String(info.st_mode & 0o777, radix: 8))): "
             + "chmod 600 \(path)"
     }
 }

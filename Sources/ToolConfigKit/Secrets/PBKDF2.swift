@@ -7,8 +7,10 @@ import Foundation
 public enum PBKDF2 {
     /// The fast path (CFastPBKDF2): HMAC states precomputed once, two block compressions per
     /// iteration. Used by every operation.
-    public static func deriveKey(password: UnsafeRawBufferPointer, salt: UnsafeRawBufferPointer,
-                                 iterations: Int, into output: UnsafeMutableRawBufferPointer) {
+    public static func deriveKey(
+        password: UnsafeRawBufferPointer, salt: UnsafeRawBufferPointer,
+        iterations: Int, into output: UnsafeMutableRawBufferPointer
+    ) {
         let ok = toolcfg_pbkdf2_hmac_sha256(
             password.baseAddress?.assumingMemoryBound(to: UInt8.self), password.count,
             salt.baseAddress?.assumingMemoryBound(to: UInt8.self), salt.count,
@@ -22,17 +24,21 @@ public enum PBKDF2 {
 
     /// Two 32-byte derivations at once: interleaved on the SHA extensions (about the cost of one
     /// on its own), or one after the other where the CPU lacks them.
-    public static func deriveKeyPair(passwordA: UnsafeRawBufferPointer, saltA: UnsafeRawBufferPointer,
-                                     passwordB: UnsafeRawBufferPointer, saltB: UnsafeRawBufferPointer, iterations: Int,
-                                     intoA outA: UnsafeMutableRawBufferPointer, intoB outB: UnsafeMutableRawBufferPointer) {
+    public static func deriveKeyPair(
+        passwordA: UnsafeRawBufferPointer, saltA: UnsafeRawBufferPointer,
+        passwordB: UnsafeRawBufferPointer, saltB: UnsafeRawBufferPointer, iterations: Int,
+        intoA outA: UnsafeMutableRawBufferPointer, intoB outB: UnsafeMutableRawBufferPointer
+    ) {
         precondition(outA.count == 32 && outB.count == 32)
-        let done = hasSHAExtensions && toolcfg_pbkdf2_hmac_sha256_x2(
-            passwordA.baseAddress?.assumingMemoryBound(to: UInt8.self), passwordA.count,
-            saltA.baseAddress?.assumingMemoryBound(to: UInt8.self), saltA.count,
-            passwordB.baseAddress?.assumingMemoryBound(to: UInt8.self), passwordB.count,
-            saltB.baseAddress?.assumingMemoryBound(to: UInt8.self), saltB.count,
-            UInt32(iterations),
-            outA.baseAddress?.assumingMemoryBound(to: UInt8.self), outB.baseAddress?.assumingMemoryBound(to: UInt8.self)) == 1
+        let done =
+            hasSHAExtensions
+            && toolcfg_pbkdf2_hmac_sha256_x2(
+                passwordA.baseAddress?.assumingMemoryBound(to: UInt8.self), passwordA.count,
+                saltA.baseAddress?.assumingMemoryBound(to: UInt8.self), saltA.count,
+                passwordB.baseAddress?.assumingMemoryBound(to: UInt8.self), passwordB.count,
+                saltB.baseAddress?.assumingMemoryBound(to: UInt8.self), saltB.count,
+                UInt32(iterations),
+                outA.baseAddress?.assumingMemoryBound(to: UInt8.self), outB.baseAddress?.assumingMemoryBound(to: UInt8.self)) == 1
         if !done {
             deriveKey(password: passwordA, salt: saltA, iterations: iterations, into: outA)
             deriveKey(password: passwordB, salt: saltB, iterations: iterations, into: outB)
@@ -45,8 +51,10 @@ public enum PBKDF2 {
     /// Sixteen 32-byte derivations with one password and a salt each, in the lanes of AVX-512
     /// registers (see sha256_avx512.c), into 16 x 32 bytes of `out`. Returns false, writing
     /// nothing, where the CPU lacks AVX-512.
-    public static func deriveKeys16(password: UnsafeRawBufferPointer, salts: [[UInt8]], iterations: Int,
-                                    into out: UnsafeMutableRawBufferPointer) -> Bool {
+    public static func deriveKeys16(
+        password: UnsafeRawBufferPointer, salts: [[UInt8]], iterations: Int,
+        into out: UnsafeMutableRawBufferPointer
+    ) -> Bool {
         precondition(salts.count == 16 && out.count == 16 * 32)
         guard hasAVX512 else { return false }
         let joined = salts.flatMap { $0 }
@@ -58,8 +66,9 @@ public enum PBKDF2 {
             }
             let passwordPointer = password.baseAddress?.assumingMemoryBound(to: UInt8.self)
             let outPointers = (0..<16).map { Optional(out.baseAddress!.assumingMemoryBound(to: UInt8.self) + 32 * $0) }
-            return toolcfg_pbkdf2_hmac_sha256_x16(Array(repeating: passwordPointer, count: 16), Array(repeating: password.count, count: 16),
-                                                  saltPointers, salts.map(\.count), UInt32(iterations), outPointers) == 1
+            return toolcfg_pbkdf2_hmac_sha256_x16(
+                Array(repeating: passwordPointer, count: 16), Array(repeating: password.count, count: 16),
+                saltPointers, salts.map(\.count), UInt32(iterations), outPointers) == 1
         }
     }
 
@@ -73,8 +82,10 @@ public enum PBKDF2 {
     }
 
     /// Convenience over arrays, for tests and benchmarks.
-    public static func deriveKeyPair(_ a: (password: [UInt8], salt: [UInt8]), _ b: (password: [UInt8], salt: [UInt8]),
-                                     iterations: Int) -> ([UInt8], [UInt8]) {
+    public static func deriveKeyPair(
+        _ a: (password: [UInt8], salt: [UInt8]), _ b: (password: [UInt8], salt: [UInt8]),
+        iterations: Int
+    ) -> ([UInt8], [UInt8]) {
         var outA = [UInt8](repeating: 0, count: 32), outB = [UInt8](repeating: 0, count: 32)
         a.password.withUnsafeBytes { pa in
             a.salt.withUnsafeBytes { sa in
@@ -82,7 +93,8 @@ public enum PBKDF2 {
                     b.salt.withUnsafeBytes { sb in
                         outA.withUnsafeMutableBytes { oa in
                             outB.withUnsafeMutableBytes { ob in
-                                deriveKeyPair(passwordA: pa, saltA: sa, passwordB: pb, saltB: sb, iterations: iterations, intoA: oa, intoB: ob)
+                                deriveKeyPair(
+                                    passwordA: pa, saltA: sa, passwordB: pb, saltB: sb, iterations: iterations, intoA: oa, intoB: ob)
                             }
                         }
                     }
@@ -155,9 +167,11 @@ public enum PBKDF2 {
                 if let kernel = Kernel(rawValue: request), supported.contains(kernel) {
                     return Selection(kernel: kernel, forced: true, measuredRates: [:], ignoredRequest: nil)
                 }
-                ignored = Kernel(rawValue: request) == nil
+                ignored =
+                    Kernel(rawValue: request) == nil
                     ? "\(kernelVariable)=\(request): no such kernel (\(Kernel.allCases.map(\.rawValue).joined(separator: ", ")))"
-                    : "\(kernelVariable)=\(request): this CPU cannot run it (it can run \(supported.map(\.rawValue).joined(separator: ", ")))"
+                    : "\(kernelVariable)=\(request): this CPU cannot run it (it can run "
+                        + "\(supported.map(\.rawValue).joined(separator: ", ")))"
             }
             let rates = measure()
             let fastest = supported.max { (rates[$0] ?? 0) < (rates[$1] ?? 0) } ?? .scalar
@@ -217,8 +231,9 @@ public enum PBKDF2 {
             salt.withUnsafeBytes { s in
                 out.withUnsafeMutableBytes { o in
                     for _ in 0..<count {
-                        deriveKeys(passwords: Array(repeating: p, count: kernel.lanes), salts: Array(repeating: s, count: kernel.lanes),
-                                   iterations: StoredSecret.iterations, kernel: kernel, padsRemainder: { _ in false }, into: o)
+                        deriveKeys(
+                            passwords: Array(repeating: p, count: kernel.lanes), salts: Array(repeating: s, count: kernel.lanes),
+                            iterations: StoredSecret.iterations, kernel: kernel, padsRemainder: { _ in false }, into: o)
                     }
                 }
             }
@@ -246,19 +261,26 @@ public enum PBKDF2 {
     /// Derivations of 32 bytes, the i-th of `passwords[i]` and `salts[i]` into bytes 32 i ..< 32 i + 32
     /// of `out`, on `kernel` (by default the selected one): full groups of its lanes, then what
     /// remains on the narrower kernels (or, on sixteen lanes, one padded call where that is quicker).
-    public static func deriveKeys(passwords: [UnsafeRawBufferPointer], salts: [UnsafeRawBufferPointer], iterations: Int,
-                                  kernel: Kernel? = nil, into out: UnsafeMutableRawBufferPointer) {
+    public static func deriveKeys(
+        passwords: [UnsafeRawBufferPointer], salts: [UnsafeRawBufferPointer], iterations: Int,
+        kernel: Kernel? = nil, into out: UnsafeMutableRawBufferPointer
+    ) {
         let kernel = kernel ?? self.kernel
-        deriveKeys(passwords: passwords, salts: salts, iterations: iterations, kernel: kernel,
-                   padsRemainder: { kernel == selection.kernel ? selection.padsRemainder($0) : $0 >= 8 }, into: out)
+        deriveKeys(
+            passwords: passwords, salts: salts, iterations: iterations, kernel: kernel,
+            padsRemainder: { kernel == selection.kernel ? selection.padsRemainder($0) : $0 >= 8 }, into: out)
     }
 
-    private static func deriveKeys(passwords: [UnsafeRawBufferPointer], salts: [UnsafeRawBufferPointer], iterations: Int,
-                                   kernel: Kernel, padsRemainder: (Int) -> Bool, into out: UnsafeMutableRawBufferPointer) {
+    private static func deriveKeys(
+        passwords: [UnsafeRawBufferPointer], salts: [UnsafeRawBufferPointer], iterations: Int,
+        kernel: Kernel, padsRemainder: (Int) -> Bool, into out: UnsafeMutableRawBufferPointer
+    ) {
         let count = passwords.count
         precondition(salts.count == count && out.count == 32 * count && kernel.isSupported && iterations > 0)
         func bytes(_ buffer: UnsafeRawBufferPointer) -> UnsafePointer<UInt8>? { buffer.baseAddress?.assumingMemoryBound(to: UInt8.self) }
-        func output(_ index: Int) -> UnsafeMutableRawBufferPointer { UnsafeMutableRawBufferPointer(rebasing: out[32 * index..<32 * (index + 1)]) }
+        func output(_ index: Int) -> UnsafeMutableRawBufferPointer {
+            UnsafeMutableRawBufferPointer(rebasing: out[32 * index..<32 * (index + 1)])
+        }
         var next = 0
         if kernel == .avx512x16 {
             while count - next >= 16 || (count > next && padsRemainder(count - next)) {
@@ -267,10 +289,12 @@ public enum PBKDF2 {
                 withUnsafeTemporaryAllocation(byteCount: 32 * 16, alignment: 16) { scratch in
                     let lanes = (0..<16).map { next + min($0, real - 1) }
                     let outs = (0..<16).map { lane -> UnsafeMutablePointer<UInt8>? in
-                        (lane < real ? output(next + lane).baseAddress! : scratch.baseAddress! + 32 * lane).assumingMemoryBound(to: UInt8.self)
+                        (lane < real ? output(next + lane).baseAddress! : scratch.baseAddress! + 32 * lane).assumingMemoryBound(
+                            to: UInt8.self)
                     }
-                    let ok = toolcfg_pbkdf2_hmac_sha256_x16(lanes.map { bytes(passwords[$0]) }, lanes.map { passwords[$0].count },
-                                                            lanes.map { bytes(salts[$0]) }, lanes.map { salts[$0].count }, UInt32(iterations), outs)
+                    let ok = toolcfg_pbkdf2_hmac_sha256_x16(
+                        lanes.map { bytes(passwords[$0]) }, lanes.map { passwords[$0].count },
+                        lanes.map { bytes(salts[$0]) }, lanes.map { salts[$0].count }, UInt32(iterations), outs)
                     toolcfgSecureZero(scratch)
                     precondition(ok == 1, "the sixteen-lane PBKDF2 kernel refused its input")
                 }
@@ -280,10 +304,11 @@ public enum PBKDF2 {
         if kernel != .scalar && hasSHAExtensions {
             while count - next >= 2 {
                 let a = next, b = next + 1
-                let ok = toolcfg_pbkdf2_hmac_sha256_x2(bytes(passwords[a]), passwords[a].count, bytes(salts[a]), salts[a].count,
-                                                       bytes(passwords[b]), passwords[b].count, bytes(salts[b]), salts[b].count,
-                                                       UInt32(iterations), output(a).baseAddress!.assumingMemoryBound(to: UInt8.self),
-                                                       output(b).baseAddress!.assumingMemoryBound(to: UInt8.self))
+                let ok = toolcfg_pbkdf2_hmac_sha256_x2(
+                    bytes(passwords[a]), passwords[a].count, bytes(salts[a]), salts[a].count,
+                    bytes(passwords[b]), passwords[b].count, bytes(salts[b]), salts[b].count,
+                    UInt32(iterations), output(a).baseAddress!.assumingMemoryBound(to: UInt8.self),
+                    output(b).baseAddress!.assumingMemoryBound(to: UInt8.self))
                 precondition(ok == 1, "the paired PBKDF2 kernel refused its input")
                 next += 2
             }
@@ -299,7 +324,9 @@ public enum PBKDF2 {
         var out = [UInt8](repeating: 0, count: 32 * inputs.count)
         func borrow(_ index: Int, _ passwords: [UnsafeRawBufferPointer], _ salts: [UnsafeRawBufferPointer]) {
             guard index < inputs.count else {
-                out.withUnsafeMutableBytes { deriveKeys(passwords: passwords, salts: salts, iterations: iterations, kernel: kernel, into: $0) }
+                out.withUnsafeMutableBytes {
+                    deriveKeys(passwords: passwords, salts: salts, iterations: iterations, kernel: kernel, into: $0)
+                }
                 return
             }
             inputs[index].password.withUnsafeBytes { p in
@@ -311,8 +338,10 @@ public enum PBKDF2 {
     }
 
     /// OpenSSL's own PKCS5_PBKDF2_HMAC: the independent reference the fast path is tested against.
-    public static func referenceDeriveKey(password: UnsafeRawBufferPointer, salt: UnsafeRawBufferPointer,
-                                          iterations: Int, into output: UnsafeMutableRawBufferPointer) {
+    public static func referenceDeriveKey(
+        password: UnsafeRawBufferPointer, salt: UnsafeRawBufferPointer,
+        iterations: Int, into output: UnsafeMutableRawBufferPointer
+    ) {
         let ok = PKCS5_PBKDF2_HMAC(
             password.baseAddress?.assumingMemoryBound(to: CChar.self), Int32(password.count),
             salt.baseAddress?.assumingMemoryBound(to: UInt8.self), Int32(salt.count),
@@ -322,8 +351,10 @@ public enum PBKDF2 {
     }
 
     /// Convenience over arrays, for tests and benchmarks.
-    public static func deriveKey(password: [UInt8], salt: [UInt8], iterations: Int, length: Int,
-                                 reference: Bool = false) -> [UInt8] {
+    public static func deriveKey(
+        password: [UInt8], salt: [UInt8], iterations: Int, length: Int,
+        reference: Bool = false
+    ) -> [UInt8] {
         var out = [UInt8](repeating: 0, count: length)
         password.withUnsafeBytes { p in
             salt.withUnsafeBytes { s in

@@ -36,8 +36,10 @@ public enum SecretInput {
 
     /// Reads the secret's text from the file flag if given, else from the environment variable.
     /// Returns nil when neither is present.
-    public static func readText(_ kind: SecretKind, filePath: String?,
-                                environment: [String: String] = ProcessInfo.processInfo.environment) throws(SecretError) -> (text: String, source: SecretSource)? {
+    public static func readText(
+        _ kind: SecretKind, filePath: String?,
+        environment: [String: String] = ProcessInfo.processInfo.environment
+    ) throws(SecretError) -> (text: String, source: SecretSource)? {
         if let filePath {
             let source: SecretSource = filePath == "-" ? .standardInput : .file(filePath)
             let data: Data
@@ -47,7 +49,8 @@ public enum SecretInput {
                 } else {
                     let attributes = try FileManager.default.attributesOfItem(atPath: filePath)
                     if let size = attributes[.size] as? Int, size > maximumFileSize {
-                        throw SecretError.unreadable(source: source, reason: "it is \(size) bytes, too large to be a key or passphrase file")
+                        throw SecretError.unreadable(
+                            source: source, reason: "it is \(size) bytes, too large to be a key or passphrase file")
                     }
                     data = try Data(contentsOf: URL(fileURLWithPath: filePath))
                 }
@@ -70,14 +73,18 @@ public enum SecretInput {
         return nil
     }
 
-    public static func masterKey(_ kind: SecretKind = .masterKey, filePath: String?,
-                                 environment: [String: String] = ProcessInfo.processInfo.environment) throws(SecretError) -> MasterKey? {
+    public static func masterKey(
+        _ kind: SecretKind = .masterKey, filePath: String?,
+        environment: [String: String] = ProcessInfo.processInfo.environment
+    ) throws(SecretError) -> MasterKey? {
         guard let (text, source) = try readText(kind, filePath: filePath, environment: environment) else { return nil }
         return try MasterKey(text: text, source: source)
     }
 
-    public static func requireMasterKey(_ kind: SecretKind = .masterKey, filePath: String?,
-                                        environment: [String: String] = ProcessInfo.processInfo.environment) throws(SecretError) -> MasterKey {
+    public static func requireMasterKey(
+        _ kind: SecretKind = .masterKey, filePath: String?,
+        environment: [String: String] = ProcessInfo.processInfo.environment
+    ) throws(SecretError) -> MasterKey {
         guard let key = try masterKey(kind, filePath: filePath, environment: environment) else {
             throw .missing(secret: kind.name, flag: kind.flag, environmentVariable: kind.environmentVariable)
         }

@@ -36,7 +36,8 @@ public struct SecretsFile: Sendable, Equatable {
             }
             let key = String(line[..<colon])
             guard Self.keys.contains(key) else {
-                throw SecretsFileError(path: path, line: index + 1, reason: "unexpected key \(key): a secrets file holds only salt, nonce and data")
+                throw SecretsFileError(
+                    path: path, line: index + 1, reason: "unexpected key \(key): a secrets file holds only salt, nonce and data")
             }
             guard values[key] == nil else { throw SecretsFileError(path: path, line: index + 1, reason: "\(key) appears twice") }
             var value = line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)
@@ -48,7 +49,8 @@ public struct SecretsFile: Sendable, Equatable {
         }
         let missing = Self.keys.filter { values[$0] == nil }
         guard missing.isEmpty else {
-            throw SecretsFileError(path: path, line: nil, reason: "no \(missing.joined(separator: ", ")): not the application's secrets file")
+            throw SecretsFileError(
+                path: path, line: nil, reason: "no \(missing.joined(separator: ", ")): not the application's secrets file")
         }
         self.init(secret: StoredSecret(encryptedAPIKey: values["data"]!, salt: values["salt"]!, nonce: values["nonce"]!), order: order)
         guard secret.scheme == .v1 else { throw SecretsFileError(path: path, line: nil, reason: "data is not base64 of scheme v1") }

@@ -2,7 +2,7 @@ import CFastPBKDF2
 import Glibc
 import Synchronization
 #if DEBUG
-import Foundation
+    import Foundation
 #endif
 
 /// Fixed bytes of key material, never mutated after creation and overwritten with zeros when the
@@ -89,44 +89,44 @@ extension SecureBytes: Equatable {
 /// plaintext goes through here, so the test hook below sees all of them.
 func toolcfgSecureZero(_ buffer: UnsafeMutableRawBufferPointer) {
     #if DEBUG
-    let observer = WipeObserver.current
-    let held = observer != nil && buffer.contains { $0 != 0 }
+        let observer = WipeObserver.current
+        let held = observer != nil && buffer.contains { $0 != 0 }
     #endif
     toolcfg_secure_zero(buffer.baseAddress, buffer.count)
     #if DEBUG
-    observer?.record(.init(count: buffer.count, heldNonzero: held, zeroed: buffer.allSatisfy { $0 == 0 }))
+        observer?.record(.init(count: buffer.count, heldNonzero: held, zeroed: buffer.allSatisfy { $0 == 0 }))
     #endif
 }
 
 #if DEBUG
-/// Test hook (debug builds only): sees each buffer right after it is zeroed and before it is
-/// freed, since reading a SecureBytes after its deinit would be a use after free. Bound to the
-/// current task, so tests running in parallel do not see each other's wipes.
-final class WipeObserver: @unchecked Sendable {
-    struct Wipe: Equatable {
-        var count: Int
-        /// Whether the buffer held any nonzero byte before the wipe (it held something).
-        var heldNonzero: Bool
-        /// Whether every byte was zero right after it.
-        var zeroed: Bool
+    /// Test hook (debug builds only): sees each buffer right after it is zeroed and before it is
+    /// freed, since reading a SecureBytes after its deinit would be a use after free. Bound to the
+    /// current task, so tests running in parallel do not see each other's wipes.
+    final class WipeObserver: @unchecked Sendable {
+        struct Wipe: Equatable {
+            var count: Int
+            /// Whether the buffer held any nonzero byte before the wipe (it held something).
+            var heldNonzero: Bool
+            /// Whether every byte was zero right after it.
+            var zeroed: Bool
+        }
+
+        @TaskLocal static var current: WipeObserver?
+
+        private let lock = NSLock()
+        private var recorded: [Wipe] = []
+
+        var wipes: [Wipe] { lock.withLock { recorded } }
+
+        func record(_ wipe: Wipe) {
+            lock.withLock { recorded.append(wipe) }
+        }
+
+        /// The wipes that `body` caused on this task.
+        static func observe(_ body: () throws -> Void) rethrows -> [Wipe] {
+            let observer = WipeObserver()
+            try $current.withValue(observer) { try body() }
+            return observer.wipes
+        }
     }
-
-    @TaskLocal static var current: WipeObserver?
-
-    private let lock = NSLock()
-    private var recorded: [Wipe] = []
-
-    var wipes: [Wipe] { lock.withLock { recorded } }
-
-    func record(_ wipe: Wipe) {
-        lock.withLock { recorded.append(wipe) }
-    }
-
-    /// The wipes that `body` caused on this task.
-    static func observe(_ body: () throws -> Void) rethrows -> [Wipe] {
-        let observer = WipeObserver()
-        try $current.withValue(observer) { try body() }
-        return observer.wipes
-    }
-}
 #endif

@@ -12,8 +12,9 @@ public enum SecureRandom {
         guard buffer.count > 0 else { return }
         // RAND_bytes fails only when the system entropy source is broken; going on would store
         // secrets under predictable salts and nonces, so stop the process instead.
-        precondition(RAND_bytes(buffer.baseAddress?.assumingMemoryBound(to: UInt8.self), Int32(buffer.count)) == 1,
-                     "OpenSSL RAND_bytes failed: no secure randomness available")
+        precondition(
+            RAND_bytes(buffer.baseAddress?.assumingMemoryBound(to: UInt8.self), Int32(buffer.count)) == 1,
+            "OpenSSL RAND_bytes failed: no secure randomness available")
     }
 
     public static func fill(_ array: inout [UInt8]) {

@@ -51,7 +51,9 @@ public struct StoredSecret: Sendable, Hashable, Codable {
         let saltLength = try length(salt, "salt")
         guard saltLength == Self.saltLength else { throw .wrongLength(field: "salt", expected: "\(Self.saltLength)", actual: saltLength) }
         let nonceLength = try length(nonce, "nonce")
-        guard nonceLength == Self.nonceLength else { throw .wrongLength(field: "nonce", expected: "\(Self.nonceLength)", actual: nonceLength) }
+        guard nonceLength == Self.nonceLength else {
+            throw .wrongLength(field: "nonce", expected: "\(Self.nonceLength)", actual: nonceLength)
+        }
         let sealedLength = try length(ciphertextBase64, "encrypted_api_key")
         guard sealedLength >= AESGCM.tagLength else {
             throw .wrongLength(field: "encrypted_api_key", expected: "at least \(AESGCM.tagLength)", actual: sealedLength)
@@ -78,8 +80,9 @@ public struct DecodedSecret: Sendable, Hashable {
     public var scheme: SecretScheme = .v1
 
     public var encoded: StoredSecret {
-        StoredSecret(encryptedAPIKey: (scheme == .v2 ? SecretScheme.v2Prefix : "") + Base64.encode(sealed), salt: Base64.encode(salt),
-                     nonce: Base64.encode(nonce))
+        StoredSecret(
+            encryptedAPIKey: (scheme == .v2 ? SecretScheme.v2Prefix : "") + Base64.encode(sealed), salt: Base64.encode(salt),
+            nonce: Base64.encode(nonce))
     }
 }
 
@@ -106,10 +109,15 @@ public enum SecretCipher {
     /// Two row keys at once: two v1 keys together on the selected kernel (`PBKDF2.deriveKeys`:
     /// interleaved on the SHA extensions, about the cost of one), any other pair one after the
     /// other (a v2 row key costs a few microseconds).
-    public static func rowKeys(_ a: (masterKey: MasterKey, salt: [UInt8], scheme: SecretScheme),
-                               _ b: (masterKey: MasterKey, salt: [UInt8], scheme: SecretScheme)) -> (SecureBytes, SecureBytes) {
+    public static func rowKeys(
+        _ a: (masterKey: MasterKey, salt: [UInt8], scheme: SecretScheme),
+        _ b: (masterKey: MasterKey, salt: [UInt8], scheme: SecretScheme)
+    ) -> (SecureBytes, SecureBytes) {
         guard a.scheme == .v1, b.scheme == .v1 else {
-            return (rowKey(masterKey: a.masterKey, salt: a.salt, scheme: a.scheme), rowKey(masterKey: b.masterKey, salt: b.salt, scheme: b.scheme))
+            return (
+                rowKey(masterKey: a.masterKey, salt: a.salt, scheme: a.scheme),
+                rowKey(masterKey: b.masterKey, salt: b.salt, scheme: b.scheme)
+            )
         }
         let keys = rowKeys([(a.masterKey, a.salt), (b.masterKey, b.salt)])
         return (keys[0], keys[1])
@@ -122,7 +130,9 @@ public enum SecretCipher {
         let all = SecureBytes(count: inputs.count * AESGCM.keyLength) { out in
             // The distinct master keys' bytes borrowed at once (a rotation has two).
             var masters: [SecureBytes] = []
-            for input in inputs where !masters.contains(where: { $0 === input.masterKey.material }) { masters.append(input.masterKey.material) }
+            for input in inputs where !masters.contains(where: { $0 === input.masterKey.material }) {
+                masters.append(input.masterKey.material)
+            }
             func borrow(_ index: Int, _ passwords: [UnsafeRawBufferPointer]) {
                 guard index == masters.count else {
                     masters[index].withBytes { borrow(index + 1, passwords + [$0]) }
@@ -155,20 +165,26 @@ public enum SecretCipher {
 
     /// Encrypts with a fresh random salt and nonce.
     public static func encrypt(_ plaintext: String, masterKey: MasterKey, scheme: SecretScheme = .v1) throws(SecretError) -> StoredSecret {
-        try encrypt(plaintext, masterKey: masterKey,
-                    salt: SecureRandom.bytes(StoredSecret.saltLength),
-                    nonce: SecureRandom.bytes(StoredSecret.nonceLength), scheme: scheme).encoded
+        try encrypt(
+            plaintext, masterKey: masterKey,
+            salt: SecureRandom.bytes(StoredSecret.saltLength),
+            nonce: SecureRandom.bytes(StoredSecret.nonceLength), scheme: scheme
+        ).encoded
     }
 
     /// Encrypts with a given salt and nonce (test vectors; callers otherwise use fresh ones).
-    public static func encrypt(_ plaintext: String, masterKey: MasterKey, salt: [UInt8], nonce: [UInt8],
-                               scheme: SecretScheme = .v1) throws(SecretError) -> DecodedSecret {
+    public static func encrypt(
+        _ plaintext: String, masterKey: MasterKey, salt: [UInt8], nonce: [UInt8],
+        scheme: SecretScheme = .v1
+    ) throws(SecretError) -> DecodedSecret {
         try encrypt(plaintext, rowKey: rowKey(masterKey: masterKey, salt: salt, scheme: scheme), salt: salt, nonce: nonce, scheme: scheme)
     }
 
     /// Encrypts with a row key already derived for `salt` in `scheme`.
-    public static func encrypt(_ plaintext: String, rowKey key: SecureBytes, salt: [UInt8], nonce: [UInt8],
-                               scheme: SecretScheme = .v1) throws(SecretError) -> DecodedSecret {
+    public static func encrypt(
+        _ plaintext: String, rowKey key: SecureBytes, salt: [UInt8], nonce: [UInt8],
+        scheme: SecretScheme = .v1
+    ) throws(SecretError) -> DecodedSecret {
         var bytes = Array(plaintext.utf8)
         defer { AESGCM.wipe(&bytes) }
         let sealed = try key.withBytes { k throws(SecretError) in try AESGCM.seal(key: k, nonce: nonce, plaintext: bytes) }
@@ -186,17 +202,23 @@ public enum SecretCipher {
 
     /// Two secrets decrypted under one master key, their row keys derived together (see
     /// `rowKeys`). Each result is exactly what `decrypt(_:masterKey:)` gives for that secret alone.
-    public static func decryptPair(_ a: DecodedSecret, _ b: DecodedSecret,
-                                   masterKey: MasterKey) -> (Result<String, SecretError>, Result<String, SecretError>) {
+    public static func decryptPair(
+        _ a: DecodedSecret, _ b: DecodedSecret,
+        masterKey: MasterKey
+    ) -> (Result<String, SecretError>, Result<String, SecretError>) {
         let (keyA, keyB) = rowKeys((masterKey, a.salt, a.scheme), (masterKey, b.salt, b.scheme))
-        return (Result { () throws(SecretError) in try decrypt(a, rowKey: keyA) },
-                Result { () throws(SecretError) in try decrypt(b, rowKey: keyB) })
+        return (
+            Result { () throws(SecretError) in try decrypt(a, rowKey: keyA) },
+            Result { () throws(SecretError) in try decrypt(b, rowKey: keyB) }
+        )
     }
 
     /// The same for stored (base64) triples: a triple that fails its shape check gets that
     /// error, as `decrypt(_:masterKey:)` would give, and the other is decrypted alone.
-    public static func decryptPair(_ a: StoredSecret, _ b: StoredSecret,
-                                   masterKey: MasterKey) -> (Result<String, SecretError>, Result<String, SecretError>) {
+    public static func decryptPair(
+        _ a: StoredSecret, _ b: StoredSecret,
+        masterKey: MasterKey
+    ) -> (Result<String, SecretError>, Result<String, SecretError>) {
         let results = decrypt([a, b], masterKey: masterKey)
         return (results[0], results[1])
     }
@@ -225,7 +247,9 @@ public enum SecretCipher {
         for (key, index) in zip(keys, v1) {
             results[index] = Result { () throws(SecretError) in
                 guard let context else { return try decrypt(secrets[index], rowKey: key) }
-                var bytes = try key.withBytes { k throws(SecretError) in try context.open(key: k, nonce: secrets[index].nonce, sealed: secrets[index].sealed) }
+                var bytes = try key.withBytes { k throws(SecretError) in
+                    try context.open(key: k, nonce: secrets[index].nonce, sealed: secrets[index].sealed)
+                }
                 defer { AESGCM.wipe(&bytes) }
                 guard let text = String(validating: bytes, as: UTF8.self) else { throw .plaintextNotUTF8 }
                 return text

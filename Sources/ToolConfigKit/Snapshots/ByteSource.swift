@@ -104,7 +104,8 @@ final class ByteSource {
 
     /// Appends the bytes from here up to the next one that `stops` (left unread) or the end of
     /// input, counting the line feeds passed over; stops early once `field` holds more than
-    /// `limit` bytes (by up to one chunk: callers check the length after). A CSV field is a run of plain bytes: taking it a chunk at a time instead of
+    /// `limit` bytes (by up to one chunk: callers check the length after). A CSV field is a run of plain bytes: taking it a chunk at a time
+    /// instead of
     /// one `next()` per byte halved the reader's time per row.
     @inline(__always)
     func appendRun(to field: inout [UInt8], limit: Int, stops: (UInt8) -> Bool) throws {

@@ -28,7 +28,8 @@ final class CSVSnapshotReader: SnapshotReader {
         // The header row: first non-blank row.
         while true {
             guard let line = try Self.readRow(source, field: &field, into: &rowFields, names: nil) else {
-                throw SnapshotError(SnapshotLocation(file: source.name, line: 1), "the file is empty: a header row naming the fields is required")
+                throw SnapshotError(
+                    SnapshotLocation(file: source.name, line: 1), "the file is empty: a header row naming the fields is required")
             }
             if rowFields.count == 1, rowFields[0] == .null { continue }
             names = rowFields.map { if case .text(let name) = $0 { name } else { "" } }
@@ -36,8 +37,9 @@ final class CSVSnapshotReader: SnapshotReader {
             var seen = Set<String>()
             for name in names {
                 guard let slot = FieldSlot(name: name) else {
-                    throw SnapshotError(location.with(field: name.isEmpty ? "(empty)" : String(name.prefix(64))),
-                                        "unknown column in the header; the known fields are \(SnapshotField.all.sorted().joined(separator: ", "))")
+                    throw SnapshotError(
+                        location.with(field: name.isEmpty ? "(empty)" : String(name.prefix(64))),
+                        "unknown column in the header; the known fields are \(SnapshotField.all.sorted().joined(separator: ", "))")
                 }
                 guard seen.insert(name).inserted else {
                     throw SnapshotError(location.with(field: name), "the column appears twice in the header")
@@ -59,8 +61,11 @@ final class CSVSnapshotReader: SnapshotReader {
         }
         let triple: [FieldSlot] = [.encryptedAPIKey, .salt, .nonce]
         if let present = triple.first(where: slots.contains), let absent = triple.first(where: { !slots.contains($0) }) {
-            throw SnapshotError(header.with(field: absent.name),
-                                "the header has \(present.name) but no \(absent.name) column: an encrypted key needs encrypted_api_key, salt and nonce together")
+            throw SnapshotError(
+                header.with(field: absent.name),
+                "the header has \(present.name) but no \(absent.name) column: an encrypted key needs encrypted_api_key, "
+                    + "salt and nonce together"
+            )
         }
     }
 
@@ -131,8 +136,9 @@ final class CSVSnapshotReader: SnapshotReader {
                         throw SnapshotError(location(fields.count), "a field longer than \(SnapshotLimits.fieldBytes) bytes")
                     }
                     guard let inner = try source.next() else {
-                        throw SnapshotError(SnapshotLocation(file: source.name, line: quoteLine, field: location(fields.count).field),
-                                            "unbalanced quote: the quoted field that starts on line \(quoteLine) never closes")
+                        throw SnapshotError(
+                            SnapshotLocation(file: source.name, line: quoteLine, field: location(fields.count).field),
+                            "unbalanced quote: the quoted field that starts on line \(quoteLine) never closes")
                     }
                     if inner == UInt8(ascii: "\"") {
                         if try source.peek() == UInt8(ascii: "\"") {

@@ -46,8 +46,9 @@ final class JSONLinesSnapshotReader: SnapshotReader {
 
     private func record(line: Int, members: [(String, JSONValue)]) throws -> RawRecord {
         recordIndex += 1
-        return RawRecord(location: SnapshotLocation(file: fileName, line: line, record: recordIndex),
-                         names: members.map(\.0), values: members.map(\.1.asField), slots: nil)
+        return RawRecord(
+            location: SnapshotLocation(file: fileName, line: line, record: recordIndex),
+            names: members.map(\.0), values: members.map(\.1.asField), slots: nil)
     }
 
     func next() throws -> RawRecord? {

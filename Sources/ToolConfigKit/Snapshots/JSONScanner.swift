@@ -60,7 +60,9 @@ struct JSONScanner {
         while let byte = try source.peek(), byte == 0x20 || byte == 0x0A || byte == 0x0D || byte == 0x09 {
             _ = try source.next()
             run += 1
-            if run > SnapshotLimits.whitespaceBytes { throw error("more than \(SnapshotLimits.whitespaceBytes) bytes of whitespace in a row") }
+            if run > SnapshotLimits.whitespaceBytes {
+                throw error("more than \(SnapshotLimits.whitespaceBytes) bytes of whitespace in a row")
+            }
         }
     }
 
@@ -103,7 +105,9 @@ struct JSONScanner {
             if try peekToken() == UInt8(ascii: "]") { _ = try source.next(); return .array(items) }
             while true {
                 items.append(try value(depth: depth + 1, budget: &budget))
-                guard items.count <= SnapshotLimits.fields else { throw error("an array of more than \(SnapshotLimits.fields) items inside a record") }
+                guard items.count <= SnapshotLimits.fields else {
+                    throw error("an array of more than \(SnapshotLimits.fields) items inside a record")
+                }
                 guard let separator = try peekToken() else { throw error("the JSON ends early inside an array") }
                 _ = try source.next()
                 if separator == UInt8(ascii: "]") { return .array(items) }
@@ -209,15 +213,20 @@ struct JSONScanner {
 
     private func number() throws -> JSONValue {
         var text: [UInt8] = []
-        while let byte = try source.peek(), byte == UInt8(ascii: "-") || byte == UInt8(ascii: "+") || byte == UInt8(ascii: ".")
-                || byte == UInt8(ascii: "e") || byte == UInt8(ascii: "E") || (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(byte) {
+        while let byte = try source.peek(),
+            byte == UInt8(ascii: "-") || byte == UInt8(ascii: "+") || byte == UInt8(ascii: ".")
+                || byte == UInt8(ascii: "e") || byte == UInt8(ascii: "E") || (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(byte)
+        {
             text.append(byte)
             _ = try source.next()
-            guard text.count <= SnapshotLimits.numberLength else { throw error("a number longer than \(SnapshotLimits.numberLength) characters") }
+            guard text.count <= SnapshotLimits.numberLength else {
+                throw error("a number longer than \(SnapshotLimits.numberLength) characters")
+            }
         }
         let literal = String(decoding: text, as: UTF8.self)
         let digits = text.first == UInt8(ascii: "-") ? text.dropFirst() : text[...]
-        let integerShape = !digits.isEmpty && digits.allSatisfy { (UInt8(ascii: "0")...UInt8(ascii: "9")).contains($0) }
+        let integerShape =
+            !digits.isEmpty && digits.allSatisfy { (UInt8(ascii: "0")...UInt8(ascii: "9")).contains($0) }
             && (digits.count == 1 || digits.first != UInt8(ascii: "0"))
         if integerShape {
             guard let value = Int64(literal) else { throw error("the integer \(literal) is out of range") }

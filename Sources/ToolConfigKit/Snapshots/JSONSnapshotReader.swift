@@ -55,7 +55,9 @@ final class JSONSnapshotReader: SnapshotReader {
 
     func next() throws -> RawRecord? {
         guard inArray else { return nil }
-        guard let byte = try scanner.peekToken() else { throw scanner.error("the JSON ends early: the array of records is not closed (truncated file?)") }
+        guard let byte = try scanner.peekToken() else {
+            throw scanner.error("the JSON ends early: the array of records is not closed (truncated file?)")
+        }
         if byte == UInt8(ascii: "]") {
             _ = try scanner.source.next()
             inArray = false
@@ -73,8 +75,9 @@ final class JSONSnapshotReader: SnapshotReader {
             throw SnapshotError(SnapshotLocation(file: fileName, line: line, record: recordIndex), "a record must be a JSON object")
         }
         let members = try scanner.object(depth: 1)
-        return RawRecord(location: SnapshotLocation(file: fileName, line: line, record: recordIndex),
-                         names: members.map(\.0), values: members.map(\.1.asField), slots: nil)
+        return RawRecord(
+            location: SnapshotLocation(file: fileName, line: line, record: recordIndex),
+            names: members.map(\.0), values: members.map(\.1.asField), slots: nil)
     }
 
     /// After the records: `row_count` and `digest` for a document, then nothing but whitespace.
@@ -106,7 +109,8 @@ extension SnapshotHeader {
             throw SnapshotError(location.with(field: "format"), "expected \"\(Self.formatName)\"")
         }
         guard map["version"] == .integer(Int64(Self.formatVersion)) else {
-            throw SnapshotError(location.with(field: "version"), "unsupported snapshot version (this toolcfg reads version \(Self.formatVersion))")
+            throw SnapshotError(
+                location.with(field: "version"), "unsupported snapshot version (this toolcfg reads version \(Self.formatVersion))")
         }
         guard case .string(let text)? = map["keys"], let keys = KeyMode(rawValue: text) else {
             throw SnapshotError(location.with(field: "keys"), "expected one of encrypted, plaintext, sealed, omit")
@@ -116,7 +120,10 @@ extension SnapshotHeader {
             sealing = try SealingParameters(json: value, location: location.with(field: "sealing"))
         }
         guard (keys == .sealed) == (sealing != nil) else {
-            throw SnapshotError(location.with(field: "sealing"), keys == .sealed ? "a sealed snapshot needs its sealing parameters" : "sealing parameters in a snapshot whose keys are not sealed")
+            throw SnapshotError(
+                location.with(field: "sealing"),
+                keys == .sealed
+                    ? "a sealed snapshot needs its sealing parameters" : "sealing parameters in a snapshot whose keys are not sealed")
         }
         self.init(keys: keys, sealing: sealing)
     }

@@ -39,7 +39,9 @@ struct RecordDecoder {
         let sealed = try optionalText(.sealedAPIKey, values, at)
         let hasTriple = encrypted != nil || salt != nil || nonce != nil
         if (apiKey != nil ? 1 : 0) + (hasTriple ? 1 : 0) + (sealed != nil ? 1 : 0) > 1 {
-            throw SnapshotError(at.with(field: SnapshotField.apiKey), "a record carries either api_key, or encrypted_api_key/salt/nonce, or sealed_api_key, never more than one")
+            throw SnapshotError(
+                at.with(field: SnapshotField.apiKey),
+                "a record carries either api_key, or encrypted_api_key/salt/nonce, or sealed_api_key, never more than one")
         }
         if let apiKey {
             record.key = .plaintext(apiKey)
@@ -52,7 +54,9 @@ struct RecordDecoder {
             do {
                 try secret.validate()
             } catch {
-                let field = [SnapshotField.salt, SnapshotField.nonce].first { error.description.hasPrefix($0 + ":") } ?? SnapshotField.encryptedAPIKey
+                let field =
+                    [SnapshotField.salt, SnapshotField.nonce].first { error.description.hasPrefix($0 + ":") }
+                    ?? SnapshotField.encryptedAPIKey
                 throw SnapshotError(at.with(field: field), String(error.description.drop(while: { $0 != ":" }).dropFirst(2)))
             }
             record.key = .encrypted(secret)
@@ -60,18 +64,23 @@ struct RecordDecoder {
             record.key = .sealed(sealed)
         }
         if let declaredKeys {
-            let actual: KeyMode? = switch record.key {
-            case .none: nil
-            case .plaintext: .plaintext
-            case .encrypted: .encrypted
-            case .sealed: .sealed
-            }
+            let actual: KeyMode? =
+                switch record.key {
+                case .none: nil
+                case .plaintext: .plaintext
+                case .encrypted: .encrypted
+                case .sealed: .sealed
+                }
             if let actual, actual != declaredKeys {
-                throw SnapshotError(at.with(field: actual == .plaintext ? SnapshotField.apiKey : actual == .sealed ? SnapshotField.sealedAPIKey : SnapshotField.encryptedAPIKey),
-                                    "a \(actual.rawValue) key in a snapshot whose header declares keys \(declaredKeys.rawValue)")
+                throw SnapshotError(
+                    at.with(
+                        field: actual == .plaintext
+                            ? SnapshotField.apiKey : actual == .sealed ? SnapshotField.sealedAPIKey : SnapshotField.encryptedAPIKey),
+                    "a \(actual.rawValue) key in a snapshot whose header declares keys \(declaredKeys.rawValue)")
             }
         } else if case .sealed = record.key {
-            throw SnapshotError(at.with(field: SnapshotField.sealedAPIKey), "a sealed key outside a sealed snapshot (no sealing parameters to open it)")
+            throw SnapshotError(
+                at.with(field: SnapshotField.sealedAPIKey), "a sealed key outside a sealed snapshot (no sealing parameters to open it)")
         }
         return record
     }
@@ -84,8 +93,10 @@ struct RecordDecoder {
     }
 
     /// Text, or nil when absent, null or (unless `emptyIsAbsent` is false) empty.
-    private func optionalText(_ slot: FieldSlot, _ values: FieldValues, _ at: SnapshotLocation,
-                              emptyIsAbsent: Bool = true) throws(SnapshotError) -> String? {
+    private func optionalText(
+        _ slot: FieldSlot, _ values: FieldValues, _ at: SnapshotLocation,
+        emptyIsAbsent: Bool = true
+    ) throws(SnapshotError) -> String? {
         switch values[slot] {
         case nil, .null?: return nil
         case .text(let text)?: return text.isEmpty && emptyIsAbsent ? nil : text
@@ -109,12 +120,16 @@ struct RecordDecoder {
             default: throw SnapshotError(at.with(field: slot.name), "expected 1, 0, true or false, found \(quoted(text))")
             }
         case let other?:
-            throw SnapshotError(at.with(field: slot.name), format == .csv ? "expected 1, 0, true or false" : "expected true or false (or 0/1), found \(describe(other))")
+            throw SnapshotError(
+                at.with(field: slot.name),
+                format == .csv ? "expected 1, 0, true or false" : "expected true or false (or 0/1), found \(describe(other))")
         }
     }
 
-    private func integer(_ slot: FieldSlot, _ values: FieldValues, _ at: SnapshotLocation,
-                         minimum: Int64, maximum: Int64 = .max) throws(SnapshotError) -> Int64? {
+    private func integer(
+        _ slot: FieldSlot, _ values: FieldValues, _ at: SnapshotLocation,
+        minimum: Int64, maximum: Int64 = .max
+    ) throws(SnapshotError) -> Int64? {
         let value: Int64
         switch values[slot] {
         case nil, .null?: return nil

@@ -5,10 +5,15 @@ public enum SnapshotFormat: String, Sendable, Codable, CaseIterable {
     /// From a path's extension; nil for standard input or an unknown extension.
     public init?(path: String) {
         let lower = path.lowercased()
-        if lower.hasSuffix(".csv") { self = .csv }
-        else if lower.hasSuffix(".jsonl") || lower.hasSuffix(".ndjson") { self = .jsonl }
-        else if lower.hasSuffix(".json") { self = .json }
-        else { return nil }
+        if lower.hasSuffix(".csv") {
+            self = .csv
+        } else if lower.hasSuffix(".jsonl") || lower.hasSuffix(".ndjson") {
+            self = .jsonl
+        } else if lower.hasSuffix(".json") {
+            self = .json
+        } else {
+            return nil
+        }
     }
 }
 

@@ -18,8 +18,10 @@ public struct SnapshotRecord: Sendable, Hashable {
     public var updatedAt: Int64?
     public var key: KeyMaterial
 
-    public init(id: Int64? = nil, userID: String, toolID: String, enabled: Bool = false,
-                createdAt: Int64? = nil, updatedAt: Int64? = nil, key: KeyMaterial = .none) {
+    public init(
+        id: Int64? = nil, userID: String, toolID: String, enabled: Bool = false,
+        createdAt: Int64? = nil, updatedAt: Int64? = nil, key: KeyMaterial = .none
+    ) {
         self.id = id
         self.userID = userID
         self.toolID = toolID
@@ -61,18 +63,21 @@ public enum SnapshotField {
     public static let createdAt = "created_at"
     public static let updatedAt = "updated_at"
 
-    public static let all: Set<String> = [id, userID, toolID, enabled, apiKey, encryptedAPIKey, salt, nonce, sealedAPIKey, createdAt, updatedAt]
+    public static let all: Set<String> = [
+        id, userID, toolID, enabled, apiKey, encryptedAPIKey, salt, nonce, sealedAPIKey, createdAt, updatedAt
+    ]
     /// Fields whose values are never repeated in an error message.
     public static let secret: Set<String> = [apiKey, encryptedAPIKey, salt, nonce, sealedAPIKey]
 
     /// The columns an export writes for a key mode.
     public static func exported(_ keys: KeyMode) -> [String] {
-        let keyFields: [String] = switch keys {
-        case .encrypted: [encryptedAPIKey, salt, nonce]
-        case .plaintext: [apiKey]
-        case .sealed: [sealedAPIKey]
-        case .omit: []
-        }
+        let keyFields: [String] =
+            switch keys {
+            case .encrypted: [encryptedAPIKey, salt, nonce]
+            case .plaintext: [apiKey]
+            case .sealed: [sealedAPIKey]
+            case .omit: []
+            }
         return [id, userID, toolID, enabled] + keyFields + [createdAt, updatedAt]
     }
 }

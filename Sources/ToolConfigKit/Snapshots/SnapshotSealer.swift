@@ -11,8 +11,10 @@ public struct SealingParameters: Sendable, Equatable {
     static let checkAssociatedData = Array("toolcfg-snapshot-check".utf8)
 
     var json: [(String, String)] {
-        [("kdf", "\"argon2id\""), ("version", "19"), ("memory_kib", "\(argon2.memoryKiB)"), ("iterations", "\(argon2.iterations)"),
-         ("lanes", "\(argon2.lanes)"), ("salt", "\"\(salt)\""), ("check", "\"\(check)\"")]
+        [
+            ("kdf", "\"argon2id\""), ("version", "19"), ("memory_kib", "\(argon2.memoryKiB)"), ("iterations", "\(argon2.iterations)"),
+            ("lanes", "\(argon2.lanes)"), ("salt", "\"\(salt)\""), ("check", "\"\(check)\"")
+        ]
     }
 
     init(argon2: Argon2id.Parameters, salt: String, check: String) {
@@ -36,7 +38,8 @@ public struct SealingParameters: Sendable, Equatable {
         }
         guard try text("kdf") == "argon2id" else { throw SnapshotError(location, "kdf: only argon2id is supported") }
         guard try integer("version") == 19 else { throw SnapshotError(location, "version: only Argon2 version 19 (0x13) is supported") }
-        argon2 = Argon2id.Parameters(memoryKiB: try integer("memory_kib"), iterations: try integer("iterations"), lanes: try integer("lanes"))
+        argon2 = Argon2id.Parameters(
+            memoryKiB: try integer("memory_kib"), iterations: try integer("iterations"), lanes: try integer("lanes"))
         do {
             _ = try argon2.validated()
         } catch {
@@ -60,7 +63,8 @@ public final class SnapshotSealer: Sendable {
         key = SecureBytes(locking: try Argon2id.deriveKey(passphrase: passphrase, salt: salt, parameters: cost))
         let nonce = SecureRandom.bytes(AESGCM.nonceLength)
         let check = try key.withBytes { k throws(SecretError) in
-            try AESGCM.seal(key: k, nonce: nonce, plaintext: SealingParameters.checkPlaintext, associatedData: SealingParameters.checkAssociatedData)
+            try AESGCM.seal(
+                key: k, nonce: nonce, plaintext: SealingParameters.checkPlaintext, associatedData: SealingParameters.checkAssociatedData)
         }
         parameters = SealingParameters(argon2: cost, salt: Base64.encode(salt), check: Base64.encode(nonce + check))
     }
@@ -73,11 +77,14 @@ public final class SnapshotSealer: Sendable {
         key = SecureBytes(locking: try Argon2id.deriveKey(passphrase: passphrase, salt: salt, parameters: parameters.argon2))
         let check = try Base64.decode(parameters.check, field: "sealing.check")
         guard check.count == AESGCM.nonceLength + SealingParameters.checkPlaintext.count + AESGCM.tagLength else {
-            throw .wrongLength(field: "sealing.check", expected: "\(AESGCM.nonceLength + SealingParameters.checkPlaintext.count + AESGCM.tagLength)", actual: check.count)
+            throw .wrongLength(
+                field: "sealing.check", expected: "\(AESGCM.nonceLength + SealingParameters.checkPlaintext.count + AESGCM.tagLength)",
+                actual: check.count)
         }
         let opened = try key.withBytes { k throws(SecretError) in
-            try AESGCM.open(key: k, nonce: Array(check.prefix(AESGCM.nonceLength)), sealed: Array(check.dropFirst(AESGCM.nonceLength)),
-                            associatedData: SealingParameters.checkAssociatedData)
+            try AESGCM.open(
+                key: k, nonce: Array(check.prefix(AESGCM.nonceLength)), sealed: Array(check.dropFirst(AESGCM.nonceLength)),
+                associatedData: SealingParameters.checkAssociatedData)
         }
         guard opened == SealingParameters.checkPlaintext else { throw .authenticationFailed }
     }
@@ -105,11 +112,13 @@ public final class SnapshotSealer: Sendable {
     public func open(_ sealed: String, userID: String, toolID: String) throws(SecretError) -> String {
         let bytes = try Base64.decode(sealed, field: SnapshotField.sealedAPIKey)
         guard bytes.count >= AESGCM.nonceLength + AESGCM.tagLength else {
-            throw .wrongLength(field: SnapshotField.sealedAPIKey, expected: "at least \(AESGCM.nonceLength + AESGCM.tagLength)", actual: bytes.count)
+            throw .wrongLength(
+                field: SnapshotField.sealedAPIKey, expected: "at least \(AESGCM.nonceLength + AESGCM.tagLength)", actual: bytes.count)
         }
         var plaintext = try key.withBytes { k throws(SecretError) in
-            try AESGCM.open(key: k, nonce: Array(bytes.prefix(AESGCM.nonceLength)), sealed: Array(bytes.dropFirst(AESGCM.nonceLength)),
-                            associatedData: Self.associatedData(userID: userID, toolID: toolID))
+            try AESGCM.open(
+                key: k, nonce: Array(bytes.prefix(AESGCM.nonceLength)), sealed: Array(bytes.dropFirst(AESGCM.nonceLength)),
+                associatedData: Self.associatedData(userID: userID, toolID: toolID))
         }
         defer { AESGCM.wipe(&plaintext) }
         guard let text = String(validating: plaintext, as: UTF8.self) else { throw .plaintextNotUTF8 }

@@ -16,8 +16,10 @@ public enum SnapshotValidator {
     }
 
     /// `each` sees every record after it is decoded (to open sealed keys, say).
-    static func validate(_ source: ByteSource, format: SnapshotFormat,
-                         each: (SnapshotRecord) throws -> Void = { _ in }) throws -> Summary {
+    static func validate(
+        _ source: ByteSource, format: SnapshotFormat,
+        each: (SnapshotRecord) throws -> Void = { _ in }
+    ) throws -> Summary {
         let reader = try SnapshotReaders.make(source, format)
         let decoder = RecordDecoder(format: format, declaredKeys: reader.header?.keys)
         let digest = SnapshotDigest()
@@ -36,7 +38,9 @@ extension SnapshotTrailer {
     /// A toolcfg snapshot (one with a header) must end with a trailer whose row count and digest
     /// match what was read (`actual`); a bare file from another system has neither. Returns whether
     /// a trailer was checked.
-    static func check(_ trailer: SnapshotTrailer?, header: SnapshotHeader?, actual: SnapshotTrailer?, file: String) throws(SnapshotError) -> Bool {
+    static func check(_ trailer: SnapshotTrailer?, header: SnapshotHeader?, actual: SnapshotTrailer?, file: String) throws(SnapshotError)
+        -> Bool
+    {
         let location = SnapshotLocation(file: file)
         guard header != nil else {
             if trailer != nil { throw SnapshotError(location, "a trailer without the header that starts a toolcfg snapshot") }
@@ -46,7 +50,9 @@ extension SnapshotTrailer {
             throw SnapshotError(location, "the snapshot has a header but no trailer with row_count and digest: the file is truncated")
         }
         if trailer.rowCount != actual.rowCount {
-            throw SnapshotError(location.with(field: "row_count"), "the trailer says \(trailer.rowCount) rows but the file holds \(actual.rowCount): truncated or altered")
+            throw SnapshotError(
+                location.with(field: "row_count"),
+                "the trailer says \(trailer.rowCount) rows but the file holds \(actual.rowCount): truncated or altered")
         }
         if trailer.digest != actual.digest {
             throw SnapshotError(location.with(field: "digest"), "the records do not match the trailer's digest: the file was altered")

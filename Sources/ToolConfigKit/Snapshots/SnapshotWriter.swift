@@ -123,7 +123,10 @@ final class CSVSnapshotWriter: SnapshotWriter {
             while index + 8 <= utf8.count {
                 let word = raw.loadUnaligned(fromByteOffset: index, as: UInt64.self)
                 if hasZeroByte(word ^ (ones &* 0x0A)) || hasZeroByte(word ^ (ones &* 0x0D))
-                    || hasZeroByte(word ^ (ones &* 0x22)) || hasZeroByte(word ^ (ones &* 0x2C)) { return true }
+                    || hasZeroByte(word ^ (ones &* 0x22)) || hasZeroByte(word ^ (ones &* 0x2C))
+                {
+                    return true
+                }
                 index += 8
             }
         }
@@ -165,7 +168,8 @@ final class JSONSnapshotWriter: SnapshotWriter {
     }
 
     func begin(_ header: SnapshotHeader) throws {
-        var text = "{\"format\":\"\(SnapshotHeader.formatName)\",\"version\":\(SnapshotHeader.formatVersion),\"keys\":\"\(header.keys.rawValue)\""
+        var text =
+            "{\"format\":\"\(SnapshotHeader.formatName)\",\"version\":\(SnapshotHeader.formatVersion),\"keys\":\"\(header.keys.rawValue)\""
         if let sealing = header.sealing {
             text += ",\"sealing\":{" + sealing.json.map { "\"\($0.0)\":\($0.1)" }.joined(separator: ",") + "}"
         }
@@ -249,7 +253,9 @@ enum JSONText {
         case 0x09: out.append(UInt8(ascii: "\\")); out.append(UInt8(ascii: "t"))
         default:
             let hex = Array("0123456789abcdef".utf8)
-            out.append([UInt8(ascii: "\\"), UInt8(ascii: "u"), UInt8(ascii: "0"), UInt8(ascii: "0"), hex[Int(byte >> 4)], hex[Int(byte & 15)]])
+            out.append([
+                UInt8(ascii: "\\"), UInt8(ascii: "u"), UInt8(ascii: "0"), UInt8(ascii: "0"), hex[Int(byte >> 4)], hex[Int(byte & 15)]
+            ])
         }
     }
 
@@ -287,8 +293,11 @@ enum DecimalText {
     static func withDigits<R>(_ value: Int64, _ body: (UnsafeBufferPointer<UInt8>) -> R) -> R {
         var magnitude = value.magnitude
         // At most 19 digits and a sign.
-        var digits: (UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8,
-                     UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8) = (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
+        var digits:
+            (
+                UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8,
+                UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8
+            ) = (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
         return withUnsafeMutableBytes(of: &digits) { raw in
             raw.withMemoryRebound(to: UInt8.self) { buffer in
                 var start = buffer.count

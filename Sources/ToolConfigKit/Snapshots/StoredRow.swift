@@ -69,8 +69,9 @@ public struct StoredRow: ExportRecord {
         func integer(_ value: ExportValue) -> Int64? {
             if case .integer(let number) = value { number } else { nil }
         }
-        return SnapshotRecord(id: integer(id), userID: string(userID), toolID: string(toolID), enabled: enabled,
-                              createdAt: integer(createdAt), updatedAt: integer(updatedAt),
-                              key: key.map { .encrypted(StoredSecret(encryptedAPIKey: string($0.0), salt: string($0.1), nonce: string($0.2))) } ?? .none)
+        return SnapshotRecord(
+            id: integer(id), userID: string(userID), toolID: string(toolID), enabled: enabled,
+            createdAt: integer(createdAt), updatedAt: integer(updatedAt),
+            key: key.map { .encrypted(StoredSecret(encryptedAPIKey: string($0.0), salt: string($0.1), nonce: string($0.2))) } ?? .none)
     }
 }

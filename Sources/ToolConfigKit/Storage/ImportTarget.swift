@@ -101,7 +101,8 @@ extension ImportStaging {
     public func insertNew(_ items: ArraySlice<ImportItem>, now: Int64) throws {
         for index in items.indices {
             let secret = items[index].record.storedSecret
-            try stage(items[index], .insert, intent: KeyIntent(mode: secret == nil ? .keep : .triple, secret: secret), existing: nil, now: now)
+            try stage(
+                items[index], .insert, intent: KeyIntent(mode: secret == nil ? .keep : .triple, secret: secret), existing: nil, now: now)
         }
     }
 
@@ -135,7 +136,8 @@ public struct StagedImport {
     /// The row as this import leaves it: what a later record of the same pair is compared with.
     var result: ToolConfigTable.Row {
         guard action == .insert || action == .update else { return existing! }
-        return ToolConfigTable.Row(id: existing?.id ?? 0, enabled: enabled, secret: intent.secret ?? existing?.secret,
-                                   createdAt: existing?.createdAt ?? 0, updatedAt: updatedAt)
+        return ToolConfigTable.Row(
+            id: existing?.id ?? 0, enabled: enabled, secret: intent.secret ?? existing?.secret,
+            createdAt: existing?.createdAt ?? 0, updatedAt: updatedAt)
     }
 }

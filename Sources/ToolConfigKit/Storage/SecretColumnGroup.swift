@@ -24,8 +24,10 @@ public struct SecretColumnGroup: Sendable, Hashable, Codable {
         case declared
     }
 
-    public init(table: String, ciphertext: String, salt: String, nonce: String, nullable: Bool = true, idColumn: String? = nil,
-                origin: Origin = .declared) {
+    public init(
+        table: String, ciphertext: String, salt: String, nonce: String, nullable: Bool = true, idColumn: String? = nil,
+        origin: Origin = .declared
+    ) {
         self.table = table
         self.ciphertext = ciphertext
         self.salt = salt
@@ -79,14 +81,17 @@ public struct SecretColumnGroup: Sendable, Hashable, Codable {
     /// The query that counts the group's values of scheme v1 and v2, in that order.
     var schemeCountingSQL: String {
         let ciphertext = quotedIdentifier(self.ciphertext)
-        return "SELECT count(CASE WHEN substr(\(ciphertext), 1, 3) <> 'v2:' THEN 1 END), count(CASE WHEN substr(\(ciphertext), 1, 3) = 'v2:' THEN 1 END) "
+        return
+            "SELECT count(CASE WHEN substr(\(ciphertext), 1, 3) <> 'v2:' THEN 1 END), count(CASE WHEN substr(\(ciphertext), 1, 3) "
+            + "= 'v2:' THEN 1 END) "
             + "FROM \(quotedTable) WHERE \(ciphertext) IS NOT NULL"
     }
 
     /// The query that sums the rows of this group and of `others` whose salt (or nonce) is
     /// `parameter` (the engine's placeholder): `SecretStore.countRows`'s, on either engine.
     func countingSQL(_ part: TriplePart, acrossAlso others: [SecretColumnGroup], parameter: String) -> String {
-        "SELECT sum(n) FROM (" + ([self] + others.filter { $0 != self })
+        "SELECT sum(n) FROM ("
+            + ([self] + others.filter { $0 != self })
             .map { "SELECT count(*) AS n FROM \($0.quotedTable) WHERE \($0.quoted(part)) = \(parameter)" }
             .joined(separator: " UNION ALL ") + ") AS counts"
     }

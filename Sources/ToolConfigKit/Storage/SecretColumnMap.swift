@@ -24,15 +24,17 @@ public struct SecretColumnMap: Sendable {
         ("mcp_oauth_tokens", "encrypted_access_token", "access_token_salt", "access_token_nonce"),
         ("mcp_oauth_tokens", "encrypted_refresh_token", "refresh_token_salt", "refresh_token_nonce"),
         ("mcp_oauth_config_details", "encrypted_client_secret", "client_secret_salt", "client_secret_nonce"),
-        ("mcp_oauth_config_details", "encrypted_registration_access_token", "registration_access_token_salt",
-         "registration_access_token_nonce"),
+        (
+            "mcp_oauth_config_details", "encrypted_registration_access_token", "registration_access_token_salt",
+            "registration_access_token_nonce"
+        ),
         ("mcp_auth_params", "encrypted_value", "value_salt", "value_nonce"),
         // v0.0.46 only (dropped by m016 in v0.0.47).
         ("mcp_auth_headers", "encrypted_header_value", "header_value_salt", "header_value_nonce"),
         ("mcp_oauth_configs", "encrypted_client_secret", "client_secret_salt", "client_secret_nonce"),
         ("mcp_oauth_configs", "encrypted_registration_access_token", "registration_access_token_salt", "registration_access_token_nonce"),
         ("api_model_oauth_credentials", "encrypted_access_token", "access_salt", "access_nonce"),
-        ("api_model_oauth_credentials", "encrypted_refresh_token", "refresh_salt", "refresh_nonce"),
+        ("api_model_oauth_credentials", "encrypted_refresh_token", "refresh_salt", "refresh_nonce")
     ]
 
     /// The only table whose v1 values an application of v0.0.59 or later still reads (it
@@ -54,7 +56,8 @@ public struct SecretColumnMap: Sendable {
             }
             let missing = declaration.columns.filter { table.column($0) == nil }
             guard missing.isEmpty else {
-                throw UsageError("--secret-columns \(declaration.text): table \(declaration.table) has no column \(missing.joined(separator: ", "))")
+                throw UsageError(
+                    "--secret-columns \(declaration.text): table \(declaration.table) has no column \(missing.joined(separator: ", "))")
             }
         }
         // Two declarations sharing a column would leave one of them out, unseen.
@@ -62,7 +65,10 @@ public struct SecretColumnMap: Sendable {
             for other in declared[..<index] where other.table == declaration.table {
                 let shared = declaration.columns.filter { column in other.columns.contains { $0.lowercased() == column.lowercased() } }
                 guard shared.isEmpty else {
-                    throw UsageError("--secret-columns \(declaration.text) and \(other.text) share \(shared.joined(separator: ", ")): a column holds one group's part")
+                    throw UsageError(
+                        "--secret-columns \(declaration.text) and \(other.text) share \(shared.joined(separator: ", ")): "
+                            + "a column holds one group's part"
+                    )
                 }
             }
         }
@@ -78,7 +84,9 @@ public struct SecretColumnMap: Sendable {
     }
 
     /// One table's groups, and what in it looks like a secret but belongs to none.
-    static func groups(of table: TableColumns, declared: [SecretColumnDeclaration]) -> ([SecretColumnGroup], UnaccountedSecretColumnsError.Table?) {
+    static func groups(of table: TableColumns, declared: [SecretColumnDeclaration]) -> (
+        [SecretColumnGroup], UnaccountedSecretColumnsError.Table?
+    ) {
         var groups: [SecretColumnGroup] = []
         var taken = Set<String>()
         func add(_ ciphertext: String, _ salt: String, _ nonce: String, _ origin: SecretColumnGroup.Origin) {
@@ -87,14 +95,18 @@ public struct SecretColumnMap: Sendable {
             taken.formUnion(names.map { $0.lowercased() })
             let nullable = names.contains { table.column($0)?.notNull != true }
             let id = table.primaryKey.count == 1 ? table.primaryKey[0] : table.column("id")?.name
-            groups.append(SecretColumnGroup(table: table.table, ciphertext: names[0], salt: names[1], nonce: names[2], nullable: nullable,
-                                            idColumn: id, origin: origin))
+            groups.append(
+                SecretColumnGroup(
+                    table: table.table, ciphertext: names[0], salt: names[1], nonce: names[2], nullable: nullable,
+                    idColumn: id, origin: origin))
         }
         for declaration in declared {
             add(declaration.ciphertext, declaration.salt, declaration.nonce, .declared)
         }
-        for known in application where known.table == table.table
-            && [known.ciphertext, known.salt, known.nonce].allSatisfy({ table.column($0) != nil }) {
+        for known in application
+        where known.table == table.table
+            && [known.ciphertext, known.salt, known.nonce].allSatisfy({ table.column($0) != nil })
+        {
             add(known.ciphertext, known.salt, known.nonce, .application)
         }
         var ambiguous: [String] = []
@@ -149,7 +161,8 @@ public struct SecretColumnDeclaration: Sendable, Hashable {
         let parts = text.split(separator: ":", maxSplits: 1, omittingEmptySubsequences: false)
         let columns = parts.count == 2 ? parts[1].split(separator: ",", omittingEmptySubsequences: false).map(String.init) : []
         guard parts.count == 2, !parts[0].isEmpty, columns.count == 3, columns.allSatisfy({ !$0.isEmpty }) else {
-            throw UsageError("--secret-columns \(text): expected TABLE:CIPHERTEXT,SALT,NONCE (e.g. tokens:encrypted_token,token_salt,token_nonce)")
+            throw UsageError(
+                "--secret-columns \(text): expected TABLE:CIPHERTEXT,SALT,NONCE (e.g. tokens:encrypted_token,token_salt,token_nonce)")
         }
         guard Set(columns.map { $0.lowercased() }).count == 3 else {
             throw UsageError("--secret-columns \(text): the ciphertext, salt and nonce must be three different columns")
@@ -187,7 +200,10 @@ public struct UnaccountedSecretColumnsError: ToolcfgError {
             let why = table.pairings.isEmpty ? "" : " (\(table.pairings.joined(separator: "; ")))"
             return "table \(table.table): \(parts.joined(separator: ", "))\(why)"
         }
-        let example = tables.first.map { "\($0.table):\($0.ciphertexts.first ?? "CIPHERTEXT"),\($0.salts.first ?? "SALT"),\($0.nonces.first ?? "NONCE")" } ?? ""
+        let example =
+            tables.first.map {
+                "\($0.table):\($0.ciphertexts.first ?? "CIPHERTEXT"),\($0.salts.first ?? "SALT"),\($0.nonces.first ?? "NONCE")"
+            } ?? ""
         return "secrets that no known column group accounts for: \(each.joined(separator: "; ")); "
             + "nothing was changed: declare each group with --secret-columns TABLE:CIPHERTEXT,SALT,NONCE (e.g. --secret-columns \(example))"
     }

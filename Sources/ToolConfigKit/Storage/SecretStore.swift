@@ -159,7 +159,12 @@ public struct SecretRow: Sendable {
     }
 
     var triple: Triple {
-        if partial { return .malformed("its \(nullParts.joined(separator: " and ")) \(nullParts.count == 1 ? "is" : "are") NULL but the rest of its group is not (a corrupt row)") }
+        if partial {
+            return .malformed(
+                "its \(nullParts.joined(separator: " and ")) \(nullParts.count == 1 ? "is" : "are") "
+                    + "NULL but the rest of its group is not (a corrupt row)"
+            )
+        }
         guard let secret else { return .none }
         do {
             return .decoded(try secret.decoded())

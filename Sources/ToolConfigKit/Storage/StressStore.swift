@@ -41,8 +41,9 @@ public protocol StressWriterConnection: AnyObject {
     /// Runs `body` in one write transaction for `pair`: `lockTaken` gets how long taking the lock
     /// waited (nanoseconds), then `body` gets the pair's row (nil when it has none), read under
     /// that lock in the correct mode. Any error rolls back.
-    func write(_ operation: StressOperation, _ pair: StressPair, lockTaken: (UInt64) -> Void,
-               _ body: (StressVersion?) throws -> Void) throws
+    func write(
+        _ operation: StressOperation, _ pair: StressPair, lockTaken: (UInt64) -> Void,
+        _ body: (StressVersion?) throws -> Void) throws
 
     /// Writes version `version` of the pair (the correct upsert, or the mode's wrong one); returns
     /// the pair's row id after it.

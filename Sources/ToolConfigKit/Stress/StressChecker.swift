@@ -54,11 +54,15 @@ struct StressChecker {
                     let version = write.version ?? 0
                     if version != state.version + 1 {
                         findings.lostUpdates += 1
-                        findings.problem("\(pair.label): \(label) wrote version \(version) over version \(state.version) (committed at seq \(state.lastSeq)): it did not see that write")
+                        findings.problem(
+                            "\(pair.label): \(label) wrote version \(version) over version \(state.version) "
+                                + "(committed at seq \(state.lastSeq)): it did not see that write"
+                        )
                     }
                     if let before = state.id, write.rowID != before {
                         findings.idChanges += 1
-                        findings.problem("\(pair.label): \(label) changed the row's id from \(before) to \(write.rowID.map(String.init) ?? "none")")
+                        findings.problem(
+                            "\(pair.label): \(label) changed the row's id from \(before) to \(write.rowID.map(String.init) ?? "none")")
                     }
                     state = Expected(id: write.rowID, version: version, token: write.token, lastSeq: seq)
                 }
@@ -77,14 +81,20 @@ struct StressChecker {
                 guard let token = state.token else {
                     if !present.isEmpty {
                         findings.lostUpdates += 1
-                        findings.problem("\(pair.label) has a row (id \(present[0].id)) but its last committed write (seq \(state.lastSeq)) deleted it, or it was never written")
+                        findings.problem(
+                            "\(pair.label) has a row (id \(present[0].id)) but its last committed write (seq \(state.lastSeq)) "
+                                + "deleted it, or it was never written"
+                        )
                     }
                     continue
                 }
                 guard let row = present.first(where: { $0.token == token && $0.version == state.version }) else {
                     findings.lostUpdates += 1
                     let found = present.first.map { "\($0.token ?? "NULL") version \($0.version)" } ?? "no row"
-                    findings.problem("\(pair.label) holds \(found), not its last committed write \(token) version \(state.version) (seq \(state.lastSeq))")
+                    findings.problem(
+                        "\(pair.label) holds \(found), not its last committed write \(token) version \(state.version) "
+                            + "(seq \(state.lastSeq))"
+                    )
                     continue
                 }
                 if let id = state.id, row.id != id {

@@ -21,8 +21,10 @@ public struct StressTest {
         public var busyTimeout: Duration
         public var launch: Writers
 
-        public init(writers: Int = 4, operations: Int = 1000, pairs: Int = 8, seed: UInt64 = 1, write: StressWriteMode = .correct,
-                    busyTimeout: Duration = .seconds(10), launch: Writers = .threads) {
+        public init(
+            writers: Int = 4, operations: Int = 1000, pairs: Int = 8, seed: UInt64 = 1, write: StressWriteMode = .correct,
+            busyTimeout: Duration = .seconds(10), launch: Writers = .threads
+        ) {
             self.writers = writers
             self.operations = operations
             self.pairs = pairs
@@ -113,8 +115,9 @@ public struct StressTest {
 
         let timeout = options.busyTimeout.components
         let plans = (0..<options.writers).map { writer in
-            StressPlan(busyTimeoutMilliseconds: timeout.seconds * 1000 + timeout.attoseconds / 1_000_000_000_000_000,
-                       writer: writer, operations: options.operations, pairs: options.pairs, seed: options.seed, write: options.write)
+            StressPlan(
+                busyTimeoutMilliseconds: timeout.seconds * 1000 + timeout.attoseconds / 1_000_000_000_000_000,
+                writer: writer, operations: options.operations, pairs: options.pairs, seed: options.seed, write: options.write)
         }
         let results: [StressWriterResult]
         switch options.launch {
@@ -126,22 +129,25 @@ public struct StressTest {
     }
 
     func report(_ results: [StressWriterResult], _ findings: StressChecker.Findings) -> Report {
-        let invariants = Invariants(duplicatePairs: findings.duplicatePairs, idChanges: findings.idChanges, lostUpdates: findings.lostUpdates,
-                                    writerErrors: results.reduce(0) { $0 + $1.errors }, integrityFailures: findings.integrityFailures)
+        let invariants = Invariants(
+            duplicatePairs: findings.duplicatePairs, idChanges: findings.idChanges, lostUpdates: findings.lostUpdates,
+            writerErrors: results.reduce(0) { $0 + $1.errors }, integrityFailures: findings.integrityFailures)
         let elapsed = Double((results.map(\.endNanoseconds).max() ?? 0) - (results.map(\.startNanoseconds).min() ?? 0)) / 1e9
         let operations = options.writers * options.operations
         let mode = if case .processes = options.launch { "processes" } else { "threads" }
         return Report(
             database: location.description, engine: location.engine, mode: mode, write: options.write, writers: options.writers,
-            operationsPerWriter: options.operations, pairs: options.pairs, seed: options.seed, logTable: StressLog.table, operations: operations,
+            operationsPerWriter: options.operations, pairs: options.pairs, seed: options.seed, logTable: StressLog.table,
+            operations: operations,
             upserts: results.reduce(0) { $0 + $1.upserts }, reads: results.reduce(0) { $0 + $1.reads },
             deletes: results.reduce(0) { $0 + $1.deletes }, committedWrites: findings.loggedWrites,
             busyErrors: results.reduce(0) { $0 + $1.busyErrors }, finalRows: findings.finalRows,
             elapsedSeconds: elapsed, operationsPerSecond: elapsed > 0 ? Double(operations) / elapsed : 0,
-            latency: Latencies(upsert: LatencySummary(results.flatMap(\.upsertLatencies)),
-                               read: LatencySummary(results.flatMap(\.readLatencies)),
-                               delete: LatencySummary(results.flatMap(\.deleteLatencies)),
-                               lockAcquisition: LatencySummary(results.flatMap(\.lockLatencies))),
+            latency: Latencies(
+                upsert: LatencySummary(results.flatMap(\.upsertLatencies)),
+                read: LatencySummary(results.flatMap(\.readLatencies)),
+                delete: LatencySummary(results.flatMap(\.deleteLatencies)),
+                lockAcquisition: LatencySummary(results.flatMap(\.lockLatencies))),
             lockWaits: results.reduce(0) { $0 + $1.lockWaits }, invariants: invariants, integrityCheck: findings.integrityCheck,
             problems: Array(results.flatMap(\.errorMessages).prefix(10)) + findings.problems.prefix(10), ok: invariants.total == 0)
     }

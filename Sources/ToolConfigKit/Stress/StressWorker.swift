@@ -74,7 +74,8 @@ public enum StressWorker {
             let data = channel.output.fileHandleForReading.readDataToEndOfFile()
             workers[index].waitUntilExit()
             guard workers[index].terminationReason == .exit, workers[index].terminationStatus == 0,
-                  let result = try? JSONDecoder().decode(StressWriterResult.self, from: data) else {
+                let result = try? JSONDecoder().decode(StressWriterResult.self, from: data)
+            else {
                 throw StressError.workerFailed(writer: index, reason: failure(workers[index], channel.errors.text()))
             }
             results.append(result)
@@ -83,7 +84,9 @@ public enum StressWorker {
     }
 
     private static func failure(_ process: Process, _ stderr: String) -> String {
-        let how = process.terminationReason == .exit ? "exited with status \(process.terminationStatus)" : "was killed by signal \(process.terminationStatus)"
+        let how =
+            process.terminationReason == .exit
+            ? "exited with status \(process.terminationStatus)" : "was killed by signal \(process.terminationStatus)"
         let message = stderr.trimmingCharacters(in: .whitespacesAndNewlines)
         return message.isEmpty ? how : "\(how): \(message)"
     }

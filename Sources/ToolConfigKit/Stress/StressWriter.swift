@@ -113,26 +113,33 @@ final class StressWriter {
         try writing(.upsert, pair) { current in
             let next = (current?.version ?? 0) + 1
             let token = "w\(plan.writer).\(counter)"
-            let id = try connection.upsert(pair, enabled: counter % 2 == 1, token: token, createdAt: Int64(Date().timeIntervalSince1970), version: next)
-            try connection.log(StressLoggedWrite(writer: plan.writer, counter: counter, pair: pair, operation: .upsert,
-                                                 version: next, rowID: id, token: token))
+            let id = try connection.upsert(
+                pair, enabled: counter % 2 == 1, token: token, createdAt: Int64(Date().timeIntervalSince1970), version: next)
+            try connection.log(
+                StressLoggedWrite(
+                    writer: plan.writer, counter: counter, pair: pair, operation: .upsert,
+                    version: next, rowID: id, token: token))
         }
     }
 
     private func deleteRow(_ pair: StressPair, counter: Int) throws {
         try writing(.delete, pair) { current in
             try connection.delete(pair)
-            try connection.log(StressLoggedWrite(writer: plan.writer, counter: counter, pair: pair, operation: .delete,
-                                                 version: nil, rowID: current?.id, token: nil))
+            try connection.log(
+                StressLoggedWrite(
+                    writer: plan.writer, counter: counter, pair: pair, operation: .delete,
+                    version: nil, rowID: current?.id, token: nil))
         }
     }
 
     /// Runs `body` in the engine's write transaction for the pair; times the wait for its lock.
     private func writing(_ operation: StressOperation, _ pair: StressPair, _ body: (StressVersion?) throws -> Void) throws {
-        try connection.write(operation, pair, lockTaken: { waited in
-            result.lockLatencies.append(waited)
-            if waited > Self.lockWaitThreshold { result.lockWaits += 1 }
-        }, body)
+        try connection.write(
+            operation, pair,
+            lockTaken: { waited in
+                result.lockLatencies.append(waited)
+                if waited > Self.lockWaitThreshold { result.lockWaits += 1 }
+            }, body)
         result.committed += 1
     }
 }

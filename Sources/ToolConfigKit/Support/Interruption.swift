@@ -90,6 +90,7 @@ public struct Interrupted: ToolcfgError {
 
     public var description: String {
         "interrupted by \(signal == SIGTERM ? "SIGTERM" : signal == SIGINT ? "SIGINT" : "signal \(signal)") before anything was committed: "
-            + "nothing was changed (a transaction in progress was rolled back, a backup it had started removed); the same command can run again"
+            + "nothing was changed (a transaction in progress was rolled back, a backup it had started removed); "
+            + "the same command can run again"
     }
 }

@@ -20,7 +20,7 @@ public enum PrivateFile {
         let fd: Int32
         do throws(Failure) {
             fd = try create(target, reportedAs: path, mode: mode)
-        } catch where error.reason == existsReason {
+        } catch  where error.reason == existsReason {
             throw Failure(path: path, reason: "exists; use --force to replace it", exitStatus: .ioError)
         }
         let handle = FileHandle(fileDescriptor: fd, closeOnDealloc: true)
@@ -30,7 +30,9 @@ public enum PrivateFile {
             try handle.close()
             if overwrite {
                 // rename(2) replaces a symbolic link itself, not what it points to.
-                guard rename(target, path) == 0 else { throw Failure(path: path, reason: String(cString: strerror(errno)), exitStatus: .ioError) }
+                guard rename(target, path) == 0 else {
+                    throw Failure(path: path, reason: String(cString: strerror(errno)), exitStatus: .ioError)
+                }
             }
         } catch {
             unlink(target)

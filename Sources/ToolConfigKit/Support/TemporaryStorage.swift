@@ -24,7 +24,8 @@ public enum TemporaryStorage {
         let candidates = [environment["SQLITE_TMPDIR"], environment["TMPDIR"], "/var/tmp", "/usr/tmp", "/tmp"].compactMap { $0 }
         return candidates.first { path in
             var isFolder: ObjCBool = false
-            return FileManager.default.fileExists(atPath: path, isDirectory: &isFolder) && isFolder.boolValue && access(path, W_OK | X_OK) == 0
+            return FileManager.default.fileExists(atPath: path, isDirectory: &isFolder) && isFolder.boolValue
+                && access(path, W_OK | X_OK) == 0
         } ?? "."
     }
 
@@ -34,7 +35,8 @@ public enum TemporaryStorage {
         do {
             return try write()
         } catch var error {
-            error.context = error.context ?? "\(what()) in SQLite's temporary storage (\(sqliteDirectory); --temp-dir chooses another folder)"
+            error.context =
+                error.context ?? "\(what()) in SQLite's temporary storage (\(sqliteDirectory); --temp-dir chooses another folder)"
             throw error
         }
     }

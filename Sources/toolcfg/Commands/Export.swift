@@ -5,17 +5,20 @@ import ToolConfigKit
 struct Export: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Export user_tool_configs as CSV, JSON or JSON Lines.",
-        discussion: help("""
+        discussion: help(
+            """
             --keys encrypted (default) writes the stored triple and needs no master key; plaintext \
             decrypts with the master key and must be asked for; sealed re-seals each key under a \
             passphrase (Argon2id) so the file can be restored into a database with another master \
             key; omit writes no secret material. Files holding secrets are created 0600. With \
             --out - and --json, the report goes to standard error (standard output holds the data).
-            """, examples: [
+            """,
+            examples: [
                 "toolcfg export --db app.db --out backup.json --verify",
-                "toolcfg export --db app.db --out backup.jsonl --keys sealed \\\n      --master-key-file master.key --passphrase-file passphrase",
+                "toolcfg export --db app.db --out backup.jsonl --keys sealed \\\n      --master-key-file master.key --passphrase-file "
+                    + "passphrase",
                 "toolcfg export --db app.db --format csv --out - --keys omit \\\n      --where tool_id=builtin-exa-web-search",
-                "toolcfg export --db postgresql://app@db.example/app --out backup.jsonl --verify",
+                "toolcfg export --db postgresql://app@db.example/app --out backup.jsonl --verify"
             ])
     )
 
@@ -23,7 +26,8 @@ struct Export: ParsableCommand {
     @Option(name: .long, help: "csv, json or jsonl (default: from the --out extension).") var format: SnapshotFormat?
     @Option(name: .long, help: ArgumentHelp("Output file, or - for standard output.", valueName: "FILE")) var out: String = "-"
     @Option(name: .long, help: "encrypted, plaintext, sealed or omit.") var keys: KeyMode = .encrypted
-    @Option(name: .customLong("where"), help: ArgumentHelp("Only rows matching FIELD=VALUE; repeat for both fields.", valueName: "FIELD=VALUE"))
+    @Option(
+        name: .customLong("where"), help: ArgumentHelp("Only rows matching FIELD=VALUE; repeat for both fields.", valueName: "FIELD=VALUE"))
     var conditions: [RowCondition] = []
     @Option(name: .long, help: ArgumentHelp("Only rows of this tool_id.", valueName: "TOOL_ID")) var tool: String?
     @Flag(name: .long, help: "Replace an existing --out file (atomically).") var force = false
@@ -53,7 +57,10 @@ struct Export: ParsableCommand {
             userID: userID, toolID: toolID, overwrite: force, verify: verify, jobs: jobs.count, countsRows: console.showsProgress)
         let report = try console.withProgress { try Exporter(database: connection, options: options).run(progress: $0) }
         if output.json { return try console.report(report, toStandardError: out == "-") }
-        console.note("exported \(count(report.rows, "row")) (\(report.keys.rawValue) keys) to \(out == "-" ? "standard output" : out)\(report.digest.map { ", \($0)" } ?? "")\(report.verified ? ", verified" : "")")
+        console.note(
+            "exported \(count(report.rows, "row")) (\(report.keys.rawValue) keys) to "
+                + "\(out == "-" ? "standard output" : out)\(report.digest.map { ", \($0)" } ?? "")\(report.verified ? ", verified" : "")"
+        )
     }
 }
 

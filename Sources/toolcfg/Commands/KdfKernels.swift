@@ -37,9 +37,13 @@ struct KdfKernels: ParsableCommand {
             for kernel in PBKDF2.Kernel.supported {
                 let sorted = rates[kernel, default: []].sorted()
                 let median = sorted[sorted.count / 2]
-                Console.out(String(format: "RESULT kernel=%@ lanes=%d threads=%d derivations_per_s=%.0f per_thread=%.0f us_per_derivation_per_thread=%.1f runs=%@",
-                                   kernel.rawValue, kernel.lanes, count, median, median / Double(count), 1e6 * Double(count) / median,
-                                   sorted.map { String(format: "%.0f", $0) }.joined(separator: ",")))
+                Console.out(
+                    String(
+                        format:
+                            "RESULT kernel=%@ lanes=%d threads=%d derivations_per_s=%.0f per_thread=%.0f "
+                            + "us_per_derivation_per_thread=%.1f runs=%@",
+                        kernel.rawValue, kernel.lanes, count, median, median / Double(count), 1e6 * Double(count) / median,
+                        sorted.map { String(format: "%.0f", $0) }.joined(separator: ",")))
             }
         }
     }

@@ -6,16 +6,18 @@ struct Keygen: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Generate a new master key (32 random bytes as base64, or a text for BODHI_ENCRYPTION_KEY).",
         usage: "toolcfg keygen [--out <FILE>] [--form base64|text] [<options>]",
-        discussion: help("""
+        discussion: help(
+            """
             Writes the key to --out (created 0600, never over an existing file unless --force) or \
             to standard output. --form base64 (the default) is the key itself, as key files and \
             the keyring hold it; --form text is a random text (43 characters, URL-safe base64 of \
             32 random bytes) for the application's BODHI_ENCRYPTION_KEY, whose SHA-256 is the key. \
             The fingerprint printed is of the key, the same in every form.
-            """, examples: [
+            """,
+            examples: [
                 "toolcfg keygen --out /etc/app/master.key",
                 "toolcfg keygen --form text --out bodhi-key.txt",
-                "toolcfg keygen > new.key",
+                "toolcfg keygen > new.key"
             ])
     )
 

@@ -10,8 +10,11 @@ struct Migrate: ParsableCommand {
 }
 
 struct MigrationFolderOption: ParsableArguments {
-    @Option(name: .long, help: ArgumentHelp("Use the migration files of this folder instead of the built-in ones (SQLite's, or PostgreSQL's for a postgresql:// database).",
-                                            valueName: "DIR"))
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
+            "Use the migration files of this folder instead of the built-in ones (SQLite's, or PostgreSQL's for a postgresql:// database).",
+            valueName: "DIR"))
     var migrations: String?
 
     /// The folder's migrations; nil without --migrations.

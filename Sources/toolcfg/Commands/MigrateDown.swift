@@ -7,14 +7,16 @@ struct MigrateDown: ParsableCommand {
         commandName: "down",
         abstract: "Revert applied migrations, newest first: one by default, --steps N, or all above --to VERSION (0 for all).",
         usage: "toolcfg migrate down [--db <PATH|URL>] [--to <V> | --steps <N>] [<opts>]",
-        discussion: help("""
+        discussion: help(
+            """
             A revert that would drop or empty tables holding rows says which and how many, and is \
             refused (exit 64) unless given --yes. --dry-run shows the scripts that would run and \
             the rows they would take, and changes nothing.
-            """, examples: [
+            """,
+            examples: [
                 "toolcfg migrate down --db app.db --dry-run",
                 "toolcfg migrate down --db app.db --to 0 --yes",
-                "TOOLCFG_DB=postgresql://app@/app toolcfg migrate down --dry-run",
+                "TOOLCFG_DB=postgresql://app@/app toolcfg migrate down --dry-run"
             ])
     )
 

@@ -7,11 +7,13 @@ struct MigrateStatus: ParsableCommand {
         commandName: "status",
         abstract: "Show applied, pending, dirty, drifted and missing-file versions.",
         usage: "toolcfg migrate status [--db <PATH|URL>] [<options>]",
-        discussion: help("Only reads the database.", examples: [
-            "toolcfg migrate status --db app.db",
-            "TOOLCFG_DB=app.db toolcfg migrate status --json",
-            "toolcfg migrate status --db 'postgresql://app@db.example:5432/app'",
-        ])
+        discussion: help(
+            "Only reads the database.",
+            examples: [
+                "toolcfg migrate status --db app.db",
+                "TOOLCFG_DB=app.db toolcfg migrate status --json",
+                "toolcfg migrate status --db 'postgresql://app@db.example:5432/app'"
+            ])
     )
 
     @OptionGroup var database: DatabaseOptions

@@ -7,14 +7,16 @@ struct MigrateUp: ParsableCommand {
         commandName: "up",
         abstract: "Apply pending migrations (all, or up to and including --to). Creates an SQLite file if needed.",
         usage: "toolcfg migrate up [--db <PATH|URL>] [--to <VERSION>] [<options>]",
-        discussion: help("""
+        discussion: help(
+            """
             Each migration runs in its own transaction with its ledger row, as sqlx runs it. On \
             PostgreSQL, sqlx's advisory lock is held throughout, waited for up to --busy-timeout.
-            """, examples: [
-            "toolcfg migrate up --db app.db",
-            "toolcfg migrate up --db app.db --to 7 --json",
-            "toolcfg migrate up --db 'postgresql://app@db.example/app?sslmode=require'",
-        ])
+            """,
+            examples: [
+                "toolcfg migrate up --db app.db",
+                "toolcfg migrate up --db app.db --to 7 --json",
+                "toolcfg migrate up --db 'postgresql://app@db.example/app?sslmode=require'"
+            ])
     )
 
     @OptionGroup var database: DatabaseOptions

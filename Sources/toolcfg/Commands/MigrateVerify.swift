@@ -7,7 +7,8 @@ struct MigrateVerify: ParsableCommand {
         commandName: "verify",
         abstract: "Prove that every down migration undoes its up, exactly, leaving the databases as they were.",
         usage: "toolcfg migrate verify (--db <PATH|URL> | --fixtures <DIR>) [<options>]",
-        discussion: help("""
+        discussion: help(
+            """
             For each database (--db, or every fixture of --fixtures DIR): a pending migration goes \
             up, down (the database must be as before, ledger included) and up again (as after the \
             first up); an applied one goes down and up again (as before). An up script run again \
@@ -19,20 +20,28 @@ struct MigrateVerify: ParsableCommand {
             fixtures (*.sql, scripts that build a database); each *.sql is loaded into a scratch \
             database created on the server of --server URL (or of TOOLCFG_DB, when it holds a \
             PostgreSQL URL) and dropped afterwards. Exit 65 when any check fails.
-            """, examples: [
+            """,
+            examples: [
                 "toolcfg migrate verify --fixtures fixtures",
                 "toolcfg migrate verify --fixtures fixtures/postgres --server 'postgresql://postgres@/postgres?host=/run/postgresql'",
                 "toolcfg migrate verify --db copy-of-production.db --json",
-                "TOOLCFG_DB=postgresql://app@db.example/app_staging toolcfg migrate verify",
+                "TOOLCFG_DB=postgresql://app@db.example/app_staging toolcfg migrate verify"
             ])
     )
 
     @OptionGroup var database: DatabaseOptions
-    @Option(name: .long, help: ArgumentHelp("A folder of fixtures: SQLite databases (*.db, *.sqlite, *.sqlite3) and PostgreSQL scripts (*.sql).",
-                                            valueName: "DIR"))
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
+            "A folder of fixtures: SQLite databases (*.db, *.sqlite, *.sqlite3) and PostgreSQL scripts (*.sql).",
+            valueName: "DIR"))
     var fixtures: String?
-    @Option(name: .long, help: ArgumentHelp("The PostgreSQL server for the *.sql fixtures, a postgresql:// URL without a password (or TOOLCFG_DB): scratch databases are created and dropped there.",
-                                            valueName: "URL"))
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
+            "The PostgreSQL server for the *.sql fixtures, a postgresql:// URL without a password (or TOOLCFG_DB): "
+                + "scratch databases are created and dropped there.",
+            valueName: "URL"))
     var server: String?
     @OptionGroup var folder: MigrationFolderOption
     @OptionGroup var output: OutputOptions
@@ -52,7 +61,9 @@ struct MigrateVerify: ParsableCommand {
             databases = sqlite.map { check.verify($0) }
             if !postgres.isEmpty {
                 let server = try postgresServer(for: fixtures)
-                databases += postgres.map { check.verify(postgresFixture: $0, server: server, options: .init(lockTimeout: database.timeout)) }
+                databases += postgres.map {
+                    check.verify(postgresFixture: $0, server: server, options: .init(lockTimeout: database.timeout))
+                }
             }
         } else {
             guard let given = try database.openGiven(.readOnly) else { throw ValidationError("give --db PATH|URL or --fixtures DIR") }
@@ -61,8 +72,9 @@ struct MigrateVerify: ParsableCommand {
         let report = check.report(databases)
         let failed = report.databases.filter { !$0.ok }
         let failure = failed.first.map {
-            CheckFailed(message: "\(failed.count) of \(report.databases.count) database(s) failed the reversibility check",
-                        errorContext: ErrorContext(database: $0.database))
+            CheckFailed(
+                message: "\(failed.count) of \(report.databases.count) database(s) failed the reversibility check",
+                errorContext: ErrorContext(database: $0.database))
         }
         if output.json {
             try console.report(report, failure: failure)
@@ -82,6 +94,9 @@ struct MigrateVerify: ParsableCommand {
         }
         // --db is refused beside --fixtures: a location given is TOOLCFG_DB's.
         if case .postgres(let url) = try database.givenLocation() { return url }
-        throw UsageError("\(fixtures) holds PostgreSQL fixtures (*.sql): give --server postgresql://... (a server where toolcfg may create and drop scratch databases) or set TOOLCFG_DB to one")
+        throw UsageError(
+            "\(fixtures) holds PostgreSQL fixtures (*.sql): give --server postgresql://... (a server where toolcfg may create and drop "
+                + "scratch databases) or set TOOLCFG_DB to one"
+        )
     }
 }

@@ -8,7 +8,8 @@ struct Stress: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Run concurrent upserts on a scratch database and check that none was duplicated, re-keyed or lost.",
         usage: "toolcfg stress [--db <PATH|URL>] [--writers <N>] [--ops <N>] [<options>]",
-        discussion: help("""
+        discussion: help(
+            """
             N writers (threads with their own connections, or with --processes separate toolcfg \
             processes) each run M operations on a small key space of --pairs (user_id, tool_id) \
             pairs: 70% upserts (read-modify-write in BEGIN IMMEDIATE; on PostgreSQL under the \
@@ -20,10 +21,11 @@ struct Stress: ParsableCommand {
             like any other. Exit 0 when every invariant count is 0, 65 otherwise. \
             --upsert wrong-replace|wrong-deferred|wrong-split is a self-test of the checker: it \
             writes the wrong way on purpose, and the run must fail.
-            """, examples: [
+            """,
+            examples: [
                 "toolcfg stress --db scratch.db --writers 8 --ops 2000",
                 "toolcfg stress --db scratch.db --writers 8 --ops 2000 --processes --json",
-                "toolcfg stress --db postgresql://app@db.example/scratch --writers 16 --ops 2000",
+                "toolcfg stress --db postgresql://app@db.example/scratch --writers 16 --ops 2000"
             ])
     )
 
@@ -34,7 +36,11 @@ struct Stress: ParsableCommand {
     @Option(name: .long, help: ArgumentHelp("Seed of the writers' operations (default: random, shown in the report).", valueName: "S"))
     var seed: UInt64?
     @Flag(name: .long, help: "Writers as separate toolcfg processes instead of threads.") var processes = false
-    @Option(name: .long, help: ArgumentHelp("correct, or a deliberately wrong write to self-test the checker: wrong-replace, wrong-deferred, wrong-split.", valueName: "MODE"))
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
+            "correct, or a deliberately wrong write to self-test the checker: wrong-replace, wrong-deferred, wrong-split.",
+            valueName: "MODE"))
     var upsert: StressWriteMode = .correct
     @OptionGroup var output: OutputOptions
 
@@ -46,11 +52,16 @@ struct Stress: ParsableCommand {
         let console = output.console
         let location = try database.location()
         let launch: StressTest.Writers = processes ? .processes(executable: Self.executablePath) : .threads
-        let options = StressTest.Options(writers: writers, operations: ops, pairs: pairs, seed: seed ?? UInt64.random(in: 0...UInt64(UInt32.max)),
-                                         write: upsert, busyTimeout: database.timeout, launch: launch)
+        let options = StressTest.Options(
+            writers: writers, operations: ops, pairs: pairs, seed: seed ?? UInt64.random(in: 0...UInt64(UInt32.max)),
+            write: upsert, busyTimeout: database.timeout, launch: launch)
         let report = try StressTest(location: location, options: options).run()
-        let failure = report.ok ? nil : CheckFailed(message: "stress NOT OK: \(report.invariants.total) invariant violation(s)",
-                                                    errorContext: ErrorContext(database: report.database))
+        let failure =
+            report.ok
+            ? nil
+            : CheckFailed(
+                message: "stress NOT OK: \(report.invariants.total) invariant violation(s)",
+                errorContext: ErrorContext(database: report.database))
         if output.json {
             try console.report(report, failure: failure)
         } else {

@@ -13,7 +13,8 @@ struct StressWorkerCommand: ParsableCommand {
     @Option(name: .long, help: "The writer's plan, as JSON.") var plan: String
 
     func run() throws {
-        try StressWorker.serve(plan: plan, database: ProcessInfo.processInfo.environment[StressWorker.databaseVariable],
-                               send: { Console.out($0) }, waitForStart: { while readLine() != nil {} })
+        try StressWorker.serve(
+            plan: plan, database: ProcessInfo.processInfo.environment[StressWorker.databaseVariable],
+            send: { Console.out($0) }, waitForStart: { while readLine() != nil {} })
     }
 }

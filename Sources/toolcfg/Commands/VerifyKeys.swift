@@ -7,22 +7,26 @@ struct VerifyKeys: ParsableCommand {
         commandName: "verify-keys",
         abstract: "Check that every stored secret decrypts under the master key, and that no salt or nonce repeats.",
         usage: "toolcfg verify-keys [--db <PATH|URL>] [<options>]",
-        discussion: help("""
+        discussion: help(
+            """
             Every column group of every table is checked (as rotate finds them; --secret-columns \
             declares more), each value in its scheme, with counts of v1 and v2 values and the \
             legacy (v1) values outside tenants that an application of v0.0.59 or later refuses. \
             With --new-master-key-file (or TOOLCFG_NEW_MASTER_KEY) it also counts values under \
             the new key, so a half-rotated database shows at a glance. Exit 65 when any value is \
             malformed, decrypts under no given key, or shares a salt or nonce.
-            """, examples: [
+            """,
+            examples: [
                 "toolcfg verify-keys --db app.db --master-key-file master.key",
-                "toolcfg verify-keys --db app.db --master-key-file old.key \\\n      --new-master-key-file new.key --json",
+                "toolcfg verify-keys --db app.db --master-key-file old.key \\\n      --new-master-key-file new.key --json"
             ])
     )
 
     @OptionGroup var database: DatabaseOptions
     @OptionGroup var secretColumns: SecretColumnsOption
-    @Option(name: .long, help: ArgumentHelp("Also check the secrets file of releases up to v0.0.45 ($BODHI_HOME/secrets.yaml).", valueName: "PATH"))
+    @Option(
+        name: .long,
+        help: ArgumentHelp("Also check the secrets file of releases up to v0.0.45 ($BODHI_HOME/secrets.yaml).", valueName: "PATH"))
     var secretsFile: String?
     @Option(name: .long, help: ArgumentHelp("Name at most N rows per list (problems, legacy values); 0 names every one.", valueName: "N"))
     var list = KeyVerifier.defaultListLimit
@@ -33,7 +37,8 @@ struct VerifyKeys: ParsableCommand {
 
     func validate() throws {
         if list < 0 { throw ValidationError("--list must be 0 (every row) or more") }
-        try refuseTwoFromStandardInput(masterKey.masterKeyFile, masterKey.masterKeyTextFile, newKey.newMasterKeyFile, newKey.newMasterKeyTextFile)
+        try refuseTwoFromStandardInput(
+            masterKey.masterKeyFile, masterKey.masterKeyTextFile, newKey.newMasterKeyFile, newKey.newMasterKeyTextFile)
     }
 
     func run() throws {
@@ -42,9 +47,11 @@ struct VerifyKeys: ParsableCommand {
         let newMasterKey = try newKey.masterKey(console)
         let connection = try database.openEitherEngine(.readOnly)
         let report = try console.withProgress {
-            try KeyVerifier(database: connection, masterKey: key, newKey: newMasterKey, jobs: jobs.count, columns: try secretColumns.map(),
-                            secretsFile: secretsFile, listLimit: list == 0 ? nil : list)
-                .run(progress: $0)
+            try KeyVerifier(
+                database: connection, masterKey: key, newKey: newMasterKey, jobs: jobs.count, columns: try secretColumns.map(),
+                secretsFile: secretsFile, listLimit: list == 0 ? nil : list
+            )
+            .run(progress: $0)
         }
         let failure = report.ok ? nil : Self.failure(report)
         if output.json {
@@ -64,7 +71,10 @@ struct VerifyKeys: ParsableCommand {
             context.field = first.column
         }
         let file = report.secretsFile?.under == "neither" ? ", the secrets file under no given key" : ""
-        return CheckFailed(message: "keys NOT OK: \(neither) under no given key, \(malformed) malformed, \(report.reusedSalts) reused salt(s), \(report.reusedNonces) reused nonce(s)\(file)",
-                           errorContext: context)
+        return CheckFailed(
+            message:
+                "keys NOT OK: \(neither) under no given key, \(malformed) malformed, \(report.reusedSalts) reused salt(s), "
+                + "\(report.reusedNonces) reused nonce(s)\(file)",
+            errorContext: context)
     }
 }

@@ -3,12 +3,18 @@ import Foundation
 import ToolConfigKit
 
 struct DatabaseOptions: ParsableArguments {
-    @Option(name: .long, help: ArgumentHelp("The database: an SQLite file, or a postgresql:// URL without a password; or set TOOLCFG_DB.",
-                                             valueName: "PATH|URL"))
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
+            "The database: an SQLite file, or a postgresql:// URL without a password; or set TOOLCFG_DB.",
+            valueName: "PATH|URL"))
     var db: String?
 
-    @Option(name: .long, help: ArgumentHelp("Seconds to wait for another writer's lock before giving up (exit 75); on PostgreSQL the lock_timeout.",
-                                            valueName: "SECONDS"))
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
+            "Seconds to wait for another writer's lock before giving up (exit 75); on PostgreSQL the lock_timeout.",
+            valueName: "SECONDS"))
     var busyTimeout: Double = 10
 
     var timeout: Duration { .milliseconds(Int64(busyTimeout * 1000)) }
@@ -47,17 +53,29 @@ struct OutputOptions: ParsableArguments {
 }
 
 struct MasterKeyOption: ParsableArguments {
-    @Option(name: .long, help: ArgumentHelp("File holding the master key (base64), - for stdin; or set TOOLCFG_MASTER_KEY.", valueName: "PATH"))
+    @Option(
+        name: .long, help: ArgumentHelp("File holding the master key (base64), - for stdin; or set TOOLCFG_MASTER_KEY.", valueName: "PATH"))
     var masterKeyFile: String?
-    @Option(name: .long, help: ArgumentHelp("Environment variable holding the application's key text (as BODHI_ENCRYPTION_KEY: the key is its SHA-256).", valueName: "NAME"))
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
+            "Environment variable holding the application's key text (as BODHI_ENCRYPTION_KEY: the key is its SHA-256).", valueName: "NAME")
+    )
     var masterKeyEnv: String?
-    @Option(name: .long, help: ArgumentHelp("File holding that key text, bare or as a BODHI_ENCRYPTION_KEY= line of an env file.", valueName: "PATH"))
+    @Option(
+        name: .long,
+        help: ArgumentHelp("File holding that key text, bare or as a BODHI_ENCRYPTION_KEY= line of an env file.", valueName: "PATH"))
     var masterKeyTextFile: String?
-    @Option(name: .long, help: ArgumentHelp("The application's keyring entry of SERVICE (default \"\(KeyringEntry.defaultService)\" when no value follows).", valueName: "SERVICE"))
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
+            "The application's keyring entry of SERVICE (default \"\(KeyringEntry.defaultService)\" when no value follows).",
+            valueName: "SERVICE"))
     var masterKeyKeyring: String?
 
     var forms: MasterKeyForms {
-        MasterKeyForms(file: masterKeyFile, environmentVariable: masterKeyEnv, textFile: masterKeyTextFile, keyringService: masterKeyKeyring)
+        MasterKeyForms(
+            file: masterKeyFile, environmentVariable: masterKeyEnv, textFile: masterKeyTextFile, keyringService: masterKeyKeyring)
     }
 
     func masterKey(_ console: Console) throws -> MasterKey? {
@@ -76,17 +94,24 @@ struct MasterKeyOption: ParsableArguments {
 }
 
 struct NewKeyOption: ParsableArguments {
-    @Option(name: .long, help: ArgumentHelp("File holding the new master key, - for stdin; or set TOOLCFG_NEW_MASTER_KEY.", valueName: "PATH"))
+    @Option(
+        name: .long, help: ArgumentHelp("File holding the new master key, - for stdin; or set TOOLCFG_NEW_MASTER_KEY.", valueName: "PATH"))
     var newMasterKeyFile: String?
     @Option(name: .long, help: ArgumentHelp("Environment variable holding the new key as the application's key text.", valueName: "NAME"))
     var newMasterKeyEnv: String?
     @Option(name: .long, help: ArgumentHelp("File holding the new key text, bare or as a BODHI_ENCRYPTION_KEY= line.", valueName: "PATH"))
     var newMasterKeyTextFile: String?
-    @Option(name: .long, help: ArgumentHelp("The keyring of SERVICE (default \"\(KeyringEntry.defaultService)\"): rotate switches its entry to the new key.", valueName: "SERVICE"))
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
+            "The keyring of SERVICE (default \"\(KeyringEntry.defaultService)\"): rotate switches its entry to the new key.",
+            valueName: "SERVICE"))
     var newMasterKeyKeyring: String?
 
     var forms: MasterKeyForms {
-        MasterKeyForms(file: newMasterKeyFile, environmentVariable: newMasterKeyEnv, textFile: newMasterKeyTextFile, keyringService: newMasterKeyKeyring)
+        MasterKeyForms(
+            file: newMasterKeyFile, environmentVariable: newMasterKeyEnv, textFile: newMasterKeyTextFile,
+            keyringService: newMasterKeyKeyring)
     }
 
     func masterKey(_ console: Console) throws -> MasterKey? {
@@ -122,7 +147,9 @@ enum OptionalKeyringValue {
 }
 
 struct PassphraseOption: ParsableArguments {
-    @Option(name: .long, help: ArgumentHelp("File holding the passphrase for sealed snapshots, - for stdin; or set TOOLCFG_PASSPHRASE.", valueName: "PATH"))
+    @Option(
+        name: .long,
+        help: ArgumentHelp("File holding the passphrase for sealed snapshots, - for stdin; or set TOOLCFG_PASSPHRASE.", valueName: "PATH"))
     var passphraseFile: String?
 
     func passphrase() throws -> SecureBytes? {
@@ -163,8 +190,11 @@ func refuseTwoFromStandardInput(_ paths: String?...) throws {
 
 /// `--temp-dir`: where SQLite writes an import's or a rotation's staging tables.
 struct TemporaryFolderOption: ParsableArguments {
-    @Option(name: .long, help: ArgumentHelp("SQLite: the folder for the staging tables (default: SQLITE_TMPDIR, else TMPDIR, else /var/tmp or /tmp).",
-                                            valueName: "DIR"))
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
+            "SQLite: the folder for the staging tables (default: SQLITE_TMPDIR, else TMPDIR, else /var/tmp or /tmp).",
+            valueName: "DIR"))
     var tempDir: String?
 
     /// Before the database is opened: SQLite reads its temporary folder once.

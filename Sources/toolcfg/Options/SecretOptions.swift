@@ -6,8 +6,11 @@ extension SecretScheme: ExpressibleByArgument {}
 /// `--secret-columns`: groups of columns holding secrets that the application's known groups and
 /// the naming rule do not find.
 struct SecretColumnsOption: ParsableArguments {
-    @Option(name: .long, help: ArgumentHelp("Declare one more group of columns holding a secret under the master key (repeatable).",
-                                            valueName: "TABLE:CIPHERTEXT,SALT,NONCE"))
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
+            "Declare one more group of columns holding a secret under the master key (repeatable).",
+            valueName: "TABLE:CIPHERTEXT,SALT,NONCE"))
     var secretColumns: [String] = []
 
     func map() throws -> SecretColumnMap {

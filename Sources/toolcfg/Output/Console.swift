@@ -182,12 +182,14 @@ enum FailureExit {
             // ArgumentParser shows the root's usage for a validation error thrown by run(): the
             // command's own is what helps.
             if error is ValidationError, let command, let path = commandPath(to: type(of: command)) {
-                text = "\(Toolcfg.message(for: error))\nUsage: \(Toolcfg.usageString(for: type(of: command)))\n"
+                text =
+                    "\(Toolcfg.message(for: error))\nUsage: \(Toolcfg.usageString(for: type(of: command)))\n"
                     + "  See '\(path.joined(separator: " ")) --help' for more information."
             }
             FileHandle.standardError.write(Data((Console.errorPrefix + text + (text.hasSuffix("\n") ? "" : "\n")).utf8))
             // ArgumentParser's usage errors are 64; anything else unforeseen is an internal error (70).
-            failure = .init(exitStatus: status == .failure ? ExitStatus.software.rawValue : status.rawValue, message: Toolcfg.message(for: error))
+            failure = .init(
+                exitStatus: status == .failure ? ExitStatus.software.rawValue : status.rawValue, message: Toolcfg.message(for: error))
         }
         if json, let text = try? JSONReport<Never>(report: nil, failure: failure).render() {
             (toStandardError ? FileHandle.standardError : FileHandle.standardOutput).write(Data((text + "\n").utf8))

@@ -18,7 +18,8 @@ enum MigrationOutput {
         }
         let loss = report.dataLoss ?? []
         for table in loss {
-            let verb = report.dryRun ? (table.dropped ? "would drop" : "would delete rows of") : (table.dropped ? "dropped" : "deleted rows of")
+            let verb =
+                report.dryRun ? (table.dropped ? "would drop" : "would delete rows of") : (table.dropped ? "dropped" : "deleted rows of")
             console.note("\(verb) \(table.table): \(count(table.rows, "row"))")
         }
         if report.dryRun {
@@ -29,24 +30,33 @@ enum MigrationOutput {
     }
 
     static func render(_ report: MigrationStatusReport) -> String {
-        var lines = ["database: \(report.database)", "migrations: \(report.migrations)",
-                     "application release: \(report.applicationRelease.releases) (\(report.applicationRelease.basis))"]
+        var lines = [
+            "database: \(report.database)", "migrations: \(report.migrations)",
+            "application release: \(report.applicationRelease.releases) (\(report.applicationRelease.basis))"
+        ]
         if let seaORM = report.seaORMMigrations {
-            lines.append("ledger: sea-orm (seaql_migrations), \(seaORM.count) migrations, newest \(seaORM.last?.version ?? "none"); "
-                + "toolcfg reads it, and migrate up and down refuse it: the application migrates this database itself")
-            lines += seaORM.map { "  \($0.version)\($0.appliedAt.map { "  applied \(Date(timeIntervalSince1970: Double($0)).formatted(.iso8601))" } ?? "")" }
+            lines.append(
+                "ledger: sea-orm (seaql_migrations), \(seaORM.count) migrations, newest \(seaORM.last?.version ?? "none"); "
+                    + "toolcfg reads it, and migrate up and down refuse it: the application migrates this database itself")
+            lines += seaORM.map {
+                "  \($0.version)\($0.appliedAt.map { "  applied \(Date(timeIntervalSince1970: Double($0)).formatted(.iso8601))" } ?? "")"
+            }
             return lines.joined(separator: "\n")
         }
         if !report.ledgerExists { lines.append("ledger: none yet (no _sqlx_migrations table)") }
         let header = ["VERSION", "STATE", "DESCRIPTION", "INSTALLED ON", "DOWN"]
         var rows = report.entries.map { entry in
-            [String(entry.version), entry.state.rawValue, entry.description, entry.installedOn ?? "-", entry.file == nil ? "-" : (entry.reversible ? "yes" : "no")]
+            [
+                String(entry.version), entry.state.rawValue, entry.description, entry.installedOn ?? "-",
+                entry.file == nil ? "-" : (entry.reversible ? "yes" : "no")
+            ]
         }
         rows.insert(header, at: 0)
         let widths = header.indices.map { column in rows.map { $0[column].count }.max() ?? 0 }
         for row in rows {
-            lines.append(row.enumerated().map { $1.padding(toLength: widths[$0], withPad: " ", startingAt: 0) }.joined(separator: "  ")
-                .trimmingCharacters(in: .whitespaces))
+            lines.append(
+                row.enumerated().map { $1.padding(toLength: widths[$0], withPad: " ", startingAt: 0) }.joined(separator: "  ")
+                    .trimmingCharacters(in: .whitespaces))
         }
         for entry in report.entries where entry.state == .drifted {
             lines.append("drift in \(entry.version): \(entry.drift ?? "the file's contents changed since it was applied")")

@@ -4,9 +4,12 @@ import ToolConfigKit
 enum VerifyKeysOutput {
     static func describe(_ report: KeyVerifier.Report, console: Console) {
         for group in report.groups {
-            var line = "\(group.table) (\(group.columns[0])): \(group.rows) rows, \(group.underMasterKey) under \(report.masterKeyFingerprint)"
+            var line =
+                "\(group.table) (\(group.columns[0])): \(group.rows) rows, \(group.underMasterKey) under \(report.masterKeyFingerprint)"
             if let new = report.newMasterKeyFingerprint { line += ", \(group.underNewMasterKey) under \(new)" }
-            line += ", \(group.empty) empty, \(group.underNeither) under no given key, \(group.malformed) malformed; \(group.v1) v1, \(group.v2) v2"
+            line +=
+                ", \(group.empty) empty, \(group.underNeither) under no given key, \(group.malformed) malformed; \(group.v1) v1, "
+                + "\(group.v2) v2"
             console.note(line)
         }
         if let file = report.secretsFile {
@@ -23,11 +26,13 @@ enum VerifyKeysOutput {
         let legacy = report.groups.reduce(0) { $0 + $1.legacy }
         let v2 = report.groups.reduce(0) { $0 + $1.v2 }
         if legacy > 0 && v2 == 0 && report.applicationRelease.ledger == "sea-orm" {
-            console.note("\(legacy) value(s) in scheme v1 outside tenants: before the application moves to v0.0.59, which refuses them, "
-                + "rotate --scheme v2 (the same key as old and new) upgrades them in place")
+            console.note(
+                "\(legacy) value(s) in scheme v1 outside tenants: before the application moves to v0.0.59, which refuses them, "
+                    + "rotate --scheme v2 (the same key as old and new) upgrades them in place")
         } else if legacy > 0 && v2 > 0 {
-            console.note("\(legacy) legacy (v1) value(s) outside tenants: an application of v0.0.59 or later refuses them (HTTP 422); "
-                + "rotate --scheme v2, with the same key as old and new, upgrades them in place:")
+            console.note(
+                "\(legacy) legacy (v1) value(s) outside tenants: an application of v0.0.59 or later refuses them (HTTP 422); "
+                    + "rotate --scheme v2, with the same key as old and new, upgrades them in place:")
             for value in report.legacyValues {
                 console.note("  \(value.table) row id \(value.id ?? String(value.rowID)), \(value.column)")
             }

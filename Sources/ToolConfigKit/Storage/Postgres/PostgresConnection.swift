@@ -37,7 +37,7 @@ public final class PostgresConnection {
             ("connect_timeout", String(max(1, options.connectTimeout.components.seconds))),
             ("dbname", url.text),
             ("client_encoding", "UTF8"),
-            ("fallback_application_name", "toolcfg"),
+            ("fallback_application_name", "toolcfg")
         ]
         handle = withCStrings(settings.map(\.0)) { keywords in
             withCStrings(settings.map(\.1)) { values in PQconnectdbParams(keywords, values, 1) }
@@ -106,7 +106,9 @@ public final class PostgresConnection {
     }
 
     /// Takes a result and throws unless its status is one of `accepted`.
-    func checked(_ result: OpaquePointer?, accepting accepted: [ExecStatusType], context: String?, script: String? = nil) throws(PostgresError) -> OpaquePointer {
+    func checked(_ result: OpaquePointer?, accepting accepted: [ExecStatusType], context: String?, script: String? = nil)
+        throws(PostgresError) -> OpaquePointer
+    {
         guard let result, accepted.contains(PQresultStatus(result)) else {
             let failure = error(result, context: context, script: script)
             if let result {
@@ -127,8 +129,9 @@ public final class PostgresConnection {
     /// the server points at, when it points at one.
     public func execute(_ script: String, context: String? = nil) throws(PostgresError) {
         let handle = try openHandle(context: context)
-        let result = try checked(PQexec(handle, script), accepting: [PGRES_COMMAND_OK, PGRES_TUPLES_OK, PGRES_EMPTY_QUERY],
-                                 context: context, script: script)
+        let result = try checked(
+            PQexec(handle, script), accepting: [PGRES_COMMAND_OK, PGRES_TUPLES_OK, PGRES_EMPTY_QUERY],
+            context: context, script: script)
         PQclear(result)
     }
 
@@ -141,9 +144,11 @@ public final class PostgresConnection {
         let result = encoded.withArrays { types, values, lengths, formats in
             PQexecParams(handle, sql, encoded.count, types, values, lengths, formats, 0)
         }
-        return PostgresRows(handle: try checked(result, accepting: [PGRES_COMMAND_OK, PGRES_TUPLES_OK],
-                                                context: context ?? Self.abbreviate(sql), script: sql),
-                            database: url.redacted)
+        return PostgresRows(
+            handle: try checked(
+                result, accepting: [PGRES_COMMAND_OK, PGRES_TUPLES_OK],
+                context: context ?? Self.abbreviate(sql), script: sql),
+            database: url.redacted)
     }
 
     /// The first column of the first row, or nil when there is no row or it is NULL.
@@ -162,9 +167,11 @@ public final class PostgresConnection {
     public func literal(_ text: String) throws(PostgresError) -> String {
         let handle = try openHandle(context: "quoting a literal")
         let utf8 = Array(text.utf8)
-        guard let quoted = utf8.withUnsafeBufferPointer({ bytes in
-            bytes.withMemoryRebound(to: CChar.self) { PQescapeLiteral(handle, $0.baseAddress, $0.count) }
-        }) else { throw clientError(PostgresError.connectionMessage(handle), context: "quoting a literal") }
+        guard
+            let quoted = utf8.withUnsafeBufferPointer({ bytes in
+                bytes.withMemoryRebound(to: CChar.self) { PQescapeLiteral(handle, $0.baseAddress, $0.count) }
+            })
+        else { throw clientError(PostgresError.connectionMessage(handle), context: "quoting a literal") }
         defer { PQfreemem(quoted) }
         return String(cString: quoted)
     }
@@ -176,8 +183,9 @@ public final class PostgresConnection {
         if let statement = preparedStatements[sql] { return statement }
         let handle = try openHandle(context: "preparing")
         let name = "toolcfg_\(preparedStatements.count + 1)"
-        let result = try checked(PQprepare(handle, name, sql, 0, nil), accepting: [PGRES_COMMAND_OK],
-                                 context: "preparing \(Self.abbreviate(sql))", script: sql)
+        let result = try checked(
+            PQprepare(handle, name, sql, 0, nil), accepting: [PGRES_COMMAND_OK],
+            context: "preparing \(Self.abbreviate(sql))", script: sql)
         PQclear(result)
         let statement = PostgresStatement(name: name, sql: sql, connection: self)
         preparedStatements[sql] = statement
@@ -196,10 +204,13 @@ public final class PostgresConnection {
     /// server turned into a rollback (the transaction had failed, and `body` swallowed the error)
     /// is an error too. `readOnly` with `.repeatableRead` reads one consistent snapshot.
     /// `rollingBack`: the transaction always ends in a rollback, to see what writes would do.
-    public func transaction<T>(isolation: Isolation = .readCommitted, readOnly: Bool = false, rollingBack: Bool = false,
-                               _ body: () throws -> T) throws -> T {
+    public func transaction<T>(
+        isolation: Isolation = .readCommitted, readOnly: Bool = false, rollingBack: Bool = false,
+        _ body: () throws -> T
+    ) throws -> T {
         guard !isInTransaction else { throw clientError("a transaction is already open", context: "beginning a transaction") }
-        try execute("BEGIN ISOLATION LEVEL \(isolation.rawValue) \(readOnly ? "READ ONLY" : "READ WRITE")", context: "beginning a transaction")
+        try execute(
+            "BEGIN ISOLATION LEVEL \(isolation.rawValue) \(readOnly ? "READ ONLY" : "READ WRITE")", context: "beginning a transaction")
         do {
             let result = try body()
             if rollingBack {

@@ -99,7 +99,8 @@ extension PostgresConnection {
         var outcome: Result<Int64, PostgresError>?
         while let result = PQgetResult(handle) {
             if outcome == nil {
-                outcome = PQresultStatus(result) == PGRES_COMMAND_OK
+                outcome =
+                    PQresultStatus(result) == PGRES_COMMAND_OK
                     ? .success(Int64(String(cString: PQcmdTuples(result))) ?? 0)
                     : .failure(error(result, context: context))
             }
@@ -230,7 +231,10 @@ public struct PostgresCopyText {
             while index + 8 <= field.count {
                 let word = raw.loadUnaligned(fromByteOffset: index, as: UInt64.self)
                 if hasZeroByte(word ^ (ones &* 0x5C)) || hasZeroByte(word ^ (ones &* 0x09))
-                    || hasZeroByte(word ^ (ones &* 0x0A)) || hasZeroByte(word ^ (ones &* 0x0D)) { return true }
+                    || hasZeroByte(word ^ (ones &* 0x0A)) || hasZeroByte(word ^ (ones &* 0x0D))
+                {
+                    return true
+                }
                 index += 8
             }
         }
@@ -347,7 +351,9 @@ public final class PostgresCopyRow {
         let escaped = memchr(base, backslash, raw.count) != nil
         var start = 0, used = 0
         while true {
-            let end = memchr(base + start, Int32(UInt8(ascii: "\t")), raw.count - start).map { UnsafeRawPointer($0) - UnsafeRawPointer(base) } ?? raw.count
+            let end =
+                memchr(base + start, Int32(UInt8(ascii: "\t")), raw.count - start).map { UnsafeRawPointer($0) - UnsafeRawPointer(base) }
+                ?? raw.count
             let field = UnsafeBufferPointer(rebasing: raw[start..<end])
             if field.count == 2 && field[0] == UInt8(ascii: "\\") && field[1] == UInt8(ascii: "N") {
                 fields.append(nil)
@@ -541,6 +547,8 @@ public final class PostgresCopyRow {
     }
 
     private func mismatch(_ field: Int, _ expected: String) -> PostgresError {
-        PostgresError(kind: .client, message: "field \(field + 1) of a COPY row is not \(expected)", database: database, context: "reading a COPY row")
+        PostgresError(
+            kind: .client, message: "field \(field + 1) of a COPY row is not \(expected)", database: database, context: "reading a COPY row"
+        )
     }
 }

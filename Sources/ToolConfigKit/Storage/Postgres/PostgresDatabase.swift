@@ -14,18 +14,19 @@ extension PostgresConnection: Database {
     public func transaction<T>(_ kind: TransactionKind, lockHeld: (Duration) -> Void, _ body: () throws -> T) throws -> T {
         let clock = ContinuousClock()
         let started = clock.now
-        let result = switch kind {
-        case .read:
-            try transaction(isolation: .repeatableRead, readOnly: true) {
-                // The snapshot is taken by the first statement: take it now, as SQLite's read does.
-                try execute("SELECT 1", context: "taking a read snapshot")
-                return try body()
+        let result =
+            switch kind {
+            case .read:
+                try transaction(isolation: .repeatableRead, readOnly: true) {
+                    // The snapshot is taken by the first statement: take it now, as SQLite's read does.
+                    try execute("SELECT 1", context: "taking a read snapshot")
+                    return try body()
+                }
+            case .write, .deferredWrite:
+                try transaction(isolation: .readCommitted, body)
+            case .rolledBackWrite:
+                try transaction(isolation: .readCommitted, rollingBack: true, body)
             }
-        case .write, .deferredWrite:
-            try transaction(isolation: .readCommitted, body)
-        case .rolledBackWrite:
-            try transaction(isolation: .readCommitted, rollingBack: true, body)
-        }
         lockHeld(clock.now - started)
         return result
     }
@@ -45,8 +46,9 @@ extension PostgresConnection: Database {
         guard let xmin = UInt64(mark) else { return true }
         let xid = PostgresValue.text(String(xmin % (1 << 32)))
         for table in tables {
-            let recent = try query("SELECT 1 FROM ONLY \(quotedIdentifier(table)) WHERE age(xmin) <= age($1::xid) LIMIT 1", [xid],
-                                   context: "looking for rows of \(table) written since the snapshot")
+            let recent = try query(
+                "SELECT 1 FROM ONLY \(quotedIdentifier(table)) WHERE age(xmin) <= age($1::xid) LIMIT 1", [xid],
+                context: "looking for rows of \(table) written since the snapshot")
             if recent.count > 0 { return true }
         }
         return false
@@ -62,7 +64,8 @@ extension PostgresConnection: Database {
     /// Tables of the schema search path (by the name that finds them there), with their columns
     /// and primary keys, in one query.
     public func tableColumns() throws -> [TableColumns] {
-        let rows = try query("""
+        let rows = try query(
+            """
             SELECT c.relname, a.attname, a.attnotnull,
                    array_position((SELECT x.indkey::int2[] FROM pg_index x WHERE x.indrelid = c.oid AND x.indisprimary), a.attnum)
             FROM pg_class c
@@ -71,9 +74,10 @@ extension PostgresConnection: Database {
             WHERE c.relkind IN ('r', 'p') AND n.nspname = ANY (current_schemas(false)) AND pg_table_is_visible(c.oid)
             ORDER BY c.relname, a.attnum
             """, context: "reading the tables' columns")
-        return TableColumns.collect(try (0..<rows.count).map { row in
-            (rows.text(row, 0) ?? "", rows.text(row, 1) ?? "", try rows.bool(row, 2) == true, try rows.int64(row, 3))
-        })
+        return TableColumns.collect(
+            try (0..<rows.count).map { row in
+                (rows.text(row, 0) ?? "", rows.text(row, 1) ?? "", try rows.bool(row, 2) == true, try rows.int64(row, 3))
+            })
     }
 
     /// Row-level security hides rows from this role where a table has it enabled, unless the
@@ -82,7 +86,8 @@ extension PostgresConnection: Database {
     public func requireEveryRowVisible(in tables: [String]) throws {
         guard !tables.isEmpty else { return }
         let names = tables.indices.map { "to_regclass(quote_ident($\($0 + 1)))" }.joined(separator: ", ")
-        let rows = try query("""
+        let rows = try query(
+            """
             SELECT c.relname FROM pg_class c
             WHERE c.oid IN (\(names))
               AND c.relrowsecurity
@@ -127,10 +132,12 @@ extension PostgresConnection: Database {
                     try execute("SET LOCAL lock_timeout = \(attempt)", context: "waiting for the write lock on \(names)")
                     try execute("LOCK TABLE \(tables.map(quotedIdentifier).joined(separator: ", ")) IN EXCLUSIVE MODE")
                 }
-                try execute("SET LOCAL lock_timeout = \(options.lockTimeout.map(PostgresConnection.milliseconds) ?? 0)",
-                            context: "taking the write lock on \(names)")
+                try execute(
+                    "SET LOCAL lock_timeout = \(options.lockTimeout.map(PostgresConnection.milliseconds) ?? 0)",
+                    context: "taking the write lock on \(names)")
                 return
-            } catch let error as PostgresError where error.sqlState == "55P03" && deadline.map({ clock.now + Self.lockPause < $0 }) ?? true {
+            } catch let error as PostgresError where error.sqlState == "55P03" && deadline.map({ clock.now + Self.lockPause < $0 }) ?? true
+            {
                 Thread.sleep(forTimeInterval: Double(Self.lockPause.components.attoseconds) / 1e18)
             } catch var failure as PostgresError {
                 failure.context = "waiting for the write lock on \(names)"
@@ -157,7 +164,8 @@ extension PostgresConnection: Database {
     /// measured). Only before the session's first temporary table (it has no temporary schema
     /// yet): the server refuses the change after.
     func useLargeTemporaryBuffers() throws(PostgresError) {
-        try execute("""
+        try execute(
+            """
             SELECT set_config('temp_buffers', '256MB', false)
             WHERE pg_size_bytes(current_setting('temp_buffers')) < pg_size_bytes('256MB') AND pg_my_temp_schema() = 0
             """, context: "sizing the session's temporary buffers")

@@ -35,9 +35,11 @@ public struct PostgresError: EngineError, Equatable {
     /// What toolcfg was doing.
     public var context: String?
 
-    public init(kind: Kind, sqlState: String? = nil, message: String, detail: String? = nil, hint: String? = nil,
-                serverContext: String? = nil, table: String? = nil, column: String? = nil, constraint: String? = nil,
-                line: Int? = nil, database: String, context: String? = nil) {
+    public init(
+        kind: Kind, sqlState: String? = nil, message: String, detail: String? = nil, hint: String? = nil,
+        serverContext: String? = nil, table: String? = nil, column: String? = nil, constraint: String? = nil,
+        line: Int? = nil, database: String, context: String? = nil
+    ) {
         self.kind = kind
         self.sqlState = sqlState
         self.message = message
@@ -100,7 +102,8 @@ public struct PostgresError: EngineError, Equatable {
         if let hint { text += "; hint: \(hint)" }
         if let serverContext { text += "; context: \(serverContext.replacingOccurrences(of: "\n", with: "; "))" }
         if isConnectionLoss {
-            text += context == "committing"
+            text +=
+                context == "committing"
                 ? "; the connection was lost during the commit, so whether it committed is unknown (a backup this run wrote is "
                     + "kept): run the same command again "
                     + "once the server accepts connections (a rotation finishes or finds every secret under the new key; before "
@@ -154,17 +157,20 @@ extension PostgresError {
             // A position counts characters from 1 in the statement text as sent.
             line = 1 + script.unicodeScalars.prefix(position - 1).reduce(0) { $1 == "\n" ? $0 + 1 : $0 }
         }
-        self.init(kind: kind, sqlState: sqlState, message: message, detail: field(UInt8(ascii: "D")),
-                  hint: field(UInt8(ascii: "H")), serverContext: field(UInt8(ascii: "W")),
-                  table: field(UInt8(ascii: "t")), column: field(UInt8(ascii: "c")),
-                  constraint: field(UInt8(ascii: "n")), line: line, database: database, context: context)
+        self.init(
+            kind: kind, sqlState: sqlState, message: message, detail: field(UInt8(ascii: "D")),
+            hint: field(UInt8(ascii: "H")), serverContext: field(UInt8(ascii: "W")),
+            table: field(UInt8(ascii: "t")), column: field(UInt8(ascii: "c")),
+            constraint: field(UInt8(ascii: "n")), line: line, database: database, context: context)
     }
 
     /// libpq's words for a session that broke, for the calls (a COPY's) after which its status
     /// may not say so yet.
     static func saysConnectionLost(_ message: String) -> Bool {
-        ["server closed the connection unexpectedly", "no connection to the server", "connection to server was lost",
-         "could not send data to server", "could not receive data from server", "SSL SYSCALL error"].contains { message.contains($0) }
+        [
+            "server closed the connection unexpectedly", "no connection to the server", "connection to server was lost",
+            "could not send data to server", "could not receive data from server", "SSL SYSCALL error"
+        ].contains { message.contains($0) }
     }
 
     static func connectionMessage(_ connection: OpaquePointer?) -> String {

@@ -4,7 +4,8 @@ import Foundation
 /// the columns of SQLite's stage. It is created before the read snapshot (a read-only transaction
 /// creates no table, but may write a temporary one); each batch's decisions go, when the batch
 /// ends, to one `COPY ... FROM STDIN` that stays open while the next batches are read, and a
-/// batch's lookups are one query over the stage and the table. A temporary table is never WAL-logged, and is gone with the session. Only what will be
+/// batch's lookups are one query over the stage and the table. A temporary table is never WAL-logged, and is gone with the session. Only
+/// what will be
 /// stored is staged: triples, never a plaintext key. The staged pair compares in the "C" collation
 /// (bytes): the same equality as the table's deterministic one (checkShape), without the locale's
 /// comparisons in every insert into the stage's unique index; a join with the table's columns
@@ -19,7 +20,8 @@ final class PostgresImportStage: ImportStaging {
     /// What `staged(_:_:first:)` reads, from a stage aliased `s`.
     private static let stagedColumns = """
         s.seq, s.user_id, s.tool_id, s.action, s.enabled, s.key_mode, s.new_key, s.new_salt, s.new_nonce, s.updated_at,
-        s.updated_at_given, s.line, s.record, s.existing_id, s.was_enabled, s.was_key, s.was_salt, s.was_nonce, s.was_created_at, s.was_updated_at
+        s.updated_at_given, s.line, s.record, s.existing_id, s.was_enabled, s.was_key, s.was_salt, s.was_nonce, s.was_created_at,
+        s.was_updated_at
         """
     private static let rowColumns = "id, enabled, encrypted_api_key, salt, nonce, created_at, updated_at"
 
@@ -33,7 +35,8 @@ final class PostgresImportStage: ImportStaging {
         self.connection = connection
         self.file = file
         try connection.useLargeTemporaryBuffers()
-        try connection.execute("""
+        try connection.execute(
+            """
             DROP TABLE IF EXISTS \(Self.name);
             CREATE TEMP TABLE toolcfg_import (
                 seq BIGINT PRIMARY KEY, user_id TEXT COLLATE "C" NOT NULL, tool_id TEXT COLLATE "C" NOT NULL,
@@ -93,8 +96,10 @@ final class PostgresImportStage: ImportStaging {
 
     /// One staged row, in the order of `columns`. Static on an inout buffer: one access to the
     /// stored buffer per row rather than per field.
-    private static func encode(_ seq: Int64, _ item: borrowing ImportItem, _ action: ImportAction, _ intent: borrowing KeyIntent,
-                               _ existing: ToolConfigTable.Row?, now: Int64, into row: inout PostgresCopyText) {
+    private static func encode(
+        _ seq: Int64, _ item: borrowing ImportItem, _ action: ImportAction, _ intent: borrowing KeyIntent,
+        _ existing: ToolConfigTable.Row?, now: Int64, into row: inout PostgresCopyText
+    ) {
         row.append(seq)
         row.append(item.record.userID)
         row.append(item.record.toolID)
@@ -148,11 +153,13 @@ final class PostgresImportStage: ImportStaging {
         return StagedImport(
             seq: seq, userID: rows.text(row, first + 1) ?? "", toolID: rows.text(row, first + 2) ?? "",
             action: ImportAction(rawValue: try rows.int64(row, first + 3) ?? 0) ?? .insert, enabled: try rows.bool(row, first + 4) ?? false,
-            intent: KeyIntent(mode: KeyIntent.Mode(rawValue: try rows.int64(row, first + 5) ?? 0) ?? .keep,
-                              secret: ToolConfigTable.secret(rows, row, first: first + 6)),
+            intent: KeyIntent(
+                mode: KeyIntent.Mode(rawValue: try rows.int64(row, first + 5) ?? 0) ?? .keep,
+                secret: ToolConfigTable.secret(rows, row, first: first + 6)),
             updatedAt: try rows.int64(row, first + 9) ?? 0, updatedAtGiven: try rows.bool(row, first + 10) ?? false,
-            location: SnapshotLocation(file: file, line: try rows.int64(row, first + 11).map(Int.init),
-                                       record: try rows.int64(row, first + 12).map(Int.init)),
+            location: SnapshotLocation(
+                file: file, line: try rows.int64(row, first + 11).map(Int.init),
+                record: try rows.int64(row, first + 12).map(Int.init)),
             existing: try ToolConfigTable.row(rows, row, first: first + 13))
     }
 
@@ -189,14 +196,17 @@ final class PostgresImportStage: ImportStaging {
 
     func restage(_ seq: Int64, as action: ImportAction, over current: ToolConfigTable.Row?) throws {
         func text(_ value: String?) -> PostgresValue { value.map { .text($0) } ?? .null }
-        try connection.query("""
+        try connection.query(
+            """
             UPDATE \(Self.name) SET action = $2, existing_id = $3, was_enabled = $4, was_key = $5, was_salt = $6, was_nonce = $7,
                 was_created_at = $8, was_updated_at = $9 WHERE seq = $1
-            """, [
-            .integer(seq), .integer(action.rawValue), current.map { .integer($0.id) } ?? .null, current.map { .boolean($0.enabled) } ?? .null,
-            text(current?.secret?.encryptedAPIKey), text(current?.secret?.salt), text(current?.secret?.nonce),
-            current.map { .integer($0.createdAt) } ?? .null, current.map { .integer($0.updatedAt) } ?? .null,
-        ], context: "deciding a pair again")
+            """,
+            [
+                .integer(seq), .integer(action.rawValue), current.map { .integer($0.id) } ?? .null,
+                current.map { .boolean($0.enabled) } ?? .null,
+                text(current?.secret?.encryptedAPIKey), text(current?.secret?.salt), text(current?.secret?.nonce),
+                current.map { .integer($0.createdAt) } ?? .null, current.map { .integer($0.updatedAt) } ?? .null
+            ], context: "deciding a pair again")
     }
 
     /// New rows with one INSERT ... SELECT in file order (ids given in that order; no id is ever
@@ -207,13 +217,15 @@ final class PostgresImportStage: ImportStaging {
     func applyStaged() throws {
         // The rows in seq order through the stage's primary key (the heap was filled in that
         // order) rather than a sort of every staged row through temporary files.
-        try connection.execute("""
+        try connection.execute(
+            """
             SET LOCAL enable_sort = off;
             INSERT INTO \(ToolConfigTable.name) (\(ToolConfigTable.writtenColumns))
             SELECT user_id, tool_id, enabled, new_key, new_salt, new_nonce, created_at, updated_at FROM \(Self.name)
             WHERE action = \(ImportAction.insert.rawValue) ORDER BY seq
             """, context: "writing the new rows")
-        try connection.execute("""
+        try connection.execute(
+            """
             UPDATE \(ToolConfigTable.name) AS t SET enabled = s.enabled,
                 encrypted_api_key = CASE s.key_mode WHEN 0 THEN t.encrypted_api_key ELSE s.new_key END,
                 salt = CASE s.key_mode WHEN 0 THEN t.salt ELSE s.new_salt END,

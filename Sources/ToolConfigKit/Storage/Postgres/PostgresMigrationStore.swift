@@ -14,12 +14,15 @@ final class PostgresMigrationStore: MigrationStore {
     func builtInMigrations() throws(MigrationError) -> MigrationSet { try .embeddedPostgres() }
 
     func tableExists(_ name: String) throws -> Bool {
-        try connection.query("SELECT 1 FROM pg_class WHERE oid = to_regclass(quote_ident($1)) AND relkind IN ('r', 'p')",
-                             [.text(name)], context: "looking for table \(name)").count > 0
+        try connection.query(
+            "SELECT 1 FROM pg_class WHERE oid = to_regclass(quote_ident($1)) AND relkind IN ('r', 'p')",
+            [.text(name)], context: "looking for table \(name)"
+        ).count > 0
     }
 
     func columnNames(of table: String) throws -> [String] {
-        let rows = try connection.query("""
+        let rows = try connection.query(
+            """
             SELECT attname FROM pg_attribute
             WHERE attrelid = to_regclass(quote_ident($1)) AND attnum > 0 AND NOT attisdropped ORDER BY attnum
             """, [.text(table)], context: "reading the columns of \(table)")
@@ -46,28 +49,32 @@ final class PostgresMigrationStore: MigrationStore {
 
     func seaORMLedger() throws -> [(version: String, appliedAt: Int64?)]? {
         guard try tableExists(ApplicationRelease.seaORMLedger) else { return nil }
-        let rows = try connection.query("SELECT version::text, applied_at::bigint FROM \(ApplicationRelease.seaORMLedger) ORDER BY version",
-                                        context: "reading \(ApplicationRelease.seaORMLedger)")
+        let rows = try connection.query(
+            "SELECT version::text, applied_at::bigint FROM \(ApplicationRelease.seaORMLedger) ORDER BY version",
+            context: "reading \(ApplicationRelease.seaORMLedger)")
         return try (0..<rows.count).map { (rows.text($0, 0) ?? "", try rows.int64($0, 1)) }
     }
 
     func ledgerEntries() throws -> [LedgerEntry] {
-        let rows = try connection.query("""
+        let rows = try connection.query(
+            """
             SELECT version, description, installed_on::text, success, checksum, execution_time
             FROM _sqlx_migrations ORDER BY version
             """, context: "reading \(MigrationLedger.tableName)")
         return try (0..<rows.count).map { row in
-            LedgerEntry(version: try rows.int64(row, 0) ?? 0,
-                        description: rows.text(row, 1) ?? "",
-                        installedOn: rows.text(row, 2) ?? "",
-                        success: try rows.bool(row, 3) ?? false,
-                        checksum: try rows.bytes(row, 4) ?? [],
-                        executionTime: try rows.int64(row, 5) ?? 0)
+            LedgerEntry(
+                version: try rows.int64(row, 0) ?? 0,
+                description: rows.text(row, 1) ?? "",
+                installedOn: rows.text(row, 2) ?? "",
+                success: try rows.bool(row, 3) ?? false,
+                checksum: try rows.bytes(row, 4) ?? [],
+                executionTime: try rows.int64(row, 5) ?? 0)
         }
     }
 
     func recordInLedger(_ migration: Migration) throws {
-        try connection.query("""
+        try connection.query(
+            """
             INSERT INTO _sqlx_migrations ( version, description, success, checksum, execution_time )
             VALUES ( $1, $2, TRUE, $3, -1 )
             """, [.integer(migration.version), .text(migration.description), .bytes(migration.checksum)],
@@ -75,13 +82,15 @@ final class PostgresMigrationStore: MigrationStore {
     }
 
     func setExecutionTime(version: Int64, nanoseconds: Int64) throws {
-        try connection.query("UPDATE _sqlx_migrations SET execution_time = $1 WHERE version = $2",
-                             [.integer(nanoseconds), .integer(version)], context: "recording the execution time of migration \(version)")
+        try connection.query(
+            "UPDATE _sqlx_migrations SET execution_time = $1 WHERE version = $2",
+            [.integer(nanoseconds), .integer(version)], context: "recording the execution time of migration \(version)")
     }
 
     func removeFromLedger(version: Int64) throws {
-        try connection.query("DELETE FROM _sqlx_migrations WHERE version = $1", [.integer(version)],
-                             context: "removing migration \(version) from \(MigrationLedger.tableName)")
+        try connection.query(
+            "DELETE FROM _sqlx_migrations WHERE version = $1", [.integer(version)],
+            context: "removing migration \(version) from \(MigrationLedger.tableName)")
     }
 
     // MARK: scripts, lock, rehearsal
@@ -99,7 +108,8 @@ final class PostgresMigrationStore: MigrationStore {
         } catch {
             var failure = error
             if failure.sqlState == "55P03" {
-                failure.context = "waiting for the migration lock (sqlx's advisory lock \(id)), which another migrator holds "
+                failure.context =
+                    "waiting for the migration lock (sqlx's advisory lock \(id)), which another migrator holds "
                     + "(the application's sqlx, or another toolcfg)"
             }
             throw failure
@@ -121,8 +131,10 @@ final class PostgresMigrationStore: MigrationStore {
     func rowCounts() throws -> [String: Int64] {
         var counts: [String: Int64] = [:]
         for table in try userTables() where table.name != MigrationLedger.tableName {
-            counts[table.name] = try connection.queryInt64("SELECT count(*) FROM \(table.quotedName)",
-                                                           context: "counting the rows of \(table.name)") ?? 0
+            counts[table.name] =
+                try connection.queryInt64(
+                    "SELECT count(*) FROM \(table.quotedName)",
+                    context: "counting the rows of \(table.name)") ?? 0
         }
         return counts
     }

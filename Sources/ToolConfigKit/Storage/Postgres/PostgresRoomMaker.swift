@@ -64,7 +64,8 @@ struct PostgresRoomMaker: RoomMaking {
         let table = groups[0].table
         let secretColumns = groups.flatMap(\.columns)
         let triple = try secretColumns.map { try connection.literal($0) }.joined(separator: ", ")
-        let shape = try connection.query("""
+        let shape = try connection.query(
+            """
             SELECT c.relkind::text,
                    coalesce((SELECT option_value::int FROM pg_options_to_table(c.reloptions) WHERE option_name = 'fillfactor'), 100),
                    (SELECT string_agg(quote_ident(g.tgname), ', ' ORDER BY g.tgname) FROM pg_trigger g
@@ -81,8 +82,10 @@ struct PostgresRoomMaker: RoomMaking {
                                               OR (d.classid = 'pg_constraint'::regclass
                                                   AND d.objid IN (SELECT k.oid FROM pg_constraint k WHERE k.conindid = i.indexrelid))))))),
                    pg_has_role(c.relowner, 'USAGE'),
-                   (SELECT string_agg(format('CASE WHEN pg_column_size(t.%1$I) >= 2032 THEN pg_column_size(t.%1$I) - 18 ELSE 0 END', a.attname), ' + ')
-                    FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped AND a.attlen = -1 AND a.attstorage <> 'p')
+                   (SELECT string_agg(format('CASE WHEN pg_column_size(t.%1$I) >= 2032 THEN pg_column_size(t.%1$I) - 18 ELSE 0 END',
+                                             a.attname), ' + ')
+                    FROM pg_attribute a
+                    WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped AND a.attlen = -1 AND a.attstorage <> 'p')
             FROM pg_class c WHERE c.oid = to_regclass(quote_ident($1))
             """, [.text(table)], context: "reading the storage of \(table)")
         guard shape.count == 1 else { throw UsageError("--make-room: table \(table) is gone") }
@@ -90,7 +93,10 @@ struct PostgresRoomMaker: RoomMaking {
         outOfLineExcess = shape.text(0, 6) ?? "0"
         let refusal = "--make-room refused, nothing changed: \(table)"
         if shape.text(0, 0) != "r" {
-            throw UsageError("\(refusal) is partitioned; give its partitions room (ALTER TABLE ... SET (fillfactor = \(targetFillfactor))) and rotate without --make-room")
+            throw UsageError(
+                "\(refusal) is partitioned; give its partitions room (ALTER TABLE ... SET (fillfactor = \(targetFillfactor))) "
+                    + "and rotate without --make-room"
+            )
         }
         // Moving a row is an UPDATE: the table's update triggers and rules would act on each row.
         if let triggers = shape.text(0, 2) {
@@ -100,10 +106,18 @@ struct PostgresRoomMaker: RoomMaking {
             throw UsageError("\(refusal) has rules (\(rules)) that moving its rows would set off; rotate without --make-room")
         }
         if let indexes = shape.text(0, 4) {
-            throw UsageError("\(refusal) has indexes on its secret columns \(secretColumns.joined(separator: ", ")) (\(indexes)), so PostgreSQL rewrites its rows on other pages however much room they have; rotate without --make-room")
+            throw UsageError(
+                "\(refusal) has indexes on its secret columns \(secretColumns.joined(separator: ", ")) (\(indexes)), "
+                    + "so PostgreSQL rewrites its rows on other pages however much room they have; rotate without --make-room"
+            )
         }
         if try shape.bool(0, 5) != true {
-            throw UsageError("\(refusal) belongs to another role: only its owner (or a superuser) may set its fillfactor and VACUUM it; rotate --make-room as the owner, or have the owner run ALTER TABLE \(groups[0].quotedTable) SET (fillfactor = \(targetFillfactor)) and rotate without --make-room (the next rotation then moves the rows, the ones after it rewrite them in place)")
+            throw UsageError(
+                "\(refusal) belongs to another role: only its owner (or a superuser) may set its fillfactor and VACUUM it; "
+                    + "rotate --make-room as the owner, or have the owner run ALTER TABLE \(groups[0].quotedTable) "
+                    + "SET (fillfactor = \(targetFillfactor)) and rotate without --make-room (the next rotation then moves the rows, "
+                    + "the ones after it rewrite them in place)"
+            )
         }
     }
 
@@ -124,19 +138,22 @@ struct PostgresRoomMaker: RoomMaking {
 
     /// Every page without room, in order, with its keyed rows.
     private func pagesWithoutRoom() throws -> [(page: Int64, rows: Int)] {
-        let rows = try connection.query("SELECT page, keyed FROM (\(pagesWithoutRoom(where: "true"))) AS p WHERE keyed > 0 ORDER BY page",
-                                        context: "finding the rows of \(name) without room")
+        let rows = try connection.query(
+            "SELECT page, keyed FROM (\(pagesWithoutRoom(where: "true"))) AS p WHERE keyed > 0 ORDER BY page",
+            context: "finding the rows of \(name) without room")
         return try (0..<rows.count).map { (try rows.int64($0, 0) ?? 0, Int(try rows.int64($0, 1) ?? 0)) }
     }
 
     func run(dryRun: Bool, progress: ProgressHandler) throws -> RoomReport {
         let pages = try pagesWithoutRoom()
         let without = pages.reduce(0) { $0 + $1.rows }
-        var report = RoomReport(fillfactorBefore: fillfactor, fillfactor: fillfactor, rowsWithoutRoom: without, rowsMoved: 0,
-                                batches: 0, longestBatchSeconds: 0, rowsLeftWithoutRoom: without)
+        var report = RoomReport(
+            fillfactorBefore: fillfactor, fillfactor: fillfactor, rowsWithoutRoom: without, rowsMoved: 0,
+            batches: 0, longestBatchSeconds: 0, rowsLeftWithoutRoom: without)
         guard !dryRun else { return report }
         if fillfactor > targetFillfactor {
-            try connection.execute("ALTER TABLE \(only) SET (fillfactor = \(targetFillfactor))", context: "setting the fillfactor of \(name)")
+            try connection.execute(
+                "ALTER TABLE \(only) SET (fillfactor = \(targetFillfactor))", context: "setting the fillfactor of \(name)")
             report.fillfactor = targetFillfactor
         }
         guard !pages.isEmpty else { return report }
@@ -163,13 +180,17 @@ struct PostgresRoomMaker: RoomMaking {
             let started = clock.now
             // SKIP LOCKED: a row the application holds stays where it is, and the pass never
             // waits for the application, so it can never be part of a deadlock with it.
-            let moved = try connection.query("""
+            let moved = try connection.query(
+                """
                 WITH locked AS (
                     SELECT t.ctid AS row FROM \(only) AS t
-                    WHERE \(range) AND \(keyed) AND (t.ctid::text::point)[0]::bigint IN (SELECT page FROM (\(pagesWithoutRoom(where: range))) AS p)
+                    WHERE \(range) AND \(keyed)
+                      AND (t.ctid::text::point)[0]::bigint IN (SELECT page FROM (\(pagesWithoutRoom(where: range))) AS p)
                     FOR UPDATE OF t SKIP LOCKED)
-                UPDATE \(only) AS t SET \(quotedIdentifier(groups[0].nonce)) = t.\(quotedIdentifier(groups[0].nonce)) FROM locked WHERE t.ctid = locked.row AND \(range)
-                """, context: "moving rows of \(name) to pages with room").affectedRows
+                UPDATE \(only) AS t SET \(quotedIdentifier(groups[0].nonce)) = t.\(quotedIdentifier(groups[0].nonce))
+                FROM locked WHERE t.ctid = locked.row AND \(range)
+                """, context: "moving rows of \(name) to pages with room"
+            ).affectedRows
             let seconds = (clock.now - started).inSeconds
             report.rowsMoved += moved
             report.batches += 1

@@ -48,7 +48,8 @@ final class PostgresRotationStage: RotationStaging {
         self.key = key
         name = "pg_temp.toolcfg_rotation_\(index)"
         try connection.useLargeTemporaryBuffers()
-        try connection.execute("""
+        try connection.execute(
+            """
             DROP TABLE IF EXISTS \(name);
             CREATE TEMP TABLE toolcfg_rotation_\(index) (
                 k \(key.type) PRIMARY KEY, rotate BOOLEAN NOT NULL,
@@ -67,13 +68,18 @@ final class PostgresRotationStage: RotationStaging {
 
     private func stage(_ row: RowReference, rotate: Bool, old: StoredSecret?, new: StoredSecret) throws {
         guard !finished else {
-            try connection.prepare("""
+            try connection.prepare(
+                """
                 INSERT INTO \(name) VALUES ($1::\(key.type), $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (k) DO UPDATE SET
                     rotate = excluded.rotate, old_key = excluded.old_key, old_salt = excluded.old_salt, old_nonce = excluded.old_nonce,
                     new_key = excluded.new_key, new_salt = excluded.new_salt, new_nonce = excluded.new_nonce
-                """).run([key.value(row), .boolean(rotate), old.map { .text($0.encryptedAPIKey) } ?? .null, old.map { .text($0.salt) } ?? .null,
-                          old.map { .text($0.nonce) } ?? .null, .text(new.encryptedAPIKey), .text(new.salt), .text(new.nonce)],
-                         context: "staging a rotated secret of \(group.label)")
+                """
+            ).run(
+                [
+                    key.value(row), .boolean(rotate), old.map { .text($0.encryptedAPIKey) } ?? .null, old.map { .text($0.salt) } ?? .null,
+                    old.map { .text($0.nonce) } ?? .null, .text(new.encryptedAPIKey), .text(new.salt), .text(new.nonce)
+                ],
+                context: "staging a rotated secret of \(group.label)")
             return
         }
         if key.isInteger { pending.append(row.rowID) } else { pending.append(row.id) }
@@ -109,22 +115,27 @@ final class PostgresRotationStage: RotationStaging {
         let context = "planning the write of \(group.label)"
         let (secret, salt, nonce) = group.quotedParts
         // set_config(..., true) is SET LOCAL; the row's first column is the setting before it.
-        let setting = try connection.queryText("SELECT current_setting('enable_hashjoin'), set_config('enable_hashjoin', 'off', true)",
-                                               context: context) ?? "on"
-        let written = try connection.query("""
+        let setting =
+            try connection.queryText(
+                "SELECT current_setting('enable_hashjoin'), set_config('enable_hashjoin', 'off', true)",
+                context: context) ?? "on"
+        let written = try connection.query(
+            """
             UPDATE \(group.quotedTable) AS t
             SET \(secret) = s.new_key, \(salt) = s.new_salt, \(nonce) = s.new_nonce
             FROM \(name) AS s
             WHERE s.rotate AND t.\(key.column) = s.k
               AND t.\(secret) = s.old_key AND t.\(salt) = s.old_salt AND t.\(nonce) = s.old_nonce
-            """, context: "writing the rotated secrets of \(group.label)").affectedRows
+            """, context: "writing the rotated secrets of \(group.label)"
+        ).affectedRows
         try connection.query("SELECT set_config('enable_hashjoin', $1, true)", [.text(setting)], context: context)
         return written
     }
 
     func leftovers(after row: RowReference?, limit: Int) throws -> [RotationLeftover] {
         let (secret, salt, nonce) = group.quotedParts
-        let rows = try connection.query("""
+        let rows = try connection.query(
+            """
             SELECT \(key.selected("t.\(key.column)")), \(key.idExpression), t.\(secret), t.\(salt), t.\(nonce), s.rotate
             FROM \(group.quotedTable) AS t LEFT JOIN \(name) AS s ON s.k = t.\(key.column)
             WHERE ($1::\(key.type) IS NULL OR t.\(key.column) > $1::\(key.type)) AND \(group.hasAnyPart("t."))
@@ -134,26 +145,31 @@ final class PostgresRotationStage: RotationStaging {
             """, [row.map(key.value) ?? .null], context: "finding the secrets of \(group.label) written since the snapshot")
         return try (0..<rows.count).map { index in
             let reference = try key.reference(rows, index, 0)
-            let secretRow = SecretRow(rowID: reference.rowID, id: rows.text(index, 1), encryptedAPIKey: rows.text(index, 2),
-                                      salt: rows.text(index, 3), nonce: rows.text(index, 4))
+            let secretRow = SecretRow(
+                rowID: reference.rowID, id: rows.text(index, 1), encryptedAPIKey: rows.text(index, 2),
+                salt: rows.text(index, 3), nonce: rows.text(index, 4))
             return RotationLeftover(row: secretRow, stagedRotation: try rows.bool(index, 5))
         }
     }
 
     func rotated(after row: RowReference?, limit: Int) throws -> [(row: RowReference, secret: StoredSecret)] {
-        let rows = try connection.query("""
+        let rows = try connection.query(
+            """
             SELECT \(key.selected("k")), new_key, new_salt, new_nonce FROM \(name)
             WHERE rotate AND ($1::\(key.type) IS NULL OR k > $1::\(key.type)) ORDER BY k LIMIT \(limit)
             """, [row.map(key.value) ?? .null], context: "reading back the rotated secrets of \(group.label)")
         return try (0..<rows.count).map { index in
-            (try key.reference(rows, index, 0),
-             StoredSecret(encryptedAPIKey: rows.text(index, 1) ?? "", salt: rows.text(index, 2) ?? "", nonce: rows.text(index, 3) ?? ""))
+            (
+                try key.reference(rows, index, 0),
+                StoredSecret(encryptedAPIKey: rows.text(index, 1) ?? "", salt: rows.text(index, 2) ?? "", nonce: rows.text(index, 3) ?? "")
+            )
         }
     }
 
     func digest() throws -> String? {
-        try connection.queryText(Self.digestSQL(key: "k", columns: ["new_key", "new_salt", "new_nonce"], from: name),
-                                 context: "reading back the staged secrets of \(group.label)")
+        try connection.queryText(
+            Self.digestSQL(key: "k", columns: ["new_key", "new_salt", "new_nonce"], from: name),
+            context: "reading back the staged secrets of \(group.label)")
     }
 
     /// A digest of rows that does not depend on their order: the count and the exact sum of each

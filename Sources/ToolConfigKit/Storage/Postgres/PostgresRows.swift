@@ -62,21 +62,27 @@ public final class PostgresRows {
         if isNull(row, column) { return nil }
         guard columnType(column) == 17 else { throw mismatch(row, column, "bytea") }
         var length = 0
-        guard let raw = PQgetvalue(handle, Int32(row), Int32(column)).withMemoryRebound(to: UInt8.self, capacity: 1, {
-            PQunescapeBytea($0, &length)
-        }) else { throw mismatch(row, column, "bytea") }
+        guard
+            let raw = PQgetvalue(handle, Int32(row), Int32(column)).withMemoryRebound(
+                to: UInt8.self, capacity: 1,
+                {
+                    PQunescapeBytea($0, &length)
+                })
+        else { throw mismatch(row, column, "bytea") }
         defer { PQfreemem(raw) }
         return Array(UnsafeBufferPointer(start: raw, count: length))
     }
 
     private func check(_ row: Int, _ column: Int) {
-        precondition(row >= 0 && row < count && column >= 0 && column < columnCount,
-                     "row \(row), column \(column) outside a result of \(count) x \(columnCount)")
+        precondition(
+            row >= 0 && row < count && column >= 0 && column < columnCount,
+            "row \(row), column \(column) outside a result of \(count) x \(columnCount)")
     }
 
     /// The value itself is not shown: it may be a secret.
     private func mismatch(_ row: Int, _ column: Int, _ expected: String) -> PostgresError {
-        PostgresError(kind: .client, message: "column \(columnName(column)) of row \(row + 1) is not \(expected) (type OID \(columnType(column)))",
-                      database: database, context: "reading a result")
+        PostgresError(
+            kind: .client, message: "column \(columnName(column)) of row \(row + 1) is not \(expected) (type OID \(columnType(column)))",
+            database: database, context: "reading a result")
     }
 }

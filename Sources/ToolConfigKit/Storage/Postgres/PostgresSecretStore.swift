@@ -30,13 +30,16 @@ final class PostgresSecretStore: SecretStore {
     init(_ connection: PostgresConnection, group: SecretColumnGroup) throws {
         self.connection = connection
         self.group = group
-        let primary = try connection.query("""
+        let primary = try connection.query(
+            """
             SELECT a.attname, format_type(a.atttypid, a.atttypmod) FROM pg_index x
             JOIN pg_attribute a ON a.attrelid = x.indrelid AND a.attnum = ANY (x.indkey::int2[])
             WHERE x.indrelid = to_regclass(quote_ident($1)) AND x.indisprimary
             """, [.text(group.table)], context: "reading the primary key of \(group.table)")
         if primary.count == 1, let column = primary.text(0, 0), let type = primary.text(0, 1) {
-            key = ["bigint", "integer", "smallint"].contains(type) ? .integer(quotedIdentifier(column)) : .ordinal(quotedIdentifier(column), type: type)
+            key =
+                ["bigint", "integer", "smallint"].contains(type)
+                ? .integer(quotedIdentifier(column)) : .ordinal(quotedIdentifier(column), type: type)
         } else {
             key = .ordinal("ctid", type: "tid")
         }
@@ -61,8 +64,9 @@ final class PostgresSecretStore: SecretStore {
     /// A table keyed otherwise than by one column: its rows have no address that lasts beyond a
     /// snapshot, so they cannot be rewritten safely.
     private var unaddressable: TableShapeError {
-        TableShapeError(path: connection.url.redacted,
-                        message: "table \(group.table) has no one-column primary key: toolcfg cannot address its rows to rewrite them on PostgreSQL")
+        TableShapeError(
+            path: connection.url.redacted,
+            message: "table \(group.table) has no one-column primary key: toolcfg cannot address its rows to rewrite them on PostgreSQL")
     }
 
     private var keyExpression: String {
@@ -76,15 +80,16 @@ final class PostgresSecretStore: SecretStore {
         if case .ordinal = key { true } else { false }
     }
 
-
     /// Rows of `columns`, their rowIDs being their keys or `firstOrdinal`, `firstOrdinal + 1`, ...
     private func secretRows(_ rows: PostgresRows, firstOrdinal: Int64 = 1, ordinalColumn: Int? = nil) throws -> [SecretRow] {
         try (0..<rows.count).map { row in
-            let rowID: Int64 = switch key {
-            case .integer: try rows.int64(row, 0) ?? 0
-            case .ordinal: try ordinalColumn.map { try rows.int64(row, $0) ?? 0 } ?? firstOrdinal + Int64(row)
-            }
-            return SecretRow(rowID: rowID, id: rows.text(row, 1), encryptedAPIKey: rows.text(row, 2), salt: rows.text(row, 3), nonce: rows.text(row, 4))
+            let rowID: Int64 =
+                switch key {
+                case .integer: try rows.int64(row, 0) ?? 0
+                case .ordinal: try ordinalColumn.map { try rows.int64(row, $0) ?? 0 } ?? firstOrdinal + Int64(row)
+                }
+            return SecretRow(
+                rowID: rowID, id: rows.text(row, 1), encryptedAPIKey: rows.text(row, 2), salt: rows.text(row, 3), nonce: rows.text(row, 4))
         }
     }
 
@@ -106,8 +111,10 @@ final class PostgresSecretStore: SecretStore {
                 rows = try connection.prepare("SELECT \(columns) FROM \(table) WHERE \(column) > $1 ORDER BY \(column) LIMIT \(pageSize)")
                     .run([last], context: context)
             case (.ordinal(let expression, let type), let last?):
-                rows = try connection.prepare("SELECT \(columns) FROM \(table) WHERE \(expression) > $1::\(type) ORDER BY \(expression) LIMIT \(pageSize)")
-                    .run([last], context: context)
+                rows = try connection.prepare(
+                    "SELECT \(columns) FROM \(table) WHERE \(expression) > $1::\(type) ORDER BY \(expression) LIMIT \(pageSize)"
+                )
+                .run([last], context: context)
             }
             guard rows.count > 0 else { return }
             try body(try secretRows(rows, firstOrdinal: ordinal))
@@ -125,24 +132,29 @@ final class PostgresSecretStore: SecretStore {
         var rows: [SecretRow]
         switch key {
         case .integer(let column):
-            rows = try secretRows(try connection.query("""
-                SELECT r.* FROM (SELECT min(\(column)) AS low, max(\(column)) AS high FROM \(table)) AS b,
-                    generate_series(0, $1 - 1) AS g (i),
-                    LATERAL (SELECT \(columns) FROM \(table)
-                             WHERE \(column) >= b.low + (b.high - b.low) / $1 * g.i AND \(group.hasTriple()) ORDER BY \(column) LIMIT 1) AS r
-                ORDER BY g.i
-                """, [.integer(Int64(count))], context: context))
+            rows = try secretRows(
+                try connection.query(
+                    """
+                    SELECT r.* FROM (SELECT min(\(column)) AS low, max(\(column)) AS high FROM \(table)) AS b,
+                        generate_series(0, $1 - 1) AS g (i),
+                        LATERAL (SELECT \(columns) FROM \(table)
+                                 WHERE \(column) >= b.low + (b.high - b.low) / $1 * g.i AND \(group.hasTriple())
+                                 ORDER BY \(column) LIMIT 1) AS r
+                    ORDER BY g.i
+                    """, [.integer(Int64(count))], context: context))
         case .ordinal(let expression, _):
             let secret = group.quotedColumns()
-            rows = try secretRows(try connection.query("""
-                SELECT DISTINCT ON (bucket) k, i, c, s, n, ordinal FROM (
-                    SELECT *, ntile($1::integer) OVER (ORDER BY ordinal) AS bucket FROM (
-                        SELECT \(expression)::text AS k, \(idExpression) AS i, \(secret[0]) AS c, \(secret[1]) AS s, \(secret[2]) AS n,
-                               row_number() OVER (ORDER BY \(expression)) AS ordinal
-                        FROM \(table)) AS numbered
-                    WHERE c IS NOT NULL AND s IS NOT NULL AND n IS NOT NULL) AS keyed
-                ORDER BY bucket, ordinal
-                """, [.integer(Int64(count))], context: context), ordinalColumn: 5)
+            rows = try secretRows(
+                try connection.query(
+                    """
+                    SELECT DISTINCT ON (bucket) k, i, c, s, n, ordinal FROM (
+                        SELECT *, ntile($1::integer) OVER (ORDER BY ordinal) AS bucket FROM (
+                            SELECT \(expression)::text AS k, \(idExpression) AS i, \(secret[0]) AS c, \(secret[1]) AS s, \(secret[2]) AS n,
+                                   row_number() OVER (ORDER BY \(expression)) AS ordinal
+                            FROM \(table)) AS numbered
+                        WHERE c IS NOT NULL AND s IS NOT NULL AND n IS NOT NULL) AS keyed
+                    ORDER BY bucket, ordinal
+                    """, [.integer(Int64(count))], context: context), ordinalColumn: 5)
         }
         var seen = Set<Int64>()
         rows.removeAll { !seen.insert($0.rowID).inserted }
@@ -155,7 +167,8 @@ final class PostgresSecretStore: SecretStore {
         guard !references.isEmpty else { return [] }
         let context = "reading the secrets of \(group.label)"
         let lookup = try keyLookup(references)
-        let rows = try secretRows(try connection.query("SELECT \(columns) FROM \(table) WHERE \(lookup.condition)", [lookup.keys], context: context))
+        let rows = try secretRows(
+            try connection.query("SELECT \(columns) FROM \(table) WHERE \(lookup.condition)", [lookup.keys], context: context))
         var found: [String: SecretRow] = [:]
         for row in rows { found[lookup.name(row.reference)] = row }
         return references.map { found[lookup.name($0)] }
@@ -163,10 +176,14 @@ final class PostgresSecretStore: SecretStore {
 
     /// The condition that picks rows by their references' keys (`$1`, an array), and how a
     /// reference names its key.
-    private func keyLookup(_ references: [RowReference]) throws -> (condition: String, keys: PostgresValue, name: (RowReference) -> String) {
+    private func keyLookup(_ references: [RowReference]) throws -> (condition: String, keys: PostgresValue, name: (RowReference) -> String)
+    {
         switch key {
         case .integer(let column):
-            return ("\(column) = ANY ($1::bigint[])", .text("{" + references.map { String($0.rowID) }.joined(separator: ",") + "}"), { String($0.rowID) })
+            return (
+                "\(column) = ANY ($1::bigint[])", .text("{" + references.map { String($0.rowID) }.joined(separator: ",") + "}"),
+                { String($0.rowID) }
+            )
         case .ordinal(let expression, let type) where expression != "ctid":
             return ("\(expression) = ANY ($1::\(type)[])", .textArray(references.map { $0.id ?? "" }), { $0.id ?? "" })
         case .ordinal:
@@ -174,8 +191,10 @@ final class PostgresSecretStore: SecretStore {
         }
     }
     func countRows(with part: TriplePart, equalTo value: String, acrossAlso others: [SecretColumnGroup]) throws -> Int {
-        Int(try connection.queryInt64(group.countingSQL(part, acrossAlso: others, parameter: "$1"), [.text(value)],
-                                      context: "counting the rows that share a \(part.rawValue)") ?? 0)
+        Int(
+            try connection.queryInt64(
+                group.countingSQL(part, acrossAlso: others, parameter: "$1"), [.text(value)],
+                context: "counting the rows that share a \(part.rawValue)") ?? 0)
     }
 
     func schemeCounts() throws -> [SecretScheme: Int] {
@@ -192,17 +211,20 @@ final class PostgresSecretStore: SecretStore {
         case .ordinal(let expression, _) where expression != "ctid": keyColumn = expression
         case .ordinal: return nil
         }
-        return try connection.queryText(PostgresRotationStage.digestSQL(key: keyColumn, columns: group.quotedColumns(),
-                                                                        from: "\(table) WHERE \(group.hasAnyPart())"),
-                                        context: "reading back \(group.label)")
+        return try connection.queryText(
+            PostgresRotationStage.digestSQL(
+                key: keyColumn, columns: group.quotedColumns(),
+                from: "\(table) WHERE \(group.hasAnyPart())"),
+            context: "reading back \(group.label)")
     }
 
     func setSecret(_ secret: StoredSecret, of row: RowReference) throws {
         let lookup = try keyLookup([row])
         let set = group.quotedColumns().enumerated().map { "\($1) = $\($0 + 2)" }.joined(separator: ", ")
-        try connection.query("UPDATE \(table) SET \(set) WHERE \(lookup.condition)",
-                             [lookup.keys, .text(secret.encryptedAPIKey), .text(secret.salt), .text(secret.nonce)],
-                             context: "writing a secret of \(group.label)")
+        try connection.query(
+            "UPDATE \(table) SET \(set) WHERE \(lookup.condition)",
+            [lookup.keys, .text(secret.encryptedAPIKey), .text(secret.salt), .text(secret.nonce)],
+            context: "writing a secret of \(group.label)")
     }
 
     /// A table filled to its pages' end (fillfactor 100, the default) has no room for a row's

@@ -21,8 +21,10 @@ public final class PostgresStatement {
         let result = encoded.withArrays { _, values, lengths, formats in
             PQexecPrepared(handle, name, encoded.count, values, lengths, formats, 0)
         }
-        return PostgresRows(handle: try connection.checked(result, accepting: [PGRES_COMMAND_OK, PGRES_TUPLES_OK],
-                                                           context: context ?? PostgresConnection.abbreviate(sql)),
-                            database: connection.url.redacted)
+        return PostgresRows(
+            handle: try connection.checked(
+                result, accepting: [PGRES_COMMAND_OK, PGRES_TUPLES_OK],
+                context: context ?? PostgresConnection.abbreviate(sql)),
+            database: connection.url.redacted)
     }
 }

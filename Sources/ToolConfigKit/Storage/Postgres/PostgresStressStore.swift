@@ -70,27 +70,36 @@ final class PostgresStressStore: StressStore {
     /// Counted over the table itself: with index scans off, a unique index that lost an entry
     /// cannot hide a duplicate.
     func duplicatePairs() throws -> Int {
-        try connection.execute("SET LOCAL enable_indexscan = off; SET LOCAL enable_indexonlyscan = off; SET LOCAL enable_bitmapscan = off",
-                               context: "reading the table without its indexes")
-        return Int(try connection.queryInt64(
-            "SELECT count(*) FROM (SELECT 1 FROM user_tool_configs GROUP BY user_id, tool_id HAVING count(*) > 1) AS duplicates",
-            context: "counting duplicate pairs") ?? 0)
+        try connection.execute(
+            "SET LOCAL enable_indexscan = off; SET LOCAL enable_indexonlyscan = off; SET LOCAL enable_bitmapscan = off",
+            context: "reading the table without its indexes")
+        return Int(
+            try connection.queryInt64(
+                "SELECT count(*) FROM (SELECT 1 FROM user_tool_configs GROUP BY user_id, tool_id HAVING count(*) > 1) AS duplicates",
+                context: "counting duplicate pairs") ?? 0)
     }
 
     /// Streamed (COPY): the log holds a row per committed write.
     func forEachLogEntry(_ body: (StressLogEntry) throws -> Void) throws {
         try connection.copyOut("COPY (\(StressSQL.selectLog)) TO STDOUT", context: "reading the stress log") { row in
-            try body(StressLogEntry(seq: try row.int64(0) ?? 0, write: StressLoggedWrite(
-                writer: Int(try row.int64(1) ?? 0), counter: Int(try row.int64(2) ?? 0), pair: StressPair(user: row.text(3) ?? "", tool: row.text(4) ?? ""),
-                operation: row.text(5) == "delete" ? .delete : .upsert, version: try row.int64(6), rowID: try row.int64(7), token: row.text(8))))
+            try body(
+                StressLogEntry(
+                    seq: try row.int64(0) ?? 0,
+                    write: StressLoggedWrite(
+                        writer: Int(try row.int64(1) ?? 0), counter: Int(try row.int64(2) ?? 0),
+                        pair: StressPair(user: row.text(3) ?? "", tool: row.text(4) ?? ""),
+                        operation: row.text(5) == "delete" ? .delete : .upsert, version: try row.int64(6), rowID: try row.int64(7),
+                        token: row.text(8))))
         }
     }
 
     func forEachStressRow(_ body: (StressRow) throws -> Void) throws {
         let rows = try connection.query(StressSQL.selectRows, context: "reading the stress rows")
         for row in 0..<rows.count {
-            try body(StressRow(id: try rows.int64(row, 0) ?? 0, pair: StressPair(user: rows.text(row, 1) ?? "", tool: rows.text(row, 2) ?? ""),
-                               token: rows.text(row, 3), version: try rows.int64(row, 4) ?? 0))
+            try body(
+                StressRow(
+                    id: try rows.int64(row, 0) ?? 0, pair: StressPair(user: rows.text(row, 1) ?? "", tool: rows.text(row, 2) ?? ""),
+                    token: rows.text(row, 3), version: try rows.int64(row, 4) ?? 0))
         }
     }
 
@@ -117,7 +126,8 @@ final class PostgresStressStore: StressStore {
                     return
                 }
                 let tables = Self.checkedTables.map { "to_regclass('\($0)')" }.joined(separator: ", ")
-                let indexes = try connection.query("""
+                let indexes = try connection.query(
+                    """
                     SELECT c.relname, c.oid::bigint FROM pg_index i
                     JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_am am ON am.oid = c.relam
                     WHERE i.indrelid IN (\(tables)) AND am.amname = 'btree' ORDER BY c.relname
@@ -126,8 +136,9 @@ final class PostgresStressStore: StressStore {
                     let name = indexes.text(index, 0) ?? ""
                     do {
                         try connection.inSavepoint {
-                            try connection.query("SELECT bt_index_check($1::bigint::oid, true)", [.integer(try indexes.int64(index, 1) ?? 0)],
-                                                 context: "checking index \(name)")
+                            try connection.query(
+                                "SELECT bt_index_check($1::bigint::oid, true)", [.integer(try indexes.int64(index, 1) ?? 0)],
+                                context: "checking index \(name)")
                         }
                     } catch let error as PostgresError {
                         problems.append("amcheck: index \(name): \(error.message)\(error.detail.map { "; \($0)" } ?? "")")
@@ -138,8 +149,11 @@ final class PostgresStressStore: StressStore {
         } catch {
             problems.append("the integrity check could not finish: \(error)")
         }
-        return StressIntegrity(checked: "\(amcheck) on \(Self.checkedTables.joined(separator: ", ")); the UNIQUE(user_id, tool_id) index valid; duplicate pairs counted over the table, not its index",
-                               problems: problems)
+        return StressIntegrity(
+            checked:
+                "\(amcheck) on \(Self.checkedTables.joined(separator: ", ")); the UNIQUE(user_id, tool_id) index valid; "
+                + "duplicate pairs counted over the table, not its index",
+            problems: problems)
     }
 
     /// nil when amcheck's functions can be called in this transaction (installed, or created now);
@@ -159,7 +173,8 @@ final class PostgresStressStore: StressStore {
     /// Valid unique indexes over exactly (user_id, tool_id), the whole table, with deterministic
     /// collations (equal means the same bytes, as the upsert's ON CONFLICT needs).
     static func uniquePairIndexes(_ connection: PostgresConnection) throws -> Int64 {
-        try connection.queryInt64("""
+        try connection.queryInt64(
+            """
             SELECT count(*) FROM pg_index i
             WHERE i.indrelid = to_regclass('\(ToolConfigTable.name)') AND i.indisunique AND i.indisvalid
               AND i.indpred IS NULL AND i.indexprs IS NULL
@@ -181,10 +196,17 @@ final class PostgresStressStore: StressStore {
         let present = try catalog.columnNames(of: name)
         let missing = ToolConfigTable.columns.filter { !present.contains($0) }
         if !missing.isEmpty {
-            throw TableShapeError(path: connection.location, message: "\(name) lacks the column(s) \(missing.joined(separator: ", ")); it is not the table of migration 0007")
+            throw TableShapeError(
+                path: connection.location,
+                message: "\(name) lacks the column(s) \(missing.joined(separator: ", ")); it is not the table of migration 0007")
         }
         if try uniquePairIndexes(connection) == 0 {
-            throw TableShapeError(path: connection.location, message: "\(name) has no UNIQUE(user_id, tool_id) over the whole table with a deterministic collation; upserts would duplicate or merge rows")
+            throw TableShapeError(
+                path: connection.location,
+                message:
+                    "\(name) has no UNIQUE(user_id, tool_id) over the whole table with a deterministic collation; "
+                    + "upserts would duplicate or merge rows"
+            )
         }
     }
 }
@@ -209,10 +231,12 @@ final class PostgresStressWriter: StressWriterConnection {
         self.connection = connection
         self.mode = mode
         let pair = "user_id = $1 AND tool_id = $2"
-        lookupStatement = try connection.prepare("SELECT id, enabled, encrypted_api_key, salt, nonce, created_at, updated_at FROM user_tool_configs WHERE \(pair)")
+        lookupStatement = try connection.prepare(
+            "SELECT id, enabled, encrypted_api_key, salt, nonce, created_at, updated_at FROM user_tool_configs WHERE \(pair)")
         versionStatement = try connection.prepare("SELECT id, updated_at FROM user_tool_configs WHERE \(pair)")
         lockStatement = try connection.prepare("SELECT id, updated_at FROM user_tool_configs WHERE \(pair) FOR UPDATE")
-        claimStatement = try connection.prepare("""
+        claimStatement = try connection.prepare(
+            """
             INSERT INTO user_tool_configs (user_id, tool_id, created_at, updated_at) VALUES ($1, $2, $3, 0)
             ON CONFLICT (user_id, tool_id) DO NOTHING RETURNING id
             """)
@@ -254,8 +278,10 @@ final class PostgresStressWriter: StressWriterConnection {
     /// SQLite's lock upgrade fails with SQLITE_BUSY, and no lock timeout helps. Where the row was
     /// deleted since, nothing stops the write: it inserts the row again with a version built on
     /// the deleted one (a lost update, which the checker reports too).
-    func write(_ operation: StressOperation, _ pair: StressPair, lockTaken: (UInt64) -> Void,
-               _ body: (StressVersion?) throws -> Void) throws {
+    func write(
+        _ operation: StressOperation, _ pair: StressPair, lockTaken: (UInt64) -> Void,
+        _ body: (StressVersion?) throws -> Void
+    ) throws {
         let readBefore = mode == .wrongSplit && operation == .upsert
         var current = readBefore ? try fetch(versionStatement, pair) : nil
         try connection.transaction(isolation: mode == .wrongDeferred ? .repeatableRead : .readCommitted) {
@@ -281,24 +307,31 @@ final class PostgresStressWriter: StressWriterConnection {
     private func lockPair(_ pair: StressPair) throws -> StressVersion? {
         for _ in 0..<Self.lockAttempts {
             if let row = try fetch(lockStatement, pair) { return row }
-            let claimed = try claimStatement.run([.text(pair.user), .text(pair.tool), .integer(Int64(Date().timeIntervalSince1970))],
-                                                 context: "claiming a pair without a row")
+            let claimed = try claimStatement.run(
+                [.text(pair.user), .text(pair.tool), .integer(Int64(Date().timeIntervalSince1970))],
+                context: "claiming a pair without a row")
             if claimed.count > 0 { return nil }
         }
-        throw PostgresError(kind: .client, message: "could not lock pair \(pair.label) in \(Self.lockAttempts) tries: other writers kept inserting and deleting it",
-                            database: connection.location, context: "locking a stress pair")
+        throw PostgresError(
+            kind: .client,
+            message: "could not lock pair \(pair.label) in \(Self.lockAttempts) tries: other writers kept inserting and deleting it",
+            database: connection.location, context: "locking a stress pair")
     }
 
     private func fetch(_ statement: PostgresStatement, _ pair: StressPair) throws -> StressVersion? {
-        let rows = try statement.run([.text(pair.user), .text(pair.tool)], context: statement === lockStatement ? "locking a pair" : "reading a pair")
+        let rows = try statement.run(
+            [.text(pair.user), .text(pair.tool)], context: statement === lockStatement ? "locking a pair" : "reading a pair")
         guard rows.count > 0 else { return nil }
         return StressVersion(id: try rows.int64(0, 0) ?? 0, version: try rows.int64(0, 1) ?? 0)
     }
 
     func upsert(_ pair: StressPair, enabled: Bool, token: String, createdAt: Int64, version: Int64) throws -> Int64? {
         if mode == .wrongReplace { try delete(pair) }
-        let rows = try upsertStatement.run([.text(pair.user), .text(pair.tool), .boolean(enabled), .text(token), .null, .null,
-                                   .integer(createdAt), .integer(version)], context: "upserting")
+        let rows = try upsertStatement.run(
+            [
+                .text(pair.user), .text(pair.tool), .boolean(enabled), .text(token), .null, .null,
+                .integer(createdAt), .integer(version)
+            ], context: "upserting")
         return rows.count > 0 ? try rows.int64(0, 0) : nil
     }
 
@@ -307,9 +340,12 @@ final class PostgresStressWriter: StressWriterConnection {
     }
 
     func log(_ write: StressLoggedWrite) throws {
-        try logStatement.run([.integer(Int64(write.writer)), .integer(Int64(write.counter)), .text(write.pair.user), .text(write.pair.tool),
-                     .text(write.operation.rawValue), write.version.map { .integer($0) } ?? .null,
-                     write.rowID.map { .integer($0) } ?? .null, write.token.map { .text($0) } ?? .null], context: "logging the write")
+        try logStatement.run(
+            [
+                .integer(Int64(write.writer)), .integer(Int64(write.counter)), .text(write.pair.user), .text(write.pair.tool),
+                .text(write.operation.rawValue), write.version.map { .integer($0) } ?? .null,
+                write.rowID.map { .integer($0) } ?? .null, write.token.map { .text($0) } ?? .null
+            ], context: "logging the write")
     }
 
     /// PostgreSQL's busy: a lock not obtained within lock_timeout (55P03), a transaction it
@@ -317,8 +353,17 @@ final class PostgresStressWriter: StressWriterConnection {
     static let busyStates: Set<String> = ["55P03", "40001", "40P01"]
 
     func describe(_ error: any Error, waited: UInt64) -> (busy: Bool, message: String) {
-        guard let busy = error as? PostgresError, let state = busy.sqlState, Self.busyStates.contains(state) else { return (false, "\(error)") }
-        let timeout = connection.options.lockTimeout.map { "lock timeout \($0.components.seconds * 1000 + $0.components.attoseconds / 1_000_000_000_000_000) ms" } ?? "no lock timeout"
-        return (true, "\(busy.context ?? "database"): \(busy.message) (SQLSTATE \(state) after \(String(format: "%.3f", Double(waited) / 1e6)) ms, \(timeout))")
+        guard let busy = error as? PostgresError, let state = busy.sqlState, Self.busyStates.contains(state) else {
+            return (false, "\(error)")
+        }
+        let timeout =
+            connection.options.lockTimeout.map {
+                "lock timeout \($0.components.seconds * 1000 + $0.components.attoseconds / 1_000_000_000_000_000) ms"
+            } ?? "no lock timeout"
+        return (
+            true,
+            "\(busy.context ?? "database"): \(busy.message) (SQLSTATE \(state) after \(String(format: "%.3f", Double(waited) / 1e6)) ms, "
+                + "\(timeout))"
+        )
     }
 }

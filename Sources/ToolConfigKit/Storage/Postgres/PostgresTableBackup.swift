@@ -31,18 +31,22 @@ struct PostgresTableBackup {
     private func writeScript(into script: inout BackupScript) throws {
         // Values are written as the restoring session will read them, whatever either session's
         // settings (as pg_dump pins them).
-        let settings = "SET client_encoding = 'UTF8'; SET standard_conforming_strings = on; SET DateStyle = ISO; "
+        let settings =
+            "SET client_encoding = 'UTF8'; SET standard_conforming_strings = on; SET DateStyle = ISO; "
             + "SET IntervalStyle = postgres; SET extra_float_digits = 3;"
         try connection.execute(settings.replacingOccurrences(of: "SET ", with: "SET LOCAL "), context: "pinning the backup's value formats")
         let names = try tables.map { table in
             // Schema-qualified, so that a restore with another search_path finds the same table.
-            try connection.queryText("""
+            try connection.queryText(
+                """
                 SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
                 WHERE c.oid = to_regclass(quote_ident($1))
                 """, [.text(table)], context: "naming \(table)") ?? quotedIdentifier(table)
         }
-        script.append("""
-            -- toolcfg rotate --backup: every row of \(Self.comment(tables.joined(separator: ", "))) in \(Self.comment(connection.url.redacted))
+        script.append(
+            """
+            -- toolcfg rotate --backup: every row of \(Self.comment(tables.joined(separator: ", ")))
+            -- in \(Self.comment(connection.url.redacted))
             -- as the rotation read them (\(ISO8601DateFormatter().string(from: Date()))), stored keys under the master key of that time.
             -- Restore (replaces the rows these tables hold, in one transaction):  psql -X -d DATABASE_URL -f THIS_FILE
             \\set ON_ERROR_STOP on
@@ -52,15 +56,18 @@ struct PostgresTableBackup {
 
             """)
         for (table, name) in zip(tables, names) {
-            let columns = try connection.query("""
+            let columns = try connection.query(
+                """
                 SELECT quote_ident(attname) FROM pg_attribute
                 WHERE attrelid = to_regclass(quote_ident($1)) AND attnum > 0 AND NOT attisdropped AND attgenerated = ''
                 ORDER BY attnum
                 """, [.text(table)], context: "reading the columns of \(table)")
             let list = (0..<columns.count).compactMap { columns.text($0, 0) }.joined(separator: ", ")
             script.append("DELETE FROM \(name);\nCOPY \(name) (\(list)) FROM stdin;\n")
-            let rows = try connection.copyOut("COPY (SELECT \(list) FROM \(name)) TO STDOUT",
-                                              context: "backing up \(table)") { row in
+            let rows = try connection.copyOut(
+                "COPY (SELECT \(list) FROM \(name)) TO STDOUT",
+                context: "backing up \(table)"
+            ) { row in
                 try script.appendLine(row.line)
             }
             script.append("\\.\n-- \(rows) rows of \(Self.comment(table))\n")
@@ -78,7 +85,8 @@ struct PostgresTableBackup {
     /// A column fed by a sequence (an identity or serial id): restored rows into a new database
     /// must not meet their own ids again, so the sequence moves past them when it is behind.
     private func appendSequenceReset(of table: String, name: String, into script: inout BackupScript) throws {
-        let sequences = try connection.query("""
+        let sequences = try connection.query(
+            """
             SELECT quote_ident(attname), pg_get_serial_sequence(quote_ident($1), attname) FROM pg_attribute
             WHERE attrelid = to_regclass(quote_ident($1)) AND attnum > 0 AND NOT attisdropped
               AND pg_get_serial_sequence(quote_ident($1), attname) IS NOT NULL

@@ -22,8 +22,10 @@ final class PostgresToolConfigStore: ToolConfigStore {
 
     func count(userID: String?, toolID: String?) throws -> Int {
         let filter: [PostgresValue] = [userID, toolID].compactMap { $0 }.map { .text($0) }
-        return Int(try connection.queryInt64(ToolConfigTable.postgresCountSQL(userID: userID != nil, toolID: toolID != nil), filter,
-                                             context: "counting the rows of \(ToolConfigTable.name)") ?? 0)
+        return Int(
+            try connection.queryInt64(
+                ToolConfigTable.postgresCountSQL(userID: userID != nil, toolID: toolID != nil), filter,
+                context: "counting the rows of \(ToolConfigTable.name)") ?? 0)
     }
 
     func forEachRow(userID: String?, toolID: String?, omitKeys: Bool, _ body: (StoredRow) throws -> Void) throws {
@@ -39,8 +41,9 @@ final class PostgresToolConfigStore: ToolConfigStore {
 
     /// Never called: PostgreSQL stages every import (`stagesEveryImport`).
     func makeWriter() throws -> any ImportTarget {
-        throw PostgresError(kind: .client, message: "imports on PostgreSQL always stage their rows", database: connection.url.redacted,
-                            context: "opening an import")
+        throw PostgresError(
+            kind: .client, message: "imports on PostgreSQL always stage their rows", database: connection.url.redacted,
+            context: "opening an import")
     }
 
     func makeStage(file: String) throws -> any ImportStaging {
@@ -54,7 +57,8 @@ final class PostgresToolConfigStore: ToolConfigStore {
     /// Each index sorted in memory rather than through temporary files: up to 256 MB for this
     /// transaction when the server allows less (1M rows: 2.85 s with the default 64 MB, 1.9 s).
     func rebuildIndexes(_ definitions: [String]) throws {
-        try connection.execute("""
+        try connection.execute(
+            """
             SELECT set_config('maintenance_work_mem', '256MB', true)
             WHERE pg_size_bytes(current_setting('maintenance_work_mem')) < pg_size_bytes('256MB')
             """, context: "sizing the index builds")
@@ -69,8 +73,9 @@ extension StoredRow {
     /// export the same rows as the same bytes.
     init(_ fields: [UnsafeBufferPointer<UInt8>?], textIsUTF8: Bool, database: String) throws {
         guard fields.count == ToolConfigTable.columns.count else {
-            throw PostgresError(kind: .client, message: "a COPY row of \(fields.count) fields, not \(ToolConfigTable.columns.count)",
-                                database: database, context: "reading the rows of \(ToolConfigTable.name)")
+            throw PostgresError(
+                kind: .client, message: "a COPY row of \(fields.count) fields, not \(ToolConfigTable.columns.count)",
+                database: database, context: "reading the rows of \(ToolConfigTable.name)")
         }
         /// UTF-8 text goes out as the bytes received; from a SQL_ASCII database anything but ASCII
         /// goes through a String, which repairs it as SQLite's store does.
@@ -94,7 +99,8 @@ extension StoredRow {
     }
 
     private static func mismatch(_ field: Int, _ expected: String, _ database: String) -> PostgresError {
-        PostgresError(kind: .client, message: "column \(ToolConfigTable.columns[field]) is not \(expected)", database: database,
-                      context: "reading the rows of \(ToolConfigTable.name)")
+        PostgresError(
+            kind: .client, message: "column \(ToolConfigTable.columns[field]) is not \(expected)", database: database,
+            context: "reading the rows of \(ToolConfigTable.name)")
     }
 }

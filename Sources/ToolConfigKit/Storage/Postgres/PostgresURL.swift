@@ -33,7 +33,8 @@ public struct PostgresURL: Sendable, Hashable, CustomStringConvertible, CustomDe
             let reason = failure.map { String(cString: $0) } ?? "out of memory"
             PQfreemem(failure)
             // libpq quotes the offending part of the URL, which may be the password.
-            throw .invalidPostgresURL(url: redacted, reason: Self.withoutQuotedParts(reason).trimmingCharacters(in: .whitespacesAndNewlines))
+            throw .invalidPostgresURL(
+                url: redacted, reason: Self.withoutQuotedParts(reason).trimmingCharacters(in: .whitespacesAndNewlines))
         }
         defer { PQconninfoFree(options) }
         var values: [String: String] = [:]

@@ -46,8 +46,10 @@ extension PostgresValue {
 /// Reads a value the server sent in text format, for query results and COPY rows alike: nil for
 /// NULL, `mismatch(expected)` when the text is not of the type asked for.
 enum PostgresText {
-    static func read<T>(_ text: String?, _ parse: (String) -> T?, _ expected: String,
-                        mismatch: (String) -> PostgresError) throws(PostgresError) -> T? {
+    static func read<T>(
+        _ text: String?, _ parse: (String) -> T?, _ expected: String,
+        mismatch: (String) -> PostgresError
+    ) throws(PostgresError) -> T? {
         guard let text else { return nil }
         guard let value = parse(text) else { throw mismatch(expected) }
         return value
@@ -80,7 +82,8 @@ struct EncodedParameters {
             case .integer(let integer): bytes = Array(String(integer).utf8)
             case .boolean(let bool): bytes = bool ? [UInt8(ascii: "t")] : [UInt8(ascii: "f")]
             case .double(let double):
-                bytes = Array((double.isNaN ? "NaN" : double == .infinity ? "Infinity" : double == -.infinity ? "-Infinity" : "\(double)").utf8)
+                bytes = Array(
+                    (double.isNaN ? "NaN" : double == .infinity ? "Infinity" : double == -.infinity ? "-Infinity" : "\(double)").utf8)
             case .bytes(let raw):
                 bytes = raw
                 format = 1
@@ -96,7 +99,9 @@ struct EncodedParameters {
     var count: Int32 { Int32(types.count) }
 
     /// Calls `body` with the type, value, length and format arrays.
-    func withArrays<R>(_ body: (UnsafePointer<Oid>?, UnsafePointer<UnsafePointer<CChar>?>?, UnsafePointer<Int32>?, UnsafePointer<Int32>?) -> R) -> R {
+    func withArrays<R>(
+        _ body: (UnsafePointer<Oid>?, UnsafePointer<UnsafePointer<CChar>?>?, UnsafePointer<Int32>?, UnsafePointer<Int32>?) -> R
+    ) -> R {
         storage.withUnsafeBufferPointer { buffer in
             let base = buffer.baseAddress.map { UnsafeRawPointer($0).assumingMemoryBound(to: CChar.self) }
             let values: [UnsafePointer<CChar>?] = offsets.map { offset in offset < 0 ? nil : base.map { $0 + offset } }

@@ -32,13 +32,15 @@ public final class SQLiteConnection {
         busyWait = BusyWait(timeout: options.busyTimeout)
         if mode != .readWriteCreate, path != ":memory:", !FileManager.default.fileExists(atPath: path) {
             // The common cause is a new installation or a mistyped path: say how a database is made.
-            throw SQLiteError(code: SQLITE_CANTOPEN, message: "no such database file (toolcfg migrate up --db PATH creates a new one)", path: path)
+            throw SQLiteError(
+                code: SQLITE_CANTOPEN, message: "no such database file (toolcfg migrate up --db PATH creates a new one)", path: path)
         }
-        let flags: Int32 = switch mode {
-        case .readOnly: SQLITE_OPEN_READONLY
-        case .readWrite: SQLITE_OPEN_READWRITE
-        case .readWriteCreate: SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE
-        }
+        let flags: Int32 =
+            switch mode {
+            case .readOnly: SQLITE_OPEN_READONLY
+            case .readWrite: SQLITE_OPEN_READWRITE
+            case .readWriteCreate: SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE
+            }
         var db: OpaquePointer?
         let status = sqlite3_open_v2(path, &db, flags | SQLITE_OPEN_NOMUTEX, nil)
         handle = db
@@ -49,15 +51,17 @@ public final class SQLiteConnection {
             throw SQLiteError(code: status, message: message, path: path, context: "opening")
         }
         sqlite3_extended_result_codes(db, 1)
-        sqlite3_busy_handler(db, { context, attempt in
-            Unmanaged<BusyWait>.fromOpaque(context!).takeUnretainedValue().shouldRetry(attempt: attempt) ? 1 : 0
-        }, Unmanaged.passUnretained(busyWait).toOpaque())
+        sqlite3_busy_handler(
+            db,
+            { context, attempt in
+                Unmanaged<BusyWait>.fromOpaque(context!).takeUnretainedValue().shouldRetry(attempt: attempt) ? 1 : 0
+            }, Unmanaged.passUnretained(busyWait).toOpaque())
         // The first statement reads the header: a file that is not SQLite fails here, clearly.
         do throws(SQLiteError) {
             try readHeader()
-        } catch where error.code == SQLITE_NOTADB {
+        } catch  where error.code == SQLITE_NOTADB {
             throw SQLiteError(code: error.code, extendedCode: error.extendedCode, message: "the file is not an SQLite database", path: path)
-        } catch where error.extendedCode == Self.readOnlyRollback && mode == .readOnly {
+        } catch  where error.extendedCode == Self.readOnlyRollback && mode == .readOnly {
             // A writer (the application's or ours) died mid-commit and left a hot journal, which a
             // read-only connection may not roll back. Any writing connection does so on its first
             // read, the application's next start included; it restores the last committed state.
@@ -85,12 +89,13 @@ public final class SQLiteConnection {
         do {
             // Opening reads the header, which rolls the journal back under an exclusive lock.
             try SQLiteConnection(path: path, mode: .readWrite, options: Options(busyTimeout: busyTimeout, journalModeWAL: false)).close()
-        } catch where error.code == SQLITE_READONLY || error.code == SQLITE_CANTOPEN || error.code == SQLITE_PERM {
-            throw SQLiteError(code: SQLITE_READONLY, extendedCode: Self.readOnlyRollback,
-                                message: "a writer that died mid-commit left \(path)-journal, which must be rolled back before the file can be read, "
-                                    + "and this user cannot write the database (\(error.message)): run the command as a user who may write it, "
-                                    + "or start the application once",
-                                path: path)
+        } catch  where error.code == SQLITE_READONLY || error.code == SQLITE_CANTOPEN || error.code == SQLITE_PERM {
+            throw SQLiteError(
+                code: SQLITE_READONLY, extendedCode: Self.readOnlyRollback,
+                message: "a writer that died mid-commit left \(path)-journal, which must be rolled back before the file can be read, "
+                    + "and this user cannot write the database (\(error.message)): run the command as a user who may write it, "
+                    + "or start the application once",
+                path: path)
         }
     }
 
@@ -168,7 +173,8 @@ public final class SQLiteConnection {
                     let line = bytes[..<first].reduce(1) { $1 == 0x0a ? $0 + 1 : $0 }
                     // A line number only means something in a script of several statements (a
                     // migration); of a single statement it would blame a line, not the data.
-                    let others = first > Self.firstToken(in: bytes, from: 0)
+                    let others =
+                        first > Self.firstToken(in: bytes, from: 0)
                         || tail.map { Self.firstToken(in: bytes, from: $0 - start) < bytes.count - 1 } == true
                     let where_ = [context, others ? "line \(line)" : nil].compactMap { $0 }.joined(separator: ", ")
                     failure = self.error(status, context: where_.isEmpty ? nil : where_)

@@ -25,7 +25,8 @@ extension SQLiteConnection: Database {
 
     /// Every table but SQLite's own, with its columns and primary key (one query for all).
     public func tableColumns() throws -> [TableColumns] {
-        let rows = try prepare("""
+        let rows = try prepare(
+            """
             SELECT m.name, c.name, c."notnull", c.pk FROM sqlite_master AS m, pragma_table_info(m.name) AS c
             WHERE m.type = 'table' AND m.name NOT LIKE 'sqlite_%' ORDER BY m.name, c.cid
             """)

@@ -19,7 +19,8 @@ final class SQLiteImportStage: ImportStaging {
     init(_ connection: SQLiteConnection, file: String) throws {
         self.connection = connection
         self.file = file
-        try connection.execute("""
+        try connection.execute(
+            """
             DROP TABLE IF EXISTS \(Self.name);
             CREATE TABLE \(Self.name) (
                 seq INTEGER PRIMARY KEY, user_id TEXT NOT NULL, tool_id TEXT NOT NULL,
@@ -32,7 +33,8 @@ final class SQLiteImportStage: ImportStaging {
             """, context: "creating the import's staging table")
         lookupStaged = try connection.prepare("SELECT \(Self.columns) FROM \(Self.name) WHERE user_id = ?1 AND tool_id = ?2")
         lookupTable = try connection.prepare(ToolConfigTable.lookupSQL)
-        insertStaged = try connection.prepare("INSERT INTO \(Self.name) (\(Self.columns)) VALUES (\((1...21).map { "?\($0)" }.joined(separator: ", ")))")
+        insertStaged = try connection.prepare(
+            "INSERT INTO \(Self.name) (\(Self.columns)) VALUES (\((1...21).map { "?\($0)" }.joined(separator: ", ")))")
     }
 
     func drop() {
@@ -59,7 +61,7 @@ final class SQLiteImportStage: ImportStaging {
             .integer(record.createdAt ?? now), .integer(record.updatedAt ?? now), .integer(record.updatedAt == nil ? 0 : 1),
             integer(item.location.line.map(Int64.init)), integer(item.location.record.map(Int64.init)),
             integer(existing?.id), integer(existing.map { $0.enabled ? 1 : 0 }), text(existing?.secret?.encryptedAPIKey),
-            text(existing?.secret?.salt), text(existing?.secret?.nonce), integer(existing?.createdAt), integer(existing?.updatedAt),
+            text(existing?.secret?.salt), text(existing?.secret?.nonce), integer(existing?.createdAt), integer(existing?.updatedAt)
         ]
         try TemporaryStorage.staging("staging the import's rows") { () throws(SQLiteError) in try insertStaged.run(values) }
     }
@@ -68,16 +70,22 @@ final class SQLiteImportStage: ImportStaging {
         defer { statement.reset() }
         try statement.bind(values)
         guard try statement.step() else { return nil }
-        let existing: ToolConfigTable.Row? = statement.isNull(14) ? nil : ToolConfigTable.Row(
-            id: statement.int64(14), enabled: statement.int64(15) != 0, secret: ToolConfigTable.secret(statement, first: 16),
-            createdAt: statement.int64(19), updatedAt: statement.int64(20))
-        return StagedImport(seq: statement.int64(0), userID: statement.text(1) ?? "", toolID: statement.text(2) ?? "",
-                      action: ImportAction(rawValue: statement.int64(3)) ?? .insert, enabled: statement.int64(4) != 0,
-                      intent: KeyIntent(mode: KeyIntent.Mode(rawValue: statement.int64(5)) ?? .keep, secret: ToolConfigTable.secret(statement, first: 6)),
-                      updatedAt: statement.int64(10), updatedAtGiven: statement.int64(11) != 0,
-                      location: SnapshotLocation(file: file, line: statement.isNull(12) ? nil : Int(statement.int64(12)),
-                                                 record: statement.isNull(13) ? nil : Int(statement.int64(13))),
-                      existing: existing)
+        let existing: ToolConfigTable.Row? =
+            statement.isNull(14)
+            ? nil
+            : ToolConfigTable.Row(
+                id: statement.int64(14), enabled: statement.int64(15) != 0, secret: ToolConfigTable.secret(statement, first: 16),
+                createdAt: statement.int64(19), updatedAt: statement.int64(20))
+        return StagedImport(
+            seq: statement.int64(0), userID: statement.text(1) ?? "", toolID: statement.text(2) ?? "",
+            action: ImportAction(rawValue: statement.int64(3)) ?? .insert, enabled: statement.int64(4) != 0,
+            intent: KeyIntent(
+                mode: KeyIntent.Mode(rawValue: statement.int64(5)) ?? .keep, secret: ToolConfigTable.secret(statement, first: 6)),
+            updatedAt: statement.int64(10), updatedAtGiven: statement.int64(11) != 0,
+            location: SnapshotLocation(
+                file: file, line: statement.isNull(12) ? nil : Int(statement.int64(12)),
+                record: statement.isNull(13) ? nil : Int(statement.int64(13))),
+            existing: existing)
     }
 
     func currentRow(userID: String, toolID: String) throws -> ToolConfigTable.Row? {
@@ -112,26 +120,30 @@ final class SQLiteImportStage: ImportStaging {
 
     func restage(_ seq: Int64, as action: ImportAction, over current: ToolConfigTable.Row?) throws {
         func text(_ value: String?) -> SQLiteStatement.Value { value.map { .text($0) } ?? .null }
-        try connection.prepare("""
+        try connection.prepare(
+            """
             UPDATE \(Self.name) SET action = ?2, existing_id = ?3, was_enabled = ?4, was_key = ?5, was_salt = ?6, was_nonce = ?7,
                 was_created_at = ?8, was_updated_at = ?9 WHERE seq = ?1
-            """).run([
+            """
+        ).run([
             .integer(seq), .integer(action.rawValue), current.map { .integer($0.id) } ?? .null,
             current.map { .integer($0.enabled ? 1 : 0) } ?? .null, text(current?.secret?.encryptedAPIKey),
             text(current?.secret?.salt), text(current?.secret?.nonce),
-            current.map { .integer($0.createdAt) } ?? .null, current.map { .integer($0.updatedAt) } ?? .null,
+            current.map { .integer($0.createdAt) } ?? .null, current.map { .integer($0.updatedAt) } ?? .null
         ])
     }
 
     func applyStaged() throws {
         // New rows in file order, ids given in that order. OR ROLLBACK: no statement journal, and
         // no pair can conflict any more (changedSinceSnapshot ran under the same lock).
-        try connection.execute("""
+        try connection.execute(
+            """
             INSERT OR ROLLBACK INTO main.user_tool_configs (\(ToolConfigTable.writtenColumns))
             SELECT user_id, tool_id, enabled, new_key, new_salt, new_nonce, created_at, updated_at FROM \(Self.name)
             WHERE action = \(ImportAction.insert.rawValue) ORDER BY seq
             """, context: "writing the new rows")
-        try connection.execute("""
+        try connection.execute(
+            """
             UPDATE main.user_tool_configs AS t SET enabled = s.enabled,
                 encrypted_api_key = CASE s.key_mode WHEN 0 THEN t.encrypted_api_key ELSE s.new_key END,
                 salt = CASE s.key_mode WHEN 0 THEN t.salt ELSE s.new_salt END,

@@ -42,28 +42,32 @@ final class SQLiteMigrationStore: MigrationStore {
     }
 
     func ledgerEntries() throws -> [LedgerEntry] {
-        let statement = try connection.prepare("""
+        let statement = try connection.prepare(
+            """
             SELECT version, description, installed_on, success, checksum, execution_time
             FROM _sqlx_migrations ORDER BY version
             """)
         var rows: [LedgerEntry] = []
         while try statement.step() {
-            rows.append(LedgerEntry(
-                version: statement.int64(0),
-                description: statement.text(1) ?? "",
-                installedOn: statement.text(2) ?? "",
-                success: statement.int64(3) != 0,
-                checksum: statement.blob(4) ?? [],
-                executionTime: statement.int64(5)))
+            rows.append(
+                LedgerEntry(
+                    version: statement.int64(0),
+                    description: statement.text(1) ?? "",
+                    installedOn: statement.text(2) ?? "",
+                    success: statement.int64(3) != 0,
+                    checksum: statement.blob(4) ?? [],
+                    executionTime: statement.int64(5)))
         }
         return rows
     }
 
     func recordInLedger(_ migration: Migration) throws {
-        try connection.prepare("""
+        try connection.prepare(
+            """
             INSERT INTO _sqlx_migrations ( version, description, success, checksum, execution_time )
             VALUES ( ?1, ?2, TRUE, ?3, -1 )
-            """).run([.integer(migration.version), .text(migration.description), .blob(migration.checksum)])
+            """
+        ).run([.integer(migration.version), .text(migration.description), .blob(migration.checksum)])
     }
 
     func setExecutionTime(version: Int64, nanoseconds: Int64) throws {
@@ -96,7 +100,8 @@ final class SQLiteMigrationStore: MigrationStore {
     // MARK: fingerprint, row counts
 
     func rowCounts() throws -> [String: Int64] {
-        let tables = try connection.prepare("""
+        let tables = try connection.prepare(
+            """
             SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' AND name <> ?1
             """)
         try tables.bind([.text(MigrationLedger.tableName)])
@@ -114,8 +119,10 @@ final class SQLiteMigrationStore: MigrationStore {
         let master = try connection.prepare("SELECT type, name, tbl_name, sql FROM sqlite_master ORDER BY type, name")
         var objects: [SchemaFingerprint.Object] = []
         while try master.step() {
-            objects.append(.init(type: master.text(0) ?? "", name: master.text(1) ?? "", table: master.text(2) ?? "",
-                                 sql: master.text(3).map(SchemaFingerprint.normalize)))
+            objects.append(
+                .init(
+                    type: master.text(0) ?? "", name: master.text(1) ?? "", table: master.text(2) ?? "",
+                    sql: master.text(3).map(SchemaFingerprint.normalize)))
         }
         var tables: [SchemaFingerprint.Table] = []
         for object in objects where object.type == "table" {
@@ -137,7 +144,10 @@ final class SQLiteMigrationStore: MigrationStore {
         while try info.step() {
             let column = info.text(0) ?? ""
             names.append(column)
-            columns.append("\(column) \(info.text(1) ?? "")\(info.int64(2) != 0 ? " NOT NULL" : "")\(info.text(3).map { " DEFAULT \($0)" } ?? "")\(info.int64(4) > 0 ? " PK\(info.int64(4))" : "")")
+            columns.append(
+                "\(column) \(info.text(1) ?? "")\(info.int64(2) != 0 ? " NOT NULL" : "")"
+                    + "\(info.text(3).map { " DEFAULT \($0)" } ?? "")\(info.int64(4) > 0 ? " PK\(info.int64(4))" : "")"
+            )
         }
         let list = try connection.prepare("SELECT name, \"unique\", partial FROM pragma_index_list(?1) ORDER BY name")
         try list.bind(.text(name), at: 1)
@@ -149,7 +159,8 @@ final class SQLiteMigrationStore: MigrationStore {
             var indexColumns: [String] = []
             while try info.step() { indexColumns.append(info.text(0) ?? "") }
             // Autoindexes are named by creation order, so name them by their columns instead.
-            let stableName = indexName.hasPrefix("sqlite_autoindex_") ? "(unique constraint on \(indexColumns.joined(separator: ", ")))" : indexName
+            let stableName =
+                indexName.hasPrefix("sqlite_autoindex_") ? "(unique constraint on \(indexColumns.joined(separator: ", ")))" : indexName
             indexes.append(.init(name: stableName, unique: list.int64(1) != 0, partial: list.int64(2) != 0, columns: indexColumns))
         }
         // Rows in rowid order (or by every column for WITHOUT ROWID tables), timing columns of the

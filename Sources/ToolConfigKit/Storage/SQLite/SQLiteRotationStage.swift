@@ -15,7 +15,8 @@ final class SQLiteRotationStage: RotationStaging {
         self.group = group
         name = "\(SQLiteConnection.scratchSchema).toolcfg_rotation_\(index)"
         try connection.attachScratch()
-        try connection.execute("""
+        try connection.execute(
+            """
             DROP TABLE IF EXISTS \(name);
             CREATE TABLE \(name) (
                 rid INTEGER PRIMARY KEY, rotate INTEGER NOT NULL,
@@ -52,7 +53,8 @@ final class SQLiteRotationStage: RotationStaging {
     /// table is walked.
     func applyUnchanged() throws -> Int {
         let (key, salt, nonce) = group.quotedParts
-        try connection.execute("""
+        try connection.execute(
+            """
             UPDATE \(group.quotedTable) AS t
             SET (\(key), \(salt), \(nonce)) = (SELECT s.new_key, s.new_salt, s.new_nonce FROM \(name) AS s WHERE s.rid = t.rowid)
             WHERE EXISTS (SELECT 1 FROM \(name) AS s WHERE s.rid = t.rowid AND s.rotate = 1
@@ -63,7 +65,8 @@ final class SQLiteRotationStage: RotationStaging {
 
     func leftovers(after row: RowReference?, limit: Int) throws -> [RotationLeftover] {
         let (key, salt, nonce) = group.quotedParts
-        let page = try connection.prepare("""
+        let page = try connection.prepare(
+            """
             SELECT \(SQLiteSecretStore.columns(of: group, prefix: "t.")), s.rotate
             FROM \(group.quotedTable) AS t LEFT JOIN \(name) AS s ON s.rid = t.rowid
             WHERE t.rowid > ?1 AND \(group.hasAnyPart("t."))
@@ -79,12 +82,16 @@ final class SQLiteRotationStage: RotationStaging {
     }
 
     func rotated(after row: RowReference?, limit: Int) throws -> [(row: RowReference, secret: StoredSecret)] {
-        let page = try connection.prepare("SELECT rid, new_key, new_salt, new_nonce FROM \(name) WHERE rotate = 1 AND rid > ?1 ORDER BY rid LIMIT \(limit)")
+        let page = try connection.prepare(
+            "SELECT rid, new_key, new_salt, new_nonce FROM \(name) WHERE rotate = 1 AND rid > ?1 ORDER BY rid LIMIT \(limit)")
         try page.bind(row?.rowID ?? .min, at: 1)
         var rows: [(RowReference, StoredSecret)] = []
         while try page.step() {
-            rows.append((RowReference(rowID: page.int64(0), id: nil),
-                         StoredSecret(encryptedAPIKey: page.text(1) ?? "", salt: page.text(2) ?? "", nonce: page.text(3) ?? "")))
+            rows.append(
+                (
+                    RowReference(rowID: page.int64(0), id: nil),
+                    StoredSecret(encryptedAPIKey: page.text(1) ?? "", salt: page.text(2) ?? "", nonce: page.text(3) ?? "")
+                ))
         }
         return rows
     }

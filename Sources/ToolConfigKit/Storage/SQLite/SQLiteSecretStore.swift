@@ -8,10 +8,14 @@ final class SQLiteSecretStore: SecretStore {
     init(_ connection: SQLiteConnection, group: SecretColumnGroup) throws {
         self.connection = connection
         self.group = group
-        let withoutRowID = try connection.queryInt64("SELECT count(*) FROM sqlite_master WHERE name = ?1 AND sql LIKE '%WITHOUT ROWID%'",
-                                                     [.text(group.table)]) ?? 0
+        let withoutRowID =
+            try connection.queryInt64(
+                "SELECT count(*) FROM sqlite_master WHERE name = ?1 AND sql LIKE '%WITHOUT ROWID%'",
+                [.text(group.table)]) ?? 0
         if withoutRowID > 0 {
-            throw TableShapeError(path: connection.path, message: "table \(group.table) holds secrets but is WITHOUT ROWID, which toolcfg cannot address row by row")
+            throw TableShapeError(
+                path: connection.path,
+                message: "table \(group.table) holds secrets but is WITHOUT ROWID, which toolcfg cannot address row by row")
         }
     }
 
@@ -43,14 +47,18 @@ final class SQLiteSecretStore: SecretStore {
     }
 
     func sample(_ count: Int) throws -> [SecretRow] {
-        guard count > 0, let bounds = try connection.prepare("SELECT min(rowid), max(rowid) FROM \(table)")
-                .firstRow({ $0.isNull(0) ? nil : ($0.int64(0), $0.int64(1)) }) ?? nil else { return [] }
-        let next = try connection.prepare("SELECT \(columns) FROM \(table) WHERE rowid >= ?1 AND \(group.hasTriple()) ORDER BY rowid LIMIT 1")
+        guard count > 0,
+            let bounds = try connection.prepare("SELECT min(rowid), max(rowid) FROM \(table)")
+                .firstRow({ $0.isNull(0) ? nil : ($0.int64(0), $0.int64(1)) }) ?? nil
+        else { return [] }
+        let next = try connection.prepare(
+            "SELECT \(columns) FROM \(table) WHERE rowid >= ?1 AND \(group.hasTriple()) ORDER BY rowid LIMIT 1")
         var rows: [SecretRow] = []
         let step = (bounds.1 - bounds.0) / Int64(count)
         for index in 0..<Int64(count) {
             if let row = try next.firstRow({ SecretRow(reading: $0) }, binding: [.integer(bounds.0 + step * index)]),
-               !rows.contains(where: { $0.rowID == row.rowID }) {
+                !rows.contains(where: { $0.rowID == row.rowID })
+            {
                 rows.append(row)
             }
         }
@@ -76,7 +84,8 @@ final class SQLiteSecretStore: SecretStore {
 
     func digest() throws -> String? {
         try connection.createDigestFunction()
-        return try connection.queryText("SELECT toolcfg_digest(rowid, \(group.quotedColumns().joined(separator: ", "))) FROM \(table) WHERE \(group.hasAnyPart())")
+        return try connection.queryText(
+            "SELECT toolcfg_digest(rowid, \(group.quotedColumns().joined(separator: ", "))) FROM \(table) WHERE \(group.hasAnyPart())")
     }
 
     func setSecret(_ secret: StoredSecret, of row: RowReference) throws {
@@ -93,7 +102,8 @@ final class SQLiteSecretStore: SecretStore {
 extension SecretRow {
     /// Columns 0...4 as `SQLiteSecretStore` selects them: rowid, id as text, the group.
     init(reading statement: SQLiteStatement) {
-        self.init(rowID: statement.int64(0), id: statement.text(1),
-                  encryptedAPIKey: statement.text(2), salt: statement.text(3), nonce: statement.text(4))
+        self.init(
+            rowID: statement.int64(0), id: statement.text(1),
+            encryptedAPIKey: statement.text(2), salt: statement.text(3), nonce: statement.text(4))
     }
 }

@@ -33,7 +33,10 @@ public final class SQLiteStatement {
         case .real(let v): status = sqlite3_bind_double(handle, index, v)
         case .text(let v): return try bind(v, at: index)
         case .blob(let v):
-            status = v.withUnsafeBytes { sqlite3_bind_blob(handle, index, $0.baseAddress ?? UnsafeRawPointer(bitPattern: 1), Int32($0.count), toolcfg_sqlite_transient()) }
+            status = v.withUnsafeBytes {
+                sqlite3_bind_blob(
+                    handle, index, $0.baseAddress ?? UnsafeRawPointer(bitPattern: 1), Int32($0.count), toolcfg_sqlite_transient())
+            }
         }
         // Checked here: touching the unowned connection costs a reference-count round trip, paid
         // only on failure.

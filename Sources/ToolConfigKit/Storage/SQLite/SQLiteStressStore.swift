@@ -52,25 +52,32 @@ final class SQLiteStressStore: StressStore {
     }
 
     func duplicatePairs() throws -> Int {
-        Int(try connection.queryInt64(
-            "SELECT count(*) FROM (SELECT 1 FROM user_tool_configs GROUP BY user_id, tool_id HAVING count(*) > 1)") ?? 0)
+        Int(
+            try connection.queryInt64(
+                "SELECT count(*) FROM (SELECT 1 FROM user_tool_configs GROUP BY user_id, tool_id HAVING count(*) > 1)") ?? 0)
     }
 
     func forEachLogEntry(_ body: (StressLogEntry) throws -> Void) throws {
         let log = try connection.prepare(StressSQL.selectLog)
         while try log.step() {
-            try body(StressLogEntry(seq: log.int64(0), write: StressLoggedWrite(
-                writer: Int(log.int64(1)), counter: Int(log.int64(2)), pair: StressPair(user: log.text(3) ?? "", tool: log.text(4) ?? ""),
-                operation: log.text(5) == "delete" ? .delete : .upsert, version: log.isNull(6) ? nil : log.int64(6),
-                rowID: log.isNull(7) ? nil : log.int64(7), token: log.text(8))))
+            try body(
+                StressLogEntry(
+                    seq: log.int64(0),
+                    write: StressLoggedWrite(
+                        writer: Int(log.int64(1)), counter: Int(log.int64(2)),
+                        pair: StressPair(user: log.text(3) ?? "", tool: log.text(4) ?? ""),
+                        operation: log.text(5) == "delete" ? .delete : .upsert, version: log.isNull(6) ? nil : log.int64(6),
+                        rowID: log.isNull(7) ? nil : log.int64(7), token: log.text(8))))
         }
     }
 
     func forEachStressRow(_ body: (StressRow) throws -> Void) throws {
         let select = try connection.prepare(StressSQL.selectRows)
         while try select.step() {
-            try body(StressRow(id: select.int64(0), pair: StressPair(user: select.text(1) ?? "", tool: select.text(2) ?? ""),
-                               token: select.text(3), version: select.int64(4)))
+            try body(
+                StressRow(
+                    id: select.int64(0), pair: StressPair(user: select.text(1) ?? "", tool: select.text(2) ?? ""),
+                    token: select.text(3), version: select.int64(4)))
         }
     }
 
@@ -125,8 +132,10 @@ final class SQLiteStressWriter: StressWriterConnection {
     /// BEGIN IMMEDIATE takes the write lock up front (`wrong-deferred`: a deferred BEGIN, which
     /// asks for it only at the first write); the pair is read after it (`wrong-split`: an upsert
     /// reads before, outside the transaction).
-    func write(_ operation: StressOperation, _ pair: StressPair, lockTaken: (UInt64) -> Void,
-               _ body: (StressVersion?) throws -> Void) throws {
+    func write(
+        _ operation: StressOperation, _ pair: StressPair, lockTaken: (UInt64) -> Void,
+        _ body: (StressVersion?) throws -> Void
+    ) throws {
         let readBefore = mode == .wrongSplit && operation == .upsert
         var current = readBefore ? try currentVersion(pair) : nil
         let started = Monotonic.nanoseconds()
@@ -138,8 +147,10 @@ final class SQLiteStressWriter: StressWriterConnection {
     }
 
     func upsert(_ pair: StressPair, enabled: Bool, token: String, createdAt: Int64, version: Int64) throws -> Int64? {
-        try upsert.run([.text(pair.user), .text(pair.tool), .integer(enabled ? 1 : 0), .text(token), .null, .null,
-                        .integer(createdAt), .integer(version)])
+        try upsert.run([
+            .text(pair.user), .text(pair.tool), .integer(enabled ? 1 : 0), .text(token), .null, .null,
+            .integer(createdAt), .integer(version)
+        ])
         return try currentVersion(pair)?.id
     }
 
@@ -148,9 +159,11 @@ final class SQLiteStressWriter: StressWriterConnection {
     }
 
     func log(_ write: StressLoggedWrite) throws {
-        try log.run([.integer(Int64(write.writer)), .integer(Int64(write.counter)), .text(write.pair.user), .text(write.pair.tool),
-                     .text(write.operation.rawValue), write.version.map { .integer($0) } ?? .null,
-                     write.rowID.map { .integer($0) } ?? .null, write.token.map { .text($0) } ?? .null])
+        try log.run([
+            .integer(Int64(write.writer)), .integer(Int64(write.counter)), .text(write.pair.user), .text(write.pair.tool),
+            .text(write.operation.rawValue), write.version.map { .integer($0) } ?? .null,
+            write.rowID.map { .integer($0) } ?? .null, write.token.map { .text($0) } ?? .null
+        ])
     }
 
     /// The pair's row id and version (updated_at), or nil when it has no row.
@@ -168,6 +181,10 @@ final class SQLiteStressWriter: StressWriterConnection {
         let name = busy.extendedCode == 517 ? "SQLITE_BUSY_SNAPSHOT" : "SQLITE_BUSY"
         let timeout = connection.options.busyTimeout.components
         let timeoutMilliseconds = timeout.seconds * 1000 + timeout.attoseconds / 1_000_000_000_000_000
-        return (true, "\(busy.context ?? "database"): \(busy.message) (\(name) after \(String(format: "%.3f", Double(waited) / 1e6)) ms, busy timeout \(timeoutMilliseconds) ms)")
+        return (
+            true,
+            "\(busy.context ?? "database"): \(busy.message) (\(name) after \(String(format: "%.3f", Double(waited) / 1e6)) ms, "
+                + "busy timeout \(timeoutMilliseconds) ms)"
+        )
     }
 }

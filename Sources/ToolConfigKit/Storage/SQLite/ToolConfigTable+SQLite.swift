@@ -8,24 +8,34 @@ extension ToolConfigTable {
         let present = try connection.columnNames(of: name)
         let missing = columns.filter { !present.contains($0) }
         if !missing.isEmpty {
-            throw TableShapeError(path: connection.path, message: "\(name) lacks the column(s) \(missing.joined(separator: ", ")); it is not the table of migration 0007")
+            throw TableShapeError(
+                path: connection.path,
+                message: "\(name) lacks the column(s) \(missing.joined(separator: ", ")); it is not the table of migration 0007")
         }
         // Unique over the whole table and comparing bytes: import tells new pairs from known ones
         // by their bytes, and a NOCASE or partial index would make SQLite disagree.
-        let unique = try connection.queryInt64("""
-            SELECT count(*) FROM pragma_index_list(?1) l
-            WHERE l."unique" = 1 AND l.partial = 0 AND (SELECT group_concat(name || ' ' || coll) FROM
-                (SELECT name, coll FROM pragma_index_xinfo(l.name) WHERE key = 1 ORDER BY seqno)) = 'user_id BINARY,tool_id BINARY'
-            """, [.text(name)]) ?? 0
+        let unique =
+            try connection.queryInt64(
+                """
+                SELECT count(*) FROM pragma_index_list(?1) l
+                WHERE l."unique" = 1 AND l.partial = 0 AND (SELECT group_concat(name || ' ' || coll) FROM
+                    (SELECT name, coll FROM pragma_index_xinfo(l.name) WHERE key = 1 ORDER BY seqno)) = 'user_id BINARY,tool_id BINARY'
+                """, [.text(name)]) ?? 0
         if unique == 0 {
-            throw TableShapeError(path: connection.path, message: "\(name) has no UNIQUE(user_id, tool_id) over the whole table with the BINARY collation; upserts would duplicate or merge rows")
+            throw TableShapeError(
+                path: connection.path,
+                message:
+                    "\(name) has no UNIQUE(user_id, tool_id) over the whole table with the BINARY collation; "
+                    + "upserts would duplicate or merge rows"
+            )
         }
     }
 
     /// Drops the table's non-unique indexes (those created by SQL, not the UNIQUE constraint's)
     /// and returns the SQL that creates them again. Call inside a transaction.
     static func dropSecondaryIndexes(_ connection: SQLiteConnection) throws -> [String] {
-        let statement = try connection.prepare("""
+        let statement = try connection.prepare(
+            """
             SELECT m.name, m.sql FROM sqlite_master m JOIN pragma_index_list(?1) l ON l.name = m.name
             WHERE m.type = 'index' AND m.sql IS NOT NULL AND l."unique" = 0 ORDER BY m.rowid
             """)
@@ -81,20 +91,23 @@ extension ToolConfigTable {
     static func insertNewSQL(rows: Int) -> String {
         let values = (0..<rows).map { row in "(" + (1...8).map { "?\(row * 8 + $0)" }.joined(separator: ", ") + ")" }
         return """
-        INSERT OR ROLLBACK INTO user_tool_configs (\(writtenColumns))
-        VALUES \(values.joined(separator: ", "))
-        """
+            INSERT OR ROLLBACK INTO user_tool_configs (\(writtenColumns))
+            VALUES \(values.joined(separator: ", "))
+            """
     }
 
     /// A row as `lookupSQL` selects it: id, enabled, the triple, created_at, updated_at.
     static func row(_ statement: SQLiteStatement) -> Row {
-        Row(id: statement.int64(0), enabled: statement.int64(1) != 0, secret: secret(statement, first: 2),
+        Row(
+            id: statement.int64(0), enabled: statement.int64(1) != 0, secret: secret(statement, first: 2),
             createdAt: statement.int64(5), updatedAt: statement.int64(6))
     }
 
     /// Reads the triple at columns `first`...`first + 2`; NULL in any column means no key.
     static func secret(_ statement: SQLiteStatement, first: Int32) -> StoredSecret? {
-        guard let encrypted = statement.text(first), let salt = statement.text(first + 1), let nonce = statement.text(first + 2) else { return nil }
+        guard let encrypted = statement.text(first), let salt = statement.text(first + 1), let nonce = statement.text(first + 2) else {
+            return nil
+        }
         return StoredSecret(encryptedAPIKey: encrypted, salt: salt, nonce: nonce)
     }
 }
