@@ -37,7 +37,7 @@ struct PostgresStressTests {
         defer { database.drop() }
         let report = try Self.run(database, write: write, launch: launch)
         let counts = report.invariants
-        #expect(report.engine == "postgresql" && report.database == database.url.redacted)
+        #expect(report.engine == .postgresql && report.database == database.url.redacted)
         if case .processes = launch { #expect(report.mode == "processes") } else { #expect(report.mode == "threads") }
         #expect(report.upserts + report.reads + report.deletes == report.operations)
         #expect(report.latency.upsert.count == report.upserts && report.latency.read.count == report.reads)

@@ -12,6 +12,10 @@ struct ReversibilityTests {
 
     static func digest(_ path: String) throws -> [UInt8] { Digest.sha256(try Data(contentsOf: URL(fileURLWithPath: path))) }
 
+    static func sqliteFiles(in folder: String) throws -> [String] {
+        try FixtureDatabase.all(in: folder).filter { !$0.needsServer }.map(\.path)
+    }
+
     @Test("the committed fixtures hold exactly what scripts/build_fixtures.py builds")
     func fixturesAreReproducible() throws {
         let folder = try TemporaryFolder()
@@ -19,8 +23,8 @@ struct ReversibilityTests {
             URL(fileURLWithPath: "/usr/bin/env"),
             ["python3", Repository.scripts.appendingPathComponent("build_fixtures.py").path, folder.path("rebuilt")])
         #expect(result.status == 0, "\(result.stderr)")
-        let committed = try ReversibilityCheck.fixtures(in: Self.fixtures)
-        let rebuilt = try ReversibilityCheck.fixtures(in: folder.path("rebuilt"))
+        let committed = try Self.sqliteFiles(in: Self.fixtures)
+        let rebuilt = try Self.sqliteFiles(in: folder.path("rebuilt"))
         #expect(committed.map { ($0 as NSString).lastPathComponent } == rebuilt.map { ($0 as NSString).lastPathComponent })
         #expect(committed.count == 4)
         for (a, b) in zip(committed, rebuilt) {
@@ -29,7 +33,7 @@ struct ReversibilityTests {
             #expect(left == right, "\(a): \(right.differences(from: left))")
         }
         // PostgreSQL's fixtures are scripts: the same bytes.
-        let scripts = try ReversibilityCheck.postgresFixtures(in: Self.fixtures + "/postgres")
+        let scripts = try FixtureDatabase.all(in: Self.fixtures + "/postgres").filter(\.needsServer).map(\.path)
         #expect(scripts.map { ($0 as NSString).lastPathComponent } == PostgresFixtures.names.sorted())
         for script in scripts {
             let rebuilt = folder.path("rebuilt/postgres/" + (script as NSString).lastPathComponent)
@@ -39,7 +43,7 @@ struct ReversibilityTests {
 
     @Test("the real migrations pass on every fixture, which stay untouched")
     func realMigrationsPass() throws {
-        let paths = try ReversibilityCheck.fixtures(in: Self.fixtures)
+        let paths = try Self.sqliteFiles(in: Self.fixtures)
         let before = try paths.map(Self.digest)
         let report = ReversibilityCheck(migrations: try .embedded()).verify(paths)
         for fixture in report.databases {

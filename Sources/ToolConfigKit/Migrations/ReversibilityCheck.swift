@@ -45,29 +45,6 @@ public struct ReversibilityCheck {
         Report(migrations: migrations?.origin.description ?? MigrationSet.Origin.embedded.description, databases: databases)
     }
 
-    // MARK: fixtures
-
-    /// The SQLite fixture databases of a folder (*.db, *.sqlite, *.sqlite3), by name.
-    public static func fixtures(in folder: String) throws -> [String] {
-        try files(in: folder, endingIn: [".db", ".sqlite", ".sqlite3"])
-    }
-
-    /// The PostgreSQL fixtures of a folder (*.sql: scripts that build a database), by name.
-    public static func postgresFixtures(in folder: String) throws -> [String] {
-        try files(in: folder, endingIn: [".sql"])
-    }
-
-    private static func files(in folder: String, endingIn suffixes: [String]) throws -> [String] {
-        let names: [String]
-        do {
-            names = try FileManager.default.contentsOfDirectory(atPath: folder)
-        } catch {
-            throw MigrationError.unreadableFolder(path: folder, reason: SecretInput.reason(error))
-        }
-        return names.filter { name in suffixes.contains(where: name.hasSuffix) }.sorted()
-            .map { URL(fileURLWithPath: folder).appendingPathComponent($0).path }
-    }
-
     // MARK: verifying
 
     /// SQLite files, each only read.
@@ -77,31 +54,20 @@ public struct ReversibilityCheck {
 
     /// An SQLite file, only read.
     public func verify(_ path: String) -> DatabaseReport {
-        do {
-            return verify(database: try SQLiteConnection(path: path, mode: .readOnly))
-        } catch {
-            return DatabaseReport(database: path, ok: false, error: "\(error)", steps: [])
-        }
+        verify(fixture: .sqliteFile(path: path), server: nil)
     }
 
-    /// A PostgreSQL fixture: its script loaded into a scratch database created on `server` (and
-    /// dropped afterwards), then verified there.
-    public func verify(postgresFixture file: String, server: PostgresURL, options: PostgresConnection.Options) -> DatabaseReport {
+    /// A fixture of either engine, named by its file (a script is loaded into a scratch database
+    /// on `server`, dropped afterwards).
+    public func verify(fixture: FixtureDatabase, server: DatabaseLocation?, busyTimeout: Duration = .seconds(10)) -> DatabaseReport {
         do {
-            let script: String
-            do {
-                script = try String(contentsOfFile: file, encoding: .utf8)
-            } catch {
-                throw MigrationError.unreadableFixture(path: file, reason: SecretInput.reason(error))
-            }
-            return try PostgresConnection.withScratchDatabase(on: server, options: options) { connection in
-                try connection.transaction { try connection.execute(script, context: "loading the fixture \(file)") }
-                var report = verify(database: connection)
-                report.database = file
+            return try fixture.withDatabase(server: server, busyTimeout: busyTimeout) { database in
+                var report = verify(database: database)
+                report.database = fixture.path
                 return report
             }
         } catch {
-            return DatabaseReport(database: file, ok: false, error: "\(error)", steps: [])
+            return DatabaseReport(database: fixture.path, ok: false, error: "\(error)", steps: [])
         }
     }
 

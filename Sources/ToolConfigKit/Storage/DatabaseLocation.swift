@@ -27,4 +27,32 @@ public enum DatabaseLocation: Sendable, Hashable, CustomStringConvertible {
         case .postgres(let url): url.redacted
         }
     }
+
+    public var engine: DatabaseEngine {
+        if case .postgres = self { .postgresql } else { .sqlite }
+    }
+
+    /// The value that opens it again, a PostgreSQL URL's password included: for processes that
+    /// get it in their environment (never in argv), as the stress writers do.
+    public var openingText: String {
+        switch self {
+        case .sqlite(let path): path
+        case .postgres(let url): url.text
+        }
+    }
+}
+
+/// The engines toolcfg speaks, as reports name them.
+public enum DatabaseEngine: String, Sendable, Codable {
+    case sqlite
+    case postgresql
+
+    /// What a writer of one pair waits on: BEGIN IMMEDIATE takes SQLite's one write lock, an
+    /// upsert on PostgreSQL the pair's row lock.
+    public var pairWriteLock: String {
+        switch self {
+        case .sqlite: "BEGIN IMMEDIATE"
+        case .postgresql: "the pair's row lock"
+        }
+    }
 }

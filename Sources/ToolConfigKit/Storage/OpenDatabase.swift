@@ -21,3 +21,24 @@ extension DatabaseLocation {
         }
     }
 }
+
+extension DatabaseLocation {
+    /// For `migrate up`, which says when it made a database (a mistyped path would otherwise
+    /// silently become a new one): an empty SQLite file made where none was, never over one
+    /// (O_EXCL); its path, or nil when the file existed or the database is PostgreSQL's.
+    public func createFileIfMissing() -> String? {
+        guard case .sqlite(let path) = self, SQLiteConnection.createEmptyFile(at: path) else { return nil }
+        return path
+    }
+
+    /// Removes a file `createFileIfMissing()` made, with its journal, WAL and shared memory.
+    public static func removeCreatedFile(_ path: String) {
+        SQLiteConnection.removeDatabaseFiles(at: path)
+    }
+
+    /// Whether the engine keeps an import's or a rotation's staging tables in local temporary
+    /// files (SQLite), which `--temp-dir` places, rather than on a server.
+    public var stagesInLocalFiles: Bool {
+        if case .sqlite = self { true } else { false }
+    }
+}

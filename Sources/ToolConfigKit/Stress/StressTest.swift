@@ -50,7 +50,7 @@ public struct StressTest {
     public struct Report: Sendable, Codable {
         public var database: String
         /// "sqlite" or "postgresql".
-        public var engine: String
+        public var engine: DatabaseEngine
         public var mode: String
         public var write: StressWriteMode
         public var writers: Int
@@ -214,21 +214,5 @@ public struct LatencySummary: Sendable, Codable, Equatable {
         p50Seconds = rank(0.50)
         p99Seconds = rank(0.99)
         maxSeconds = rank(1.0)
-    }
-}
-
-extension DatabaseLocation {
-    /// The engine, as the stress report names it.
-    var engine: String {
-        if case .postgres = self { "postgresql" } else { "sqlite" }
-    }
-
-    /// The value that opens it again, a PostgreSQL URL's password included: for the writer
-    /// processes, which get it in their environment (never in argv).
-    var openingText: String {
-        switch self {
-        case .sqlite(let path): path
-        case .postgres(let url): url.text
-        }
     }
 }

@@ -29,15 +29,14 @@ struct MigrateUp: ParsableCommand {
     func run() throws {
         let location = try database.location()
         // A mistyped path would silently become a new, empty database: say so when one is made.
-        var newFile: String?
-        if case .sqlite(let path) = location, SQLiteConnection.createEmptyFile(at: path) { newFile = path }
+        let newFile = location.createFileIfMissing()
         let report: MigrationRunReport
         do {
             let connection = try location.open(mode: .readWriteCreate, busyTimeout: database.timeout)
             report = try Migrator(database: connection, migrations: try folder.load(for: connection), options: safety.options).up(to: to)
         } catch {
             // The file this run made, half-made (a full disk): gone, so the rerun starts afresh.
-            if let newFile { SQLiteConnection.removeDatabaseFiles(at: newFile) }
+            if let newFile { DatabaseLocation.removeCreatedFile(newFile) }
             throw error
         }
         if let newFile { output.console.note("created a new database file \(newFile)") }

@@ -56,15 +56,10 @@ struct MigrateVerify: ParsableCommand {
         let check = ReversibilityCheck(migrations: try folder.loadGiven())
         var databases: [ReversibilityCheck.DatabaseReport] = []
         if let fixtures {
-            let sqlite = try ReversibilityCheck.fixtures(in: fixtures), postgres = try ReversibilityCheck.postgresFixtures(in: fixtures)
-            if sqlite.isEmpty && postgres.isEmpty { throw ValidationError("no *.db, *.sqlite, *.sqlite3 or *.sql fixtures in \(fixtures)") }
-            databases = sqlite.map { check.verify($0) }
-            if !postgres.isEmpty {
-                let server = try postgresServer(for: fixtures)
-                databases += postgres.map {
-                    check.verify(postgresFixture: $0, server: server, options: .init(lockTimeout: database.timeout))
-                }
-            }
+            let all = try FixtureDatabase.all(in: fixtures)
+            if all.isEmpty { throw ValidationError("no \(FixtureDatabase.kinds) fixtures in \(fixtures)") }
+            let server = all.contains(where: \.needsServer) ? try postgresServer(for: fixtures) : nil
+            databases = all.map { check.verify(fixture: $0, server: server, busyTimeout: database.timeout) }
         } else {
             guard let given = try database.openGiven(.readOnly) else { throw ValidationError("give --db PATH|URL or --fixtures DIR") }
             databases = [check.verify(database: given)]
@@ -85,15 +80,14 @@ struct MigrateVerify: ParsableCommand {
     }
 
     /// --server, else TOOLCFG_DB when it holds a PostgreSQL URL (the environment's may carry a password).
-    func postgresServer(for fixtures: String) throws -> PostgresURL {
+    func postgresServer(for fixtures: String) throws -> DatabaseLocation {
         if let server {
-            guard case .postgres(let url) = try DatabaseLocation(server, origin: .argument) else {
-                throw UsageError("--server takes a postgresql:// URL, not \(server)")
-            }
-            return url
+            let location = try DatabaseLocation(server, origin: .argument)
+            guard location.engine == .postgresql else { throw UsageError("--server takes a postgresql:// URL, not \(server)") }
+            return location
         }
         // --db is refused beside --fixtures: a location given is TOOLCFG_DB's.
-        if case .postgres(let url) = try database.givenLocation() { return url }
+        if let location = try database.givenLocation(), location.engine == .postgresql { return location }
         throw UsageError(
             "\(fixtures) holds PostgreSQL fixtures (*.sql): give --server postgresql://... (a server where toolcfg may create and drop "
                 + "scratch databases) or set TOOLCFG_DB to one"

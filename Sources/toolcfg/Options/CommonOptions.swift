@@ -200,7 +200,7 @@ struct TemporaryFolderOption: ParsableArguments {
     /// Before the database is opened: SQLite reads its temporary folder once.
     func apply(_ database: DatabaseOptions) throws {
         guard let tempDir else { return }
-        if case .postgres = try database.location() {
+        guard try database.location().stagesInLocalFiles else {
             throw ValidationError("--temp-dir is for SQLite: on PostgreSQL the staging tables live on the server (its temp_tablespaces)")
         }
         try TemporaryStorage.use(tempDir)

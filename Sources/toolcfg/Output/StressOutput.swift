@@ -24,8 +24,7 @@ enum StressOutput {
                     + "\(ms(latency.maxSeconds))"
             )
         }
-        let lock = report.engine == "postgresql" ? "the pair's row lock" : "BEGIN IMMEDIATE"
-        console.note("lock waits (\(lock) over 1 ms): \(report.lockWaits)")
+        console.note("lock waits (\(report.engine.pairWriteLock) over 1 ms): \(report.lockWaits)")
         let counts = report.invariants
         console.note(
             "duplicate pairs \(counts.duplicatePairs), id changes \(counts.idChanges), lost updates \(counts.lostUpdates), "
