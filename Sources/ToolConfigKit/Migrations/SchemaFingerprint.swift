@@ -1,11 +1,11 @@
 import Foundation
 
 /// What a database is, for telling whether a down migration undid its up: every schema object
-/// with its definition (SQLite: the SQL of sqlite_master, whitespace normalised; PostgreSQL: the
-/// catalogs' definitions of indexes, constraints, sequences, views, triggers, functions and
-/// types), every table's columns, indexes with their columns, and a digest and count of every
-/// table's rows. The ledger's timing columns (installed_on, execution_time) are left out of its
-/// digest: they differ every time a migration runs. Each engine captures it (MigrationStore).
+/// with its definition (as the engine's catalog gives it, whitespace normalised), every table's
+/// columns, indexes with their columns, and a digest and count of every table's rows. The
+/// ledger's timing columns (installed_on, execution_time) are left out of its digest: they differ
+/// every time a migration runs. Each engine captures it (MigrationStore), with what the engine
+/// makes on its own (`Engine`).
 public struct SchemaFingerprint: Sendable, Equatable, Codable {
     public struct Object: Sendable, Equatable, Codable {
         public var type: String
@@ -33,19 +33,39 @@ public struct SchemaFingerprint: Sendable, Equatable, Codable {
     public var objects: [Object]
     /// Sorted by name.
     public var tables: [Table]
-    /// Counters, compared entry by entry: SQLite's sqlite_sequence by table name; PostgreSQL's
-    /// sequences (those used at least once) by sequence name, with a `sequence` object that names
-    /// the table owning it.
+    /// Counters, compared entry by entry: by table name where the engine keeps them in a table of
+    /// counters (`Engine.counterTable`); else by sequence name, with a `sequence` object that names
+    /// the table owning it (those used at least once).
     public var sequences: [String: Int64]
+    /// What the engine makes on its own, from the store that captured it.
+    public var engine: Engine
 
-    /// Tables that SQLite or the migration tool create as a side effect, and that no down
-    /// migration drops: present-but-empty on one side and absent on the other is not a difference.
-    public static let bookkeeping: [String: String] = [
-        "sqlite_sequence":
-            "SQLite's own table of AUTOINCREMENT counters, created by the first AUTOINCREMENT table; it can never be dropped",
-        MigrationLedger.tableName: "sqlx's ledger, created by the first migration run; sqlx never drops it",
-        "sqlite_stat1": "SQLite's statistics table, created by ANALYZE"
-    ]
+    /// What an engine creates as a side effect, for `differences(from:)` to tell apart.
+    public struct Engine: Sendable, Equatable, Codable {
+        /// Tables the engine creates and no down migration drops, with why: present-but-empty on
+        /// one side and absent on the other is not a difference. sqlx's ledger is one everywhere.
+        public var bookkeepingTables: [String: String]
+        /// The engine's own table of counters, keyed by table name, if it keeps one.
+        public var counterTable: String?
+        /// The name prefix of indexes the engine makes for a table's constraints, compared
+        /// through their table's indexes.
+        public var automaticIndexPrefix: String?
+
+        public init(bookkeepingTables: [String: String] = [:], counterTable: String? = nil, automaticIndexPrefix: String? = nil) {
+            self.bookkeepingTables = bookkeepingTables.merging([MigrationLedger.tableName: Self.ledgerNote]) { own, _ in own }
+            self.counterTable = counterTable
+            self.automaticIndexPrefix = automaticIndexPrefix
+        }
+
+        static let ledgerNote = "sqlx's ledger, created by the first migration run; sqlx never drops it"
+    }
+
+    public init(objects: [Object], tables: [Table], sequences: [String: Int64], engine: Engine) {
+        self.objects = objects
+        self.tables = tables
+        self.sequences = sequences
+        self.engine = engine
+    }
 
     static let ledgerVolatileColumns: Set<String> = ["installed_on", "execution_time"]
 
@@ -68,7 +88,7 @@ public struct SchemaFingerprint: Sendable, Equatable, Codable {
 public struct SchemaDifference: Sendable, Equatable, Codable, CustomStringConvertible {
     public var subject: String
     public var detail: String
-    /// Not a failure: bookkeeping no down migration can undo (see `SchemaFingerprint.bookkeeping`),
+    /// Not a failure: bookkeeping no down migration can undo (see `SchemaFingerprint.Engine`),
     /// or what goes with a table the migration itself creates and drops (its rows, and indexes
     /// someone else added to it).
     public var expected: Bool
@@ -91,15 +111,15 @@ extension SchemaFingerprint {
         for key in Set(old.keys).union(new.keys).sorted() {
             let (a, b) = (old[key], new[key])
             let object = (a ?? b)!
-            if object.name.hasPrefix("sqlite_autoindex_") { continue }  // compared through their table's indexes
+            if let prefix = engine.automaticIndexPrefix, object.name.hasPrefix(prefix) { continue }
             // The index and key of a bookkeeping table come and go with it (PostgreSQL lists them).
-            if object.type != "table", Self.bookkeeping[object.table] != nil,
+            if object.type != "table", engine.bookkeepingTables[object.table] != nil,
                 (oldTables[object.table] == nil) != (newTables[object.table] == nil)
             {
                 continue
             }
-            if let note = Self.bookkeeping[object.name], object.type == "table", a == nil || b == nil {
-                let rows = object.name == "sqlite_sequence" ? 0 : (oldTables[object.name] ?? newTables[object.name])?.rows ?? 0
+            if let note = engine.bookkeepingTables[object.name], object.type == "table", a == nil || b == nil {
+                let rows = object.name == engine.counterTable ? 0 : (oldTables[object.name] ?? newTables[object.name])?.rows ?? 0
                 out.append(
                     SchemaDifference(
                         subject: key, detail: (a == nil ? "created" : "dropped") + " (\(note)); it holds \(rows) row(s)",
@@ -119,7 +139,7 @@ extension SchemaFingerprint {
             default: break
             }
         }
-        for name in Set(oldTables.keys).intersection(newTables.keys).sorted() where name != "sqlite_sequence" {
+        for name in Set(oldTables.keys).intersection(newTables.keys).sorted() where name != engine.counterTable {
             let (a, b) = (oldTables[name]!, newTables[name]!)
             for column in Set(a.columns).symmetricDifference(b.columns).sorted() {
                 out.append(
@@ -152,7 +172,7 @@ extension SchemaFingerprint {
                         subject: "table \(name) rows", detail: "same count (\(a.rows)), different contents" + note, expected: rowsExpected))
             }
         }
-        // Each counter belongs to one table: SQLite's entry is keyed by it, PostgreSQL's sequence
+        // Each counter belongs to one table: a counter table's entry is keyed by it, a sequence
         // object names it.
         let sequenceObjects = Dictionary(
             (before.objects + objects).filter { $0.type == "sequence" }.map { ($0.name, $0) },
@@ -163,7 +183,7 @@ extension SchemaFingerprint {
             let isOwned = owned.contains(sequence?.table ?? name)
             out.append(
                 SchemaDifference(
-                    subject: sequence == nil ? "sqlite_sequence entry for \(name)" : "sequence \(name) value",
+                    subject: sequence == nil ? "\(engine.counterTable ?? "counter") entry for \(name)" : "sequence \(name) value",
                     detail: "\(describe(before.sequences[name])) before, \(describe(sequences[name])) now" + (isOwned ? ownedNote : ""),
                     expected: isOwned))
         }

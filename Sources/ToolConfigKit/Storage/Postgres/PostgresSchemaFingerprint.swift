@@ -160,7 +160,7 @@ extension PostgresMigrationStore {
         for row in 0..<sequenceRows.count {
             sequences[sequenceRows.text(row, 0) ?? ""] = try sequenceRows.int64(row, 1)
         }
-        return SchemaFingerprint(objects: objects, tables: tables.sorted { $0.name < $1.name }, sequences: sequences)
+        return SchemaFingerprint(objects: objects, tables: tables.sorted { $0.name < $1.name }, sequences: sequences, engine: .init())
     }
 
     /// The row count, and a digest of the rows as COPY's text format writes them, in the order of

@@ -115,6 +115,16 @@ final class SQLiteMigrationStore: MigrationStore {
 
     /// Every object of sqlite_master (SQL with whitespace normalised), each table's columns,
     /// indexes and rows (in rowid order), and sqlite_sequence by table.
+    /// What SQLite makes on its own: its AUTOINCREMENT counters (never dropped), ANALYZE's
+    /// statistics, and the indexes of UNIQUE and PRIMARY KEY constraints.
+    static let engine = SchemaFingerprint.Engine(
+        bookkeepingTables: [
+            "sqlite_sequence":
+                "SQLite's own table of AUTOINCREMENT counters, created by the first AUTOINCREMENT table; it can never be dropped",
+            "sqlite_stat1": "SQLite's statistics table, created by ANALYZE"
+        ],
+        counterTable: "sqlite_sequence", automaticIndexPrefix: "sqlite_autoindex_")
+
     func fingerprint() throws -> SchemaFingerprint {
         let master = try connection.prepare("SELECT type, name, tbl_name, sql FROM sqlite_master ORDER BY type, name")
         var objects: [SchemaFingerprint.Object] = []
@@ -133,7 +143,7 @@ final class SQLiteMigrationStore: MigrationStore {
             let rows = try connection.prepare("SELECT name, seq FROM sqlite_sequence")
             while try rows.step() { sequences[rows.text(0) ?? ""] = rows.int64(1) }
         }
-        return SchemaFingerprint(objects: objects, tables: tables.sorted { $0.name < $1.name }, sequences: sequences)
+        return SchemaFingerprint(objects: objects, tables: tables.sorted { $0.name < $1.name }, sequences: sequences, engine: Self.engine)
     }
 
     private func table(_ name: String) throws -> SchemaFingerprint.Table {
