@@ -419,7 +419,7 @@ section_rotation() {
   "$toolcfg" verify-keys --db "$work/t.db" --master-key-file "$work/new.key" >/dev/null 2>&1 || { echo "bench: rotated keys do not verify" >&2; exit 1; }
   add_summary "Rotation toolcfg (median, $rows rows)" "$tc s, $(awk -v r="$rows" -v s="$tc" 'BEGIN{printf "%.0f", r/s}') rows/s"
   add_summary "Rotation Python sqlite3+cryptography" "$py s, $(awk -v r="$rows" -v s="$py" 'BEGIN{printf "%.0f", r/s}') rows/s"
-  add_summary "Rotation ratio python / toolcfg" "$(ratio "$py" "$tc")x"
+  add_summary "Rotation ratio python / toolcfg" "$(ratio "$py" "$tc")x; by round $(round_ratios "${GROUP_TIMES[1]}" "${GROUP_TIMES[0]}") (goal >= 5)"
   if [ -n "${ROTATION_RSS_ROWS:-}" ]; then
     make_keyed_db "$toolcfg" "$work/big.db" "$ROTATION_RSS_ROWS" "$work/old.key"
     RUNS=1 measure "toolcfg rotate $ROTATION_RSS_ROWS rows" ":" "$toolcfg" rotate --db "$work/big.db" --master-key-file "$work/old.key" --new-master-key-file "$work/new.key"
