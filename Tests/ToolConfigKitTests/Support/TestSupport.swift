@@ -4,8 +4,9 @@ import Testing
 
 /// Paths of the repository, found from this file so tests run from any directory.
 enum Repository {
+    /// Tests/ToolConfigKitTests/Support/TestSupport.swift, four levels below the root.
     static let root: URL = URL(fileURLWithPath: #filePath)
-        .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
     static let migrations = root.appendingPathComponent("migrations")
     static let scripts = root.appendingPathComponent("scripts")
     static let vectors = root.deletingLastPathComponent().appendingPathComponent("shared/vectors/bodhi-crypto-vectors.json")

@@ -1,0 +1,300 @@
+import Foundation
+import Testing
+@testable import ToolConfigKit
+
+extension RotationTests {
+    // MARK: 1. against the independent implementation
+
+    @Test("rotates triples written by Python cryptography in both tables; Python opens every key under the new key")
+    func crossImplementation() throws {
+        let folder = try TemporaryFolder()
+        let old = try key(MasterKeyTests.valid), new = MasterKey.generate()
+        let special = CrossImplementationTests.plaintexts
+        let database = try KeyedDatabase(
+            at: folder.path("app.db"), master: old, aliases: 12, rows: 40, noKey: { $0 > 8 && $0 % 4 == 0 },
+            plaintext: { table, index in
+                table == KeyedDatabase.configs && index <= special.count ? special[index - 1] : KeyedDatabase.defaultPlaintext(table, index)
+            },
+            encrypt: KeyedDatabase.peerEncryptor(old))
+        let before = try database.connection(.readOnly)
+        let triplesBefore = try [KeyedDatabase.aliases, KeyedDatabase.configs].map { try Self.storedTriples(before, $0) }
+        before.close()
+        let stateBefore = try Self.logicalState(database.path)
+
+        let connection = try database.connection()
+        let report = try KeyRotator(database: connection, options: .init(oldKey: old, newKey: new, jobs: Self.inProcessJobs)).run()
+        connection.close()
+
+        let tables = Dictionary(report.groups.map { ($0.table, $0) }, uniquingKeysWith: { a, _ in a })
+        #expect(Set(tables.keys) == [KeyedDatabase.aliases, KeyedDatabase.configs])
+        let aliases = try #require(tables[KeyedDatabase.aliases]), configs = try #require(tables[KeyedDatabase.configs])
+        #expect((aliases.rows, aliases.rotated, aliases.alreadyRotated, aliases.empty) == (12, 12, 0, 0))
+        #expect((configs.rows, configs.rotated, configs.alreadyRotated, configs.empty) == (40, 32, 0, 8))
+        #expect(report.verifiedAfterCommit == 44)
+        #expect(report.verifiedAfterCommit == report.groups.reduce(0) { $0 + $1.rotated })
+        #expect(!report.dryRun && report.backupFile == nil)
+        #expect(report.masterKeyFingerprint == old.fingerprint && report.newMasterKeyFingerprint == new.fingerprint)
+
+        let after = try database.connection(.readOnly)
+        for (table, rowsBefore) in zip([KeyedDatabase.aliases, KeyedDatabase.configs], triplesBefore) {
+            let rowsAfter = try Self.storedTriples(after, table)
+            #expect(rowsAfter.map(\.id) == rowsBefore.map(\.id))
+            let keyed = rowsAfter.compactMap { row in row.secret.map { (row.id, $0) } }
+            #expect(keyed.count == database.keyed[table])
+            // The independent implementation opens every rotated key under the new master key.
+            let request: [String: Any] = [
+                "master_key": new.base64Text,
+                "secrets": keyed.map { ["encrypted_api_key": $0.1.encryptedAPIKey, "salt": $0.1.salt, "nonce": $0.1.nonce] }
+            ]
+            let decrypted = try #require(try cryptoPeer("decrypt", request) as? [String])
+            #expect(decrypted == keyed.map { database.plaintexts["\(table)/\($0.0)"] ?? "<none>" }, "\(table)")
+            for (was, now) in zip(rowsBefore, rowsAfter) {
+                guard let oldSecret = was.secret else {
+                    #expect(now.secret == nil, "\(table) \(was.id) gained a key")
+                    continue
+                }
+                let newSecret = try #require(now.secret, "\(table) \(was.id) lost its key")
+                #expect(newSecret.salt != oldSecret.salt, "\(table) \(was.id): salt kept")
+                #expect(newSecret.nonce != oldSecret.nonce, "\(table) \(was.id): nonce kept")
+                #expect(newSecret.encryptedAPIKey != oldSecret.encryptedAPIKey, "\(table) \(was.id): ciphertext kept")
+            }
+        }
+        // The old key opens nothing any more.
+        let underOld = try KeyVerifier(database: after, masterKey: old, jobs: Self.inProcessJobs).run()
+        #expect(underOld.groups.allSatisfy { $0.underMasterKey == 0 })
+        after.close()
+        // Everything but the triples is as it was.
+        let stateAfter = try Self.logicalState(database.path)
+        for (name, digest) in stateBefore where ![KeyedDatabase.aliases, KeyedDatabase.configs].contains(name) {
+            #expect(stateAfter[name] == digest, "\(name) changed")
+        }
+        #expect(Set(stateAfter.keys) == Set(stateBefore.keys))
+    }
+
+    @Test("rotation keeps every column but the triple, in both tables")
+    func otherColumnsKept() throws {
+        let folder = try TemporaryFolder()
+        let old = try key(MasterKeyTests.valid), new = MasterKey.generate()
+        let database = try KeyedDatabase(at: folder.path("app.db"), master: old, aliases: 4, rows: 20, noKey: { $0 % 4 == 0 })
+        func others() throws -> [[SQLiteStatement.Value]] {
+            let connection = try database.connection(.readOnly)
+            defer { connection.close() }
+            let statement = try connection.prepare(
+                """
+                SELECT rowid, id, api_format, base_url, models_json, created_at, updated_at FROM api_model_aliases
+                UNION ALL SELECT rowid, id, user_id, tool_id, enabled, created_at, updated_at FROM user_tool_configs ORDER BY 1, 2
+                """)
+            var rows: [[SQLiteStatement.Value]] = []
+            while try statement.step() { rows.append((0..<statement.columnCount).map(statement.value)) }
+            return rows
+        }
+        let before = try others()
+        let connection = try database.connection()
+        _ = try KeyRotator(database: connection, options: .init(oldKey: old, newKey: new, jobs: Self.inProcessJobs)).run()
+        connection.close()
+        #expect(try others() == before)
+        try Self.expectPlaintexts(database, under: new)
+    }
+
+    // MARK: 2. failures change nothing
+
+    enum Failure: String, CaseIterable, CustomTestStringConvertible {
+        case wrongOldKey = "wrong old key"
+        case corruptedRow = "one corrupted row"
+        case partialTriple = "a partial triple"
+        case malformedSalt = "a 31-byte salt"
+        var testDescription: String { rawValue }
+    }
+
+    @Test("a failing rotate exits 65, names table and row, shows no secret, and changes nothing", arguments: Failure.allCases)
+    func failureChangesNothing(_ failure: Failure) throws {
+        let folder = try TemporaryFolder()
+        let old = try key(MasterKeyTests.valid), new = MasterKey.generate(), other = MasterKey.generate()
+        let database = try KeyedDatabase(at: folder.path("app.db"), master: old, rows: 50, noKey: { $0 % 10 == 0 })
+        let oldFile = try Self.keyFile(failure == .wrongOldKey ? other : old, folder, "old.key")
+        let newFile = try Self.keyFile(new, folder, "new.key")
+        var expectedLocation: String
+        var rowTriple: StoredSecret?
+        switch failure {
+        case .wrongOldKey:
+            expectedLocation = "api_model_aliases row id alias-1"
+        case .corruptedRow:
+            let connection = try database.connection(.readOnly)
+            let row = try #require(try Self.storedTriples(connection, KeyedDatabase.configs).first { $0.id == "25" }?.secret)
+            connection.close()
+            var characters = Array(row.encryptedAPIKey)
+            let middle = characters.count / 2
+            characters[middle] = characters[middle] == "A" ? "B" : "A"
+            rowTriple = row
+            try Self.update(database.path, KeyedDatabase.configs, id: "25", "encrypted_api_key = ?2", [.text(String(characters))])
+            expectedLocation = "user_tool_configs row id 25"
+        case .partialTriple:
+            try Self.update(database.path, KeyedDatabase.configs, id: "31", "nonce = NULL")
+            expectedLocation = "user_tool_configs row id 31"
+        case .malformedSalt:
+            try Self.update(database.path, KeyedDatabase.configs, id: "44", "salt = ?2", [.text(Base64.encode(SecureRandom.bytes(31)))])
+            expectedLocation = "user_tool_configs row id 44"
+        }
+        let before = try Self.logicalState(database.path)
+
+        for extra in [[], ["--json"]] {
+            let result = try toolcfg(Self.rotateArguments(database.path, old: oldFile, new: newFile) + extra)
+            #expect(result.status == 65, "\(failure.rawValue) \(extra): \(result.stderr)")
+            #expect(result.stderr.contains(expectedLocation), "\(result.stderr)")
+            #expect(result.stderr.contains("nothing was changed"), "\(result.stderr)")
+            if extra.isEmpty {
+                #expect(result.stdout.isEmpty, "a failed rotation printed a report: \(result.stdout)")
+            } else {
+                // The --json contract's error object: where, as values; the message as on stderr.
+                let object = try Self.json(result.stdout)
+                let error = object["error"] as? [String: Any]
+                #expect(object["ok"] as? Bool == false && object["exit_status"] as? Int == 65, "\(result.stdout)")
+                let rowID = try #require(
+                    try SQLiteConnection(path: database.path, mode: .readOnly).queryInt64(
+                        "SELECT rowid FROM \(expectedLocation.split(separator: " ")[0]) WHERE id = ?1",
+                        [.text(String(expectedLocation.split(separator: " ")[3]))]))
+                #expect(error?["table"] as? String == String(expectedLocation.split(separator: " ")[0]), "\(result.stdout)")
+                #expect((error?["row_id"] as? NSNumber)?.int64Value == rowID, "\(result.stdout)")
+                #expect((error?["message"] as? String).map(result.stderr.contains) == true, "\(result.stdout)")
+            }
+            let leaks = Self.leaks(
+                in: result.stdout + result.stderr, keys: [("old key", old), ("new key", new), ("given old key", other)],
+                plaintexts: database.plaintexts)
+            #expect(leaks.isEmpty, "\(leaks)")
+            if let rowTriple {
+                #expect(!result.stderr.contains(rowTriple.salt) && !result.stderr.contains(String(rowTriple.encryptedAPIKey.prefix(12))))
+            }
+            #expect(try Self.logicalState(database.path) == before, "\(failure.rawValue): the database changed")
+        }
+        // And the library says the same, with the error's fields.
+        let connection = try database.connection()
+        let error = thrownError {
+            _ = try KeyRotator(
+                database: connection, options: .init(oldKey: failure == .wrongOldKey ? other : old, newKey: new, jobs: Self.inProcessJobs)
+            ).run()
+        }
+        let rotationError = try #require(error as? RotationError, "\(String(describing: error))")
+        #expect("\(rotationError.table) \(rotationError.row)" == expectedLocation)
+        #expect(rotationError.rolledBack)
+        connection.close()
+        #expect(try Self.logicalState(database.path) == before)
+    }
+
+    /// Whether a plain write to `path` is refused; root ignores the mode bits.
+
+    @Test("a read-only database file fails with 74 and stays unchanged")
+    func readOnlyDatabase() throws {
+        let folder = try TemporaryFolder()
+        let old = try key(MasterKeyTests.valid), new = MasterKey.generate()
+        let database = try KeyedDatabase(at: folder.path("app.db"), master: old, rows: 20)
+        let oldFile = try Self.keyFile(old, folder, "old.key"), newFile = try Self.keyFile(new, folder, "new.key")
+        let before = try Self.logicalState(database.path)
+        // Without write access to the file or the folder, SQLite can create neither a WAL nor a
+        // shared-memory file, nor write the database.
+        chmod(database.path, 0o444)
+        chmod(folder.url.path, 0o555)
+        defer {
+            chmod(folder.url.path, 0o755)
+            chmod(database.path, 0o644)
+        }
+        let user = try WriteRefusingUser(database: database.path, owning: [folder.url.path, database.path, oldFile, newFile])
+        let result = try user.toolcfg(Self.rotateArguments(database.path, old: oldFile, new: newFile))
+        #expect(result.status == 74, "\(result.stderr)")
+        #expect(result.stderr.contains(database.path), "\(result.stderr)")
+        let leaks = Self.leaks(
+            in: result.stdout + result.stderr, keys: [("old key", old), ("new key", new)], plaintexts: database.plaintexts)
+        #expect(leaks.isEmpty, "\(leaks)")
+        #expect(try Self.logicalState(database.path) == before)
+    }
+
+    // MARK: 3. idempotence and resumption
+
+    @Test("a second rotation with the same keys finds every row already rotated and changes nothing")
+    func secondRunChangesNothing() throws {
+        let folder = try TemporaryFolder()
+        let old = try key(MasterKeyTests.valid), new = MasterKey.generate()
+        let database = try KeyedDatabase(at: folder.path("app.db"), master: old, rows: 60, noKey: { $0 % 6 == 0 })
+        let options = KeyRotator.Options(oldKey: old, newKey: new, jobs: Self.inProcessJobs)
+        let first = try KeyRotator(database: try database.connection(), options: options).run()
+        #expect(first.groups.map(\.rotated) == [3, 50])
+        let state = try Self.logicalState(database.path)
+
+        let second = try KeyRotator(database: try database.connection(), options: options).run()
+        for table in second.groups {
+            #expect(table.rotated == 0 && table.alreadyRotated == database.keyed[table.table], "\(table)")
+            #expect(table.empty == database.withoutKey[table.table] && table.rows == table.alreadyRotated + table.empty)
+        }
+        #expect(second.verifiedAfterCommit == 0)
+        #expect(try Self.logicalState(database.path) == state, "the second run rewrote rows")
+        try Self.expectPlaintexts(database, under: new)
+    }
+
+    /// Rotates, then puts back the pre-rotation triples of some rows (a copy restored in part):
+    /// the result is a database half under the old key and half under the new one.
+    static func halfRotated(_ folder: TemporaryFolder, old: MasterKey, new: MasterKey) throws -> (KeyedDatabase, restored: [String: Int]) {
+        let database = try KeyedDatabase(at: folder.path("app.db"), master: old, aliases: 6, rows: 60, noKey: { $0 % 6 == 0 })
+        let copy = folder.path("before-rotation.db")
+        try database.connection(.readOnly).backup(to: copy)
+        _ = try KeyRotator(database: try database.connection(), options: .init(oldKey: old, newKey: new, jobs: Self.inProcessJobs)).run()
+        let connection = try database.connection()
+        defer { connection.close() }
+        try connection.execute("ATTACH DATABASE '\(copy)' AS pre")
+        try connection.execute(
+            """
+            UPDATE main.user_tool_configs SET (encrypted_api_key, salt, nonce) =
+                (SELECT p.encrypted_api_key, p.salt, p.nonce FROM pre.user_tool_configs p WHERE p.id = user_tool_configs.id)
+            WHERE id % 3 = 0;
+            UPDATE main.api_model_aliases SET (encrypted_api_key, salt, nonce) =
+                (SELECT p.encrypted_api_key, p.salt, p.nonce FROM pre.api_model_aliases p WHERE p.id = api_model_aliases.id)
+            WHERE id IN ('alias-2', 'alias-5');
+            DETACH DATABASE pre;
+            """)
+        // ids 3, 9, ..., 57 have a key (multiples of 6 have none): 10 rows.
+        return (database, [KeyedDatabase.aliases: 2, KeyedDatabase.configs: 10])
+    }
+
+    @Test("a half-rotated database (rows restored under the old key) rotates to every row under the new key")
+    func halfRotatedResumes() throws {
+        let folder = try TemporaryFolder()
+        let old = try key(MasterKeyTests.valid), new = MasterKey.generate()
+        let (database, restored) = try Self.halfRotated(folder, old: old, new: new)
+
+        let report = try KeyRotator(database: try database.connection(), options: .init(oldKey: old, newKey: new, jobs: Self.inProcessJobs))
+            .run()
+        for table in report.groups {
+            #expect(table.rotated == restored[table.table], "\(table)")
+            #expect(table.alreadyRotated == (database.keyed[table.table] ?? 0) - (restored[table.table] ?? 0), "\(table)")
+        }
+        #expect(report.verifiedAfterCommit == 12)
+
+        let verify = try KeyVerifier(database: try database.connection(.readOnly), masterKey: new, jobs: Self.inProcessJobs).run()
+        #expect(verify.ok)
+        for table in verify.groups {
+            #expect(table.underMasterKey == database.keyed[table.table] && table.underNeither == 0 && table.malformed == 0, "\(table)")
+        }
+        try Self.expectPlaintexts(database, under: new)
+    }
+
+    @Test("a row under neither key fails the run with RotationError and changes nothing")
+    func rowUnderNeitherKey() throws {
+        let folder = try TemporaryFolder()
+        let old = try key(MasterKeyTests.valid), new = MasterKey.generate(), third = MasterKey.generate()
+        let (database, _) = try Self.halfRotated(folder, old: old, new: new)
+        let stranger = try SecretCipher.encrypt("sk-under-a-third-key", masterKey: third)
+        try Self.update(
+            database.path, KeyedDatabase.configs, id: "40", "encrypted_api_key = ?2, salt = ?3, nonce = ?4",
+            [.text(stranger.encryptedAPIKey), .text(stranger.salt), .text(stranger.nonce)])
+        let before = try Self.logicalState(database.path)
+        let connection = try database.connection()
+        let error = thrownError {
+            _ = try KeyRotator(database: connection, options: .init(oldKey: old, newKey: new, jobs: Self.inProcessJobs)).run()
+        }
+        let rotationError = try #require(error as? RotationError, "\(String(describing: error))")
+        #expect(rotationError.table == KeyedDatabase.configs && rotationError.row == "row id 40")
+        #expect(rotationError.exitStatus == .dataError)
+        #expect(rotationError.description.contains(old.fingerprint) && rotationError.description.contains(new.fingerprint))
+        #expect(!connection.isInTransaction)
+        connection.close()
+        #expect(try Self.logicalState(database.path) == before)
+    }
+}

@@ -1,0 +1,157 @@
+import Foundation
+import Testing
+@testable import ToolConfigKit
+
+extension SnapshotsTests {
+    // MARK: - 1. Round trips
+
+    @Test(
+        "round trip: import, export, import into a fresh database gives the same rows",
+        arguments: SnapshotFormat.allCases, KeyMode.allCases)
+    func roundTrip(format: SnapshotFormat, keys: KeyMode) throws {
+        let folder = try TemporaryFolder()
+        let master = try Self.master()
+        let source = try Database(folder, "source.db")
+        let input = folder.path("input.\(format.rawValue)")
+        try Self.write(Self.sourceFile(Self.samples, format), to: input)
+        let first = try Self.importFile(source, input, format, master: master)
+        #expect(first.records == Self.samples.count)
+        #expect(first.inserted == Self.samples.count)
+        let sourceRows = try source.plainRows(master)
+        #expect(sourceRows == Self.sorted(Self.samples.map(PlainRow.init)))
+
+        let exported = folder.path("export.\(format.rawValue)")
+        if format == .csv && keys == .sealed {
+            let error = thrownError { _ = try Self.export(source, to: exported, format, keys: keys, master: master) }
+            #expect(error is UsageError, "\(String(describing: error))")
+            #expect(!FileManager.default.fileExists(atPath: exported))
+            return
+        }
+        let report = try Self.export(source, to: exported, format, keys: keys, master: master, verify: true)
+        #expect(report.rows == Self.samples.count)
+        #expect(report.verified)
+        if keys.holdsSecrets {
+            #expect(try Self.permissions(exported) == 0o600)
+        }
+        let leftovers = try FileManager.default.contentsOfDirectory(atPath: folder.url.path).filter { $0.hasSuffix(".tmp") }
+        #expect(leftovers.isEmpty)
+
+        // Sealed snapshots travel to a database with another master key; plaintext ones may too.
+        let targetKey = keys == .encrypted ? master : MasterKey.generate()
+        let target = try Database(folder, "target.db")
+        let second = try Self.importFile(
+            target, exported, format, master: targetKey,
+            passphrase: keys == .sealed ? Self.passphrase() : nil)
+        #expect(second.inserted == Self.samples.count)
+        #expect(second.integrityChecked == (format != .csv))
+        #expect(second.keys == (format == .csv ? nil : keys))
+        let targetRows = try target.plainRows(targetKey)
+        if keys == .omit {
+            #expect(targetRows == sourceRows.map { $0.withoutKey() })
+        } else {
+            #expect(targetRows == sourceRows)
+        }
+        if keys == .encrypted {
+            #expect(try target.triples() == source.triples())
+        }
+        // Exporting the copy in the same mode gives the same file, byte for byte (same ids, same
+        // order, triples copied as they are): a second round trip changes nothing.
+        if keys == .encrypted || keys == .omit {
+            let againPath = folder.path("again.\(format.rawValue)")
+            let again = try Self.export(target, to: againPath, format, keys: keys, master: nil)
+            #expect(again.rows == report.rows)
+            #expect(try Data(contentsOf: URL(fileURLWithPath: againPath)) == Data(contentsOf: URL(fileURLWithPath: exported)))
+        }
+    }
+
+    @Test("an update keeps the row's id and created_at, and changes the rest")
+    func updateKeepsIdentity() throws {
+        let folder = try TemporaryFolder()
+        let master = try Self.master()
+        let db = try Database(folder)
+        let input = folder.path("first.jsonl")
+        try Self.write(Self.sourceFile(Self.samples, .jsonl), to: input)
+        _ = try Self.importFile(db, input, .jsonl, master: master)
+        let before = try db.plainRows(master)
+
+        let changed = Self.samples.map { sample -> Sample in
+            var copy = sample
+            copy.enabled.toggle()
+            copy.createdAt = 5
+            copy.updatedAt = 1_800_000_000
+            copy.key = (sample.key ?? "") + "-rotated"
+            return copy
+        }
+        let second = folder.path("second.csv")
+        try Self.write(Self.sourceFile(changed, .csv), to: second)
+        let report = try Self.importFile(db, second, .csv, master: master)
+        #expect(report.updated == Self.samples.count)
+        #expect(report.inserted == 0)
+        let after = try db.plainRows(master)
+        #expect(after.map(\.id) == before.map(\.id))
+        #expect(after.map(\.createdAt) == before.map(\.createdAt))
+        #expect(
+            after
+                == Self.sorted(changed.map(PlainRow.init)).enumerated().map { index, row in
+                    var copy = row
+                    copy.createdAt = before[index].createdAt
+                    return copy
+                })
+        #expect(try db.connection.queryInt64("SELECT count(*) FROM user_tool_configs") == Int64(Self.samples.count))
+    }
+
+    @Test("--keys omit writes no plaintext and no stored triple value", arguments: SnapshotFormat.allCases)
+    func omitHoldsNoSecrets(format: SnapshotFormat) throws {
+        let folder = try TemporaryFolder()
+        let master = try Self.master()
+        let db = try Database(folder)
+        let plaintexts = ["sk-omit-check-0001", "ключ-omit-0002", "🔑-omit-0003"]
+        for (index, plaintext) in plaintexts.enumerated() {
+            try db.insert("user-\(index)", "tool", enabled: true, key: plaintext, master: master)
+        }
+        let output = folder.path("omit.\(format.rawValue)")
+        let report = try Self.export(db, to: output, format, keys: .omit, master: nil)
+        #expect(report.rows == plaintexts.count)
+        let text = try String(contentsOfFile: output, encoding: .utf8)
+        for plaintext in plaintexts { #expect(!text.contains(plaintext)) }
+        for triple in try db.triples() {
+            for value in triple.split(separator: "|").dropFirst(2) {
+                #expect(!text.contains(value), "stored value \(value) in the omit export")
+            }
+        }
+        for name in ["api_key", "salt", "nonce", "sealed"] { #expect(!text.contains(name)) }
+        #expect(text.contains("user-2"))
+        if format != .csv { #expect(text.contains("\"keys\":\"omit\"")) }
+    }
+
+    @Test("keys are compared byte for byte: a canonically equivalent key with other bytes replaces the stored one")
+    func keyComparisonIsByteExact() throws {
+        let folder = try TemporaryFolder()
+        let master = try Self.master()
+        let db = try Database(folder)
+        try db.insert("user", "tool", enabled: true, key: "cafe\u{301}", master: master, updatedAt: 2000)
+        let path = folder.path("nfc.csv")
+        try Self.write("user_id,tool_id,enabled,api_key,updated_at\nuser,tool,1,caf\u{e9},2000\n", to: path)
+        let report = try Self.importFile(db, path, .csv, master: master)
+        let stored = try db.plainRows(master).map { Array(($0.key ?? "").utf8) }
+        #expect((report.updated, report.unchanged) == (1, 0))
+        #expect(stored == [Array("caf\u{e9}".utf8)])
+    }
+
+    @Test("a stored empty key survives a plaintext export with --verify and its import", arguments: SnapshotFormat.allCases)
+    func emptyStoredKey(format: SnapshotFormat) throws {
+        let folder = try TemporaryFolder()
+        let master = try Self.master()
+        let db = try Database(folder)
+        try db.insert("user", "empty-key", enabled: true, key: "", master: master)
+        try db.insert("user", "real-key", enabled: true, key: "sk-real", master: master)
+        let out = folder.path("empty.\(format.rawValue)")
+        _ = try Self.export(db, to: out, format, keys: .plaintext, master: master, verify: true)
+        let target = try Database(folder, "target.db")
+        _ = try Self.importFile(target, out, format, master: master)
+        let rows = try target.plainRows(master)
+        #expect(rows.count == 2)
+        // JSON tells "" from null; CSV tells a quoted "" (an empty key) from an empty cell (none).
+        #expect(rows.first?.key == "")
+    }
+}
