@@ -69,15 +69,19 @@ public struct KeyRotator {
             self.columns = columns
         }
 
+        /// The backup asked for: one file, or a folder with how many of its backups to keep.
+        /// Checked before any key is read or made, as well as by `requireSomethingToDo`.
+        public static func requireOneBackup(path: String?, directory: String?, keep: Int?) throws {
+            if path != nil && directory != nil { throw UsageError("--backup and --backup-dir exclude each other: give one") }
+            if let keep {
+                guard directory != nil else { throw UsageError("--keep-backups needs --backup-dir (the folder whose backups it prunes)") }
+                guard keep >= 1 else { throw UsageError("--keep-backups must be at least 1 (the backup this run makes)") }
+            }
+        }
+
         /// The same key as old and new only changes the scheme: refused unless one is asked for.
         public func requireSomethingToDo() throws {
-            if backupPath != nil && backupDirectory != nil { throw UsageError("--backup and --backup-dir exclude each other: give one") }
-            if let keepBackups {
-                guard backupDirectory != nil else {
-                    throw UsageError("--keep-backups needs --backup-dir (the folder whose backups it prunes)")
-                }
-                guard keepBackups >= 1 else { throw UsageError("--keep-backups must be at least 1 (the backup this run makes)") }
-            }
+            try Self.requireOneBackup(path: backupPath, directory: backupDirectory, keep: keepBackups)
             if oldKey.material == newKey.material && scheme == nil {
                 throw UsageError(
                     "the new master key is the same as the current one (fingerprint \(oldKey.fingerprint)): "

@@ -103,9 +103,7 @@ struct Rotate: InterruptibleCommand {
     func validate() throws {
         try refuseTwoFromStandardInput(
             masterKey.masterKeyFile, masterKey.masterKeyTextFile, newKey.newMasterKeyFile, newKey.newMasterKeyTextFile)
-        if backup != nil && backupDir != nil { throw ValidationError("--backup and --backup-dir exclude each other: give one") }
-        if keepBackups != nil && backupDir == nil { throw ValidationError("--keep-backups needs --backup-dir") }
-        if let keepBackups, keepBackups < 1 { throw ValidationError("--keep-backups must be at least 1") }
+        try asValidation { try KeyRotator.Options.requireOneBackup(path: backup, directory: backupDir, keep: keepBackups) }
     }
 
     func run() throws {

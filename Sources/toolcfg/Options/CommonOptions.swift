@@ -181,6 +181,16 @@ func refuseTwoForms(_ forms: MasterKeyForms, _ kind: SecretKind) throws {
     }
 }
 
+/// A library's usage error, found in `validate()`, as ArgumentParser's: exit 64 with the
+/// command's usage (anything else thrown there ends in 70).
+func asValidation(_ check: () throws -> Void) throws {
+    do {
+        try check()
+    } catch let error as UsageError {
+        throw ValidationError(error.message)
+    }
+}
+
 /// Only one secret (or the snapshot) can come from standard input.
 func refuseTwoFromStandardInput(_ paths: String?...) throws {
     if paths.filter({ $0 == "-" }).count > 1 {
