@@ -111,8 +111,8 @@ extension ApplicationRelease {
     /// Reads the ledgers, and counts the stored values' schemes (every group the map can account
     /// for; a read of each ciphertext column) unless given the counts (`values`: a rotation has
     /// just read every value).
-    public static func detect(_ database: any Database, values: StoredSchemes? = nil) throws -> ApplicationRelease {
-        let store = database.migrationStore()
+    public static func detect(_ database: any DatabaseReader, values: StoredSchemes? = nil) throws -> ApplicationRelease {
+        let store = database.ledgerReader()
         let ledger = MigrationLedger(store: store)
         // A _sqlx_migrations of another shape is no ledger of the application's (migrate refuses it).
         let sqlx = try ledger.exists ? (try? store.ledgerEntries())?.map { ($0.version, $0.description) } : nil

@@ -30,13 +30,13 @@ public struct MigrationLedger {
         ("databasechangelog", "Liquibase")
     ]
 
-    let store: any MigrationStore
+    let store: any LedgerReader
 
-    public init(database: any Database) {
-        self.init(store: database.migrationStore())
+    public init(database: any DatabaseReader) {
+        self.init(store: database.ledgerReader())
     }
 
-    init(store: any MigrationStore) {
+    init(store: any LedgerReader) {
         self.store = store
     }
 

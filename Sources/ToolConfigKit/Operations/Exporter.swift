@@ -56,10 +56,10 @@ public struct Exporter {
 
     static let batchSize = 1024
 
-    let database: any Database
+    let database: any DatabaseReader
     let options: Options
 
-    public init(database: any Database, options: Options) {
+    public init(database: any DatabaseReader, options: Options) {
         self.database = database
         self.options = options
     }
@@ -77,7 +77,7 @@ public struct Exporter {
                 secret: "master key", flag: SecretKind.masterKey.flag, environmentVariable: SecretKind.masterKey.environmentVariable)
         }
         try database.requireEveryRowVisible(in: [ToolConfigTable.name])
-        let table = try database.toolConfigStore()
+        let table = try database.toolConfigReader()
         let sealer: SnapshotSealer? =
             try options.keys == .sealed ? SnapshotSealer(passphrase: requirePassphrase(), cost: options.sealingCost) : nil
         let sink = try OutputSink(path: options.output, holdsSecrets: options.keys.holdsSecrets, overwrite: options.overwrite)
@@ -87,7 +87,7 @@ public struct Exporter {
         var rows = 0
 
         // One read transaction: a consistent snapshot, which never blocks the application's writes.
-        try database.transaction(.read) {
+        try database.readTransaction {
             try writer.begin(SnapshotHeader(keys: options.keys, sealing: sealer?.parameters))
             let total = options.countsRows ? try table.count(userID: options.userID, toolID: options.toolID) : nil
             progress(ProgressEvent(.writing, total: total))

@@ -395,7 +395,7 @@ public struct KeyRotator {
         do {
             let reader = try database.openReader()
             for (stage, report) in zip(stages, reports) {
-                let counts = try readBack(stage, rotated: report.rotated, through: reader.secretStore(for: stage.group))
+                let counts = try readBack(stage, rotated: report.rotated, through: reader.secretReader(for: stage.group))
                 verified += counts.verified
                 changedAfterCommit += counts.changed
             }
@@ -499,7 +499,7 @@ public struct KeyRotator {
     /// else row by row. A row whose key the application wrote again since the commit is counted,
     /// not failed, when it opens under one of the two keys; anything else means the commit did
     /// not store what was written.
-    private func readBack(_ stage: any RotationStaging, rotated: Int, through reader: any SecretStore) throws -> (
+    private func readBack(_ stage: any RotationStaging, rotated: Int, through reader: any SecretReader) throws -> (
         verified: Int, changed: Int
     ) {
         if let written = try stage.digest(), try reader.digest() == written { return (rotated, 0) }

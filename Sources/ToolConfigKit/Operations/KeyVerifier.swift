@@ -59,7 +59,7 @@ public struct KeyVerifier {
         public var under: String
     }
 
-    let database: any Database
+    let database: any DatabaseReader
     let masterKey: MasterKey
     let newKey: MasterKey?
     let jobs: Int
@@ -72,7 +72,7 @@ public struct KeyVerifier {
     public static let defaultListLimit = 20
 
     public init(
-        database: any Database, masterKey: MasterKey, newKey: MasterKey? = nil, jobs: Int = ParallelMap.defaultJobs,
+        database: any DatabaseReader, masterKey: MasterKey, newKey: MasterKey? = nil, jobs: Int = ParallelMap.defaultJobs,
         columns: SecretColumnMap = SecretColumnMap(), secretsFile: String? = nil, listLimit: Int? = defaultListLimit
     ) {
         self.secretsFile = secretsFile
@@ -106,10 +106,10 @@ public struct KeyVerifier {
         var release: ApplicationRelease?
         var values = StoredSchemes()
         // One consistent snapshot.
-        try database.transaction(.read) {
+        try database.readTransaction {
             let groups = try database.secretGroups(columns)
             try database.requireEveryRowVisible(in: groups.map(\.table).uniqued())
-            let stores = try groups.map(database.secretStore)
+            let stores = try groups.map(database.secretReader)
             let total = try stores.reduce(0) { $0 + (try $1.count()) }
             progress(ProgressEvent(.checkingKeys, total: total))
             for store in stores {

@@ -19,13 +19,13 @@ public struct PreviousKeyForgetter {
     }
 
     let service: String
-    let database: (any Database)?
+    let database: (any DatabaseReader)?
     let columns: SecretColumnMap
     let secretsFile: String?
     let jobs: Int
 
     public init(
-        service: String, database: (any Database)?, columns: SecretColumnMap = SecretColumnMap(), secretsFile: String? = nil,
+        service: String, database: (any DatabaseReader)?, columns: SecretColumnMap = SecretColumnMap(), secretsFile: String? = nil,
         jobs: Int = ParallelMap.defaultJobs
     ) {
         self.service = service

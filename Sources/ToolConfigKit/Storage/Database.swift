@@ -1,10 +1,52 @@
-/// A database toolcfg works on: the interface the operations speak. They never see an engine's
-/// SQL: each engine (Storage/SQLite, and PostgreSQL as its stores arrive) implements this and
-/// the stores it hands out with its own.
-public protocol Database: AnyObject {
+/// What reading a database needs, and nothing that writes: what read-only opens and
+/// `Database.openReader()` hand out, and what export and verify-keys work on. Each engine
+/// (Storage/SQLite, Storage/Postgres) implements it with its own SQL.
+public protocol DatabaseReader: AnyObject {
     /// Where the database is, for reports and messages (never a password).
     var location: String { get }
 
+    /// Runs `body` in one read snapshot (a `.read` transaction).
+    @discardableResult
+    func readTransaction<T>(_ body: () throws -> T) throws -> T
+
+    /// In a read transaction: a mark of what its snapshot has seen, for `writtenSince`; nil
+    /// where the engine cannot tell.
+    func snapshotMark() throws -> String?
+
+    /// How much page cache the work ahead may use, in KiB (a hint an engine may ignore).
+    func useCache(kibibytes: Int) throws
+
+    /// The tables that hold rows (not views), with their columns and primary keys: what
+    /// `SecretColumnMap` finds the secrets in.
+    func tableColumns() throws -> [TableColumns]
+
+    /// Throws unless this connection sees every row of `tables`: an operation that read a subset
+    /// (row-level security keeping one tenant's rows) would report it as the whole, or rotate
+    /// some tenants' keys and leave the others' under the old master key.
+    func requireEveryRowVisible(in tables: [String]) throws
+
+    func secretReader(for group: SecretColumnGroup) throws -> any SecretReader
+
+    /// `user_tool_configs` to read, refused unless it has the shape of migration 0007.
+    func toolConfigReader() throws -> any ToolConfigReader
+
+    /// sqlx's and sea-orm's ledgers, to read.
+    func ledgerReader() -> any LedgerReader
+
+    /// A consistent copy, as the current read transaction sees it, in a new file (0600) at `path`:
+    /// of the whole database (SQLite: a database file), or of `tables`, those that hold stored
+    /// secrets (PostgreSQL: a script that psql restores).
+    func backup(to path: String, tables: [String]) throws
+
+    /// What backups of this database are named after in a backup folder (`BackupDirectory`): the
+    /// SQLite file's base name without its extension, or the PostgreSQL database's name; and the
+    /// extension of what `backup` writes.
+    func backupNaming() throws -> (database: String, fileExtension: String)
+}
+
+/// A database toolcfg works on, read and written: the interface the operations speak. They never
+/// see an engine's SQL: each engine implements this and the stores it hands out with its own.
+public protocol Database: DatabaseReader {
     /// Runs a script of statements of the engine's SQL; an error names `context`.
     func execute(_ sql: String, context: String?) throws
     /// A transaction (or an engine's implicit one) is open on this connection.
@@ -16,10 +58,6 @@ public protocol Database: AnyObject {
     @discardableResult
     func transaction<T>(_ kind: TransactionKind, lockHeld: (Duration) -> Void, _ body: () throws -> T) throws -> T
 
-    /// In a read transaction: a mark of what its snapshot has seen, for `writtenSince`; nil
-    /// where the engine cannot tell.
-    func snapshotMark() throws -> String?
-
     /// In a write transaction, before its first write, with `tables` locked against writers:
     /// whether another connection may have written to `tables` since the snapshot `mark` came
     /// from. False only when certain nothing was: a rotation then skips its scan for rows
@@ -29,19 +67,7 @@ public protocol Database: AnyObject {
     /// From now on the commits of this connection wait for the disk.
     func makeCommitsDurable() throws
 
-    /// How much page cache the work ahead may use, in KiB (a hint an engine may ignore).
-    func useCache(kibibytes: Int) throws
-
-    /// The tables that hold rows (not views), with their columns and primary keys: what
-    /// `SecretColumnMap` finds the secrets in.
-    func tableColumns() throws -> [TableColumns]
-
     func secretStore(for group: SecretColumnGroup) throws -> any SecretStore
-
-    /// Throws unless this connection sees every row of `tables`: an operation that read a subset
-    /// (row-level security keeping one tenant's rows) would report it as the whole, or rotate
-    /// some tenants' keys and leave the others' under the old master key.
-    func requireEveryRowVisible(in tables: [String]) throws
 
     /// In a write transaction, before its first write: from here to the commit the application's
     /// writes to `tables` wait, so that what the transaction checks stays true until it commits.
@@ -51,18 +77,8 @@ public protocol Database: AnyObject {
     /// `user_tool_configs`, refused unless it has the shape of migration 0007.
     func toolConfigStore() throws -> any ToolConfigStore
 
-    /// A consistent copy, as the current read transaction sees it, in a new file (0600) at `path`:
-    /// of the whole database (SQLite: a database file), or of `tables`, those that hold stored
-    /// secrets (PostgreSQL: a script that psql restores).
-    func backup(to path: String, tables: [String]) throws
-
-    /// What backups of this database are named after in a backup folder (`BackupDirectory`): the
-    /// SQLite file's base name without its extension, or the PostgreSQL database's name; and the
-    /// extension of what `backup` writes.
-    func backupNaming() throws -> (database: String, fileExtension: String)
-
     /// A second connection to the same database, read-only: it sees only what was committed.
-    func openReader() throws -> any Database
+    func openReader() throws -> any DatabaseReader
 
     /// What the migrations need of this engine: sqlx's ledger, scripts, the migration lock, the
     /// schema fingerprint.
@@ -74,12 +90,20 @@ public protocol Database: AnyObject {
 }
 
 extension Database {
+    // A writer reads through its own stores.
+    public func readTransaction<T>(_ body: () throws -> T) throws -> T { try transaction(.read, body) }
+    public func secretReader(for group: SecretColumnGroup) throws -> any SecretReader { try secretStore(for: group) }
+    public func toolConfigReader() throws -> any ToolConfigReader { try toolConfigStore() }
+    public func ledgerReader() -> any LedgerReader { migrationStore() }
+}
+
+extension DatabaseReader {
     /// How many stored values of each scheme the groups hold (those the map can account for):
     /// what tells an installation's scheme and release.
     public func storedSchemes() throws -> StoredSchemes {
         var counts = StoredSchemes()
         for group in try secretGroups(lenient: true) {
-            for (scheme, count) in try secretStore(for: group).schemeCounts() {
+            for (scheme, count) in try secretReader(for: group).schemeCounts() {
                 counts.byTable[group.table, default: [:]][scheme, default: 0] += count
             }
         }
@@ -92,6 +116,9 @@ extension Database {
         try map.groups(in: tableColumns(), lenient: lenient)
     }
 
+}
+
+extension Database {
     @discardableResult
     public func transaction<T>(_ kind: TransactionKind, _ body: () throws -> T) throws -> T {
         try transaction(kind, lockHeld: { _ in }, body)

@@ -1,27 +1,30 @@
+/// The ledgers as stored, what telling a release or a status needs: reads only.
+public protocol LedgerReader: AnyObject {
+    /// A table of that unqualified name, as the engine resolves it.
+    func tableExists(_ name: String) throws -> Bool
+    func columnNames(of table: String) throws -> [String]
+    /// sqlx's `_sqlx_migrations` by version; the table exists.
+    func ledgerEntries() throws -> [LedgerEntry]
+    /// sea-orm's ledger (`seaql_migrations`, the application's from v0.0.46), its versions in
+    /// order with when each was applied (Unix seconds); nil when the database has none.
+    func seaORMLedger() throws -> [(version: String, appliedAt: Int64?)]?
+}
+
 /// What migrations need of a database engine, in its own dialect: sqlx's ledger as sqlx writes it
 /// there, migration scripts, the lock sqlx holds while migrating, the schema fingerprint and row
 /// counts. The migrator, the ledger's rules and the reversibility check (Migrations/) are written
 /// once over it.
-public protocol MigrationStore: AnyObject {
+public protocol MigrationStore: LedgerReader {
     /// The database it works on, for transactions and its location.
     var database: any Database { get }
 
     /// This engine's migrations as built into toolcfg (`migrations/` or `migrations/postgres/`).
     func builtInMigrations() throws(MigrationError) -> MigrationSet
 
-    /// A table of that unqualified name, as the engine resolves it.
-    func tableExists(_ name: String) throws -> Bool
-    func columnNames(of table: String) throws -> [String]
-
     // sqlx's `_sqlx_migrations`, exactly as sqlx creates, reads and writes it on this engine.
     func createLedgerIfMissing() throws
-    /// By version; the table exists.
-    func ledgerEntries() throws -> [LedgerEntry]
     /// success TRUE and execution_time -1, as sqlx records a migration in its own transaction.
     func recordInLedger(_ migration: Migration) throws
-    /// sea-orm's ledger (`seaql_migrations`, the application's from v0.0.46), its versions in
-    /// order with when each was applied (Unix seconds); nil when the database has none.
-    func seaORMLedger() throws -> [(version: String, appliedAt: Int64?)]?
     /// After the commit, as sqlx does: losing it to a crash is harmless.
     func setExecutionTime(version: Int64, nanoseconds: Int64) throws
     func removeFromLedger(version: Int64) throws

@@ -23,6 +23,17 @@ extension DatabaseLocation {
 }
 
 extension DatabaseLocation {
+    /// Opens the database to read only: an SQLite file opened read-only, or a PostgreSQL session
+    /// whose transactions are read-only. What it returns has no method that writes.
+    public func openReader(busyTimeout: Duration) throws -> any DatabaseReader {
+        switch self {
+        case .sqlite(let path):
+            try SQLiteConnection(path: path, mode: .readOnly, options: .init(busyTimeout: busyTimeout))
+        case .postgres(let url):
+            try PostgresConnection.reader(url: url, options: .init(lockTimeout: busyTimeout))
+        }
+    }
+
     /// For `migrate up`, which says when it made a database (a mistyped path would otherwise
     /// silently become a new one): an empty SQLite file made where none was, never over one
     /// (O_EXCL); its path, or nil when the file existed or the database is PostgreSQL's.

@@ -1,6 +1,6 @@
 /// The stored secrets of one column group (see `SecretColumnGroup`), row by row, in the order of
-/// the rows' keys.
-public protocol SecretStore: AnyObject {
+/// the rows' keys: what reading them needs (`SecretStore` adds the writes).
+public protocol SecretReader: AnyObject {
     var group: SecretColumnGroup { get }
 
     func count() throws -> Int
@@ -27,7 +27,10 @@ public protocol SecretStore: AnyObject {
     /// independent of the rows' order; equal to the stage's `digest` exactly when the table holds
     /// what was staged. nil where the store has none.
     func digest() throws -> String?
+}
 
+/// A group's secrets, read and written.
+public protocol SecretStore: SecretReader {
     /// Writes a row's group and nothing else.
     func setSecret(_ secret: StoredSecret, of row: RowReference) throws
 

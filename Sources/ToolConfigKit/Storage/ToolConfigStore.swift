@@ -1,6 +1,7 @@
-/// `user_tool_configs`, as export and import need it. A store is made only for a table of the
-/// shape of migration 0007; anything else is refused before a row is read.
-public protocol ToolConfigStore: AnyObject {
+/// `user_tool_configs`, as export needs it (`ToolConfigStore` adds what import writes with). A
+/// store is made only for a table of the shape of migration 0007; anything else is refused
+/// before a row is read.
+public protocol ToolConfigReader: AnyObject {
     func isEmpty() throws -> Bool
 
     /// Rows (for one user and/or one tool when given).
@@ -9,7 +10,10 @@ public protocol ToolConfigStore: AnyObject {
     /// Every row in id order (for one user and/or one tool when given), read in place: a
     /// `StoredRow` is valid only during its call. `omitKeys` skips reading the triples.
     func forEachRow(userID: String?, toolID: String?, omitKeys: Bool, _ body: (StoredRow) throws -> Void) throws
+}
 
+/// `user_tool_configs`, read and written.
+public protocol ToolConfigStore: ToolConfigReader {
     /// Whether an import stages its rows even when it has no key work to do: PostgreSQL's norm
     /// (write into a temporary table, then into the table in a short write transaction). SQLite
     /// writes such rows straight into the table (`makeWriter`) rather than twice.

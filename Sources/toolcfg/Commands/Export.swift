@@ -48,7 +48,7 @@ struct Export: ParsableCommand {
         let format = try snapshotFormat(format, path: out)
         let userID = conditions.last { $0.field == .userID }?.value
         let toolID = conditions.last { $0.field == .toolID }?.value ?? tool
-        let connection = try database.openEitherEngine(.readOnly)
+        let connection = try database.openReader()
         let options = Exporter.Options(
             output: out, format: format, keys: keys,
             masterKey: keys == .plaintext || keys == .sealed ? try masterKey.masterKey(output.console) : nil,

@@ -43,7 +43,7 @@ struct ForgetOldKey: ParsableCommand {
         let console = output.console
         let service = keyring ?? masterKeyKeyring ?? KeyringEntry.defaultService
         // Without a database, nothing is checked (the report says so).
-        let connection = try database.openGiven(.readOnly)
+        let connection = try database.givenLocation()?.openReader(busyTimeout: database.timeout)
         let report = try console.withProgress {
             try PreviousKeyForgetter(
                 service: service, database: connection, columns: try secretColumns.map(), secretsFile: secretsFile,

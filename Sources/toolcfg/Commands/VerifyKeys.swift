@@ -45,7 +45,7 @@ struct VerifyKeys: ParsableCommand {
         let console = output.console
         let key = try masterKey.requireMasterKey(console)
         let newMasterKey = try newKey.masterKey(console)
-        let connection = try database.openEitherEngine(.readOnly)
+        let connection = try database.openReader()
         let report = try console.withProgress {
             try KeyVerifier(
                 database: connection, masterKey: key, newKey: newMasterKey, jobs: jobs.count, columns: try secretColumns.map(),

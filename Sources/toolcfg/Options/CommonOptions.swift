@@ -40,6 +40,11 @@ struct DatabaseOptions: ParsableArguments {
     func openGiven(_ mode: DatabaseOpenMode) throws -> (any Database)? {
         try givenLocation()?.open(mode: mode, busyTimeout: timeout)
     }
+
+    /// The database, opened to read only (see `DatabaseLocation.openReader`).
+    func openReader() throws -> any DatabaseReader {
+        try location().openReader(busyTimeout: timeout)
+    }
 }
 
 struct OutputOptions: ParsableArguments {

@@ -172,7 +172,12 @@ extension PostgresConnection: Database {
     }
 
     /// A second session whose transactions are read-only.
-    public func openReader() throws -> any Database {
+    public func openReader() throws -> any DatabaseReader {
+        try Self.reader(url: url, options: options)
+    }
+
+    /// A session whose transactions are read-only: the server refuses what a reader never asks.
+    static func reader(url: PostgresURL, options: Options) throws -> PostgresConnection {
         let reader = try PostgresConnection(url: url, options: options)
         try reader.execute("SET default_transaction_read_only = on", context: "opening a reader")
         return reader

@@ -61,7 +61,7 @@ extension SQLiteConnection: Database {
         try SQLiteToolConfigStore(self)
     }
 
-    public func openReader() throws -> any Database {
+    public func openReader() throws -> any DatabaseReader {
         try SQLiteConnection(path: path, mode: .readOnly, options: options)
     }
 
