@@ -8,8 +8,11 @@ public protocol EngineError: ToolcfgError {
     var reason: String { get }
     /// The connection broke while the engine committed: whether it did is unknown.
     var leftCommitUnknown: Bool { get }
+    /// The connection to a server was lost (the server rolls back what was not committed).
+    var isConnectionLoss: Bool { get }
 }
 
 extension EngineError {
     public var leftCommitUnknown: Bool { false }
+    public var isConnectionLoss: Bool { false }
 }

@@ -71,7 +71,7 @@ public enum MigrationError: ToolcfgError {
         case .noDownMigration(let version, let file):
             return "migration \(version) (\(file)) has no .down.sql file, so it cannot be reverted"
         case .failed(let version, let file, let cause):
-            if let lost = cause as? PostgresError, lost.isConnectionLoss {
+            if cause.isConnectionLoss {
                 // Lost during the commit, it may have committed: the ledger tells, and a rerun goes on from there.
                 return "migration \(version) (\(file)) did not finish: \(cause.reason); the connection to the server was lost, "
                     + "and the server rolls back what was not committed: run the same command again once the server accepts "

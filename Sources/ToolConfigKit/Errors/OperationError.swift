@@ -68,7 +68,7 @@ public struct ReadBackError: ToolcfgError {
     // Checking again later is all that is left to do.
     public var exitStatus: ExitStatus { .temporaryFailure }
     public var description: String {
-        let reason = (cause as? PostgresError)?.reason ?? cause.description
+        let reason = (cause as? any EngineError)?.reason ?? cause.description
         return "database \(database): the rotation is committed, every secret it read is under the new key, but reading it back "
             + "failed: \(reason); check it with verify-keys under the new key, or run the same command again once the server "
             + "accepts connections (it finds everything rotated and reads it back)"
