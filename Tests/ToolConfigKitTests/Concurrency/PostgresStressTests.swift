@@ -30,8 +30,8 @@ struct PostgresStressTests {
     static let launches: [StressTest.Writers] = [.threads, .processes(executable: Repository.toolcfg.path)]
 
     @Test(
-        "every mode with threads and with processes: the correct write keeps every invariant at 0, each wrong one is caught",
-        arguments: StressWriteMode.allCases, launches)
+        "each wrong write with threads and with processes is caught (the correct one: the Stress suite, on both engines)",
+        arguments: StressWriteMode.allCases.filter { $0 != .correct }, launches)
     func modes(_ write: StressWriteMode, _ launch: StressTest.Writers) throws {
         let database = try Self.migratedDatabase()
         defer { database.drop() }
@@ -44,14 +44,10 @@ struct PostgresStressTests {
         #expect(try database.connect().queryInt64("SELECT count(*) FROM \(StressLog.table)") == Int64(report.committedWrites))
         #expect(report.integrityCheck.contains("amcheck bt_index_check"), "\(report.integrityCheck)")
         #expect(counts.duplicatePairs == 0 && counts.integrityFailures == 0, "\(report.problems)")
+        #expect(!report.ok)
         switch write {
         case .correct:
-            #expect(counts == StressTest.Invariants(), "\(report.problems)")
-            #expect(report.ok)
-            // No operation failed, so every upsert and delete committed, each in its own transaction.
-            #expect(report.committedWrites == report.upserts + report.deletes)
-            #expect(report.latency.lockAcquisition.count == report.committedWrites)
-            #expect(report.finalRows <= 8 && report.finalRows > 0)
+            Issue.record("the correct write is the Stress suite's test")
         case .wrongReplace:
             // A delete and an insert give the row a new id at every update; the locking still holds.
             #expect(counts.idChanges > 0)

@@ -38,22 +38,31 @@ struct StressTests {
         #expect(try connection.queryInt64("SELECT count(*) FROM \(StressLog.table)") == Int64(report.committedWrites))
     }
 
+    static let launches: [StressTest.Writers] = [.threads, .processes(executable: Repository.toolcfg.path)]
+
     @Test(
-        "the upsert keeps every invariant at 0, with threads and with processes",
-        arguments: [StressTest.Writers.threads, .processes(executable: Repository.toolcfg.path)])
-    func correct(_ launch: StressTest.Writers) throws {
-        let folder = try TemporaryFolder()
-        let path = try Self.scratchDatabase(folder)
-        let report = try Self.run(path, launch: launch)
+        "the upsert keeps every invariant at 0 on either engine, with threads and with processes",
+        arguments: ScratchDatabase.engines, launches)
+    func correct(_ engine: DatabaseEngine, _ launch: StressTest.Writers) throws {
+        let database = try ScratchDatabase(engine)
+        defer { database.drop() }
+        let report = try StressTest(
+            location: database.location, options: .init(writers: 4, operations: 300, pairs: 8, seed: Self.seed, launch: launch)
+        ).run()
+        #expect(report.engine == engine && report.database == database.reportedName)
         #expect(report.invariants == StressTest.Invariants(), "\(report.problems)")
         #expect(report.ok)
         if case .processes = launch { #expect(report.mode == "processes") } else { #expect(report.mode == "threads") }
-        try Self.expectAccounted(report, path)
-        // No operation failed, so every upsert and delete committed, each in its own transaction.
-        #expect(report.committedWrites == report.upserts + report.deletes)
+        #expect(report.upserts + report.reads + report.deletes == report.operations)
+        #expect(report.latency.upsert.count == report.upserts && report.latency.read.count == report.reads)
+        // The log holds exactly the committed writes; no operation failed, so every upsert and
+        // delete committed, each in its own transaction.
+        let log = try database.connect().migrationStore().rowCounts()[StressLog.table]
+        #expect(log == Int64(report.committedWrites) && report.committedWrites == report.upserts + report.deletes)
         #expect(report.latency.lockAcquisition.count == report.committedWrites)
         #expect(report.finalRows <= 8 && report.finalRows > 0)
         #expect(report.operationsPerSecond > 0)
+        if engine == .postgresql { #expect(report.integrityCheck.contains("amcheck bt_index_check"), "\(report.integrityCheck)") }
     }
 
     @Test(

@@ -1,0 +1,49 @@
+import Foundation
+import Testing
+@testable import ToolConfigKit
+
+/// A new database migrated by the built-in migrations, of either engine, for one test: an SQLite
+/// file in a temporary folder, or a scratch database on the test server (dropped by `drop()`).
+/// What lets one test run on both engines (`@Test(arguments: ScratchDatabase.engines)`).
+final class ScratchDatabase {
+    let engine: DatabaseEngine
+    let location: DatabaseLocation
+    private let folder: TemporaryFolder?
+    private let postgres: ScratchPostgresDatabase?
+
+    /// SQLite always; PostgreSQL where the tests have a server (in CI always: without one, its
+    /// cases fail there rather than vanish).
+    static var engines: [DatabaseEngine] { PostgresTestServer.shouldRun ? [.sqlite, .postgresql] : [.sqlite] }
+
+    init(_ engine: DatabaseEngine) throws {
+        self.engine = engine
+        switch engine {
+        case .sqlite:
+            let folder = try TemporaryFolder()
+            self.folder = folder
+            postgres = nil
+            location = .sqlite(path: folder.path("scratch.db"))
+            try migratedDatabase(at: folder.path("scratch.db")).close()
+        case .postgresql:
+            let postgres = try ScratchPostgresDatabase()
+            self.postgres = postgres
+            folder = nil
+            location = .postgres(postgres.url)
+            do {
+                _ = try Migrator(database: try postgres.connect(), migrations: try .embeddedPostgres()).up()
+            } catch {
+                postgres.drop()
+                throw error
+            }
+        }
+    }
+
+    func connect() throws -> any Database {
+        try location.open(mode: .readWrite, busyTimeout: .seconds(10))
+    }
+
+    func drop() { postgres?.drop() }
+
+    /// How reports name it: the path, or the URL without a password.
+    var reportedName: String { location.description }
+}
