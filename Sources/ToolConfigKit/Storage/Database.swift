@@ -116,6 +116,10 @@ extension DatabaseReader {
         try map.groups(in: tableColumns(), lenient: lenient)
     }
 
+    /// SQLite's own page cache size (2 MiB), which `useCache` returns to after a big transaction.
+    public func useDefaultCache() {
+        try? useCache(kibibytes: 2000)
+    }
 }
 
 extension Database {
@@ -140,11 +144,6 @@ extension Database {
             try? execute("ROLLBACK TO SAVEPOINT toolcfg_savepoint; RELEASE SAVEPOINT toolcfg_savepoint", context: nil)
             throw error
         }
-    }
-
-    /// SQLite's own page cache size (2 MiB), which `useCache` returns to after a big transaction.
-    public func useDefaultCache() {
-        try? useCache(kibibytes: 2000)
     }
 }
 
