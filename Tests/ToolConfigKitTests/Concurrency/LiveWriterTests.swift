@@ -4,9 +4,15 @@ import Testing
 
 @Suite("Live application writers")
 struct LiveWriterTests {
+    /// Each test (each case of one) gets its own: Swift Testing makes a new suite value for it.
+    let folder: TemporaryFolder
+
+    init() throws {
+        folder = try TemporaryFolder()
+    }
+
     @Test("rows the application inserts, re-keys, deletes, clears or flips between the snapshot and the write lock are all handled")
     func rotationRedoesWritesMadeMeanwhile() throws {
-        let folder = try TemporaryFolder()
         let old = try key(MasterKeyTests.valid), new = MasterKey.generate()
         let database = try KeyedDatabase(at: folder.path("app.db"), master: old, rows: 30, noKey: { $0 % 10 == 0 })
         let application = try ApplicationWriter(path: database.path, master: old, rows: ApplicationWriter.model(of: database, rows: 30))
@@ -25,7 +31,6 @@ struct LiveWriterTests {
         """
     )
     func readBackCountsWritesAfterTheCommit() throws {
-        let folder = try TemporaryFolder()
         let old = try key(MasterKeyTests.valid), new = MasterKey.generate()
         let database = try KeyedDatabase(at: folder.path("app.db"), master: old, rows: 30, noKey: { $0 % 10 == 0 })
         let application = try ApplicationWriter(path: database.path, master: old, rows: ApplicationWriter.model(of: database, rows: 30))
@@ -45,7 +50,6 @@ struct LiveWriterTests {
 
     @Test("a row written meanwhile under neither key fails the rotation, which then changes nothing")
     func rotationRefusesAForeignRowWrittenMeanwhile() throws {
-        let folder = try TemporaryFolder()
         let old = try key(MasterKeyTests.valid), new = MasterKey.generate(), foreign = MasterKey.generate()
         let database = try KeyedDatabase(at: folder.path("app.db"), master: old, rows: 20)
         let application = try ApplicationWriter(path: database.path, master: old, rows: ApplicationWriter.model(of: database, rows: 20))
@@ -69,7 +73,6 @@ struct LiveWriterTests {
         "an application writing throughout a rotation loses nothing; after a rerun every key opens under the new key",
         .timeLimit(.minutes(2)))
     func rotationBesideAWritingApplication() throws {
-        let folder = try TemporaryFolder()
         let old = try key(MasterKeyTests.valid), new = MasterKey.generate()
         let rows = 1500
         let database = try KeyedDatabase(at: folder.path("app.db"), master: old, rows: rows, noKey: { $0 % 50 == 0 })
@@ -122,7 +125,6 @@ struct LiveWriterTests {
 
     @Test("pairs the application writes between the snapshot and the write lock are decided again, and the counts stay exact")
     func importDecidesAgainWhatChangedMeanwhile() throws {
-        let folder = try TemporaryFolder()
         let master = try key(MasterKeyTests.valid)
         // Rows 1...12: id -> (user-(id/3), tool-(id%3)), enabled id % 2, keys under master.
         let database = try KeyedDatabase(at: folder.path("app.db"), master: master, rows: 12)
@@ -173,7 +175,6 @@ struct LiveWriterTests {
 
     @Test("a row the application changes meanwhile so that it conflicts under --on-conflict fail fails the import, which writes nothing")
     func importFailPolicySeesChangesMadeMeanwhile() throws {
-        let folder = try TemporaryFolder()
         let master = try key(MasterKeyTests.valid)
         let database = try KeyedDatabase(at: folder.path("app.db"), master: master, rows: 12)
         let application = try ApplicationWriter(path: database.path, master: master, rows: ApplicationWriter.model(of: database, rows: 12))
@@ -194,7 +195,6 @@ struct LiveWriterTests {
         "an application writing throughout an import of plaintext keys loses nothing, and every imported row is there",
         .timeLimit(.minutes(2)))
     func importBesideAWritingApplication() throws {
-        let folder = try TemporaryFolder()
         let master = try key(MasterKeyTests.valid)
         let database = try KeyedDatabase(at: folder.path("app.db"), master: master, rows: 300)
         let application = try ApplicationWriter(path: database.path, master: master, rows: ApplicationWriter.model(of: database, rows: 300))
@@ -226,7 +226,6 @@ struct LiveWriterTests {
 
     @Test("an import's staged rows hold triples that open to the file's keys, and never a plaintext key")
     func stagedImportHoldsNoPlaintext() throws {
-        let folder = try TemporaryFolder()
         let master = try key(MasterKeyTests.valid)
         let database = try KeyedDatabase(at: folder.path("app.db"), master: master, rows: 3)
         let plaintexts = (1...40).map { "sk-never-staged-\($0)-\(Digest.hex(SecureRandom.bytes(8)))" }
@@ -267,7 +266,6 @@ struct LiveWriterTests {
         "stored triples without a master key go straight in under the lock, or staged first with shortLock, with exact counts either way",
         arguments: [false, true])
     func shortLockStagesStoredTriples(shortLock: Bool) throws {
-        let folder = try TemporaryFolder()
         let master = try key(MasterKeyTests.valid)
         let database = try KeyedDatabase(at: folder.path("app.db"), master: master, rows: 6)
         let application = try ApplicationWriter(path: database.path, master: master, rows: ApplicationWriter.model(of: database, rows: 6))

@@ -6,6 +6,13 @@ import Testing
 /// with the database unchanged.
 @Suite("Hostile inputs")
 struct HostileInputTests {
+    /// Each test (each case of one) gets its own: Swift Testing makes a new suite value for it.
+    let folder: TemporaryFolder
+
+    init() throws {
+        folder = try TemporaryFolder()
+    }
+
     static func database(_ folder: TemporaryFolder) throws -> SQLiteConnection {
         try migratedDatabase(at: folder.path("h.db"), rows: [("keep", "t")])
     }
@@ -35,7 +42,6 @@ struct HostileInputTests {
             "long line", "wide header", "deep JSON", "long number", "long JSON string", "long field of doubled quotes"
         ])
     func boundedErrors(_ kind: String) throws {
-        let folder = try TemporaryFolder()
         let connection = try Self.database(folder)
         let path = folder.path("hostile")
         let format: SnapshotFormat
@@ -70,7 +76,6 @@ struct HostileInputTests {
 
     @Test("a JSON snapshot whose trailer claims a billion rows is refused as truncated or altered")
     func billionRows() throws {
-        let folder = try TemporaryFolder()
         let connection = try Self.database(folder)
         let path = folder.path("claims.json")
         try Data(
@@ -85,7 +90,6 @@ struct HostileInputTests {
 
     @Test("a sealed snapshot asking for 4 GiB of Argon2 memory is refused before any is taken")
     func argonBomb() throws {
-        let folder = try TemporaryFolder()
         let connection = try Self.database(folder)
         let path = folder.path("bomb.jsonl")
         try Data(
@@ -115,7 +119,6 @@ struct HostileInputTests {
             """
         ])
     func wrongShape(_ sql: String) throws {
-        let folder = try TemporaryFolder()
         let db = folder.path("w.db")
         try SQLiteConnection(path: db, mode: .readWriteCreate).execute(sql)
         let input = folder.path("in.csv")
@@ -134,7 +137,6 @@ struct HostileInputTests {
             "text", "random bytes", "a truncated SQLite file"
         ])
     func notSQLite(_ kind: String) throws {
-        let folder = try TemporaryFolder()
         let db = folder.path("app.db")
         let bytes: Data
         switch kind {
@@ -186,7 +188,6 @@ struct HostileInputTests {
         """,
         arguments: ["export", "keygen", "rotate --backup"], ["dangling", "to a file"])
     func symlinkOutputs(_ command: String, _ link: String) throws {
-        let folder = try TemporaryFolder()
         let connection = try Self.database(folder)
         let master = MasterKey.generate()
         try connection.execute("DELETE FROM user_tool_configs")
@@ -289,7 +290,6 @@ struct HostileInputTests {
             Issue.record("GNU time (/usr/bin/time, installed by scripts/bootstrap.sh) measures the child's peak memory")
             return
         }
-        let folder = try TemporaryFolder()
         let connection = try Self.database(folder)
         let (format, prefix, byte, expected): (String, String, UInt8, String) =
             switch kind {
@@ -323,7 +323,6 @@ struct HostileInputTests {
             Issue.record("GNU time (/usr/bin/time, installed by scripts/bootstrap.sh) measures the child's peak memory")
             return
         }
-        let folder = try TemporaryFolder()
         let connection = try Self.database(folder)
         // A tree of arrays 64 wide and 5 deep: 2 GiB of "[0,0,...]" in one line. Each array is
         // within the bounds, and the parser once kept every value, about 25 bytes of memory for

@@ -6,6 +6,13 @@ import Testing
 /// is first tried on the keys already stored.
 @Suite("Import master-key check")
 struct ImportKeyCheckTests {
+    /// Each test (each case of one) gets its own: Swift Testing makes a new suite value for it.
+    let folder: TemporaryFolder
+
+    init() throws {
+        folder = try TemporaryFolder()
+    }
+
     static func importArguments(_ db: String, _ input: String, key: String?) -> [String] {
         ["import", "--db", db, "--in", input, "--json"] + (key.map { ["--master-key-file", $0] } ?? [])
     }
@@ -23,7 +30,6 @@ struct ImportKeyCheckTests {
         """
     )
     func oldKeyAfterRotationIsRefused() throws {
-        let folder = try TemporaryFolder()
         let old = try key(MasterKeyTests.valid), new = MasterKey.generate()
         let database = try KeyedDatabase(at: folder.path("app.db"), master: old, rows: 30)
         _ = try KeyRotator(database: try database.connection(), options: .init(oldKey: old, newKey: new, jobs: 2)).run()
@@ -52,7 +58,6 @@ struct ImportKeyCheckTests {
 
     @Test("the right key goes through, and a sample of every table with keys is what it is tried on")
     func rightKeyGoesThrough() throws {
-        let folder = try TemporaryFolder()
         let master = try key(MasterKeyTests.valid)
         let database = try KeyedDatabase(at: folder.path("app.db"), master: master, aliases: 40, rows: 100)
         let keyFile = try RotationTests.keyFile(master, folder, "master.key")
@@ -69,7 +74,6 @@ struct ImportKeyCheckTests {
 
     @Test("keys under another master key in api_model_aliases alone are enough to refuse an import into an empty user_tool_configs")
     func sampleCoversEveryTable() throws {
-        let folder = try TemporaryFolder()
         let application = MasterKey.generate(), other = MasterKey.generate()
         let database = try KeyedDatabase(at: folder.path("app.db"), master: application, rows: 1)
         try database.connection().execute("DELETE FROM user_tool_configs")
@@ -82,7 +86,6 @@ struct ImportKeyCheckTests {
 
     @Test("into a database without any stored key, any master key is accepted: there is nothing to disagree with")
     func noStoredKeys() throws {
-        let folder = try TemporaryFolder()
         try migratedDatabase(at: folder.path("empty.db"), rows: [("a", "b")])
         let keyFile = try RotationTests.keyFile(MasterKey.generate(), folder, "master.key")
         let input = try Self.write("user_id,tool_id,api_key\na,b,sk-a\n", folder, "in.csv")
@@ -94,7 +97,6 @@ struct ImportKeyCheckTests {
 
     @Test("encrypted triples imported without a master key are counted as unchecked, on stderr and in --json", arguments: [false, true])
     func uncheckedTriplesAreReported(json: Bool) throws {
-        let folder = try TemporaryFolder()
         let master = try key(MasterKeyTests.valid)
         let connection = try migratedDatabase(at: folder.path("t.db"))
         let secrets = try (1...3).map { try SecretCipher.encrypt("sk-\($0)", masterKey: master) }
@@ -125,7 +127,6 @@ struct ImportKeyCheckTests {
         """
     )
     func uncheckedTriplesIntoKeyedDatabaseAreRefused() throws {
-        let folder = try TemporaryFolder()
         let master = try key(MasterKeyTests.valid)
         // Only api_model_aliases holds keys: user_tool_configs' one row has none.
         let database = try KeyedDatabase(at: folder.path("app.db"), master: master, rows: 1, noKey: { _ in true })
@@ -156,7 +157,6 @@ struct ImportKeyCheckTests {
         "imported triples are checked in groups: each one that does not open under the master key is named by its line, the others go in",
         arguments: [1, 15, 16, 17, 37])
     func groupedTripleCheck(records: Int) throws {
-        let folder = try TemporaryFolder()
         let master = try key(MasterKeyTests.valid), other = MasterKey.generate()
         let connection = try migratedDatabase(at: folder.path("t.db"))
         // Every third record under another key, every seventh tampered with (its last byte flipped).

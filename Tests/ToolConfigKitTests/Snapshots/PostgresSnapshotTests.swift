@@ -7,6 +7,13 @@ import Testing
 /// dry runs and policies, pairs repeated across batches, awkward values through COPY.
 @Suite("PostgreSQL export and import", .enabled(if: PostgresTestServer.shouldRun, PostgresTestServer.skipReason))
 struct PostgresSnapshotTests {
+    /// Each test (each case of one) gets its own: Swift Testing makes a new suite value for it.
+    let folder: TemporaryFolder
+
+    init() throws {
+        folder = try TemporaryFolder()
+    }
+
     static let master = { try! key(MasterKeyTests.valid) }()
 
     // MARK: the bytes of an export
@@ -33,7 +40,6 @@ struct PostgresSnapshotTests {
         try database.connection.execute(
             "UPDATE user_tool_configs SET encrypted_api_key = '\(pin.encryptedAPIKey)', salt = '\(pin.salt)' WHERE id = 3")
         try database.insert(id: 4, "abcdefgh\"ijklmno\\pqrstuv\u{1}", "t", enabled: true, secret: empty, createdAt: 1, updatedAt: 2)
-        let folder = try TemporaryFolder()
         for keys in [KeyMode.encrypted, .plaintext, .omit] {
             let path = folder.path("\(keys.rawValue).\(format.rawValue)")
             _ = try EngineSnapshots.export(database.connection, to: path, format, keys: keys, master: Self.master)
@@ -71,7 +77,6 @@ struct PostgresSnapshotTests {
     func sameBytesAsSQLite() throws {
         let database = try PostgresToolConfigDatabase()
         defer { database.drop() }
-        let folder = try TemporaryFolder()
         let sqlite = try SnapshotsTests.Database(folder)
         let insert = try sqlite.connection.prepare(
             """
@@ -144,7 +149,6 @@ struct PostgresSnapshotTests {
                 salt text, nonce text, created_at integer, updated_at smallint, UNIQUE (tool_id, user_id));
             INSERT INTO user_tool_configs VALUES (-7, 'u', 't', true, NULL, NULL, NULL, 2147483647, -32768);
             """)
-        let folder = try TemporaryFolder()
         _ = try EngineSnapshots.export(connection, to: folder.path("narrow.jsonl"), .jsonl, keys: .encrypted, master: nil)
         let line = try String(contentsOfFile: folder.path("narrow.jsonl"), encoding: .utf8).split(separator: "\n")[1]
         #expect(line.contains("\"id\":-7,") && line.contains("\"created_at\":2147483647,\"updated_at\":-32768"), "\(line)")
@@ -157,7 +161,6 @@ struct PostgresSnapshotTests {
         arguments: SnapshotFormat.allCases, KeyMode.allCases)
     func roundTrip(format: SnapshotFormat, keys: KeyMode) throws {
         guard !(format == .csv && keys == .sealed) else { return }  // refused on both engines (SnapshotsTests)
-        let folder = try TemporaryFolder()
         let source = try PostgresToolConfigDatabase(), target = try PostgresToolConfigDatabase()
         defer { source.drop(); target.drop() }
         let input = try EngineSnapshots.write(SnapshotsTests.sourceFile(SnapshotsTests.samples, format), folder, "input.\(format.rawValue)")
@@ -183,7 +186,6 @@ struct PostgresSnapshotTests {
 
     @Test("an update keeps the row's id and created_at; a record without a key keeps the stored one")
     func updateKeepsIdentity() throws {
-        let folder = try TemporaryFolder()
         let database = try PostgresToolConfigDatabase()
         defer { database.drop() }
         try database.insert("u", "a", enabled: false, key: "sk-a", master: Self.master, createdAt: 10, updatedAt: 20)
@@ -202,7 +204,6 @@ struct PostgresSnapshotTests {
 
     @Test("every malformed file of the SQLite corpus is refused the same way and changes nothing")
     func malformedInput() throws {
-        let folder = try TemporaryFolder()
         let database = try PostgresToolConfigDatabase()
         defer { database.drop() }
         try database.insert("seed-user", "tool-a", enabled: true, key: SnapshotsTests.CaseKit.plaintexts[4], master: Self.master)
@@ -232,7 +233,6 @@ struct PostgresSnapshotTests {
 
     @Test("--max-errors collects several errors with their lines and still writes nothing")
     func collectedErrors() throws {
-        let folder = try TemporaryFolder()
         let database = try PostgresToolConfigDatabase()
         defer { database.drop() }
         try database.insert("seed-user", "tool-a", enabled: true, key: "sk-seed", master: Self.master)
@@ -247,7 +247,6 @@ struct PostgresSnapshotTests {
 
     @Test("a NUL character, which PostgreSQL cannot store, is refused at its line and field, and nothing is written", arguments: [0, 2])
     func nulIsRefused(preexisting: Int) throws {
-        let folder = try TemporaryFolder()
         let database = try PostgresToolConfigDatabase()
         defer { database.drop() }
         for index in 0..<preexisting { try database.insert("old-\(index)", "t", enabled: true, key: nil, master: Self.master) }
@@ -268,7 +267,6 @@ struct PostgresSnapshotTests {
 
     @Test("awkward values go through COPY both ways unchanged")
     func awkwardValues() throws {
-        let folder = try TemporaryFolder()
         let database = try PostgresToolConfigDatabase()
         defer { database.drop() }
         let rows = try Self.awkwardRows(700, master: Self.master, importable: true)
@@ -318,7 +316,6 @@ struct PostgresSnapshotTests {
 
     @Test("dry run reports the counts and writes nothing; re-import is unchanged; skip and fail policies")
     func dryRunAndPolicies() throws {
-        let folder = try TemporaryFolder()
         let database = try PostgresToolConfigDatabase()
         defer { database.drop() }
         try database.insert("seed-user", "tool-a", enabled: true, key: "sk-seed-a", master: Self.master, createdAt: 1000, updatedAt: 2000)
@@ -378,7 +375,6 @@ struct PostgresSnapshotTests {
         "a conflicting repeat 1,200 records later is refused with both lines; an identical one is a duplicate written once",
         arguments: [0, 3])
     func repeatsAcrossBatches(preexisting: Int) throws {
-        let folder = try TemporaryFolder()
         let database = try PostgresToolConfigDatabase()
         defer { database.drop() }
         for index in 0..<preexisting {
@@ -410,7 +406,6 @@ struct PostgresSnapshotTests {
         """
     )
     func indexesSurvive() throws {
-        let folder = try TemporaryFolder()
         let database = try PostgresToolConfigDatabase()
         defer { database.drop() }
         try database.connection.execute("CREATE INDEX idx_user_created ON user_tool_configs (user_id, created_at) WHERE enabled")
@@ -438,7 +433,6 @@ struct PostgresSnapshotTests {
 
     @Test("a writer that holds the table past --busy-timeout fails the import with exit 75 at the write lock; nothing is written")
     func writeLockTimesOut() throws {
-        let folder = try TemporaryFolder()
         let database = try PostgresToolConfigDatabase()
         defer { database.drop() }
         try database.insert("a", "t", enabled: true, key: nil, master: Self.master)

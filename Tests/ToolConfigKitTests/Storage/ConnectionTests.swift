@@ -5,9 +5,15 @@ import Testing
 
 @Suite("SQLite connection layer")
 struct ConnectionTests {
+    /// Each test (each case of one) gets its own: Swift Testing makes a new suite value for it.
+    let folder: TemporaryFolder
+
+    init() throws {
+        folder = try TemporaryFolder()
+    }
+
     @Test("a writing connection switches the file to WAL once a write has committed, not before; foreign keys are on")
     func pragmas() throws {
-        let folder = try TemporaryFolder()
         let connection = try SQLiteConnection(path: folder.path("a.db"), mode: .readWriteCreate)
         #expect(try connection.queryInt64("PRAGMA foreign_keys") == 1)
         try connection.execute("CREATE TABLE t (x)")
@@ -22,7 +28,6 @@ struct ConnectionTests {
 
     @Test("a writer waits for the lock, then fails with exit 75 past the busy timeout")
     func busy() throws {
-        let folder = try TemporaryFolder()
         let holder = try SQLiteConnection(path: folder.path("a.db"), mode: .readWriteCreate)
         try holder.execute("CREATE TABLE t (x)")
         try holder.execute("BEGIN IMMEDIATE")
@@ -39,7 +44,6 @@ struct ConnectionTests {
     @Test("a failing transaction leaves nothing behind")
     func rollback() throws {
         struct Boom: Error {}
-        let folder = try TemporaryFolder()
         let connection = try SQLiteConnection(path: folder.path("a.db"), mode: .readWriteCreate)
         try connection.execute("CREATE TABLE t (x)")
         #expect(throws: Boom.self) {
@@ -54,7 +58,6 @@ struct ConnectionTests {
 
     @Test("a script error names the line of the failing statement")
     func scriptLine() throws {
-        let folder = try TemporaryFolder()
         let connection = try SQLiteConnection(path: folder.path("a.db"), mode: .readWriteCreate)
         let error = try #require(
             thrownError {
@@ -66,7 +69,6 @@ struct ConnectionTests {
 
     @Test("missing file, non-SQLite file and read-only file map to the contract's exit statuses")
     func openErrors() throws {
-        let folder = try TemporaryFolder()
         let missing = try #require(thrownError { _ = try SQLiteConnection(path: folder.path("none.db")) } as? SQLiteError)
         #expect(missing.exitStatus == .noInput)
         #expect(!FileManager.default.fileExists(atPath: folder.path("none.db")))
@@ -108,7 +110,6 @@ struct ConnectionTests {
         """
     )
     func hotJournal() throws {
-        let folder = try TemporaryFolder()
         let path = folder.path("app.db")
         #expect(try toolcfg(["migrate", "up", "--db", path]).status == 0)
         // In rollback-journal mode, as the application's files are until something switches them.
