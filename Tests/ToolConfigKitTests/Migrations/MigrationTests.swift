@@ -221,26 +221,30 @@ struct MigrationTests {
         #expect(try schemaObjects(connection) == before)
     }
 
-    @Test("a failing migration rolls back with its ledger row and names file and line")
-    func failingMigration() throws {
+    @Test(
+        "a failing migration rolls back with its ledger row and names file and line, on either engine", arguments: ScratchDatabase.engines)
+    func failingMigration(_ engine: DatabaseEngine) throws {
+        let database = try ScratchDatabase(engine, migrated: false)
+        defer { database.drop() }
         let folder = try TemporaryFolder()
         let migrations = try migrationsFolder(
             folder,
             [
-                "0001_first.up.sql": "CREATE TABLE first (x);\n",
+                "0001_first.up.sql": "CREATE TABLE first (x int);\n",
                 "0001_first.down.sql": "DROP TABLE first;\n",
-                "0002_broken.up.sql": "CREATE TABLE second (x);\n\nINSERT INTO missing VALUES (1);\n",
+                "0002_broken.up.sql": "CREATE TABLE second (x int);\n\nINSERT INTO missing VALUES (1);\n",
                 "0002_broken.down.sql": "DROP TABLE second;\n"
             ])
-        let connection = try SQLiteConnection(path: folder.path("a.db"), mode: .readWriteCreate)
+        let connection = try database.connect()
         let migrator = Migrator(database: connection, migrations: try .load(folder: migrations))
         let error = try #require(thrownError { _ = try migrator.up() } as? MigrationError)
-        #expect(error.description.contains("0002_broken.up.sql"))
-        #expect(error.description.contains("line 3"))
-        #expect(error.description.contains("no such table: missing"))
+        let engineSays = engine == .sqlite ? "no such table: missing" : "relation \"missing\" does not exist (SQLSTATE 42P01)"
+        #expect(error.description.contains("0002_broken.up.sql, line 3: \(engineSays)"), "\(error)")
+        #expect(error.exitStatus == .dataError && error.errorContext.file == "0002_broken.up.sql")
+        #expect(error.errorContext.database == database.reportedName)
         // Migration 1 committed on its own; 2 left no table and no ledger row.
         #expect(try MigrationLedger(database: connection).entries().map(\.version) == [1])
-        #expect(!(try connection.tableExists("second")))
+        #expect(!(try connection.migrationStore().tableExists("second")))
     }
 
     @Test("--to and --steps select versions; a missing down file or unknown version is refused up front")

@@ -263,27 +263,6 @@ struct PostgresMigrationTests {
         #expect(try postgresRelations(connection) == before)
     }
 
-    @Test("a failing migration rolls back with its ledger row and names file and line")
-    func failingMigration() throws {
-        let database = try ScratchPostgresDatabase()
-        defer { database.drop() }
-        let folder = try TemporaryFolder()
-        let migrations = try migrationsFolder(
-            folder,
-            [
-                "0001_first.up.sql": "CREATE TABLE first (x int);\n",
-                "0002_broken.up.sql": "CREATE TABLE second (x int);\n\nINSERT INTO missing VALUES (1);\n"
-            ])
-        let connection = try database.connect()
-        let error = try #require(
-            thrownError { _ = try Migrator(database: connection, migrations: try .load(folder: migrations)).up() } as? MigrationError)
-        #expect(error.description.contains("0002_broken.up.sql, line 3: relation \"missing\" does not exist (SQLSTATE 42P01)"), "\(error)")
-        #expect(error.exitStatus == .dataError && error.errorContext.file == "0002_broken.up.sql")
-        #expect(error.errorContext.database == database.url.redacted)
-        #expect(try MigrationLedger(database: connection).entries().map(\.version) == [1])
-        #expect(!(try postgresRelations(connection).contains("r second")))
-    }
-
     @Test("a -- no-transaction migration runs outside a transaction, as sqlx runs it")
     func noTransaction() throws {
         let database = try ScratchPostgresDatabase()

@@ -2,8 +2,9 @@ import Foundation
 import Testing
 @testable import ToolConfigKit
 
-/// A new database migrated by the built-in migrations, of either engine, for one test: an SQLite
-/// file in a temporary folder, or a scratch database on the test server (dropped by `drop()`).
+/// A new database of either engine for one test, migrated by the built-in migrations unless told
+/// not: an SQLite file in a temporary folder, or a scratch database on the test server (dropped by
+/// `drop()`).
 /// What lets one test run on both engines (`@Test(arguments: ScratchDatabase.engines)`).
 final class ScratchDatabase {
     let engine: DatabaseEngine
@@ -15,7 +16,7 @@ final class ScratchDatabase {
     /// cases fail there rather than vanish).
     static var engines: [DatabaseEngine] { PostgresTestServer.shouldRun ? [.sqlite, .postgresql] : [.sqlite] }
 
-    init(_ engine: DatabaseEngine) throws {
+    init(_ engine: DatabaseEngine, migrated: Bool = true) throws {
         self.engine = engine
         switch engine {
         case .sqlite:
@@ -23,14 +24,18 @@ final class ScratchDatabase {
             self.folder = folder
             postgres = nil
             location = .sqlite(path: folder.path("scratch.db"))
-            try migratedDatabase(at: folder.path("scratch.db")).close()
+            if migrated {
+                try migratedDatabase(at: folder.path("scratch.db")).close()
+            } else {
+                try SQLiteConnection(path: folder.path("scratch.db"), mode: .readWriteCreate).close()
+            }
         case .postgresql:
             let postgres = try ScratchPostgresDatabase()
             self.postgres = postgres
             folder = nil
             location = .postgres(postgres.url)
             do {
-                _ = try Migrator(database: try postgres.connect(), migrations: try .embeddedPostgres()).up()
+                if migrated { _ = try Migrator(database: try postgres.connect(), migrations: try .embeddedPostgres()).up() }
             } catch {
                 postgres.drop()
                 throw error
