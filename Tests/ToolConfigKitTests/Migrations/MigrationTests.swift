@@ -181,23 +181,27 @@ struct MigrationTests {
         #expect(try Migrator(database: connection, migrations: try .embedded(), options: .init(allowDirty: true)).down().steps.count == 1)
     }
 
+    static let foreignLedgers = [
+        "CREATE TABLE seaql_migrations (version TEXT PRIMARY KEY, applied_at BIGINT NOT NULL)",
+        "CREATE TABLE __diesel_schema_migrations (version VARCHAR(50) PRIMARY KEY, run_on TIMESTAMP)",
+        "CREATE TABLE schema_migrations (version BIGINT PRIMARY KEY, dirty BOOLEAN NOT NULL)",
+        "CREATE TABLE \"__EFMigrationsHistory\" (\"MigrationId\" TEXT PRIMARY KEY)",
+        "CREATE TABLE _sqlx_migrations (version BIGINT PRIMARY KEY, name TEXT)"
+    ]
+
     @Test(
         """
         another tool's ledger, or a _sqlx_migrations of another shape, is refused and nothing is written; \
-        the application's sea-orm ledger is read by status
+        the application's sea-orm ledger is read by status; on either engine
         """,
-        arguments: [
-            "CREATE TABLE seaql_migrations (version TEXT PRIMARY KEY, applied_at BIGINT NOT NULL)",
-            "CREATE TABLE __diesel_schema_migrations (version VARCHAR(50) PRIMARY KEY, run_on TIMESTAMP)",
-            "CREATE TABLE schema_migrations (version BIGINT PRIMARY KEY, dirty BOOLEAN NOT NULL)",
-            "CREATE TABLE _sqlx_migrations (version BIGINT PRIMARY KEY, name TEXT)"
-        ])
-    func foreignLedger(_ sql: String) throws {
-        let folder = try TemporaryFolder()
-        let connection = try SQLiteConnection(path: folder.path("a.db"), mode: .readWriteCreate)
-        try connection.execute(sql)
-        let before = try schemaObjects(connection)
-        let migrator = Migrator(database: connection, migrations: try .embedded())
+        arguments: ScratchDatabase.engines, foreignLedgers)
+    func foreignLedger(_ engine: DatabaseEngine, _ sql: String) throws {
+        let database = try ScratchDatabase(engine, migrated: false)
+        defer { database.drop() }
+        let connection = try database.connect()
+        try connection.execute(sql, context: nil)
+        let before = try SchemaFingerprint.capture(connection)
+        let migrator = Migrator(database: connection, migrations: try connection.migrationStore().builtInMigrations())
         let seaORM = sql.contains("seaql_migrations")
         var runs: [() throws -> Void] = [{ _ = try migrator.up() }, { _ = try migrator.down() }]
         if !seaORM { runs.append { _ = try migrator.status() } }
@@ -207,18 +211,20 @@ struct MigrationTests {
         }
         if seaORM {
             try connection.execute(
-                "INSERT INTO seaql_migrations VALUES ('m20250101_000000_extensions', 1767225600), ('m20250101_000014_tenants', 1767225601)")
+                "INSERT INTO seaql_migrations VALUES ('m20250101_000000_extensions', 1767225600), ('m20250101_000014_tenants', 1767225601)",
+                context: nil)
             let status = try migrator.status()
             #expect(
                 status.ledger == "sea-orm" && status.entries.isEmpty
                     && status.seaORMMigrations?.map(\.version).last == "m20250101_000014_tenants")
             #expect(status.applicationRelease.releases == "v0.0.46" && status.applicationRelease.ledger == "sea-orm")
-            try connection.execute("DELETE FROM seaql_migrations")
+            try connection.execute("DELETE FROM seaql_migrations", context: nil)
             // A sea-orm ledger with none of the application's migrations tells no release.
             #expect(
                 try migrator.status().applicationRelease.releases == "unknown" && (try migrator.status().applicationRelease.readsV2) == nil)
         }
-        #expect(try schemaObjects(connection) == before)
+        let after = try SchemaFingerprint.capture(connection)
+        #expect(after == before, "\(after.differences(from: before))")
     }
 
     @Test(

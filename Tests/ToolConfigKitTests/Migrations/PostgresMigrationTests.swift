@@ -230,39 +230,6 @@ struct PostgresMigrationTests {
         #expect(try allowDrift.down().steps.map(\.version) == [7])
     }
 
-    @Test(
-        """
-        another tool's ledger, or a _sqlx_migrations of another shape, is refused and nothing is written; \
-        the application's sea-orm ledger is read by status
-        """,
-        arguments: [
-            "CREATE TABLE seaql_migrations (version TEXT PRIMARY KEY, applied_at BIGINT NOT NULL)",
-            "CREATE TABLE schema_migrations (version BIGINT PRIMARY KEY, dirty BOOLEAN NOT NULL)",
-            "CREATE TABLE \"__EFMigrationsHistory\" (\"MigrationId\" TEXT PRIMARY KEY)",
-            "CREATE TABLE _sqlx_migrations (version BIGINT PRIMARY KEY, name TEXT)"
-        ])
-    func foreignLedger(_ sql: String) throws {
-        let database = try ScratchPostgresDatabase()
-        defer { database.drop() }
-        let connection = try database.connect()
-        try connection.execute(sql)
-        let before = try postgresRelations(connection)
-        let migrator = Migrator(database: connection, migrations: try .embeddedPostgres())
-        let seaORM = sql.contains("seaql_migrations")
-        var runs: [() throws -> Void] = [{ _ = try migrator.up() }, { _ = try migrator.down() }]
-        if !seaORM { runs.append { _ = try migrator.status() } }
-        for run in runs {
-            let error = try #require(thrownError(run) as? MigrationError)
-            #expect(error.exitStatus == .dataError)
-        }
-        if seaORM {
-            let status = try migrator.status()
-            #expect(status.ledger == "sea-orm" && status.entries.isEmpty && status.seaORMMigrations?.isEmpty == true)
-            #expect(status.applicationRelease.ledger == "sea-orm")
-        }
-        #expect(try postgresRelations(connection) == before)
-    }
-
     @Test("a -- no-transaction migration runs outside a transaction, as sqlx runs it")
     func noTransaction() throws {
         let database = try ScratchPostgresDatabase()
