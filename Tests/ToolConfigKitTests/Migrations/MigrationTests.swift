@@ -356,11 +356,26 @@ struct MigrationTests {
         #expect(thrownError { _ = try MigrationSet.load(folder: folder.path("absent")) } is MigrationError)
     }
 
-    @Test("a -- no-transaction migration runs outside a transaction, as sqlx runs it")
-    func noTransaction() throws {
+    @Test(
+        "a -- no-transaction migration runs outside a transaction, as sqlx runs it; unmarked, the engine refuses it; on either engine",
+        arguments: ScratchDatabase.engines)
+    func noTransaction(_ engine: DatabaseEngine) throws {
+        let database = try ScratchDatabase(engine, migrated: false)
+        defer { database.drop() }
         let folder = try TemporaryFolder()
-        let migrations = try migrationsFolder(folder, ["1_vacuum.sql": "-- no-transaction\nVACUUM;\n"])
-        let connection = try SQLiteConnection(path: folder.path("a.db"), mode: .readWriteCreate)
-        #expect(try Migrator(database: connection, migrations: try .load(folder: migrations)).up().steps.count == 1)
+        // What each engine refuses inside a transaction.
+        let (statement, refusal) =
+            engine == .sqlite
+            ? ("VACUUM;\n", "cannot VACUUM from within a transaction")
+            : ("CREATE INDEX CONCURRENTLY t_x ON t (x);\n", "cannot run inside a transaction block")
+        let connection = try database.connect()
+        let unmarked = try migrationsFolder(folder, ["1_t.up.sql": "CREATE TABLE t (x int);", "2_outside.up.sql": statement])
+        let refused = thrownError { _ = try Migrator(database: connection, migrations: try .load(folder: unmarked)).up() }
+        #expect("\(refused.map(String.init(describing:)) ?? "")".contains(refusal), "\(String(describing: refused))")
+        let marked = try migrationsFolder(
+            folder, ["1_t.up.sql": "CREATE TABLE t (x int);", "2_outside.up.sql": "-- no-transaction\n" + statement])
+        #expect(try Migrator(database: connection, migrations: try .load(folder: marked)).up().steps.map(\.version) == [2])
+        #expect(try MigrationLedger(database: connection).entries().map(\.version) == [1, 2])
+        if engine == .postgresql { #expect(try SchemaFingerprint.capture(connection).objects.contains { $0.name == "t_x" }) }
     }
 }

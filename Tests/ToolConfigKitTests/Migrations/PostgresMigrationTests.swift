@@ -230,24 +230,6 @@ struct PostgresMigrationTests {
         #expect(try allowDrift.down().steps.map(\.version) == [7])
     }
 
-    @Test("a -- no-transaction migration runs outside a transaction, as sqlx runs it")
-    func noTransaction() throws {
-        let database = try ScratchPostgresDatabase()
-        defer { database.drop() }
-        let folder = try TemporaryFolder()
-        let concurrently = "CREATE INDEX CONCURRENTLY t_x ON t (x);\n"
-        let inTransaction = try migrationsFolder(folder, ["1_t.up.sql": "CREATE TABLE t (x int);", "2_index.up.sql": concurrently])
-        let connection = try database.connect()
-        // Inside a transaction PostgreSQL refuses it: the marker is what makes it run.
-        let refused = thrownError { _ = try Migrator(database: connection, migrations: try .load(folder: inTransaction)).up() }
-        #expect("\(refused.map(String.init(describing:)) ?? "")".contains("cannot run inside a transaction block"))
-        let marked = try migrationsFolder(
-            folder, ["1_t.up.sql": "CREATE TABLE t (x int);", "2_index.up.sql": "-- no-transaction\n" + concurrently])
-        #expect(try Migrator(database: connection, migrations: try .load(folder: marked)).up().steps.map(\.version) == [2])
-        #expect(try postgresRelations(connection).contains("i t_x"))
-        #expect(try MigrationLedger(database: connection).entries().map(\.version) == [1, 2])
-    }
-
     @Test("a down that would drop a table holding rows is refused with the count, a dry run changes nothing, --yes goes ahead")
     func dataLossGuard() throws {
         let database = try ScratchPostgresDatabase()
