@@ -314,63 +314,6 @@ struct PostgresSnapshotTests {
 
     // MARK: decisions
 
-    @Test("dry run reports the counts and writes nothing; re-import is unchanged; skip and fail policies")
-    func dryRunAndPolicies() throws {
-        let database = try PostgresToolConfigDatabase()
-        defer { database.drop() }
-        try database.insert("seed-user", "tool-a", enabled: true, key: "sk-seed-a", master: Self.master, createdAt: 1000, updatedAt: 2000)
-        try database.insert("seed-user", "tool-b", enabled: false, key: nil, master: Self.master, createdAt: 1000, updatedAt: 2000)
-        let path = try EngineSnapshots.write(
-            """
-            user_id,tool_id,enabled,api_key,updated_at
-            seed-user,tool-a,1,sk-seed-a,2000
-            seed-user,tool-b,1,,3000
-            new-user,tool-a,0,sk-new,
-
-            """, folder, "changes.csv")
-        let before = try database.dump()
-        let dry = try EngineSnapshots.importFile(database.connection, path, .csv, master: Self.master, dryRun: true)
-        #expect(dry.dryRun && (dry.records, dry.inserted, dry.updated, dry.unchanged, dry.skipped) == (3, 1, 1, 1, 0))
-        #expect(dry.writeLockSeconds == 0)
-        #expect(try database.dump() == before)
-
-        let real = try EngineSnapshots.importFile(database.connection, path, .csv, master: Self.master)
-        #expect((real.records, real.inserted, real.updated, real.unchanged, real.skipped) == (3, 1, 1, 1, 0))
-        let afterImport = try database.dump()
-        #expect(afterImport[0] == before[0], "the unchanged row was rewritten")
-        #expect(
-            try database.plainRows(Self.master) == [
-                .init(
-                    userID: "new-user", toolID: "tool-a", enabled: false, createdAt: SnapshotsTests.now, updatedAt: SnapshotsTests.now,
-                    key: "sk-new"),
-                .init(userID: "seed-user", toolID: "tool-a", enabled: true, createdAt: 1000, updatedAt: 2000, key: "sk-seed-a"),
-                .init(userID: "seed-user", toolID: "tool-b", enabled: true, createdAt: 1000, updatedAt: 3000, key: nil)
-            ])
-        for policy in Importer.ConflictPolicy.allCases {
-            let again = try EngineSnapshots.importFile(database.connection, path, .csv, master: Self.master, onConflict: policy)
-            #expect((again.inserted, again.updated, again.unchanged, again.skipped) == (0, 0, 3, 0), "\(policy)")
-            #expect(try database.dump() == afterImport)
-        }
-        let conflicting = try EngineSnapshots.write(
-            """
-            user_id,tool_id,enabled,api_key,updated_at
-            seed-user,tool-a,0,sk-other,5000
-            new-user,tool-a,0,sk-new,
-            brand-new,tool-z,1,,
-
-            """, folder, "conflicting.csv")
-        let skip = try EngineSnapshots.importFile(database.connection, conflicting, .csv, master: Self.master, onConflict: .skip)
-        #expect((skip.inserted, skip.updated, skip.unchanged, skip.skipped) == (1, 0, 1, 1))
-        #expect(try database.plainRows(Self.master).first { $0.userID == "seed-user" && $0.toolID == "tool-a" }?.key == "sk-seed-a")
-        let beforeFail = try database.dump()
-        let failed = try #require(
-            thrownError {
-                _ = try EngineSnapshots.importFile(database.connection, conflicting, .csv, master: Self.master, onConflict: .fail)
-            } as? SnapshotError)
-        #expect(failed.location.line == 2 && failed.message.contains("on-conflict fail"))
-        #expect(try database.dump() == beforeFail)
-    }
-
     @Test(
         "a conflicting repeat 1,200 records later is refused with both lines; an identical one is a duplicate written once",
         arguments: [0, 3])

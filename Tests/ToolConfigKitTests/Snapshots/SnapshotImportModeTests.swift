@@ -75,30 +75,38 @@ extension SnapshotsTests {
 
     // MARK: - 4. Dry run, re-import, skip
 
-    @Test("dry run reports the counts and writes nothing; re-import is unchanged; skip and fail policies")
-    func dryRunAndPolicies() throws {
+    @Test(
+        "dry run reports the counts and writes nothing; re-import is unchanged; skip and fail policies; on either engine",
+        arguments: ScratchDatabase.engines)
+    func dryRunAndPolicies(_ engine: DatabaseEngine) throws {
         let folder = try TemporaryFolder()
         let master = try Self.master()
-        let db = try Database(folder)
+        let db = try ToolConfigTestDatabases.make(engine, folder)
+        defer { db.drop() }
+        func importFile(
+            _ path: String, _ format: SnapshotFormat = .csv, onConflict: Importer.ConflictPolicy = .update, dryRun: Bool = false
+        ) throws -> Importer.Report {
+            try EngineSnapshots.importFile(db.database, path, format, master: master, onConflict: onConflict, dryRun: dryRun)
+        }
         try db.insert("seed-user", "tool-a", enabled: true, key: "sk-seed-a", master: master, createdAt: 1000, updatedAt: 2000)
         try db.insert("seed-user", "tool-b", enabled: false, key: nil, master: master, createdAt: 1000, updatedAt: 2000)
-        let path = folder.path("changes.csv")
-        try Self.write(
+        let path = try EngineSnapshots.write(
             """
             user_id,tool_id,enabled,api_key,updated_at
             seed-user,tool-a,1,sk-seed-a,2000
             seed-user,tool-b,1,,3000
             new-user,tool-a,0,sk-new,
 
-            """, to: path)
+            """, folder, "changes.csv")
         let before = try db.dump()
 
-        let dry = try Self.importFile(db, path, .csv, master: master, dryRun: true)
+        let dry = try importFile(path, dryRun: true)
         #expect(dry.dryRun)
         #expect((dry.records, dry.inserted, dry.updated, dry.unchanged, dry.skipped) == (3, 1, 1, 1, 0))
+        if engine == .postgresql { #expect(dry.writeLockSeconds == 0) }
         #expect(try db.dump() == before)
 
-        let real = try Self.importFile(db, path, .csv, master: master)
+        let real = try importFile(path)
         #expect(!real.dryRun)
         #expect((real.records, real.inserted, real.updated, real.unchanged, real.skipped) == (3, 1, 1, 1, 0))
         let afterImport = try db.dump()
@@ -111,35 +119,37 @@ extension SnapshotsTests {
             ])
 
         for policy in Importer.ConflictPolicy.allCases {
-            let again = try Self.importFile(db, path, .csv, master: master, onConflict: policy)
+            let again = try importFile(path, onConflict: policy)
             #expect((again.inserted, again.updated, again.unchanged, again.skipped) == (0, 0, 3, 0), "\(policy)")
             #expect(try db.dump() == afterImport)
         }
 
-        let conflicting = folder.path("conflicting.csv")
-        try Self.write(
+        let conflicting = try EngineSnapshots.write(
             """
             user_id,tool_id,enabled,api_key,updated_at
             seed-user,tool-a,0,sk-other,5000
             new-user,tool-a,0,sk-new,
             brand-new,tool-z,1,,
 
-            """, to: conflicting)
-        let skipDry = try Self.importFile(db, conflicting, .csv, master: master, onConflict: .skip, dryRun: true)
+            """, folder, "conflicting.csv")
+        let skipDry = try importFile(conflicting, onConflict: .skip, dryRun: true)
         #expect((skipDry.inserted, skipDry.updated, skipDry.unchanged, skipDry.skipped) == (1, 0, 1, 1))
         #expect(try db.dump() == afterImport)
-        let skip = try Self.importFile(db, conflicting, .csv, master: master, onConflict: .skip)
+        let skip = try importFile(conflicting, onConflict: .skip)
         #expect((skip.inserted, skip.updated, skip.unchanged, skip.skipped) == (1, 0, 1, 1))
         let rows = try db.plainRows(master)
         #expect(rows.first { $0.userID == "seed-user" && $0.toolID == "tool-a" }?.key == "sk-seed-a")
         #expect(rows.contains { $0.userID == "brand-new" })
+        let beforeFail = try db.dump()
+        let failed = try #require(thrownError { _ = try importFile(conflicting, onConflict: .fail) } as? SnapshotError)
+        #expect(failed.location.line == 2 && failed.message.contains("on-conflict fail"))
+        #expect(try db.dump() == beforeFail)
 
         // An identical duplicate inside one file is counted, not refused.
-        let duplicates = folder.path("duplicates.jsonl")
-        try Self.write(
+        let duplicates = try EngineSnapshots.write(
             "{\"user_id\":\"twice\",\"tool_id\":\"t\",\"enabled\":true}\n{\"user_id\":\"twice\",\"tool_id\":\"t\",\"enabled\":1}\n",
-            to: duplicates)
-        let duplicateReport = try Self.importFile(db, duplicates, .jsonl, master: master)
+            folder, "duplicates.jsonl")
+        let duplicateReport = try importFile(duplicates, .jsonl)
         #expect((duplicateReport.inserted, duplicateReport.duplicates) == (1, 1))
     }
 

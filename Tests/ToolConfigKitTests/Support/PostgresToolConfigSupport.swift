@@ -134,3 +134,32 @@ enum EngineSnapshots {
 
     static func bytes(_ path: String) throws -> Data { try Data(contentsOf: URL(fileURLWithPath: path)) }
 }
+
+/// A migrated `user_tool_configs` of either engine that tests write and read the way the
+/// application does: what lets one snapshot test run on both (`EngineSnapshots` drives the
+/// library through `database`).
+protocol ToolConfigTestDatabase: AnyObject {
+    var database: any Database { get }
+    func insert(
+        _ userID: String, _ toolID: String, enabled: Bool, key: String?, master: MasterKey, createdAt: Int64, updatedAt: Int64) throws
+    /// Every column of every row and the id counter: what a write that fails must leave as it was.
+    func dump() throws -> [String]
+    func plainRows(_ master: MasterKey) throws -> [SnapshotsTests.PlainRow]
+    func drop()
+}
+
+extension SnapshotsTests.Database: ToolConfigTestDatabase {
+    var database: any Database { connection }
+    func drop() {}
+}
+
+extension PostgresToolConfigDatabase: ToolConfigTestDatabase {
+    var database: any Database { connection }
+}
+
+enum ToolConfigTestDatabases {
+    /// A new one of `engine` (an SQLite file in `folder`); `drop()` in a `defer`.
+    static func make(_ engine: DatabaseEngine, _ folder: TemporaryFolder) throws -> any ToolConfigTestDatabase {
+        engine == .sqlite ? try SnapshotsTests.Database(folder) : try PostgresToolConfigDatabase()
+    }
+}
