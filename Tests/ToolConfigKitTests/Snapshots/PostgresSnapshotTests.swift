@@ -231,20 +231,6 @@ struct PostgresSnapshotTests {
         #expect(try database.connection.queryInt64("SELECT count(*) FROM pg_class WHERE relname = 'toolcfg_import'") == 0)
     }
 
-    @Test("--max-errors collects several errors with their lines and still writes nothing")
-    func collectedErrors() throws {
-        let database = try PostgresToolConfigDatabase()
-        defer { database.drop() }
-        try database.insert("seed-user", "tool-a", enabled: true, key: "sk-seed", master: Self.master)
-        let path = try EngineSnapshots.write(
-            "user_id,tool_id,enabled,created_at\na,t,yes,1\nb,t,1,x\nc,t,1,1\n,t,1,1\nd,t,2,1\ne,t,1,-1\nf,t,1,1\ng,t,nope,1\n", folder,
-            "errors.csv")
-        let before = try database.dump()
-        let error = thrownError { _ = try EngineSnapshots.importFile(database.connection, path, .csv, master: Self.master, maxErrors: 100) }
-        #expect((error as? SnapshotErrors)?.errors.map(\.location.line) == [2, 3, 5, 6, 7, 9], "\(String(describing: error))")
-        #expect(try database.dump() == before)
-    }
-
     @Test("a NUL character, which PostgreSQL cannot store, is refused at its line and field, and nothing is written", arguments: [0, 2])
     func nulIsRefused(preexisting: Int) throws {
         let database = try PostgresToolConfigDatabase()

@@ -5,14 +5,19 @@ import Testing
 extension SnapshotsTests {
     // MARK: - 3. Collected errors
 
-    @Test("maxErrors collects several errors with their lines and still writes nothing")
-    func collectedErrors() throws {
+    @Test(
+        "maxErrors collects several errors with their lines and still writes nothing, key errors too; on either engine",
+        arguments: ScratchDatabase.engines)
+    func collectedErrors(_ engine: DatabaseEngine) throws {
         let folder = try TemporaryFolder()
         let master = try Self.master()
-        let db = try Database(folder)
-        try db.insert("seed-user", "tool-a", enabled: true, key: "sk-seed", master: master)
-        let path = folder.path("errors.csv")
-        try Self.write(
+        let db = try ToolConfigTestDatabases.make(engine, folder)
+        defer { db.drop() }
+        func importFile(_ path: String, maxErrors: Int) throws {
+            _ = try EngineSnapshots.importFile(db.database, path, .csv, master: master, maxErrors: maxErrors)
+        }
+        try db.insert("seed-user", "tool-a", enabled: true, key: "sk-seed", master: master, createdAt: 1000, updatedAt: 2000)
+        let path = try EngineSnapshots.write(
             """
             user_id,tool_id,enabled,created_at
             a,t,yes,1
@@ -24,10 +29,10 @@ extension SnapshotsTests {
             f,t,1,1
             g,t,nope,1
 
-            """, to: path)
+            """, folder, "errors.csv")
         let before = try db.dump()
 
-        let five = thrownError { _ = try Self.importFile(db, path, .csv, master: master, maxErrors: 5) }
+        let five = thrownError { try importFile(path, maxErrors: 5) }
         let collected = try #require(five as? SnapshotErrors, "\(String(describing: five))")
         #expect(collected.errors.map(\.location.line) == [2, 3, 5, 6, 7])
         #expect(collected.errors.map(\.location.field) == ["enabled", "created_at", "user_id", "enabled", "created_at"])
@@ -37,7 +42,7 @@ extension SnapshotsTests {
         #expect(collected.description.contains("nothing was written"))
         #expect(try db.dump() == before)
 
-        let all = thrownError { _ = try Self.importFile(db, path, .csv, master: master, maxErrors: 100) }
+        let all = thrownError { try importFile(path, maxErrors: 100) }
         let every = try #require(all as? SnapshotErrors)
         #expect(every.errors.map(\.location.line) == [2, 3, 5, 6, 7, 9])
         #expect(!every.stoppedEarly)
@@ -50,10 +55,8 @@ extension SnapshotsTests {
             let secret = try SecretCipher.encrypt("sk-\(index)", masterKey: index == 1 ? master : foreign)
             lines.append(Self.tripleRow("k\(index)", secret))
         }
-        let keysPath = folder.path("keys.csv")
-        try Self.write(lines.joined(separator: "\n") + "\n", to: keysPath)
-        let keyErrors = try #require(
-            thrownError { _ = try Self.importFile(db, keysPath, .csv, master: master, maxErrors: 5) } as? SnapshotErrors)
+        let keysPath = try EngineSnapshots.write(lines.joined(separator: "\n") + "\n", folder, "keys.csv")
+        let keyErrors = try #require(thrownError { try importFile(keysPath, maxErrors: 5) } as? SnapshotErrors)
         #expect(keyErrors.errors.map(\.location.line) == [2, 4, 5])
         #expect(keyErrors.errors.allSatisfy { $0.location.field == "encrypted_api_key" })
         #expect(try db.dump() == before)
