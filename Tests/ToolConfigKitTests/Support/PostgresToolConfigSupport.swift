@@ -158,8 +158,8 @@ extension PostgresToolConfigDatabase: ToolConfigTestDatabase {
 }
 
 enum ToolConfigTestDatabases {
-    /// A new one of `engine` (an SQLite file in `folder`); `drop()` in a `defer`.
-    static func make(_ engine: DatabaseEngine, _ folder: TemporaryFolder) throws -> any ToolConfigTestDatabase {
-        engine == .sqlite ? try SnapshotsTests.Database(folder) : try PostgresToolConfigDatabase()
+    /// A new one of `engine` (an SQLite file `name` in `folder`); `drop()` in a `defer`.
+    static func make(_ engine: DatabaseEngine, _ folder: TemporaryFolder, _ name: String = "t.db") throws -> any ToolConfigTestDatabase {
+        engine == .sqlite ? try SnapshotsTests.Database(folder, name) : try PostgresToolConfigDatabase()
     }
 }
