@@ -179,20 +179,16 @@ struct JobsOption: ParsableArguments {
 
 /// Two forms for one key are a usage error (exit 64, with the command's usage).
 func refuseTwoForms(_ forms: MasterKeyForms, _ kind: SecretKind) throws {
-    do {
-        try forms.requireAtMostOne(kind)
-    } catch {
-        throw ValidationError(error.description)
-    }
+    try asValidation { try forms.requireAtMostOne(kind) }
 }
 
-/// A library's usage error, found in `validate()`, as ArgumentParser's: exit 64 with the
-/// command's usage (anything else thrown there ends in 70).
+/// A library's refusal, found in `validate()`, as ArgumentParser's: exit 64 with the command's
+/// usage (anything else thrown there ends in 70).
 func asValidation(_ check: () throws -> Void) throws {
     do {
         try check()
-    } catch let error as UsageError {
-        throw ValidationError(error.message)
+    } catch let error as any ToolcfgError {
+        throw ValidationError(error.description)
     }
 }
 
