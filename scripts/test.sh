@@ -3,7 +3,8 @@
 # fixtures (as the application's CI would run it: SQLite's, then PostgreSQL's on the throwaway
 # server), then the whole Swift Testing suite. In CI (CI=true) it also checks the code against
 # .swift-format (scripts/ci/lint.sh), runs each fuzz target for a short bounded time, the
-# PostgreSQL fault trials (scripts/ci/pg_faults.py, 5 per fault and command; PG_FAULT_TRIALS), builds the Debian package and
+# PostgreSQL fault trials (scripts/ci/pg_faults.py: session cut, server crash, its disk full; 5 per
+# fault and command; PG_FAULT_TRIALS), builds the Debian package and
 # smoke-tests it installed (scripts/package.sh, scripts/ci/package_smoke.sh; PACKAGE_SMOKE=0 skips
 # both), and runs the whole suite under AddressSanitizer and ThreadSanitizer (scripts/ci/sanitize.sh,
 # each bounded by SANITIZE_TIMEOUT), before the plain suite so that its summary closes the run.

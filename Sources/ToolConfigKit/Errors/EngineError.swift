@@ -10,9 +10,12 @@ public protocol EngineError: ToolcfgError {
     var leftCommitUnknown: Bool { get }
     /// The connection to a server was lost (the server rolls back what was not committed).
     var isConnectionLoss: Bool { get }
+    /// A database server's disk is full: the statement, and so the transaction, failed.
+    var isDiskFull: Bool { get }
 }
 
 extension EngineError {
     public var leftCommitUnknown: Bool { false }
     public var isConnectionLoss: Bool { false }
+    public var isDiskFull: Bool { false }
 }

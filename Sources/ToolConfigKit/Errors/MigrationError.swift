@@ -77,7 +77,10 @@ public enum MigrationError: ToolcfgError {
                     + "and the server rolls back what was not committed: run the same command again once the server accepts "
                     + "connections (migrate status shows where the ledger stands)"
             }
-            let again = cause.exitStatus == .temporaryFailure ? "; run the same command again" : ""
+            let again =
+                cause.isDiskFull
+                ? "; the server's disk is full: free space there and run the same command again"
+                : cause.exitStatus == .temporaryFailure ? "; run the same command again" : ""
             return "migration \(version) (\(file)) failed and was rolled back: \(cause.reason)\(again)"
         case .wouldLoseRows(let loss):
             let what = loss.map { "\($0.dropped ? "drop" : "delete rows of") \($0.table) (\($0.rows) row\($0.rows == 1 ? "" : "s"))" }

@@ -186,6 +186,38 @@ struct PostgresConnectionTests {
         #expect(try connection.queryInt64("SELECT count(*) FROM t") == 1)
     }
 
+    @Test("a full disk on the server (53100) is exit 74 saying so and what to do, without the server's line of context")
+    func diskFull() throws {
+        let database = try ScratchPostgresDatabase()
+        defer { database.drop() }
+        let connection = try database.connect()
+        // The server's own words for it (scripts/ci/pg_faults.py fills a real data directory).
+        let raise = """
+            DO $$ BEGIN RAISE EXCEPTION 'could not extend file "base/1/2": No space left on device'
+              USING ERRCODE = '53100', HINT = 'Check free disk space.'; END $$
+            """
+        let error = thrownError { try connection.execute(raise, context: "staging the rows") } as? PostgresError
+        #expect(error?.isDiskFull == true && error?.isConnectionLoss == false)
+        #expect(error?.exitStatus == .ioError)
+        #expect(error?.serverContext?.contains("line 1") == true)
+        let text = error?.description ?? ""
+        #expect(text.contains("staging the rows: could not extend file"))
+        #expect(text.contains("disk is full") && text.contains("run the same command again"))
+        #expect(!text.contains("context:"))
+        if let error {
+            let migration = MigrationError.failed(version: 7, file: "0007_tools_config.up.sql", cause: error).description
+            #expect(migration.contains("disk is full: free space there and run the same command again"))
+        }
+        // A session the server refuses as it begins carries no SQLSTATE, only the server's words.
+        let refused = PostgresError(
+            kind: .connect, message: "connection to server failed: FATAL:  could not write init file", database: "db",
+            context: "connecting")
+        #expect(refused.isDiskFull && refused.exitStatus == .ioError)
+        #expect(refused.description.contains("disk is probably full; nothing was begun"))
+        let noServer = PostgresError(kind: .connect, message: "connection refused", database: "db", context: "connecting")
+        #expect(!noServer.isDiskFull && noServer.exitStatus == .noInput)
+    }
+
     @Test("an error in a script names the line the server points at")
     func scriptLine() throws {
         let database = try ScratchPostgresDatabase()

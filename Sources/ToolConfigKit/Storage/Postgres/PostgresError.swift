@@ -70,8 +70,20 @@ public struct PostgresError: EngineError, Equatable {
 
     public var leftCommitUnknown: Bool { isConnectionLoss && context == "committing" }
 
+    /// disk_full: the server could not extend a file of its data directory. The statement
+    /// failed, and with it the transaction, so nothing was committed. A session refused as it
+    /// began carries no SQLSTATE: there the server's words for a full disk tell.
+    public var isDiskFull: Bool {
+        switch kind {
+        case .server: sqlState == "53100"
+        case .connect: message.contains("could not write init file") || message.contains("No space left on device")
+        default: false
+        }
+    }
+
     public var exitStatus: ExitStatus {
         if isConnectionLoss { return .temporaryFailure }
+        if isDiskFull { return .ioError }
         switch kind {
         case .connect: return .noInput
         case .connectionLost: return .temporaryFailure
@@ -100,7 +112,17 @@ public struct PostgresError: EngineError, Equatable {
     public var description: String {
         var text = "database \(database): \(reason)"
         if let hint { text += "; hint: \(hint)" }
-        if let serverContext { text += "; context: \(serverContext.replacingOccurrences(of: "\n", with: "; "))" }
+        // A COPY's line in the context is a line of toolcfg's own stream, not at fault when the
+        // disk filled: `context` already says what was being written.
+        if let serverContext, !isDiskFull { text += "; context: \(serverContext.replacingOccurrences(of: "\n", with: "; "))" }
+        if isDiskFull {
+            text +=
+                kind == .connect
+                ? "; the PostgreSQL server could not write to its data directory as the session began, so its disk is "
+                    + "probably full; nothing was begun: free space there and run the same command again"
+                : "; the PostgreSQL server's disk is full (its data directory), so the transaction was rolled back and "
+                    + "nothing was changed: free space there and run the same command again"
+        }
         if isConnectionLoss {
             text +=
                 context == "committing"
