@@ -216,6 +216,12 @@ struct PostgresConnectionTests {
         #expect(refused.description.contains("disk is probably full; nothing was begun"))
         let noServer = PostgresError(kind: .connect, message: "connection refused", database: "db", context: "connecting")
         #expect(!noServer.isDiskFull && noServer.exitStatus == .noInput)
+        // A server that stopped itself (a new WAL segment found no room) refuses sessions while it recovers.
+        let recovering = PostgresError(
+            kind: .connect, message: "connection to server failed: FATAL:  the database system is in recovery mode", database: "db",
+            context: "connecting")
+        #expect(recovering.isServerStartingOrStopping && recovering.exitStatus == .temporaryFailure)
+        #expect(recovering.description.contains("recovering from a crash: run the same command again"))
     }
 
     @Test("an error in a script names the line the server points at")

@@ -70,6 +70,15 @@ public struct PostgresError: EngineError, Equatable {
 
     public var leftCommitUnknown: Bool { isConnectionLoss && context == "committing" }
 
+    /// A session refused because the server is starting, stopping or recovering from a crash
+    /// (libpq gives no SQLSTATE there, only the server's words): it will accept one shortly.
+    public var isServerStartingOrStopping: Bool {
+        kind == .connect
+            && ["is starting up", "is in recovery mode", "is shutting down", "is not yet accepting connections"].contains {
+                message.contains("the database system " + $0)
+            }
+    }
+
     /// disk_full: the server could not extend a file of its data directory. The statement
     /// failed, and with it the transaction, so nothing was committed. A session refused as it
     /// began carries no SQLSTATE: there the server's words for a full disk tell.
@@ -85,7 +94,7 @@ public struct PostgresError: EngineError, Equatable {
         if isConnectionLoss { return .temporaryFailure }
         if isDiskFull { return .ioError }
         switch kind {
-        case .connect: return .noInput
+        case .connect: return isServerStartingOrStopping ? .temporaryFailure : .noInput
         case .connectionLost: return .temporaryFailure
         case .client: return .software
         case .server: break
@@ -132,6 +141,8 @@ public struct PostgresError: EngineError, Equatable {
                     + "importing again, see with export whether the rows arrived)"
                 : "; the connection to the server was lost, and the server rolls back what was not committed, so nothing "
                     + "was changed: run the same command again once the server accepts connections"
+        } else if isServerStartingOrStopping {
+            text += "; the server is starting, stopping or recovering from a crash: run the same command again once it accepts connections"
         } else if isTemporary {
             text += " (the database was busy or refused for now: try again later)"
         }
