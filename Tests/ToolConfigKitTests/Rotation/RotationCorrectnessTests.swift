@@ -103,45 +103,61 @@ extension RotationTests {
         case corruptedRow = "one corrupted row"
         case partialTriple = "a partial triple"
         case malformedSalt = "a 31-byte salt"
+        case malformedAlias = "a short nonce in the other table"
+        case foreignConfig = "a row under another key"
         var testDescription: String { rawValue }
     }
 
-    @Test("a failing rotate exits 65, names table and row, shows no secret, and changes nothing", arguments: Failure.allCases)
-    func failureChangesNothing(_ failure: Failure) throws {
+    @Test(
+        "a failing rotate exits 65, names table and row, shows no secret, leaves no backup, and changes nothing",
+        arguments: ScratchDatabase.engines, Failure.allCases)
+    func failureChangesNothing(_ engine: DatabaseEngine, _ failure: Failure) throws {
         let folder = try TemporaryFolder()
         let old = try key(MasterKeyTests.valid), new = MasterKey.generate(), other = MasterKey.generate()
-        let database = try KeyedDatabase(at: folder.path("app.db"), master: old, rows: 50, noKey: { $0 % 10 == 0 })
+        let database = try KeyedTestDatabase(engine, in: folder, master: old, rows: 50, noKey: { $0 % 10 == 0 })
+        defer { database.drop() }
         let oldFile = try Self.keyFile(failure == .wrongOldKey ? other : old, folder, "old.key")
         let newFile = try Self.keyFile(new, folder, "new.key")
-        var expectedLocation: String
+        var location: (table: String, id: String)
         var rowTriple: StoredSecret?
         switch failure {
         case .wrongOldKey:
-            expectedLocation = "api_model_aliases row id alias-1"
+            location = (KeyedDatabase.aliases, "alias-1")
         case .corruptedRow:
-            let connection = try database.connection(.readOnly)
-            let row = try #require(try Self.storedTriples(connection, KeyedDatabase.configs).first { $0.id == "25" }?.secret)
-            connection.close()
+            location = (KeyedDatabase.configs, "25")
+            let row = try #require(try database.secret(location.table, id: location.id))
             var characters = Array(row.encryptedAPIKey)
             let middle = characters.count / 2
             characters[middle] = characters[middle] == "A" ? "B" : "A"
             rowTriple = row
-            try Self.update(database.path, KeyedDatabase.configs, id: "25", "encrypted_api_key = ?2", [.text(String(characters))])
-            expectedLocation = "user_tool_configs row id 25"
+            try database.set(location.table, id: location.id, "encrypted_api_key", to: String(characters))
         case .partialTriple:
-            try Self.update(database.path, KeyedDatabase.configs, id: "31", "nonce = NULL")
-            expectedLocation = "user_tool_configs row id 31"
+            location = (KeyedDatabase.configs, "31")
+            try database.set(location.table, id: location.id, "nonce", to: nil)
         case .malformedSalt:
-            try Self.update(database.path, KeyedDatabase.configs, id: "44", "salt = ?2", [.text(Base64.encode(SecureRandom.bytes(31)))])
-            expectedLocation = "user_tool_configs row id 44"
+            location = (KeyedDatabase.configs, "44")
+            try database.set(location.table, id: location.id, "salt", to: Base64.encode(SecureRandom.bytes(31)))
+        case .malformedAlias:
+            location = (KeyedDatabase.aliases, "alias-2")
+            try database.set(location.table, id: location.id, "nonce", to: "short")
+        case .foreignConfig:
+            location = (KeyedDatabase.configs, "33")
+            let foreign = try SecretCipher.encrypt("sk-foreign-key-of-another", masterKey: other)
+            for (column, value) in [("encrypted_api_key", foreign.encryptedAPIKey), ("salt", foreign.salt), ("nonce", foreign.nonce)] {
+                try database.set(location.table, id: location.id, column, to: value)
+            }
         }
-        let before = try Self.logicalState(database.path)
+        let expectedLocation = "\(location.table) row id \(location.id)"
+        let before = try database.state()
 
         for extra in [[], ["--json"]] {
-            let result = try toolcfg(Self.rotateArguments(database.path, old: oldFile, new: newFile) + extra)
+            let backup = folder.path("backup\(extra.count)")
+            let result = try toolcfg(
+                Self.rotateArguments(database.argument, old: oldFile, new: newFile) + ["--jobs", "2", "--backup", backup] + extra)
             #expect(result.status == 65, "\(failure.rawValue) \(extra): \(result.stderr)")
             #expect(result.stderr.contains(expectedLocation), "\(result.stderr)")
             #expect(result.stderr.contains("nothing was changed"), "\(result.stderr)")
+            #expect(!FileManager.default.fileExists(atPath: backup), "a failed rotation left its backup behind")
             if extra.isEmpty {
                 #expect(result.stdout.isEmpty, "a failed rotation printed a report: \(result.stdout)")
             } else {
@@ -149,35 +165,32 @@ extension RotationTests {
                 let object = try Self.json(result.stdout)
                 let error = object["error"] as? [String: Any]
                 #expect(object["ok"] as? Bool == false && object["exit_status"] as? Int == 65, "\(result.stdout)")
-                let rowID = try #require(
-                    try SQLiteConnection(path: database.path, mode: .readOnly).queryInt64(
-                        "SELECT rowid FROM \(expectedLocation.split(separator: " ")[0]) WHERE id = ?1",
-                        [.text(String(expectedLocation.split(separator: " ")[3]))]))
-                #expect(error?["table"] as? String == String(expectedLocation.split(separator: " ")[0]), "\(result.stdout)")
-                #expect((error?["row_id"] as? NSNumber)?.int64Value == rowID, "\(result.stdout)")
+                #expect(error?["table"] as? String == location.table, "\(result.stdout)")
+                if let rowID = try database.rowID(location.table, id: location.id) {
+                    #expect((error?["row_id"] as? NSNumber)?.int64Value == rowID, "\(result.stdout)")
+                }
                 #expect((error?["message"] as? String).map(result.stderr.contains) == true, "\(result.stdout)")
             }
             let leaks = Self.leaks(
                 in: result.stdout + result.stderr, keys: [("old key", old), ("new key", new), ("given old key", other)],
-                plaintexts: database.plaintexts)
+                plaintexts: database.plaintexts.merging(["foreign": "sk-foreign-key-of-another"]) { a, _ in a })
             #expect(leaks.isEmpty, "\(leaks)")
             if let rowTriple {
                 #expect(!result.stderr.contains(rowTriple.salt) && !result.stderr.contains(String(rowTriple.encryptedAPIKey.prefix(12))))
             }
-            #expect(try Self.logicalState(database.path) == before, "\(failure.rawValue): the database changed")
+            #expect(try database.state() == before, "\(failure.rawValue): the database changed")
         }
         // And the library says the same, with the error's fields.
-        let connection = try database.connection()
         let error = thrownError {
             _ = try KeyRotator(
-                database: connection, options: .init(oldKey: failure == .wrongOldKey ? other : old, newKey: new, jobs: Self.inProcessJobs)
+                database: try database.open(),
+                options: .init(oldKey: failure == .wrongOldKey ? other : old, newKey: new, jobs: Self.inProcessJobs)
             ).run()
         }
         let rotationError = try #require(error as? RotationError, "\(String(describing: error))")
         #expect("\(rotationError.table) \(rotationError.row)" == expectedLocation)
         #expect(rotationError.rolledBack)
-        connection.close()
-        #expect(try Self.logicalState(database.path) == before)
+        #expect(try database.state() == before)
     }
 
     /// Whether a plain write to `path` is refused; root ignores the mode bits.

@@ -1,0 +1,96 @@
+import Foundation
+import Testing
+@testable import ToolConfigKit
+
+/// A keyed database of either engine behind one face, for the rotation tests that run on both
+/// (`@Test(arguments: ScratchDatabase.engines)`): `KeyedDatabase` (an SQLite file as the
+/// application leaves it) or `PostgresKeyedDatabase` (its PostgreSQL fixture), each with
+/// `aliases` api_model_aliases rows ("alias-N") and `rows` user_tool_configs rows (ids 1...rows).
+final class KeyedTestDatabase {
+    let engine: DatabaseEngine
+    private let sqlite: KeyedDatabase?
+    private let postgres: PostgresKeyedDatabase?
+
+    init(_ engine: DatabaseEngine, in folder: TemporaryFolder, master: MasterKey, rows: Int, noKey: (Int) -> Bool = { _ in false })
+        throws
+    {
+        self.engine = engine
+        switch engine {
+        case .sqlite:
+            sqlite = try KeyedDatabase(at: folder.path("app.db"), master: master, rows: rows, noKey: noKey)
+            postgres = nil
+        case .postgresql:
+            sqlite = nil
+            postgres = try PostgresKeyedDatabase(master: master, rows: rows, noKey: noKey)
+        }
+    }
+
+    func drop() { postgres?.drop() }
+
+    /// What `--db` takes.
+    var argument: String { sqlite?.path ?? postgres!.url.text }
+    /// "table/id" -> plaintext, for the rows that have a key.
+    var plaintexts: [String: String] { sqlite?.plaintexts ?? postgres!.plaintexts }
+    /// Rows with a key, by table.
+    var keyed: [String: Int] { sqlite?.keyed ?? postgres!.keyed }
+
+    func open() throws -> any Database {
+        let location: DatabaseLocation = sqlite.map { .sqlite(path: $0.path) } ?? .postgres(postgres!.url)
+        return try location.open(mode: .readWrite, busyTimeout: .seconds(10))
+    }
+
+    /// Everything a rotation that fails must leave as it was: SQLite's schema and every table's
+    /// rows; on PostgreSQL every column of both tables and the id sequence.
+    func state() throws -> [String] {
+        if let sqlite { return try RotationTests.logicalState(sqlite.path).sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" } }
+        return try postgres!.dump()
+    }
+
+    /// Sets one column of the row of `table` whose id reads `id`; nil writes NULL.
+    func set(_ table: String, id: String, _ column: String, to value: String?) throws {
+        if let sqlite {
+            try RotationTests.update(sqlite.path, table, id: id, "\(column) = ?2", [value.map { .text($0) } ?? .null])
+            return
+        }
+        let result = try postgres!.connection.query(
+            "UPDATE \(table) SET \(column) = $2 WHERE id::text = $1", [.text(id), value.map { .text($0) } ?? .null])
+        #expect(result.affectedRows == 1)
+    }
+
+    func secret(_ table: String, id: String) throws -> StoredSecret? {
+        if let sqlite {
+            let connection = try sqlite.connection(.readOnly)
+            defer { connection.close() }
+            return try RotationTests.storedTriples(connection, table).first { $0.id == id }?.secret
+        }
+        let rows = try postgres!.connection.query(
+            "SELECT id::text, encrypted_api_key, salt, nonce FROM \(table) WHERE id::text = $1", [.text(id)])
+        return rows.count == 1 ? ToolConfigTable.secret(rows, 0, first: 1) : nil
+    }
+
+    /// The row id a report names for the row: SQLite's rowid; on PostgreSQL an integer key's
+    /// value, and nil for a text key (its stand-in is a position within one transaction).
+    func rowID(_ table: String, id: String) throws -> Int64? {
+        if let sqlite {
+            return try SQLiteConnection(path: sqlite.path, mode: .readOnly).queryInt64(
+                "SELECT rowid FROM \(table) WHERE id = ?1", [.text(id)])
+        }
+        return table == KeyedDatabase.configs ? Int64(id) : nil
+    }
+
+    /// What verify-keys finds, in-process, with both keys.
+    func verify(old: MasterKey, new: MasterKey) throws -> KeyVerifier.Report {
+        if let sqlite {
+            let connection = try sqlite.connection()
+            defer { connection.close() }
+            #expect(try connection.queryText("PRAGMA integrity_check") == "ok")
+        }
+        return try KeyVerifier(database: try open(), masterKey: old, newKey: new, jobs: RotationTests.inProcessJobs).run()
+    }
+
+    /// Every keyed row opens under `key` to its plaintext.
+    func expectPlaintexts(under key: MasterKey, sourceLocation: SourceLocation = #_sourceLocation) throws {
+        if let sqlite { return try RotationTests.expectPlaintexts(sqlite, under: key, sourceLocation: sourceLocation) }
+        try postgres!.expectPlaintexts(under: key, sourceLocation: sourceLocation)
+    }
+}
