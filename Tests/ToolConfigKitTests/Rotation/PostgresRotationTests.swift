@@ -12,65 +12,6 @@ struct PostgresRotationTests {
         return try toolcfg(RotationTests.rotateArguments(database.url.text, old: oldFile, new: newFile) + ["--jobs", "2", "--json"] + extra)
     }
 
-    @Test(
-        """
-        rotates both tables (one keyed by text) from the command line; psycopg and Python cryptography open every key under the new key; \
-        a rerun changes nothing
-        """
-    )
-    func rotatesEveryTable() throws {
-        let folder = try TemporaryFolder()
-        let old = try key(MasterKeyTests.valid), new = MasterKey.generate()
-        let database = try PostgresKeyedDatabase(
-            master: old, aliases: 5, rows: 60, noKey: { $0 % 6 == 0 }, encrypt: KeyedDatabase.peerEncryptor(old))
-        defer { database.drop() }
-        let before = try database.dump(withTriples: false)
-
-        let dry = try Self.rotate(database, folder, old: old, new: new, ["--dry-run"])
-        #expect(dry.status == 0, "\(dry.stderr)")
-        #expect(RotationTests.tables(try RotationTests.json(dry.stdout))[KeyedDatabase.configs]?["rotated"] as? Int == 50)
-        try database.expectPlaintexts(under: old)
-
-        let run = try Self.rotate(database, folder, old: old, new: new)
-        #expect(run.status == 0, "\(run.stderr)")
-        let report = try RotationTests.json(run.stdout)
-        let tables = RotationTests.tables(report)
-        #expect(tables[KeyedDatabase.aliases]?["rotated"] as? Int == 5 && tables[KeyedDatabase.configs]?["rotated"] as? Int == 50)
-        #expect(tables[KeyedDatabase.configs]?["empty"] as? Int == 10 && report["verified_after_commit"] as? Int == 55)
-        #expect((report["write_lock_seconds"] as? Double ?? -1) > 0)
-        #expect(try database.dump(withTriples: false) == before, "a column besides the triple changed")
-
-        // psycopg reads the rows, Python's cryptography opens them under the new key.
-        let stored = try #require(
-            try postgresPeer(
-                "read", database.url,
-                """
-                SELECT 'api_model_aliases/' || id, encrypted_api_key, salt, nonce FROM api_model_aliases
-                UNION ALL SELECT 'user_tool_configs/' || id, encrypted_api_key, salt, nonce FROM user_tool_configs
-                          WHERE encrypted_api_key IS NOT NULL
-                ORDER BY 1
-                """) as? [[String]])
-        let opened = try #require(
-            try cryptoPeer(
-                "decrypt",
-                [
-                    "master_key": new.base64Text,
-                    "secrets": stored.map { ["encrypted_api_key": $0[1], "salt": $0[2], "nonce": $0[3]] }
-                ]) as? [String])
-        #expect(Dictionary(uniqueKeysWithValues: zip(stored.map { $0[0] }, opened)) == database.plaintexts)
-        let counts = try database.counts(old: old, new: new)
-        #expect(counts[KeyedDatabase.aliases]?.old == 0 && counts[KeyedDatabase.configs]?.old == 0)
-
-        let afterFirst = try database.dump()
-        let again = try Self.rotate(database, folder, old: old, new: new)
-        #expect(again.status == 0, "\(again.stderr)")
-        let againTables = RotationTests.tables(try RotationTests.json(again.stdout))
-        #expect(
-            againTables[KeyedDatabase.configs]?["already_rotated"] as? Int == 50
-                && againTables[KeyedDatabase.configs]?["rotated"] as? Int == 0)
-        #expect(try database.dump() == afterFirst, "a rerun changed rows")
-    }
-
     @Test("--backup writes a 0600 script of both tables as the rotation read them; psql restores it exactly; an existing path is refused")
     func backupRestores() throws {
         let folder = try TemporaryFolder()

@@ -5,39 +5,50 @@ import Testing
 extension RotationTests {
     // MARK: 1. against the independent implementation
 
-    @Test("rotates triples written by Python cryptography in both tables; Python opens every key under the new key")
-    func crossImplementation() throws {
+    @Test(
+        """
+        rotates triples written by Python cryptography in both tables (a dry run first); Python opens every key under the new key, \
+        the old key none, every other column is as it was; a rerun finds every row already rotated and changes nothing
+        """,
+        arguments: ScratchDatabase.engines)
+    func crossImplementation(_ engine: DatabaseEngine) throws {
         let folder = try TemporaryFolder()
         let old = try key(MasterKeyTests.valid), new = MasterKey.generate()
         let special = CrossImplementationTests.plaintexts
-        let database = try KeyedDatabase(
-            at: folder.path("app.db"), master: old, aliases: 12, rows: 40, noKey: { $0 > 8 && $0 % 4 == 0 },
+        let database = try KeyedTestDatabase(
+            engine, in: folder, master: old, aliases: 12, rows: 40, noKey: { $0 > 8 && $0 % 4 == 0 },
             plaintext: { table, index in
                 table == KeyedDatabase.configs && index <= special.count ? special[index - 1] : KeyedDatabase.defaultPlaintext(table, index)
             },
             encrypt: KeyedDatabase.peerEncryptor(old))
-        let before = try database.connection(.readOnly)
-        let triplesBefore = try [KeyedDatabase.aliases, KeyedDatabase.configs].map { try Self.storedTriples(before, $0) }
-        before.close()
-        let stateBefore = try Self.logicalState(database.path)
+        defer { database.drop() }
+        let tableNames = [KeyedDatabase.aliases, KeyedDatabase.configs]
+        let triplesBefore = try tableNames.map { try database.triples($0) }
+        let stateBefore = try database.state(), columnsBefore = try database.state(withTriples: false)
+        let oldFile = try Self.keyFile(old, folder, "old.key"), newFile = try Self.keyFile(new, folder, "new.key")
+        let arguments = Self.rotateArguments(database.argument, old: oldFile, new: newFile) + ["--jobs", "2", "--json"]
 
-        let connection = try database.connection()
-        let report = try KeyRotator(database: connection, options: .init(oldKey: old, newKey: new, jobs: Self.inProcessJobs)).run()
-        connection.close()
+        let dry = try toolcfg(arguments + ["--dry-run"])
+        #expect(dry.status == 0, "\(dry.stderr)")
+        #expect(Self.tables(try Self.json(dry.stdout))[KeyedDatabase.configs]?["rotated"] as? Int == 32)
+        #expect(try database.state() == stateBefore, "the dry run changed the database")
 
-        let tables = Dictionary(report.groups.map { ($0.table, $0) }, uniquingKeysWith: { a, _ in a })
-        #expect(Set(tables.keys) == [KeyedDatabase.aliases, KeyedDatabase.configs])
-        let aliases = try #require(tables[KeyedDatabase.aliases]), configs = try #require(tables[KeyedDatabase.configs])
-        #expect((aliases.rows, aliases.rotated, aliases.alreadyRotated, aliases.empty) == (12, 12, 0, 0))
-        #expect((configs.rows, configs.rotated, configs.alreadyRotated, configs.empty) == (40, 32, 0, 8))
-        #expect(report.verifiedAfterCommit == 44)
-        #expect(report.verifiedAfterCommit == report.groups.reduce(0) { $0 + $1.rotated })
-        #expect(!report.dryRun && report.backupFile == nil)
-        #expect(report.masterKeyFingerprint == old.fingerprint && report.newMasterKeyFingerprint == new.fingerprint)
+        // The rotation from the command line, its rerun in the library: both paths on each engine.
+        let run = try toolcfg(arguments)
+        #expect(run.status == 0, "\(run.stderr)")
+        let report = try Self.json(run.stdout)
+        let tables = Self.tables(report)
+        #expect(Set(tables.keys) == Set(tableNames))
+        let counts = tables.mapValues { group in ["rows", "rotated", "already_rotated", "empty"].map { group[$0] as? Int ?? -1 } }
+        #expect(counts == [KeyedDatabase.aliases: [12, 12, 0, 0], KeyedDatabase.configs: [40, 32, 0, 8]])
+        #expect(report["verified_after_commit"] as? Int == 44 && report["dry_run"] as? Bool == false && report["backup_file"] == nil)
+        #expect((report["write_lock_seconds"] as? Double ?? -1) > 0)
+        #expect(
+            report["master_key_fingerprint"] as? String == old.fingerprint
+                && report["new_master_key_fingerprint"] as? String == new.fingerprint)
 
-        let after = try database.connection(.readOnly)
-        for (table, rowsBefore) in zip([KeyedDatabase.aliases, KeyedDatabase.configs], triplesBefore) {
-            let rowsAfter = try Self.storedTriples(after, table)
+        for (table, rowsBefore) in zip(tableNames, triplesBefore) {
+            let rowsAfter = try database.triples(table)
             #expect(rowsAfter.map(\.id) == rowsBefore.map(\.id))
             let keyed = rowsAfter.compactMap { row in row.secret.map { (row.id, $0) } }
             #expect(keyed.count == database.keyed[table])
@@ -59,16 +70,20 @@ extension RotationTests {
                 #expect(newSecret.encryptedAPIKey != oldSecret.encryptedAPIKey, "\(table) \(was.id): ciphertext kept")
             }
         }
-        // The old key opens nothing any more.
-        let underOld = try KeyVerifier(database: after, masterKey: old, jobs: Self.inProcessJobs).run()
-        #expect(underOld.groups.allSatisfy { $0.underMasterKey == 0 })
-        after.close()
-        // Everything but the triples is as it was.
-        let stateAfter = try Self.logicalState(database.path)
-        for (name, digest) in stateBefore where ![KeyedDatabase.aliases, KeyedDatabase.configs].contains(name) {
-            #expect(stateAfter[name] == digest, "\(name) changed")
+        // The old key opens nothing any more; everything but the triples is as it was.
+        let verified = try database.verify(old: old, new: new)
+        #expect(verified.groups.allSatisfy { $0.underMasterKey == 0 && $0.underNewMasterKey == database.keyed[$0.table] })
+        #expect(try database.state(withTriples: false) == columnsBefore, "a column besides the triples changed")
+
+        let rotated = try database.state()
+        let again = try KeyRotator(database: try database.open(), options: .init(oldKey: old, newKey: new, jobs: Self.inProcessJobs)).run()
+        for group in again.groups {
+            #expect(group.rotated == 0 && group.alreadyRotated == database.keyed[group.table], "\(group)")
+            #expect(group.empty == (group.table == KeyedDatabase.configs ? 8 : 0) && group.rows == group.alreadyRotated + group.empty)
         }
-        #expect(Set(stateAfter.keys) == Set(stateBefore.keys))
+        #expect(again.verifiedAfterCommit == 0 && !again.dryRun && again.backupFile == nil)
+        #expect(try database.state() == rotated, "the second run rewrote rows")
+        try database.expectPlaintexts(under: new)
     }
 
     @Test("rotation keeps every column but the triple, in both tables")
@@ -221,26 +236,6 @@ extension RotationTests {
     }
 
     // MARK: 3. idempotence and resumption
-
-    @Test("a second rotation with the same keys finds every row already rotated and changes nothing")
-    func secondRunChangesNothing() throws {
-        let folder = try TemporaryFolder()
-        let old = try key(MasterKeyTests.valid), new = MasterKey.generate()
-        let database = try KeyedDatabase(at: folder.path("app.db"), master: old, rows: 60, noKey: { $0 % 6 == 0 })
-        let options = KeyRotator.Options(oldKey: old, newKey: new, jobs: Self.inProcessJobs)
-        let first = try KeyRotator(database: try database.connection(), options: options).run()
-        #expect(first.groups.map(\.rotated) == [3, 50])
-        let state = try Self.logicalState(database.path)
-
-        let second = try KeyRotator(database: try database.connection(), options: options).run()
-        for table in second.groups {
-            #expect(table.rotated == 0 && table.alreadyRotated == database.keyed[table.table], "\(table)")
-            #expect(table.empty == database.withoutKey[table.table] && table.rows == table.alreadyRotated + table.empty)
-        }
-        #expect(second.verifiedAfterCommit == 0)
-        #expect(try Self.logicalState(database.path) == state, "the second run rewrote rows")
-        try Self.expectPlaintexts(database, under: new)
-    }
 
     /// Rotates, then puts back the pre-rotation triples of some rows (a copy restored in part):
     /// the result is a database half under the old key and half under the new one.

@@ -110,7 +110,7 @@ extension RotationTests {
     /// A digest of the schema (`SELECT * FROM sqlite_master`) and of every table's rows in rowid
     /// order, by name: equal states mean a logically unchanged database, and a difference names
     /// the table.
-    static func logicalState(_ path: String) throws -> [String: String] {
+    static func logicalState(_ path: String, without columns: Set<String> = []) throws -> [String: String] {
         let connection = try SQLiteConnection(path: path, mode: .readOnly)
         defer { connection.close() }
         func digest(_ sql: String) throws -> String {
@@ -126,7 +126,17 @@ extension RotationTests {
         let tables = try connection.prepare("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
         var names: [String] = []
         while try tables.step() { names.append(tables.text(0) ?? "") }
-        for name in names { state[name] = try digest("SELECT rowid, * FROM \(quoted(name)) ORDER BY rowid") }
+        for name in names {
+            var kept = "*"
+            if !columns.isEmpty {
+                let info = try connection.prepare("SELECT name FROM pragma_table_info(?1) ORDER BY cid")
+                try info.bind([.text(name)])
+                var names: [String] = []
+                while try info.step() { names.append(info.text(0) ?? "") }
+                kept = names.filter { !columns.contains($0) }.map(quoted).joined(separator: ", ")
+            }
+            state[name] = try digest("SELECT rowid, \(kept) FROM \(quoted(name)) ORDER BY rowid")
+        }
         return state
     }
 }

@@ -11,17 +11,22 @@ final class KeyedTestDatabase {
     private let sqlite: KeyedDatabase?
     private let postgres: PostgresKeyedDatabase?
 
-    init(_ engine: DatabaseEngine, in folder: TemporaryFolder, master: MasterKey, rows: Int, noKey: (Int) -> Bool = { _ in false })
-        throws
-    {
+    init(
+        _ engine: DatabaseEngine, in folder: TemporaryFolder, master: MasterKey, aliases: Int = 3, rows: Int,
+        noKey: (Int) -> Bool = { _ in false }, plaintext: (String, Int) -> String = KeyedDatabase.defaultPlaintext,
+        encrypt: (([String]) throws -> [StoredSecret])? = nil
+    ) throws {
         self.engine = engine
         switch engine {
         case .sqlite:
-            sqlite = try KeyedDatabase(at: folder.path("app.db"), master: master, rows: rows, noKey: noKey)
+            sqlite = try KeyedDatabase(
+                at: folder.path("app.db"), master: master, aliases: aliases, rows: rows, noKey: noKey, plaintext: plaintext,
+                encrypt: encrypt)
             postgres = nil
         case .postgresql:
             sqlite = nil
-            postgres = try PostgresKeyedDatabase(master: master, rows: rows, noKey: noKey)
+            postgres = try PostgresKeyedDatabase(
+                master: master, aliases: aliases, rows: rows, noKey: noKey, plaintext: plaintext, encrypt: encrypt)
         }
     }
 
@@ -40,10 +45,33 @@ final class KeyedTestDatabase {
     }
 
     /// Everything a rotation that fails must leave as it was: SQLite's schema and every table's
-    /// rows; on PostgreSQL every column of both tables and the id sequence.
-    func state() throws -> [String] {
-        if let sqlite { return try RotationTests.logicalState(sqlite.path).sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" } }
-        return try postgres!.dump()
+    /// rows; on PostgreSQL every column of both tables and the id sequence. Without the triples:
+    /// what one that commits must leave as it was.
+    func state(withTriples: Bool = true) throws -> [String] {
+        if let sqlite {
+            let state = try RotationTests.logicalState(
+                sqlite.path, without: withTriples ? [] : ["encrypted_api_key", "salt", "nonce"])
+            return state.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }
+        }
+        return try postgres!.dump(withTriples: withTriples)
+    }
+
+    /// The stored triples of `table` by id, in key order, as an independent reader sees them:
+    /// the test's own SQLite connection, or psycopg.
+    func triples(_ table: String) throws -> [(id: String, secret: StoredSecret?)] {
+        if let sqlite {
+            let connection = try sqlite.connection(.readOnly)
+            defer { connection.close() }
+            return try RotationTests.storedTriples(connection, table)
+        }
+        let rows = try #require(
+            try postgresPeer("read", postgres!.url, "SELECT id::text, encrypted_api_key, salt, nonce FROM \(table) ORDER BY id") as? [[Any]]
+        )
+        return rows.map { row in
+            let parts = row.dropFirst().map { $0 as? String }
+            let secret = parts.allSatisfy { $0 != nil } ? StoredSecret(encryptedAPIKey: parts[0]!, salt: parts[1]!, nonce: parts[2]!) : nil
+            return (row[0] as? String ?? "", secret)
+        }
     }
 
     /// Sets one column of the row of `table` whose id reads `id`; nil writes NULL.

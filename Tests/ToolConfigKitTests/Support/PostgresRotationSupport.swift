@@ -16,14 +16,14 @@ final class PostgresKeyedDatabase {
 
     init(
         master: MasterKey, aliases: Int = 3, rows: Int, noKey: (Int) -> Bool = { _ in false },
-        encrypt: (([String]) throws -> [StoredSecret])? = nil
+        plaintext: (String, Int) -> String = KeyedDatabase.defaultPlaintext, encrypt: (([String]) throws -> [StoredSecret])? = nil
     ) throws {
         base = try PostgresToolConfigDatabase(fixture: "app-after-0007.sql")
         let encrypt = encrypt ?? KeyedDatabase.swiftEncryptor(master)
         try connection.execute("DELETE FROM api_model_aliases; DELETE FROM user_tool_configs")
-        let aliasPlaintexts = (1...aliases).map { KeyedDatabase.defaultPlaintext(KeyedDatabase.aliases, $0) }
+        let aliasPlaintexts = (1...aliases).map { plaintext(KeyedDatabase.aliases, $0) }
         let keyedIDs = (1...rows).filter { !noKey($0) }
-        let configPlaintexts = keyedIDs.map { KeyedDatabase.defaultPlaintext(KeyedDatabase.configs, $0) }
+        let configPlaintexts = keyedIDs.map { plaintext(KeyedDatabase.configs, $0) }
         let secrets = try encrypt(aliasPlaintexts + configPlaintexts)
         try connection.copyIn(
             "COPY api_model_aliases (id, base_url, models_json, encrypted_api_key, salt, nonce, created_at, updated_at) FROM STDIN"
