@@ -11,40 +11,46 @@ struct LiveWriterTests {
         folder = try TemporaryFolder()
     }
 
-    @Test("rows the application inserts, re-keys, deletes, clears or flips between the snapshot and the write lock are all handled")
-    func rotationRedoesWritesMadeMeanwhile() throws {
+    @Test(
+        "rows the application inserts, re-keys, deletes, clears or flips between the snapshot and the write phase are all handled",
+        arguments: ScratchDatabase.engines)
+    func rotationRedoesWritesMadeMeanwhile(_ engine: DatabaseEngine) throws {
         let old = try key(MasterKeyTests.valid), new = MasterKey.generate()
-        let database = try KeyedDatabase(at: folder.path("app.db"), master: old, rows: 30, noKey: { $0 % 10 == 0 })
-        let application = try ApplicationWriter(path: database.path, master: old, rows: ApplicationWriter.model(of: database, rows: 30))
-        let connection = try database.connection()
-        var rotator = KeyRotator(database: connection, options: .init(oldKey: old, newKey: new, jobs: 2))
+        let database = try KeyedTestDatabase(engine, in: folder, master: old, rows: 30, noKey: { $0 % 10 == 0 })
+        defer { database.drop() }
+        let application = try database.application(master: old, rows: 30)
+        var rotator = KeyRotator(database: try database.open(), options: .init(oldKey: old, newKey: new, jobs: 2))
         rotator.betweenPhases = { application.writeBetweenRotationPhases(newKey: new) }
         try application.expectRedone(try rotator.run(), newKey: new)
-        let verifier = try KeyVerifier(database: connection, masterKey: new, jobs: 2).run()
+        let verifier = try KeyVerifier(database: try database.open(), masterKey: new, jobs: 2).run()
         #expect(verifier.ok)
+        if let server = database.postgresConnection {
+            // The stages went with the rotation, not only with its session.
+            #expect(try server.queryInt64("SELECT count(*) FROM pg_class WHERE relname LIKE 'toolcfg_rotation_%'") == 0)
+        }
     }
 
     @Test(
         """
         rows the application re-keys or deletes after the commit are counted by the read-back (its digest differs, \
         so it goes row by row), not failed
-        """
-    )
-    func readBackCountsWritesAfterTheCommit() throws {
+        """,
+        arguments: ScratchDatabase.engines)
+    func readBackCountsWritesAfterTheCommit(_ engine: DatabaseEngine) throws {
         let old = try key(MasterKeyTests.valid), new = MasterKey.generate()
-        let database = try KeyedDatabase(at: folder.path("app.db"), master: old, rows: 30, noKey: { $0 % 10 == 0 })
-        let application = try ApplicationWriter(path: database.path, master: old, rows: ApplicationWriter.model(of: database, rows: 30))
-        var rotator = KeyRotator(database: try database.connection(), options: .init(oldKey: old, newKey: new, jobs: 2))
+        let database = try KeyedTestDatabase(engine, in: folder, master: old, rows: 30, noKey: { $0 % 10 == 0 })
+        defer { database.drop() }
+        let application = try database.application(master: old, rows: 30)
+        var rotator = KeyRotator(database: try database.open(), options: .init(oldKey: old, newKey: new, jobs: 2))
         rotator.afterCommit = {
-            application.setKey(3, under: old)
+            application.setKey(3, under: old, clear: false)
             application.delete(5)
         }
         let report = try rotator.run()
         #expect(report.total.rotated == 30 && report.verifiedAfterCommit == 28 && report.changedAfterCommit == 1, "\(report)")
         // Without writes after the commit the digests agree and every rotated row counts.
-        application.setKey(3, under: new)
-        let quiet = try KeyRotator(database: try database.connection(), options: .init(oldKey: new, newKey: MasterKey.generate(), jobs: 2))
-            .run()
+        application.setKey(3, under: new, clear: false)
+        let quiet = try KeyRotator(database: try database.open(), options: .init(oldKey: new, newKey: MasterKey.generate(), jobs: 2)).run()
         #expect(quiet.verifiedAfterCommit == quiet.total.rotated && quiet.changedAfterCommit == 0 && quiet.total.rotated == 29, "\(quiet)")
     }
 
@@ -69,18 +75,28 @@ struct LiveWriterTests {
         try application.expectTable(under: old)
     }
 
+    /// Each engine without flags; PostgreSQL also with --make-room, which moves rows while the
+    /// application writes.
+    static let besideCases: [(DatabaseEngine, [String])] = ScratchDatabase.engines.flatMap { engine in
+        engine == .postgresql ? [(engine, []), (engine, ["--make-room"])] : [(engine, [])]
+    }
+
     @Test(
-        "an application writing throughout a rotation loses nothing; after a rerun every key opens under the new key",
-        .timeLimit(.minutes(2)))
-    func rotationBesideAWritingApplication() throws {
+        """
+        an application writing throughout a rotation (on PostgreSQL with and without --make-room) loses nothing and waits only for \
+        the write phase or one move; after a rerun every key opens under the new key
+        """,
+        .timeLimit(.minutes(2)), arguments: besideCases)
+    func rotationBesideAWritingApplication(_ engine: DatabaseEngine, _ extra: [String]) throws {
         let old = try key(MasterKeyTests.valid), new = MasterKey.generate()
         let rows = 1500
-        let database = try KeyedDatabase(at: folder.path("app.db"), master: old, rows: rows, noKey: { $0 % 50 == 0 })
-        let application = try ApplicationWriter(path: database.path, master: old, rows: ApplicationWriter.model(of: database, rows: rows))
+        let database = try KeyedTestDatabase(engine, in: folder, master: old, rows: rows, noKey: { $0 % 50 == 0 })
+        defer { database.drop() }
+        let application = try database.application(master: old, rows: rows)
         let oldFile = try RotationTests.keyFile(old, folder, "old.key"), newFile = try RotationTests.keyFile(new, folder, "new.key")
 
         let rotation = try application.writing {
-            try toolcfg(RotationTests.rotateArguments(database.path, old: oldFile, new: newFile) + ["--jobs", "2", "--json"])
+            try toolcfg(RotationTests.rotateArguments(database.argument, old: oldFile, new: newFile) + ["--jobs", "2", "--json"] + extra)
         }
         #expect(rotation.status == 0, "\(rotation.stderr)")
         #expect(application.failures.isEmpty, "\(application.failures.prefix(3))")
@@ -88,15 +104,16 @@ struct LiveWriterTests {
         let report = try RotationTests.json(rotation.stdout)
         let changed = RotationTests.tables(report)[KeyedDatabase.configs]?["changed_during_rotation"] as? Int ?? -1
         print(
-            "live rotation: \(application.writes) application writes, longest wait \(application.longestWait), \(changed) "
-                + "rows redone in the write phase, write lock held \(report["write_lock_seconds"] ?? "?") s"
+            "live rotation on \(engine) \(extra): \(application.writes) application writes, longest wait \(application.longestWait), "
+                + "\(changed) rows redone in the write phase, write lock held \(report["write_lock_seconds"] ?? "?") s of "
+                + "\(report["elapsed_seconds"] ?? "?") s"
         )
 
         // Rows the application wrote after the commit are still under the old key: a second run,
         // as after switching the application, re-encrypts them and keeps the rest.
-        let rerun = try KeyRotator(database: try database.connection(), options: .init(oldKey: old, newKey: new, jobs: 2)).run()
+        let rerun = try KeyRotator(database: try database.open(), options: .init(oldKey: old, newKey: new, jobs: 2)).run()
         #expect(rerun.groups.allSatisfy { $0.changedDuringRotation == 0 })
-        try application.expectTable(under: new)
+        try application.expectTable(under: new, sourceLocation: #_sourceLocation)
     }
 
     // MARK: import

@@ -18,6 +18,9 @@ protocol ApplicationStandIn: AnyObject, Sendable {
     func insertKeyed()
     /// Every write made so far that failed.
     var failures: [String] { get }
+    /// Writes that landed, and the longest any of them waited for its lock.
+    var writes: Int { get }
+    var longestWait: Duration { get }
     /// Every row of the table is the model's, its key opening under `key` to the model's plaintext.
     func expectTable(under key: MasterKey, sourceLocation: SourceLocation) throws
     /// Gives the row a new key (or none), encrypted under `key` (nil: the application's).

@@ -39,6 +39,17 @@ final class KeyedTestDatabase {
     /// Rows with a key, by table.
     var keyed: [String: Int] { sqlite?.keyed ?? postgres!.keyed }
 
+    /// The test server's session on PostgreSQL, for checks of the server's own catalog.
+    var postgresConnection: PostgresConnection? { postgres?.connection }
+
+    /// The live application on this database: its rows as built, keys under `master`.
+    func application(master: MasterKey, rows: Int) throws -> any ApplicationStandIn {
+        if let sqlite {
+            return try ApplicationWriter(path: sqlite.path, master: master, rows: ApplicationWriter.model(of: sqlite, rows: rows))
+        }
+        return try PostgresApplication(postgres!, master: master, rows: rows)
+    }
+
     func open() throws -> any Database {
         let location: DatabaseLocation = sqlite.map { .sqlite(path: $0.path) } ?? .postgres(postgres!.url)
         return try location.open(mode: .readWrite, busyTimeout: .seconds(10))
