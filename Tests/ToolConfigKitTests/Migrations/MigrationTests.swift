@@ -121,22 +121,40 @@ struct MigrationTests {
         #expect(try MigrationLedger(database: connection).entries().map(\.version) == Array(1...7))
     }
 
-    @Test("a drifted checksum is refused, explained, and allowed with allowDrift")
-    func drift() throws {
-        let folder = try TemporaryFolder()
-        let connection = try SQLiteConnection(path: folder.path("a.db"), mode: .readWriteCreate)
-        _ = try Migrator(database: connection, migrations: try .embedded()).up()
-        try connection.execute("UPDATE _sqlx_migrations SET checksum = randomblob(48) WHERE version = 7")
-        let migrator = Migrator(database: connection, migrations: try .embedded())
+    @Test(
+        """
+        a dirty ledger row is refused for up and down, and allowed with allowDirty; a drifted checksum is refused, explained, \
+        and allowed with allowDrift; on either engine
+        """,
+        arguments: ScratchDatabase.engines)
+    func dirtyAndDrift(_ engine: DatabaseEngine) throws {
+        let database = try ScratchDatabase(engine, migrated: false)
+        defer { database.drop() }
+        let connection = try database.connect()
+        let builtIn = try connection.migrationStore().builtInMigrations()
+        let migrator = Migrator(database: connection, migrations: builtIn)
+        _ = try migrator.up()
+        try connection.execute("UPDATE _sqlx_migrations SET success = false", context: nil)
+        for run in [{ _ = try migrator.up() }, { _ = try migrator.down() }] as [() throws -> Void] {
+            let error = try #require(thrownError(run) as? MigrationError)
+            #expect(error.description.contains("dirty") && error.exitStatus == .dataError, "\(error)")
+        }
+        #expect(try migrator.status().entries.first?.state == .dirty)
+        #expect(try Migrator(database: connection, migrations: builtIn, options: .init(allowDirty: true)).down().steps.count == 1)
+
+        _ = try migrator.up()
+        let otherChecksum = engine == .sqlite ? "randomblob(48)" : "'\\x00'::bytea"
+        try connection.execute("UPDATE _sqlx_migrations SET checksum = \(otherChecksum) WHERE version = 7", context: nil)
         let error = try #require(thrownError { _ = try migrator.down() } as? MigrationError)
         #expect(error.exitStatus == .dataError)
         #expect(error.description.contains("checksum mismatch"))
         let status = try migrator.status()
         #expect(status.entries.first?.state == .drifted)
         #expect(status.entries.first?.drift == nil)
-        #expect(try schemaObjects(connection).contains("table user_tool_configs"))
-        let allowed = Migrator(database: connection, migrations: try .embedded(), options: .init(allowDrift: true))
+        #expect(try connection.migrationStore().tableExists("user_tool_configs"))
+        let allowed = Migrator(database: connection, migrations: builtIn, options: .init(allowDrift: true))
         #expect(try allowed.down().steps.map(\.version) == [7])
+        #expect(!(try connection.migrationStore().tableExists("user_tool_configs")))
     }
 
     @Test(
@@ -164,21 +182,6 @@ struct MigrationTests {
         #expect(explanation.contains(expected))
         let error = try #require(thrownError { _ = try Migrator(database: connection, migrations: try .load(folder: migrations)).up() })
         #expect("\(error)".contains(expected))
-    }
-
-    @Test("a dirty ledger row is refused for up and down, and allowed with allowDirty")
-    func dirty() throws {
-        let folder = try TemporaryFolder()
-        let connection = try SQLiteConnection(path: folder.path("a.db"), mode: .readWriteCreate)
-        _ = try Migrator(database: connection, migrations: try .embedded()).up()
-        try connection.execute("UPDATE _sqlx_migrations SET success = 0")
-        let migrator = Migrator(database: connection, migrations: try .embedded())
-        for run in [{ _ = try migrator.up() }, { _ = try migrator.down() }] as [() throws -> Void] {
-            let error = try #require(thrownError(run) as? MigrationError)
-            #expect(error.description.contains("dirty"))
-        }
-        #expect(try migrator.status().entries.first?.state == .dirty)
-        #expect(try Migrator(database: connection, migrations: try .embedded(), options: .init(allowDirty: true)).down().steps.count == 1)
     }
 
     static let foreignLedgers = [

@@ -204,32 +204,6 @@ struct PostgresMigrationTests {
         #expect(try MigrationLedger(database: connection).entries().map(\.version) == Array(1...7))
     }
 
-    @Test("a dirty row or a drifted checksum is refused as on SQLite, and allowed when told")
-    func dirtyAndDrift() throws {
-        let database = try ScratchPostgresDatabase()
-        defer { database.drop() }
-        let connection = try database.connect()
-        let migrator = Migrator(database: connection, migrations: try .embeddedPostgres())
-        _ = try migrator.up()
-        try connection.execute("UPDATE _sqlx_migrations SET success = false")
-        for run in [{ _ = try migrator.up() }, { _ = try migrator.down() }] as [() throws -> Void] {
-            let error = try #require(thrownError(run) as? MigrationError)
-            #expect(error.description.contains("dirty") && error.exitStatus == .dataError)
-        }
-        #expect(try migrator.status().entries.first?.state == .dirty)
-        let allowDirty = Migrator(database: connection, migrations: try .embeddedPostgres(), options: .init(allowDirty: true))
-        #expect(try allowDirty.down().steps.count == 1)
-
-        _ = try migrator.up()
-        try connection.execute("UPDATE _sqlx_migrations SET checksum = '\\x00'::bytea WHERE version = 7")
-        let drift = try #require(thrownError { _ = try migrator.down() } as? MigrationError)
-        #expect(drift.description.contains("checksum mismatch") && drift.exitStatus == .dataError)
-        #expect(try migrator.status().entries.first?.state == .drifted)
-        #expect(try postgresRelations(connection).contains("r user_tool_configs"))
-        let allowDrift = Migrator(database: connection, migrations: try .embeddedPostgres(), options: .init(allowDrift: true))
-        #expect(try allowDrift.down().steps.map(\.version) == [7])
-    }
-
     @Test("a down that would drop a table holding rows is refused with the count, a dry run changes nothing, --yes goes ahead")
     func dataLossGuard() throws {
         let database = try ScratchPostgresDatabase()
