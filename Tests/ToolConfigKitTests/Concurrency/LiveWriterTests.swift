@@ -140,72 +140,96 @@ struct LiveWriterTests {
         return path
     }
 
-    @Test("pairs the application writes between the snapshot and the write lock are decided again, and the counts stay exact")
-    func importDecidesAgainWhatChangedMeanwhile() throws {
+    /// Rows 1...12 (into an empty table) as the application lays them out: id -> (user-(id/3),
+    /// tool-(id%3)), enabled id % 2, each keyed under `master` with the plaintext "sk-<id>".
+    static func addTwelveRows(to database: any ToolConfigTestDatabase, master: MasterKey) throws {
+        for id in 1...12 {
+            try database.insert(
+                "user-\(id / 3)", "tool-\(id % 3)", enabled: id % 2 == 1, key: "sk-\(id)", master: master, createdAt: 1_700_000_000,
+                updatedAt: 1_700_000_100)
+        }
+    }
+
+    static func twelveRows(_ engine: DatabaseEngine, _ folder: TemporaryFolder, master: MasterKey) throws -> any ToolConfigTestDatabase {
+        let database = try ToolConfigTestDatabases.make(engine, folder)
+        try addTwelveRows(to: database, master: master)
+        return database
+    }
+
+    @Test(
+        "pairs the application writes between the snapshot and the write phase are decided again, and the counts stay exact",
+        arguments: ScratchDatabase.engines)
+    func importDecidesAgainWhatChangedMeanwhile(_ engine: DatabaseEngine) throws {
         let master = try key(MasterKeyTests.valid)
-        // Rows 1...12: id -> (user-(id/3), tool-(id%3)), enabled id % 2, keys under master.
-        let database = try KeyedDatabase(at: folder.path("app.db"), master: master, rows: 12)
-        let application = try ApplicationWriter(path: database.path, master: master, rows: ApplicationWriter.model(of: database, rows: 12))
-        let same5 = try #require(database.plaintexts["\(KeyedDatabase.configs)/5"])
+        let database = try Self.twelveRows(engine, folder, master: master)
+        defer { database.drop() }
+        let application = try ApplicationSession(database.location, master: master)
         let input = try Self.write(
             """
             user_id,tool_id,enabled,api_key
             new-a,t,1,k-a-file
             user-1,tool-1,0,k-4-file
-            user-1,tool-2,1,\(same5)
+            user-1,tool-2,1,sk-5
             user-2,tool-0,1,k-6-file
             new-b,t,0,k-b-file
             new-c,t,1,k-c
 
             """, folder)
-        let connection = try database.connection()
-        var importer = Importer(database: connection, options: .init(input: input, format: .csv, masterKey: master, jobs: 2))
+        var importer = Importer(database: database.database, options: .init(input: input, format: .csv, masterKey: master, jobs: 2))
         importer.betweenPhases = {
-            application.insert(pair: ("new-a", "t"), plaintext: "k-a-app")  // the import's insert becomes an update
-            application.delete(4)  // its update becomes an insert
-            application.flip(5)  // unchanged becomes an update
-            application.insert(pair: ("new-c", "t"), plaintext: "k-c")  // an insert becomes unchanged
-            application.flip(7)  // not in the file: stands
-            application.insert()  // not in the file: stands
+            try application.insert("new-a", "t", key: "k-a-app")  // the import's insert becomes an update
+            try application.delete(4)  // its update becomes an insert
+            try application.flip(5)  // unchanged becomes an update
+            try application.insert("new-c", "t", key: "k-c")  // an insert becomes unchanged
+            try application.flip(7)  // not in the file: stands
+            try application.insert("app-user", "app-tool", key: "k-app")  // not in the file: stands
         }
         let report = try importer.run()
-        #expect(application.failures.isEmpty, "\(application.failures)")
         #expect(report.records == 6)
         #expect((report.inserted, report.updated, report.unchanged, report.skipped) == (2, 3, 1, 0))
         #expect(report.changedDuringImport == 4)
         #expect(report.writeLockSeconds > 0 && report.writeLockSeconds <= report.elapsedSeconds)
 
         var expected: [String: ApplicationRow] = [:]
-        for (id, row) in application.rows where ![4, 5, 6].contains(id) && id <= 12 {
-            expected["user-\(id / 3)/tool-\(id % 3)"] = row
+        for id in 1...12 where ![4, 5, 6].contains(id) {
+            expected["user-\(id / 3)/tool-\(id % 3)"] = ApplicationRow(
+                plaintext: "sk-\(id)", enabled: Int64((id % 2 == 1) != (id == 7) ? 1 : 0))
         }
         expected["user-1/tool-1"] = ApplicationRow(plaintext: "k-4-file", enabled: 0)
-        expected["user-1/tool-2"] = ApplicationRow(plaintext: same5, enabled: 1)
+        expected["user-1/tool-2"] = ApplicationRow(plaintext: "sk-5", enabled: 1)
         expected["user-2/tool-0"] = ApplicationRow(plaintext: "k-6-file", enabled: 1)
         expected["new-a/t"] = ApplicationRow(plaintext: "k-a-file", enabled: 1)
         expected["new-b/t"] = ApplicationRow(plaintext: "k-b-file", enabled: 0)
         expected["new-c/t"] = ApplicationRow(plaintext: "k-c", enabled: 1)
-        let appInserted = try #require(application.rows.first { $0.key > 12 && $0.value.plaintext?.hasPrefix("sk-app-insert") == true })
-        expected["app-user-1/app-tool"] = appInserted.value
-        #expect(try Self.pairs(database.path, under: master) == expected)
+        expected["app-user/app-tool"] = ApplicationRow(plaintext: "k-app", enabled: 1)
+        #expect(try database.pairs(under: master) == expected)
+        if let server = (database as? PostgresToolConfigDatabase)?.connection {
+            // The staging table went with the import.
+            #expect(try server.queryInt64("SELECT count(*) FROM pg_class WHERE relname = 'toolcfg_import'") == 0)
+        }
     }
 
-    @Test("a row the application changes meanwhile so that it conflicts under --on-conflict fail fails the import, which writes nothing")
-    func importFailPolicySeesChangesMadeMeanwhile() throws {
+    @Test(
+        "a row the application changes meanwhile so that it conflicts under --on-conflict fail fails the import, which writes nothing",
+        arguments: ScratchDatabase.engines)
+    func importFailPolicySeesChangesMadeMeanwhile(_ engine: DatabaseEngine) throws {
         let master = try key(MasterKeyTests.valid)
-        let database = try KeyedDatabase(at: folder.path("app.db"), master: master, rows: 12)
-        let application = try ApplicationWriter(path: database.path, master: master, rows: ApplicationWriter.model(of: database, rows: 12))
-        let same5 = try #require(database.plaintexts["\(KeyedDatabase.configs)/5"])
-        let input = try Self.write("user_id,tool_id,enabled,api_key\nnew-a,t,1,k-a\nuser-1,tool-2,1,\(same5)\n", folder)
-        let connection = try database.connection()
+        let database = try Self.twelveRows(engine, folder, master: master)
+        defer { database.drop() }
+        let application = try ApplicationSession(database.location, master: master)
+        let input = try Self.write("user_id,tool_id,enabled,api_key\nnew-a,t,1,k-a\nuser-1,tool-2,1,sk-5\n", folder)
         var importer = Importer(
-            database: connection, options: .init(input: input, format: .csv, onConflict: .fail, masterKey: master, jobs: 2))
-        importer.betweenPhases = { application.flip(5) }
+            database: database.database, options: .init(input: input, format: .csv, onConflict: .fail, masterKey: master, jobs: 2))
+        var afterApplication: [String] = []
+        importer.betweenPhases = {
+            try application.flip(5)
+            afterApplication = try database.dump()
+        }
         let error = try #require(thrownError { _ = try importer.run() } as? SnapshotError)
         #expect(error.location.line == 3 && error.location.field == "user_id")
         #expect(error.message.contains("since the import read the table"))
         // Nothing of the import, everything of the application.
-        try application.expectTable(under: master)
+        #expect(try database.dump() == afterApplication && afterApplication.count > 1)
     }
 
     @Test(

@@ -12,97 +12,13 @@ struct PostgresImportLiveTests {
     /// fixtures/postgres' master key (scripts/build_fixtures.py: bytes 0...31).
     static let fixtureKey = { try! MasterKey(text: Data(0..<32).base64EncodedString(), source: .generated) }()
 
-    /// Rows 1...12 as RotationDatabase lays them out: id -> (user-(id/3), tool-(id%3)), enabled
-    /// id % 2, each keyed under the master key with the plaintext "sk-<id>".
-    static func twelveRows(_ database: PostgresToolConfigDatabase) throws {
-        for id in 1...12 {
-            try database.insert(
-                id: Int64(id), "user-\(id / 3)", "tool-\(id % 3)", enabled: id % 2 == 1,
-                secret: try SecretCipher.encrypt("sk-\(id)", masterKey: master), createdAt: 1_700_000_000, updatedAt: 1_700_000_100)
-        }
-        try database.connection.execute("SELECT setval(pg_get_serial_sequence('user_tool_configs', 'id'), 12)")
-    }
-
-    /// The application, on a session of its own: short autocommitted writes.
-    final class Application {
-        let connection: PostgresConnection
-        init(_ database: PostgresToolConfigDatabase) throws { connection = try database.scratch.connect() }
-
-        func insert(_ user: String, _ tool: String, key plaintext: String) throws {
-            let secret = try SecretCipher.encrypt(plaintext, masterKey: PostgresImportLiveTests.master)
-            try connection.query(
-                """
-                INSERT INTO user_tool_configs (user_id, tool_id, enabled, encrypted_api_key, salt, nonce, created_at, updated_at)
-                VALUES ($1, $2, true, $3, $4, $5, 1800000000, 1800000000)
-                """, [.text(user), .text(tool), .text(secret.encryptedAPIKey), .text(secret.salt), .text(secret.nonce)])
-        }
-
-        func flip(_ id: Int64) throws {
-            try connection.query("UPDATE user_tool_configs SET enabled = NOT enabled WHERE id = $1", [.integer(id)])
-        }
-
-        func delete(_ id: Int64) throws {
-            try connection.query("DELETE FROM user_tool_configs WHERE id = $1", [.integer(id)])
-        }
-    }
-
-    @Test("pairs another session writes between the snapshot and the write phase are decided again, and the counts stay exact")
-    func decidesAgainWhatChangedMeanwhile() throws {
-        let folder = try TemporaryFolder()
-        let database = try PostgresToolConfigDatabase()
-        defer { database.drop() }
-        try Self.twelveRows(database)
-        let application = try Application(database)
-        let input = try EngineSnapshots.write(
-            """
-            user_id,tool_id,enabled,api_key
-            new-a,t,1,k-a-file
-            user-1,tool-1,0,k-4-file
-            user-1,tool-2,1,sk-5
-            user-2,tool-0,1,k-6-file
-            new-b,t,0,k-b-file
-            new-c,t,1,k-c
-
-            """, folder, "in.csv")
-        var importer = Importer(database: database.connection, options: .init(input: input, format: .csv, masterKey: Self.master, jobs: 2))
-        importer.betweenPhases = {
-            try application.insert("new-a", "t", key: "k-a-app")  // the import's insert becomes an update
-            try application.delete(4)  // its update becomes an insert
-            try application.flip(5)  // unchanged becomes an update
-            try application.insert("new-c", "t", key: "k-c")  // an insert becomes unchanged
-            try application.flip(7)  // not in the file: stands
-            try application.insert("app-user", "app-tool", key: "k-app")
-        }
-        let report = try importer.run()
-        #expect(report.records == 6)
-        #expect((report.inserted, report.updated, report.unchanged, report.skipped) == (2, 3, 1, 0))
-        #expect(report.changedDuringImport == 4)
-        #expect(report.writeLockSeconds > 0 && report.writeLockSeconds <= report.elapsedSeconds)
-
-        var expected: [String: ApplicationRow] = [:]
-        for id in 1...12 where ![4, 5, 6].contains(id) {
-            expected["user-\(id / 3)/tool-\(id % 3)"] = ApplicationRow(
-                plaintext: "sk-\(id)", enabled: Int64((id % 2 == 1) != (id == 7) ? 1 : 0))
-        }
-        expected["user-1/tool-1"] = ApplicationRow(plaintext: "k-4-file", enabled: 0)
-        expected["user-1/tool-2"] = ApplicationRow(plaintext: "sk-5", enabled: 1)
-        expected["user-2/tool-0"] = ApplicationRow(plaintext: "k-6-file", enabled: 1)
-        expected["new-a/t"] = ApplicationRow(plaintext: "k-a-file", enabled: 1)
-        expected["new-b/t"] = ApplicationRow(plaintext: "k-b-file", enabled: 0)
-        expected["new-c/t"] = ApplicationRow(plaintext: "k-c", enabled: 1)
-        expected["app-user/app-tool"] = ApplicationRow(plaintext: "k-app", enabled: 1)
-        #expect(try database.pairs(under: Self.master) == expected)
-        // The staging table went with the import.
-        #expect(try database.connection.queryInt64("SELECT count(*) FROM pg_class WHERE relname = 'toolcfg_import'") == 0)
-    }
-
     @Test("without any key work the import stages too, and a pair written meanwhile is decided again")
     func stagedWithoutKeyWork() throws {
         let folder = try TemporaryFolder()
         let database = try PostgresToolConfigDatabase()
         defer { database.drop() }
-        try Self.twelveRows(database)
-        let application = try Application(database)
+        try LiveWriterTests.addTwelveRows(to: database, master: Self.master)
+        let application = try ApplicationSession(database.location, master: Self.master)
         let triple = try SecretCipher.encrypt("sk-file", masterKey: Self.master)
         let input = try EngineSnapshots.write(
             """
@@ -156,27 +72,6 @@ struct PostgresImportLiveTests {
         #expect(try database.connection.queryInt64("SELECT count(*) FROM pg_class WHERE relname = 'toolcfg_import'") == 0)
     }
 
-    @Test("a row changed meanwhile so that it conflicts under --on-conflict fail fails the import, which writes nothing of its own")
-    func failPolicySeesChangesMadeMeanwhile() throws {
-        let folder = try TemporaryFolder()
-        let database = try PostgresToolConfigDatabase()
-        defer { database.drop() }
-        try Self.twelveRows(database)
-        let application = try Application(database)
-        let input = try EngineSnapshots.write("user_id,tool_id,enabled,api_key\nnew-a,t,1,k-a\nuser-1,tool-2,1,sk-5\n", folder, "in.csv")
-        var importer = Importer(
-            database: database.connection, options: .init(input: input, format: .csv, onConflict: .fail, masterKey: Self.master, jobs: 2))
-        var afterApplication: [String] = []
-        importer.betweenPhases = {
-            try application.flip(5)
-            afterApplication = try database.dump()
-        }
-        let error = try #require(thrownError { _ = try importer.run() } as? SnapshotError)
-        #expect(error.location.line == 3 && error.location.field == "user_id")
-        #expect(error.message.contains("since the import read the table"))
-        #expect(try database.dump() == afterApplication)
-    }
-
     // MARK: the master-key check
 
     @Test(
@@ -189,7 +84,7 @@ struct PostgresImportLiveTests {
         let folder = try TemporaryFolder()
         let database = try PostgresToolConfigDatabase()
         defer { database.drop() }
-        try Self.twelveRows(database)
+        try LiveWriterTests.addTwelveRows(to: database, master: Self.master)
         let other = MasterKey.generate()
         let otherFile = try RotationTests.keyFile(other, folder, "other.key")
         let input = try EngineSnapshots.write("user_id,tool_id,api_key\nuser-0,tool-1,sk-one\nnew-user,t,sk-new\n", folder, "in.csv")

@@ -83,19 +83,6 @@ final class PostgresToolConfigDatabase {
                     updatedAt: try rows.int64(row, 8) ?? 0, key: key)
             })
     }
-
-    /// "user_id/tool_id" -> (plaintext, enabled) of every row, keys opened under `key`.
-    func pairs(under key: MasterKey) throws -> [String: ApplicationRow] {
-        let rows = try connection.query("SELECT user_id || '/' || tool_id, enabled, encrypted_api_key, salt, nonce FROM user_tool_configs")
-        var pairs: [String: ApplicationRow] = [:]
-        for row in 0..<rows.count {
-            let plaintext = ToolConfigTable.secret(rows, row, first: 2).map {
-                (try? SecretCipher.decrypt($0, masterKey: key)) ?? "<does not open>"
-            }
-            pairs[rows.text(row, 0) ?? ""] = ApplicationRow(plaintext: plaintext, enabled: try rows.bool(row, 1) == true ? 1 : 0)
-        }
-        return pairs
-    }
 }
 
 /// Import and export through the library on any engine, as the snapshot tests run them.
@@ -140,6 +127,8 @@ enum EngineSnapshots {
 /// library through `database`).
 protocol ToolConfigTestDatabase: AnyObject {
     var database: any Database { get }
+    /// Where it is, for another session (the application's) or the command line.
+    var location: DatabaseLocation { get }
     func insert(
         _ userID: String, _ toolID: String, enabled: Bool, key: String?, master: MasterKey, createdAt: Int64, updatedAt: Int64) throws
     /// Every column of every row and the id counter: what a write that fails must leave as it was.
@@ -150,11 +139,52 @@ protocol ToolConfigTestDatabase: AnyObject {
 
 extension SnapshotsTests.Database: ToolConfigTestDatabase {
     var database: any Database { connection }
+    var location: DatabaseLocation { .sqlite(path: path) }
     func drop() {}
 }
 
 extension PostgresToolConfigDatabase: ToolConfigTestDatabase {
     var database: any Database { connection }
+    var location: DatabaseLocation { .postgres(url) }
+}
+
+extension ToolConfigTestDatabase {
+    /// user_id/tool_id -> (plaintext under `master`, enabled) of every row.
+    func pairs(under master: MasterKey) throws -> [String: ApplicationRow] {
+        Dictionary(
+            uniqueKeysWithValues: try plainRows(master).map {
+                ("\($0.userID)/\($0.toolID)", ApplicationRow(plaintext: $0.key, enabled: $0.enabled ? 1 : 0))
+            })
+    }
+}
+
+/// The application on a session of its own, on either engine: short autocommitted writes, in
+/// SQL that both take (the values are the test's own, inlined).
+struct ApplicationSession {
+    let database: any Database
+    let master: MasterKey
+
+    init(_ location: DatabaseLocation, master: MasterKey) throws {
+        database = try location.open(mode: .readWrite, busyTimeout: .seconds(5))
+        self.master = master
+    }
+
+    func insert(_ user: String, _ tool: String, key plaintext: String) throws {
+        let secret = try SecretCipher.encrypt(plaintext, masterKey: master)
+        try database.execute(
+            """
+            INSERT INTO user_tool_configs (user_id, tool_id, enabled, encrypted_api_key, salt, nonce, created_at, updated_at)
+            VALUES ('\(user)', '\(tool)', true, '\(secret.encryptedAPIKey)', '\(secret.salt)', '\(secret.nonce)', 1800000000, 1800000000)
+            """, context: "the application's insert")
+    }
+
+    func flip(_ id: Int64) throws {
+        try database.execute("UPDATE user_tool_configs SET enabled = NOT enabled WHERE id = \(id)", context: "the application's flip")
+    }
+
+    func delete(_ id: Int64) throws {
+        try database.execute("DELETE FROM user_tool_configs WHERE id = \(id)", context: "the application's delete")
+    }
 }
 
 enum ToolConfigTestDatabases {
