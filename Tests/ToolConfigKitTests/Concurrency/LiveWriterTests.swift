@@ -265,42 +265,37 @@ struct LiveWriterTests {
         )
     }
 
-    @Test("an import's staged rows hold triples that open to the file's keys, and never a plaintext key")
-    func stagedImportHoldsNoPlaintext() throws {
+    @Test(
+        "an import's staged rows hold triples that open to the file's keys, and never a plaintext key; the stage goes with the import",
+        arguments: ScratchDatabase.engines)
+    func stagedImportHoldsNoPlaintext(_ engine: DatabaseEngine) throws {
         let master = try key(MasterKeyTests.valid)
-        let database = try KeyedDatabase(at: folder.path("app.db"), master: master, rows: 3)
+        let database = try ToolConfigTestDatabases.make(engine, folder)
+        defer { database.drop() }
+        let stage = engine == .sqlite ? "temp.toolcfg_import" : "pg_temp.toolcfg_import"
         let plaintexts = (1...40).map { "sk-never-staged-\($0)-\(Digest.hex(SecureRandom.bytes(8)))" }
         let input = try Self.write(
             "user_id,tool_id,api_key\n" + plaintexts.enumerated().map { "u\($0.offset),t,\($0.element)\n" }.joined(), folder)
-        let connection = try database.connection()
-        var importer = Importer(database: connection, options: .init(input: input, format: .csv, masterKey: master, jobs: 2))
+        var importer = Importer(database: database.database, options: .init(input: input, format: .csv, masterKey: master, jobs: 2))
         var staged: [String] = []
+        var opened: [String] = []
         importer.betweenPhases = {
-            let rows = try connection.prepare("SELECT * FROM temp.toolcfg_import ORDER BY seq")
-            while try rows.step() {
-                staged.append(
-                    (0..<rows.columnCount).map { column -> String in
-                        switch rows.value(column) {
-                        case .text(let text): text
-                        case .integer(let value): "\(value)"
-                        default: "NULL"
-                        }
-                    }.joined(separator: "|"))
+            // The stage is a temporary table of the importer's own connection.
+            staged = try database.textRows("SELECT * FROM \(stage) ORDER BY seq").map { $0.map { $0 ?? "NULL" }.joined(separator: "|") }
+            opened = try database.textRows("SELECT new_key, new_salt, new_nonce FROM \(stage) ORDER BY seq").map { triple in
+                let secret = StoredSecret(encryptedAPIKey: triple[0] ?? "", salt: triple[1] ?? "", nonce: triple[2] ?? "")
+                return try SecretCipher.decrypt(secret, masterKey: master)
             }
-            let triples = try connection.prepare("SELECT new_key, new_salt, new_nonce FROM temp.toolcfg_import ORDER BY seq")
-            var opened: [String] = []
-            while try triples.step() {
-                opened.append(try SecretCipher.decrypt(try #require(ToolConfigTable.secret(triples, first: 0)), masterKey: master))
-            }
-            #expect(opened == plaintexts)
         }
         let report = try importer.run()
-        #expect(report.inserted == 40 && staged.count == 40)
+        #expect(report.inserted == 40 && staged.count == 40 && opened == plaintexts)
         let text = staged.joined(separator: "\n")
         #expect(!plaintexts.contains { text.contains($0) }, "a plaintext key was staged")
-        #expect(
-            try connection.queryInt64("SELECT count(*) FROM temp.sqlite_master WHERE name = 'toolcfg_import'") == 0,
-            "the stage outlived the import")
+        let stageLeft =
+            engine == .sqlite
+            ? "SELECT count(*) FROM temp.sqlite_master WHERE name = 'toolcfg_import'"
+            : "SELECT count(*) FROM pg_class WHERE relname = 'toolcfg_import'"
+        #expect(try database.textRows(stageLeft) == [["0"]], "the stage outlived the import")
     }
 
     @Test(

@@ -47,31 +47,6 @@ struct PostgresImportLiveTests {
         #expect(try database.count() == 14)
     }
 
-    @Test("the staged rows hold triples that open to the file's keys, and never a plaintext key; the stage goes with the import")
-    func stageHoldsNoPlaintext() throws {
-        let folder = try TemporaryFolder()
-        let database = try PostgresToolConfigDatabase()
-        defer { database.drop() }
-        let plaintexts = (1...40).map { "sk-never-staged-\($0)-\(Digest.hex(SecureRandom.bytes(8)))" }
-        let input = try EngineSnapshots.write(
-            "user_id,tool_id,api_key\n" + plaintexts.enumerated().map { "u\($0.offset),t,\($0.element)\n" }.joined(), folder, "in.csv")
-        var importer = Importer(database: database.connection, options: .init(input: input, format: .csv, masterKey: Self.master, jobs: 2))
-        var staged = ""
-        var opened: [String] = []
-        importer.betweenPhases = {
-            let rows = try database.connection.query("SELECT t::text FROM pg_temp.toolcfg_import AS t ORDER BY seq")
-            staged = (0..<rows.count).map { rows.text($0, 0) ?? "" }.joined(separator: "\n")
-            let triples = try database.connection.query("SELECT new_key, new_salt, new_nonce FROM pg_temp.toolcfg_import ORDER BY seq")
-            opened = try (0..<triples.count).map {
-                try SecretCipher.decrypt(try #require(ToolConfigTable.secret(triples, $0, first: 0)), masterKey: Self.master)
-            }
-        }
-        let report = try importer.run()
-        #expect(report.inserted == 40 && opened == plaintexts)
-        #expect(!plaintexts.contains { staged.contains($0) }, "a plaintext key was staged")
-        #expect(try database.connection.queryInt64("SELECT count(*) FROM pg_class WHERE relname = 'toolcfg_import'") == 0)
-    }
-
     // MARK: the master-key check
 
     @Test(
