@@ -41,32 +41,6 @@ struct ConnectionTests {
         #expect(try holder.queryInt64("SELECT count(*) FROM t") == 1)
     }
 
-    @Test("a failing transaction leaves nothing behind")
-    func rollback() throws {
-        struct Boom: Error {}
-        let connection = try SQLiteConnection(path: folder.path("a.db"), mode: .readWriteCreate)
-        try connection.execute("CREATE TABLE t (x)")
-        #expect(throws: Boom.self) {
-            try connection.writeTransaction {
-                try connection.execute("INSERT INTO t VALUES (1)")
-                throw Boom()
-            }
-        }
-        #expect(try connection.queryInt64("SELECT count(*) FROM t") == 0)
-        #expect(!connection.isInTransaction)
-    }
-
-    @Test("a script error names the line of the failing statement")
-    func scriptLine() throws {
-        let connection = try SQLiteConnection(path: folder.path("a.db"), mode: .readWriteCreate)
-        let error = try #require(
-            thrownError {
-                try connection.execute("CREATE TABLE a (x);\n-- comment\n/* block\n comment */\nCREATE TABLE a (y);", context: "f.sql")
-            } as? SQLiteError)
-        #expect(error.context == "f.sql, line 5")
-        #expect(error.message.contains("already exists"))
-    }
-
     @Test("missing file, non-SQLite file and read-only file map to the contract's exit statuses")
     func openErrors() throws {
         let missing = try #require(thrownError { _ = try SQLiteConnection(path: folder.path("none.db")) } as? SQLiteError)

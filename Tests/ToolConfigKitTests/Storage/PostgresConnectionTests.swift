@@ -224,20 +224,6 @@ struct PostgresConnectionTests {
         #expect(recovering.description.contains("recovering from a crash: run the same command again"))
     }
 
-    @Test("an error in a script names the line the server points at")
-    func scriptLine() throws {
-        let database = try ScratchPostgresDatabase()
-        defer { database.drop() }
-        let connection = try database.connect()
-        let error =
-            thrownError {
-                try connection.execute(
-                    "CREATE TABLE a (x int);\n-- a comment\n\nSELECT ünïcode, x FROM a;\nSELECT * FROM missing;\n", context: "up")
-            } as? PostgresError
-        #expect(error?.line == 4)
-        #expect(error?.description.contains("up, line 4") == true)
-    }
-
     @Test("a row's values never reach a message: failing rows and COPY lines are cut off")
     func rowValuesHidden() throws {
         let database = try ScratchPostgresDatabase()
