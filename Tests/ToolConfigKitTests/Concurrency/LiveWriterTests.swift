@@ -134,12 +134,6 @@ struct LiveWriterTests {
         return rows
     }
 
-    static func write(_ text: String, _ folder: TemporaryFolder, _ name: String = "in.csv") throws -> String {
-        let path = folder.path(name)
-        try Data(text.utf8).write(to: URL(fileURLWithPath: path))
-        return path
-    }
-
     /// Rows 1...12 (into an empty table) as the application lays them out: id -> (user-(id/3),
     /// tool-(id%3)), enabled id % 2, each keyed under `master` with the plaintext "sk-<id>".
     static func addTwelveRows(to database: any ToolConfigTestDatabase, master: MasterKey) throws {
@@ -164,7 +158,7 @@ struct LiveWriterTests {
         let database = try Self.twelveRows(engine, folder, master: master)
         defer { database.drop() }
         let application = try ApplicationSession(database.location, master: master)
-        let input = try Self.write(
+        let input = try EngineSnapshots.write(
             """
             user_id,tool_id,enabled,api_key
             new-a,t,1,k-a-file
@@ -217,7 +211,7 @@ struct LiveWriterTests {
         let database = try Self.twelveRows(engine, folder, master: master)
         defer { database.drop() }
         let application = try ApplicationSession(database.location, master: master)
-        let input = try Self.write("user_id,tool_id,enabled,api_key\nnew-a,t,1,k-a\nuser-1,tool-2,1,sk-5\n", folder)
+        let input = try EngineSnapshots.write("user_id,tool_id,enabled,api_key\nnew-a,t,1,k-a\nuser-1,tool-2,1,sk-5\n", folder)
         var importer = Importer(
             database: database.database, options: .init(input: input, format: .csv, onConflict: .fail, masterKey: master, jobs: 2))
         var afterApplication: [String] = []
@@ -243,7 +237,7 @@ struct LiveWriterTests {
         let records = 1500
         var text = "user_id,tool_id,enabled,api_key\n"
         for index in 1...records { text += "import-\(index),tool,\(index % 2),sk-import-\(index)\n" }
-        let input = try Self.write(text, folder)
+        let input = try EngineSnapshots.write(text, folder)
 
         let result = try application.writing {
             try toolcfg(["import", "--db", database.path, "--in", input, "--master-key-file", keyFile, "--jobs", "2", "--json"])
@@ -274,7 +268,7 @@ struct LiveWriterTests {
         defer { database.drop() }
         let stage = engine == .sqlite ? "temp.toolcfg_import" : "pg_temp.toolcfg_import"
         let plaintexts = (1...40).map { "sk-never-staged-\($0)-\(Digest.hex(SecureRandom.bytes(8)))" }
-        let input = try Self.write(
+        let input = try EngineSnapshots.write(
             "user_id,tool_id,api_key\n" + plaintexts.enumerated().map { "u\($0.offset),t,\($0.element)\n" }.joined(), folder)
         var importer = Importer(database: database.database, options: .init(input: input, format: .csv, masterKey: master, jobs: 2))
         var staged: [String] = []
@@ -306,7 +300,7 @@ struct LiveWriterTests {
         let database = try KeyedDatabase(at: folder.path("app.db"), master: master, rows: 6)
         let application = try ApplicationWriter(path: database.path, master: master, rows: ApplicationWriter.model(of: database, rows: 6))
         let secrets = try (1...3).map { try SecretCipher.encrypt("sk-staged-\($0)", masterKey: master) }
-        let input = try Self.write(
+        let input = try EngineSnapshots.write(
             "user_id,tool_id,enabled,encrypted_api_key,salt,nonce\n"
                 + secrets.enumerated().map {
                     "new-\($0.offset),t,1,\($0.element.encryptedAPIKey),\($0.element.salt),\($0.element.nonce)\n"

@@ -17,12 +17,6 @@ struct ImportKeyCheckTests {
         ["import", "--db", db, "--in", input, "--json"] + (key.map { ["--master-key-file", $0] } ?? [])
     }
 
-    static func write(_ text: String, _ folder: TemporaryFolder, _ name: String) throws -> String {
-        let path = folder.path(name)
-        try Data(text.utf8).write(to: URL(fileURLWithPath: path))
-        return path
-    }
-
     @Test(
         """
         after a rotation, an import under the old key is refused with 65, names the key's fingerprint, and writes nothing; \
@@ -35,7 +29,7 @@ struct ImportKeyCheckTests {
         _ = try KeyRotator(database: try database.connection(), options: .init(oldKey: old, newKey: new, jobs: 2)).run()
         let oldFile = try RotationTests.keyFile(old, folder, "old.key")
         // Two rows the import updates and one it inserts, all with plaintext keys.
-        let input = try Self.write(
+        let input = try EngineSnapshots.write(
             "user_id,tool_id,api_key\nuser-1,tool-1,sk-one\nuser-2,tool-2,sk-two\nnew-user,t,sk-new\n", folder, "in.csv")
         let before = try RotationTests.logicalState(database.path)
 
@@ -61,7 +55,7 @@ struct ImportKeyCheckTests {
         let master = try key(MasterKeyTests.valid)
         let database = try KeyedDatabase(at: folder.path("app.db"), master: master, aliases: 40, rows: 100)
         let keyFile = try RotationTests.keyFile(master, folder, "master.key")
-        let input = try Self.write("user_id,tool_id,api_key\nnew-user,t,sk-new\n", folder, "in.csv")
+        let input = try EngineSnapshots.write("user_id,tool_id,api_key\nnew-user,t,sk-new\n", folder, "in.csv")
         let result = try toolcfg(Self.importArguments(database.path, input, key: keyFile))
         #expect(result.status == 0, "\(result.stderr)")
         let report = try RotationTests.json(result.stdout)
@@ -78,7 +72,7 @@ struct ImportKeyCheckTests {
         let database = try KeyedDatabase(at: folder.path("app.db"), master: application, rows: 1)
         try database.connection().execute("DELETE FROM user_tool_configs")
         let otherFile = try RotationTests.keyFile(other, folder, "other.key")
-        let input = try Self.write("user_id,tool_id,api_key\nnew-user,t,sk-new\n", folder, "in.csv")
+        let input = try EngineSnapshots.write("user_id,tool_id,api_key\nnew-user,t,sk-new\n", folder, "in.csv")
         let result = try toolcfg(Self.importArguments(database.path, input, key: otherFile))
         #expect(result.status == 65, "\(result.stderr)")
         #expect(result.stderr.contains("api_model_aliases"))
@@ -88,7 +82,7 @@ struct ImportKeyCheckTests {
     func noStoredKeys() throws {
         try migratedDatabase(at: folder.path("empty.db"), rows: [("a", "b")])
         let keyFile = try RotationTests.keyFile(MasterKey.generate(), folder, "master.key")
-        let input = try Self.write("user_id,tool_id,api_key\na,b,sk-a\n", folder, "in.csv")
+        let input = try EngineSnapshots.write("user_id,tool_id,api_key\na,b,sk-a\n", folder, "in.csv")
         let result = try toolcfg(Self.importArguments(folder.path("empty.db"), input, key: keyFile))
         #expect(result.status == 0, "\(result.stderr)")
         let report = try RotationTests.json(result.stdout)
@@ -100,7 +94,7 @@ struct ImportKeyCheckTests {
         let master = try key(MasterKeyTests.valid)
         let connection = try migratedDatabase(at: folder.path("t.db"))
         let secrets = try (1...3).map { try SecretCipher.encrypt("sk-\($0)", masterKey: master) }
-        let input = try Self.write(
+        let input = try EngineSnapshots.write(
             "user_id,tool_id,encrypted_api_key,salt,nonce\n"
                 + secrets.enumerated().map {
                     "u\($0.offset),t,\($0.element.encryptedAPIKey),\($0.element.salt),\($0.element.nonce)\n"
@@ -131,7 +125,7 @@ struct ImportKeyCheckTests {
         // Only api_model_aliases holds keys: user_tool_configs' one row has none.
         let database = try KeyedDatabase(at: folder.path("app.db"), master: master, rows: 1, noKey: { _ in true })
         let secret = try SecretCipher.encrypt("sk-new", masterKey: MasterKey.generate())
-        let input = try Self.write(
+        let input = try EngineSnapshots.write(
             "user_id,tool_id,encrypted_api_key,salt,nonce\nnew,t,\(secret.encryptedAPIKey),\(secret.salt),\(secret.nonce)\n",
             folder, "in.csv")
         let before = try RotationTests.logicalState(database.path)
@@ -144,7 +138,7 @@ struct ImportKeyCheckTests {
         }
         #expect(try RotationTests.logicalState(database.path) == before)
         // A file whose triples change nothing writes no unchecked key: allowed.
-        let nothing = try Self.write("user_id,tool_id\nuser-1,tool-1\n", folder, "none.csv")
+        let nothing = try EngineSnapshots.write("user_id,tool_id\nuser-1,tool-1\n", folder, "none.csv")
         #expect(try toolcfg(Self.importArguments(database.path, nothing, key: nil)).status == 0)
 
         let allowed = try toolcfg(Self.importArguments(database.path, input, key: nil) + ["--allow-unchecked-keys"])
@@ -172,7 +166,7 @@ struct ImportKeyCheckTests {
             if index % 3 == 2 || index % 7 == 6 { bad.append(index + 2) }
             text += "u\(index),t,\(secret.encryptedAPIKey),\(secret.salt),\(secret.nonce)\n"
         }
-        let input = try Self.write(text, folder, "in.csv")
+        let input = try EngineSnapshots.write(text, folder, "in.csv")
         let options = Importer.Options(input: input, format: .csv, maxErrors: 100, masterKey: master, jobs: 2)
         let error = thrownError { _ = try Importer(database: connection, options: options).run() }
         if bad.isEmpty {

@@ -6,6 +6,15 @@ import Testing
 struct ApplicationRow: Equatable {
     var plaintext: String?
     var enabled: Int64
+
+    /// user_tool_configs of a keyed test database as built: ids 1...rows, enabled = id % 2, the
+    /// plaintexts by "table/id".
+    static func model(_ plaintexts: [String: String], rows: Int) -> [Int64: ApplicationRow] {
+        Dictionary(
+            uniqueKeysWithValues: (1...rows).map { id in
+                (Int64(id), ApplicationRow(plaintext: plaintexts["\(KeyedDatabase.configs)/\(id)"], enabled: Int64(id % 2)))
+            })
+    }
 }
 
 /// What a stand-in for the live application does on either engine: its writes, each in a
@@ -111,10 +120,7 @@ final class ApplicationWriter: ApplicationStandIn, @unchecked Sendable {
 
     /// The model of a KeyedDatabase's user_tool_configs as built (enabled = id % 2).
     static func model(of database: KeyedDatabase, rows: Int) -> [Int64: ApplicationRow] {
-        Dictionary(
-            uniqueKeysWithValues: (1...rows).map { id in
-                (Int64(id), ApplicationRow(plaintext: database.plaintexts["\(KeyedDatabase.configs)/\(id)"], enabled: Int64(id % 2)))
-            })
+        ApplicationRow.model(database.plaintexts, rows: rows)
     }
 
     private func transaction(_ body: () throws -> Void) {

@@ -97,14 +97,7 @@ final class KeyedTestDatabase {
     }
 
     func secret(_ table: String, id: String) throws -> StoredSecret? {
-        if let sqlite {
-            let connection = try sqlite.connection(.readOnly)
-            defer { connection.close() }
-            return try RotationTests.storedTriples(connection, table).first { $0.id == id }?.secret
-        }
-        let rows = try postgres!.connection.query(
-            "SELECT id::text, encrypted_api_key, salt, nonce FROM \(table) WHERE id::text = $1", [.text(id)])
-        return rows.count == 1 ? ToolConfigTable.secret(rows, 0, first: 1) : nil
+        try triples(table).first { $0.id == id }?.secret
     }
 
     /// The row id a report names for the row: SQLite's rowid; on PostgreSQL an integer key's
@@ -117,7 +110,8 @@ final class KeyedTestDatabase {
         return table == KeyedDatabase.configs ? Int64(id) : nil
     }
 
-    /// What verify-keys finds, in-process, with both keys.
+    /// What verify-keys finds, in-process, with both keys; on SQLite after an integrity check
+    /// (the open recovers a killed writer's WAL first, as the next run would).
     func verify(old: MasterKey, new: MasterKey) throws -> KeyVerifier.Report {
         if let sqlite {
             let connection = try sqlite.connection()

@@ -119,10 +119,7 @@ final class PostgresApplication: ApplicationStandIn, @unchecked Sendable {
     init(_ database: PostgresKeyedDatabase, master: MasterKey, rows: Int) throws {
         connection = try database.base.scratch.connect(.init(lockTimeout: .seconds(5)))
         self.master = master
-        self.rows = Dictionary(
-            uniqueKeysWithValues: (1...rows).map { id in
-                (Int64(id), ApplicationRow(plaintext: database.plaintexts["\(KeyedDatabase.configs)/\(id)"], enabled: Int64(id % 2)))
-            })
+        self.rows = ApplicationRow.model(database.plaintexts, rows: rows)
     }
 
     /// One statement, timed; the rows it touched.

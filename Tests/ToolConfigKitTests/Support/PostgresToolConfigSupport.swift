@@ -113,7 +113,7 @@ enum EngineSnapshots {
         ).run()
     }
 
-    static func write(_ text: String, _ folder: TemporaryFolder, _ name: String) throws -> String {
+    static func write(_ text: String, _ folder: TemporaryFolder, _ name: String = "in.csv") throws -> String {
         let path = folder.path(name)
         try Data(text.utf8).write(to: URL(fileURLWithPath: path))
         return path

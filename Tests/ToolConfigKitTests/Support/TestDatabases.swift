@@ -70,8 +70,6 @@ final class KeyedDatabase {
     private(set) var plaintexts: [String: String] = [:]
     /// Rows with a key, by table.
     private(set) var keyed: [String: Int] = [:]
-    /// Rows without a key, by table.
-    private(set) var withoutKey: [String: Int] = [:]
 
     var keyedTotal: Int { keyed.values.reduce(0, +) }
 
@@ -161,7 +159,6 @@ final class KeyedDatabase {
             }
         }
         keyed = [Self.aliases: aliases, Self.configs: keyedIDs.count]
-        withoutKey = [Self.aliases: 0, Self.configs: rows - keyedIDs.count]
     }
 
     static func defaultPlaintext(_ table: String, _ index: Int) -> String {
