@@ -45,7 +45,12 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser")
             ]
         ),
-        .testTarget(name: "ToolConfigKitTests", dependencies: ["ToolConfigKit"]),
+        // The tests' shared helpers (scratch databases of either engine, the stand-in application,
+        // the peers' runners), one target for every test target. It sees the library's `package`
+        // declarations only: a plain target with `@testable import` would break `swift build -c
+        // release`, which builds every target without testing enabled.
+        .target(name: "ToolConfigTestSupport", dependencies: ["ToolConfigKit"], path: "Tests/ToolConfigTestSupport"),
+        .testTarget(name: "ToolConfigKitTests", dependencies: ["ToolConfigKit", "ToolConfigTestSupport"]),
         // The command line's own pure parts (the progress line's text), through @testable import.
         .testTarget(name: "toolcfgTests", dependencies: ["toolcfg"])
     ],

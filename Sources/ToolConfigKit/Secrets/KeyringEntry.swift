@@ -21,7 +21,7 @@ public struct KeyringEntry: Sendable, Equatable {
     /// processes they start, in debug builds only), so that they never touch the real user's
     /// keyring.
     let usesPersistentKeyring: Bool
-    static let sessionOnlyInProcess = Atomic<Bool>(false)
+    package static let sessionOnlyInProcess = Atomic<Bool>(false)
 
     public init(service: String = defaultService, user: String = applicationUser) {
         self.service = service

@@ -1,5 +1,5 @@
 /// An SQL identifier in double quotes, inner quotes doubled: the one quoting rule of both engines,
 /// for names that come from the database (tables, columns, indexes) rather than from code.
-func quotedIdentifier(_ name: String) -> String {
+package func quotedIdentifier(_ name: String) -> String {
     "\"" + name.replacingOccurrences(of: "\"", with: "\"\"") + "\""
 }

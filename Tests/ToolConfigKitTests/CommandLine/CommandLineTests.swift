@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import ToolConfigKit
+import ToolConfigTestSupport
 
 /// The `toolcfg` executable as scripts and cron jobs call it: flags, exit statuses, stdout/stderr.
 @Suite("Command line")

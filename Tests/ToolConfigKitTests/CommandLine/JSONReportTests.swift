@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import ToolConfigKit
+import ToolConfigTestSupport
 
 /// The --json contract, on the real command line: every command's report, succeeding and
 /// failing, is one JSON object valid against schemas/report.schema.json (checked by Python's

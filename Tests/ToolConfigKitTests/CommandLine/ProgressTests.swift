@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import ToolConfigKit
+import ToolConfigTestSupport
 
 /// The progress events operations send: named phases in order, totals known up front (rows
 /// counted before the work, the input file's bytes), counts that only grow and end at the total.
@@ -73,7 +74,7 @@ struct ProgressTests {
     @Test("rotate names its phases: backup, deriving keys over the rows of every table counted first, writing, verifying")
     func rotate() throws {
         let folder = try TemporaryFolder()
-        let old = try key(MasterKeyTests.valid), new = MasterKey.generate()
+        let old = try key(TestMasterKeys.valid), new = MasterKey.generate()
         let database = try KeyedDatabase(at: folder.path("r.db"), master: old, rows: 1200, noKey: { $0 % 100 != 0 })
         let total = 1200 + 3
         let recorder = Recorder()

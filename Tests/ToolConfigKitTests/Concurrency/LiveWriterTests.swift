@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import ToolConfigKit
+import ToolConfigTestSupport
 
 @Suite("Live application writers")
 struct LiveWriterTests {
@@ -15,7 +16,7 @@ struct LiveWriterTests {
         "rows the application inserts, re-keys, deletes, clears or flips between the snapshot and the write phase are all handled",
         arguments: ScratchDatabase.engines)
     func rotationRedoesWritesMadeMeanwhile(_ engine: DatabaseEngine) throws {
-        let old = try key(MasterKeyTests.valid), new = MasterKey.generate()
+        let old = try key(TestMasterKeys.valid), new = MasterKey.generate()
         let database = try KeyedTestDatabase(engine, in: folder, master: old, rows: 30, noKey: { $0 % 10 == 0 })
         defer { database.drop() }
         let application = try database.application(master: old, rows: 30)
@@ -37,7 +38,7 @@ struct LiveWriterTests {
         """,
         arguments: ScratchDatabase.engines)
     func readBackCountsWritesAfterTheCommit(_ engine: DatabaseEngine) throws {
-        let old = try key(MasterKeyTests.valid), new = MasterKey.generate()
+        let old = try key(TestMasterKeys.valid), new = MasterKey.generate()
         let database = try KeyedTestDatabase(engine, in: folder, master: old, rows: 30, noKey: { $0 % 10 == 0 })
         defer { database.drop() }
         let application = try database.application(master: old, rows: 30)
@@ -56,7 +57,7 @@ struct LiveWriterTests {
 
     @Test("a row written meanwhile under neither key fails the rotation, which then changes nothing")
     func rotationRefusesAForeignRowWrittenMeanwhile() throws {
-        let old = try key(MasterKeyTests.valid), new = MasterKey.generate(), foreign = MasterKey.generate()
+        let old = try key(TestMasterKeys.valid), new = MasterKey.generate(), foreign = MasterKey.generate()
         let database = try KeyedDatabase(at: folder.path("app.db"), master: old, rows: 20)
         let application = try ApplicationWriter(path: database.path, master: old, rows: ApplicationWriter.model(of: database, rows: 20))
         let connection = try database.connection()
@@ -88,21 +89,21 @@ struct LiveWriterTests {
         """,
         .timeLimit(.minutes(2)), arguments: besideCases)
     func rotationBesideAWritingApplication(_ engine: DatabaseEngine, _ extra: [String]) throws {
-        let old = try key(MasterKeyTests.valid), new = MasterKey.generate()
+        let old = try key(TestMasterKeys.valid), new = MasterKey.generate()
         let rows = 1500
         let database = try KeyedTestDatabase(engine, in: folder, master: old, rows: rows, noKey: { $0 % 50 == 0 })
         defer { database.drop() }
         let application = try database.application(master: old, rows: rows)
-        let oldFile = try RotationTests.keyFile(old, folder, "old.key"), newFile = try RotationTests.keyFile(new, folder, "new.key")
+        let oldFile = try RotationFixtures.keyFile(old, folder, "old.key"), newFile = try RotationFixtures.keyFile(new, folder, "new.key")
 
         let rotation = try application.writing {
-            try toolcfg(RotationTests.rotateArguments(database.argument, old: oldFile, new: newFile) + ["--jobs", "2", "--json"] + extra)
+            try toolcfg(RotationFixtures.rotateArguments(database.argument, old: oldFile, new: newFile) + ["--jobs", "2", "--json"] + extra)
         }
         #expect(rotation.status == 0, "\(rotation.stderr)")
         #expect(application.failures.isEmpty, "\(application.failures.prefix(3))")
         #expect(application.writes > 20, "the application wrote only \(application.writes) times during the rotation")
-        let report = try RotationTests.json(rotation.stdout)
-        let changed = RotationTests.tables(report)[KeyedDatabase.configs]?["changed_during_rotation"] as? Int ?? -1
+        let report = try RotationFixtures.json(rotation.stdout)
+        let changed = RotationFixtures.tables(report)[KeyedDatabase.configs]?["changed_during_rotation"] as? Int ?? -1
         print(
             "live rotation on \(engine) \(extra): \(application.writes) application writes, longest wait \(application.longestWait), "
                 + "\(changed) rows redone in the write phase, write lock held \(report["write_lock_seconds"] ?? "?") s of "
@@ -154,7 +155,7 @@ struct LiveWriterTests {
         "pairs the application writes between the snapshot and the write phase are decided again, and the counts stay exact",
         arguments: ScratchDatabase.engines)
     func importDecidesAgainWhatChangedMeanwhile(_ engine: DatabaseEngine) throws {
-        let master = try key(MasterKeyTests.valid)
+        let master = try key(TestMasterKeys.valid)
         let database = try Self.twelveRows(engine, folder, master: master)
         defer { database.drop() }
         let application = try ApplicationSession(database.location, master: master)
@@ -207,7 +208,7 @@ struct LiveWriterTests {
         "a row the application changes meanwhile so that it conflicts under --on-conflict fail fails the import, which writes nothing",
         arguments: ScratchDatabase.engines)
     func importFailPolicySeesChangesMadeMeanwhile(_ engine: DatabaseEngine) throws {
-        let master = try key(MasterKeyTests.valid)
+        let master = try key(TestMasterKeys.valid)
         let database = try Self.twelveRows(engine, folder, master: master)
         defer { database.drop() }
         let application = try ApplicationSession(database.location, master: master)
@@ -230,10 +231,10 @@ struct LiveWriterTests {
         "an application writing throughout an import of plaintext keys loses nothing, and every imported row is there",
         .timeLimit(.minutes(2)))
     func importBesideAWritingApplication() throws {
-        let master = try key(MasterKeyTests.valid)
+        let master = try key(TestMasterKeys.valid)
         let database = try KeyedDatabase(at: folder.path("app.db"), master: master, rows: 300)
         let application = try ApplicationWriter(path: database.path, master: master, rows: ApplicationWriter.model(of: database, rows: 300))
-        let keyFile = try RotationTests.keyFile(master, folder, "master.key")
+        let keyFile = try RotationFixtures.keyFile(master, folder, "master.key")
         let records = 1500
         var text = "user_id,tool_id,enabled,api_key\n"
         for index in 1...records { text += "import-\(index),tool,\(index % 2),sk-import-\(index)\n" }
@@ -245,7 +246,7 @@ struct LiveWriterTests {
         #expect(result.status == 0, "\(result.stderr)")
         #expect(application.failures.isEmpty, "\(application.failures.prefix(3))")
         #expect(application.writes > 20, "the application wrote only \(application.writes) times during the import")
-        let report = try RotationTests.json(result.stdout)
+        let report = try RotationFixtures.json(result.stdout)
         #expect(report["inserted"] as? Int == records && report["changed_during_import"] as? Int == 0)
         print(
             "live import: \(application.writes) application writes, longest wait \(application.longestWait), "
@@ -263,7 +264,7 @@ struct LiveWriterTests {
         "an import's staged rows hold triples that open to the file's keys, and never a plaintext key; the stage goes with the import",
         arguments: ScratchDatabase.engines)
     func stagedImportHoldsNoPlaintext(_ engine: DatabaseEngine) throws {
-        let master = try key(MasterKeyTests.valid)
+        let master = try key(TestMasterKeys.valid)
         let database = try ToolConfigTestDatabases.make(engine, folder)
         defer { database.drop() }
         let stage = engine == .sqlite ? "temp.toolcfg_import" : "pg_temp.toolcfg_import"
@@ -296,7 +297,7 @@ struct LiveWriterTests {
         "stored triples without a master key go straight in under the lock, or staged first with shortLock, with exact counts either way",
         arguments: [false, true])
     func shortLockStagesStoredTriples(shortLock: Bool) throws {
-        let master = try key(MasterKeyTests.valid)
+        let master = try key(TestMasterKeys.valid)
         let database = try KeyedDatabase(at: folder.path("app.db"), master: master, rows: 6)
         let application = try ApplicationWriter(path: database.path, master: master, rows: ApplicationWriter.model(of: database, rows: 6))
         let secrets = try (1...3).map { try SecretCipher.encrypt("sk-staged-\($0)", masterKey: master) }

@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import ToolConfigKit
+import ToolConfigTestSupport
 
 /// On PostgreSQL: what another session writes between an import's read snapshot and its write
 /// phase, the master-key check, the stored-secret stores and verify-keys, and moving an
@@ -8,7 +9,7 @@ import Testing
 @Suite(
     "PostgreSQL imports beside the application, and stored keys", .enabled(if: PostgresTestServer.shouldRun, PostgresTestServer.skipReason))
 struct PostgresImportLiveTests {
-    static let master = { try! key(MasterKeyTests.valid) }()
+    static let master = { try! key(TestMasterKeys.valid) }()
     /// fixtures/postgres' master key (scripts/build_fixtures.py: bytes 0...31).
     static let fixtureKey = { try! MasterKey(text: Data(0..<32).base64EncodedString(), source: .generated) }()
 
@@ -61,7 +62,7 @@ struct PostgresImportLiveTests {
         defer { database.drop() }
         try LiveWriterTests.addTwelveRows(to: database, master: Self.master)
         let other = MasterKey.generate()
-        let otherFile = try RotationTests.keyFile(other, folder, "other.key")
+        let otherFile = try RotationFixtures.keyFile(other, folder, "other.key")
         let input = try EngineSnapshots.write("user_id,tool_id,api_key\nuser-0,tool-1,sk-one\nnew-user,t,sk-new\n", folder, "in.csv")
         let before = try database.dump()
         let arguments = ["import", "--db", database.url.text, "--in", input, "--master-key-file", otherFile, "--json"]
@@ -73,7 +74,7 @@ struct PostgresImportLiveTests {
         }
         let forced = try toolcfg(arguments + ["--allow-other-master-key"])
         #expect(forced.status == 0, "\(forced.stderr)")
-        let report = try RotationTests.json(forced.stdout)
+        let report = try RotationFixtures.json(forced.stdout)
         #expect(report["stored_keys_opened"] as? Int == 0 && (report["stored_keys_tried"] as? Int ?? 0) >= 1)
         #expect(report["inserted"] as? Int == 1 && report["updated"] as? Int == 1)
     }
@@ -90,14 +91,14 @@ struct PostgresImportLiveTests {
         defer { database.drop() }
         try database.connection.execute("DELETE FROM user_tool_configs")
         let input = try EngineSnapshots.write("user_id,tool_id,api_key\nnew-user,t,sk-new\n", folder, "in.csv")
-        let other = try RotationTests.keyFile(MasterKey.generate(), folder, "other.key")
+        let other = try RotationFixtures.keyFile(MasterKey.generate(), folder, "other.key")
         let refused = try toolcfg(["import", "--db", database.url.text, "--in", input, "--master-key-file", other])
         #expect(refused.status == 65 && refused.stderr.contains("api_model_aliases row id alias-"), "\(refused.stderr)")
         #expect(try database.count() == 0)
-        let right = try RotationTests.keyFile(Self.fixtureKey, folder, "right.key")
+        let right = try RotationFixtures.keyFile(Self.fixtureKey, folder, "right.key")
         let accepted = try toolcfg(["import", "--db", database.url.text, "--in", input, "--master-key-file", right, "--json"])
         #expect(accepted.status == 0, "\(accepted.stderr)")
-        #expect(try RotationTests.json(accepted.stdout)["stored_keys_opened"] as? Int ?? 0 >= 1)
+        #expect(try RotationFixtures.json(accepted.stdout)["stored_keys_opened"] as? Int ?? 0 >= 1)
         #expect(try database.plainRows(Self.fixtureKey).map(\.key) == ["sk-new"])
     }
 
@@ -174,16 +175,16 @@ struct PostgresImportLiveTests {
         let folder = try TemporaryFolder()
         let database = try PostgresToolConfigDatabase(fixture: "app-after-0007.sql")
         defer { database.drop() }
-        let keyFile = try RotationTests.keyFile(Self.fixtureKey, folder, "fixture.key")
+        let keyFile = try RotationFixtures.keyFile(Self.fixtureKey, folder, "fixture.key")
         let sqliteCopy = folder.path("app.db")
         try FileManager.default.copyItem(
             atPath: Repository.root.appendingPathComponent("fixtures/app-after-0007.db").path, toPath: sqliteCopy)
         let onSQLite = try toolcfg(["verify-keys", "--db", sqliteCopy, "--master-key-file", keyFile, "--json"])
         let onPostgres = try toolcfg(["verify-keys", "--db", database.url.text, "--master-key-file", keyFile, "--json"])
         #expect(onSQLite.status == 0 && onPostgres.status == 0, "\(onSQLite.stderr) \(onPostgres.stderr)")
-        let tables = RotationTests.tables(try RotationTests.json(onPostgres.stdout))
+        let tables = RotationFixtures.tables(try RotationFixtures.json(onPostgres.stdout))
         #expect(tables.keys.sorted() == ["api_model_aliases", "user_tool_configs"])
-        for (name, table) in RotationTests.tables(try RotationTests.json(onSQLite.stdout)) {
+        for (name, table) in RotationFixtures.tables(try RotationFixtures.json(onSQLite.stdout)) {
             for count in ["rows", "empty", "under_master_key", "under_neither", "malformed"] {
                 #expect(tables[name]?[count] as? Int == table[count] as? Int, "\(name) \(count)")
             }
@@ -199,9 +200,9 @@ struct PostgresImportLiveTests {
             """)
         let bad = try toolcfg(["verify-keys", "--db", database.url.text, "--master-key-file", keyFile, "--json"])
         #expect(bad.status == 65, "\(bad.stderr)")
-        let report = try RotationTests.json(bad.stdout)
+        let report = try RotationFixtures.json(bad.stdout)
         #expect(report["ok"] as? Bool == false)
-        #expect(RotationTests.tables(report)["api_model_aliases"]?["malformed"] as? Int == 1)
+        #expect(RotationFixtures.tables(report)["api_model_aliases"]?["malformed"] as? Int == 1)
         #expect(report["reused_salts"] as? Int == 1 && report["reused_nonces"] as? Int == 1)
         let problems = report["problems"] as? [[String: Any]] ?? []
         #expect(problems.contains { $0["table"] as? String == "api_model_aliases" && $0["id"] as? String == "alias-2" }, "\(problems)")
@@ -249,7 +250,7 @@ struct PostgresImportLiveTests {
             URL(fileURLWithPath: "/bin/bash"), ["-c", command],
             removing: ["TOOLCFG_DB", "TOOLCFG_MASTER_KEY", "TOOLCFG_NEW_MASTER_KEY", "TOOLCFG_PASSPHRASE"])
         #expect(result.status == 0, "\(result.stderr)")
-        return try RotationTests.json(result.stdout)
+        return try RotationFixtures.json(result.stdout)
     }
 
     @Test("moving an installation SQLite -> PostgreSQL -> SQLite through export | import carries every row with its key intact")
@@ -267,7 +268,7 @@ struct PostgresImportLiveTests {
         let rows = try Self.sqliteRows(source.path)
         let database = try PostgresToolConfigDatabase()
         defer { database.drop() }
-        let keyFile = try RotationTests.keyFile(Self.master, folder, "master.key")
+        let keyFile = try RotationFixtures.keyFile(Self.master, folder, "master.key")
 
         let there = try Self.move(from: source.path, to: database.url.text, extra: ["--master-key-file", keyFile])
         #expect(there["inserted"] as? Int == rows.count && there["integrity_checked"] as? Bool == true)

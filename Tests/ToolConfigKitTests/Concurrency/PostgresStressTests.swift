@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import ToolConfigKit
+import ToolConfigTestSupport
 
 /// The stress workload on the real PostgreSQL server, where writers run in parallel: the correct
 /// write keeps every invariant at 0 with threads and with processes, each wrong write is caught,

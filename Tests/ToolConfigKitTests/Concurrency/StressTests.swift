@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import ToolConfigKit
+import ToolConfigTestSupport
 
 /// Concurrent writers on the unique-constraint upsert, and the checker that judges them: the
 /// correct write keeps every invariant at 0 with threads and with processes, and each deliberately

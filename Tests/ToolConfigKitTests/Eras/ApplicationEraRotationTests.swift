@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import ToolConfigKit
+import ToolConfigTestSupport
 
 extension ApplicationEraTests {
     // MARK: 1. every era: verify-keys, rotate, the peer, a second run

@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import ToolConfigKit
+import ToolConfigTestSupport
 
 extension ApplicationEraTests {
     // MARK: 4. the secrets file's crash order

@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import ToolConfigKit
+import ToolConfigTestSupport
 
 /// The application's own databases of each era (fixtures/app-eras: v0.0.45 of the sqlx era with its
 /// secrets.yaml, v0.0.58 of sea-orm in scheme v1, v0.0.59 with scheme v2 beside legacy v1 values;
@@ -149,7 +150,7 @@ struct ApplicationEraTests {
             manifest = try #require(all.databases[name], "manifest.json has no \(name)")
             secretsManifest = all.secretsFile
             master = try ApplicationEraTests.fixtureKey()
-            masterFile = try RotationTests.keyFile(master, folder, "master.key")
+            masterFile = try RotationFixtures.keyFile(master, folder, "master.key")
             secretsFile = folder.path("secrets.yaml")
             try FileManager.default.copyItem(atPath: fixtures.appendingPathComponent("secrets.yaml").path, toPath: secretsFile)
             chmod(secretsFile, secretsFileMode)
@@ -181,7 +182,7 @@ struct ApplicationEraTests {
         }
 
         func keyFile(_ key: MasterKey, _ name: String) throws -> String {
-            try RotationTests.keyFile(key, folder, name)
+            try RotationFixtures.keyFile(key, folder, name)
         }
 
         func rotate(from old: String, to new: String) -> [String] {
@@ -321,7 +322,7 @@ struct ApplicationEraTests {
         func state() throws -> [String] {
             switch engine {
             case .sqlite:
-                return try RotationTests.logicalState(db).sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }
+                return try RotationFixtures.logicalState(db).sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }
             case .postgres:
                 let connection = try #require(connection)
                 let state = try PostgresState(connection)

@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import ToolConfigKit
+import ToolConfigTestSupport
 
 /// Schemes v1 and v2 in rotation and import: what each value becomes, and which scheme an import
 /// writes.

@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import ToolConfigKit
+import ToolConfigTestSupport
 
 /// Where the secrets are: the application's groups, the naming rule, declared groups, and the
 /// refusal of what none of them accounts for. Pure: tables as the catalogs describe them.

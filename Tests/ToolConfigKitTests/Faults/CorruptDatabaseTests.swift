@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import ToolConfigKit
+import ToolConfigTestSupport
 
 /// Damaged databases, as a disk or a careless copy leaves them: 200 copies of one database, cut
 /// short or with bytes flipped in its pages, or with one byte of one ciphertext flipped. verify-keys,

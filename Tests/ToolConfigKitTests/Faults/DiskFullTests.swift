@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import ToolConfigKit
+import ToolConfigTestSupport
 
 /// A full disk under every path that writes a file: the staging tables in SQLite's temporary
 /// storage (import, rotate), a rotation's backup folder, an export, a new database (migrate up),
@@ -75,16 +76,16 @@ struct DiskFullTests {
     /// A migrated database of `rows` keyed rows under `old.key`, with `new.key` beside it.
     static func keyedDatabase(in folder: TemporaryFolder, at path: String, rows: Int, keyLength: Int = 40) throws {
         for name in ["old.key", "new.key"] where !FileManager.default.fileExists(atPath: folder.path(name)) {
-            #expect(try ToolConfigKitTests.toolcfg(["keygen", "--out", folder.path(name)]).status == 0)
+            #expect(try ToolConfigTestSupport.toolcfg(["keygen", "--out", folder.path(name)]).status == 0)
         }
-        #expect(try ToolConfigKitTests.toolcfg(["migrate", "up", "--db", path]).status == 0)
+        #expect(try ToolConfigTestSupport.toolcfg(["migrate", "up", "--db", path]).status == 0)
         if rows > 0 {
             let csv =
                 "user_id,tool_id,api_key\n"
                 + (0..<rows).map { "user-\($0),tool-\($0 % 5),sk-\(String(repeating: "x", count: keyLength))-\($0)\n" }.joined()
             try Data(csv.utf8).write(to: URL(fileURLWithPath: folder.path("rows.csv")))
             #expect(
-                try ToolConfigKitTests.toolcfg([
+                try ToolConfigTestSupport.toolcfg([
                     "import", "--db", path, "--in", folder.path("rows.csv"), "--master-key-file", folder.path("old.key")
                 ]).status == 0)
         }
@@ -100,7 +101,7 @@ struct DiskFullTests {
     }
 
     static func opens(_ db: String, under key: String, _ extra: [String] = []) throws -> Bool {
-        try ToolConfigKitTests.toolcfg(["verify-keys", "--db", db, "--master-key-file", key] + extra).status == 0
+        try ToolConfigTestSupport.toolcfg(["verify-keys", "--db", db, "--master-key-file", key] + extra).status == 0
     }
 
     /// Runs `arguments` with `--temp-dir` on the filling folder at each size until one succeeds:
@@ -136,7 +137,7 @@ struct DiskFullTests {
         try Self.expectStagingFills(
             filling, arguments, database: db, unchanged: before,
             naming: "staging the import's rows in SQLite's temporary storage (")
-        let rerun = try ToolConfigKitTests.toolcfg(arguments)
+        let rerun = try ToolConfigTestSupport.toolcfg(arguments)
         #expect(rerun.status == 0, "\(rerun.stderr)")
         #expect(try SQLiteConnection(path: db).queryInt64("SELECT count(*) FROM user_tool_configs") == 3000)
     }
@@ -153,7 +154,7 @@ struct DiskFullTests {
             filling.folder.path("new.key")
         ]
         try Self.expectStagingFills(filling, arguments, database: db, unchanged: before, naming: "SQLite's temporary storage (")
-        #expect(try ToolConfigKitTests.toolcfg(arguments).status == 0)
+        #expect(try ToolConfigTestSupport.toolcfg(arguments).status == 0)
         #expect(try Self.opens(db, under: filling.folder.path("new.key")))
     }
 
@@ -211,7 +212,7 @@ struct DiskFullTests {
         #expect(failed >= 1, "the smallest filesystem must be too small")
         let result = try filling.toolcfg(bytes: 4 << 20, ["migrate", "up", "--db", filling.mountPoint + "/app.db"])
         #expect(result.status == 0, "\(result.stderr)")
-        let status = try ToolConfigKitTests.toolcfg(["migrate", "status", "--db", filling.after + "/app.db", "--json"])
+        let status = try ToolConfigTestSupport.toolcfg(["migrate", "status", "--db", filling.after + "/app.db", "--json"])
         #expect(status.status == 0 && status.stdout.contains("\"applied\""), "\(status.stdout)")
     }
 
@@ -248,7 +249,7 @@ struct DiskFullTests {
         let eras = Repository.root.appendingPathComponent("fixtures/app-eras")
         try FileManager.default.copyItem(atPath: eras.appendingPathComponent("v0.0.45.db").path, toPath: filling.seed + "/app.db")
         try FileManager.default.copyItem(atPath: eras.appendingPathComponent("secrets.yaml").path, toPath: filling.seed + "/secrets.yaml")
-        #expect(try ToolConfigKitTests.toolcfg(["keygen", "--out", filling.folder.path("new.key")]).status == 0)
+        #expect(try ToolConfigTestSupport.toolcfg(["keygen", "--out", filling.folder.path("new.key")]).status == 0)
         let oldKey = eras.appendingPathComponent("master.key").path, newKey = filling.folder.path("new.key")
         let seedSize = try FileManager.default.contentsOfDirectory(atPath: filling.seed)
             .reduce(0) { $0 + ((try FileManager.default.attributesOfItem(atPath: filling.seed + "/" + $1)[.size] as? Int) ?? 0) }

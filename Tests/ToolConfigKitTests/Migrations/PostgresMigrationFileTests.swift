@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import ToolConfigKit
+import ToolConfigTestSupport
 
 @Suite("PostgreSQL migration files", .enabled(if: PostgresTestServer.shouldRun, PostgresTestServer.skipReason))
 struct PostgresMigrationFileTests {

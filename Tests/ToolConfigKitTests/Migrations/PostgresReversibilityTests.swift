@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import ToolConfigKit
+import ToolConfigTestSupport
 
 @Suite("PostgreSQL migrate verify", .serialized, .enabled(if: PostgresTestServer.shouldRun, PostgresTestServer.skipReason))
 struct PostgresReversibilityTests {

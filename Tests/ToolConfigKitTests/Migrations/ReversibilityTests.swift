@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import ToolConfigKit
+import ToolConfigTestSupport
 
 @Suite("Migration reversibility")
 struct ReversibilityTests {

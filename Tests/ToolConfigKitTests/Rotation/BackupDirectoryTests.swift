@@ -2,6 +2,7 @@ import Foundation
 import Synchronization
 import Testing
 @testable import ToolConfigKit
+import ToolConfigTestSupport
 
 /// `rotate --backup-dir` / `--keep-backups`, the cleanup of a failed or interrupted rotation, and
 /// SIGINT / SIGTERM during rotate and import (a test-only pause point, `TOOLCFG_TEST_PAUSE_AT`,
@@ -23,12 +24,12 @@ struct BackupDirectoryTests {
         init(rows: Int = 40) throws {
             folder = try TemporaryFolder()
             database = try KeyedDatabase(at: folder.path("app.db"), master: old, rows: rows)
-            oldFile = try RotationTests.keyFile(old, folder, "old.key")
-            newFile = try RotationTests.keyFile(new, folder, "new.key")
+            oldFile = try RotationFixtures.keyFile(old, folder, "old.key")
+            newFile = try RotationFixtures.keyFile(new, folder, "new.key")
         }
 
         func rotate(_ extra: [String], old: String? = nil, new: String? = nil) throws -> ProcessResult {
-            try toolcfg(RotationTests.rotateArguments(db, old: old ?? oldFile, new: new ?? newFile) + ["--json"] + extra)
+            try toolcfg(RotationFixtures.rotateArguments(db, old: old ?? oldFile, new: new ?? newFile) + ["--json"] + extra)
         }
 
         func files(_ path: String) -> [String] {
@@ -132,7 +133,7 @@ struct BackupDirectoryTests {
         let target = scene.folder.path("backups/nested")
         let run = try scene.rotate(["--backup-dir", target])
         #expect(run.status == 0, "\(run.stderr)")
-        let report = try RotationTests.json(run.stdout)
+        let report = try RotationFixtures.json(run.stdout)
         #expect(report["backup_directory_created"] as? Bool == true && report["backups_removed"] == nil, "\(report)")
         let files = scene.files(target)
         #expect(files.count == 1)
@@ -143,12 +144,12 @@ struct BackupDirectoryTests {
         #expect(try Self.mode(target) == 0o700 && Self.mode(scene.backups) == 0o700 && Self.mode(target + "/" + file) == 0o600)
         let backup = try toolcfg(["verify-keys", "--db", target + "/" + file, "--master-key-file", scene.oldFile])
         #expect(backup.status == 0, "\(backup.stderr)")
-        try RotationTests.expectPlaintexts(scene.database, under: scene.new)
+        try RotationFixtures.expectPlaintexts(scene.database, under: scene.new)
 
         // The same folder again: not created this time.
         let back = try scene.rotate(["--backup-dir", target], old: scene.newFile, new: scene.oldFile)
         #expect(back.status == 0, "\(back.stderr)")
-        #expect(try RotationTests.json(back.stdout)["backup_directory_created"] as? Bool == false)
+        #expect(try RotationFixtures.json(back.stdout)["backup_directory_created"] as? Bool == false)
         #expect(scene.files(target).filter { $0.hasSuffix(".db") }.count == 2, "\(scene.files(target))")
     }
 
@@ -160,7 +161,7 @@ struct BackupDirectoryTests {
             let (old, new) = index % 2 == 0 ? (scene.oldFile, scene.newFile) : (scene.newFile, scene.oldFile)
             let run = try scene.rotate(["--backup-dir", scene.backups, "--keep-backups", "2"], old: old, new: new)
             #expect(run.status == 0, "\(run.stderr)")
-            let report = try RotationTests.json(run.stdout)
+            let report = try RotationFixtures.json(run.stdout)
             made.append(try #require(report["backup_file"] as? String))
             #expect(report["backups_removed"] as? [String] == (index < 2 ? [] : [(made[0] as NSString).lastPathComponent]), "\(report)")
             if index == 0 {
@@ -195,17 +196,17 @@ struct BackupDirectoryTests {
         for target in [scene.folder.path("plain-file"), scene.folder.path("plain-file/below")] {
             let run = try scene.rotate(["--backup-dir", target])
             #expect(run.status == 73, "\(run.stderr)")
-            #expect(try RotationTests.json(run.stdout)["exit_status"] as? Int == 73)
+            #expect(try RotationFixtures.json(run.stdout)["exit_status"] as? Int == 73)
         }
         #expect(
             !FileManager.default.fileExists(atPath: scene.backups) && !FileManager.default.fileExists(atPath: scene.folder.path("x.db")))
-        try RotationTests.expectPlaintexts(scene.database, under: scene.old)
+        try RotationFixtures.expectPlaintexts(scene.database, under: scene.old)
     }
 
     @Test("a failed rotation removes the backup it started and the folder it made; the same command then succeeds")
     func failureRemovesTheBackup() throws {
         let scene = try Scene()
-        let wrong = try RotationTests.keyFile(MasterKey.generate(), scene.folder, "wrong.key")
+        let wrong = try RotationFixtures.keyFile(MasterKey.generate(), scene.folder, "wrong.key")
         for extra in [["--backup-dir", scene.backups + "/new"], ["--backup", scene.folder.path("before.db")]] {
             let failed = try scene.rotate(extra, old: wrong)
             #expect(failed.status == 65, "\(failed.stderr)")
@@ -300,51 +301,51 @@ struct BackupDirectoryTests {
         var outputs: [JSONReportTests.Output] = []
         let before = try Data(contentsOf: URL(fileURLWithPath: scene.db))
         for backup in [["--backup-dir", scene.backups, "--keep-backups", "1"], ["--backup", scene.folder.path("before.db")]] {
-            let arguments = RotationTests.rotateArguments(scene.db, old: scene.oldFile, new: scene.newFile) + ["--json"] + backup
+            let arguments = RotationFixtures.rotateArguments(scene.db, old: scene.oldFile, new: scene.newFile) + ["--json"] + backup
             let run = try Self.interrupted(arguments, at: point.rawValue, signal: signal)
             let status: Int32 = signal == SIGINT ? 130 : 143
             #expect(run.status == status, "\(run.stderr)")
             #expect(
                 run.stderr.contains("interrupted by \(signal == SIGINT ? "SIGINT" : "SIGTERM") before anything was committed"),
                 "\(run.stderr)")
-            let report = try RotationTests.json(run.stdout)
+            let report = try RotationFixtures.json(run.stdout)
             #expect(report["ok"] as? Bool == false && report["exit_status"] as? Int == Int(status))
             outputs.append(.init(kind: "failure", arguments: arguments, result: run, json: run.stdout))
             #expect(try Data(contentsOf: URL(fileURLWithPath: scene.db)) == before)
             #expect(
                 !FileManager.default.fileExists(atPath: scene.backups)
                     && !FileManager.default.fileExists(atPath: scene.folder.path("before.db")))
-            try RotationTests.expectPlaintexts(scene.database, under: scene.old)
+            try RotationFixtures.expectPlaintexts(scene.database, under: scene.old)
         }
         let rerun = try scene.rotate(["--backup", scene.folder.path("before.db")])
         #expect(rerun.status == 0, "\(rerun.stderr)")
         outputs.append(.init(kind: "rotate", arguments: [], result: rerun, json: rerun.stdout))
         try JSONReportTests.validate(outputs)
-        try RotationTests.expectPlaintexts(scene.database, under: scene.new)
+        try RotationFixtures.expectPlaintexts(scene.database, under: scene.new)
     }
 
     @Test("a signal after the commit lets the rotation finish: exit 0, every secret under the new key, the backup kept")
     func signalAfterTheCommit() throws {
         let scene = try Scene()
-        let arguments = RotationTests.rotateArguments(scene.db, old: scene.oldFile, new: scene.newFile) + ["--backup-dir", scene.backups]
+        let arguments = RotationFixtures.rotateArguments(scene.db, old: scene.oldFile, new: scene.newFile) + ["--backup-dir", scene.backups]
         let run = try Self.interrupted(arguments, at: "database-committed", signal: SIGTERM)
         #expect(run.status == 0, "\(run.stderr)")
         #expect(run.stderr.contains("SIGTERM arrived after the commit: the command finished"), "\(run.stderr)")
-        try RotationTests.expectPlaintexts(scene.database, under: scene.new)
+        try RotationFixtures.expectPlaintexts(scene.database, under: scene.new)
         #expect(scene.files(scene.backups).count == 1)
     }
 
     @Test("a second signal ends an import waiting on a stalled pipe at once: exit 143, nothing written")
     func stalledImport() throws {
         let scene = try Scene(rows: 5)
-        let before = try RotationTests.logicalState(scene.db)
+        let before = try RotationFixtures.logicalState(scene.db)
         let rows = "user_id,tool_id,enabled\n" + (0..<20).map { "stalled-\($0),t,1\n" }.joined()
         let run = try Self.interrupted(
             ["import", "--db", scene.db, "--in", "-", "--format", "csv"], at: "import-reading", signal: SIGTERM,
             again: true, input: rows)
         #expect(run.status == 143, "\(run.stderr)")
         #expect(run.stderr.contains("interrupted by SIGTERM"), "\(run.stderr)")
-        #expect(try RotationTests.logicalState(scene.db) == before)
+        #expect(try RotationFixtures.logicalState(scene.db) == before)
     }
 
     @Test("an interrupted import rolls back: exit 130, nothing written")
@@ -360,7 +361,7 @@ struct BackupDirectoryTests {
         #expect(try Data(contentsOf: URL(fileURLWithPath: scene.db)) == before)
         let again = try toolcfg(["import", "--db", scene.db, "--in", csv, "--master-key-file", scene.oldFile, "--json"])
         #expect(again.status == 0, "\(again.stderr)")
-        #expect(try RotationTests.json(again.stdout)["inserted"] as? Int == 50)
+        #expect(try RotationFixtures.json(again.stdout)["inserted"] as? Int == 50)
     }
 }
 
@@ -379,9 +380,11 @@ struct PostgresBackupDirectoryTests {
         defer { database.drop() }
         let backups = folder.path("backups")
         let before = try database.dump()
-        let oldFile = try RotationTests.keyFile(old, folder, "old.key"), newFile = try RotationTests.keyFile(new, folder, "new.key")
+        let oldFile = try RotationFixtures.keyFile(old, folder, "old.key"), newFile = try RotationFixtures.keyFile(new, folder, "new.key")
         let arguments =
-            RotationTests.rotateArguments(database.url.text, old: oldFile, new: newFile) + ["--backup-dir", backups, "--keep-backups", "1"]
+            RotationFixtures.rotateArguments(database.url.text, old: oldFile, new: newFile) + [
+                "--backup-dir", backups, "--keep-backups", "1"
+            ]
         let interrupted = try BackupDirectoryTests.interrupted(arguments, at: "write-phase", signal: SIGTERM)
         #expect(interrupted.status == 143, "\(interrupted.stderr)")
         #expect(try database.dump() == before)
@@ -396,10 +399,10 @@ struct PostgresBackupDirectoryTests {
         try database.expectPlaintexts(under: new)
 
         let back = try toolcfg(
-            RotationTests.rotateArguments(database.url.text, old: newFile, new: oldFile)
+            RotationFixtures.rotateArguments(database.url.text, old: newFile, new: oldFile)
                 + ["--backup-dir", backups, "--keep-backups", "1", "--json"])
         #expect(back.status == 0, "\(back.stderr)")
-        #expect(try RotationTests.json(back.stdout)["backups_removed"] as? [String] == files)
+        #expect(try RotationFixtures.json(back.stdout)["backups_removed"] as? [String] == files)
         let left = try FileManager.default.contentsOfDirectory(atPath: backups)
         #expect(left.count == 1 && left[0].hasSuffix("-\(new.fingerprint).sql"), "\(left)")
     }

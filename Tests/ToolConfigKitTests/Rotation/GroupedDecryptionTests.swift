@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import ToolConfigKit
+import ToolConfigTestSupport
 
 /// Decryption of several rows at once (row keys derived together: sixteen in AVX-512 lanes, or
 /// two interleaved on the SHA extensions): the primitives, the grouping of a batch, verify-keys'
@@ -181,9 +182,9 @@ struct GroupedDecryptionTests {
 
     /// A database with `kinds` in id order, and the plaintext each row's key decrypts to alone.
     static func database(_ folder: TemporaryFolder, _ kinds: [Kind], _ keys: Keys) throws -> (
-        SnapshotsTests.Database, [Int64: Result<String, SecretError>]
+        SnapshotFixtures.SQLiteFile, [Int64: Result<String, SecretError>]
     ) {
-        let db = try SnapshotsTests.Database(folder)
+        let db = try SnapshotFixtures.SQLiteFile(folder)
         let insert = try db.connection.prepare(
             """
             INSERT INTO user_tool_configs (user_id, tool_id, enabled, encrypted_api_key, salt, nonce, created_at, updated_at)
@@ -235,11 +236,11 @@ struct GroupedDecryptionTests {
         let report = try Exporter(
             database: db.connection,
             options: Exporter.Options(
-                output: path, format: .jsonl, keys: mode, masterKey: keys.master, passphrase: SnapshotsTests.passphrase(),
-                sealingCost: SnapshotsTests.cheapSealing, jobs: jobs)
+                output: path, format: .jsonl, keys: mode, masterKey: keys.master, passphrase: SnapshotFixtures.passphrase(),
+                sealingCost: SnapshotFixtures.cheapSealing, jobs: jobs)
         ).run()
         #expect(report.rows == kinds.count)
-        let exported = try Self.exportedKeys(path, passphrase: SnapshotsTests.passphrase())
+        let exported = try Self.exportedKeys(path, passphrase: SnapshotFixtures.passphrase())
         #expect(exported.count == kinds.count)
         for (id, key) in exported {
             if let alone = expected[id] {
@@ -267,8 +268,8 @@ struct GroupedDecryptionTests {
                 _ = try Exporter(
                     database: db.connection,
                     options: Exporter.Options(
-                        output: path, format: .jsonl, keys: mode, masterKey: keys.master, passphrase: SnapshotsTests.passphrase(),
-                        sealingCost: SnapshotsTests.cheapSealing, jobs: jobs)
+                        output: path, format: .jsonl, keys: mode, masterKey: keys.master, passphrase: SnapshotFixtures.passphrase(),
+                        sealingCost: SnapshotFixtures.cheapSealing, jobs: jobs)
                 ).run()
             }
             let rowError = try #require(error as? RowError, "\(String(describing: error))")

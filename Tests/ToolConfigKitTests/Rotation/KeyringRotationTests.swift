@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import ToolConfigKit
+import ToolConfigTestSupport
 
 /// Rotation into the application's keyring entry, in the tests' own session keyring: the new
 /// key kept where it survives a crash before the commit (`secret_key.next`), switched in after the

@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import ToolConfigKit
+import ToolConfigTestSupport
 
 /// `rotate --make-room` (PostgresRoomMaker): room on the pages so that the write phase rewrites
 /// rows in place, made in short transactions that change no value.
@@ -39,7 +40,7 @@ struct PostgresRoomTests {
         "with --make-room the write phase rewrites every row on the page it is on (in place); without it, a packed table's rows all move",
         arguments: [true, false])
     func writePhaseRewritesInPlace(_ makeRoom: Bool) throws {
-        let old = try key(MasterKeyTests.valid), new = MasterKey.generate()
+        let old = try key(TestMasterKeys.valid), new = MasterKey.generate()
         let database = try PostgresKeyedDatabase(master: old, rows: Self.rows, noKey: { $0 % 10 == 0 })
         defer { database.drop() }
         let before = try database.dump(), otherColumns = try database.dump(withTriples: false)
@@ -81,14 +82,14 @@ struct PostgresRoomTests {
     )
     func commandLine() throws {
         let folder = try TemporaryFolder()
-        let old = try key(MasterKeyTests.valid), new = MasterKey.generate()
+        let old = try key(TestMasterKeys.valid), new = MasterKey.generate()
         let database = try PostgresKeyedDatabase(master: old, rows: Self.rows)
         defer { database.drop() }
         let before = try database.dump(), pagesBefore = try Self.pages(database.connection)
 
         let dry = try PostgresRotationTests.rotate(database, folder, old: old, new: new, ["--make-room", "--dry-run"])
         #expect(dry.status == 0, "\(dry.stderr)")
-        let dryRoom = RotationTests.tables(try RotationTests.json(dry.stdout))[KeyedDatabase.configs]?["room"] as? [String: Any]
+        let dryRoom = RotationFixtures.tables(try RotationFixtures.json(dry.stdout))[KeyedDatabase.configs]?["room"] as? [String: Any]
         #expect(
             (dryRoom?["rows_without_room"] as? Int ?? 0) > 600 && dryRoom?["rows_moved"] as? Int == 0
                 && dryRoom?["fillfactor"] as? Int == 100, "\(dryRoom ?? [:])")
@@ -96,7 +97,7 @@ struct PostgresRoomTests {
 
         let run = try PostgresRotationTests.rotate(database, folder, old: old, new: new, ["--make-room"])
         #expect(run.status == 0, "\(run.stderr)")
-        let room = RotationTests.tables(try RotationTests.json(run.stdout))[KeyedDatabase.configs]?["room"] as? [String: Any]
+        let room = RotationFixtures.tables(try RotationFixtures.json(run.stdout))[KeyedDatabase.configs]?["room"] as? [String: Any]
         #expect(
             room?["rows_moved"] as? Int == dryRoom?["rows_without_room"] as? Int && room?["rows_left_without_room"] as? Int == 0,
             "\(room ?? [:])")
@@ -107,9 +108,9 @@ struct PostgresRoomTests {
         try database.expectPlaintexts(under: new)
 
         let text = try toolcfg(
-            RotationTests.rotateArguments(
-                database.url.text, old: try RotationTests.keyFile(new, folder, "n.key"),
-                new: try RotationTests.keyFile(old, folder, "o.key")) + ["--make-room"])
+            RotationFixtures.rotateArguments(
+                database.url.text, old: try RotationFixtures.keyFile(new, folder, "n.key"),
+                new: try RotationFixtures.keyFile(old, folder, "o.key")) + ["--make-room"])
         #expect(text.status == 0, "\(text.stderr)")
         #expect(
             text.stderr.contains("user_tool_configs: 0 keyed rows without room on their page, fillfactor 50, 0 moved in 0 transactions"),
@@ -129,7 +130,7 @@ struct PostgresRoomTests {
         arguments: Refusal.allCases)
     func refusals(_ refusal: Refusal) throws {
         let folder = try TemporaryFolder()
-        let old = try key(MasterKeyTests.valid), new = MasterKey.generate()
+        let old = try key(TestMasterKeys.valid), new = MasterKey.generate()
         let database = try PostgresKeyedDatabase(master: old, rows: 200)
         defer { database.drop() }
         var url = database.url.text, role: String?
@@ -175,9 +176,9 @@ struct PostgresRoomTests {
         }
         let before = try database.dump(), pagesBefore = try Self.pages(database.connection)
         let refused = try toolcfg(
-            RotationTests.rotateArguments(
-                url, old: try RotationTests.keyFile(old, folder, "o.key"),
-                new: try RotationTests.keyFile(new, folder, "n.key")) + ["--make-room"])
+            RotationFixtures.rotateArguments(
+                url, old: try RotationFixtures.keyFile(old, folder, "o.key"),
+                new: try RotationFixtures.keyFile(new, folder, "n.key")) + ["--make-room"])
         #expect(
             refused.status == 64 && refused.stderr.contains(expected) && refused.stderr.contains("nothing changed"), "\(refused.stderr)")
         try Self.expectUnchanged(database, before, pagesBefore)
@@ -187,7 +188,7 @@ struct PostgresRoomTests {
     @Test("a wrong old key (65) or a backup path already taken (74) is refused before any row is moved", arguments: [false, true])
     func refusedBeforeMoving(_ backupTaken: Bool) throws {
         let folder = try TemporaryFolder()
-        let old = try key(MasterKeyTests.valid), new = MasterKey.generate()
+        let old = try key(TestMasterKeys.valid), new = MasterKey.generate()
         let database = try PostgresKeyedDatabase(master: old, rows: Self.rows)
         defer { database.drop() }
         let before = try database.dump(), pagesBefore = try Self.pages(database.connection)
@@ -213,7 +214,7 @@ struct PostgresRoomTests {
         """
     )
     func batchesAndVacuum() throws {
-        let old = try key(MasterKeyTests.valid)
+        let old = try key(TestMasterKeys.valid)
         // api_model_aliases, keyed by text, has a column no index covers: one row in fifty gets
         // 6 KB there that does not compress, stored out of line.
         let database = try PostgresKeyedDatabase(master: old, aliases: 2_000, rows: 10)
@@ -249,7 +250,7 @@ struct PostgresRoomTests {
         """
     )
     func heldRowIsSkipped() throws {
-        let old = try key(MasterKeyTests.valid), new = MasterKey.generate()
+        let old = try key(TestMasterKeys.valid), new = MasterKey.generate()
         let database = try PostgresKeyedDatabase(master: old, rows: Self.rows)
         defer { database.drop() }
         let holder = try database.base.scratch.connect()

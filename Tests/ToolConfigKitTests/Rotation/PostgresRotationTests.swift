@@ -1,21 +1,23 @@
 import Foundation
 import Testing
 @testable import ToolConfigKit
+import ToolConfigTestSupport
 
 @Suite("Rotation on PostgreSQL", .enabled(if: PostgresTestServer.shouldRun, PostgresTestServer.skipReason))
 struct PostgresRotationTests {
     static func rotate(_ database: PostgresKeyedDatabase, _ folder: TemporaryFolder, old: MasterKey, new: MasterKey, _ extra: [String] = [])
         throws -> ProcessResult
     {
-        let oldFile = try RotationTests.keyFile(old, folder, "old-\(old.fingerprint).key")
-        let newFile = try RotationTests.keyFile(new, folder, "new-\(new.fingerprint).key")
-        return try toolcfg(RotationTests.rotateArguments(database.url.text, old: oldFile, new: newFile) + ["--jobs", "2", "--json"] + extra)
+        let oldFile = try RotationFixtures.keyFile(old, folder, "old-\(old.fingerprint).key")
+        let newFile = try RotationFixtures.keyFile(new, folder, "new-\(new.fingerprint).key")
+        return try toolcfg(
+            RotationFixtures.rotateArguments(database.url.text, old: oldFile, new: newFile) + ["--jobs", "2", "--json"] + extra)
     }
 
     @Test("--backup writes a 0600 script of both tables as the rotation read them; psql restores it exactly; an existing path is refused")
     func backupRestores() throws {
         let folder = try TemporaryFolder()
-        let old = try key(MasterKeyTests.valid), new = MasterKey.generate()
+        let old = try key(TestMasterKeys.valid), new = MasterKey.generate()
         let database = try PostgresKeyedDatabase(master: old, aliases: 4, rows: 30, noKey: { $0 % 7 == 0 })
         defer { database.drop() }
         try database.connection.execute("UPDATE user_tool_configs SET user_id = E'tab\\there \\\\ \"é\" 🔑\\nnewline' WHERE id = 3")
@@ -23,7 +25,7 @@ struct PostgresRotationTests {
         let backup = folder.path("before.sql")
         let run = try Self.rotate(database, folder, old: old, new: new, ["--backup", backup])
         #expect(run.status == 0, "\(run.stderr)")
-        #expect(try RotationTests.json(run.stdout)["backup_file"] as? String == backup)
+        #expect(try RotationFixtures.json(run.stdout)["backup_file"] as? String == backup)
         let mode = try #require(try FileManager.default.attributesOfItem(atPath: backup)[.posixPermissions] as? Int)
         #expect(mode == 0o600)
         #expect(try database.dump() != before)
@@ -61,7 +63,7 @@ struct PostgresRotationTests {
     )
     func waitsForTheApplicationsLock() throws {
         let folder = try TemporaryFolder()
-        let old = try key(MasterKeyTests.valid), new = MasterKey.generate()
+        let old = try key(TestMasterKeys.valid), new = MasterKey.generate()
         let database = try PostgresKeyedDatabase(master: old, rows: 20)
         defer { database.drop() }
         let holder = try database.base.scratch.connect()
@@ -84,7 +86,7 @@ struct PostgresRotationTests {
 
     @Test("a big rotation of a table packed full passes on how to make the write phase shorter; with room on its pages, it does not")
     func adviceOnPackedTables() throws {
-        let old = try key(MasterKeyTests.valid), new = MasterKey.generate()
+        let old = try key(TestMasterKeys.valid), new = MasterKey.generate()
         let database = try PostgresKeyedDatabase(master: old, rows: 20)
         defer { database.drop() }
         func rotate(_ from: MasterKey, _ to: MasterKey, adviceAfter rows: Int) throws -> String {
@@ -108,7 +110,7 @@ struct PostgresRotationTests {
         """
     )
     func awkwardTextKeys() throws {
-        let old = try key(MasterKeyTests.valid), new = MasterKey.generate()
+        let old = try key(TestMasterKeys.valid), new = MasterKey.generate()
         let database = try PostgresKeyedDatabase(master: old, aliases: 8, rows: 4)
         defer { database.drop() }
         let ids = ["a\"b", "back\\slash", "com,ma", "{brace}", "NULL", "\\N", "tab\tnew\nline", "é 中文 🔑"]
@@ -130,7 +132,7 @@ struct PostgresRotationTests {
         """
     )
     func forUpdateWriter() throws {
-        let old = try key(MasterKeyTests.valid), new = MasterKey.generate()
+        let old = try key(TestMasterKeys.valid), new = MasterKey.generate()
         let database = try PostgresKeyedDatabase(master: old, rows: 20)
         defer { database.drop() }
         let application = try database.base.scratch.connect()
@@ -159,7 +161,7 @@ struct PostgresRotationTests {
 
     @Test("while a long application transaction keeps the write phase waiting, the application's other writes are not held up behind it")
     func waitingDoesNotStallOtherWrites() throws {
-        let old = try key(MasterKeyTests.valid), new = MasterKey.generate()
+        let old = try key(TestMasterKeys.valid), new = MasterKey.generate()
         let database = try PostgresKeyedDatabase(master: old, rows: 20)
         defer { database.drop() }
         let holder = try database.base.scratch.connect()
@@ -197,7 +199,7 @@ struct PostgresRotationTests {
 
     @Test("a table with keys added between the snapshot and the write phase stops the rotation (75) before it writes anything")
     func tablesChangedMeanwhile() throws {
-        let old = try key(MasterKeyTests.valid), new = MasterKey.generate()
+        let old = try key(TestMasterKeys.valid), new = MasterKey.generate()
         let database = try PostgresKeyedDatabase(master: old, rows: 10)
         defer { database.drop() }
         let before = try database.dump()
@@ -215,7 +217,7 @@ struct PostgresRotationTests {
 
     @Test("a table keyed by char(n), over several pages, with rows changed between the phases, rotates by its keys")
     func charKeyedTableOverPages() throws {
-        let old = try key(MasterKeyTests.valid), new = MasterKey.generate()
+        let old = try key(TestMasterKeys.valid), new = MasterKey.generate()
         let database = try PostgresKeyedDatabase(master: old, rows: 3)
         defer { database.drop() }
         let secrets = try KeyedDatabase.swiftEncryptor(old)((0..<700).map { "sk-char-\($0)" })
@@ -249,7 +251,7 @@ struct PostgresRotationTests {
     @Test("a table with the triple but no one-column primary key is refused before anything is read or written")
     func refusesAnUnaddressableTable() throws {
         let folder = try TemporaryFolder()
-        let old = try key(MasterKeyTests.valid), new = MasterKey.generate()
+        let old = try key(TestMasterKeys.valid), new = MasterKey.generate()
         let database = try PostgresKeyedDatabase(master: old, rows: 5)
         defer { database.drop() }
         try database.connection.execute("CREATE TABLE keyed_without_id (note text, encrypted_api_key text, salt text, nonce text)")

@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import ToolConfigKit
+import ToolConfigTestSupport
 
 extension RotationTests {
     // MARK: 1. against the independent implementation
@@ -13,7 +14,7 @@ extension RotationTests {
         arguments: ScratchDatabase.engines)
     func crossImplementation(_ engine: DatabaseEngine) throws {
         let folder = try TemporaryFolder()
-        let old = try key(MasterKeyTests.valid), new = MasterKey.generate()
+        let old = try key(TestMasterKeys.valid), new = MasterKey.generate()
         let special = CrossImplementationTests.plaintexts
         let database = try KeyedTestDatabase(
             engine, in: folder, master: old, aliases: 12, rows: 40, noKey: { $0 > 8 && $0 % 4 == 0 },
@@ -25,19 +26,19 @@ extension RotationTests {
         let tableNames = [KeyedDatabase.aliases, KeyedDatabase.configs]
         let triplesBefore = try tableNames.map { try database.triples($0) }
         let stateBefore = try database.state(), columnsBefore = try database.state(withTriples: false)
-        let oldFile = try Self.keyFile(old, folder, "old.key"), newFile = try Self.keyFile(new, folder, "new.key")
-        let arguments = Self.rotateArguments(database.argument, old: oldFile, new: newFile) + ["--jobs", "2", "--json"]
+        let oldFile = try RotationFixtures.keyFile(old, folder, "old.key"), newFile = try RotationFixtures.keyFile(new, folder, "new.key")
+        let arguments = RotationFixtures.rotateArguments(database.argument, old: oldFile, new: newFile) + ["--jobs", "2", "--json"]
 
         let dry = try toolcfg(arguments + ["--dry-run"])
         #expect(dry.status == 0, "\(dry.stderr)")
-        #expect(Self.tables(try Self.json(dry.stdout))[KeyedDatabase.configs]?["rotated"] as? Int == 32)
+        #expect(RotationFixtures.tables(try RotationFixtures.json(dry.stdout))[KeyedDatabase.configs]?["rotated"] as? Int == 32)
         #expect(try database.state() == stateBefore, "the dry run changed the database")
 
         // The rotation from the command line, its rerun in the library: both paths on each engine.
         let run = try toolcfg(arguments)
         #expect(run.status == 0, "\(run.stderr)")
-        let report = try Self.json(run.stdout)
-        let tables = Self.tables(report)
+        let report = try RotationFixtures.json(run.stdout)
+        let tables = RotationFixtures.tables(report)
         #expect(Set(tables.keys) == Set(tableNames))
         let counts = tables.mapValues { group in ["rows", "rotated", "already_rotated", "empty"].map { group[$0] as? Int ?? -1 } }
         #expect(counts == [KeyedDatabase.aliases: [12, 12, 0, 0], KeyedDatabase.configs: [40, 32, 0, 8]])
@@ -76,7 +77,9 @@ extension RotationTests {
         #expect(try database.state(withTriples: false) == columnsBefore, "a column besides the triples changed")
 
         let rotated = try database.state()
-        let again = try KeyRotator(database: try database.open(), options: .init(oldKey: old, newKey: new, jobs: Self.inProcessJobs)).run()
+        let again = try KeyRotator(
+            database: try database.open(), options: .init(oldKey: old, newKey: new, jobs: RotationFixtures.inProcessJobs)
+        ).run()
         for group in again.groups {
             #expect(group.rotated == 0 && group.alreadyRotated == database.keyed[group.table], "\(group)")
             #expect(group.empty == (group.table == KeyedDatabase.configs ? 8 : 0) && group.rows == group.alreadyRotated + group.empty)
@@ -89,7 +92,7 @@ extension RotationTests {
     @Test("rotation keeps every column but the triple, in both tables")
     func otherColumnsKept() throws {
         let folder = try TemporaryFolder()
-        let old = try key(MasterKeyTests.valid), new = MasterKey.generate()
+        let old = try key(TestMasterKeys.valid), new = MasterKey.generate()
         let database = try KeyedDatabase(at: folder.path("app.db"), master: old, aliases: 4, rows: 20, noKey: { $0 % 4 == 0 })
         func others() throws -> [[SQLiteStatement.Value]] {
             let connection = try database.connection(.readOnly)
@@ -105,10 +108,10 @@ extension RotationTests {
         }
         let before = try others()
         let connection = try database.connection()
-        _ = try KeyRotator(database: connection, options: .init(oldKey: old, newKey: new, jobs: Self.inProcessJobs)).run()
+        _ = try KeyRotator(database: connection, options: .init(oldKey: old, newKey: new, jobs: RotationFixtures.inProcessJobs)).run()
         connection.close()
         #expect(try others() == before)
-        try Self.expectPlaintexts(database, under: new)
+        try RotationFixtures.expectPlaintexts(database, under: new)
     }
 
     // MARK: 2. failures change nothing
@@ -128,11 +131,11 @@ extension RotationTests {
         arguments: ScratchDatabase.engines, Failure.allCases)
     func failureChangesNothing(_ engine: DatabaseEngine, _ failure: Failure) throws {
         let folder = try TemporaryFolder()
-        let old = try key(MasterKeyTests.valid), new = MasterKey.generate(), other = MasterKey.generate()
+        let old = try key(TestMasterKeys.valid), new = MasterKey.generate(), other = MasterKey.generate()
         let database = try KeyedTestDatabase(engine, in: folder, master: old, rows: 50, noKey: { $0 % 10 == 0 })
         defer { database.drop() }
-        let oldFile = try Self.keyFile(failure == .wrongOldKey ? other : old, folder, "old.key")
-        let newFile = try Self.keyFile(new, folder, "new.key")
+        let oldFile = try RotationFixtures.keyFile(failure == .wrongOldKey ? other : old, folder, "old.key")
+        let newFile = try RotationFixtures.keyFile(new, folder, "new.key")
         var location: (table: String, id: String)
         var rowTriple: StoredSecret?
         switch failure {
@@ -168,7 +171,8 @@ extension RotationTests {
         for extra in [[], ["--json"]] {
             let backup = folder.path("backup\(extra.count)")
             let result = try toolcfg(
-                Self.rotateArguments(database.argument, old: oldFile, new: newFile) + ["--jobs", "2", "--backup", backup] + extra)
+                RotationFixtures.rotateArguments(database.argument, old: oldFile, new: newFile) + ["--jobs", "2", "--backup", backup]
+                    + extra)
             #expect(result.status == 65, "\(failure.rawValue) \(extra): \(result.stderr)")
             #expect(result.stderr.contains(expectedLocation), "\(result.stderr)")
             #expect(result.stderr.contains("nothing was changed"), "\(result.stderr)")
@@ -177,7 +181,7 @@ extension RotationTests {
                 #expect(result.stdout.isEmpty, "a failed rotation printed a report: \(result.stdout)")
             } else {
                 // The --json contract's error object: where, as values; the message as on stderr.
-                let object = try Self.json(result.stdout)
+                let object = try RotationFixtures.json(result.stdout)
                 let error = object["error"] as? [String: Any]
                 #expect(object["ok"] as? Bool == false && object["exit_status"] as? Int == 65, "\(result.stdout)")
                 #expect(error?["table"] as? String == location.table, "\(result.stdout)")
@@ -186,7 +190,7 @@ extension RotationTests {
                 }
                 #expect((error?["message"] as? String).map(result.stderr.contains) == true, "\(result.stdout)")
             }
-            let leaks = Self.leaks(
+            let leaks = RotationFixtures.leaks(
                 in: result.stdout + result.stderr, keys: [("old key", old), ("new key", new), ("given old key", other)],
                 plaintexts: database.plaintexts.merging(["foreign": "sk-foreign-key-of-another"]) { a, _ in a })
             #expect(leaks.isEmpty, "\(leaks)")
@@ -199,7 +203,7 @@ extension RotationTests {
         let error = thrownError {
             _ = try KeyRotator(
                 database: try database.open(),
-                options: .init(oldKey: failure == .wrongOldKey ? other : old, newKey: new, jobs: Self.inProcessJobs)
+                options: .init(oldKey: failure == .wrongOldKey ? other : old, newKey: new, jobs: RotationFixtures.inProcessJobs)
             ).run()
         }
         let rotationError = try #require(error as? RotationError, "\(String(describing: error))")
@@ -213,10 +217,10 @@ extension RotationTests {
     @Test("a read-only database file fails with 74 and stays unchanged")
     func readOnlyDatabase() throws {
         let folder = try TemporaryFolder()
-        let old = try key(MasterKeyTests.valid), new = MasterKey.generate()
+        let old = try key(TestMasterKeys.valid), new = MasterKey.generate()
         let database = try KeyedDatabase(at: folder.path("app.db"), master: old, rows: 20)
-        let oldFile = try Self.keyFile(old, folder, "old.key"), newFile = try Self.keyFile(new, folder, "new.key")
-        let before = try Self.logicalState(database.path)
+        let oldFile = try RotationFixtures.keyFile(old, folder, "old.key"), newFile = try RotationFixtures.keyFile(new, folder, "new.key")
+        let before = try RotationFixtures.logicalState(database.path)
         // Without write access to the file or the folder, SQLite can create neither a WAL nor a
         // shared-memory file, nor write the database.
         chmod(database.path, 0o444)
@@ -226,13 +230,13 @@ extension RotationTests {
             chmod(database.path, 0o644)
         }
         let user = try WriteRefusingUser(database: database.path, owning: [folder.url.path, database.path, oldFile, newFile])
-        let result = try user.toolcfg(Self.rotateArguments(database.path, old: oldFile, new: newFile))
+        let result = try user.toolcfg(RotationFixtures.rotateArguments(database.path, old: oldFile, new: newFile))
         #expect(result.status == 74, "\(result.stderr)")
         #expect(result.stderr.contains(database.path), "\(result.stderr)")
-        let leaks = Self.leaks(
+        let leaks = RotationFixtures.leaks(
             in: result.stdout + result.stderr, keys: [("old key", old), ("new key", new)], plaintexts: database.plaintexts)
         #expect(leaks.isEmpty, "\(leaks)")
-        #expect(try Self.logicalState(database.path) == before)
+        #expect(try RotationFixtures.logicalState(database.path) == before)
     }
 
     // MARK: 3. idempotence and resumption
@@ -243,7 +247,9 @@ extension RotationTests {
         let database = try KeyedDatabase(at: folder.path("app.db"), master: old, aliases: 6, rows: 60, noKey: { $0 % 6 == 0 })
         let copy = folder.path("before-rotation.db")
         try database.connection(.readOnly).backup(to: copy)
-        _ = try KeyRotator(database: try database.connection(), options: .init(oldKey: old, newKey: new, jobs: Self.inProcessJobs)).run()
+        _ = try KeyRotator(
+            database: try database.connection(), options: .init(oldKey: old, newKey: new, jobs: RotationFixtures.inProcessJobs)
+        ).run()
         let connection = try database.connection()
         defer { connection.close() }
         try connection.execute("ATTACH DATABASE '\(copy)' AS pre")
@@ -264,38 +270,41 @@ extension RotationTests {
     @Test("a half-rotated database (rows restored under the old key) rotates to every row under the new key")
     func halfRotatedResumes() throws {
         let folder = try TemporaryFolder()
-        let old = try key(MasterKeyTests.valid), new = MasterKey.generate()
+        let old = try key(TestMasterKeys.valid), new = MasterKey.generate()
         let (database, restored) = try Self.halfRotated(folder, old: old, new: new)
 
-        let report = try KeyRotator(database: try database.connection(), options: .init(oldKey: old, newKey: new, jobs: Self.inProcessJobs))
-            .run()
+        let report = try KeyRotator(
+            database: try database.connection(), options: .init(oldKey: old, newKey: new, jobs: RotationFixtures.inProcessJobs)
+        )
+        .run()
         for table in report.groups {
             #expect(table.rotated == restored[table.table], "\(table)")
             #expect(table.alreadyRotated == (database.keyed[table.table] ?? 0) - (restored[table.table] ?? 0), "\(table)")
         }
         #expect(report.verifiedAfterCommit == 12)
 
-        let verify = try KeyVerifier(database: try database.connection(.readOnly), masterKey: new, jobs: Self.inProcessJobs).run()
+        let verify = try KeyVerifier(database: try database.connection(.readOnly), masterKey: new, jobs: RotationFixtures.inProcessJobs)
+            .run()
         #expect(verify.ok)
         for table in verify.groups {
             #expect(table.underMasterKey == database.keyed[table.table] && table.underNeither == 0 && table.malformed == 0, "\(table)")
         }
-        try Self.expectPlaintexts(database, under: new)
+        try RotationFixtures.expectPlaintexts(database, under: new)
     }
 
     @Test("a row under neither key fails the run with RotationError and changes nothing")
     func rowUnderNeitherKey() throws {
         let folder = try TemporaryFolder()
-        let old = try key(MasterKeyTests.valid), new = MasterKey.generate(), third = MasterKey.generate()
+        let old = try key(TestMasterKeys.valid), new = MasterKey.generate(), third = MasterKey.generate()
         let (database, _) = try Self.halfRotated(folder, old: old, new: new)
         let stranger = try SecretCipher.encrypt("sk-under-a-third-key", masterKey: third)
-        try Self.update(
+        try RotationFixtures.update(
             database.path, KeyedDatabase.configs, id: "40", "encrypted_api_key = ?2, salt = ?3, nonce = ?4",
             [.text(stranger.encryptedAPIKey), .text(stranger.salt), .text(stranger.nonce)])
-        let before = try Self.logicalState(database.path)
+        let before = try RotationFixtures.logicalState(database.path)
         let connection = try database.connection()
         let error = thrownError {
-            _ = try KeyRotator(database: connection, options: .init(oldKey: old, newKey: new, jobs: Self.inProcessJobs)).run()
+            _ = try KeyRotator(database: connection, options: .init(oldKey: old, newKey: new, jobs: RotationFixtures.inProcessJobs)).run()
         }
         let rotationError = try #require(error as? RotationError, "\(String(describing: error))")
         #expect(rotationError.table == KeyedDatabase.configs && rotationError.row == "row id 40")
@@ -303,6 +312,6 @@ extension RotationTests {
         #expect(rotationError.description.contains(old.fingerprint) && rotationError.description.contains(new.fingerprint))
         #expect(!connection.isInTransaction)
         connection.close()
-        #expect(try Self.logicalState(database.path) == before)
+        #expect(try RotationFixtures.logicalState(database.path) == before)
     }
 }

@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import ToolConfigKit
+import ToolConfigTestSupport
 
 extension RotationTests {
     // MARK: 5. crash safety
@@ -23,11 +24,11 @@ extension RotationTests {
         arguments: ScratchDatabase.engines)
     func crashSafety(_ engine: DatabaseEngine) throws {
         let folder = try TemporaryFolder()
-        var old = try key(MasterKeyTests.valid), new = MasterKey.generate()
+        var old = try key(TestMasterKeys.valid), new = MasterKey.generate()
         let rows = try Self.crashRows()
         let database = try KeyedTestDatabase(engine, in: folder, master: old, rows: rows, noKey: { $0 % 100 == 0 })
         defer { database.drop() }
-        var oldFile = try Self.keyFile(old, folder, "a.key"), newFile = try Self.keyFile(new, folder, "b.key")
+        var oldFile = try RotationFixtures.keyFile(old, folder, "a.key"), newFile = try RotationFixtures.keyFile(new, folder, "b.key")
         var environment = ProcessInfo.processInfo.environment
         for name in ["TOOLCFG_DB", "TOOLCFG_MASTER_KEY", "TOOLCFG_NEW_MASTER_KEY", "TOOLCFG_PASSPHRASE"] { environment[name] = nil }
 
@@ -39,7 +40,7 @@ extension RotationTests {
         let clock = ContinuousClock()
         let whole = try [(oldFile, newFile), (newFile, oldFile)].map { from, to in
             let started = clock.now
-            let run = try toolcfg(Self.rotateArguments(database.argument, old: from, new: to) + ["--jobs", "2"])
+            let run = try toolcfg(RotationFixtures.rotateArguments(database.argument, old: from, new: to) + ["--jobs", "2"])
             #expect(run.status == 0, "\(run.stderr)")
             return clock.now - started
         }.min()!
@@ -56,7 +57,7 @@ extension RotationTests {
             _ = FileManager.default.createFile(atPath: stderrPath, contents: nil)
             let process = Process()
             process.executableURL = Repository.toolcfg
-            process.arguments = Self.rotateArguments(database.argument, old: oldFile, new: newFile) + ["--jobs", "2"]
+            process.arguments = RotationFixtures.rotateArguments(database.argument, old: oldFile, new: newFile) + ["--jobs", "2"]
             process.environment = environment
             process.standardInput = FileHandle.nullDevice
             process.standardOutput = FileHandle.nullDevice
@@ -115,18 +116,18 @@ extension RotationTests {
     @Test("verify-keys prints ok and exits 0 on a healthy database")
     func verifyHealthy() throws {
         let folder = try TemporaryFolder()
-        let old = try key(MasterKeyTests.valid)
+        let old = try key(TestMasterKeys.valid)
         let database = try KeyedDatabase(at: folder.path("app.db"), master: old, rows: 20, noKey: { $0 % 4 == 0 })
-        let keyFile = try Self.keyFile(old, folder, "old.key")
+        let keyFile = try RotationFixtures.keyFile(old, folder, "old.key")
         let result = try toolcfg(["verify-keys", "--db", database.path, "--master-key-file", keyFile])
         #expect(result.status == 0, "\(result.stderr)")
         #expect(result.stderr.split(separator: "\n").last == "ok", "\(result.stderr)")
         #expect(result.stderr.contains("user_tool_configs (encrypted_api_key): 20 rows, 15 under \(old.fingerprint)"), "\(result.stderr)")
         let json = try toolcfg(["verify-keys", "--db", database.path, "--master-key-file", keyFile, "--json"])
         #expect(json.status == 0)
-        let report = try Self.json(json.stdout)
+        let report = try RotationFixtures.json(json.stdout)
         #expect(report["ok"] as? Bool == true && report["reused_salts"] as? Int == 0 && report["reused_nonces"] as? Int == 0)
-        #expect(Self.tables(report)[KeyedDatabase.configs]?["empty"] as? Int == 5)
+        #expect(RotationFixtures.tables(report)[KeyedDatabase.configs]?["empty"] as? Int == 5)
     }
 
     enum Reuse: String, CaseIterable, CustomTestStringConvertible {
@@ -146,7 +147,7 @@ extension RotationTests {
             salt: try salt.map { try Base64.decode($0, field: "salt") } ?? SecureRandom.bytes(32),
             nonce: try nonce.map { try Base64.decode($0, field: "nonce") } ?? SecureRandom.bytes(12)
         ).encoded
-        try update(
+        try RotationFixtures.update(
             database.path, table, id: id, "encrypted_api_key = ?2, salt = ?3, nonce = ?4",
             [.text(secret.encryptedAPIKey), .text(secret.salt), .text(secret.nonce)])
     }
@@ -154,15 +155,16 @@ extension RotationTests {
     @Test("verify-keys reports a salt or nonce used by two rows (both still decrypting) and exits 65", arguments: Reuse.allCases)
     func verifyReuse(_ reuse: Reuse) throws {
         let folder = try TemporaryFolder()
-        let old = try key(MasterKeyTests.valid)
+        let old = try key(TestMasterKeys.valid)
         let database = try KeyedDatabase(at: folder.path("app.db"), master: old, rows: 30, noKey: { $0 % 10 == 0 })
         let source = try #require(
-            try Self.storedTriples(try database.connection(.readOnly), KeyedDatabase.configs).first { $0.id == "7" }?.secret)
+            try RotationFixtures.storedTriples(try database.connection(.readOnly), KeyedDatabase.configs).first { $0.id == "7" }?.secret)
         try Self.reencrypt(
             database, KeyedDatabase.configs, id: "23", master: old,
             salt: reuse == .salt ? source.salt : nil, nonce: reuse == .nonce ? source.nonce : nil)
 
-        let report = try KeyVerifier(database: try database.connection(.readOnly), masterKey: old, jobs: Self.inProcessJobs).run()
+        let report = try KeyVerifier(database: try database.connection(.readOnly), masterKey: old, jobs: RotationFixtures.inProcessJobs)
+            .run()
         #expect(!report.ok)
         #expect(report.reusedSalts == (reuse == .salt ? 1 : 0) && report.reusedNonces == (reuse == .nonce ? 1 : 0), "\(report)")
         for table in report.groups { #expect(table.underMasterKey == database.keyed[table.table] && table.malformed == 0, "\(table)") }
@@ -170,10 +172,10 @@ extension RotationTests {
             report.problems.contains { $0.table == KeyedDatabase.configs && $0.rowID == 23 && $0.problem.contains(reuse.rawValue) },
             "\(report.problems)")
 
-        let keyFile = try Self.keyFile(old, folder, "old.key")
+        let keyFile = try RotationFixtures.keyFile(old, folder, "old.key")
         let result = try toolcfg(["verify-keys", "--db", database.path, "--master-key-file", keyFile, "--json"])
         #expect(result.status == 65, "\(result.stderr)")
-        let json = try Self.json(result.stdout)
+        let json = try RotationFixtures.json(result.stdout)
         #expect(json["ok"] as? Bool == false)
         #expect(json[reuse == .salt ? "reused_salts" : "reused_nonces"] as? Int == 1)
         #expect(!result.stdout.contains(reuse == .salt ? source.salt : source.nonce), "the report repeats the reused value")
@@ -182,13 +184,15 @@ extension RotationTests {
     @Test("verify-keys reports a salt shared by rows of different tables")
     func verifyReuseAcrossTables() throws {
         let folder = try TemporaryFolder()
-        let old = try key(MasterKeyTests.valid)
+        let old = try key(TestMasterKeys.valid)
         let database = try KeyedDatabase(at: folder.path("app.db"), master: old, rows: 10)
-        let source = try #require(try Self.storedTriples(try database.connection(.readOnly), KeyedDatabase.aliases).first?.secret)
+        let source = try #require(
+            try RotationFixtures.storedTriples(try database.connection(.readOnly), KeyedDatabase.aliases).first?.secret)
         try Self.reencrypt(database, KeyedDatabase.configs, id: "4", master: old, salt: source.salt)
-        let report = try KeyVerifier(database: try database.connection(.readOnly), masterKey: old, jobs: Self.inProcessJobs).run()
+        let report = try KeyVerifier(database: try database.connection(.readOnly), masterKey: old, jobs: RotationFixtures.inProcessJobs)
+            .run()
         for table in report.groups { #expect(table.underMasterKey == database.keyed[table.table], "\(table)") }
-        let keyFile = try Self.keyFile(old, folder, "old.key")
+        let keyFile = try RotationFixtures.keyFile(old, folder, "old.key")
         let result = try toolcfg(["verify-keys", "--db", database.path, "--master-key-file", keyFile])
         #expect(report.reusedSalts == 1, "\(report)")
         #expect(!report.ok)
@@ -198,17 +202,19 @@ extension RotationTests {
     @Test("verify-keys counts a 31-byte salt as malformed and exits 65")
     func verifyMalformed() throws {
         let folder = try TemporaryFolder()
-        let old = try key(MasterKeyTests.valid)
+        let old = try key(TestMasterKeys.valid)
         let database = try KeyedDatabase(at: folder.path("app.db"), master: old, rows: 20)
-        try Self.update(database.path, KeyedDatabase.configs, id: "12", "salt = ?2", [.text(Base64.encode(SecureRandom.bytes(31)))])
-        let report = try KeyVerifier(database: try database.connection(.readOnly), masterKey: old, jobs: Self.inProcessJobs).run()
+        try RotationFixtures.update(
+            database.path, KeyedDatabase.configs, id: "12", "salt = ?2", [.text(Base64.encode(SecureRandom.bytes(31)))])
+        let report = try KeyVerifier(database: try database.connection(.readOnly), masterKey: old, jobs: RotationFixtures.inProcessJobs)
+            .run()
         let configs = try #require(report.groups.first { $0.table == KeyedDatabase.configs })
         #expect(configs.malformed == 1 && configs.underMasterKey == 19 && configs.underNeither == 0, "\(configs)")
         #expect(!report.ok)
         #expect(report.problems.map { "\($0.table) \($0.rowID)" } == ["user_tool_configs 12"])
         #expect(report.problems.first?.problem.contains("salt") == true)
 
-        let keyFile = try Self.keyFile(old, folder, "old.key")
+        let keyFile = try RotationFixtures.keyFile(old, folder, "old.key")
         let result = try toolcfg(["verify-keys", "--db", database.path, "--master-key-file", keyFile])
         #expect(result.status == 65)
         #expect(result.stderr.contains("user_tool_configs row id 12"), "\(result.stderr)")
@@ -218,13 +224,15 @@ extension RotationTests {
     @Test("verify-keys with both keys counts a half-rotated database right")
     func verifyHalfRotated() throws {
         let folder = try TemporaryFolder()
-        let old = try key(MasterKeyTests.valid), new = MasterKey.generate()
+        let old = try key(TestMasterKeys.valid), new = MasterKey.generate()
         let (database, restored) = try Self.halfRotated(folder, old: old, new: new)
-        let oldFile = try Self.keyFile(old, folder, "old.key"), newFile = try Self.keyFile(new, folder, "new.key")
+        let oldFile = try RotationFixtures.keyFile(old, folder, "old.key"), newFile = try RotationFixtures.keyFile(new, folder, "new.key")
 
         // Master key = new, new key = old: most rows under the master key, the restored ones under the other.
-        let report = try KeyVerifier(database: try database.connection(.readOnly), masterKey: new, newKey: old, jobs: Self.inProcessJobs)
-            .run()
+        let report = try KeyVerifier(
+            database: try database.connection(.readOnly), masterKey: new, newKey: old, jobs: RotationFixtures.inProcessJobs
+        )
+        .run()
         #expect(report.ok)
         for table in report.groups {
             let keyed = database.keyed[table.table] ?? 0, back = restored[table.table] ?? 0
@@ -235,11 +243,11 @@ extension RotationTests {
             "verify-keys", "--db", database.path, "--master-key-file", oldFile, "--new-master-key-file", newFile, "--json"
         ])
         #expect(result.status == 0, "\(result.stderr)")
-        let json = try Self.json(result.stdout)
+        let json = try RotationFixtures.json(result.stdout)
         #expect(
             json["master_key_fingerprint"] as? String == old.fingerprint && json["new_master_key_fingerprint"] as? String == new.fingerprint
         )
-        let tables = Self.tables(json)
+        let tables = RotationFixtures.tables(json)
         #expect(tables[KeyedDatabase.aliases]?["under_master_key"] as? Int == 2)
         #expect(tables[KeyedDatabase.aliases]?["under_new_master_key"] as? Int == 4)
         #expect(tables[KeyedDatabase.configs]?["under_master_key"] as? Int == 10)
@@ -249,7 +257,7 @@ extension RotationTests {
         // Under the old key alone, the rotated rows are under no given key.
         let oldOnly = try toolcfg(["verify-keys", "--db", database.path, "--master-key-file", oldFile, "--json"])
         #expect(oldOnly.status == 65)
-        #expect(Self.tables(try Self.json(oldOnly.stdout))[KeyedDatabase.configs]?["under_neither"] as? Int == 40)
+        #expect(RotationFixtures.tables(try RotationFixtures.json(oldOnly.stdout))[KeyedDatabase.configs]?["under_neither"] as? Int == 40)
     }
 
     // MARK: 7. secret hygiene
@@ -257,17 +265,17 @@ extension RotationTests {
     @Test("rotate and verify-keys --json reports carry no plaintext, master key or row key")
     func reportHygiene() throws {
         let folder = try TemporaryFolder()
-        let old = try key(MasterKeyTests.valid), new = MasterKey.generate()
+        let old = try key(TestMasterKeys.valid), new = MasterKey.generate()
         let database = try KeyedDatabase(at: folder.path("app.db"), master: old, rows: 20, noKey: { $0 % 5 == 0 })
         let third = MasterKey.generate()
-        let oldFile = try Self.keyFile(old, folder, "old.key"), newFile = try Self.keyFile(new, folder, "new.key")
-        let thirdFile = try Self.keyFile(third, folder, "third.key")
+        let oldFile = try RotationFixtures.keyFile(old, folder, "old.key"), newFile = try RotationFixtures.keyFile(new, folder, "new.key")
+        let thirdFile = try RotationFixtures.keyFile(third, folder, "third.key")
         let keys = [("old master key", old), ("new master key", new), ("third key", third)]
         func rowKeys(_ master: MasterKey) throws -> [(String, SecureBytes)] {
             let connection = try database.connection(.readOnly)
             defer { connection.close() }
             return try [KeyedDatabase.aliases, KeyedDatabase.configs].flatMap { table in
-                try Self.storedTriples(connection, table).compactMap { row in
+                try RotationFixtures.storedTriples(connection, table).compactMap { row in
                     try row.secret.map { ("\(table)/\(row.id)", SecretCipher.rowKey(masterKey: master, salt: try $0.decoded().salt)) }
                 }
             }
@@ -275,16 +283,20 @@ extension RotationTests {
         var outputs: [(String, ProcessResult)] = []
         let rowKeysBefore = try rowKeys(old)
         outputs.append(
-            ("rotate --dry-run", try toolcfg(Self.rotateArguments(database.path, old: oldFile, new: newFile) + ["--dry-run", "--json"])))
+            (
+                "rotate --dry-run",
+                try toolcfg(RotationFixtures.rotateArguments(database.path, old: oldFile, new: newFile) + ["--dry-run", "--json"])
+            ))
         outputs.append(
             (
                 "verify-keys before",
                 try toolcfg(["verify-keys", "--db", database.path, "--master-key-file", oldFile, "--new-master-key-file", newFile, "--json"]
                 )
             ))
-        outputs.append(("rotate", try toolcfg(Self.rotateArguments(database.path, old: oldFile, new: newFile) + ["--json"])))
+        outputs.append(("rotate", try toolcfg(RotationFixtures.rotateArguments(database.path, old: oldFile, new: newFile) + ["--json"])))
         let rowKeysAfter = try rowKeys(new)
-        outputs.append(("rotate again", try toolcfg(Self.rotateArguments(database.path, old: oldFile, new: newFile) + ["--json"])))
+        outputs.append(
+            ("rotate again", try toolcfg(RotationFixtures.rotateArguments(database.path, old: oldFile, new: newFile) + ["--json"])))
         outputs.append(
             (
                 "verify-keys after",
@@ -293,7 +305,8 @@ extension RotationTests {
             ))
         outputs.append(
             ("verify-keys wrong key", try toolcfg(["verify-keys", "--db", database.path, "--master-key-file", oldFile, "--json"])))
-        outputs.append(("rotate wrong key", try toolcfg(Self.rotateArguments(database.path, old: thirdFile, new: oldFile) + ["--json"])))
+        outputs.append(
+            ("rotate wrong key", try toolcfg(RotationFixtures.rotateArguments(database.path, old: thirdFile, new: oldFile) + ["--json"])))
         outputs.append(
             (
                 "rotate, key on stdin",
@@ -308,13 +321,13 @@ extension RotationTests {
         ]
         for (name, result) in outputs {
             #expect(result.status == expectedStatus[name], "\(name): \(result.stderr)")
-            let leaks = Self.leaks(
+            let leaks = RotationFixtures.leaks(
                 in: result.stdout + "\n" + result.stderr, keys: keys, plaintexts: database.plaintexts,
                 rowKeys: rowKeysBefore + rowKeysAfter)
             #expect(leaks.isEmpty, "\(name) shows \(leaks)")
-            if result.status == 0 { #expect(!result.stdout.isEmpty && (try? Self.json(result.stdout)) != nil, "\(name)") }
+            if result.status == 0 { #expect(!result.stdout.isEmpty && (try? RotationFixtures.json(result.stdout)) != nil, "\(name)") }
         }
         // The last rotation went back to the old key: everything opens under it again.
-        try Self.expectPlaintexts(database, under: old)
+        try RotationFixtures.expectPlaintexts(database, under: old)
     }
 }

@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import ToolConfigKit
+import ToolConfigTestSupport
 
 /// contrib/systemd/toolcfg-rotate-docker, the monthly rotation of a Docker installation, run as
 /// its timer runs it against a stand-in application (scripts/peers/stand_in_app.py) that takes its key

@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import ToolConfigKit
+import ToolConfigTestSupport
 
 /// The application that owns the database is not written in Swift: check the format against an
 /// independent implementation (Python's `cryptography`, over OpenSSL) in both directions.

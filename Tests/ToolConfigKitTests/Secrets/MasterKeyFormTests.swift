@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import ToolConfigKit
+import ToolConfigTestSupport
 
 /// The master key in every form the application keeps it: base64 in a file or TOOLCFG_MASTER_KEY,
 /// the application's text (BODHI_ENCRYPTION_KEY: its SHA-256 is the key) in a variable or a file,

@@ -1,10 +1,11 @@
 import Foundation
 import Testing
 @testable import ToolConfigKit
+import ToolConfigTestSupport
 
 @Suite("Master keys")
 struct MasterKeyTests {
-    static let valid = "LcbtwdpNs0RkP9B9MjdrxQxjQY/LyFouXRnvzchBLlA="
+    static let valid = TestMasterKeys.valid
 
     @Test("accepts the stored form, with at most one trailing newline", arguments: [valid, valid + "\n", valid + "\r\n"])
     func accepts(_ text: String) throws {

@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import ToolConfigKit
+import ToolConfigTestSupport
 
 struct Vector: Decodable, Sendable, CustomTestStringConvertible {
     var master_key: String

@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import ToolConfigKit
+import ToolConfigTestSupport
 
 /// Every path a secret can take through the command line, failing or not: no key, passphrase,
 /// plaintext or stored triple may appear on stdout or stderr, in messages or `--json` reports.
@@ -201,7 +202,7 @@ struct SecretHygieneTests {
             let plaintext = "sk-WIPE-0123456789abcdefg"
             let master = MasterKey.generate(), newKey = MasterKey.generate()
 
-            let parsed = try WipeObserver.observe { _ = try MasterKey(text: MasterKeyTests.valid, source: .generated) }
+            let parsed = try WipeObserver.observe { _ = try MasterKey(text: TestMasterKeys.valid, source: .generated) }
             #expect(
                 parsed == [Self.wipedKey, Self.wipedLockedPage],
                 "parsing and releasing a master key: the decoded bytes, then its locked copy")

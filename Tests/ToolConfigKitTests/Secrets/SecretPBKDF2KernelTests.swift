@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import ToolConfigKit
+import ToolConfigTestSupport
 
 /// The PBKDF2 kernels behind every grouped derivation (`PBKDF2.Kernel`), and the choice among
 /// them (`PBKDF2.selection`). Speed is the benchmarks' business (scripts/bench.sh pbkdf2): these

@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import ToolConfigKit
+import ToolConfigTestSupport
 
 /// `toolcfg check-backup`: a snapshot proved sound with no database, and every way a backup can
 /// be damaged (cut anywhere, a field changed, a record moved, the wrong passphrase) refused with

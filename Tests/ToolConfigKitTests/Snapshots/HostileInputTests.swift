@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import ToolConfigKit
+import ToolConfigTestSupport
 
 /// Inputs built to exhaust memory or time: each must end in a clear error, in bounded memory,
 /// with the database unchanged.

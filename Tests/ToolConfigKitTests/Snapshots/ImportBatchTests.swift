@@ -2,6 +2,7 @@ import CSQLite
 import Foundation
 import Testing
 @testable import ToolConfigKit
+import ToolConfigTestSupport
 
 /// Imports larger than one batch (512 records), where a repeated pair is found through the
 /// database or the filter of seen pairs rather than inside one batch.

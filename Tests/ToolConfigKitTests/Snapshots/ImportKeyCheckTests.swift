@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import ToolConfigKit
+import ToolConfigTestSupport
 
 /// An import must not leave the table under two master keys: the key it encrypts or checks with
 /// is first tried on the keys already stored.
@@ -24,41 +25,41 @@ struct ImportKeyCheckTests {
         """
     )
     func oldKeyAfterRotationIsRefused() throws {
-        let old = try key(MasterKeyTests.valid), new = MasterKey.generate()
+        let old = try key(TestMasterKeys.valid), new = MasterKey.generate()
         let database = try KeyedDatabase(at: folder.path("app.db"), master: old, rows: 30)
         _ = try KeyRotator(database: try database.connection(), options: .init(oldKey: old, newKey: new, jobs: 2)).run()
-        let oldFile = try RotationTests.keyFile(old, folder, "old.key")
+        let oldFile = try RotationFixtures.keyFile(old, folder, "old.key")
         // Two rows the import updates and one it inserts, all with plaintext keys.
         let input = try EngineSnapshots.write(
             "user_id,tool_id,api_key\nuser-1,tool-1,sk-one\nuser-2,tool-2,sk-two\nnew-user,t,sk-new\n", folder, "in.csv")
-        let before = try RotationTests.logicalState(database.path)
+        let before = try RotationFixtures.logicalState(database.path)
 
         let refused = try toolcfg(Self.importArguments(database.path, input, key: oldFile))
         #expect(refused.status == 65, "\(refused.stderr)")
         #expect(refused.stderr.contains(old.fingerprint) && refused.stderr.contains("--allow-other-master-key"), "\(refused.stderr)")
         #expect(refused.stderr.contains("opens none of the"))
-        let error = try RotationTests.json(refused.stdout)
+        let error = try RotationFixtures.json(refused.stdout)
         #expect(error["ok"] as? Bool == false && error["exit_status"] as? Int == 65)
-        #expect(try RotationTests.logicalState(database.path) == before)
+        #expect(try RotationFixtures.logicalState(database.path) == before)
         let dryRun = try toolcfg(Self.importArguments(database.path, input, key: oldFile) + ["--dry-run"])
         #expect(dryRun.status == 65, "a dry run must refuse as the import would")
 
         let forced = try toolcfg(Self.importArguments(database.path, input, key: oldFile) + ["--allow-other-master-key"])
         #expect(forced.status == 0, "\(forced.stderr)")
-        let report = try RotationTests.json(forced.stdout)
+        let report = try RotationFixtures.json(forced.stdout)
         #expect(report["stored_keys_opened"] as? Int == 0 && (report["stored_keys_tried"] as? Int ?? 0) > 16)
         #expect(report["inserted"] as? Int == 1 && report["updated"] as? Int == 2)
     }
 
     @Test("the right key goes through, and a sample of every table with keys is what it is tried on")
     func rightKeyGoesThrough() throws {
-        let master = try key(MasterKeyTests.valid)
+        let master = try key(TestMasterKeys.valid)
         let database = try KeyedDatabase(at: folder.path("app.db"), master: master, aliases: 40, rows: 100)
-        let keyFile = try RotationTests.keyFile(master, folder, "master.key")
+        let keyFile = try RotationFixtures.keyFile(master, folder, "master.key")
         let input = try EngineSnapshots.write("user_id,tool_id,api_key\nnew-user,t,sk-new\n", folder, "in.csv")
         let result = try toolcfg(Self.importArguments(database.path, input, key: keyFile))
         #expect(result.status == 0, "\(result.stderr)")
-        let report = try RotationTests.json(result.stdout)
+        let report = try RotationFixtures.json(result.stdout)
         // Two tables, up to 16 rows each; once a key has opened, nothing more is tried.
         let tried = report["stored_keys_tried"] as? Int ?? 0
         #expect(tried >= 1 && tried <= 2 * MasterKeyCheck.samplePerTable)
@@ -71,7 +72,7 @@ struct ImportKeyCheckTests {
         let application = MasterKey.generate(), other = MasterKey.generate()
         let database = try KeyedDatabase(at: folder.path("app.db"), master: application, rows: 1)
         try database.connection().execute("DELETE FROM user_tool_configs")
-        let otherFile = try RotationTests.keyFile(other, folder, "other.key")
+        let otherFile = try RotationFixtures.keyFile(other, folder, "other.key")
         let input = try EngineSnapshots.write("user_id,tool_id,api_key\nnew-user,t,sk-new\n", folder, "in.csv")
         let result = try toolcfg(Self.importArguments(database.path, input, key: otherFile))
         #expect(result.status == 65, "\(result.stderr)")
@@ -81,17 +82,17 @@ struct ImportKeyCheckTests {
     @Test("into a database without any stored key, any master key is accepted: there is nothing to disagree with")
     func noStoredKeys() throws {
         try migratedDatabase(at: folder.path("empty.db"), rows: [("a", "b")])
-        let keyFile = try RotationTests.keyFile(MasterKey.generate(), folder, "master.key")
+        let keyFile = try RotationFixtures.keyFile(MasterKey.generate(), folder, "master.key")
         let input = try EngineSnapshots.write("user_id,tool_id,api_key\na,b,sk-a\n", folder, "in.csv")
         let result = try toolcfg(Self.importArguments(folder.path("empty.db"), input, key: keyFile))
         #expect(result.status == 0, "\(result.stderr)")
-        let report = try RotationTests.json(result.stdout)
+        let report = try RotationFixtures.json(result.stdout)
         #expect(report["stored_keys_tried"] as? Int == 0 && report["updated"] as? Int == 1)
     }
 
     @Test("encrypted triples imported without a master key are counted as unchecked, on stderr and in --json", arguments: [false, true])
     func uncheckedTriplesAreReported(json: Bool) throws {
-        let master = try key(MasterKeyTests.valid)
+        let master = try key(TestMasterKeys.valid)
         let connection = try migratedDatabase(at: folder.path("t.db"))
         let secrets = try (1...3).map { try SecretCipher.encrypt("sk-\($0)", masterKey: master) }
         let input = try EngineSnapshots.write(
@@ -104,13 +105,13 @@ struct ImportKeyCheckTests {
         let result = try toolcfg(arguments)
         #expect(result.status == 0, "\(result.stderr)")
         #expect(result.stderr.contains("3 encrypted key(s) were imported without being checked"), "\(result.stderr)")
-        if json { #expect(try RotationTests.json(result.stdout)["unchecked_keys"] as? Int == 3) }
+        if json { #expect(try RotationFixtures.json(result.stdout)["unchecked_keys"] as? Int == 3) }
         // With the master key the same triples are checked, and none is unchecked.
         try connection.execute("DELETE FROM user_tool_configs")
-        let keyFile = try RotationTests.keyFile(master, folder, "master.key")
+        let keyFile = try RotationFixtures.keyFile(master, folder, "master.key")
         let checked = try toolcfg(Self.importArguments(folder.path("t.db"), input, key: keyFile))
         #expect(checked.status == 0, "\(checked.stderr)")
-        #expect(try RotationTests.json(checked.stdout)["unchecked_keys"] as? Int == 0)
+        #expect(try RotationFixtures.json(checked.stdout)["unchecked_keys"] as? Int == 0)
         #expect(!checked.stderr.contains("without being checked"))
     }
 
@@ -121,29 +122,29 @@ struct ImportKeyCheckTests {
         """
     )
     func uncheckedTriplesIntoKeyedDatabaseAreRefused() throws {
-        let master = try key(MasterKeyTests.valid)
+        let master = try key(TestMasterKeys.valid)
         // Only api_model_aliases holds keys: user_tool_configs' one row has none.
         let database = try KeyedDatabase(at: folder.path("app.db"), master: master, rows: 1, noKey: { _ in true })
         let secret = try SecretCipher.encrypt("sk-new", masterKey: MasterKey.generate())
         let input = try EngineSnapshots.write(
             "user_id,tool_id,encrypted_api_key,salt,nonce\nnew,t,\(secret.encryptedAPIKey),\(secret.salt),\(secret.nonce)\n",
             folder, "in.csv")
-        let before = try RotationTests.logicalState(database.path)
+        let before = try RotationFixtures.logicalState(database.path)
         for extra in [[], ["--dry-run"]] {
             let refused = try toolcfg(Self.importArguments(database.path, input, key: nil) + extra)
             #expect(refused.status == 64, "\(extra): \(refused.stderr)")
             #expect(
                 refused.stderr.contains("--allow-unchecked-keys") && refused.stderr.contains(KeyedDatabase.aliases), "\(refused.stderr)")
-            #expect(try RotationTests.json(refused.stdout)["exit_status"] as? Int == 64)
+            #expect(try RotationFixtures.json(refused.stdout)["exit_status"] as? Int == 64)
         }
-        #expect(try RotationTests.logicalState(database.path) == before)
+        #expect(try RotationFixtures.logicalState(database.path) == before)
         // A file whose triples change nothing writes no unchecked key: allowed.
         let nothing = try EngineSnapshots.write("user_id,tool_id\nuser-1,tool-1\n", folder, "none.csv")
         #expect(try toolcfg(Self.importArguments(database.path, nothing, key: nil)).status == 0)
 
         let allowed = try toolcfg(Self.importArguments(database.path, input, key: nil) + ["--allow-unchecked-keys"])
         #expect(allowed.status == 0, "\(allowed.stderr)")
-        #expect(try RotationTests.json(allowed.stdout)["unchecked_keys"] as? Int == 1)
+        #expect(try RotationFixtures.json(allowed.stdout)["unchecked_keys"] as? Int == 1)
         #expect(allowed.stderr.contains("1 encrypted key(s) were imported without being checked"), "\(allowed.stderr)")
     }
 
@@ -151,7 +152,7 @@ struct ImportKeyCheckTests {
         "imported triples are checked in groups: each one that does not open under the master key is named by its line, the others go in",
         arguments: [1, 15, 16, 17, 37])
     func groupedTripleCheck(records: Int) throws {
-        let master = try key(MasterKeyTests.valid), other = MasterKey.generate()
+        let master = try key(TestMasterKeys.valid), other = MasterKey.generate()
         let connection = try migratedDatabase(at: folder.path("t.db"))
         // Every third record under another key, every seventh tampered with (its last byte flipped).
         var text = "user_id,tool_id,encrypted_api_key,salt,nonce\n"

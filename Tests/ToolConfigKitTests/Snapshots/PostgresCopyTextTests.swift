@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import ToolConfigKit
+import ToolConfigTestSupport
 
 /// COPY's text format as toolcfg writes and reads it, without a server: the word-at-a-time checks
 /// against byte-by-byte ones, and rows read back as they were written.

@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import ToolConfigKit
+import ToolConfigTestSupport
 
 /// Export and import on PostgreSQL, against the test server: the same bytes as SQLite's export of
 /// the same rows, round trips in every format and key mode, malformed files that change nothing,
@@ -14,7 +15,7 @@ struct PostgresSnapshotTests {
         folder = try TemporaryFolder()
     }
 
-    static let master = { try! key(MasterKeyTests.valid) }()
+    static let master = { try! key(TestMasterKeys.valid) }()
 
     // MARK: the bytes of an export
 
@@ -77,7 +78,7 @@ struct PostgresSnapshotTests {
     func sameBytesAsSQLite() throws {
         let database = try PostgresToolConfigDatabase()
         defer { database.drop() }
-        let sqlite = try SnapshotsTests.Database(folder)
+        let sqlite = try SnapshotFixtures.SQLiteFile(folder)
         let insert = try sqlite.connection.prepare(
             """
             INSERT INTO user_tool_configs (id, user_id, tool_id, enabled, encrypted_api_key, salt, nonce, created_at, updated_at)
@@ -188,11 +189,11 @@ struct PostgresSnapshotTests {
             let error = thrownError {
                 _ = try EngineSnapshots.importFile(
                     database.connection, path, c.format, master: c.withMasterKey ? Self.master : nil,
-                    passphrase: SnapshotsTests.passphrase(c.passphrase), onConflict: c.onConflict)
+                    passphrase: SnapshotFixtures.passphrase(c.passphrase), onConflict: c.onConflict)
             }
             #expect(try database.dump() == before, "\(c.name): the database changed")
             #expect(!database.connection.isInTransaction)
-            let first = SnapshotsTests.firstSnapshotError(error)
+            let first = SnapshotFixtures.firstSnapshotError(error)
             #expect((error as? any ToolcfgError)?.exitStatus == c.exitStatus, "\(c.name): \(String(describing: error))")
             #expect(
                 first?.location.file == path && first?.location.line == c.line && first?.location.field == c.field,
@@ -232,7 +233,7 @@ struct PostgresSnapshotTests {
         for row in rows {
             text +=
                 [
-                    SnapshotsTests.csvField(row.user), SnapshotsTests.csvField(row.tool),
+                    SnapshotFixtures.csvField(row.user), SnapshotFixtures.csvField(row.tool),
                     row.enabled ? "1" : "0", row.secret?.encryptedAPIKey ?? "", row.secret?.salt ?? "", row.secret?.nonce ?? "",
                     String(row.created), String(row.updated)
                 ].joined(separator: ",") + "\n"
@@ -263,7 +264,7 @@ struct PostgresSnapshotTests {
         // And out again: what came in, byte for byte.
         let out = folder.path("out.csv")
         _ = try EngineSnapshots.export(database.connection, to: out, .csv, keys: .encrypted, master: nil)
-        let sqlite = try SnapshotsTests.Database(folder)
+        let sqlite = try SnapshotFixtures.SQLiteFile(folder)
         _ = try EngineSnapshots.importFile(sqlite.connection, input, .csv, master: Self.master)
         let fromSQLite = folder.path("sqlite.csv")
         _ = try EngineSnapshots.export(sqlite.connection, to: fromSQLite, .csv, keys: .encrypted, master: nil)

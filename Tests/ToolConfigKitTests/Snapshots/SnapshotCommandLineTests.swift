@@ -1,13 +1,14 @@
 import Foundation
 import Testing
 @testable import ToolConfigKit
+import ToolConfigTestSupport
 
 extension SnapshotsTests {
     // MARK: - 6. The command line
 
-    static func cliDatabase(_ folder: TemporaryFolder) throws -> Database {
-        let db = try Database(folder, "cli.db")
-        let master = try master()
+    static func cliDatabase(_ folder: TemporaryFolder) throws -> SnapshotFixtures.SQLiteFile {
+        let db = try SnapshotFixtures.SQLiteFile(folder, "cli.db")
+        let master = try SnapshotFixtures.master()
         try db.insert("cli-user", "tool-a", enabled: true, key: "sk-cli-a", master: master)
         try db.insert("cli-user", "tool-b", enabled: false, key: nil, master: master)
         try db.insert("Юлия", "工具", enabled: true, key: "sk-cli-🔑", master: master)
@@ -22,23 +23,23 @@ extension SnapshotsTests {
         let result = try toolcfg(["export", "--db", db.path, "--out", out, "--verify"])
         #expect(result.status == 0, "\(result.stderr)")
         #expect(result.stderr.contains("verified"))
-        #expect(try Self.permissions(out) == 0o600)
+        #expect(try SnapshotFixtures.permissions(out) == 0o600)
 
         let plain = folder.path("plain.jsonl")
         let plaintext = try toolcfg(
             ["export", "--db", db.path, "--out", plain, "--keys", "plaintext", "--verify"],
-            environment: ["TOOLCFG_MASTER_KEY": MasterKeyTests.valid])
+            environment: ["TOOLCFG_MASTER_KEY": TestMasterKeys.valid])
         #expect(plaintext.status == 0, "\(plaintext.stderr)")
         #expect(!plaintext.stderr.contains("sk-cli-a"))
-        #expect(try Self.permissions(plain) == 0o600)
+        #expect(try SnapshotFixtures.permissions(plain) == 0o600)
 
-        let copy = try Database(folder, "copy.db")
+        let copy = try SnapshotFixtures.SQLiteFile(folder, "copy.db")
         let imported = try toolcfg(["import", "--db", copy.path, "--in", out, "--json"])
         #expect(imported.status == 0, "\(imported.stderr)")
         let report = try JSONSerialization.jsonObject(with: Data(imported.stdout.utf8)) as? [String: Any]
         #expect(report?["inserted"] as? Int == 3)
         #expect(report?["integrity_checked"] as? Bool == true)
-        #expect(try copy.plainRows(Self.master()) == db.plainRows(Self.master()))
+        #expect(try copy.plainRows(SnapshotFixtures.master()) == db.plainRows(SnapshotFixtures.master()))
     }
 
     @Test("toolcfg import of a malformed file exits 65, names file:line and field, and changes nothing")
@@ -46,7 +47,7 @@ extension SnapshotsTests {
         let folder = try TemporaryFolder()
         let db = try Self.cliDatabase(folder)
         let path = folder.path("bad.csv")
-        try Self.write("user_id,tool_id,enabled\nok,tool,1\nbad,tool,perhaps\n", to: path)
+        try SnapshotFixtures.write("user_id,tool_id,enabled\nok,tool,1\nbad,tool,perhaps\n", to: path)
         let before = try db.dump()
         let result = try toolcfg(["import", "--db", db.path, "--in", path])
         #expect(result.status == 65)
@@ -56,12 +57,12 @@ extension SnapshotsTests {
 
         let triple = folder.path("foreign.csv")
         let foreign = try SecretCipher.encrypt("sk-foreign-secret", masterKey: MasterKey.generate())
-        try Self.write("\(Self.tripleHeader)\n\(Self.tripleRow("x", foreign))\n", to: triple)
-        let wrongKey = try toolcfg(["import", "--db", db.path, "--in", triple], environment: ["TOOLCFG_MASTER_KEY": MasterKeyTests.valid])
+        try SnapshotFixtures.write("\(Self.tripleHeader)\n\(Self.tripleRow("x", foreign))\n", to: triple)
+        let wrongKey = try toolcfg(["import", "--db", db.path, "--in", triple], environment: ["TOOLCFG_MASTER_KEY": TestMasterKeys.valid])
         #expect(wrongKey.status == 65)
         #expect(wrongKey.stderr.contains("\(triple):2"))
         #expect(wrongKey.stderr.contains("field encrypted_api_key"))
-        for value in [foreign.encryptedAPIKey, foreign.salt, foreign.nonce, MasterKeyTests.valid] {
+        for value in [foreign.encryptedAPIKey, foreign.salt, foreign.nonce, TestMasterKeys.valid] {
             #expect(!wrongKey.stderr.contains(value))
         }
         #expect(try db.dump() == before)
@@ -90,7 +91,7 @@ extension SnapshotsTests {
         #expect(exported.stdout.hasPrefix("{\"format\":\"toolcfg-snapshot\""))
         let imported = try toolcfg(["import", "--db", db.path, "--in", "-", "--format", "csv"], stdin: csv)
         #expect(imported.status == 0, "\(imported.stderr)")
-        #expect(try db.plainRows(Self.master()).contains { $0.userID == "stdin-user" && $0.enabled })
+        #expect(try db.plainRows(SnapshotFixtures.master()).contains { $0.userID == "stdin-user" && $0.enabled })
     }
 
     @Test("an output path that is a symbolic link is refused, even with --force")
@@ -109,7 +110,7 @@ extension SnapshotsTests {
         let dangling = try FileManager.default.destinationOfSymbolicLink(atPath: link)
         #expect(dangling == target)
         // A link to an existing file is refused too, and the file is left alone.
-        try Self.write("precious", to: target)
+        try SnapshotFixtures.write("precious", to: target)
         let existing = try toolcfg(["export", "--db", db.path, "--out", link, "--force"])
         #expect(existing.status == 74)
         #expect(try String(contentsOfFile: target, encoding: .utf8) == "precious")
@@ -120,7 +121,7 @@ extension SnapshotsTests {
         let folder = try TemporaryFolder()
         let db = try Self.cliDatabase(folder)
         let out = folder.path("out.csv")
-        try Self.write("precious", to: out)
+        try SnapshotFixtures.write("precious", to: out)
         let refused = try toolcfg(["export", "--db", db.path, "--out", out])
         #expect(refused.status == 74, "\(refused.stderr)")
         #expect(refused.stderr.contains("--force"))
@@ -129,7 +130,7 @@ extension SnapshotsTests {
         #expect(forced.status == 0, "\(forced.stderr)")
         let text = try String(contentsOfFile: out, encoding: .utf8)
         #expect(text.hasPrefix("id,user_id,tool_id,enabled,encrypted_api_key,salt,nonce,created_at,updated_at\r\n"))
-        #expect(try Self.permissions(out) == 0o600)
+        #expect(try SnapshotFixtures.permissions(out) == 0o600)
         #expect(try FileManager.default.contentsOfDirectory(atPath: folder.url.path).filter { $0.hasSuffix(".tmp") }.isEmpty)
     }
 

@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import ToolConfigKit
+import ToolConfigTestSupport
 
 extension SnapshotsTests {
     // MARK: - 3. Collected errors
@@ -10,7 +11,7 @@ extension SnapshotsTests {
         arguments: ScratchDatabase.engines)
     func collectedErrors(_ engine: DatabaseEngine) throws {
         let folder = try TemporaryFolder()
-        let master = try Self.master()
+        let master = try SnapshotFixtures.master()
         let db = try ToolConfigTestDatabases.make(engine, folder)
         defer { db.drop() }
         func importFile(_ path: String, maxErrors: Int) throws {
@@ -65,14 +66,14 @@ extension SnapshotsTests {
     @Test("the first error reported is the first one in the file, also when a syntax error follows a bad value")
     func errorsInFileOrder() throws {
         let folder = try TemporaryFolder()
-        let db = try Database(folder)
+        let db = try SnapshotFixtures.SQLiteFile(folder)
         let path = folder.path("mixed.csv")
-        try Self.write("user_id,tool_id,enabled\na,t,yes\nb,t,1\nc,\"t,1\nd,t,0\n", to: path)
+        try SnapshotFixtures.write("user_id,tool_id,enabled\na,t,yes\nb,t,1\nc,\"t,1\nd,t,0\n", to: path)
         let before = try db.dump()
-        let single = thrownError { _ = try Self.importFile(db, path, .csv, master: nil) }
-        let several = thrownError { _ = try Self.importFile(db, path, .csv, master: nil, maxErrors: 5) }
+        let single = thrownError { _ = try SnapshotFixtures.importFile(db, path, .csv, master: nil) }
+        let several = thrownError { _ = try SnapshotFixtures.importFile(db, path, .csv, master: nil, maxErrors: 5) }
         #expect(try db.dump() == before)
-        #expect(Self.firstSnapshotError(single)?.location.line == 2, "\(String(describing: single))")
+        #expect(SnapshotFixtures.firstSnapshotError(single)?.location.line == 2, "\(String(describing: single))")
         #expect((several as? SnapshotErrors)?.errors.map(\.location.line) == [2, 4], "\(String(describing: several))")
     }
 
@@ -83,7 +84,7 @@ extension SnapshotsTests {
         arguments: ScratchDatabase.engines)
     func dryRunAndPolicies(_ engine: DatabaseEngine) throws {
         let folder = try TemporaryFolder()
-        let master = try Self.master()
+        let master = try SnapshotFixtures.master()
         let db = try ToolConfigTestDatabases.make(engine, folder)
         defer { db.drop() }
         func importFile(
@@ -116,9 +117,12 @@ extension SnapshotsTests {
         #expect(afterImport[0] == before[0], "the unchanged row was rewritten")
         #expect(
             try db.plainRows(master) == [
-                PlainRow(userID: "new-user", toolID: "tool-a", enabled: false, createdAt: Self.now, updatedAt: Self.now, key: "sk-new"),
-                PlainRow(userID: "seed-user", toolID: "tool-a", enabled: true, createdAt: 1000, updatedAt: 2000, key: "sk-seed-a"),
-                PlainRow(userID: "seed-user", toolID: "tool-b", enabled: true, createdAt: 1000, updatedAt: 3000, key: nil)
+                SnapshotFixtures.PlainRow(
+                    userID: "new-user", toolID: "tool-a", enabled: false, createdAt: SnapshotFixtures.now, updatedAt: SnapshotFixtures.now,
+                    key: "sk-new"),
+                SnapshotFixtures.PlainRow(
+                    userID: "seed-user", toolID: "tool-a", enabled: true, createdAt: 1000, updatedAt: 2000, key: "sk-seed-a"),
+                SnapshotFixtures.PlainRow(userID: "seed-user", toolID: "tool-b", enabled: true, createdAt: 1000, updatedAt: 3000, key: nil)
             ])
 
         for policy in Importer.ConflictPolicy.allCases {
@@ -181,8 +185,8 @@ extension SnapshotsTests {
         arguments: ["py.csv", "py-bom.csv", "py.json", "py.jsonl"])
     func pythonFiles(_ name: String) throws {
         let folder = try TemporaryFolder()
-        let master = try Self.master()
-        let records: [[String: Any]] = Self.samples.map { s in
+        let master = try SnapshotFixtures.master()
+        let records: [[String: Any]] = SnapshotFixtures.samples.map { s in
             [
                 "user_id": s.userID, "tool_id": s.toolID, "enabled": s.enabled, "created_at": s.createdAt,
                 "updated_at": s.updatedAt, "api_key": s.key.map { $0 as Any } ?? NSNull()
@@ -208,10 +212,10 @@ extension SnapshotsTests {
             #expect(String(decoding: bytes, as: UTF8.self).contains("\\ud83d\\udd11"))
         }
 
-        let db = try Database(folder)
-        let report = try Self.importFile(db, path, format, master: master)
-        #expect(report.inserted == Self.samples.count)
+        let db = try SnapshotFixtures.SQLiteFile(folder)
+        let report = try SnapshotFixtures.importFile(db, path, format, master: master)
+        #expect(report.inserted == SnapshotFixtures.samples.count)
         #expect(report.integrityChecked == false)
-        #expect(try db.plainRows(master) == Self.sorted(Self.samples.map(PlainRow.init)))
+        #expect(try db.plainRows(master) == SnapshotFixtures.sorted(SnapshotFixtures.samples.map(SnapshotFixtures.PlainRow.init)))
     }
 }

@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import ToolConfigKit
+import ToolConfigTestSupport
 
 extension SnapshotsTests {
     // MARK: - 2. Malformed input
@@ -27,12 +28,12 @@ extension SnapshotsTests {
         /// A toolcfg export of three rows (keys alpha, beta, gamma) from a helper database.
         func snapshot(_ format: SnapshotFormat, keys: KeyMode) throws -> String {
             let name = "helper-\(UUID().uuidString)"
-            let db = try Database(folder, name + ".db")
+            let db = try SnapshotFixtures.SQLiteFile(folder, name + ".db")
             try db.insert("helper-1", "tool-x", enabled: true, key: Self.plaintexts[0], master: master, createdAt: 10, updatedAt: 11)
             try db.insert("helper-2", "tool-x", enabled: false, key: Self.plaintexts[1], master: master, createdAt: 20, updatedAt: 21)
             try db.insert("helper-3", "tool-y", enabled: true, key: Self.plaintexts[2], master: master, createdAt: 30, updatedAt: 31)
             let path = folder.path(name + "." + format.rawValue)
-            _ = try SnapshotsTests.export(
+            _ = try SnapshotFixtures.export(
                 db, to: path, format, keys: keys, master: master,
                 passphrase: SecureBytes(Array(Self.rightPassphrase.utf8)))
             return try String(contentsOfFile: path, encoding: .utf8)
@@ -295,8 +296,8 @@ extension SnapshotsTests {
     @Test("a malformed file is refused, names its line and field, leaks no secret and changes nothing", arguments: malformed)
     func malformedInput(_ c: MalformedCase) throws {
         let folder = try TemporaryFolder()
-        let master = try Self.master()
-        let db = try Database(folder)
+        let master = try SnapshotFixtures.master()
+        let db = try SnapshotFixtures.SQLiteFile(folder)
         try db.insert("seed-user", "tool-a", enabled: true, key: CaseKit.plaintexts[4], master: master)
         try db.insert("seed-user", "tool-b", enabled: false, key: nil, master: master)
         let kit = CaseKit(folder: folder, master: master)
@@ -306,9 +307,9 @@ extension SnapshotsTests {
 
         let before = try db.dump()
         let error = thrownError {
-            _ = try Self.importFile(
+            _ = try SnapshotFixtures.importFile(
                 db, path, c.format, master: c.withMasterKey ? master : nil,
-                passphrase: Self.passphrase(c.passphrase), onConflict: c.onConflict)
+                passphrase: SnapshotFixtures.passphrase(c.passphrase), onConflict: c.onConflict)
         }
         #expect(try db.dump() == before, "the database changed")
         #expect(db.connection.isInTransaction == false)
@@ -317,7 +318,7 @@ extension SnapshotsTests {
             return
         }
         #expect((error as? any ToolcfgError)?.exitStatus == c.exitStatus, "\(error)")
-        guard let first = Self.firstSnapshotError(error) else {
+        guard let first = SnapshotFixtures.firstSnapshotError(error) else {
             Issue.record("not a SnapshotError: \(type(of: error)): \(error)")
             return
         }

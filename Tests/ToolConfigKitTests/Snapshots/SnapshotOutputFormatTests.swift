@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import ToolConfigKit
+import ToolConfigTestSupport
 
 /// The exact bytes an export writes: escapes, unicode, invalid UTF-8 in the database, key order,
 /// integers at their bounds, rows without a key or with part of one, header, trailer and digest.
@@ -11,9 +12,9 @@ import Testing
 struct SnapshotOutputFormatTests {
     /// Four rows meant to reach every branch of the writers: escapes at the edges of the 8-byte
     /// words the scanners read, control characters, DEL, U+2028, emoji, bytes that are not UTF-8.
-    static func database(_ folder: TemporaryFolder) throws -> SnapshotsTests.Database {
-        let db = try SnapshotsTests.Database(folder)
-        let master = try SnapshotsTests.master()
+    static func database(_ folder: TemporaryFolder) throws -> SnapshotFixtures.SQLiteFile {
+        let db = try SnapshotFixtures.SQLiteFile(folder)
+        let master = try SnapshotFixtures.master()
         func triple(_ plaintext: String, _ first: UInt8) throws -> StoredSecret {
             try SecretCipher.encrypt(
                 plaintext, masterKey: master, salt: (0..<32).map { first &+ $0 }, nonce: (0..<12).map { first &+ $0 &* 3 }
@@ -54,7 +55,7 @@ struct SnapshotOutputFormatTests {
         let folder = try TemporaryFolder()
         let db = try Self.database(folder)
         let path = folder.path("out")
-        _ = try SnapshotsTests.export(db, to: path, format, keys: keys, master: try SnapshotsTests.master())
+        _ = try SnapshotFixtures.export(db, to: path, format, keys: keys, master: try SnapshotFixtures.master())
         let written = try Data(contentsOf: URL(fileURLWithPath: path))
         #expect(written == (try Self.expected(format, keys)), "\(String(decoding: written, as: UTF8.self))")
     }
@@ -138,15 +139,15 @@ struct SnapshotOutputFormatTests {
         arguments: SnapshotFormat.allCases, [KeyMode.plaintext, .encrypted])
     func largeRecords(format: SnapshotFormat, keyMode: KeyMode) throws {
         let folder = try TemporaryFolder()
-        let db = try SnapshotsTests.Database(folder)
-        let master = try SnapshotsTests.master()
+        let db = try SnapshotFixtures.SQLiteFile(folder)
+        let master = try SnapshotFixtures.master()
         // 300,000 bytes each, escaped to up to 6x that in JSON: past the 128 KiB buffer and its doubling.
         let large = [String(repeating: "x", count: 300_000), String(repeating: "\u{1}\"", count: 150_000)]
         for index in 0..<6 {
             try db.insert("user-\(index)", index % 3 == 1 ? large[index / 3] : "tool", enabled: true, key: "sk-\(index)", master: master)
         }
         let path = folder.path("out")
-        _ = try SnapshotsTests.export(db, to: path, format, keys: keyMode, master: master)
+        _ = try SnapshotFixtures.export(db, to: path, format, keys: keyMode, master: master)
         let reader = try SnapshotReaders.open(path: path, format: format)
         let decoder = RecordDecoder(format: format, declaredKeys: reader.header?.keys)
         var records: [SnapshotRecord] = []

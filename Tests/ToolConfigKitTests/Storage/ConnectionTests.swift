@@ -2,6 +2,7 @@ import CSQLite
 import Foundation
 import Testing
 @testable import ToolConfigKit
+import ToolConfigTestSupport
 
 @Suite("SQLite connection layer")
 struct ConnectionTests {

@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import ToolConfigKit
+import ToolConfigTestSupport
 
 /// What `Database` promises on either engine, through the seam alone: transactions that keep all
 /// or nothing, the one savepoint helper, and a script's error naming its line.

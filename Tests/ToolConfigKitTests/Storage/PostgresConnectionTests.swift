@@ -1,12 +1,7 @@
 import Foundation
 import Testing
 @testable import ToolConfigKit
-
-func dumped(_ value: Any) -> String {
-    var text = ""
-    dump(value, to: &text)
-    return text
-}
+import ToolConfigTestSupport
 
 /// Values that COPY's text format and CSV must escape, and some that only look escaped.
 let awkwardTexts: [String?] = [

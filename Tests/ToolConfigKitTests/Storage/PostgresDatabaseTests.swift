@@ -1,12 +1,13 @@
 import Foundation
 import Testing
 @testable import ToolConfigKit
+import ToolConfigTestSupport
 
 @Suite("PostgreSQL as a Database", .enabled(if: PostgresTestServer.shouldRun, PostgresTestServer.skipReason))
 struct PostgresDatabaseTests {
     /// A test master key's environment, so that a command gets as far as its database.
     static let keys = [
-        "TOOLCFG_MASTER_KEY": MasterKeyTests.valid, "TOOLCFG_NEW_MASTER_KEY": Data((32..<64).map { UInt8($0) }).base64EncodedString()
+        "TOOLCFG_MASTER_KEY": TestMasterKeys.valid, "TOOLCFG_NEW_MASTER_KEY": Data((32..<64).map { UInt8($0) }).base64EncodedString()
     ]
 
     /// The commands that take a database besides migrate and stress, with what they need besides

@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import ToolConfigKit
+import ToolConfigTestSupport
 
 /// The application's PostgreSQL version enables and forces row-level security on its tenant
 /// tables: a role without BYPASSRLS sees one tenant's rows, or none. toolcfg must refuse rather
@@ -15,7 +16,7 @@ struct PostgresRowLevelSecurityTests {
         let role = "tenant_" + database.name.suffix(12)
         let owner = try database.connect()
         _ = try Migrator(database: owner, migrations: try .embeddedPostgres()).up()
-        let master = try key(MasterKeyTests.valid)
+        let master = try key(TestMasterKeys.valid)
         let secret = try SecretCipher.encrypt("sk-tenant", masterKey: master)
         try owner.execute(
             """
@@ -60,7 +61,7 @@ struct PostgresRowLevelSecurityTests {
         let tenant = try Self.connect(database, as: role)
         // What the role would see: nothing at all without a tenant setting.
         #expect(try tenant.queryInt64("SELECT count(*) FROM api_model_aliases") == 0)
-        let master = try key(MasterKeyTests.valid)
+        let master = try key(TestMasterKeys.valid)
         let folder = try TemporaryFolder()
         let input = folder.path("in.csv")
         try Data("user_id,tool_id,api_key\nu,t,sk-new\n".utf8).write(to: URL(fileURLWithPath: input))

@@ -7,7 +7,7 @@ import Foundation
 /// for hiding (`password`, `sslpassword`) reads `***`.
 public struct PostgresURL: Sendable, Hashable, CustomStringConvertible, CustomDebugStringConvertible, CustomReflectable {
     /// The URL as given, password included.
-    let text: String
+    package let text: String
     public let redacted: String
     /// Whether the URL itself holds a non-empty password (in the user info or as a parameter).
     public let carriesPassword: Bool

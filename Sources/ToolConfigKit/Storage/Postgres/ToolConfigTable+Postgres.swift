@@ -120,7 +120,7 @@ extension ToolConfigTable {
     }
 
     /// The triple at columns `first`...`first + 2`; NULL in any column means no key.
-    static func secret(_ rows: PostgresRows, _ row: Int, first: Int) -> StoredSecret? {
+    package static func secret(_ rows: PostgresRows, _ row: Int, first: Int) -> StoredSecret? {
         guard let encrypted = rows.text(row, first), let salt = rows.text(row, first + 1), let nonce = rows.text(row, first + 2) else {
             return nil
         }

@@ -104,7 +104,7 @@ extension ToolConfigTable {
     }
 
     /// Reads the triple at columns `first`...`first + 2`; NULL in any column means no key.
-    static func secret(_ statement: SQLiteStatement, first: Int32) -> StoredSecret? {
+    package static func secret(_ statement: SQLiteStatement, first: Int32) -> StoredSecret? {
         guard let encrypted = statement.text(first), let salt = statement.text(first + 1), let nonce = statement.text(first + 2) else {
             return nil
         }

@@ -1,29 +1,29 @@
 import Foundation
 import Testing
-@testable import ToolConfigKit
+import ToolConfigKit
 
 /// A scratch database on the test server migrated to 0007 (optionally loaded from a fixture of
 /// fixtures/postgres first), with user_tool_configs read and written through its own session, as
 /// the application would. `drop()` in a `defer`.
-final class PostgresToolConfigDatabase {
-    let scratch: ScratchPostgresDatabase
-    let connection: PostgresConnection
-    var url: PostgresURL { scratch.url }
+package final class PostgresToolConfigDatabase {
+    package let scratch: ScratchPostgresDatabase
+    package let connection: PostgresConnection
+    package var url: PostgresURL { scratch.url }
 
-    init(fixture: String? = nil) throws {
+    package init(fixture: String? = nil) throws {
         scratch = try ScratchPostgresDatabase()
         connection = try scratch.connect()
         if let fixture { try PostgresFixtures.load(fixture, into: connection) }
         _ = try Migrator(database: connection, migrations: try .embeddedPostgres()).up()
     }
 
-    func drop() {
+    package func drop() {
         connection.close()
         scratch.drop()
     }
 
     /// A row as the application stores it; `id` given or the identity's next.
-    func insert(
+    package func insert(
         id: Int64? = nil, _ userID: String, _ toolID: String, enabled: Bool, secret: StoredSecret?,
         createdAt: Int64 = 1000, updatedAt: Int64 = 2000
     ) throws {
@@ -39,7 +39,7 @@ final class PostgresToolConfigDatabase {
             ])
     }
 
-    func insert(
+    package func insert(
         _ userID: String, _ toolID: String, enabled: Bool, key: String?, master: MasterKey,
         createdAt: Int64 = 1000, updatedAt: Int64 = 2000
     ) throws {
@@ -50,7 +50,7 @@ final class PostgresToolConfigDatabase {
 
     /// Every column of every row, the identity's sequence, and the table's indexes: what an
     /// import that fails must leave exactly as it was.
-    func dump() throws -> [String] {
+    package func dump() throws -> [String] {
         let rows = try connection.query(
             """
             SELECT concat_ws('|', id, quote_nullable(user_id), quote_nullable(tool_id), enabled, quote_nullable(encrypted_api_key),
@@ -62,22 +62,22 @@ final class PostgresToolConfigDatabase {
     }
 
     /// The table's indexes by name, with their definitions.
-    func indexes() throws -> [String] {
+    package func indexes() throws -> [String] {
         let rows = try connection.query(
             "SELECT indexname || ': ' || indexdef FROM pg_indexes WHERE tablename = 'user_tool_configs' ORDER BY indexname")
         return (0..<rows.count).map { rows.text($0, 0) ?? "" }
     }
 
-    func count() throws -> Int64 { try connection.queryInt64("SELECT count(*) FROM user_tool_configs") ?? -1 }
+    package func count() throws -> Int64 { try connection.queryInt64("SELECT count(*) FROM user_tool_configs") ?? -1 }
 
     /// Rows with keys decrypted, sorted by (user_id, tool_id) bytes.
-    func plainRows(_ master: MasterKey) throws -> [SnapshotsTests.PlainRow] {
+    package func plainRows(_ master: MasterKey) throws -> [SnapshotFixtures.PlainRow] {
         let rows = try connection.query(
             "SELECT id, user_id, tool_id, enabled, encrypted_api_key, salt, nonce, created_at, updated_at FROM user_tool_configs")
-        return SnapshotsTests.sorted(
+        return SnapshotFixtures.sorted(
             try (0..<rows.count).map { row in
                 let key = try ToolConfigTable.secret(rows, row, first: 4).map { try SecretCipher.decrypt($0, masterKey: master) }
-                return SnapshotsTests.PlainRow(
+                return SnapshotFixtures.PlainRow(
                     id: try rows.int64(row, 0) ?? 0, userID: rows.text(row, 1) ?? "", toolID: rows.text(row, 2) ?? "",
                     enabled: try rows.bool(row, 3) ?? false, createdAt: try rows.int64(row, 7) ?? 0,
                     updatedAt: try rows.int64(row, 8) ?? 0, key: key)
@@ -86,8 +86,8 @@ final class PostgresToolConfigDatabase {
 }
 
 /// Import and export through the library on any engine, as the snapshot tests run them.
-enum EngineSnapshots {
-    static func importFile(
+package enum EngineSnapshots {
+    package static func importFile(
         _ database: any Database, _ path: String, _ format: SnapshotFormat, master: MasterKey?,
         passphrase: SecureBytes? = nil, onConflict: Importer.ConflictPolicy = .update, dryRun: Bool = false,
         maxErrors: Int = 1, allowOtherMasterKey: Bool = false
@@ -96,11 +96,11 @@ enum EngineSnapshots {
             database: database,
             options: Importer.Options(
                 input: path, format: format, onConflict: onConflict, dryRun: dryRun, maxErrors: maxErrors, masterKey: master,
-                passphrase: passphrase, allowOtherMasterKey: allowOtherMasterKey, now: SnapshotsTests.now, jobs: 2)
+                passphrase: passphrase, allowOtherMasterKey: allowOtherMasterKey, now: SnapshotFixtures.now, jobs: 2)
         ).run()
     }
 
-    static func export(
+    package static func export(
         _ database: any Database, to path: String, _ format: SnapshotFormat, keys: KeyMode, master: MasterKey?,
         userID: String? = nil, toolID: String? = nil, verify: Bool = false
     ) throws -> Exporter.Report {
@@ -108,24 +108,24 @@ enum EngineSnapshots {
             database: database,
             options: Exporter.Options(
                 output: path, format: format, keys: keys, masterKey: master,
-                passphrase: keys == .sealed ? SnapshotsTests.passphrase() : nil,
-                sealingCost: SnapshotsTests.cheapSealing, userID: userID, toolID: toolID, verify: verify, jobs: 2)
+                passphrase: keys == .sealed ? SnapshotFixtures.passphrase() : nil,
+                sealingCost: SnapshotFixtures.cheapSealing, userID: userID, toolID: toolID, verify: verify, jobs: 2)
         ).run()
     }
 
-    static func write(_ text: String, _ folder: TemporaryFolder, _ name: String = "in.csv") throws -> String {
+    package static func write(_ text: String, _ folder: TemporaryFolder, _ name: String = "in.csv") throws -> String {
         let path = folder.path(name)
         try Data(text.utf8).write(to: URL(fileURLWithPath: path))
         return path
     }
 
-    static func bytes(_ path: String) throws -> Data { try Data(contentsOf: URL(fileURLWithPath: path)) }
+    package static func bytes(_ path: String) throws -> Data { try Data(contentsOf: URL(fileURLWithPath: path)) }
 }
 
 /// A migrated `user_tool_configs` of either engine that tests write and read the way the
 /// application does: what lets one snapshot test run on both (`EngineSnapshots` drives the
 /// library through `database`).
-protocol ToolConfigTestDatabase: AnyObject {
+package protocol ToolConfigTestDatabase: AnyObject {
     var database: any Database { get }
     /// Where it is, for another session (the application's) or the command line.
     var location: DatabaseLocation { get }
@@ -135,16 +135,16 @@ protocol ToolConfigTestDatabase: AnyObject {
     func dump() throws -> [String]
     /// The rows of a query on `database`'s own connection (its temporary tables included), as text.
     func textRows(_ sql: String) throws -> [[String?]]
-    func plainRows(_ master: MasterKey) throws -> [SnapshotsTests.PlainRow]
+    func plainRows(_ master: MasterKey) throws -> [SnapshotFixtures.PlainRow]
     func drop()
 }
 
-extension SnapshotsTests.Database: ToolConfigTestDatabase {
-    var database: any Database { connection }
-    var location: DatabaseLocation { .sqlite(path: path) }
-    func drop() {}
+extension SnapshotFixtures.SQLiteFile: ToolConfigTestDatabase {
+    package var database: any Database { connection }
+    package var location: DatabaseLocation { .sqlite(path: path) }
+    package func drop() {}
 
-    func textRows(_ sql: String) throws -> [[String?]] {
+    package func textRows(_ sql: String) throws -> [[String?]] {
         let statement = try connection.prepare(sql)
         var rows: [[String?]] = []
         while try statement.step() {
@@ -164,10 +164,10 @@ extension SnapshotsTests.Database: ToolConfigTestDatabase {
 }
 
 extension PostgresToolConfigDatabase: ToolConfigTestDatabase {
-    var database: any Database { connection }
-    var location: DatabaseLocation { .postgres(url) }
+    package var database: any Database { connection }
+    package var location: DatabaseLocation { .postgres(url) }
 
-    func textRows(_ sql: String) throws -> [[String?]] {
+    package func textRows(_ sql: String) throws -> [[String?]] {
         let rows = try connection.query(sql)
         return (0..<rows.count).map { row in (0..<rows.columnCount).map { rows.text(row, $0) } }
     }
@@ -175,7 +175,7 @@ extension PostgresToolConfigDatabase: ToolConfigTestDatabase {
 
 extension ToolConfigTestDatabase {
     /// user_id/tool_id -> (plaintext under `master`, enabled) of every row.
-    func pairs(under master: MasterKey) throws -> [String: ApplicationRow] {
+    package func pairs(under master: MasterKey) throws -> [String: ApplicationRow] {
         Dictionary(
             uniqueKeysWithValues: try plainRows(master).map {
                 ("\($0.userID)/\($0.toolID)", ApplicationRow(plaintext: $0.key, enabled: $0.enabled ? 1 : 0))
@@ -185,16 +185,16 @@ extension ToolConfigTestDatabase {
 
 /// The application on a session of its own, on either engine: short autocommitted writes, in
 /// SQL that both take (the values are the test's own, inlined).
-struct ApplicationSession {
-    let database: any Database
-    let master: MasterKey
+package struct ApplicationSession {
+    package let database: any Database
+    package let master: MasterKey
 
-    init(_ location: DatabaseLocation, master: MasterKey) throws {
+    package init(_ location: DatabaseLocation, master: MasterKey) throws {
         database = try location.open(mode: .readWrite, busyTimeout: .seconds(5))
         self.master = master
     }
 
-    func insert(_ user: String, _ tool: String, key plaintext: String) throws {
+    package func insert(_ user: String, _ tool: String, key plaintext: String) throws {
         let secret = try SecretCipher.encrypt(plaintext, masterKey: master)
         try database.execute(
             """
@@ -203,18 +203,20 @@ struct ApplicationSession {
             """, context: "the application's insert")
     }
 
-    func flip(_ id: Int64) throws {
+    package func flip(_ id: Int64) throws {
         try database.execute("UPDATE user_tool_configs SET enabled = NOT enabled WHERE id = \(id)", context: "the application's flip")
     }
 
-    func delete(_ id: Int64) throws {
+    package func delete(_ id: Int64) throws {
         try database.execute("DELETE FROM user_tool_configs WHERE id = \(id)", context: "the application's delete")
     }
 }
 
-enum ToolConfigTestDatabases {
+package enum ToolConfigTestDatabases {
     /// A new one of `engine` (an SQLite file `name` in `folder`); `drop()` in a `defer`.
-    static func make(_ engine: DatabaseEngine, _ folder: TemporaryFolder, _ name: String = "t.db") throws -> any ToolConfigTestDatabase {
-        engine == .sqlite ? try SnapshotsTests.Database(folder, name) : try PostgresToolConfigDatabase()
+    package static func make(_ engine: DatabaseEngine, _ folder: TemporaryFolder, _ name: String = "t.db") throws
+        -> any ToolConfigTestDatabase
+    {
+        engine == .sqlite ? try SnapshotFixtures.SQLiteFile(folder, name) : try PostgresToolConfigDatabase()
     }
 }

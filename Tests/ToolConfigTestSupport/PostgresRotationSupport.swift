@@ -1,20 +1,20 @@
 import Foundation
 import Testing
-@testable import ToolConfigKit
+import ToolConfigKit
 
 /// The application's PostgreSQL database (fixtures/postgres/app-after-0007.sql, migrated) with
 /// `aliases` api_model_aliases rows (keyed by text: "alias-N") and `rows` user_tool_configs rows
 /// (ids 1...rows, enabled = id % 2), keyed under `master` but for the configs where `noKey` holds.
-final class PostgresKeyedDatabase {
-    let base: PostgresToolConfigDatabase
-    var url: PostgresURL { base.url }
-    var connection: PostgresConnection { base.connection }
+package final class PostgresKeyedDatabase {
+    package let base: PostgresToolConfigDatabase
+    package var url: PostgresURL { base.url }
+    package var connection: PostgresConnection { base.connection }
     /// "table/id" -> plaintext, for the rows that have a key.
-    private(set) var plaintexts: [String: String] = [:]
+    package private(set) var plaintexts: [String: String] = [:]
     /// Rows with a key, by table.
-    private(set) var keyed: [String: Int] = [:]
+    package private(set) var keyed: [String: Int] = [:]
 
-    init(
+    package init(
         master: MasterKey, aliases: Int = 3, rows: Int, noKey: (Int) -> Bool = { _ in false },
         plaintext: (String, Int) -> String = KeyedDatabase.defaultPlaintext, encrypt: (([String]) throws -> [StoredSecret])? = nil
     ) throws {
@@ -54,11 +54,11 @@ final class PostgresKeyedDatabase {
         keyed = [KeyedDatabase.aliases: aliases, KeyedDatabase.configs: keyedIDs.count]
     }
 
-    func drop() { base.drop() }
+    package func drop() { base.drop() }
 
     /// Every column of every row of both tables, in key order, as text: what a rotation that
     /// changes nothing must leave as it was (and one that commits must leave but for the triples).
-    func dump(withTriples: Bool = true) throws -> [String] {
+    package func dump(withTriples: Bool = true) throws -> [String] {
         func rows(_ sql: String) throws -> [String] {
             let rows = try connection.query(sql)
             return (0..<rows.count).map { rows.text($0, 0) ?? "" }
@@ -75,7 +75,7 @@ final class PostgresKeyedDatabase {
     }
 
     /// How many keyed rows of each table open under each key (KeyVerifier through a session of its own).
-    func counts(old: MasterKey, new: MasterKey) throws -> [String: (old: Int, new: Int, neither: Int)] {
+    package func counts(old: MasterKey, new: MasterKey) throws -> [String: (old: Int, new: Int, neither: Int)] {
         let reader = try base.scratch.connect()
         defer { reader.close() }
         let report = try KeyVerifier(database: reader, masterKey: old, newKey: new, jobs: 2).run()
@@ -86,7 +86,7 @@ final class PostgresKeyedDatabase {
     }
 
     /// True when every keyed row of both tables opens under `key`, to its plaintext.
-    func expectPlaintexts(under key: MasterKey, sourceLocation: SourceLocation = #_sourceLocation) throws {
+    package func expectPlaintexts(under key: MasterKey, sourceLocation: SourceLocation = #_sourceLocation) throws {
         let rows = try connection.query(
             """
             SELECT 'api_model_aliases/' || id, encrypted_api_key, salt, nonce FROM api_model_aliases
@@ -107,16 +107,16 @@ final class PostgresKeyedDatabase {
 /// Stands in for the live application on PostgreSQL: its own session with a 5 s lock_timeout,
 /// autocommit writes to user_tool_configs, keys under the master key it runs on, and a model of
 /// what it wrote.
-final class PostgresApplication: ApplicationStandIn, @unchecked Sendable {
-    let connection: PostgresConnection
-    let master: MasterKey
-    var rows: [Int64: ApplicationRow]
-    var writes = 0
-    var failures: [String] = []
-    var longestWait: Duration = .zero
+package final class PostgresApplication: ApplicationStandIn, @unchecked Sendable {
+    package let connection: PostgresConnection
+    package let master: MasterKey
+    package var rows: [Int64: ApplicationRow]
+    package var writes = 0
+    package var failures: [String] = []
+    package var longestWait: Duration = .zero
     private var next = 0
 
-    init(_ database: PostgresKeyedDatabase, master: MasterKey, rows: Int) throws {
+    package init(_ database: PostgresKeyedDatabase, master: MasterKey, rows: Int) throws {
         connection = try database.base.scratch.connect(.init(lockTimeout: .seconds(5)))
         self.master = master
         self.rows = ApplicationRow.model(database.plaintexts, rows: rows)
@@ -146,7 +146,7 @@ final class PostgresApplication: ApplicationStandIn, @unchecked Sendable {
         [secret.map { .text($0.encryptedAPIKey) } ?? .null, secret.map { .text($0.salt) } ?? .null, secret.map { .text($0.nonce) } ?? .null]
     }
 
-    func insert(under key: MasterKey? = nil) {
+    package func insert(under key: MasterKey? = nil) {
         let plaintext = uniquePlaintext("insert")
         guard let secret = try? SecretCipher.encrypt(plaintext, masterKey: key ?? master) else { return failures.append("encrypt") }
         if let inserted = write(
@@ -159,7 +159,7 @@ final class PostgresApplication: ApplicationStandIn, @unchecked Sendable {
         }
     }
 
-    func setKey(_ id: Int64, under key: MasterKey? = nil, clear: Bool = false) {
+    package func setKey(_ id: Int64, under key: MasterKey? = nil, clear: Bool = false) {
         let plaintext = clear ? nil : uniquePlaintext("key")
         let secret = plaintext.flatMap { try? SecretCipher.encrypt($0, masterKey: key ?? master) }
         if let updated = write(
@@ -170,7 +170,7 @@ final class PostgresApplication: ApplicationStandIn, @unchecked Sendable {
         }
     }
 
-    func flip(_ id: Int64) {
+    package func flip(_ id: Int64) {
         if let updated = write("UPDATE user_tool_configs SET enabled = NOT enabled WHERE id = $1", [.integer(id)]),
             updated.affectedRows == 1, let row = rows[id]
         {
@@ -178,14 +178,14 @@ final class PostgresApplication: ApplicationStandIn, @unchecked Sendable {
         }
     }
 
-    func delete(_ id: Int64) {
+    package func delete(_ id: Int64) {
         if write("DELETE FROM user_tool_configs WHERE id = $1", [.integer(id)]) != nil { rows[id] = nil }
     }
 
-    func insertKeyed() { insert() }
+    package func insertKeyed() { insert() }
 
     /// Every row of user_tool_configs is the model's, its key opening under `key` to the model's plaintext.
-    func expectTable(under key: MasterKey, sourceLocation: SourceLocation = #_sourceLocation) throws {
+    package func expectTable(under key: MasterKey, sourceLocation: SourceLocation = #_sourceLocation) throws {
         let result = try connection.query("SELECT id, enabled, encrypted_api_key, salt, nonce FROM user_tool_configs")
         var stored: [Int64: ApplicationRow] = [:]
         for row in 0..<result.count {

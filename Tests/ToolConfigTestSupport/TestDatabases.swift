@@ -1,13 +1,13 @@
 import Foundation
 import Testing
-@testable import ToolConfigKit
+import ToolConfigKit
 
 // The databases the suites start from, built in one place.
 
 /// A new SQLite database at `path` (or the existing one there), migrated up to 0007, holding a
 /// keyless row for each (user_id, tool_id) of `rows`, enabled, created at 1 and updated at 2.
 @discardableResult
-func migratedDatabase(at path: String, rows: [(String, String)] = []) throws -> SQLiteConnection {
+package func migratedDatabase(at path: String, rows: [(String, String)] = []) throws -> SQLiteConnection {
     let connection = try SQLiteConnection(path: path, mode: .readWriteCreate)
     _ = try Migrator(database: connection, migrations: try .embedded()).up()
     if !rows.isEmpty {
@@ -22,9 +22,9 @@ func migratedDatabase(at path: String, rows: [(String, String)] = []) throws -> 
 
 /// A database as the application leaves it before 0007: its own tables (api_model_aliases with
 /// encrypted keys) and a sqlx ledger with versions 1 to 6 that have no file in toolcfg's folder.
-func makeApplicationDatabase(at path: String) throws {
+package func makeApplicationDatabase(at path: String) throws {
     let connection = try SQLiteConnection(path: path, mode: .readWriteCreate)
-    try connection.execute(SQLiteMigrationStore.ledgerSQL)
+    try connection.migrationStore().createLedgerIfMissing()
     try connection.execute(
         """
         CREATE TABLE api_model_aliases (
@@ -42,7 +42,7 @@ func makeApplicationDatabase(at path: String) throws {
         CREATE TABLE downloads (id INTEGER PRIMARY KEY AUTOINCREMENT, url TEXT NOT NULL);
         INSERT INTO downloads (url) VALUES ('https://example.invalid/model.gguf');
         """)
-    let master = try key(MasterKeyTests.valid)
+    let master = try key(TestMasterKeys.valid)
     let insert = try connection.prepare(
         "INSERT INTO api_model_aliases VALUES (?1, 'openai', 'https://api.example.invalid/v1', '[]', ?2, ?3, ?4, 1700000000, 1700000000)")
     for index in 1...3 {
@@ -61,20 +61,20 @@ func makeApplicationDatabase(at path: String) throws {
 /// A database as the application leaves it (api_model_aliases with NOT NULL triples, its ledger
 /// 1..6) migrated up to 0007, with user_tool_configs rows; every plaintext is remembered by
 /// "table/id" so a test can check that rotation kept them.
-final class KeyedDatabase {
-    static let aliases = "api_model_aliases"
-    static let configs = "user_tool_configs"
+package final class KeyedDatabase {
+    package static let aliases = "api_model_aliases"
+    package static let configs = "user_tool_configs"
 
-    let path: String
+    package let path: String
     /// "table/id" -> plaintext, for the rows that have a key.
-    private(set) var plaintexts: [String: String] = [:]
+    package private(set) var plaintexts: [String: String] = [:]
     /// Rows with a key, by table.
-    private(set) var keyed: [String: Int] = [:]
+    package private(set) var keyed: [String: Int] = [:]
 
-    var keyedTotal: Int { keyed.values.reduce(0, +) }
+    package var keyedTotal: Int { keyed.values.reduce(0, +) }
 
     /// Encrypts with toolcfg's own cipher, on two threads.
-    static func swiftEncryptor(_ master: MasterKey) -> ([String]) throws -> [StoredSecret] {
+    package static func swiftEncryptor(_ master: MasterKey) -> ([String]) throws -> [StoredSecret] {
         { plaintexts in
             let slots = UnsafeMutableBufferPointer<StoredSecret?>.allocate(capacity: plaintexts.count)
             slots.initialize(repeating: nil)
@@ -93,7 +93,7 @@ final class KeyedDatabase {
     }
 
     /// Encrypts with the independent implementation (scripts/peers/crypto_peer.py, Python cryptography).
-    static func peerEncryptor(_ master: MasterKey) -> ([String]) throws -> [StoredSecret] {
+    package static func peerEncryptor(_ master: MasterKey) -> ([String]) throws -> [StoredSecret] {
         { plaintexts in
             let result = try cryptoPeer("encrypt", ["master_key": master.base64Text, "plaintexts": plaintexts]) as? [[String: String]]
             let triples = try #require(result)
@@ -104,7 +104,7 @@ final class KeyedDatabase {
 
     /// `aliases` (at least 3) api_model_aliases rows and `rows` user_tool_configs rows with ids
     /// 1...rows, all keyed under `master` except the user_tool_configs ids for which `noKey` holds.
-    init(
+    package init(
         at path: String, master: MasterKey, aliases: Int = 3, rows: Int, noKey: (Int) -> Bool = { _ in false },
         plaintext: (String, Int) -> String = KeyedDatabase.defaultPlaintext,
         encrypt: (([String]) throws -> [StoredSecret])? = nil
@@ -161,11 +161,11 @@ final class KeyedDatabase {
         keyed = [Self.aliases: aliases, Self.configs: keyedIDs.count]
     }
 
-    static func defaultPlaintext(_ table: String, _ index: Int) -> String {
+    package static func defaultPlaintext(_ table: String, _ index: Int) -> String {
         "sk-\(table == aliases ? "alias" : "tool")-\(index)-\(Digest.hex(SecureRandom.bytes(12)))"
     }
 
-    func connection(_ mode: SQLiteConnection.OpenMode = .readWrite) throws -> SQLiteConnection {
+    package func connection(_ mode: SQLiteConnection.OpenMode = .readWrite) throws -> SQLiteConnection {
         try SQLiteConnection(path: path, mode: mode)
     }
 }

@@ -1,18 +1,18 @@
 import Foundation
 import Testing
-@testable import ToolConfigKit
+import ToolConfigKit
 
 /// Paths of the repository, found from this file so tests run from any directory.
-enum Repository {
-    /// Tests/ToolConfigKitTests/Support/TestSupport.swift, four levels below the root.
-    static let root: URL = URL(fileURLWithPath: #filePath)
-        .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-    static let migrations = root.appendingPathComponent("migrations")
-    static let scripts = root.appendingPathComponent("scripts")
-    static let vectors = root.deletingLastPathComponent().appendingPathComponent("shared/vectors/bodhi-crypto-vectors.json")
+package enum Repository {
+    /// Tests/ToolConfigTestSupport/TestSupport.swift, three levels below the root.
+    package static let root: URL = URL(fileURLWithPath: #filePath)
+        .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    package static let migrations = root.appendingPathComponent("migrations")
+    package static let scripts = root.appendingPathComponent("scripts")
+    package static let vectors = root.deletingLastPathComponent().appendingPathComponent("shared/vectors/bodhi-crypto-vectors.json")
 
     /// The toolcfg executable built beside the test bundle.
-    static var toolcfg: URL {
+    package static var toolcfg: URL {
         var folder = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
         for _ in 0..<4 {
             let candidate = folder.appendingPathComponent("toolcfg")
@@ -23,28 +23,39 @@ enum Repository {
     }
 }
 
-/// A fresh folder per test, removed when the value goes away.
-final class TemporaryFolder {
-    let url: URL
+/// A master key's stored text (base64 of 32 bytes) for tests that need one valid key.
+package enum TestMasterKeys {
+    package static let valid = "LcbtwdpNs0RkP9B9MjdrxQxjQY/LyFouXRnvzchBLlA="
+}
 
-    init() throws {
+/// A fresh folder per test, removed when the value goes away.
+package final class TemporaryFolder {
+    package let url: URL
+
+    package init() throws {
         url = FileManager.default.temporaryDirectory.appendingPathComponent("toolcfg-test-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
     }
 
-    func path(_ name: String) -> String { url.appendingPathComponent(name).path }
+    package func path(_ name: String) -> String { url.appendingPathComponent(name).path }
 
     deinit { try? FileManager.default.removeItem(at: url) }
 }
 
-struct ProcessResult {
-    var status: Int32
-    var stdout: String
-    var stderr: String
+package struct ProcessResult {
+    package var status: Int32
+    package var stdout: String
+    package var stderr: String
+
+    package init(status: Int32, stdout: String, stderr: String) {
+        self.status = status
+        self.stdout = stdout
+        self.stderr = stderr
+    }
 }
 
 /// Runs a program with the given standard input and environment additions.
-func runProcess(
+package func runProcess(
     _ executable: URL, _ arguments: [String], stdin: Data = Data(),
     environment: [String: String] = [:], removing: [String] = []
 ) throws -> ProcessResult {
@@ -82,14 +93,14 @@ func runProcess(
         stderr: String(decoding: errorData, as: UTF8.self))
 }
 
-func toolcfg(_ arguments: [String], stdin: Data = Data(), environment: [String: String] = [:]) throws -> ProcessResult {
+package func toolcfg(_ arguments: [String], stdin: Data = Data(), environment: [String: String] = [:]) throws -> ProcessResult {
     try runProcess(
         Repository.toolcfg, arguments, stdin: stdin, environment: environment,
         removing: ["TOOLCFG_DB", "TOOLCFG_MASTER_KEY", "TOOLCFG_NEW_MASTER_KEY", "TOOLCFG_PASSPHRASE"])
 }
 
 /// Runs scripts/peers/crypto_peer.py (Python's `cryptography`) with a JSON request.
-func cryptoPeer(_ mode: String, _ request: [String: Any]) throws -> Any {
+package func cryptoPeer(_ mode: String, _ request: [String: Any]) throws -> Any {
     let python = URL(fileURLWithPath: "/usr/bin/env")
     let result = try runProcess(
         python, ["python3", Repository.scripts.appendingPathComponent("peers/crypto_peer.py").path, mode],
@@ -101,12 +112,12 @@ func cryptoPeer(_ mode: String, _ request: [String: Any]) throws -> Any {
     return try JSONSerialization.jsonObject(with: Data(result.stdout.utf8), options: [.fragmentsAllowed])
 }
 
-func key(_ base64: String) throws -> MasterKey {
+package func key(_ base64: String) throws -> MasterKey {
     try MasterKey(text: base64, source: .generated)
 }
 
 /// A named schema object, for comparing what migrations created.
-func schemaObjects(_ connection: SQLiteConnection) throws -> [String] {
+package func schemaObjects(_ connection: SQLiteConnection) throws -> [String] {
     let statement = try connection.prepare(
         "SELECT type || ' ' || name FROM sqlite_master WHERE name NOT LIKE 'sqlite_autoindex_%' ORDER BY type, name")
     var names: [String] = []
@@ -115,7 +126,7 @@ func schemaObjects(_ connection: SQLiteConnection) throws -> [String] {
 }
 
 /// The error a body throws, or nil; erases typed throws so tests can inspect any error.
-func thrownError(_ body: () throws -> Void) -> (any Error)? {
+package func thrownError(_ body: () throws -> Void) -> (any Error)? {
     do {
         try body()
         return nil
@@ -126,23 +137,23 @@ func thrownError(_ body: () throws -> Void) -> (any Error)? {
 
 /// Feeds a child's standard input from a thread, up to `limit` bytes, stopping when the child
 /// closes its end: `sent` then tells how much got in before the reader gave up.
-final class PipeFeeder: @unchecked Sendable {
-    struct Stop: Error {}
+package final class PipeFeeder: @unchecked Sendable {
+    package struct Stop: Error {}
 
-    let pipe = Pipe()
+    package let pipe = Pipe()
     private let limit: Int
     private var buffer: [UInt8] = []
     private let finished = DispatchSemaphore(value: 0)
     // Written only by the feeding thread, read after `finished` is signalled.
     private var written = 0
 
-    init(limit: Int) {
+    package init(limit: Int) {
         self.limit = limit
         buffer.reserveCapacity(1 << 16)
     }
 
     /// Starts the thread; `produce` calls `write` until it has nothing more or `write` throws.
-    func start(_ produce: @escaping @Sendable (PipeFeeder) throws -> Void) {
+    package func start(_ produce: @escaping @Sendable (PipeFeeder) throws -> Void) {
         Thread {
             // A write to a pipe nobody reads raises SIGPIPE, which would end the whole test
             // process; blocked on this thread only, the write fails with EPIPE instead.
@@ -156,9 +167,9 @@ final class PipeFeeder: @unchecked Sendable {
         }.start()
     }
 
-    func write(_ text: String) throws { try write(Array(text.utf8)) }
+    package func write(_ text: String) throws { try write(Array(text.utf8)) }
 
-    func write(_ bytes: [UInt8]) throws {
+    package func write(_ bytes: [UInt8]) throws {
         buffer += bytes
         if buffer.count >= 1 << 16 { try flush() }
     }
@@ -180,24 +191,24 @@ final class PipeFeeder: @unchecked Sendable {
     }
 
     /// Waits for the thread to end; the bytes that went into the pipe.
-    func sent() -> Int {
+    package func sent() -> Int {
         finished.wait()
         return written
     }
 }
 
 /// The sanitizer the suite runs under (scripts/ci/sanitize.sh sets TOOLCFG_TEST_SANITIZER), or nil.
-enum Sanitizer {
-    static let running = ProcessInfo.processInfo.environment["TOOLCFG_TEST_SANITIZER"]
+package enum Sanitizer {
+    package static let running = ProcessInfo.processInfo.environment["TOOLCFG_TEST_SANITIZER"]
 }
 
 /// Runs toolcfg as a user whom the mode bits stop from writing `database` (made 0444, its folder
 /// 0555 by the caller): this user, or, under root (whom mode bits stop from nothing), nobody
 /// through setpriv. Cancels the test where neither can be had.
-struct WriteRefusingUser {
+package struct WriteRefusingUser {
     private var prefix: [String] = []
 
-    init(database: String, owning paths: [String]) throws {
+    package init(database: String, owning paths: [String]) throws {
         guard Self.canWrite(database) else { return }  // the mode bits stop this user already
         let setpriv = "/usr/bin/setpriv"
         guard geteuid() == 0, FileManager.default.isExecutableFile(atPath: setpriv) else {
@@ -221,10 +232,17 @@ struct WriteRefusingUser {
         return fd >= 0
     }
 
-    func toolcfg(_ arguments: [String]) throws -> ProcessResult {
-        guard let setpriv = prefix.first else { return try ToolConfigKitTests.toolcfg(arguments) }
+    package func toolcfg(_ arguments: [String]) throws -> ProcessResult {
+        guard let setpriv = prefix.first else { return try ToolConfigTestSupport.toolcfg(arguments) }
         return try runProcess(
             URL(fileURLWithPath: setpriv), Array(prefix.dropFirst()) + [Repository.toolcfg.path] + arguments,
             removing: ["TOOLCFG_DB", "TOOLCFG_MASTER_KEY", "TOOLCFG_NEW_MASTER_KEY", "TOOLCFG_PASSPHRASE"])
     }
+}
+
+/// What `dump` prints for a value: every stored property, the way a leak would show.
+package func dumped(_ value: Any) -> String {
+    var text = ""
+    dump(value, to: &text)
+    return text
 }

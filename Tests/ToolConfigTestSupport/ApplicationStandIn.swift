@@ -1,15 +1,20 @@
 import Foundation
 import Testing
-@testable import ToolConfigKit
+import ToolConfigKit
 
 /// What the application believes a user_tool_configs row holds.
-struct ApplicationRow: Equatable {
-    var plaintext: String?
-    var enabled: Int64
+package struct ApplicationRow: Equatable {
+    package var plaintext: String?
+    package var enabled: Int64
+
+    package init(plaintext: String?, enabled: Int64) {
+        self.plaintext = plaintext
+        self.enabled = enabled
+    }
 
     /// user_tool_configs of a keyed test database as built: ids 1...rows, enabled = id % 2, the
     /// plaintexts by "table/id".
-    static func model(_ plaintexts: [String: String], rows: Int) -> [Int64: ApplicationRow] {
+    package static func model(_ plaintexts: [String: String], rows: Int) -> [Int64: ApplicationRow] {
         Dictionary(
             uniqueKeysWithValues: (1...rows).map { id in
                 (Int64(id), ApplicationRow(plaintext: plaintexts["\(KeyedDatabase.configs)/\(id)"], enabled: Int64(id % 2)))
@@ -20,7 +25,7 @@ struct ApplicationRow: Equatable {
 /// What a stand-in for the live application does on either engine: its writes, each in a
 /// transaction of its own and recorded in `rows` when it lands, and from them a random write and
 /// a thread that keeps writing.
-protocol ApplicationStandIn: AnyObject, Sendable {
+package protocol ApplicationStandIn: AnyObject, Sendable {
     /// Rows of user_tool_configs by id, as the application wrote them.
     var rows: [Int64: ApplicationRow] { get }
     /// A new row with a key under the application's master key.
@@ -40,7 +45,7 @@ protocol ApplicationStandIn: AnyObject, Sendable {
 
 extension ApplicationStandIn {
     /// One write of a random kind on a random row.
-    func randomWrite() {
+    package func randomWrite() {
         guard let id = rows.keys.randomElement() else { return insertKeyed() }
         switch Int.random(in: 0..<100) {
         case ..<30: setKey(id, under: nil, clear: false)
@@ -55,7 +60,7 @@ extension ApplicationStandIn {
     /// 10, 20 and 30 have no key: 3 inserts, re-keys under the old key (1, 2) and under the new
     /// one (3: an application already switched), a key given (10), deletes (4, 5), a key cleared
     /// (6), flips (7, 8).
-    func writeBetweenRotationPhases(newKey: MasterKey) {
+    package func writeBetweenRotationPhases(newKey: MasterKey) {
         for _ in 1...3 { insertKeyed() }
         setKey(1, under: nil, clear: false)
         setKey(2, under: nil, clear: false)
@@ -70,7 +75,7 @@ extension ApplicationStandIn {
 
     /// The rotation after those writes redid exactly them, and the table is what the
     /// application wrote, every key under the new key.
-    func expectRedone(_ report: KeyRotator.Report, newKey: MasterKey, sourceLocation: SourceLocation = #_sourceLocation) throws {
+    package func expectRedone(_ report: KeyRotator.Report, newKey: MasterKey, sourceLocation: SourceLocation = #_sourceLocation) throws {
         #expect(failures.isEmpty, "\(failures)", sourceLocation: sourceLocation)
         let configs = try #require(report.groups.first { $0.table == KeyedDatabase.configs }, sourceLocation: sourceLocation)
         #expect(configs.rows == 30 && configs.empty == 3, sourceLocation: sourceLocation)
@@ -85,7 +90,7 @@ extension ApplicationStandIn {
 
     /// Runs `body` while a thread makes a random write every few milliseconds, as a busy
     /// application would; the writes stop before this returns.
-    func writing<T>(during body: () throws -> T) rethrows -> T {
+    package func writing<T>(during body: () throws -> T) rethrows -> T {
         let stop = DispatchSemaphore(value: 0), stopped = DispatchSemaphore(value: 0)
         Thread {
             while stop.wait(timeout: .now() + .milliseconds(3)) == .timedOut { self.randomWrite() }
@@ -102,24 +107,24 @@ extension ApplicationStandIn {
 /// Stands in for the live application: its own connection with sqlx-sqlite's 5 s busy timeout,
 /// short write transactions, keys encrypted under the master key it runs on. It keeps a model
 /// of what it wrote, so a test can prove that no write was lost.
-final class ApplicationWriter: ApplicationStandIn, @unchecked Sendable {
-    let connection: SQLiteConnection
-    let master: MasterKey
+package final class ApplicationWriter: ApplicationStandIn, @unchecked Sendable {
+    package let connection: SQLiteConnection
+    package let master: MasterKey
     /// Rows of user_tool_configs by id, as the application wrote them.
-    var rows: [Int64: ApplicationRow]
-    var writes = 0
-    var failures: [String] = []
-    var longestWait: Duration = .zero
+    package var rows: [Int64: ApplicationRow]
+    package var writes = 0
+    package var failures: [String] = []
+    package var longestWait: Duration = .zero
     private var next = 0
 
-    init(path: String, master: MasterKey, rows: [Int64: ApplicationRow]) throws {
+    package init(path: String, master: MasterKey, rows: [Int64: ApplicationRow]) throws {
         connection = try SQLiteConnection(path: path, options: .init(busyTimeout: .seconds(5)))
         self.master = master
         self.rows = rows
     }
 
     /// The model of a KeyedDatabase's user_tool_configs as built (enabled = id % 2).
-    static func model(of database: KeyedDatabase, rows: Int) -> [Int64: ApplicationRow] {
+    package static func model(of database: KeyedDatabase, rows: Int) -> [Int64: ApplicationRow] {
         ApplicationRow.model(database.plaintexts, rows: rows)
     }
 
@@ -143,7 +148,7 @@ final class ApplicationWriter: ApplicationStandIn, @unchecked Sendable {
         return "sk-app-\(kind)-\(next)-\(Digest.hex(SecureRandom.bytes(6)))"
     }
 
-    func insert(under key: MasterKey? = nil, pair: (String, String)? = nil, plaintext given: String? = nil) {
+    package func insert(under key: MasterKey? = nil, pair: (String, String)? = nil, plaintext given: String? = nil) {
         let plaintext = given ?? uniquePlaintext("insert")
         let (user, tool) = pair ?? ("app-user-\(next)", "app-tool")
         transaction {
@@ -159,7 +164,7 @@ final class ApplicationWriter: ApplicationStandIn, @unchecked Sendable {
     }
 
     /// Gives the row a new key (or none), encrypted under `key` (default: the application's).
-    func setKey(_ id: Int64, under key: MasterKey? = nil, clear: Bool = false) {
+    package func setKey(_ id: Int64, under key: MasterKey? = nil, clear: Bool = false) {
         let plaintext = clear ? nil : uniquePlaintext("key")
         transaction {
             let secret = try plaintext.map { try SecretCipher.encrypt($0, masterKey: key ?? master) }
@@ -174,29 +179,29 @@ final class ApplicationWriter: ApplicationStandIn, @unchecked Sendable {
         }
     }
 
-    func flip(_ id: Int64) {
+    package func flip(_ id: Int64) {
         transaction {
             try connection.prepare("UPDATE user_tool_configs SET enabled = 1 - enabled WHERE id = ?1").run([.integer(id)])
             if connection.changes == 1, let row = rows[id] { rows[id]?.enabled = 1 - row.enabled }
         }
     }
 
-    func delete(_ id: Int64) {
+    package func delete(_ id: Int64) {
         transaction {
             try connection.prepare("DELETE FROM user_tool_configs WHERE id = ?1").run([.integer(id)])
             rows[id] = nil
         }
     }
 
-    func insertKeyed() { insert() }
+    package func insertKeyed() { insert() }
 
     /// Every row of the table (but those of users starting with `skipping`) is the model's, and
     /// every key opens under `key` to the model's plaintext.
-    func expectTable(under key: MasterKey, sourceLocation: SourceLocation) throws {
+    package func expectTable(under key: MasterKey, sourceLocation: SourceLocation) throws {
         try expectTable(under: key, skipping: "\u{0}", sourceLocation: sourceLocation)
     }
 
-    func expectTable(under key: MasterKey, skipping: String = "\u{0}", sourceLocation: SourceLocation = #_sourceLocation) throws {
+    package func expectTable(under key: MasterKey, skipping: String = "\u{0}", sourceLocation: SourceLocation = #_sourceLocation) throws {
         let reader = try SQLiteConnection(path: connection.path, mode: .readOnly)
         defer { reader.close() }
         let statement = try reader.prepare(

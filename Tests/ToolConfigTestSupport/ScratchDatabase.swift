@@ -1,22 +1,22 @@
 import Foundation
 import Testing
-@testable import ToolConfigKit
+import ToolConfigKit
 
 /// A new database of either engine for one test, migrated by the built-in migrations unless told
 /// not: an SQLite file in a temporary folder, or a scratch database on the test server (dropped by
 /// `drop()`).
 /// What lets one test run on both engines (`@Test(arguments: ScratchDatabase.engines)`).
-final class ScratchDatabase {
-    let engine: DatabaseEngine
-    let location: DatabaseLocation
+package final class ScratchDatabase {
+    package let engine: DatabaseEngine
+    package let location: DatabaseLocation
     private let folder: TemporaryFolder?
     private let postgres: ScratchPostgresDatabase?
 
     /// SQLite always; PostgreSQL where the tests have a server (in CI always: without one, its
     /// cases fail there rather than vanish).
-    static var engines: [DatabaseEngine] { PostgresTestServer.shouldRun ? [.sqlite, .postgresql] : [.sqlite] }
+    package static var engines: [DatabaseEngine] { PostgresTestServer.shouldRun ? [.sqlite, .postgresql] : [.sqlite] }
 
-    init(_ engine: DatabaseEngine, migrated: Bool = true) throws {
+    package init(_ engine: DatabaseEngine, migrated: Bool = true) throws {
         self.engine = engine
         switch engine {
         case .sqlite:
@@ -43,12 +43,12 @@ final class ScratchDatabase {
         }
     }
 
-    func connect() throws -> any Database {
+    package func connect() throws -> any Database {
         try location.open(mode: .readWrite, busyTimeout: .seconds(10))
     }
 
-    func drop() { postgres?.drop() }
+    package func drop() { postgres?.drop() }
 
     /// How reports name it: the path, or the URL without a password.
-    var reportedName: String { location.description }
+    package var reportedName: String { location.description }
 }

@@ -1,17 +1,17 @@
 import Foundation
 import Testing
-@testable import ToolConfigKit
+import ToolConfigKit
 
 /// A keyed database of either engine behind one face, for the rotation tests that run on both
 /// (`@Test(arguments: ScratchDatabase.engines)`): `KeyedDatabase` (an SQLite file as the
 /// application leaves it) or `PostgresKeyedDatabase` (its PostgreSQL fixture), each with
 /// `aliases` api_model_aliases rows ("alias-N") and `rows` user_tool_configs rows (ids 1...rows).
-final class KeyedTestDatabase {
-    let engine: DatabaseEngine
+package final class KeyedTestDatabase {
+    package let engine: DatabaseEngine
     private let sqlite: KeyedDatabase?
     private let postgres: PostgresKeyedDatabase?
 
-    init(
+    package init(
         _ engine: DatabaseEngine, in folder: TemporaryFolder, master: MasterKey, aliases: Int = 3, rows: Int,
         noKey: (Int) -> Bool = { _ in false }, plaintext: (String, Int) -> String = KeyedDatabase.defaultPlaintext,
         encrypt: (([String]) throws -> [StoredSecret])? = nil
@@ -30,27 +30,27 @@ final class KeyedTestDatabase {
         }
     }
 
-    func drop() { postgres?.drop() }
+    package func drop() { postgres?.drop() }
 
     /// What `--db` takes.
-    var argument: String { sqlite?.path ?? postgres!.url.text }
+    package var argument: String { sqlite?.path ?? postgres!.url.text }
     /// "table/id" -> plaintext, for the rows that have a key.
-    var plaintexts: [String: String] { sqlite?.plaintexts ?? postgres!.plaintexts }
+    package var plaintexts: [String: String] { sqlite?.plaintexts ?? postgres!.plaintexts }
     /// Rows with a key, by table.
-    var keyed: [String: Int] { sqlite?.keyed ?? postgres!.keyed }
+    package var keyed: [String: Int] { sqlite?.keyed ?? postgres!.keyed }
 
     /// The test server's session on PostgreSQL, for checks of the server's own catalog.
-    var postgresConnection: PostgresConnection? { postgres?.connection }
+    package var postgresConnection: PostgresConnection? { postgres?.connection }
 
     /// The live application on this database: its rows as built, keys under `master`.
-    func application(master: MasterKey, rows: Int) throws -> any ApplicationStandIn {
+    package func application(master: MasterKey, rows: Int) throws -> any ApplicationStandIn {
         if let sqlite {
             return try ApplicationWriter(path: sqlite.path, master: master, rows: ApplicationWriter.model(of: sqlite, rows: rows))
         }
         return try PostgresApplication(postgres!, master: master, rows: rows)
     }
 
-    func open() throws -> any Database {
+    package func open() throws -> any Database {
         let location: DatabaseLocation = sqlite.map { .sqlite(path: $0.path) } ?? .postgres(postgres!.url)
         return try location.open(mode: .readWrite, busyTimeout: .seconds(10))
     }
@@ -58,9 +58,9 @@ final class KeyedTestDatabase {
     /// Everything a rotation that fails must leave as it was: SQLite's schema and every table's
     /// rows; on PostgreSQL every column of both tables and the id sequence. Without the triples:
     /// what one that commits must leave as it was.
-    func state(withTriples: Bool = true) throws -> [String] {
+    package func state(withTriples: Bool = true) throws -> [String] {
         if let sqlite {
-            let state = try RotationTests.logicalState(
+            let state = try RotationFixtures.logicalState(
                 sqlite.path, without: withTriples ? [] : ["encrypted_api_key", "salt", "nonce"])
             return state.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }
         }
@@ -69,11 +69,11 @@ final class KeyedTestDatabase {
 
     /// The stored triples of `table` by id, in key order, as an independent reader sees them:
     /// the test's own SQLite connection, or psycopg.
-    func triples(_ table: String) throws -> [(id: String, secret: StoredSecret?)] {
+    package func triples(_ table: String) throws -> [(id: String, secret: StoredSecret?)] {
         if let sqlite {
             let connection = try sqlite.connection(.readOnly)
             defer { connection.close() }
-            return try RotationTests.storedTriples(connection, table)
+            return try RotationFixtures.storedTriples(connection, table)
         }
         let rows = try #require(
             try postgresPeer("read", postgres!.url, "SELECT id::text, encrypted_api_key, salt, nonce FROM \(table) ORDER BY id") as? [[Any]]
@@ -86,9 +86,9 @@ final class KeyedTestDatabase {
     }
 
     /// Sets one column of the row of `table` whose id reads `id`; nil writes NULL.
-    func set(_ table: String, id: String, _ column: String, to value: String?) throws {
+    package func set(_ table: String, id: String, _ column: String, to value: String?) throws {
         if let sqlite {
-            try RotationTests.update(sqlite.path, table, id: id, "\(column) = ?2", [value.map { .text($0) } ?? .null])
+            try RotationFixtures.update(sqlite.path, table, id: id, "\(column) = ?2", [value.map { .text($0) } ?? .null])
             return
         }
         let result = try postgres!.connection.query(
@@ -96,13 +96,13 @@ final class KeyedTestDatabase {
         #expect(result.affectedRows == 1)
     }
 
-    func secret(_ table: String, id: String) throws -> StoredSecret? {
+    package func secret(_ table: String, id: String) throws -> StoredSecret? {
         try triples(table).first { $0.id == id }?.secret
     }
 
     /// The row id a report names for the row: SQLite's rowid; on PostgreSQL an integer key's
     /// value, and nil for a text key (its stand-in is a position within one transaction).
-    func rowID(_ table: String, id: String) throws -> Int64? {
+    package func rowID(_ table: String, id: String) throws -> Int64? {
         if let sqlite {
             return try SQLiteConnection(path: sqlite.path, mode: .readOnly).queryInt64(
                 "SELECT rowid FROM \(table) WHERE id = ?1", [.text(id)])
@@ -112,18 +112,18 @@ final class KeyedTestDatabase {
 
     /// What verify-keys finds, in-process, with both keys; on SQLite after an integrity check
     /// (the open recovers a killed writer's WAL first, as the next run would).
-    func verify(old: MasterKey, new: MasterKey) throws -> KeyVerifier.Report {
+    package func verify(old: MasterKey, new: MasterKey) throws -> KeyVerifier.Report {
         if let sqlite {
             let connection = try sqlite.connection()
             defer { connection.close() }
             #expect(try connection.queryText("PRAGMA integrity_check") == "ok")
         }
-        return try KeyVerifier(database: try open(), masterKey: old, newKey: new, jobs: RotationTests.inProcessJobs).run()
+        return try KeyVerifier(database: try open(), masterKey: old, newKey: new, jobs: RotationFixtures.inProcessJobs).run()
     }
 
     /// Every keyed row opens under `key` to its plaintext.
-    func expectPlaintexts(under key: MasterKey, sourceLocation: SourceLocation = #_sourceLocation) throws {
-        if let sqlite { return try RotationTests.expectPlaintexts(sqlite, under: key, sourceLocation: sourceLocation) }
+    package func expectPlaintexts(under key: MasterKey, sourceLocation: SourceLocation = #_sourceLocation) throws {
+        if let sqlite { return try RotationFixtures.expectPlaintexts(sqlite, under: key, sourceLocation: sourceLocation) }
         try postgres!.expectPlaintexts(under: key, sourceLocation: sourceLocation)
     }
 }
