@@ -133,8 +133,6 @@ package protocol ToolConfigTestDatabase: AnyObject {
         _ userID: String, _ toolID: String, enabled: Bool, key: String?, master: MasterKey, createdAt: Int64, updatedAt: Int64) throws
     /// Every column of every row and the id counter: what a write that fails must leave as it was.
     func dump() throws -> [String]
-    /// The rows of a query on `database`'s own connection (its temporary tables included), as text.
-    func textRows(_ sql: String) throws -> [[String?]]
     func plainRows(_ master: MasterKey) throws -> [SnapshotFixtures.PlainRow]
     func drop()
 }
@@ -143,37 +141,17 @@ extension SnapshotFixtures.SQLiteFile: ToolConfigTestDatabase {
     package var database: any Database { connection }
     package var location: DatabaseLocation { .sqlite(path: path) }
     package func drop() {}
-
-    package func textRows(_ sql: String) throws -> [[String?]] {
-        let statement = try connection.prepare(sql)
-        var rows: [[String?]] = []
-        while try statement.step() {
-            rows.append(
-                (0..<statement.columnCount).map { column -> String? in
-                    switch statement.value(column) {
-                    case .null: nil
-                    case .integer(let value): "\(value)"
-                    case .real(let value): "\(value)"
-                    case .text(let text): text
-                    case .blob(let bytes): Digest.hex(bytes)
-                    }
-                })
-        }
-        return rows
-    }
 }
 
 extension PostgresToolConfigDatabase: ToolConfigTestDatabase {
     package var database: any Database { connection }
     package var location: DatabaseLocation { .postgres(url) }
-
-    package func textRows(_ sql: String) throws -> [[String?]] {
-        let rows = try connection.query(sql)
-        return (0..<rows.count).map { row in (0..<rows.columnCount).map { rows.text(row, $0) } }
-    }
 }
 
 extension ToolConfigTestDatabase {
+    /// The rows of a query on `database`'s own connection (its temporary tables included), as text.
+    package func textRows(_ sql: String) throws -> [[String?]] { try ToolConfigTestSupport.textRows(database, sql) }
+
     /// user_id/tool_id -> (plaintext under `master`, enabled) of every row.
     package func pairs(under master: MasterKey) throws -> [String: ApplicationRow] {
         Dictionary(

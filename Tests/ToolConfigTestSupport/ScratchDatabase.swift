@@ -49,6 +49,16 @@ package final class ScratchDatabase {
 
     package func drop() { postgres?.drop() }
 
+    /// Makes it the application's database before toolcfg's 0007: the application's own tables
+    /// (api_model_aliases with encrypted keys, app_settings, downloads) and a sqlx ledger with
+    /// versions 1 to 6 that have no file in toolcfg's folder. Expects an unmigrated database.
+    package func loadApplicationDatabaseBefore0007() throws {
+        switch location {
+        case .sqlite(let path): try makeApplicationDatabase(at: path)
+        case .postgres: try PostgresFixtures.load("app-before-0007.sql", into: try postgres!.connect())
+        }
+    }
+
     /// How reports name it: the path, or the URL without a password.
     package var reportedName: String { location.description }
 }

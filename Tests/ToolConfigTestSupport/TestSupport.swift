@@ -116,15 +116,6 @@ package func key(_ base64: String) throws -> MasterKey {
     try MasterKey(text: base64, source: .generated)
 }
 
-/// A named schema object, for comparing what migrations created.
-package func schemaObjects(_ connection: SQLiteConnection) throws -> [String] {
-    let statement = try connection.prepare(
-        "SELECT type || ' ' || name FROM sqlite_master WHERE name NOT LIKE 'sqlite_autoindex_%' ORDER BY type, name")
-    var names: [String] = []
-    while try statement.step() { names.append(statement.text(0) ?? "") }
-    return names
-}
-
 /// The error a body throws, or nil; erases typed throws so tests can inspect any error.
 package func thrownError(_ body: () throws -> Void) -> (any Error)? {
     do {

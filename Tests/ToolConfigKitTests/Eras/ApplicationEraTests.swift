@@ -325,11 +325,11 @@ struct ApplicationEraTests {
                 return try RotationFixtures.logicalState(db).sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }
             case .postgres:
                 let connection = try #require(connection)
-                let state = try PostgresState(connection)
+                let state = try DatabaseState(connection)
                 let encoder = JSONEncoder()
                 encoder.outputFormatting = .sortedKeys
                 let fingerprint = String(decoding: try encoder.encode(state.fingerprint), as: UTF8.self)
-                return [fingerprint] + state.rows
+                return [fingerprint] + state.rows.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }
             }
         }
 

@@ -48,56 +48,112 @@ struct MigrationTests {
         #expect(MigrationFileName(name) == nil)
     }
 
-    @Test("up on an empty database creates exactly the seed's table and indexes and records version 7; down removes exactly them")
-    func emptyDatabase() throws {
-        let folder = try TemporaryFolder()
-        let connection = try SQLiteConnection(path: folder.path("a.db"), mode: .readWriteCreate)
-        let migrator = Migrator(database: connection, migrations: try .embedded())
+    /// What each engine shows of the built-in migration and of sqlx's ledger, in its own words.
+    struct EngineShapes {
+        /// The relations after `up`, and after `down` (only the ledger, with SQLite's counter table).
+        var upped: [String], downed: [String]
+        /// sqlx's ledger, column by column: name, type, NOT NULL, default.
+        var ledger: [String]
+        var upFile: URL
+
+        init(_ engine: DatabaseEngine) {
+            switch engine {
+            case .sqlite:
+                upped =
+                    MigrationTests.seedObjects.prefix(3) + ["table _sqlx_migrations", "table sqlite_sequence", "table user_tool_configs"]
+                downed = ["table _sqlx_migrations", "table sqlite_sequence"]
+                ledger = [
+                    "version BIGINT 0 -", "description TEXT 1 -", "installed_on TIMESTAMP 1 CURRENT_TIMESTAMP", "success BOOLEAN 1 -",
+                    "checksum BLOB 1 -", "execution_time BIGINT 1 -"
+                ]
+                upFile = Repository.migrations.appendingPathComponent("0007_tools_config.up.sql")
+            case .postgresql:
+                upped = [
+                    "S user_tool_configs_id_seq", "i _sqlx_migrations_pkey", "i idx_user_tool_configs_enabled",
+                    "i idx_user_tool_configs_tool_id", "i idx_user_tool_configs_user_id", "i user_tool_configs_pkey",
+                    "i user_tool_configs_user_id_tool_id_key", "r _sqlx_migrations", "r user_tool_configs"
+                ]
+                downed = ["i _sqlx_migrations_pkey", "r _sqlx_migrations"]
+                ledger = [
+                    "version bigint NO -", "description text NO -", "installed_on timestamp with time zone NO now()",
+                    "success boolean NO -", "checksum bytea NO -", "execution_time bigint NO -"
+                ]
+                upFile = Repository.migrations.appendingPathComponent("postgres/0007_tools_config.up.sql")
+            }
+        }
+
+        static func ledger(_ connection: any Database, _ engine: DatabaseEngine) throws -> [String] {
+            let sql =
+                switch engine {
+                case .sqlite:
+                    """
+                    SELECT name, type, "notnull", coalesce(dflt_value, '-') FROM pragma_table_info('_sqlx_migrations') ORDER BY cid
+                    """
+                case .postgresql:
+                    """
+                    SELECT column_name, data_type, is_nullable, coalesce(column_default, '-') FROM information_schema.columns
+                    WHERE table_name = '_sqlx_migrations' ORDER BY ordinal_position
+                    """
+                }
+            return try textRows(connection, sql).map { $0.map { $0 ?? "NULL" }.joined(separator: " ") }
+        }
+    }
+
+    @Test(
+        """
+        up on an empty database creates exactly the seed's objects and sqlx's own ledger, recording version 7 with the file's \
+        checksum; up again does nothing; down leaves only the ledger, empty
+        """,
+        arguments: ScratchDatabase.engines)
+    func emptyDatabase(_ engine: DatabaseEngine) throws {
+        let scratch = try ScratchDatabase(engine, migrated: false)
+        defer { scratch.drop() }
+        let connection = try scratch.connect()
+        let expected = EngineShapes(engine)
+        let migrator = Migrator(database: connection, migrations: try connection.migrationStore().builtInMigrations())
         let report = try migrator.up()
         #expect(report.steps.map(\.version) == [7])
-        let objects = try schemaObjects(connection)
-        #expect(objects == Self.seedObjects.prefix(3) + ["table _sqlx_migrations", "table sqlite_sequence", "table user_tool_configs"])
+        #expect(report.database == scratch.reportedName)
+        #expect(try relations(connection) == expected.upped)
+        #expect(try EngineShapes.ledger(connection, engine) == expected.ledger)
         let entry = try #require(try MigrationLedger(database: connection).entries().first)
         #expect(entry.version == 7 && entry.description == "tools config" && entry.success)
-        #expect(
-            entry.checksum
-                == Digest.sha384(Array(try Data(contentsOf: Repository.migrations.appendingPathComponent("0007_tools_config.up.sql")))))
+        #expect(entry.checksum == Digest.sha384(Array(try Data(contentsOf: expected.upFile))))
         #expect(entry.executionTime > 0)
-        let columns = try connection.columnNames(of: "user_tool_configs")
+        let columns = try connection.migrationStore().columnNames(of: "user_tool_configs")
         #expect(columns == ["id", "user_id", "tool_id", "enabled", "encrypted_api_key", "salt", "nonce", "created_at", "updated_at"])
 
         #expect(try migrator.up().steps.isEmpty)
-        let down = try migrator.down()
-        #expect(down.steps.map(\.version) == [7])
-        // What stays is bookkeeping: the ledger (empty, as sqlx leaves it) and SQLite's sequence table.
-        #expect(try schemaObjects(connection) == ["table _sqlx_migrations", "table sqlite_sequence"])
+        #expect(try migrator.down().steps.map(\.version) == [7])
+        #expect(try relations(connection) == expected.downed)
         #expect(try MigrationLedger(database: connection).entries().isEmpty)
         #expect(try migrator.up().steps.map(\.version) == [7])
     }
 
-    @Test("on the application's database: 1..6 are left alone, 7 is added and removed, nothing else changes")
-    func applicationDatabase() throws {
-        let folder = try TemporaryFolder()
-        let path = folder.path("app.db")
-        try makeApplicationDatabase(at: path)
-        let connection = try SQLiteConnection(path: path)
-        let tables = ["_sqlx_migrations", "api_model_aliases", "app_settings", "downloads", "sqlite_sequence"]
-        let before = try tables.map { try contents(connection, table: $0) }
-        let objectsBefore = try schemaObjects(connection)
-        let migrator = Migrator(database: connection, migrations: try .embedded())
-
-        let status = try migrator.status()
-        #expect(status.entries.map(\.state) == Array(repeating: .missingFile, count: 6) + [.pending])
+    @Test(
+        "on the application's database: 1..6 are left alone, 7 is added and removed, and the database is as before",
+        arguments: ScratchDatabase.engines)
+    func applicationDatabase(_ engine: DatabaseEngine) throws {
+        let scratch = try ScratchDatabase(engine, migrated: false)
+        defer { scratch.drop() }
+        try scratch.loadApplicationDatabaseBefore0007()
+        let connection = try scratch.connect()
+        let before = try DatabaseState(connection)
+        let migrator = Migrator(database: connection, migrations: try connection.migrationStore().builtInMigrations())
+        #expect(try migrator.status().entries.map(\.state) == Array(repeating: .missingFile, count: 6) + [.pending])
 
         #expect(try migrator.up().steps.map(\.version) == [7])
-        #expect(Set(try schemaObjects(connection)) == Set(objectsBefore + Self.seedObjects))
         #expect(try MigrationLedger(database: connection).entries().map(\.version) == Array(1...7))
         #expect(try migrator.status().entries.map(\.state) == Array(repeating: .missingFile, count: 6) + [.applied])
-        #expect(try tables.dropFirst().map { try contents(connection, table: $0) } == Array(before.dropFirst()))
+        let upped = try DatabaseState(connection)
+        #expect(Set(upped.relations).isSuperset(of: before.relations))
+        for table in ["api_model_aliases", "app_settings", "downloads"] {
+            #expect(upped.rows[table] == before.rows[table], "\(table)")
+            #expect(upped.fingerprint.tables.first { $0.name == table } == before.fingerprint.tables.first { $0.name == table })
+        }
 
         #expect(try migrator.down().steps.map(\.version) == [7])
-        #expect(try schemaObjects(connection) == objectsBefore)
-        #expect(try tables.map { try contents(connection, table: $0) } == before)
+        #expect(try DatabaseState(connection) == before)
 
         // Reverting the application's own versions is refused before anything runs.
         _ = try migrator.up()
@@ -263,25 +319,29 @@ struct MigrationTests {
         try connection.execute("DELETE FROM _sqlx_migrations WHERE version = 4; DROP TABLE d;")
         #expect(try migrator.down(steps: 2).steps.map(\.version) == [3, 2])
         #expect(try migrator.down(to: 0).steps.map(\.version) == [1])
-        #expect(try schemaObjects(connection) == ["table _sqlx_migrations"])
+        #expect(try relations(connection) == ["table _sqlx_migrations"])
     }
 
     @Test(
         "a down that would drop or empty tables holding rows is refused, says which and how many, and changes nothing",
-        arguments: [(nil, nil), (0, nil), (nil, 2)] as [(Int64?, Int?)])
-    func downKeepsRows(to target: Int64?, steps: Int?) throws {
+        arguments: ScratchDatabase.engines, [(nil, nil), (0, nil), (nil, 2)] as [(Int64?, Int?)])
+    func downKeepsRows(_ engine: DatabaseEngine, to bounds: (target: Int64?, steps: Int?)) throws {
+        let (target, steps) = bounds
         let folder = try TemporaryFolder()
         let migrations = try migrationsFolder(
             folder,
             [
-                "1_a.up.sql": "CREATE TABLE a (x); INSERT INTO a VALUES (1), (2);", "1_a.down.sql": "DROP TABLE a;",
-                "2_b.up.sql": "CREATE TABLE b (x);", "2_b.down.sql": "DROP TABLE b;",
-                "3_c.up.sql": "CREATE TABLE c (x); INSERT INTO a VALUES (3);", "3_c.down.sql": "DELETE FROM a WHERE x = 3; DROP TABLE c;"
+                "1_a.up.sql": "CREATE TABLE a (x TEXT); INSERT INTO a VALUES ('1'), ('2');", "1_a.down.sql": "DROP TABLE a;",
+                "2_b.up.sql": "CREATE TABLE b (x TEXT);", "2_b.down.sql": "DROP TABLE b;",
+                "3_c.up.sql": "CREATE TABLE c (x TEXT); INSERT INTO a VALUES ('3');",
+                "3_c.down.sql": "DELETE FROM a WHERE x = '3'; DROP TABLE c;"
             ])
-        let connection = try SQLiteConnection(path: folder.path("a.db"), mode: .readWriteCreate)
+        let scratch = try ScratchDatabase(engine, migrated: false)
+        defer { scratch.drop() }
+        let connection = try scratch.connect()
         let migrator = Migrator(database: connection, migrations: try .load(folder: migrations))
         _ = try migrator.up()
-        try connection.execute("INSERT INTO c VALUES ('kept'), ('kept too'); INSERT INTO b VALUES (1);")
+        try connection.execute("INSERT INTO c VALUES ('kept'), ('kept too'); INSERT INTO b VALUES ('1');", context: nil)
         // One step reverts c (2 rows dropped, 1 row of a deleted); two add b; to 0 adds a's 2 rows.
         let expected: [DataLoss] =
             switch (target, steps) {
@@ -297,8 +357,7 @@ struct MigrationTests {
                 ]
             default: [DataLoss(table: "a", rows: 1, dropped: false), DataLoss(table: "c", rows: 2, dropped: true)]
             }
-        let before = try ["a", "b", "c", "_sqlx_migrations"].map { try contents(connection, table: $0) }
-        let objects = try schemaObjects(connection)
+        let before = try DatabaseState(connection)
 
         let refused = try #require(thrownError { _ = try migrator.down(to: target, steps: steps) } as? MigrationError)
         #expect(refused.exitStatus == .usage)
@@ -309,10 +368,9 @@ struct MigrationTests {
         let dryRun = try migrator.down(to: target, steps: steps, dryRun: true)
         #expect(dryRun.dryRun && dryRun.dataLoss == expected)
         #expect(
-            dryRun.steps.first?.sql == "DELETE FROM a WHERE x = 3; DROP TABLE c;" && dryRun.steps.allSatisfy { $0.elapsedSeconds == nil })
+            dryRun.steps.first?.sql == "DELETE FROM a WHERE x = '3'; DROP TABLE c;" && dryRun.steps.allSatisfy { $0.elapsedSeconds == nil })
         #expect(dryRun.appliedVersions == [1, 2, 3])
-        #expect(try ["a", "b", "c", "_sqlx_migrations"].map { try contents(connection, table: $0) } == before)
-        #expect(try schemaObjects(connection) == objects)
+        #expect(try DatabaseState(connection) == before)
         #expect(!connection.isInTransaction)
 
         let done = try migrator.down(to: target, steps: steps, allowDataLoss: true)

@@ -5,16 +5,6 @@ import ToolConfigTestSupport
 
 @Suite("PostgreSQL migration files", .enabled(if: PostgresTestServer.shouldRun, PostgresTestServer.skipReason))
 struct PostgresMigrationFileTests {
-    /// Every relation (table, index, sequence) of the public schema, as "kind name".
-    func relations(_ connection: PostgresConnection) throws -> [String] {
-        let rows = try connection.query(
-            """
-            SELECT c.relkind::text || ' ' || c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-            WHERE n.nspname = 'public' ORDER BY 1
-            """)
-        return (0..<rows.count).compactMap { rows.text($0, 0) }
-    }
-
     @Test("PostgreSQL's set has SQLite's versions and descriptions")
     func sameVersions() throws {
         let postgres = try MigrationSet.embeddedPostgres(), sqlite = try MigrationSet.embedded()
@@ -64,7 +54,7 @@ struct PostgresMigrationFileTests {
             sqliteShape.append("\(sqliteColumns.text(0) ?? "") \(sqliteColumns.int64(1) == 1 ? "NO" : "YES")")
         }
         #expect(sqliteShape == (0..<columns.count).map { "\(columns.text($0, 0) ?? "") \(columns.text($0, 2) ?? "")" })
-        let sqliteIndexes = try schemaObjects(sqlite).filter { $0.hasPrefix("index ") }.map { "i " + $0.dropFirst(6) }
+        let sqliteIndexes = try relations(sqlite).filter { $0.hasPrefix("index ") }.map { "i " + $0.dropFirst(6) }
         let created = try relations(connection)
         #expect(
             created

@@ -96,90 +96,6 @@ struct PostgresMigrationTests {
         }
     }
 
-    @Test("up on an empty database writes sqlx's PostgreSQL ledger exactly; up again does nothing; down leaves only the ledger")
-    func emptyDatabase() throws {
-        let database = try ScratchPostgresDatabase()
-        defer { database.drop() }
-        let connection = try database.connect()
-        let migrator = Migrator(database: connection, migrations: try .embeddedPostgres())
-        let report = try migrator.up()
-        #expect(report.steps.map(\.version) == [7])
-        #expect(report.database == database.url.redacted)
-        let columns = try connection.query(
-            """
-            SELECT column_name, data_type, is_nullable, coalesce(column_default, '') FROM information_schema.columns
-            WHERE table_name = '_sqlx_migrations' ORDER BY ordinal_position
-            """)
-        let shape = (0..<columns.count).map { row in (0..<4).map { columns.text(row, $0) ?? "-" }.joined(separator: " ") }
-        #expect(
-            shape == [
-                "version bigint NO ", "description text NO ", "installed_on timestamp with time zone NO now()",
-                "success boolean NO ", "checksum bytea NO ", "execution_time bigint NO "
-            ])
-        #expect(
-            try connection.queryText(
-                """
-                SELECT pg_get_constraintdef(oid) FROM pg_constraint WHERE conrelid = '_sqlx_migrations'::regclass AND contype = 'p'
-                """) == "PRIMARY KEY (version)")
-        let entry = try #require(try MigrationLedger(database: connection).entries().first)
-        #expect(entry.version == 7 && entry.description == "tools config" && entry.success)
-        #expect(entry.checksum == Digest.sha384(Array(try Data(contentsOf: Self.upFile))))
-        #expect(entry.executionTime > 0)
-
-        #expect(try migrator.up().steps.isEmpty)
-        #expect(try migrator.down().steps.map(\.version) == [7])
-        #expect(try postgresRelations(connection) == ["i _sqlx_migrations_pkey", "r _sqlx_migrations"])
-        #expect(try MigrationLedger(database: connection).entries().isEmpty)
-    }
-
-    @Test("on the application's database: 1..6 are left alone, 7 is added and removed, and the database is as before")
-    func applicationDatabase() throws {
-        let database = try ScratchPostgresDatabase()
-        defer { database.drop() }
-        let connection = try database.connect()
-        try PostgresFixtures.load("app-before-0007.sql", into: connection)
-        let before = try PostgresState(connection)
-        let migrator = Migrator(database: connection, migrations: try .embeddedPostgres())
-        #expect(try migrator.status().entries.map(\.state) == Array(repeating: .missingFile, count: 6) + [.pending])
-
-        #expect(try migrator.up().steps.map(\.version) == [7])
-        #expect(try MigrationLedger(database: connection).entries().map(\.version) == Array(1...7))
-        let upped = try SchemaFingerprint.capture(connection)
-        for table in ["api_model_aliases", "app_settings", "downloads"] {
-            #expect(upped.tables.first { $0.name == table } == before.fingerprint.tables.first { $0.name == table })
-        }
-        #expect(try migrator.down().steps.map(\.version) == [7])
-        #expect(try PostgresState(connection) == before)
-
-        // Reverting the application's own versions is refused before anything runs.
-        _ = try migrator.up()
-        let error = thrownError { _ = try migrator.down(to: 0) }
-        #expect("\(error.map(String.init(describing:)) ?? "")".contains("migration 6"))
-        #expect(try MigrationLedger(database: connection).entries().map(\.version) == Array(1...7))
-    }
-
-    @Test("a down that would drop a table holding rows is refused with the count, a dry run changes nothing, --yes goes ahead")
-    func dataLossGuard() throws {
-        let database = try ScratchPostgresDatabase()
-        defer { database.drop() }
-        let connection = try database.connect()
-        let migrator = Migrator(database: connection, migrations: try .embeddedPostgres())
-        _ = try migrator.up()
-        try connection.execute(
-            "INSERT INTO user_tool_configs (user_id, tool_id, created_at, updated_at) VALUES ('a', 't', 1, 1), ('b', 't', 1, 1)")
-        let before = try PostgresState(connection)
-        let expected = [DataLoss(table: "user_tool_configs", rows: 2, dropped: true)]
-        let refused = try #require(thrownError { _ = try migrator.down() } as? MigrationError)
-        guard case .wouldLoseRows(let loss) = refused else { Issue.record("\(refused)"); return }
-        #expect(loss == expected && refused.exitStatus == .usage)
-        let dryRun = try migrator.down(dryRun: true)
-        #expect(dryRun.dryRun && dryRun.dataLoss == expected && dryRun.steps.first?.sql != nil)
-        #expect(try PostgresState(connection) == before)
-        #expect(!connection.isInTransaction)
-        #expect(try migrator.down(allowDataLoss: true).dataLoss == expected)
-        #expect(!(try postgresRelations(connection).contains("r user_tool_configs")))
-    }
-
     @Test("every script runs holding sqlx's advisory lock with sqlx's id, released afterwards")
     func lockHeldWhileMigrating() throws {
         let database = try ScratchPostgresDatabase()
@@ -213,7 +129,7 @@ struct PostgresMigrationTests {
         let quick = try toolcfg(["migrate", "up", "--db", database.url.text, "--busy-timeout", "0.3"])
         #expect(quick.status == 75, "\(quick.stderr)")
         #expect(quick.stderr.contains("waiting for the migration lock") && quick.stderr.contains("another migrator"), "\(quick.stderr)")
-        #expect(try postgresRelations(holder).isEmpty)
+        #expect(try relations(holder).isEmpty)
 
         let waiting = Process()
         waiting.executableURL = Repository.toolcfg
@@ -229,7 +145,7 @@ struct PostgresMigrationTests {
         }
         #expect(try advisoryLocks(holder, granted: false) == 1)
         #expect(waiting.isRunning)
-        #expect(try postgresRelations(holder).isEmpty)
+        #expect(try relations(holder).isEmpty)
         #expect(try holder.advisoryUnlock(try #require(try pythonLockIDs([database.name]).first)))
         waiting.waitUntilExit()
         let stderr = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)

@@ -17,12 +17,12 @@ struct PostgresReversibilityTests {
         defer { database.drop() }
         let connection = try database.connect()
         try PostgresFixtures.load(fixture, into: connection)
-        let before = try PostgresState(connection)
+        let before = try DatabaseState(connection)
         let report = ReversibilityCheck().verify(database: connection)
         #expect(report.ok, "\(report.error ?? "") \(report.steps.flatMap(\.failures))")
         #expect(report.steps.map(\.version) == [7])
         #expect(report.steps[0].cycle == (fixture.hasPrefix("app-after") ? "down-up" : "up-down-up"))
-        #expect(try PostgresState(connection) == before)
+        #expect(try DatabaseState(connection) == before)
         #expect(!connection.isInTransaction)
         #expect(try advisoryLocks(connection, granted: true) == 0)
     }
@@ -59,11 +59,11 @@ struct PostgresReversibilityTests {
             defer { database.drop() }
             let connection = try database.connect()
             try PostgresFixtures.load("app-before-0007.sql", into: connection)
-            let before = try PostgresState(connection)
+            let before = try DatabaseState(connection)
             let report = ReversibilityCheck(migrations: try .load(folder: migrations)).verify(database: connection)
             #expect(!report.ok)
             #expect(report.steps.flatMap(\.failures).contains(failure), "\(report.steps.flatMap(\.failures))")
-            #expect(try PostgresState(connection) == before)
+            #expect(try DatabaseState(connection) == before)
         }
     }
 
@@ -74,13 +74,13 @@ struct PostgresReversibilityTests {
         let connection = try database.connect()
         try PostgresFixtures.load("app-after-0007.sql", into: connection)
         try connection.execute("CREATE VIEW enabled_tools AS SELECT user_id, tool_id FROM user_tool_configs WHERE enabled")
-        let before = try PostgresState(connection)
+        let before = try DatabaseState(connection)
         let report = ReversibilityCheck().verify(database: connection)
         #expect(!report.ok)
         #expect(
             report.error?.contains("0007_tools_config.down.sql") == true && report.error?.contains("depend on it") == true,
             "\(report.error ?? "")")
-        #expect(try PostgresState(connection) == before)
+        #expect(try DatabaseState(connection) == before)
     }
 
     /// Scratch databases toolcfg created and did not drop.
