@@ -52,7 +52,7 @@ struct MigrationTests {
     struct EngineShapes {
         /// The relations after `up`, and after `down` (only the ledger, with SQLite's counter table).
         var upped: [String], downed: [String]
-        /// sqlx's ledger, column by column: name, type, NOT NULL, default.
+        /// sqlx's ledger, column by column: name, type, NOT NULL, default, part of the primary key.
         var ledger: [String]
         var upFile: URL
 
@@ -63,8 +63,8 @@ struct MigrationTests {
                     MigrationTests.seedObjects.prefix(3) + ["table _sqlx_migrations", "table sqlite_sequence", "table user_tool_configs"]
                 downed = ["table _sqlx_migrations", "table sqlite_sequence"]
                 ledger = [
-                    "version BIGINT 0 -", "description TEXT 1 -", "installed_on TIMESTAMP 1 CURRENT_TIMESTAMP", "success BOOLEAN 1 -",
-                    "checksum BLOB 1 -", "execution_time BIGINT 1 -"
+                    "version BIGINT 0 - 1", "description TEXT 1 - 0", "installed_on TIMESTAMP 1 CURRENT_TIMESTAMP 0",
+                    "success BOOLEAN 1 - 0", "checksum BLOB 1 - 0", "execution_time BIGINT 1 - 0"
                 ]
                 upFile = Repository.migrations.appendingPathComponent("0007_tools_config.up.sql")
             case .postgresql:
@@ -75,8 +75,8 @@ struct MigrationTests {
                 ]
                 downed = ["i _sqlx_migrations_pkey", "r _sqlx_migrations"]
                 ledger = [
-                    "version bigint NO -", "description text NO -", "installed_on timestamp with time zone NO now()",
-                    "success boolean NO -", "checksum bytea NO -", "execution_time bigint NO -"
+                    "version bigint NO - 1", "description text NO - 0", "installed_on timestamp with time zone NO now() 0",
+                    "success boolean NO - 0", "checksum bytea NO - 0", "execution_time bigint NO - 0"
                 ]
                 upFile = Repository.migrations.appendingPathComponent("postgres/0007_tools_config.up.sql")
             }
@@ -87,11 +87,16 @@ struct MigrationTests {
                 switch engine {
                 case .sqlite:
                     """
-                    SELECT name, type, "notnull", coalesce(dflt_value, '-') FROM pragma_table_info('_sqlx_migrations') ORDER BY cid
+                    SELECT name, type, "notnull", coalesce(dflt_value, '-'), pk FROM pragma_table_info('_sqlx_migrations') ORDER BY cid
                     """
                 case .postgresql:
                     """
-                    SELECT column_name, data_type, is_nullable, coalesce(column_default, '-') FROM information_schema.columns
+                    SELECT column_name, data_type, is_nullable, coalesce(column_default, '-'),
+                      (SELECT count(*) FROM information_schema.table_constraints c JOIN information_schema.key_column_usage k
+                       USING (constraint_schema, constraint_name)
+                       WHERE c.constraint_type = 'PRIMARY KEY' AND c.table_name = '_sqlx_migrations'
+                         AND k.column_name = columns.column_name)
+                    FROM information_schema.columns
                     WHERE table_name = '_sqlx_migrations' ORDER BY ordinal_position
                     """
                 }
@@ -376,6 +381,8 @@ struct MigrationTests {
         let done = try migrator.down(to: target, steps: steps, allowDataLoss: true)
         #expect(done.dataLoss == expected && !done.dryRun)
         #expect(done.steps.count == (target == 0 ? 3 : steps ?? 1))
+        let dropped = Set(expected.filter(\.dropped).map(\.table))
+        #expect(try relations(connection).filter { dropped.contains(String($0.split(separator: " ").last ?? "")) }.isEmpty)
     }
 
     @Test("a down that takes no rows needs no --yes")
