@@ -45,7 +45,7 @@ package protocol ApplicationStandIn: AnyObject, Sendable {
 
 extension ApplicationStandIn {
     /// One write of a random kind on a random row.
-    package func randomWrite() {
+    func randomWrite() {
         guard let id = rows.keys.randomElement() else { return insertKeyed() }
         switch Int.random(in: 0..<100) {
         case ..<30: setKey(id, under: nil, clear: false)

@@ -3,7 +3,8 @@ import ToolConfigKit
 
 /// What proves a database of either engine unchanged: its fingerprint (the library's own), its
 /// ledger with the timing columns the fingerprint leaves out, its relations, and every table's
-/// rows as text (the engine's bookkeeping tables included), read through the engine's own client.
+/// rows as text (the engine's bookkeeping tables included; SQLite's values with their storage
+/// class, so 1 and '1' differ), read through the engine's own client.
 package struct DatabaseState: Equatable {
     package var fingerprint: SchemaFingerprint
     package var ledger: [LedgerEntry]
@@ -15,17 +16,18 @@ package struct DatabaseState: Equatable {
         ledger = try MigrationLedger(database: database).entries()
         relations = try ToolConfigTestSupport.relations(database)
         var rows: [String: [[String?]]] = [:]
-        for relation in relations where relation.hasPrefix("table ") || relation.hasPrefix("r ") {
+        for relation in relations where ["table ", "r ", "p "].contains(where: relation.hasPrefix) {
             let table = String(relation.drop { $0 != " " }.dropFirst())
-            rows[table] = try textRows(database, "SELECT * FROM \(quotedIdentifier(table))")
+            rows[table] = try textRows(database, "SELECT * FROM \(quotedIdentifier(table))", typed: true)
                 .sorted { $0.map { $0 ?? "\u{0}NULL" }.lexicographicallyPrecedes($1.map { $0 ?? "\u{0}NULL" }) }
         }
         self.rows = rows
     }
 }
 
-/// A query's rows as text through the engine's own client: NULL as nil, SQLite's blobs as hex.
-package func textRows(_ database: any DatabaseReader, _ sql: String) throws -> [[String?]] {
+/// A query's rows as text through the engine's own client: NULL as nil, SQLite's blobs as hex;
+/// `typed`, SQLite's values prefixed by their storage class ("i:1", "t:1").
+package func textRows(_ database: any DatabaseReader, _ sql: String, typed: Bool = false) throws -> [[String?]] {
     if let connection = database as? PostgresConnection {
         let rows = try connection.query(sql)
         return (0..<rows.count).map { row in (0..<rows.columnCount).map { rows.text(row, $0) } }
@@ -36,13 +38,15 @@ package func textRows(_ database: any DatabaseReader, _ sql: String) throws -> [
     while try statement.step() {
         rows.append(
             (0..<statement.columnCount).map { column -> String? in
-                switch statement.value(column) {
-                case .null: nil
-                case .integer(let value): "\(value)"
-                case .real(let value): "\(value)"
-                case .text(let text): text
-                case .blob(let bytes): Digest.hex(bytes)
-                }
+                let (kind, text): (String, String?) =
+                    switch statement.value(column) {
+                    case .null: ("", nil)
+                    case .integer(let value): ("i:", "\(value)")
+                    case .real(let value): ("r:", "\(value)")
+                    case .text(let text): ("t:", text)
+                    case .blob(let bytes): ("b:", Digest.hex(bytes))
+                    }
+                return typed ? text.map { kind + $0 } : text
             })
     }
     return rows

@@ -33,7 +33,7 @@ package final class KeyedTestDatabase {
     package func drop() { postgres?.drop() }
 
     /// What `--db` takes.
-    package var argument: String { sqlite?.path ?? postgres!.url.text }
+    package var argument: String { sqlite?.path ?? postgres!.url.textWithPassword }
     /// "table/id" -> plaintext, for the rows that have a key.
     package var plaintexts: [String: String] { sqlite?.plaintexts ?? postgres!.plaintexts }
     /// Rows with a key, by table.

@@ -14,12 +14,12 @@ package enum PostgresTestServer {
     /// 127.0.0.1, with the password in `passwordFile` (a PGPASSFILE).
     package static let tcpURL = environment["TOOLCFG_TEST_POSTGRES_TCP_URL"]
     package static let passwordFile = environment["TOOLCFG_TEST_POSTGRES_PASSFILE"]
-    package static let isCI = environment["CI"] == "true"
+    static let isCI = environment["CI"] == "true"
     package static let shouldRun = url != nil || isCI
     package static let skipReason: Comment =
         "no PostgreSQL server: run scripts/test.sh, or export TOOLCFG_TEST_POSTGRES_URL=$(scripts/pg.sh start)"
 
-    package struct Missing: Error, CustomStringConvertible {
+    struct Missing: Error, CustomStringConvertible {
         package var variable: String
         package var description: String { "\(variable) is not set: scripts/test.sh starts the server (scripts/pg.sh) and sets it" }
     }
@@ -62,7 +62,7 @@ package final class ScratchPostgresDatabase {
 package func postgresPeer(_ mode: String, _ url: PostgresURL, _ argument: String, stdin: Data = Data()) throws -> Any {
     let result = try runProcess(
         URL(fileURLWithPath: "/usr/bin/env"),
-        ["python3", Repository.scripts.appendingPathComponent("peers/postgres_peer.py").path, mode, url.text, argument],
+        ["python3", Repository.scripts.appendingPathComponent("peers/postgres_peer.py").path, mode, url.textWithPassword, argument],
         stdin: stdin)
     guard result.status == 0 else {
         Issue.record("postgres_peer.py \(mode) failed: \(result.stderr)")

@@ -83,28 +83,23 @@ package enum RotationFixtures {
         #expect(checked == database.keyedTotal, sourceLocation: sourceLocation)
     }
 
-    package static func quoted(_ name: String) -> String { "\"" + name.replacingOccurrences(of: "\"", with: "\"\"") + "\"" }
-
     /// Rewrites one row (found by its `id`, or another column) with a SQL assignment list.
     package static func update(
         _ path: String, _ table: String, id: String, by column: String = "id", _ assignments: String, _ values: [SQLiteStatement.Value] = []
     ) throws {
         let connection = try SQLiteConnection(path: path)
         defer { connection.close() }
-        let statement = try connection.prepare("UPDATE \(quoted(table)) SET \(assignments) WHERE CAST(\(column) AS TEXT) = ?1")
+        let statement = try connection.prepare("UPDATE \(quotedIdentifier(table)) SET \(assignments) WHERE CAST(\(column) AS TEXT) = ?1")
         try statement.run([.text(id)] + values)
         #expect(connection.changes == 1)
     }
 
     /// The stored triples of a table in rowid order, by id (as text).
     package static func storedTriples(_ connection: SQLiteConnection, _ table: String) throws -> [(id: String, secret: StoredSecret?)] {
-        let statement = try connection.prepare("SELECT CAST(id AS TEXT), encrypted_api_key, salt, nonce FROM \"\(table)\" ORDER BY rowid")
+        let statement = try connection.prepare(
+            "SELECT CAST(id AS TEXT), encrypted_api_key, salt, nonce FROM \(quotedIdentifier(table)) ORDER BY rowid")
         var rows: [(id: String, secret: StoredSecret?)] = []
-        while try statement.step() {
-            let parts = [statement.text(1), statement.text(2), statement.text(3)]
-            let secret = parts.allSatisfy { $0 != nil } ? StoredSecret(encryptedAPIKey: parts[0]!, salt: parts[1]!, nonce: parts[2]!) : nil
-            rows.append((statement.text(0) ?? "", secret))
-        }
+        while try statement.step() { rows.append((statement.text(0) ?? "", ToolConfigTable.secret(statement, first: 1))) }
         return rows
     }
 
@@ -134,9 +129,9 @@ package enum RotationFixtures {
                 try info.bind([.text(name)])
                 var names: [String] = []
                 while try info.step() { names.append(info.text(0) ?? "") }
-                kept = names.filter { !columns.contains($0) }.map(quoted).joined(separator: ", ")
+                kept = names.filter { !columns.contains($0) }.map(quotedIdentifier).joined(separator: ", ")
             }
-            state[name] = try digest("SELECT rowid, \(kept) FROM \(quoted(name)) ORDER BY rowid")
+            state[name] = try digest("SELECT rowid, \(kept) FROM \(quotedIdentifier(name)) ORDER BY rowid")
         }
         return state
     }

@@ -8,7 +8,7 @@ import ToolConfigKit
 /// TOOLCFG_TEST_KEYRING_SESSION_ONLY (and `KeyringEntry.sessionOnlyInProcess` in this process)
 /// keeps them off the user's persistent keyring too.
 package enum TestKeyring {
-    package static let sessionOnly = "TOOLCFG_TEST_KEYRING_SESSION_ONLY"
+    static let sessionOnly = "TOOLCFG_TEST_KEYRING_SESSION_ONLY"
 
     /// Whether this machine's kernel gives a thread a session keyring of its own.
     package static let available: Bool = (try? run { true }) == true
@@ -19,7 +19,7 @@ package enum TestKeyring {
         .enabled(if: enabled, "the kernel keyring is not available here (and CI is not set, where it fails)")
     }
 
-    package struct Unavailable: Error, CustomStringConvertible {
+    struct Unavailable: Error, CustomStringConvertible {
         package var reason: String
         package var description: String {
             "the kernel keyring is not available here (\(reason)): the keyring tests need the kernel key service "

@@ -150,11 +150,19 @@ struct MigrationTests {
         #expect(try migrator.up().steps.map(\.version) == [7])
         #expect(try MigrationLedger(database: connection).entries().map(\.version) == Array(1...7))
         #expect(try migrator.status().entries.map(\.state) == Array(repeating: .missingFile, count: 6) + [.applied])
+        // Exactly 0007's objects are added; every other table (SQLite's counter table included)
+        // keeps its rows, and the application's tables their shape.
         let upped = try DatabaseState(connection)
-        #expect(Set(upped.relations).isSuperset(of: before.relations))
+        let shapes = EngineShapes(engine)
+        #expect(Set(before.relations).isSubset(of: upped.relations))
+        #expect(Set(upped.relations).subtracting(before.relations) == Set(shapes.upped).subtracting(shapes.downed))
+        #expect(before.rows.keys.contains("api_model_aliases") && before.rows.keys.contains("_sqlx_migrations"))
+        for (table, rows) in before.rows where table != "_sqlx_migrations" {
+            #expect(upped.rows[table] == rows, "\(table)")
+        }
         for table in ["api_model_aliases", "app_settings", "downloads"] {
-            #expect(upped.rows[table] == before.rows[table], "\(table)")
-            #expect(upped.fingerprint.tables.first { $0.name == table } == before.fingerprint.tables.first { $0.name == table })
+            let shape = try #require(before.fingerprint.tables.first { $0.name == table })
+            #expect(upped.fingerprint.tables.first { $0.name == table } == shape)
         }
 
         #expect(try migrator.down().steps.map(\.version) == [7])
@@ -383,6 +391,30 @@ struct MigrationTests {
         #expect(done.steps.count == (target == 0 ? 3 : steps ?? 1))
         let dropped = Set(expected.filter(\.dropped).map(\.table))
         #expect(try relations(connection).filter { dropped.contains(String($0.split(separator: " ").last ?? "")) }.isEmpty)
+    }
+
+    @Test(
+        "the built-in down with rows in user_tool_configs is refused with the count, a dry run changes nothing, allowed it drops the table",
+        arguments: ScratchDatabase.engines)
+    func builtInDownKeepsRows(_ engine: DatabaseEngine) throws {
+        let scratch = try ScratchDatabase(engine)
+        defer { scratch.drop() }
+        let connection = try scratch.connect()
+        let migrator = Migrator(database: connection, migrations: try connection.migrationStore().builtInMigrations())
+        try connection.execute(
+            "INSERT INTO user_tool_configs (user_id, tool_id, created_at, updated_at) VALUES ('a', 't', 1, 1), ('b', 't', 1, 1)",
+            context: nil)
+        let before = try DatabaseState(connection)
+        let expected = [DataLoss(table: "user_tool_configs", rows: 2, dropped: true)]
+        let refused = try #require(thrownError { _ = try migrator.down() } as? MigrationError)
+        guard case .wouldLoseRows(let loss) = refused else { Issue.record("\(refused)"); return }
+        #expect(loss == expected && refused.exitStatus == .usage)
+        let dryRun = try migrator.down(dryRun: true)
+        #expect(dryRun.dryRun && dryRun.dataLoss == expected && dryRun.steps.first?.sql != nil)
+        #expect(try DatabaseState(connection) == before)
+        #expect(!connection.isInTransaction)
+        #expect(try migrator.down(allowDataLoss: true).dataLoss == expected)
+        #expect(try relations(connection) == EngineShapes(engine).downed)
     }
 
     @Test("a down that takes no rows needs no --yes")

@@ -114,8 +114,8 @@ extension RotationTests {
         do {
             let connection = try database.connection()
             try connection.execute(
-                "CREATE TABLE \(RotationFixtures.quoted(odd)) (name TEXT, nonce TEXT, salt TEXT, encrypted_api_key TEXT)")
-            let insert = try connection.prepare("INSERT INTO \(RotationFixtures.quoted(odd)) VALUES (?1, ?2, ?3, ?4)")
+                "CREATE TABLE \(quotedIdentifier(odd)) (name TEXT, nonce TEXT, salt TEXT, encrypted_api_key TEXT)")
+            let insert = try connection.prepare("INSERT INTO \(quotedIdentifier(odd)) VALUES (?1, ?2, ?3, ?4)")
             for (index, plaintext) in plaintexts.enumerated() {
                 let secret = try SecretCipher.encrypt(plaintext, masterKey: old)
                 try insert.run([.text("k\(index)"), .text(secret.nonce), .text(secret.salt), .text(secret.encryptedAPIKey)])
@@ -139,7 +139,7 @@ extension RotationTests {
         #expect(tables[odd]?["rotated"] as? Int == 3 && tables[odd]?["empty"] as? Int == 1)
         let connection = try database.connection(.readOnly)
         let statement = try connection.prepare(
-            "SELECT name, encrypted_api_key, salt, nonce FROM \(RotationFixtures.quoted(odd)) ORDER BY rowid")
+            "SELECT name, encrypted_api_key, salt, nonce FROM \(quotedIdentifier(odd)) ORDER BY rowid")
         var opened: [String?] = []
         while try statement.step() {
             let secret =

@@ -7,7 +7,7 @@ import Foundation
 /// for hiding (`password`, `sslpassword`) reads `***`.
 public struct PostgresURL: Sendable, Hashable, CustomStringConvertible, CustomDebugStringConvertible, CustomReflectable {
     /// The URL as given, password included.
-    package let text: String
+    let text: String
     public let redacted: String
     /// Whether the URL itself holds a non-empty password (in the user info or as a parameter).
     public let carriesPassword: Bool
@@ -140,4 +140,10 @@ public struct PostgresURL: Sendable, Hashable, CustomStringConvertible, CustomDe
         }
         return quoted ? out + "...\"" : out
     }
+}
+
+extension PostgresURL {
+    /// The URL as given, password included, for the tests' peers that connect with it (psycopg);
+    /// named so that no one prints it by mistake.
+    package var textWithPassword: String { text }
 }
