@@ -29,6 +29,8 @@ GROUPS = [
     ("mcp_oauth_tokens", "id", "encrypted_access_token", "access_token_salt", "access_token_nonce"),
     ("mcp_oauth_tokens", "id", "encrypted_refresh_token", "refresh_token_salt", "refresh_token_nonce"),
 ]
+# PostgreSQL's type of each table's key, which the stage's key takes (as toolcfg's does).
+KEY_TYPES = {"user_tool_configs": "BIGINT", "mcp_oauth_tokens": "TEXT"}
 # The UPDATE peer's fixed values: a v2 ciphertext of a 22-byte key, a 32-byte salt, a 12-byte nonce.
 FIXED = ("'v2:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA='",
          "'BBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBB='", "'CCCCCCCCCCCCCCCC'")
@@ -58,7 +60,7 @@ def sqlite() -> str:
 def postgres(stage_file: str) -> str:
     lines = ["\\set ON_ERROR_STOP 1", "SET client_min_messages = warning;"]
     for index, (table, key, secret, salt, nonce) in enumerate(GROUPS):
-        lines.append(f"CREATE TEMP TABLE s{index} (k TEXT PRIMARY KEY, {STAGE_COLUMNS.format(boolean='BOOLEAN')});")
+        lines.append(f"CREATE TEMP TABLE s{index} (k {KEY_TYPES[table]} PRIMARY KEY, {STAGE_COLUMNS.format(boolean='BOOLEAN')});")
     lines.append("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;")
     for index, (table, key, secret, salt, nonce) in enumerate(GROUPS):
         lines.append(f"\\copy (SELECT {key}, true, {secret}, {salt}, {nonce}, {', '.join(FIXED)} FROM {table} "
