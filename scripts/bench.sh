@@ -456,8 +456,7 @@ section_rotation-v2() {
   sqlite3 "$work/base.db" "PRAGMA journal_mode = WAL" >/dev/null
   # The staged floor: the same rotation's reads, stage, compare-and-swap UPDATEs and read-back
   # with fixed values and no cryptography (scripts/bench/staged_floor.py), what the design costs.
-  python3 "$ROOT/scripts/bench/staged_floor.py" sqlite - > "$work/floor-sqlite.sql"
-  python3 "$ROOT/scripts/bench/staged_floor.py" postgres "$work/floor-stage" > "$work/floor-postgres.sql"
+  python3 "$ROOT/scripts/bench/staged_floor.py" sqlite > "$work/floor-sqlite.sql"
   measure_group "toolcfg rotate (SQLite)" "cp '$work/base.db' '$work/t.db'" \
                   "'$toolcfg' rotate --db '$work/t.db' --master-key-file '$work/old.key' --new-master-key-file '$work/new.key'" \
                 "sqlite3 UPDATE peer" "cp '$work/base.db' '$work/p.db'" "sqlite3 '$work/p.db' < '$work/update-sqlite.sql'" \
@@ -473,6 +472,7 @@ section_rotation-v2() {
   python3 "$ROOT/scripts/bench/bench_v2_database.py" postgres "$base" "$rows" "$work/old.key"
   url=${PG_URL/\/toolcfg\?//v2run?}
   local copy="psql -X -q '$PG_URL' -c 'DROP DATABASE IF EXISTS v2run' -c 'CREATE DATABASE v2run TEMPLATE v2base' && psql -X -q '$url' -c 'VACUUM ANALYZE' -c CHECKPOINT"
+  python3 "$ROOT/scripts/bench/staged_floor.py" postgres "$work/floor-stage" > "$work/floor-postgres.sql"
   measure_group "toolcfg rotate (PostgreSQL)" "$copy" \
                   "'$toolcfg' rotate --db '$url' --master-key-file '$work/old.key' --new-master-key-file '$work/new.key'" \
                 "psql UPDATE peer" "$copy" "psql -X -q -v ON_ERROR_STOP=1 '$url' -f '$work/update-postgres.sql'" \

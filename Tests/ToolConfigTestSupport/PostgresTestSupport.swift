@@ -20,8 +20,8 @@ package enum PostgresTestServer {
         "no PostgreSQL server: run scripts/test.sh, or export TOOLCFG_TEST_POSTGRES_URL=$(scripts/pg.sh start)"
 
     struct Missing: Error, CustomStringConvertible {
-        package var variable: String
-        package var description: String { "\(variable) is not set: scripts/test.sh starts the server (scripts/pg.sh) and sets it" }
+        var variable: String
+        var description: String { "\(variable) is not set: scripts/test.sh starts the server (scripts/pg.sh) and sets it" }
     }
 
     package static func required(_ value: String?, _ variable: String) throws -> String {

@@ -20,8 +20,8 @@ package enum TestKeyring {
     }
 
     struct Unavailable: Error, CustomStringConvertible {
-        package var reason: String
-        package var description: String {
+        var reason: String
+        var description: String {
             "the kernel keyring is not available here (\(reason)): the keyring tests need the kernel key service "
                 + "(keyctl_join_session_keyring)"
         }

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """The I/O floor of a rotation that keeps the write lock short, as SQL for the engine's own shell.
 
-    staged_floor.py sqlite|postgres STAGE_FILE > floor.sql
+    staged_floor.py sqlite > floor.sql
+    staged_floor.py postgres STAGE_FILE > floor.sql
 
 `rotation-v2` in scripts/bench.sh times this beside toolcfg and the one-UPDATE peer. It does what
 toolcfg's rotation must do with every value, with no cryptography at all (the new triple is a
@@ -52,7 +53,7 @@ def sqlite() -> str:
             f"WHERE EXISTS (SELECT 1 FROM scratch.s{index} AS s WHERE s.rid = t.rowid AND s.rotate = 1 "
             f"AND s.old_key = t.{secret} AND s.old_salt = t.{salt} AND s.old_nonce = t.{nonce});")
     lines.append("COMMIT;")
-    lines += [readback(index, table, "rowid", "rid", secret, salt, nonce)
+    lines += [readback(table, "rowid", f"scratch.s{index}", "rid", secret, salt, nonce)
               for index, (table, _, secret, salt, nonce) in enumerate(GROUPS)]
     return "\n".join(lines) + "\n"
 
@@ -73,18 +74,21 @@ def postgres(stage_file: str) -> str:
             f"UPDATE {table} AS t SET {secret} = s.new_key, {salt} = s.new_salt, {nonce} = s.new_nonce FROM s{index} AS s "
             f"WHERE s.rotate AND t.{key} = s.k AND t.{secret} = s.old_key AND t.{salt} = s.old_salt AND t.{nonce} = s.old_nonce;")
     lines.append("COMMIT;")
-    lines += [readback(index, table, key, "k", secret, salt, nonce)
+    lines += [readback(table, key, f"s{index}", "k", secret, salt, nonce)
               for index, (table, key, secret, salt, nonce) in enumerate(GROUPS)]
     return "\n".join(lines) + "\n"
 
 
-def readback(index: int, table: str, key: str, stage_key: str, secret: str, salt: str, nonce: str) -> str:
-    prefix = "scratch." if stage_key == "rid" else ""
-    return (f"SELECT count(*) FROM {table} AS t JOIN {prefix}s{index} AS s ON s.{stage_key} = t.{key} "
+def readback(table: str, key: str, stage: str, stage_key: str, secret: str, salt: str, nonce: str) -> str:
+    """How many of the stage's rows the table holds as staged, read through the stage's key."""
+    return (f"SELECT count(*) FROM {table} AS t JOIN {stage} AS s ON s.{stage_key} = t.{key} "
             f"WHERE t.{secret} = s.new_key AND t.{salt} = s.new_salt AND t.{nonce} = s.new_nonce;")
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 3 or sys.argv[1] not in ("sqlite", "postgres"):
+    if sys.argv[1:2] == ["sqlite"] and len(sys.argv) == 2:
+        sys.stdout.write(sqlite())
+    elif sys.argv[1:2] == ["postgres"] and len(sys.argv) == 3:
+        sys.stdout.write(postgres(sys.argv[2]))
+    else:
         sys.exit(__doc__.split("\n\n")[1])
-    sys.stdout.write(sqlite() if sys.argv[1] == "sqlite" else postgres(sys.argv[2]))
