@@ -15,6 +15,13 @@ int toolcfg_pbkdf2_hmac_sha256(const uint8_t *password, size_t password_len,
 int toolcfg_hkdf_sha256_32(const uint8_t *salt, size_t salt_len, const uint8_t *ikm, size_t ikm_len,
                            const uint8_t *info, size_t info_len, uint8_t out[32]);
 
+/// Two HKDF-SHA256 derivations of 32 bytes with 32-byte salts and input keys and one `info` (at
+/// most 54 bytes), interleaved on the SHA extensions: the same bytes as two calls of
+/// toolcfg_hkdf_sha256_32. Returns 0 (writing nothing) when the extensions are unavailable or
+/// `info` is longer.
+int toolcfg_hkdf_sha256_32_x2(const uint8_t salt_a[32], const uint8_t ikm_a[32], const uint8_t salt_b[32], const uint8_t ikm_b[32],
+                              const uint8_t *info, size_t info_len, uint8_t out_a[32], uint8_t out_b[32]);
+
 /// Overwrites a buffer in a way the compiler may not remove.
 void toolcfg_secure_zero(void *p, size_t n);
 

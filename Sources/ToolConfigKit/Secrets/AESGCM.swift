@@ -9,11 +9,11 @@ public enum AESGCM {
     /// The cipher fetched once: `EVP_aes_256_gcm()` makes OpenSSL 3 look the algorithm up again
     /// on every init (name comparisons under a lock: 8 % of a v2 rotation's CPU time, perf).
     /// GCM's default IV length is the nonce's 12 bytes, so key and nonce go in one init.
-    private struct Cipher: @unchecked Sendable {
+    struct Cipher: @unchecked Sendable {
         // Immutable after the fetch; OpenSSL's cipher objects are safe to share across threads.
         let pointer: OpaquePointer?
     }
-    private static let cipher = Cipher(pointer: EVP_CIPHER_fetch(nil, "AES-256-GCM", nil) ?? EVP_aes_256_gcm())
+    static let cipher = Cipher(pointer: EVP_CIPHER_fetch(nil, "AES-256-GCM", nil) ?? EVP_aes_256_gcm())
 
     public static func seal(
         key: UnsafeRawBufferPointer, nonce: [UInt8], plaintext: [UInt8],
@@ -33,7 +33,7 @@ public enum AESGCM {
     /// One EVP context for many seals and opens on one thread (a rotation's group of rows): each
     /// new context is an allocation, a wipe and a free (three per rotated value).
     public final class Context {
-        private let context: OpaquePointer
+        let context: OpaquePointer
 
         public init() throws(SecretError) {
             guard let context = EVP_CIPHER_CTX_new() else { throw .cryptoFailure(operation: "EVP_CIPHER_CTX_new") }
