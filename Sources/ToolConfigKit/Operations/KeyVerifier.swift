@@ -94,6 +94,9 @@ public struct KeyVerifier {
         // Salts and nonces are random: their first 8 bytes serve as their hash. A repeat of those
         // is confirmed against the whole value before it is counted.
         var salts = Set<UInt64>(), nonces = Set<UInt64>()
+        // Values confirmed as repeated: each is counted against the tables once, not once per row
+        // that holds it (a million rows sharing one salt made a million scans).
+        var repeatedSalts = Set<String>(), repeatedNonces = Set<String>()
         var reusedSalts = 0, reusedNonces = 0
         var processed = 0
         let file = try secretsFile.map { path in
@@ -161,14 +164,18 @@ public struct KeyVerifier {
                         }
                         // A repeat is confirmed across every table: a salt shared by two tables' rows counts too.
                         if !salts.insert(Self.prefix(decoded.salt)).inserted,
-                            try store.countRows(with: .salt, equalTo: secret.salt, acrossAlso: groups) > 1
+                            try repeatedSalts.contains(secret.salt)
+                                || store.countRows(with: .salt, equalTo: secret.salt, acrossAlso: groups) > 1
                         {
+                            repeatedSalts.insert(secret.salt)
                             reusedSalts += 1
                             problem("its salt is used by another row")
                         }
                         if !nonces.insert(Self.prefix(decoded.nonce)).inserted,
-                            try store.countRows(with: .nonce, equalTo: secret.nonce, acrossAlso: groups) > 1
+                            try repeatedNonces.contains(secret.nonce)
+                                || store.countRows(with: .nonce, equalTo: secret.nonce, acrossAlso: groups) > 1
                         {
+                            repeatedNonces.insert(secret.nonce)
                             reusedNonces += 1
                             problem("its nonce is used by another row")
                         }

@@ -152,24 +152,31 @@ extension RotationTests {
             [.text(secret.encryptedAPIKey), .text(secret.salt), .text(secret.nonce)])
     }
 
-    @Test("verify-keys reports a salt or nonce used by two rows (both still decrypting) and exits 65", arguments: Reuse.allCases)
+    @Test(
+        "verify-keys reports a salt or nonce used by four rows (all still decrypting), each repeat once, and exits 65",
+        arguments: Reuse.allCases)
     func verifyReuse(_ reuse: Reuse) throws {
         let folder = try TemporaryFolder()
         let old = try key(TestMasterKeys.valid)
         let database = try KeyedDatabase(at: folder.path("app.db"), master: old, rows: 30, noKey: { $0 % 10 == 0 })
         let source = try #require(
             try RotationFixtures.storedTriples(try database.connection(.readOnly), KeyedDatabase.configs).first { $0.id == "7" }?.secret)
-        try Self.reencrypt(
-            database, KeyedDatabase.configs, id: "23", master: old,
-            salt: reuse == .salt ? source.salt : nil, nonce: reuse == .nonce ? source.nonce : nil)
+        // Three repeats: the first is confirmed against the tables, the others are known repeats.
+        for id in ["23", "24", "25"] {
+            try Self.reencrypt(
+                database, KeyedDatabase.configs, id: id, master: old,
+                salt: reuse == .salt ? source.salt : nil, nonce: reuse == .nonce ? source.nonce : nil)
+        }
 
         let report = try KeyVerifier(database: try database.connection(.readOnly), masterKey: old, jobs: RotationFixtures.inProcessJobs)
             .run()
         #expect(!report.ok)
-        #expect(report.reusedSalts == (reuse == .salt ? 1 : 0) && report.reusedNonces == (reuse == .nonce ? 1 : 0), "\(report)")
+        #expect(report.reusedSalts == (reuse == .salt ? 3 : 0) && report.reusedNonces == (reuse == .nonce ? 3 : 0), "\(report)")
         for table in report.groups { #expect(table.underMasterKey == database.keyed[table.table] && table.malformed == 0, "\(table)") }
         #expect(
-            report.problems.contains { $0.table == KeyedDatabase.configs && $0.rowID == 23 && $0.problem.contains(reuse.rawValue) },
+            report.problems.filter { $0.table == KeyedDatabase.configs && $0.problem.contains(reuse.rawValue) }.map(\.rowID) == [
+                23, 24, 25
+            ],
             "\(report.problems)")
 
         let keyFile = try RotationFixtures.keyFile(old, folder, "old.key")
@@ -177,7 +184,7 @@ extension RotationTests {
         #expect(result.status == 65, "\(result.stderr)")
         let json = try RotationFixtures.json(result.stdout)
         #expect(json["ok"] as? Bool == false)
-        #expect(json[reuse == .salt ? "reused_salts" : "reused_nonces"] as? Int == 1)
+        #expect(json[reuse == .salt ? "reused_salts" : "reused_nonces"] as? Int == 3)
         #expect(!result.stdout.contains(reuse == .salt ? source.salt : source.nonce), "the report repeats the reused value")
     }
 
