@@ -366,8 +366,9 @@ public struct KeyRotator {
                 }
                 // Nobody committed since the snapshot: no row can hold anything but what was read.
                 let quiet = try snapshotMark.map { try !database.writtenSince($0, in: tables) } ?? false
+                let applied = try Self.applyUnchanged(stages)
                 for (index, stage) in stages.enumerated() {
-                    try write(stage, into: &reports[index], quiet: quiet)
+                    try write(stage, applied: applied[index], into: &reports[index], quiet: quiet)
                     try options.interruption.check()
                 }
                 // The last safe point: a signal from here on lets the rotation finish (exit 0).
@@ -449,14 +450,29 @@ public struct KeyRotator {
         }
     }
 
-    /// Inside the write transaction: the staged triples, then the rows changed since the snapshot.
-    /// When nothing was committed since the snapshot (`quiet`) and every staged triple was
-    /// written, every keyed row holds its staged triple by construction, and the scan for rows
-    /// changed meanwhile is skipped.
-    private func write(_ stage: any RotationStaging, into report: inout GroupReport, quiet: Bool) throws {
+    /// Inside the write transaction: every stage's compare-and-swap writes (`applyUnchanged`),
+    /// the groups of one table in one statement where the engine can (each row rewritten once,
+    /// not once per group), and how many each wrote, in the stages' order.
+    static func applyUnchanged(_ stages: [any RotationStaging]) throws -> [Int] {
+        var applied = [Int?](repeating: nil, count: stages.count)
+        for index in stages.indices where applied[index] == nil {
+            let together = stages.indices.filter { $0 > index && stages[$0].group.table == stages[index].group.table }
+            if !together.isEmpty, let counts = try stages[index].applyUnchanged(togetherWith: together.map { stages[$0] }) {
+                for (position, count) in zip([index] + together, counts) { applied[position] = count }
+            } else {
+                applied[index] = try stages[index].applyUnchanged()
+            }
+        }
+        return applied.map { $0 ?? 0 }
+    }
+
+    /// Inside the write transaction, after the stage's compare-and-swap writes (`applied` of
+    /// them): the rows changed since the snapshot. When nothing was committed since the snapshot
+    /// (`quiet`) and every staged triple was written, every keyed row holds its staged triple by
+    /// construction, and the scan for rows changed meanwhile is skipped.
+    private func write(_ stage: any RotationStaging, applied: Int, into report: inout GroupReport, quiet: Bool) throws {
         let group = stage.group
         let store = try database.secretStore(for: group)
-        let applied = try stage.applyUnchanged()
         let staged = report.rotated
         if quiet && applied == staged { return }
         report.rotated = applied

@@ -99,6 +99,11 @@ public protocol RotationStaging: AnyObject {
     /// columns are written, so the application's own changes to other columns stand.
     func applyUnchanged() throws -> Int
 
+    /// `applyUnchanged` of this stage and of `others` (stages of the other groups of its table,
+    /// made by the same store's connection) in one statement, so that each row is rewritten once:
+    /// the counts in order, this stage's first. nil where the engine writes a group at a time.
+    func applyUnchanged(togetherWith others: [any RotationStaging]) throws -> [Int]?
+
     /// In the write transaction, after `applyUnchanged`: up to `limit` rows after `row` that hold
     /// any part of a triple other than the staged one (rows the application inserted, changed or
     /// gave a key since the snapshot). None left means every keyed row holds exactly its staged
@@ -120,6 +125,8 @@ public protocol RotationStaging: AnyObject {
 
 extension RotationStaging {
     public func finishStaging() throws {}
+
+    public func applyUnchanged(togetherWith others: [any RotationStaging]) throws -> [Int]? { nil }
 }
 
 /// A keyed row that does not hold its staged triple, and what had been staged for it: a
