@@ -46,7 +46,8 @@ struct TwoGroupRotationTests {
             statements.append("CREATE TRIGGER counted AFTER UPDATE ON \(Self.table) BEGIN UPDATE row_updates SET n = n + 1; END")
         case .postgresql:
             statements.append(
-                "CREATE FUNCTION counted() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN UPDATE row_updates SET n = n + 1; RETURN NULL; END $$"
+                "CREATE FUNCTION counted() RETURNS trigger LANGUAGE plpgsql AS "
+                    + "$$ BEGIN UPDATE row_updates SET n = n + 1; RETURN NULL; END $$"
             )
             statements.append("CREATE TRIGGER counted AFTER UPDATE ON \(Self.table) FOR EACH ROW EXECUTE FUNCTION counted()")
         }

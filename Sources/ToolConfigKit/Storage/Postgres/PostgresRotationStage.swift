@@ -157,11 +157,12 @@ final class PostgresRotationStage: RotationStaging {
             index == 0
                 ? "\(stages[0].name) AS s0" : "FULL JOIN \(stages[index].name) AS \(aliases[index]) ON \(aliases[index]).k = \(keys(index))"
         }
+        let anyUnchanged = stages.indices.map { "(\(triple($0, equals: "old")))" }.joined(separator: " OR ")
         let sql = """
             WITH written AS (
                 UPDATE \(group.quotedTable) AS t SET \(assignments.joined(separator: ", "))
                 FROM \(from.joined(separator: " "))
-                WHERE t.\(key.column) = \(keys(stages.count)) AND (\(stages.indices.map { "(\(triple($0, equals: "old")))" }.joined(separator: " OR ")))
+                WHERE t.\(key.column) = \(keys(stages.count)) AND (\(anyUnchanged))
                 RETURNING \(stages.indices.map { "(\(triple($0, equals: "new"))) AS w\($0)" }.joined(separator: ", "))
             )
             SELECT \(stages.indices.map { "count(*) FILTER (WHERE w\($0))::bigint" }.joined(separator: ", ")) FROM written
