@@ -84,6 +84,15 @@ final class Deferred<Value: Sendable>: @unchecked Sendable {
     }
 }
 
+/// A value that is not `Sendable` handed to one other thread (a `Deferred`'s work) and back:
+/// the sender touches it again only after that work is done (`Deferred.wait()`), so it is never
+/// used by two threads at once.
+struct Handoff<Value>: @unchecked Sendable {
+    let value: Value
+
+    init(_ value: Value) { self.value = value }
+}
+
 enum System {
     static var coreCount: Int { Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))) }
 }
