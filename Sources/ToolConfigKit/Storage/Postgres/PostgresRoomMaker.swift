@@ -6,9 +6,9 @@ import Foundation
 /// moving it to another page and into every index (seven WAL records through five indexes, about
 /// 12 µs a row against 2.2 µs: docs/postgresql.md, "How long the write phase is on PostgreSQL").
 ///
-/// 1. The table's fillfactor goes to 50 (33 for a table with two column groups, whose rows the
-///    write phase rewrites twice), so rows inserted or moved from now on fill pages only
-///    halfway (a third) (`ALTER TABLE ... SET (fillfactor)` takes SHARE UPDATE EXCLUSIVE: the application's
+/// 1. The table's fillfactor goes to 50 (the write phase rewrites a row once, all its groups in
+///    one UPDATE), so rows inserted or moved from now on fill pages only halfway
+///    (`ALTER TABLE ... SET (fillfactor)` takes SHARE UPDATE EXCLUSIVE: the application's
 ///    reads and writes never wait for it).
 /// 2. The keyed rows of every page without that room are moved, a few thousand per short
 ///    transaction, by an update that writes each row as it is (`SET nonce = nonce`) after
@@ -32,9 +32,9 @@ struct PostgresRoomMaker: RoomMaking {
     /// pointer the page holds for each, as SQL over the row `t` ("0" without such columns).
     private let outOfLineExcess: String
 
-    /// Half of each page for one group (one new version per row), a third for two: room for
-    /// every version the write phase writes.
-    var targetFillfactor: Int { 100 / (groups.count + 1) }
+    /// Half of each page: room for the one new version of each row that the write phase writes
+    /// (every group of a table in one UPDATE: `PostgresRotationStage.applyUnchanged(togetherWith:)`).
+    var targetFillfactor: Int { 50 }
     /// How long one batch should hold its rows: what an application write to them may wait.
     var batchTarget = 0.1
     /// Rows to move in the first batch, and the bounds of the later ones (sized from the rows
@@ -49,9 +49,8 @@ struct PostgresRoomMaker: RoomMaking {
     private var only: String { "ONLY \(groups[0].quotedTable)" }
     /// A row that holds a whole group: one a rotation rewrites.
     private var keyed: String { "(" + groups.map { $0.hasTriple("t.") }.joined(separator: " OR ") + ")" }
-    /// How many new versions of the row the write phase writes: one per group it holds (each
-    /// group is its own UPDATE, and the versions of one transaction cannot be pruned before it ends).
-    private var versions: String { groups.map { "(CASE WHEN \($0.hasTriple("t.")) THEN 1 ELSE 0 END)" }.joined(separator: " + ") }
+    /// How many new versions of the row the write phase writes: one if it holds any group.
+    private var versions: String { "(CASE WHEN \(keyed) THEN 1 ELSE 0 END)" }
 
     /// Reads the table's shape and refuses, before anything changes, what would make the moves
     /// wrong (update triggers or rules would act on them), impossible (a partitioned table, a
@@ -122,7 +121,7 @@ struct PostgresRoomMaker: RoomMaking {
     }
 
     /// Pages (block numbers) of `t` within `range`, with their keyed rows, whose rows would not
-    /// fit the new versions of each keyed row (one per group it holds): a row takes its tuple MAXALIGNed (8) and a line
+    /// fit the new version of each keyed row: a row takes its tuple MAXALIGNed (8) and a line
     /// pointer (4), a page its size less its header (24). pg_column_size(t.*) counts a value
     /// kept out of line (TOAST) in full, where the page holds an 18-byte pointer to it; a value
     /// of 2032 bytes or more (the toaster's default target for a whole row) is taken to be out of
