@@ -35,16 +35,12 @@ final class SQLiteRotationStage: RotationStaging {
     }
 
     private func stage(_ rowID: Int64, rotate: Bool, old: StoredSecret?, new: StoredSecret) throws {
-        defer { insert.reset(keepingBindings: true) }
         try insert.bind(rowID, at: 1)
         try insert.bind(rotate ? 1 : 0, at: 2)
-        try insert.bind(old?.encryptedAPIKey, at: 3)
-        try insert.bind(old?.salt, at: 4)
-        try insert.bind(old?.nonce, at: 5)
-        try insert.bind(new.encryptedAPIKey, at: 6)
-        try insert.bind(new.salt, at: 7)
-        try insert.bind(new.nonce, at: 8)
-        try TemporaryStorage.staging("staging the rotated secrets of \(group.label)") { () throws(SQLiteError) in try insert.step() }
+        let texts = [old?.encryptedAPIKey, old?.salt, old?.nonce, new.encryptedAPIKey, new.salt, new.nonce]
+        try insert.withBorrowedTexts(texts, from: 3) {
+            try TemporaryStorage.staging("staging the rotated secrets of \(group.label)") { () throws(SQLiteError) in try insert.step() }
+        }
     }
 
     /// A correlated UPDATE, not UPDATE ... FROM: SQLite runs UPDATE FROM as a join into an
