@@ -633,21 +633,35 @@ public struct KeyRotator {
             changedAfterCommit: changedAfterCommit, nextStep: next)
     }
 
-    /// Rotates a group of rows: v1 values that all decode and stay v1 get their old and new row
-    /// keys together on the selected kernel (`SecretCipher.rowKeys`); any other group goes row by row. The fresh salts and
-    /// nonces come from one call to the random generator (OpenSSL 3.0 asks the kernel for the
-    /// process id on every call: 5 % of a v2 rotation's CPU time with two calls a row, perf).
+    /// Rotates a group of rows: v2 values that stay v2 under another key in one C call each
+    /// (`reencryptV2`); of the others, v1 values that all decode and stay v1 get their old and new
+    /// row keys together on the selected kernel (`SecretCipher.rowKeys`), any other row goes
+    /// alone. The fresh salts and nonces come from one call to the random generator (OpenSSL 3.0
+    /// asks the kernel for the process id on every call: 5 % of a v2 rotation's CPU time with two
+    /// calls a row, perf).
     static func rotate(_ rows: [SecretRow], oldKey: MasterKey, newKey: MasterKey, scheme: SecretScheme? = nil) -> [Outcome] {
         guard let context = try? AESGCM.Context() else { return rows.map { _ in .failed("no AES-GCM context (out of memory)") } }
         let random = SecureRandom.bytes(rows.count * freshBytes)
         let fresh = rows.indices.map { random[$0 * freshBytes..<($0 + 1) * freshBytes] }
-        // Scheme v2 values that stay v2 under another key: one C call each, the rest as below.
-        let fast = reencryptV2(rows, oldKey: oldKey, newKey: newKey, scheme: scheme, fresh: fresh, context: context)
-        if fast.contains(where: { $0 != nil }) {
-            return rows.indices.map {
-                fast[$0] ?? rotate(rows[$0].triple, oldKey: oldKey, newKey: newKey, scheme: scheme, fresh: fresh[$0], context: context)
-            }
+        // Scheme v2 values that stay v2 under another key: one C call each; the rest (all of a
+        // page of v1 values) as below, together.
+        var outcomes = reencryptV2(rows, oldKey: oldKey, newKey: newKey, scheme: scheme, fresh: fresh, context: context)
+        let rest = rows.indices.filter { outcomes[$0] == nil }
+        guard rest.count < rows.count else {
+            return rotate(rows, fresh: fresh, oldKey: oldKey, newKey: newKey, scheme: scheme, context: context)
         }
+        let others = rotate(
+            rest.map { rows[$0] }, fresh: rest.map { fresh[$0] }, oldKey: oldKey, newKey: newKey, scheme: scheme, context: context)
+        for (index, outcome) in zip(rest, others) { outcomes[index] = outcome }
+        return outcomes.map { $0! }
+    }
+
+    /// Rows the C path did not take, `fresh` their new salts and nonces: a group of v1 values
+    /// that stay v1 gets its row keys together on the selected kernel, any other row goes alone.
+    private static func rotate(
+        _ rows: [SecretRow], fresh: [ArraySlice<UInt8>], oldKey: MasterKey, newKey: MasterKey, scheme: SecretScheme?,
+        context: AESGCM.Context
+    ) -> [Outcome] {
         let triples = rows.map(\.triple)
         let decoded = triples.compactMap { triple -> DecodedSecret? in if case .decoded(let secret) = triple { secret } else { nil } }
         guard decoded.count == rows.count, rows.count > 1, scheme ?? .v1 == .v1, decoded.allSatisfy({ $0.scheme == .v1 }) else {

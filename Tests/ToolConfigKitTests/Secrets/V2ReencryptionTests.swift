@@ -60,6 +60,23 @@ struct V2ReencryptionTests {
         #expect(try written.decoded().sealed.count == secret.decoded().sealed.count)
     }
 
+    @Test("a page mixing v2 and v1 values: each is rotated in its own scheme (the v1 values together, as a page of them alone)")
+    func mixedPage() throws {
+        let plaintexts = (0..<40).map { "sk-mixed-\($0)-" + Self.ascii($0) }
+        let rows = try plaintexts.enumerated().map { index, plaintext in
+            let secret = try SecretCipher.encrypt(plaintext, masterKey: old, scheme: index % 3 == 0 ? .v1 : .v2)
+            return SecretRow(rowID: Int64(index), id: nil, encryptedAPIKey: secret.encryptedAPIKey, salt: secret.salt, nonce: secret.nonce)
+        }
+        for (index, outcome) in KeyRotator.rotate(rows, oldKey: old, newKey: new).enumerated() {
+            guard case .rotated(let written) = outcome else {
+                Issue.record("row \(index): \(outcome)")
+                continue
+            }
+            #expect(written.scheme == (index % 3 == 0 ? .v1 : .v2))
+            #expect(try SecretCipher.decrypt(written, masterKey: new) == plaintexts[index])
+        }
+    }
+
     struct Declined: Sendable, CustomTestStringConvertible {
         var testDescription: String
         /// The stored value, from a fresh v2 value `valid` of the plaintext under the old key
