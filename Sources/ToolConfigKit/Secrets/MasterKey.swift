@@ -1,4 +1,4 @@
-import Synchronization
+import Foundation
 
 /// The application's master key: 32 random bytes, kept as standard base64 text with padding.
 public struct MasterKey: Sendable {
@@ -19,8 +19,7 @@ public struct MasterKey: Sendable {
     /// Scheme v2's key-encryption key: PBKDF2-HMAC-SHA256(key, "bodhiapp:kek:v2", 600,000), 32
     /// bytes, derived at first use (about 70 ms) and kept for the key's lifetime.
     public var keyEncryptionKey: SecureBytes {
-        derived.kek.withLock { kek in
-            if let kek { return kek }
+        derived.kek {
             let made = SecureBytes(count: 32) { out in
                 material.withBytes { password in
                     Self.kekSaltV2.withUnsafeBytes {
@@ -28,9 +27,7 @@ public struct MasterKey: Sendable {
                     }
                 }
             }
-            let locked = SecureBytes(locking: made)
-            kek = locked
-            return locked
+            return SecureBytes(locking: made)
         }
     }
 
@@ -80,7 +77,20 @@ public struct MasterKey: Sendable {
     }
 }
 
-/// See `MasterKey.keyEncryptionKey`.
-private final class DerivedKeys: Sendable {
-    let kek = Mutex<SecureBytes?>(nil)
+/// See `MasterKey.keyEncryptionKey`. Behind an NSLock (a pthread mutex), not Synchronization's
+/// Mutex (a futex on Linux): ThreadSanitizer sees the ordering the first gives and not the
+/// other's, and reported two derivation threads asking for a new key's KEK at once as a race.
+private final class DerivedKeys: @unchecked Sendable {
+    private let lock = NSLock()
+    private var kek: SecureBytes?
+
+    /// The KEK, made by `make` at the first call.
+    func kek(_ make: () -> SecureBytes) -> SecureBytes {
+        lock.lock()
+        defer { lock.unlock() }
+        if let kek { return kek }
+        let made = make()
+        kek = made
+        return made
+    }
 }
