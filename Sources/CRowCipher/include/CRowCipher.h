@@ -21,8 +21,9 @@
 /// Returns 1 when it wrote the new columns; 0 when the value is not for this path (a column that
 /// does not decode or has the wrong length, a value that does not open under the old key, a
 /// plaintext that is not ASCII or longer than TOOLCFG_V2_MAX_PLAINTEXT, an OpenSSL failure), and
-/// the caller takes the general path, which tells these cases apart. Every key and plaintext byte
-/// is wiped before it returns.
+/// the caller takes the general path, which tells these cases apart. The row keys and plaintexts
+/// in its own buffers are wiped before it returns; `context` keeps the new row key's schedule
+/// until its next use or free, as the Swift path's context does.
 int toolcfg_v2_reencrypt(EVP_CIPHER_CTX *context, const EVP_CIPHER *cipher,
                          const uint8_t old_kek[32], const uint8_t new_kek[32],
                          const uint8_t *info, size_t info_len,

@@ -398,8 +398,8 @@ public struct KeyRotator {
             let readers = try stages.map { try reader.secretReader(for: $0.group) }
             // The tables' digests on another thread, through the reader's own connection, while
             // this one takes the stages' (1M v2 values on SQLite: 0.6 s one after the other). A
-            // digest that fails there is nil, and that group is read back row by row, where the
-            // error surfaces.
+            // digest that fails, on either side, is nil, and that group is read back row by row,
+            // where the error surfaces.
             let handoff = Handoff(readers)
             let committed = Deferred { handoff.value.map { try? $0.digest() } }
             let written = stages.map { try? $0.digest() }
@@ -647,9 +647,6 @@ public struct KeyRotator {
         // page of v1 values) as below, together.
         var outcomes = reencryptV2(rows, oldKey: oldKey, newKey: newKey, scheme: scheme, fresh: fresh, context: context)
         let rest = rows.indices.filter { outcomes[$0] == nil }
-        guard rest.count < rows.count else {
-            return rotate(rows, fresh: fresh, oldKey: oldKey, newKey: newKey, scheme: scheme, context: context)
-        }
         let others = rotate(
             rest.map { rows[$0] }, fresh: rest.map { fresh[$0] }, oldKey: oldKey, newKey: newKey, scheme: scheme, context: context)
         for (index, outcome) in zip(rest, others) { outcomes[index] = outcome }

@@ -13,7 +13,11 @@ extension AESGCM.Context {
         var ciphertext = secret.encryptedAPIKey, salt = secret.salt, nonce = secret.nonce
         let prefix = SecretScheme.v2Prefix.utf8.count
         return ciphertext.withUTF8 { ciphertext -> StoredSecret? in
-            guard ciphertext.count > prefix, ciphertext.starts(with: SecretScheme.v2Prefix.utf8) else { return nil }
+            // Longer than the base64 of the longest plaintext the C path takes: declined before
+            // any buffer is sized from it.
+            let longest = (Int(TOOLCFG_V2_MAX_PLAINTEXT) + AESGCM.tagLength + 2) / 3 * 4
+            guard ciphertext.count > prefix, ciphertext.count - prefix <= longest, ciphertext.starts(with: SecretScheme.v2Prefix.utf8)
+            else { return nil }
             let body = UnsafeBufferPointer(rebasing: ciphertext[prefix...])
             let capacity = toolcfg_v2_out_capacity(body.count)
             let saltText = Int(TOOLCFG_V2_SALT_TEXT), nonceText = Int(TOOLCFG_V2_NONCE_TEXT)

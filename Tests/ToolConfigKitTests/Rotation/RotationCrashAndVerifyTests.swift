@@ -153,7 +153,7 @@ extension RotationTests {
     }
 
     @Test(
-        "verify-keys reports a salt or nonce used by four rows (all still decrypting), each repeat once, and exits 65",
+        "verify-keys reports a salt or nonce used by four rows (all still decrypting): three repeats, each counted and named, exit 65",
         arguments: Reuse.allCases)
     func verifyReuse(_ reuse: Reuse) throws {
         let folder = try TemporaryFolder()

@@ -165,7 +165,7 @@ final class PostgresRotationStage: RotationStaging {
                 WHERE t.\(key.column) = \(keys(stages.count)) AND (\(anyUnchanged))
                 RETURNING \(stages.indices.map { "(\(triple($0, equals: "new"))) AS w\($0)" }.joined(separator: ", "))
             )
-            SELECT \(stages.indices.map { "count(*) FILTER (WHERE w\($0))::bigint" }.joined(separator: ", ")) FROM written
+            SELECT \(stages.indices.map { "count(*) FILTER (WHERE w\($0))" }.joined(separator: ", ")) FROM written
             """
         let labels = stages.map(\.group.label).joined(separator: " and ")
         return try withoutHashJoins {
