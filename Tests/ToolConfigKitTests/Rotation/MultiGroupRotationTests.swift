@@ -3,14 +3,36 @@ import Testing
 @testable import ToolConfigKit
 import ToolConfigTestSupport
 
-/// A table with two column groups (the application's `mcp_oauth_tokens`: an access and a
-/// refresh token, either may be NULL), rotated on both engines: PostgreSQL writes both groups of
-/// a row in one UPDATE, each group under its own compare-and-swap.
-@Suite("Rotation of a table with two column groups")
-struct TwoGroupRotationTests {
-    static let table = "mcp_oauth_tokens"
+/// Tables with several column groups, rotated on both engines: the application's
+/// `mcp_oauth_tokens` (an access and a refresh token, either may be NULL; a text key) and a table
+/// of three groups found by the naming rule (an integer key). PostgreSQL writes every group of a
+/// row in one UPDATE, each group under its own compare-and-swap.
+@Suite("Rotation of tables with several column groups")
+struct MultiGroupRotationTests {
+    /// A table: its name, its key's SQL type, its groups (ciphertext, salt, nonce), how many rows
+    /// it starts with, and which of them hold which group.
+    struct Shape: Sendable, CustomTestStringConvertible {
+        var table: String
+        var key: String
+        var groups: [[String]]
+        var rows: Int
+        var holds: @Sendable (_ row: Int, _ group: Int) -> Bool
+        var testDescription: String { "\(table) (\(groups.count) groups, \(key) key)" }
+
+        func holding(_ group: Int) -> Int { (1...rows).filter { holds($0, group) }.count }
+        var holdingAny: Int { (1...rows).filter { row in groups.indices.contains { holds(row, $0) } }.count }
+    }
+
     static let access = ["encrypted_access_token", "access_token_salt", "access_token_nonce"]
     static let refresh = ["encrypted_refresh_token", "refresh_token_salt", "refresh_token_nonce"]
+    /// Rows 1-20 hold both groups, 21-25 only the access token, 26-28 only the refresh token.
+    static let tokens = Shape(
+        table: "mcp_oauth_tokens", key: "TEXT", groups: [access, refresh], rows: 28,
+        holds: { row, group in group == 0 ? row <= 25 : row <= 20 || row > 25 })
+    /// Every row holds alpha, the even ones beta, every third gamma; row 7 none.
+    static let three = Shape(
+        table: "three_secrets", key: "INTEGER", groups: ["alpha", "beta", "gamma"].map { ["encrypted_\($0)", "\($0)_salt", "\($0)_nonce"] },
+        rows: 12, holds: { row, group in row != 7 && [true, row % 2 == 0, row % 3 == 0][group] })
 
     let old = MasterKey.generate(), new = MasterKey.generate()
 
@@ -19,9 +41,11 @@ struct TwoGroupRotationTests {
         var plaintexts: [String: [String: String]] = [:]
     }
 
-    /// Sets row `id`'s group (`columns`) to a new value under `key`, or to NULL; returns the SQL.
+    /// Sets row `id`'s group (`columns`) of `table` to a new value under `key`, or to NULL;
+    /// returns the SQL. Groups alternate schemes: v2 for the first, v1 for the second, and so on.
     static func set(
-        _ columns: [String], of id: Int, to plaintext: String?, under key: MasterKey, scheme: SecretScheme, _ expected: Expected
+        _ columns: [String], of id: Int, in table: String = tokens.table, to plaintext: String?, under key: MasterKey,
+        scheme: SecretScheme, _ expected: Expected
     ) throws -> String {
         expected.plaintexts[columns[0], default: [:]]["\(id)"] = plaintext
         guard let plaintext else {
@@ -32,30 +56,32 @@ struct TwoGroupRotationTests {
         return "UPDATE \(table) SET \(zip(columns, values).map { "\($0) = '\($1)'" }.joined(separator: ", ")) WHERE id = '\(id)'"
     }
 
-    /// mcp_oauth_tokens with rows 1-20 holding both groups, 21-25 only the access token (v2) and
-    /// 26-28 only the refresh token (v1), all under `old`; `row_updates` counts the UPDATEs of
+    static func scheme(of group: Int) -> SecretScheme { group % 2 == 0 ? .v2 : .v1 }
+
+    /// The table of `shape` with its rows' groups under `old`; `row_updates` counts the UPDATEs of
     /// its rows (a trigger).
-    func make(_ engine: DatabaseEngine, _ expected: Expected) throws -> ScratchDatabase {
+    func make(_ engine: DatabaseEngine, _ shape: Shape = tokens, _ expected: Expected) throws -> ScratchDatabase {
         let scratch = try ScratchDatabase(engine)
         let database = try scratch.connect()
-        let columns = (Self.access + Self.refresh).map { "\($0) TEXT" }.joined(separator: ", ")
-        var statements = ["CREATE TABLE \(Self.table) (id TEXT PRIMARY KEY, \(columns))", "CREATE TABLE row_updates (n INTEGER)"]
+        let columns = shape.groups.joined().map { "\($0) TEXT" }.joined(separator: ", ")
+        var statements = ["CREATE TABLE \(shape.table) (id \(shape.key) PRIMARY KEY, \(columns))", "CREATE TABLE row_updates (n INTEGER)"]
         statements.append("INSERT INTO row_updates VALUES (0)")
         switch engine {
         case .sqlite:
-            statements.append("CREATE TRIGGER counted AFTER UPDATE ON \(Self.table) BEGIN UPDATE row_updates SET n = n + 1; END")
+            statements.append("CREATE TRIGGER counted AFTER UPDATE ON \(shape.table) BEGIN UPDATE row_updates SET n = n + 1; END")
         case .postgresql:
             statements.append(
                 "CREATE FUNCTION counted() RETURNS trigger LANGUAGE plpgsql AS "
                     + "$$ BEGIN UPDATE row_updates SET n = n + 1; RETURN NULL; END $$"
             )
-            statements.append("CREATE TRIGGER counted AFTER UPDATE ON \(Self.table) FOR EACH ROW EXECUTE FUNCTION counted()")
+            statements.append("CREATE TRIGGER counted AFTER UPDATE ON \(shape.table) FOR EACH ROW EXECUTE FUNCTION counted()")
         }
-        for id in 1...28 {
-            statements.append("INSERT INTO \(Self.table) (id) VALUES ('\(id)')")
-            if id <= 25 { statements.append(try Self.set(Self.access, of: id, to: "sk-access-\(id)", under: old, scheme: .v2, expected)) }
-            if id <= 20 || id > 25 {
-                statements.append(try Self.set(Self.refresh, of: id, to: "sk-refresh-\(id)", under: old, scheme: .v1, expected))
+        for id in 1...shape.rows {
+            statements.append("INSERT INTO \(shape.table) (id) VALUES ('\(id)')")
+            for (index, group) in shape.groups.enumerated() where shape.holds(id, index) {
+                statements.append(
+                    try Self.set(
+                        group, of: id, in: shape.table, to: "sk-\(group[0])-\(id)", under: old, scheme: Self.scheme(of: index), expected))
             }
         }
         statements.append("UPDATE row_updates SET n = 0")
@@ -63,10 +89,10 @@ struct TwoGroupRotationTests {
         return scratch
     }
 
-    /// Every value opens under the new key and holds what was last written to it.
-    func expectUnderNewKey(_ scratch: ScratchDatabase, _ expected: Expected) throws {
+    /// Every value of `table` opens under the new key and holds what was last written to it.
+    func expectUnderNewKey(_ scratch: ScratchDatabase, _ expected: Expected, table: String = tokens.table) throws {
         let database = try scratch.connect()
-        for group in try database.secretGroups() where group.table == Self.table {
+        for group in try database.secretGroups() where group.table == table {
             var found: [String: String] = [:]
             try database.secretReader(for: group).scan(pageSize: 100) { rows in
                 for row in rows { if let secret = row.secret { found[row.id ?? ""] = try SecretCipher.decrypt(secret, masterKey: new) } }
@@ -88,20 +114,23 @@ struct TwoGroupRotationTests {
         }
     }
 
-    @Test(
-        "every value of both groups is rotated; PostgreSQL rewrites each row once, SQLite once per group",
-        arguments: ScratchDatabase.engines)
-    func quiet(_ engine: DatabaseEngine) throws {
+    static let quietCases = ScratchDatabase.engines.flatMap { engine in [tokens, three].map { (engine, $0) } }
+
+    @Test("every value of every group is rotated; PostgreSQL rewrites each row once, SQLite once per group", arguments: quietCases)
+    func quiet(_ engine: DatabaseEngine, _ shape: Shape) throws {
         let expected = Expected()
-        let scratch = try make(engine, expected)
+        let scratch = try make(engine, shape, expected)
         defer { scratch.drop() }
         let report = try KeyRotator(database: try scratch.connect(), options: .init(oldKey: old, newKey: new, jobs: 2)).run()
-        let (access, refresh) = try groups(report)
-        #expect(access.rows == 28 && access.rotated == 25 && access.empty == 3 && access.changedDuringRotation == 0, "\(access)")
-        #expect(refresh.rows == 28 && refresh.rotated == 23 && refresh.empty == 5 && refresh.changedDuringRotation == 0, "\(refresh)")
+        for (index, columns) in shape.groups.enumerated() {
+            let group = try #require(report.groups.first { $0.columns == columns })
+            #expect(group.rows == shape.rows && group.rotated == shape.holding(index), "\(group)")
+            #expect(group.empty == shape.rows - shape.holding(index) && group.changedDuringRotation == 0, "\(group)")
+        }
         #expect(report.verifiedAfterCommit == report.total.rotated)
-        #expect(try Self.count(scratch) == (engine == .postgresql ? 28 : 25 + 23))
-        try expectUnderNewKey(scratch, expected)
+        let rewrites = engine == .postgresql ? shape.holdingAny : shape.groups.indices.reduce(0) { $0 + shape.holding($1) }
+        #expect(try Self.count(scratch) == rewrites)
+        try expectUnderNewKey(scratch, expected, table: shape.table)
     }
 
     @Test(
@@ -109,14 +138,14 @@ struct TwoGroupRotationTests {
         .enabled(if: PostgresTestServer.shouldRun, PostgresTestServer.skipReason))
     func makeRoom() throws {
         let expected = Expected()
-        let scratch = try make(.postgresql, expected)
+        let scratch = try make(.postgresql, Self.tokens, expected)
         defer { scratch.drop() }
         guard case .postgres(let url) = scratch.location else { return }
         let server = try PostgresConnection(url: url)
         // --make-room refuses a table with update triggers (they would act on its moves).
-        try server.execute("DROP TRIGGER counted ON \(Self.table)")
+        try server.execute("DROP TRIGGER counted ON \(Self.tokens.table)")
         func pages() throws -> [String: Int64] {
-            let rows = try server.query("SELECT id, (ctid::text::point)[0]::bigint FROM \(Self.table)")
+            let rows = try server.query("SELECT id, (ctid::text::point)[0]::bigint FROM \(Self.tokens.table)")
             return try Dictionary(uniqueKeysWithValues: (0..<rows.count).map { (rows.text($0, 0) ?? "", try rows.int64($0, 1) ?? -1) })
         }
         var rotator = KeyRotator(database: try scratch.connect(), options: .init(oldKey: old, newKey: new, jobs: 2, makeRoom: true))
@@ -135,7 +164,7 @@ struct TwoGroupRotationTests {
         arguments: ScratchDatabase.engines)
     func changedMeanwhile(_ engine: DatabaseEngine) throws {
         let expected = Expected()
-        let scratch = try make(engine, expected)
+        let scratch = try make(engine, Self.tokens, expected)
         defer { scratch.drop() }
         let application = try scratch.connect()
         var rotator = KeyRotator(database: try scratch.connect(), options: .init(oldKey: old, newKey: new, jobs: 2))
@@ -147,7 +176,7 @@ struct TwoGroupRotationTests {
                 // Row 22 gains a refresh token; row 5 loses its own.
                 try Self.set(Self.refresh, of: 22, to: "sk-refresh-22", under: old, scheme: .v1, expected),
                 try Self.set(Self.refresh, of: 5, to: nil, under: old, scheme: .v1, expected),
-                "INSERT INTO \(Self.table) (id) VALUES ('30')",
+                "INSERT INTO \(Self.tokens.table) (id) VALUES ('30')",
                 try Self.set(Self.access, of: 30, to: "sk-access-30", under: old, scheme: .v2, expected),
                 try Self.set(Self.refresh, of: 30, to: "sk-refresh-30", under: old, scheme: .v1, expected)
             ]
