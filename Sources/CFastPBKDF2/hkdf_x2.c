@@ -4,6 +4,7 @@
 // outside the compressions; a pair here is about the cost of one there. Checked against
 // toolcfg_hkdf_sha256_32 (and so against Python's HKDF) by the test suite.
 #include "CFastPBKDF2.h"
+#include "byte_order.h"
 #include <string.h>
 
 static const uint32_t initial[8] = {
@@ -11,8 +12,7 @@ static const uint32_t initial[8] = {
 };
 
 static void words_of(const uint8_t block[64], uint32_t w[16]) {
-    for (int i = 0; i < 16; i++)
-        w[i] = (uint32_t)block[4 * i] << 24 | (uint32_t)block[4 * i + 1] << 16 | (uint32_t)block[4 * i + 2] << 8 | block[4 * i + 3];
+    for (int i = 0; i < 16; i++) w[i] = load_be32(block + 4 * i);
 }
 
 // One block: `message` (at most 55 bytes) with SHA-256's padding, after `prefix_len` bytes hashed.
@@ -68,12 +68,7 @@ static void hmac_x2(const uint8_t key_a[32], const uint8_t key_b[32], const uint
 }
 
 static void bytes_of(const uint32_t h[8], uint8_t out[32]) {
-    for (int i = 0; i < 8; i++) {
-        out[4 * i] = (uint8_t)(h[i] >> 24);
-        out[4 * i + 1] = (uint8_t)(h[i] >> 16);
-        out[4 * i + 2] = (uint8_t)(h[i] >> 8);
-        out[4 * i + 3] = (uint8_t)h[i];
-    }
+    for (int i = 0; i < 8; i++) store_be32(out + 4 * i, h[i]);
 }
 
 int toolcfg_hkdf_sha256_32_x2(const uint8_t salt_a[32], const uint8_t ikm_a[32], const uint8_t salt_b[32], const uint8_t ikm_b[32],

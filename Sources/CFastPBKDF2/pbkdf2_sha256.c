@@ -8,6 +8,7 @@
 // The Swift side keeps PKCS5_PBKDF2_HMAC as a reference and the tests require both to agree.
 #define OPENSSL_SUPPRESS_DEPRECATED 1
 #include "CFastPBKDF2.h"
+#include "byte_order.h"
 #include <openssl/sha.h>
 
 void toolcfg_pbkdf2_ni_loop2(const uint32_t inner_a[8], const uint32_t outer_a[8], const uint32_t u_a[8], uint32_t t_a[8],
@@ -16,10 +17,6 @@ void toolcfg_pbkdf2_ni_loop2(const uint32_t inner_a[8], const uint32_t outer_a[8
 void toolcfg_pbkdf2_avx512_loop16(const uint32_t inner[16][8], const uint32_t outer[16][8],
                                   const uint32_t u[16][8], uint32_t t[16][8], uint32_t iterations);
 #include <string.h>
-
-static inline void store_be32(uint8_t *p, uint32_t v) {
-    p[0] = (uint8_t)(v >> 24); p[1] = (uint8_t)(v >> 16); p[2] = (uint8_t)(v >> 8); p[3] = (uint8_t)v;
-}
 
 static void state_to_bytes(const SHA256_CTX *c, uint8_t out[32]) {
     for (int i = 0; i < 8; i++) store_be32(out + 4 * i, c->h[i]);
@@ -119,9 +116,7 @@ static void hmac_setup(const uint8_t *password, size_t password_len, const uint8
     memcpy(inner, ictx.h, 32);
     memcpy(outer, octx.h, 32);
     hmac_u1(&ictx, &octx, salt, salt_len, 1, digest);
-    for (int i = 0; i < 8; i++) {
-        u1[i] = (uint32_t)digest[4 * i] << 24 | (uint32_t)digest[4 * i + 1] << 16 | (uint32_t)digest[4 * i + 2] << 8 | digest[4 * i + 3];
-    }
+    for (int i = 0; i < 8; i++) u1[i] = load_be32(digest + 4 * i);
     toolcfg_secure_zero(digest, sizeof digest);
     toolcfg_secure_zero(&ictx, sizeof ictx);
     toolcfg_secure_zero(&octx, sizeof octx);
