@@ -690,7 +690,7 @@ public struct KeyRotator {
         return oldKey.keyEncryptionKey.withBytes { oldKEK in
             newKey.keyEncryptionKey.withBytes { newKEK in
                 rows.indices.map { index in
-                    guard let secret = rows[index].secret, secret.scheme == .v2 else { return nil }
+                    guard let secret = rows[index].secret else { return nil }
                     return context.reencryptV2(secret, oldKEK: oldKEK, newKEK: newKEK, fresh: fresh[index]).map { .rotated($0) }
                 }
             }

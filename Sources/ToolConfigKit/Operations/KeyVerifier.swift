@@ -91,12 +91,7 @@ public struct KeyVerifier {
     public func run(progress: ProgressHandler = { _ in }) throws -> Report {
         var reports: [GroupReport] = []
         var problems: [Problem] = [], legacyValues: [Problem] = []
-        // Salts and nonces are random: their first 8 bytes serve as their hash. A repeat of those
-        // is confirmed against the whole value before it is counted.
-        var salts = Set<UInt64>(), nonces = Set<UInt64>()
-        // Values confirmed as repeated: each is counted against the tables once, not once per row
-        // that holds it (a million rows sharing one salt made a million scans).
-        var repeatedSalts = Set<String>(), repeatedNonces = Set<String>()
+        var salts = RepeatFinder(), nonces = RepeatFinder()
         var reusedSalts = 0, reusedNonces = 0
         var processed = 0
         let file = try secretsFile.map { path in
@@ -163,19 +158,21 @@ public struct KeyVerifier {
                             }
                         }
                         // A repeat is confirmed across every table: a salt shared by two tables' rows counts too.
-                        if !salts.insert(Self.prefix(decoded.salt)).inserted,
-                            try repeatedSalts.contains(secret.salt)
-                                || store.countRows(with: .salt, equalTo: secret.salt, acrossAlso: groups) > 1
+                        if try salts.repeats(
+                            secret.salt, decoded: decoded.salt,
+                            confirm: {
+                                try store.countRows(with: .salt, equalTo: secret.salt, acrossAlso: groups) > 1
+                            })
                         {
-                            repeatedSalts.insert(secret.salt)
                             reusedSalts += 1
                             problem("its salt is used by another row")
                         }
-                        if !nonces.insert(Self.prefix(decoded.nonce)).inserted,
-                            try repeatedNonces.contains(secret.nonce)
-                                || store.countRows(with: .nonce, equalTo: secret.nonce, acrossAlso: groups) > 1
+                        if try nonces.repeats(
+                            secret.nonce, decoded: decoded.nonce,
+                            confirm: {
+                                try store.countRows(with: .nonce, equalTo: secret.nonce, acrossAlso: groups) > 1
+                            })
                         {
-                            repeatedNonces.insert(secret.nonce)
                             reusedNonces += 1
                             problem("its nonce is used by another row")
                         }
@@ -244,7 +241,22 @@ public struct KeyVerifier {
         return findings
     }
 
-    static func prefix(_ bytes: [UInt8]) -> UInt64 {
-        bytes.prefix(8).reduce(0) { $0 << 8 | UInt64($1) }
+    /// Salts (or nonces) seen so far. They are random: their first 8 bytes serve as their hash,
+    /// and a repeat of those is confirmed against the whole value (`confirm`, a count over the
+    /// tables) before it counts. A value confirmed once is known: each is counted against the
+    /// tables once, not once per row that holds it (a million rows sharing one salt made a
+    /// million scans).
+    struct RepeatFinder {
+        private var seen = Set<UInt64>()
+        private var confirmed = Set<String>()
+
+        /// Whether `text` (decoding to `decoded`) repeats a value seen before.
+        mutating func repeats(_ text: String, decoded: [UInt8], confirm: () throws -> Bool) rethrows -> Bool {
+            let prefix = decoded.prefix(8).reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
+            guard !seen.insert(prefix).inserted else { return false }
+            guard try confirmed.contains(text) || confirm() else { return false }
+            confirmed.insert(text)
+            return true
+        }
     }
 }

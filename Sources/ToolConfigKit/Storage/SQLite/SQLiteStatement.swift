@@ -49,14 +49,23 @@ public final class SQLiteStatement {
 
     public func bind(_ text: String?, at index: Int32) throws(SQLiteError) {
         guard var text else { return try bind(.null, at: index) }
-        let status: Int32 = text.withUTF8 { utf8 in
-            guard let base = utf8.baseAddress, !utf8.isEmpty else { return sqlite3_bind_text(handle, index, "", 0, nil) }
-            return base.withMemoryRebound(to: CChar.self, capacity: utf8.count) {
-                sqlite3_bind_text(handle, index, $0, Int32(utf8.count), toolcfg_sqlite_transient())
-            }
+        let status = text.withUTF8 { bindText($0, at: index, copying: true) }
+        try check(binding: status, at: index)
+    }
+
+    /// Binds UTF-8 bytes as text, copied by SQLite or, when not `copying`, borrowed (SQLITE_STATIC:
+    /// the caller keeps them alive until the statement is reset); SQLite's status.
+    private func bindText(_ utf8: UnsafeBufferPointer<UInt8>, at index: Int32, copying: Bool) -> Int32 {
+        // A NULL pointer would bind NULL: an empty text gets a static empty string.
+        guard let base = utf8.baseAddress, !utf8.isEmpty else { return sqlite3_bind_text(handle, index, "", 0, nil) }
+        return base.withMemoryRebound(to: CChar.self, capacity: utf8.count) {
+            sqlite3_bind_text(handle, index, $0, Int32(utf8.count), copying ? toolcfg_sqlite_transient() : nil)
         }
-        // Checked here: touching the unowned connection costs a reference-count round trip, paid
-        // only on failure.
+    }
+
+    // Checked apart from the bind: touching the unowned connection costs a reference-count round
+    // trip, paid only on failure.
+    private func check(binding status: Int32, at index: Int32) throws(SQLiteError) {
         if status != SQLITE_OK { throw connection.error(status, context: "binding parameter \(index)") }
     }
 
@@ -78,15 +87,7 @@ public final class SQLiteStatement {
             return try borrow(texts.dropFirst(), at: index + 1, body)
         }
         return try text.withUTF8 { utf8 in
-            // A NULL pointer would bind NULL: an empty text binds as `bind` binds it.
-            guard let base = utf8.baseAddress, !utf8.isEmpty else {
-                try bind("", at: index)
-                return try borrow(texts.dropFirst(), at: index + 1, body)
-            }
-            let status = base.withMemoryRebound(to: CChar.self, capacity: utf8.count) {
-                sqlite3_bind_text(handle, index, $0, Int32(utf8.count), nil)
-            }
-            if status != SQLITE_OK { throw connection.error(status, context: "binding parameter \(index)") }
+            try check(binding: bindText(utf8, at: index, copying: false), at: index)
             return try borrow(texts.dropFirst(), at: index + 1, body)
         }
     }
