@@ -32,12 +32,15 @@ let package = Package(
         ),
         // A scheme-v2 value's whole re-encryption, a rotation's hot path (see v2_reencrypt.c).
         .target(name: "CRowCipher", dependencies: ["COpenSSL", "CFastPBKDF2"], cSettings: [.unsafeFlags(["-O2"])]),
+        // The SQL functions toolcfg registers on SQLite: the read-back's digest, and the ones a
+        // rotation's write phase reads its stage file through (see stage_file.c).
+        .target(name: "CSQLiteFunctions", dependencies: ["CSQLite"], cSettings: [.unsafeFlags(["-O2"])]),
         // Reads migrations/*.sql at build time and writes them into the library as Swift source.
         .executableTarget(name: "MigrationEmbedder"),
         .plugin(name: "EmbedMigrations", capability: .buildTool(), dependencies: ["MigrationEmbedder"]),
         .target(
             name: "ToolConfigKit",
-            dependencies: ["COpenSSL", "CArgon2", "CSQLite", "CPostgres", "CFastPBKDF2", "CRowCipher", "CKeyutils"],
+            dependencies: ["COpenSSL", "CArgon2", "CSQLite", "CSQLiteFunctions", "CPostgres", "CFastPBKDF2", "CRowCipher", "CKeyutils"],
             plugins: ["EmbedMigrations"]
         ),
         .executableTarget(

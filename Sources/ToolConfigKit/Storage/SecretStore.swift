@@ -117,7 +117,9 @@ public protocol RotationStaging: AnyObject {
     func digest() throws -> String?
 
     /// Between the snapshot and the write phase: every row of the snapshot is staged; the stage
-    /// gets ready for the write phase's lookups (an index, statistics), outside its lock.
+    /// gets ready for the write phase's lookups (an index, statistics; SQLite: its file's
+    /// functions), outside its lock. Rows staged after it are the write phase's own (rows changed
+    /// since the snapshot).
     func finishStaging() throws
 
     func drop()

@@ -1,4 +1,5 @@
 import CSQLite
+import CSQLiteFunctions
 import Foundation
 
 /// One SQLite connection, set up the same way for every command: WAL, a busy timeout, foreign keys
@@ -221,7 +222,7 @@ public final class SQLiteConnection {
         return try statement.step() ? statement.text(0) : nil
     }
 
-    /// Registers `toolcfg_digest(...)` on this connection (once; see shim.h): an aggregate over
+    /// Registers `toolcfg_digest(...)` on this connection (once; see digest.c): an aggregate over
     /// rows whose result depends on the rows, not their order, so two connections can compare
     /// what they see with one scan each (`SecretStore.digest`). Not a cryptographic digest: it
     /// guards against a commit that did not store what was written, not against an adversary.
@@ -232,6 +233,17 @@ public final class SQLiteConnection {
     }
 
     private var hasDigestFunction = false
+
+    /// Registers the functions a rotation's write phase reads `file` through, named from `prefix`
+    /// (see `SQLiteStageFile`); `unregisterStageFunctions` removes them.
+    func registerStageFunctions(of file: SQLiteStageFile, prefix: String) throws(SQLiteError) {
+        guard let handle else { throw error(SQLITE_MISUSE, context: "registering the stage's functions") }
+        try check(file.register(on: handle, prefix: prefix), context: "registering the stage's functions")
+    }
+
+    func unregisterStageFunctions(of file: SQLiteStageFile, prefix: String) {
+        if let handle { file.unregister(on: handle, prefix: prefix) }
+    }
 
     /// A private temporary database attached to this connection as `scratchSchema`: SQLite
     /// opens a file for an empty name and unlinks it at once, so a kill leaves nothing, and

@@ -1,29 +1,42 @@
-/// A rotation's staging area in SQLite: a table keyed by rowid in a private temporary database of
-/// the rotation's own connection (`SQLiteConnection.attachScratch`: a file deleted on open, so a
-/// kill leaves nothing behind). Writing it takes no lock on the main database, so the application
-/// keeps writing while the keys are derived, and a million rows cost disk, not RAM. The stages of
-/// one rotation share that database, and dropping one discards it with all of them (they are
-/// dropped together, at the rotation's end).
+import CSQLite
+
+/// A rotation's staging area in SQLite. The snapshot's rows go to a file of their own in SQLite's
+/// temporary folder (`SQLiteStageFile`: without a name, so a kill leaves nothing behind), in rowid
+/// order, which the write phase's statements read through functions that walk it in step with
+/// their scan of the table. Rows staged again inside the write phase (changed since the snapshot)
+/// go to a table keyed by rowid in a private temporary database of the rotation's own connection
+/// (`SQLiteConnection.attachScratch`), where they win over the file. None of it takes a lock on
+/// the main database, so the application keeps writing while the keys are derived, and a million
+/// rows cost disk, not RAM.
 final class SQLiteRotationStage: RotationStaging {
     let group: SecretColumnGroup
     private let connection: SQLiteConnection
-    private let name: String
+    private var file: SQLiteStageFile?
+    /// The functions over `file`: `<functions>_matches`, `_new`, `_holds`, `_staged`.
+    private let functions: String
+    private var finished = false
+    /// The write phase's table, and the rowids staged in it.
+    private let table: String
     private let insert: SQLiteStatement
+    private var restaged = Set<Int64>()
 
     init(_ connection: SQLiteConnection, group: SecretColumnGroup, index: Int) throws {
         self.connection = connection
         self.group = group
-        name = "\(SQLiteConnection.scratchSchema).toolcfg_rotation_\(index)"
+        functions = "toolcfg_stage\(index)"
+        table = "\(SQLiteConnection.scratchSchema).toolcfg_rotation_\(index)"
         try connection.attachScratch()
         try connection.execute(
             """
-            DROP TABLE IF EXISTS \(name);
-            CREATE TABLE \(name) (
+            DROP TABLE IF EXISTS \(table);
+            CREATE TABLE \(table) (
                 rid INTEGER PRIMARY KEY, rotate INTEGER NOT NULL,
-                old_key TEXT, old_salt TEXT, old_nonce TEXT,
                 new_key TEXT NOT NULL, new_salt TEXT NOT NULL, new_nonce TEXT NOT NULL)
             """, context: "creating the rotation's staging table")
-        insert = try connection.prepare("INSERT OR REPLACE INTO \(name) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)")
+        insert = try connection.prepare("INSERT OR REPLACE INTO \(table) VALUES (?1, ?2, ?3, ?4, ?5)")
+        file = try TemporaryStorage.staging("staging the rotated secrets of \(group.label)") { () throws(SQLiteError) in
+            try SQLiteStageFile(database: connection.path)
+        }
     }
 
     func stageRotation(_ row: RowReference, old: StoredSecret, new: StoredSecret) throws {
@@ -35,38 +48,56 @@ final class SQLiteRotationStage: RotationStaging {
     }
 
     private func stage(_ rowID: Int64, rotate: Bool, old: StoredSecret?, new: StoredSecret) throws {
-        try insert.bind(rowID, at: 1)
-        try insert.bind(rotate ? 1 : 0, at: 2)
-        let texts = [old?.encryptedAPIKey, old?.salt, old?.nonce, new.encryptedAPIKey, new.salt, new.nonce]
-        try insert.withBorrowedTexts(texts, from: 3) {
-            try TemporaryStorage.staging("staging the rotated secrets of \(group.label)") { () throws(SQLiteError) in try insert.step() }
+        try TemporaryStorage.staging("staging the rotated secrets of \(group.label)") { () throws(SQLiteError) in
+            if !finished {
+                try openFile().append(rowID, rotate: rotate, old: old, new: new)
+                return
+            }
+            try insert.run([.integer(rowID), .integer(rotate ? 1 : 0), .text(new.encryptedAPIKey), .text(new.salt), .text(new.nonce)])
+            restaged.insert(rowID)
         }
     }
 
-    /// A correlated UPDATE, not UPDATE ... FROM: SQLite runs UPDATE FROM as a join into an
-    /// ephemeral table first, whose pages spill and are read back (1M rows with an 8 MiB cache:
-    /// 2.5 s against 1.25 s, measured), where this looks each row's stage up by rowid as the
-    /// table is walked.
+    private func openFile() throws(SQLiteError) -> SQLiteStageFile {
+        guard let file else { throw SQLiteError(code: SQLITE_MISUSE, message: "the stage was dropped", path: connection.path) }
+        return file
+    }
+
+    func finishStaging() throws {
+        guard !finished else { return }
+        let file = try openFile()
+        try TemporaryStorage.staging("staging the rotated secrets of \(group.label)") { () throws(SQLiteError) in try file.finish() }
+        try connection.registerStageFunctions(of: file, prefix: functions)
+        finished = true
+    }
+
+    /// One UPDATE whose values come from the file, read in step with the table's scan in rowid
+    /// order: NOT INDEXED keeps the scan in that order (an index scan would send the walk back
+    /// to the file's start at every step down).
     func applyUnchanged() throws -> Int {
+        try finishStaging()
         let (key, salt, nonce) = group.quotedParts
         try connection.execute(
             """
-            UPDATE \(group.quotedTable) AS t
-            SET (\(key), \(salt), \(nonce)) = (SELECT s.new_key, s.new_salt, s.new_nonce FROM \(name) AS s WHERE s.rid = t.rowid)
-            WHERE EXISTS (SELECT 1 FROM \(name) AS s WHERE s.rid = t.rowid AND s.rotate = 1
-                          AND s.old_key = t.\(key) AND s.old_salt = t.\(salt) AND s.old_nonce = t.\(nonce))
+            UPDATE \(group.quotedTable) NOT INDEXED
+            SET \(key) = \(functions)_new(rowid, 0), \(salt) = \(functions)_new(rowid, 1), \(nonce) = \(functions)_new(rowid, 2)
+            WHERE \(functions)_matches(rowid, \(key), \(salt), \(nonce))
             """, context: "writing the rotated secrets of \(group.label)")
         return connection.changes
     }
 
     func leftovers(after row: RowReference?, limit: Int) throws -> [RotationLeftover] {
+        try finishStaging()
         let (key, salt, nonce) = group.quotedParts
         let page = try connection.prepare(
             """
-            SELECT \(SQLiteSecretStore.columns(of: group, prefix: "t.")), s.rotate
-            FROM \(group.quotedTable) AS t LEFT JOIN \(name) AS s ON s.rid = t.rowid
+            SELECT \(SQLiteSecretStore.columns(of: group, prefix: "t.")),
+                   CASE WHEN s.rid IS NULL THEN \(functions)_staged(t.rowid) ELSE s.rotate END
+            FROM \(group.quotedTable) AS t NOT INDEXED LEFT JOIN \(table) AS s ON s.rid = t.rowid
             WHERE t.rowid > ?1 AND \(group.hasAnyPart("t."))
-              AND (s.rid IS NULL OR t.\(key) IS NOT s.new_key OR t.\(salt) IS NOT s.new_salt OR t.\(nonce) IS NOT s.new_nonce)
+              AND NOT coalesce(
+                CASE WHEN s.rid IS NULL THEN \(functions)_holds(t.rowid, t.\(key), t.\(salt), t.\(nonce))
+                     ELSE t.\(key) IS s.new_key AND t.\(salt) IS s.new_salt AND t.\(nonce) IS s.new_nonce END, 0)
             ORDER BY t.rowid LIMIT \(limit)
             """)
         try page.bind(row?.rowID ?? .min, at: 1)
@@ -78,26 +109,41 @@ final class SQLiteRotationStage: RotationStaging {
     }
 
     func rotated(after row: RowReference?, limit: Int) throws -> [(row: RowReference, secret: StoredSecret)] {
+        try finishStaging()
+        let after = row?.rowID ?? .min
+        let restaged = self.restaged
+        let fromFile = try openFile().rows(after: after, limit: limit) { rowID, rotate in rotate && !restaged.contains(rowID) }
         let page = try connection.prepare(
-            "SELECT rid, new_key, new_salt, new_nonce FROM \(name) WHERE rotate = 1 AND rid > ?1 ORDER BY rid LIMIT \(limit)")
-        try page.bind(row?.rowID ?? .min, at: 1)
-        var rows: [(RowReference, StoredSecret)] = []
+            "SELECT rid, new_key, new_salt, new_nonce FROM \(table) WHERE rotate = 1 AND rid > ?1 ORDER BY rid LIMIT \(limit)")
+        try page.bind(after, at: 1)
+        var fromTable: [(rowID: Int64, secret: StoredSecret)] = []
         while try page.step() {
-            rows.append(
-                (
-                    RowReference(rowID: page.int64(0), id: nil),
-                    StoredSecret(encryptedAPIKey: page.text(1) ?? "", salt: page.text(2) ?? "", nonce: page.text(3) ?? "")
-                ))
+            fromTable.append(
+                (page.int64(0), StoredSecret(encryptedAPIKey: page.text(1) ?? "", salt: page.text(2) ?? "", nonce: page.text(3) ?? "")))
         }
-        return rows
+        // Both in rowid order, no rowid in both: the first `limit` of the two together.
+        let merged = (fromFile + fromTable).sorted { $0.rowID < $1.rowID }.prefix(limit)
+        return merged.map { (RowReference(rowID: $0.rowID, id: nil), $0.secret) }
     }
 
+    /// The file's rows but those staged again, and the table's, as one `toolcfg_digest` text:
+    /// "<rows>:<sum of the rows' hashes, mod 2^64, in hex>".
     func digest() throws -> String? {
+        try finishStaging()
         try connection.createDigestFunction()
-        return try connection.queryText("SELECT toolcfg_digest(rid, new_key, new_salt, new_nonce) FROM \(name)")
+        let fromFile = try openFile().digest(skipping: Array(restaged))
+        guard let text = try connection.queryText("SELECT toolcfg_digest(rid, new_key, new_salt, new_nonce) FROM \(table)"),
+            let separator = text.firstIndex(of: ":"), let rows = UInt64(text[..<separator]),
+            let sum = UInt64(text[text.index(after: separator)...], radix: 16)
+        else { return nil }
+        return "\(fromFile.rows + rows):\(String(fromFile.sum &+ sum, radix: 16))"
     }
 
     func drop() {
+        if let file {
+            if finished { connection.unregisterStageFunctions(of: file, prefix: functions) }
+            self.file = nil
+        }
         connection.detachScratch()
     }
 }
