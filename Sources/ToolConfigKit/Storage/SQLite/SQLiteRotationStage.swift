@@ -15,6 +15,7 @@ final class SQLiteRotationStage: RotationStaging {
     /// The functions over `file`: `<functions>_matches`, `_new`, `_holds`, `_staged`.
     private let functions: String
     private var finished = false
+    private var lastStaged: Int64?
     /// The write phase's table, and the rowids staged in it.
     private let table: String
     private let insert: SQLiteStatement
@@ -50,7 +51,16 @@ final class SQLiteRotationStage: RotationStaging {
     private func stage(_ rowID: Int64, rotate: Bool, old: StoredSecret?, new: StoredSecret) throws {
         try TemporaryStorage.staging("staging the rotated secrets of \(group.label)") { () throws(SQLiteError) in
             if !finished {
+                // The snapshot's scan is ordered by rowid: a step down means a damaged B-tree.
+                if let lastStaged, rowID <= lastStaged {
+                    throw SQLiteError(
+                        code: SQLITE_CORRUPT,
+                        message: "\(group.table) gave rowid \(rowID) after rowid \(lastStaged) in a scan ordered by rowid: "
+                            + "the database file is damaged (PRAGMA integrity_check says where)", path: connection.path,
+                        context: "reading \(group.label)")
+                }
                 try openFile().append(rowID, rotate: rotate, old: old, new: new)
+                lastStaged = rowID
                 return
             }
             try insert.run([.integer(rowID), .integer(rotate ? 1 : 0), .text(new.encryptedAPIKey), .text(new.salt), .text(new.nonce)])
