@@ -71,7 +71,10 @@ struct BackupCheckTests {
         // Every line end, and random cuts within lines.
         var cuts = whole.indices.filter { whole[$0] == UInt8(ascii: "\n") }.map { $0 + 1 }.filter { $0 < whole.count }
         cuts += (0..<12).map { _ in Int.random(in: 1..<whole.count, using: &generator) }
-        for cut in Set(cuts) {
+        // A cut that leaves out only the last line's end leaves every record whole (a random cut
+        // there failed this test about once in 200 runs): not a truncation.
+        let whitespace = Set(" \t\r\n".utf8)
+        for cut in Set(cuts) where !whole[cut...].allSatisfy(whitespace.contains) {
             let file = backups.path("cut-\(cut).\(name.split(separator: ".").last!)")
             try whole.prefix(cut).write(to: URL(fileURLWithPath: file))
             let result = try backups.check(file)
