@@ -41,6 +41,7 @@ struct toolcfg_stage_file {
     off_t size;  // written and pending
     int64_t last_rowid;
     int has_rows, finished;
+    uint64_t digest_rows, digest_sum;  // toolcfg_digest of every row appended, kept as they come
     cursor lookup;  // the SQL functions'
     cursor walk;    // next_after's and the digest's
 };
@@ -77,6 +78,16 @@ void toolcfg_stage_file_close(toolcfg_stage_file *file) {
     free(file->lookup.buffer);
     free(file->walk.buffer);
     free(file);
+}
+
+// A row's hash as toolcfg_digest(rid, new_key, new_salt, new_nonce) sees it: the rowid as SQLite's
+// text of it, then the triple the row is to hold.
+static uint64_t row_hash(int64_t rowid, const char *const texts[3], const size_t lengths[3]) {
+    char number[24];
+    int length = snprintf(number, sizeof number, "%lld", (long long)rowid);
+    uint64_t h = toolcfg_digest_value(toolcfg_digest_start(), 0, (const unsigned char *)number, (size_t)length);
+    for (int i = 0; i < 3; i++) h = toolcfg_digest_value(h, 0, (const unsigned char *)texts[i], lengths[i]);
+    return toolcfg_digest_end(h);
 }
 
 static int write_all(int fd, const uint8_t *bytes, size_t length) {
@@ -125,6 +136,15 @@ int toolcfg_stage_file_append(toolcfg_stage_file *file, int64_t rowid, int rotat
         memcpy(at + 9 + 4 * i, &length, 4);
     }
     if (total > HEADER) memcpy(at + HEADER, texts, total - HEADER);
+    // The digest as the rows come (the read-back's, unless rows are staged again in the table).
+    const char *fresh[3];
+    const char *text = (const char *)at + HEADER + lengths[0] + lengths[1] + lengths[2];
+    for (int i = 0; i < 3; i++) {
+        fresh[i] = text;
+        text += lengths[3 + i];
+    }
+    file->digest_rows += 1;
+    file->digest_sum += row_hash(rowid, fresh, lengths + 3);
     file->pending_length += total;
     file->size += (off_t)total;
     file->last_rowid = rowid;
@@ -326,6 +346,11 @@ int toolcfg_stage_file_next_after(toolcfg_stage_file *file, int64_t after, toolc
 
 int toolcfg_stage_file_digest(toolcfg_stage_file *file, const int64_t *skip, size_t skip_count, uint64_t *rows, uint64_t *sum) {
     if (!file->finished) return EINVAL;
+    if (skip_count == 0) {
+        *rows = file->digest_rows;
+        *sum = file->digest_sum;
+        return 0;
+    }
     cursor *c = &file->walk;
     c->next = 0;
     c->has_sought = 0;
@@ -336,13 +361,8 @@ int toolcfg_stage_file_digest(toolcfg_stage_file *file, const int64_t *skip, siz
         int64_t rowid = c->row.rowid;
         while (skipped < skip_count && skip[skipped] < rowid) skipped++;
         if (skipped < skip_count && skip[skipped] == rowid) continue;
-        // As toolcfg_digest(rid, new_key, new_salt, new_nonce) sees them: the rowid as SQLite's text of it.
-        char number[24];
-        int length = snprintf(number, sizeof number, "%lld", (long long)rowid);
-        uint64_t h = toolcfg_digest_value(toolcfg_digest_start(), 0, (const unsigned char *)number, (size_t)length);
-        for (int i = 3; i < 6; i++) h = toolcfg_digest_value(h, 0, (const unsigned char *)c->row.texts[i], c->row.lengths[i]);
         count += 1;
-        total += toolcfg_digest_end(h);
+        total += row_hash(rowid, c->row.texts + 3, c->row.lengths + 3);
     }
     c->next = 0;
     if (status < 0) return -status;

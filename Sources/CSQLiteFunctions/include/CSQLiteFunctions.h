@@ -50,7 +50,8 @@ void toolcfg_stage_file_unregister(sqlite3 *db, const char *prefix);
 int toolcfg_stage_file_next_after(toolcfg_stage_file *file, int64_t after, toolcfg_stage_row *row);
 
 /// toolcfg_digest over every row (its rowid and the triple it is to hold), but the rows whose
-/// rowids are in `skip` (ascending): 0 or an errno.
+/// rowids are in `skip` (ascending): 0 or an errno. Kept as the rows are appended, so only a
+/// `skip` costs a pass over the file.
 int toolcfg_stage_file_digest(toolcfg_stage_file *file, const int64_t *skip, size_t skip_count, uint64_t *rows, uint64_t *sum);
 
 #endif
