@@ -14,13 +14,17 @@ fixed value of the same length, as in the UPDATE peer):
    `\\copy ... TO STAGE_FILE` and `\\copy ... FROM STAGE_FILE` into a temporary table keyed by
    the table's key);
 2. the write phase: one transaction, each group's UPDATE from its stage with the compare-and-swap
-   on the old triple, the statements toolcfg runs (SQLite's correlated UPDATE; PostgreSQL's
-   UPDATE ... FROM with hash joins off), committed durably (SQLite: synchronous=FULL);
+   on the old triple (SQLite: a correlated UPDATE from the staging table; PostgreSQL: UPDATE ...
+   FROM with hash joins off), committed durably (SQLite: synchronous=FULL);
 3. the read-back: every staged row compared with what was committed.
 
 What toolcfg takes beyond this floor is its own work (deriving keys, AES-GCM, base64, moving rows
 between threads); what the floor takes beyond the one UPDATE is the design's (reading and writing
-every value twice before the lock, and reading it once more after the commit).
+every value twice before the lock, and reading it once more after the commit). On SQLite the floor
+stages in a table, as toolcfg did until it moved its stage to a file read by C functions in step
+with the UPDATE (which the sqlite3 shell cannot run): there the floor is the table stage's cost,
+and toolcfg's write phase is now shorter than the floor's. PostgreSQL's floor writes one group at
+a time, where toolcfg writes a table's groups in one UPDATE.
 """
 import sys
 
