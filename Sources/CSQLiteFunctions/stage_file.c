@@ -31,11 +31,16 @@ typedef struct {
     int have;      // `row` holds a row
     int has_sought;
     int64_t sought;
+    int64_t rewinds;  // walks started again from the file's start for a lower rowid
     toolcfg_stage_row row;
 } cursor;
 
 struct toolcfg_stage_file {
     int fd;
+    // The owner's reference and one per function registered over the file: SQLite drops a
+    // function only when no statement is running, so the last of them frees the file.
+    int references;
+    int error;  // the first failed write: every later append and finish returns it
     uint8_t *pending;
     size_t pending_length, pending_capacity;
     off_t size;  // written and pending
@@ -46,38 +51,69 @@ struct toolcfg_stage_file {
     cursor walk;    // next_after's and the digest's
 };
 
-toolcfg_stage_file *toolcfg_stage_file_create(const char *directory) {
+toolcfg_stage_file *toolcfg_stage_file_create(const char *directory, int *error) {
     int fd = open(directory, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
     if (fd < 0 && (errno == EOPNOTSUPP || errno == EISDIR || errno == EINVAL)) {
         // A file system without O_TMPFILE: a name, unlinked at once.
         size_t size = strlen(directory) + 32;
         char *path = malloc(size);
-        if (!path) return NULL;
+        if (!path) {
+            *error = ENOMEM;
+            return NULL;
+        }
         snprintf(path, size, "%s/toolcfg-stage-XXXXXX", directory);
         fd = mkostemp(path, O_CLOEXEC);
-        int error = errno;
         if (fd >= 0) unlink(path);
         free(path);
-        errno = error;
     }
-    if (fd < 0) return NULL;
+    if (fd < 0) {
+        *error = errno;
+        return NULL;
+    }
     toolcfg_stage_file *file = calloc(1, sizeof *file);
     if (!file) {
         close(fd);
-        errno = ENOMEM;
+        *error = ENOMEM;
         return NULL;
     }
     file->fd = fd;
+    file->references = 1;
     return file;
 }
 
-void toolcfg_stage_file_close(toolcfg_stage_file *file) {
-    if (!file) return;
+static void release(void *pointer) {
+    toolcfg_stage_file *file = pointer;
+    if (--file->references > 0) return;
     close(file->fd);
     free(file->pending);
     free(file->lookup.buffer);
     free(file->walk.buffer);
     free(file);
+}
+
+void toolcfg_stage_file_close(toolcfg_stage_file *file) {
+    if (file) release(file);
+}
+
+int toolcfg_stage_file_result_code(int error) {
+    switch (error) {
+    case ENOSPC:
+    case EDQUOT: return SQLITE_FULL;
+    case ENOMEM: return SQLITE_NOMEM;
+    case EACCES:
+    case EPERM: return SQLITE_PERM;
+    case EINVAL: return SQLITE_MISUSE;  // out of order, or after finish: toolcfg's own mistake
+    default: return SQLITE_IOERR;
+    }
+}
+
+static int fail(toolcfg_stage_file *file, int error) {
+    if (!file->error) file->error = error;
+    return file->error;
+}
+
+int64_t toolcfg_stage_file_rewinds(const toolcfg_stage_file *file) {
+    return file->lookup.rewinds + file->walk.rewinds;
 }
 
 // A row's hash as toolcfg_digest(rid, new_key, new_salt, new_nonce) sees it: the rowid as SQLite's
@@ -110,6 +146,7 @@ static int flush(toolcfg_stage_file *file) {
 }
 
 int toolcfg_stage_file_append(toolcfg_stage_file *file, int64_t rowid, int rotate, const char *texts, const size_t lengths[6]) {
+    if (file->error) return file->error;
     if (file->finished || (file->has_rows && rowid <= file->last_rowid)) return EINVAL;
     size_t total = HEADER;
     for (int i = 0; i < 6; i++) {
@@ -119,11 +156,11 @@ int toolcfg_stage_file_append(toolcfg_stage_file *file, int64_t rowid, int rotat
     if (total > HEADER && !texts) return EINVAL;
     if (file->pending_length + total > file->pending_capacity) {
         int status = flush(file);
-        if (status) return status;
+        if (status) return fail(file, status);
         if (total > file->pending_capacity) {
             size_t capacity = total > WRITE_BUFFER ? total : WRITE_BUFFER;
             uint8_t *grown = realloc(file->pending, capacity);
-            if (!grown) return ENOMEM;
+            if (!grown) return fail(file, ENOMEM);
             file->pending = grown;
             file->pending_capacity = capacity;
         }
@@ -153,9 +190,10 @@ int toolcfg_stage_file_append(toolcfg_stage_file *file, int64_t rowid, int rotat
 }
 
 int toolcfg_stage_file_finish(toolcfg_stage_file *file) {
+    if (file->error) return file->error;
     if (file->finished) return 0;
     int status = flush(file);
-    if (status) return status;
+    if (status) return fail(file, status);
     free(file->pending);
     file->pending = NULL;
     file->pending_capacity = 0;
@@ -220,6 +258,7 @@ static int read_next(const toolcfg_stage_file *file, cursor *c) {
 static int seek(const toolcfg_stage_file *file, cursor *c, int64_t rowid) {
     if (!file->finished) return -EINVAL;
     if (!c->has_sought || rowid < c->sought) {
+        if (c->has_sought) c->rewinds += 1;
         c->next = 0;
         c->have = 0;
     }
@@ -236,7 +275,7 @@ static void report(sqlite3_context *context, int error) {
     char message[200];
     snprintf(message, sizeof message, "reading the rotation's stage file: %s", strerror(error));
     sqlite3_result_error(context, message, -1);
-    sqlite3_result_error_code(context, error == ENOSPC ? SQLITE_FULL : error == ENOMEM ? SQLITE_NOMEM : SQLITE_IOERR);
+    sqlite3_result_error_code(context, toolcfg_stage_file_result_code(error));
 }
 
 // The staged row of the rowid in values[0]: 1 (in *row), 0 (not staged), -1 (error reported).
@@ -319,11 +358,19 @@ static const struct {
 int toolcfg_stage_file_register(sqlite3 *db, toolcfg_stage_file *file, const char *prefix) {
     for (size_t i = 0; i < sizeof functions / sizeof functions[0]; i++) {
         char name[128];
-        if (snprintf(name, sizeof name, "%s%s", prefix, functions[i].suffix) >= (int)sizeof name) return SQLITE_MISUSE;
-        // Direct only: no trigger or view of the database can call them.
+        if (snprintf(name, sizeof name, "%s%s", prefix, functions[i].suffix) >= (int)sizeof name) {
+            toolcfg_stage_file_unregister(db, prefix);
+            return SQLITE_MISUSE;
+        }
+        // Direct only: no trigger or view of the database can call them. SQLite releases the
+        // reference when it drops the function, or at once when registering fails.
+        file->references += 1;
         int status = sqlite3_create_function_v2(db, name, functions[i].arguments, SQLITE_UTF8 | SQLITE_DIRECTONLY, file,
-                                                functions[i].function, NULL, NULL, NULL);
-        if (status != SQLITE_OK) return status;
+                                                functions[i].function, NULL, NULL, release);
+        if (status != SQLITE_OK) {
+            toolcfg_stage_file_unregister(db, prefix);
+            return status;
+        }
     }
     file->lookup.has_sought = 0;
     return SQLITE_OK;
@@ -337,9 +384,8 @@ void toolcfg_stage_file_unregister(sqlite3 *db, const char *prefix) {
     }
 }
 
-int toolcfg_stage_file_next_after(toolcfg_stage_file *file, int64_t after, toolcfg_stage_row *row) {
-    if (after == INT64_MAX) return 0;
-    int status = seek(file, &file->walk, after + 1);
+int toolcfg_stage_file_next_from(toolcfg_stage_file *file, int64_t from, toolcfg_stage_row *row) {
+    int status = seek(file, &file->walk, from);
     if (status == 1) *row = file->walk.row;
     return status;
 }

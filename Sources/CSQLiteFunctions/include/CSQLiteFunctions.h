@@ -21,15 +21,20 @@ typedef struct {
 } toolcfg_stage_row;
 
 /// Creates the file in `directory`, without a name (O_TMPFILE, else a name unlinked at once), so
-/// that a kill leaves nothing behind. NULL with errno set.
-toolcfg_stage_file *toolcfg_stage_file_create(const char *directory);
+/// that a kill leaves nothing behind. NULL with the errno in *error.
+toolcfg_stage_file *toolcfg_stage_file_create(const char *directory, int *error);
 
-/// Closes the file (its space is freed); the functions registered over it must be gone first.
+/// Gives up the owner's hold on the file: it is closed (and its space freed) once no function
+/// registered over it is left either.
 void toolcfg_stage_file_close(toolcfg_stage_file *file);
+
+/// The SQLite result code an errno of these calls stands for (SQLITE_FULL for a full disk, ...).
+int toolcfg_stage_file_result_code(int error);
 
 /// Appends a row; rows come in ascending rowid. `texts`: the six texts one after the other (old
 /// ciphertext, salt, nonce, empty for a kept row; new ciphertext, salt, nonce), `lengths` theirs.
-/// 0, or an errno (EINVAL: out of order, or after toolcfg_stage_file_finish).
+/// 0, or an errno (EINVAL: out of order, or after toolcfg_stage_file_finish); after a failed
+/// write, that write's errno from then on.
 int toolcfg_stage_file_append(toolcfg_stage_file *file, int64_t rowid, int rotate, const char *texts, const size_t lengths[6]);
 
 /// Writes out what is buffered and ends the appends; the reads below need it. 0 or an errno.
@@ -42,12 +47,17 @@ int toolcfg_stage_file_finish(toolcfg_stage_file *file);
 /// staged). They walk the file in step with a scan in rowid order. An SQLite result code.
 int toolcfg_stage_file_register(sqlite3 *db, toolcfg_stage_file *file, const char *prefix);
 
-/// Removes the four functions.
+/// Removes the four functions (SQLite keeps one that a running statement uses, and the file with
+/// it, until the connection closes).
 void toolcfg_stage_file_unregister(sqlite3 *db, const char *prefix);
 
-/// The first row whose rowid is above `after`, read by the file's second cursor (the one the
+/// The first row whose rowid is `from` or above, read by the file's second cursor (the one the
 /// functions do not use): 1 (row filled), 0 (none), or -errno.
-int toolcfg_stage_file_next_after(toolcfg_stage_file *file, int64_t after, toolcfg_stage_row *row);
+int toolcfg_stage_file_next_from(toolcfg_stage_file *file, int64_t from, toolcfg_stage_row *row);
+
+/// How many times the file's cursors went back to its start for a lower rowid than the last one
+/// asked for: a scan in rowid order needs none (tests).
+int64_t toolcfg_stage_file_rewinds(const toolcfg_stage_file *file);
 
 /// toolcfg_digest over every row (its rowid and the triple it is to hold), but the rows whose
 /// rowids are in `skip` (ascending): 0 or an errno. Kept as the rows are appended, so only a

@@ -400,11 +400,14 @@ public struct KeyRotator {
             // groups through a second reader while this one takes the stages' digests and the
             // rest (1M v2 values on SQLite: the read-back 0.6 s with every table digest on one
             // thread). A digest that fails, on either side, is nil, and that group is read back
-            // row by row, where the error surfaces.
-            let elsewhere = Set(Self.largerHalf(of: reports.map(\.rows)))
-            let second = try database.openReader()
+            // row by row, where the error surfaces. Without a second connection (the server's
+            // limit, say), all of them here.
+            let second = try? database.openReader()
+            let elsewhere = second == nil ? [] : Set(Self.largerHalf(of: reports.map(\.rows)))
             let handoff = Handoff(
-                try stages.indices.filter(elsewhere.contains).map { (index: $0, reader: try second.secretReader(for: stages[$0].group)) })
+                try stages.indices.filter(elsewhere.contains).compactMap { index in
+                    try second.map { (index: index, reader: try $0.secretReader(for: stages[index].group)) }
+                })
             let committedElsewhere = Deferred { handoff.value.map { ($0.index, try? $0.reader.digest()) } }
             let written = stages.map { try? $0.digest() }
             var found = stages.indices.map { elsewhere.contains($0) ? nil : try? readers[$0].digest() }

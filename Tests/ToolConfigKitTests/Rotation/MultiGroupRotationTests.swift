@@ -192,4 +192,14 @@ struct MultiGroupRotationTests {
                 && refresh.removedDuringRotation == 1, "\(refresh)")
         try expectUnderNewKey(scratch, expected)
     }
+
+    @Test(
+        "the read-back's table digests are split between two threads by rows, the largest groups first",
+        arguments: [
+            ([500, 250, 250], [0]), ([100], [0]), ([], []), ([10, 30, 20, 40], [3, 0]), ([6, 5, 4, 3], [0, 3]),
+            ([1, 1, 100], [2])
+        ] as [([Int], [Int])])
+    func readBackSplit(rows: [Int], chosen: [Int]) {
+        #expect(KeyRotator.largerHalf(of: rows) == chosen)
+    }
 }

@@ -71,7 +71,11 @@ struct SQLiteRotationStageTests {
         #expect(matching.sorted() == expected)
 
         try connection.execute("BEGIN IMMEDIATE")
+        let rewound = stage.rewinds
         #expect(try stage.applyUnchanged() == expected.count)
+        // The UPDATE walks the file once (twice when SQLite runs it in two passes), never back
+        // and forth.
+        #expect(stage.rewinds - rewound <= 1)
         for rowID in rows {
             let found = try current(rowID)
             if rowID % 5 == 0 {
@@ -83,7 +87,9 @@ struct SQLiteRotationStageTests {
             }
         }
         // The rows changed meanwhile are the leftovers, told apart as staged for a rotation or kept.
+        let beforeLeftovers = stage.rewinds
         let leftovers = try stage.leftovers(after: nil, limit: 1000)
+        #expect(stage.rewinds - beforeLeftovers <= 1)
         #expect(leftovers.map(\.row.rowID) == rows.filter { $0 % 11 == 0 && $0 % 5 != 0 })
         #expect(leftovers.allSatisfy { $0.stagedRotation == ($0.row.rowID % 7 != 0) })
         try connection.execute("ROLLBACK")
@@ -92,12 +98,16 @@ struct SQLiteRotationStageTests {
     @Test("texts past the file's buffers, empty texts and kept rows come back as staged, and the digest matches the table's")
     func longAndEmptyTexts() throws {
         let long = String(repeating: "k", count: 300_000), longer = String(repeating: "m", count: 1_500_000)
+        // With the lowest and highest rowids there are, and a negative one, as SQLite allows them.
         let staged: [(Int64, StoredSecret, rotate: Bool)] = [
+            (.min, secret("new", .min), true),
+            (-5, secret("kept", -5), false),
             (1, StoredSecret(encryptedAPIKey: "", salt: "", nonce: ""), true),
             (2, StoredSecret(encryptedAPIKey: long, salt: "s", nonce: "n"), true),
             (3, secret("kept", 3), false),
             (4, StoredSecret(encryptedAPIKey: longer, salt: long, nonce: ""), true),
-            (5, secret("new", 5), true)
+            (5, secret("new", 5), true),
+            (.max, secret("new", .max), true)
         ]
         let stage = try stage()
         defer { stage.drop() }
@@ -109,12 +119,15 @@ struct SQLiteRotationStageTests {
                 try stage.stageKept(RowReference(rowID: rowID, id: nil), value)
             }
         }
+        var scanned: [Int64] = []
+        try SQLiteSecretStore(connection, group: group).scan(pageSize: 2) { scanned += $0.map(\.rowID) }
+        #expect(scanned == staged.map(\.0))
         try stage.finishStaging()
         let rotated = try stage.rotated(after: nil, limit: 10)
-        #expect(rotated.map(\.row.rowID) == [1, 2, 4, 5])
+        #expect(rotated.map(\.row.rowID) == [.min, 1, 2, 4, 5, .max])
         #expect(rotated.map(\.secret) == staged.filter(\.rotate).map(\.1))
         try connection.execute("BEGIN IMMEDIATE")
-        #expect(try stage.applyUnchanged() == 4)
+        #expect(try stage.applyUnchanged() == 6)
         try connection.execute("COMMIT")
         for (rowID, value, _) in staged { #expect(try current(rowID) == value, "row \(rowID)") }
         let table = try SQLiteSecretStore(connection, group: group).digest()
@@ -134,10 +147,12 @@ struct SQLiteRotationStageTests {
         try stage.finishStaging()
         try connection.execute("BEGIN IMMEDIATE")
         #expect(try stage.applyUnchanged() == 40)
-        // As the write phase redoes rows changed meanwhile: 41 is new, 10 and 20 rotated again,
-        // 30 kept, 35 deleted (still staged, so the digests differ and the read-back goes by pages).
+        // As the write phase redoes rows changed meanwhile: 41 is new, 10, 12, 13 and 20 rotated
+        // again, 30 kept, 35 deleted (still staged, so the digests differ and the read-back goes
+        // by pages).
+        let again: [Int64] = [10, 12, 13, 20, 41]
         try insert(41, secret("again", 41))
-        for rowID: Int64 in [10, 20, 41] {
+        for rowID in again {
             try SQLiteSecretStore(connection, group: group).setSecret(secret("again", rowID), of: RowReference(rowID: rowID, id: nil))
             try stage.stageRotation(RowReference(rowID: rowID, id: nil), old: secret("old", rowID), new: secret("again", rowID))
         }
@@ -147,12 +162,16 @@ struct SQLiteRotationStageTests {
         #expect(try stage.leftovers(after: nil, limit: 100).isEmpty)
 
         let table = try SQLiteSecretStore(connection, group: group).digest()
-        #expect(try stage.digest() == table)
+        let staged = try stage.digest()
+        #expect(table != nil && staged == table)
         try connection.execute("DELETE FROM t WHERE id = 35")
         let afterDelete = try SQLiteSecretStore(connection, group: group).digest()
-        #expect(try stage.digest() != afterDelete)
+        let stagedAfterDelete = try stage.digest()
+        #expect(afterDelete != nil && afterDelete != table && stagedAfterDelete == staged)
 
-        // Pages of 7 through the file and the table together, in rowid order.
+        // Pages of 7 through the file and the table together, in rowid order, the file read once
+        // (two rows staged again fall in one page).
+        let rewound = stage.rewinds
         var pages: [[(row: RowReference, secret: StoredSecret)]] = []
         var after: RowReference?
         while true {
@@ -162,10 +181,11 @@ struct SQLiteRotationStageTests {
             after = last.row
         }
         #expect(pages.dropLast().allSatisfy { $0.count == 7 })
+        #expect(stage.rewinds == rewound)
         let all = pages.flatMap { $0 }
         #expect(all.map(\.row.rowID) == rows.filter { $0 != 30 } + [41])
         for (row, value) in all {
-            #expect(value == secret([10, 20, 41].contains(row.rowID) ? "again" : "new", row.rowID), "row \(row.rowID)")
+            #expect(value == secret(again.contains(row.rowID) ? "again" : "new", row.rowID), "row \(row.rowID)")
         }
     }
 
@@ -173,10 +193,23 @@ struct SQLiteRotationStageTests {
     func order() throws {
         let file = try SQLiteStageFile(database: "stage.db")
         try file.append(5, rotate: true, old: secret("old", 5), new: secret("new", 5))
-        #expect(throws: SQLiteError.self) { try file.append(5, rotate: true, old: secret("old", 5), new: secret("new", 5)) }
+        let repeated = #expect(throws: SQLiteError.self) { try file.append(5, rotate: true, old: secret("old", 5), new: secret("new", 5)) }
+        #expect(repeated?.code == SQLITE_MISUSE)
         #expect(throws: SQLiteError.self) { try file.append(3, rotate: false, old: nil, new: secret("new", 3)) }
         try file.finish()
         #expect(throws: SQLiteError.self) { try file.append(9, rotate: false, old: nil, new: secret("new", 9)) }
-        #expect(try file.rows(after: .min, limit: 10) { _, _ in true }.map(\.rowID) == [5])
+        #expect(try file.next(from: .min) { _, _ in true }?.rowID == 5)
+        #expect(try file.next(from: 6) { _, _ in true } == nil)
+    }
+
+    @Test("dropping the stage removes its functions: nothing is left to read a closed file")
+    func dropRemovesFunctions() throws {
+        try insert(1, secret("old", 1))
+        let stage = try stage()
+        try stage.stageRotation(RowReference(rowID: 1, id: nil), old: secret("old", 1), new: secret("new", 1))
+        try stage.finishStaging()
+        #expect(try connection.queryInt64("SELECT toolcfg_stage7_matches(id, c, s, n) FROM t") == 1)
+        stage.drop()
+        #expect(throws: SQLiteError.self) { try connection.queryInt64("SELECT toolcfg_stage7_matches(id, c, s, n) FROM t") }
     }
 }

@@ -104,13 +104,15 @@ final class SQLiteRotationStage: RotationStaging {
             SELECT \(SQLiteSecretStore.columns(of: group, prefix: "t.")),
                    CASE WHEN s.rid IS NULL THEN \(functions)_staged(t.rowid) ELSE s.rotate END
             FROM \(group.quotedTable) AS t NOT INDEXED LEFT JOIN \(table) AS s ON s.rid = t.rowid
-            WHERE t.rowid > ?1 AND \(group.hasAnyPart("t."))
+            WHERE t.rowid >= ?1 AND \(group.hasAnyPart("t."))
               AND NOT coalesce(
                 CASE WHEN s.rid IS NULL THEN \(functions)_holds(t.rowid, t.\(key), t.\(salt), t.\(nonce))
-                     ELSE t.\(key) IS s.new_key AND t.\(salt) IS s.new_salt AND t.\(nonce) IS s.new_nonce END, 0)
+                     ELSE t.\(key) IS s.new_key COLLATE BINARY AND t.\(salt) IS s.new_salt COLLATE BINARY
+                          AND t.\(nonce) IS s.new_nonce COLLATE BINARY END, 0)
             ORDER BY t.rowid LIMIT \(limit)
             """)
-        try page.bind(row?.rowID ?? .min, at: 1)
+        guard let from = SQLiteSecretStore.from(after: row?.rowID) else { return [] }
+        try page.bind(from, at: 1)
         var rows: [RotationLeftover] = []
         while try page.step() {
             rows.append(RotationLeftover(row: SecretRow(reading: page), stagedRotation: page.isNull(5) ? nil : page.int64(5) != 0))
@@ -120,21 +122,40 @@ final class SQLiteRotationStage: RotationStaging {
 
     func rotated(after row: RowReference?, limit: Int) throws -> [(row: RowReference, secret: StoredSecret)] {
         try finishStaging()
-        let after = row?.rowID ?? .min
-        let restaged = self.restaged
-        let fromFile = try openFile().rows(after: after, limit: limit) { rowID, rotate in rotate && !restaged.contains(rowID) }
+        guard let from = SQLiteSecretStore.from(after: row?.rowID) else { return [] }
         let page = try connection.prepare(
-            "SELECT rid, new_key, new_salt, new_nonce FROM \(table) WHERE rotate = 1 AND rid > ?1 ORDER BY rid LIMIT \(limit)")
-        try page.bind(after, at: 1)
+            "SELECT rid, new_key, new_salt, new_nonce FROM \(table) WHERE rotate = 1 AND rid >= ?1 ORDER BY rid LIMIT \(limit)")
+        try page.bind(from, at: 1)
         var fromTable: [(rowID: Int64, secret: StoredSecret)] = []
         while try page.step() {
             fromTable.append(
                 (page.int64(0), StoredSecret(encryptedAPIKey: page.text(1) ?? "", salt: page.text(2) ?? "", nonce: page.text(3) ?? "")))
         }
-        // Both in rowid order, no rowid in both: the first `limit` of the two together.
-        let merged = (fromFile + fromTable).sorted { $0.rowID < $1.rowID }.prefix(limit)
-        return merged.map { (RowReference(rowID: $0.rowID, id: nil), $0.secret) }
+        // The file's rows merged in, in rowid order, read no further than the page needs: the next
+        // page starts past every row read here, so the file is read once over all the pages.
+        let file = try openFile(), restaged = self.restaged
+        let include = { (rowID: Int64, rotate: Bool) in rotate && !restaged.contains(rowID) }
+        var nextInFile = try file.next(from: from, where: include)
+        var merged: [(row: RowReference, secret: StoredSecret)] = []
+        var fromTableTaken = 0
+        while merged.count < limit {
+            let nextInTable = fromTableTaken < fromTable.count ? fromTable[fromTableTaken] : nil
+            if let inFile = nextInFile, nextInTable.map({ inFile.rowID < $0.rowID }) ?? true {
+                merged.append((RowReference(rowID: inFile.rowID, id: nil), inFile.secret))
+                nextInFile = inFile.rowID < .max ? try file.next(from: inFile.rowID + 1, where: include) : nil
+            } else if let inTable = nextInTable {
+                merged.append((RowReference(rowID: inTable.rowID, id: nil), inTable.secret))
+                fromTableTaken += 1
+            } else {
+                break
+            }
+        }
+        return merged
     }
+
+    /// How often the stage file's readers went back to its start (tests: a scan in rowid order
+    /// needs none).
+    var rewinds: Int64 { file?.rewinds ?? 0 }
 
     /// The file's rows but those staged again, and the table's, as one `toolcfg_digest` text:
     /// "<rows>:<sum of the rows' hashes, mod 2^64, in hex>".
@@ -150,10 +171,15 @@ final class SQLiteRotationStage: RotationStaging {
     }
 
     func drop() {
-        if let file {
-            if finished { connection.unregisterStageFunctions(of: file, prefix: functions) }
-            self.file = nil
-        }
+        closeFile()
         connection.detachScratch()
     }
+
+    /// The functions go with the file (each holds it open until SQLite drops it).
+    private func closeFile() {
+        if let file { connection.unregisterStageFunctions(of: file, prefix: functions) }
+        file = nil
+    }
+
+    deinit { closeFile() }
 }

@@ -33,17 +33,24 @@ final class SQLiteSecretStore: SecretStore {
     }
 
     func scan(pageSize: Int, _ body: ([SecretRow]) throws -> Void) throws {
-        let page = try connection.prepare("SELECT \(columns) FROM \(table) WHERE rowid > ?1 ORDER BY rowid LIMIT \(pageSize)")
-        var after: Int64 = .min
-        while true {
-            try page.bind(.integer(after), at: 1)
+        let page = try connection.prepare("SELECT \(columns) FROM \(table) WHERE rowid >= ?1 ORDER BY rowid LIMIT \(pageSize)")
+        var from: Int64? = .min
+        while let start = from {
+            try page.bind(.integer(start), at: 1)
             var rows: [SecretRow] = []
             while try page.step() { rows.append(SecretRow(reading: page)) }
             page.reset()
             guard let last = rows.last else { return }
             try body(rows)
-            after = last.rowID
+            from = Self.from(after: last.rowID)
         }
+    }
+
+    /// Where a page in rowid order starts after the row `after` (nil: the first page, from the
+    /// lowest rowid there is, -2^63 included); nil when nothing can come after it.
+    static func from(after: Int64?) -> Int64? {
+        guard let after else { return .min }
+        return after < .max ? after + 1 : nil
     }
 
     func sample(_ count: Int) throws -> [SecretRow] {

@@ -13,8 +13,10 @@ final class SQLiteStageFile {
 
     init(database: String) throws(SQLiteError) {
         self.database = database
-        let directory = TemporaryStorage.sqliteDirectory
-        guard let file = toolcfg_stage_file_create(directory) else { throw Self.error(errno, database: database, context: nil) }
+        var error: Int32 = 0
+        guard let file = toolcfg_stage_file_create(TemporaryStorage.sqliteDirectory, &error) else {
+            throw Self.error(error, database: database, context: nil)
+        }
         self.file = file
     }
 
@@ -63,23 +65,27 @@ final class SQLiteStageFile {
         toolcfg_stage_file_unregister(handle, prefix)
     }
 
-    /// Up to `limit` rows after `rowID`, in rowid order, that `include` keeps.
-    func rows(after rowID: Int64, limit: Int, where include: (_ rowID: Int64, _ rotate: Bool) -> Bool) throws(SQLiteError) -> [(
+    /// The first row from rowid `from` on, in rowid order, that `include` keeps; nil when none is
+    /// left. Asked with a higher `from` each time, it reads the file once from start to end.
+    func next(from: Int64, where include: (_ rowID: Int64, _ rotate: Bool) -> Bool) throws(SQLiteError) -> (
         rowID: Int64, secret: StoredSecret
-    )] {
-        var rows: [(Int64, StoredSecret)] = []
-        var after = rowID
+    )? {
+        var from = from
         var row = toolcfg_stage_row()
-        while rows.count < limit {
-            let status = toolcfg_stage_file_next_after(file, after, &row)
+        while true {
+            let status = toolcfg_stage_file_next_from(file, from, &row)
             if status < 0 { throw Self.error(-status, database: database, context: "reading the rotation's stage file") }
-            guard status == 1 else { break }
-            after = row.rowid
-            guard include(row.rowid, row.rotate != 0) else { continue }
-            rows.append((row.rowid, StoredSecret(encryptedAPIKey: Self.text(row, 3), salt: Self.text(row, 4), nonce: Self.text(row, 5))))
+            guard status == 1 else { return nil }
+            if include(row.rowid, row.rotate != 0) {
+                return (row.rowid, StoredSecret(encryptedAPIKey: Self.text(row, 3), salt: Self.text(row, 4), nonce: Self.text(row, 5)))
+            }
+            guard row.rowid < .max else { return nil }
+            from = row.rowid + 1
         }
-        return rows
     }
+
+    /// How often the functions or `next` went back to the file's start (see CSQLiteFunctions.h).
+    var rewinds: Int64 { toolcfg_stage_file_rewinds(file) }
 
     private static func text(_ row: toolcfg_stage_row, _ index: Int) -> String {
         let (pointer, length) =
@@ -105,14 +111,7 @@ final class SQLiteStageFile {
     }
 
     private static func error(_ code: Int32, database: String, context: String?) -> SQLiteError {
-        let engineCode =
-            switch code {
-            case ENOSPC, EDQUOT: SQLITE_FULL
-            case ENOMEM: SQLITE_NOMEM
-            case EINVAL: SQLITE_MISUSE  // out of order, or after finish: toolcfg's own mistake
-            case EACCES, EPERM: SQLITE_PERM
-            default: SQLITE_IOERR
-            }
-        return SQLiteError(code: engineCode, message: String(cString: strerror(code)), path: database, context: context)
+        SQLiteError(
+            code: toolcfg_stage_file_result_code(code), message: String(cString: strerror(code)), path: database, context: context)
     }
 }
