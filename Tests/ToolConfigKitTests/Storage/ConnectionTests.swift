@@ -27,6 +27,36 @@ struct ConnectionTests {
         #expect(try connection.queryText("PRAGMA journal_mode") == "wal")
     }
 
+    @Test("a write transaction is timed without SQLite's automatic checkpoint, which runs right after, when the WAL is as large")
+    func checkpointAfterTheLock() throws {
+        let path = folder.path("c.db")
+        let connection = try SQLiteConnection(path: path, mode: .readWriteCreate)
+        try connection.writeTransaction { try connection.execute("CREATE TABLE t (x BLOB)") }
+        #expect(try connection.queryText("PRAGMA journal_mode") == "wal")
+        func mainFileSize() throws -> Int { try FileManager.default.attributesOfItem(atPath: path)[.size] as? Int ?? 0 }
+        // Under the automatic checkpoint's 1,000 pages: no checkpoint, the pages stay in the WAL.
+        let before = try mainFileSize()
+        try connection.transaction(.write, lockHeld: { _ in }) {
+            try connection.execute(Self.insertingBlobs(10, of: 100))
+        }
+        #expect(try mainFileSize() == before)
+        // 3,000 pages: still in the WAL when the lock's time is taken, in the database file after.
+        var whenTimed = 0
+        try connection.transaction(.write, lockHeld: { _ in whenTimed = (try? mainFileSize()) ?? -1 }) {
+            try connection.execute(Self.insertingBlobs(3000, of: 4000))
+        }
+        #expect(whenTimed == before)
+        #expect(try mainFileSize() > 3000 * 4000)
+        #expect(try connection.queryInt64("PRAGMA wal_autocheckpoint") == 1000)
+    }
+
+    static func insertingBlobs(_ count: Int, of bytes: Int) -> String {
+        """
+        WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < \(count))
+        INSERT INTO t SELECT zeroblob(\(bytes)) FROM n
+        """
+    }
+
     @Test("a writer waits for the lock, then fails with exit 75 past the busy timeout")
     func busy() throws {
         let holder = try SQLiteConnection(path: folder.path("a.db"), mode: .readWriteCreate)
