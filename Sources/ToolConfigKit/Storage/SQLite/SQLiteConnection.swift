@@ -305,7 +305,7 @@ public final class SQLiteConnection {
         // SQLite's automatic checkpoint runs inside COMMIT, once the write lock is given up (a
         // PASSIVE one: the application's writers go on meanwhile). It is run right after the lock
         // is timed instead, so that the time reported is what the application waited (1M
-        // rotated values: a 0.25 s checkpoint).
+        // rotated values: about 0.2 s of checkpoint).
         let checkpointEvery = kind == .write ? holdCheckpoint() : nil
         do {
             let result = try body()
