@@ -11,7 +11,9 @@ import Foundation
 /// 1. Snapshot, no write lock: in one read transaction (in WAL mode a reader never blocks the
 ///    application's writes) each triple is decrypted under the old key and encrypted under the
 ///    new one with a fresh salt and nonce, on all cores, and checked to open under the new key;
-///    the results go to a temporary table (`RotationStage`). `--backup` copies this snapshot.
+///    the results go to the stage (`RotationStaging`: SQLite, a file of the rotation's own read by
+///    functions in step with the write phase's UPDATE; PostgreSQL, temporary tables). `--backup`
+///    copies this snapshot.
 /// 2. Write phase, one write transaction (SQLite: `BEGIN IMMEDIATE`; PostgreSQL: the tables locked
 ///    against other writers, never readers): the staged triples are written with a
 ///    compare-and-swap per row (only where the row still holds the triple that was read); the

@@ -49,47 +49,16 @@ public final class SQLiteStatement {
 
     public func bind(_ text: String?, at index: Int32) throws(SQLiteError) {
         guard var text else { return try bind(.null, at: index) }
-        let status = text.withUTF8 { bindText($0, at: index, copying: true) }
-        try check(binding: status, at: index)
-    }
-
-    /// Binds UTF-8 bytes as text, copied by SQLite or, when not `copying`, borrowed (SQLITE_STATIC:
-    /// the caller keeps them alive until the statement is reset); SQLite's status.
-    private func bindText(_ utf8: UnsafeBufferPointer<UInt8>, at index: Int32, copying: Bool) -> Int32 {
-        // A NULL pointer would bind NULL: an empty text gets a static empty string.
-        guard let base = utf8.baseAddress, !utf8.isEmpty else { return sqlite3_bind_text(handle, index, "", 0, nil) }
-        return base.withMemoryRebound(to: CChar.self, capacity: utf8.count) {
-            sqlite3_bind_text(handle, index, $0, Int32(utf8.count), copying ? toolcfg_sqlite_transient() : nil)
+        let status: Int32 = text.withUTF8 { utf8 in
+            // A NULL pointer would bind NULL: an empty text gets a static empty string.
+            guard let base = utf8.baseAddress, !utf8.isEmpty else { return sqlite3_bind_text(handle, index, "", 0, nil) }
+            return base.withMemoryRebound(to: CChar.self, capacity: utf8.count) {
+                sqlite3_bind_text(handle, index, $0, Int32(utf8.count), toolcfg_sqlite_transient())
+            }
         }
-    }
-
-    // Checked apart from the bind: touching the unowned connection costs a reference-count round
-    // trip, paid only on failure.
-    private func check(binding status: Int32, at index: Int32) throws(SQLiteError) {
+        // Checked here: touching the unowned connection costs a reference-count round trip, paid
+        // only on failure.
         if status != SQLITE_OK { throw connection.error(status, context: "binding parameter \(index)") }
-    }
-
-    /// Binds `texts` to the parameters from `index` on without SQLite's copy of each
-    /// (SQLITE_STATIC: their bytes are borrowed only while `body` runs, which steps the
-    /// statement), then resets the statement, bindings cleared. A rotation stages six texts a
-    /// row, a million rows: each copy was an allocation (1M 8-column inserts in C: 1.6 s with
-    /// copies, 1.0 s without, measured).
-    @discardableResult
-    func withBorrowedTexts<R>(_ texts: [String?], from index: Int32, _ body: () throws -> R) throws -> R {
-        defer { reset() }
-        return try borrow(texts[...], at: index, body)
-    }
-
-    private func borrow<R>(_ texts: ArraySlice<String?>, at index: Int32, _ body: () throws -> R) throws -> R {
-        guard let first = texts.first else { return try body() }
-        guard var text = first else {
-            try bind(.null, at: index)
-            return try borrow(texts.dropFirst(), at: index + 1, body)
-        }
-        return try text.withUTF8 { utf8 in
-            try check(binding: bindText(utf8, at: index, copying: false), at: index)
-            return try borrow(texts.dropFirst(), at: index + 1, body)
-        }
     }
 
     public func bind(_ integer: Int64, at index: Int32) throws(SQLiteError) {
