@@ -63,8 +63,10 @@ toolcfg_stage_file *toolcfg_stage_file_create(const char *directory, int *error)
         }
         snprintf(path, size, "%s/toolcfg-stage-XXXXXX", directory);
         fd = mkostemp(path, O_CLOEXEC);
+        int made = errno;
         if (fd >= 0) unlink(path);
         free(path);
+        errno = made;
     }
     if (fd < 0) {
         *error = errno;
@@ -387,6 +389,15 @@ void toolcfg_stage_file_unregister(sqlite3 *db, const char *prefix) {
 int toolcfg_stage_file_next_from(toolcfg_stage_file *file, int64_t from, toolcfg_stage_row *row) {
     int status = seek(file, &file->walk, from);
     if (status == 1) *row = file->walk.row;
+    return status;
+}
+
+int toolcfg_stage_file_step(toolcfg_stage_file *file, toolcfg_stage_row *row) {
+    if (!file->finished) return -EINVAL;
+    cursor *c = &file->walk;
+    if (!c->has_sought) return toolcfg_stage_file_next_from(file, INT64_MIN, row);
+    int status = read_next(file, c);
+    if (status == 1) *row = c->row;
     return status;
 }
 

@@ -55,6 +55,11 @@ void toolcfg_stage_file_unregister(sqlite3 *db, const char *prefix);
 /// functions do not use): 1 (row filled), 0 (none), or -errno.
 int toolcfg_stage_file_next_from(toolcfg_stage_file *file, int64_t from, toolcfg_stage_row *row);
 
+/// The row after the one that cursor read last, leaving where it was last sent (`from`) as it
+/// was: skipping rows this way never makes a later toolcfg_stage_file_next_from go back to the
+/// file's start. 1, 0 or -errno, as there.
+int toolcfg_stage_file_step(toolcfg_stage_file *file, toolcfg_stage_row *row);
+
 /// How many times the file's cursors went back to its start for a lower rowid than the last one
 /// asked for: a scan in rowid order needs none (tests).
 int64_t toolcfg_stage_file_rewinds(const toolcfg_stage_file *file);

@@ -37,7 +37,7 @@ struct ConnectionTests {
         // Under the automatic checkpoint's 1,000 pages: no checkpoint, the pages stay in the WAL.
         let before = try mainFileSize()
         try connection.transaction(.write, lockHeld: { _ in }) {
-            try connection.execute(Self.insertingBlobs(10, of: 100))
+            try connection.execute(Self.insertingBlobs(10, of: 2000))
         }
         #expect(try mainFileSize() == before)
         // 3,000 pages: still in the WAL when the lock's time is taken, in the database file after.
@@ -47,6 +47,11 @@ struct ConnectionTests {
         }
         #expect(whenTimed == before)
         #expect(try mainFileSize() > 3000 * 4000)
+        #expect(try connection.queryInt64("PRAGMA wal_autocheckpoint") == 1000)
+        // A write that fails puts the automatic checkpoint back too.
+        #expect(throws: SQLiteError.self) {
+            try connection.transaction(.write, lockHeld: { _ in }) { try connection.execute("INSERT INTO missing VALUES (1)") }
+        }
         #expect(try connection.queryInt64("PRAGMA wal_autocheckpoint") == 1000)
     }
 

@@ -324,12 +324,13 @@ public final class SQLiteConnection {
     /// Replaces the automatic checkpoint with a hook that only records the WAL's size after the
     /// commit; returns the automatic checkpoint's setting (pages), nil when it cannot be read.
     private func holdCheckpoint() -> Int32? {
-        guard let handle, let pages = try? queryInt64("PRAGMA wal_autocheckpoint") else { return nil }
+        // 0 is also what it reads while another WAL hook is set: then nothing here touches it.
+        guard let handle, let pages = try? queryInt64("PRAGMA wal_autocheckpoint"), pages > 0 else { return nil }
         commitFrames.count = 0
         sqlite3_wal_hook(
             handle,
             { context, _, schema, frames in
-                if let schema, String(cString: schema) == "main" {
+                if let schema, strcmp(schema, "main") == 0 {
                     Unmanaged<CommitFrames>.fromOpaque(context!).takeUnretainedValue().count = frames
                 }
                 return SQLITE_OK

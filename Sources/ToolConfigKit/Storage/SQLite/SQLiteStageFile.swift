@@ -66,22 +66,21 @@ final class SQLiteStageFile {
     }
 
     /// The first row from rowid `from` on, in rowid order, that `include` keeps; nil when none is
-    /// left. Asked with a higher `from` each time, it reads the file once from start to end.
+    /// left. Asked with a higher `from` each time, it reads the file once from start to end: the
+    /// rows it skips are stepped over, not sought past.
     func next(from: Int64, where include: (_ rowID: Int64, _ rotate: Bool) -> Bool) throws(SQLiteError) -> (
         rowID: Int64, secret: StoredSecret
     )? {
-        var from = from
         var row = toolcfg_stage_row()
-        while true {
-            let status = toolcfg_stage_file_next_from(file, from, &row)
-            if status < 0 { throw Self.error(-status, database: database, context: "reading the rotation's stage file") }
-            guard status == 1 else { return nil }
+        var status = toolcfg_stage_file_next_from(file, from, &row)
+        while status == 1 {
             if include(row.rowid, row.rotate != 0) {
                 return (row.rowid, StoredSecret(encryptedAPIKey: Self.text(row, 3), salt: Self.text(row, 4), nonce: Self.text(row, 5)))
             }
-            guard row.rowid < .max else { return nil }
-            from = row.rowid + 1
+            status = toolcfg_stage_file_step(file, &row)
         }
+        if status < 0 { throw Self.error(-status, database: database, context: "reading the rotation's stage file") }
+        return nil
     }
 
     /// How often the functions or `next` went back to the file's start (see CSQLiteFunctions.h).

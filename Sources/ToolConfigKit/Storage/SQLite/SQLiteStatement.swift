@@ -50,8 +50,10 @@ public final class SQLiteStatement {
     public func bind(_ text: String?, at index: Int32) throws(SQLiteError) {
         guard var text else { return try bind(.null, at: index) }
         let status: Int32 = text.withUTF8 { utf8 in
-            // A NULL pointer would bind NULL: an empty text gets a static empty string.
-            guard let base = utf8.baseAddress, !utf8.isEmpty else { return sqlite3_bind_text(handle, index, "", 0, nil) }
+            // A NULL pointer would bind NULL: an empty text gets an empty string, copied.
+            guard let base = utf8.baseAddress, !utf8.isEmpty else {
+                return sqlite3_bind_text(handle, index, "", 0, toolcfg_sqlite_transient())
+            }
             return base.withMemoryRebound(to: CChar.self, capacity: utf8.count) {
                 sqlite3_bind_text(handle, index, $0, Int32(utf8.count), toolcfg_sqlite_transient())
             }
