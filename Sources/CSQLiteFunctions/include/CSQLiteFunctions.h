@@ -52,7 +52,10 @@ int toolcfg_stage_file_register(sqlite3 *db, toolcfg_stage_file *file, const cha
 void toolcfg_stage_file_unregister(sqlite3 *db, const char *prefix);
 
 /// The first row whose rowid is `from` or above, read by the file's second cursor (the one the
-/// functions do not use): 1 (row filled), 0 (none), or -errno.
+/// functions do not use): 1 (row filled), 0 (none), or -errno. Rows the cursor stepped over
+/// (toolcfg_stage_file_step) count as passed until a lower `from` sends it back to the start:
+/// it goes on from its row. For a reader that skips the same rows every time (SQLiteStageFile's
+/// `next`), that is the same row.
 int toolcfg_stage_file_next_from(toolcfg_stage_file *file, int64_t from, toolcfg_stage_row *row);
 
 /// The row after the one that cursor read last, leaving where it was last sent (`from`) as it

@@ -67,7 +67,8 @@ final class SQLiteStageFile {
 
     /// The first row from rowid `from` on, in rowid order, that `include` keeps; nil when none is
     /// left. Asked with a higher `from` each time, it reads the file once from start to end: the
-    /// rows it skips are stepped over, not sought past.
+    /// rows it skips are stepped over, not sought past, so `include` must skip the same rows on
+    /// every call until a lower `from`.
     func next(from: Int64, where include: (_ rowID: Int64, _ rotate: Bool) -> Bool) throws(SQLiteError) -> (
         rowID: Int64, secret: StoredSecret
     )? {
