@@ -48,7 +48,7 @@ struct toolcfg_stage_file {
     int has_rows, finished;
     uint64_t digest_rows, digest_sum;  // toolcfg_digest of every row appended, kept as they come
     cursor lookup;  // the SQL functions'
-    cursor walk;    // next_after's and the digest's
+    cursor walk;    // next_from's, step's and the digest's
 };
 
 toolcfg_stage_file *toolcfg_stage_file_create(const char *directory, int *error) {
@@ -329,26 +329,28 @@ static void new_part(sqlite3_context *context, int count, sqlite3_value **values
     }
 }
 
+// A function's answer about a row: `value` when the row is staged, NULL when it is not, nothing
+// more when staged_row reported an error.
+static void result_if_staged(sqlite3_context *context, int found, int value) {
+    if (found > 0) {
+        sqlite3_result_int(context, value);
+    } else if (found == 0) {
+        sqlite3_result_null(context);
+    }
+}
+
 static void holds(sqlite3_context *context, int count, sqlite3_value **values) {
     (void)count;
     const toolcfg_stage_row *row;
     int found = staged_row(context, values[0], &row);
-    if (found > 0) {
-        sqlite3_result_int(context, same_triple(values + 1, row, 3));
-    } else if (found == 0) {
-        sqlite3_result_null(context);
-    }
+    result_if_staged(context, found, found > 0 && same_triple(values + 1, row, 3));
 }
 
 static void staged(sqlite3_context *context, int count, sqlite3_value **values) {
     (void)count;
     const toolcfg_stage_row *row;
     int found = staged_row(context, values[0], &row);
-    if (found > 0) {
-        sqlite3_result_int(context, row->rotate);
-    } else if (found == 0) {
-        sqlite3_result_null(context);
-    }
+    result_if_staged(context, found, found > 0 && row->rotate);
 }
 
 static const struct {

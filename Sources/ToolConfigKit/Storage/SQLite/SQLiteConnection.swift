@@ -321,11 +321,17 @@ public final class SQLiteConnection {
         }
     }
 
+    /// The automatic checkpoint's setting (pages), read at the first write transaction and kept:
+    /// nothing else sets it on this connection, and `releaseCheckpoint` puts back this value (a
+    /// stress run's writers commit thousands of small transactions, each read it again). 0, which
+    /// it also reads while another WAL hook is set or when it cannot be read, leaves it alone.
+    private lazy var autoCheckpointPages = Int32(clamping: (try? queryInt64("PRAGMA wal_autocheckpoint")) ?? 0)
+
     /// Replaces the automatic checkpoint with a hook that only records the WAL's size after the
-    /// commit; returns the automatic checkpoint's setting (pages), nil when it cannot be read.
+    /// commit; returns the automatic checkpoint's setting (pages), nil when it is off.
     private func holdCheckpoint() -> Int32? {
-        // 0 is also what it reads while another WAL hook is set: then nothing here touches it.
-        guard let handle, let pages = try? queryInt64("PRAGMA wal_autocheckpoint"), pages > 0 else { return nil }
+        let pages = autoCheckpointPages
+        guard let handle, pages > 0 else { return nil }
         commitFrames.count = 0
         sqlite3_wal_hook(
             handle,
@@ -335,7 +341,7 @@ public final class SQLiteConnection {
                 }
                 return SQLITE_OK
             }, Unmanaged.passUnretained(commitFrames).toOpaque())
-        return Int32(clamping: pages)
+        return pages
     }
 
     /// Puts the automatic checkpoint back and, when the commit left the WAL at least that large,
